@@ -1,0 +1,87 @@
+//! The immutable context every shard shares: the profile, the registries and the rule objects
+//! built from configuration once.
+
+use std::sync::Arc;
+
+use crate::clock::MICROS_PER_SEC;
+use crate::config::{ConfigError, ConsentKeywords, EngineConfig};
+use crate::hash::mix64;
+use crate::pacing::{MarketingCap, PairRate};
+use crate::price::RateCard;
+use crate::profile::Profile;
+use crate::registry::Registry;
+use crate::sketch::hll::{index_and_rank, shard_of_register};
+
+/// Unique recipients are counted over a rolling 24 h, whatever the profile.
+pub const LIMIT_WINDOW_SECS: u32 = 86_400;
+
+/// Media captions, in both profiles.
+pub const MAX_CAPTION_CHARS: usize = 1_024;
+
+#[derive(Debug)]
+pub struct Core {
+    pub profile: Arc<Profile>,
+    pub registry: Registry,
+    pub rate_card: RateCard,
+    pub pair_rate: PairRate,
+    pub marketing_cap: MarketingCap,
+    pub horizon_micros: u64,
+    pub keywords: NormalizedKeywords,
+    pub shards: usize,
+}
+
+impl Core {
+    pub fn new(config: &EngineConfig) -> Result<Core, ConfigError> {
+        config.validate()?;
+        let profile = Arc::new(config.profile.clone());
+        Ok(Core {
+            registry: Registry::new(profile.clone(), config.shards),
+            rate_card: RateCard::new(&profile.pricing),
+            pair_rate: PairRate {
+                interval: profile.pacing.pair_interval_secs,
+                burst: profile.pacing.pair_burst,
+            },
+            marketing_cap: MarketingCap {
+                cap: config.marketing_cap_per_day,
+            },
+            horizon_micros: u64::from(config.schedule_horizon_secs) * MICROS_PER_SEC,
+            keywords: NormalizedKeywords::new(&config.keywords),
+            shards: config.shards,
+            profile,
+        })
+    }
+}
+
+/// The shard that owns a person: chosen by the bits that also choose their sketch register.
+#[inline]
+pub fn shard_of_person(person_hash: u64, shards: usize) -> usize {
+    shard_of_register(index_and_rank(person_hash).0, shards)
+}
+
+/// The shard that owns the person with these digits.
+pub fn shard_for(person_digits: u64, shards: usize) -> usize {
+    shard_of_person(mix64(person_digits), shards)
+}
+
+/// Consent keywords upper-cased once, so matching is one comparison per keyword.
+#[derive(Debug, Clone)]
+pub struct NormalizedKeywords {
+    pub opt_out: Vec<String>,
+    pub opt_in: Vec<String>,
+    pub opt_out_payloads: Vec<String>,
+    pub marketing_opt_out_payloads: Vec<String>,
+    pub opt_in_payloads: Vec<String>,
+}
+
+impl NormalizedKeywords {
+    fn new(keywords: &ConsentKeywords) -> Self {
+        let upper = |list: &[String]| list.iter().map(|k| k.trim().to_uppercase()).collect();
+        NormalizedKeywords {
+            opt_out: upper(&keywords.opt_out),
+            opt_in: upper(&keywords.opt_in),
+            opt_out_payloads: upper(&keywords.opt_out_payloads),
+            marketing_opt_out_payloads: upper(&keywords.marketing_opt_out_payloads),
+            opt_in_payloads: upper(&keywords.opt_in_payloads),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The embeddable engine: all shards in the caller's thread, for providers that want the rules
+//! without a server, for tests, and for simulations on a manual clock.
+//!
+//! Every call reads the injected clock once and routes to the shard that owns the person.
+//! [`crate::workers::ShardPool`] runs the same shards on their own threads.
+
+use std::sync::Arc;
+
+use crate::clock::{Clock, Timestamp};
+use crate::config::{ConfigError, EngineConfig};
+use crate::core::{shard_for, Core};
+use crate::decision::{Decision, DeferReason, Refusal, SendRequest};
+use crate::events::{ConsentChange, ContactView, FailureEffect, InboundEffect, InboundMessage};
+use crate::ids::{Msisdn, PhoneNumberId};
+use crate::price::Ledger;
+use crate::profile::Profile;
+use crate::registry::{Registry, RegistryError};
+use crate::shard::Shard;
+use crate::state::contact::ConsentSource;
+use crate::usage::Usage;
+
+pub struct Engine {
+    core: Arc<Core>,
+    shards: Vec<Shard>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, ConfigError> {
+        let core = Arc::new(Core::new(&config)?);
+        let shards = (0..config.shards)
+            .map(|i| Shard::new(core.clone(), i))
+            .collect();
+        Ok(Engine {
+            core,
+            shards,
+            clock,
+        })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.core.registry
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.core.profile
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn shard_of(&mut self, person: Msisdn) -> &mut Shard {
+        let index = shard_for(person.digits(), self.shards.len());
+        &mut self.shards[index]
+    }
+
+    pub fn decide(&mut self, request: &SendRequest) -> Decision {
+        let now = self.now();
+        let decision = self.shard_of(request.to).decide(request, now);
+        if let Decision::Deferred {
+            until,
+            reason: DeferReason::TierLimit,
+        } = decision
+        {
+            // Capacity is already due on another shard that has not expired it yet: every shard
+            // is at hand here, so expire it and decide again.
+            if until <= now && self.shards.len() > 1 {
+                if let Some(number) = self.core.registry.number(request.number) {
+                    for shard in &mut self.shards {
+                        shard.refresh_scope(&number.scope, now);
+                    }
+                    return self.shard_of(request.to).decide(request, now);
+                }
+            }
+        }
+        decision
+    }
+
+    pub fn inbound(&mut self, message: &InboundMessage) -> Result<InboundEffect, Refusal> {
+        let now = self.now();
+        self.shard_of(message.from).inbound(message, now)
+    }
+
+    pub fn consent(
+        &mut self,
+        number: PhoneNumberId,
+        person: Msisdn,
+        change: ConsentChange,
+        source: ConsentSource,
+    ) -> Result<(), Refusal> {
+        let now = self.now();
+        self.shard_of(person)
+            .consent(number, person, change, source, now)
+    }
+
+    pub fn delivery_failed(
+        &mut self,
+        number: PhoneNumberId,
+        person: Msisdn,
+        code: u32,
+    ) -> Result<FailureEffect, Refusal> {
+        let now = self.now();
+        self.shard_of(person)
+            .delivery_failed(number, person, code, now)
+    }
+
+    pub fn contact(&mut self, number: PhoneNumberId, person: Msisdn) -> Option<ContactView> {
+        let now = self.now();
+        self.shard_of(person).contact(number, person, now)
+    }
+
+    /// The limit facts of the number's scope, brought up to the current time first.
+    pub fn usage(&mut self, number: PhoneNumberId) -> Result<Usage, RegistryError> {
+        let now = self.now();
+        let state = self
+            .core
+            .registry
+            .number(number)
+            .ok_or(RegistryError::UnknownNumber(number))?;
+        for shard in &mut self.shards {
+            shard.refresh_scope(&state.scope, now);
+        }
+        state.scope.apply_due(&self.core.profile, now.secs());
+        Ok(Usage::of(
+            &self.core.profile,
+            &state.scope,
+            state.restricted_until(),
+            now.secs(),
+        ))
+    }
+
+    /// The price ledger of all shards.
+    pub fn ledger(&self) -> Ledger {
+        let mut whole = Ledger::default();
+        for shard in &self.shards {
+            whole.merge(shard.ledger());
+        }
+        whole
+    }
+
+    /// Applies everything time has made due in every shard.
+    pub fn tick(&mut self) {
+        let now = self.now();
+        for shard in &mut self.shards {
+            shard.tick(now);
+        }
+    }
+
+    pub fn contacts(&self) -> usize {
+        self.shards.iter().map(Shard::contacts).sum()
+    }
+
+    /// Heap bytes held by the shards' contact tables, expiry queues and sketches.
+    pub fn heap_bytes(&self) -> usize {
+        self.shards.iter().map(Shard::heap_bytes).sum()
+    }
+
+    /// The shards and their shared core, to run them on threads of their own.
+    pub fn into_parts(self) -> (Arc<Core>, Vec<Shard>, Arc<dyn Clock>) {
+        (self.core, self.shards, self.clock)
+    }
+}

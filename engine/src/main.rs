@@ -1,0 +1,183 @@
+//! The `wagate` command. `wagate simulate [--profile NAME] [--recipients N]` runs the embedded
+//! engine through a scripted day and a half of traffic on a manual clock and prints what each
+//! rule decided.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use wagate::{
+    AccountId, Category, ConsentChange, ConsentSource, Decision, Engine, EngineConfig,
+    InboundContent, InboundMessage, ManualClock, Message, Msisdn, NumberRegistration,
+    PhoneNumberId, PortfolioId, Profile, SendRequest, TemplateDefinition, TemplateSend,
+    TemplateStatus, TextParam,
+};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None | Some("simulate") => simulate(&args[args.len().min(1)..]),
+        Some("--help") | Some("-h") | Some("help") => {
+            println!(
+                "usage: wagate simulate [--profile whatsapp-2021|whatsapp-2025] [--recipients N]"
+            );
+            Ok(())
+        }
+        Some(other) => bail!("unknown command '{other}'; try 'wagate help'"),
+    }
+}
+
+fn simulate(args: &[String]) -> Result<()> {
+    let mut profile_name = "whatsapp-2021".to_string();
+    let mut recipients: u64 = 1_500;
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let value = rest
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--profile" => profile_name = value.clone(),
+            "--recipients" => recipients = value.parse().context("--recipients takes a number")?,
+            other => bail!("unknown option '{other}'"),
+        }
+    }
+    let profile = Profile::embedded(&profile_name)?;
+    let clock = ManualClock::at_2026();
+    let mut engine = Engine::new(EngineConfig::new(profile), Arc::new(clock.clone()))?;
+    let number = PhoneNumberId(106_540_352_242_922);
+    let account = AccountId(1);
+    let registry = engine.registry();
+    registry.register_number(NumberRegistration {
+        id: number,
+        account,
+        portfolio: PortfolioId(1),
+        tier: None,
+        throughput_mps: Some(1_000),
+    })?;
+    let (_, findings) = registry.submit_template(
+        TemplateDefinition::new(
+            account,
+            "order_update",
+            "en_US",
+            Category::Utility,
+            "Hello {{1}}, your order has shipped.",
+        ),
+        engine.now().secs(),
+    )?;
+    println!(
+        "profile {profile_name}: template submitted, lint findings: {}",
+        findings.len()
+    );
+    for status in [TemplateStatus::InReview, TemplateStatus::Approved] {
+        // whatsapp-2025 reviews straight from submitted; skip steps its profile does not have.
+        let _ = engine.registry().set_template_status(
+            account,
+            "order_update",
+            "en_US",
+            status,
+            engine.now().secs(),
+        );
+    }
+
+    let person = |i: u64| Msisdn::from_digits(4_915_100_000_000 + i).expect("valid E.164");
+    for i in 0..recipients {
+        engine.consent(number, person(i), ConsentChange::OptIn, ConsentSource::Api)?;
+    }
+    let template = |name: &str| SendRequest {
+        number,
+        to: person(0),
+        message: Message::Template(TemplateSend::new(
+            name,
+            "en_US",
+            vec![TextParam::positional(name)],
+        )),
+    };
+    let mut tally: BTreeMap<String, u64> = BTreeMap::new();
+    let mut deferred = Vec::new();
+    for i in 0..recipients {
+        let mut request = template("order_update");
+        request.to = person(i);
+        let decision = engine.decide(&request);
+        if matches!(decision, Decision::Deferred { .. }) {
+            deferred.push(request);
+        }
+        *tally.entry(label(&decision)).or_default() += 1;
+        clock.advance_micros(10_000);
+    }
+    report("day 1: one template to each opted-in recipient", &tally);
+
+    let reply = engine.inbound(&InboundMessage {
+        number,
+        from: person(0),
+        content: InboundContent::Text("where is my order?".into()),
+    })?;
+    let answer = engine.decide(&SendRequest {
+        number,
+        to: person(0),
+        message: Message::text("It arrives tomorrow."),
+    });
+    println!(
+        "inbound opens the window until {}; free-form reply: {}",
+        reply.window_until,
+        label(&answer)
+    );
+    engine.inbound(&InboundMessage {
+        number,
+        from: person(1),
+        content: InboundContent::Text("STOP".into()),
+    })?;
+    clock.advance_secs(25 * 3_600);
+    let mut stopped = template("order_update");
+    stopped.to = person(1);
+    println!(
+        "after STOP, a template outside the window: {}",
+        label(&engine.decide(&stopped))
+    );
+
+    let mut tally = BTreeMap::new();
+    for request in &deferred {
+        *tally.entry(label(&engine.decide(request))).or_default() += 1;
+    }
+    report("day 2: the deferred recipients again", &tally);
+    let usage = engine.usage(number)?;
+    println!(
+        "usage: tier {} limit {:?}, used {} (24 h), ~{} unique in 7 days, next tier {:?} at {:?}",
+        usage.tier,
+        usage.limit,
+        usage.used_24h,
+        usage.unique_7d_estimate,
+        usage.next_tier,
+        usage.upgrade_threshold
+    );
+    let spent = engine.ledger().sum(Some(number), None, None);
+    println!(
+        "ledger: {} messages, ${:.2}",
+        spent.messages,
+        spent.micros as f64 / 1e6
+    );
+    Ok(())
+}
+
+fn label(decision: &Decision) -> String {
+    match decision {
+        Decision::Accepted(accepted) if accepted.business_initiated => {
+            "accepted (business-initiated)".into()
+        }
+        Decision::Accepted(_) => "accepted (in window)".into(),
+        Decision::Deferred { reason, .. } => format!("deferred: {}", reason.name()),
+        Decision::Refused(refusal) => format!(
+            "refused: {} ({})",
+            refusal.name(),
+            refusal
+                .meta_code()
+                .map_or("no Meta code".into(), |c| c.to_string())
+        ),
+    }
+}
+
+fn report(title: &str, tally: &BTreeMap<String, u64>) {
+    println!("{title}:");
+    for (outcome, count) in tally {
+        println!("  {count:>7}  {outcome}");
+    }
+}

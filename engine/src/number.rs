@@ -1,0 +1,65 @@
+//! A registered business phone number: its identity, its limit scope, quality, restriction
+//! and throughput scheduler.
+
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use crate::clock::Secs;
+use crate::ids::{AccountId, PhoneNumberId, PortfolioId};
+use crate::pacing::ThroughputScheduler;
+use crate::quality::Quality;
+use crate::scope::LimitScope;
+
+#[derive(Debug)]
+pub struct NumberState {
+    pub id: PhoneNumberId,
+    /// Dense index of the number; the contact-table scope of its people.
+    pub index: u32,
+    pub account: AccountId,
+    pub portfolio: PortfolioId,
+    /// Where its unique recipients are counted (itself, or its portfolio).
+    pub scope: Arc<LimitScope>,
+    pub throughput: ThroughputScheduler,
+    quality: AtomicU8,
+    restricted_until: AtomicU32,
+}
+
+impl NumberState {
+    pub fn new(
+        id: PhoneNumberId,
+        index: u32,
+        account: AccountId,
+        portfolio: PortfolioId,
+        scope: Arc<LimitScope>,
+        throughput_mps: u32,
+    ) -> NumberState {
+        NumberState {
+            id,
+            index,
+            account,
+            portfolio,
+            scope,
+            throughput: ThroughputScheduler::new(throughput_mps),
+            quality: AtomicU8::new(Quality::Unknown as u8),
+            restricted_until: AtomicU32::new(0),
+        }
+    }
+
+    pub fn quality(&self) -> Quality {
+        Quality::from_u8(self.quality.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn store_quality(&self, quality: Quality) {
+        self.quality.store(quality as u8, Ordering::Release);
+    }
+
+    /// Business-initiated messages are blocked until this second (0: not restricted).
+    #[inline]
+    pub fn restricted_until(&self) -> Secs {
+        self.restricted_until.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn restrict_until(&self, until: Secs) {
+        self.restricted_until.store(until, Ordering::Release);
+    }
+}

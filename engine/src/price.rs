@@ -1,0 +1,242 @@
+//! Prices from the profile's rate card, and the ledger they are recorded in.
+
+use crate::clock::{Secs, COMPACT_EPOCH_UNIX_SECS, SECS_PER_DAY};
+use crate::hash::MixHashMap;
+use crate::ids::{Msisdn, PhoneNumberId};
+use crate::profile::PricingSpec;
+use crate::template::model::Category;
+
+/// The rate card, with markets indexed by calling-code prefix, longest first.
+#[derive(Debug, Clone)]
+pub struct RateCard {
+    spec: PricingSpec,
+    /// (prefix digit count, prefix value, market index)
+    prefixes: Vec<(u32, u64, usize)>,
+}
+
+impl RateCard {
+    pub fn new(spec: &PricingSpec) -> RateCard {
+        let mut prefixes = Vec::new();
+        if let PricingSpec::PerCategory { markets, .. } = spec {
+            for (index, market) in markets.iter().enumerate() {
+                for prefix in &market.prefixes {
+                    let value = prefix.parse::<u64>().unwrap_or(0);
+                    prefixes.push((prefix.len() as u32, value, index));
+                }
+            }
+        }
+        prefixes.sort_by_key(|p| std::cmp::Reverse(p.0));
+        RateCard {
+            spec: spec.clone(),
+            prefixes,
+        }
+    }
+
+    /// The price in micro-dollars of one accepted message.
+    #[inline]
+    pub fn price(&self, category: Category, business_initiated: bool, to: Msisdn) -> u64 {
+        match &self.spec {
+            PricingSpec::Flat {
+                business_initiated_micros,
+            } => {
+                if business_initiated {
+                    *business_initiated_micros
+                } else {
+                    0
+                }
+            }
+            PricingSpec::PerCategory {
+                utility_in_window_free,
+                markets,
+            } => {
+                let free = match category {
+                    Category::Service => true,
+                    Category::Utility => *utility_in_window_free && !business_initiated,
+                    Category::Marketing | Category::Authentication => false,
+                };
+                if free {
+                    return 0;
+                }
+                let market = &markets[self.market_of(to)];
+                match category {
+                    Category::Marketing => market.marketing_micros,
+                    Category::Utility => market.utility_micros,
+                    Category::Authentication => market.authentication_micros,
+                    Category::Service => 0,
+                }
+            }
+        }
+    }
+
+    fn market_of(&self, to: Msisdn) -> usize {
+        let digits = to.digits();
+        let length = digits.ilog10() + 1;
+        for (prefix_length, value, market) in &self.prefixes {
+            if *prefix_length == 0 {
+                return *market;
+            }
+            if *prefix_length <= length && digits / 10u64.pow(length - prefix_length) == *value {
+                return *market;
+            }
+        }
+        0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LedgerKey {
+    pub number: PhoneNumberId,
+    pub category: Category,
+    /// Days since the Unix epoch (UTC).
+    pub day: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LedgerTotals {
+    pub messages: u64,
+    pub micros: u64,
+}
+
+/// Accepted messages and their cost, summed per number, category and day.
+#[derive(Debug, Default, Clone)]
+pub struct Ledger {
+    rows: MixHashMap<LedgerKey, LedgerTotals>,
+}
+
+pub fn unix_day(at: Secs) -> u32 {
+    ((u64::from(at) + COMPACT_EPOCH_UNIX_SECS) / u64::from(SECS_PER_DAY)) as u32
+}
+
+impl Ledger {
+    #[inline]
+    pub fn record(&mut self, number: PhoneNumberId, category: Category, at: Secs, micros: u64) {
+        let totals = self
+            .rows
+            .entry(LedgerKey {
+                number,
+                category,
+                day: unix_day(at),
+            })
+            .or_default();
+        totals.messages += 1;
+        totals.micros += micros;
+    }
+
+    /// Adds another ledger's rows into this one (shards into a whole).
+    pub fn merge(&mut self, other: &Ledger) {
+        for (key, totals) in &other.rows {
+            let mine = self.rows.entry(*key).or_default();
+            mine.messages += totals.messages;
+            mine.micros += totals.micros;
+        }
+    }
+
+    /// Every row, sorted by number, day and category.
+    pub fn rows(&self) -> Vec<(LedgerKey, LedgerTotals)> {
+        let mut rows: Vec<_> = self.rows.iter().map(|(k, t)| (*k, *t)).collect();
+        rows.sort_by_key(|(k, _)| (k.number, k.day, k.category));
+        rows
+    }
+
+    /// Totals over the rows that match the filters (`None` matches all).
+    pub fn sum(
+        &self,
+        number: Option<PhoneNumberId>,
+        category: Option<Category>,
+        day: Option<u32>,
+    ) -> LedgerTotals {
+        let mut sum = LedgerTotals::default();
+        for (key, totals) in &self.rows {
+            if number.is_none_or(|n| n == key.number)
+                && category.is_none_or(|c| c == key.category)
+                && day.is_none_or(|d| d == key.day)
+            {
+                sum.messages += totals.messages;
+                sum.micros += totals.micros;
+            }
+        }
+        sum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Profile;
+
+    fn to(digits: u64) -> Msisdn {
+        Msisdn::from_digits(digits).unwrap()
+    }
+
+    #[test]
+    fn flat_card_charges_only_business_initiated() {
+        let card = RateCard::new(&Profile::whatsapp_2021().pricing);
+        assert_eq!(
+            card.price(Category::Marketing, true, to(16_505_551_234)),
+            50_000
+        );
+        assert_eq!(
+            card.price(Category::Utility, true, to(5_511_999_990_000)),
+            50_000
+        );
+        assert_eq!(
+            card.price(Category::Marketing, false, to(16_505_551_234)),
+            0
+        );
+        assert_eq!(card.price(Category::Service, false, to(16_505_551_234)), 0);
+    }
+
+    #[test]
+    fn per_category_card_prices_by_country_and_category() {
+        let card = RateCard::new(&Profile::whatsapp_2025().pricing);
+        assert_eq!(
+            card.price(Category::Marketing, true, to(5_511_999_990_000)),
+            62_500
+        );
+        assert_eq!(
+            card.price(Category::Utility, true, to(5_511_999_990_000)),
+            6_800
+        );
+        // Utility inside the window is free; marketing never is.
+        assert_eq!(
+            card.price(Category::Utility, false, to(5_511_999_990_000)),
+            0
+        );
+        assert_eq!(
+            card.price(Category::Marketing, false, to(16_505_551_234)),
+            25_000
+        );
+        assert_eq!(card.price(Category::Service, false, to(16_505_551_234)), 0);
+        // Longest prefix wins: 212 (Morocco, Rest of Africa) over nothing; 44 falls back.
+        assert_eq!(
+            card.price(Category::Authentication, true, to(212_612_345_678)),
+            4_000
+        );
+        assert_eq!(
+            card.price(Category::Marketing, true, to(447_911_123_456)),
+            60_400
+        );
+    }
+
+    #[test]
+    fn ledger_sums_by_number_category_and_day() {
+        let mut ledger = Ledger::default();
+        let day0 = 2_000 * SECS_PER_DAY;
+        ledger.record(PhoneNumberId(1), Category::Marketing, day0, 50_000);
+        ledger.record(PhoneNumberId(1), Category::Marketing, day0 + 10, 50_000);
+        ledger.record(PhoneNumberId(1), Category::Utility, day0 + SECS_PER_DAY, 0);
+        let mut other = Ledger::default();
+        other.record(PhoneNumberId(2), Category::Marketing, day0, 25_000);
+        ledger.merge(&other);
+        let marketing = ledger.sum(None, Some(Category::Marketing), Some(unix_day(day0)));
+        assert_eq!(
+            marketing,
+            LedgerTotals {
+                messages: 3,
+                micros: 125_000
+            }
+        );
+        assert_eq!(ledger.sum(Some(PhoneNumberId(1)), None, None).messages, 3);
+        assert_eq!(ledger.rows().len(), 3);
+    }
+}

@@ -1,0 +1,353 @@
+//! Policy profiles: WhatsApp's rules as data.
+//!
+//! A profile says where the unique-recipient limit lives, the tier ladder and how to climb it,
+//! how template quality is punished, the pacing defaults and the rate card. Two ship embedded
+//! (`whatsapp-2021`, the default, and `whatsapp-2025`); a provider may load its own TOML.
+//! Nothing else in the core branches on a profile's name.
+
+use serde::Deserialize;
+
+use crate::quality::Quality;
+use crate::template::status::TemplateStatus;
+
+pub const WHATSAPP_2021: &str = include_str!("../profiles/whatsapp-2021.toml");
+pub const WHATSAPP_2025: &str = include_str!("../profiles/whatsapp-2025.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("profile is not valid TOML for a policy profile: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("no embedded profile is called '{0}' (known: whatsapp-2021, whatsapp-2025)")]
+    Unknown(String),
+    #[error("profile '{profile}': {problem}")]
+    Invalid { profile: String, problem: String },
+}
+
+/// Which entity owns the unique-recipient limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitScopeKind {
+    Number,
+    Portfolio,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierSpec {
+    pub name: String,
+    /// Unique recipients per rolling 24 h; absent means unlimited.
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRule {
+    pub threshold_numerator: u32,
+    pub threshold_denominator: u32,
+    /// Qualities under which an upgrade may be earned.
+    pub qualities: Vec<Quality>,
+    pub delay_secs: u32,
+    /// The tier that business verification grants at once, if the profile has that path.
+    #[serde(default)]
+    pub verification_tier: Option<usize>,
+    /// The lowest tier from which usage earns upgrades (below it only verification does).
+    #[serde(default)]
+    pub usage_from_tier: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DowngradeRule {
+    /// How long a number may stay flagged before it loses a tier.
+    pub flagged_secs: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacingRules {
+    pub throughput_mps: u32,
+    pub max_throughput_mps: u32,
+    pub pair_interval_secs: u32,
+    pub pair_burst: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedQualityAction {
+    Flag,
+    Pause,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRulesSpec {
+    on_red_quality: RedQualityAction,
+    flag_recovery_secs: u32,
+    pause_secs: Vec<u32>,
+    transitions: Vec<String>,
+}
+
+/// Template rules after validation, with the transition table as a matrix.
+#[derive(Debug, Clone)]
+pub struct TemplateRules {
+    pub on_red_quality: RedQualityAction,
+    pub flag_recovery_secs: u32,
+    /// Pause lengths in order; one pause more than listed disables the template.
+    pub pause_secs: Vec<u32>,
+    allowed: [[bool; 7]; 7],
+}
+
+impl TemplateRules {
+    pub fn allows(&self, from: TemplateStatus, to: TemplateStatus) -> bool {
+        self.allowed[from as usize][to as usize]
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Market {
+    pub name: String,
+    /// Country calling code prefixes; `""` matches everything (the fallback market).
+    pub prefixes: Vec<String>,
+    pub marketing_micros: u64,
+    pub utility_micros: u64,
+    pub authentication_micros: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "model", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PricingSpec {
+    /// One price for every business-initiated message; everything in the window is free.
+    Flat { business_initiated_micros: u64 },
+    /// Per template message by category and recipient country; service messages are free.
+    PerCategory {
+        utility_in_window_free: bool,
+        markets: Vec<Market>,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileSpec {
+    name: String,
+    limit_scope: LimitScopeKind,
+    service_window_secs: u32,
+    max_text_chars: u32,
+    restriction_secs: u32,
+    initial_tier: usize,
+    tiers: Vec<TierSpec>,
+    upgrade: UpgradeRule,
+    #[serde(default)]
+    downgrade: Option<DowngradeRule>,
+    pacing: PacingRules,
+    templates: TemplateRulesSpec,
+    pricing: PricingSpec,
+}
+
+/// A validated policy profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub limit_scope: LimitScopeKind,
+    pub service_window_secs: u32,
+    pub max_text_chars: u32,
+    pub restriction_secs: u32,
+    pub initial_tier: usize,
+    pub tiers: Vec<TierSpec>,
+    pub upgrade: UpgradeRule,
+    pub downgrade: Option<DowngradeRule>,
+    pub pacing: PacingRules,
+    pub templates: TemplateRules,
+    pub pricing: PricingSpec,
+}
+
+impl Profile {
+    pub fn whatsapp_2021() -> Profile {
+        Self::parse(WHATSAPP_2021).expect("embedded whatsapp-2021 profile is valid")
+    }
+
+    pub fn whatsapp_2025() -> Profile {
+        Self::parse(WHATSAPP_2025).expect("embedded whatsapp-2025 profile is valid")
+    }
+
+    /// One of the embedded profiles by name.
+    pub fn embedded(name: &str) -> Result<Profile, ProfileError> {
+        match name {
+            "whatsapp-2021" => Self::parse(WHATSAPP_2021),
+            "whatsapp-2025" => Self::parse(WHATSAPP_2025),
+            other => Err(ProfileError::Unknown(other.to_string())),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Profile, ProfileError> {
+        let spec: ProfileSpec = toml::from_str(text)?;
+        let invalid = |problem: String| ProfileError::Invalid {
+            profile: spec.name.clone(),
+            problem,
+        };
+        if spec.tiers.is_empty() {
+            return Err(invalid("at least one tier is needed".into()));
+        }
+        if spec.initial_tier >= spec.tiers.len() {
+            return Err(invalid("initial_tier is past the last tier".into()));
+        }
+        let ascending = spec
+            .tiers
+            .windows(2)
+            .all(|w| w[0].limit.unwrap_or(u32::MAX) < w[1].limit.unwrap_or(u32::MAX));
+        if !ascending {
+            return Err(invalid(
+                "tier limits must rise strictly, unlimited last".into(),
+            ));
+        }
+        if spec.upgrade.threshold_denominator == 0 {
+            return Err(invalid("upgrade threshold_denominator is 0".into()));
+        }
+        if let Some(tier) = spec.upgrade.verification_tier {
+            if tier >= spec.tiers.len() {
+                return Err(invalid("verification_tier is past the last tier".into()));
+            }
+        }
+        let pacing = &spec.pacing;
+        if pacing.throughput_mps == 0 || pacing.throughput_mps > pacing.max_throughput_mps {
+            return Err(invalid(
+                "throughput_mps must be 1..=max_throughput_mps".into(),
+            ));
+        }
+        if pacing.pair_interval_secs == 0 || pacing.pair_burst == 0 {
+            return Err(invalid(
+                "pair pacing needs an interval and a burst of 1 or more".into(),
+            ));
+        }
+        if spec.service_window_secs == 0 {
+            return Err(invalid("service_window_secs is 0".into()));
+        }
+        if let PricingSpec::PerCategory { markets, .. } = &spec.pricing {
+            if !markets
+                .iter()
+                .any(|m| m.prefixes.iter().any(String::is_empty))
+            {
+                return Err(invalid(
+                    "per-category pricing needs a fallback market (prefix \"\")".into(),
+                ));
+            }
+        }
+        let templates = parse_template_rules(&spec.templates).map_err(invalid)?;
+        Ok(Profile {
+            name: spec.name,
+            limit_scope: spec.limit_scope,
+            service_window_secs: spec.service_window_secs,
+            max_text_chars: spec.max_text_chars,
+            restriction_secs: spec.restriction_secs,
+            initial_tier: spec.initial_tier,
+            tiers: spec.tiers,
+            upgrade: spec.upgrade,
+            downgrade: spec.downgrade,
+            pacing: spec.pacing,
+            templates,
+            pricing: spec.pricing,
+        })
+    }
+
+    /// The limit of tier `index`, `None` when unlimited.
+    pub fn tier_limit(&self, index: usize) -> Option<u32> {
+        self.tiers.get(index).and_then(|t| t.limit)
+    }
+
+    /// Unique recipients over 7 days that earn the next tier from tier `index`.
+    pub fn upgrade_threshold(&self, index: usize) -> Option<u64> {
+        if index + 1 >= self.tiers.len() || index < self.upgrade.usage_from_tier {
+            return None;
+        }
+        let limit = u64::from(self.tier_limit(index)?);
+        let rule = &self.upgrade;
+        Some(
+            (limit * u64::from(rule.threshold_numerator))
+                .div_ceil(u64::from(rule.threshold_denominator)),
+        )
+    }
+}
+
+fn parse_template_rules(spec: &TemplateRulesSpec) -> Result<TemplateRules, String> {
+    let mut allowed = [[false; 7]; 7];
+    for line in &spec.transitions {
+        let (from, to) = line
+            .split_once("->")
+            .ok_or_else(|| format!("transition '{line}' is not 'from -> to'"))?;
+        let parse = |name: &str| {
+            TemplateStatus::parse(name).ok_or_else(|| format!("unknown template status '{name}'"))
+        };
+        allowed[parse(from)? as usize][parse(to)? as usize] = true;
+    }
+    match spec.on_red_quality {
+        RedQualityAction::Flag => {
+            if !allowed[TemplateStatus::Approved as usize][TemplateStatus::Flagged as usize] {
+                return Err("on_red_quality = flag needs 'approved -> flagged'".into());
+            }
+        }
+        RedQualityAction::Pause => {
+            if !allowed[TemplateStatus::Approved as usize][TemplateStatus::Paused as usize] {
+                return Err("on_red_quality = pause needs 'approved -> paused'".into());
+            }
+        }
+    }
+    Ok(TemplateRules {
+        on_red_quality: spec.on_red_quality,
+        flag_recovery_secs: spec.flag_recovery_secs,
+        pause_secs: spec.pause_secs.clone(),
+        allowed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_profiles_parse() {
+        let old = Profile::whatsapp_2021();
+        assert_eq!(old.limit_scope, LimitScopeKind::Number);
+        assert_eq!(old.tier_limit(0), Some(1_000));
+        assert_eq!(old.upgrade_threshold(0), Some(2_000));
+        assert_eq!(old.upgrade_threshold(2), None);
+        let new = Profile::whatsapp_2025();
+        assert_eq!(new.limit_scope, LimitScopeKind::Portfolio);
+        assert_eq!(new.tier_limit(4), None);
+        assert_eq!(new.upgrade_threshold(1), Some(1_000));
+        assert_eq!(
+            new.upgrade_threshold(0),
+            None,
+            "250 -> 2K is by verification"
+        );
+        assert!(new
+            .templates
+            .allows(TemplateStatus::Approved, TemplateStatus::Paused));
+        assert!(!new
+            .templates
+            .allows(TemplateStatus::Approved, TemplateStatus::Flagged));
+        assert!(old
+            .templates
+            .allows(TemplateStatus::Flagged, TemplateStatus::Disabled));
+    }
+
+    #[test]
+    fn bad_profiles_are_refused_with_a_reason() {
+        assert!(matches!(
+            Profile::embedded("whatsapp-1999"),
+            Err(ProfileError::Unknown(_))
+        ));
+        let broken = WHATSAPP_2021.replace("initial_tier = 0", "initial_tier = 9");
+        let error = Profile::parse(&broken).unwrap_err().to_string();
+        assert!(error.contains("initial_tier"), "{error}");
+        let typo = WHATSAPP_2021.replace("\"approved -> flagged\"", "\"approved -> flaged\"");
+        assert!(Profile::parse(&typo)
+            .unwrap_err()
+            .to_string()
+            .contains("flaged"));
+        let unknown_key = format!("{WHATSAPP_2021}\nsurprise = 1\n");
+        assert!(matches!(
+            Profile::parse(&unknown_key),
+            Err(ProfileError::Parse(_))
+        ));
+    }
+}

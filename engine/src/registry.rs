@@ -1,0 +1,357 @@
+//! The shared registries: numbers, portfolios and templates, looked up by every shard.
+//!
+//! Registrations and status changes are rare and go through `DashMap`s; shards keep their own
+//! caches of the `Arc`s and drop them when [`Registry::generation`] moves, so the hot path reads
+//! one atomic rather than a shared map.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use crate::clock::Secs;
+use crate::ids::{AccountId, PhoneNumberId, PortfolioId};
+use crate::number::NumberState;
+use crate::profile::{LimitScopeKind, Profile};
+use crate::quality::Quality;
+use crate::scope::{LimitScope, PORTFOLIO_SCOPE_BIT};
+use crate::template::lint::{lint, LintFinding};
+use crate::template::model::TemplateDefinition;
+use crate::template::registered::{template_key_hash, Template, TransitionError};
+use crate::template::status::TemplateStatus;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("phone number id {0:?} is already registered")]
+    AlreadyRegistered(PhoneNumberId),
+    #[error("phone number id {0:?} is not registered")]
+    UnknownNumber(PhoneNumberId),
+    #[error("portfolio {0:?} has no registered number")]
+    UnknownPortfolio(PortfolioId),
+    #[error("template '{name}' ({language}) does not exist")]
+    UnknownTemplate { name: String, language: String },
+    #[error("tier '{0}' is not in this profile's ladder")]
+    UnknownTier(String),
+    #[error("throughput {got} messages/s is outside 1..={max}")]
+    ThroughputOutOfRange { got: u32, max: u32 },
+    #[error("this profile has no verification path to a higher tier")]
+    NoVerificationPath,
+    #[error("too many numbers: the registry holds at most {0}")]
+    TooManyNumbers(u32),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+}
+
+/// What registering a number needs.
+#[derive(Debug, Clone)]
+pub struct NumberRegistration {
+    pub id: PhoneNumberId,
+    pub account: AccountId,
+    pub portfolio: PortfolioId,
+    /// A tier name from the profile's ladder; the profile's initial tier when `None`.
+    pub tier: Option<String>,
+    /// Messages per second; the profile's default when `None`.
+    pub throughput_mps: Option<u32>,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    profile: Arc<Profile>,
+    shards: usize,
+    numbers: DashMap<PhoneNumberId, Arc<NumberState>>,
+    portfolios: DashMap<PortfolioId, Arc<LimitScope>>,
+    templates: DashMap<u64, Vec<Arc<Template>>>,
+    next_index: AtomicU32,
+    generation: AtomicU64,
+}
+
+impl Registry {
+    pub fn new(profile: Arc<Profile>, shards: usize) -> Registry {
+        Registry {
+            profile,
+            shards,
+            numbers: DashMap::new(),
+            portfolios: DashMap::new(),
+            templates: DashMap::new(),
+            next_index: AtomicU32::new(0),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Moves whenever an `Arc` a shard may have cached is replaced.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn tier_index(&self, name: &str) -> Result<usize, RegistryError> {
+        self.profile
+            .tiers
+            .iter()
+            .position(|t| t.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| RegistryError::UnknownTier(name.to_string()))
+    }
+
+    fn check_throughput(&self, mps: u32) -> Result<u32, RegistryError> {
+        let max = self.profile.pacing.max_throughput_mps;
+        if mps == 0 || mps > max {
+            return Err(RegistryError::ThroughputOutOfRange { got: mps, max });
+        }
+        Ok(mps)
+    }
+
+    pub fn register_number(
+        &self,
+        registration: NumberRegistration,
+    ) -> Result<Arc<NumberState>, RegistryError> {
+        let tier = match &registration.tier {
+            Some(name) => Some(self.tier_index(name)?),
+            None => None,
+        };
+        let throughput = self.check_throughput(
+            registration
+                .throughput_mps
+                .unwrap_or(self.profile.pacing.throughput_mps),
+        )?;
+        let entry = match self.numbers.entry(registration.id) {
+            dashmap::Entry::Occupied(_) => {
+                return Err(RegistryError::AlreadyRegistered(registration.id))
+            }
+            dashmap::Entry::Vacant(vacant) => vacant,
+        };
+        let index = self.next_index.fetch_add(1, Ordering::AcqRel);
+        if index >= PORTFOLIO_SCOPE_BIT {
+            return Err(RegistryError::TooManyNumbers(PORTFOLIO_SCOPE_BIT));
+        }
+        let initial = tier.unwrap_or(self.profile.initial_tier);
+        let scope = match self.profile.limit_scope {
+            LimitScopeKind::Number => Arc::new(LimitScope::new(index, initial, self.shards)),
+            LimitScopeKind::Portfolio => {
+                let scope = self
+                    .portfolios
+                    .entry(registration.portfolio)
+                    .or_insert_with(|| {
+                        Arc::new(LimitScope::new(
+                            PORTFOLIO_SCOPE_BIT | index,
+                            initial,
+                            self.shards,
+                        ))
+                    })
+                    .clone();
+                if let Some(tier) = tier {
+                    scope.set_tier(tier);
+                }
+                scope
+            }
+        };
+        let number = Arc::new(NumberState::new(
+            registration.id,
+            index,
+            registration.account,
+            registration.portfolio,
+            scope,
+            throughput,
+        ));
+        entry.insert(number.clone());
+        self.bump();
+        Ok(number)
+    }
+
+    #[inline]
+    pub fn number(&self, id: PhoneNumberId) -> Option<Arc<NumberState>> {
+        self.numbers.get(&id).map(|n| n.clone())
+    }
+
+    fn require_number(&self, id: PhoneNumberId) -> Result<Arc<NumberState>, RegistryError> {
+        self.number(id).ok_or(RegistryError::UnknownNumber(id))
+    }
+
+    pub fn numbers(&self) -> Vec<Arc<NumberState>> {
+        let mut all: Vec<_> = self.numbers.iter().map(|n| n.clone()).collect();
+        all.sort_by_key(|n| n.index);
+        all
+    }
+
+    pub fn portfolio(&self, id: PortfolioId) -> Option<Arc<LimitScope>> {
+        self.portfolios.get(&id).map(|p| p.clone())
+    }
+
+    /// A number's quality rating. Its limit scope takes the worst rating among its numbers.
+    pub fn set_number_quality(
+        &self,
+        id: PhoneNumberId,
+        quality: Quality,
+        now: Secs,
+    ) -> Result<(), RegistryError> {
+        let number = self.require_number(id)?;
+        number.store_quality(quality);
+        let scope_quality = match self.profile.limit_scope {
+            LimitScopeKind::Number => quality,
+            LimitScopeKind::Portfolio => self
+                .numbers
+                .iter()
+                .filter(|n| n.portfolio == number.portfolio)
+                .map(|n| n.quality())
+                .max_by_key(|q| match q {
+                    Quality::Unknown => 0,
+                    Quality::Green => 1,
+                    Quality::Yellow => 2,
+                    Quality::Red => 3,
+                })
+                .unwrap_or(quality),
+        };
+        number.scope.set_quality(&self.profile, scope_quality, now);
+        Ok(())
+    }
+
+    /// Blocks business-initiated messages from the number for the profile's restriction period.
+    pub fn restrict_number(&self, id: PhoneNumberId, now: Secs) -> Result<Secs, RegistryError> {
+        let number = self.require_number(id)?;
+        let until = now.saturating_add(self.profile.restriction_secs);
+        number.restrict_until(until);
+        Ok(until)
+    }
+
+    pub fn lift_restriction(&self, id: PhoneNumberId) -> Result<(), RegistryError> {
+        self.require_number(id)?.restrict_until(0);
+        Ok(())
+    }
+
+    pub fn set_throughput(&self, id: PhoneNumberId, mps: u32) -> Result<(), RegistryError> {
+        let mps = self.check_throughput(mps)?;
+        self.require_number(id)?.throughput.set_rate(mps);
+        Ok(())
+    }
+
+    /// Sets the tier of the number's limit scope by name (operator override, or Meta's word).
+    pub fn set_tier(&self, id: PhoneNumberId, tier: &str) -> Result<(), RegistryError> {
+        let index = self.tier_index(tier)?;
+        self.require_number(id)?.scope.set_tier(index);
+        Ok(())
+    }
+
+    /// Business verification: where the profile has that path, lifts the portfolio's limit to
+    /// the verification tier at once.
+    pub fn verify_business(&self, portfolio: PortfolioId) -> Result<(), RegistryError> {
+        let tier = self
+            .profile
+            .upgrade
+            .verification_tier
+            .ok_or(RegistryError::NoVerificationPath)?;
+        let scopes: Vec<Arc<LimitScope>> = match self.profile.limit_scope {
+            LimitScopeKind::Portfolio => self.portfolio(portfolio).into_iter().collect(),
+            LimitScopeKind::Number => self
+                .numbers
+                .iter()
+                .filter(|n| n.portfolio == portfolio)
+                .map(|n| n.scope.clone())
+                .collect(),
+        };
+        if scopes.is_empty() {
+            return Err(RegistryError::UnknownPortfolio(portfolio));
+        }
+        for scope in scopes {
+            if scope.tier() < tier {
+                scope.set_tier(tier);
+            }
+        }
+        Ok(())
+    }
+
+    /// Submits a template (or an edit of one) for review and returns the lint's predictions.
+    /// An edit is allowed only where the profile lets the current status go back to submitted.
+    pub fn submit_template(
+        &self,
+        definition: TemplateDefinition,
+        now: Secs,
+    ) -> Result<(Arc<Template>, Vec<LintFinding>), RegistryError> {
+        let findings = lint(&definition);
+        let template = Arc::new(Template::new(definition));
+        let mut bucket = self.templates.entry(template.key_hash).or_default();
+        let definition = &template.definition;
+        let existing = bucket
+            .iter()
+            .position(|t| t.is(definition.account.0, &definition.name, &definition.language));
+        match existing {
+            Some(position) => {
+                let from = bucket[position].status(&self.profile.templates, now);
+                if !self
+                    .profile
+                    .templates
+                    .allows(from, TemplateStatus::Submitted)
+                {
+                    return Err(TransitionError {
+                        from,
+                        to: TemplateStatus::Submitted,
+                    }
+                    .into());
+                }
+                bucket[position] = template.clone();
+            }
+            None => bucket.push(template.clone()),
+        }
+        drop(bucket);
+        self.bump();
+        Ok((template, findings))
+    }
+
+    #[inline]
+    pub fn template(
+        &self,
+        account: AccountId,
+        name: &str,
+        language: &str,
+    ) -> Option<Arc<Template>> {
+        let hash = template_key_hash(account.0, name, language);
+        self.templates
+            .get(&hash)?
+            .iter()
+            .find(|t| t.is(account.0, name, language))
+            .cloned()
+    }
+
+    fn require_template(
+        &self,
+        account: AccountId,
+        name: &str,
+        language: &str,
+    ) -> Result<Arc<Template>, RegistryError> {
+        self.template(account, name, language)
+            .ok_or_else(|| RegistryError::UnknownTemplate {
+                name: name.to_string(),
+                language: language.to_string(),
+            })
+    }
+
+    pub fn set_template_status(
+        &self,
+        account: AccountId,
+        name: &str,
+        language: &str,
+        status: TemplateStatus,
+        now: Secs,
+    ) -> Result<TemplateStatus, RegistryError> {
+        let template = self.require_template(account, name, language)?;
+        Ok(template.transition(&self.profile.templates, status, now)?)
+    }
+
+    pub fn set_template_quality(
+        &self,
+        account: AccountId,
+        name: &str,
+        language: &str,
+        quality: Quality,
+        now: Secs,
+    ) -> Result<TemplateStatus, RegistryError> {
+        let template = self.require_template(account, name, language)?;
+        Ok(template.quality_changed(&self.profile.templates, quality, now))
+    }
+}

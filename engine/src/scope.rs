@@ -1,0 +1,282 @@
+//! A limit scope: the entity that owns a messaging limit (a number under `whatsapp-2021`, a
+//! portfolio under `whatsapp-2025`), shared by all shards without locks.
+//!
+//! `used` is exact: persons with a counted send in the last 24 h, maintained by the shards'
+//! expiry queues. Admission increments it with a compare-and-swap that never passes the limit,
+//! so overshoot is zero however many shards admit at once. Tier, quality, flag and pending
+//! upgrade are atomics; time-driven changes (an upgrade taking effect, a flag expiring into a
+//! downgrade) are applied by whoever looks first after their time.
+
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+use crate::clock::Secs;
+use crate::profile::Profile;
+use crate::quality::Quality;
+use crate::sketch::windowed::WindowSketches;
+
+/// Scope keys of portfolios carry this bit, so they never collide with number indices.
+pub const PORTFOLIO_SCOPE_BIT: u32 = 1 << 31;
+
+const NO_EXPIRY: u32 = u32::MAX;
+
+#[derive(Debug)]
+pub struct LimitScope {
+    /// The contact-table scope under which each person's last counted send is kept.
+    pub key: u32,
+    tier: AtomicU8,
+    used: AtomicU32,
+    quality: AtomicU8,
+    flagged_since: AtomicU32,
+    upgrade_at: AtomicU32,
+    /// New unique recipients to admit before the (costlier) upgrade estimate is read again.
+    upgrade_check_in: AtomicU32,
+    /// Per shard: when its oldest counted recipient leaves the 24 h window.
+    next_expiry: Box<[AtomicU32]>,
+    pub sketches: WindowSketches,
+}
+
+impl LimitScope {
+    pub fn new(key: u32, tier: usize, shards: usize) -> LimitScope {
+        LimitScope {
+            key,
+            tier: AtomicU8::new(tier as u8),
+            used: AtomicU32::new(0),
+            quality: AtomicU8::new(Quality::Unknown as u8),
+            flagged_since: AtomicU32::new(0),
+            upgrade_at: AtomicU32::new(0),
+            upgrade_check_in: AtomicU32::new(0),
+            next_expiry: (0..shards).map(|_| AtomicU32::new(NO_EXPIRY)).collect(),
+            sketches: WindowSketches::default(),
+        }
+    }
+
+    pub fn tier(&self) -> usize {
+        usize::from(self.tier.load(Ordering::Acquire))
+    }
+
+    pub fn set_tier(&self, tier: usize) {
+        self.tier.store(tier as u8, Ordering::Release);
+        self.upgrade_at.store(0, Ordering::Release);
+        self.upgrade_check_in.store(0, Ordering::Release);
+    }
+
+    /// Unique recipients of counted sends in the last 24 h (exact).
+    pub fn used(&self) -> u32 {
+        self.used.load(Ordering::Acquire)
+    }
+
+    pub fn quality(&self) -> Quality {
+        Quality::from_u8(self.quality.load(Ordering::Acquire))
+    }
+
+    pub fn flagged_since(&self) -> Option<Secs> {
+        Some(self.flagged_since.load(Ordering::Acquire)).filter(|s| *s != 0)
+    }
+
+    pub fn upgrade_at(&self) -> Option<Secs> {
+        Some(self.upgrade_at.load(Ordering::Acquire)).filter(|s| *s != 0)
+    }
+
+    /// Takes one unit of capacity for a new unique recipient, if the limit allows.
+    #[inline]
+    pub fn try_admit(&self, limit: Option<u32>) -> bool {
+        let Some(limit) = limit else {
+            self.used.fetch_add(1, Ordering::AcqRel);
+            return true;
+        };
+        let mut current = self.used.load(Ordering::Acquire);
+        loop {
+            if current >= limit {
+                return false;
+            }
+            match self.used.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// Returns capacity: recipients that aged out, or an admission that was not completed.
+    #[inline]
+    pub fn release(&self, count: u32) {
+        if count > 0 {
+            self.used.fetch_sub(count, Ordering::AcqRel);
+        }
+    }
+
+    pub fn publish_next_expiry(&self, shard: usize, at: Option<Secs>) {
+        self.next_expiry[shard].store(at.unwrap_or(NO_EXPIRY), Ordering::Release);
+    }
+
+    /// The earliest moment any shard's oldest counted recipient leaves the window.
+    pub fn next_expiry(&self) -> Option<Secs> {
+        self.next_expiry
+            .iter()
+            .map(|a| a.load(Ordering::Acquire))
+            .min()
+            .filter(|at| *at != NO_EXPIRY)
+    }
+
+    /// Applies what time has made due: a scheduled upgrade, or a downgrade after a long flag.
+    pub fn apply_due(&self, profile: &Profile, now: Secs) {
+        let at = self.upgrade_at.load(Ordering::Acquire);
+        if at != 0
+            && now >= at
+            && self
+                .upgrade_at
+                .compare_exchange(at, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            let top = profile.tiers.len() - 1;
+            let next = (self.tier() + 1).min(top);
+            self.tier.store(next as u8, Ordering::Release);
+            self.upgrade_check_in.store(0, Ordering::Release);
+        }
+        if let Some(rule) = &profile.downgrade {
+            let since = self.flagged_since.load(Ordering::Acquire);
+            if since != 0
+                && now >= since.saturating_add(rule.flagged_secs)
+                && self
+                    .flagged_since
+                    .compare_exchange(since, 0, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                let lower = self.tier().saturating_sub(1);
+                self.tier.store(lower as u8, Ordering::Release);
+            }
+        }
+    }
+
+    /// After a new unique recipient: schedules (or applies) an upgrade once the 7-day estimate
+    /// reaches the profile's threshold with an eligible quality and no flag.
+    pub fn consider_upgrade(&self, profile: &Profile, now: Secs) {
+        let tier = self.tier();
+        let Some(threshold) = profile.upgrade_threshold(tier) else {
+            return;
+        };
+        if self.upgrade_at().is_some()
+            || self.flagged_since().is_some()
+            || !profile.upgrade.qualities.contains(&self.quality())
+        {
+            return;
+        }
+        let wait = self.upgrade_check_in.load(Ordering::Acquire);
+        if wait > 0 {
+            // Each new recipient adds at most one to the true count: no need to look sooner.
+            let _ = self.upgrade_check_in.compare_exchange(
+                wait,
+                wait - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            return;
+        }
+        let estimate = self.sketches.week_estimate();
+        if estimate >= threshold {
+            let delay = profile.upgrade.delay_secs;
+            if delay == 0 {
+                let _ = self.tier.compare_exchange(
+                    tier as u8,
+                    tier as u8 + 1,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            } else {
+                let _ = self.upgrade_at.compare_exchange(
+                    0,
+                    now.saturating_add(delay),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
+        } else {
+            let gap = ((threshold - estimate) / 2).min(u64::from(u32::MAX)) as u32;
+            self.upgrade_check_in.store(gap, Ordering::Release);
+        }
+    }
+
+    /// A new quality rating. Where the profile downgrades, low quality flags the scope (no
+    /// upgrades, a tier lost after the flag period) and a recovery clears the flag.
+    pub fn set_quality(&self, profile: &Profile, quality: Quality, now: Secs) {
+        self.apply_due(profile, now);
+        self.quality.store(quality as u8, Ordering::Release);
+        if profile.downgrade.is_none() {
+            return;
+        }
+        match quality {
+            Quality::Red => {
+                if self
+                    .flagged_since
+                    .compare_exchange(0, now.max(1), Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    self.upgrade_at.store(0, Ordering::Release);
+                }
+            }
+            Quality::Green | Quality::Yellow => {
+                self.flagged_since.store(0, Ordering::Release);
+            }
+            Quality::Unknown => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SECS_PER_DAY;
+
+    #[test]
+    fn admission_never_passes_the_limit() {
+        let scope = LimitScope::new(0, 0, 1);
+        assert!((0..3).all(|_| scope.try_admit(Some(3))));
+        assert!(!scope.try_admit(Some(3)));
+        assert_eq!(scope.used(), 3);
+        scope.release(1);
+        assert!(scope.try_admit(Some(3)));
+        assert!(scope.try_admit(None));
+        assert_eq!(scope.used(), 4);
+    }
+
+    #[test]
+    fn flag_then_recovery_keeps_the_tier_and_seven_days_of_flag_cost_one() {
+        let profile = Profile::whatsapp_2021();
+        let scope = LimitScope::new(0, 1, 1);
+        let day = 1_000 * SECS_PER_DAY;
+        scope.set_quality(&profile, Quality::Red, day);
+        assert_eq!(scope.flagged_since(), Some(day));
+        scope.set_quality(&profile, Quality::Yellow, day + 6 * SECS_PER_DAY);
+        scope.apply_due(&profile, day + 8 * SECS_PER_DAY);
+        assert_eq!((scope.tier(), scope.flagged_since()), (1, None));
+        scope.set_quality(&profile, Quality::Red, day + 10 * SECS_PER_DAY);
+        scope.apply_due(&profile, day + 17 * SECS_PER_DAY - 1);
+        assert_eq!(scope.tier(), 1);
+        scope.apply_due(&profile, day + 17 * SECS_PER_DAY);
+        assert_eq!((scope.tier(), scope.flagged_since()), (0, None));
+    }
+
+    #[test]
+    fn quality_never_lowers_the_limit_under_2025() {
+        let profile = Profile::whatsapp_2025();
+        let scope = LimitScope::new(PORTFOLIO_SCOPE_BIT, 2, 1);
+        scope.set_quality(&profile, Quality::Red, 100);
+        scope.apply_due(&profile, 100 + 30 * SECS_PER_DAY);
+        assert_eq!((scope.tier(), scope.flagged_since()), (2, None));
+    }
+
+    #[test]
+    fn next_expiry_is_the_minimum_over_shards() {
+        let scope = LimitScope::new(0, 0, 3);
+        assert_eq!(scope.next_expiry(), None);
+        scope.publish_next_expiry(2, Some(500));
+        scope.publish_next_expiry(0, Some(700));
+        assert_eq!(scope.next_expiry(), Some(500));
+        scope.publish_next_expiry(2, None);
+        assert_eq!(scope.next_expiry(), Some(700));
+    }
+}

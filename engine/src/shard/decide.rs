@@ -1,0 +1,215 @@
+//! Deciding one send: content, window, consent, restriction, pacing, the limit, then commit.
+//!
+//! Hot file. Rules: no allocation, no lock, no I/O; shared state through atomics only. Every
+//! check that can say "no" or "later" runs before anything is changed, and the two reservations
+//! (limit capacity, throughput slot) are taken last and undone if the other fails, so a refused
+//! or deferred request leaves no trace.
+
+use super::{cached_number, cached_template, shard_scope, Shard};
+use crate::clock::{Secs, Timestamp};
+use crate::core::{LIMIT_WINDOW_SECS, MAX_CAPTION_CHARS};
+use crate::decision::{Accepted, Decision, DeferReason, Message, Refusal, SendRequest};
+use crate::hash::mix64;
+use crate::state::contact::{flags, ContactRecord};
+use crate::state::contact_table::ContactKey;
+use crate::template::model::Category;
+
+fn defer(until: Secs, reason: DeferReason) -> Decision {
+    Decision::Deferred {
+        until: Timestamp::from_secs(until),
+        reason,
+    }
+}
+
+impl Shard {
+    pub fn decide(&mut self, request: &SendRequest, now: Timestamp) -> Decision {
+        let core = &*self.core;
+        let state = &mut self.state;
+        let secs = now.secs();
+        state.refresh_caches(core);
+        let Some(number) = cached_number(&mut state.numbers, core, request.number) else {
+            return Decision::Refused(Refusal::UnknownNumber(request.number));
+        };
+
+        let (category, is_template) = match &request.message {
+            Message::Template(send) => {
+                let Some(template) = cached_template(
+                    &mut state.templates,
+                    core,
+                    number.account,
+                    &send.name,
+                    &send.language,
+                ) else {
+                    return Decision::Refused(Refusal::TemplateNotFound {
+                        name: send.name.clone(),
+                        language: send.language.clone(),
+                    });
+                };
+                if let Err(refusal) = template.check_send(&core.profile.templates, send, secs) {
+                    return Decision::Refused(refusal);
+                }
+                (template.category(), true)
+            }
+            Message::Text { body } => {
+                let chars = body.chars().count();
+                if chars > core.profile.max_text_chars as usize {
+                    return Decision::Refused(Refusal::TextTooLong {
+                        limit: core.profile.max_text_chars,
+                        got: chars,
+                    });
+                }
+                (Category::Service, false)
+            }
+            Message::Media { caption, .. } => {
+                let chars = caption.as_deref().map_or(0, |c| c.chars().count());
+                if chars > MAX_CAPTION_CHARS {
+                    return Decision::Refused(Refusal::TextTooLong {
+                        limit: MAX_CAPTION_CHARS as u32,
+                        got: chars,
+                    });
+                }
+                (Category::Service, false)
+            }
+            Message::Interactive => (Category::Service, false),
+        };
+
+        let person = request.to.digits();
+        let person_hash = mix64(person);
+        let key = ContactKey {
+            person,
+            scope: number.index,
+        };
+        let table_hash = key.table_hash(person_hash);
+        let record = state
+            .contacts
+            .get(&key, table_hash)
+            .copied()
+            .unwrap_or_default();
+        let business_initiated = !record.window_open(secs);
+
+        if business_initiated {
+            if !is_template {
+                return Decision::Refused(Refusal::OutsideServiceWindow);
+            }
+            if let Some(refusal) = consent_refusal(&record, category) {
+                return Decision::Refused(refusal);
+            }
+            let restricted_until = number.restricted_until();
+            if secs < restricted_until {
+                return defer(restricted_until, DeferReason::Restricted);
+            }
+        }
+        if category == Category::Marketing {
+            if secs < record.marketing_cooldown_until {
+                return defer(
+                    record.marketing_cooldown_until,
+                    DeferReason::MarketingCooldown,
+                );
+            }
+            if let Err(until) = core.marketing_cap.check(&record, secs) {
+                return defer(until, DeferReason::MarketingCap);
+            }
+        }
+        if let Err(until) = core.pair_rate.check(&record, secs) {
+            return defer(until, DeferReason::PairRate);
+        }
+
+        // The limit: a recipient already counted in the last 24 h costs nothing again.
+        let scope = &number.scope;
+        let mut new_unique = false;
+        let mut last_counted: Secs = 0;
+        if business_initiated {
+            scope.apply_due(&core.profile, secs);
+            let part = shard_scope(&mut state.scopes, scope, state.index, core.shards);
+            part.expire(&state.contacts, state.index, secs);
+            last_counted = if scope.key == number.index {
+                record.last_business_initiated
+            } else {
+                let scope_key = ContactKey {
+                    person,
+                    scope: scope.key,
+                };
+                state
+                    .contacts
+                    .get(&scope_key, scope_key.table_hash(person_hash))
+                    .map_or(0, |r| r.last_business_initiated)
+            };
+            let repeat = last_counted != 0 && secs < last_counted + LIMIT_WINDOW_SECS;
+            if !repeat {
+                if !scope.try_admit(core.profile.tier_limit(scope.tier())) {
+                    // Capacity frees when the oldest counted recipient ages out; if that moment
+                    // has passed on another shard that has not yet expired it, ask again now.
+                    let until = scope.next_expiry().map_or(secs + 1, |at| at.max(secs));
+                    return defer(until, DeferReason::TierLimit);
+                }
+                new_unique = true;
+            }
+        }
+
+        let send_at = match number.throughput.reserve(now, core.horizon_micros) {
+            Ok(slot) => slot,
+            Err(retry) => {
+                if new_unique {
+                    scope.release(1);
+                }
+                return Decision::Deferred {
+                    until: retry,
+                    reason: DeferReason::Throughput,
+                };
+            }
+        };
+
+        // Commit: from here on nothing can refuse.
+        let record = state.contacts.get_or_insert(&key, table_hash);
+        core.pair_rate.record(record, secs);
+        if category == Category::Marketing {
+            core.marketing_cap.record(record, secs);
+        }
+        if business_initiated {
+            if scope.key == number.index {
+                record.last_business_initiated = secs;
+            } else {
+                let scope_key = ContactKey {
+                    person,
+                    scope: scope.key,
+                };
+                state
+                    .contacts
+                    .get_or_insert(&scope_key, scope_key.table_hash(person_hash))
+                    .last_business_initiated = secs;
+            }
+            let part = shard_scope(&mut state.scopes, scope, state.index, core.shards);
+            part.record(state.index, person, person_hash, secs, last_counted != secs);
+            if new_unique {
+                scope.consider_upgrade(&core.profile, secs);
+            }
+        }
+        let price_micros = core
+            .rate_card
+            .price(category, business_initiated, request.to);
+        state.ledger.record(number.id, category, secs, price_micros);
+        Decision::Accepted(Accepted {
+            category,
+            business_initiated,
+            new_unique_recipient: new_unique,
+            price_micros,
+            send_at,
+        })
+    }
+}
+
+/// Consent for a business-initiated message (replies inside the window never get here).
+#[inline]
+fn consent_refusal(record: &ContactRecord, category: Category) -> Option<Refusal> {
+    if record.has(flags::UNREACHABLE) {
+        Some(Refusal::Unreachable)
+    } else if record.has(flags::OPTED_OUT) {
+        Some(Refusal::OptedOut)
+    } else if !record.has(flags::OPTED_IN) {
+        Some(Refusal::NoOptIn)
+    } else if category == Category::Marketing && record.has(flags::MARKETING_OPTED_OUT) {
+        Some(Refusal::MarketingOptedOut)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,84 @@
+//! A shard's part in the messaging limit: recording counted sends, expiring them after 24 h,
+//! and sliding the sketches.
+
+use std::sync::Arc;
+
+use super::{Shard, ShardScope};
+use crate::clock::{Secs, Timestamp};
+use crate::core::LIMIT_WINDOW_SECS;
+use crate::hash::mix64;
+use crate::scope::LimitScope;
+use crate::state::contact_table::{ContactKey, ContactTable};
+
+/// Whether `at` is still the person's latest counted send in the scope keyed `scope_key`.
+fn is_latest(contacts: &ContactTable, scope_key: u32, person: u64, at: Secs) -> bool {
+    let key = ContactKey {
+        person,
+        scope: scope_key,
+    };
+    contacts
+        .get(&key, key.table_hash(mix64(person)))
+        .is_some_and(|r| r.last_business_initiated == at)
+}
+
+impl ShardScope {
+    /// Applies this shard's expirations due at `now` to the scope's shared count.
+    #[inline]
+    pub(super) fn expire(&mut self, contacts: &ContactTable, shard: usize, now: Secs) {
+        if now < self.front_due {
+            return;
+        }
+        let key = self.scope.key;
+        let left = self.expiry.expire(now, LIMIT_WINDOW_SECS, |p, at| {
+            is_latest(contacts, key, p, at)
+        });
+        self.scope.release(left);
+        let next = self
+            .expiry
+            .next_expiry(LIMIT_WINDOW_SECS, |p, at| is_latest(contacts, key, p, at));
+        self.front_due = next.unwrap_or(u32::MAX);
+        self.scope.publish_next_expiry(shard, next);
+    }
+
+    /// Notes a counted send: queued for expiry (when it is the person's first mark this
+    /// second) and added to the sketches.
+    #[inline]
+    pub(super) fn record(
+        &mut self,
+        shard: usize,
+        person: u64,
+        person_hash: u64,
+        at: Secs,
+        queue: bool,
+    ) {
+        if queue {
+            if self.expiry.is_empty() {
+                self.front_due = at + LIMIT_WINDOW_SECS;
+                self.scope.publish_next_expiry(shard, Some(self.front_due));
+            }
+            self.expiry.push(at, person);
+        }
+        self.sketch.insert(&self.scope.sketches, person_hash, at);
+    }
+}
+
+impl Shard {
+    /// Brings this shard's share of `scope` up to `now`: expirations and sketch windows.
+    pub fn refresh_scope(&mut self, scope: &Arc<LimitScope>, now: Timestamp) {
+        let state = &mut self.state;
+        if let Some(part) = state.scopes.get_mut(&scope.key) {
+            part.expire(&state.contacts, state.index, now.secs());
+            part.sketch.advance(&part.scope.sketches, now.secs());
+        }
+    }
+
+    /// Brings every scope this shard has sent to up to `now`.
+    pub fn tick(&mut self, now: Timestamp) {
+        let state = &mut self.state;
+        for part in state.scopes.values_mut() {
+            part.expire(&state.contacts, state.index, now.secs());
+            part.sketch.advance(&part.scope.sketches, now.secs());
+            part.scope.apply_due(&self.core.profile, now.secs());
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! A shard: the single owner of a slice of people and everything about them.
+//!
+//! Persons are placed on shards by hash; a shard touches its contacts, expiry queues, sketches
+//! and ledger without locks because nothing else touches them. What it shares (numbers, scopes,
+//! templates) it reads through atomics, caching the `Arc`s locally.
+
+mod decide;
+mod events;
+mod limit;
+
+use std::sync::Arc;
+
+use crate::core::Core;
+use crate::hash::MixHashMap;
+use crate::ids::{AccountId, PhoneNumberId};
+use crate::number::NumberState;
+use crate::price::Ledger;
+use crate::scope::LimitScope;
+use crate::sketch::windowed::ShardSketch;
+use crate::state::contact_table::ContactTable;
+use crate::state::expiry::ExpiryQueue;
+use crate::template::registered::{template_key_hash, Template};
+
+/// This shard's part of one limit scope.
+struct ShardScope {
+    scope: Arc<LimitScope>,
+    expiry: ExpiryQueue,
+    /// When the front of `expiry` comes due; `u32::MAX` when empty.
+    front_due: u32,
+    sketch: ShardSketch,
+}
+
+/// The state a shard owns, apart from the shared core.
+struct ShardState {
+    index: usize,
+    contacts: ContactTable,
+    scopes: MixHashMap<u32, ShardScope>,
+    numbers: MixHashMap<PhoneNumberId, Arc<NumberState>>,
+    templates: MixHashMap<u64, Arc<Template>>,
+    cache_generation: u64,
+    ledger: Ledger,
+}
+
+pub struct Shard {
+    core: Arc<Core>,
+    state: ShardState,
+}
+
+impl Shard {
+    pub fn new(core: Arc<Core>, index: usize) -> Shard {
+        Shard {
+            state: ShardState {
+                index,
+                contacts: ContactTable::default(),
+                scopes: MixHashMap::default(),
+                numbers: MixHashMap::default(),
+                templates: MixHashMap::default(),
+                cache_generation: core.registry.generation(),
+                ledger: Ledger::default(),
+            },
+            core,
+        }
+    }
+
+    pub fn index(&self) -> usize {
+        self.state.index
+    }
+
+    pub fn contacts(&self) -> usize {
+        self.state.contacts.len()
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.state.ledger
+    }
+
+    /// Heap bytes of the contact table, expiry queues and sketches (for memory reports).
+    pub fn heap_bytes(&self) -> usize {
+        let scopes: usize = self
+            .state
+            .scopes
+            .values()
+            .map(|s| s.expiry.heap_bytes() + s.sketch.heap_bytes())
+            .sum();
+        self.state.contacts.heap_bytes() + scopes
+    }
+}
+
+impl ShardState {
+    /// Drops cached `Arc`s when the registry replaced something.
+    #[inline]
+    fn refresh_caches(&mut self, core: &Core) {
+        let generation = core.registry.generation();
+        if generation != self.cache_generation {
+            self.numbers.clear();
+            self.templates.clear();
+            self.cache_generation = generation;
+        }
+    }
+}
+
+// The lookups below borrow one cache only, so a decision can hold a number and a template
+// while it updates contacts; returning references (not `Arc` clones) keeps shards from
+// bouncing the shared reference counts between cores on every message.
+
+#[inline]
+fn cached_number<'a>(
+    cache: &'a mut MixHashMap<PhoneNumberId, Arc<NumberState>>,
+    core: &Core,
+    id: PhoneNumberId,
+) -> Option<&'a Arc<NumberState>> {
+    match cache.entry(id) {
+        std::collections::hash_map::Entry::Occupied(entry) => Some(entry.into_mut()),
+        std::collections::hash_map::Entry::Vacant(entry) => {
+            Some(entry.insert(core.registry.number(id)?))
+        }
+    }
+}
+
+#[inline]
+fn cached_template<'a>(
+    cache: &'a mut MixHashMap<u64, Arc<Template>>,
+    core: &Core,
+    account: AccountId,
+    name: &str,
+    language: &str,
+) -> Option<&'a Arc<Template>> {
+    let hash = template_key_hash(account.0, name, language);
+    let hit = cache
+        .get(&hash)
+        .is_some_and(|t| t.is(account.0, name, language));
+    if !hit {
+        cache.insert(hash, core.registry.template(account, name, language)?);
+    }
+    cache.get(&hash)
+}
+
+#[inline]
+fn shard_scope<'a>(
+    scopes: &'a mut MixHashMap<u32, ShardScope>,
+    scope: &Arc<LimitScope>,
+    shard: usize,
+    shards: usize,
+) -> &'a mut ShardScope {
+    scopes.entry(scope.key).or_insert_with(|| ShardScope {
+        scope: scope.clone(),
+        expiry: ExpiryQueue::default(),
+        front_due: u32::MAX,
+        sketch: ShardSketch::new(shard, shards),
+    })
+}

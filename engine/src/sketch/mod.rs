@@ -1,0 +1,4 @@
+//! Unique-recipient sketches: HyperLogLog registers and their rolling-window form.
+
+pub mod hll;
+pub mod windowed;

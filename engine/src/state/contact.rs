@@ -1,0 +1,111 @@
+//! What the core remembers about one person for one business number (or, for the
+//! portfolio-wide limit, one limit scope): 32 bytes, times in compact seconds.
+
+use crate::clock::Secs;
+
+/// Where a consent change came from; kept with its time for the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum ConsentSource {
+    #[default]
+    None = 0,
+    /// The sender's own API call (web form, IVR, paper... collected outside WhatsApp).
+    Api = 1,
+    /// A keyword such as STOP or START typed in the chat.
+    Keyword = 2,
+    /// A quick-reply or interactive button payload.
+    Button = 3,
+    /// Meta's `user_preferences` webhook (marketing stop / resume).
+    UserPreferences = 4,
+    /// A send failed with 131050 (the person stopped marketing messages).
+    DeliveryFailure = 5,
+}
+
+impl ConsentSource {
+    pub fn from_u8(value: u8) -> ConsentSource {
+        match value {
+            1 => ConsentSource::Api,
+            2 => ConsentSource::Keyword,
+            3 => ConsentSource::Button,
+            4 => ConsentSource::UserPreferences,
+            5 => ConsentSource::DeliveryFailure,
+            _ => ConsentSource::None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConsentSource::None => "none",
+            ConsentSource::Api => "api",
+            ConsentSource::Keyword => "keyword",
+            ConsentSource::Button => "button",
+            ConsentSource::UserPreferences => "user_preferences",
+            ConsentSource::DeliveryFailure => "delivery_failure",
+        }
+    }
+}
+
+pub mod flags {
+    /// A recorded opt-in for business-initiated messages.
+    pub const OPTED_IN: u16 = 1;
+    /// A global opt-out: nothing business-initiated until the next opt-in.
+    pub const OPTED_OUT: u16 = 1 << 1;
+    /// Marketing templates are refused (131050); utility and authentication still go.
+    pub const MARKETING_OPTED_OUT: u16 = 1 << 2;
+    /// Meta said the number cannot receive WhatsApp messages (131026), until they write to us.
+    pub const UNREACHABLE: u16 = 1 << 3;
+}
+
+/// A person's state for one key. `0` in a time field means "never".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct ContactRecord {
+    /// The customer-service window is open while `now < window_until`.
+    pub window_until: Secs,
+    /// The last business-initiated send counted against the limit of this key's scope.
+    pub last_business_initiated: Secs,
+    /// Pair pacing: the GCRA theoretical arrival time.
+    pub pair_tat: Secs,
+    /// When consent last changed.
+    pub consent_at: Secs,
+    /// No marketing before this (WhatsApp's per-user marketing limit, 131049).
+    pub marketing_cooldown_until: Secs,
+    /// The two most recent marketing sends, newest first: enough for a cap of 1 or 2 a day.
+    pub marketing_sends: [Secs; 2],
+    pub flags: u16,
+    pub consent_source: u8,
+    _reserved: u8,
+}
+
+impl ContactRecord {
+    #[inline]
+    pub fn has(&self, flag: u16) -> bool {
+        self.flags & flag != 0
+    }
+
+    #[inline]
+    pub fn set(&mut self, flag: u16, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+
+    #[inline]
+    pub fn window_open(&self, now: Secs) -> bool {
+        now < self.window_until
+    }
+
+    pub fn consent_source(&self) -> ConsentSource {
+        ConsentSource::from_u8(self.consent_source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn record_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<super::ContactRecord>(), 32);
+    }
+}

@@ -1,0 +1,115 @@
+//! Exact expiry of unique recipients from a rolling 24 h, per shard and limit scope.
+//!
+//! Every counted business-initiated send appends `(second, person)`; sends arrive in time
+//! order, so the queue is sorted. When a mark is 24 h old, the person leaves the window if the
+//! mark is still their latest send; otherwise a later mark stands for them and this one is
+//! dropped. The scope's shared `used` counter therefore equals, exactly, the persons with a send
+//! in the last 24 h, which is what admission at the limit compares against.
+
+use std::collections::VecDeque;
+
+use crate::clock::Secs;
+
+/// 12 bytes: a person's digits split so the mark packs without padding.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Mark {
+    at: Secs,
+    person_low: u32,
+    person_high: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct ExpiryQueue {
+    marks: VecDeque<Mark>,
+}
+
+impl ExpiryQueue {
+    pub fn push(&mut self, at: Secs, person: u64) {
+        debug_assert!(self.marks.back().is_none_or(|m| m.at <= at));
+        self.marks.push_back(Mark {
+            at,
+            person_low: person as u32,
+            person_high: (person >> 32) as u32,
+        });
+    }
+
+    /// Removes the marks that are `window` old at `now`, calling `expired(person, at)` for each;
+    /// it returns whether the mark was still the person's latest send.
+    pub fn expire(
+        &mut self,
+        now: Secs,
+        window: Secs,
+        mut is_latest: impl FnMut(u64, Secs) -> bool,
+    ) -> u32 {
+        let mut left = 0;
+        while let Some(mark) = self.marks.front().copied() {
+            if mark.at.saturating_add(window) > now {
+                break;
+            }
+            self.marks.pop_front();
+            if is_latest(person_of(&mark), mark.at) {
+                left += 1;
+            }
+        }
+        left
+    }
+
+    /// When the oldest still-current mark expires; stale marks at the front are dropped first.
+    pub fn next_expiry(
+        &mut self,
+        window: Secs,
+        mut is_latest: impl FnMut(u64, Secs) -> bool,
+    ) -> Option<Secs> {
+        while let Some(mark) = self.marks.front().copied() {
+            if is_latest(person_of(&mark), mark.at) {
+                return Some(mark.at.saturating_add(window));
+            }
+            self.marks.pop_front();
+        }
+        None
+    }
+
+    pub fn len(&self) -> usize {
+        self.marks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.marks.is_empty()
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.marks.capacity() * std::mem::size_of::<Mark>()
+    }
+}
+
+fn person_of(mark: &Mark) -> u64 {
+    u64::from(mark.person_high) << 32 | u64::from(mark.person_low)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn only_latest_marks_leave_the_window() {
+        let mut queue = ExpiryQueue::default();
+        let mut latest = HashMap::new();
+        for (at, person) in [(10, 1u64), (20, 2), (30, 1), (40, 3)] {
+            queue.push(at, person);
+            latest.insert(person, at);
+        }
+        let window = 100;
+        assert_eq!(queue.expire(109, window, |p, at| latest[&p] == at), 0);
+        // Person 1's mark at 10 is stale (they were sent to again at 30); person 2 leaves.
+        assert_eq!(queue.expire(120, window, |p, at| latest[&p] == at), 1);
+        assert_eq!(
+            queue.next_expiry(window, |p, at| latest[&p] == at),
+            Some(130)
+        );
+        assert_eq!(queue.expire(1_000, window, |p, at| latest[&p] == at), 2);
+        assert!(queue.is_empty());
+        assert_eq!(queue.next_expiry(window, |_, _| true), None);
+    }
+}

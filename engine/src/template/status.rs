@@ -1,0 +1,61 @@
+//! The states of a template's lifecycle.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateStatus {
+    Submitted = 0,
+    InReview = 1,
+    Approved = 2,
+    Rejected = 3,
+    Flagged = 4,
+    Paused = 5,
+    Disabled = 6,
+}
+
+impl TemplateStatus {
+    pub const ALL: [TemplateStatus; 7] = [
+        TemplateStatus::Submitted,
+        TemplateStatus::InReview,
+        TemplateStatus::Approved,
+        TemplateStatus::Rejected,
+        TemplateStatus::Flagged,
+        TemplateStatus::Paused,
+        TemplateStatus::Disabled,
+    ];
+
+    pub fn from_u8(value: u8) -> TemplateStatus {
+        Self::ALL[usize::from(value).min(Self::ALL.len() - 1)]
+    }
+
+    pub fn parse(text: &str) -> Option<TemplateStatus> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "submitted" | "pending" => Some(TemplateStatus::Submitted),
+            "in_review" => Some(TemplateStatus::InReview),
+            "approved" | "reinstated" => Some(TemplateStatus::Approved),
+            "rejected" => Some(TemplateStatus::Rejected),
+            "flagged" => Some(TemplateStatus::Flagged),
+            "paused" => Some(TemplateStatus::Paused),
+            "disabled" => Some(TemplateStatus::Disabled),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TemplateStatus::Submitted => "submitted",
+            TemplateStatus::InReview => "in_review",
+            TemplateStatus::Approved => "approved",
+            TemplateStatus::Rejected => "rejected",
+            TemplateStatus::Flagged => "flagged",
+            TemplateStatus::Paused => "paused",
+            TemplateStatus::Disabled => "disabled",
+        }
+    }
+
+    /// Only approved templates, and flagged ones while they may still recover, can be sent.
+    pub fn is_sendable(self) -> bool {
+        matches!(self, TemplateStatus::Approved | TemplateStatus::Flagged)
+    }
+}

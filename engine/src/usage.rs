@@ -1,0 +1,67 @@
+//! The messaging-limit facts of a scope, as a sender or operator wants to see them.
+
+use crate::clock::{Secs, Timestamp};
+use crate::profile::Profile;
+use crate::quality::Quality;
+use crate::scope::LimitScope;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Usage {
+    pub tier: String,
+    /// Unique recipients allowed per rolling 24 h; `None` when unlimited.
+    pub limit: Option<u32>,
+    /// Unique recipients of business-initiated messages in the last 24 h (exact).
+    pub used_24h: u32,
+    /// The same from the sketch (approximate, mergeable across machines).
+    pub unique_24h_estimate: u64,
+    /// Unique recipients over the last 7 days (sketch): what upgrades are computed from.
+    pub unique_7d_estimate: u64,
+    pub next_tier: Option<String>,
+    /// 7-day unique recipients that earn the next tier.
+    pub upgrade_threshold: Option<u64>,
+    /// `unique_7d_estimate / upgrade_threshold`, capped at 1.
+    pub upgrade_progress: Option<f64>,
+    /// An earned upgrade waiting for its delay.
+    pub upgrade_effective_at: Option<Timestamp>,
+    pub quality: Quality,
+    pub flagged_since: Option<Timestamp>,
+    /// When a flag not recovered from costs a tier.
+    pub downgrade_at: Option<Timestamp>,
+    pub restricted_until: Option<Timestamp>,
+    /// When the oldest counted recipient leaves the window (capacity frees).
+    pub next_capacity_at: Option<Timestamp>,
+}
+
+fn time(secs: Option<Secs>) -> Option<Timestamp> {
+    secs.map(Timestamp::from_secs)
+}
+
+impl Usage {
+    pub fn of(profile: &Profile, scope: &LimitScope, restricted_until: Secs, now: Secs) -> Usage {
+        let tier = scope.tier();
+        let threshold = profile.upgrade_threshold(tier);
+        let week = scope.sketches.week_estimate();
+        let flagged_since = scope.flagged_since();
+        Usage {
+            tier: profile.tiers[tier].name.clone(),
+            limit: profile.tier_limit(tier),
+            used_24h: scope.used(),
+            unique_24h_estimate: scope.sketches.day_estimate(),
+            unique_7d_estimate: week,
+            next_tier: profile.tiers.get(tier + 1).map(|t| t.name.clone()),
+            upgrade_threshold: threshold,
+            upgrade_progress: threshold.map(|t| (week as f64 / t as f64).min(1.0)),
+            upgrade_effective_at: time(scope.upgrade_at()),
+            quality: scope.quality(),
+            flagged_since: time(flagged_since),
+            downgrade_at: time(flagged_since.and_then(|since| {
+                profile
+                    .downgrade
+                    .as_ref()
+                    .map(|rule| since.saturating_add(rule.flagged_secs))
+            })),
+            restricted_until: time(Some(restricted_until).filter(|until| *until > now)),
+            next_capacity_at: time(scope.next_expiry()),
+        }
+    }
+}
