@@ -23,6 +23,8 @@ pub struct Engine {
     core: Arc<Core>,
     shards: Vec<Shard>,
     clock: Arc<dyn Clock>,
+    /// The hour every shard was last brought up to (see `Engine::catch_up`).
+    ticked_hour: u32,
 }
 
 impl Engine {
@@ -35,6 +37,7 @@ impl Engine {
             core,
             shards,
             clock,
+            ticked_hour: 0,
         })
     }
 
@@ -50,13 +53,28 @@ impl Engine {
         self.clock.now()
     }
 
+    /// The current time, after bringing every shard to the current hour. A shard slides its
+    /// sketch windows when it sends, so one that has been idle would otherwise keep old hours in
+    /// the shared estimate; once an hour, every shard slides and expires.
+    fn catch_up(&mut self) -> Timestamp {
+        let now = self.now();
+        let hour = now.secs() / crate::clock::SECS_PER_HOUR;
+        if hour != self.ticked_hour && self.shards.len() > 1 {
+            for shard in &mut self.shards {
+                shard.tick(now);
+            }
+        }
+        self.ticked_hour = hour;
+        now
+    }
+
     fn shard_of(&mut self, person: Msisdn) -> &mut Shard {
         let index = shard_for(person.digits(), self.shards.len());
         &mut self.shards[index]
     }
 
     pub fn decide(&mut self, request: &SendRequest) -> Decision {
-        let now = self.now();
+        let now = self.catch_up();
         let decision = self.shard_of(request.to).decide(request, now);
         if let Decision::Deferred {
             until,
@@ -112,7 +130,7 @@ impl Engine {
 
     /// The limit facts of the number's scope, brought up to the current time first.
     pub fn usage(&mut self, number: PhoneNumberId) -> Result<Usage, RegistryError> {
-        let now = self.now();
+        let now = self.catch_up();
         let state = self
             .core
             .registry

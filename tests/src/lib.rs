@@ -1,1 +1,2 @@
-//! placeholder
+//! Shared helpers for wagate's cross-crate tests. The test programs live beside this crate's
+//! manifest (`compliance_model.rs`, ...).

@@ -179,7 +179,14 @@ impl Shard {
                     .last_business_initiated = secs;
             }
             let part = shard_scope(&mut state.scopes, scope, state.index, core.shards);
-            part.record(state.index, person, person_hash, secs, last_counted != secs);
+            part.record(
+                &state.contacts,
+                state.index,
+                person,
+                person_hash,
+                secs,
+                last_counted,
+            );
             if new_unique {
                 scope.consider_upgrade(&core.profile, secs);
             }

@@ -40,23 +40,34 @@ impl ShardScope {
         self.scope.publish_next_expiry(shard, next);
     }
 
-    /// Notes a counted send: queued for expiry (when it is the person's first mark this
-    /// second) and added to the sketches.
+    /// Notes a counted send at `at` whose person was last counted at `previous` (0 if never):
+    /// queued for expiry and added to the sketches.
     #[inline]
     pub(super) fn record(
         &mut self,
+        contacts: &ContactTable,
         shard: usize,
         person: u64,
         person_hash: u64,
         at: Secs,
-        queue: bool,
+        previous: Secs,
     ) {
-        if queue {
+        // A second send in the same second is already covered by that second's mark.
+        if previous != at {
             if self.expiry.is_empty() {
                 self.front_due = at + LIMIT_WINDOW_SECS;
                 self.scope.publish_next_expiry(shard, Some(self.front_due));
             }
             self.expiry.push(at, person);
+            // Renewing the person at the front moves this shard's next expiry later.
+            if previous != 0 && self.expiry.front() == Some((previous, person)) {
+                let key = self.scope.key;
+                let next = self
+                    .expiry
+                    .next_expiry(LIMIT_WINDOW_SECS, |p, t| is_latest(contacts, key, p, t));
+                self.front_due = next.unwrap_or(u32::MAX);
+                self.scope.publish_next_expiry(shard, next);
+            }
         }
         self.sketch.insert(&self.scope.sketches, person_hash, at);
     }

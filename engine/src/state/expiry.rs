@@ -70,6 +70,11 @@ impl ExpiryQueue {
         None
     }
 
+    /// The oldest mark, current or stale.
+    pub fn front(&self) -> Option<(Secs, u64)> {
+        self.marks.front().map(|m| (m.at, person_of(m)))
+    }
+
     pub fn len(&self) -> usize {
         self.marks.len()
     }
