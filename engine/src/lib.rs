@@ -35,6 +35,7 @@ pub mod sketch;
 pub mod state;
 pub mod template;
 pub mod usage;
+pub mod workers;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::EngineConfig;
