@@ -1,0 +1,190 @@
+//! Durable storage behind a trait: column families of ordered byte keys, atomic batches that
+//! may be synced to the write-ahead log, counters that add up in place, and values that expire.
+//!
+//! The engine writes through [`Store`]; [`memory::MemoryStore`] serves unit tests and
+//! [`rocks::RocksStore`] is the product. Both pass the conformance tests in `conformance.rs`.
+
+pub mod conformance;
+pub mod keys;
+pub mod memory;
+pub mod rocks;
+
+/// Column families, one per access pattern (see docs/ARCHITECTURE.md, "On disk").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// Format version and other facts about the data directory.
+    Meta,
+    /// Numbers, limit scopes and templates: small, rewritten whole on change.
+    Registry,
+    /// Contact records by (register, person, scope): scanned in ranges at start-up.
+    Contacts,
+    /// Accepted messages by id with their dispatch state; kept after dispatch.
+    Messages,
+    /// Ids of messages not yet settled with the upstream: what start-up reads to resume.
+    Outbox,
+    /// Idempotency records by (number, key); each value starts with its expiry.
+    Idempotency,
+    /// Price ledger counters by (number, day, category), added to in place.
+    Ledger,
+}
+
+impl Family {
+    pub const ALL: [Family; 7] = [
+        Family::Meta,
+        Family::Registry,
+        Family::Contacts,
+        Family::Messages,
+        Family::Outbox,
+        Family::Idempotency,
+        Family::Ledger,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Meta => "meta",
+            Family::Registry => "registry",
+            Family::Contacts => "contacts",
+            Family::Messages => "messages",
+            Family::Outbox => "outbox",
+            Family::Idempotency => "idempotency",
+            Family::Ledger => "ledger",
+        }
+    }
+}
+
+/// Two little-endian `u64` counters (ledger: messages, micro-dollars) that writes add to.
+pub const COUNTERS_LEN: usize = 16;
+
+pub fn add_counters(existing: Option<&[u8]>, delta: &[u8]) -> Vec<u8> {
+    let read = |bytes: Option<&[u8]>, i: usize| {
+        bytes.filter(|b| b.len() == COUNTERS_LEN).map_or(0, |b| {
+            u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap())
+        })
+    };
+    let mut out = Vec::with_capacity(COUNTERS_LEN);
+    for i in 0..2 {
+        out.extend_from_slice(
+            &read(existing, i)
+                .wrapping_add(read(Some(delta), i))
+                .to_le_bytes(),
+        );
+    }
+    out
+}
+
+/// In [`Family::Idempotency`] every value begins with its expiry, Unix seconds, big-endian.
+pub fn expires_at(value: &[u8]) -> Option<u64> {
+    value
+        .get(..8)
+        .map(|b| u64::from_be_bytes(b.try_into().unwrap()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put {
+        family: Family,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        family: Family,
+        key: Vec<u8>,
+    },
+    /// Adds two `u64` counters to the value at `key` (absent counts as zero).
+    Add {
+        family: Family,
+        key: Vec<u8>,
+        delta: [u8; COUNTERS_LEN],
+    },
+}
+
+/// Writes applied together or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    ops: Vec<Op>,
+    bytes: usize,
+}
+
+impl Batch {
+    pub fn put(&mut self, family: Family, key: Vec<u8>, value: Vec<u8>) {
+        self.bytes += key.len() + value.len();
+        self.ops.push(Op::Put { family, key, value });
+    }
+
+    pub fn delete(&mut self, family: Family, key: Vec<u8>) {
+        self.bytes += key.len();
+        self.ops.push(Op::Delete { family, key });
+    }
+
+    pub fn add(&mut self, family: Family, key: Vec<u8>, first: u64, second: u64) {
+        let mut delta = [0u8; COUNTERS_LEN];
+        delta[..8].copy_from_slice(&first.to_le_bytes());
+        delta[8..].copy_from_slice(&second.to_le_bytes());
+        self.bytes += key.len() + COUNTERS_LEN;
+        self.ops.push(Op::Add { family, key, delta });
+    }
+
+    /// Moves `other`'s writes to the end of this batch.
+    pub fn append(&mut self, other: &mut Batch) {
+        self.bytes += other.bytes;
+        self.ops.append(&mut other.ops);
+        other.bytes = 0;
+    }
+
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Bytes of keys and values: what group commit limits a batch by.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn clear(&mut self) {
+        self.ops.clear();
+        self.bytes = 0;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the data directory {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("the data directory {path} is locked by another process (is another wagate running?)")]
+    Locked { path: String },
+    #[error("the disk is full: {0}")]
+    NoSpace(String),
+    #[error("storage I/O failed: {0}")]
+    Io(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Ordered key-value storage in column families.
+pub trait Store: Send + Sync {
+    /// Applies `batch` atomically; with `sync`, returns only once it is in the synced log.
+    fn write(&self, batch: &Batch, sync: bool) -> Result<(), StoreError>;
+
+    fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Visits the keys in `[start, end)` in order, until `visit` returns false.
+    fn scan(
+        &self,
+        family: Family,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
+
+    /// Drops expired values of [`Family::Idempotency`] without reading the rest of the store
+    /// (RocksDB: a compaction filter over that family only). `now` is Unix seconds.
+    fn purge_expired(&self, now: u64) -> Result<(), StoreError>;
+}

@@ -1,0 +1,260 @@
+//! The RocksDB [`Store`]: one column family per [`Family`], each tuned for how it is used.
+//!
+//! - Ledger counters add up in place through an associative merge operator, so recording a
+//!   price never reads.
+//! - Idempotency values expire through a compaction filter that reads the expiry each value
+//!   starts with; [`Store::purge_expired`] compacts that family alone, never the others.
+//! - Point-read families (messages, idempotency, registry) carry bloom filters; contacts are
+//!   read by range scans at start-up and need none.
+//! - No compression: the values are small and mostly unique, and compression would cost CPU on
+//!   the commit path.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rocksdb::compaction_filter::Decision as FilterDecision;
+use rocksdb::{
+    BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
+    MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions, DB,
+};
+
+use super::{add_counters, expires_at, Batch, Family, Op, Store, StoreError, COUNTERS_LEN};
+
+pub struct RocksStore {
+    db: DB,
+    path: String,
+    /// What the idempotency compaction filter takes as now (Unix seconds).
+    filter_now: Arc<AtomicU64>,
+}
+
+fn merge_counters(
+    _key: &[u8],
+    existing: Option<&[u8]>,
+    operands: &MergeOperands,
+) -> Option<Vec<u8>> {
+    let mut sum = existing.map_or_else(|| vec![0u8; COUNTERS_LEN], <[u8]>::to_vec);
+    for operand in operands.iter() {
+        sum = add_counters(Some(&sum), operand);
+    }
+    Some(sum)
+}
+
+fn family_options(family: Family, filter_now: &Arc<AtomicU64>) -> Options {
+    let mut options = Options::default();
+    options.set_compression_type(DBCompressionType::None);
+    if matches!(family, Family::Contacts | Family::Messages) {
+        // The hot families: large memtables so that flushes are rare under load.
+        options.set_write_buffer_size(128 << 20);
+        options.set_max_write_buffer_number(4);
+    }
+    if matches!(
+        family,
+        Family::Messages | Family::Idempotency | Family::Registry
+    ) {
+        let mut table = BlockBasedOptions::default();
+        table.set_bloom_filter(10.0, false);
+        options.set_block_based_table_factory(&table);
+    }
+    match family {
+        Family::Ledger => options.set_merge_operator_associative("add_counters", merge_counters),
+        Family::Idempotency => {
+            let now = filter_now.clone();
+            options.set_compaction_filter(
+                "expired_idempotency",
+                move |_level, _key, value: &[u8]| match expires_at(value) {
+                    Some(at) if at <= now.load(Ordering::Relaxed) => FilterDecision::Remove,
+                    _ => FilterDecision::Keep,
+                },
+            );
+        }
+        _ => {}
+    }
+    options
+}
+
+fn classify(error: rocksdb::Error, path: &str) -> StoreError {
+    let text = error.into_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("no space left") {
+        StoreError::NoSpace(text)
+    } else if lower.contains("lock")
+        && (lower.contains("temporarily unavailable")
+            || lower.contains("no locks")
+            || lower.contains("lock hold"))
+    {
+        StoreError::Locked {
+            path: path.to_string(),
+        }
+    } else if lower.contains("corrupt") {
+        StoreError::Corrupt(text)
+    } else {
+        StoreError::Io(text)
+    }
+}
+
+impl RocksStore {
+    /// Opens (or creates) the store in `path`.
+    pub fn open(path: &Path) -> Result<RocksStore, StoreError> {
+        let shown = path.display().to_string();
+        std::fs::create_dir_all(path).map_err(|e| StoreError::Open {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        let filter_now = Arc::new(AtomicU64::new(0));
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_max_background_jobs(2);
+        options.set_bytes_per_sync(1 << 20);
+        let families = Family::ALL
+            .iter()
+            .map(|f| ColumnFamilyDescriptor::new(f.name(), family_options(*f, &filter_now)));
+        let db = DB::open_cf_descriptors(&options, path, families).map_err(|e| {
+            match classify(e, &shown) {
+                StoreError::Io(reason) => StoreError::Open {
+                    path: shown.clone(),
+                    reason,
+                },
+                other => other,
+            }
+        })?;
+        Ok(RocksStore {
+            db,
+            path: shown,
+            filter_now,
+        })
+    }
+
+    fn family(&self, family: Family) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(family.name())
+            .expect("every family is created at open")
+    }
+}
+
+impl Store for RocksStore {
+    fn write(&self, batch: &Batch, sync: bool) -> Result<(), StoreError> {
+        let mut writes = WriteBatch::default();
+        for op in batch.ops() {
+            match op {
+                Op::Put { family, key, value } => writes.put_cf(self.family(*family), key, value),
+                Op::Delete { family, key } => writes.delete_cf(self.family(*family), key),
+                Op::Add { family, key, delta } => writes.merge_cf(self.family(*family), key, delta),
+            }
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(sync);
+        self.db
+            .write_opt(writes, &options)
+            .map_err(|e| classify(e, &self.path))
+    }
+
+    fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get_cf(self.family(family), key)
+            .map_err(|e| classify(e, &self.path))
+    }
+
+    fn scan(
+        &self,
+        family: Family,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(end.to_vec());
+        options.fill_cache(false);
+        let entries = self.db.iterator_cf_opt(
+            self.family(family),
+            options,
+            IteratorMode::From(start, Direction::Forward),
+        );
+        for entry in entries {
+            let (key, value) = entry.map_err(|e| classify(e, &self.path))?;
+            if !visit(&key, &value) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn purge_expired(&self, now: u64) -> Result<(), StoreError> {
+        self.filter_now.store(now, Ordering::Relaxed);
+        let family = self.family(Family::Idempotency);
+        self.db
+            .flush_cf(family)
+            .map_err(|e| classify(e, &self.path))?;
+        self.db
+            .compact_range_cf(family, None::<&[u8]>, None::<&[u8]>);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rocks_store_conforms() {
+        let dir = tempdir();
+        super::super::conformance::check(&RocksStore::open(&dir).unwrap());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_directory_is_refused_as_locked() {
+        let dir = tempdir();
+        let _first = RocksStore::open(&dir).unwrap();
+        let second = RocksStore::open(&dir).err().expect("second open must fail");
+        assert!(matches!(second, StoreError::Locked { .. }), "{second:?}");
+        assert!(second.to_string().contains("locked by another process"));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn data_survives_reopening() {
+        let dir = tempdir();
+        {
+            let store = RocksStore::open(&dir).unwrap();
+            let mut batch = Batch::default();
+            batch.put(Family::Contacts, b"k".to_vec(), b"v".to_vec());
+            batch.add(Family::Ledger, b"l".to_vec(), 2, 9);
+            store.write(&batch, true).unwrap();
+        }
+        let store = RocksStore::open(&dir).unwrap();
+        assert_eq!(
+            store.get(Family::Contacts, b"k").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+        assert_eq!(
+            store.get(Family::Ledger, b"l").unwrap().unwrap()[..8],
+            2u64.to_le_bytes()
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_path_that_is_a_file_cannot_be_opened() {
+        let dir = tempdir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("not-a-directory");
+        std::fs::write(&file, b"x").unwrap();
+        let error = RocksStore::open(&file)
+            .err()
+            .expect("a file is not a data directory");
+        assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    fn tempdir() -> std::path::PathBuf {
+        use std::sync::atomic::AtomicU32;
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        std::env::temp_dir().join(format!(
+            "wagate-rocks-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+}
