@@ -174,6 +174,11 @@ impl Engine {
         self.shards.iter().map(Shard::heap_bytes).sum()
     }
 
+    /// The shards, to restore them from disk before they start serving.
+    pub fn shards_mut(&mut self) -> &mut [Shard] {
+        &mut self.shards
+    }
+
     /// The shards and their shared core, to run them on threads of their own.
     pub fn into_parts(self) -> (Arc<Core>, Vec<Shard>, Arc<dyn Clock>) {
         (self.core, self.shards, self.clock)

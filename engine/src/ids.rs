@@ -3,16 +3,18 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// Meta's `phone_number_id` of a business phone number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PhoneNumberId(pub u64);
 
 /// A WhatsApp Business Account (WABA); templates belong to one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AccountId(pub u64);
 
 /// A business portfolio; under `whatsapp-2025` the messaging limit lives here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PortfolioId(pub u64);
 
 /// A person's WhatsApp number in E.164, stored as its digits (at most 15, so it fits a `u64`).

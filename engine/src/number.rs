@@ -4,11 +4,25 @@
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::clock::Secs;
 use crate::ids::{AccountId, PhoneNumberId, PortfolioId};
 use crate::pacing::ThroughputScheduler;
 use crate::quality::Quality;
 use crate::scope::LimitScope;
+
+/// What of a number is persisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumberSnapshot {
+    pub id: PhoneNumberId,
+    pub index: u32,
+    pub account: AccountId,
+    pub portfolio: PortfolioId,
+    pub quality: Quality,
+    pub restricted_until: Secs,
+    pub throughput_mps: u32,
+}
 
 #[derive(Debug)]
 pub struct NumberState {
@@ -42,6 +56,18 @@ impl NumberState {
             throughput: ThroughputScheduler::new(throughput_mps),
             quality: AtomicU8::new(Quality::Unknown as u8),
             restricted_until: AtomicU32::new(0),
+        }
+    }
+
+    pub fn snapshot(&self) -> NumberSnapshot {
+        NumberSnapshot {
+            id: self.id,
+            index: self.index,
+            account: self.account,
+            portfolio: self.portfolio,
+            quality: self.quality(),
+            restricted_until: self.restricted_until(),
+            throughput_mps: self.throughput.messages_per_second(),
         }
     }
 

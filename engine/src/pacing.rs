@@ -60,6 +60,13 @@ impl ThroughputScheduler {
         }
     }
 
+    /// Makes sure no slot is handed out before `slot` ends (slots booked before a restart).
+    pub fn book_past(&self, slot: Timestamp) {
+        let interval = self.interval_micros.load(Ordering::Relaxed);
+        self.next_slot
+            .fetch_max(slot.0 + interval, Ordering::AcqRel);
+    }
+
     /// Gives a slot back if nothing was reserved after it (a later check refused the message).
     pub fn release(&self, slot: Timestamp) {
         let interval = self.interval_micros.load(Ordering::Relaxed);

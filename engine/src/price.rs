@@ -122,6 +122,13 @@ impl Ledger {
         totals.micros += micros;
     }
 
+    /// Adds `totals` to the row `key`.
+    pub fn add_row(&mut self, key: LedgerKey, totals: LedgerTotals) {
+        let row = self.rows.entry(key).or_default();
+        row.messages += totals.messages;
+        row.micros += totals.micros;
+    }
+
     /// Adds another ledger's rows into this one (shards into a whole).
     pub fn merge(&mut self, other: &Ledger) {
         for (key, totals) in &other.rows {

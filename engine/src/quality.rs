@@ -1,9 +1,9 @@
 //! Quality ratings as Meta reports them for phone numbers and templates.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `quality_rating` / `quality_score`: GREEN (high), YELLOW (medium), RED (low), or no data yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Quality {
     #[default]

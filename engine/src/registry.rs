@@ -11,13 +11,15 @@ use dashmap::DashMap;
 
 use crate::clock::Secs;
 use crate::ids::{AccountId, PhoneNumberId, PortfolioId};
-use crate::number::NumberState;
+use crate::number::{NumberSnapshot, NumberState};
 use crate::profile::{LimitScopeKind, Profile};
 use crate::quality::Quality;
-use crate::scope::{LimitScope, PORTFOLIO_SCOPE_BIT};
+use crate::scope::{LimitScope, ScopeSnapshot, PORTFOLIO_SCOPE_BIT};
 use crate::template::lint::{lint, LintFinding};
 use crate::template::model::TemplateDefinition;
-use crate::template::registered::{template_key_hash, Template, TransitionError};
+use crate::template::registered::{
+    template_key_hash, LifecycleSnapshot, Template, TransitionError,
+};
 use crate::template::status::TemplateStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +64,7 @@ pub struct Registry {
     portfolios: DashMap<PortfolioId, Arc<LimitScope>>,
     templates: DashMap<u64, Vec<Arc<Template>>>,
     next_index: AtomicU32,
+    next_portfolio_index: AtomicU32,
     generation: AtomicU64,
 }
 
@@ -74,6 +77,7 @@ impl Registry {
             portfolios: DashMap::new(),
             templates: DashMap::new(),
             next_index: AtomicU32::new(0),
+            next_portfolio_index: AtomicU32::new(0),
             generation: AtomicU64::new(0),
         }
     }
@@ -132,26 +136,10 @@ impl Registry {
             return Err(RegistryError::TooManyNumbers(PORTFOLIO_SCOPE_BIT));
         }
         let initial = tier.unwrap_or(self.profile.initial_tier);
-        let scope = match self.profile.limit_scope {
-            LimitScopeKind::Number => Arc::new(LimitScope::new(index, initial, self.shards)),
-            LimitScopeKind::Portfolio => {
-                let scope = self
-                    .portfolios
-                    .entry(registration.portfolio)
-                    .or_insert_with(|| {
-                        Arc::new(LimitScope::new(
-                            PORTFOLIO_SCOPE_BIT | index,
-                            initial,
-                            self.shards,
-                        ))
-                    })
-                    .clone();
-                if let Some(tier) = tier {
-                    scope.set_tier(tier);
-                }
-                scope
-            }
-        };
+        let scope = self.scope_for(index, registration.portfolio, initial);
+        if let (Some(tier), LimitScopeKind::Portfolio) = (tier, self.profile.limit_scope) {
+            scope.set_tier(tier);
+        }
         let number = Arc::new(NumberState::new(
             registration.id,
             index,
@@ -163,6 +151,95 @@ impl Registry {
         entry.insert(number.clone());
         self.bump();
         Ok(number)
+    }
+
+    /// The limit scope of a new number: its own, or its portfolio's (created on first use).
+    fn scope_for(&self, index: u32, portfolio: PortfolioId, tier: usize) -> Arc<LimitScope> {
+        match self.profile.limit_scope {
+            LimitScopeKind::Number => Arc::new(LimitScope::new(index, tier, self.shards)),
+            LimitScopeKind::Portfolio => self
+                .portfolios
+                .entry(portfolio)
+                .or_insert_with(|| {
+                    let key = PORTFOLIO_SCOPE_BIT
+                        | self.next_portfolio_index.fetch_add(1, Ordering::AcqRel);
+                    Arc::new(LimitScope::new(key, tier, self.shards))
+                })
+                .clone(),
+        }
+    }
+
+    /// Every limit scope with the portfolio it belongs to (`None` for a number's own scope).
+    pub fn scopes(&self) -> Vec<(Option<PortfolioId>, Arc<LimitScope>)> {
+        match self.profile.limit_scope {
+            LimitScopeKind::Number => self
+                .numbers()
+                .into_iter()
+                .map(|n| (None, n.scope.clone()))
+                .collect(),
+            LimitScopeKind::Portfolio => self
+                .portfolios
+                .iter()
+                .map(|p| (Some(*p.key()), p.value().clone()))
+                .collect(),
+        }
+    }
+
+    /// Restores a portfolio's scope under the key it was persisted with (before its numbers).
+    pub fn restore_portfolio(&self, portfolio: PortfolioId, key: u32, snapshot: &ScopeSnapshot) {
+        let scope = Arc::new(LimitScope::new(key, snapshot.tier, self.shards));
+        scope.restore(snapshot);
+        self.portfolios.insert(portfolio, scope);
+        self.next_portfolio_index
+            .fetch_max((key & !PORTFOLIO_SCOPE_BIT) + 1, Ordering::AcqRel);
+        self.bump();
+    }
+
+    /// Restores a number under its persisted index; `scope` is its own scope's snapshot when
+    /// the limit is per number.
+    pub fn restore_number(
+        &self,
+        number: &NumberSnapshot,
+        scope: Option<&ScopeSnapshot>,
+    ) -> Arc<NumberState> {
+        let limit_scope = self.scope_for(number.index, number.portfolio, self.profile.initial_tier);
+        if let (Some(snapshot), LimitScopeKind::Number) = (scope, self.profile.limit_scope) {
+            limit_scope.restore(snapshot);
+        }
+        let state = Arc::new(NumberState::new(
+            number.id,
+            number.index,
+            number.account,
+            number.portfolio,
+            limit_scope,
+            number.throughput_mps,
+        ));
+        state.store_quality(number.quality);
+        state.restrict_until(number.restricted_until);
+        self.numbers.insert(number.id, state.clone());
+        self.next_index
+            .fetch_max(number.index + 1, Ordering::AcqRel);
+        self.bump();
+        state
+    }
+
+    /// Restores a template as persisted.
+    pub fn restore_template(&self, definition: TemplateDefinition, lifecycle: &LifecycleSnapshot) {
+        let template = Arc::new(Template::restored(definition, lifecycle));
+        let mut bucket = self.templates.entry(template.key_hash).or_default();
+        let definition = &template.definition;
+        bucket.retain(|t| !t.is(definition.account.0, &definition.name, &definition.language));
+        bucket.push(template.clone());
+        drop(bucket);
+        self.bump();
+    }
+
+    /// Every template (for persistence and listings).
+    pub fn templates(&self) -> Vec<Arc<Template>> {
+        self.templates
+            .iter()
+            .flat_map(|b| b.value().clone())
+            .collect()
     }
 
     #[inline]

@@ -7,7 +7,9 @@
 //! upgrade are atomics; time-driven changes (an upgrade taking effect, a flag expiring into a
 //! downgrade) are applied by whoever looks first after their time.
 
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Secs;
 use crate::profile::Profile;
@@ -33,6 +35,18 @@ pub struct LimitScope {
     /// Per shard: when its oldest counted recipient leaves the 24 h window.
     next_expiry: Box<[AtomicU32]>,
     pub sketches: WindowSketches,
+    /// Set by every change that must reach the disk (tier, quality, flag, pending upgrade).
+    dirty: AtomicBool,
+}
+
+/// What of a scope is persisted; the count, the expiry marks and the sketches are rebuilt from
+/// the contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeSnapshot {
+    pub tier: usize,
+    pub quality: Quality,
+    pub flagged_since: Secs,
+    pub upgrade_at: Secs,
 }
 
 impl LimitScope {
@@ -47,7 +61,36 @@ impl LimitScope {
             upgrade_check_in: AtomicU32::new(0),
             next_expiry: (0..shards).map(|_| AtomicU32::new(NO_EXPIRY)).collect(),
             sketches: WindowSketches::default(),
+            dirty: AtomicBool::new(false),
         }
+    }
+
+    pub fn snapshot(&self) -> ScopeSnapshot {
+        ScopeSnapshot {
+            tier: self.tier(),
+            quality: self.quality(),
+            flagged_since: self.flagged_since.load(Ordering::Acquire),
+            upgrade_at: self.upgrade_at.load(Ordering::Acquire),
+        }
+    }
+
+    pub fn restore(&self, snapshot: &ScopeSnapshot) {
+        self.tier.store(snapshot.tier as u8, Ordering::Release);
+        self.quality
+            .store(snapshot.quality as u8, Ordering::Release);
+        self.flagged_since
+            .store(snapshot.flagged_since, Ordering::Release);
+        self.upgrade_at
+            .store(snapshot.upgrade_at, Ordering::Release);
+    }
+
+    /// Whether anything persisted changed since the last call.
+    pub fn take_dirty(&self) -> bool {
+        self.dirty.swap(false, Ordering::AcqRel)
+    }
+
+    fn touch(&self) {
+        self.dirty.store(true, Ordering::Release);
     }
 
     pub fn tier(&self) -> usize {
@@ -58,6 +101,7 @@ impl LimitScope {
         self.tier.store(tier as u8, Ordering::Release);
         self.upgrade_at.store(0, Ordering::Release);
         self.upgrade_check_in.store(0, Ordering::Release);
+        self.touch();
     }
 
     /// Unique recipients of counted sends in the last 24 h (exact).
@@ -136,6 +180,7 @@ impl LimitScope {
             let next = (self.tier() + 1).min(top);
             self.tier.store(next as u8, Ordering::Release);
             self.upgrade_check_in.store(0, Ordering::Release);
+            self.touch();
         }
         if let Some(rule) = &profile.downgrade {
             let since = self.flagged_since.load(Ordering::Acquire);
@@ -148,6 +193,7 @@ impl LimitScope {
             {
                 let lower = self.tier().saturating_sub(1);
                 self.tier.store(lower as u8, Ordering::Release);
+                self.touch();
             }
         }
     }
@@ -179,6 +225,7 @@ impl LimitScope {
         let estimate = self.sketches.week_estimate();
         if estimate >= threshold {
             let delay = profile.upgrade.delay_secs;
+            self.touch();
             if delay == 0 {
                 let _ = self.tier.compare_exchange(
                     tier as u8,
@@ -205,6 +252,7 @@ impl LimitScope {
     pub fn set_quality(&self, profile: &Profile, quality: Quality, now: Secs) {
         self.apply_due(profile, now);
         self.quality.store(quality as u8, Ordering::Release);
+        self.touch();
         if profile.downgrade.is_none() {
             return;
         }

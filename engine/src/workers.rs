@@ -6,23 +6,35 @@
 //! replies come back in the caller's order. A full channel blocks the caller (backpressure); a
 //! worker with nothing to do ticks its shard every [`IDLE_TICK`] so counted recipients expire
 //! and sketches slide even when no traffic arrives.
+//!
+//! With a persistence stage ([`ShardPool::start_persistent`]) a worker turns each batch into
+//! writes (changed contacts, accepted messages, idempotency records, ledger counts) and hands
+//! them to its shard's committer; the replies are released only once those writes are synced.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 
-use crate::clock::{Clock, SECS_PER_HOUR};
+use crate::clock::{Clock, Timestamp, SECS_PER_HOUR};
 use crate::core::{shard_for, Core};
 use crate::decision::{Decision, Refusal, SendRequest};
+use crate::durable::commit::{start_committer, CommitJob, Durability};
+use crate::durable::message::StoredMessage;
+use crate::durable::submission::{record_outcome, Prepared};
 use crate::engine::Engine;
 use crate::events::{ConsentChange, FailureEffect, InboundEffect, InboundMessage};
+use crate::hash::mix64;
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::price::Ledger;
 use crate::registry::{Registry, RegistryError};
 use crate::shard::Shard;
-use crate::state::contact::ConsentSource;
+use crate::sketch::hll::index_and_rank;
+use crate::state::contact::{ConsentSource, ContactRecord};
+use crate::state::contact_table::ContactKey;
+use crate::store::keys::{contact_key, encode_contact};
+use crate::store::{Batch, Family, StoreError};
 use crate::usage::Usage;
 
 pub const IDLE_TICK: Duration = Duration::from_millis(100);
@@ -32,6 +44,8 @@ pub const QUEUE_BATCHES: usize = 64;
 #[derive(Debug, Clone)]
 pub enum Command {
     Decide(SendRequest),
+    /// A durable send: decided, and if accepted written with its message before the reply.
+    Submit(Box<Prepared>),
     Inbound(InboundMessage),
     Consent {
         number: PhoneNumberId,
@@ -50,6 +64,7 @@ impl Command {
     fn person(&self) -> Msisdn {
         match self {
             Command::Decide(request) => request.to,
+            Command::Submit(prepared) => prepared.submission.request.to,
             Command::Inbound(message) => message.from,
             Command::Consent { person, .. } | Command::DeliveryFailed { person, .. } => *person,
         }
@@ -59,15 +74,18 @@ impl Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Decision(Decision),
+    Submitted { decision: Decision, message_id: u64 },
     Inbound(Result<InboundEffect, Refusal>),
     Consent(Result<(), Refusal>),
     DeliveryFailed(Result<FailureEffect, Refusal>),
 }
 
+type Replies = Result<Vec<(usize, Reply)>, StoreError>;
+
 enum Work {
     Commands {
         commands: Vec<(usize, Command)>,
-        reply: Sender<Vec<(usize, Reply)>>,
+        reply: Sender<Replies>,
     },
     Refresh {
         number: PhoneNumberId,
@@ -78,11 +96,106 @@ enum Work {
     },
 }
 
-pub struct ShardPool {
-    core: Arc<Core>,
-    clock: Arc<dyn Clock>,
-    queues: Vec<Sender<Work>>,
-    workers: Vec<JoinHandle<Shard>>,
+/// What a persisted worker needs: its committer, and where committed messages go.
+struct Persist {
+    durability: Arc<Durability>,
+    committer: Sender<CommitJob>,
+    dispatch: Sender<StoredMessage>,
+}
+
+fn process(
+    shard: &mut Shard,
+    command: Command,
+    now: Timestamp,
+    writes: Option<(&mut Batch, &mut Vec<StoredMessage>)>,
+) -> Reply {
+    match command {
+        Command::Decide(request) => Reply::Decision(shard.decide(&request, now)),
+        Command::Submit(prepared) => {
+            let decision = shard.decide(&prepared.submission.request, now);
+            let message_id = prepared.message_id;
+            if let Some((batch, accepted)) = writes {
+                accepted.extend(record_outcome(*prepared, &decision, now, batch));
+            }
+            Reply::Submitted {
+                decision,
+                message_id,
+            }
+        }
+        Command::Inbound(message) => Reply::Inbound(shard.inbound(&message, now)),
+        Command::Consent {
+            number,
+            person,
+            change,
+            source,
+        } => Reply::Consent(shard.consent(number, person, change, source, now)),
+        Command::DeliveryFailed {
+            number,
+            person,
+            code,
+        } => Reply::DeliveryFailed(shard.delivery_failed(number, person, code, now)),
+    }
+}
+
+/// Puts every journaled contact record into `batch`, keyed by the register that places it.
+fn write_contacts(journal: &mut Vec<(ContactKey, ContactRecord)>, batch: &mut Batch) {
+    for (key, record) in journal.drain(..) {
+        let register = index_and_rank(mix64(key.person)).0 as u16;
+        batch.put(
+            Family::Contacts,
+            contact_key(register, &key).to_vec(),
+            encode_contact(&record).to_vec(),
+        );
+    }
+}
+
+fn run_commands(
+    shard: &mut Shard,
+    commands: Vec<(usize, Command)>,
+    reply: Sender<Replies>,
+    now: Timestamp,
+    persist: Option<&Persist>,
+    journal: &mut Vec<(ContactKey, ContactRecord)>,
+) {
+    let Some(persist) = persist else {
+        let replies = commands
+            .into_iter()
+            .map(|(slot, command)| (slot, process(shard, command, now, None)))
+            .collect();
+        // The submitter may have gone away; its answers are then nobody's.
+        let _ = reply.send(Ok(replies));
+        return;
+    };
+    if let Some(error) = persist.durability.failure() {
+        // The disk is behind memory: change nothing more, say why.
+        let _ = reply.send(Err(error));
+        return;
+    }
+    let mut batch = Batch::default();
+    let mut accepted = Vec::new();
+    let replies: Vec<(usize, Reply)> = commands
+        .into_iter()
+        .map(|(slot, command)| {
+            (
+                slot,
+                process(shard, command, now, Some((&mut batch, &mut accepted))),
+            )
+        })
+        .collect();
+    shard.drain_journal(journal);
+    write_contacts(journal, &mut batch);
+    let dispatch = persist.dispatch.clone();
+    let done = Box::new(move |result: Result<(), StoreError>| {
+        if result.is_ok() {
+            for message in accepted {
+                let _ = dispatch.send(message);
+            }
+        }
+        let _ = reply.send(result.map(|()| replies));
+    });
+    if persist.committer.send(CommitJob { batch, done }).is_err() {
+        // Committers stop only at shutdown, after the workers; nothing to answer then.
+    }
 }
 
 fn run_worker(
@@ -90,8 +203,10 @@ fn run_worker(
     core: Arc<Core>,
     clock: Arc<dyn Clock>,
     queue: Receiver<Work>,
+    persist: Option<Persist>,
 ) -> Shard {
     let mut ticked_hour = 0;
+    let mut journal = Vec::new();
     loop {
         let work = match queue.recv_timeout(IDLE_TICK) {
             Ok(work) => work,
@@ -108,37 +223,14 @@ fn run_worker(
             ticked_hour = hour;
         }
         match work {
-            Work::Commands { commands, reply } => {
-                let replies = commands
-                    .into_iter()
-                    .map(|(slot, command)| {
-                        let answer = match command {
-                            Command::Decide(request) => {
-                                Reply::Decision(shard.decide(&request, now))
-                            }
-                            Command::Inbound(message) => {
-                                Reply::Inbound(shard.inbound(&message, now))
-                            }
-                            Command::Consent {
-                                number,
-                                person,
-                                change,
-                                source,
-                            } => Reply::Consent(shard.consent(number, person, change, source, now)),
-                            Command::DeliveryFailed {
-                                number,
-                                person,
-                                code,
-                            } => Reply::DeliveryFailed(
-                                shard.delivery_failed(number, person, code, now),
-                            ),
-                        };
-                        (slot, answer)
-                    })
-                    .collect();
-                // The submitter may have gone away; its answers are then nobody's.
-                let _ = reply.send(replies);
-            }
+            Work::Commands { commands, reply } => run_commands(
+                &mut shard,
+                commands,
+                reply,
+                now,
+                persist.as_ref(),
+                &mut journal,
+            ),
             Work::Refresh { number, done } => {
                 if let Some(state) = core.registry.number(number) {
                     shard.refresh_scope(&state.scope, now);
@@ -152,19 +244,93 @@ fn run_worker(
     }
 }
 
+/// A batch handed to the workers whose replies have not been collected yet.
+pub struct Pending {
+    replies: Receiver<Replies>,
+    expected: usize,
+    total: usize,
+}
+
+impl Pending {
+    /// Waits for every worker's part; replies come back in the order the batch was sent in.
+    /// With persistence, an error means the batch could not be made durable.
+    pub fn wait(self) -> Result<Vec<Reply>, StoreError> {
+        let mut ordered: Vec<Option<Reply>> = (0..self.total).map(|_| None).collect();
+        let mut failure = None;
+        for _ in 0..self.expected {
+            match self.replies.recv().expect("every worker replies") {
+                Ok(part) => {
+                    for (slot, answer) in part {
+                        ordered[slot] = Some(answer);
+                    }
+                }
+                Err(error) => failure = Some(error),
+            }
+        }
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        Ok(ordered
+            .into_iter()
+            .map(|answer| answer.expect("every command answered"))
+            .collect())
+    }
+}
+
+pub struct ShardPool {
+    core: Arc<Core>,
+    clock: Arc<dyn Clock>,
+    queues: Vec<Sender<Work>>,
+    workers: Vec<JoinHandle<Shard>>,
+    committers: Vec<JoinHandle<()>>,
+}
+
 impl ShardPool {
     /// Moves an engine's shards onto one thread each.
     pub fn start(engine: Engine) -> ShardPool {
+        Self::spawn(engine, None)
+    }
+
+    /// Like [`ShardPool::start`], with a committer thread per shard writing through
+    /// `durability`; accepted messages go to `dispatch` once durable.
+    pub fn start_persistent(
+        engine: Engine,
+        durability: Arc<Durability>,
+        dispatch: Sender<StoredMessage>,
+    ) -> ShardPool {
+        Self::spawn(engine, Some((durability, dispatch)))
+    }
+
+    fn spawn(
+        engine: Engine,
+        persistence: Option<(Arc<Durability>, Sender<StoredMessage>)>,
+    ) -> ShardPool {
         let (core, shards, clock) = engine.into_parts();
         let mut queues = Vec::new();
         let mut workers = Vec::new();
-        for shard in shards {
+        let mut committers = Vec::new();
+        for mut shard in shards {
+            let index = shard.index();
+            let persist = persistence.as_ref().map(|(durability, dispatch)| {
+                let (committer, jobs) = unbounded();
+                committers.push(start_committer(
+                    format!("wagate-commit-{index}"),
+                    durability.clone(),
+                    core.clone(),
+                    jobs,
+                ));
+                shard.enable_journal();
+                Persist {
+                    durability: durability.clone(),
+                    committer,
+                    dispatch: dispatch.clone(),
+                }
+            });
             let (sender, receiver) = bounded(QUEUE_BATCHES);
             let (core, clock) = (core.clone(), clock.clone());
-            let name = format!("wagate-shard-{}", shard.index());
             let handle = std::thread::Builder::new()
-                .name(name)
-                .spawn(move || run_worker(shard, core, clock, receiver))
+                .name(format!("wagate-shard-{index}"))
+                .spawn(move || run_worker(shard, core, clock, receiver, persist))
                 .expect("spawning a shard worker thread");
             queues.push(sender);
             workers.push(handle);
@@ -174,6 +340,7 @@ impl ShardPool {
             clock,
             queues,
             workers,
+            committers,
         }
     }
 
@@ -181,12 +348,22 @@ impl ShardPool {
         &self.core.registry
     }
 
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
     pub fn shards(&self) -> usize {
         self.queues.len()
     }
 
     /// Runs a batch of commands; replies come back in the order of `commands`.
-    pub fn submit(&self, commands: Vec<Command>) -> Vec<Reply> {
+    pub fn submit(&self, commands: Vec<Command>) -> Result<Vec<Reply>, StoreError> {
+        self.send(commands).wait()
+    }
+
+    /// Hands a batch to the workers and returns at once; [`Pending::wait`] collects the
+    /// replies. Keeping several batches in flight keeps every worker busy.
+    pub fn send(&self, commands: Vec<Command>) -> Pending {
         let total = commands.len();
         let shards = self.queues.len();
         let mut parts: Vec<Vec<(usize, Command)>> = (0..shards).map(|_| Vec::new()).collect();
@@ -207,15 +384,24 @@ impl ShardPool {
                 })
                 .expect("shard workers live as long as the pool");
         }
-        let mut ordered: Vec<Option<Reply>> = (0..total).map(|_| None).collect();
-        for _ in 0..expected {
-            for (slot, answer) in replies.recv().expect("every worker replies") {
-                ordered[slot] = Some(answer);
-            }
+        Pending {
+            replies,
+            expected,
+            total,
         }
-        ordered
-            .into_iter()
-            .map(|answer| answer.expect("every command answered"))
+    }
+
+    /// Asks every worker and waits for all their answers.
+    fn ask_all<T>(&self, work: impl Fn(Sender<T>) -> Work) -> Vec<T> {
+        let (answer, answers) = bounded(self.queues.len());
+        for queue in &self.queues {
+            queue
+                .send(work(answer.clone()))
+                .expect("shard workers live as long as the pool");
+        }
+        self.queues
+            .iter()
+            .map(|_| answers.recv().expect("every worker answers"))
             .collect()
     }
 
@@ -226,18 +412,7 @@ impl ShardPool {
             .registry
             .number(number)
             .ok_or(RegistryError::UnknownNumber(number))?;
-        let (done, finished) = bounded(self.queues.len());
-        for queue in &self.queues {
-            queue
-                .send(Work::Refresh {
-                    number,
-                    done: done.clone(),
-                })
-                .expect("shard workers live as long as the pool");
-        }
-        for _ in &self.queues {
-            finished.recv().expect("every worker refreshes");
-        }
+        self.ask_all(|done| Work::Refresh { number, done });
         let now = self.clock.now().secs();
         state.scope.apply_due(&self.core.profile, now);
         Ok(Usage::of(
@@ -248,28 +423,27 @@ impl ShardPool {
         ))
     }
 
+    /// The in-memory price ledger (since start) of all shards.
     pub fn ledger(&self) -> Ledger {
-        let (reply, replies) = bounded(self.queues.len());
-        for queue in &self.queues {
-            queue
-                .send(Work::Ledger {
-                    reply: reply.clone(),
-                })
-                .expect("shard workers live as long as the pool");
-        }
         let mut whole = Ledger::default();
-        for _ in &self.queues {
-            whole.merge(&replies.recv().expect("every worker answers"));
+        for part in self.ask_all(|reply| Work::Ledger { reply }) {
+            whole.merge(&part);
         }
         whole
     }
 
-    /// Stops the workers after the work already queued and returns their shards.
+    /// Stops the workers after the work already queued, then their committers (which finish
+    /// every write handed to them), and returns the shards.
     pub fn shutdown(self) -> Vec<Shard> {
         drop(self.queues);
-        self.workers
+        let shards = self
+            .workers
             .into_iter()
             .map(|worker| worker.join().expect("a shard worker panicked"))
-            .collect()
+            .collect();
+        for committer in self.committers {
+            committer.join().expect("a committer panicked");
+        }
+        shards
     }
 }

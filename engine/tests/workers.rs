@@ -45,6 +45,7 @@ fn concurrent_submitters_on_two_shards_admit_exactly_the_limit() {
         .collect();
     assert!(pool
         .submit(opt_ins)
+        .unwrap()
         .iter()
         .all(|r| *r == Reply::Consent(Ok(()))));
 
@@ -57,7 +58,10 @@ fn concurrent_submitters_on_two_shards_admit_exactly_the_limit() {
                     .collect::<Vec<_>>()
                     .chunks(128)
                 {
-                    for reply in pool.submit(chunk.iter().map(|i| template(*i)).collect()) {
+                    for reply in pool
+                        .submit(chunk.iter().map(|i| template(*i)).collect())
+                        .unwrap()
+                    {
                         match reply {
                             Reply::Decision(Decision::Accepted(_)) => tally.0 += 1,
                             Reply::Decision(Decision::Deferred {
@@ -113,7 +117,7 @@ fn a_persons_commands_apply_in_submission_order() {
             message: Message::text("reply"),
         }));
     }
-    let replies = pool.submit(batch);
+    let replies = pool.submit(batch).unwrap();
     for triple in replies.chunks(3) {
         assert!(
             matches!(&triple[0], Reply::Decision(Decision::Refused(_))),
@@ -142,7 +146,7 @@ fn idle_workers_expire_counted_recipients_on_their_own() {
         })
         .chain((0..10).map(template))
         .collect();
-    pool.submit(setup);
+    pool.submit(setup).unwrap();
     assert_eq!(pool.usage(NUMBER).unwrap().used_24h, 10);
     clock.advance_secs(DAY);
     // No traffic: each worker's idle tick expires its share; usage reads the shared counter.

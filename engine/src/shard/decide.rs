@@ -5,7 +5,7 @@
 //! (limit capacity, throughput slot) are taken last and undone if the other fails, so a refused
 //! or deferred request leaves no trace.
 
-use super::{cached_number, cached_template, shard_scope, Shard};
+use super::{cached_number, cached_template, journal_note, shard_scope, Shard};
 use crate::clock::{Secs, Timestamp};
 use crate::core::{LIMIT_WINDOW_SECS, MAX_CAPTION_CHARS};
 use crate::decision::{Accepted, Decision, DeferReason, Message, Refusal, SendRequest};
@@ -173,10 +173,12 @@ impl Shard {
                     person,
                     scope: scope.key,
                 };
+                let scope_hash = scope_key.table_hash(person_hash);
                 state
                     .contacts
-                    .get_or_insert(&scope_key, scope_key.table_hash(person_hash))
+                    .get_or_insert(&scope_key, scope_hash)
                     .last_business_initiated = secs;
+                journal_note(&mut state.journal, &state.contacts, &scope_key, scope_hash);
             }
             let part = shard_scope(&mut state.scopes, scope, state.index, core.shards);
             part.record(
@@ -191,6 +193,7 @@ impl Shard {
                 scope.consider_upgrade(&core.profile, secs);
             }
         }
+        journal_note(&mut state.journal, &state.contacts, &key, table_hash);
         let price_micros = core
             .rate_card
             .price(category, business_initiated, request.to);

@@ -1,7 +1,7 @@
 //! Contact events on a shard: inbound messages (windows and keyword consent), explicit consent
 //! changes and delivery failures.
 
-use super::{cached_number, Shard};
+use super::{cached_number, journal_note, Shard};
 use crate::clock::{Secs, Timestamp, SECS_PER_DAY};
 use crate::core::NormalizedKeywords;
 use crate::decision::Refusal;
@@ -74,8 +74,14 @@ fn time(secs: Secs) -> Option<Timestamp> {
 }
 
 impl Shard {
-    /// The record of (number, person), created if new; `None` if the number is unknown.
-    fn record_mut(&mut self, number: PhoneNumberId, person: Msisdn) -> Option<&mut ContactRecord> {
+    /// Changes the record of (number, person), created if new, and journals it; `None` if the
+    /// number is unknown.
+    fn with_record<T>(
+        &mut self,
+        number: PhoneNumberId,
+        person: Msisdn,
+        change: impl FnOnce(&mut ContactRecord) -> T,
+    ) -> Option<T> {
         let core = &*self.core;
         let state = &mut self.state;
         state.refresh_caches(core);
@@ -85,7 +91,9 @@ impl Shard {
             scope: number.index,
         };
         let hash = key.table_hash(mix64(key.person));
-        Some(state.contacts.get_or_insert(&key, hash))
+        let result = change(state.contacts.get_or_insert(&key, hash));
+        journal_note(&mut state.journal, &state.contacts, &key, hash);
+        Some(result)
     }
 
     /// An inbound message opens (or extends) the customer-service window; a keyword or button
@@ -98,18 +106,18 @@ impl Shard {
         let consent = classify(&self.core.keywords, &message.content);
         let window = self.core.profile.service_window_secs;
         let secs = now.secs();
-        let record = self
-            .record_mut(message.number, message.from)
-            .ok_or(Refusal::UnknownNumber(message.number))?;
-        record.window_until = secs + window;
-        record.set(flags::UNREACHABLE, false);
-        if let Some((change, source)) = consent {
-            apply_consent(record, change, source, secs);
-        }
-        Ok(InboundEffect {
-            window_until: Timestamp::from_secs(record.window_until),
-            consent: consent.map(|(change, _)| change),
+        self.with_record(message.number, message.from, |record| {
+            record.window_until = secs + window;
+            record.set(flags::UNREACHABLE, false);
+            if let Some((change, source)) = consent {
+                apply_consent(record, change, source, secs);
+            }
+            InboundEffect {
+                window_until: Timestamp::from_secs(record.window_until),
+                consent: consent.map(|(change, _)| change),
+            }
         })
+        .ok_or(Refusal::UnknownNumber(message.number))
     }
 
     pub fn consent(
@@ -120,11 +128,10 @@ impl Shard {
         source: ConsentSource,
         now: Timestamp,
     ) -> Result<(), Refusal> {
-        let record = self
-            .record_mut(number, person)
-            .ok_or(Refusal::UnknownNumber(number))?;
-        apply_consent(record, change, source, now.secs());
-        Ok(())
+        self.with_record(number, person, |record| {
+            apply_consent(record, change, source, now.secs())
+        })
+        .ok_or(Refusal::UnknownNumber(number))
     }
 
     /// A failure code from Meta for a message to `person`, turned into what it means for them.
@@ -136,10 +143,7 @@ impl Shard {
         now: Timestamp,
     ) -> Result<FailureEffect, Refusal> {
         let secs = now.secs();
-        let record = self
-            .record_mut(number, person)
-            .ok_or(Refusal::UnknownNumber(number))?;
-        Ok(match code {
+        self.with_record(number, person, |record| match code {
             131_050 => {
                 apply_consent(
                     record,
@@ -161,6 +165,7 @@ impl Shard {
             }
             _ => FailureEffect::None,
         })
+        .ok_or(Refusal::UnknownNumber(number))
     }
 
     /// What the shard knows of (number, person), without creating anything.

@@ -5,8 +5,10 @@
 //! templates) it reads through atomics, caching the `Arc`s locally.
 
 mod decide;
+
 mod events;
 mod limit;
+mod restore;
 
 use std::sync::Arc;
 
@@ -17,7 +19,8 @@ use crate::number::NumberState;
 use crate::price::Ledger;
 use crate::scope::LimitScope;
 use crate::sketch::windowed::ShardSketch;
-use crate::state::contact_table::ContactTable;
+use crate::state::contact::ContactRecord;
+use crate::state::contact_table::{ContactKey, ContactTable};
 use crate::state::expiry::ExpiryQueue;
 use crate::template::registered::{template_key_hash, Template};
 
@@ -39,6 +42,8 @@ struct ShardState {
     templates: MixHashMap<u64, Arc<Template>>,
     cache_generation: u64,
     ledger: Ledger,
+    /// Contact records changed since the last drain, when the shard is persisted.
+    journal: Option<Vec<(ContactKey, ContactRecord)>>,
 }
 
 pub struct Shard {
@@ -57,6 +62,7 @@ impl Shard {
                 templates: MixHashMap::default(),
                 cache_generation: core.registry.generation(),
                 ledger: Ledger::default(),
+                journal: None,
             },
             core,
         }
@@ -74,6 +80,18 @@ impl Shard {
         &self.state.ledger
     }
 
+    /// From now on, remember every contact record that changes, for [`Shard::drain_journal`].
+    pub fn enable_journal(&mut self) {
+        self.state.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// Hands over the contact records changed since the last call, in order of change.
+    pub fn drain_journal(&mut self, into: &mut Vec<(ContactKey, ContactRecord)>) {
+        if let Some(journal) = &mut self.state.journal {
+            into.append(journal);
+        }
+    }
+
     /// Heap bytes of the contact table, expiry queues and sketches (for memory reports).
     pub fn heap_bytes(&self) -> usize {
         let scopes: usize = self
@@ -83,6 +101,22 @@ impl Shard {
             .map(|s| s.expiry.heap_bytes() + s.sketch.heap_bytes())
             .sum();
         self.state.contacts.heap_bytes() + scopes
+    }
+}
+
+/// Journals the record under `key` as it is now (persisted shards only). A free function so
+/// that it borrows the journal and the table alone, beside a cached number.
+#[inline]
+fn journal_note(
+    journal: &mut Option<Vec<(ContactKey, ContactRecord)>>,
+    contacts: &ContactTable,
+    key: &ContactKey,
+    hash: u64,
+) {
+    if let Some(journal) = journal {
+        if let Some(record) = contacts.get(key, hash) {
+            journal.push((*key, *record));
+        }
     }
 }
 

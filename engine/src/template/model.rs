@@ -1,9 +1,12 @@
 //! What a template is (as submitted) and what a send of it supplies.
 
+use serde::{Deserialize, Serialize};
+
 use crate::ids::AccountId;
 
 /// Pricing and policy category. Free-form messages are `Service`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Category {
     Marketing = 0,
     Utility = 1,
@@ -39,7 +42,7 @@ impl Category {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ParameterFormat {
     /// `{{1}}`, `{{2}}`, ...
     #[default]
@@ -48,7 +51,7 @@ pub enum ParameterFormat {
     Named,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MediaKind {
     Image,
     Document,
@@ -74,14 +77,14 @@ impl MediaKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HeaderSpec {
     Text(String),
     Media(MediaKind),
     Location,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ButtonSpec {
     QuickReply { text: String },
     Url { text: String, url: String },
@@ -101,7 +104,7 @@ impl ButtonSpec {
 }
 
 /// A template as submitted for review.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TemplateDefinition {
     pub account: AccountId,
     pub name: String,

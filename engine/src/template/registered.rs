@@ -33,6 +33,16 @@ struct Lifecycle {
     quality: u8,
 }
 
+/// A template's lifecycle as persisted beside its definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LifecycleSnapshot {
+    pub status: TemplateStatus,
+    pub flagged_since: Secs,
+    pub paused_until: Secs,
+    pub pauses: u8,
+    pub quality: Quality,
+}
+
 /// The identity hash of (account, name, language), used by caches and the registry.
 pub fn template_key_hash(account: u64, name: &str, language: &str) -> u64 {
     let mut hash = mix64(account);
@@ -77,6 +87,31 @@ impl Template {
             status: AtomicU8::new(TemplateStatus::Submitted as u8),
             deadline: AtomicU32::new(0),
             lifecycle: Mutex::new(Lifecycle::default()),
+        }
+    }
+
+    /// A template as it was persisted; time-driven transitions apply at the next read.
+    pub fn restored(definition: TemplateDefinition, snapshot: &LifecycleSnapshot) -> Template {
+        let template = Template::new(definition);
+        let lifecycle = Lifecycle {
+            flagged_since: snapshot.flagged_since,
+            paused_until: snapshot.paused_until,
+            pauses: snapshot.pauses,
+            quality: snapshot.quality as u8,
+        };
+        template.set(&lifecycle, snapshot.status);
+        *template.lock() = lifecycle;
+        template
+    }
+
+    pub fn snapshot(&self) -> LifecycleSnapshot {
+        let lifecycle = self.lock();
+        LifecycleSnapshot {
+            status: self.current(),
+            flagged_since: lifecycle.flagged_since,
+            paused_until: lifecycle.paused_until,
+            pauses: lifecycle.pauses,
+            quality: Quality::from_u8(lifecycle.quality),
         }
     }
 

@@ -1,0 +1,317 @@
+//! The dispatcher: accepted messages, durable, go to the upstream in send-slot order.
+//!
+//! Exactly once across crashes needs the upstream's help, because no write can be atomic with a
+//! network send. So a message is marked in flight with a synced write before it is handed over
+//! and settled after; on restart, a message still in flight is not sent again blindly: the
+//! upstream is asked whether it has it ([`Upstream::reconcile`]). An upstream that cannot say
+//! (`Unknown`) leaves the message in flight for an operator or a later status event, which is
+//! the at-most-once side; it is never sent twice.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::message::{DispatchStatus, StoredMessage};
+use crate::clock::{Clock, Timestamp, MICROS_PER_SEC};
+use crate::store::keys::message_key;
+use crate::store::{Batch, Family, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream failed for now: {0}")]
+    Retryable(String),
+    #[error("upstream refused the message: {0}")]
+    Permanent(String),
+}
+
+/// What the upstream knows of a message handed over before a stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciled {
+    Delivered(String),
+    NotDelivered,
+    Unknown,
+}
+
+/// Where accepted messages go: Meta's Cloud API in production.
+///
+/// Every hand-over carries the message id and its attempt number (`message.attempts`, written
+/// to disk before the hand-over). Answering [`Reconciled::NotDelivered`] for an attempt is a
+/// promise that the upstream will never deliver that attempt or an earlier one, even if it
+/// arrives late; the engine then hands the message over again as a later attempt.
+pub trait Upstream: Send + Sync {
+    /// Sends one message; `Ok` carries the upstream's id for it.
+    fn send(&self, message: &StoredMessage) -> Result<String, UpstreamError>;
+
+    /// After a restart: did the upstream get this message (attempt `message.attempts` or an
+    /// earlier one), handed over before the stop?
+    fn reconcile(&self, message: &StoredMessage) -> Reconciled;
+}
+
+/// Messages handed over per synced in-flight mark.
+const DISPATCH_BATCH: usize = 512;
+const POLL: Duration = Duration::from_millis(5);
+
+/// What waiting callers can see of the dispatcher.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchView {
+    /// Messages waiting for their slot or a retry.
+    pub queued: usize,
+    /// Of those, due now and not yet handed over.
+    pub due: usize,
+    pub sent: u64,
+    pub failed: u64,
+    pub retried: u64,
+    /// Rounds that drained the input and found nothing due.
+    pub idle_rounds: u64,
+}
+
+#[derive(Default)]
+pub struct DispatchWatch {
+    view: Mutex<DispatchView>,
+    changed: Condvar,
+}
+
+impl DispatchWatch {
+    pub fn view(&self) -> DispatchView {
+        *self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until everything handed to the dispatcher before this call and due now has been
+    /// handed to the upstream (or `timeout`). Two idle rounds after the call began mean one
+    /// round started after it, drained the input and found nothing due.
+    pub fn wait_idle(&self, timeout: Duration) -> DispatchView {
+        let view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        let target = view.idle_rounds + 2;
+        let (view, _) = self
+            .changed
+            .wait_timeout_while(view, timeout, |v| v.idle_rounds < target)
+            .unwrap_or_else(|e| e.into_inner());
+        *view
+    }
+
+    fn publish(&self, update: impl FnOnce(&mut DispatchView)) {
+        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        update(&mut view);
+        self.changed.notify_all();
+    }
+}
+
+fn backoff_micros(attempts: u32) -> u64 {
+    MICROS_PER_SEC << attempts.min(8)
+}
+
+struct Queue {
+    order: BinaryHeap<Reverse<(u64, u64)>>,
+    messages: HashMap<u64, StoredMessage>,
+}
+
+impl Queue {
+    fn push(&mut self, message: StoredMessage) {
+        self.order
+            .push(Reverse((message.decision.send_at.0, message.id)));
+        self.messages.insert(message.id, message);
+    }
+
+    fn due(&mut self, now: Timestamp, limit: usize) -> Vec<StoredMessage> {
+        let mut due = Vec::new();
+        while due.len() < limit {
+            match self.order.peek() {
+                Some(Reverse((at, _))) if *at <= now.0 => {}
+                _ => break,
+            }
+            let Reverse((_, id)) = self.order.pop().expect("peeked");
+            due.extend(self.messages.remove(&id));
+        }
+        due
+    }
+
+    fn due_count(&self, now: Timestamp) -> usize {
+        self.order
+            .iter()
+            .filter(|Reverse((at, _))| *at <= now.0)
+            .count()
+    }
+}
+
+pub struct Dispatcher {
+    thread: JoinHandle<()>,
+    pub watch: Arc<DispatchWatch>,
+}
+
+impl Dispatcher {
+    /// Starts dispatching `backlog` (messages pending from before a restart) and whatever
+    /// arrives on `incoming`; stops when `incoming` is closed and nothing is due.
+    pub fn start(
+        backlog: Vec<StoredMessage>,
+        incoming: Receiver<StoredMessage>,
+        upstream: Arc<dyn Upstream>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Dispatcher {
+        let watch = Arc::new(DispatchWatch::default());
+        let seen = watch.clone();
+        let thread = std::thread::Builder::new()
+            .name("wagate-dispatch".into())
+            .spawn(move || run(backlog, incoming, upstream, store, clock, seen))
+            .expect("spawning the dispatcher");
+        Dispatcher { thread, watch }
+    }
+
+    /// Waits for the dispatcher to stop (after its input closed).
+    pub fn join(self) {
+        self.thread.join().expect("the dispatcher panicked");
+    }
+}
+
+fn run(
+    backlog: Vec<StoredMessage>,
+    incoming: Receiver<StoredMessage>,
+    upstream: Arc<dyn Upstream>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    watch: Arc<DispatchWatch>,
+) {
+    let mut queue = Queue {
+        order: BinaryHeap::new(),
+        messages: HashMap::new(),
+    };
+    for message in backlog {
+        queue.push(message);
+    }
+    let mut open = true;
+    loop {
+        while let Ok(message) = incoming.try_recv() {
+            queue.push(message);
+        }
+        let now = clock.now();
+        let due = queue.due(now, DISPATCH_BATCH);
+        if due.is_empty() {
+            let queued = queue.messages.len();
+            watch.publish(|v| {
+                v.queued = queued;
+                v.due = 0;
+                v.idle_rounds += 1;
+            });
+            if !open {
+                return;
+            }
+            match incoming.recv_timeout(POLL) {
+                Ok(message) => queue.push(message),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
+            }
+            continue;
+        }
+        let still_due = queue.due_count(now);
+        let queued = queue.messages.len();
+        watch.publish(|v| {
+            v.queued = queued + due.len();
+            v.due = still_due + due.len();
+        });
+        if !hand_over(
+            due,
+            &mut queue,
+            upstream.as_ref(),
+            store.as_ref(),
+            now,
+            &watch,
+        ) {
+            // The disk refused the in-flight marks: stop handing anything over.
+            return;
+        }
+    }
+}
+
+/// Marks `due` in flight (synced), sends each, settles each; false if the disk failed.
+fn hand_over(
+    mut due: Vec<StoredMessage>,
+    queue: &mut Queue,
+    upstream: &dyn Upstream,
+    store: &dyn Store,
+    now: Timestamp,
+    watch: &DispatchWatch,
+) -> bool {
+    let mut marks = Batch::default();
+    for message in &mut due {
+        message.status = DispatchStatus::InFlight;
+        message.attempts += 1;
+        marks.put(
+            Family::Messages,
+            message_key(message.id).to_vec(),
+            message.encode(),
+        );
+    }
+    if store.write(&marks, true).is_err() {
+        return false;
+    }
+    let mut settled = Batch::default();
+    let (mut sent, mut failed, mut retried) = (0, 0, 0);
+    for mut message in due {
+        let id = message_key(message.id).to_vec();
+        match upstream.send(&message) {
+            Ok(upstream_id) => {
+                message.status = DispatchStatus::Sent;
+                message.upstream = upstream_id;
+                settled.delete(Family::Outbox, id.clone());
+                sent += 1;
+            }
+            Err(UpstreamError::Permanent(reason)) => {
+                message.status = DispatchStatus::Failed;
+                message.upstream = reason;
+                settled.delete(Family::Outbox, id.clone());
+                failed += 1;
+            }
+            Err(UpstreamError::Retryable(_)) => {
+                message.status = DispatchStatus::Pending;
+                message.decision.send_at = Timestamp(now.0 + backoff_micros(message.attempts));
+                retried += 1;
+            }
+        }
+        settled.put(Family::Messages, id, message.encode());
+        if message.status == DispatchStatus::Pending {
+            queue.push(message);
+        }
+    }
+    // Not synced: a stop before this reaches the disk leaves the messages in flight, and the
+    // restart asks the upstream about them.
+    let ok = store.write(&settled, false).is_ok();
+    watch.publish(|v| {
+        v.sent += sent;
+        v.failed += failed;
+        v.retried += retried;
+    });
+    ok
+}
+
+/// Settles messages found in flight at start-up by asking the upstream; returns those to send
+/// (again or for the first time).
+pub fn reconcile(
+    in_flight: Vec<StoredMessage>,
+    upstream: &dyn Upstream,
+    store: &dyn Store,
+) -> Result<Vec<StoredMessage>, crate::store::StoreError> {
+    let mut resend = Vec::new();
+    let mut settled = Batch::default();
+    for mut message in in_flight {
+        let id = message_key(message.id).to_vec();
+        match upstream.reconcile(&message) {
+            Reconciled::Delivered(upstream_id) => {
+                message.status = DispatchStatus::Sent;
+                message.upstream = upstream_id;
+                settled.put(Family::Messages, id.clone(), message.encode());
+                settled.delete(Family::Outbox, id);
+            }
+            Reconciled::NotDelivered => {
+                message.status = DispatchStatus::Pending;
+                resend.push(message);
+            }
+            Reconciled::Unknown => {}
+        }
+    }
+    store.write(&settled, true)?;
+    Ok(resend)
+}

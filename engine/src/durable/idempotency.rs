@@ -1,0 +1,152 @@
+//! Idempotency records: what a request with a given key came to, kept for the retention so
+//! that a retry gets the same answer and never a second message.
+
+use crate::decision::Accepted;
+use crate::store::keys::{Reader, Writer};
+
+/// What a request came to, in the form it is replayed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredOutcome {
+    Accepted {
+        message_id: u64,
+        accepted: Accepted,
+    },
+    Refused {
+        code: Option<u32>,
+        name: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// Unix seconds; the record means nothing after it (and compaction removes it).
+    pub expires_at: u64,
+    /// A hash of what the request asked for: the same key with another body is refused.
+    pub body_hash: u64,
+    pub outcome: StoredOutcome,
+}
+
+/// The hash of a request's body: number, recipient and payload.
+pub fn body_hash(number: u64, to: u64, payload: &[u8]) -> u64 {
+    let mut hash = crate::hash::mix64(number ^ to.rotate_left(17));
+    for chunk in payload.chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        hash = crate::hash::mix64(hash ^ u64::from_le_bytes(word));
+    }
+    crate::hash::mix64(hash ^ payload.len() as u64)
+}
+
+impl IdempotencyRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::default();
+        writer
+            .bytes
+            .extend_from_slice(&self.expires_at.to_be_bytes());
+        writer.u64(self.body_hash);
+        match &self.outcome {
+            StoredOutcome::Accepted {
+                message_id,
+                accepted,
+            } => {
+                writer
+                    .u8(0)
+                    .u64(*message_id)
+                    .u64(accepted.send_at.0)
+                    .u64(accepted.price_micros)
+                    .u8(accepted.category as u8)
+                    .u8(u8::from(accepted.business_initiated)
+                        | u8::from(accepted.new_unique_recipient) << 1);
+            }
+            StoredOutcome::Refused { code, name, reason } => {
+                writer
+                    .u8(1)
+                    .u32(code.unwrap_or(0))
+                    .bytes(name.as_bytes())
+                    .bytes(reason.as_bytes());
+            }
+        }
+        writer.bytes
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<IdempotencyRecord> {
+        let expires_at = crate::store::expires_at(bytes)?;
+        let mut reader = Reader::new(&bytes[8..]);
+        let body_hash = reader.u64()?;
+        let outcome = match reader.u8()? {
+            0 => {
+                let message_id = reader.u64()?;
+                let send_at = crate::clock::Timestamp(reader.u64()?);
+                let price_micros = reader.u64()?;
+                let category =
+                    *crate::template::model::Category::ALL.get(usize::from(reader.u8()?))?;
+                let flags = reader.u8()?;
+                StoredOutcome::Accepted {
+                    message_id,
+                    accepted: Accepted {
+                        category,
+                        business_initiated: flags & 1 != 0,
+                        new_unique_recipient: flags & 2 != 0,
+                        price_micros,
+                        send_at,
+                    },
+                }
+            }
+            1 => {
+                let code = reader.u32()?;
+                StoredOutcome::Refused {
+                    code: (code != 0).then_some(code),
+                    name: reader.string()?,
+                    reason: reader.string()?,
+                }
+            }
+            _ => return None,
+        };
+        Some(IdempotencyRecord {
+            expires_at,
+            body_hash,
+            outcome,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::template::model::Category;
+
+    #[test]
+    fn records_round_trip_and_hashes_tell_bodies_apart() {
+        for outcome in [
+            StoredOutcome::Accepted {
+                message_id: 9,
+                accepted: Accepted {
+                    category: Category::Marketing,
+                    business_initiated: true,
+                    new_unique_recipient: true,
+                    price_micros: 50_000,
+                    send_at: Timestamp(123),
+                },
+            },
+            StoredOutcome::Refused {
+                code: Some(131_047),
+                name: "outside_service_window".into(),
+                reason: "more than 24 hours".into(),
+            },
+        ] {
+            let record = IdempotencyRecord {
+                expires_at: 1_800_000_000,
+                body_hash: 5,
+                outcome,
+            };
+            let bytes = record.encode();
+            assert_eq!(crate::store::expires_at(&bytes), Some(1_800_000_000));
+            assert_eq!(IdempotencyRecord::decode(&bytes), Some(record));
+        }
+        assert_ne!(body_hash(1, 2, b"hello"), body_hash(1, 2, b"hellp"));
+        assert_ne!(body_hash(1, 2, b"hello"), body_hash(1, 3, b"hello"));
+        assert_ne!(body_hash(1, 2, b""), body_hash(1, 2, b"\0"));
+    }
+}

@@ -1,0 +1,151 @@
+//! An accepted message as stored: what to send, when, at what price, and how dispatch went.
+
+use crate::clock::Timestamp;
+use crate::decision::Accepted;
+use crate::ids::{Msisdn, PhoneNumberId};
+use crate::store::keys::{Reader, Writer};
+use crate::template::model::Category;
+
+/// Where a message is on its way to the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispatchStatus {
+    /// Accepted and durable, waiting for its send slot.
+    Pending = 0,
+    /// Handed to the upstream; if the engine stops now, the upstream is asked on restart.
+    InFlight = 1,
+    /// The upstream took it (its id is kept).
+    Sent = 2,
+    /// The upstream refused it for good.
+    Failed = 3,
+}
+
+impl DispatchStatus {
+    fn from_u8(value: u8) -> Option<DispatchStatus> {
+        Some(match value {
+            0 => DispatchStatus::Pending,
+            1 => DispatchStatus::InFlight,
+            2 => DispatchStatus::Sent,
+            3 => DispatchStatus::Failed,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DispatchStatus::Pending => "pending",
+            DispatchStatus::InFlight => "in_flight",
+            DispatchStatus::Sent => "sent",
+            DispatchStatus::Failed => "failed",
+        }
+    }
+}
+
+/// wagate's id for a message, as callers see it.
+pub fn message_id_text(id: u64) -> String {
+    format!("wagate.{id:016x}")
+}
+
+pub fn parse_message_id(text: &str) -> Option<u64> {
+    u64::from_str_radix(text.strip_prefix("wagate.")?, 16).ok()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: u64,
+    pub number: PhoneNumberId,
+    pub to: Msisdn,
+    pub accepted_at: Timestamp,
+    pub decision: Accepted,
+    pub status: DispatchStatus,
+    pub attempts: u32,
+    /// The upstream's id once sent (Meta's wamid), or its error once failed.
+    pub upstream: String,
+    pub idempotency_key: String,
+    /// The message exactly as it goes upstream.
+    pub payload: Vec<u8>,
+}
+
+const CATEGORIES: [Category; 4] = Category::ALL;
+
+impl StoredMessage {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::default();
+        writer
+            .u64(self.id)
+            .u64(self.number.0)
+            .u64(self.to.digits())
+            .u64(self.accepted_at.0)
+            .u64(self.decision.send_at.0)
+            .u64(self.decision.price_micros)
+            .u8(self.decision.category as u8)
+            .u8(u8::from(self.decision.business_initiated)
+                | u8::from(self.decision.new_unique_recipient) << 1)
+            .u8(self.status as u8)
+            .u32(self.attempts)
+            .bytes(self.upstream.as_bytes())
+            .bytes(self.idempotency_key.as_bytes())
+            .bytes(&self.payload);
+        writer.bytes
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<StoredMessage> {
+        let mut reader = Reader::new(bytes);
+        let id = reader.u64()?;
+        let number = PhoneNumberId(reader.u64()?);
+        let to = Msisdn::from_digits(reader.u64()?).ok()?;
+        let accepted_at = Timestamp(reader.u64()?);
+        let send_at = Timestamp(reader.u64()?);
+        let price_micros = reader.u64()?;
+        let category = *CATEGORIES.get(usize::from(reader.u8()?))?;
+        let flags = reader.u8()?;
+        let status = DispatchStatus::from_u8(reader.u8()?)?;
+        Some(StoredMessage {
+            id,
+            number,
+            to,
+            accepted_at,
+            decision: Accepted {
+                category,
+                business_initiated: flags & 1 != 0,
+                new_unique_recipient: flags & 2 != 0,
+                price_micros,
+                send_at,
+            },
+            status,
+            attempts: reader.u32()?,
+            upstream: reader.string()?,
+            idempotency_key: reader.string()?,
+            payload: reader.bytes()?.to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let message = StoredMessage {
+            id: 77,
+            number: PhoneNumberId(106_540_352_242_922),
+            to: Msisdn::from_digits(16_505_551_234).unwrap(),
+            accepted_at: Timestamp(1_767_225_600_000_000),
+            decision: Accepted {
+                category: Category::Utility,
+                business_initiated: true,
+                new_unique_recipient: false,
+                price_micros: 50_000,
+                send_at: Timestamp(1_767_225_600_012_500),
+            },
+            status: DispatchStatus::InFlight,
+            attempts: 2,
+            upstream: String::new(),
+            idempotency_key: "order-17".into(),
+            payload: br#"{"type":"text"}"#.to_vec(),
+        };
+        assert_eq!(StoredMessage::decode(&message.encode()), Some(message));
+        assert_eq!(parse_message_id(&message_id_text(77)), Some(77));
+        assert_eq!(StoredMessage::decode(&[1, 2, 3]), None);
+    }
+}

@@ -1,0 +1,16 @@
+//! The durable engine providers embed: [`Wagate`]. Every decision and event is written to the
+//! store (RocksDB by default) in a synced group commit before it is acknowledged, retries with
+//! an idempotency key get the original answer, accepted messages are dispatched to an
+//! [`dispatch::Upstream`] exactly once, and a restart restores everything as acknowledged.
+
+pub mod admin;
+pub mod commit;
+pub mod dispatch;
+pub mod idempotency;
+pub mod message;
+pub mod records;
+pub mod recovery;
+pub mod submission;
+pub mod wagate;
+
+pub use wagate::{SubmitError, SubmitResult, Wagate, WagateConfig};

@@ -1,0 +1,94 @@
+//! A send as the durable engine takes it: the decision request, the payload for the upstream,
+//! and an optional idempotency key; and the writes an accepted or refused one turns into.
+
+use crate::clock::Timestamp;
+use crate::decision::{Decision, SendRequest};
+use crate::durable::idempotency::{IdempotencyRecord, StoredOutcome};
+use crate::durable::message::{DispatchStatus, StoredMessage};
+use crate::price::unix_day;
+use crate::store::keys::{idempotency_key, ledger_key, message_key};
+use crate::store::{Batch, Family};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    pub request: SendRequest,
+    /// The message exactly as it goes upstream (for the Cloud API, its JSON body).
+    pub payload: Vec<u8>,
+    pub idempotency_key: Option<String>,
+}
+
+/// A submission after the engine gave it an id and, if keyed, a body hash and expiry.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub submission: Submission,
+    pub message_id: u64,
+    pub body_hash: u64,
+    /// Unix seconds at which the idempotency record lapses.
+    pub expires_at: u64,
+}
+
+/// Adds the writes of a decided submission to `batch`; returns the message to dispatch if it
+/// was accepted. Deferred submissions write nothing: nothing happened.
+pub fn record_outcome(
+    prepared: Prepared,
+    decision: &Decision,
+    now: Timestamp,
+    batch: &mut Batch,
+) -> Option<StoredMessage> {
+    let request = &prepared.submission.request;
+    let key = prepared.submission.idempotency_key.clone();
+    let outcome = match decision {
+        Decision::Accepted(accepted) => StoredOutcome::Accepted {
+            message_id: prepared.message_id,
+            accepted: *accepted,
+        },
+        Decision::Refused(refusal) => StoredOutcome::Refused {
+            code: refusal.meta_code(),
+            name: refusal.name().to_string(),
+            reason: refusal.to_string(),
+        },
+        Decision::Deferred { .. } => return None,
+    };
+    if let Some(key) = &key {
+        let record = IdempotencyRecord {
+            expires_at: prepared.expires_at,
+            body_hash: prepared.body_hash,
+            outcome,
+        };
+        batch.put(
+            Family::Idempotency,
+            idempotency_key(request.number.0, key),
+            record.encode(),
+        );
+    }
+    let Decision::Accepted(accepted) = decision else {
+        return None;
+    };
+    let message = StoredMessage {
+        id: prepared.message_id,
+        number: request.number,
+        to: request.to,
+        accepted_at: now,
+        decision: *accepted,
+        status: DispatchStatus::Pending,
+        attempts: 0,
+        upstream: String::new(),
+        idempotency_key: key.unwrap_or_default(),
+        payload: prepared.submission.payload,
+    };
+    let id = message_key(message.id).to_vec();
+    batch.put(Family::Messages, id.clone(), message.encode());
+    batch.put(Family::Outbox, id, Vec::new());
+    batch.add(
+        Family::Ledger,
+        ledger_key(
+            request.number.0,
+            unix_day(now.secs()),
+            accepted.category as u8,
+        )
+        .to_vec(),
+        1,
+        accepted.price_micros,
+    );
+    Some(message)
+}

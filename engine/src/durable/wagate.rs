@@ -1,0 +1,485 @@
+//! [`Wagate`]: open with a config, submit sends, feed inbound and status events, read usage and
+//! the ledger, shut down cleanly.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::unbounded;
+use dashmap::DashMap;
+
+use super::commit::Durability;
+use super::dispatch::{DispatchView, Dispatcher, Upstream};
+use super::idempotency::{body_hash, IdempotencyRecord, StoredOutcome};
+use super::message::StoredMessage;
+use super::recovery;
+use super::submission::{Prepared, Submission};
+use crate::clock::{Clock, Timestamp};
+use crate::config::{ConfigError, EngineConfig};
+use crate::decision::{Accepted, Decision, DeferReason, Refusal};
+use crate::events::{ConsentChange, FailureEffect, InboundEffect, InboundMessage};
+use crate::ids::{Msisdn, PhoneNumberId};
+use crate::price::Ledger;
+use crate::registry::{Registry, RegistryError};
+use crate::state::contact::ConsentSource;
+use crate::store::keys::{idempotency_key, message_key};
+use crate::store::rocks::RocksStore;
+use crate::store::{Family, Store, StoreError};
+use crate::usage::Usage;
+use crate::workers::{Command, Reply, ShardPool};
+
+#[derive(Debug, Clone)]
+pub struct WagateConfig {
+    pub engine: EngineConfig,
+    /// Where RocksDB keeps its files.
+    pub data_dir: PathBuf,
+    /// How long a retry with the same idempotency key gets the original answer.
+    pub idempotency_retention_secs: u64,
+    /// Sync every group commit to the write-ahead log before acknowledging (the default).
+    /// Off, an acknowledged message can be lost to a machine crash (not a process crash).
+    pub sync: bool,
+}
+
+impl Default for WagateConfig {
+    fn default() -> Self {
+        WagateConfig {
+            engine: EngineConfig::default(),
+            data_dir: PathBuf::from("./data"),
+            idempotency_retention_secs: 86_400,
+            sync: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("idempotency key '{0}' was already used for a different request")]
+    KeyReused(String),
+    #[error("a request with idempotency key '{0}' is still being processed; retry shortly")]
+    KeyInFlight(String),
+    #[error("wagate cannot store new work: {0}")]
+    Unavailable(#[from] StoreError),
+}
+
+/// The answer to a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitResult {
+    /// Durable and queued for dispatch. `replayed`: the answer to an earlier request with the
+    /// same idempotency key.
+    Accepted {
+        message_id: u64,
+        accepted: Accepted,
+        replayed: bool,
+    },
+    /// Nothing happened; submit again at `until`.
+    Deferred {
+        until: Timestamp,
+        reason: DeferReason,
+    },
+    Refused {
+        code: Option<u32>,
+        name: String,
+        reason: String,
+        replayed: bool,
+    },
+}
+
+impl SubmitResult {
+    fn from_outcome(outcome: StoredOutcome) -> SubmitResult {
+        match outcome {
+            StoredOutcome::Accepted {
+                message_id,
+                accepted,
+            } => SubmitResult::Accepted {
+                message_id,
+                accepted,
+                replayed: true,
+            },
+            StoredOutcome::Refused { code, name, reason } => SubmitResult::Refused {
+                code,
+                name,
+                reason,
+                replayed: true,
+            },
+        }
+    }
+
+    fn from_decision(decision: Decision, message_id: u64) -> SubmitResult {
+        match decision {
+            Decision::Accepted(accepted) => SubmitResult::Accepted {
+                message_id,
+                accepted,
+                replayed: false,
+            },
+            Decision::Deferred { until, reason } => SubmitResult::Deferred { until, reason },
+            Decision::Refused(refusal) => SubmitResult::Refused {
+                code: refusal.meta_code(),
+                name: refusal.name().to_string(),
+                reason: refusal.to_string(),
+                replayed: false,
+            },
+        }
+    }
+}
+
+/// Message ids are handed out from blocks whose end is persisted first, so ids never repeat
+/// across restarts without a write per message.
+const ID_BLOCK: u64 = 1 << 20;
+pub(crate) const NEXT_ID_BLOCK: &[u8] = b"next_id_block";
+
+struct IdAllocator {
+    next: AtomicU64,
+    ceiling: Mutex<u64>,
+}
+
+pub struct Wagate {
+    pub(crate) pool: ShardPool,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) durability: Arc<Durability>,
+    pub(crate) clock: Arc<dyn Clock>,
+    retention_secs: u64,
+    ids: IdAllocator,
+    in_flight: DashMap<Vec<u8>, u64>,
+    dispatcher: Dispatcher,
+}
+
+impl Wagate {
+    /// Opens the RocksDB store in `config.data_dir`, restores everything in it, and starts the
+    /// shard workers, their committers and the dispatcher.
+    pub fn open(
+        config: WagateConfig,
+        clock: Arc<dyn Clock>,
+        upstream: Arc<dyn Upstream>,
+    ) -> Result<Wagate, OpenError> {
+        let store = Arc::new(RocksStore::open(&config.data_dir)?);
+        Self::open_with_store(config, store, clock, upstream)
+    }
+
+    /// Like [`Wagate::open`] over any store (the memory store in tests).
+    pub fn open_with_store(
+        config: WagateConfig,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        upstream: Arc<dyn Upstream>,
+    ) -> Result<Wagate, OpenError> {
+        let restored = recovery::restore(
+            &config.engine,
+            store.as_ref(),
+            clock.clone(),
+            upstream.as_ref(),
+        )?;
+        let durability = Arc::new(Durability::new(store.clone(), config.sync));
+        let (dispatch, incoming) = unbounded();
+        let pool = ShardPool::start_persistent(restored.engine, durability.clone(), dispatch);
+        let dispatcher = Dispatcher::start(
+            restored.backlog,
+            incoming,
+            upstream,
+            store.clone(),
+            clock.clone(),
+        );
+        let wagate = Wagate {
+            pool,
+            store,
+            durability,
+            clock,
+            retention_secs: config.idempotency_retention_secs,
+            ids: IdAllocator {
+                next: AtomicU64::new(restored.next_message_id),
+                ceiling: Mutex::new(restored.next_message_id),
+            },
+            in_flight: DashMap::new(),
+            dispatcher,
+        };
+        Ok(wagate)
+    }
+
+    pub fn registry(&self) -> &Registry {
+        self.pool.registry()
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Records commit latencies from now on (benchmarks).
+    pub fn durability(&self) -> &Arc<Durability> {
+        &self.durability
+    }
+
+    fn next_message_id(&self) -> Result<u64, StoreError> {
+        let id = self.ids.next.fetch_add(1, Ordering::AcqRel);
+        let mut ceiling = self.ids.ceiling.lock().unwrap_or_else(|e| e.into_inner());
+        if id >= *ceiling {
+            let next = id + ID_BLOCK;
+            let mut batch = crate::store::Batch::default();
+            batch.put(
+                Family::Meta,
+                NEXT_ID_BLOCK.to_vec(),
+                next.to_be_bytes().to_vec(),
+            );
+            self.store.write(&batch, true)?;
+            *ceiling = next;
+        }
+        Ok(id)
+    }
+
+    /// Decides one send and, if accepted, makes it durable before answering.
+    pub fn submit(&self, submission: Submission) -> Result<SubmitResult, SubmitError> {
+        self.submit_many(vec![submission])
+            .pop()
+            .expect("one answer per submission")
+    }
+
+    /// Decides many sends; they share group commits, so this is the fast way in.
+    pub fn submit_many(
+        &self,
+        submissions: Vec<Submission>,
+    ) -> Vec<Result<SubmitResult, SubmitError>> {
+        let now = self.clock.now();
+        let expires_at = now.unix_secs() + self.retention_secs;
+        let mut answers: Vec<Option<Result<SubmitResult, SubmitError>>> =
+            Vec::with_capacity(submissions.len());
+        let mut commands = Vec::new();
+        let mut slots = Vec::new();
+        let mut claimed = Vec::new();
+        for submission in submissions {
+            let request = &submission.request;
+            let hash = body_hash(request.number.0, request.to.digits(), &submission.payload);
+            if let Some(key) = &submission.idempotency_key {
+                let stored_key = idempotency_key(request.number.0, key);
+                match self.claim(&stored_key, key, hash, now) {
+                    Ok(None) => claimed.push(stored_key),
+                    Ok(Some(replay)) => {
+                        answers.push(Some(Ok(replay)));
+                        continue;
+                    }
+                    Err(error) => {
+                        answers.push(Some(Err(error)));
+                        continue;
+                    }
+                }
+            }
+            let message_id = match self.next_message_id() {
+                Ok(id) => id,
+                Err(error) => {
+                    answers.push(Some(Err(SubmitError::Unavailable(error))));
+                    continue;
+                }
+            };
+            slots.push(answers.len());
+            answers.push(None);
+            commands.push(Command::Submit(Box::new(Prepared {
+                submission,
+                message_id,
+                body_hash: hash,
+                expires_at,
+            })));
+        }
+        let replies = if commands.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.pool.submit(commands)
+        };
+        for key in claimed {
+            self.in_flight.remove(&key);
+        }
+        match replies {
+            Ok(replies) => {
+                for (slot, reply) in slots.into_iter().zip(replies) {
+                    let Reply::Submitted {
+                        decision,
+                        message_id,
+                    } = reply
+                    else {
+                        unreachable!("a submit is answered by a submitted reply")
+                    };
+                    answers[slot] = Some(Ok(SubmitResult::from_decision(decision, message_id)));
+                }
+            }
+            Err(error) => {
+                for slot in slots {
+                    answers[slot] = Some(Err(SubmitError::Unavailable(error.clone())));
+                }
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| a.expect("every submission answered"))
+            .collect()
+    }
+
+    /// Claims an idempotency key for a new request, or returns the answer it already has.
+    fn claim(
+        &self,
+        stored_key: &[u8],
+        key: &str,
+        hash: u64,
+        now: Timestamp,
+    ) -> Result<Option<SubmitResult>, SubmitError> {
+        match self.in_flight.entry(stored_key.to_vec()) {
+            dashmap::Entry::Occupied(_) => return Err(SubmitError::KeyInFlight(key.to_string())),
+            dashmap::Entry::Vacant(vacant) => {
+                vacant.insert(hash);
+            }
+        }
+        let stored = self
+            .store
+            .get(Family::Idempotency, stored_key)
+            .map_err(SubmitError::Unavailable)
+            .and_then(|bytes| {
+                bytes
+                    .map(|b| {
+                        IdempotencyRecord::decode(&b).ok_or_else(|| {
+                            SubmitError::Unavailable(StoreError::Corrupt(
+                                "idempotency record".into(),
+                            ))
+                        })
+                    })
+                    .transpose()
+            });
+        let found = match stored {
+            Ok(found) => found.filter(|record| record.expires_at > now.unix_secs()),
+            Err(error) => {
+                self.in_flight.remove(stored_key);
+                return Err(error);
+            }
+        };
+        let Some(record) = found else {
+            return Ok(None);
+        };
+        self.in_flight.remove(stored_key);
+        if record.body_hash != hash {
+            return Err(SubmitError::KeyReused(key.to_string()));
+        }
+        Ok(Some(SubmitResult::from_outcome(record.outcome)))
+    }
+
+    fn one(&self, command: Command) -> Result<Reply, SubmitError> {
+        let mut replies = self.pool.submit(vec![command])?;
+        Ok(replies.pop().expect("one reply"))
+    }
+
+    /// An inbound message (Meta's `messages` webhook): opens the window, may change consent.
+    pub fn inbound(
+        &self,
+        message: InboundMessage,
+    ) -> Result<Result<InboundEffect, Refusal>, SubmitError> {
+        match self.one(Command::Inbound(message))? {
+            Reply::Inbound(effect) => Ok(effect),
+            other => unreachable!("inbound answered by {other:?}"),
+        }
+    }
+
+    pub fn consent(
+        &self,
+        number: PhoneNumberId,
+        person: Msisdn,
+        change: ConsentChange,
+        source: ConsentSource,
+    ) -> Result<Result<(), Refusal>, SubmitError> {
+        match self.one(Command::Consent {
+            number,
+            person,
+            change,
+            source,
+        })? {
+            Reply::Consent(result) => Ok(result),
+            other => unreachable!("consent answered by {other:?}"),
+        }
+    }
+
+    /// Many consent changes in one group commit (imports, set-up).
+    pub fn consent_many(
+        &self,
+        changes: Vec<(PhoneNumberId, Msisdn, ConsentChange, ConsentSource)>,
+    ) -> Result<Vec<Result<(), Refusal>>, SubmitError> {
+        let commands = changes
+            .into_iter()
+            .map(|(number, person, change, source)| Command::Consent {
+                number,
+                person,
+                change,
+                source,
+            })
+            .collect();
+        Ok(self
+            .pool
+            .submit(commands)?
+            .into_iter()
+            .map(|reply| match reply {
+                Reply::Consent(result) => result,
+                other => unreachable!("consent answered by {other:?}"),
+            })
+            .collect())
+    }
+
+    /// A delivery failure Meta reported for a message to `person` (status webhook).
+    pub fn delivery_failed(
+        &self,
+        number: PhoneNumberId,
+        person: Msisdn,
+        code: u32,
+    ) -> Result<Result<FailureEffect, Refusal>, SubmitError> {
+        match self.one(Command::DeliveryFailed {
+            number,
+            person,
+            code,
+        })? {
+            Reply::DeliveryFailed(result) => Ok(result),
+            other => unreachable!("delivery failure answered by {other:?}"),
+        }
+    }
+
+    pub fn usage(&self, number: PhoneNumberId) -> Result<Usage, RegistryError> {
+        self.pool.usage(number)
+    }
+
+    /// A stored message and its dispatch state.
+    pub fn message(&self, id: u64) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(self
+            .store
+            .get(Family::Messages, &message_key(id))?
+            .and_then(|bytes| StoredMessage::decode(&bytes)))
+    }
+
+    /// The price ledger, from disk: every accepted message since the data directory was made.
+    pub fn ledger(&self) -> Result<Ledger, StoreError> {
+        recovery::read_ledger(self.store.as_ref())
+    }
+
+    /// Removes idempotency records past their retention (a compaction of that family only).
+    pub fn purge_expired(&self) -> Result<(), StoreError> {
+        self.store.purge_expired(self.clock.now().unix_secs())
+    }
+
+    pub fn dispatch_view(&self) -> DispatchView {
+        self.dispatcher.watch.view()
+    }
+
+    /// Waits until every message due now has been handed to the upstream (or `timeout`).
+    pub fn wait_dispatched(&self, timeout: Duration) -> DispatchView {
+        self.dispatcher.watch.wait_idle(timeout)
+    }
+
+    /// The error that made the engine stop accepting work, if any.
+    pub fn failure(&self) -> Option<StoreError> {
+        self.durability.failure()
+    }
+
+    /// Stops taking work, finishes what was queued (decisions, commits, due dispatches), and
+    /// closes the store.
+    pub fn shutdown(self) {
+        self.pool.shutdown();
+        self.dispatcher.join();
+    }
+}

@@ -1,0 +1,484 @@
+//! The durable engine in-process: acceptance written before the answer, idempotent retries
+//! (also across a restart), expiry of idempotency records, restoring every piece of state on
+//! reopen, dispatch, and the storage failures. RocksDB on disk throughout.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wagate::durable::admin::AdminError;
+use wagate::durable::dispatch::{Reconciled, Upstream, UpstreamError};
+use wagate::durable::message::{DispatchStatus, StoredMessage};
+use wagate::durable::submission::Submission;
+use wagate::durable::wagate::OpenError;
+use wagate::durable::{SubmitError, SubmitResult, Wagate, WagateConfig};
+use wagate::events::InboundContent;
+use wagate::store::StoreError;
+use wagate::{
+    AccountId, Category, ConsentChange, ConsentSource, DeferReason, EngineConfig, InboundMessage,
+    ManualClock, Message, Msisdn, NumberRegistration, PhoneNumberId, PortfolioId, Profile, Quality,
+    SendRequest, TemplateDefinition, TemplateSend, TemplateStatus, TextParam,
+};
+
+const NUMBER: PhoneNumberId = PhoneNumberId(106_540_352_242_922);
+const ACCOUNT: AccountId = AccountId(7);
+const DAY: u64 = 86_400;
+
+/// An upstream that remembers what it was sent (the crash test uses a real one over TCP).
+#[derive(Default)]
+struct Recorder {
+    sent: Mutex<HashMap<u64, u32>>,
+    fail_next: AtomicU32,
+}
+
+impl Upstream for Recorder {
+    fn send(&self, message: &StoredMessage) -> Result<String, UpstreamError> {
+        if self.fail_next.load(Ordering::SeqCst) > 0 {
+            self.fail_next.fetch_sub(1, Ordering::SeqCst);
+            return Err(UpstreamError::Retryable("503 from upstream".into()));
+        }
+        *self.sent.lock().unwrap().entry(message.id).or_default() += 1;
+        Ok(format!("wamid.{}", message.id))
+    }
+
+    fn reconcile(&self, message: &StoredMessage) -> Reconciled {
+        match self.sent.lock().unwrap().contains_key(&message.id) {
+            true => Reconciled::Delivered(format!("wamid.{}", message.id)),
+            false => Reconciled::NotDelivered,
+        }
+    }
+}
+
+impl Recorder {
+    fn count(&self, id: u64) -> u32 {
+        self.sent.lock().unwrap().get(&id).copied().unwrap_or(0)
+    }
+}
+
+fn data_dir() -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "wagate-durable-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+struct Harness {
+    dir: PathBuf,
+    clock: ManualClock,
+    upstream: Arc<Recorder>,
+    profile: Profile,
+}
+
+impl Harness {
+    fn new(profile: Profile) -> Harness {
+        Harness {
+            dir: data_dir(),
+            clock: ManualClock::at_2026(),
+            upstream: Arc::new(Recorder::default()),
+            profile,
+        }
+    }
+
+    fn config(&self) -> WagateConfig {
+        WagateConfig {
+            engine: EngineConfig {
+                shards: 2,
+                ..EngineConfig::new(self.profile.clone())
+            },
+            data_dir: self.dir.clone(),
+            ..WagateConfig::default()
+        }
+    }
+
+    fn open(&self) -> Wagate {
+        Wagate::open(
+            self.config(),
+            Arc::new(self.clock.clone()),
+            self.upstream.clone(),
+        )
+        .unwrap()
+    }
+
+    /// A fresh engine with a number, an approved template and opted-in people.
+    fn start(&self, people: u64) -> Wagate {
+        let wagate = self.open();
+        wagate
+            .register_number(NumberRegistration {
+                id: NUMBER,
+                account: ACCOUNT,
+                portfolio: PortfolioId(1),
+                tier: None,
+                throughput_mps: Some(1_000),
+            })
+            .unwrap();
+        wagate
+            .submit_template(TemplateDefinition::new(
+                ACCOUNT,
+                "order_update",
+                "en_US",
+                Category::Utility,
+                "Hi {{1}}, shipped.",
+            ))
+            .unwrap();
+        for status in [TemplateStatus::InReview, TemplateStatus::Approved] {
+            wagate
+                .set_template_status(ACCOUNT, "order_update", "en_US", status)
+                .unwrap();
+        }
+        for i in 0..people {
+            wagate
+                .consent(NUMBER, person(i), ConsentChange::OptIn, ConsentSource::Api)
+                .unwrap()
+                .unwrap();
+        }
+        wagate
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn person(i: u64) -> Msisdn {
+    Msisdn::from_digits(4_915_100_000_000 + i).unwrap()
+}
+
+fn template_to(i: u64, key: Option<&str>) -> Submission {
+    Submission {
+        request: SendRequest {
+            number: NUMBER,
+            to: person(i),
+            message: Message::Template(TemplateSend::new(
+                "order_update",
+                "en_US",
+                vec![TextParam::positional("Ana")],
+            )),
+        },
+        payload: format!(r#"{{"to":"+{}","type":"template"}}"#, person(i).digits()).into_bytes(),
+        idempotency_key: key.map(str::to_string),
+    }
+}
+
+fn accepted_id(result: &Result<SubmitResult, SubmitError>) -> (u64, bool) {
+    match result {
+        Ok(SubmitResult::Accepted {
+            message_id,
+            replayed,
+            ..
+        }) => (*message_id, *replayed),
+        other => panic!("expected acceptance, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_accepted_message_is_stored_then_dispatched_once() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(1);
+    let (id, replayed) = accepted_id(&wagate.submit(template_to(0, None)));
+    assert!(!replayed);
+    let stored = wagate
+        .message(id)
+        .unwrap()
+        .expect("durable before the answer");
+    assert_eq!(stored.to, person(0));
+    harness.clock.advance_secs(1);
+    wagate.wait_dispatched(Duration::from_secs(10));
+    assert_eq!(harness.upstream.count(id), 1);
+    let settled = wagate.message(id).unwrap().unwrap();
+    assert_eq!(
+        (settled.status, settled.upstream.as_str()),
+        (DispatchStatus::Sent, format!("wamid.{id}").as_str())
+    );
+    wagate.shutdown();
+}
+
+#[test]
+fn a_repeat_of_a_key_returns_the_original_answer_and_sends_nothing_new() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(2);
+    let (first, _) = accepted_id(&wagate.submit(template_to(0, Some("order-17"))));
+    let (again, replayed) = accepted_id(&wagate.submit(template_to(0, Some("order-17"))));
+    assert_eq!((again, replayed), (first, true));
+    // The same key with another body is refused and changes nothing.
+    let reused = wagate.submit(template_to(1, Some("order-17")));
+    assert_eq!(reused, Err(SubmitError::KeyReused("order-17".into())));
+    assert_eq!(wagate.usage(NUMBER).unwrap().used_24h, 1);
+    harness.clock.advance_secs(1);
+    wagate.wait_dispatched(Duration::from_secs(10));
+    assert_eq!(harness.upstream.count(first), 1);
+    assert_eq!(harness.upstream.sent.lock().unwrap().len(), 1);
+    // Refusals are remembered too.
+    let refused = wagate.submit(template_to(9, Some("never-opted-in")));
+    let replay = wagate.submit(template_to(9, Some("never-opted-in")));
+    assert!(matches!(
+        refused,
+        Ok(SubmitResult::Refused {
+            replayed: false,
+            ..
+        })
+    ));
+    assert!(matches!(
+        replay,
+        Ok(SubmitResult::Refused { replayed: true, .. })
+    ));
+    wagate.shutdown();
+}
+
+#[test]
+fn a_repeat_after_a_restart_returns_the_original_answer() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(1);
+    let (first, _) = accepted_id(&wagate.submit(template_to(0, Some("k-1"))));
+    wagate.shutdown();
+    let wagate = harness.open();
+    let (again, replayed) = accepted_id(&wagate.submit(template_to(0, Some("k-1"))));
+    assert_eq!((again, replayed), (first, true));
+    let (fresh, _) = accepted_id(&wagate.submit(template_to(0, Some("k-2"))));
+    assert!(fresh > first, "ids never repeat across restarts");
+    wagate.shutdown();
+}
+
+#[test]
+fn idempotency_records_expire_after_the_retention_and_are_purged() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(1);
+    let (first, _) = accepted_id(&wagate.submit(template_to(0, Some("k"))));
+    harness.clock.advance_secs(DAY - 1);
+    assert_eq!(
+        accepted_id(&wagate.submit(template_to(0, Some("k")))),
+        (first, true)
+    );
+    harness.clock.advance_secs(1);
+    let (second, replayed) = accepted_id(&wagate.submit(template_to(0, Some("k"))));
+    assert!(
+        second != first && !replayed,
+        "after 24 h the key is free again"
+    );
+    harness.clock.advance_secs(DAY);
+    wagate.purge_expired().unwrap();
+    wagate.shutdown();
+    let store = wagate::store::rocks::RocksStore::open(&harness.dir).unwrap();
+    let key = wagate::store::keys::idempotency_key(NUMBER.0, "k");
+    use wagate::store::Store;
+    assert_eq!(
+        store.get(wagate::store::Family::Idempotency, &key).unwrap(),
+        None,
+        "physically gone"
+    );
+}
+
+#[test]
+fn a_restart_restores_windows_consent_counts_sketches_templates_tiers_and_ledger() {
+    let harness = Harness::new(Profile::whatsapp_2025());
+    let wagate = harness.start(300);
+    wagate.verify_business(PortfolioId(1)).unwrap();
+    wagate.set_number_quality(NUMBER, Quality::Green).unwrap();
+    wagate
+        .inbound(InboundMessage {
+            number: NUMBER,
+            from: person(1),
+            content: InboundContent::Text("STOP".into()),
+        })
+        .unwrap()
+        .unwrap();
+    // A STOP opens a window too; a day later it no longer covers Ben.
+    harness.clock.advance_secs(DAY + 1);
+    wagate
+        .inbound(InboundMessage {
+            number: NUMBER,
+            from: person(500),
+            content: InboundContent::Text("hi".into()),
+        })
+        .unwrap()
+        .unwrap();
+    let results = wagate.submit_many((0..300).map(|i| template_to(i, None)).collect());
+    let accepted = results
+        .iter()
+        .filter(|r| matches!(r, Ok(SubmitResult::Accepted { .. })))
+        .count();
+    assert_eq!(accepted, 299, "all but the one who said STOP");
+    wagate
+        .set_template_quality(ACCOUNT, "order_update", "en_US", Quality::Red)
+        .unwrap();
+    let before = wagate.usage(NUMBER).unwrap();
+    let ledger_before = wagate.ledger().unwrap();
+    wagate.shutdown();
+
+    let wagate = harness.open();
+    let after = wagate.usage(NUMBER).unwrap();
+    assert_eq!(after, before, "tier, exact count, both sketches, quality");
+    assert_eq!(after.tier, "TIER_2K");
+    assert_eq!(wagate.ledger().unwrap().rows(), ledger_before.rows());
+    // Template paused by the red quality before the restart; Ana in her window; Ben opted out.
+    let paused = wagate.submit(template_to(5, None));
+    assert!(
+        matches!(
+            paused,
+            Ok(SubmitResult::Refused {
+                code: Some(132_015),
+                ..
+            })
+        ),
+        "{paused:?}"
+    );
+    let reply = wagate.submit(Submission {
+        request: SendRequest {
+            number: NUMBER,
+            to: person(500),
+            message: Message::text("hello"),
+        },
+        payload: b"{}".to_vec(),
+        idempotency_key: None,
+    });
+    assert!(
+        matches!(reply, Ok(SubmitResult::Accepted { .. })),
+        "{reply:?}"
+    );
+    harness.clock.advance_secs(3 * 3_600);
+    let stopped = wagate.submit(template_to(1, None));
+    assert!(
+        matches!(stopped, Ok(SubmitResult::Refused { ref name, .. }) if name == "opted_out"),
+        "{stopped:?}"
+    );
+    wagate.shutdown();
+}
+
+#[test]
+fn counted_recipients_still_expire_after_a_restart() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(1_001);
+    let results = wagate.submit_many((0..1_001).map(|i| template_to(i, None)).collect());
+    // Two shards decide in parallel: exactly one of the 1,001 waits, whichever came last.
+    let waiting: Vec<u64> = (0..1_001u64)
+        .filter(|i| {
+            matches!(
+                results[*i as usize],
+                Ok(SubmitResult::Deferred {
+                    reason: DeferReason::TierLimit,
+                    ..
+                })
+            )
+        })
+        .collect();
+    assert_eq!(waiting.len(), 1);
+    let last = waiting[0];
+    wagate.shutdown();
+    let wagate = harness.open();
+    assert_eq!(wagate.usage(NUMBER).unwrap().used_24h, 1_000);
+    assert!(matches!(
+        wagate.submit(template_to(last, None)),
+        Ok(SubmitResult::Deferred { .. })
+    ));
+    harness.clock.advance_secs(DAY);
+    assert!(matches!(
+        wagate.submit(template_to(last, None)),
+        Ok(SubmitResult::Accepted { .. })
+    ));
+    assert_eq!(wagate.usage(NUMBER).unwrap().used_24h, 1);
+    wagate.shutdown();
+}
+
+#[test]
+fn undispatched_messages_are_sent_after_a_restart_and_retries_back_off() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(4);
+    // One message a second: the second and third slots lie in the future of the frozen clock,
+    // so those two can only be dispatched after the restart.
+    wagate.set_throughput(NUMBER, 1).unwrap();
+    let now = wagate.now();
+    let results = wagate.submit_many((0..3).map(|i| template_to(i, None)).collect());
+    let ids: Vec<u64> = results.iter().map(|r| accepted_id(r).0).collect();
+    let future: Vec<u64> = results
+        .iter()
+        .filter_map(|r| match r {
+            Ok(SubmitResult::Accepted {
+                message_id,
+                accepted,
+                ..
+            }) if accepted.send_at > now => Some(*message_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(future.len(), 2);
+    wagate.shutdown();
+    for id in &future {
+        assert_eq!(harness.upstream.count(*id), 0);
+    }
+    let wagate = harness.open();
+    harness.clock.advance_secs(3);
+    wagate.wait_dispatched(Duration::from_secs(10));
+    for id in &ids {
+        assert_eq!(harness.upstream.count(*id), 1, "message {id}");
+        assert_eq!(
+            wagate.message(*id).unwrap().unwrap().status,
+            DispatchStatus::Sent
+        );
+    }
+    // A retryable upstream failure: the message waits (backing off) and then goes once.
+    harness.upstream.fail_next.store(1, Ordering::SeqCst);
+    let (id, _) = accepted_id(&wagate.submit(template_to(3, None)));
+    harness.clock.advance_secs(1);
+    let view = wagate.wait_dispatched(Duration::from_secs(10));
+    assert_eq!((view.retried, view.queued), (1, 1));
+    let waiting = wagate.message(id).unwrap().unwrap();
+    assert_eq!(
+        (waiting.status, waiting.attempts),
+        (DispatchStatus::Pending, 1)
+    );
+    harness.clock.advance_secs(10);
+    wagate.wait_dispatched(Duration::from_secs(10));
+    assert_eq!(harness.upstream.count(id), 1);
+    wagate.shutdown();
+}
+
+#[test]
+fn a_locked_or_unopenable_data_directory_is_a_clear_error() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let first = harness.open();
+    let second = Wagate::open(
+        harness.config(),
+        Arc::new(harness.clock.clone()),
+        harness.upstream.clone(),
+    );
+    let error = second.err().expect("the directory is in use");
+    assert!(
+        matches!(error, OpenError::Store(StoreError::Locked { .. })),
+        "{error}"
+    );
+    first.shutdown();
+    let file = harness.dir.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let config = WagateConfig {
+        data_dir: file,
+        ..harness.config()
+    };
+    let error = Wagate::open(
+        config,
+        Arc::new(harness.clock.clone()),
+        harness.upstream.clone(),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(error, OpenError::Store(StoreError::Open { .. })),
+        "{error}"
+    );
+}
+
+#[test]
+fn admin_changes_are_refused_clearly_and_change_nothing() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(0);
+    let error = wagate.set_tier(NUMBER, "TIER_7").unwrap_err();
+    assert!(matches!(error, AdminError::Registry(_)), "{error}");
+    assert_eq!(wagate.usage(NUMBER).unwrap().tier, "TIER_1K");
+    wagate.shutdown();
+}
