@@ -193,6 +193,8 @@ impl LimitScope {
             {
                 let lower = self.tier().saturating_sub(1);
                 self.tier.store(lower as u8, Ordering::Release);
+                // A lower tier has a lower threshold: look again at the next new recipient.
+                self.upgrade_check_in.store(0, Ordering::Release);
                 self.touch();
             }
         }
@@ -205,21 +207,19 @@ impl LimitScope {
         let Some(threshold) = profile.upgrade_threshold(tier) else {
             return;
         };
-        if self.upgrade_at().is_some()
+        // Each new recipient adds at most one to the true 7-day count, so after an estimate
+        // `gap` short of the threshold the next `gap / 2` new recipients cannot reach it. Every
+        // new recipient counts down, eligible or not, or one admitted while ineligible would be
+        // missed.
+        let counted_down = self
+            .upgrade_check_in
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| w.checked_sub(1))
+            .is_ok();
+        if counted_down
+            || self.upgrade_at().is_some()
             || self.flagged_since().is_some()
             || !profile.upgrade.qualities.contains(&self.quality())
         {
-            return;
-        }
-        let wait = self.upgrade_check_in.load(Ordering::Acquire);
-        if wait > 0 {
-            // Each new recipient adds at most one to the true count: no need to look sooner.
-            let _ = self.upgrade_check_in.compare_exchange(
-                wait,
-                wait - 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
             return;
         }
         let estimate = self.sketches.week_estimate();
