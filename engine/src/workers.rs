@@ -22,7 +22,7 @@ use crate::core::{shard_for, Core};
 use crate::decision::{Decision, Refusal, SendRequest};
 use crate::durable::commit::{start_committer, CommitJob, Durability};
 use crate::durable::message::StoredMessage;
-use crate::durable::submission::{record_outcome, Prepared};
+use crate::durable::submission::{record_outcome, LedgerDeltas, Prepared};
 use crate::engine::Engine;
 use crate::events::{ConsentChange, FailureEffect, InboundEffect, InboundMessage};
 use crate::hash::mix64;
@@ -80,7 +80,8 @@ pub enum Reply {
     DeliveryFailed(Result<FailureEffect, Refusal>),
 }
 
-type Replies = Result<Vec<(usize, Reply)>, StoreError>;
+/// One worker's answers for its part of a batch, or why that part could not be made durable.
+type Replies = Result<Vec<(usize, Reply)>, (Vec<usize>, StoreError)>;
 
 enum Work {
     Commands {
@@ -103,19 +104,34 @@ struct Persist {
     dispatch: Sender<StoredMessage>,
 }
 
+/// Where a persisted worker collects a batch's writes.
+#[derive(Default)]
+struct Writes {
+    batch: Batch,
+    accepted: Vec<StoredMessage>,
+    ledger: LedgerDeltas,
+}
+
 fn process(
     shard: &mut Shard,
     command: Command,
     now: Timestamp,
-    writes: Option<(&mut Batch, &mut Vec<StoredMessage>)>,
+    writes: Option<&mut Writes>,
 ) -> Reply {
     match command {
         Command::Decide(request) => Reply::Decision(shard.decide(&request, now)),
         Command::Submit(prepared) => {
             let decision = shard.decide(&prepared.submission.request, now);
             let message_id = prepared.message_id;
-            if let Some((batch, accepted)) = writes {
-                accepted.extend(record_outcome(*prepared, &decision, now, batch));
+            if let Some(writes) = writes {
+                let message = record_outcome(
+                    *prepared,
+                    &decision,
+                    now,
+                    &mut writes.batch,
+                    &mut writes.ledger,
+                );
+                writes.accepted.extend(message);
             }
             Reply::Submitted {
                 decision,
@@ -168,22 +184,23 @@ fn run_commands(
     };
     if let Some(error) = persist.durability.failure() {
         // The disk is behind memory: change nothing more, say why.
-        let _ = reply.send(Err(error));
+        let slots = commands.iter().map(|(slot, _)| *slot).collect();
+        let _ = reply.send(Err((slots, error)));
         return;
     }
-    let mut batch = Batch::default();
-    let mut accepted = Vec::new();
+    let mut writes = Writes::default();
     let replies: Vec<(usize, Reply)> = commands
         .into_iter()
-        .map(|(slot, command)| {
-            (
-                slot,
-                process(shard, command, now, Some((&mut batch, &mut accepted))),
-            )
-        })
+        .map(|(slot, command)| (slot, process(shard, command, now, Some(&mut writes))))
         .collect();
     shard.drain_journal(journal);
+    let Writes {
+        mut batch,
+        accepted,
+        mut ledger,
+    } = writes;
     write_contacts(journal, &mut batch);
+    ledger.write(&mut batch);
     let dispatch = persist.dispatch.clone();
     let done = Box::new(move |result: Result<(), StoreError>| {
         if result.is_ok() {
@@ -191,7 +208,11 @@ fn run_commands(
                 let _ = dispatch.send(message);
             }
         }
-        let _ = reply.send(result.map(|()| replies));
+        let answer = match result {
+            Ok(()) => Ok(replies),
+            Err(error) => Err((replies.into_iter().map(|(slot, _)| slot).collect(), error)),
+        };
+        let _ = reply.send(answer);
     });
     if persist.committer.send(CommitJob { batch, done }).is_err() {
         // Committers stop only at shutdown, after the workers; nothing to answer then.
@@ -252,28 +273,35 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Waits for every worker's part; replies come back in the order the batch was sent in.
-    /// With persistence, an error means the batch could not be made durable.
-    pub fn wait(self) -> Result<Vec<Reply>, StoreError> {
-        let mut ordered: Vec<Option<Reply>> = (0..self.total).map(|_| None).collect();
-        let mut failure = None;
+    /// Waits for every worker's part; each command's reply, in the order the batch was sent
+    /// in, or the error that kept its shard's part from becoming durable (the other shards'
+    /// parts may well be durable: each shard commits on its own).
+    pub fn wait_each(self) -> Vec<Result<Reply, StoreError>> {
+        let mut ordered: Vec<Option<Result<Reply, StoreError>>> =
+            (0..self.total).map(|_| None).collect();
         for _ in 0..self.expected {
             match self.replies.recv().expect("every worker replies") {
                 Ok(part) => {
                     for (slot, answer) in part {
-                        ordered[slot] = Some(answer);
+                        ordered[slot] = Some(Ok(answer));
                     }
                 }
-                Err(error) => failure = Some(error),
+                Err((slots, error)) => {
+                    for slot in slots {
+                        ordered[slot] = Some(Err(error.clone()));
+                    }
+                }
             }
         }
-        if let Some(error) = failure {
-            return Err(error);
-        }
-        Ok(ordered
+        ordered
             .into_iter()
             .map(|answer| answer.expect("every command answered"))
-            .collect())
+            .collect()
+    }
+
+    /// Like [`Pending::wait_each`], failing as a whole if any part failed.
+    pub fn wait(self) -> Result<Vec<Reply>, StoreError> {
+        self.wait_each().into_iter().collect()
     }
 }
 

@@ -7,6 +7,7 @@
 //! moved past what the disk holds, so every later commit is refused with the first error and
 //! the caller sees it; restarting recovers from what was synced.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -30,9 +31,9 @@ pub struct Durability {
     pub store: Arc<dyn Store>,
     pub sync: bool,
     failure: Mutex<Option<StoreError>>,
-    /// Commit latency in microseconds, one sample per group (for benchmarks and metrics).
-    pub latencies: Mutex<Vec<u32>>,
-    pub record_latency: bool,
+    /// Commit latency in microseconds, one sample per group, while recording is on.
+    latencies: Mutex<Vec<u32>>,
+    record_latency: AtomicBool,
 }
 
 impl Durability {
@@ -42,8 +43,18 @@ impl Durability {
             sync,
             failure: Mutex::new(None),
             latencies: Mutex::new(Vec::new()),
-            record_latency: false,
+            record_latency: AtomicBool::new(false),
         }
+    }
+
+    /// Starts or stops recording each group commit's write latency.
+    pub fn record_latencies(&self, on: bool) {
+        self.record_latency.store(on, Ordering::Relaxed);
+    }
+
+    /// The recorded latencies (microseconds, one per group), emptied.
+    pub fn take_latencies(&self) -> Vec<u32> {
+        std::mem::take(&mut *self.latencies.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The error that stopped the engine accepting work, if one has.
@@ -80,7 +91,7 @@ impl Durability {
         }
         let started = Instant::now();
         let result = self.store.write(batch, self.sync);
-        if self.record_latency {
+        if self.record_latency.load(Ordering::Relaxed) {
             let micros = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
             self.latencies
                 .lock()

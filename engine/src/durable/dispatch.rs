@@ -240,7 +240,7 @@ fn hand_over(
         message.status = DispatchStatus::InFlight;
         message.attempts += 1;
         marks.put(
-            Family::Messages,
+            Family::Outbox,
             message_key(message.id).to_vec(),
             message.encode(),
         );
@@ -271,9 +271,12 @@ fn hand_over(
                 retried += 1;
             }
         }
-        settled.put(Family::Messages, id, message.encode());
+        // Settled messages move to `messages`; one waiting for a retry stays in the outbox.
         if message.status == DispatchStatus::Pending {
+            settled.put(Family::Outbox, id, message.encode());
             queue.push(message);
+        } else {
+            settled.put(Family::Messages, id, message.encode());
         }
     }
     // Not synced: a stop before this reaches the disk leaves the messages in flight, and the

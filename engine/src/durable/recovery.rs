@@ -159,21 +159,23 @@ fn restore_contacts(store: &dyn Store, engine: &mut Engine) -> Result<usize, Sto
 }
 
 fn read_outbox(store: &dyn Store) -> Result<(Vec<StoredMessage>, Vec<StoredMessage>), StoreError> {
-    let mut ids = Vec::new();
-    everything(store, Family::Outbox, |key, _| ids.push(key.to_vec()))?;
     let (mut pending, mut in_flight) = (Vec::new(), Vec::new());
-    for id in ids {
-        let bytes = store
-            .get(Family::Messages, &id)?
-            .ok_or_else(|| StoreError::Corrupt(format!("outbox names missing message {id:?}")))?;
-        let message = StoredMessage::decode(&bytes)
-            .ok_or_else(|| StoreError::Corrupt(format!("message {id:?}")))?;
-        match message.status {
-            DispatchStatus::InFlight => in_flight.push(message),
-            _ => pending.push(message),
-        }
+    let mut corrupt = None;
+    everything(
+        store,
+        Family::Outbox,
+        |key, value| match StoredMessage::decode(value) {
+            Some(message) if message.status == DispatchStatus::InFlight => in_flight.push(message),
+            Some(message) => pending.push(message),
+            None => {
+                corrupt.get_or_insert(StoreError::Corrupt(format!("outbox message {key:?}")));
+            }
+        },
+    )?;
+    match corrupt {
+        Some(error) => Err(error),
+        None => Ok((pending, in_flight)),
     }
-    Ok((pending, in_flight))
 }
 
 /// Everything in the store, back in an engine; the shards are not started yet.

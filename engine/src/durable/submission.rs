@@ -27,13 +27,42 @@ pub struct Prepared {
     pub expires_at: u64,
 }
 
-/// Adds the writes of a decided submission to `batch`; returns the message to dispatch if it
-/// was accepted. Deferred submissions write nothing: nothing happened.
+/// Ledger counts of one worker batch, summed per (number, day, category) so that a batch
+/// writes one counter update per row rather than one per message.
+#[derive(Default)]
+pub struct LedgerDeltas {
+    rows: crate::hash::MixHashMap<(u64, u32, u8), (u64, u64)>,
+}
+
+impl LedgerDeltas {
+    fn add(&mut self, number: u64, day: u32, category: u8, micros: u64) {
+        let row = self.rows.entry((number, day, category)).or_default();
+        row.0 += 1;
+        row.1 += micros;
+    }
+
+    /// Moves the sums into `batch`.
+    pub fn write(&mut self, batch: &mut Batch) {
+        for ((number, day, category), (messages, micros)) in self.rows.drain() {
+            batch.add(
+                Family::Ledger,
+                ledger_key(number, day, category).to_vec(),
+                messages,
+                micros,
+            );
+        }
+    }
+}
+
+/// Adds the writes of a decided submission to `batch` (its ledger count to `ledger`); returns
+/// the message to dispatch if it was accepted. Deferred submissions write nothing: nothing
+/// happened.
 pub fn record_outcome(
     prepared: Prepared,
     decision: &Decision,
     now: Timestamp,
     batch: &mut Batch,
+    ledger: &mut LedgerDeltas,
 ) -> Option<StoredMessage> {
     let request = &prepared.submission.request;
     let key = prepared.submission.idempotency_key.clone();
@@ -76,18 +105,15 @@ pub fn record_outcome(
         idempotency_key: key.unwrap_or_default(),
         payload: prepared.submission.payload,
     };
-    let id = message_key(message.id).to_vec();
-    batch.put(Family::Messages, id.clone(), message.encode());
-    batch.put(Family::Outbox, id, Vec::new());
-    batch.add(
-        Family::Ledger,
-        ledger_key(
-            request.number.0,
-            unix_day(now.secs()),
-            accepted.category as u8,
-        )
-        .to_vec(),
-        1,
+    batch.put(
+        Family::Outbox,
+        message_key(message.id).to_vec(),
+        message.encode(),
+    );
+    ledger.add(
+        request.number.0,
+        unix_day(now.secs()),
+        accepted.category as u8,
         accepted.price_micros,
     );
     Some(message)

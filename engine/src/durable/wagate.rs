@@ -286,31 +286,22 @@ impl Wagate {
             })));
         }
         let replies = if commands.is_empty() {
-            Ok(Vec::new())
+            Vec::new()
         } else {
-            self.pool.submit(commands)
+            self.pool.send(commands).wait_each()
         };
         for key in claimed {
             self.in_flight.remove(&key);
         }
-        match replies {
-            Ok(replies) => {
-                for (slot, reply) in slots.into_iter().zip(replies) {
-                    let Reply::Submitted {
-                        decision,
-                        message_id,
-                    } = reply
-                    else {
-                        unreachable!("a submit is answered by a submitted reply")
-                    };
-                    answers[slot] = Some(Ok(SubmitResult::from_decision(decision, message_id)));
-                }
-            }
-            Err(error) => {
-                for slot in slots {
-                    answers[slot] = Some(Err(SubmitError::Unavailable(error.clone())));
-                }
-            }
+        for (slot, reply) in slots.into_iter().zip(replies) {
+            answers[slot] = Some(match reply {
+                Ok(Reply::Submitted {
+                    decision,
+                    message_id,
+                }) => Ok(SubmitResult::from_decision(decision, message_id)),
+                Ok(other) => unreachable!("a submit answered by {other:?}"),
+                Err(error) => Err(SubmitError::Unavailable(error)),
+            });
         }
         answers
             .into_iter()
@@ -444,12 +435,14 @@ impl Wagate {
         self.pool.usage(number)
     }
 
-    /// A stored message and its dispatch state.
+    /// A stored message and its dispatch state: in the outbox until settled, then in messages.
     pub fn message(&self, id: u64) -> Result<Option<StoredMessage>, StoreError> {
-        Ok(self
-            .store
-            .get(Family::Messages, &message_key(id))?
-            .and_then(|bytes| StoredMessage::decode(&bytes)))
+        let key = message_key(id);
+        let bytes = match self.store.get(Family::Outbox, &key)? {
+            Some(bytes) => Some(bytes),
+            None => self.store.get(Family::Messages, &key)?,
+        };
+        Ok(bytes.and_then(|b| StoredMessage::decode(&b)))
     }
 
     /// The price ledger, from disk: every accepted message since the data directory was made.

@@ -4,8 +4,8 @@
 //! | family | key | value |
 //! |---|---|---|
 //! | contacts | register u16, person u64, scope u32 (14 B) | `ContactRecord`, 32 B |
-//! | messages | message id u64 | `StoredMessage` |
-//! | outbox | message id u64 | empty: the message is not settled with the upstream yet |
+//! | outbox | message id u64 | `StoredMessage`, pending or in flight |
+//! | messages | message id u64 | `StoredMessage`, settled (moved here from the outbox) |
 //! | idempotency | number u64, key bytes | expiry u64 BE, body hash u64, outcome |
 //! | ledger | number u64, day u32, category u8 | messages u64, micro-dollars u64 |
 //! | registry | kind u8, id u64 (templates: kind, hash u64, account/name/language) | JSON |

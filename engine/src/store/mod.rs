@@ -18,9 +18,9 @@ pub enum Family {
     Registry,
     /// Contact records by (register, person, scope): scanned in ranges at start-up.
     Contacts,
-    /// Accepted messages by id with their dispatch state; kept after dispatch.
+    /// Settled messages (sent or failed for good) by id, with what the upstream said.
     Messages,
-    /// Ids of messages not yet settled with the upstream: what start-up reads to resume.
+    /// Messages not yet settled with the upstream, whole, by id: what start-up reads to resume.
     Outbox,
     /// Idempotency records by (number, key); each value starts with its expiry.
     Idempotency,
