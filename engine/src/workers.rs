@@ -21,7 +21,7 @@ use crate::clock::{Clock, Timestamp, SECS_PER_HOUR};
 use crate::core::{shard_for, Core};
 use crate::decision::{Decision, Refusal, SendRequest};
 use crate::durable::commit::{start_committer, CommitJob, Durability};
-use crate::durable::message::StoredMessage;
+use crate::durable::message::DueMessage;
 use crate::durable::submission::{record_outcome, LedgerDeltas, Prepared};
 use crate::engine::Engine;
 use crate::events::{ConsentChange, FailureEffect, InboundEffect, InboundMessage};
@@ -101,14 +101,14 @@ enum Work {
 struct Persist {
     durability: Arc<Durability>,
     committer: Sender<CommitJob>,
-    dispatch: Sender<StoredMessage>,
+    dispatch: Sender<DueMessage>,
 }
 
 /// Where a persisted worker collects a batch's writes.
 #[derive(Default)]
 struct Writes {
     batch: Batch,
-    accepted: Vec<StoredMessage>,
+    accepted: Vec<DueMessage>,
     ledger: LedgerDeltas,
 }
 
@@ -159,8 +159,8 @@ fn write_contacts(journal: &mut Vec<(ContactKey, ContactRecord)>, batch: &mut Ba
         let register = index_and_rank(mix64(key.person)).0 as u16;
         batch.put(
             Family::Contacts,
-            contact_key(register, &key).to_vec(),
-            encode_contact(&record).to_vec(),
+            contact_key(register, &key),
+            encode_contact(&record),
         );
     }
 }
@@ -324,14 +324,14 @@ impl ShardPool {
     pub fn start_persistent(
         engine: Engine,
         durability: Arc<Durability>,
-        dispatch: Sender<StoredMessage>,
+        dispatch: Sender<DueMessage>,
     ) -> ShardPool {
         Self::spawn(engine, Some((durability, dispatch)))
     }
 
     fn spawn(
         engine: Engine,
-        persistence: Option<(Arc<Durability>, Sender<StoredMessage>)>,
+        persistence: Option<(Arc<Durability>, Sender<DueMessage>)>,
     ) -> ShardPool {
         let (core, shards, clock) = engine.into_parts();
         let mut queues = Vec::new();

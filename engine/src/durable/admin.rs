@@ -48,7 +48,7 @@ impl Wagate {
         for number in numbers {
             batch.put(
                 Family::Registry,
-                registry_key(registry_kind::NUMBER, number.id.0).to_vec(),
+                registry_key(registry_kind::NUMBER, number.id.0),
                 encode_number(&number.snapshot()),
             );
             let portfolio = (number.scope.key != number.index).then_some(number.portfolio);
@@ -59,7 +59,7 @@ impl Wagate {
             };
             batch.put(
                 Family::Registry,
-                registry_key(registry_kind::SCOPE, u64::from(number.scope.key)).to_vec(),
+                registry_key(registry_kind::SCOPE, u64::from(number.scope.key)),
                 record.encode(),
             );
         }

@@ -84,7 +84,7 @@ impl Durability {
                 };
                 batch.put(
                     Family::Registry,
-                    registry_key(registry_kind::SCOPE, u64::from(scope.key)).to_vec(),
+                    registry_key(registry_kind::SCOPE, u64::from(scope.key)),
                     record.encode(),
                 );
             }

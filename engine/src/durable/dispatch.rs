@@ -8,17 +8,17 @@
 //! the at-most-once side; it is never sent twice.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::message::{DispatchStatus, StoredMessage};
+use super::message::{DispatchStatus, DueMessage, StoredMessage};
 use crate::clock::{Clock, Timestamp, MICROS_PER_SEC};
 use crate::store::keys::message_key;
-use crate::store::{Batch, Family, Store};
+use crate::store::{Batch, Family, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
@@ -104,36 +104,48 @@ fn backoff_micros(attempts: u32) -> u64 {
     MICROS_PER_SEC << attempts.min(8)
 }
 
+/// Waiting messages in send-slot order; the records stay on disk until due.
+#[derive(Default)]
 struct Queue {
-    order: BinaryHeap<Reverse<(u64, u64)>>,
-    messages: HashMap<u64, StoredMessage>,
+    order: BinaryHeap<Reverse<DueMessage>>,
 }
 
 impl Queue {
-    fn push(&mut self, message: StoredMessage) {
-        self.order
-            .push(Reverse((message.decision.send_at.0, message.id)));
-        self.messages.insert(message.id, message);
+    fn push(&mut self, message: DueMessage) {
+        self.order.push(Reverse(message));
     }
 
-    fn due(&mut self, now: Timestamp, limit: usize) -> Vec<StoredMessage> {
+    /// Up to `limit` messages due at `now`, read back from the outbox.
+    fn due(
+        &mut self,
+        now: Timestamp,
+        limit: usize,
+        store: &dyn Store,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut due = Vec::new();
         while due.len() < limit {
             match self.order.peek() {
-                Some(Reverse((at, _))) if *at <= now.0 => {}
+                Some(Reverse(next)) if next.send_at <= now => {}
                 _ => break,
             }
-            let Reverse((_, id)) = self.order.pop().expect("peeked");
-            due.extend(self.messages.remove(&id));
+            let Reverse(next) = self.order.pop().expect("peeked");
+            // Absent: settled already (a message restored as pending and also re-announced).
+            if let Some(bytes) = store.get(Family::Outbox, &message_key(next.id))? {
+                due.extend(StoredMessage::decode(&bytes));
+            }
         }
-        due
+        Ok(due)
     }
 
     fn due_count(&self, now: Timestamp) -> usize {
         self.order
             .iter()
-            .filter(|Reverse((at, _))| *at <= now.0)
+            .filter(|Reverse(m)| m.send_at <= now)
             .count()
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
     }
 }
 
@@ -146,8 +158,8 @@ impl Dispatcher {
     /// Starts dispatching `backlog` (messages pending from before a restart) and whatever
     /// arrives on `incoming`; stops when `incoming` is closed and nothing is due.
     pub fn start(
-        backlog: Vec<StoredMessage>,
-        incoming: Receiver<StoredMessage>,
+        backlog: Vec<DueMessage>,
+        incoming: Receiver<DueMessage>,
         upstream: Arc<dyn Upstream>,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -168,17 +180,14 @@ impl Dispatcher {
 }
 
 fn run(
-    backlog: Vec<StoredMessage>,
-    incoming: Receiver<StoredMessage>,
+    backlog: Vec<DueMessage>,
+    incoming: Receiver<DueMessage>,
     upstream: Arc<dyn Upstream>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     watch: Arc<DispatchWatch>,
 ) {
-    let mut queue = Queue {
-        order: BinaryHeap::new(),
-        messages: HashMap::new(),
-    };
+    let mut queue = Queue::default();
     for message in backlog {
         queue.push(message);
     }
@@ -188,9 +197,12 @@ fn run(
             queue.push(message);
         }
         let now = clock.now();
-        let due = queue.due(now, DISPATCH_BATCH);
+        let Ok(due) = queue.due(now, DISPATCH_BATCH, store.as_ref()) else {
+            // The disk cannot be read: stop handing anything over; a restart resumes.
+            return;
+        };
         if due.is_empty() {
-            let queued = queue.messages.len();
+            let queued = queue.len();
             watch.publish(|v| {
                 v.queued = queued;
                 v.due = 0;
@@ -207,7 +219,7 @@ fn run(
             continue;
         }
         let still_due = queue.due_count(now);
-        let queued = queue.messages.len();
+        let queued = queue.len();
         watch.publish(|v| {
             v.queued = queued + due.len();
             v.due = still_due + due.len();
@@ -239,11 +251,7 @@ fn hand_over(
     for message in &mut due {
         message.status = DispatchStatus::InFlight;
         message.attempts += 1;
-        marks.put(
-            Family::Outbox,
-            message_key(message.id).to_vec(),
-            message.encode(),
-        );
+        marks.put(Family::Outbox, message_key(message.id), message.encode());
     }
     if store.write(&marks, true).is_err() {
         return false;
@@ -274,7 +282,7 @@ fn hand_over(
         // Settled messages move to `messages`; one waiting for a retry stays in the outbox.
         if message.status == DispatchStatus::Pending {
             settled.put(Family::Outbox, id, message.encode());
-            queue.push(message);
+            queue.push(message.due());
         } else {
             settled.put(Family::Messages, id, message.encode());
         }

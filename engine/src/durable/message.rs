@@ -49,6 +49,14 @@ pub fn parse_message_id(text: &str) -> Option<u64> {
     u64::from_str_radix(text.strip_prefix("wagate.")?, 16).ok()
 }
 
+/// What the dispatcher keeps of a waiting message: when, and which. The record itself stays in
+/// the outbox until it is due, so a backlog costs 16 bytes a message in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DueMessage {
+    pub send_at: Timestamp,
+    pub id: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
     pub id: u64,
@@ -68,8 +76,26 @@ pub struct StoredMessage {
 const CATEGORIES: [Category; 4] = Category::ALL;
 
 impl StoredMessage {
+    pub fn due(&self) -> DueMessage {
+        DueMessage {
+            send_at: self.decision.send_at,
+            id: self.id,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
-        let mut writer = Writer::default();
+        let mut out = Vec::with_capacity(
+            64 + self.upstream.len() + self.idempotency_key.len() + self.payload.len(),
+        );
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the encoding to `out` (a batch's buffer on the commit path).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut writer = Writer {
+            bytes: std::mem::take(out),
+        };
         writer
             .u64(self.id)
             .u64(self.number.0)
@@ -85,7 +111,7 @@ impl StoredMessage {
             .bytes(self.upstream.as_bytes())
             .bytes(self.idempotency_key.as_bytes())
             .bytes(&self.payload);
-        writer.bytes
+        *out = writer.bytes;
     }
 
     pub fn decode(bytes: &[u8]) -> Option<StoredMessage> {

@@ -55,11 +55,7 @@ fn check_format(store: &dyn Store) -> Result<(), StoreError> {
         ))),
         None => {
             let mut batch = Batch::default();
-            batch.put(
-                Family::Meta,
-                FORMAT_KEY.to_vec(),
-                FORMAT_VERSION.to_be_bytes().to_vec(),
-            );
+            batch.put(Family::Meta, FORMAT_KEY, FORMAT_VERSION.to_be_bytes());
             store.write(&batch, true)
         }
     }

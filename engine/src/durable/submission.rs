@@ -4,7 +4,7 @@
 use crate::clock::Timestamp;
 use crate::decision::{Decision, SendRequest};
 use crate::durable::idempotency::{IdempotencyRecord, StoredOutcome};
-use crate::durable::message::{DispatchStatus, StoredMessage};
+use crate::durable::message::{DispatchStatus, DueMessage, StoredMessage};
 use crate::price::unix_day;
 use crate::store::keys::{idempotency_key, ledger_key, message_key};
 use crate::store::{Batch, Family};
@@ -46,7 +46,7 @@ impl LedgerDeltas {
         for ((number, day, category), (messages, micros)) in self.rows.drain() {
             batch.add(
                 Family::Ledger,
-                ledger_key(number, day, category).to_vec(),
+                ledger_key(number, day, category),
                 messages,
                 micros,
             );
@@ -63,7 +63,7 @@ pub fn record_outcome(
     now: Timestamp,
     batch: &mut Batch,
     ledger: &mut LedgerDeltas,
-) -> Option<StoredMessage> {
+) -> Option<DueMessage> {
     let request = &prepared.submission.request;
     let key = prepared.submission.idempotency_key.clone();
     let outcome = match decision {
@@ -105,16 +105,15 @@ pub fn record_outcome(
         idempotency_key: key.unwrap_or_default(),
         payload: prepared.submission.payload,
     };
-    batch.put(
-        Family::Outbox,
-        message_key(message.id).to_vec(),
-        message.encode(),
-    );
+    batch.put_encoded(Family::Outbox, &message_key(message.id), |out| {
+        message.encode_into(out)
+    });
+    let due = message.due();
     ledger.add(
         request.number.0,
         unix_day(now.secs()),
         accepted.category as u8,
         accepted.price_micros,
     );
-    Some(message)
+    Some(due)
 }

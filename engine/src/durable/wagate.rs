@@ -181,7 +181,7 @@ impl Wagate {
         let (dispatch, incoming) = unbounded();
         let pool = ShardPool::start_persistent(restored.engine, durability.clone(), dispatch);
         let dispatcher = Dispatcher::start(
-            restored.backlog,
+            restored.backlog.iter().map(StoredMessage::due).collect(),
             incoming,
             upstream,
             store.clone(),
@@ -216,21 +216,18 @@ impl Wagate {
         &self.durability
     }
 
-    fn next_message_id(&self) -> Result<u64, StoreError> {
-        let id = self.ids.next.fetch_add(1, Ordering::AcqRel);
+    /// Reserves `count` consecutive message ids and returns the first.
+    fn reserve_message_ids(&self, count: u64) -> Result<u64, StoreError> {
+        let first = self.ids.next.fetch_add(count, Ordering::AcqRel);
         let mut ceiling = self.ids.ceiling.lock().unwrap_or_else(|e| e.into_inner());
-        if id >= *ceiling {
-            let next = id + ID_BLOCK;
+        if first + count > *ceiling {
+            let next = first + count + ID_BLOCK;
             let mut batch = crate::store::Batch::default();
-            batch.put(
-                Family::Meta,
-                NEXT_ID_BLOCK.to_vec(),
-                next.to_be_bytes().to_vec(),
-            );
+            batch.put(Family::Meta, NEXT_ID_BLOCK, next.to_be_bytes());
             self.store.write(&batch, true)?;
             *ceiling = next;
         }
-        Ok(id)
+        Ok(first)
     }
 
     /// Decides one send and, if accepted, makes it durable before answering.
@@ -252,10 +249,12 @@ impl Wagate {
         let mut commands = Vec::new();
         let mut slots = Vec::new();
         let mut claimed = Vec::new();
+        let mut admitted = Vec::with_capacity(submissions.len());
         for submission in submissions {
             let request = &submission.request;
-            let hash = body_hash(request.number.0, request.to.digits(), &submission.payload);
+            let mut hash = 0;
             if let Some(key) = &submission.idempotency_key {
+                hash = body_hash(request.number.0, request.to.digits(), &submission.payload);
                 let stored_key = idempotency_key(request.number.0, key);
                 match self.claim(&stored_key, key, hash, now) {
                     Ok(None) => claimed.push(stored_key),
@@ -269,21 +268,26 @@ impl Wagate {
                     }
                 }
             }
-            let message_id = match self.next_message_id() {
-                Ok(id) => id,
-                Err(error) => {
-                    answers.push(Some(Err(SubmitError::Unavailable(error))));
-                    continue;
-                }
-            };
             slots.push(answers.len());
             answers.push(None);
-            commands.push(Command::Submit(Box::new(Prepared {
-                submission,
-                message_id,
-                body_hash: hash,
-                expires_at,
-            })));
+            admitted.push((submission, hash));
+        }
+        match self.reserve_message_ids(admitted.len() as u64) {
+            Ok(first) => {
+                for (offset, (submission, body_hash)) in admitted.into_iter().enumerate() {
+                    commands.push(Command::Submit(Box::new(Prepared {
+                        submission,
+                        message_id: first + offset as u64,
+                        body_hash,
+                        expires_at,
+                    })));
+                }
+            }
+            Err(error) => {
+                for slot in slots.drain(..) {
+                    answers[slot] = Some(Err(SubmitError::Unavailable(error.clone())));
+                }
+            }
         }
         let replies = if commands.is_empty() {
             Vec::new()

@@ -29,8 +29,8 @@ pub fn check(store: &dyn Store) {
 
 fn puts_deletes_and_families_are_separate(store: &dyn Store) {
     let mut batch = Batch::default();
-    batch.put(Family::Contacts, b"k1".to_vec(), b"contact".to_vec());
-    batch.put(Family::Messages, b"k1".to_vec(), b"message".to_vec());
+    batch.put(Family::Contacts, b"k1", b"contact");
+    batch.put(Family::Messages, b"k1", b"message");
     store.write(&batch, true).unwrap();
     assert_eq!(
         get(store, Family::Contacts, b"k1").as_deref(),
@@ -42,7 +42,7 @@ fn puts_deletes_and_families_are_separate(store: &dyn Store) {
     );
     assert_eq!(get(store, Family::Registry, b"k1"), None);
     let mut batch = Batch::default();
-    batch.delete(Family::Contacts, b"k1".to_vec());
+    batch.delete(Family::Contacts, b"k1");
     store.write(&batch, false).unwrap();
     assert_eq!(get(store, Family::Contacts, b"k1"), None);
     assert!(get(store, Family::Messages, b"k1").is_some());
@@ -51,7 +51,7 @@ fn puts_deletes_and_families_are_separate(store: &dyn Store) {
 fn scans_are_ordered_bounded_and_stoppable(store: &dyn Store) {
     let mut batch = Batch::default();
     for key in [[0u8, 9], [0, 1], [1, 0], [0, 5], [2, 0]] {
-        batch.put(Family::Registry, key.to_vec(), vec![key[1]]);
+        batch.put(Family::Registry, key, vec![key[1]]);
     }
     store.write(&batch, true).unwrap();
     assert_eq!(
@@ -71,7 +71,7 @@ fn scans_are_ordered_bounded_and_stoppable(store: &dyn Store) {
 fn counters_add_up_in_place(store: &dyn Store) {
     for (messages, micros) in [(1, 50_000), (2, 100), (0, 7)] {
         let mut batch = Batch::default();
-        batch.add(Family::Ledger, b"n1".to_vec(), messages, micros);
+        batch.add(Family::Ledger, b"n1", messages, micros);
         store.write(&batch, false).unwrap();
     }
     let value = get(store, Family::Ledger, b"n1").unwrap();
@@ -84,13 +84,9 @@ fn expired_idempotency_records_are_purged(store: &dyn Store) {
     for (key, expiry) in [(b"old".as_slice(), 1_000u64), (b"new", 5_000)] {
         let mut value = expiry.to_be_bytes().to_vec();
         value.extend_from_slice(b"outcome");
-        batch.put(Family::Idempotency, key.to_vec(), value);
+        batch.put(Family::Idempotency, key, value);
     }
-    batch.put(
-        Family::Contacts,
-        b"untouched".to_vec(),
-        1_000u64.to_be_bytes().to_vec(),
-    );
+    batch.put(Family::Contacts, b"untouched", 1_000u64.to_be_bytes());
     store.write(&batch, true).unwrap();
     store.purge_expired(2_000).unwrap();
     assert_eq!(get(store, Family::Idempotency, b"old"), None);
@@ -103,10 +99,10 @@ fn expired_idempotency_records_are_purged(store: &dyn Store) {
 
 fn a_batch_applies_in_order(store: &dyn Store) {
     let mut batch = Batch::default();
-    batch.put(Family::Meta, b"x".to_vec(), b"1".to_vec());
-    batch.delete(Family::Meta, b"x".to_vec());
-    batch.put(Family::Meta, b"y".to_vec(), b"1".to_vec());
-    batch.put(Family::Meta, b"y".to_vec(), b"2".to_vec());
+    batch.put(Family::Meta, b"x", b"1");
+    batch.delete(Family::Meta, b"x");
+    batch.put(Family::Meta, b"y", b"1");
+    batch.put(Family::Meta, b"y", b"2");
     let mut appended = Batch::default();
     appended.append(&mut batch);
     assert!(batch.is_empty() && appended.len() == 4);

@@ -30,13 +30,13 @@ impl Store for MemoryStore {
         for op in batch.ops() {
             match op {
                 Op::Put { family, key, value } => {
-                    map.insert((*family, key.clone()), value.clone());
+                    map.insert((family, key.to_vec()), value.to_vec());
                 }
                 Op::Delete { family, key } => {
-                    map.remove(&(*family, key.clone()));
+                    map.remove(&(family, key.to_vec()));
                 }
                 Op::Add { family, key, delta } => {
-                    let entry = (*family, key.clone());
+                    let entry = (family, key.to_vec());
                     let sum = add_counters(map.get(&entry).map(Vec::as_slice), delta);
                     map.insert(entry, sum);
                 }

@@ -79,78 +79,147 @@ pub fn expires_at(value: &[u8]) -> Option<u64> {
         .map(|b| u64::from_be_bytes(b.try_into().unwrap()))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
+/// One write of a [`Batch`], borrowing its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op<'a> {
     Put {
         family: Family,
-        key: Vec<u8>,
-        value: Vec<u8>,
+        key: &'a [u8],
+        value: &'a [u8],
     },
     Delete {
         family: Family,
-        key: Vec<u8>,
+        key: &'a [u8],
     },
     /// Adds two `u64` counters to the value at `key` (absent counts as zero).
     Add {
         family: Family,
-        key: Vec<u8>,
-        delta: [u8; COUNTERS_LEN],
+        key: &'a [u8],
+        delta: &'a [u8],
     },
 }
 
-/// Writes applied together or not at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Put,
+    Delete,
+    Add,
+}
+
+/// Where one write's key and value lie in the batch's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    family: Family,
+    kind: Kind,
+    key: (u32, u32),
+    value: (u32, u32),
+}
+
+/// Writes applied together or not at all. Keys and values live in one buffer, so building a
+/// batch of thousands of writes allocates a handful of times, not thousands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
-    ops: Vec<Op>,
-    bytes: usize,
+    data: Vec<u8>,
+    entries: Vec<Entry>,
 }
 
 impl Batch {
-    pub fn put(&mut self, family: Family, key: Vec<u8>, value: Vec<u8>) {
-        self.bytes += key.len() + value.len();
-        self.ops.push(Op::Put { family, key, value });
+    fn push(&mut self, family: Family, kind: Kind, key: &[u8], value: &[u8]) {
+        let start = self.data.len() as u32;
+        self.data.extend_from_slice(key);
+        let middle = self.data.len() as u32;
+        self.data.extend_from_slice(value);
+        let end = self.data.len() as u32;
+        self.entries.push(Entry {
+            family,
+            kind,
+            key: (start, middle),
+            value: (middle, end),
+        });
     }
 
-    pub fn delete(&mut self, family: Family, key: Vec<u8>) {
-        self.bytes += key.len();
-        self.ops.push(Op::Delete { family, key });
+    pub fn put(&mut self, family: Family, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.push(family, Kind::Put, key.as_ref(), value.as_ref());
     }
 
-    pub fn add(&mut self, family: Family, key: Vec<u8>, first: u64, second: u64) {
+    /// Puts a value that `encode` writes straight into the batch's buffer.
+    pub fn put_encoded(&mut self, family: Family, key: &[u8], encode: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.data.len() as u32;
+        self.data.extend_from_slice(key);
+        let middle = self.data.len() as u32;
+        encode(&mut self.data);
+        let end = self.data.len() as u32;
+        self.entries.push(Entry {
+            family,
+            kind: Kind::Put,
+            key: (start, middle),
+            value: (middle, end),
+        });
+    }
+
+    pub fn delete(&mut self, family: Family, key: impl AsRef<[u8]>) {
+        self.push(family, Kind::Delete, key.as_ref(), &[]);
+    }
+
+    pub fn add(&mut self, family: Family, key: impl AsRef<[u8]>, first: u64, second: u64) {
         let mut delta = [0u8; COUNTERS_LEN];
         delta[..8].copy_from_slice(&first.to_le_bytes());
         delta[8..].copy_from_slice(&second.to_le_bytes());
-        self.bytes += key.len() + COUNTERS_LEN;
-        self.ops.push(Op::Add { family, key, delta });
+        self.push(family, Kind::Add, key.as_ref(), &delta);
     }
 
     /// Moves `other`'s writes to the end of this batch.
     pub fn append(&mut self, other: &mut Batch) {
-        self.bytes += other.bytes;
-        self.ops.append(&mut other.ops);
-        other.bytes = 0;
+        let shift = self.data.len() as u32;
+        self.data.append(&mut other.data);
+        self.entries
+            .extend(other.entries.drain(..).map(|mut entry| {
+                entry.key = (entry.key.0 + shift, entry.key.1 + shift);
+                entry.value = (entry.value.0 + shift, entry.value.1 + shift);
+                entry
+            }));
     }
 
-    pub fn ops(&self) -> &[Op] {
-        &self.ops
+    /// The writes, in order.
+    pub fn ops(&self) -> impl Iterator<Item = Op<'_>> {
+        self.entries.iter().map(|entry| {
+            let key = &self.data[entry.key.0 as usize..entry.key.1 as usize];
+            let value = &self.data[entry.value.0 as usize..entry.value.1 as usize];
+            match entry.kind {
+                Kind::Put => Op::Put {
+                    family: entry.family,
+                    key,
+                    value,
+                },
+                Kind::Delete => Op::Delete {
+                    family: entry.family,
+                    key,
+                },
+                Kind::Add => Op::Add {
+                    family: entry.family,
+                    key,
+                    delta: value,
+                },
+            }
+        })
     }
 
     pub fn len(&self) -> usize {
-        self.ops.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.entries.is_empty()
     }
 
     /// Bytes of keys and values: what group commit limits a batch by.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.data.len()
     }
 
     pub fn clear(&mut self) {
-        self.ops.clear();
-        self.bytes = 0;
+        self.data.clear();
+        self.entries.clear();
     }
 }
 

@@ -49,14 +49,15 @@ fn family_options(family: Family, filter_now: &Arc<AtomicU64>) -> Options {
         options.set_max_write_buffer_number(4);
     }
     if family == Family::Contacts {
-        // Contacts arrive in random key order and are never read by key, only scanned at
-        // start-up: a vector memtable appends (sorted once, at flush) where a skip list would
-        // spend most of the commit path finding its place.
+        // Sorted at flush: small memtables sort in cache, and the sort dominates the flush.
+        options.set_write_buffer_size(16 << 20); // Contacts arrive in random key order and are never read by key, only scanned at
+                                                 // start-up: a vector memtable appends (sorted once, at flush) where a skip list would
+                                                 // spend most of the commit path finding its place.
         options.set_memtable_factory(MemtableFactory::Vector);
     }
     if matches!(
         family,
-        Family::Messages | Family::Idempotency | Family::Registry
+        Family::Messages | Family::Outbox | Family::Idempotency | Family::Registry
     ) {
         let mut table = BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);
@@ -147,9 +148,9 @@ impl Store for RocksStore {
         let mut writes = WriteBatch::with_capacity_bytes(batch.bytes() + batch.len() * 16 + 64);
         for op in batch.ops() {
             match op {
-                Op::Put { family, key, value } => writes.put_cf(self.family(*family), key, value),
-                Op::Delete { family, key } => writes.delete_cf(self.family(*family), key),
-                Op::Add { family, key, delta } => writes.merge_cf(self.family(*family), key, delta),
+                Op::Put { family, key, value } => writes.put_cf(self.family(family), key, value),
+                Op::Delete { family, key } => writes.delete_cf(self.family(family), key),
+                Op::Add { family, key, delta } => writes.merge_cf(self.family(family), key, delta),
             }
         }
         let mut options = WriteOptions::default();
@@ -228,8 +229,8 @@ mod tests {
         {
             let store = RocksStore::open(&dir).unwrap();
             let mut batch = Batch::default();
-            batch.put(Family::Contacts, b"k".to_vec(), b"v".to_vec());
-            batch.add(Family::Ledger, b"l".to_vec(), 2, 9);
+            batch.put(Family::Contacts, b"k", b"v");
+            batch.add(Family::Ledger, b"l", 2, 9);
             store.write(&batch, true).unwrap();
         }
         let store = RocksStore::open(&dir).unwrap();
