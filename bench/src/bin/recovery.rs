@@ -45,7 +45,12 @@ fn main() -> Result<()> {
     let contacts: u64 = std::env::args()
         .nth(1)
         .map_or(Ok(10_000_000), |a| a.parse())?;
-    let dir = std::env::temp_dir().join(format!("wagate-bench-recovery-{}", std::process::id()));
+    // With a second argument the directory is kept there for profiling the open alone.
+    let keep = std::env::args().nth(2);
+    let dir = keep.clone().map_or_else(
+        || std::env::temp_dir().join(format!("wagate-bench-recovery-{}", std::process::id())),
+        std::path::PathBuf::from,
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let config = WagateConfig {
         engine: EngineConfig {
@@ -128,6 +133,8 @@ fn main() -> Result<()> {
     println!("recovery of {contacts} contacts: {:.2} s (24 h counts before {used_before}, after {used_after})", recovery.as_secs_f64());
     anyhow::ensure!(used_before == used_after, "counts differ after recovery");
     wagate.shutdown();
-    std::fs::remove_dir_all(&dir)?;
+    if keep.is_none() {
+        std::fs::remove_dir_all(&dir)?;
+    }
     Ok(())
 }

@@ -109,8 +109,12 @@ fn restore_contacts(store: &dyn Store, engine: &mut Engine) -> Result<usize, Sto
         .into_iter()
         .map(|(_, scope)| (scope.key, scope))
         .collect();
+    let estimate = store.estimate_keys(Family::Contacts).unwrap_or(0) as usize;
     let shards = engine.shards_mut();
     let count = shards.len();
+    for shard in shards.iter_mut() {
+        shard.reserve_contacts(estimate / count);
+    }
     let loaded: Vec<Result<usize, StoreError>> = std::thread::scope(|threads| {
         let handles: Vec<_> = shards
             .iter_mut()

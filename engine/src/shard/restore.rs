@@ -15,6 +15,11 @@ use crate::state::contact::ContactRecord;
 use crate::state::contact_table::ContactKey;
 
 impl Shard {
+    /// Makes room for `contacts` records about to be restored.
+    pub fn reserve_contacts(&mut self, contacts: usize) {
+        self.state.contacts.reserve(contacts);
+    }
+
     /// Puts a persisted record back (before [`Shard::rebuild_limits`]).
     pub fn restore_contact(&mut self, key: ContactKey, record: ContactRecord) {
         let hash = key.table_hash(mix64(key.person));

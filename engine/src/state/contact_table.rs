@@ -69,10 +69,18 @@ impl Default for ContactTable {
 }
 
 impl ContactTable {
+    /// Makes room for `additional` more contacts at once, so that loading a known number of
+    /// them never rehashes.
+    pub fn reserve(&mut self, additional: usize) {
+        let needed = (self.len + additional) * 100 / MAX_LOAD_PERCENT + 1;
+        if needed > self.slots.len() {
+            self.resize(needed);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
-
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -130,7 +138,10 @@ impl ContactTable {
     }
 
     fn grow(&mut self) {
-        let capacity = (self.slots.len() * GROWTH_PERCENT / 100).max(MIN_CAPACITY);
+        self.resize((self.slots.len() * GROWTH_PERCENT / 100).max(MIN_CAPACITY));
+    }
+
+    fn resize(&mut self, capacity: usize) {
         let old = std::mem::replace(&mut self.slots, vec![Slot::default(); capacity]);
         for slot in old.into_iter().filter(|s| !s.is_empty()) {
             let key = ContactKey {
@@ -165,6 +176,22 @@ mod tests {
     fn key(person: u64, scope: u32) -> (ContactKey, u64) {
         let key = ContactKey { person, scope };
         (key, key.table_hash(mix64(person)))
+    }
+
+    #[test]
+    fn reserving_makes_room_without_changing_contents() {
+        let mut table = ContactTable::default();
+        let (k, h) = key(16_505_551_234, 1);
+        table.get_or_insert(&k, h).window_until = 7;
+        table.reserve(10_000);
+        let capacity = table.heap_bytes();
+        for i in 0..10_000u64 {
+            let (k, h) = key(20_000_000_000 + i, 2);
+            table.get_or_insert(&k, h);
+        }
+        assert_eq!(table.heap_bytes(), capacity, "no growth after reserving");
+        assert_eq!(table.get(&k, h).map(|r| r.window_until), Some(7));
+        assert_eq!(table.len(), 10_001);
     }
 
     #[test]

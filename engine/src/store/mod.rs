@@ -256,4 +256,9 @@ pub trait Store: Send + Sync {
     /// Drops expired values of [`Family::Idempotency`] without reading the rest of the store
     /// (RocksDB: a compaction filter over that family only). `now` is Unix seconds.
     fn purge_expired(&self, now: u64) -> Result<(), StoreError>;
+
+    /// Roughly how many keys `family` holds, if the store can say cheaply (for pre-sizing).
+    fn estimate_keys(&self, _family: Family) -> Option<u64> {
+        None
+    }
 }

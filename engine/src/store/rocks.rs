@@ -190,6 +190,13 @@ impl Store for RocksStore {
         Ok(())
     }
 
+    fn estimate_keys(&self, family: Family) -> Option<u64> {
+        self.db
+            .property_int_value_cf(self.family(family), "rocksdb.estimate-num-keys")
+            .ok()
+            .flatten()
+    }
+
     fn purge_expired(&self, now: u64) -> Result<(), StoreError> {
         self.filter_now.store(now, Ordering::Relaxed);
         let family = self.family(Family::Idempotency);
