@@ -1,6 +1,8 @@
 //! Shared set-up for wagate's benchmarks: an engine loaded with a workload's numbers, templates
 //! and contacts on a manual clock, and the loop that feeds it traffic.
 
+pub mod durable_setup;
+
 use std::sync::Arc;
 
 use wagate::workers::Command;

@@ -395,7 +395,8 @@ impl Registry {
             .cloned()
     }
 
-    fn require_template(
+    /// The template, or the error naming what is missing.
+    pub fn require_template(
         &self,
         account: AccountId,
         name: &str,

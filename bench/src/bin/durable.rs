@@ -12,54 +12,22 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
-use wagate::durable::dispatch::{Reconciled, Upstream, UpstreamError};
-use wagate::durable::message::StoredMessage;
 use wagate::durable::submission::Submission;
-use wagate::durable::{SubmitResult, Wagate, WagateConfig};
-use wagate::{
-    AccountId, Category, ConsentChange, ConsentSource, EngineConfig, ManualClock, Message, Msisdn,
-    NumberRegistration, PhoneNumberId, PortfolioId, Profile, SendRequest, TemplateDefinition,
-    TemplateSend, TemplateStatus, TextParam,
-};
+use wagate::durable::{SubmitResult, Wagate};
+use wagate::{ConsentChange, ConsentSource, ManualClock};
+use wagate_bench::durable_setup::{config, install, number, person, template_to, IdleUpstream};
 
 /// The allocator the wagate binary uses too: the commit path allocates in one thread and frees
 /// in another, which glibc's allocator handles poorly.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const NUMBERS: u64 = 100;
-const ACCOUNT: AccountId = AccountId(1);
-
-struct Idle;
-
-impl Upstream for Idle {
-    fn send(&self, _: &StoredMessage) -> Result<String, UpstreamError> {
-        Ok("wamid.bench".into())
-    }
-
-    fn reconcile(&self, _: &StoredMessage) -> Reconciled {
-        Reconciled::NotDelivered
-    }
-}
-
-fn person(i: u64) -> Msisdn {
-    Msisdn::from_digits(4_915_100_000_000 + i).expect("valid E.164")
-}
-
 fn submission(i: u64) -> Submission {
-    Submission {
-        request: SendRequest {
-            number: PhoneNumberId(1_000 + i % NUMBERS),
-            to: person(i),
-            message: Message::Template(TemplateSend::new("order_update", "en_US", vec![TextParam::positional("Ana")])),
-        },
-        payload: format!(
-            r#"{{"messaging_product":"whatsapp","to":"+{}","type":"template","template":{{"name":"order_update","language":{{"code":"en_US"}}}}}}"#,
-            person(i).digits()
-        )
-        .into_bytes(),
-        idempotency_key: None,
-    }
+    let payload = format!(
+        r#"{{"messaging_product":"whatsapp","to":"+{}","type":"template","template":{{"name":"order_update","language":{{"code":"en_US"}}}}}}"#,
+        person(i).digits()
+    );
+    template_to(i, payload.into_bytes())
 }
 
 fn main() -> Result<()> {
@@ -80,45 +48,18 @@ fn main() -> Result<()> {
     let batch = numbers.get(2).copied().unwrap_or(2_048);
     let dir = std::env::temp_dir().join(format!("wagate-bench-durable-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = WagateConfig {
-        engine: EngineConfig {
-            shards: 2,
-            ..EngineConfig::new(Profile::whatsapp_2021())
-        },
-        data_dir: dir.clone(),
-        sync,
-        ..WagateConfig::default()
-    };
     let wagate = Arc::new(Wagate::open(
-        config,
+        config(&dir, sync),
         Arc::new(ManualClock::at_2026()),
-        Arc::new(Idle),
+        Arc::new(IdleUpstream),
     )?);
-    for n in 0..NUMBERS {
-        wagate.register_number(NumberRegistration {
-            id: PhoneNumberId(1_000 + n),
-            account: ACCOUNT,
-            portfolio: PortfolioId(1),
-            tier: Some("TIER_100K".into()),
-            throughput_mps: Some(1_000),
-        })?;
-    }
-    wagate.submit_template(TemplateDefinition::new(
-        ACCOUNT,
-        "order_update",
-        "en_US",
-        Category::Utility,
-        "Hi {{1}}, shipped.",
-    ))?;
-    for status in [TemplateStatus::InReview, TemplateStatus::Approved] {
-        wagate.set_template_status(ACCOUNT, "order_update", "en_US", status)?;
-    }
+    install(&wagate)?;
     for chunk in (0..messages).collect::<Vec<_>>().chunks(50_000) {
         let changes = chunk
             .iter()
             .map(|i| {
                 (
-                    PhoneNumberId(1_000 + i % NUMBERS),
+                    number(*i),
                     person(*i),
                     ConsentChange::OptIn,
                     ConsentSource::Api,

@@ -7,35 +7,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use wagate::durable::dispatch::{Reconciled, Upstream, UpstreamError};
-use wagate::durable::message::StoredMessage;
-use wagate::durable::{Wagate, WagateConfig};
-use wagate::{EngineConfig, ManualClock, Profile};
-
-struct Idle;
-
-impl Upstream for Idle {
-    fn send(&self, _: &StoredMessage) -> Result<String, UpstreamError> {
-        Ok("wamid.bench".into())
-    }
-
-    fn reconcile(&self, _: &StoredMessage) -> Reconciled {
-        Reconciled::NotDelivered
-    }
-}
+use wagate::durable::Wagate;
+use wagate::ManualClock;
+use wagate_bench::durable_setup::{config, IdleUpstream};
 
 fn main() -> Result<()> {
     let dir = std::env::args().nth(1).context("usage: open DIR")?;
-    let config = WagateConfig {
-        engine: EngineConfig {
-            shards: 2,
-            ..EngineConfig::new(Profile::whatsapp_2021())
-        },
-        data_dir: dir.into(),
-        ..WagateConfig::default()
-    };
     let started = Instant::now();
-    let wagate = Wagate::open(config, Arc::new(ManualClock::at_2026()), Arc::new(Idle))?;
+    let wagate = Wagate::open(
+        config(dir.as_ref(), true),
+        Arc::new(ManualClock::at_2026()),
+        Arc::new(IdleUpstream),
+    )?;
     println!("opened in {:.2} s", started.elapsed().as_secs_f64());
     wagate.shutdown();
     Ok(())

@@ -8,38 +8,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use wagate::durable::dispatch::{Reconciled, Upstream, UpstreamError};
-use wagate::durable::message::StoredMessage;
-use wagate::durable::submission::Submission;
-use wagate::durable::{Wagate, WagateConfig};
-use wagate::{
-    AccountId, Category, ConsentChange, ConsentSource, EngineConfig, ManualClock, Message, Msisdn,
-    NumberRegistration, PhoneNumberId, PortfolioId, Profile, SendRequest, TemplateDefinition,
-    TemplateSend, TemplateStatus, TextParam,
+use wagate::durable::Wagate;
+use wagate::{ConsentChange, ConsentSource, ManualClock};
+use wagate_bench::durable_setup::{
+    config, install, number, person, template_to, IdleUpstream, NUMBERS,
 };
-
-const NUMBERS: u64 = 100;
-const ACCOUNT: AccountId = AccountId(1);
-
-struct Idle;
-
-impl Upstream for Idle {
-    fn send(&self, _: &StoredMessage) -> Result<String, UpstreamError> {
-        Ok("wamid.bench".into())
-    }
-
-    fn reconcile(&self, _: &StoredMessage) -> Reconciled {
-        Reconciled::NotDelivered
-    }
-}
-
-fn person(i: u64) -> Msisdn {
-    Msisdn::from_digits(4_915_100_000_000 + i).expect("valid E.164")
-}
-
-fn number(i: u64) -> PhoneNumberId {
-    PhoneNumberId(1_000 + i % NUMBERS)
-}
 
 fn main() -> Result<()> {
     let contacts: u64 = std::env::args()
@@ -52,36 +25,14 @@ fn main() -> Result<()> {
         std::path::PathBuf::from,
     );
     let _ = std::fs::remove_dir_all(&dir);
-    let config = WagateConfig {
-        engine: EngineConfig {
-            shards: 2,
-            ..EngineConfig::new(Profile::whatsapp_2021())
-        },
-        data_dir: dir.clone(),
-        ..WagateConfig::default()
-    };
     let clock = ManualClock::at_2026();
     let filling = Instant::now();
-    let wagate = Wagate::open(config.clone(), Arc::new(clock.clone()), Arc::new(Idle))?;
-    for n in 0..NUMBERS {
-        wagate.register_number(NumberRegistration {
-            id: number(n),
-            account: ACCOUNT,
-            portfolio: PortfolioId(1),
-            tier: Some("TIER_100K".into()),
-            throughput_mps: Some(1_000),
-        })?;
-    }
-    wagate.submit_template(TemplateDefinition::new(
-        ACCOUNT,
-        "order_update",
-        "en_US",
-        Category::Utility,
-        "Hi {{1}}, shipped.",
-    ))?;
-    for status in [TemplateStatus::InReview, TemplateStatus::Approved] {
-        wagate.set_template_status(ACCOUNT, "order_update", "en_US", status)?;
-    }
+    let wagate = Wagate::open(
+        config(&dir, true),
+        Arc::new(clock.clone()),
+        Arc::new(IdleUpstream),
+    )?;
+    install(&wagate)?;
     for first in (0..contacts).step_by(100_000) {
         let changes = (first..(first + 100_000).min(contacts))
             .map(|i| {
@@ -98,26 +49,17 @@ fn main() -> Result<()> {
     let sent = contacts / 10;
     for first in (0..sent).step_by(20_000) {
         let submissions = (first..(first + 20_000).min(sent))
-            .map(|i| Submission {
-                request: SendRequest {
-                    number: number(i),
-                    to: person(i),
-                    message: Message::Template(TemplateSend::new(
-                        "order_update",
-                        "en_US",
-                        vec![TextParam::positional("Ana")],
-                    )),
-                },
-                payload: b"{}".to_vec(),
-                idempotency_key: None,
-            })
+            .map(|i| template_to(i, b"{}".to_vec()))
             .collect();
         wagate.submit_many(submissions);
         clock.advance_secs(1);
     }
-    let used_before: u32 = (0..NUMBERS)
-        .map(|n| wagate.usage(number(n)).map(|u| u.used_24h).unwrap_or(0))
-        .sum();
+    let used = |wagate: &Wagate| -> u32 {
+        (0..NUMBERS)
+            .map(|n| wagate.usage(number(n)).map(|u| u.used_24h).unwrap_or(0))
+            .sum()
+    };
+    let used_before = used(&wagate);
     wagate.shutdown();
     println!(
         "filled {contacts} contacts ({sent} with a counted send) in {:.1} s",
@@ -125,11 +67,13 @@ fn main() -> Result<()> {
     );
 
     let opening = Instant::now();
-    let wagate = Wagate::open(config, Arc::new(clock.clone()), Arc::new(Idle))?;
+    let wagate = Wagate::open(
+        config(&dir, true),
+        Arc::new(clock.clone()),
+        Arc::new(IdleUpstream),
+    )?;
     let recovery = opening.elapsed();
-    let used_after: u32 = (0..NUMBERS)
-        .map(|n| wagate.usage(number(n)).map(|u| u.used_24h).unwrap_or(0))
-        .sum();
+    let used_after = used(&wagate);
     println!("recovery of {contacts} contacts: {:.2} s (24 h counts before {used_before}, after {used_after})", recovery.as_secs_f64());
     anyhow::ensure!(used_before == used_after, "counts differ after recovery");
     wagate.shutdown();

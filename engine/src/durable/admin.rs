@@ -146,20 +146,18 @@ impl Wagate {
         Ok(findings)
     }
 
-    fn template(
+    /// Applies a template change and persists the template as it now is.
+    fn change_template(
         &self,
         account: AccountId,
         name: &str,
         language: &str,
-    ) -> Result<Arc<Template>, AdminError> {
-        self.registry()
-            .template(account, name, language)
-            .ok_or_else(|| {
-                AdminError::Registry(RegistryError::UnknownTemplate {
-                    name: name.to_string(),
-                    language: language.to_string(),
-                })
-            })
+        change: impl FnOnce(&crate::registry::Registry, u32) -> Result<TemplateStatus, RegistryError>,
+    ) -> Result<TemplateStatus, AdminError> {
+        let status = change(self.registry(), self.secs())?;
+        let template = self.registry().require_template(account, name, language)?;
+        self.persist_template(&template)?;
+        Ok(status)
     }
 
     pub fn set_template_status(
@@ -169,12 +167,9 @@ impl Wagate {
         language: &str,
         status: TemplateStatus,
     ) -> Result<TemplateStatus, AdminError> {
-        let status =
-            self.registry()
-                .set_template_status(account, name, language, status, self.secs())?;
-        let template = self.template(account, name, language)?;
-        self.persist_template(&template)?;
-        Ok(status)
+        self.change_template(account, name, language, |registry, now| {
+            registry.set_template_status(account, name, language, status, now)
+        })
     }
 
     pub fn set_template_quality(
@@ -184,11 +179,8 @@ impl Wagate {
         language: &str,
         quality: Quality,
     ) -> Result<TemplateStatus, AdminError> {
-        let status =
-            self.registry()
-                .set_template_quality(account, name, language, quality, self.secs())?;
-        let template = self.template(account, name, language)?;
-        self.persist_template(&template)?;
-        Ok(status)
+        self.change_template(account, name, language, |registry, now| {
+            registry.set_template_quality(account, name, language, quality, now)
+        })
     }
 }

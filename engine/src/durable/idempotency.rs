@@ -1,6 +1,7 @@
 //! Idempotency records: what a request with a given key came to, kept for the retention so
 //! that a retry gets the same answer and never a second message.
 
+use super::message::{read_accepted, write_accepted};
 use crate::decision::Accepted;
 use crate::store::keys::{Reader, Writer};
 
@@ -50,14 +51,8 @@ impl IdempotencyRecord {
                 message_id,
                 accepted,
             } => {
-                writer
-                    .u8(0)
-                    .u64(*message_id)
-                    .u64(accepted.send_at.0)
-                    .u64(accepted.price_micros)
-                    .u8(accepted.category as u8)
-                    .u8(u8::from(accepted.business_initiated)
-                        | u8::from(accepted.new_unique_recipient) << 1);
+                writer.u8(0).u64(*message_id);
+                write_accepted(&mut writer, accepted);
             }
             StoredOutcome::Refused { code, name, reason } => {
                 writer
@@ -75,24 +70,10 @@ impl IdempotencyRecord {
         let mut reader = Reader::new(&bytes[8..]);
         let body_hash = reader.u64()?;
         let outcome = match reader.u8()? {
-            0 => {
-                let message_id = reader.u64()?;
-                let send_at = crate::clock::Timestamp(reader.u64()?);
-                let price_micros = reader.u64()?;
-                let category =
-                    *crate::template::model::Category::ALL.get(usize::from(reader.u8()?))?;
-                let flags = reader.u8()?;
-                StoredOutcome::Accepted {
-                    message_id,
-                    accepted: Accepted {
-                        category,
-                        business_initiated: flags & 1 != 0,
-                        new_unique_recipient: flags & 2 != 0,
-                        price_micros,
-                        send_at,
-                    },
-                }
-            }
+            0 => StoredOutcome::Accepted {
+                message_id: reader.u64()?,
+                accepted: read_accepted(&mut reader)?,
+            },
             1 => {
                 let code = reader.u32()?;
                 StoredOutcome::Refused {

@@ -73,7 +73,28 @@ pub struct StoredMessage {
     pub payload: Vec<u8>,
 }
 
-const CATEGORIES: [Category; 4] = Category::ALL;
+/// Writes an acceptance (send slot, price, category, flags): in messages and idempotency records.
+pub(crate) fn write_accepted(writer: &mut Writer, accepted: &Accepted) {
+    writer
+        .u64(accepted.send_at.0)
+        .u64(accepted.price_micros)
+        .u8(accepted.category as u8)
+        .u8(u8::from(accepted.business_initiated) | u8::from(accepted.new_unique_recipient) << 1);
+}
+
+pub(crate) fn read_accepted(reader: &mut Reader) -> Option<Accepted> {
+    let send_at = Timestamp(reader.u64()?);
+    let price_micros = reader.u64()?;
+    let category = *Category::ALL.get(usize::from(reader.u8()?))?;
+    let flags = reader.u8()?;
+    Some(Accepted {
+        category,
+        business_initiated: flags & 1 != 0,
+        new_unique_recipient: flags & 2 != 0,
+        price_micros,
+        send_at,
+    })
+}
 
 impl StoredMessage {
     pub fn due(&self) -> DueMessage {
@@ -100,12 +121,9 @@ impl StoredMessage {
             .u64(self.id)
             .u64(self.number.0)
             .u64(self.to.digits())
-            .u64(self.accepted_at.0)
-            .u64(self.decision.send_at.0)
-            .u64(self.decision.price_micros)
-            .u8(self.decision.category as u8)
-            .u8(u8::from(self.decision.business_initiated)
-                | u8::from(self.decision.new_unique_recipient) << 1)
+            .u64(self.accepted_at.0);
+        write_accepted(&mut writer, &self.decision);
+        writer
             .u8(self.status as u8)
             .u32(self.attempts)
             .bytes(self.upstream.as_bytes())
@@ -120,23 +138,14 @@ impl StoredMessage {
         let number = PhoneNumberId(reader.u64()?);
         let to = Msisdn::from_digits(reader.u64()?).ok()?;
         let accepted_at = Timestamp(reader.u64()?);
-        let send_at = Timestamp(reader.u64()?);
-        let price_micros = reader.u64()?;
-        let category = *CATEGORIES.get(usize::from(reader.u8()?))?;
-        let flags = reader.u8()?;
+        let decision = read_accepted(&mut reader)?;
         let status = DispatchStatus::from_u8(reader.u8()?)?;
         Some(StoredMessage {
             id,
             number,
             to,
             accepted_at,
-            decision: Accepted {
-                category,
-                business_initiated: flags & 1 != 0,
-                new_unique_recipient: flags & 2 != 0,
-                price_micros,
-                send_at,
-            },
+            decision,
             status,
             attempts: reader.u32()?,
             upstream: reader.string()?,
