@@ -18,6 +18,8 @@ pub enum Message {
     },
     /// Reply buttons, lists, CTA URLs: free-form, window only.
     Interactive,
+    /// Audio, stickers, locations, contacts, reactions: free-form, window only.
+    Other,
     Template(TemplateSend),
 }
 

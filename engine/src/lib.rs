@@ -16,6 +16,7 @@
 //! - [`decision`], [`events`], [`usage`]: what goes in and what comes out.
 
 pub mod clock;
+pub mod cloud_api;
 pub mod config;
 pub mod core;
 pub mod decision;

@@ -70,7 +70,7 @@ impl Shard {
                 }
                 (Category::Service, false)
             }
-            Message::Interactive => (Category::Service, false),
+            Message::Interactive | Message::Other => (Category::Service, false),
         };
 
         let person = request.to.digits();

@@ -1,0 +1,197 @@
+//! Errors in Meta's shape: what a caller of the Cloud API already knows how to read.
+//!
+//! `{"error":{"message":"(#131047) Re-engagement message","type":"OAuthException","code":131047,
+//! "error_data":{"messaging_product":"whatsapp","details":"..."},"fbtrace_id":"..."}}`, plus
+//! `wagate_reason`, wagate's own stable name for the reason.
+
+use serde_json::{json, Value};
+
+use crate::decision::{DeferReason, Refusal};
+use crate::durable::SubmitError;
+use crate::store::StoreError;
+
+/// An error answer: HTTP status, Meta's code and title, the details, and wagate's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub http_status: u16,
+    pub code: u32,
+    pub title: String,
+    pub details: String,
+    pub reason: String,
+}
+
+impl ApiError {
+    pub fn new(
+        http_status: u16,
+        code: u32,
+        title: &str,
+        details: impl Into<String>,
+        reason: &str,
+    ) -> ApiError {
+        ApiError {
+            http_status,
+            code,
+            title: title.to_string(),
+            details: details.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Code 100: a parameter is invalid (Meta's answer to most malformed requests).
+    pub fn invalid_parameter(details: impl Into<String>) -> ApiError {
+        Self::new(400, 100, "Invalid parameter", details, "invalid_parameter")
+    }
+
+    /// Code 131008: a required parameter is missing.
+    pub fn missing_parameter(details: impl Into<String>) -> ApiError {
+        Self::new(
+            400,
+            131_008,
+            "Required parameter is missing",
+            details,
+            "missing_parameter",
+        )
+    }
+
+    pub fn to_json(&self, trace_id: &str) -> Value {
+        json!({
+            "error": {
+                "message": format!("(#{}) {}", self.code, self.title),
+                "type": "OAuthException",
+                "code": self.code,
+                "error_data": {
+                    "messaging_product": "whatsapp",
+                    "details": self.details,
+                },
+                "fbtrace_id": trace_id,
+                "wagate_reason": self.reason,
+            }
+        })
+    }
+}
+
+fn title_of(refusal: &Refusal) -> &'static str {
+    match refusal {
+        Refusal::UnknownNumber(_) => "Invalid parameter",
+        Refusal::OutsideServiceWindow => "Re-engagement message",
+        Refusal::NoOptIn | Refusal::OptedOut => "Recipient has not opted in",
+        Refusal::MarketingOptedOut => "Recipient stopped marketing messages",
+        Refusal::Unreachable => "Message undeliverable",
+        Refusal::TemplateNotFound { .. } | Refusal::TemplateNotApproved(_) => {
+            "Template name does not exist in the translation"
+        }
+        Refusal::TemplatePaused => "Template is paused",
+        Refusal::TemplateDisabled => "Template is disabled",
+        Refusal::ParameterCount { .. } => {
+            "Number of parameters does not match the expected number of params"
+        }
+        Refusal::ParameterFormat(_) => {
+            "Parameter format does not match format in the created template"
+        }
+        Refusal::MediaType(_) => "Media upload error",
+        Refusal::ButtonParameter(_) => "Parameter value is not valid",
+        Refusal::TextTooLong { .. } => "Invalid parameter",
+    }
+}
+
+impl From<&Refusal> for ApiError {
+    /// Rules without a Meta code (consent) answer 400 with wagate's code 470001.
+    fn from(refusal: &Refusal) -> ApiError {
+        ApiError::new(
+            400,
+            refusal.meta_code().unwrap_or(WAGATE_CONSENT_CODE),
+            title_of(refusal),
+            refusal.to_string(),
+            refusal.name(),
+        )
+    }
+}
+
+/// wagate's code for refusals Meta has none for (no opt-in, opted out).
+pub const WAGATE_CONSENT_CODE: u32 = 470_001;
+/// wagate's code for the unique-recipient limit, when the caller asked not to queue.
+pub const WAGATE_TIER_LIMIT_CODE: u32 = 470_002;
+/// wagate's code for the per-person marketing cap, when the caller asked not to queue.
+pub const WAGATE_MARKETING_CAP_CODE: u32 = 470_003;
+
+/// A deferral answered as an immediate refusal (the caller chose not to queue).
+pub fn deferral_error(reason: DeferReason, retry_after_secs: u64) -> ApiError {
+    let (code, title) = match reason {
+        DeferReason::PairRate => (131_056, "Pair rate limit hit"),
+        DeferReason::Throughput => (130_429, "Rate limit hit"),
+        DeferReason::MarketingCooldown => (
+            131_049,
+            "This message was not delivered to maintain healthy ecosystem engagement",
+        ),
+        DeferReason::Restricted => (368, "Temporarily blocked for policies violations"),
+        DeferReason::TierLimit => (WAGATE_TIER_LIMIT_CODE, "Messaging limit reached"),
+        DeferReason::MarketingCap => (
+            WAGATE_MARKETING_CAP_CODE,
+            "Marketing cap for this person reached",
+        ),
+    };
+    ApiError::new(
+        429,
+        code,
+        title,
+        format!(
+            "deferred: {}; retry after {retry_after_secs} s",
+            reason.name()
+        ),
+        reason.name(),
+    )
+}
+
+impl From<&SubmitError> for ApiError {
+    fn from(error: &SubmitError) -> ApiError {
+        match error {
+            SubmitError::KeyReused(_) => ApiError::new(
+                422,
+                100,
+                "Invalid parameter",
+                error.to_string(),
+                "idempotency_key_reused",
+            ),
+            SubmitError::KeyInFlight(_) => ApiError::new(
+                409,
+                2,
+                "Service temporarily unavailable",
+                error.to_string(),
+                "idempotency_key_in_flight",
+            ),
+            SubmitError::Unavailable(StoreError::NoSpace(_)) => ApiError::new(
+                503,
+                131_016,
+                "Service unavailable",
+                error.to_string(),
+                "storage_full",
+            ),
+            SubmitError::Unavailable(_) => ApiError::new(
+                503,
+                131_016,
+                "Service unavailable",
+                error.to_string(),
+                "storage_unavailable",
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_have_meta_shape_and_wagate_reason() {
+        let error = ApiError::from(&Refusal::OutsideServiceWindow);
+        let body = error.to_json("Az8or2yhqkZfEZ");
+        assert_eq!(body["error"]["code"], 131_047);
+        assert_eq!(body["error"]["message"], "(#131047) Re-engagement message");
+        assert_eq!(body["error"]["type"], "OAuthException");
+        assert_eq!(body["error"]["error_data"]["messaging_product"], "whatsapp");
+        assert_eq!(body["error"]["wagate_reason"], "outside_service_window");
+        assert_eq!(ApiError::from(&Refusal::NoOptIn).code, WAGATE_CONSENT_CODE);
+        let pair = deferral_error(DeferReason::PairRate, 6);
+        assert_eq!((pair.http_status, pair.code), (429, 131_056));
+    }
+}
