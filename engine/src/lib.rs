@@ -38,6 +38,7 @@ pub mod state;
 pub mod store;
 pub mod template;
 pub mod usage;
+pub mod webhooks;
 pub mod workers;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

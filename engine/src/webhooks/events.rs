@@ -1,0 +1,440 @@
+//! Meta's webhook payloads, parsed into typed events wagate acts on.
+//!
+//! One POST carries `{"object":"whatsapp_business_account","entry":[{"changes":[{"field",
+//! "value"}]}]}` with up to a thousand changes. Fields wagate has no use for become
+//! `Ignored` rather than errors: Meta adds fields, and a refused webhook is retried for days.
+
+use serde_json::Value;
+
+use crate::cloud_api::error::ApiError;
+use crate::events::{ConsentChange, InboundContent, InboundMessage};
+use crate::ids::{Msisdn, PhoneNumberId};
+use crate::quality::Quality;
+use crate::template::status::TemplateStatus;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Sent,
+    Delivered,
+    Read,
+    Played,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookEvent {
+    /// A person wrote (or tapped a button): opens the window, may change consent.
+    Inbound {
+        wamid: String,
+        message: InboundMessage,
+    },
+    /// What became of a message sent: `errors` carries Meta's failure codes.
+    Status {
+        number: PhoneNumberId,
+        wamid: String,
+        status: DeliveryStatus,
+        recipient: Option<Msisdn>,
+        errors: Vec<u32>,
+        biz_opaque_callback_data: Option<String>,
+    },
+    /// The person stopped or resumed marketing messages in WhatsApp itself.
+    UserPreference {
+        number: PhoneNumberId,
+        person: Msisdn,
+        change: ConsentChange,
+    },
+    TemplateStatus {
+        name: String,
+        language: String,
+        status: TemplateStatus,
+        reason: Option<String>,
+    },
+    TemplateQuality {
+        name: String,
+        language: String,
+        quality: Quality,
+    },
+    /// Tier and flag news for a number (`FLAGGED`, `UNFLAGGED`, `UPGRADE`, `DOWNGRADE`, ...).
+    NumberQuality {
+        display_phone_number: String,
+        event: String,
+        current_limit: Option<String>,
+    },
+    AccountUpdate {
+        event: String,
+    },
+    /// A field or a value wagate does not act on.
+    Ignored {
+        field: String,
+    },
+}
+
+fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+fn items<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn number_of(value: &Value) -> Result<PhoneNumberId, ApiError> {
+    value
+        .get("metadata")
+        .and_then(|m| text(m, "phone_number_id"))
+        .and_then(|id| id.parse().ok())
+        .map(PhoneNumberId)
+        .ok_or_else(|| {
+            ApiError::missing_parameter("value.metadata.phone_number_id is missing or not a number")
+        })
+}
+
+fn person_of(text: &str) -> Result<Msisdn, ApiError> {
+    Msisdn::parse(text).map_err(|e| ApiError::invalid_parameter(format!("wa_id {text}: {e}")))
+}
+
+fn template_status(event: &str) -> Option<TemplateStatus> {
+    Some(match event.to_ascii_uppercase().as_str() {
+        "APPROVED" | "REINSTATED" => TemplateStatus::Approved,
+        "PENDING" | "IN_APPEAL" => TemplateStatus::InReview,
+        "REJECTED" => TemplateStatus::Rejected,
+        "PAUSED" => TemplateStatus::Paused,
+        "DISABLED" => TemplateStatus::Disabled,
+        "FLAGGED" => TemplateStatus::Flagged,
+        _ => return None,
+    })
+}
+
+fn inbound_content(message: &Value) -> InboundContent {
+    match text(message, "type") {
+        Some("text") => InboundContent::Text(
+            message
+                .get("text")
+                .and_then(|t| text(t, "body"))
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        Some("button") => InboundContent::Button {
+            payload: message
+                .get("button")
+                .and_then(|b| text(b, "payload"))
+                .unwrap_or_default()
+                .to_string(),
+        },
+        Some("interactive") => {
+            let interactive = message.get("interactive");
+            let reply = interactive
+                .and_then(|i| i.get("button_reply").or_else(|| i.get("list_reply")))
+                .and_then(|r| text(r, "id"));
+            match reply {
+                Some(id) => InboundContent::InteractiveReply { id: id.to_string() },
+                None => InboundContent::Other,
+            }
+        }
+        _ => InboundContent::Other,
+    }
+}
+
+fn messages_field(value: &Value, events: &mut Vec<WebhookEvent>) -> Result<(), ApiError> {
+    let number = number_of(value)?;
+    for message in items(value, "messages") {
+        let from = text(message, "from")
+            .ok_or_else(|| ApiError::missing_parameter("messages[].from is missing"))?;
+        events.push(WebhookEvent::Inbound {
+            wamid: text(message, "id").unwrap_or_default().to_string(),
+            message: InboundMessage {
+                number,
+                from: person_of(from)?,
+                content: inbound_content(message),
+            },
+        });
+    }
+    for status in items(value, "statuses") {
+        let state = match text(status, "status") {
+            Some("sent") => DeliveryStatus::Sent,
+            Some("delivered") => DeliveryStatus::Delivered,
+            Some("read") => DeliveryStatus::Read,
+            Some("played") => DeliveryStatus::Played,
+            Some("failed") => DeliveryStatus::Failed,
+            other => {
+                events.push(WebhookEvent::Ignored {
+                    field: format!("statuses[].status {other:?}"),
+                });
+                continue;
+            }
+        };
+        events.push(WebhookEvent::Status {
+            number,
+            wamid: text(status, "id").unwrap_or_default().to_string(),
+            status: state,
+            recipient: text(status, "recipient_id").map(person_of).transpose()?,
+            errors: items(status, "errors")
+                .iter()
+                .filter_map(|e| e.get("code")?.as_u64())
+                .map(|c| c as u32)
+                .collect(),
+            biz_opaque_callback_data: text(status, "biz_opaque_callback_data").map(str::to_string),
+        });
+    }
+    Ok(())
+}
+
+fn change(field: &str, value: &Value, events: &mut Vec<WebhookEvent>) -> Result<(), ApiError> {
+    match field {
+        "messages" => messages_field(value, events)?,
+        "user_preferences" => {
+            let number = number_of(value)?;
+            for preference in items(value, "user_preferences") {
+                let change = match (text(preference, "category"), text(preference, "value")) {
+                    (Some("marketing_messages"), Some("stop")) => ConsentChange::MarketingOptOut,
+                    (Some("marketing_messages"), Some("resume")) => ConsentChange::MarketingOptIn,
+                    _ => {
+                        events.push(WebhookEvent::Ignored {
+                            field: "user_preferences[]".into(),
+                        });
+                        continue;
+                    }
+                };
+                let wa_id = text(preference, "wa_id").ok_or_else(|| {
+                    ApiError::missing_parameter("user_preferences[].wa_id is missing")
+                })?;
+                events.push(WebhookEvent::UserPreference {
+                    number,
+                    person: person_of(wa_id)?,
+                    change,
+                });
+            }
+        }
+        "message_template_status_update" => {
+            let status = text(value, "event").and_then(template_status);
+            match (
+                status,
+                text(value, "message_template_name"),
+                text(value, "message_template_language"),
+            ) {
+                (Some(status), Some(name), Some(language)) => {
+                    events.push(WebhookEvent::TemplateStatus {
+                        name: name.to_string(),
+                        language: language.to_string(),
+                        status,
+                        reason: text(value, "reason").map(str::to_string),
+                    })
+                }
+                _ => events.push(WebhookEvent::Ignored {
+                    field: field.to_string(),
+                }),
+            }
+        }
+        "message_template_quality_update" => {
+            let quality = text(value, "new_quality_score").and_then(Quality::parse_meta);
+            match (
+                quality,
+                text(value, "message_template_name"),
+                text(value, "message_template_language"),
+            ) {
+                (Some(quality), Some(name), Some(language)) => {
+                    events.push(WebhookEvent::TemplateQuality {
+                        name: name.to_string(),
+                        language: language.to_string(),
+                        quality,
+                    })
+                }
+                _ => events.push(WebhookEvent::Ignored {
+                    field: field.to_string(),
+                }),
+            }
+        }
+        "phone_number_quality_update" => events.push(WebhookEvent::NumberQuality {
+            display_phone_number: text(value, "display_phone_number")
+                .unwrap_or_default()
+                .to_string(),
+            event: text(value, "event").unwrap_or_default().to_string(),
+            current_limit: text(value, "current_limit").map(str::to_string),
+        }),
+        "account_update" => events.push(WebhookEvent::AccountUpdate {
+            event: text(value, "event").unwrap_or_default().to_string(),
+        }),
+        other => events.push(WebhookEvent::Ignored {
+            field: other.to_string(),
+        }),
+    }
+    Ok(())
+}
+
+/// Every event in one webhook POST, in order.
+pub fn parse_webhook(body: &[u8]) -> Result<Vec<WebhookEvent>, ApiError> {
+    let envelope: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_parameter(format!("the body is not valid JSON: {e}")))?;
+    if text(&envelope, "object") != Some("whatsapp_business_account") {
+        return Err(ApiError::invalid_parameter(
+            "object must be \"whatsapp_business_account\"",
+        ));
+    }
+    let mut events = Vec::new();
+    for entry in items(&envelope, "entry") {
+        for change_value in items(entry, "changes") {
+            let field = text(change_value, "field")
+                .ok_or_else(|| ApiError::missing_parameter("changes[].field is missing"))?;
+            let value = change_value
+                .get("value")
+                .ok_or_else(|| ApiError::missing_parameter("changes[].value is missing"))?;
+            change(field, value, &mut events)?;
+        }
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(field: &str, value: &str) -> String {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","time":1739321024,"changes":[{{"field":"{field}","value":{value}}}]}}]}}"#
+        )
+    }
+
+    #[test]
+    fn inbound_text_button_and_interactive() {
+        let body = envelope(
+            "messages",
+            r#"{"messaging_product":"whatsapp",
+          "metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},
+          "contacts":[{"profile":{"name":"Sheena"},"wa_id":"16505551234"}],
+          "messages":[
+            {"from":"16505551234","id":"wamid.1","timestamp":"1749416383","type":"text","text":{"body":"Does it come in blue?"}},
+            {"from":"16505551234","id":"wamid.2","type":"button","button":{"payload":"STOP_PROMOS","text":"Stop promotions"}},
+            {"from":"16505551234","id":"wamid.3","type":"interactive","interactive":{"type":"button_reply","button_reply":{"id":"keep","title":"Keep"}}},
+            {"from":"16505551234","id":"wamid.4","type":"image","image":{"id":"9","mime_type":"image/jpeg"}}]}"#,
+        );
+        let events = parse_webhook(body.as_bytes()).unwrap();
+        let contents: Vec<_> = events
+            .iter()
+            .map(|e| match e {
+                WebhookEvent::Inbound { message, .. } => message.content.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            contents,
+            vec![
+                InboundContent::Text("Does it come in blue?".into()),
+                InboundContent::Button {
+                    payload: "STOP_PROMOS".into()
+                },
+                InboundContent::InteractiveReply { id: "keep".into() },
+                InboundContent::Other,
+            ]
+        );
+        let WebhookEvent::Inbound { wamid, message } = &events[0] else {
+            unreachable!()
+        };
+        assert_eq!(
+            (wamid.as_str(), message.number),
+            ("wamid.1", PhoneNumberId(106_540_352_242_922))
+        );
+    }
+
+    #[test]
+    fn statuses_with_failure_codes() {
+        let body = envelope(
+            "messages",
+            r#"{"messaging_product":"whatsapp",
+          "metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},
+          "statuses":[
+            {"id":"wamid.9","status":"sent","timestamp":"1750030073","recipient_id":"16505551234","biz_opaque_callback_data":"campaign-42",
+             "pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}},
+            {"id":"wamid.9","status":"failed","timestamp":"1750030080","recipient_id":"16505551234",
+             "errors":[{"code":131050,"title":"User stopped marketing messages"}]}]}"#,
+        );
+        let events = parse_webhook(body.as_bytes()).unwrap();
+        assert_eq!(events.len(), 2);
+        let WebhookEvent::Status {
+            status,
+            errors,
+            biz_opaque_callback_data,
+            recipient,
+            ..
+        } = &events[1]
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (*status, errors.as_slice()),
+            (DeliveryStatus::Failed, &[131_050][..])
+        );
+        assert_eq!(
+            *recipient,
+            Some(Msisdn::from_digits(16_505_551_234).unwrap())
+        );
+        assert!(biz_opaque_callback_data.is_none());
+        assert!(
+            matches!(&events[0], WebhookEvent::Status { biz_opaque_callback_data: Some(d), .. } if d == "campaign-42")
+        );
+    }
+
+    #[test]
+    fn management_fields() {
+        let preference = envelope(
+            "user_preferences",
+            r#"{"messaging_product":"whatsapp",
+          "metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},
+          "user_preferences":[{"wa_id":"16505551234","detail":"User requested to stop marketing messages","category":"marketing_messages","value":"stop","timestamp":1731705721}]}"#,
+        );
+        assert!(matches!(
+            parse_webhook(preference.as_bytes()).unwrap()[0],
+            WebhookEvent::UserPreference {
+                change: ConsentChange::MarketingOptOut,
+                ..
+            }
+        ));
+        let status = envelope(
+            "message_template_status_update",
+            r#"{"event":"PAUSED","message_template_id":594425479261596,
+          "message_template_name":"order_update","message_template_language":"en_US","reason":"NONE","other_info":{"title":"FIRST_PAUSE"}}"#,
+        );
+        assert!(
+            matches!(&parse_webhook(status.as_bytes()).unwrap()[0], WebhookEvent::TemplateStatus { status: TemplateStatus::Paused, name, .. } if name == "order_update")
+        );
+        let quality = envelope(
+            "message_template_quality_update",
+            r#"{"previous_quality_score":"GREEN","new_quality_score":"RED",
+          "message_template_id":1,"message_template_name":"order_update","message_template_language":"en_US"}"#,
+        );
+        assert!(matches!(
+            parse_webhook(quality.as_bytes()).unwrap()[0],
+            WebhookEvent::TemplateQuality {
+                quality: Quality::Red,
+                ..
+            }
+        ));
+        let number = envelope(
+            "phone_number_quality_update",
+            r#"{"display_phone_number":"16505551111","event":"FLAGGED","current_limit":"TIER_10K"}"#,
+        );
+        assert!(
+            matches!(&parse_webhook(number.as_bytes()).unwrap()[0], WebhookEvent::NumberQuality { event, current_limit: Some(limit), .. } if event == "FLAGGED" && limit == "TIER_10K")
+        );
+        let unknown = envelope("smb_app_state_sync", "{}");
+        assert!(matches!(
+            parse_webhook(unknown.as_bytes()).unwrap()[0],
+            WebhookEvent::Ignored { .. }
+        ));
+    }
+
+    #[test]
+    fn malformed_webhooks_are_refused() {
+        assert!(parse_webhook(b"{").is_err());
+        assert!(parse_webhook(br#"{"object":"page","entry":[]}"#).is_err());
+        let no_metadata = envelope(
+            "messages",
+            r#"{"messages":[{"from":"16505551234","type":"text","text":{"body":"x"}}]}"#,
+        );
+        assert_eq!(
+            parse_webhook(no_metadata.as_bytes()).unwrap_err().code,
+            131_008
+        );
+    }
+}
