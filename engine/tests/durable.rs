@@ -482,3 +482,90 @@ fn admin_changes_are_refused_clearly_and_change_nothing() {
     assert_eq!(wagate.usage(NUMBER).unwrap().tier, "TIER_1K");
     wagate.shutdown();
 }
+
+fn webhook(field: &str, value: &str) -> Vec<wagate::webhooks::events::WebhookEvent> {
+    let body = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{}","changes":[{{"field":"{field}","value":{value}}}]}}]}}"#,
+        ACCOUNT.0
+    );
+    let signature = wagate::webhooks::signature::sign(b"app-secret", body.as_bytes());
+    wagate::webhooks::signature::verify(b"app-secret", body.as_bytes(), Some(&signature)).unwrap();
+    wagate::webhooks::events::parse_webhook(body.as_bytes()).unwrap()
+}
+
+#[test]
+fn webhook_events_apply_once_and_feed_the_rules() {
+    let harness = Harness::new(Profile::whatsapp_2025());
+    let wagate = harness.start(2);
+    let metadata = format!(
+        r#""metadata":{{"display_phone_number":"15550783881","phone_number_id":"{}"}}"#,
+        NUMBER.0
+    );
+    let inbound = webhook(
+        "messages",
+        &format!(
+            r#"{{{metadata},"messages":[{{"from":"{}","id":"wamid.in.1","type":"text","text":{{"body":"hi"}}}}]}}"#,
+            person(0).digits()
+        ),
+    );
+    let report = wagate.apply_webhook(inbound.clone()).unwrap();
+    assert_eq!((report.applied, report.repeats), (1, 0));
+    let opened = wagate.now();
+    harness.clock.advance_secs(2 * 3_600);
+    // Meta's retry of the same delivery: not applied again, so the window is not extended.
+    assert_eq!(wagate.apply_webhook(inbound).unwrap().repeats, 1);
+    harness.clock.advance_secs(22 * 3_600);
+    let reply = wagate.submit(Submission {
+        request: SendRequest {
+            number: NUMBER,
+            to: person(0),
+            message: Message::text("still open?"),
+        },
+        payload: b"{}".to_vec(),
+        idempotency_key: None,
+    });
+    assert!(
+        matches!(
+            reply,
+            Ok(SubmitResult::Refused {
+                code: Some(131_047),
+                ..
+            })
+        ),
+        "window from {opened}: {reply:?}"
+    );
+
+    let failed = webhook(
+        "messages",
+        &format!(
+            r#"{{{metadata},"statuses":[{{"id":"wamid.out.7","status":"failed","recipient_id":"{}","errors":[{{"code":131026}}]}}]}}"#,
+            person(1).digits()
+        ),
+    );
+    let report = wagate.apply_webhook(failed).unwrap();
+    assert_eq!(
+        report.failure_effects,
+        vec![wagate::events::FailureEffect::Unreachable]
+    );
+    assert!(matches!(
+        wagate.submit(template_to(1, None)),
+        Ok(SubmitResult::Refused {
+            code: Some(131_026),
+            ..
+        })
+    ));
+
+    let paused = webhook(
+        "message_template_quality_update",
+        r#"{"previous_quality_score":"GREEN","new_quality_score":"RED","message_template_id":1,"message_template_name":"order_update","message_template_language":"en_US"}"#,
+    );
+    assert_eq!(wagate.apply_webhook(paused).unwrap().applied, 1);
+    assert!(matches!(
+        wagate.submit(template_to(0, None)),
+        Ok(SubmitResult::Refused {
+            code: Some(132_015),
+            ..
+        })
+    ));
+    wagate.shutdown();
+}

@@ -12,5 +12,6 @@ pub mod records;
 pub mod recovery;
 pub mod submission;
 pub mod wagate;
+pub mod webhook;
 
 pub use wagate::{SubmitError, SubmitResult, Wagate, WagateConfig};

@@ -211,6 +211,11 @@ impl Wagate {
         self.clock.now()
     }
 
+    /// How long idempotency records (and webhook claims) are kept.
+    pub fn retention_secs(&self) -> u64 {
+        self.retention_secs
+    }
+
     /// Records commit latencies from now on (benchmarks).
     pub fn durability(&self) -> &Arc<Durability> {
         &self.durability

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::cloud_api::error::ApiError;
 use crate::events::{ConsentChange, InboundContent, InboundMessage};
-use crate::ids::{Msisdn, PhoneNumberId};
+use crate::ids::{AccountId, Msisdn, PhoneNumberId};
 use crate::quality::Quality;
 use crate::template::status::TemplateStatus;
 
@@ -44,12 +44,14 @@ pub enum WebhookEvent {
         change: ConsentChange,
     },
     TemplateStatus {
+        account: AccountId,
         name: String,
         language: String,
         status: TemplateStatus,
         reason: Option<String>,
     },
     TemplateQuality {
+        account: AccountId,
         name: String,
         language: String,
         quality: Quality,
@@ -181,7 +183,12 @@ fn messages_field(value: &Value, events: &mut Vec<WebhookEvent>) -> Result<(), A
     Ok(())
 }
 
-fn change(field: &str, value: &Value, events: &mut Vec<WebhookEvent>) -> Result<(), ApiError> {
+fn change(
+    account: AccountId,
+    field: &str,
+    value: &Value,
+    events: &mut Vec<WebhookEvent>,
+) -> Result<(), ApiError> {
     match field {
         "messages" => messages_field(value, events)?,
         "user_preferences" => {
@@ -216,6 +223,7 @@ fn change(field: &str, value: &Value, events: &mut Vec<WebhookEvent>) -> Result<
             ) {
                 (Some(status), Some(name), Some(language)) => {
                     events.push(WebhookEvent::TemplateStatus {
+                        account,
                         name: name.to_string(),
                         language: language.to_string(),
                         status,
@@ -236,6 +244,7 @@ fn change(field: &str, value: &Value, events: &mut Vec<WebhookEvent>) -> Result<
             ) {
                 (Some(quality), Some(name), Some(language)) => {
                     events.push(WebhookEvent::TemplateQuality {
+                        account,
                         name: name.to_string(),
                         language: language.to_string(),
                         quality,
@@ -274,13 +283,19 @@ pub fn parse_webhook(body: &[u8]) -> Result<Vec<WebhookEvent>, ApiError> {
     }
     let mut events = Vec::new();
     for entry in items(&envelope, "entry") {
+        // The entry's id is the WhatsApp Business Account the changes belong to.
+        let account = AccountId(
+            text(entry, "id")
+                .and_then(|id| id.parse().ok())
+                .unwrap_or(0),
+        );
         for change_value in items(entry, "changes") {
             let field = text(change_value, "field")
                 .ok_or_else(|| ApiError::missing_parameter("changes[].field is missing"))?;
             let value = change_value
                 .get("value")
                 .ok_or_else(|| ApiError::missing_parameter("changes[].value is missing"))?;
-            change(field, value, &mut events)?;
+            change(account, field, value, &mut events)?;
         }
     }
     Ok(events)
