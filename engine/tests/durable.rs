@@ -569,3 +569,48 @@ fn webhook_events_apply_once_and_feed_the_rules() {
     ));
     wagate.shutdown();
 }
+
+#[test]
+fn statuses_move_a_sent_message_forward_only() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(1);
+    let (id, _) = accepted_id(&wagate.submit(template_to(0, None)));
+    harness.clock.advance_secs(1);
+    wagate.wait_dispatched(Duration::from_secs(10));
+    let metadata = format!(
+        r#""metadata":{{"display_phone_number":"15550783881","phone_number_id":"{}"}}"#,
+        NUMBER.0
+    );
+    let status = |state: &str| {
+        webhook(
+            "messages",
+            &format!(
+                r#"{{{metadata},"statuses":[{{"id":"wamid.{id}","status":"{state}","recipient_id":"{}"}}]}}"#,
+                person(0).digits()
+            ),
+        )
+    };
+    use wagate::durable::message::Delivery;
+    assert_eq!(
+        wagate.apply_webhook(status("delivered")).unwrap().applied,
+        1
+    );
+    assert_eq!(
+        wagate.message(id).unwrap().unwrap().delivery,
+        Delivery::Delivered
+    );
+    assert_eq!(wagate.apply_webhook(status("read")).unwrap().applied, 1);
+    // A late "sent" (statuses arrive out of order) does not move it back.
+    assert_eq!(wagate.apply_webhook(status("sent")).unwrap().ignored, 1);
+    assert_eq!(
+        wagate.message(id).unwrap().unwrap().delivery,
+        Delivery::Read
+    );
+    // A status for a message wagate never sent changes nothing.
+    let stranger = webhook(
+        "messages",
+        &format!(r#"{{{metadata},"statuses":[{{"id":"wamid.other","status":"read"}}]}}"#),
+    );
+    assert_eq!(wagate.apply_webhook(stranger).unwrap().ignored, 1);
+    wagate.shutdown();
+}

@@ -263,6 +263,11 @@ fn hand_over(
         match upstream.send(&message) {
             Ok(upstream_id) => {
                 message.status = DispatchStatus::Sent;
+                settled.put(
+                    Family::UpstreamIds,
+                    upstream_id.as_bytes(),
+                    message.id.to_be_bytes(),
+                );
                 message.upstream = upstream_id;
                 settled.delete(Family::Outbox, id.clone());
                 sent += 1;
@@ -312,6 +317,11 @@ pub fn reconcile(
         match upstream.reconcile(&message) {
             Reconciled::Delivered(upstream_id) => {
                 message.status = DispatchStatus::Sent;
+                settled.put(
+                    Family::UpstreamIds,
+                    upstream_id.as_bytes(),
+                    message.id.to_be_bytes(),
+                );
                 message.upstream = upstream_id;
                 settled.put(Family::Messages, id.clone(), message.encode());
                 settled.delete(Family::Outbox, id);

@@ -40,6 +40,39 @@ impl DispatchStatus {
     }
 }
 
+/// What the upstream reported of a sent message (status webhooks). It only moves forward:
+/// none, sent, delivered, read; failed only before delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Delivery {
+    #[default]
+    None = 0,
+    Sent = 1,
+    Delivered = 2,
+    Read = 3,
+    Failed = 4,
+}
+
+impl Delivery {
+    fn from_u8(value: u8) -> Option<Delivery> {
+        Some(match value {
+            0 => Delivery::None,
+            1 => Delivery::Sent,
+            2 => Delivery::Delivered,
+            3 => Delivery::Read,
+            4 => Delivery::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Whether `next` may replace `self` (statuses arrive out of order and repeated).
+    pub fn advances_to(self, next: Delivery) -> bool {
+        match next {
+            Delivery::Failed => matches!(self, Delivery::None | Delivery::Sent),
+            _ => self != Delivery::Failed && next > self,
+        }
+    }
+}
+
 /// wagate's id for a message, as callers see it.
 pub fn message_id_text(id: u64) -> String {
     format!("wagate.{id:016x}")
@@ -71,8 +104,10 @@ pub struct StoredMessage {
     pub idempotency_key: String,
     /// The message exactly as it goes upstream.
     pub payload: Vec<u8>,
+    pub delivery: Delivery,
+    /// Meta's error code when delivery failed (0 otherwise).
+    pub delivery_error: u32,
 }
-
 /// Writes an acceptance (send slot, price, category, flags): in messages and idempotency records.
 pub(crate) fn write_accepted(writer: &mut Writer, accepted: &Accepted) {
     writer
@@ -128,7 +163,9 @@ impl StoredMessage {
             .u32(self.attempts)
             .bytes(self.upstream.as_bytes())
             .bytes(self.idempotency_key.as_bytes())
-            .bytes(&self.payload);
+            .bytes(&self.payload)
+            .u8(self.delivery as u8)
+            .u32(self.delivery_error);
         *out = writer.bytes;
     }
 
@@ -151,6 +188,8 @@ impl StoredMessage {
             upstream: reader.string()?,
             idempotency_key: reader.string()?,
             payload: reader.bytes()?.to_vec(),
+            delivery: Delivery::from_u8(reader.u8()?)?,
+            delivery_error: reader.u32()?,
         })
     }
 }
@@ -178,9 +217,15 @@ mod tests {
             upstream: String::new(),
             idempotency_key: "order-17".into(),
             payload: br#"{"type":"text"}"#.to_vec(),
+            delivery: Delivery::Delivered,
+            delivery_error: 0,
         };
         assert_eq!(StoredMessage::decode(&message.encode()), Some(message));
         assert_eq!(parse_message_id(&message_id_text(77)), Some(77));
         assert_eq!(StoredMessage::decode(&[1, 2, 3]), None);
+        assert!(Delivery::Sent.advances_to(Delivery::Read));
+        assert!(!Delivery::Read.advances_to(Delivery::Delivered));
+        assert!(!Delivery::Delivered.advances_to(Delivery::Failed));
+        assert!(!Delivery::Failed.advances_to(Delivery::Read));
     }
 }

@@ -4,7 +4,7 @@
 use crate::clock::Timestamp;
 use crate::decision::{Decision, SendRequest};
 use crate::durable::idempotency::{IdempotencyRecord, StoredOutcome};
-use crate::durable::message::{DispatchStatus, DueMessage, StoredMessage};
+use crate::durable::message::{Delivery, DispatchStatus, DueMessage, StoredMessage};
 use crate::price::unix_day;
 use crate::store::keys::{idempotency_key, ledger_key, message_key};
 use crate::store::{Batch, Family};
@@ -104,6 +104,8 @@ pub fn record_outcome(
         upstream: String::new(),
         idempotency_key: key.unwrap_or_default(),
         payload: prepared.submission.payload,
+        delivery: Delivery::None,
+        delivery_error: 0,
     };
     batch.put_encoded(Family::Outbox, &message_key(message.id), |out| {
         message.encode_into(out)

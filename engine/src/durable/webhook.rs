@@ -1,14 +1,16 @@
 //! Webhook events applied to the durable engine, each once.
 //!
 //! Meta retries webhooks for days, so repeats are normal. Every event with an identity (an
-//! inbound message's wamid, a status's wamid and state) is claimed through the idempotency
-//! family under number 0 before it is applied, and the claim expires with the retention.
+//! inbound message's wamid, a status's wamid and state) is remembered in the idempotency family
+//! under number 0 once applied, until the retention passes; a repeat is then skipped. Statuses
+//! find their message through the upstream-id index written when it was sent.
 
 use super::idempotency::{IdempotencyRecord, StoredOutcome};
+use super::message::{Delivery, StoredMessage};
 use super::wagate::Wagate;
 use super::SubmitError;
 use crate::events::FailureEffect;
-use crate::store::keys::idempotency_key;
+use crate::store::keys::{idempotency_key, message_key};
 use crate::store::{Batch, Family};
 use crate::webhooks::events::{DeliveryStatus, WebhookEvent};
 
@@ -36,17 +38,22 @@ fn identity(event: &WebhookEvent) -> Option<String> {
 }
 
 impl Wagate {
-    /// Whether the event with `identity` was applied before; records it if not.
-    fn first_time(&self, identity: &str) -> Result<bool, SubmitError> {
-        let key = idempotency_key(0, identity);
+    /// Whether the event with `identity` was applied before (within the retention).
+    fn seen(&self, identity: &str) -> Result<bool, SubmitError> {
         let now = self.clock.now().unix_secs();
-        if let Some(bytes) = self.store.get(Family::Idempotency, &key)? {
-            if IdempotencyRecord::decode(&bytes).is_some_and(|r| r.expires_at > now) {
-                return Ok(false);
-            }
-        }
+        Ok(self
+            .store
+            .get(Family::Idempotency, &idempotency_key(0, identity))?
+            .and_then(|bytes| IdempotencyRecord::decode(&bytes))
+            .is_some_and(|record| record.expires_at > now))
+    }
+
+    /// Remembers that the event with `identity` was applied. Written after applying it: a stop
+    /// in between applies it again on Meta's retry (every effect here tolerates that), where
+    /// remembering first would lose it.
+    fn remember(&self, identity: &str) -> Result<(), SubmitError> {
         let record = IdempotencyRecord {
-            expires_at: now + self.retention_secs(),
+            expires_at: self.clock.now().unix_secs() + self.retention_secs(),
             body_hash: 0,
             outcome: StoredOutcome::Refused {
                 code: None,
@@ -55,7 +62,51 @@ impl Wagate {
             },
         };
         let mut batch = Batch::default();
-        batch.put(Family::Idempotency, key, record.encode());
+        batch.put(
+            Family::Idempotency,
+            idempotency_key(0, identity),
+            record.encode(),
+        );
+        self.store.write(&batch, true)?;
+        Ok(())
+    }
+
+    /// Moves the delivery state of the message Meta knows as `wamid`; false if unknown or stale.
+    fn record_delivery(
+        &self,
+        wamid: &str,
+        status: DeliveryStatus,
+        error: u32,
+    ) -> Result<bool, SubmitError> {
+        let Some(id) = self.store.get(Family::UpstreamIds, wamid.as_bytes())? else {
+            return Ok(false);
+        };
+        let Ok(id) = <[u8; 8]>::try_from(id.as_slice()) else {
+            return Ok(false);
+        };
+        let key = message_key(u64::from_be_bytes(id));
+        let Some(mut message) = self
+            .store
+            .get(Family::Messages, &key)?
+            .and_then(|b| StoredMessage::decode(&b))
+        else {
+            return Ok(false);
+        };
+        let next = match status {
+            DeliveryStatus::Sent => Delivery::Sent,
+            DeliveryStatus::Delivered => Delivery::Delivered,
+            DeliveryStatus::Read | DeliveryStatus::Played => Delivery::Read,
+            DeliveryStatus::Failed => Delivery::Failed,
+        };
+        if !message.delivery.advances_to(next) {
+            return Ok(false);
+        }
+        message.delivery = next;
+        if next == Delivery::Failed {
+            message.delivery_error = error;
+        }
+        let mut batch = Batch::default();
+        batch.put(Family::Messages, key, message.encode());
         self.store.write(&batch, true)?;
         Ok(true)
     }
@@ -64,8 +115,9 @@ impl Wagate {
     pub fn apply_webhook(&self, events: Vec<WebhookEvent>) -> Result<WebhookReport, SubmitError> {
         let mut report = WebhookReport::default();
         for event in events {
-            if let Some(identity) = identity(&event) {
-                if !self.first_time(&identity)? {
+            let identity = identity(&event);
+            if let Some(identity) = &identity {
+                if self.seen(identity)? {
                     report.repeats += 1;
                     continue;
                 }
@@ -86,17 +138,24 @@ impl Wagate {
                     .is_ok(),
                 WebhookEvent::Status {
                     number,
-                    status: DeliveryStatus::Failed,
-                    recipient: Some(person),
+                    wamid,
+                    status,
+                    recipient,
                     errors,
                     ..
                 } => {
-                    for code in errors {
-                        if let Ok(effect) = self.delivery_failed(number, person, code)? {
-                            report.failure_effects.push(effect);
+                    let recorded =
+                        self.record_delivery(&wamid, status, errors.first().copied().unwrap_or(0))?;
+                    let mut fed = false;
+                    if let (DeliveryStatus::Failed, Some(person)) = (status, recipient) {
+                        for code in errors {
+                            if let Ok(effect) = self.delivery_failed(number, person, code)? {
+                                report.failure_effects.push(effect);
+                                fed = true;
+                            }
                         }
                     }
-                    true
+                    recorded || fed
                 }
                 WebhookEvent::TemplateStatus {
                     account,
@@ -115,13 +174,15 @@ impl Wagate {
                 } => self
                     .set_template_quality(account, &name, &language, quality)
                     .is_ok(),
-                // Delivery progress without a failure changes no rule yet; numbers are not
-                // registered by display number yet (the server's admin API will map them).
-                WebhookEvent::Status { .. }
-                | WebhookEvent::NumberQuality { .. }
+                // Numbers are not registered by display number yet (the server's admin API
+                // will map them), so their quality news cannot be placed.
+                WebhookEvent::NumberQuality { .. }
                 | WebhookEvent::AccountUpdate { .. }
                 | WebhookEvent::Ignored { .. } => false,
             };
+            if let Some(identity) = &identity {
+                self.remember(identity)?;
+            }
             if applied {
                 report.applied += 1;
             } else {

@@ -8,6 +8,7 @@
 //! | messages | message id u64 | `StoredMessage`, settled (moved here from the outbox) |
 //! | idempotency | number u64, key bytes | expiry u64 BE, body hash u64, outcome |
 //! | ledger | number u64, day u32, category u8 | messages u64, micro-dollars u64 |
+//! | upstream_ids | the upstream's id (wamid) bytes | message id u64 BE |
 //! | registry | kind u8, id u64 (templates: kind, hash u64, account/name/language) | JSON |
 //! | meta | ASCII name | as named |
 //!

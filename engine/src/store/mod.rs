@@ -26,10 +26,11 @@ pub enum Family {
     Idempotency,
     /// Price ledger counters by (number, day, category), added to in place.
     Ledger,
+    /// The upstream's id (Meta's wamid) of each sent message, to wagate's message id.
+    UpstreamIds,
 }
-
 impl Family {
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 8] = [
         Family::Meta,
         Family::Registry,
         Family::Contacts,
@@ -37,6 +38,7 @@ impl Family {
         Family::Outbox,
         Family::Idempotency,
         Family::Ledger,
+        Family::UpstreamIds,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +50,7 @@ impl Family {
             Family::Outbox => "outbox",
             Family::Idempotency => "idempotency",
             Family::Ledger => "ledger",
+            Family::UpstreamIds => "upstream_ids",
         }
     }
 }

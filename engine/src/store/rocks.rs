@@ -57,7 +57,11 @@ fn family_options(family: Family, filter_now: &Arc<AtomicU64>) -> Options {
     }
     if matches!(
         family,
-        Family::Messages | Family::Outbox | Family::Idempotency | Family::Registry
+        Family::Messages
+            | Family::Outbox
+            | Family::Idempotency
+            | Family::Registry
+            | Family::UpstreamIds
     ) {
         let mut table = BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);
