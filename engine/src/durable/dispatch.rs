@@ -259,37 +259,23 @@ fn hand_over(
     let mut settled = Batch::default();
     let (mut sent, mut failed, mut retried) = (0, 0, 0);
     for mut message in due {
-        let id = message_key(message.id).to_vec();
         match upstream.send(&message) {
             Ok(upstream_id) => {
-                message.status = DispatchStatus::Sent;
-                settled.put(
-                    Family::UpstreamIds,
-                    upstream_id.as_bytes(),
-                    message.id.to_be_bytes(),
-                );
-                message.upstream = upstream_id;
-                settled.delete(Family::Outbox, id.clone());
+                settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
                 sent += 1;
             }
             Err(UpstreamError::Permanent(reason)) => {
-                message.status = DispatchStatus::Failed;
-                message.upstream = reason;
-                settled.delete(Family::Outbox, id.clone());
+                settle(message, DispatchStatus::Failed, reason, &mut settled);
                 failed += 1;
             }
             Err(UpstreamError::Retryable(_)) => {
                 message.status = DispatchStatus::Pending;
                 message.decision.send_at = Timestamp(now.0 + backoff_micros(message.attempts));
                 retried += 1;
+                // Waiting for a retry, the message stays in the outbox.
+                settled.put(Family::Outbox, message_key(message.id), message.encode());
+                queue.push(message.due());
             }
-        }
-        // Settled messages move to `messages`; one waiting for a retry stays in the outbox.
-        if message.status == DispatchStatus::Pending {
-            settled.put(Family::Outbox, id, message.encode());
-            queue.push(message.due());
-        } else {
-            settled.put(Family::Messages, id, message.encode());
         }
     }
     // Not synced: a stop before this reaches the disk leaves the messages in flight, and the
@@ -303,6 +289,23 @@ fn hand_over(
     ok
 }
 
+/// Moves a message settled with the upstream out of the outbox into `messages`: sent (its
+/// upstream id indexed, so status webhooks find it) or failed for good (`upstream` is why).
+fn settle(mut message: StoredMessage, status: DispatchStatus, upstream: String, batch: &mut Batch) {
+    let key = message_key(message.id);
+    if status == DispatchStatus::Sent {
+        batch.put(
+            Family::UpstreamIds,
+            upstream.as_bytes(),
+            message.id.to_be_bytes(),
+        );
+    }
+    message.status = status;
+    message.upstream = upstream;
+    batch.delete(Family::Outbox, key);
+    batch.put(Family::Messages, key, message.encode());
+}
+
 /// Settles messages found in flight at start-up by asking the upstream; returns those to send
 /// (again or for the first time).
 pub fn reconcile(
@@ -313,18 +316,9 @@ pub fn reconcile(
     let mut resend = Vec::new();
     let mut settled = Batch::default();
     for mut message in in_flight {
-        let id = message_key(message.id).to_vec();
         match upstream.reconcile(&message) {
             Reconciled::Delivered(upstream_id) => {
-                message.status = DispatchStatus::Sent;
-                settled.put(
-                    Family::UpstreamIds,
-                    upstream_id.as_bytes(),
-                    message.id.to_be_bytes(),
-                );
-                message.upstream = upstream_id;
-                settled.put(Family::Messages, id.clone(), message.encode());
-                settled.delete(Family::Outbox, id);
+                settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
             }
             Reconciled::NotDelivered => {
                 message.status = DispatchStatus::Pending;
