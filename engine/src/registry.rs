@@ -4,7 +4,7 @@
 //! caches of the `Arc`s and drop them when [`Registry::generation`] moves, so the hot path reads
 //! one atomic rather than a shared map.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -66,8 +66,9 @@ pub struct Registry {
     next_index: AtomicU32,
     next_portfolio_index: AtomicU32,
     generation: AtomicU64,
+    /// Raised by any limit scope that changed (see [`Registry::take_scopes_dirty`]).
+    scopes_dirty: Arc<AtomicBool>,
 }
-
 impl Registry {
     pub fn new(profile: Arc<Profile>, shards: usize) -> Registry {
         Registry {
@@ -79,6 +80,7 @@ impl Registry {
             next_index: AtomicU32::new(0),
             next_portfolio_index: AtomicU32::new(0),
             generation: AtomicU64::new(0),
+            scopes_dirty: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -156,17 +158,32 @@ impl Registry {
     /// The limit scope of a new number: its own, or its portfolio's (created on first use).
     fn scope_for(&self, index: u32, portfolio: PortfolioId, tier: usize) -> Arc<LimitScope> {
         match self.profile.limit_scope {
-            LimitScopeKind::Number => Arc::new(LimitScope::new(index, tier, self.shards)),
+            LimitScopeKind::Number => Arc::new(LimitScope::watched(
+                index,
+                tier,
+                self.shards,
+                self.scopes_dirty.clone(),
+            )),
             LimitScopeKind::Portfolio => self
                 .portfolios
                 .entry(portfolio)
                 .or_insert_with(|| {
                     let key = PORTFOLIO_SCOPE_BIT
                         | self.next_portfolio_index.fetch_add(1, Ordering::AcqRel);
-                    Arc::new(LimitScope::new(key, tier, self.shards))
+                    Arc::new(LimitScope::watched(
+                        key,
+                        tier,
+                        self.shards,
+                        self.scopes_dirty.clone(),
+                    ))
                 })
                 .clone(),
         }
+    }
+
+    /// Whether any limit scope changed since the last call (then look with `take_dirty`).
+    pub fn take_scopes_dirty(&self) -> bool {
+        self.scopes_dirty.swap(false, Ordering::AcqRel)
     }
 
     /// Every limit scope with the portfolio it belongs to (`None` for a number's own scope).
@@ -187,7 +204,12 @@ impl Registry {
 
     /// Restores a portfolio's scope under the key it was persisted with (before its numbers).
     pub fn restore_portfolio(&self, portfolio: PortfolioId, key: u32, snapshot: &ScopeSnapshot) {
-        let scope = Arc::new(LimitScope::new(key, snapshot.tier, self.shards));
+        let scope = Arc::new(LimitScope::watched(
+            key,
+            snapshot.tier,
+            self.shards,
+            self.scopes_dirty.clone(),
+        ));
         scope.restore(snapshot);
         self.portfolios.insert(portfolio, scope);
         self.next_portfolio_index

@@ -8,6 +8,7 @@
 //! downgrade) are applied by whoever looks first after their time.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,8 +38,10 @@ pub struct LimitScope {
     pub sketches: WindowSketches,
     /// Set by every change that must reach the disk (tier, quality, flag, pending upgrade).
     dirty: AtomicBool,
+    /// Raised with `dirty`, shared by all scopes of a registry, so that a commit looks for
+    /// changed scopes only when there is one.
+    any_dirty: Arc<AtomicBool>,
 }
-
 /// What of a scope is persisted; the count, the expiry marks and the sketches are rebuilt from
 /// the contacts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +54,11 @@ pub struct ScopeSnapshot {
 
 impl LimitScope {
     pub fn new(key: u32, tier: usize, shards: usize) -> LimitScope {
+        Self::watched(key, tier, shards, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// A scope that also raises `any_dirty` whenever it changes.
+    pub fn watched(key: u32, tier: usize, shards: usize, any_dirty: Arc<AtomicBool>) -> LimitScope {
         LimitScope {
             key,
             tier: AtomicU8::new(tier as u8),
@@ -62,6 +70,7 @@ impl LimitScope {
             next_expiry: (0..shards).map(|_| AtomicU32::new(NO_EXPIRY)).collect(),
             sketches: WindowSketches::default(),
             dirty: AtomicBool::new(false),
+            any_dirty,
         }
     }
 
@@ -91,6 +100,7 @@ impl LimitScope {
 
     fn touch(&self) {
         self.dirty.store(true, Ordering::Release);
+        self.any_dirty.store(true, Ordering::Release);
     }
 
     pub fn tier(&self) -> usize {

@@ -614,3 +614,26 @@ fn statuses_move_a_sent_message_forward_only() {
     assert_eq!(wagate.apply_webhook(stranger).unwrap().ignored, 1);
     wagate.shutdown();
 }
+
+#[test]
+fn an_upgrade_earned_by_sending_survives_a_restart() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(2_100);
+    // 2x the 1K limit of unique recipients within 7 days: 1,000 today, the rest tomorrow.
+    wagate.submit_many((0..1_000).map(|i| template_to(i, None)).collect());
+    harness.clock.advance_secs(DAY);
+    wagate.submit_many((1_000..2_100).map(|i| template_to(i, None)).collect());
+    assert_eq!(
+        wagate.usage(NUMBER).unwrap().tier,
+        "TIER_10K",
+        "upgraded on the hot path"
+    );
+    wagate.shutdown();
+    let wagate = harness.open();
+    assert_eq!(
+        wagate.usage(NUMBER).unwrap().tier,
+        "TIER_10K",
+        "written with a group commit"
+    );
+    wagate.shutdown();
+}

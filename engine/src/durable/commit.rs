@@ -75,7 +75,13 @@ impl Durability {
         if let Some(error) = self.failure() {
             return Err(error);
         }
-        for (portfolio, scope) in registry.scopes() {
+        // Scopes change rarely (an upgrade, a flag): look at them only when one has.
+        let changed = if registry.take_scopes_dirty() {
+            registry.scopes()
+        } else {
+            Vec::new()
+        };
+        for (portfolio, scope) in changed {
             if scope.take_dirty() {
                 let record = crate::durable::records::ScopeRecord {
                     key: scope.key,
