@@ -85,6 +85,7 @@ fn send(i: u64) -> Submission {
         // A kilobyte a message so that the disk fills quickly.
         payload: vec![b'x'; 1_024],
         idempotency_key: None,
+        queue_when_deferred: false,
     }
 }
 

@@ -88,5 +88,6 @@ pub fn template_to(i: u64, payload: Vec<u8>) -> Submission {
         },
         payload,
         idempotency_key: None,
+        queue_when_deferred: false,
     }
 }

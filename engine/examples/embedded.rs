@@ -86,6 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         payload: br#"{"messaging_product":"whatsapp","to":"+4915100000001","type":"template"}"#
             .to_vec(),
         idempotency_key: Some(key.to_string()),
+        queue_when_deferred: false,
     };
     for attempt in ["first", "retry"] {
         match wagate.submit(send("order-17-shipped"))? {

@@ -7,7 +7,7 @@ use crate::template::status::TemplateStatus;
 
 /// What is being sent. The core needs only what the rules look at; the full payload travels
 /// beside it to the upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Message {
     Text {
         body: String,
@@ -31,7 +31,7 @@ impl Message {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SendRequest {
     pub number: PhoneNumberId,
     pub to: Msisdn,

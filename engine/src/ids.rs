@@ -18,7 +18,8 @@ pub struct AccountId(pub u64);
 pub struct PortfolioId(pub u64);
 
 /// A person's WhatsApp number in E.164, stored as its digits (at most 15, so it fits a `u64`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
 pub struct Msisdn(u64);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +32,20 @@ pub enum MsisdnError {
     WrongLength(usize),
     #[error("phone number starts with 0; E.164 numbers start with a country code")]
     LeadingZero,
+}
+
+impl TryFrom<u64> for Msisdn {
+    type Error = MsisdnError;
+
+    fn try_from(digits: u64) -> Result<Self, MsisdnError> {
+        Msisdn::from_digits(digits)
+    }
+}
+
+impl From<Msisdn> for u64 {
+    fn from(msisdn: Msisdn) -> u64 {
+        msisdn.digits()
+    }
 }
 
 impl Msisdn {

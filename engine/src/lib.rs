@@ -2,7 +2,8 @@
 //!
 //! A dispatch and compliance engine for WhatsApp Business messaging. This crate's core decides,
 //! for each send, whether WhatsApp's rules allow it now, later or never, and keeps the state
-//! those rules need. It does no I/O and needs no async runtime.
+//! those rules need; that core does no I/O and needs no async runtime. [`durable`] adds
+//! RocksDB and dispatch, and [`server`] the Cloud-API-compatible HTTP service on tokio.
 //!
 //! ## Layout
 //! - [`engine`]: the embeddable engine (all shards in the caller's thread).
@@ -32,6 +33,7 @@ pub mod profile;
 pub mod quality;
 pub mod registry;
 pub mod scope;
+pub mod server;
 pub mod shard;
 pub mod sketch;
 pub mod state;

@@ -1,6 +1,7 @@
-//! The `wagate` command. `wagate simulate [--profile NAME] [--recipients N]` runs the embedded
-//! engine through a scripted day and a half of traffic on a manual clock and prints what each
-//! rule decided.
+//! The `wagate` command.
+//! - `wagate serve [--config FILE] [--KEY VALUE]...`: the HTTP service (see the README).
+//! - `wagate simulate [--profile NAME] [--recipients N]`: the embedded engine through a
+//!   scripted day and a half of traffic on a manual clock, printing what each rule decided.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,14 +17,96 @@ use wagate::{
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("serve") => serve(&args[1..]),
         None | Some("simulate") => simulate(&args[args.len().min(1)..]),
         Some("--help") | Some("-h") | Some("help") => {
             println!(
-                "usage: wagate simulate [--profile whatsapp-2021|whatsapp-2025] [--recipients N]"
+                "usage: wagate serve [--config FILE] [--SECTION.KEY VALUE]...\n       \
+                 wagate simulate [--profile whatsapp-2021|whatsapp-2025] [--recipients N]\n\
+                 Every config key can also be set as WAGATE__SECTION__KEY in the environment."
             );
             Ok(())
         }
         Some(other) => bail!("unknown command '{other}'; try 'wagate help'"),
+    }
+}
+
+/// What `wagate serve` was given: a config file, then key-by-key overrides.
+struct ServeArgs {
+    config: Option<String>,
+    overrides: Vec<(String, String)>,
+}
+
+/// `--config FILE` and `--section.key value` (or `--section.key=value`) overrides.
+fn serve_args(args: &[String]) -> Result<ServeArgs> {
+    let mut config = None;
+    let mut overrides = Vec::new();
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let Some(name) = flag.strip_prefix("--") else {
+            bail!("unexpected argument '{flag}'");
+        };
+        let (key, value) = match name.split_once('=') {
+            Some((key, value)) => (key.to_string(), value.to_string()),
+            None => (
+                name.to_string(),
+                rest.next()
+                    .with_context(|| format!("{flag} needs a value"))?
+                    .clone(),
+            ),
+        };
+        if key == "config" {
+            config = Some(value);
+        } else {
+            overrides.push((key, value));
+        }
+    }
+    Ok(ServeArgs { config, overrides })
+}
+
+fn serve(args: &[String]) -> Result<()> {
+    use std::io::Write;
+    use wagate::server::config::ServerConfig;
+
+    let ServeArgs {
+        config: path,
+        overrides: cli,
+    } = serve_args(args)?;
+    let text = match &path {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+        None => String::new(),
+    };
+    // The environment first, then the command line: the more specific choice wins.
+    let mut overrides = ServerConfig::env_overrides(std::env::vars());
+    overrides.extend(cli);
+    let config = ServerConfig::load(&text, &overrides)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("wagate-io")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        wagate::server::serve(
+            config,
+            |addr| {
+                println!("wagate listening on http://{addr}");
+                let _ = std::io::stdout().flush();
+            },
+            stop_signal(),
+        )
+        .await
+    })?;
+    eprintln!("wagate stopped cleanly");
+    Ok(())
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }
 

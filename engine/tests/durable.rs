@@ -164,6 +164,7 @@ fn template_to(i: u64, key: Option<&str>) -> Submission {
         },
         payload: format!(r#"{{"to":"+{}","type":"template"}}"#, person(i).digits()).into_bytes(),
         idempotency_key: key.map(str::to_string),
+        queue_when_deferred: false,
     }
 }
 
@@ -337,6 +338,7 @@ fn a_restart_restores_windows_consent_counts_sketches_templates_tiers_and_ledger
         },
         payload: b"{}".to_vec(),
         idempotency_key: None,
+        queue_when_deferred: false,
     });
     assert!(
         matches!(reply, Ok(SubmitResult::Accepted { .. })),
@@ -523,6 +525,7 @@ fn webhook_events_apply_once_and_feed_the_rules() {
         },
         payload: b"{}".to_vec(),
         idempotency_key: None,
+        queue_when_deferred: false,
     });
     assert!(
         matches!(

@@ -70,40 +70,44 @@ impl ApiError {
     }
 }
 
-fn title_of(refusal: &Refusal) -> &'static str {
-    match refusal {
-        Refusal::UnknownNumber(_) => "Invalid parameter",
-        Refusal::OutsideServiceWindow => "Re-engagement message",
-        Refusal::NoOptIn | Refusal::OptedOut => "Recipient has not opted in",
-        Refusal::MarketingOptedOut => "Recipient stopped marketing messages",
-        Refusal::Unreachable => "Message undeliverable",
-        Refusal::TemplateNotFound { .. } | Refusal::TemplateNotApproved(_) => {
+/// Meta's title for a refusal, by wagate's stable name for it (replayed answers keep only
+/// the name).
+fn title_of(name: &str) -> &'static str {
+    match name {
+        "outside_service_window" => "Re-engagement message",
+        "no_opt_in" | "opted_out" => "Recipient has not opted in",
+        "marketing_opted_out" => "Recipient stopped marketing messages",
+        "unreachable" => "Message undeliverable",
+        "template_not_found" | "template_not_approved" => {
             "Template name does not exist in the translation"
         }
-        Refusal::TemplatePaused => "Template is paused",
-        Refusal::TemplateDisabled => "Template is disabled",
-        Refusal::ParameterCount { .. } => {
-            "Number of parameters does not match the expected number of params"
-        }
-        Refusal::ParameterFormat(_) => {
-            "Parameter format does not match format in the created template"
-        }
-        Refusal::MediaType(_) => "Media upload error",
-        Refusal::ButtonParameter(_) => "Parameter value is not valid",
-        Refusal::TextTooLong { .. } => "Invalid parameter",
+        "template_paused" => "Template is paused",
+        "template_disabled" => "Template is disabled",
+        "parameter_count" => "Number of parameters does not match the expected number of params",
+        "parameter_format" => "Parameter format does not match format in the created template",
+        "media_type" => "Media upload error",
+        "button_parameter" => "Parameter value is not valid",
+        _ => "Invalid parameter",
+    }
+}
+
+impl ApiError {
+    /// A refusal as decided or replayed: Meta's code when it has one, else wagate's 470001.
+    pub fn refused(code: Option<u32>, name: &str, reason: &str) -> ApiError {
+        ApiError::new(
+            400,
+            code.unwrap_or(WAGATE_CONSENT_CODE),
+            title_of(name),
+            reason,
+            name,
+        )
     }
 }
 
 impl From<&Refusal> for ApiError {
     /// Rules without a Meta code (consent) answer 400 with wagate's code 470001.
     fn from(refusal: &Refusal) -> ApiError {
-        ApiError::new(
-            400,
-            refusal.meta_code().unwrap_or(WAGATE_CONSENT_CODE),
-            title_of(refusal),
-            refusal.to_string(),
-            refusal.name(),
-        )
+        ApiError::refused(refusal.meta_code(), refusal.name(), &refusal.to_string())
     }
 }
 

@@ -46,6 +46,12 @@ pub trait Upstream: Send + Sync {
     /// Sends one message; `Ok` carries the upstream's id for it.
     fn send(&self, message: &StoredMessage) -> Result<String, UpstreamError>;
 
+    /// Sends messages that are all due now, answering in order. A network upstream overrides
+    /// this to send them concurrently; the default sends one after another.
+    fn send_batch(&self, messages: &[StoredMessage]) -> Vec<Result<String, UpstreamError>> {
+        messages.iter().map(|m| self.send(m)).collect()
+    }
+
     /// After a restart: did the upstream get this message (attempt `message.attempts` or an
     /// earlier one), handed over before the stop?
     fn reconcile(&self, message: &StoredMessage) -> Reconciled;
@@ -258,8 +264,9 @@ fn hand_over(
     }
     let mut settled = Batch::default();
     let (mut sent, mut failed, mut retried) = (0, 0, 0);
-    for mut message in due {
-        match upstream.send(&message) {
+    let results = upstream.send_batch(&due);
+    for (mut message, result) in due.into_iter().zip(results) {
+        match result {
             Ok(upstream_id) => {
                 settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
                 sent += 1;

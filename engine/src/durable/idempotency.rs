@@ -17,6 +17,10 @@ pub enum StoredOutcome {
         name: String,
         reason: String,
     },
+    /// Queued until the rules allow it, as this message id.
+    Queued {
+        message_id: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +65,9 @@ impl IdempotencyRecord {
                     .bytes(name.as_bytes())
                     .bytes(reason.as_bytes());
             }
+            StoredOutcome::Queued { message_id } => {
+                writer.u8(2).u64(*message_id);
+            }
         }
         writer.bytes
     }
@@ -82,6 +89,9 @@ impl IdempotencyRecord {
                     reason: reader.string()?,
                 }
             }
+            2 => StoredOutcome::Queued {
+                message_id: reader.u64()?,
+            },
             _ => return None,
         };
         Some(IdempotencyRecord {
@@ -116,6 +126,7 @@ mod tests {
                 name: "outside_service_window".into(),
                 reason: "more than 24 hours".into(),
             },
+            StoredOutcome::Queued { message_id: 11 },
         ] {
             let record = IdempotencyRecord {
                 expires_at: 1_800_000_000,

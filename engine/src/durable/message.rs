@@ -17,6 +17,8 @@ pub enum DispatchStatus {
     Sent = 2,
     /// The upstream refused it for good.
     Failed = 3,
+    /// Queued when the rules made it wait, then refused by them when its turn came.
+    Refused = 4,
 }
 
 impl DispatchStatus {
@@ -26,6 +28,7 @@ impl DispatchStatus {
             1 => DispatchStatus::InFlight,
             2 => DispatchStatus::Sent,
             3 => DispatchStatus::Failed,
+            4 => DispatchStatus::Refused,
             _ => return None,
         })
     }
@@ -36,6 +39,7 @@ impl DispatchStatus {
             DispatchStatus::InFlight => "in_flight",
             DispatchStatus::Sent => "sent",
             DispatchStatus::Failed => "failed",
+            DispatchStatus::Refused => "refused",
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod commit;
+pub mod deferred;
 pub mod dispatch;
 pub mod idempotency;
 pub mod message;

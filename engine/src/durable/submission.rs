@@ -3,6 +3,7 @@
 
 use crate::clock::Timestamp;
 use crate::decision::{Decision, SendRequest};
+use crate::durable::deferred::DeferredRecord;
 use crate::durable::idempotency::{IdempotencyRecord, StoredOutcome};
 use crate::durable::message::{Delivery, DispatchStatus, DueMessage, StoredMessage};
 use crate::price::unix_day;
@@ -15,6 +16,9 @@ pub struct Submission {
     /// The message exactly as it goes upstream (for the Cloud API, its JSON body).
     pub payload: Vec<u8>,
     pub idempotency_key: Option<String>,
+    /// When the rules make it wait (tier limit, pacing): keep it durably and send it when
+    /// they allow, instead of answering "deferred" and forgetting it.
+    pub queue_when_deferred: bool,
 }
 
 /// A submission after the engine gave it an id and, if keyed, a body hash and expiry.
@@ -25,6 +29,8 @@ pub struct Prepared {
     pub body_hash: u64,
     /// Unix seconds at which the idempotency record lapses.
     pub expires_at: u64,
+    /// The queue record this submission is released from; whatever is decided removes it.
+    pub released_from: Option<[u8; 16]>,
 }
 
 /// Ledger counts of one worker batch, summed per (number, day, category) so that a batch
@@ -54,6 +60,38 @@ impl LedgerDeltas {
     }
 }
 
+fn refused_release(
+    prepared: &Prepared,
+    refusal: &crate::decision::Refusal,
+    now: Timestamp,
+) -> StoredMessage {
+    let request = &prepared.submission.request;
+    StoredMessage {
+        id: prepared.message_id,
+        number: request.number,
+        to: request.to,
+        accepted_at: now,
+        decision: crate::decision::Accepted {
+            category: crate::template::model::Category::Service,
+            business_initiated: false,
+            new_unique_recipient: false,
+            price_micros: 0,
+            send_at: now,
+        },
+        status: DispatchStatus::Refused,
+        attempts: 0,
+        upstream: format!("{}: {refusal}", refusal.name()),
+        idempotency_key: prepared
+            .submission
+            .idempotency_key
+            .clone()
+            .unwrap_or_default(),
+        payload: Vec::new(),
+        delivery: Delivery::None,
+        delivery_error: refusal.meta_code().unwrap_or(0),
+    }
+}
+
 /// Adds the writes of a decided submission to `batch` (its ledger count to `ledger`); returns
 /// the message to dispatch if it was accepted. Deferred submissions write nothing: nothing
 /// happened.
@@ -66,6 +104,9 @@ pub fn record_outcome(
 ) -> Option<DueMessage> {
     let request = &prepared.submission.request;
     let key = prepared.submission.idempotency_key.clone();
+    if let Some(queued) = prepared.released_from {
+        batch.delete(Family::Deferred, queued);
+    }
     let outcome = match decision {
         Decision::Accepted(accepted) => StoredOutcome::Accepted {
             message_id: prepared.message_id,
@@ -76,19 +117,45 @@ pub fn record_outcome(
             name: refusal.name().to_string(),
             reason: refusal.to_string(),
         },
+        Decision::Deferred { until, reason } if prepared.submission.queue_when_deferred => {
+            let record = DeferredRecord {
+                id: prepared.message_id,
+                due: *until,
+                reason: *reason,
+                submission: prepared.submission.clone(),
+            };
+            batch.put(Family::Deferred, record.key(), record.encode());
+            StoredOutcome::Queued {
+                message_id: prepared.message_id,
+            }
+        }
         Decision::Deferred { .. } => return None,
     };
     if let Some(key) = &key {
-        let record = IdempotencyRecord {
-            expires_at: prepared.expires_at,
-            body_hash: prepared.body_hash,
-            outcome,
-        };
+        // A release keeps the record written when it was queued: the caller's retry still
+        // gets "queued as this id", and the message's own state says the rest.
+        if prepared.released_from.is_none() {
+            let record = IdempotencyRecord {
+                expires_at: prepared.expires_at,
+                body_hash: prepared.body_hash,
+                outcome,
+            };
+            batch.put(
+                Family::Idempotency,
+                idempotency_key(request.number.0, key),
+                record.encode(),
+            );
+        }
+    }
+    if let (Decision::Refused(refusal), Some(_)) = (decision, prepared.released_from) {
+        // Queued, then refused when its turn came (an opt-out, a paused template): the
+        // caller was told "queued", so the refusal is kept where it can look the message up.
         batch.put(
-            Family::Idempotency,
-            idempotency_key(request.number.0, key),
-            record.encode(),
+            Family::Messages,
+            message_key(prepared.message_id),
+            refused_release(&prepared, refusal, now).encode(),
         );
+        return None;
     }
     let Decision::Accepted(accepted) = decision else {
         return None;

@@ -10,6 +10,7 @@ use crossbeam_channel::unbounded;
 use dashmap::DashMap;
 
 use super::commit::Durability;
+use super::deferred::DeferredRecord;
 use super::dispatch::{DispatchView, Dispatcher, Upstream};
 use super::idempotency::{body_hash, IdempotencyRecord, StoredOutcome};
 use super::message::StoredMessage;
@@ -23,7 +24,7 @@ use crate::ids::{Msisdn, PhoneNumberId};
 use crate::price::Ledger;
 use crate::registry::{Registry, RegistryError};
 use crate::state::contact::ConsentSource;
-use crate::store::keys::{idempotency_key, message_key};
+use crate::store::keys::{deferred_key, idempotency_key, message_key};
 use crate::store::rocks::RocksStore;
 use crate::store::{Family, Store, StoreError};
 use crate::usage::Usage;
@@ -91,6 +92,14 @@ pub enum SubmitResult {
         reason: String,
         replayed: bool,
     },
+    /// Durable and waiting for the rules to allow it (the submission asked to queue); it is
+    /// decided again at `until`, and dispatched or refused then under the same id.
+    Queued {
+        message_id: u64,
+        until: Option<Timestamp>,
+        reason: Option<DeferReason>,
+        replayed: bool,
+    },
 }
 
 impl SubmitResult {
@@ -110,11 +119,23 @@ impl SubmitResult {
                 reason,
                 replayed: true,
             },
+            StoredOutcome::Queued { message_id } => SubmitResult::Queued {
+                message_id,
+                until: None,
+                reason: None,
+                replayed: true,
+            },
         }
     }
 
-    fn from_decision(decision: Decision, message_id: u64) -> SubmitResult {
+    fn from_decision(decision: Decision, message_id: u64, queue: bool) -> SubmitResult {
         match decision {
+            Decision::Deferred { until, reason } if queue => SubmitResult::Queued {
+                message_id,
+                until: Some(until),
+                reason: Some(reason),
+                replayed: false,
+            },
             Decision::Accepted(accepted) => SubmitResult::Accepted {
                 message_id,
                 accepted,
@@ -253,6 +274,7 @@ impl Wagate {
             Vec::with_capacity(submissions.len());
         let mut commands = Vec::new();
         let mut slots = Vec::new();
+        let mut queue = Vec::with_capacity(submissions.len());
         let mut claimed = Vec::new();
         let mut admitted = Vec::with_capacity(submissions.len());
         for submission in submissions {
@@ -274,6 +296,7 @@ impl Wagate {
                 }
             }
             slots.push(answers.len());
+            queue.push(submission.queue_when_deferred);
             answers.push(None);
             admitted.push((submission, hash));
         }
@@ -285,6 +308,7 @@ impl Wagate {
                         message_id: first + offset as u64,
                         body_hash,
                         expires_at,
+                        released_from: None,
                     })));
                 }
             }
@@ -302,12 +326,12 @@ impl Wagate {
         for key in claimed {
             self.in_flight.remove(&key);
         }
-        for (slot, reply) in slots.into_iter().zip(replies) {
+        for ((slot, reply), queue) in slots.into_iter().zip(replies).zip(queue) {
             answers[slot] = Some(match reply {
                 Ok(Reply::Submitted {
                     decision,
                     message_id,
-                }) => Ok(SubmitResult::from_decision(decision, message_id)),
+                }) => Ok(SubmitResult::from_decision(decision, message_id, queue)),
                 Ok(other) => unreachable!("a submit answered by {other:?}"),
                 Err(error) => Err(SubmitError::Unavailable(error)),
             });
@@ -316,6 +340,57 @@ impl Wagate {
             .into_iter()
             .map(|a| a.expect("every submission answered"))
             .collect()
+    }
+
+    /// Hands queued sends due by now back to their shards, at most `limit` of them; returns
+    /// how many. Each is decided again under its id: accepted, refused, or queued anew.
+    pub fn release_due(&self, limit: usize) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let mut due = Vec::new();
+        self.store.scan(
+            Family::Deferred,
+            &[],
+            &deferred_key(now.0.saturating_add(1), 0),
+            &mut |key, value| {
+                due.extend(DeferredRecord::decode(key, value));
+                due.len() < limit
+            },
+        )?;
+        let count = due.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        let commands = due
+            .into_iter()
+            .map(|record| {
+                Command::Submit(Box::new(Prepared {
+                    released_from: Some(record.key()),
+                    message_id: record.id,
+                    submission: record.submission,
+                    body_hash: 0,
+                    expires_at: 0,
+                }))
+            })
+            .collect();
+        for reply in self.pool.send(commands).wait_each() {
+            reply?;
+        }
+        Ok(count)
+    }
+
+    /// A queued send by id, if it is still waiting (a scan of the queue: for status reads,
+    /// not for hot paths).
+    pub fn queued(&self, id: u64) -> Result<Option<DeferredRecord>, StoreError> {
+        let mut found = None;
+        self.store
+            .scan(Family::Deferred, &[], &[0xff; 17], &mut |key, value| {
+                if key.get(8..16) == Some(&id.to_be_bytes()[..]) {
+                    found = DeferredRecord::decode(key, value);
+                    return false;
+                }
+                true
+            })?;
+        Ok(found)
     }
 
     /// Claims an idempotency key for a new request, or returns the answer it already has.

@@ -38,8 +38,17 @@ fn identity(event: &WebhookEvent) -> Option<String> {
 }
 
 impl Wagate {
+    /// wagate's id of the message the upstream knows as `upstream_id` (a wamid).
+    pub fn message_id_of(&self, upstream_id: &str) -> Result<Option<u64>, SubmitError> {
+        Ok(self
+            .store
+            .get(Family::UpstreamIds, upstream_id.as_bytes())?
+            .and_then(|id| <[u8; 8]>::try_from(id.as_slice()).ok())
+            .map(u64::from_be_bytes))
+    }
+
     /// Whether the event with `identity` was applied before (within the retention).
-    fn seen(&self, identity: &str) -> Result<bool, SubmitError> {
+    pub(crate) fn seen(&self, identity: &str) -> Result<bool, SubmitError> {
         let now = self.clock.now().unix_secs();
         Ok(self
             .store
@@ -51,7 +60,15 @@ impl Wagate {
     /// Remembers that the event with `identity` was applied. Written after applying it: a stop
     /// in between applies it again on Meta's retry (every effect here tolerates that), where
     /// remembering first would lose it.
-    fn remember(&self, identity: &str) -> Result<(), SubmitError> {
+    pub(crate) fn remember(&self, identity: &str) -> Result<(), SubmitError> {
+        let mut batch = Batch::default();
+        self.remember_into(identity, &mut batch);
+        self.store.write(&batch, true)?;
+        Ok(())
+    }
+
+    /// Adds the record that remembers `identity` to `batch` (to be written with other work).
+    pub(crate) fn remember_into(&self, identity: &str, batch: &mut Batch) {
         let record = IdempotencyRecord {
             expires_at: self.clock.now().unix_secs() + self.retention_secs(),
             body_hash: 0,
@@ -61,14 +78,11 @@ impl Wagate {
                 reason: String::new(),
             },
         };
-        let mut batch = Batch::default();
         batch.put(
             Family::Idempotency,
             idempotency_key(0, identity),
             record.encode(),
         );
-        self.store.write(&batch, true)?;
-        Ok(())
     }
 
     /// Moves the delivery state of the message Meta knows as `wamid`; false if unknown or stale.

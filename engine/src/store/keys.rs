@@ -91,6 +91,14 @@ pub fn message_key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
 }
 
+/// Queued sends in due order: (due time in microseconds, message id), both big-endian.
+pub fn deferred_key(due_micros: u64, id: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&due_micros.to_be_bytes());
+    out[8..].copy_from_slice(&id.to_be_bytes());
+    out
+}
+
 pub fn idempotency_key(number: u64, key: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + key.len());
     out.extend_from_slice(&number.to_be_bytes());

@@ -28,9 +28,13 @@ pub enum Family {
     Ledger,
     /// The upstream's id (Meta's wamid) of each sent message, to wagate's message id.
     UpstreamIds,
+    /// Sends the caller asked to queue when the rules made them wait, by (due time, id).
+    Deferred,
+    /// Webhooks waiting to be delivered to tenants' callbacks, by sequence number.
+    Forward,
 }
 impl Family {
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 10] = [
         Family::Meta,
         Family::Registry,
         Family::Contacts,
@@ -39,6 +43,8 @@ impl Family {
         Family::Idempotency,
         Family::Ledger,
         Family::UpstreamIds,
+        Family::Deferred,
+        Family::Forward,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +57,8 @@ impl Family {
             Family::Idempotency => "idempotency",
             Family::Ledger => "ledger",
             Family::UpstreamIds => "upstream_ids",
+            Family::Deferred => "deferred",
+            Family::Forward => "forward",
         }
     }
 }

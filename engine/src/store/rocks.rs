@@ -49,10 +49,10 @@ fn family_options(family: Family, filter_now: &Arc<AtomicU64>) -> Options {
         options.set_max_write_buffer_number(4);
     }
     if family == Family::Contacts {
-        // Sorted at flush: small memtables sort in cache, and the sort dominates the flush.
-        options.set_write_buffer_size(16 << 20); // Contacts arrive in random key order and are never read by key, only scanned at
-                                                 // start-up: a vector memtable appends (sorted once, at flush) where a skip list would
-                                                 // spend most of the commit path finding its place.
+        // Contacts arrive in random key order and are never read by key, only scanned at
+        // start-up: a vector memtable appends (sorted once, at flush) where a skip list would
+        // spend most of the commit path finding its place. Small, so the sort stays in cache.
+        options.set_write_buffer_size(16 << 20);
         options.set_memtable_factory(MemtableFactory::Vector);
     }
     if matches!(
@@ -62,6 +62,7 @@ fn family_options(family: Family, filter_now: &Arc<AtomicU64>) -> Options {
             | Family::Idempotency
             | Family::Registry
             | Family::UpstreamIds
+            | Family::Deferred
     ) {
         let mut table = BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);

@@ -142,7 +142,7 @@ impl TemplateDefinition {
 }
 
 /// A `{{...}}` placeholder found in template text, with its byte span.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placeholder {
     pub name: String,
     pub start: usize,
@@ -181,7 +181,7 @@ pub fn parameter_names(text: &str) -> Vec<String> {
 }
 
 /// A text parameter at send time; currency and date-time parameters carry their fallback text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextParam {
     pub name: Option<String>,
     pub text: String,
@@ -203,7 +203,7 @@ impl TextParam {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HeaderParam {
     Text(TextParam),
     /// An uploaded media id (kind known only to Meta) or a link whose file ending is checked.
@@ -214,21 +214,21 @@ pub enum HeaderParam {
     Location,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ButtonParamValue {
     Payload(String),
     UrlSuffix(String),
     CouponCode(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ButtonParam {
     pub index: usize,
     pub value: ButtonParamValue,
 }
 
 /// The template part of a send request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TemplateSend {
     pub name: String,
     pub language: String,

@@ -189,6 +189,7 @@ fn serve(wagate: Arc<Wagate>, stream: TcpStream) -> Result<()> {
                         },
                         payload: format!("{key} to {who}").into_bytes(),
                         idempotency_key: Some(key.to_string()),
+                        queue_when_deferred: false,
                     });
                 }
                 ["USAGE", n] => {

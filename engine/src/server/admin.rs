@@ -1,0 +1,373 @@
+//! The admin API (admin token only): numbers, templates, consent, the ledger, the manual
+//! clock. Every change is persisted before it is answered.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::app::{read_body, require_content_type, App};
+use super::metrics::bump;
+use super::reply::{self, ApiErrorResponse};
+use crate::clock::Timestamp;
+use crate::cloud_api::error::ApiError;
+use crate::durable::admin::AdminError;
+use crate::events::ConsentChange;
+use crate::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
+use crate::quality::Quality;
+use crate::registry::{NumberRegistration, RegistryError};
+use crate::state::contact::ConsentSource;
+use crate::template::model::TemplateDefinition;
+use crate::template::status::TemplateStatus;
+use crate::usage::Usage;
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/wagate/admin/numbers", post(register_number))
+        .route("/wagate/admin/numbers/{id}/usage", get(usage))
+        .route("/wagate/admin/numbers/{id}/quality", post(number_quality))
+        .route("/wagate/admin/templates", post(create_template))
+        .route("/wagate/admin/templates/status", post(template_status))
+        .route("/wagate/admin/contacts/consent", post(consent))
+        .route("/wagate/admin/ledger", get(ledger))
+        .route("/wagate/admin/clock", get(clock).post(move_clock))
+}
+
+type Answer = Result<Response, ApiErrorResponse>;
+
+/// Checks the admin token and reads a JSON body of type `T`.
+async fn admin_json<T: DeserializeOwned>(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiErrorResponse> {
+    admin_only(app, headers)?;
+    require_content_type(headers, "application/json")?;
+    let bytes = read_body(body, app.config.http.max_body_bytes, &app.metrics).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        bump(&app.metrics.invalid);
+        ApiError::invalid_parameter(format!("the body does not fit this endpoint: {e}")).into()
+    })
+}
+
+fn admin_only(app: &App, headers: &HeaderMap) -> Result<(), ApiErrorResponse> {
+    bump(&app.metrics.requests);
+    app.tenants.admin(headers).map_err(|e| {
+        bump(&app.metrics.unauthorized);
+        e.into()
+    })
+}
+
+fn admin_error(error: AdminError) -> ApiErrorResponse {
+    match error {
+        AdminError::Registry(RegistryError::UnknownNumber(id)) => {
+            super::reply::no_such_object(&id.0.to_string()).into()
+        }
+        AdminError::Registry(other) => ApiError::new(
+            400,
+            100,
+            "Invalid parameter",
+            other.to_string(),
+            "registry_refused",
+        )
+        .into(),
+        AdminError::Store(store) => {
+            ApiError::from(&crate::durable::SubmitError::Unavailable(store)).into()
+        }
+    }
+}
+
+/// Runs blocking engine work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiErrorResponse> + Send + 'static,
+) -> Result<T, ApiErrorResponse> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        ApiErrorResponse::from(ApiError::new(
+            500,
+            1,
+            "An unknown error occurred",
+            e.to_string(),
+            "internal",
+        ))
+    })?
+}
+
+fn parse_number(text: &str) -> Result<PhoneNumberId, ApiErrorResponse> {
+    text.parse()
+        .map(PhoneNumberId)
+        .map_err(|_| super::reply::no_such_object(text).into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NumberBody {
+    id: u64,
+    account: u64,
+    portfolio: u64,
+    #[serde(default)]
+    tier: Option<String>,
+    #[serde(default)]
+    throughput_mps: Option<u32>,
+}
+
+async fn register_number(State(app): State<App>, headers: HeaderMap, body: Body) -> Answer {
+    let body: NumberBody = admin_json(&app, &headers, body).await?;
+    let registration = NumberRegistration {
+        id: PhoneNumberId(body.id),
+        account: AccountId(body.account),
+        portfolio: PortfolioId(body.portfolio),
+        tier: body.tier,
+        throughput_mps: body.throughput_mps,
+    };
+    let worker = app.clone();
+    let usage = blocking(move || {
+        let number = worker
+            .wagate
+            .register_number(registration)
+            .map_err(admin_error)?;
+        worker
+            .upstream
+            .set_throughput(number.id.0, number.throughput.messages_per_second());
+        worker
+            .wagate
+            .usage(number.id)
+            .map_err(|e| admin_error(e.into()))
+    })
+    .await?;
+    Ok(reply::ok(&usage_view(body.id, &usage)))
+}
+
+pub fn usage_view(id: u64, usage: &Usage) -> Value {
+    let time = |t: Option<Timestamp>| t.map(Timestamp::unix_secs);
+    json!({
+        "id": id.to_string(),
+        "tier": usage.tier,
+        "limit_24h": usage.limit,
+        "unique_recipients_24h": usage.used_24h,
+        "unique_recipients_24h_estimate": usage.unique_24h_estimate,
+        "unique_recipients_7d_estimate": usage.unique_7d_estimate,
+        "next_tier": usage.next_tier,
+        "upgrade_threshold_7d": usage.upgrade_threshold,
+        "upgrade_progress": usage.upgrade_progress,
+        "upgrade_effective_at": time(usage.upgrade_effective_at),
+        "quality": format!("{:?}", usage.quality).to_uppercase(),
+        "flagged_since": time(usage.flagged_since),
+        "downgrade_at": time(usage.downgrade_at),
+        "restricted_until": time(usage.restricted_until),
+        "next_capacity_at": time(usage.next_capacity_at),
+    })
+}
+
+async fn usage(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> Answer {
+    admin_only(&app, &headers)?;
+    let number = parse_number(&id)?;
+    let usage = app
+        .wagate
+        .usage(number)
+        .map_err(|e| admin_error(e.into()))?;
+    Ok(reply::ok(&usage_view(number.0, &usage)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QualityBody {
+    quality: String,
+}
+
+async fn number_quality(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let body: QualityBody = admin_json(&app, &headers, body).await?;
+    let number = parse_number(&id)?;
+    let quality = Quality::parse_meta(&body.quality).ok_or_else(|| {
+        ApiErrorResponse::from(ApiError::invalid_parameter(
+            "quality must be GREEN, YELLOW, RED or UNKNOWN",
+        ))
+    })?;
+    let worker = app.clone();
+    blocking(move || {
+        worker
+            .wagate
+            .set_number_quality(number, quality)
+            .map_err(admin_error)
+    })
+    .await?;
+    let usage = app
+        .wagate
+        .usage(number)
+        .map_err(|e| admin_error(e.into()))?;
+    Ok(reply::ok(&usage_view(number.0, &usage)))
+}
+
+async fn create_template(State(app): State<App>, headers: HeaderMap, body: Body) -> Answer {
+    let definition: TemplateDefinition = admin_json(&app, &headers, body).await?;
+    let (account, name, language) = (
+        definition.account,
+        definition.name.clone(),
+        definition.language.clone(),
+    );
+    let worker = app.clone();
+    let findings = blocking(move || {
+        worker
+            .wagate
+            .submit_template(definition)
+            .map_err(admin_error)
+    })
+    .await?;
+    Ok(reply::ok(&json!({
+        "account": account.0,
+        "name": name,
+        "language": language,
+        "lint": findings.iter().map(|f| json!({
+            "rule": format!("{:?}", f.rule),
+            "code": f.code,
+            "message": f.message,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateStatusBody {
+    account: u64,
+    name: String,
+    language: String,
+    status: String,
+}
+
+async fn template_status(State(app): State<App>, headers: HeaderMap, body: Body) -> Answer {
+    let body: TemplateStatusBody = admin_json(&app, &headers, body).await?;
+    let status = TemplateStatus::parse(&body.status).ok_or_else(|| {
+        ApiErrorResponse::from(ApiError::invalid_parameter(format!(
+            "unknown template status '{}'",
+            body.status
+        )))
+    })?;
+    let worker = app.clone();
+    let now = blocking(move || {
+        worker
+            .wagate
+            .set_template_status(AccountId(body.account), &body.name, &body.language, status)
+            .map_err(admin_error)
+    })
+    .await?;
+    Ok(reply::ok(&json!({ "status": now.name() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsentBody {
+    phone_number_id: String,
+    to: String,
+    /// `opt_in`, `opt_out`, `marketing_opt_out` or `marketing_opt_in`.
+    change: String,
+}
+
+async fn consent(State(app): State<App>, headers: HeaderMap, body: Body) -> Answer {
+    let body: ConsentBody = admin_json(&app, &headers, body).await?;
+    let number = parse_number(&body.phone_number_id)?;
+    let person = Msisdn::parse(&body.to)
+        .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(format!("to: {e}"))))?;
+    let change = match body.change.as_str() {
+        "opt_in" => ConsentChange::OptIn,
+        "opt_out" => ConsentChange::OptOut,
+        "marketing_opt_out" => ConsentChange::MarketingOptOut,
+        "marketing_opt_in" => ConsentChange::MarketingOptIn,
+        other => {
+            return Err(ApiError::invalid_parameter(format!(
+            "change must be opt_in, opt_out, marketing_opt_out or marketing_opt_in, not '{other}'"
+        ))
+            .into())
+        }
+    };
+    let worker = app.clone();
+    blocking(move || {
+        worker
+            .wagate
+            .consent(number, person, change, ConsentSource::Api)
+            .map_err(|e| ApiErrorResponse::from(ApiError::from(&e)))?
+            .map_err(|refusal| ApiErrorResponse::from(ApiError::from(&refusal)))
+    })
+    .await?;
+    Ok(reply::ok(&json!({ "success": true })))
+}
+
+async fn ledger(State(app): State<App>, headers: HeaderMap) -> Answer {
+    admin_only(&app, &headers)?;
+    let worker = app.clone();
+    let ledger = blocking(move || {
+        worker
+            .wagate
+            .ledger()
+            .map_err(|e| ApiError::from(&crate::durable::SubmitError::Unavailable(e)).into())
+    })
+    .await?;
+    let rows: Vec<Value> = ledger
+        .rows()
+        .into_iter()
+        .map(|(key, totals)| {
+            json!({
+                "phone_number_id": key.number.0.to_string(),
+                "day": key.day,
+                "category": key.category.name(),
+                "messages": totals.messages,
+                "price_micros": totals.micros,
+            })
+        })
+        .collect();
+    Ok(reply::ok(&json!({ "rows": rows })))
+}
+
+async fn clock(State(app): State<App>, headers: HeaderMap) -> Answer {
+    admin_only(&app, &headers)?;
+    Ok(reply::ok(&json!({
+        "now_unix_secs": app.wagate.now().unix_secs(),
+        "manual": app.manual_clock.is_some(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockBody {
+    #[serde(default)]
+    advance_secs: Option<u64>,
+    #[serde(default)]
+    set_unix_secs: Option<u64>,
+}
+
+async fn move_clock(State(app): State<App>, headers: HeaderMap, body: Body) -> Answer {
+    let body: ClockBody = admin_json(&app, &headers, body).await?;
+    let Some(clock) = &app.manual_clock else {
+        return Err(ApiError::new(
+            409,
+            100,
+            "Invalid parameter",
+            "the clock is the system clock; set clock.mode = \"manual\" to move it",
+            "system_clock",
+        )
+        .into());
+    };
+    match (body.advance_secs, body.set_unix_secs) {
+        (Some(secs), None) => clock.advance_secs(secs),
+        (None, Some(at)) => clock
+            .set(Timestamp::from_unix_secs(at))
+            .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(e.to_string())))?,
+        _ => {
+            return Err(ApiError::invalid_parameter(
+                "give exactly one of advance_secs and set_unix_secs",
+            )
+            .into())
+        }
+    }
+    Ok(reply::ok(
+        &json!({ "now_unix_secs": app.wagate.now().unix_secs() }),
+    ))
+}

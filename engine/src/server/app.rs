@@ -1,0 +1,107 @@
+//! What every handler shares, and the routes.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderMap};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+
+use super::config::ServerConfig;
+use super::forward::Forwarder;
+use super::ingest::Ingest;
+use super::metrics::{bump, Metrics};
+use super::reply::ApiErrorResponse;
+use super::tenants::Tenants;
+use super::upstream::MetaUpstream;
+use super::{admin, meta_webhook, send};
+use crate::clock::ManualClock;
+use crate::cloud_api::error::ApiError;
+use crate::durable::Wagate;
+
+pub struct AppState {
+    pub wagate: Arc<Wagate>,
+    pub ingest: Ingest,
+    pub tenants: Tenants,
+    pub config: ServerConfig,
+    /// Set when the clock is manual: the admin API moves it.
+    pub manual_clock: Option<ManualClock>,
+    pub metrics: Arc<Metrics>,
+    pub upstream: Arc<MetaUpstream>,
+    pub forwarder: Arc<Forwarder>,
+}
+
+pub type App = Arc<AppState>;
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/{version}/{number}/messages", post(send::single))
+        .route("/wagate/v1/bulk", post(send::bulk))
+        .route("/wagate/v1/messages/{id}", get(send::status))
+        .route(
+            "/webhooks/meta",
+            get(meta_webhook::handshake).post(meta_webhook::receive),
+        )
+        .merge(admin::routes())
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(not_found)
+        // Bodies are read with each route's own limit (see `read_body`), in Meta's error shape.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(app)
+}
+
+async fn metrics(axum::extract::State(app): axum::extract::State<App>) -> String {
+    app.metrics.render(
+        app.wagate.dispatch_view(),
+        app.ingest.pending(),
+        app.forwarder.backlog(),
+    )
+}
+
+async fn not_found() -> ApiErrorResponse {
+    ApiError::new(
+        404,
+        100,
+        "Unknown path components",
+        "no such endpoint",
+        "unknown_endpoint",
+    )
+    .into()
+}
+
+/// The whole body, refused in Meta's shape when larger than `limit`.
+pub async fn read_body(body: Body, limit: usize, metrics: &Metrics) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        bump(&metrics.invalid);
+        ApiError::new(
+            413,
+            100,
+            "Invalid parameter",
+            format!("the body is larger than {limit} bytes or could not be read"),
+            "body_too_large",
+        )
+    })
+}
+
+/// Refuses a body that does not say it is `expected`.
+pub fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = given.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            415,
+            100,
+            "Invalid parameter",
+            format!("Content-Type must be {expected}, not '{given}'"),
+            "unsupported_content_type",
+        ))
+    }
+}

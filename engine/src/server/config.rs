@@ -1,0 +1,353 @@
+//! The server's configuration: one TOML document whose every key has a default that runs out
+//! of the box, and which the command line and the environment can override key by key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::overrides::{apply_override, OverrideError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the config is not valid TOML: {0}")]
+    Syntax(String),
+    #[error(transparent)]
+    Override(#[from] OverrideError),
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub http: HttpConfig,
+    pub storage: StorageConfig,
+    pub engine: EngineSection,
+    pub clock: ClockConfig,
+    pub meta: MetaConfig,
+    pub admin: AdminConfig,
+    pub tenants: Vec<TenantConfig>,
+    /// Numbers registered at start-up when not yet known (kept as they are when known).
+    pub numbers: Vec<NumberSeed>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Largest body of a single send, a webhook or an admin request.
+    pub max_body_bytes: usize,
+    /// Largest body of a bulk (NDJSON) request.
+    pub max_bulk_bytes: usize,
+    /// Send requests admitted but not yet answered, over all connections; beyond it, 503.
+    pub max_pending_messages: usize,
+    /// Threads that batch admitted sends into the engine (pipelined group commits).
+    pub ingest_threads: usize,
+    /// How long a shutdown waits for open requests before it stops waiting.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    /// Sync each group commit to disk before answering.
+    pub sync: bool,
+    pub idempotency_retention_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    /// `whatsapp-2021` or `whatsapp-2025`.
+    pub profile: String,
+    pub shards: usize,
+    pub marketing_cap_per_day: u8,
+    pub schedule_horizon_secs: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockMode {
+    System,
+    /// Time moves only through the admin API (simulations and tests).
+    Manual,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockConfig {
+    pub mode: ClockMode,
+    /// Where a manual clock starts, in Unix seconds.
+    pub start_unix_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetaConfig {
+    /// Where accepted messages go: Meta's Graph API, or a stand-in.
+    pub base_url: String,
+    pub api_version: String,
+    /// The system-user token wagate sends with each message.
+    pub access_token: String,
+    /// The app secret Meta signs webhooks with; webhooks are refused while it is empty.
+    pub app_secret: String,
+    /// What Meta must echo in the webhook subscription handshake.
+    pub verify_token: String,
+    /// Upstream requests in flight at once, over all numbers.
+    pub max_concurrency: usize,
+    /// Upstream requests in flight at once for one number.
+    pub max_concurrency_per_number: usize,
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Bearer token of the admin API; the admin API is off while it is empty.
+    pub token: String,
+}
+
+/// What a caller asks for when a send must wait (tier limit, pacing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnLimit {
+    /// Keep the message durably and send it when the rules allow.
+    #[default]
+    Queue,
+    /// Answer at once with an error and a retry hint.
+    Refuse,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub name: String,
+    /// The bearer token this tenant's requests carry.
+    pub token: String,
+    /// The phone number ids this tenant may send from and read.
+    pub numbers: Vec<u64>,
+    #[serde(default)]
+    pub on_limit: OnLimit,
+    /// Where statuses and inbound messages are forwarded; nothing is forwarded when absent.
+    #[serde(default)]
+    pub callback_url: Option<String>,
+    /// Key of the HMAC-SHA256 signature on forwarded webhooks.
+    #[serde(default)]
+    pub callback_secret: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberSeed {
+    pub id: u64,
+    pub account: u64,
+    pub portfolio: u64,
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default)]
+    pub throughput_mps: Option<u32>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1 << 20,
+            max_bulk_bytes: 64 << 20,
+            max_pending_messages: 200_000,
+            ingest_threads: 4,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("./data"),
+            sync: true,
+            idempotency_retention_secs: 86_400,
+        }
+    }
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            profile: "whatsapp-2021".into(),
+            shards: 2,
+            marketing_cap_per_day: 2,
+            schedule_horizon_secs: 60,
+        }
+    }
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        ClockConfig {
+            mode: ClockMode::System,
+            start_unix_secs: 1_767_225_600, // 2026-01-01
+        }
+    }
+}
+
+impl Default for MetaConfig {
+    fn default() -> Self {
+        MetaConfig {
+            base_url: "https://graph.facebook.com".into(),
+            api_version: "v23.0".into(),
+            access_token: String::new(),
+            app_secret: String::new(),
+            verify_token: String::new(),
+            max_concurrency: 256,
+            max_concurrency_per_number: 32,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Environment variables that override keys: `WAGATE__HTTP__LISTEN=...` sets `http.listen`.
+pub const ENV_PREFIX: &str = "WAGATE__";
+
+impl ServerConfig {
+    /// The config from `text` (TOML), then each override in order: `key.path=value`, where
+    /// the value is read as TOML when it parses and as a string otherwise.
+    pub fn load(text: &str, overrides: &[(String, String)]) -> Result<Self, ServerConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| ServerConfigError::Syntax(e.to_string()))?;
+        for (key, value) in overrides {
+            apply_override(&mut table, key, value)?;
+        }
+        let config: ServerConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ServerConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Overrides from the environment (`WAGATE__SECTION__KEY`), in a stable order.
+    pub fn env_overrides(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = vars
+            .filter_map(|(name, value)| {
+                let path = name.strip_prefix(ENV_PREFIX)?;
+                Some((path.to_lowercase().replace("__", "."), value))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    fn validate(&self) -> Result<(), ServerConfigError> {
+        let invalid = |m: String| Err(ServerConfigError::Invalid(m));
+        let mut tokens = std::collections::HashSet::new();
+        let mut numbers = std::collections::HashSet::new();
+        for tenant in &self.tenants {
+            if let Some(number) = tenant.numbers.iter().find(|n| !numbers.insert(**n)) {
+                return invalid(format!(
+                    "tenant '{}': number {number} already belongs to another tenant",
+                    tenant.name
+                ));
+            }
+            if tenant.token.len() < 16 {
+                return invalid(format!(
+                    "tenant '{}': the token must be at least 16 characters",
+                    tenant.name
+                ));
+            }
+            if !tokens.insert(tenant.token.as_str()) || tenant.token == self.admin.token {
+                return invalid(format!("tenant '{}': the token is not unique", tenant.name));
+            }
+            if tenant.callback_url.is_some() && tenant.callback_secret.is_empty() {
+                return invalid(format!(
+                    "tenant '{}': a callback_url needs a callback_secret",
+                    tenant.name
+                ));
+            }
+        }
+        if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
+            return invalid("admin.token must be at least 16 characters".into());
+        }
+        if self.http.ingest_threads == 0 || self.http.max_pending_messages == 0 {
+            return invalid(
+                "http.ingest_threads and http.max_pending_messages must be positive".into(),
+            );
+        }
+        if self.meta.max_concurrency == 0 || self.meta.max_concurrency_per_number == 0 {
+            return invalid("meta.max_concurrency settings must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../wagate.example.toml");
+
+    #[test]
+    fn the_commented_example_parses_and_states_the_defaults() {
+        let example = ServerConfig::load(EXAMPLE, &[]).unwrap();
+        let defaults = ServerConfig::load("", &[]).unwrap();
+        assert_eq!(example.http.listen, defaults.http.listen);
+        assert_eq!(example.http.max_body_bytes, defaults.http.max_body_bytes);
+        assert_eq!(example.http.max_bulk_bytes, defaults.http.max_bulk_bytes);
+        assert_eq!(
+            example.http.max_pending_messages,
+            defaults.http.max_pending_messages
+        );
+        assert_eq!(example.storage.data_dir, defaults.storage.data_dir);
+        assert_eq!(example.storage.sync, defaults.storage.sync);
+        assert_eq!(example.engine.profile, defaults.engine.profile);
+        assert_eq!(example.engine.shards, defaults.engine.shards);
+        assert_eq!(example.clock.mode, defaults.clock.mode);
+        assert_eq!(example.meta.base_url, defaults.meta.base_url);
+        assert_eq!(example.meta.api_version, defaults.meta.api_version);
+        assert_eq!(example.tenants[0].numbers, vec![106_540_352_242_922]);
+        assert_eq!(example.tenants[0].on_limit, OnLimit::Queue);
+        assert_eq!(example.numbers[0].throughput_mps, Some(80));
+    }
+
+    #[test]
+    fn the_command_line_and_environment_override_key_by_key() {
+        let env = ServerConfig::env_overrides(
+            [
+                ("WAGATE__HTTP__LISTEN".to_string(), "127.0.0.1:0".to_string()),
+                ("WAGATE__STORAGE__DATA_DIR".to_string(), "/tmp/x".to_string()),
+                ("PATH".to_string(), "/bin".to_string()),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(env.len(), 2);
+        let mut overrides = env;
+        overrides.push(("clock.mode".into(), "manual".into()));
+        overrides.push(("engine.shards".into(), "3".into()));
+        let config = ServerConfig::load(EXAMPLE, &overrides).unwrap();
+        assert_eq!(config.http.listen.port(), 0);
+        assert_eq!(config.storage.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.clock.mode, ClockMode::Manual);
+        assert_eq!(config.engine.shards, 3);
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_the_key_named() {
+        let error = ServerConfig::load("[http]\nlisen = \"x\"", &[]).unwrap_err();
+        assert!(error.to_string().contains("lisen"), "{error}");
+        let short = "[[tenants]]\nname = \"a\"\ntoken = \"short\"\nnumbers = [1]";
+        assert!(ServerConfig::load(short, &[]).is_err());
+        let twice = "[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nnumbers = [1]\n\
+                     [[tenants]]\nname = \"b\"\ntoken = \"0123456789abcdef\"\nnumbers = [2]";
+        assert!(ServerConfig::load(twice, &[]).is_err());
+        let shared = "[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nnumbers = [1]\n\
+                      [[tenants]]\nname = \"b\"\ntoken = \"0123456789abcdeg\"\nnumbers = [1]";
+        assert!(ServerConfig::load(shared, &[]).is_err());
+        assert!(ServerConfig::load("", &[("http.listen".into(), "nonsense".into())]).is_err());
+    }
+}

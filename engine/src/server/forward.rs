@@ -1,0 +1,258 @@
+//! Webhooks forwarded to tenants: statuses and inbound messages of a tenant's numbers go to
+//! its callback URL, signed like Meta signs them (`X-Hub-Signature-256`, HMAC-SHA256 of the
+//! body with the tenant's secret), so the tenant's existing webhook code verifies them.
+//!
+//! Each forward is written to [`Family::Forward`] (synced, together with the record that
+//! dedupes Meta's retries of it) before Meta gets its 200, and deleted only after the tenant
+//! answered 2xx: delivery is at least once, retried with backoff, kept across restarts.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::CONTENT_TYPE;
+use hyper::Request;
+use sha2::{Digest, Sha256};
+use tokio::sync::{watch, Notify};
+
+use super::config::TenantConfig;
+use super::http_client::{client, exchange, HttpClient};
+use super::metrics::{bump, Metrics};
+use crate::durable::{SubmitError, Wagate};
+use crate::store::{Batch, Family, StoreError};
+use crate::webhooks::signature::sign;
+
+/// One webhook for one tenant, and the identity that dedupes Meta's retries of it.
+pub struct Forward {
+    pub tenant: String,
+    pub body: Vec<u8>,
+    pub identity: String,
+}
+
+struct Callback {
+    url: String,
+    secret: String,
+}
+
+struct Waiting {
+    attempts: u32,
+    next: Instant,
+}
+
+pub struct Forwarder {
+    wagate: Arc<Wagate>,
+    client: HttpClient,
+    callbacks: HashMap<String, Callback>,
+    next_seq: AtomicU64,
+    backlog: AtomicU64,
+    wake: Notify,
+    metrics: Arc<Metrics>,
+    deadline: Duration,
+}
+
+/// Records read per delivery round.
+const ROUND: usize = 1_024;
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+fn encode(tenant: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + tenant.len() + body.len());
+    out.extend_from_slice(&(tenant.len() as u16).to_be_bytes());
+    out.extend_from_slice(tenant.as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+fn decode(value: &[u8]) -> Option<(String, Vec<u8>)> {
+    let length = u16::from_be_bytes(value.get(..2)?.try_into().ok()?) as usize;
+    let tenant = std::str::from_utf8(value.get(2..2 + length)?).ok()?;
+    Some((tenant.to_string(), value[2 + length..].to_vec()))
+}
+
+/// A stable identity for a piece of a webhook (its canonical JSON).
+pub fn identity_of(part: &[u8]) -> String {
+    let digest = Sha256::digest(part);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("webhook:fwd:{hex}")
+}
+
+impl Forwarder {
+    pub fn open(
+        wagate: Arc<Wagate>,
+        tenants: &[TenantConfig],
+        metrics: Arc<Metrics>,
+        deadline: Duration,
+    ) -> Result<Forwarder, StoreError> {
+        let (mut last, mut count) = (None, 0u64);
+        wagate
+            .store
+            .scan(Family::Forward, &[], &[0xff; 9], &mut |key, _| {
+                last = key.try_into().ok().map(u64::from_be_bytes);
+                count += 1;
+                true
+            })?;
+        let callbacks = tenants
+            .iter()
+            .filter_map(|t| {
+                let url = t.callback_url.clone()?;
+                Some((
+                    t.name.clone(),
+                    Callback {
+                        url,
+                        secret: t.callback_secret.clone(),
+                    },
+                ))
+            })
+            .collect();
+        Ok(Forwarder {
+            wagate,
+            client: client(8),
+            callbacks,
+            next_seq: AtomicU64::new(last.map_or(0, |l| l + 1)),
+            backlog: AtomicU64::new(count),
+            wake: Notify::new(),
+            metrics,
+            deadline,
+        })
+    }
+
+    pub fn has_callback(&self, tenant: &str) -> bool {
+        self.callbacks.contains_key(tenant)
+    }
+
+    /// Forwards waiting for their tenant.
+    pub fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    /// Stores `forwards` not seen before, with the records that make them seen, synced.
+    pub fn enqueue(&self, forwards: Vec<Forward>) -> Result<usize, SubmitError> {
+        let mut batch = Batch::default();
+        let mut added = 0;
+        for forward in forwards {
+            if self.wagate.seen(&forward.identity)? {
+                continue;
+            }
+            let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+            batch.put(
+                Family::Forward,
+                seq.to_be_bytes(),
+                encode(&forward.tenant, &forward.body),
+            );
+            self.wagate.remember_into(&forward.identity, &mut batch);
+            added += 1;
+        }
+        if added > 0 {
+            self.wagate.store.write(&batch, true)?;
+            self.backlog.fetch_add(added as u64, Ordering::Relaxed);
+            self.wake.notify_one();
+        }
+        Ok(added)
+    }
+
+    async fn deliver(&self, tenant: &str, body: Vec<u8>) -> bool {
+        let Some(callback) = self.callbacks.get(tenant) else {
+            // The tenant's callback was removed from the config: nothing to deliver to.
+            return true;
+        };
+        let signature = sign(callback.secret.as_bytes(), &body);
+        let Ok(request) = Request::post(&callback.url)
+            .header(CONTENT_TYPE, "application/json")
+            .header("x-hub-signature-256", signature)
+            .body(Full::new(Bytes::from(body)))
+        else {
+            return false;
+        };
+        matches!(
+            exchange(&self.client, request, self.deadline).await,
+            Ok((status, _)) if status.is_success()
+        )
+    }
+
+    /// Delivers until `stop` turns true; what is not delivered by then stays on disk.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut waiting: HashMap<u64, Waiting> = HashMap::new();
+        while !*stop.borrow() {
+            let forwarder = self.clone();
+            let records = tokio::task::spawn_blocking(move || {
+                let mut records = Vec::new();
+                let scanned = forwarder.wagate.store.scan(
+                    Family::Forward,
+                    &[],
+                    &[0xff; 9],
+                    &mut |key, value| {
+                        if let (Ok(seq), Some(record)) = (key.try_into(), decode(value)) {
+                            records.push((u64::from_be_bytes(seq), record));
+                        }
+                        records.len() < ROUND
+                    },
+                );
+                scanned.map(|_| records)
+            })
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+            let now = Instant::now();
+            let due: Vec<_> = records
+                .into_iter()
+                .filter(|(seq, _)| waiting.get(seq).is_none_or(|w| w.next <= now))
+                .collect();
+            let mut delivered = Batch::default();
+            let mut tasks = tokio::task::JoinSet::new();
+            for (seq, (tenant, body)) in due {
+                let forwarder = self.clone();
+                tasks.spawn(async move { (seq, forwarder.deliver(&tenant, body).await) });
+            }
+            while let Some(Ok((seq, ok))) = tasks.join_next().await {
+                if ok {
+                    waiting.remove(&seq);
+                    delivered.delete(Family::Forward, seq.to_be_bytes());
+                    bump(&self.metrics.forwarded);
+                } else {
+                    bump(&self.metrics.forward_failures);
+                    let entry = waiting.entry(seq).or_insert(Waiting {
+                        attempts: 0,
+                        next: now,
+                    });
+                    entry.attempts += 1;
+                    let backoff = Duration::from_millis(250) * (1 << entry.attempts.min(11));
+                    entry.next = Instant::now() + backoff.min(MAX_BACKOFF);
+                }
+            }
+            if !delivered.is_empty() {
+                let done = delivered.len() as u64;
+                // Unsynced: a delete lost to a crash means one more delivery, never none.
+                if self.wagate.store.write(&delivered, false).is_ok() {
+                    self.backlog.fetch_sub(done, Ordering::Relaxed);
+                }
+                continue;
+            }
+            let pause = waiting
+                .values()
+                .map(|w| w.next.saturating_duration_since(Instant::now()))
+                .min()
+                .unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn records_round_trip() {
+        let value = super::encode("acme", b"{\"x\":1}");
+        assert_eq!(
+            super::decode(&value),
+            Some(("acme".to_string(), b"{\"x\":1}".to_vec()))
+        );
+        assert_eq!(super::decode(b"\x00\x09ab"), None);
+    }
+}

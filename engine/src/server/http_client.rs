@@ -1,0 +1,65 @@
+//! The outbound HTTP client wagate shares between the Meta upstream and tenant forwarding:
+//! pooled connections, HTTP and HTTPS (rustls, the webpki roots), a deadline per request.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Request, StatusCode};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Answers larger than this are cut off: an upstream answer is a small JSON document.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+pub fn client(max_idle_per_host: usize) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(max_idle_per_host)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector)
+}
+
+/// Why an exchange produced no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("network: {0}")]
+    Network(String),
+}
+
+/// Sends `request` and reads the whole answer, within `deadline`.
+pub async fn exchange(
+    client: &HttpClient,
+    request: Request<Full<Bytes>>,
+    deadline: Duration,
+) -> Result<(StatusCode, Bytes), ExchangeError> {
+    let work = async {
+        let answer = client
+            .request(request)
+            .await
+            .map_err(|e| ExchangeError::Network(format!("{e:?}")))?;
+        let status = answer.status();
+        let body = Limited::new(answer.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| ExchangeError::Network(e.to_string()))?
+            .to_bytes();
+        Ok((status, body))
+    };
+    tokio::time::timeout(deadline, work)
+        .await
+        .map_err(|_| ExchangeError::Timeout(deadline))?
+}

@@ -1,0 +1,142 @@
+//! Meta's webhooks: the subscription handshake, and signed event POSTs applied once each and
+//! forwarded to the tenant that owns the number.
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::app::{read_body, App};
+use super::forward::{identity_of, Forward};
+use super::metrics::bump;
+use super::reply::{self, unauthorized, ApiErrorResponse};
+use crate::cloud_api::error::ApiError;
+use crate::durable::message::message_id_text;
+use crate::ids::PhoneNumberId;
+use crate::webhooks::events::parse_webhook;
+use crate::webhooks::signature::{handshake as echo, verify};
+
+/// `GET /webhooks/meta?hub.mode=subscribe&hub.verify_token=...&hub.challenge=...`
+pub async fn handshake(
+    State(app): State<App>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let verify_token = &app.config.meta.verify_token;
+    let answer = (!verify_token.is_empty())
+        .then(|| {
+            echo(
+                query.get("hub.mode").map(String::as_str),
+                query.get("hub.verify_token").map(String::as_str),
+                query.get("hub.challenge").map(String::as_str),
+                verify_token,
+            )
+        })
+        .flatten();
+    match answer {
+        Some(challenge) => (StatusCode::OK, challenge.to_string()).into_response(),
+        None => (StatusCode::FORBIDDEN, "verification failed").into_response(),
+    }
+}
+
+/// `POST /webhooks/meta`: verified over the raw body before anything is read from it.
+pub async fn receive(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiErrorResponse> {
+    bump(&app.metrics.requests);
+    let body = read_body(body, app.config.http.max_body_bytes, &app.metrics).await?;
+    let secret = app.config.meta.app_secret.as_bytes();
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    if secret.is_empty() || verify(secret, &body, signature).is_err() {
+        bump(&app.metrics.webhooks_bad_signature);
+        return Err(unauthorized("the X-Hub-Signature-256 signature does not match").into());
+    }
+    let events = parse_webhook(&body).map_err(|e| {
+        bump(&app.metrics.invalid);
+        ApiErrorResponse::from(e)
+    })?;
+    let worker = app.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let forwards = forwards(&worker, &body)?;
+        worker.forwarder.enqueue(forwards)?;
+        worker.wagate.apply_webhook(events)
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            500,
+            1,
+            "An unknown error occurred",
+            e.to_string(),
+            "internal",
+        )
+    })?
+    .map_err(|e| ApiError::from(&e))?;
+    for _ in 0..report.applied {
+        bump(&app.metrics.webhooks_applied);
+    }
+    for _ in 0..report.repeats {
+        bump(&app.metrics.webhooks_repeated);
+    }
+    Ok(reply::ok(&json!({
+        "applied": report.applied,
+        "repeats": report.repeats,
+        "ignored": report.ignored,
+    })))
+}
+
+/// The `messages` changes of `body` for tenants with a callback, one webhook each, with the
+/// ids of statuses turned into wagate's ids (what the tenant got when it sent).
+fn forwards(app: &App, body: &[u8]) -> Result<Vec<Forward>, crate::durable::SubmitError> {
+    let root: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let mut out = Vec::new();
+    for entry in root["entry"].as_array().into_iter().flatten() {
+        for change in entry["changes"].as_array().into_iter().flatten() {
+            if change["field"] != "messages" {
+                continue;
+            }
+            let Some(number) = change["value"]["metadata"]["phone_number_id"]
+                .as_str()
+                .and_then(|n| n.parse().ok())
+                .map(PhoneNumberId)
+            else {
+                continue;
+            };
+            let Some(tenant) = app.tenants.owner(number) else {
+                continue;
+            };
+            if !app.forwarder.has_callback(&tenant.name) {
+                continue;
+            }
+            let identity = identity_of(change.to_string().as_bytes());
+            let mut change = change.clone();
+            for status in change["value"]["statuses"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
+                let Some(wamid) = status["id"].as_str().map(str::to_string) else {
+                    continue;
+                };
+                if let Some(id) = app.wagate.message_id_of(&wamid)? {
+                    status["id"] = json!(message_id_text(id));
+                    status["wamid"] = json!(wamid);
+                }
+            }
+            let webhook = json!({
+                "object": "whatsapp_business_account",
+                "entry": [{ "id": entry["id"], "changes": [change] }],
+            });
+            out.push(Forward {
+                tenant: tenant.name.clone(),
+                body: webhook.to_string().into_bytes(),
+                identity,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,153 @@
+//! Counters for `/metrics` (Prometheus text format): what came in, what the rules decided,
+//! what went out.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::durable::dispatch::DispatchView;
+
+#[derive(Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub accepted: AtomicU64,
+    pub queued: AtomicU64,
+    pub deferred: AtomicU64,
+    pub refused: AtomicU64,
+    pub invalid: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub overloaded: AtomicU64,
+    pub replayed: AtomicU64,
+    pub released: AtomicU64,
+    pub webhooks_applied: AtomicU64,
+    pub webhooks_repeated: AtomicU64,
+    pub webhooks_bad_signature: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub forward_failures: AtomicU64,
+}
+
+pub fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    pub fn render(&self, dispatch: DispatchView, pending: usize, forward_backlog: u64) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP wagate_{name} {help}");
+            let _ = writeln!(out, "# TYPE wagate_{name} counter");
+            let _ = writeln!(out, "wagate_{name} {value}");
+        };
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        counter(
+            "http_requests_total",
+            "Send, bulk, webhook and admin requests.",
+            read(&self.requests),
+        );
+        counter(
+            "messages_accepted_total",
+            "Sends accepted and made durable.",
+            read(&self.accepted),
+        );
+        counter(
+            "messages_queued_total",
+            "Sends queued until the rules allow them.",
+            read(&self.queued),
+        );
+        counter(
+            "messages_deferred_total",
+            "Sends answered with a retry hint.",
+            read(&self.deferred),
+        );
+        counter(
+            "messages_refused_total",
+            "Sends refused by a rule.",
+            read(&self.refused),
+        );
+        counter(
+            "requests_invalid_total",
+            "Malformed or unknown requests.",
+            read(&self.invalid),
+        );
+        counter(
+            "requests_unauthorized_total",
+            "Requests without a valid token.",
+            read(&self.unauthorized),
+        );
+        counter(
+            "requests_overloaded_total",
+            "Requests answered 503 (queues full).",
+            read(&self.overloaded),
+        );
+        counter(
+            "idempotent_replays_total",
+            "Retries answered from the idempotency record.",
+            read(&self.replayed),
+        );
+        counter(
+            "messages_released_total",
+            "Queued sends decided again when due.",
+            read(&self.released),
+        );
+        counter(
+            "webhook_events_applied_total",
+            "Meta webhook events applied.",
+            read(&self.webhooks_applied),
+        );
+        counter(
+            "webhook_events_repeated_total",
+            "Meta webhook events seen before.",
+            read(&self.webhooks_repeated),
+        );
+        counter(
+            "webhook_bad_signatures_total",
+            "Meta webhooks refused for their signature.",
+            read(&self.webhooks_bad_signature),
+        );
+        counter(
+            "forwarded_total",
+            "Webhooks delivered to tenants.",
+            read(&self.forwarded),
+        );
+        counter(
+            "forward_failures_total",
+            "Failed deliveries to tenants (retried).",
+            read(&self.forward_failures),
+        );
+        counter(
+            "upstream_sent_total",
+            "Messages the upstream took.",
+            dispatch.sent,
+        );
+        counter(
+            "upstream_failed_total",
+            "Messages the upstream refused for good.",
+            dispatch.failed,
+        );
+        counter(
+            "upstream_retried_total",
+            "Upstream attempts to be retried.",
+            dispatch.retried,
+        );
+        let mut gauge = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP wagate_{name} {help}");
+            let _ = writeln!(out, "# TYPE wagate_{name} gauge");
+            let _ = writeln!(out, "wagate_{name} {value}");
+        };
+        gauge(
+            "dispatch_queued",
+            "Accepted messages waiting for their slot or a retry.",
+            dispatch.queued as u64,
+        );
+        gauge(
+            "ingest_pending",
+            "Sends admitted and not yet answered.",
+            pending as u64,
+        );
+        gauge(
+            "forward_backlog",
+            "Webhooks waiting to be delivered to tenants.",
+            forward_backlog,
+        );
+        out
+    }
+}

@@ -1,0 +1,238 @@
+//! `wagate serve`: the engine behind Meta's Cloud API surface. Senders change only their
+//! base URL; wagate checks, paces, prices, persists and dispatches every message.
+//!
+//! Threads: tokio's (HTTP, the upstream and forwarding I/O), wagate's shard workers and
+//! committers, the ingest batchers ([`ingest`]), the dispatcher, and the releaser of queued
+//! sends.
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod forward;
+pub mod http_client;
+pub mod ingest;
+pub mod meta_webhook;
+pub mod metrics;
+pub mod overrides;
+pub mod reply;
+pub mod send;
+pub mod tenants;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use self::app::{App, AppState};
+use self::config::{ClockMode, ServerConfig};
+use self::forward::Forwarder;
+use self::ingest::Ingest;
+use self::metrics::Metrics;
+use self::tenants::Tenants;
+use self::upstream::{MetaUpstream, SharedMetaUpstream};
+use crate::clock::{Clock, ManualClock, SystemClock, Timestamp};
+use crate::config::EngineConfig;
+use crate::durable::wagate::OpenError;
+use crate::durable::{Wagate, WagateConfig};
+use crate::ids::{AccountId, PhoneNumberId, PortfolioId};
+use crate::profile::Profile;
+use crate::registry::NumberRegistration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("profile: {0}")]
+    Profile(String),
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("number {0} in the config: {1}")]
+    Seed(u64, String),
+    #[error("forwarding: {0}")]
+    Forward(#[from] crate::store::StoreError),
+    #[error("HTTP server: {0}")]
+    Http(std::io::Error),
+}
+
+/// Sends released per round of the releaser.
+const RELEASE_BATCH: usize = 4_096;
+/// How often the releaser looks for queued sends that came due.
+const RELEASE_POLL: Duration = Duration::from_millis(20);
+
+fn open_engine(
+    config: &ServerConfig,
+    clock: Arc<dyn Clock>,
+    upstream: SharedMetaUpstream,
+) -> Result<Wagate, ServeError> {
+    let profile = Profile::embedded(&config.engine.profile)
+        .map_err(|e| ServeError::Profile(e.to_string()))?;
+    let mut engine = EngineConfig::new(profile);
+    engine.shards = config.engine.shards;
+    engine.marketing_cap_per_day = config.engine.marketing_cap_per_day;
+    engine.schedule_horizon_secs = config.engine.schedule_horizon_secs;
+    let wagate = Wagate::open(
+        WagateConfig {
+            engine,
+            data_dir: config.storage.data_dir.clone(),
+            idempotency_retention_secs: config.storage.idempotency_retention_secs,
+            sync: config.storage.sync,
+        },
+        clock,
+        Arc::new(upstream),
+    )?;
+    for seed in &config.numbers {
+        let id = PhoneNumberId(seed.id);
+        if wagate.registry().number(id).is_some() {
+            continue;
+        }
+        wagate
+            .register_number(NumberRegistration {
+                id,
+                account: AccountId(seed.account),
+                portfolio: PortfolioId(seed.portfolio),
+                tier: seed.tier.clone(),
+                throughput_mps: seed.throughput_mps,
+            })
+            .map_err(|e| ServeError::Seed(seed.id, e.to_string()))?;
+    }
+    Ok(wagate)
+}
+
+/// Re-decides queued sends as they come due, until `stop`.
+fn run_releaser(wagate: Arc<Wagate>, metrics: Arc<Metrics>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Acquire) {
+        match wagate.release_due(RELEASE_BATCH) {
+            Ok(0) | Err(_) => std::thread::sleep(RELEASE_POLL),
+            Ok(count) => {
+                metrics.released.fetch_add(count as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Runs the server until `shutdown` resolves, then stops taking requests, finishes the open
+/// ones, drains the engine and flushes. `on_listening` gets the bound address.
+pub async fn serve(
+    config: ServerConfig,
+    on_listening: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let listen = config.http.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let manual_clock = (config.clock.mode == ClockMode::Manual)
+        .then(|| ManualClock::new(Timestamp::from_unix_secs(config.clock.start_unix_secs)));
+    let clock: Arc<dyn Clock> = match &manual_clock {
+        Some(manual) => Arc::new(manual.clone()),
+        None => Arc::new(SystemClock),
+    };
+    let upstream = Arc::new(MetaUpstream::new(
+        &config.meta,
+        tokio::runtime::Handle::current(),
+    ));
+    let shared = SharedMetaUpstream(upstream.clone());
+    let opening = config.clone();
+    let wagate = tokio::task::spawn_blocking(move || open_engine(&opening, clock, shared))
+        .await
+        .expect("opening the engine does not panic")?;
+    let wagate = Arc::new(wagate);
+    for number in wagate.registry().numbers() {
+        upstream.set_throughput(number.id.0, number.throughput.messages_per_second());
+    }
+    let metrics = Arc::new(Metrics::default());
+    let forwarder = Arc::new(Forwarder::open(
+        wagate.clone(),
+        &config.tenants,
+        metrics.clone(),
+        Duration::from_millis(config.meta.request_timeout_ms),
+    )?);
+    let (stop_forwarding, forwarding_stopped) = watch::channel(false);
+    let forwarding = tokio::spawn(forwarder.clone().run(forwarding_stopped));
+    let stop_releasing = Arc::new(AtomicBool::new(false));
+    let releaser = {
+        let (wagate, metrics, stop) = (wagate.clone(), metrics.clone(), stop_releasing.clone());
+        std::thread::Builder::new()
+            .name("wagate-release".into())
+            .spawn(move || run_releaser(wagate, metrics, stop))
+            .expect("spawning the releaser")
+    };
+    let app: App = Arc::new(AppState {
+        ingest: Ingest::start(
+            wagate.clone(),
+            config.http.ingest_threads,
+            config.http.max_pending_messages,
+        ),
+        tenants: Tenants::new(&config.tenants, &config.admin.token),
+        wagate,
+        manual_clock,
+        metrics,
+        upstream,
+        forwarder,
+        config,
+    });
+    let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
+    on_listening(listener.local_addr().map_err(ServeError::Http)?);
+    let (closing, closed) = watch::channel(false);
+    let mut closed_for_server = closed.clone();
+    let server =
+        axum::serve(listener, app::router(app.clone())).with_graceful_shutdown(async move {
+            let _ = closed_for_server.changed().await;
+        });
+    let server = tokio::spawn(async move { server.await });
+    shutdown.await;
+    let _ = closing.send(true);
+    // Open requests finish (within the grace period); new connections are no longer taken.
+    let _ = tokio::time::timeout(grace, server).await;
+    drop(closed);
+    let _ = stop_forwarding.send(true);
+    let _ = forwarding.await;
+    stop_releasing.store(true, Ordering::Release);
+    let _ = tokio::task::spawn_blocking(move || releaser.join()).await;
+    finish(app, grace).await;
+    Ok(())
+}
+
+/// Stops the ingest threads, then the engine (decisions, commits and due dispatches finish,
+/// the store is flushed and closed).
+async fn finish(mut app: App, grace: Duration) {
+    let deadline = tokio::time::Instant::now() + grace;
+    // Connections that outlived the server task hold the state; wait for them to go.
+    let state = loop {
+        match Arc::try_unwrap(app) {
+            Ok(state) => break Some(state),
+            Err(shared) if tokio::time::Instant::now() < deadline => {
+                app = shared;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(_) => break None,
+        }
+    };
+    let Some(state) = state else {
+        return;
+    };
+    let AppState {
+        ingest,
+        wagate,
+        forwarder,
+        ..
+    } = state;
+    drop(forwarder);
+    let _ = tokio::task::spawn_blocking(move || {
+        ingest.shutdown();
+        if let Ok(wagate) = Arc::try_unwrap(wagate) {
+            wagate.shutdown();
+        }
+    })
+    .await;
+}

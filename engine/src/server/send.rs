@@ -1,0 +1,415 @@
+//! The send endpoints: Meta's `POST /{version}/{phone_number_id}/messages`, wagate's bulk
+//! NDJSON endpoint, and the status of a message by id.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::app::{read_body, require_content_type, App};
+use super::config::OnLimit;
+use super::ingest::Rejected;
+use super::metrics::bump;
+use super::reply::{self, no_such_object, overloaded, ApiErrorResponse};
+use super::tenants::{Caller, Tenant};
+use crate::cloud_api::error::{deferral_error, ApiError};
+use crate::cloud_api::request::{parse_send, ParsedSend};
+use crate::cloud_api::response::accepted;
+use crate::decision::{Message, SendRequest};
+use crate::durable::message::{message_id_text, parse_message_id};
+use crate::durable::submission::Submission;
+use crate::durable::{SubmitError, SubmitResult};
+use crate::ids::PhoneNumberId;
+
+/// Header with which a request overrides its tenant's choice for sends that must wait.
+pub const ON_LIMIT_HEADER: &str = "x-wagate-on-limit";
+
+/// One send's answer, as an HTTP response or a bulk result line.
+struct Outcome {
+    status: u16,
+    body: Value,
+    retry_after: Option<u64>,
+}
+
+impl Outcome {
+    fn error(error: &ApiError, retry_after: Option<u64>) -> Outcome {
+        Outcome {
+            status: error.http_status,
+            body: error.to_json(&reply::trace_id()),
+            retry_after,
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let mut response = reply::json(
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &self.body,
+        );
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, secs.max(1).into());
+        }
+        response
+    }
+}
+
+fn on_limit(tenant: &Tenant, headers: &HeaderMap) -> Result<OnLimit, ApiError> {
+    match headers
+        .get(ON_LIMIT_HEADER)
+        .map(|v| v.to_str().unwrap_or(""))
+    {
+        None => Ok(tenant.on_limit),
+        Some(v) if v.eq_ignore_ascii_case("queue") => Ok(OnLimit::Queue),
+        Some(v) if v.eq_ignore_ascii_case("refuse") => Ok(OnLimit::Refuse),
+        Some(v) => Err(ApiError::invalid_parameter(format!(
+            "{ON_LIMIT_HEADER} must be 'queue' or 'refuse', not '{v}'"
+        ))),
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= 256 => Ok(Some(key.to_string())),
+        _ => Err(ApiError::invalid_parameter(
+            "Idempotency-Key must be 1 to 256 visible ASCII characters",
+        )),
+    }
+}
+
+/// The number a tenant names, if it may use it and wagate knows it.
+fn usable_number(app: &App, tenant: &Tenant, text: &str) -> Result<PhoneNumberId, ApiError> {
+    text.parse::<u64>()
+        .ok()
+        .map(PhoneNumberId)
+        .filter(|&n| tenant.owns(n) && app.wagate.registry().number(n).is_some())
+        .ok_or_else(|| no_such_object(text))
+}
+
+struct Checked {
+    parsed: ParsedSend,
+    submission: Submission,
+}
+
+fn check(
+    number: PhoneNumberId,
+    body: &[u8],
+    key: Option<String>,
+    queue: bool,
+) -> Result<Checked, ApiError> {
+    let parsed = parse_send(body)?;
+    let submission = Submission {
+        request: SendRequest {
+            number,
+            to: parsed.to,
+            message: parsed.message.clone(),
+        },
+        payload: body.to_vec(),
+        idempotency_key: key,
+        queue_when_deferred: queue,
+    };
+    Ok(Checked { parsed, submission })
+}
+
+fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &ParsedSend) -> Outcome {
+    let metrics = &app.metrics;
+    let template = matches!(parsed.message, Message::Template(_));
+    let success = |id: u64, status: Option<&str>| {
+        let mut body = accepted(&parsed.input, parsed.to.digits(), id, template);
+        if let Some(status) = status {
+            body["messages"][0]["message_status"] = json!(status);
+        }
+        Outcome {
+            status: 200,
+            body,
+            retry_after: None,
+        }
+    };
+    match result {
+        Ok(SubmitResult::Accepted {
+            message_id,
+            replayed,
+            ..
+        }) => {
+            bump(if replayed {
+                &metrics.replayed
+            } else {
+                &metrics.accepted
+            });
+            success(message_id, None)
+        }
+        Ok(SubmitResult::Queued {
+            message_id,
+            replayed,
+            ..
+        }) => {
+            bump(if replayed {
+                &metrics.replayed
+            } else {
+                &metrics.queued
+            });
+            success(message_id, Some("queued"))
+        }
+        Ok(SubmitResult::Deferred { until, reason }) => {
+            bump(&metrics.deferred);
+            let now = app.wagate.now();
+            let secs = until.0.saturating_sub(now.0).div_ceil(1_000_000);
+            Outcome::error(&deferral_error(reason, secs), Some(secs))
+        }
+        Ok(SubmitResult::Refused {
+            code,
+            name,
+            reason,
+            replayed,
+        }) => {
+            bump(if replayed {
+                &metrics.replayed
+            } else {
+                &metrics.refused
+            });
+            Outcome::error(&ApiError::refused(code, &name, &reason), None)
+        }
+        Err(error) => {
+            let retry = matches!(error, SubmitError::KeyInFlight(_)).then_some(1);
+            Outcome::error(&ApiError::from(&error), retry)
+        }
+    }
+}
+
+fn rejected(app: &App, why: Rejected) -> ApiErrorResponse {
+    bump(&app.metrics.overloaded);
+    match why {
+        Rejected::Full => overloaded(),
+        Rejected::Closed => ApiErrorResponse(
+            ApiError::new(
+                503,
+                131_016,
+                "Service unavailable",
+                "wagate is shutting down",
+                "shutting_down",
+            ),
+            Some(1),
+        ),
+    }
+}
+
+/// `POST /{version}/{phone_number_id}/messages`: Meta's send API.
+pub async fn single(
+    State(app): State<App>,
+    Path((_version, number)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    bump(&app.metrics.requests);
+    match single_inner(&app, &number, &headers, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+fn counted(app: &App, error: ApiError) -> ApiErrorResponse {
+    bump(if error.http_status == 401 {
+        &app.metrics.unauthorized
+    } else {
+        &app.metrics.invalid
+    });
+    error.into()
+}
+
+async fn single_inner(
+    app: &App,
+    number: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiErrorResponse> {
+    let tenant = app.tenants.tenant(headers).map_err(|e| counted(app, e))?;
+    let number = usable_number(app, &tenant, number).map_err(|e| counted(app, e))?;
+    require_content_type(headers, "application/json").map_err(|e| counted(app, e))?;
+    let queue = on_limit(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
+    let key = idempotency_key(headers).map_err(|e| counted(app, e))?;
+    let body = read_body(body, app.config.http.max_body_bytes, &app.metrics).await?;
+    let checked = check(number, &body, key, queue).map_err(|e| counted(app, e))?;
+    let admission = app.ingest.admit(1).map_err(|why| rejected(app, why))?;
+    let mut answers = app
+        .ingest
+        .submit(&admission, vec![checked.submission])
+        .await
+        .map_err(|why| rejected(app, why))?;
+    let result = answers.pop().expect("one answer per send");
+    Ok(outcome(app, result, &checked.parsed).into_response())
+}
+
+/// One line of a bulk request.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkLine {
+    phone_number_id: String,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    request: Value,
+}
+
+/// `POST /wagate/v1/bulk`: NDJSON in (`{"phone_number_id", "idempotency_key"?, "request"}`
+/// per line, `request` being Meta's send request), one result line per input line out,
+/// in order: `{"line", "status", "body"}` with the body the single endpoint would answer.
+pub async fn bulk(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    bump(&app.metrics.requests);
+    match bulk_inner(&app, &headers, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn bulk_inner(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiErrorResponse> {
+    let tenant = app.tenants.tenant(headers).map_err(|e| counted(app, e))?;
+    require_content_type(headers, "application/x-ndjson").map_err(|e| counted(app, e))?;
+    let queue = on_limit(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
+    let body = read_body(body, app.config.http.max_bulk_bytes, &app.metrics).await?;
+    let lines: Vec<&[u8]> = body
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(lines.len());
+    let mut valid = Vec::new();
+    for line in &lines {
+        let checked = serde_json::from_slice::<BulkLine>(line)
+            .map_err(|e| ApiError::invalid_parameter(format!("not a bulk line: {e}")))
+            .and_then(|line| {
+                let number = usable_number(app, &tenant, &line.phone_number_id)?;
+                let request = serde_json::to_vec(&line.request)
+                    .map_err(|e| ApiError::invalid_parameter(e.to_string()))?;
+                check(number, &request, line.idempotency_key, queue)
+            });
+        match checked {
+            Ok(checked) => {
+                valid.push((outcomes.len(), checked));
+                outcomes.push(None);
+            }
+            Err(error) => {
+                bump(&app.metrics.invalid);
+                outcomes.push(Some(Outcome::error(&error, None)));
+            }
+        }
+    }
+    if !valid.is_empty() {
+        let admission = app
+            .ingest
+            .admit(valid.len())
+            .map_err(|why| rejected(app, why))?;
+        let (slots, checked): (Vec<usize>, Vec<Checked>) = valid.into_iter().unzip();
+        let (parsed, submissions): (Vec<ParsedSend>, Vec<Submission>) = checked
+            .into_iter()
+            .map(|c| (c.parsed, c.submission))
+            .unzip();
+        let answers = app
+            .ingest
+            .submit(&admission, submissions)
+            .await
+            .map_err(|why| rejected(app, why))?;
+        for ((slot, result), parsed) in slots.into_iter().zip(answers).zip(&parsed) {
+            outcomes[slot] = Some(outcome(app, result, parsed));
+        }
+    }
+    let mut out = String::new();
+    for (line, outcome) in outcomes.into_iter().enumerate() {
+        let outcome = outcome.expect("every line answered");
+        let mut result = json!({ "line": line, "status": outcome.status, "body": outcome.body });
+        if let Some(secs) = outcome.retry_after {
+            result["retry_after"] = json!(secs);
+        }
+        out.push_str(&result.to_string());
+        out.push('\n');
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        out,
+    )
+        .into_response())
+}
+
+/// `GET /wagate/v1/messages/{id}`: where a message is (queued, pending, sent, delivered...).
+pub async fn status(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiErrorResponse> {
+    bump(&app.metrics.requests);
+    let caller = app.tenants.caller(&headers).map_err(|e| counted(&app, e))?;
+    let may_read = |number: PhoneNumberId| match &caller {
+        Caller::Admin => true,
+        Caller::Tenant(tenant) => tenant.owns(number),
+    };
+    let Some(message_id) = parse_message_id(&id) else {
+        return Err(counted(&app, no_such_object(&id)));
+    };
+    let wagate = app.wagate.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::store::StoreError>(match wagate.message(message_id)? {
+            Some(message) => Some((message.number, message_view(&message))),
+            None => wagate.queued(message_id)?.map(|record| {
+                let request = &record.submission.request;
+                (
+                    request.number,
+                    json!({
+                        "id": message_id_text(record.id),
+                        "phone_number_id": request.number.0.to_string(),
+                        "to": request.to.digits().to_string(),
+                        "status": "queued",
+                        "queued_until": record.due.unix_secs(),
+                        "reason": record.reason.name(),
+                    }),
+                )
+            }),
+        })
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            500,
+            1,
+            "An unknown error occurred",
+            e.to_string(),
+            "internal",
+        )
+    })?
+    .map_err(|e| ApiError::from(&SubmitError::Unavailable(e)))?;
+    match found {
+        Some((number, view)) if may_read(number) => Ok(reply::ok(&view)),
+        _ => Err(counted(&app, no_such_object(&id))),
+    }
+}
+
+fn message_view(message: &crate::durable::message::StoredMessage) -> Value {
+    let mut view = json!({
+        "id": message_id_text(message.id),
+        "phone_number_id": message.number.0.to_string(),
+        "to": message.to.digits().to_string(),
+        "status": message.status.name(),
+        "delivery": format!("{:?}", message.delivery).to_lowercase(),
+        "attempts": message.attempts,
+        "accepted_at": message.accepted_at.unix_secs(),
+        "send_at": message.decision.send_at.unix_secs(),
+        "category": message.decision.category.name(),
+        "price_micros": message.decision.price_micros,
+    });
+    if !message.upstream.is_empty() {
+        let field = match message.status {
+            crate::durable::message::DispatchStatus::Sent => "upstream_id",
+            _ => "error",
+        };
+        view[field] = json!(message.upstream);
+    }
+    if message.delivery_error != 0 {
+        view["error_code"] = json!(message.delivery_error);
+    }
+    view
+}

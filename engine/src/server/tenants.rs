@@ -1,0 +1,114 @@
+//! Bearer tokens to tenants, and which numbers each tenant may use.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+
+use super::config::{OnLimit, TenantConfig};
+use super::reply::unauthorized;
+use crate::cloud_api::error::ApiError;
+use crate::ids::PhoneNumberId;
+
+#[derive(Debug)]
+pub struct Tenant {
+    pub name: String,
+    pub numbers: HashSet<u64>,
+    pub on_limit: OnLimit,
+    pub callback_url: Option<String>,
+    pub callback_secret: String,
+}
+
+impl Tenant {
+    pub fn owns(&self, number: PhoneNumberId) -> bool {
+        self.numbers.contains(&number.0)
+    }
+}
+
+/// Who a request is from.
+pub enum Caller {
+    Tenant(Arc<Tenant>),
+    Admin,
+}
+
+pub struct Tenants {
+    by_token: HashMap<String, Arc<Tenant>>,
+    by_number: HashMap<u64, Arc<Tenant>>,
+    admin_token: String,
+}
+
+impl Tenants {
+    pub fn new(configs: &[TenantConfig], admin_token: &str) -> Tenants {
+        let mut by_token = HashMap::new();
+        let mut by_number = HashMap::new();
+        for config in configs {
+            let tenant = Arc::new(Tenant {
+                name: config.name.clone(),
+                numbers: config.numbers.iter().copied().collect(),
+                on_limit: config.on_limit,
+                callback_url: config.callback_url.clone(),
+                callback_secret: config.callback_secret.clone(),
+            });
+            for number in &config.numbers {
+                by_number.insert(*number, tenant.clone());
+            }
+            by_token.insert(config.token.clone(), tenant);
+        }
+        Tenants {
+            by_token,
+            by_number,
+            admin_token: admin_token.to_string(),
+        }
+    }
+
+    /// The tenant (or the admin) whose bearer token `headers` carry; 401 otherwise.
+    pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| unauthorized("an Authorization: Bearer token is required"))?;
+        if !self.admin_token.is_empty() && constant_time_eq(token, &self.admin_token) {
+            return Ok(Caller::Admin);
+        }
+        self.by_token
+            .get(token)
+            .cloned()
+            .map(Caller::Tenant)
+            .ok_or_else(|| unauthorized("the access token is not valid"))
+    }
+
+    pub fn tenant(&self, headers: &HeaderMap) -> Result<Arc<Tenant>, ApiError> {
+        match self.caller(headers)? {
+            Caller::Tenant(tenant) => Ok(tenant),
+            Caller::Admin => Err(unauthorized("the admin token cannot send; use a tenant's")),
+        }
+    }
+
+    pub fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match self.caller(headers)? {
+            Caller::Admin => Ok(()),
+            Caller::Tenant(_) => Err(ApiError::new(
+                403,
+                200,
+                "Permissions error",
+                "the admin API needs the admin token",
+                "forbidden",
+            )),
+        }
+    }
+
+    /// The tenant a number belongs to (webhooks are forwarded to it).
+    pub fn owner(&self, number: PhoneNumberId) -> Option<&Arc<Tenant>> {
+        self.by_number.get(&number.0)
+    }
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
