@@ -1,2 +1,7 @@
 //! Shared helpers for wagate's cross-crate tests. The test programs live beside this crate's
 //! manifest (`compliance_model.rs`, ...).
+
+pub mod fixture;
+pub mod meta_stub;
+pub mod process;
+pub mod web;

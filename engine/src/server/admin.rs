@@ -263,10 +263,18 @@ async fn template_status(State(app): State<App>, headers: HeaderMap, body: Body)
 }
 
 #[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConsentBody {
     phone_number_id: String,
-    to: String,
+    /// One person or many (an import): all are checked before any is changed.
+    to: OneOrMany,
     /// `opt_in`, `opt_out`, `marketing_opt_out` or `marketing_opt_in`.
     change: String,
 }
@@ -274,7 +282,14 @@ struct ConsentBody {
 async fn consent(State(app): State<App>, headers: HeaderMap, body: Body) -> Answer {
     let body: ConsentBody = admin_json(&app, &headers, body).await?;
     let number = parse_number(&body.phone_number_id)?;
-    let person = Msisdn::parse(&body.to)
+    let people = match body.to {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    };
+    let people = people
+        .iter()
+        .map(|to| Msisdn::parse(to))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(format!("to: {e}"))))?;
     let change = match body.change.as_str() {
         "opt_in" => ConsentChange::OptIn,
@@ -288,16 +303,27 @@ async fn consent(State(app): State<App>, headers: HeaderMap, body: Body) -> Answ
             .into())
         }
     };
+    if app.wagate.registry().number(number).is_none() {
+        return Err(super::reply::no_such_object(&body.phone_number_id).into());
+    }
+    let changes = people
+        .into_iter()
+        .map(|person| (number, person, change, ConsentSource::Api))
+        .collect();
     let worker = app.clone();
-    blocking(move || {
+    let changed = blocking(move || {
         worker
             .wagate
-            .consent(number, person, change, ConsentSource::Api)
-            .map_err(|e| ApiErrorResponse::from(ApiError::from(&e)))?
-            .map_err(|refusal| ApiErrorResponse::from(ApiError::from(&refusal)))
+            .consent_many(changes)
+            .map_err(|e| ApiErrorResponse::from(ApiError::from(&e)))
     })
     .await?;
-    Ok(reply::ok(&json!({ "success": true })))
+    if let Some(Err(refusal)) = changed.iter().find(|r| r.is_err()) {
+        return Err(ApiError::from(refusal).into());
+    }
+    Ok(reply::ok(
+        &json!({ "success": true, "changed": changed.len() }),
+    ))
 }
 
 async fn ledger(State(app): State<App>, headers: HeaderMap) -> Answer {

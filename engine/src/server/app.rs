@@ -72,18 +72,45 @@ async fn not_found() -> ApiErrorResponse {
     .into()
 }
 
+/// Past the limit, how much more of a body is read (and dropped) so that the client, still
+/// sending, gets the 413 rather than a reset connection.
+const DRAIN_BEYOND_LIMIT: usize = 16 << 20;
+
 /// The whole body, refused in Meta's shape when larger than `limit`.
 pub async fn read_body(body: Body, limit: usize, metrics: &Metrics) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
+    use http_body_util::BodyExt;
+
+    let too_large = |metrics: &Metrics| {
         bump(&metrics.invalid);
         ApiError::new(
             413,
             100,
             "Invalid parameter",
-            format!("the body is larger than {limit} bytes or could not be read"),
+            format!("the body is larger than {limit} bytes"),
             "body_too_large",
         )
-    })
+    };
+    let unreadable =
+        |e: axum::Error| ApiError::invalid_parameter(format!("the body could not be read: {e}"));
+    let mut body = body;
+    let mut kept = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(unreadable)?.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if seen > limit + DRAIN_BEYOND_LIMIT {
+            break;
+        }
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        }
+    }
+    if seen > limit {
+        return Err(too_large(metrics));
+    }
+    Ok(kept.freeze())
 }
 
 /// Refuses a body that does not say it is `expected`.

@@ -319,8 +319,14 @@ mod tests {
     fn the_command_line_and_environment_override_key_by_key() {
         let env = ServerConfig::env_overrides(
             [
-                ("WAGATE__HTTP__LISTEN".to_string(), "127.0.0.1:0".to_string()),
-                ("WAGATE__STORAGE__DATA_DIR".to_string(), "/tmp/x".to_string()),
+                (
+                    "WAGATE__HTTP__LISTEN".to_string(),
+                    "127.0.0.1:0".to_string(),
+                ),
+                (
+                    "WAGATE__STORAGE__DATA_DIR".to_string(),
+                    "/tmp/x".to_string(),
+                ),
                 ("PATH".to_string(), "/bin".to_string()),
             ]
             .into_iter(),

@@ -31,6 +31,8 @@ pub enum Rejected {
     Full,
     /// The server is shutting down.
     Closed,
+    /// More messages in one request than the server ever admits at once.
+    TooLarge,
 }
 
 pub struct Ingest {
@@ -75,12 +77,15 @@ impl Ingest {
 
     /// Admits `count` messages if there is room for them.
     pub fn admit(&self, count: usize) -> Result<Admission, Rejected> {
+        if count > self.max_pending {
+            return Err(Rejected::TooLarge);
+        }
         let before = self.pending.fetch_add(count, Ordering::AcqRel);
         let admission = Admission {
             pending: self.pending.clone(),
             count,
         };
-        if before + count > self.max_pending && before > 0 {
+        if before + count > self.max_pending {
             return Err(Rejected::Full);
         }
         Ok(admission)

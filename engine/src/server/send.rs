@@ -183,6 +183,19 @@ fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Parsed
 fn rejected(app: &App, why: Rejected) -> ApiErrorResponse {
     bump(&app.metrics.overloaded);
     match why {
+        Rejected::TooLarge => ApiErrorResponse(
+            ApiError::new(
+                413,
+                100,
+                "Invalid parameter",
+                format!(
+                    "more messages in one request than http.max_pending_messages ({})",
+                    app.config.http.max_pending_messages
+                ),
+                "too_many_messages",
+            ),
+            None,
+        ),
         Rejected::Full => overloaded(),
         Rejected::Closed => ApiErrorResponse(
             ApiError::new(

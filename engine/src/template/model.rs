@@ -110,11 +110,15 @@ pub struct TemplateDefinition {
     pub name: String,
     pub language: String,
     pub category: Category,
+    #[serde(default)]
     pub parameter_format: ParameterFormat,
     /// Meta allows one header; more than one is kept so the lint can name the problem.
+    #[serde(default)]
     pub headers: Vec<HeaderSpec>,
     pub body: String,
+    #[serde(default)]
     pub footer: Option<String>,
+    #[serde(default)]
     pub buttons: Vec<ButtonSpec>,
 }
 

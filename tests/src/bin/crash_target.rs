@@ -148,7 +148,10 @@ fn answer(key: &str, result: Result<SubmitResult, wagate::durable::SubmitError>)
                 u8::from(accepted.new_unique_recipient)
             )
         }
-        Ok(SubmitResult::Deferred { .. }) => format!("DEFER {key}\n"),
+        // The crash target never asks to queue.
+        Ok(SubmitResult::Deferred { .. }) | Ok(SubmitResult::Queued { .. }) => {
+            format!("DEFER {key}\n")
+        }
         Ok(SubmitResult::Refused { name, .. }) => format!("REFUSE {key} {name}\n"),
         Err(error) => format!("ERR {key} {}\n", error.to_string().replace('\n', " ")),
     }

@@ -1,0 +1,306 @@
+//! One wagate server for a test: its own data directory, a Meta stand-in it dispatches to, a
+//! tenant webhook receiver it forwards to, two tenants and an admin token.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::meta_stub::Stub;
+use crate::process::WagateProcess;
+use crate::web::{Answer, Web};
+
+pub const ADMIN: &str = "admin-token-0123456789";
+/// Tenant alpha owns `NUMBER_A` and has a callback (the sink).
+pub const ALPHA: &str = "alpha-token-0123456789";
+/// Tenant beta owns `NUMBER_B`.
+pub const BETA: &str = "beta-token-01234567890";
+pub const NUMBER_A: u64 = 1001;
+pub const NUMBER_B: u64 = 2001;
+pub const APP_SECRET: &str = "meta-app-secret-for-tests";
+pub const CALLBACK_SECRET: &str = "alpha-callback-secret";
+pub const META_TOKEN: &str = "meta-access-token";
+pub const START_UNIX: u64 = 1_767_225_600;
+
+pub struct Fixture {
+    pub dir: PathBuf,
+    pub meta: Stub,
+    pub sink: Stub,
+    pub web: Web,
+    pub wagate: Option<WagateProcess>,
+    extra: String,
+}
+
+/// A data directory of its own for each test.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wagate-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating the test directory");
+    dir
+}
+
+/// HMAC-SHA256 of `body`, as Meta's `X-Hub-Signature-256` header spells it. Written here
+/// from the hmac crate directly, so the server's own signing code is not checking itself.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+impl Fixture {
+    /// Starts wagate with a manual clock; `extra` is appended to the config (TOML).
+    pub async fn start(name: &str, extra: &str) -> Result<Fixture> {
+        let mut fixture = Fixture {
+            dir: fresh_dir(name),
+            meta: Stub::start().await?,
+            sink: Stub::start().await?,
+            web: Web::default(),
+            wagate: None,
+            extra: extra.to_string(),
+        };
+        fixture.restart()?;
+        Ok(fixture)
+    }
+
+    fn config(&self) -> String {
+        format!(
+            r#"
+[storage]
+data_dir = "{data}"
+
+[clock]
+mode = "manual"
+start_unix_secs = {START_UNIX}
+
+[meta]
+base_url = "{meta}"
+api_version = "v23.0"
+access_token = "{META_TOKEN}"
+app_secret = "{APP_SECRET}"
+verify_token = "verify-me"
+request_timeout_ms = 5000
+
+[admin]
+token = "{ADMIN}"
+
+[[tenants]]
+name = "alpha"
+token = "{ALPHA}"
+numbers = [{NUMBER_A}]
+callback_url = "{sink}/hook"
+callback_secret = "{CALLBACK_SECRET}"
+
+[[tenants]]
+name = "beta"
+token = "{BETA}"
+numbers = [{NUMBER_B}]
+
+[[numbers]]
+id = {NUMBER_A}
+account = 1
+portfolio = 1
+throughput_mps = 1000
+
+[[numbers]]
+id = {NUMBER_B}
+account = 2
+portfolio = 2
+throughput_mps = 1000
+{extra}
+"#,
+            data = self.dir.join("data").display(),
+            meta = self.meta.url(),
+            sink = self.sink.url(),
+            extra = self.extra,
+        )
+    }
+
+    /// (Re)starts the server process on the same data directory.
+    pub fn restart(&mut self) -> Result<()> {
+        let path = self.dir.join("wagate.toml");
+        std::fs::write(&path, self.config())?;
+        self.wagate = Some(WagateProcess::start(&path)?);
+        Ok(())
+    }
+
+    pub fn server(&self) -> &WagateProcess {
+        self.wagate.as_ref().expect("the server is running")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.server().url(path)
+    }
+
+    /// Stops the server with SIGTERM; fails unless it exits cleanly.
+    pub fn stop(&mut self) -> Result<()> {
+        let status = self.wagate.take().expect("running").stop()?;
+        if !status.success() {
+            bail!("wagate exited with {status}");
+        }
+        Ok(())
+    }
+
+    pub async fn admin(&self, path: &str, body: Value) -> Result<Answer> {
+        self.web.post(&self.url(path), ADMIN, &body, &[]).await
+    }
+
+    pub async fn opt_in(&self, number: u64, people: &[String]) -> Result<()> {
+        let answer = self
+            .admin(
+                "/wagate/admin/contacts/consent",
+                json!({ "phone_number_id": number.to_string(), "to": people, "change": "opt_in" }),
+            )
+            .await?;
+        if answer.status != 200 {
+            bail!("opt-in failed: {}", answer.text());
+        }
+        Ok(())
+    }
+
+    /// Creates a template of account 1 and moves it to `approved`.
+    pub async fn approved_template(&self, name: &str, category: &str, body: &str) -> Result<()> {
+        let created = self
+            .admin(
+                "/wagate/admin/templates",
+                json!({ "account": 1, "name": name, "language": "en_US",
+                        "category": category, "body": body }),
+            )
+            .await?;
+        if created.status != 200 {
+            bail!("template creation failed: {}", created.text());
+        }
+        for status in ["in_review", "approved"] {
+            self.template_status(name, status).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn template_status(&self, name: &str, status: &str) -> Result<Answer> {
+        self.admin(
+            "/wagate/admin/templates/status",
+            json!({ "account": 1, "name": name, "language": "en_US", "status": status }),
+        )
+        .await
+    }
+
+    pub async fn send(
+        &self,
+        token: &str,
+        number: u64,
+        request: &Value,
+        extra: &[(&str, &str)],
+    ) -> Result<Answer> {
+        self.web
+            .post(
+                &self.url(&format!("/v23.0/{number}/messages")),
+                token,
+                request,
+                extra,
+            )
+            .await
+    }
+
+    /// POSTs `body` as Meta would, signed with `signature` (the right one when `None`).
+    pub async fn meta_webhook(
+        &self,
+        body: &Value,
+        signature_header: Option<&str>,
+    ) -> Result<Answer> {
+        let bytes = body.to_string();
+        let right = signature(APP_SECRET, bytes.as_bytes());
+        let header = signature_header.unwrap_or(&right);
+        self.web
+            .request(
+                hyper::Method::POST,
+                &self.url("/webhooks/meta"),
+                &[
+                    ("content-type", "application/json"),
+                    ("x-hub-signature-256", header),
+                ],
+                bytes,
+            )
+            .await
+    }
+
+    pub async fn message(&self, token: &str, id: &str) -> Result<Answer> {
+        self.web
+            .get(&self.url(&format!("/wagate/v1/messages/{id}")), token)
+            .await
+    }
+
+    /// Waits until the message's state satisfies `done` (the server works asynchronously).
+    pub async fn wait_message(
+        &self,
+        id: &str,
+        limit: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let view = self.message(ADMIN, id).await?.json();
+            if done(&view) {
+                return Ok(view);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("message {id} did not get there within {limit:?}: {view}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+pub fn person(i: u64) -> String {
+    format!("+1650555{i:04}")
+}
+
+pub fn text_send(to: &str, body: &str) -> Value {
+    json!({ "messaging_product": "whatsapp", "to": to, "type": "text", "text": { "body": body } })
+}
+
+pub fn template_send(to: &str, name: &str, params: &[&str]) -> Value {
+    let parameters: Vec<Value> = params
+        .iter()
+        .map(|p| json!({ "type": "text", "text": p }))
+        .collect();
+    json!({
+        "messaging_product": "whatsapp", "to": to, "type": "template",
+        "template": { "name": name, "language": { "code": "en_US" },
+                      "components": [{ "type": "body", "parameters": parameters }] }
+    })
+}
+
+/// Meta's `messages` webhook with one status.
+pub fn status_webhook(number: u64, wamid: &str, status: &str, recipient: &str) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "1", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550001001", "phone_number_id": number.to_string() },
+            "statuses": [{ "id": wamid, "status": status, "timestamp": START_UNIX.to_string(),
+                           "recipient_id": recipient }]
+        }}]}]
+    })
+}
+
+/// Meta's `messages` webhook with one inbound text.
+pub fn inbound_webhook(number: u64, wamid: &str, from: &str, text: &str) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "1", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550001001", "phone_number_id": number.to_string() },
+            "contacts": [{ "profile": { "name": "Ada" }, "wa_id": from }],
+            "messages": [{ "from": from, "id": wamid, "timestamp": START_UNIX.to_string(),
+                           "type": "text", "text": { "body": text } }]
+        }}]}]
+    })
+}

@@ -1,0 +1,153 @@
+//! A local stand-in for Meta's Cloud API (what wagate dispatches to) and for a tenant's
+//! webhook receiver (what wagate forwards to): real HTTP servers on loopback that record
+//! every request and answer as scripted.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// One request the stub received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// What the stub answers next: scripted answers first, then success.
+#[derive(Debug, Clone)]
+pub struct Scripted {
+    pub status: u16,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Shared {
+    received: Mutex<Vec<Received>>,
+    script: Mutex<VecDeque<Scripted>>,
+    arrived: Notify,
+}
+
+/// The server; it runs until the test's runtime ends.
+#[derive(Clone)]
+pub struct Stub {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl Stub {
+    pub async fn start() -> Result<Stub> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::default());
+        let serving = shared.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let shared = serving.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| answer(shared.clone(), request));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Stub { addr, shared })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answers the next requests with these, in order, before going back to success.
+    pub fn script(&self, answers: impl IntoIterator<Item = Scripted>) {
+        self.shared.script.lock().unwrap().extend(answers);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `count` requests arrived (or fails after `limit`).
+    pub async fn wait_for(&self, count: usize, limit: Duration) -> Result<Vec<Received>> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let arrived = self.shared.arrived.notified();
+            let received = self.received();
+            if received.len() >= count {
+                return Ok(received);
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                bail!(
+                    "{} requests arrived within {limit:?}, expected {count}",
+                    self.received().len()
+                );
+            }
+        }
+    }
+}
+
+async fn answer(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let path = request.uri().path().to_string();
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = request.into_body().collect().await?.to_bytes();
+    let scripted = shared.script.lock().unwrap().pop_front();
+    let (status, reply) = {
+        let mut received = shared.received.lock().unwrap();
+        let n = received.len();
+        received.push(Received {
+            path,
+            headers,
+            body,
+        });
+        match scripted {
+            Some(s) => (s.status, s.body),
+            None => (
+                200,
+                json!({
+                    "messaging_product": "whatsapp",
+                    "messages": [{ "id": format!("wamid.stub.{n}") }],
+                }),
+            ),
+        }
+    };
+    shared.arrived.notify_waiters();
+    Ok(Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(reply.to_string())))
+        .expect("a valid response"))
+}
