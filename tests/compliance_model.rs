@@ -519,6 +519,7 @@ impl Harness {
                     portfolio: PortfolioId(1),
                     tier: None,
                     throughput_mps: Some(1_000),
+                    display_phone_number: None,
                 })
                 .unwrap();
         }

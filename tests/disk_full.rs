@@ -104,6 +104,7 @@ fn a_full_disk_stops_acceptance_and_loses_nothing_acknowledged() {
             portfolio: PortfolioId(1),
             tier: Some("TIER_100K".into()),
             throughput_mps: Some(1_000),
+            display_phone_number: None,
         })
         .unwrap();
     wagate

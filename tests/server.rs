@@ -674,3 +674,180 @@ async fn a_template_meta_paused_is_refused_with_132015_until_the_pause_ends() ->
     assert_eq!(after.status, 200, "{}", after.text());
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn number_and_account_news_from_meta_change_limits_and_restrictions() -> Result<()> {
+    let mut f = Fixture::start("number-news", "").await?;
+    let usage_url = f.url(&format!("/wagate/admin/numbers/{NUMBER_A}/usage"));
+    let news = |event: &str, limit: &str| {
+        account_webhook(
+            "phone_number_quality_update",
+            json!({ "display_phone_number": DISPLAY_A.to_string(), "event": event,
+                    "current_limit": limit }),
+        )
+    };
+    assert_eq!(
+        f.meta_webhook(&news("FLAGGED", "TIER_1K"), None)
+            .await?
+            .json()["applied"],
+        1
+    );
+    let usage = f.web.get(&usage_url, ADMIN).await?.json();
+    assert_eq!(usage["quality"], "RED");
+    assert!(usage["flagged_since"].is_u64(), "{usage}");
+    assert_eq!(
+        f.meta_webhook(&news("UNFLAGGED", "TIER_1K"), None)
+            .await?
+            .json()["applied"],
+        1
+    );
+    assert_eq!(
+        f.meta_webhook(&news("UPGRADE", "TIER_10K"), None)
+            .await?
+            .json()["applied"],
+        1
+    );
+    let usage = f.web.get(&usage_url, ADMIN).await?.json();
+    assert_eq!(
+        (usage["tier"].clone(), usage["limit_24h"].clone()),
+        (json!("TIER_10K"), json!(10_000))
+    );
+    assert_eq!(usage["quality"], "GREEN");
+    let stranger = account_webhook(
+        "phone_number_quality_update",
+        json!({ "display_phone_number": "15559999999", "event": "FLAGGED" }),
+    );
+    assert_eq!(f.meta_webhook(&stranger, None).await?.json()["ignored"], 1);
+
+    // The account is disabled: its numbers stop business-initiated sends until reinstated.
+    let to = person(5);
+    f.opt_in(NUMBER_A, std::slice::from_ref(&to)).await?;
+    f.approved_template(
+        "order_update",
+        "utility",
+        "Hello {{1}}, your order shipped.",
+    )
+    .await?;
+    let request = template_send(&to, "order_update", &["Ada"]);
+    let ban = |state: &str| {
+        account_webhook(
+            "account_update",
+            json!({ "event": "DISABLED_UPDATE", "ban_info": { "waba_ban_state": state,
+                    "waba_ban_date": "2026-01-02" } }),
+        )
+    };
+    assert_eq!(
+        f.meta_webhook(&ban("DISABLE"), None).await?.json()["applied"],
+        1
+    );
+    let blocked = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &request,
+            &[("x-wagate-on-limit", "refuse")],
+        )
+        .await?;
+    assert_eq!(
+        (blocked.status, blocked.code()),
+        (429, Some(368)),
+        "{}",
+        blocked.text()
+    );
+    assert!(f.web.get(&usage_url, ADMIN).await?.json()["restricted_until"].is_u64());
+    assert_eq!(
+        f.meta_webhook(&ban("REINSTATE"), None).await?.json()["applied"],
+        1
+    );
+    let sent = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    assert_eq!(sent.json()["messages"][0]["message_status"], "accepted");
+    // Another account's numbers were not touched.
+    let other = f
+        .web
+        .get(
+            &f.url(&format!("/wagate/admin/numbers/{NUMBER_B}/usage")),
+            ADMIN,
+        )
+        .await?
+        .json();
+    assert_eq!(other["tier"], "TIER_1K");
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_upstream_errors_are_retried_and_permanent_ones_recorded() -> Result<()> {
+    use wagate_tests::meta_stub::Scripted;
+    let mut f = Fixture::start("retries", "").await?;
+    let (first, second) = (person(1), person(2));
+    f.opt_in(NUMBER_A, &[first.clone(), second.clone()]).await?;
+    f.approved_template(
+        "order_update",
+        "utility",
+        "Hello {{1}}, your order shipped.",
+    )
+    .await?;
+    let meta_error = |code: u32| {
+        json!({ "error": { "message": "(#x) from the stand-in", "type": "OAuthException",
+                           "code": code, "fbtrace_id": "stub" } })
+    };
+    f.meta.script([
+        Scripted {
+            status: 503,
+            body: json!({}),
+        },
+        Scripted {
+            status: 400,
+            body: meta_error(130_429),
+        },
+    ]);
+    let answer = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &template_send(&first, "order_update", &["Ada"]),
+            &[],
+        )
+        .await?;
+    let id = id_of(&answer);
+    f.meta.wait_for(1, WAIT).await?;
+    // Backoff is on wagate's clock (manual here): 2 s after the first failure, 4 after the second.
+    f.wait_message(&id, WAIT, |v| {
+        v["status"] == "pending" && v["attempts"] == 1
+    })
+    .await?;
+    f.admin("/wagate/admin/clock", json!({ "advance_secs": 3 }))
+        .await?;
+    f.meta.wait_for(2, WAIT).await?;
+    f.wait_message(&id, WAIT, |v| {
+        v["status"] == "pending" && v["attempts"] == 2
+    })
+    .await?;
+    f.admin("/wagate/admin/clock", json!({ "advance_secs": 5 }))
+        .await?;
+    let view = f.wait_message(&id, WAIT, |v| v["status"] == "sent").await?;
+    assert_eq!(view["attempts"], 3);
+    assert_eq!(f.meta.received().len(), 3);
+
+    f.meta.script([Scripted {
+        status: 400,
+        body: meta_error(131_026),
+    }]);
+    let answer = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &template_send(&second, "order_update", &["Bo"]),
+            &[],
+        )
+        .await?;
+    let view = f
+        .wait_message(&id_of(&answer), WAIT, |v| v["status"] == "failed")
+        .await?;
+    assert_eq!(view["attempts"], 1);
+    assert!(
+        view["error"].as_str().unwrap_or("").contains("131026"),
+        "{view}"
+    );
+    f.stop()
+}

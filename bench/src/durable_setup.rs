@@ -59,6 +59,7 @@ pub fn install(wagate: &Wagate) -> anyhow::Result<()> {
             portfolio: PortfolioId(1),
             tier: Some("TIER_100K".into()),
             throughput_mps: Some(1_000),
+            display_phone_number: None,
         })?;
     }
     wagate.submit_template(TemplateDefinition::new(

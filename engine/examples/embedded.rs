@@ -57,6 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             portfolio: PortfolioId(1),
             tier: None,
             throughput_mps: None,
+            display_phone_number: None,
         })?;
         let findings = wagate.submit_template(TemplateDefinition::new(
             account,

@@ -136,6 +136,7 @@ fn simulate(args: &[String]) -> Result<()> {
         portfolio: PortfolioId(1),
         tier: None,
         throughput_mps: Some(1_000),
+        display_phone_number: None,
     })?;
     let (_, findings) = registry.submit_template(
         TemplateDefinition::new(

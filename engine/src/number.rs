@@ -22,6 +22,9 @@ pub struct NumberSnapshot {
     pub quality: Quality,
     pub restricted_until: Secs,
     pub throughput_mps: u32,
+    /// Digits of the display number; 0 when not given.
+    #[serde(default)]
+    pub display: u64,
 }
 
 #[derive(Debug)]
@@ -34,6 +37,8 @@ pub struct NumberState {
     /// Where its unique recipients are counted (itself, or its portfolio).
     pub scope: Arc<LimitScope>,
     pub throughput: ThroughputScheduler,
+    /// Digits of the display number; 0 when not given.
+    pub display: u64,
     quality: AtomicU8,
     restricted_until: AtomicU32,
 }
@@ -46,6 +51,7 @@ impl NumberState {
         portfolio: PortfolioId,
         scope: Arc<LimitScope>,
         throughput_mps: u32,
+        display: u64,
     ) -> NumberState {
         NumberState {
             id,
@@ -54,6 +60,7 @@ impl NumberState {
             portfolio,
             scope,
             throughput: ThroughputScheduler::new(throughput_mps),
+            display,
             quality: AtomicU8::new(Quality::Unknown as u8),
             restricted_until: AtomicU32::new(0),
         }
@@ -68,6 +75,7 @@ impl NumberState {
             quality: self.quality(),
             restricted_until: self.restricted_until(),
             throughput_mps: self.throughput.messages_per_second(),
+            display: self.display,
         }
     }
 

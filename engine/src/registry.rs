@@ -10,7 +10,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use crate::clock::Secs;
-use crate::ids::{AccountId, PhoneNumberId, PortfolioId};
+use crate::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
 use crate::number::{NumberSnapshot, NumberState};
 use crate::profile::{LimitScopeKind, Profile};
 use crate::quality::Quality;
@@ -54,6 +54,8 @@ pub struct NumberRegistration {
     pub tier: Option<String>,
     /// Messages per second; the profile's default when `None`.
     pub throughput_mps: Option<u32>,
+    /// The number as people see it: Meta's number-level webhooks name it only this way.
+    pub display_phone_number: Option<Msisdn>,
 }
 
 #[derive(Debug)]
@@ -61,6 +63,8 @@ pub struct Registry {
     profile: Arc<Profile>,
     shards: usize,
     numbers: DashMap<PhoneNumberId, Arc<NumberState>>,
+    /// Display numbers (digits) to ids, for Meta's `phone_number_quality_update`.
+    by_display: DashMap<u64, PhoneNumberId>,
     portfolios: DashMap<PortfolioId, Arc<LimitScope>>,
     templates: DashMap<u64, Vec<Arc<Template>>>,
     next_index: AtomicU32,
@@ -75,6 +79,7 @@ impl Registry {
             profile,
             shards,
             numbers: DashMap::new(),
+            by_display: DashMap::new(),
             portfolios: DashMap::new(),
             templates: DashMap::new(),
             next_index: AtomicU32::new(0),
@@ -142,6 +147,7 @@ impl Registry {
         if let (Some(tier), LimitScopeKind::Portfolio) = (tier, self.profile.limit_scope) {
             scope.set_tier(tier);
         }
+        let display = registration.display_phone_number.map_or(0, Msisdn::digits);
         let number = Arc::new(NumberState::new(
             registration.id,
             index,
@@ -149,8 +155,12 @@ impl Registry {
             registration.portfolio,
             scope,
             throughput,
+            display,
         ));
         entry.insert(number.clone());
+        if display != 0 {
+            self.by_display.insert(display, registration.id);
+        }
         self.bump();
         Ok(number)
     }
@@ -235,7 +245,11 @@ impl Registry {
             number.portfolio,
             limit_scope,
             number.throughput_mps,
+            number.display,
         ));
+        if number.display != 0 {
+            self.by_display.insert(number.display, number.id);
+        }
         state.store_quality(number.quality);
         state.restrict_until(number.restricted_until);
         self.numbers.insert(number.id, state.clone());
@@ -271,6 +285,12 @@ impl Registry {
 
     fn require_number(&self, id: PhoneNumberId) -> Result<Arc<NumberState>, RegistryError> {
         self.number(id).ok_or(RegistryError::UnknownNumber(id))
+    }
+
+    /// The number whose display number is `display` (as Meta's number webhooks name it).
+    pub fn number_by_display(&self, display: Msisdn) -> Option<Arc<NumberState>> {
+        let id = *self.by_display.get(&display.digits())?;
+        self.number(id)
     }
 
     pub fn numbers(&self) -> Vec<Arc<NumberState>> {

@@ -191,6 +191,7 @@ impl Workload {
                 portfolio: PortfolioId(1),
                 tier: Some(self.spec.tiers[n as usize % self.spec.tiers.len()].clone()),
                 throughput_mps: Some(self.spec.throughput_mps),
+                display_phone_number: None,
             })?;
         }
         for (name, category) in TEMPLATES {

@@ -20,6 +20,8 @@ pub const ALPHA: &str = "alpha-token-0123456789";
 pub const BETA: &str = "beta-token-01234567890";
 pub const NUMBER_A: u64 = 1001;
 pub const NUMBER_B: u64 = 2001;
+/// How people (and Meta's number webhooks) know `NUMBER_A`.
+pub const DISPLAY_A: u64 = 15_550_001_001;
 pub const APP_SECRET: &str = "meta-app-secret-for-tests";
 pub const CALLBACK_SECRET: &str = "alpha-callback-secret";
 pub const META_TOKEN: &str = "meta-access-token";
@@ -109,6 +111,7 @@ id = {NUMBER_A}
 account = 1
 portfolio = 1
 throughput_mps = 1000
+display_phone_number = "+{DISPLAY_A}"
 
 [[numbers]]
 id = {NUMBER_B}
@@ -302,5 +305,13 @@ pub fn inbound_webhook(number: u64, wamid: &str, from: &str, text: &str) -> Valu
             "messages": [{ "from": from, "id": wamid, "timestamp": START_UNIX.to_string(),
                            "type": "text", "text": { "body": text } }]
         }}]}]
+    })
+}
+
+/// A webhook with one change of `field` for account (WABA) 1.
+pub fn account_webhook(field: &str, value: Value) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "1", "changes": [{ "field": field, "value": value }] }]
     })
 }

@@ -10,6 +10,8 @@ use super::message::{Delivery, StoredMessage};
 use super::wagate::Wagate;
 use super::SubmitError;
 use crate::events::FailureEffect;
+use crate::ids::{AccountId, Msisdn};
+use crate::quality::Quality;
 use crate::store::keys::{idempotency_key, message_key};
 use crate::store::{Batch, Family};
 use crate::webhooks::events::{DeliveryStatus, WebhookEvent};
@@ -125,6 +127,57 @@ impl Wagate {
         Ok(true)
     }
 
+    /// `phone_number_quality_update`: flags, tier changes and throughput upgrades of the number
+    /// registered with that display number. False when it is not known or nothing applies.
+    fn number_news(&self, display: &str, event: &str, current_limit: Option<&str>) -> bool {
+        let Some(number) = Msisdn::parse(display)
+            .ok()
+            .and_then(|d| self.registry().number_by_display(d))
+        else {
+            return false;
+        };
+        let id = number.id;
+        match event {
+            "FLAGGED" => self.set_number_quality(id, Quality::Red).is_ok(),
+            "UNFLAGGED" => self.set_number_quality(id, Quality::Green).is_ok(),
+            "UPGRADE" | "DOWNGRADE" => {
+                current_limit.is_some_and(|tier| self.set_tier(id, tier).is_ok())
+            }
+            "THROUGHPUT_UPGRADE" => {
+                let max = self.registry().profile().pacing.max_throughput_mps;
+                self.set_throughput(id, max).is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// `account_update`: a restriction of business-initiated messaging or a disabled account
+    /// restricts every number of the account; a reinstatement lifts it.
+    fn account_news(&self, account: AccountId, event: &str, detail: &str) -> bool {
+        let restrict = match (event, detail) {
+            ("ACCOUNT_RESTRICTION", d) if d.contains("RESTRICTED_BIZ_INITIATED_MESSAGING") => true,
+            ("DISABLED_UPDATE", "DISABLE") => true,
+            ("DISABLED_UPDATE", "REINSTATE") => false,
+            _ => return false,
+        };
+        let numbers: Vec<_> = self
+            .registry()
+            .numbers()
+            .into_iter()
+            .filter(|n| n.account == account)
+            .map(|n| n.id)
+            .collect();
+        let mut applied = false;
+        for id in numbers {
+            applied |= if restrict {
+                self.restrict_number(id).is_ok()
+            } else {
+                self.lift_restriction(id).is_ok()
+            };
+        }
+        applied
+    }
+
     /// Applies the events of one webhook POST (already authenticated), each once.
     pub fn apply_webhook(&self, events: Vec<WebhookEvent>) -> Result<WebhookReport, SubmitError> {
         let mut report = WebhookReport::default();
@@ -188,11 +241,17 @@ impl Wagate {
                 } => self
                     .set_template_quality(account, &name, &language, quality)
                     .is_ok(),
-                // Numbers are not registered by display number yet (the server's admin API
-                // will map them), so their quality news cannot be placed.
-                WebhookEvent::NumberQuality { .. }
-                | WebhookEvent::AccountUpdate { .. }
-                | WebhookEvent::Ignored { .. } => false,
+                WebhookEvent::NumberQuality {
+                    display_phone_number,
+                    event,
+                    current_limit,
+                } => self.number_news(&display_phone_number, &event, current_limit.as_deref()),
+                WebhookEvent::AccountUpdate {
+                    account,
+                    event,
+                    detail,
+                } => self.account_news(account, &event, &detail),
+                WebhookEvent::Ignored { .. } => false,
             };
             if let Some(identity) = &identity {
                 self.remember(identity)?;

@@ -113,16 +113,43 @@ struct NumberBody {
     tier: Option<String>,
     #[serde(default)]
     throughput_mps: Option<u32>,
+    #[serde(default)]
+    display_phone_number: Option<String>,
+    /// `GREEN`, `YELLOW`, `RED` or `UNKNOWN` (the default).
+    #[serde(default)]
+    quality: Option<String>,
 }
 
 async fn register_number(State(app): State<App>, headers: HeaderMap, body: Body) -> Answer {
     let body: NumberBody = admin_json(&app, &headers, body).await?;
+    let display = body
+        .display_phone_number
+        .as_deref()
+        .map(Msisdn::parse)
+        .transpose()
+        .map_err(|e| {
+            ApiErrorResponse::from(ApiError::invalid_parameter(format!(
+                "display_phone_number: {e}"
+            )))
+        })?;
+    let quality = body
+        .quality
+        .as_deref()
+        .map(|q| {
+            Quality::parse_meta(q).ok_or_else(|| {
+                ApiErrorResponse::from(ApiError::invalid_parameter(
+                    "quality must be GREEN, YELLOW, RED or UNKNOWN",
+                ))
+            })
+        })
+        .transpose()?;
     let registration = NumberRegistration {
         id: PhoneNumberId(body.id),
         account: AccountId(body.account),
         portfolio: PortfolioId(body.portfolio),
         tier: body.tier,
         throughput_mps: body.throughput_mps,
+        display_phone_number: display,
     };
     let worker = app.clone();
     let usage = blocking(move || {
@@ -130,6 +157,12 @@ async fn register_number(State(app): State<App>, headers: HeaderMap, body: Body)
             .wagate
             .register_number(registration)
             .map_err(admin_error)?;
+        if let Some(quality) = quality {
+            worker
+                .wagate
+                .set_number_quality(number.id, quality)
+                .map_err(admin_error)?;
+        }
         worker
             .upstream
             .set_throughput(number.id.0, number.throughput.messages_per_second());

@@ -153,6 +153,9 @@ pub struct NumberSeed {
     pub tier: Option<String>,
     #[serde(default)]
     pub throughput_mps: Option<u32>,
+    /// The number as people see it (E.164); Meta's number webhooks name it this way.
+    #[serde(default)]
+    pub display_phone_number: Option<String>,
 }
 
 impl Default for HttpConfig {

@@ -76,6 +76,11 @@ pub async fn receive(
         )
     })?
     .map_err(|e| ApiError::from(&e))?;
+    // Meta may have raised a number's throughput: the upstream paces at the registry's rate.
+    for number in app.wagate.registry().numbers() {
+        app.upstream
+            .set_throughput_if_changed(number.id.0, number.throughput.messages_per_second());
+    }
     for _ in 0..report.applied {
         bump(&app.metrics.webhooks_applied);
     }

@@ -92,6 +92,12 @@ fn open_engine(
         if wagate.registry().number(id).is_some() {
             continue;
         }
+        let display = seed
+            .display_phone_number
+            .as_deref()
+            .map(crate::ids::Msisdn::parse)
+            .transpose()
+            .map_err(|e| ServeError::Seed(seed.id, format!("display_phone_number: {e}")))?;
         wagate
             .register_number(NumberRegistration {
                 id,
@@ -99,6 +105,7 @@ fn open_engine(
                 portfolio: PortfolioId(seed.portfolio),
                 tier: seed.tier.clone(),
                 throughput_mps: seed.throughput_mps,
+                display_phone_number: display,
             })
             .map_err(|e| ServeError::Seed(seed.id, e.to_string()))?;
     }

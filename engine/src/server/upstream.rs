@@ -42,6 +42,7 @@ const RETRYABLE_CODES: &[u64] = &[
 pub const DEFAULT_MPS: u32 = 80;
 
 struct NumberLane {
+    mps: u32,
     rate: DefaultDirectRateLimiter,
     in_flight: Semaphore,
 }
@@ -78,6 +79,7 @@ impl MetaUpstream {
     fn lane(per_number: usize, mps: u32) -> Arc<NumberLane> {
         let mps = NonZeroU32::new(mps.max(1)).expect("at least one");
         Arc::new(NumberLane {
+            mps: mps.get(),
             // A burst of one second's worth at most: Meta counts per second.
             rate: RateLimiter::direct(Quota::per_second(mps)),
             in_flight: Semaphore::new(per_number),
@@ -87,6 +89,13 @@ impl MetaUpstream {
     /// Paces `number` at `mps` from now on (registration, a throughput change).
     pub fn set_throughput(&self, number: u64, mps: u32) {
         self.lanes.insert(number, Self::lane(self.per_number, mps));
+    }
+
+    /// Like [`MetaUpstream::set_throughput`], but keeps the bucket when the rate is the same.
+    pub fn set_throughput_if_changed(&self, number: u64, mps: u32) {
+        if self.lanes.get(&number).is_none_or(|lane| lane.mps != mps) {
+            self.set_throughput(number, mps);
+        }
     }
 
     fn lane_for(&self, number: u64) -> Arc<NumberLane> {

@@ -62,13 +62,15 @@ pub enum WebhookEvent {
         event: String,
         current_limit: Option<String>,
     },
+    /// Account-level news. `detail`: the ban state of `DISABLED_UPDATE` (`DISABLE`,
+    /// `REINSTATE`, ...) or the restriction types of `ACCOUNT_RESTRICTION`, comma-separated.
     AccountUpdate {
+        account: AccountId,
         event: String,
+        detail: String,
     },
     /// A field or a value wagate does not act on.
-    Ignored {
-        field: String,
-    },
+    Ignored { field: String },
 }
 
 fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
@@ -262,9 +264,22 @@ fn change(
             event: text(value, "event").unwrap_or_default().to_string(),
             current_limit: text(value, "current_limit").map(str::to_string),
         }),
-        "account_update" => events.push(WebhookEvent::AccountUpdate {
-            event: text(value, "event").unwrap_or_default().to_string(),
-        }),
+        "account_update" => {
+            let restrictions: Vec<&str> = items(value, "restriction_info")
+                .iter()
+                .filter_map(|r| text(r, "restriction_type"))
+                .collect();
+            let detail = value
+                .get("ban_info")
+                .and_then(|b| text(b, "waba_ban_state"))
+                .map(str::to_string)
+                .unwrap_or_else(|| restrictions.join(","));
+            events.push(WebhookEvent::AccountUpdate {
+                account,
+                event: text(value, "event").unwrap_or_default().to_string(),
+                detail,
+            })
+        }
         other => events.push(WebhookEvent::Ignored {
             field: other.to_string(),
         }),

@@ -69,6 +69,7 @@ impl Fixture {
                 portfolio,
                 tier: None,
                 throughput_mps: Some(1_000),
+                display_phone_number: None,
             })
             .unwrap();
     }

@@ -98,6 +98,7 @@ fn set_up(wagate: &Wagate) -> Result<()> {
                 portfolio: PortfolioId(1),
                 tier: Some("TIER_1K".into()),
                 throughput_mps: Some(1_000),
+                display_phone_number: None,
             })?;
         }
     }
