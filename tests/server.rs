@@ -366,9 +366,15 @@ async fn webhooks_with_a_bad_signature_change_nothing() -> Result<()> {
         .await?;
     assert_eq!(reply.code(), Some(131_047), "the window is still closed");
 
+    let contact_url = f.url(&format!("/wagate/admin/contacts/{NUMBER_A}/{to}"));
+    let contact = f.web.get(&contact_url, ADMIN).await?.json();
+    assert_eq!(contact["window_open"], false, "{contact}");
     let good = f.meta_webhook(&inbound, None).await?;
     assert_eq!(good.status, 200, "{}", good.text());
     assert_eq!(good.json()["applied"], 1);
+    let contact = f.web.get(&contact_url, ADMIN).await?.json();
+    assert_eq!(contact["window_open"], true, "{contact}");
+    assert_eq!(contact["window_until"], START_UNIX + 86_400);
     let reply = f
         .send(ALPHA, NUMBER_A, &text_send(&to, "thanks"), &[])
         .await?;
@@ -398,6 +404,21 @@ async fn webhooks_with_a_bad_signature_change_nothing() -> Result<()> {
     let after = f.send(ALPHA, NUMBER_A, &template, &[]).await?;
     assert_eq!(after.code(), Some(470_001), "{}", after.text());
     assert_eq!(after.json()["error"]["wagate_reason"], "opted_out");
+    let contact = f
+        .web
+        .get(
+            &f.url(&format!("/wagate/admin/contacts/{NUMBER_A}/{member}")),
+            ADMIN,
+        )
+        .await?
+        .json();
+    assert_eq!(
+        (
+            contact["opted_out"].clone(),
+            contact["consent_source"].clone()
+        ),
+        (json!(true), json!("keyword"))
+    );
     f.stop()
 }
 
@@ -849,5 +870,301 @@ async fn transient_upstream_errors_are_retried_and_permanent_ones_recorded() -> 
         view["error"].as_str().unwrap_or("").contains("131026"),
         "{view}"
     );
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_sends_unary_and_streamed_with_the_same_rules_and_answers() -> Result<()> {
+    use wagate::server::grpc::proto::messaging_client::MessagingClient;
+    use wagate::server::grpc::proto::SendRequest;
+
+    let mut f = Fixture::start("grpc", "").await?;
+    let people: Vec<String> = (1..=60).map(person).collect();
+    f.opt_in(NUMBER_A, &people).await?;
+    f.approved_template(
+        "order_update",
+        "utility",
+        "Hello {{1}}, your order shipped.",
+    )
+    .await?;
+    let channel = tonic::transport::Channel::from_shared(f.server().grpc.clone())?
+        .connect()
+        .await?;
+    let mut client = MessagingClient::new(channel);
+    let authorised = |message: SendRequest| {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {ALPHA}").parse().unwrap());
+        request
+    };
+    let send = |correlation: u64, body: &Value| SendRequest {
+        correlation,
+        phone_number_id: NUMBER_A.to_string(),
+        request_json: body.to_string(),
+        ..SendRequest::default()
+    };
+
+    let template = template_send(&people[0], "order_update", &["Ada"]);
+    let ok = client
+        .send(authorised(send(7, &template)))
+        .await?
+        .into_inner();
+    assert_eq!(
+        (ok.correlation, ok.http_status),
+        (7, 200),
+        "{}",
+        ok.body_json
+    );
+    assert!(ok.message_id.starts_with("wagate."), "{ok:?}");
+    assert_eq!(ok.message_status, "accepted");
+    let refused = client
+        .send(authorised(send(8, &text_send(&people[1], "hi"))))
+        .await?
+        .into_inner();
+    assert_eq!((refused.http_status, refused.error_code), (400, 131_047));
+    assert_eq!(refused.error_reason, "outside_service_window");
+    let stranger = client
+        .send(tonic::Request::new(send(9, &template)))
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), tonic::Code::Unauthenticated);
+
+    // A stream of 50, one of them malformed: 50 results, in order, each matched.
+    let requests: Vec<SendRequest> = (0..50u64)
+        .map(|i| {
+            let to = &people[10 + i as usize];
+            if i == 25 {
+                SendRequest {
+                    correlation: i,
+                    phone_number_id: NUMBER_A.to_string(),
+                    request_json: "{not json".into(),
+                    ..SendRequest::default()
+                }
+            } else {
+                send(i, &template_send(to, "order_update", &["Bo"]))
+            }
+        })
+        .collect();
+    let mut stream = tonic::Request::new(tokio_stream::iter(requests));
+    stream
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {ALPHA}").parse().unwrap());
+    let mut results = client.send_stream(stream).await?.into_inner();
+    let mut seen = Vec::new();
+    while let Some(result) = results.message().await? {
+        seen.push(result);
+    }
+    assert_eq!(seen.len(), 50);
+    for (i, result) in seen.iter().enumerate() {
+        assert_eq!(result.correlation, i as u64);
+        if i == 25 {
+            assert_eq!((result.http_status, result.error_code), (400, 100));
+        } else {
+            assert_eq!(result.http_status, 200, "{}", result.body_json);
+        }
+    }
+    f.admin("/wagate/admin/clock", json!({ "advance_secs": 2 }))
+        .await?;
+    f.meta.wait_for(50, WAIT).await?;
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_answers_grpc_with_resource_exhausted() -> Result<()> {
+    use wagate::server::grpc::proto::messaging_client::MessagingClient;
+    use wagate::server::grpc::proto::SendRequest;
+
+    let mut f = Fixture::start("grpc-full", "[http]\nmax_pending_messages = 1\n").await?;
+    let people: Vec<String> = (1..=200).map(person).collect();
+    f.opt_in(NUMBER_A, &people).await?;
+    f.approved_template(
+        "order_update",
+        "utility",
+        "Hello {{1}}, your order shipped.",
+    )
+    .await?;
+    let channel = tonic::transport::Channel::from_shared(f.server().grpc.clone())?
+        .connect()
+        .await?;
+    let mut tasks = Vec::new();
+    for to in &people {
+        let mut client = MessagingClient::new(channel.clone());
+        let mut request = tonic::Request::new(SendRequest {
+            phone_number_id: NUMBER_A.to_string(),
+            request_json: template_send(to, "order_update", &["Ada"]).to_string(),
+            ..SendRequest::default()
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {ALPHA}").parse().unwrap());
+        tasks.push(tokio::spawn(async move { client.send(request).await }));
+    }
+    let (mut accepted, mut exhausted) = (0, 0);
+    for task in tasks {
+        match task.await? {
+            Ok(result) => {
+                assert_eq!(result.into_inner().http_status, 200);
+                accepted += 1;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status}");
+                assert_eq!(status.metadata().get("retry-after").unwrap(), "1");
+                exhausted += 1;
+            }
+        }
+    }
+    assert!(
+        accepted > 0 && exhausted > 0,
+        "{accepted} accepted, {exhausted} exhausted"
+    );
+    f.stop()
+}
+
+/// The response schema documented for `status` of an operation, `$ref`s resolved.
+fn documented_schema<'a>(doc: &'a Value, operation: &'a Value, status: u16) -> Option<&'a Value> {
+    let resolve = |v: &'a Value| -> &'a Value {
+        match v["$ref"].as_str() {
+            Some(reference) => reference
+                .trim_start_matches("#/")
+                .split('/')
+                .fold(doc, |node, part| &node[part]),
+            None => v,
+        }
+    };
+    let response = resolve(&operation["responses"][status.to_string()]);
+    if response.is_null() {
+        return None;
+    }
+    Some(resolve(&response["content"]["application/json"]["schema"]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_the_running_server() -> Result<()> {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml"))?;
+    let doc: Value = serde_yaml_ng::from_str(&text)?;
+    let mut f = Fixture::start("openapi", "").await?;
+    let to = person(3);
+    f.opt_in(NUMBER_A, std::slice::from_ref(&to)).await?;
+    f.approved_template(
+        "order_update",
+        "utility",
+        "Hello {{1}}, your order shipped.",
+    )
+    .await?;
+    let template = template_send(&to, "order_update", &["Ada"]);
+    let sent = f.send(ALPHA, NUMBER_A, &template, &[]).await?;
+    let id = id_of(&sent);
+    let bulk_line =
+        json!({ "phone_number_id": NUMBER_A.to_string(), "request": template }).to_string();
+    let webhook = status_webhook(NUMBER_A, "wamid.unknown", "delivered", "16505550003").to_string();
+    let signed = signature(APP_SECRET, webhook.as_bytes());
+    // A request that succeeds for each documented operation.
+    let probes: Vec<(&str, String, &str, String, &str)> = vec![
+        ("post", format!("/v23.0/{NUMBER_A}/messages"), ALPHA, template.to_string(), "application/json"),
+        ("post", "/wagate/v1/bulk".into(), ALPHA, bulk_line + "\n", "application/x-ndjson"),
+        ("get", format!("/wagate/v1/messages/{id}"), ALPHA, String::new(), ""),
+        ("get", "/webhooks/meta?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=5".into(), "", String::new(), ""),
+        ("post", "/webhooks/meta".into(), "", webhook, "application/json"),
+        ("post", "/wagate/admin/numbers".into(), ADMIN,
+         json!({ "id": 3001, "account": 3, "portfolio": 3, "display_phone_number": "+15550003001" }).to_string(), "application/json"),
+        ("get", format!("/wagate/admin/numbers/{NUMBER_A}/usage"), ADMIN, String::new(), ""),
+        ("post", format!("/wagate/admin/numbers/{NUMBER_A}/quality"), ADMIN, json!({ "quality": "GREEN" }).to_string(), "application/json"),
+        ("post", "/wagate/admin/templates".into(), ADMIN,
+         json!({ "account": 1, "name": "welcome", "language": "en_US", "category": "marketing", "body": "Hi {{1}}" }).to_string(), "application/json"),
+        ("post", "/wagate/admin/templates/status".into(), ADMIN,
+         json!({ "account": 1, "name": "welcome", "language": "en_US", "status": "in_review" }).to_string(), "application/json"),
+        ("post", "/wagate/admin/contacts/consent".into(), ADMIN,
+         json!({ "phone_number_id": NUMBER_A.to_string(), "to": [person(4), person(5)], "change": "opt_in" }).to_string(), "application/json"),
+        ("get", format!("/wagate/admin/contacts/{NUMBER_A}/{to}"), ADMIN, String::new(), ""),
+        ("get", "/wagate/admin/ledger".into(), ADMIN, String::new(), ""),
+        ("get", "/wagate/admin/clock".into(), ADMIN, String::new(), ""),
+        ("post", "/wagate/admin/clock".into(), ADMIN, json!({ "advance_secs": 1 }).to_string(), "application/json"),
+        ("get", "/metrics".into(), "", String::new(), ""),
+        ("get", "/healthz".into(), "", String::new(), ""),
+    ];
+    let template_of = |path: &str| {
+        let path = path.split('?').next().unwrap_or(path);
+        doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|documented| {
+                let (a, b): (Vec<&str>, Vec<&str>) =
+                    (documented.split('/').collect(), path.split('/').collect());
+                a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.starts_with('{') || x == y)
+            })
+            .cloned()
+    };
+    let mut covered = std::collections::BTreeSet::new();
+    for (method, path, token, body, content_type) in &probes {
+        let documented = template_of(path).unwrap_or_else(|| panic!("{path} is not documented"));
+        let operation = &doc["paths"][&documented][method];
+        assert!(
+            operation.is_object(),
+            "{method} {documented} is not documented"
+        );
+        covered.insert(format!("{method} {documented}"));
+        let auth = format!("Bearer {token}");
+        let mut headers = Vec::new();
+        if !token.is_empty() {
+            headers.push(("authorization", auth.as_str()));
+        }
+        if !content_type.is_empty() {
+            headers.push(("content-type", *content_type));
+        }
+        if *method == "post" && documented == "/webhooks/meta" {
+            headers.push(("x-hub-signature-256", signed.as_str()));
+        }
+        let verb = if *method == "get" {
+            hyper::Method::GET
+        } else {
+            hyper::Method::POST
+        };
+        let answer = f
+            .web
+            .request(verb.clone(), &f.url(path), &headers, body.clone())
+            .await?;
+        assert_eq!(answer.status, 200, "{method} {path}: {}", answer.text());
+        if let Some(schema) = documented_schema(&doc, operation, answer.status) {
+            let json = answer.json();
+            for field in schema["required"].as_array().into_iter().flatten() {
+                let field = field.as_str().unwrap();
+                assert!(
+                    json.get(field).is_some(),
+                    "{method} {path}: no {field} in {json}"
+                );
+            }
+        }
+        // Without credentials, secured operations answer a documented 401 in Meta's shape.
+        let open = operation.get("security").is_some_and(|s| s == &json!([]));
+        if !open && !documented.starts_with("/webhooks") {
+            let anonymous = f.web.request(verb, &f.url(path), &[], body.clone()).await?;
+            assert_eq!(anonymous.status, 401, "{method} {path} without a token");
+            assert!(
+                operation["responses"]["401"].is_object(),
+                "{method} {documented}: 401 undocumented"
+            );
+            let error = documented_schema(&doc, operation, 401).unwrap();
+            for field in error["required"].as_array().into_iter().flatten() {
+                assert!(anonymous.json().get(field.as_str().unwrap()).is_some());
+            }
+        }
+    }
+    let documented: std::collections::BTreeSet<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| format!("{m} {path}"))
+        })
+        .collect();
+    assert_eq!(documented, covered, "every documented operation is probed");
+    let unknown = f.web.get(&f.url("/wagate/v1/nothing-here"), ADMIN).await?;
+    assert_eq!((unknown.status, unknown.code()), (404, Some(100)));
     f.stop()
 }

@@ -88,8 +88,9 @@ fn serve(args: &[String]) -> Result<()> {
     runtime.block_on(async move {
         wagate::server::serve(
             config,
-            |addr| {
-                println!("wagate listening on http://{addr}");
+            |at| {
+                println!("wagate listening on http://{}", at.http);
+                println!("wagate grpc listening on http://{}", at.grpc);
                 let _ = std::io::stdout().flush();
             },
             stop_signal(),

@@ -24,7 +24,7 @@ use crate::durable::commit::{start_committer, CommitJob, Durability};
 use crate::durable::message::DueMessage;
 use crate::durable::submission::{record_outcome, LedgerDeltas, Prepared};
 use crate::engine::Engine;
-use crate::events::{ConsentChange, FailureEffect, InboundEffect, InboundMessage};
+use crate::events::{ConsentChange, ContactView, FailureEffect, InboundEffect, InboundMessage};
 use crate::hash::mix64;
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::price::Ledger;
@@ -58,6 +58,11 @@ pub enum Command {
         person: Msisdn,
         code: u32,
     },
+    /// Reads a person's record for a number (consent, window); changes nothing.
+    Contact {
+        number: PhoneNumberId,
+        person: Msisdn,
+    },
 }
 
 impl Command {
@@ -66,7 +71,9 @@ impl Command {
             Command::Decide(request) => request.to,
             Command::Submit(prepared) => prepared.submission.request.to,
             Command::Inbound(message) => message.from,
-            Command::Consent { person, .. } | Command::DeliveryFailed { person, .. } => *person,
+            Command::Consent { person, .. }
+            | Command::DeliveryFailed { person, .. }
+            | Command::Contact { person, .. } => *person,
         }
     }
 }
@@ -78,6 +85,7 @@ pub enum Reply {
     Inbound(Result<InboundEffect, Refusal>),
     Consent(Result<(), Refusal>),
     DeliveryFailed(Result<FailureEffect, Refusal>),
+    Contact(Option<ContactView>),
 }
 
 /// One worker's answers for its part of a batch, or why that part could not be made durable.
@@ -150,6 +158,7 @@ fn process(
             person,
             code,
         } => Reply::DeliveryFailed(shard.delivery_failed(number, person, code, now)),
+        Command::Contact { number, person } => Reply::Contact(shard.contact(number, person, now)),
     }
 }
 

@@ -28,6 +28,8 @@ pub fn wagate_binary() -> Result<PathBuf> {
 pub struct WagateProcess {
     child: Child,
     pub base: String,
+    /// The gRPC endpoint (`http://127.0.0.1:PORT`).
+    pub grpc: String,
 }
 
 impl WagateProcess {
@@ -39,19 +41,29 @@ impl WagateProcess {
             .arg(config)
             .arg("--http.listen")
             .arg("127.0.0.1:0")
+            .arg("--grpc.listen")
+            .arg("127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .context("starting wagate")?;
         let stdout = child.stdout.take().context("no stdout")?;
+        let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
+        stdout.read_line(&mut line)?;
         let Some(base) = line.trim().strip_prefix("wagate listening on ") else {
             let status = child.wait()?;
             bail!("wagate did not start ({status}); it printed {line:?}");
         };
+        let base = base.to_string();
+        line.clear();
+        stdout.read_line(&mut line)?;
+        let Some(grpc) = line.trim().strip_prefix("wagate grpc listening on ") else {
+            bail!("wagate printed {line:?} where the gRPC address was expected");
+        };
         Ok(WagateProcess {
-            base: base.to_string(),
+            base,
+            grpc: grpc.to_string(),
             child,
         })
     }

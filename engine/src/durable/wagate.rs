@@ -515,6 +515,18 @@ impl Wagate {
         }
     }
 
+    /// A person's record for a number: consent, window, reachability (`None`: never seen).
+    pub fn contact(
+        &self,
+        number: PhoneNumberId,
+        person: Msisdn,
+    ) -> Result<Option<crate::events::ContactView>, SubmitError> {
+        match self.one(Command::Contact { number, person })? {
+            Reply::Contact(record) => Ok(record),
+            other => unreachable!("a contact read answered by {other:?}"),
+        }
+    }
+
     pub fn usage(&self, number: PhoneNumberId) -> Result<Usage, RegistryError> {
         self.pool.usage(number)
     }

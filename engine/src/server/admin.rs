@@ -34,6 +34,7 @@ pub fn routes() -> Router<App> {
         .route("/wagate/admin/templates", post(create_template))
         .route("/wagate/admin/templates/status", post(template_status))
         .route("/wagate/admin/contacts/consent", post(consent))
+        .route("/wagate/admin/contacts/{number}/{to}", get(contact))
         .route("/wagate/admin/ledger", get(ledger))
         .route("/wagate/admin/clock", get(clock).post(move_clock))
 }
@@ -357,6 +358,59 @@ async fn consent(State(app): State<App>, headers: HeaderMap, body: Body) -> Answ
     Ok(reply::ok(
         &json!({ "success": true, "changed": changed.len() }),
     ))
+}
+
+async fn contact(
+    State(app): State<App>,
+    Path((number, to)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    admin_only(&app, &headers)?;
+    let id = parse_number(&number)?;
+    if app.wagate.registry().number(id).is_none() {
+        return Err(super::reply::no_such_object(&number).into());
+    }
+    let person = Msisdn::parse(&to)
+        .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(format!("to: {e}"))))?;
+    let worker = app.clone();
+    let view = blocking(move || {
+        worker
+            .wagate
+            .contact(id, person)
+            .map_err(|e| ApiErrorResponse::from(ApiError::from(&e)))
+    })
+    .await?;
+    let time = |t: Option<Timestamp>| t.map(Timestamp::unix_secs);
+    let body = match view {
+        Some(view) => json!({
+            "phone_number_id": number,
+            "to": person.digits().to_string(),
+            "opted_in": view.opted_in,
+            "opted_out": view.opted_out,
+            "marketing_opted_out": view.marketing_opted_out,
+            "unreachable": view.unreachable,
+            "consent_source": view.consent_source.name(),
+            "consent_at": time(view.consent_changed_at),
+            "window_open": view.window_open_until.is_some(),
+            "window_until": time(view.window_open_until),
+            "last_business_initiated": time(view.last_business_initiated),
+        }),
+        // Never seen: no consent, no window.
+        None => json!({
+            "phone_number_id": number,
+            "to": person.digits().to_string(),
+            "opted_in": false,
+            "opted_out": false,
+            "marketing_opted_out": false,
+            "unreachable": false,
+            "consent_source": "none",
+            "consent_at": null,
+            "window_open": false,
+            "window_until": null,
+            "last_business_initiated": null,
+        }),
+    };
+    Ok(reply::ok(&body))
 }
 
 async fn ledger(State(app): State<App>, headers: HeaderMap) -> Answer {

@@ -27,6 +27,7 @@ pub enum ServerConfigError {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub http: HttpConfig,
+    pub grpc: GrpcConfig,
     pub storage: StorageConfig,
     pub engine: EngineSection,
     pub clock: ClockConfig,
@@ -51,6 +52,20 @@ pub struct HttpConfig {
     pub ingest_threads: usize,
     /// How long a shutdown waits for open requests before it stops waiting.
     pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -300,6 +315,7 @@ mod tests {
         let example = ServerConfig::load(EXAMPLE, &[]).unwrap();
         let defaults = ServerConfig::load("", &[]).unwrap();
         assert_eq!(example.http.listen, defaults.http.listen);
+        assert_eq!(example.grpc.listen, defaults.grpc.listen);
         assert_eq!(example.http.max_body_bytes, defaults.http.max_body_bytes);
         assert_eq!(example.http.max_bulk_bytes, defaults.http.max_bulk_bytes);
         assert_eq!(

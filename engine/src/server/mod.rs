@@ -9,6 +9,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod forward;
+pub mod grpc;
 pub mod http_client;
 pub mod ingest;
 pub mod meta_webhook;
@@ -124,20 +125,28 @@ fn run_releaser(wagate: Arc<Wagate>, metrics: Arc<Metrics>, stop: Arc<AtomicBool
     }
 }
 
+/// Where the server listens (the ports actually bound, when the config asked for port 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Listening {
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })
+}
+
 /// Runs the server until `shutdown` resolves, then stops taking requests, finishes the open
-/// ones, drains the engine and flushes. `on_listening` gets the bound address.
+/// ones, drains the engine and flushes. `on_listening` gets the bound addresses.
 pub async fn serve(
     config: ServerConfig,
-    on_listening: impl FnOnce(SocketAddr),
+    on_listening: impl FnOnce(Listening),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let listen = config.http.listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: listen,
-            source,
-        })?;
+    let listener = bind(config.http.listen).await?;
+    let grpc_listener = bind(config.grpc.listen).await?;
     let manual_clock = (config.clock.mode == ClockMode::Manual)
         .then(|| ManualClock::new(Timestamp::from_unix_secs(config.clock.start_unix_secs)));
     let clock: Arc<dyn Clock> = match &manual_clock {
@@ -189,18 +198,36 @@ pub async fn serve(
         config,
     });
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
-    on_listening(listener.local_addr().map_err(ServeError::Http)?);
+    on_listening(Listening {
+        http: listener.local_addr().map_err(ServeError::Http)?,
+        grpc: grpc_listener.local_addr().map_err(ServeError::Http)?,
+    });
     let (closing, closed) = watch::channel(false);
-    let mut closed_for_server = closed.clone();
+    let mut closed_for_http = closed.clone();
+    let mut closed_for_grpc = closed.clone();
     let server =
         axum::serve(listener, app::router(app.clone())).with_graceful_shutdown(async move {
-            let _ = closed_for_server.changed().await;
+            let _ = closed_for_http.changed().await;
         });
     let server = tokio::spawn(async move { server.await });
+    let limit = app.config.http.max_body_bytes + 4_096;
+    let grpc = tonic::transport::Server::builder()
+        .add_service(
+            grpc::MessagingServer::new(grpc::GrpcIngest { app: app.clone() })
+                .max_decoding_message_size(limit),
+        )
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            async move {
+                let _ = closed_for_grpc.changed().await;
+            },
+        );
+    let grpc = tokio::spawn(grpc);
     shutdown.await;
     let _ = closing.send(true);
     // Open requests finish (within the grace period); new connections are no longer taken.
     let _ = tokio::time::timeout(grace, server).await;
+    let _ = tokio::time::timeout(grace, grpc).await;
     drop(closed);
     let _ = stop_forwarding.send(true);
     let _ = forwarding.await;

@@ -25,11 +25,11 @@ use crate::ids::PhoneNumberId;
 /// Header with which a request overrides its tenant's choice for sends that must wait.
 pub const ON_LIMIT_HEADER: &str = "x-wagate-on-limit";
 
-/// One send's answer, as an HTTP response or a bulk result line.
-struct Outcome {
-    status: u16,
-    body: Value,
-    retry_after: Option<u64>,
+/// One send's answer, as an HTTP response, a bulk result line or a gRPC result.
+pub(crate) struct Outcome {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after: Option<u64>,
 }
 
 impl Outcome {
@@ -55,18 +55,23 @@ impl Outcome {
     }
 }
 
-fn on_limit(tenant: &Tenant, headers: &HeaderMap) -> Result<OnLimit, ApiError> {
-    match headers
-        .get(ON_LIMIT_HEADER)
-        .map(|v| v.to_str().unwrap_or(""))
-    {
-        None => Ok(tenant.on_limit),
+/// The caller's choice for sends that must wait; the tenant's when it made none.
+pub(crate) fn on_limit(tenant: &Tenant, asked: Option<&str>) -> Result<OnLimit, ApiError> {
+    match asked {
+        None | Some("") => Ok(tenant.on_limit),
         Some(v) if v.eq_ignore_ascii_case("queue") => Ok(OnLimit::Queue),
         Some(v) if v.eq_ignore_ascii_case("refuse") => Ok(OnLimit::Refuse),
         Some(v) => Err(ApiError::invalid_parameter(format!(
-            "{ON_LIMIT_HEADER} must be 'queue' or 'refuse', not '{v}'"
+            "on_limit ({ON_LIMIT_HEADER}) must be 'queue' or 'refuse', not '{v}'"
         ))),
     }
+}
+
+fn on_limit_header(tenant: &Tenant, headers: &HeaderMap) -> Result<OnLimit, ApiError> {
+    let asked = headers
+        .get(ON_LIMIT_HEADER)
+        .map(|v| v.to_str().unwrap_or("?"));
+    on_limit(tenant, asked)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -82,7 +87,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// The number a tenant names, if it may use it and wagate knows it.
-fn usable_number(app: &App, tenant: &Tenant, text: &str) -> Result<PhoneNumberId, ApiError> {
+pub(crate) fn usable_number(
+    app: &App,
+    tenant: &Tenant,
+    text: &str,
+) -> Result<PhoneNumberId, ApiError> {
     text.parse::<u64>()
         .ok()
         .map(PhoneNumberId)
@@ -180,7 +189,7 @@ fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Parsed
     }
 }
 
-fn rejected(app: &App, why: Rejected) -> ApiErrorResponse {
+pub(crate) fn rejected(app: &App, why: Rejected) -> ApiErrorResponse {
     bump(&app.metrics.overloaded);
     match why {
         Rejected::TooLarge => ApiErrorResponse(
@@ -242,18 +251,77 @@ async fn single_inner(
     let tenant = app.tenants.tenant(headers).map_err(|e| counted(app, e))?;
     let number = usable_number(app, &tenant, number).map_err(|e| counted(app, e))?;
     require_content_type(headers, "application/json").map_err(|e| counted(app, e))?;
-    let queue = on_limit(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
+    let queue = on_limit_header(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
     let key = idempotency_key(headers).map_err(|e| counted(app, e))?;
     let body = read_body(body, app.config.http.max_body_bytes, &app.metrics).await?;
-    let checked = check(number, &body, key, queue).map_err(|e| counted(app, e))?;
-    let admission = app.ingest.admit(1).map_err(|why| rejected(app, why))?;
-    let mut answers = app
-        .ingest
-        .submit(&admission, vec![checked.submission])
+    let asked = Asked {
+        number: number.0.to_string(),
+        body: body.to_vec(),
+        key,
+        queue,
+    };
+    let mut outcomes = decide_many(app, &tenant, vec![Ok(asked)])
         .await
         .map_err(|why| rejected(app, why))?;
-    let result = answers.pop().expect("one answer per send");
-    Ok(outcome(app, result, &checked.parsed).into_response())
+    Ok(outcomes
+        .pop()
+        .expect("one outcome per send")
+        .into_response())
+}
+
+/// One send as a caller asked for it, not yet checked.
+pub(crate) struct Asked {
+    pub number: String,
+    pub body: Vec<u8>,
+    pub key: Option<String>,
+    pub queue: bool,
+}
+
+/// Checks and decides many sends of one tenant together (one ingest job, shared group
+/// commits); an outcome per send, in order. Sends already refused come in as errors.
+pub(crate) async fn decide_many(
+    app: &App,
+    tenant: &Tenant,
+    asked: Vec<Result<Asked, ApiError>>,
+) -> Result<Vec<Outcome>, Rejected> {
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(asked.len());
+    let mut valid = Vec::new();
+    for asked in asked {
+        let checked = asked.and_then(|a| {
+            let number = usable_number(app, tenant, &a.number)?;
+            check(number, &a.body, a.key, a.queue)
+        });
+        match checked {
+            Ok(checked) => {
+                valid.push((outcomes.len(), checked));
+                outcomes.push(None);
+            }
+            Err(error) => {
+                bump(if error.http_status == 401 {
+                    &app.metrics.unauthorized
+                } else {
+                    &app.metrics.invalid
+                });
+                outcomes.push(Some(Outcome::error(&error, None)));
+            }
+        }
+    }
+    if !valid.is_empty() {
+        let admission = app.ingest.admit(valid.len())?;
+        let (slots, checked): (Vec<usize>, Vec<Checked>) = valid.into_iter().unzip();
+        let (parsed, submissions): (Vec<ParsedSend>, Vec<Submission>) = checked
+            .into_iter()
+            .map(|c| (c.parsed, c.submission))
+            .unzip();
+        let answers = app.ingest.submit(&admission, submissions).await?;
+        for ((slot, result), parsed) in slots.into_iter().zip(answers).zip(&parsed) {
+            outcomes[slot] = Some(outcome(app, result, parsed));
+        }
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every send answered"))
+        .collect())
 }
 
 /// One line of a bulk request.
@@ -284,56 +352,31 @@ async fn bulk_inner(
 ) -> Result<Response, ApiErrorResponse> {
     let tenant = app.tenants.tenant(headers).map_err(|e| counted(app, e))?;
     require_content_type(headers, "application/x-ndjson").map_err(|e| counted(app, e))?;
-    let queue = on_limit(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
+    let queue = on_limit_header(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
     let body = read_body(body, app.config.http.max_bulk_bytes, &app.metrics).await?;
     let lines: Vec<&[u8]> = body
         .split(|&b| b == b'\n')
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
         .collect();
-    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(lines.len());
-    let mut valid = Vec::new();
-    for line in &lines {
-        let checked = serde_json::from_slice::<BulkLine>(line)
-            .map_err(|e| ApiError::invalid_parameter(format!("not a bulk line: {e}")))
-            .and_then(|line| {
-                let number = usable_number(app, &tenant, &line.phone_number_id)?;
-                let request = serde_json::to_vec(&line.request)
-                    .map_err(|e| ApiError::invalid_parameter(e.to_string()))?;
-                check(number, &request, line.idempotency_key, queue)
-            });
-        match checked {
-            Ok(checked) => {
-                valid.push((outcomes.len(), checked));
-                outcomes.push(None);
-            }
-            Err(error) => {
-                bump(&app.metrics.invalid);
-                outcomes.push(Some(Outcome::error(&error, None)));
-            }
-        }
-    }
-    if !valid.is_empty() {
-        let admission = app
-            .ingest
-            .admit(valid.len())
-            .map_err(|why| rejected(app, why))?;
-        let (slots, checked): (Vec<usize>, Vec<Checked>) = valid.into_iter().unzip();
-        let (parsed, submissions): (Vec<ParsedSend>, Vec<Submission>) = checked
-            .into_iter()
-            .map(|c| (c.parsed, c.submission))
-            .unzip();
-        let answers = app
-            .ingest
-            .submit(&admission, submissions)
-            .await
-            .map_err(|why| rejected(app, why))?;
-        for ((slot, result), parsed) in slots.into_iter().zip(answers).zip(&parsed) {
-            outcomes[slot] = Some(outcome(app, result, parsed));
-        }
-    }
+    let asked = lines
+        .iter()
+        .map(|line| {
+            let line = serde_json::from_slice::<BulkLine>(line)
+                .map_err(|e| ApiError::invalid_parameter(format!("not a bulk line: {e}")))?;
+            Ok(Asked {
+                number: line.phone_number_id,
+                body: serde_json::to_vec(&line.request)
+                    .map_err(|e| ApiError::invalid_parameter(e.to_string()))?,
+                key: line.idempotency_key,
+                queue,
+            })
+        })
+        .collect();
+    let outcomes = decide_many(app, &tenant, asked)
+        .await
+        .map_err(|why| rejected(app, why))?;
     let mut out = String::new();
     for (line, outcome) in outcomes.into_iter().enumerate() {
-        let outcome = outcome.expect("every line answered");
         let mut result = json!({ "line": line, "status": outcome.status, "body": outcome.body });
         if let Some(secs) = outcome.retry_after {
             result["retry_after"] = json!(secs);
