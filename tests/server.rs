@@ -1168,3 +1168,47 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
     assert_eq!((unknown.status, unknown.code()), (404, Some(100)));
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_to_a_tenant_is_retried_and_survives_a_restart() -> Result<()> {
+    use wagate_tests::meta_stub::Scripted;
+    let mut f = Fixture::start("forwarding", "").await?;
+    let failing = || Scripted {
+        status: 500,
+        body: json!({}),
+    };
+    f.sink.script([failing(), failing()]);
+    let hello = inbound_webhook(NUMBER_A, "wamid.in.9", "16505550009", "hello");
+    assert_eq!(f.meta_webhook(&hello, None).await?.status, 200);
+    // Two failures, then the third attempt is taken: the same body, signed each time.
+    let attempts = f.sink.wait_for(3, WAIT).await?;
+    assert!(attempts.iter().all(|a| a.body == attempts[0].body));
+    for attempt in &attempts {
+        assert_eq!(
+            attempt.header("x-hub-signature-256"),
+            Some(signature(CALLBACK_SECRET, &attempt.body).as_str())
+        );
+    }
+    let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
+    assert!(
+        metrics.contains("wagate_forward_failures_total 2"),
+        "{metrics}"
+    );
+
+    // The tenant is down across a restart of wagate: the forward waits on disk.
+    f.sink.script((0..1_000).map(|_| failing()));
+    let later = inbound_webhook(NUMBER_A, "wamid.in.10", "16505550009", "are you there?");
+    assert_eq!(f.meta_webhook(&later, None).await?.status, 200);
+    f.sink.wait_for(4, WAIT).await?;
+    f.stop()?;
+    f.sink.clear_script();
+    let before = f.sink.received().len();
+    f.restart()?;
+    let delivered = f.sink.wait_for(before + 1, WAIT).await?;
+    let last = delivered.last().unwrap().json();
+    assert_eq!(
+        last["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"],
+        "are you there?"
+    );
+    f.stop()
+}

@@ -90,6 +90,11 @@ impl Stub {
         self.shared.script.lock().unwrap().extend(answers);
     }
 
+    /// Drops the scripted answers not yet used: success from now on.
+    pub fn clear_script(&self) {
+        self.shared.script.lock().unwrap().clear();
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
     }
