@@ -479,6 +479,35 @@ async fn tenants_cannot_see_or_use_each_others_numbers_or_messages() -> Result<(
     assert_eq!((anonymous.status, anonymous.code()), (401, Some(190)));
     f.meta.wait_for(1, WAIT).await?;
     assert_eq!(f.meta.received().len(), 1);
+    // Beta's messages go to Meta with beta's own access token.
+    f.opt_in(NUMBER_B, std::slice::from_ref(&to)).await?;
+    let beta_template = json!({ "account": 2, "name": "hello", "language": "en_US",
+                                "category": "utility", "body": "Hi {{1}}" });
+    assert_eq!(
+        f.admin("/wagate/admin/templates", beta_template)
+            .await?
+            .status,
+        200
+    );
+    for status in ["in_review", "approved"] {
+        let body = json!({ "account": 2, "name": "hello", "language": "en_US", "status": status });
+        assert_eq!(
+            f.admin("/wagate/admin/templates/status", body)
+                .await?
+                .status,
+            200
+        );
+    }
+    let sent = f
+        .send(BETA, NUMBER_B, &template_send(&to, "hello", &["x"]), &[])
+        .await?;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    let received = f.meta.wait_for(2, WAIT).await?;
+    assert_eq!(received[1].path, format!("/v23.0/{NUMBER_B}/messages"));
+    assert_eq!(
+        received[1].header("authorization"),
+        Some(format!("Bearer {BETA_META_TOKEN}").as_str())
+    );
     f.stop()
 }
 
@@ -833,10 +862,15 @@ async fn transient_upstream_errors_are_retried_and_permanent_ones_recorded() -> 
     let id = id_of(&answer);
     f.meta.wait_for(1, WAIT).await?;
     // Backoff is on wagate's clock (manual here): 2 s after the first failure, 4 after the second.
-    f.wait_message(&id, WAIT, |v| {
-        v["status"] == "pending" && v["attempts"] == 1
-    })
-    .await?;
+    let waiting = f
+        .wait_message(&id, WAIT, |v| {
+            v["status"] == "pending" && v["attempts"] == 1
+        })
+        .await?;
+    assert!(
+        waiting["error"].as_str().unwrap_or("").contains("503"),
+        "{waiting}"
+    );
     f.admin("/wagate/admin/clock", json!({ "advance_secs": 3 }))
         .await?;
     f.meta.wait_for(2, WAIT).await?;
@@ -1079,6 +1113,9 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
          json!({ "phone_number_id": NUMBER_A.to_string(), "to": [person(4), person(5)], "change": "opt_in" }).to_string(), "application/json"),
         ("get", format!("/wagate/admin/contacts/{NUMBER_A}/{to}"), ADMIN, String::new(), ""),
         ("get", "/wagate/admin/ledger".into(), ADMIN, String::new(), ""),
+        ("get", "/wagate/admin/messages/in_flight".into(), ADMIN, String::new(), ""),
+        // Nothing is in flight here: the documented 409.
+        ("post", format!("/wagate/admin/messages/{id}/settle"), ADMIN, json!({ "resend": true }).to_string(), "application/json"),
         ("get", "/wagate/admin/clock".into(), ADMIN, String::new(), ""),
         ("post", "/wagate/admin/clock".into(), ADMIN, json!({ "advance_secs": 1 }).to_string(), "application/json"),
         ("get", "/metrics".into(), "", String::new(), ""),
@@ -1126,7 +1163,13 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
             .web
             .request(verb.clone(), &f.url(path), &headers, body.clone())
             .await?;
-        assert_eq!(answer.status, 200, "{method} {path}: {}", answer.text());
+        let expected = if path.ends_with("/settle") { 409 } else { 200 };
+        assert_eq!(
+            answer.status,
+            expected,
+            "{method} {path}: {}",
+            answer.text()
+        );
         if let Some(schema) = documented_schema(&doc, operation, answer.status) {
             let json = answer.json();
             for field in schema["required"].as_array().into_iter().flatten() {
@@ -1210,5 +1253,117 @@ async fn forwarding_to_a_tenant_is_retried_and_survives_a_restart() -> Result<()
         last["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"],
         "are you there?"
     );
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_system_clock_cannot_be_moved_and_the_command_line_overrides_the_file() -> Result<()> {
+    // The file says manual; the command line says system, and wins.
+    let mut f = Fixture::start_with("system-clock", "", &["--clock.mode", "system"]).await?;
+    let clock = f
+        .web
+        .get(&f.url("/wagate/admin/clock"), ADMIN)
+        .await?
+        .json();
+    assert_eq!(clock["manual"], false);
+    let moved = f
+        .admin("/wagate/admin/clock", json!({ "advance_secs": 60 }))
+        .await?;
+    assert_eq!((moved.status, moved.code()), (409, Some(100)));
+    assert_eq!(moved.json()["error"]["wagate_reason"], "system_clock");
+    let now = f
+        .web
+        .get(&f.url("/wagate/admin/clock"), ADMIN)
+        .await?
+        .json();
+    assert!(now["now_unix_secs"].as_u64().unwrap() >= clock["now_unix_secs"].as_u64().unwrap());
+    assert!(
+        now["now_unix_secs"].as_u64().unwrap() > START_UNIX,
+        "the system clock, not the file's start"
+    );
+    f.stop()
+}
+
+/// A server that died while Meta held its request: restarted, with that message in flight.
+async fn crash_with_a_message_in_flight(name: &str, who: u64) -> Result<(Fixture, String)> {
+    let mut f = Fixture::start(name, "").await?;
+    let to = person(who);
+    f.opt_in(NUMBER_A, std::slice::from_ref(&to)).await?;
+    f.approved_template(
+        "order_update",
+        "utility",
+        "Hello {{1}}, your order shipped.",
+    )
+    .await?;
+    f.meta.hold();
+    let sent = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &template_send(&to, "order_update", &["Ada"]),
+            &[],
+        )
+        .await?;
+    f.meta.wait_for(1, WAIT).await?;
+    // Meta has the request and has not answered: wagate dies.
+    f.wagate.take().expect("running").kill()?;
+    f.meta.release();
+    f.restart()?;
+    Ok((f, id_of(&sent)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_in_flight_at_a_crash_waits_for_an_operator_and_is_never_sent_blindly(
+) -> Result<()> {
+    let (mut f, id) = crash_with_a_message_in_flight("in-flight", 12).await?;
+    let stuck = f
+        .web
+        .get(&f.url("/wagate/admin/messages/in_flight"), ADMIN)
+        .await?
+        .json();
+    assert_eq!(stuck["messages"][0]["id"], id.as_str(), "{stuck}");
+    assert_eq!(stuck["messages"][0]["status"], "in_flight");
+    assert_eq!(f.meta.received().len(), 1, "not sent again by itself");
+    let settle = |body: Value| {
+        let (web, url) = (
+            f.web.clone(),
+            f.url(&format!("/wagate/admin/messages/{id}/settle")),
+        );
+        async move { web.post(&url, ADMIN, &body, &[]).await }
+    };
+    // The operator finds it in Meta's records: settled as sent, with Meta's id.
+    let settled = settle(json!({ "upstream_id": "wamid.found" })).await?;
+    assert_eq!(settled.status, 200, "{}", settled.text());
+    let view = f.message(ALPHA, &id).await?.json();
+    assert_eq!(
+        (view["status"].clone(), view["upstream_id"].clone()),
+        (json!("sent"), json!("wamid.found"))
+    );
+    let again = settle(json!({ "resend": true })).await?;
+    assert_eq!((again.status, again.code()), (409, Some(100)));
+    // Its status webhook now finds it.
+    let delivered = status_webhook(NUMBER_A, "wamid.found", "delivered", "16505550012");
+    assert_eq!(f.meta_webhook(&delivered, None).await?.json()["applied"], 1);
+    assert_eq!(f.message(ALPHA, &id).await?.json()["delivery"], "delivered");
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_can_have_a_message_left_in_flight_sent_again() -> Result<()> {
+    let (mut f, id) = crash_with_a_message_in_flight("resend", 13).await?;
+    let resent = f
+        .web
+        .post(
+            &f.url(&format!("/wagate/admin/messages/{id}/settle")),
+            ADMIN,
+            &json!({ "resend": true }),
+            &[],
+        )
+        .await?;
+    assert_eq!(resent.status, 200, "{}", resent.text());
+    let received = f.meta.wait_for(2, WAIT).await?;
+    assert_eq!(received[1].json(), received[0].json());
+    let view = f.wait_message(&id, WAIT, |v| v["status"] == "sent").await?;
+    assert_eq!(view["attempts"], 2);
     f.stop()
 }

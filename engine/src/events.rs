@@ -59,8 +59,8 @@ pub enum FailureEffect {
     None,
 }
 
-/// A person's state as seen from outside the core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A person's state as seen from outside the core (the default: never seen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ContactView {
     pub window_open_until: Option<Timestamp>,
     pub opted_in: bool,

@@ -25,6 +25,8 @@ pub const DISPLAY_A: u64 = 15_550_001_001;
 pub const APP_SECRET: &str = "meta-app-secret-for-tests";
 pub const CALLBACK_SECRET: &str = "alpha-callback-secret";
 pub const META_TOKEN: &str = "meta-access-token";
+/// Tenant beta brings its own Meta access token.
+pub const BETA_META_TOKEN: &str = "beta-own-meta-token";
 pub const START_UNIX: u64 = 1_767_225_600;
 
 pub struct Fixture {
@@ -34,6 +36,7 @@ pub struct Fixture {
     pub web: Web,
     pub wagate: Option<WagateProcess>,
     extra: String,
+    args: Vec<String>,
 }
 
 /// A data directory of its own for each test.
@@ -61,6 +64,11 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 impl Fixture {
     /// Starts wagate with a manual clock; `extra` is appended to the config (TOML).
     pub async fn start(name: &str, extra: &str) -> Result<Fixture> {
+        Self::start_with(name, extra, &[]).await
+    }
+
+    /// Like [`Fixture::start`], with command-line overrides (`--clock.mode`, `system`, ...).
+    pub async fn start_with(name: &str, extra: &str, args: &[&str]) -> Result<Fixture> {
         let mut fixture = Fixture {
             dir: fresh_dir(name),
             meta: Stub::start().await?,
@@ -68,6 +76,7 @@ impl Fixture {
             web: Web::default(),
             wagate: None,
             extra: extra.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         fixture.restart()?;
         Ok(fixture)
@@ -105,6 +114,7 @@ callback_secret = "{CALLBACK_SECRET}"
 name = "beta"
 token = "{BETA}"
 numbers = [{NUMBER_B}]
+meta_access_token = "{BETA_META_TOKEN}"
 
 [[numbers]]
 id = {NUMBER_A}
@@ -131,7 +141,7 @@ throughput_mps = 1000
     pub fn restart(&mut self) -> Result<()> {
         let path = self.dir.join("wagate.toml");
         std::fs::write(&path, self.config())?;
-        self.wagate = Some(WagateProcess::start(&path)?);
+        self.wagate = Some(WagateProcess::start_with(&path, &self.args)?);
         Ok(())
     }
 
@@ -258,6 +268,14 @@ throughput_mps = 1000
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+}
+
+impl Drop for Fixture {
+    /// Stops the server if it still runs and removes the test's data directory.
+    fn drop(&mut self) {
+        drop(self.wagate.take());
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -52,6 +52,9 @@ struct Shared {
     received: Mutex<Vec<Received>>,
     script: Mutex<VecDeque<Scripted>>,
     arrived: Notify,
+    /// While set, requests are recorded but not answered (a stand-in that hangs).
+    holding: std::sync::atomic::AtomicBool,
+    released: Notify,
 }
 
 /// The server; it runs until the test's runtime ends.
@@ -88,6 +91,21 @@ impl Stub {
     /// Answers the next requests with these, in order, before going back to success.
     pub fn script(&self, answers: impl IntoIterator<Item = Scripted>) {
         self.shared.script.lock().unwrap().extend(answers);
+    }
+
+    /// From now on, requests are recorded and left unanswered until [`Stub::release`].
+    pub fn hold(&self) {
+        self.shared
+            .holding
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Answers the held requests (with success) and stops holding.
+    pub fn release(&self) {
+        self.shared
+            .holding
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.shared.released.notify_waiters();
     }
 
     /// Drops the scripted answers not yet used: success from now on.
@@ -150,6 +168,13 @@ async fn answer(
         }
     };
     shared.arrived.notify_waiters();
+    loop {
+        let released = shared.released.notified();
+        if !shared.holding.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        released.await;
+    }
     Ok(Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
         .header("content-type", "application/json")

@@ -35,10 +35,16 @@ pub struct WagateProcess {
 impl WagateProcess {
     /// Starts `wagate serve --config <config>` and waits for it to listen.
     pub fn start(config: &Path) -> Result<WagateProcess> {
+        Self::start_with(config, &[])
+    }
+
+    /// Like [`WagateProcess::start`], with more command-line arguments (key overrides).
+    pub fn start_with(config: &Path, args: &[String]) -> Result<WagateProcess> {
         let mut child = Command::new(wagate_binary()?)
             .arg("serve")
             .arg("--config")
             .arg(config)
+            .args(args)
             .arg("--http.listen")
             .arg("127.0.0.1:0")
             .arg("--grpc.listen")
@@ -97,6 +103,13 @@ impl WagateProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
     }
 
     /// Terminates and waits; the exit status.

@@ -275,8 +275,10 @@ fn hand_over(
                 settle(message, DispatchStatus::Failed, reason, &mut settled);
                 failed += 1;
             }
-            Err(UpstreamError::Retryable(_)) => {
+            Err(UpstreamError::Retryable(reason)) => {
                 message.status = DispatchStatus::Pending;
+                // Kept so that the message's state says why it is waiting.
+                message.upstream = reason;
                 message.decision.send_at = Timestamp(now.0 + backoff_micros(message.attempts));
                 retried += 1;
                 // Waiting for a retry, the message stays in the outbox.
@@ -298,7 +300,12 @@ fn hand_over(
 
 /// Moves a message settled with the upstream out of the outbox into `messages`: sent (its
 /// upstream id indexed, so status webhooks find it) or failed for good (`upstream` is why).
-fn settle(mut message: StoredMessage, status: DispatchStatus, upstream: String, batch: &mut Batch) {
+pub(crate) fn settle(
+    mut message: StoredMessage,
+    status: DispatchStatus,
+    upstream: String,
+    batch: &mut Batch,
+) {
     let key = message_key(message.id);
     if status == DispatchStatus::Sent {
         batch.put(

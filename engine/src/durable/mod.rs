@@ -15,4 +15,4 @@ pub mod submission;
 pub mod wagate;
 pub mod webhook;
 
-pub use wagate::{SubmitError, SubmitResult, Wagate, WagateConfig};
+pub use wagate::{Settlement, SubmitError, SubmitResult, Wagate, WagateConfig};

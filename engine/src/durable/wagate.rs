@@ -71,6 +71,15 @@ pub enum SubmitError {
     Unavailable(#[from] StoreError),
 }
 
+/// What an operator says of a message left in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// The upstream has it, under this id.
+    Sent { upstream_id: String },
+    /// Send it again.
+    Resend,
+}
+
 /// The answer to a submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubmitResult {
@@ -171,6 +180,8 @@ pub struct Wagate {
     ids: IdAllocator,
     in_flight: DashMap<Vec<u8>, u64>,
     dispatcher: Dispatcher,
+    /// Hands messages an operator returned to pending back to the dispatcher.
+    redispatch: crossbeam_channel::Sender<super::message::DueMessage>,
 }
 
 impl Wagate {
@@ -200,6 +211,7 @@ impl Wagate {
         )?;
         let durability = Arc::new(Durability::new(store.clone(), config.sync));
         let (dispatch, incoming) = unbounded();
+        let redispatch = dispatch.clone();
         let pool = ShardPool::start_persistent(restored.engine, durability.clone(), dispatch);
         let dispatcher = Dispatcher::start(
             restored.backlog.iter().map(StoredMessage::due).collect(),
@@ -220,6 +232,7 @@ impl Wagate {
             },
             in_flight: DashMap::new(),
             dispatcher,
+            redispatch,
         };
         Ok(wagate)
     }
@@ -569,6 +582,58 @@ impl Wagate {
     /// closes the store.
     pub fn shutdown(self) {
         self.pool.shutdown();
+        // The dispatcher stops once every sender of its input is gone.
+        drop(self.redispatch);
         self.dispatcher.join();
+    }
+
+    /// Messages handed to the upstream and not settled: after a crash, those the upstream
+    /// could not account for (Meta's API cannot be asked), for an operator to settle.
+    pub fn in_flight(&self) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut found = Vec::new();
+        self.store
+            .scan(Family::Outbox, &[], &[0xff; 9], &mut |_, value| {
+                if let Some(message) = StoredMessage::decode(value) {
+                    if message.status == super::message::DispatchStatus::InFlight {
+                        found.push(message);
+                    }
+                }
+                true
+            })?;
+        Ok(found)
+    }
+
+    /// An operator's word on a message in flight: the upstream has it (with this id), or it
+    /// should be sent again (accepting that it may reach the person twice). False when the
+    /// message is not in flight.
+    pub fn settle_in_flight(&self, id: u64, settlement: Settlement) -> Result<bool, StoreError> {
+        let Some(mut message) = self
+            .store
+            .get(Family::Outbox, &message_key(id))?
+            .and_then(|b| StoredMessage::decode(&b))
+            .filter(|m| m.status == super::message::DispatchStatus::InFlight)
+        else {
+            return Ok(false);
+        };
+        let mut batch = crate::store::Batch::default();
+        match settlement {
+            Settlement::Sent { upstream_id } => {
+                super::dispatch::settle(
+                    message,
+                    super::message::DispatchStatus::Sent,
+                    upstream_id,
+                    &mut batch,
+                );
+                self.store.write(&batch, true)?;
+            }
+            Settlement::Resend => {
+                message.status = super::message::DispatchStatus::Pending;
+                message.decision.send_at = self.clock.now();
+                batch.put(Family::Outbox, message_key(id), message.encode());
+                self.store.write(&batch, true)?;
+                let _ = self.redispatch.send(message.due());
+            }
+        }
+        Ok(true)
     }
 }

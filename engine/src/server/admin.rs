@@ -36,6 +36,8 @@ pub fn routes() -> Router<App> {
         .route("/wagate/admin/contacts/consent", post(consent))
         .route("/wagate/admin/contacts/{number}/{to}", get(contact))
         .route("/wagate/admin/ledger", get(ledger))
+        .route("/wagate/admin/messages/in_flight", get(in_flight))
+        .route("/wagate/admin/messages/{id}/settle", post(settle))
         .route("/wagate/admin/clock", get(clock).post(move_clock))
 }
 
@@ -81,6 +83,10 @@ fn admin_error(error: AdminError) -> ApiErrorResponse {
             ApiError::from(&crate::durable::SubmitError::Unavailable(store)).into()
         }
     }
+}
+
+fn store_error(error: crate::store::StoreError) -> ApiErrorResponse {
+    ApiError::from(&crate::durable::SubmitError::Unavailable(error)).into()
 }
 
 /// Runs blocking engine work off the async threads.
@@ -380,49 +386,91 @@ async fn contact(
             .map_err(|e| ApiErrorResponse::from(ApiError::from(&e)))
     })
     .await?;
+    // Never seen: no consent, no window.
+    let view = view.unwrap_or_default();
     let time = |t: Option<Timestamp>| t.map(Timestamp::unix_secs);
-    let body = match view {
-        Some(view) => json!({
-            "phone_number_id": number,
-            "to": person.digits().to_string(),
-            "opted_in": view.opted_in,
-            "opted_out": view.opted_out,
-            "marketing_opted_out": view.marketing_opted_out,
-            "unreachable": view.unreachable,
-            "consent_source": view.consent_source.name(),
-            "consent_at": time(view.consent_changed_at),
-            "window_open": view.window_open_until.is_some(),
-            "window_until": time(view.window_open_until),
-            "last_business_initiated": time(view.last_business_initiated),
-        }),
-        // Never seen: no consent, no window.
-        None => json!({
-            "phone_number_id": number,
-            "to": person.digits().to_string(),
-            "opted_in": false,
-            "opted_out": false,
-            "marketing_opted_out": false,
-            "unreachable": false,
-            "consent_source": "none",
-            "consent_at": null,
-            "window_open": false,
-            "window_until": null,
-            "last_business_initiated": null,
-        }),
-    };
+    let body = json!({
+        "phone_number_id": number,
+        "to": person.digits().to_string(),
+        "opted_in": view.opted_in,
+        "opted_out": view.opted_out,
+        "marketing_opted_out": view.marketing_opted_out,
+        "unreachable": view.unreachable,
+        "consent_source": view.consent_source.name(),
+        "consent_at": time(view.consent_changed_at),
+        "window_open": view.window_open_until.is_some(),
+        "window_until": time(view.window_open_until),
+        "last_business_initiated": time(view.last_business_initiated),
+    });
     Ok(reply::ok(&body))
+}
+
+/// Messages handed to Meta before a crash whose outcome nobody knows: for an operator.
+async fn in_flight(State(app): State<App>, headers: HeaderMap) -> Answer {
+    admin_only(&app, &headers)?;
+    let worker = app.clone();
+    let messages = blocking(move || worker.wagate.in_flight().map_err(store_error)).await?;
+    let views: Vec<Value> = messages.iter().map(super::send::message_view).collect();
+    Ok(reply::ok(&json!({ "messages": views })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettleBody {
+    /// Meta has the message, under this wamid (found in Meta's records or a status webhook).
+    #[serde(default)]
+    upstream_id: Option<String>,
+    /// Send it again (it may then reach the person twice).
+    #[serde(default)]
+    resend: bool,
+}
+
+async fn settle(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let body: SettleBody = admin_json(&app, &headers, body).await?;
+    let message_id = crate::durable::message::parse_message_id(&id)
+        .ok_or_else(|| ApiErrorResponse::from(super::reply::no_such_object(&id)))?;
+    let settlement = match (body.upstream_id, body.resend) {
+        (Some(upstream_id), false) if !upstream_id.is_empty() => {
+            crate::durable::Settlement::Sent { upstream_id }
+        }
+        (None, true) => crate::durable::Settlement::Resend,
+        _ => {
+            return Err(ApiError::invalid_parameter(
+                "give exactly one of upstream_id and resend: true",
+            )
+            .into())
+        }
+    };
+    let worker = app.clone();
+    let settled = blocking(move || {
+        worker
+            .wagate
+            .settle_in_flight(message_id, settlement)
+            .map_err(store_error)
+    })
+    .await?;
+    if !settled {
+        return Err(ApiError::new(
+            409,
+            100,
+            "Invalid parameter",
+            format!("message {id} is not in flight"),
+            "not_in_flight",
+        )
+        .into());
+    }
+    Ok(reply::ok(&json!({ "settled": true })))
 }
 
 async fn ledger(State(app): State<App>, headers: HeaderMap) -> Answer {
     admin_only(&app, &headers)?;
     let worker = app.clone();
-    let ledger = blocking(move || {
-        worker
-            .wagate
-            .ledger()
-            .map_err(|e| ApiError::from(&crate::durable::SubmitError::Unavailable(e)).into())
-    })
-    .await?;
+    let ledger = blocking(move || worker.wagate.ledger().map_err(store_error)).await?;
     let rows: Vec<Value> = ledger
         .rows()
         .into_iter()

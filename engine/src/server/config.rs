@@ -156,6 +156,9 @@ pub struct TenantConfig {
     /// Key of the HMAC-SHA256 signature on forwarded webhooks.
     #[serde(default)]
     pub callback_secret: String,
+    /// The Meta access token this tenant's messages go with; `meta.access_token` when absent.
+    #[serde(default)]
+    pub meta_access_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -235,6 +238,15 @@ impl Default for MetaConfig {
 pub const ENV_PREFIX: &str = "WAGATE__";
 
 impl ServerConfig {
+    /// The numbers of tenants that bring their own Meta access token, with that token.
+    pub fn tenant_meta_tokens(&self) -> std::collections::HashMap<u64, String> {
+        self.tenants
+            .iter()
+            .filter_map(|t| Some((t, t.meta_access_token.clone()?)))
+            .flat_map(|(t, token)| t.numbers.iter().map(move |n| (*n, token.clone())))
+            .collect()
+    }
+
     /// The config from `text` (TOML), then each override in order: `key.path=value`, where
     /// the value is read as TOML when it parses and as a string otherwise.
     pub fn load(text: &str, overrides: &[(String, String)]) -> Result<Self, ServerConfigError> {

@@ -155,6 +155,7 @@ pub async fn serve(
     };
     let upstream = Arc::new(MetaUpstream::new(
         &config.meta,
+        config.tenant_meta_tokens(),
         tokio::runtime::Handle::current(),
     ));
     let shared = SharedMetaUpstream(upstream.clone());

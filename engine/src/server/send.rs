@@ -444,7 +444,7 @@ pub async fn status(
     }
 }
 
-fn message_view(message: &crate::durable::message::StoredMessage) -> Value {
+pub(crate) fn message_view(message: &crate::durable::message::StoredMessage) -> Value {
     let mut view = json!({
         "id": message_id_text(message.id),
         "phone_number_id": message.number.0.to_string(),

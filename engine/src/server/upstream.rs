@@ -52,6 +52,8 @@ pub struct MetaUpstream {
     client: HttpClient,
     messages_url: String,
     authorization: String,
+    /// Numbers whose tenant has its own Meta access token, with that token's header value.
+    tenant_authorization: std::collections::HashMap<u64, String>,
     deadline: Duration,
     in_flight: Arc<Semaphore>,
     per_number: usize,
@@ -59,7 +61,12 @@ pub struct MetaUpstream {
 }
 
 impl MetaUpstream {
-    pub fn new(config: &MetaConfig, runtime: Handle) -> MetaUpstream {
+    /// `tenant_tokens`: numbers that send with their tenant's own access token.
+    pub fn new(
+        config: &MetaConfig,
+        tenant_tokens: std::collections::HashMap<u64, String>,
+        runtime: Handle,
+    ) -> MetaUpstream {
         MetaUpstream {
             runtime,
             client: client(config.max_concurrency_per_number),
@@ -69,6 +76,10 @@ impl MetaUpstream {
                 config.api_version
             ),
             authorization: format!("Bearer {}", config.access_token),
+            tenant_authorization: tenant_tokens
+                .into_iter()
+                .map(|(number, token)| (number, format!("Bearer {token}")))
+                .collect(),
             deadline: Duration::from_millis(config.request_timeout_ms),
             in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
             per_number: config.max_concurrency_per_number,
@@ -117,7 +128,12 @@ impl MetaUpstream {
             "{}/{}/messages",
             self.messages_url, message.number.0
         ))
-        .header(AUTHORIZATION, &self.authorization)
+        .header(
+            AUTHORIZATION,
+            self.tenant_authorization
+                .get(&message.number.0)
+                .unwrap_or(&self.authorization),
+        )
         .header(CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(message.payload.clone())))
         .map_err(|e| UpstreamError::Permanent(format!("cannot build the request: {e}")))?;
