@@ -1367,3 +1367,49 @@ async fn an_operator_can_have_a_message_left_in_flight_sent_again() -> Result<()
     assert_eq!(view["attempts"], 2);
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_open_grpc_streams_after_answering_what_they_sent() -> Result<()> {
+    use wagate::server::grpc::proto::messaging_client::MessagingClient;
+    use wagate::server::grpc::proto::SendRequest;
+
+    let mut f = Fixture::start("grpc-stop", "").await?;
+    let to = person(14);
+    f.opt_in(NUMBER_A, std::slice::from_ref(&to)).await?;
+    f.approved_template(
+        "order_update",
+        "utility",
+        "Hello {{1}}, your order shipped.",
+    )
+    .await?;
+    let channel = tonic::transport::Channel::from_shared(f.server().grpc.clone())?
+        .connect()
+        .await?;
+    let (requests, waiting) = tokio::sync::mpsc::channel(8);
+    let mut call = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(waiting));
+    call.metadata_mut()
+        .insert("authorization", format!("Bearer {ALPHA}").parse().unwrap());
+    let mut results = MessagingClient::new(channel)
+        .send_stream(call)
+        .await?
+        .into_inner();
+    requests
+        .send(SendRequest {
+            correlation: 1,
+            phone_number_id: NUMBER_A.to_string(),
+            request_json: template_send(&to, "order_update", &["Ada"]).to_string(),
+            ..SendRequest::default()
+        })
+        .await?;
+    let first = results.message().await?.expect("a result");
+    assert_eq!((first.correlation, first.http_status), (1, 200));
+    // The client keeps its side open; the server is asked to stop.
+    let server = f.wagate.take().expect("running");
+    server.terminate()?;
+    let status = server.wait(Duration::from_secs(20))?;
+    assert!(status.success(), "{status}");
+    // The stream ended (or the connection closed) instead of holding the stop back.
+    assert!(!matches!(results.message().await, Ok(Some(_))));
+    drop(requests);
+    Ok(())
+}

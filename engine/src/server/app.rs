@@ -31,6 +31,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub upstream: Arc<MetaUpstream>,
     pub forwarder: Arc<Forwarder>,
+    /// Turns true when the server starts to shut down: long-lived streams end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 pub type App = Arc<AppState>;

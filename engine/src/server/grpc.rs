@@ -134,9 +134,15 @@ impl Messaging for GrpcIngest {
         let (requests, mut waiting) = mpsc::channel::<SendRequest>(STREAM_BATCH);
         let (results, outgoing) = mpsc::channel::<Result<SendResult, Status>>(STREAM_BATCH);
         let failures = results.clone();
+        let mut closing = self.app.closing.clone();
         tokio::spawn(async move {
             loop {
-                match incoming.message().await {
+                let next = tokio::select! {
+                    next = incoming.message() => next,
+                    // Shutting down: take no more; what was taken is still answered.
+                    _ = closing.wait_for(|closing| *closing) => return,
+                };
+                match next {
                     Ok(Some(request)) => {
                         if requests.send(request).await.is_err() {
                             return;

@@ -184,7 +184,9 @@ pub async fn serve(
             .spawn(move || run_releaser(wagate, metrics, stop))
             .expect("spawning the releaser")
     };
+    let (closing, closed) = watch::channel(false);
     let app: App = Arc::new(AppState {
+        closing: closed.clone(),
         ingest: Ingest::start(
             wagate.clone(),
             config.http.ingest_threads,
@@ -203,7 +205,6 @@ pub async fn serve(
         http: listener.local_addr().map_err(ServeError::Http)?,
         grpc: grpc_listener.local_addr().map_err(ServeError::Http)?,
     });
-    let (closing, closed) = watch::channel(false);
     let mut closed_for_http = closed.clone();
     let mut closed_for_grpc = closed.clone();
     let server =
