@@ -1,0 +1,339 @@
+//! The compliance oracle: Meta's rules applied to what reaches the Cloud API stand-in, written
+//! from Meta's documentation and not from wagate's code, so that a load run can count every
+//! violation and every duplicate wagate let through.
+//!
+//! Rules (docs/rules.md and the platform notes): 80 messages per second per number (130429);
+//! per (number, person) one message per 6 s with a burst of 45 (131056); free-form only inside
+//! the 24 h window the person's last message opened (131047); templates must exist and be
+//! approved (132001, 132015 paused, 132016 disabled); business-initiated sends to at most the
+//! tier's number of unique people in any rolling 24 h (counted as a violation with code 0, as
+//! Meta reports it by restricting the number). A duplicate is the same content to the same
+//! person from the same number twice.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use serde_json::Value;
+
+const SECOND_US: u64 = 1_000_000;
+const DAY_US: u64 = 86_400 * SECOND_US;
+
+#[derive(Debug, Clone)]
+pub struct OracleConfig {
+    pub messages_per_second: u32,
+    /// Pair rate: one message per `pair_interval_us`, with `pair_burst` allowed at once.
+    pub pair_interval_us: u64,
+    pub pair_burst: u32,
+    /// Unique people per rolling 24 h for business-initiated sends, per number.
+    pub tier_limit: u32,
+}
+
+impl Default for OracleConfig {
+    fn default() -> Self {
+        OracleConfig {
+            messages_per_second: 80,
+            pair_interval_us: 6 * SECOND_US,
+            pair_burst: 45,
+            tier_limit: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateState {
+    Approved,
+    Paused,
+    Disabled,
+}
+
+/// Meta's answer to one send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    /// Meta's error code (0: a rule Meta enforces by restricting rather than answering).
+    Violation(u32),
+}
+
+/// What a run reached Meta with.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub sends: u64,
+    pub accepted: u64,
+    /// Violations by Meta's code.
+    pub violations: BTreeMap<u32, u64>,
+    pub duplicates: u64,
+}
+
+impl Report {
+    pub fn violation_count(&self) -> u64 {
+        self.violations.values().sum()
+    }
+}
+
+#[derive(Default)]
+struct NumberTrack {
+    second: u64,
+    in_second: u32,
+    /// (time, person) of business-initiated sends, oldest first; the latest per person counts.
+    recipients: VecDeque<(u64, String)>,
+    latest: HashMap<String, u64>,
+}
+
+impl NumberTrack {
+    /// Unique people with a business-initiated send in the 24 h before `now`.
+    fn uniques(&mut self, now: u64) -> usize {
+        while let Some((at, person)) = self.recipients.front() {
+            if at + DAY_US > now {
+                break;
+            }
+            if self.latest.get(person) == Some(at) {
+                self.latest.remove(person);
+            }
+            self.recipients.pop_front();
+        }
+        self.latest.len()
+    }
+}
+
+#[derive(Default)]
+pub struct Oracle {
+    config: OracleConfig,
+    numbers: HashMap<String, NumberTrack>,
+    /// GCRA theoretical arrival time per (number, person).
+    pairs: HashMap<(String, String), u64>,
+    /// Window end per (number, person).
+    windows: HashMap<(String, String), u64>,
+    templates: HashMap<(String, String), TemplateState>,
+    seen: HashSet<(String, String, String)>,
+    report: Report,
+}
+
+impl Oracle {
+    pub fn new(config: OracleConfig) -> Oracle {
+        Oracle {
+            config,
+            ..Oracle::default()
+        }
+    }
+
+    pub fn set_template(&mut self, name: &str, language: &str, state: TemplateState) {
+        self.templates
+            .insert((name.to_string(), language.to_string()), state);
+    }
+
+    /// The person wrote: the window is open for 24 h from `at_us`.
+    pub fn inbound(&mut self, number: &str, person: &str, at_us: u64) {
+        self.windows
+            .insert((number.to_string(), digits(person)), at_us + DAY_US);
+    }
+
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
+    /// Judges one send request (Meta's JSON) from `number` at `at_us`.
+    pub fn send(&mut self, number: &str, body: &Value, at_us: u64) -> Verdict {
+        self.report.sends += 1;
+        let verdict = self.judge(number, body, at_us);
+        match verdict {
+            Verdict::Accepted => self.report.accepted += 1,
+            Verdict::Violation(code) => *self.report.violations.entry(code).or_default() += 1,
+        }
+        verdict
+    }
+
+    fn judge(&mut self, number: &str, body: &Value, at_us: u64) -> Verdict {
+        let person = digits(body["to"].as_str().unwrap_or_default());
+        let pair = (number.to_string(), person.clone());
+        let track = self.numbers.entry(number.to_string()).or_default();
+        let second = at_us / SECOND_US;
+        if track.second != second {
+            track.second = second;
+            track.in_second = 0;
+        }
+        track.in_second += 1;
+        if track.in_second > self.config.messages_per_second {
+            return Verdict::Violation(130_429);
+        }
+        let interval = self.config.pair_interval_us;
+        let tolerance = interval * u64::from(self.config.pair_burst.saturating_sub(1));
+        let tat = self.pairs.get(&pair).copied().unwrap_or(0).max(at_us);
+        if tat > at_us + tolerance {
+            return Verdict::Violation(131_056);
+        }
+        self.pairs.insert(pair.clone(), tat + interval);
+        let in_window = self.windows.get(&pair).is_some_and(|&until| at_us < until);
+        let kind = body["type"].as_str().unwrap_or("text");
+        if kind == "template" {
+            let template = &body["template"];
+            let key = (
+                template["name"].as_str().unwrap_or_default().to_string(),
+                template["language"]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            match self.templates.get(&key) {
+                None => return Verdict::Violation(132_001),
+                Some(TemplateState::Paused) => return Verdict::Violation(132_015),
+                Some(TemplateState::Disabled) => return Verdict::Violation(132_016),
+                Some(TemplateState::Approved) => {}
+            }
+            if !in_window {
+                let track = self.numbers.get_mut(number).expect("tracked above");
+                let known = track.uniques(at_us) > 0 && track.latest.contains_key(&person);
+                if !known && track.latest.len() >= self.config.tier_limit as usize {
+                    return Verdict::Violation(0);
+                }
+                track.recipients.push_back((at_us, person.clone()));
+                track.latest.insert(person.clone(), at_us);
+            }
+        } else if !in_window {
+            return Verdict::Violation(131_047);
+        }
+        let content = body.to_string();
+        if !self.seen.insert((number.to_string(), person, content)) {
+            self.report.duplicates += 1;
+        }
+        Verdict::Accepted
+    }
+}
+
+fn digits(text: &str) -> String {
+    text.chars().filter(char::is_ascii_digit).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn template(to: &str, name: &str) -> Value {
+        json!({ "messaging_product": "whatsapp", "to": to, "type": "template",
+                "template": { "name": name, "language": { "code": "en_US" } } })
+    }
+
+    fn text(to: &str, body: &str) -> Value {
+        json!({ "messaging_product": "whatsapp", "to": to, "type": "text", "text": { "body": body } })
+    }
+
+    fn oracle(config: OracleConfig) -> Oracle {
+        let mut oracle = Oracle::new(config);
+        oracle.set_template("hello", "en_US", TemplateState::Approved);
+        oracle.set_template("paused", "en_US", TemplateState::Paused);
+        oracle
+    }
+
+    #[test]
+    fn throughput_counts_per_number_and_second() {
+        let mut o = oracle(OracleConfig {
+            messages_per_second: 3,
+            ..OracleConfig::default()
+        });
+        for i in 0..3 {
+            assert_eq!(
+                o.send("1", &template(&format!("+1650555000{i}"), "hello"), 10),
+                Verdict::Accepted
+            );
+        }
+        assert_eq!(
+            o.send("1", &template("+16505550009", "hello"), 20),
+            Verdict::Violation(130_429)
+        );
+        assert_eq!(
+            o.send("2", &template("+16505550009", "hello"), 30),
+            Verdict::Accepted
+        );
+        assert_eq!(
+            o.send("1", &template("+16505550008", "hello"), SECOND_US),
+            Verdict::Accepted
+        );
+    }
+
+    #[test]
+    fn the_pair_rate_allows_a_burst_then_one_per_interval() {
+        let mut o = oracle(OracleConfig {
+            pair_burst: 2,
+            ..OracleConfig::default()
+        });
+        let to = "+16505550001";
+        o.inbound("1", to, 0);
+        assert_eq!(o.send("1", &text(to, "a"), 0), Verdict::Accepted);
+        assert_eq!(o.send("1", &text(to, "b"), 1), Verdict::Accepted);
+        assert_eq!(o.send("1", &text(to, "c"), 2), Verdict::Violation(131_056));
+        assert_eq!(
+            o.send("1", &text(to, "d"), 6 * SECOND_US),
+            Verdict::Accepted
+        );
+    }
+
+    #[test]
+    fn free_form_needs_the_window_and_templates_must_be_approved() {
+        let mut o = oracle(OracleConfig::default());
+        let to = "+16505550001";
+        assert_eq!(o.send("1", &text(to, "hi"), 0), Verdict::Violation(131_047));
+        o.inbound("1", to, 10 * SECOND_US);
+        assert_eq!(
+            o.send("1", &text(to, "hi"), 20 * SECOND_US),
+            Verdict::Accepted
+        );
+        assert_eq!(
+            o.send("1", &text(to, "late"), 10 * SECOND_US + DAY_US),
+            Verdict::Violation(131_047)
+        );
+        assert_eq!(
+            o.send("1", &template(to, "nope"), 2 * DAY_US),
+            Verdict::Violation(132_001)
+        );
+        assert_eq!(
+            o.send("1", &template(to, "paused"), 3 * DAY_US),
+            Verdict::Violation(132_015)
+        );
+        assert_eq!(o.report().violation_count(), 4);
+    }
+
+    #[test]
+    fn the_tier_limit_counts_unique_people_in_a_rolling_day() {
+        let mut o = oracle(OracleConfig {
+            tier_limit: 2,
+            ..OracleConfig::default()
+        });
+        let at = |s: u64| s * SECOND_US;
+        assert_eq!(
+            o.send("1", &template("+16505550001", "hello"), at(0)),
+            Verdict::Accepted
+        );
+        assert_eq!(
+            o.send("1", &template("+16505550002", "hello"), at(10)),
+            Verdict::Accepted
+        );
+        // A person already counted costs nothing more; a third person is over the limit.
+        assert_eq!(
+            o.send(
+                "1",
+                &json!({ "to": "+16505550001", "type": "template",
+            "template": { "name": "hello", "language": { "code": "en_US" } }, "x": 1 }),
+                at(20)
+            ),
+            Verdict::Accepted
+        );
+        assert_eq!(
+            o.send("1", &template("+16505550003", "hello"), at(30)),
+            Verdict::Violation(0)
+        );
+        // The first person's sends age out after 24 h: room for one more.
+        assert_eq!(
+            o.send("1", &template("+16505550003", "hello"), at(86_421)),
+            Verdict::Accepted
+        );
+    }
+
+    #[test]
+    fn the_same_content_to_the_same_person_twice_is_a_duplicate() {
+        let mut o = oracle(OracleConfig::default());
+        let to = "+16505550001";
+        o.send("1", &template(to, "hello"), 0);
+        o.send("1", &template(to, "hello"), 7 * SECOND_US);
+        o.send("2", &template(to, "hello"), 14 * SECOND_US);
+        assert_eq!(o.report().duplicates, 1);
+    }
+}
