@@ -1413,3 +1413,103 @@ async fn sigterm_ends_open_grpc_streams_after_answering_what_they_sent() -> Resu
     drop(requests);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_mock_meta_the_oracle_sees_no_violation_and_no_duplicate() -> Result<()> {
+    use wagate_loadgen::mock_meta::{start, MockMetaConfig};
+    use wagate_loadgen::oracle::OracleConfig;
+
+    let mock = start(MockMetaConfig {
+        listen: "127.0.0.1:0".parse()?,
+        webhook_url: None,
+        app_secret: APP_SECRET.into(),
+        templates: vec![("order_update".into(), "en_US".into())],
+        rules: OracleConfig::default(),
+    })
+    .await?;
+    let base = format!("http://{}", mock.addr);
+    let mut f = Fixture::start_with(
+        "mock-meta",
+        "",
+        &["--meta.base_url", &base, "--clock.mode", "system"],
+    )
+    .await?;
+    mock.set_webhook_url(&f.url("/webhooks/meta"));
+    let people: Vec<String> = (1..=40).map(person).collect();
+    f.opt_in(NUMBER_A, &people).await?;
+    f.approved_template(
+        "order_update",
+        "utility",
+        "Hello {{1}}, your order shipped.",
+    )
+    .await?;
+    let report = |f: &Fixture| {
+        let (web, url) = (f.web.clone(), format!("{base}/mock/report"));
+        async move { Ok::<Value, anyhow::Error>(web.get(&url, "").await?.json()) }
+    };
+    // A person writes to the business through Meta: the window opens on both sides.
+    let inbound =
+        json!({ "phone_number_id": NUMBER_A.to_string(), "from": "16505550001", "text": "hi" });
+    f.web
+        .post(&format!("{base}/mock/inbound"), "", &inbound, &[])
+        .await?;
+    let contact_url = f.url(&format!("/wagate/admin/contacts/{NUMBER_A}/{}", people[0]));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while f.web.get(&contact_url, ADMIN).await?.json()["window_open"] != true {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the inbound webhook never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut ids = Vec::new();
+    for (i, to) in people.iter().enumerate() {
+        let key = format!("order-{i}");
+        let request = template_send(to, "order_update", &["Ada"]);
+        // Each send is retried once with its key, as a client that lost the answer would.
+        for _ in 0..2 {
+            let answer = f
+                .send(ALPHA, NUMBER_A, &request, &[("idempotency-key", &key)])
+                .await?;
+            assert_eq!(answer.status, 200, "{}", answer.text());
+            ids.push(id_of(&answer));
+        }
+    }
+    let reply = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &text_send(&people[0], "thanks for writing"),
+            &[],
+        )
+        .await?;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let seen = report(&f).await?;
+        if seen["sends"] == 41 {
+            assert_eq!(seen["accepted"], 41, "{seen}");
+            assert_eq!(seen["violations"], 0, "{seen}");
+            assert_eq!(seen["duplicates"], 0, "{seen}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{seen}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // mock-meta's status webhooks come back to wagate, signed.
+    f.wait_message(&ids[0], WAIT, |v| v["delivery"] == "delivered")
+        .await?;
+    // The oracle is not blind: a free-form text outside the window is a violation.
+    let outside = f
+        .web
+        .post(
+            &format!("{base}/v23.0/{NUMBER_A}/messages"),
+            "",
+            &text_send(&people[5], "hi"),
+            &[],
+        )
+        .await?;
+    assert_eq!((outside.status, outside.code()), (400, Some(131_047)));
+    assert_eq!(report(&f).await?["violations"], 1);
+    f.stop()
+}

@@ -1,0 +1,245 @@
+//! `mock-meta`: a stand-in for Meta's Cloud API. It answers the send API in Meta's shapes,
+//! judging each send with the [`Oracle`] (so violations get Meta's error and are counted), and
+//! sends signed status webhooks for what it accepted to wagate. `GET /mock/report` gives the
+//! counts; `POST /mock/inbound` makes a person write (a signed inbound webhook).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::oracle::{Oracle, OracleConfig, TemplateState, Verdict};
+
+#[derive(Debug, Clone)]
+pub struct MockMetaConfig {
+    pub listen: SocketAddr,
+    /// wagate's `POST /webhooks/meta`; no webhooks are sent until it is known (it can be set
+    /// later, since wagate is configured with mock-meta's address first).
+    pub webhook_url: Option<String>,
+    pub app_secret: String,
+    /// Approved templates, as (name, language).
+    pub templates: Vec<(String, String)>,
+    pub rules: OracleConfig,
+}
+
+struct State {
+    oracle: Mutex<Oracle>,
+    next_id: AtomicU64,
+    webhooks: Option<mpsc::UnboundedSender<Value>>,
+}
+
+/// A running mock-meta.
+pub struct MockMeta {
+    pub addr: SocketAddr,
+    webhook_url: Arc<Mutex<Option<String>>>,
+}
+
+impl MockMeta {
+    /// Where webhooks go from now on.
+    pub fn set_webhook_url(&self, url: &str) {
+        *self.webhook_url.lock().expect("webhook url") = Some(url.to_string());
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// `X-Hub-Signature-256` as Meta computes it.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a valid response")
+}
+
+fn meta_error(code: u32) -> Value {
+    json!({ "error": { "message": format!("(#{code}) rejected by mock-meta"),
+                       "type": "OAuthException", "code": code, "fbtrace_id": "mock" } })
+}
+
+fn messages_webhook(number: &str, value: Value) -> Value {
+    let mut value = value;
+    value["messaging_product"] = json!("whatsapp");
+    value["metadata"] = json!({ "display_phone_number": number, "phone_number_id": number });
+    json!({ "object": "whatsapp_business_account",
+            "entry": [{ "id": "0", "changes": [{ "field": "messages", "value": value }] }] })
+}
+
+async fn handle(
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let body = request.into_body().collect().await?.to_bytes();
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    Ok(match (method, parts.as_slice()) {
+        (Method::GET, ["mock", "report"]) => {
+            let report = state.oracle.lock().expect("oracle").report().clone();
+            reply(
+                StatusCode::OK,
+                &json!({ "sends": report.sends, "accepted": report.accepted,
+                         "violations": report.violation_count(),
+                         "violations_by_code": report.violations.iter()
+                             .map(|(code, n)| (code.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+                         "duplicates": report.duplicates }),
+            )
+        }
+        (Method::POST, ["mock", "inbound"]) => {
+            let (number, from) = (
+                json["phone_number_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                json["from"].as_str().unwrap_or_default().to_string(),
+            );
+            state
+                .oracle
+                .lock()
+                .expect("oracle")
+                .inbound(&number, &from, now_us());
+            let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+            if let Some(webhooks) = &state.webhooks {
+                let _ = webhooks.send(messages_webhook(
+                    &number,
+                    json!({
+                        "contacts": [{ "wa_id": from }],
+                        "messages": [{ "from": from, "id": format!("wamid.in.{id}"),
+                                       "timestamp": (now_us() / 1_000_000).to_string(),
+                                       "type": "text", "text": { "body": json["text"] } }]
+                    }),
+                ));
+            }
+            reply(StatusCode::OK, &json!({ "success": true }))
+        }
+        (Method::POST, [_version, number, "messages"]) => {
+            let verdict = state
+                .oracle
+                .lock()
+                .expect("oracle")
+                .send(number, &json, now_us());
+            match verdict {
+                // The tier limit is Meta's to enforce later (a restriction): the send is taken.
+                Verdict::Accepted | Verdict::Violation(0) => {
+                    let wamid = format!(
+                        "wamid.mock.{}",
+                        state.next_id.fetch_add(1, Ordering::Relaxed)
+                    );
+                    let to = json["to"].as_str().unwrap_or_default().to_string();
+                    if let Some(webhooks) = &state.webhooks {
+                        for status in ["sent", "delivered"] {
+                            let _ = webhooks.send(messages_webhook(
+                                number,
+                                json!({
+                                    "statuses": [{ "id": wamid, "status": status,
+                                                   "timestamp": (now_us() / 1_000_000).to_string(),
+                                                   "recipient_id": to.trim_start_matches('+') }]
+                                }),
+                            ));
+                        }
+                    }
+                    reply(
+                        StatusCode::OK,
+                        &json!({ "messaging_product": "whatsapp",
+                                 "contacts": [{ "input": to, "wa_id": to.trim_start_matches('+') }],
+                                 "messages": [{ "id": wamid }] }),
+                    )
+                }
+                Verdict::Violation(code) => reply(StatusCode::BAD_REQUEST, &meta_error(code)),
+            }
+        }
+        _ => reply(StatusCode::NOT_FOUND, &meta_error(100)),
+    })
+}
+
+/// Delivers webhooks to wagate one after another, signed; dropped while no URL is known.
+async fn send_webhooks(
+    url: Arc<Mutex<Option<String>>>,
+    secret: String,
+    mut queue: mpsc::UnboundedReceiver<Value>,
+) {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    while let Some(webhook) = queue.recv().await {
+        let Some(url) = url.lock().expect("webhook url").clone() else {
+            continue;
+        };
+        let body = webhook.to_string();
+        let Ok(request) = Request::post(&url)
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", sign(&secret, body.as_bytes()))
+            .body(Full::new(Bytes::from(body)))
+        else {
+            continue;
+        };
+        if let Ok(answer) = client.request(request).await {
+            let _ = answer.into_body().collect().await;
+        }
+    }
+}
+
+/// Starts mock-meta on the current tokio runtime.
+pub async fn start(config: MockMetaConfig) -> std::io::Result<MockMeta> {
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let mut oracle = Oracle::new(config.rules.clone());
+    for (name, language) in &config.templates {
+        oracle.set_template(name, language, TemplateState::Approved);
+    }
+    let webhook_url = Arc::new(Mutex::new(config.webhook_url.clone()));
+    let (sender, queue) = mpsc::unbounded_channel();
+    tokio::spawn(send_webhooks(
+        webhook_url.clone(),
+        config.app_secret.clone(),
+        queue,
+    ));
+    let webhooks = Some(sender);
+    let state = Arc::new(State {
+        oracle: Mutex::new(oracle),
+        next_id: AtomicU64::new(0),
+        webhooks,
+    });
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| handle(state.clone(), request));
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(MockMeta { addr, webhook_url })
+}
