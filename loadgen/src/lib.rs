@@ -6,6 +6,7 @@
 //! judges what reaches Meta's stand-in by Meta's rules, independently of wagate's code. The
 //! network drivers and `mock-meta` build on them.
 
+pub mod driver;
 pub mod mock_meta;
 pub mod oracle;
 pub mod workload;

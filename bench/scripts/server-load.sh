@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One load run: fresh wagate, a number at TIER_100K and 1,000 mps, 90,000 opted-in recipients,
+# an approved template, then `loadgen http` with the given extra arguments.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mkdir -p "${LG_DIR:-/tmp/wagate-load}"
+rm -rf ${LG_DIR:-/tmp/wagate-load}/data
+cat > ${LG_DIR:-/tmp/wagate-load}/wagate.toml <<TOML
+[storage]
+data_dir = "${LG_DIR:-/tmp/wagate-load}/data"
+[meta]
+base_url = "http://127.0.0.1:9"
+[admin]
+token = "bench-admin-token-000"
+[[tenants]]
+name = "bench"
+token = "bench-tenant-token-00"
+numbers = [2000001]
+[[numbers]]
+id = 2000001
+account = 1
+portfolio = 1
+tier = "TIER_100K"
+throughput_mps = 1000
+TOML
+target/release/wagate serve --config ${LG_DIR:-/tmp/wagate-load}/wagate.toml --http.listen 127.0.0.1:18090 --grpc.listen 127.0.0.1:18091 > ${LG_DIR:-/tmp/wagate-load}/wagate.out 2> ${LG_DIR:-/tmp/wagate-load}/wagate.err &
+WAGATE=$!
+trap 'kill $WAGATE 2>/dev/null || true' EXIT
+until grep -q listening ${LG_DIR:-/tmp/wagate-load}/wagate.out; do sleep 0.2; done
+A='Authorization: Bearer bench-admin-token-000'
+python3 - <<'PY'
+import json, urllib.request
+def post(path, body):
+    r = urllib.request.Request("http://127.0.0.1:18090" + path, data=json.dumps(body).encode(),
+        headers={"Authorization": "Bearer bench-admin-token-000", "Content-Type": "application/json"})
+    return urllib.request.urlopen(r).read()
+for start in range(0, 90000, 30000):
+    post("/wagate/admin/contacts/consent", {"phone_number_id": "2000001",
+         "to": ["+1650%07d" % i for i in range(start, start + 30000)], "change": "opt_in"})
+post("/wagate/admin/templates", {"account": 1, "name": "order_update", "language": "en_US",
+     "category": "utility", "body": "Hello {{1}}, your order has shipped."})
+for s in ["in_review", "approved"]:
+    post("/wagate/admin/templates/status", {"account": 1, "name": "order_update", "language": "en_US", "status": s})
+PY
+target/release/loadgen http --target http://127.0.0.1:18090 --token bench-tenant-token-00 \
+  --number 2000001 --recipients 90000 --messages 90000 --max-secs 20 "$@"

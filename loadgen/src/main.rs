@@ -1,0 +1,116 @@
+//! `loadgen`: drives wagate, or stands in for Meta.
+//! - `loadgen http --target URL --token T --number N [--template NAME] [--recipients R]
+//!   [--concurrency C] [--messages M] [--max-secs S] [--batch B]`: closed loop, C requests in
+//!   flight, B messages per request (1: the single endpoint; more: bulk); prints a table and a
+//!   JSON summary.
+//! - `loadgen mock-meta [--listen ADDR] [--webhook-url URL] [--app-secret S]
+//!   [--template NAME:LANG]... [--max-secs S]`: the Cloud API stand-in, until the time is up.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use wagate_loadgen::driver::{run, DriverConfig};
+use wagate_loadgen::mock_meta::{start, MockMetaConfig};
+use wagate_loadgen::oracle::OracleConfig;
+
+/// `--key value` pairs; repeated keys keep every value.
+fn options(args: &[String]) -> Result<HashMap<String, Vec<String>>> {
+    let mut options: HashMap<String, Vec<String>> = HashMap::new();
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let key = flag
+            .strip_prefix("--")
+            .with_context(|| format!("unexpected argument {flag}"))?;
+        let value = rest
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        options
+            .entry(key.to_string())
+            .or_default()
+            .push(value.clone());
+    }
+    Ok(options)
+}
+
+fn one<T: std::str::FromStr>(
+    options: &HashMap<String, Vec<String>>,
+    key: &str,
+    default: Option<T>,
+) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match options.get(key).and_then(|v| v.last()) {
+        Some(text) => text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--{key} {text}: {e}")),
+        None => default.with_context(|| format!("--{key} is required")),
+    }
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match args.first().map(String::as_str) {
+        Some("http") => {
+            let o = options(&args[1..])?;
+            let config = DriverConfig {
+                target: one(&o, "target", None)?,
+                token: one(&o, "token", None)?,
+                number: one(&o, "number", None)?,
+                template: one(&o, "template", Some("order_update".to_string()))?,
+                recipients: one(&o, "recipients", Some(50_000))?,
+                concurrency: one(&o, "concurrency", Some(64))?,
+                messages: one(&o, "messages", Some(100_000))?,
+                max_duration: Duration::from_secs(one(&o, "max-secs", Some(30))?),
+                batch: one(&o, "batch", Some(1))?,
+            };
+            let summary = runtime.block_on(run(config))?;
+            let json = summary.to_json();
+            println!(
+                "messages {}  accepted {}  other {}  {:.0} msg/s  latency p50 {} us  p99 {} us  max {} us",
+                summary.messages,
+                summary.accepted,
+                summary.other,
+                json["messages_per_second"].as_f64().unwrap_or(0.0),
+                json["latency_us"]["p50"],
+                json["latency_us"]["p99"],
+                json["latency_us"]["max"],
+            );
+            println!("{json}");
+            Ok(())
+        }
+        Some("mock-meta") => {
+            let o = options(&args[1..])?;
+            let templates = o
+                .get("template")
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    let (name, language) = t.split_once(':').unwrap_or((t.as_str(), "en_US"));
+                    (name.to_string(), language.to_string())
+                })
+                .collect();
+            let config = MockMetaConfig {
+                listen: one(&o, "listen", Some("127.0.0.1:9090".parse()?))?,
+                webhook_url: o.get("webhook-url").and_then(|v| v.last().cloned()),
+                app_secret: one(&o, "app-secret", Some(String::new()))?,
+                templates,
+                rules: OracleConfig::default(),
+            };
+            let max = Duration::from_secs(one(&o, "max-secs", Some(3_600))?);
+            runtime.block_on(async move {
+                let mock = start(config).await?;
+                println!("mock-meta listening on http://{}", mock.addr);
+                tokio::time::sleep(max).await;
+                Ok(())
+            })
+        }
+        _ => bail!(
+            "usage: loadgen http --target URL --token T --number N ... | loadgen mock-meta ..."
+        ),
+    }
+}
