@@ -1513,3 +1513,39 @@ async fn against_mock_meta_the_oracle_sees_no_violation_and_no_duplicate() -> Re
     assert_eq!(report(&f).await?["violations"], 1);
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_that_arrives_before_metas_answer_still_lands_on_its_message() -> Result<()> {
+    let mut f = Fixture::start("early-status", "").await?;
+    let to = person(15);
+    f.opt_in(NUMBER_A, std::slice::from_ref(&to)).await?;
+    f.approved_template(
+        "order_update",
+        "utility",
+        "Hello {{1}}, your order shipped.",
+    )
+    .await?;
+    f.meta.hold();
+    let sent = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &template_send(&to, "order_update", &["Ada"]),
+            &[],
+        )
+        .await?;
+    let id = id_of(&sent);
+    f.meta.wait_for(1, WAIT).await?;
+    // Meta holds its answer (it will say wamid.stub.0) but already reports the delivery.
+    let early = status_webhook(NUMBER_A, "wamid.stub.0", "delivered", "16505550015");
+    assert_eq!(f.meta_webhook(&early, None).await?.status, 200);
+    assert_eq!(f.message(ALPHA, &id).await?.json()["status"], "in_flight");
+    f.meta.release();
+    let view = f
+        .wait_message(&id, WAIT, |v| {
+            v["status"] == "sent" && v["delivery"] == "delivered"
+        })
+        .await?;
+    assert_eq!(view["upstream_id"], "wamid.stub.0");
+    f.stop()
+}

@@ -265,9 +265,11 @@ fn hand_over(
     let mut settled = Batch::default();
     let (mut sent, mut failed, mut retried) = (0, 0, 0);
     let results = upstream.send_batch(&due);
+    let mut sent_ids = Vec::new();
     for (mut message, result) in due.into_iter().zip(results) {
         match result {
             Ok(upstream_id) => {
+                sent_ids.push((message.id, upstream_id.clone()));
                 settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
                 sent += 1;
             }
@@ -290,6 +292,12 @@ fn hand_over(
     // Not synced: a stop before this reaches the disk leaves the messages in flight, and the
     // restart asks the upstream about them.
     let ok = store.write(&settled, false).is_ok();
+    if ok {
+        for (id, upstream_id) in &sent_ids {
+            // A status that came before this settlement was parked; it applies now.
+            let _ = super::early_status::apply_parked(store, *id, upstream_id);
+        }
+    }
     watch.publish(|v| {
         v.sent += sent;
         v.failed += failed;

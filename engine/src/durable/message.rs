@@ -57,7 +57,7 @@ pub enum Delivery {
 }
 
 impl Delivery {
-    fn from_u8(value: u8) -> Option<Delivery> {
+    pub(crate) fn from_u8(value: u8) -> Option<Delivery> {
         Some(match value {
             0 => Delivery::None,
             1 => Delivery::Sent,

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod commit;
 pub mod deferred;
 pub mod dispatch;
+pub mod early_status;
 pub mod idempotency;
 pub mod message;
 pub mod records;

@@ -5,14 +5,15 @@
 //! under number 0 once applied, until the retention passes; a repeat is then skipped. Statuses
 //! find their message through the upstream-id index written when it was sent.
 
+use super::early_status;
 use super::idempotency::{IdempotencyRecord, StoredOutcome};
-use super::message::{Delivery, StoredMessage};
+use super::message::Delivery;
 use super::wagate::Wagate;
 use super::SubmitError;
 use crate::events::FailureEffect;
 use crate::ids::{AccountId, Msisdn};
 use crate::quality::Quality;
-use crate::store::keys::{idempotency_key, message_key};
+use crate::store::keys::idempotency_key;
 use crate::store::{Batch, Family};
 use crate::webhooks::events::{DeliveryStatus, WebhookEvent};
 
@@ -42,11 +43,7 @@ fn identity(event: &WebhookEvent) -> Option<String> {
 impl Wagate {
     /// wagate's id of the message the upstream knows as `upstream_id` (a wamid).
     pub fn message_id_of(&self, upstream_id: &str) -> Result<Option<u64>, SubmitError> {
-        Ok(self
-            .store
-            .get(Family::UpstreamIds, upstream_id.as_bytes())?
-            .and_then(|id| <[u8; 8]>::try_from(id.as_slice()).ok())
-            .map(u64::from_be_bytes))
+        Ok(early_status::message_id(self.store.as_ref(), upstream_id)?)
     }
 
     /// Whether the event with `identity` was applied before (within the retention).
@@ -87,44 +84,29 @@ impl Wagate {
         );
     }
 
-    /// Moves the delivery state of the message Meta knows as `wamid`; false if unknown or stale.
+    /// Moves the delivery state of the message Meta knows as `wamid`; false if stale. A status
+    /// for a wamid not yet written down (Meta was faster than its own answer) is parked until
+    /// the message is settled.
     fn record_delivery(
         &self,
         wamid: &str,
         status: DeliveryStatus,
         error: u32,
     ) -> Result<bool, SubmitError> {
-        let Some(id) = self.store.get(Family::UpstreamIds, wamid.as_bytes())? else {
-            return Ok(false);
-        };
-        let Ok(id) = <[u8; 8]>::try_from(id.as_slice()) else {
-            return Ok(false);
-        };
-        let key = message_key(u64::from_be_bytes(id));
-        let Some(mut message) = self
-            .store
-            .get(Family::Messages, &key)?
-            .and_then(|b| StoredMessage::decode(&b))
-        else {
-            return Ok(false);
-        };
         let next = match status {
             DeliveryStatus::Sent => Delivery::Sent,
             DeliveryStatus::Delivered => Delivery::Delivered,
             DeliveryStatus::Read | DeliveryStatus::Played => Delivery::Read,
             DeliveryStatus::Failed => Delivery::Failed,
         };
-        if !message.delivery.advances_to(next) {
-            return Ok(false);
+        let store = self.store.as_ref();
+        match early_status::message_id(store, wamid)? {
+            Some(id) => Ok(early_status::advance(store, id, next, error)?),
+            None => {
+                early_status::park(store, wamid, next, error)?;
+                Ok(true)
+            }
         }
-        message.delivery = next;
-        if next == Delivery::Failed {
-            message.delivery_error = error;
-        }
-        let mut batch = Batch::default();
-        batch.put(Family::Messages, key, message.encode());
-        self.store.write(&batch, true)?;
-        Ok(true)
     }
 
     /// `phone_number_quality_update`: flags, tier changes and throughput upgrades of the number
