@@ -103,8 +103,10 @@ impl Wagate {
         match early_status::message_id(store, wamid)? {
             Some(id) => Ok(early_status::advance(store, id, next, error)?),
             None => {
-                early_status::park(store, wamid, next, error)?;
-                Ok(true)
+                let expires_at = self.clock.now().unix_secs() + self.retention_secs();
+                early_status::park(store, wamid, next, error, expires_at)?;
+                // Not applied yet (and never, if wagate did not send it): counted as ignored.
+                Ok(false)
             }
         }
     }
