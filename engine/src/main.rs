@@ -93,22 +93,27 @@ fn serve(args: &[String]) -> Result<()> {
                 println!("wagate grpc listening on http://{}", at.grpc);
                 let _ = std::io::stdout().flush();
             },
-            stop_signal(),
+            stop_signal()?,
         )
         .await
+        .map_err(anyhow::Error::from)
     })?;
     eprintln!("wagate stopped cleanly");
     Ok(())
 }
 
-/// SIGTERM or SIGINT (Ctrl-C).
-async fn stop_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal right after start-up is never the default kill.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
 }
 
 fn simulate(args: &[String]) -> Result<()> {
