@@ -20,13 +20,7 @@ fn id_of(answer: &wagate_tests::web::Answer) -> String {
 async fn a_send_is_accepted_dispatched_and_its_status_forwarded_signed() -> Result<()> {
     let mut f = Fixture::start("e2e", "").await?;
     let to = person(1);
-    f.opt_in(NUMBER_A, std::slice::from_ref(&to)).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
+    f.ready_to_send(std::slice::from_ref(&to)).await?;
     let request = template_send(&to, "order_update", &["Ada"]);
     let answer = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
     assert_eq!(answer.status, 200, "{}", answer.text());
@@ -104,14 +98,8 @@ async fn a_send_is_accepted_dispatched_and_its_status_forwarded_signed() -> Resu
 async fn every_refusal_has_metas_code_and_nothing_is_sent() -> Result<()> {
     let mut f = Fixture::start("refusals", "").await?;
     let (consented, stranger, promo_stopped) = (person(1), person(2), person(3));
-    f.opt_in(NUMBER_A, &[consented.clone(), promo_stopped.clone()])
+    f.ready_to_send(&[consented.clone(), promo_stopped.clone()])
         .await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
     f.approved_template("sale", "marketing", "Hi {{1}}, 20% off today.")
         .await?;
     f.approved_template("disabled_one", "utility", "Notice {{1}}.")
@@ -236,13 +224,7 @@ async fn every_refusal_has_metas_code_and_nothing_is_sent() -> Result<()> {
 async fn at_the_tier_limit_sends_queue_and_go_when_the_window_frees() -> Result<()> {
     let mut f = Fixture::start("tier", "").await?;
     let people: Vec<String> = (1..=1_001).map(person).collect();
-    f.opt_in(NUMBER_A, &people).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
+    f.ready_to_send(&people).await?;
     let mut bulk = String::new();
     for to in &people[..1_000] {
         let line = json!({ "phone_number_id": NUMBER_A.to_string(),
@@ -388,13 +370,7 @@ async fn webhooks_with_a_bad_signature_change_nothing() -> Result<()> {
     // STOP from a person who had opted in opts them out: once the window has closed, a
     // template (business-initiated) is refused.
     let member = person(8);
-    f.opt_in(NUMBER_A, std::slice::from_ref(&member)).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
+    f.ready_to_send(std::slice::from_ref(&member)).await?;
     let template = template_send(&member, "order_update", &["x"]);
     assert_eq!(f.send(ALPHA, NUMBER_A, &template, &[]).await?.status, 200);
     let stop = inbound_webhook(NUMBER_A, "wamid.in.2", "16505550008", "STOP");
@@ -426,13 +402,7 @@ async fn webhooks_with_a_bad_signature_change_nothing() -> Result<()> {
 async fn tenants_cannot_see_or_use_each_others_numbers_or_messages() -> Result<()> {
     let mut f = Fixture::start("tenants", "").await?;
     let to = person(9);
-    f.opt_in(NUMBER_A, std::slice::from_ref(&to)).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
+    f.ready_to_send(std::slice::from_ref(&to)).await?;
     let request = template_send(&to, "order_update", &["Ada"]);
     let mine = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
     assert_eq!(mine.status, 200);
@@ -515,13 +485,7 @@ async fn tenants_cannot_see_or_use_each_others_numbers_or_messages() -> Result<(
 async fn idempotent_retries_get_the_first_answer_across_a_restart() -> Result<()> {
     let mut f = Fixture::start("idempotency", "").await?;
     let to = person(11);
-    f.opt_in(NUMBER_A, std::slice::from_ref(&to)).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
+    f.ready_to_send(std::slice::from_ref(&to)).await?;
     let request = template_send(&to, "order_update", &["Ada"]);
     let key = [("idempotency-key", "order-77-shipped")];
     let first = f.send(ALPHA, NUMBER_A, &request, &key).await?;
@@ -552,13 +516,7 @@ async fn idempotent_retries_get_the_first_answer_across_a_restart() -> Result<()
 async fn a_full_server_answers_503_with_a_retry_hint_and_recovers() -> Result<()> {
     let mut f = Fixture::start("backpressure", "[http]\nmax_pending_messages = 300\n").await?;
     let people: Vec<String> = (1..=200).map(person).collect();
-    f.opt_in(NUMBER_A, &people).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
+    f.ready_to_send(&people).await?;
     let bulk: String = people
         .iter()
         .map(|to| {
@@ -639,13 +597,7 @@ async fn a_full_server_answers_503_with_a_retry_hint_and_recovers() -> Result<()
 async fn sigterm_finishes_open_work_then_exits_cleanly() -> Result<()> {
     let mut f = Fixture::start("shutdown", "").await?;
     let people: Vec<String> = (1..=300).map(person).collect();
-    f.opt_in(NUMBER_A, &people).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
+    f.ready_to_send(&people).await?;
     let mut tasks = Vec::new();
     for to in &people {
         let (web, url, body) = (
@@ -771,13 +723,7 @@ async fn number_and_account_news_from_meta_change_limits_and_restrictions() -> R
 
     // The account is disabled: its numbers stop business-initiated sends until reinstated.
     let to = person(5);
-    f.opt_in(NUMBER_A, std::slice::from_ref(&to)).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
+    f.ready_to_send(std::slice::from_ref(&to)).await?;
     let request = template_send(&to, "order_update", &["Ada"]);
     let ban = |state: &str| {
         account_webhook(
@@ -830,13 +776,7 @@ async fn transient_upstream_errors_are_retried_and_permanent_ones_recorded() -> 
     use wagate_tests::meta_stub::Scripted;
     let mut f = Fixture::start("retries", "").await?;
     let (first, second) = (person(1), person(2));
-    f.opt_in(NUMBER_A, &[first.clone(), second.clone()]).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
+    f.ready_to_send(&[first.clone(), second.clone()]).await?;
     let meta_error = |code: u32| {
         json!({ "error": { "message": "(#x) from the stand-in", "type": "OAuthException",
                            "code": code, "fbtrace_id": "stub" } })
@@ -909,29 +849,12 @@ async fn transient_upstream_errors_are_retried_and_permanent_ones_recorded() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_sends_unary_and_streamed_with_the_same_rules_and_answers() -> Result<()> {
-    use wagate::server::grpc::proto::messaging_client::MessagingClient;
     use wagate::server::grpc::proto::SendRequest;
 
     let mut f = Fixture::start("grpc", "").await?;
     let people: Vec<String> = (1..=60).map(person).collect();
-    f.opt_in(NUMBER_A, &people).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
-    let channel = tonic::transport::Channel::from_shared(f.server().grpc.clone())?
-        .connect()
-        .await?;
-    let mut client = MessagingClient::new(channel);
-    let authorised = |message: SendRequest| {
-        let mut request = tonic::Request::new(message);
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {ALPHA}").parse().unwrap());
-        request
-    };
+    f.ready_to_send(&people).await?;
+    let mut client = f.grpc_client().await?;
     let send = |correlation: u64, body: &Value| SendRequest {
         correlation,
         phone_number_id: NUMBER_A.to_string(),
@@ -941,7 +864,7 @@ async fn grpc_sends_unary_and_streamed_with_the_same_rules_and_answers() -> Resu
 
     let template = template_send(&people[0], "order_update", &["Ada"]);
     let ok = client
-        .send(authorised(send(7, &template)))
+        .send(authorised(send(7, &template), ALPHA))
         .await?
         .into_inner();
     assert_eq!(
@@ -953,7 +876,7 @@ async fn grpc_sends_unary_and_streamed_with_the_same_rules_and_answers() -> Resu
     assert!(ok.message_id.starts_with("wagate."), "{ok:?}");
     assert_eq!(ok.message_status, "accepted");
     let refused = client
-        .send(authorised(send(8, &text_send(&people[1], "hi"))))
+        .send(authorised(send(8, &text_send(&people[1], "hi")), ALPHA))
         .await?
         .into_inner();
     assert_eq!((refused.http_status, refused.error_code), (400, 131_047));
@@ -980,10 +903,7 @@ async fn grpc_sends_unary_and_streamed_with_the_same_rules_and_answers() -> Resu
             }
         })
         .collect();
-    let mut stream = tonic::Request::new(tokio_stream::iter(requests));
-    stream
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {ALPHA}").parse().unwrap());
+    let stream = authorised(tokio_stream::iter(requests), ALPHA);
     let mut results = client.send_stream(stream).await?.into_inner();
     let mut seen = Vec::new();
     while let Some(result) = results.message().await? {
@@ -1006,32 +926,23 @@ async fn grpc_sends_unary_and_streamed_with_the_same_rules_and_answers() -> Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_server_answers_grpc_with_resource_exhausted() -> Result<()> {
-    use wagate::server::grpc::proto::messaging_client::MessagingClient;
     use wagate::server::grpc::proto::SendRequest;
 
     let mut f = Fixture::start("grpc-full", "[http]\nmax_pending_messages = 1\n").await?;
     let people: Vec<String> = (1..=200).map(person).collect();
-    f.opt_in(NUMBER_A, &people).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
-    let channel = tonic::transport::Channel::from_shared(f.server().grpc.clone())?
-        .connect()
-        .await?;
+    f.ready_to_send(&people).await?;
+    let client = f.grpc_client().await?;
     let mut tasks = Vec::new();
     for to in &people {
-        let mut client = MessagingClient::new(channel.clone());
-        let mut request = tonic::Request::new(SendRequest {
-            phone_number_id: NUMBER_A.to_string(),
-            request_json: template_send(to, "order_update", &["Ada"]).to_string(),
-            ..SendRequest::default()
-        });
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {ALPHA}").parse().unwrap());
+        let mut client = client.clone();
+        let request = authorised(
+            SendRequest {
+                phone_number_id: NUMBER_A.to_string(),
+                request_json: template_send(to, "order_update", &["Ada"]).to_string(),
+                ..SendRequest::default()
+            },
+            ALPHA,
+        );
         tasks.push(tokio::spawn(async move { client.send(request).await }));
     }
     let (mut accepted, mut exhausted) = (0, 0);
@@ -1080,13 +991,7 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
     let doc: Value = serde_yaml_ng::from_str(&text)?;
     let mut f = Fixture::start("openapi", "").await?;
     let to = person(3);
-    f.opt_in(NUMBER_A, std::slice::from_ref(&to)).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
+    f.ready_to_send(std::slice::from_ref(&to)).await?;
     let template = template_send(&to, "order_update", &["Ada"]);
     let sent = f.send(ALPHA, NUMBER_A, &template, &[]).await?;
     let id = id_of(&sent);
@@ -1288,13 +1193,7 @@ async fn the_system_clock_cannot_be_moved_and_the_command_line_overrides_the_fil
 async fn crash_with_a_message_in_flight(name: &str, who: u64) -> Result<(Fixture, String)> {
     let mut f = Fixture::start(name, "").await?;
     let to = person(who);
-    f.opt_in(NUMBER_A, std::slice::from_ref(&to)).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
+    f.ready_to_send(std::slice::from_ref(&to)).await?;
     f.meta.hold();
     let sent = f
         .send(
@@ -1370,29 +1269,14 @@ async fn an_operator_can_have_a_message_left_in_flight_sent_again() -> Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_open_grpc_streams_after_answering_what_they_sent() -> Result<()> {
-    use wagate::server::grpc::proto::messaging_client::MessagingClient;
     use wagate::server::grpc::proto::SendRequest;
 
     let mut f = Fixture::start("grpc-stop", "").await?;
     let to = person(14);
-    f.opt_in(NUMBER_A, std::slice::from_ref(&to)).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
-    let channel = tonic::transport::Channel::from_shared(f.server().grpc.clone())?
-        .connect()
-        .await?;
+    f.ready_to_send(std::slice::from_ref(&to)).await?;
     let (requests, waiting) = tokio::sync::mpsc::channel(8);
-    let mut call = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(waiting));
-    call.metadata_mut()
-        .insert("authorization", format!("Bearer {ALPHA}").parse().unwrap());
-    let mut results = MessagingClient::new(channel)
-        .send_stream(call)
-        .await?
-        .into_inner();
+    let call = authorised(tokio_stream::wrappers::ReceiverStream::new(waiting), ALPHA);
+    let mut results = f.grpc_client().await?.send_stream(call).await?.into_inner();
     requests
         .send(SendRequest {
             correlation: 1,
@@ -1436,13 +1320,7 @@ async fn against_mock_meta_the_oracle_sees_no_violation_and_no_duplicate() -> Re
     .await?;
     mock.set_webhook_url(&f.url("/webhooks/meta"));
     let people: Vec<String> = (1..=40).map(person).collect();
-    f.opt_in(NUMBER_A, &people).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
+    f.ready_to_send(&people).await?;
     let report = |f: &Fixture| {
         let (web, url) = (f.web.clone(), format!("{base}/mock/report"));
         async move { Ok::<Value, anyhow::Error>(web.get(&url, "").await?.json()) }
@@ -1518,13 +1396,7 @@ async fn against_mock_meta_the_oracle_sees_no_violation_and_no_duplicate() -> Re
 async fn a_status_that_arrives_before_metas_answer_still_lands_on_its_message() -> Result<()> {
     let mut f = Fixture::start("early-status", "").await?;
     let to = person(15);
-    f.opt_in(NUMBER_A, std::slice::from_ref(&to)).await?;
-    f.approved_template(
-        "order_update",
-        "utility",
-        "Hello {{1}}, your order shipped.",
-    )
-    .await?;
+    f.ready_to_send(std::slice::from_ref(&to)).await?;
     f.meta.hold();
     let sent = f
         .send(

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
+
+use wagate::server::grpc::proto::messaging_client::MessagingClient;
 
 use crate::meta_stub::Stub;
 use crate::process::WagateProcess;
@@ -47,19 +47,25 @@ pub fn fresh_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// HMAC-SHA256 of `body`, as Meta's `X-Hub-Signature-256` header spells it. Written here
-/// from the hmac crate directly, so the server's own signing code is not checking itself.
+/// HMAC-SHA256 of `body`, as Meta's `X-Hub-Signature-256` header spells it: the load
+/// generator's code (from the hmac crate directly), so the server's own signing code is not
+/// checking itself.
 pub fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    wagate_loadgen::mock_meta::sign(secret, body)
 }
+
+/// A gRPC request carrying `token` as its bearer credentials.
+pub fn authorised<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("a valid header"),
+    );
+    request
+}
+
+/// The template most tests send.
+pub const ORDER_UPDATE: &str = "Hello {{1}}, your order shipped.";
 
 impl Fixture {
     /// Starts wagate with a manual clock; `extra` is appended to the config (TOML).
@@ -195,6 +201,21 @@ throughput_mps = 1000
             self.template_status(name, status).await?;
         }
         Ok(())
+    }
+
+    /// `people` opted in to `NUMBER_A` and `order_update` approved: ready for templates.
+    pub async fn ready_to_send(&self, people: &[String]) -> Result<()> {
+        self.opt_in(NUMBER_A, people).await?;
+        self.approved_template("order_update", "utility", ORDER_UPDATE)
+            .await
+    }
+
+    /// A gRPC client of the running server.
+    pub async fn grpc_client(&self) -> Result<MessagingClient<tonic::transport::Channel>> {
+        let channel = tonic::transport::Channel::from_shared(self.server().grpc.clone())?
+            .connect()
+            .await?;
+        Ok(MessagingClient::new(channel))
     }
 
     pub async fn template_status(&self, name: &str, status: &str) -> Result<Answer> {

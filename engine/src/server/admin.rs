@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::app::{read_body, require_content_type, App};
+use super::app::{blocking, read_body, require_content_type, App};
 use super::metrics::bump;
 use super::reply::{self, ApiErrorResponse};
 use crate::clock::Timestamp;
@@ -89,19 +89,10 @@ fn store_error(error: crate::store::StoreError) -> ApiErrorResponse {
     ApiError::from(&crate::durable::SubmitError::Unavailable(error)).into()
 }
 
-/// Runs blocking engine work off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiErrorResponse> + Send + 'static,
-) -> Result<T, ApiErrorResponse> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| {
-        ApiErrorResponse::from(ApiError::new(
-            500,
-            1,
-            "An unknown error occurred",
-            e.to_string(),
-            "internal",
-        ))
-    })?
+fn parse_quality(text: &str) -> Result<Quality, ApiErrorResponse> {
+    Quality::parse_meta(text).ok_or_else(|| {
+        ApiError::invalid_parameter("quality must be GREEN, YELLOW, RED or UNKNOWN").into()
+    })
 }
 
 fn parse_number(text: &str) -> Result<PhoneNumberId, ApiErrorResponse> {
@@ -139,17 +130,7 @@ async fn register_number(State(app): State<App>, headers: HeaderMap, body: Body)
                 "display_phone_number: {e}"
             )))
         })?;
-    let quality = body
-        .quality
-        .as_deref()
-        .map(|q| {
-            Quality::parse_meta(q).ok_or_else(|| {
-                ApiErrorResponse::from(ApiError::invalid_parameter(
-                    "quality must be GREEN, YELLOW, RED or UNKNOWN",
-                ))
-            })
-        })
-        .transpose()?;
+    let quality = body.quality.as_deref().map(parse_quality).transpose()?;
     let registration = NumberRegistration {
         id: PhoneNumberId(body.id),
         account: AccountId(body.account),
@@ -227,11 +208,7 @@ async fn number_quality(
 ) -> Answer {
     let body: QualityBody = admin_json(&app, &headers, body).await?;
     let number = parse_number(&id)?;
-    let quality = Quality::parse_meta(&body.quality).ok_or_else(|| {
-        ApiErrorResponse::from(ApiError::invalid_parameter(
-            "quality must be GREEN, YELLOW, RED or UNKNOWN",
-        ))
-    })?;
+    let quality = parse_quality(&body.quality)?;
     let worker = app.clone();
     blocking(move || {
         worker

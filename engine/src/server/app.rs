@@ -115,6 +115,21 @@ pub async fn read_body(body: Body, limit: usize, metrics: &Metrics) -> Result<By
     Ok(kept.freeze())
 }
 
+/// Runs blocking engine work off the async threads; a panic in it answers 500.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiErrorResponse> + Send + 'static,
+) -> Result<T, ApiErrorResponse> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        ApiErrorResponse::from(ApiError::new(
+            500,
+            1,
+            "An unknown error occurred",
+            e.to_string(),
+            "internal",
+        ))
+    })?
+}
+
 /// Refuses a body that does not say it is `expected`.
 pub fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
     let given = headers

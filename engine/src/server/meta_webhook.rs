@@ -7,14 +7,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::app::{read_body, App};
+use super::app::{blocking, read_body, App};
 use super::forward::{identity_of, Forward};
 use super::metrics::bump;
 use super::reply::{self, unauthorized, ApiErrorResponse};
 use crate::cloud_api::error::ApiError;
 use crate::durable::message::message_id_text;
 use crate::ids::PhoneNumberId;
-use crate::webhooks::events::parse_webhook;
+use crate::webhooks::events::{parse_webhook, WebhookEvent};
 use crate::webhooks::signature::{handshake as echo, verify};
 
 /// `GET /webhooks/meta?hub.mode=subscribe&hub.verify_token=...&hub.challenge=...`
@@ -59,27 +59,28 @@ pub async fn receive(
         bump(&app.metrics.invalid);
         ApiErrorResponse::from(e)
     })?;
+    // Meta may have raised a number's throughput: then the upstream's pacing follows.
+    let number_news = events
+        .iter()
+        .any(|e| matches!(e, WebhookEvent::NumberQuality { .. }));
     let worker = app.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        let forwards = forwards(&worker, &body)?;
-        worker.forwarder.enqueue(forwards)?;
-        worker.wagate.apply_webhook(events)
+    let report = blocking(move || {
+        let forwards = forwards(&worker, &body).map_err(|e| ApiError::from(&e))?;
+        worker
+            .forwarder
+            .enqueue(forwards)
+            .map_err(|e| ApiError::from(&e))?;
+        Ok(worker
+            .wagate
+            .apply_webhook(events)
+            .map_err(|e| ApiError::from(&e))?)
     })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            500,
-            1,
-            "An unknown error occurred",
-            e.to_string(),
-            "internal",
-        )
-    })?
-    .map_err(|e| ApiError::from(&e))?;
-    // Meta may have raised a number's throughput: the upstream paces at the registry's rate.
-    for number in app.wagate.registry().numbers() {
-        app.upstream
-            .set_throughput_if_changed(number.id.0, number.throughput.messages_per_second());
+    .await?;
+    if number_news {
+        for number in app.wagate.registry().numbers() {
+            app.upstream
+                .set_throughput_if_changed(number.id.0, number.throughput.messages_per_second());
+        }
     }
     for _ in 0..report.applied {
         bump(&app.metrics.webhooks_applied);

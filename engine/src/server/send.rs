@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::app::{read_body, require_content_type, App};
+use super::app::{blocking, read_body, require_content_type, App};
 use super::config::OnLimit;
 use super::ingest::Rejected;
 use super::metrics::bump;
@@ -408,36 +408,30 @@ pub async fn status(
         return Err(counted(&app, no_such_object(&id)));
     };
     let wagate = app.wagate.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        Ok::<_, crate::store::StoreError>(match wagate.message(message_id)? {
+    let found = blocking(move || {
+        let unavailable = |e| ApiErrorResponse::from(ApiError::from(&SubmitError::Unavailable(e)));
+        Ok(match wagate.message(message_id).map_err(unavailable)? {
             Some(message) => Some((message.number, message_view(&message))),
-            None => wagate.queued(message_id)?.map(|record| {
-                let request = &record.submission.request;
-                (
-                    request.number,
-                    json!({
-                        "id": message_id_text(record.id),
-                        "phone_number_id": request.number.0.to_string(),
-                        "to": request.to.digits().to_string(),
-                        "status": "queued",
-                        "queued_until": record.due.unix_secs(),
-                        "reason": record.reason.name(),
-                    }),
-                )
-            }),
+            None => wagate
+                .queued(message_id)
+                .map_err(unavailable)?
+                .map(|record| {
+                    let request = &record.submission.request;
+                    (
+                        request.number,
+                        json!({
+                            "id": message_id_text(record.id),
+                            "phone_number_id": request.number.0.to_string(),
+                            "to": request.to.digits().to_string(),
+                            "status": "queued",
+                            "queued_until": record.due.unix_secs(),
+                            "reason": record.reason.name(),
+                        }),
+                    )
+                }),
         })
     })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            500,
-            1,
-            "An unknown error occurred",
-            e.to_string(),
-            "internal",
-        )
-    })?
-    .map_err(|e| ApiError::from(&SubmitError::Unavailable(e)))?;
+    .await?;
     match found {
         Some((number, view)) if may_read(number) => Ok(reply::ok(&view)),
         _ => Err(counted(&app, no_such_object(&id))),
