@@ -20,7 +20,7 @@ use crate::decision::{Message, SendRequest};
 use crate::durable::message::{message_id_text, parse_message_id};
 use crate::durable::submission::Submission;
 use crate::durable::{SubmitError, SubmitResult};
-use crate::ids::PhoneNumberId;
+use crate::ids::{Msisdn, PhoneNumberId};
 
 /// Header with which a request overrides its tenant's choice for sends that must wait.
 pub const ON_LIMIT_HEADER: &str = "x-wagate-on-limit";
@@ -99,8 +99,15 @@ pub(crate) fn usable_number(
         .ok_or_else(|| no_such_object(text))
 }
 
+/// What an answer needs of the request: the recipient as written and whether it is a template.
+struct Addressee {
+    input: String,
+    to: Msisdn,
+    template: bool,
+}
+
 struct Checked {
-    parsed: ParsedSend,
+    addressee: Addressee,
     submission: Submission,
 }
 
@@ -110,23 +117,33 @@ fn check(
     key: Option<String>,
     queue: bool,
 ) -> Result<Checked, ApiError> {
-    let parsed = parse_send(body)?;
+    let ParsedSend {
+        input, to, message, ..
+    } = parse_send(body)?;
+    let addressee = Addressee {
+        input,
+        to,
+        template: matches!(message, Message::Template(_)),
+    };
     let submission = Submission {
         request: SendRequest {
             number,
-            to: parsed.to,
-            message: parsed.message.clone(),
+            to,
+            message,
         },
         payload: body.to_vec(),
         idempotency_key: key,
         queue_when_deferred: queue,
     };
-    Ok(Checked { parsed, submission })
+    Ok(Checked {
+        addressee,
+        submission,
+    })
 }
 
-fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &ParsedSend) -> Outcome {
+fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Addressee) -> Outcome {
     let metrics = &app.metrics;
-    let template = matches!(parsed.message, Message::Template(_));
+    let template = parsed.template;
     let success = |id: u64, status: Option<&str>| {
         let mut body = accepted(&parsed.input, parsed.to.digits(), id, template);
         if let Some(status) = status {
@@ -309,9 +326,9 @@ pub(crate) async fn decide_many(
     if !valid.is_empty() {
         let admission = app.ingest.admit(valid.len())?;
         let (slots, checked): (Vec<usize>, Vec<Checked>) = valid.into_iter().unzip();
-        let (parsed, submissions): (Vec<ParsedSend>, Vec<Submission>) = checked
+        let (parsed, submissions): (Vec<Addressee>, Vec<Submission>) = checked
             .into_iter()
-            .map(|c| (c.parsed, c.submission))
+            .map(|c| (c.addressee, c.submission))
             .unzip();
         let answers = app.ingest.submit(&admission, submissions).await?;
         for ((slot, result), parsed) in slots.into_iter().zip(answers).zip(&parsed) {
