@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One load run: fresh wagate, a number at TIER_100K and 1,000 mps, 90,000 opted-in recipients,
-# an approved template, then `loadgen http` with the given extra arguments.
+# One load run: fresh wagate dispatching to loadgen's mock-meta, a number at TIER_100K and
+# 1,000 mps, 90,000 opted-in recipients, an approved template, then `loadgen http` with the given
+# extra arguments. mock-meta's compliance report is printed last.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p "${LG_DIR:-/tmp/wagate-load}"
@@ -9,7 +10,8 @@ cat > ${LG_DIR:-/tmp/wagate-load}/wagate.toml <<TOML
 [storage]
 data_dir = "${LG_DIR:-/tmp/wagate-load}/data"
 [meta]
-base_url = "http://127.0.0.1:9"
+base_url = "http://127.0.0.1:18092"
+app_secret = "bench-app-secret"
 [admin]
 token = "bench-admin-token-000"
 [[tenants]]
@@ -23,9 +25,14 @@ portfolio = 1
 tier = "TIER_100K"
 throughput_mps = 1000
 TOML
+target/release/loadgen mock-meta --listen 127.0.0.1:18092 --template order_update:en_US \
+  --number 2000001:1000:100000 \
+  --webhook-url http://127.0.0.1:18090/webhooks/meta --app-secret bench-app-secret --max-secs 600 \
+  > ${LG_DIR:-/tmp/wagate-load}/mock.out 2>&1 &
+MOCK=$!
 target/release/wagate serve --config ${LG_DIR:-/tmp/wagate-load}/wagate.toml --http.listen 127.0.0.1:18090 --grpc.listen 127.0.0.1:18091 > ${LG_DIR:-/tmp/wagate-load}/wagate.out 2> ${LG_DIR:-/tmp/wagate-load}/wagate.err &
 WAGATE=$!
-trap 'kill $WAGATE 2>/dev/null || true' EXIT
+trap 'kill $WAGATE $MOCK 2>/dev/null || true' EXIT
 until grep -q listening ${LG_DIR:-/tmp/wagate-load}/wagate.out; do sleep 0.2; done
 A='Authorization: Bearer bench-admin-token-000'
 python3 - <<'PY'
@@ -44,3 +51,4 @@ for s in ["in_review", "approved"]:
 PY
 target/release/loadgen http --target http://127.0.0.1:18090 --token bench-tenant-token-00 \
   --number 2000001 --recipients 90000 --messages 90000 --max-secs 20 "$@"
+curl -s http://127.0.0.1:18092/mock/report; echo

@@ -4,7 +4,8 @@
 //!   flight, B messages per request (1: the single endpoint; more: bulk); prints a table and a
 //!   JSON summary.
 //! - `loadgen mock-meta [--listen ADDR] [--webhook-url URL] [--app-secret S]
-//!   [--template NAME:LANG]... [--max-secs S]`: the Cloud API stand-in, until the time is up.
+//!   [--template NAME:LANG]... [--mps N] [--tier-limit N] [--number ID:MPS:TIER]...
+//!   [--max-secs S]`: the Cloud API stand-in, until the time is up.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use wagate_loadgen::driver::{run, DriverConfig};
 use wagate_loadgen::mock_meta::{start, MockMetaConfig};
-use wagate_loadgen::oracle::OracleConfig;
+use wagate_loadgen::oracle::{NumberLimits, OracleConfig};
 
 /// `--key value` pairs; repeated keys keep every value.
 fn options(args: &[String]) -> Result<HashMap<String, Vec<String>>> {
@@ -47,6 +48,29 @@ where
             .map_err(|e| anyhow::anyhow!("--{key} {text}: {e}")),
         None => default.with_context(|| format!("--{key} is required")),
     }
+}
+
+/// Meta's limits for mock-meta: `--mps N` and `--tier-limit N` for every number, and
+/// `--number ID:MPS:TIER` for upgraded ones.
+fn rules(options: &HashMap<String, Vec<String>>) -> Result<OracleConfig> {
+    let defaults = OracleConfig::default();
+    let mut rules = OracleConfig {
+        messages_per_second: one(options, "mps", Some(defaults.messages_per_second))?,
+        tier_limit: one(options, "tier-limit", Some(defaults.tier_limit))?,
+        ..defaults
+    };
+    for number in options.get("number").into_iter().flatten() {
+        let parts: Vec<&str> = number.split(':').collect();
+        let [id, mps, tier] = parts[..] else {
+            bail!("--number {number}: expected ID:MPS:TIER");
+        };
+        let limits = NumberLimits {
+            messages_per_second: mps.parse().with_context(|| format!("--number {number}"))?,
+            tier_limit: tier.parse().with_context(|| format!("--number {number}"))?,
+        };
+        rules.numbers.insert(id.to_string(), limits);
+    }
+    Ok(rules)
 }
 
 fn main() -> Result<()> {
@@ -99,7 +123,7 @@ fn main() -> Result<()> {
                 webhook_url: o.get("webhook-url").and_then(|v| v.last().cloned()),
                 app_secret: one(&o, "app-secret", Some(String::new()))?,
                 templates,
-                rules: OracleConfig::default(),
+                rules: rules(&o)?,
             };
             let max = Duration::from_secs(one(&o, "max-secs", Some(3_600))?);
             runtime.block_on(async move {

@@ -25,6 +25,25 @@ pub struct OracleConfig {
     pub pair_burst: u32,
     /// Unique people per rolling 24 h for business-initiated sends, per number.
     pub tier_limit: u32,
+    /// Numbers whose throughput or tier differ from the defaults above (upgraded numbers), by
+    /// phone number id.
+    pub numbers: HashMap<String, NumberLimits>,
+}
+
+/// One number's own limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumberLimits {
+    pub messages_per_second: u32,
+    pub tier_limit: u32,
+}
+
+impl OracleConfig {
+    fn limits(&self, number: &str) -> NumberLimits {
+        self.numbers.get(number).copied().unwrap_or(NumberLimits {
+            messages_per_second: self.messages_per_second,
+            tier_limit: self.tier_limit,
+        })
+    }
 }
 
 impl Default for OracleConfig {
@@ -34,6 +53,7 @@ impl Default for OracleConfig {
             pair_interval_us: 6 * SECOND_US,
             pair_burst: 45,
             tier_limit: 1_000,
+            numbers: HashMap::new(),
         }
     }
 }
@@ -143,6 +163,7 @@ impl Oracle {
 
     fn judge(&mut self, number: &str, body: &Value, at_us: u64) -> Verdict {
         let person = digits(body["to"].as_str().unwrap_or_default());
+        let limits = self.config.limits(number);
         let pair = (number.to_string(), person.clone());
         let track = self.numbers.entry(number.to_string()).or_default();
         let second = at_us / SECOND_US;
@@ -151,7 +172,7 @@ impl Oracle {
             track.in_second = 0;
         }
         track.in_second += 1;
-        if track.in_second > self.config.messages_per_second {
+        if track.in_second > limits.messages_per_second {
             return Verdict::Violation(130_429);
         }
         let interval = self.config.pair_interval_us;
@@ -181,7 +202,7 @@ impl Oracle {
             if !in_window {
                 let track = self.numbers.get_mut(number).expect("tracked above");
                 let known = track.uniques(at_us) > 0 && track.latest.contains_key(&person);
-                if !known && track.latest.len() >= self.config.tier_limit as usize {
+                if !known && track.latest.len() >= limits.tier_limit as usize {
                     return Verdict::Violation(0);
                 }
                 track.recipients.push_back((at_us, person.clone()));
@@ -246,6 +267,41 @@ mod tests {
         assert_eq!(
             o.send("1", &template("+16505550008", "hello"), SECOND_US),
             Verdict::Accepted
+        );
+    }
+
+    #[test]
+    fn an_upgraded_number_has_its_own_throughput_and_tier() {
+        let mut config = OracleConfig {
+            messages_per_second: 1,
+            tier_limit: 1,
+            ..OracleConfig::default()
+        };
+        config.numbers.insert(
+            "7".into(),
+            NumberLimits {
+                messages_per_second: 2,
+                tier_limit: 2,
+            },
+        );
+        let mut o = oracle(config);
+        for (number, person, verdict) in [
+            ("7", "+16505550001", Verdict::Accepted),
+            ("7", "+16505550002", Verdict::Accepted),
+            ("7", "+16505550003", Verdict::Violation(130_429)),
+            ("1", "+16505550001", Verdict::Accepted),
+            ("1", "+16505550002", Verdict::Violation(130_429)),
+        ] {
+            assert_eq!(o.send(number, &template(person, "hello"), 10), verdict);
+        }
+        // A new second: number 7 is at its tier of two people, number 1 at its one.
+        assert_eq!(
+            o.send("7", &template("+16505550003", "hello"), SECOND_US),
+            Verdict::Violation(0)
+        );
+        assert_eq!(
+            o.send("1", &template("+16505550002", "hello"), SECOND_US),
+            Verdict::Violation(0)
         );
     }
 

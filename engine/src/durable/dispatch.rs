@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use super::message::{DispatchStatus, DueMessage, StoredMessage};
 use crate::clock::{Clock, Timestamp, MICROS_PER_SEC};
@@ -162,7 +162,8 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Starts dispatching `backlog` (messages pending from before a restart) and whatever
-    /// arrives on `incoming`; stops when `incoming` is closed and nothing is due.
+    /// arrives on `incoming`; once `incoming` is closed, hands over what is due by then and
+    /// stops (later slots and retries stay pending on disk).
     pub fn start(
         backlog: Vec<DueMessage>,
         incoming: Receiver<DueMessage>,
@@ -197,12 +198,25 @@ fn run(
     for message in backlog {
         queue.push(message);
     }
-    let mut open = true;
+    // Set when the input closes (the engine is stopping): what is due by then is handed over,
+    // what comes due later stays pending on disk for the next start. Without it, a backlog
+    // paced over minutes would hold the stop for minutes.
+    let mut stopped_at: Option<Timestamp> = None;
     loop {
-        while let Ok(message) = incoming.try_recv() {
-            queue.push(message);
+        loop {
+            match incoming.try_recv() {
+                Ok(message) => queue.push(message),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    stopped_at.get_or_insert_with(|| clock.now());
+                    break;
+                }
+            }
         }
-        let now = clock.now();
+        let now = match stopped_at {
+            Some(stop) => stop.min(clock.now()),
+            None => clock.now(),
+        };
         let Ok(due) = queue.due(now, DISPATCH_BATCH, store.as_ref()) else {
             // The disk cannot be read: stop handing anything over; a restart resumes.
             return;
@@ -214,13 +228,15 @@ fn run(
                 v.due = 0;
                 v.idle_rounds += 1;
             });
-            if !open {
+            if stopped_at.is_some() {
                 return;
             }
             match incoming.recv_timeout(POLL) {
                 Ok(message) => queue.push(message),
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => open = false,
+                Err(RecvTimeoutError::Disconnected) => {
+                    stopped_at.get_or_insert_with(|| clock.now());
+                }
             }
             continue;
         }
@@ -351,4 +367,95 @@ pub fn reconcile(
     }
     store.write(&settled, true)?;
     Ok(resend)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::decision::Accepted;
+    use crate::durable::message::Delivery;
+    use crate::ids::{Msisdn, PhoneNumberId};
+    use crate::store::memory::MemoryStore;
+    use crate::template::model::Category;
+
+    /// An upstream that takes a second per send, as a slow Meta would.
+    struct SlowUpstream {
+        clock: ManualClock,
+        sent: Mutex<Vec<u64>>,
+    }
+
+    impl Upstream for SlowUpstream {
+        fn send(&self, message: &StoredMessage) -> Result<String, UpstreamError> {
+            self.sent.lock().unwrap().push(message.id);
+            self.clock.advance_secs(1);
+            Ok(format!("wamid.{}", message.id))
+        }
+
+        fn reconcile(&self, _: &StoredMessage) -> Reconciled {
+            Reconciled::Unknown
+        }
+    }
+
+    fn pending(id: u64, send_at: Timestamp) -> StoredMessage {
+        StoredMessage {
+            id,
+            number: PhoneNumberId(106_540_352_242_922),
+            to: Msisdn::from_digits(16_505_550_000 + id).unwrap(),
+            accepted_at: send_at,
+            decision: Accepted {
+                category: Category::Utility,
+                business_initiated: true,
+                new_unique_recipient: true,
+                price_micros: 0,
+                send_at,
+            },
+            status: DispatchStatus::Pending,
+            attempts: 0,
+            upstream: String::new(),
+            idempotency_key: String::new(),
+            payload: b"{}".to_vec(),
+            delivery: Delivery::default(),
+            delivery_error: 0,
+        }
+    }
+
+    #[test]
+    fn a_stop_hands_over_what_is_due_then_and_leaves_later_slots_pending() {
+        let clock = ManualClock::at_2026();
+        let start = clock.now();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let mut backlog = Vec::new();
+        let mut records = Batch::default();
+        // One slot a second; each send takes a second, so a slot is always due next.
+        for id in 1..=10 {
+            let message = pending(id, Timestamp(start.0 + (id - 1) * MICROS_PER_SEC));
+            records.put(Family::Outbox, message_key(id), message.encode());
+            backlog.push(message.due());
+        }
+        store.write(&records, true).unwrap();
+        let upstream = Arc::new(SlowUpstream {
+            clock: clock.clone(),
+            sent: Mutex::default(),
+        });
+        // The input is closed from the start: the engine is stopping at `start`.
+        let (sender, incoming) = crossbeam_channel::unbounded();
+        drop(sender);
+        Dispatcher::start(
+            backlog,
+            incoming,
+            upstream.clone(),
+            store.clone(),
+            Arc::new(clock),
+        )
+        .join();
+        assert_eq!(*upstream.sent.lock().unwrap(), vec![1]);
+        for id in 2..=10 {
+            let left = store.get(Family::Outbox, &message_key(id)).unwrap();
+            let left = StoredMessage::decode(&left.expect("still in the outbox")).unwrap();
+            assert_eq!((left.status, left.attempts), (DispatchStatus::Pending, 0));
+        }
+    }
 }

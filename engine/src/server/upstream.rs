@@ -60,6 +60,15 @@ pub struct MetaUpstream {
     lanes: DashMap<u64, Arc<NumberLane>>,
 }
 
+/// Evenly spaced sends, no burst: a bucket holding a second's worth would let a full bucket and
+/// a second's refill through in one second, twice what Meta counts per second.
+fn pace(mps: NonZeroU32) -> Quota {
+    let interval = Duration::from_nanos(1_000_000_000 / u64::from(mps.get()));
+    Quota::with_period(interval.max(Duration::from_nanos(1)))
+        .expect("a positive interval")
+        .allow_burst(NonZeroU32::MIN)
+}
+
 impl MetaUpstream {
     /// `tenant_tokens`: numbers that send with their tenant's own access token.
     pub fn new(
@@ -91,8 +100,7 @@ impl MetaUpstream {
         let mps = NonZeroU32::new(mps.max(1)).expect("at least one");
         Arc::new(NumberLane {
             mps: mps.get(),
-            // A burst of one second's worth at most: Meta counts per second.
-            rate: RateLimiter::direct(Quota::per_second(mps)),
+            rate: RateLimiter::direct(pace(mps)),
             in_flight: Semaphore::new(per_number),
         })
     }
@@ -234,5 +242,31 @@ mod tests {
             classify(StatusCode::BAD_GATEWAY, b"<html>"),
             Err(UpstreamError::Retryable(_))
         ));
+    }
+
+    #[test]
+    fn a_number_never_gets_more_than_its_rate_in_any_second() {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let limiter =
+            RateLimiter::direct_with_clock(pace(NonZeroU32::new(100).unwrap()), clock.clone());
+        // Someone asks every millisecond for two seconds, starting with a full bucket.
+        let mut granted = Vec::new();
+        for millisecond in 0..2_000u64 {
+            while limiter.check().is_ok() {
+                granted.push(millisecond);
+            }
+            clock.advance(Duration::from_millis(1));
+        }
+        assert_eq!(granted.len(), 200);
+        for start in 0..1_000 {
+            let in_window = granted
+                .iter()
+                .filter(|&&t| t >= start && t < start + 1_000)
+                .count();
+            assert!(
+                in_window <= 100,
+                "{in_window} sends in the second from {start} ms"
+            );
+        }
     }
 }
