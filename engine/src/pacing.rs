@@ -17,6 +17,8 @@ use crate::state::contact::ContactRecord;
 pub struct ThroughputScheduler {
     /// The next free slot, in microseconds since the Unix epoch.
     next_slot: AtomicU64,
+    /// The turn after the last one handed to a queued send (see [`Self::queue_turn`]).
+    queue_tail: AtomicU64,
     interval_micros: AtomicU64,
 }
 
@@ -24,6 +26,7 @@ impl ThroughputScheduler {
     pub fn new(messages_per_second: u32) -> Self {
         ThroughputScheduler {
             next_slot: AtomicU64::new(0),
+            queue_tail: AtomicU64::new(0),
             interval_micros: AtomicU64::new(interval_of(messages_per_second)),
         }
     }
@@ -58,6 +61,24 @@ impl ThroughputScheduler {
                 Err(seen) => current = seen,
             }
         }
+    }
+
+    /// For a send found no slot within the horizon and queued: when to decide it again. Each
+    /// queued send gets its own turn, one interval after the slots and turns handed out before
+    /// it, and comes due a horizon before its turn; so queued sends come due at the number's
+    /// rate, in order, instead of all at the moment the first slot frees (and all but one
+    /// being queued again). Nothing is reserved: the send takes a real slot when decided again.
+    pub fn queue_turn(&self, now: Timestamp, horizon_micros: u64) -> Timestamp {
+        let interval = self.interval_micros.load(Ordering::Relaxed);
+        let first_free = self.next_slot.load(Ordering::Relaxed).max(now.0);
+        let mut turn = 0;
+        let _ = self
+            .queue_tail
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |tail| {
+                turn = tail.max(first_free);
+                Some(turn + interval)
+            });
+        Timestamp(turn.saturating_sub(horizon_micros).max(now.0))
     }
 
     /// Makes sure no slot is handed out before `slot` ends (slots booked before a restart).
@@ -162,6 +183,23 @@ mod tests {
             scheduler.reserve(now, 2_000_000).unwrap().0 - now.0,
             1_012_500
         );
+    }
+
+    #[test]
+    fn queued_sends_come_due_one_interval_apart_and_find_a_slot_when_they_do() {
+        let scheduler = ThroughputScheduler::new(100);
+        let (now, horizon) = (Timestamp(5_000_000), 1_000_000);
+        // The horizon is full: 100 slots, one second ahead.
+        while scheduler.reserve(now, horizon).is_ok() {}
+        let turns: Vec<Timestamp> = (0..300)
+            .map(|_| scheduler.queue_turn(now, horizon))
+            .collect();
+        assert_eq!(turns[0], Timestamp(now.0 + 1_000_000 + 10_000 - horizon));
+        assert!(turns.windows(2).all(|w| w[1].0 - w[0].0 == 10_000));
+        // Decided again in turn, each finds its slot within the horizon.
+        for turn in turns {
+            assert!(scheduler.reserve(turn, horizon).is_ok(), "at {turn:?}");
+        }
     }
 
     #[test]

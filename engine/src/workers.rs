@@ -19,10 +19,11 @@ use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::clock::{Clock, Timestamp, SECS_PER_HOUR};
 use crate::core::{shard_for, Core};
-use crate::decision::{Decision, Refusal, SendRequest};
+use crate::decision::{Decision, DeferReason, Refusal, SendRequest};
 use crate::durable::commit::{start_committer, CommitJob, Durability};
 use crate::durable::message::DueMessage;
-use crate::durable::submission::{record_outcome, LedgerDeltas, Prepared};
+use crate::durable::release_queue::ReleaseQueue;
+use crate::durable::submission::{record_outcome, Followup, LedgerDeltas, Prepared};
 use crate::engine::Engine;
 use crate::events::{ConsentChange, ContactView, FailureEffect, InboundEffect, InboundMessage};
 use crate::hash::mix64;
@@ -110,6 +111,14 @@ struct Persist {
     durability: Arc<Durability>,
     committer: Sender<CommitJob>,
     dispatch: Sender<DueMessage>,
+    release: Arc<ReleaseQueue>,
+}
+
+/// Where the durable engine's committed work goes next: accepted messages to the dispatcher,
+/// queued ones to the releaser's index.
+pub struct Onward {
+    pub dispatch: Sender<DueMessage>,
+    pub release: Arc<ReleaseQueue>,
 }
 
 /// Where a persisted worker collects a batch's writes.
@@ -117,6 +126,7 @@ struct Persist {
 struct Writes {
     batch: Batch,
     accepted: Vec<DueMessage>,
+    queued: Vec<DueMessage>,
     ledger: LedgerDeltas,
 }
 
@@ -129,17 +139,30 @@ fn process(
     match command {
         Command::Decide(request) => Reply::Decision(shard.decide(&request, now)),
         Command::Submit(prepared) => {
-            let decision = shard.decide(&prepared.submission.request, now);
+            let mut decision = shard.decide(&prepared.submission.request, now);
+            if let Decision::Deferred {
+                until,
+                reason: DeferReason::Throughput,
+            } = &mut decision
+            {
+                if prepared.submission.queue_when_deferred {
+                    let number = prepared.submission.request.number;
+                    *until = shard.queue_turn(number, now).unwrap_or(*until);
+                }
+            }
             let message_id = prepared.message_id;
             if let Some(writes) = writes {
-                let message = record_outcome(
+                match record_outcome(
                     *prepared,
                     &decision,
                     now,
                     &mut writes.batch,
                     &mut writes.ledger,
-                );
-                writes.accepted.extend(message);
+                ) {
+                    Some(Followup::Dispatch(due)) => writes.accepted.push(due),
+                    Some(Followup::Release(due)) => writes.queued.push(due),
+                    None => {}
+                }
             }
             Reply::Submitted {
                 decision,
@@ -206,15 +229,20 @@ fn run_commands(
     let Writes {
         mut batch,
         accepted,
+        queued,
         mut ledger,
     } = writes;
     write_contacts(journal, &mut batch);
     ledger.write(&mut batch);
     let dispatch = persist.dispatch.clone();
+    let release = persist.release.clone();
     let done = Box::new(move |result: Result<(), StoreError>| {
         if result.is_ok() {
             for message in accepted {
                 let _ = dispatch.send(message);
+            }
+            for message in queued {
+                release.insert(message.send_at, message.id);
             }
         }
         let answer = match result {
@@ -329,26 +357,23 @@ impl ShardPool {
     }
 
     /// Like [`ShardPool::start`], with a committer thread per shard writing through
-    /// `durability`; accepted messages go to `dispatch` once durable.
+    /// `durability`; accepted and queued messages go `onward` once durable.
     pub fn start_persistent(
         engine: Engine,
         durability: Arc<Durability>,
-        dispatch: Sender<DueMessage>,
+        onward: Onward,
     ) -> ShardPool {
-        Self::spawn(engine, Some((durability, dispatch)))
+        Self::spawn(engine, Some((durability, onward)))
     }
 
-    fn spawn(
-        engine: Engine,
-        persistence: Option<(Arc<Durability>, Sender<DueMessage>)>,
-    ) -> ShardPool {
+    fn spawn(engine: Engine, persistence: Option<(Arc<Durability>, Onward)>) -> ShardPool {
         let (core, shards, clock) = engine.into_parts();
         let mut queues = Vec::new();
         let mut workers = Vec::new();
         let mut committers = Vec::new();
         for mut shard in shards {
             let index = shard.index();
-            let persist = persistence.as_ref().map(|(durability, dispatch)| {
+            let persist = persistence.as_ref().map(|(durability, onward)| {
                 let (committer, jobs) = unbounded();
                 committers.push(start_committer(
                     format!("wagate-commit-{index}"),
@@ -360,7 +385,8 @@ impl ShardPool {
                 Persist {
                     durability: durability.clone(),
                     committer,
-                    dispatch: dispatch.clone(),
+                    dispatch: onward.dispatch.clone(),
+                    release: onward.release.clone(),
                 }
             });
             let (sender, receiver) = bounded(QUEUE_BATCHES);

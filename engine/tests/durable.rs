@@ -73,6 +73,7 @@ struct Harness {
     clock: ManualClock,
     upstream: Arc<Recorder>,
     profile: Profile,
+    schedule_horizon_secs: u32,
 }
 
 impl Harness {
@@ -82,6 +83,7 @@ impl Harness {
             clock: ManualClock::at_2026(),
             upstream: Arc::new(Recorder::default()),
             profile,
+            schedule_horizon_secs: 60,
         }
     }
 
@@ -89,6 +91,7 @@ impl Harness {
         WagateConfig {
             engine: EngineConfig {
                 shards: 2,
+                schedule_horizon_secs: self.schedule_horizon_secs,
                 ..EngineConfig::new(self.profile.clone())
             },
             data_dir: self.dir.clone(),
@@ -439,6 +442,55 @@ fn undispatched_messages_are_sent_after_a_restart_and_retries_back_off() {
     harness.clock.advance_secs(10);
     wagate.wait_dispatched(Duration::from_secs(10));
     assert_eq!(harness.upstream.count(id), 1);
+    wagate.shutdown();
+}
+
+#[test]
+fn queued_sends_survive_a_restart_and_go_once_each_when_their_time_comes() {
+    let mut harness = Harness::new(Profile::whatsapp_2021());
+    harness.schedule_horizon_secs = 1;
+    let wagate = harness.start(6);
+    // One a second with a one-second horizon: two slots now, the rest must wait in the queue.
+    wagate.set_throughput(NUMBER, 1).unwrap();
+    let queue = |i| Submission {
+        queue_when_deferred: true,
+        ..template_to(i, None)
+    };
+    let results = wagate.submit_many((0..6).map(queue).collect());
+    let mut ids = Vec::new();
+    let mut queued = Vec::new();
+    for result in &results {
+        match result {
+            Ok(SubmitResult::Accepted { message_id, .. }) => ids.push(*message_id),
+            Ok(SubmitResult::Queued { message_id, .. }) => queued.push(*message_id),
+            other => panic!("expected accepted or queued, got {other:?}"),
+        }
+    }
+    assert!(queued.len() >= 3, "queued {queued:?}");
+    assert_eq!(wagate.queued_count(), queued.len());
+    // Nothing is due yet: the releaser finds nothing.
+    assert_eq!(wagate.release_due(100).unwrap(), 0);
+    wagate.shutdown();
+
+    let wagate = harness.open();
+    assert_eq!(wagate.queued_count(), queued.len());
+    for id in &queued {
+        assert_eq!(wagate.queued(*id).unwrap().map(|r| r.id), Some(*id));
+    }
+    for _ in 0..20 {
+        if wagate.queued_count() == 0 {
+            break;
+        }
+        harness.clock.advance_secs(1);
+        wagate.release_due(100).unwrap();
+    }
+    assert_eq!(wagate.queued_count(), 0);
+    harness.clock.advance_secs(10);
+    wagate.wait_dispatched(Duration::from_secs(10));
+    for id in ids.iter().chain(&queued) {
+        assert_eq!(harness.upstream.count(*id), 1, "message {id}");
+        assert!(wagate.queued(*id).unwrap().is_none());
+    }
     wagate.shutdown();
 }
 

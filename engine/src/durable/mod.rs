@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod message;
 pub mod records;
 pub mod recovery;
+pub mod release_queue;
 pub mod submission;
 pub mod wagate;
 pub mod webhook;

@@ -92,21 +92,31 @@ fn refused_release(
     }
 }
 
+/// What follows a recorded outcome once its commit is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Followup {
+    /// Accepted: the dispatcher sends it at its slot.
+    Dispatch(DueMessage),
+    /// Queued: the releaser decides it again when due.
+    Release(DueMessage),
+}
+
 /// Adds the writes of a decided submission to `batch` (its ledger count to `ledger`); returns
-/// the message to dispatch if it was accepted. Deferred submissions write nothing: nothing
-/// happened.
+/// what must happen next, if anything. Deferred submissions the caller did not want queued
+/// write nothing: nothing happened.
 pub fn record_outcome(
     prepared: Prepared,
     decision: &Decision,
     now: Timestamp,
     batch: &mut Batch,
     ledger: &mut LedgerDeltas,
-) -> Option<DueMessage> {
+) -> Option<Followup> {
     let request = &prepared.submission.request;
     let key = prepared.submission.idempotency_key.clone();
     if let Some(queued) = prepared.released_from {
         batch.delete(Family::Deferred, queued);
     }
+    let mut queued = None;
     let outcome = match decision {
         Decision::Accepted(accepted) => StoredOutcome::Accepted {
             message_id: prepared.message_id,
@@ -125,6 +135,10 @@ pub fn record_outcome(
                 submission: prepared.submission.clone(),
             };
             batch.put(Family::Deferred, record.key(), record.encode());
+            queued = Some(Followup::Release(DueMessage {
+                send_at: *until,
+                id: prepared.message_id,
+            }));
             StoredOutcome::Queued {
                 message_id: prepared.message_id,
             }
@@ -158,7 +172,7 @@ pub fn record_outcome(
         return None;
     }
     let Decision::Accepted(accepted) = decision else {
-        return None;
+        return queued;
     };
     let message = StoredMessage {
         id: prepared.message_id,
@@ -184,5 +198,5 @@ pub fn record_outcome(
         accepted.category as u8,
         accepted.price_micros,
     );
-    Some(due)
+    Some(Followup::Dispatch(due))
 }

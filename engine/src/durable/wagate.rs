@@ -15,6 +15,7 @@ use super::dispatch::{DispatchView, Dispatcher, Upstream};
 use super::idempotency::{body_hash, IdempotencyRecord, StoredOutcome};
 use super::message::StoredMessage;
 use super::recovery;
+use super::release_queue::ReleaseQueue;
 use super::submission::{Prepared, Submission};
 use crate::clock::{Clock, Timestamp};
 use crate::config::{ConfigError, EngineConfig};
@@ -28,7 +29,7 @@ use crate::store::keys::{deferred_key, idempotency_key, message_key};
 use crate::store::rocks::RocksStore;
 use crate::store::{Family, Store, StoreError};
 use crate::usage::Usage;
-use crate::workers::{Command, Reply, ShardPool};
+use crate::workers::{Command, Onward, Reply, ShardPool};
 
 #[derive(Debug, Clone)]
 pub struct WagateConfig {
@@ -182,6 +183,8 @@ pub struct Wagate {
     dispatcher: Dispatcher,
     /// Hands messages an operator returned to pending back to the dispatcher.
     redispatch: crossbeam_channel::Sender<super::message::DueMessage>,
+    /// Queued sends by due time, for the releaser and status reads.
+    release: Arc<ReleaseQueue>,
 }
 
 impl Wagate {
@@ -212,7 +215,25 @@ impl Wagate {
         let durability = Arc::new(Durability::new(store.clone(), config.sync));
         let (dispatch, incoming) = unbounded();
         let redispatch = dispatch.clone();
-        let pool = ShardPool::start_persistent(restored.engine, durability.clone(), dispatch);
+        let release = Arc::new(ReleaseQueue::default());
+        store.scan(Family::Deferred, &[], &[0xff; 17], &mut |key, _| {
+            if let (Some(due), Some(id)) = (key.get(..8), key.get(8..16)) {
+                let due = u64::from_be_bytes(due.try_into().expect("eight bytes"));
+                release.insert(
+                    Timestamp(due),
+                    u64::from_be_bytes(id.try_into().expect("eight bytes")),
+                );
+            }
+            true
+        })?;
+        let pool = ShardPool::start_persistent(
+            restored.engine,
+            durability.clone(),
+            Onward {
+                dispatch,
+                release: release.clone(),
+            },
+        );
         let dispatcher = Dispatcher::start(
             restored.backlog.iter().map(StoredMessage::due).collect(),
             incoming,
@@ -233,6 +254,7 @@ impl Wagate {
             in_flight: DashMap::new(),
             dispatcher,
             redispatch,
+            release,
         };
         Ok(wagate)
     }
@@ -358,21 +380,24 @@ impl Wagate {
     /// Hands queued sends due by now back to their shards, at most `limit` of them; returns
     /// how many. Each is decided again under its id: accepted, refused, or queued anew.
     pub fn release_due(&self, limit: usize) -> Result<usize, StoreError> {
-        let now = self.clock.now();
-        let mut due = Vec::new();
-        self.store.scan(
-            Family::Deferred,
-            &[],
-            &deferred_key(now.0.saturating_add(1), 0),
-            &mut |key, value| {
-                due.extend(DeferredRecord::decode(key, value));
-                due.len() < limit
-            },
-        )?;
-        let count = due.len();
-        if count == 0 {
+        let taken = self.release.take_due(self.clock.now(), limit);
+        if taken.is_empty() {
             return Ok(0);
         }
+        let mut due = Vec::with_capacity(taken.len());
+        for (at, id) in &taken {
+            let key = deferred_key(at.0, *id);
+            // Absent: released already (an entry restored at start-up and also re-announced).
+            match self.store.get(Family::Deferred, &key) {
+                Ok(Some(value)) => due.extend(DeferredRecord::decode(&key, &value)),
+                Ok(None) => {}
+                Err(error) => {
+                    self.requeue(&taken);
+                    return Err(error);
+                }
+            }
+        }
+        let count = due.len();
         let commands = due
             .into_iter()
             .map(|record| {
@@ -386,24 +411,37 @@ impl Wagate {
             })
             .collect();
         for reply in self.pool.send(commands).wait_each() {
-            reply?;
+            if let Err(error) = reply {
+                // Records whose decision was not committed are still on disk; those that were
+                // are gone, and a later release skips them.
+                self.requeue(&taken);
+                return Err(error);
+            }
         }
         Ok(count)
     }
 
-    /// A queued send by id, if it is still waiting (a scan of the queue: for status reads,
-    /// not for hot paths).
+    fn requeue(&self, taken: &[(Timestamp, u64)]) {
+        for (due, id) in taken {
+            self.release.insert_if_absent(*due, *id);
+        }
+    }
+
+    /// Queued sends waiting for their time.
+    pub fn queued_count(&self) -> usize {
+        self.release.len()
+    }
+
+    /// A queued send by id, if it is still waiting.
     pub fn queued(&self, id: u64) -> Result<Option<DeferredRecord>, StoreError> {
-        let mut found = None;
-        self.store
-            .scan(Family::Deferred, &[], &[0xff; 17], &mut |key, value| {
-                if key.get(8..16) == Some(&id.to_be_bytes()[..]) {
-                    found = DeferredRecord::decode(key, value);
-                    return false;
-                }
-                true
-            })?;
-        Ok(found)
+        let Some(due) = self.release.due_of(id) else {
+            return Ok(None);
+        };
+        let key = deferred_key(due.0, id);
+        Ok(self
+            .store
+            .get(Family::Deferred, &key)?
+            .and_then(|value| DeferredRecord::decode(&key, &value)))
     }
 
     /// Claims an idempotency key for a new request, or returns the answer it already has.

@@ -10,6 +10,7 @@ use crate::clock::{Secs, Timestamp};
 use crate::core::{LIMIT_WINDOW_SECS, MAX_CAPTION_CHARS};
 use crate::decision::{Accepted, Decision, DeferReason, Message, Refusal, SendRequest};
 use crate::hash::mix64;
+use crate::ids::PhoneNumberId;
 use crate::state::contact::{flags, ContactRecord};
 use crate::state::contact_table::ContactKey;
 use crate::template::model::Category;
@@ -22,6 +23,14 @@ fn defer(until: Secs, reason: DeferReason) -> Decision {
 }
 
 impl Shard {
+    /// When a send to be queued for `number`'s throughput should be decided again.
+    pub fn queue_turn(&mut self, number: PhoneNumberId, now: Timestamp) -> Option<Timestamp> {
+        let core = &*self.core;
+        self.state.refresh_caches(core);
+        let number = cached_number(&mut self.state.numbers, core, number)?;
+        Some(number.throughput.queue_turn(now, core.horizon_micros))
+    }
+
     pub fn decide(&mut self, request: &SendRequest, now: Timestamp) -> Decision {
         let core = &*self.core;
         let state = &mut self.state;
