@@ -39,8 +39,8 @@ impl ReleaseQueue {
     /// Puts back an entry taken, unless the message was queued anew meanwhile.
     pub fn insert_if_absent(&self, due: Timestamp, id: u64) {
         let mut index = self.index();
-        if !index.due_of.contains_key(&id) {
-            index.due_of.insert(id, due.0);
+        if let std::collections::hash_map::Entry::Vacant(entry) = index.due_of.entry(id) {
+            entry.insert(due.0);
             index.by_due.insert((due.0, id));
         }
     }
