@@ -1421,3 +1421,47 @@ async fn a_status_that_arrives_before_metas_answer_still_lands_on_its_message() 
     assert_eq!(view["upstream_id"], "wamid.stub.0");
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_paces_an_open_loop_run_and_counts_every_answer() -> Result<()> {
+    use wagate_loadgen::driver::{run, DriverConfig};
+
+    let mut f = Fixture::start("loadgen", "").await?;
+    // The driver's recipients: +16500000000 and up.
+    let people: Vec<String> = (0..50).map(|i| format!("+1650{i:07}")).collect();
+    f.ready_to_send(&people).await?;
+    let config = |rate: Option<f64>, batch: usize| DriverConfig {
+        target: f.url(""),
+        token: ALPHA.into(),
+        number: NUMBER_A,
+        template: "order_update".into(),
+        recipients: 50,
+        concurrency: 4,
+        messages: 50,
+        max_duration: WAIT,
+        batch,
+        rate,
+    };
+    // 50 requests at 100 a second: the last is due 0.49 s after the start, and waits for it.
+    let open = run(config(Some(100.0), 1)).await?;
+    assert_eq!((open.accepted, open.other), (50, 0));
+    assert!(
+        open.seconds >= 0.49,
+        "an open loop ran ahead: {}",
+        open.seconds
+    );
+    assert_eq!(open.per_second.iter().sum::<u64>(), 50);
+    assert_eq!(open.latency.len(), 50);
+    // The same people again through the bulk endpoint, closed loop: each line is answered.
+    let bulk = run(config(None, 10)).await?;
+    assert_eq!((bulk.accepted + bulk.other, bulk.latency.len()), (50, 5));
+    assert_eq!(bulk.accepted, 50, "{}", bulk.to_json());
+    // An unknown token is refused, and counted as not accepted.
+    let refused = run(DriverConfig {
+        token: "nobody".into(),
+        ..config(None, 1)
+    })
+    .await?;
+    assert_eq!((refused.accepted, refused.other), (0, 50));
+    f.stop()
+}

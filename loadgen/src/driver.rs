@@ -1,6 +1,12 @@
-//! The closed-loop HTTP driver: N requests in flight against wagate's single-message endpoint
-//! or its bulk endpoint, each run bounded in requests and in time, latency in an hdrhistogram.
+//! The HTTP driver against wagate's single-message endpoint or its bulk endpoint, each run
+//! bounded in requests and in time, latency in an hdrhistogram.
+//!
+//! Closed loop: N requests in flight, each sent when one returns. Open loop (`rate`): request
+//! i is due at start + i / rate whatever the server does, and its latency counts from that
+//! moment, so a stalled server shows its queueing instead of slowing the driver down (N is then
+//! only the bound on requests in flight).
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +36,8 @@ pub struct DriverConfig {
     pub max_duration: Duration,
     /// Messages per request: 1 uses the single endpoint, more the bulk endpoint.
     pub batch: usize,
+    /// Open loop at this many requests per second; closed loop when absent.
+    pub rate: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,8 +46,11 @@ pub struct Summary {
     pub accepted: u64,
     pub other: u64,
     pub seconds: f64,
-    /// Request latency in microseconds.
+    /// Request latency in microseconds (from the intended send time in open loop).
     pub latency: Histogram<u64>,
+    /// Messages answered in each second of the run.
+    pub per_second: Vec<u64>,
+    pub open_loop_rate: Option<f64>,
 }
 
 impl Summary {
@@ -53,6 +64,8 @@ impl Summary {
             "messages_per_second": self.messages as f64 / self.seconds,
             "latency_us": { "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999),
                             "max": self.latency.max() },
+            "open_loop_rate": self.open_loop_rate,
+            "per_second": self.per_second,
         })
     }
 }
@@ -74,12 +87,13 @@ fn recipient(i: u64) -> String {
     format!("+1650{:07}", i)
 }
 
-fn message(config: &DriverConfig, i: u64) -> Value {
-    json!({
-        "messaging_product": "whatsapp", "to": recipient(i % config.recipients), "type": "template",
-        "template": { "name": config.template, "language": { "code": "en_US" },
-                      "components": [{ "type": "body", "parameters": [{ "type": "text", "text": "x" }] }] }
-    })
+/// Meta's template send to recipient `i`, as text: the driver's own cost stays small.
+fn message(config: &DriverConfig, i: u64) -> String {
+    format!(
+        r#"{{"messaging_product":"whatsapp","to":"{}","type":"template","template":{{"name":"{}","language":{{"code":"en_US"}},"components":[{{"type":"body","parameters":[{{"type":"text","text":"x"}}]}}]}}}}"#,
+        recipient(i % config.recipients),
+        config.template
+    )
 }
 
 pub async fn run(config: DriverConfig) -> Result<Summary> {
@@ -93,10 +107,16 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
     let started = Instant::now();
     let deadline = started + config.max_duration;
     let config = Arc::new(config);
+    let per_second: Arc<Vec<AtomicU64>> = Arc::new(
+        (0..=config.max_duration.as_secs() + 1)
+            .map(|_| AtomicU64::new(0))
+            .collect(),
+    );
     let mut workers = Vec::new();
     for _ in 0..config.concurrency {
         let (client, next, config) = (client.clone(), next.clone(), config.clone());
         let (accepted, other, latency) = (accepted.clone(), other.clone(), latency.clone());
+        let per_second = per_second.clone();
         workers.push(tokio::spawn(async move {
             let mut mine = Histogram::<u64>::new(3).expect("a histogram");
             while Instant::now() < deadline {
@@ -109,15 +129,16 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
                     (
                         format!("{}/v23.0/{}/messages", config.target, config.number),
                         "application/json",
-                        message(&config, first).to_string(),
+                        message(&config, first),
                     )
                 } else {
                     let lines: String = (first..first + count)
                         .map(|i| {
-                            json!({ "phone_number_id": config.number.to_string(),
-                                    "request": message(&config, i) })
-                            .to_string()
-                                + "\n"
+                            format!(
+                                "{{\"phone_number_id\":\"{}\",\"request\":{}}}\n",
+                                config.number,
+                                message(&config, i)
+                            )
                         })
                         .collect();
                     (
@@ -131,7 +152,15 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
                     .header("content-type", content_type)
                     .body(Full::new(Bytes::from(body)))
                     .expect("a valid request");
-                let sent = Instant::now();
+                let sent = match config.rate {
+                    Some(rate) => {
+                        let intended = started
+                            + Duration::from_secs_f64((first / config.batch as u64) as f64 / rate);
+                        tokio::time::sleep_until(intended.into()).await;
+                        intended
+                    }
+                    None => Instant::now(),
+                };
                 let Ok(answer) = client.request(request).await else {
                     other.fetch_add(count, Ordering::Relaxed);
                     continue;
@@ -149,6 +178,10 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
                 };
                 accepted.fetch_add(ok, Ordering::Relaxed);
                 other.fetch_add(count - ok, Ordering::Relaxed);
+                let second = started.elapsed().as_secs() as usize;
+                if let Some(slot) = per_second.get(second) {
+                    slot.fetch_add(count, Ordering::Relaxed);
+                }
             }
             latency
                 .lock()
@@ -157,8 +190,30 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
                 .expect("same bounds");
         }));
     }
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let (accepted, other, total) = (accepted.clone(), other.clone(), config.messages);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let done = accepted.load(Ordering::Relaxed) + other.load(Ordering::Relaxed);
+                let seconds = started.elapsed().as_secs_f64().max(0.001);
+                let filled = (done * 40 / total.max(1)) as usize;
+                eprint!(
+                    "\r[{:<40}] {done}/{total} messages  {:.0} msg/s  {:.0} s",
+                    "#".repeat(filled.min(40)),
+                    done as f64 / seconds,
+                    seconds
+                );
+            }
+        })
+    });
     for worker in workers {
         worker.await?;
+    }
+    if let Some(progress) = progress {
+        progress.abort();
+        eprintln!();
     }
     let seconds = started.elapsed().as_secs_f64();
     let (accepted, other) = (
@@ -166,12 +221,21 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
         other.load(Ordering::Relaxed),
     );
     let latency = latency.lock().expect("latency").clone();
+    let mut per_second: Vec<u64> = per_second
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .collect();
+    while per_second.last() == Some(&0) {
+        per_second.pop();
+    }
     Ok(Summary {
         messages: accepted + other,
         accepted,
         other,
         seconds,
         latency,
+        per_second,
+        open_loop_rate: config.rate,
     })
 }
 

@@ -1,8 +1,8 @@
 //! `loadgen`: drives wagate, or stands in for Meta.
 //! - `loadgen http --target URL --token T --number N [--template NAME] [--recipients R]
-//!   [--concurrency C] [--messages M] [--max-secs S] [--batch B]`: closed loop, C requests in
-//!   flight, B messages per request (1: the single endpoint; more: bulk); prints a table and a
-//!   JSON summary.
+//!   [--concurrency C] [--messages M] [--max-secs S] [--batch B] [--rate R]`: closed loop, C
+//!   requests in flight, or open loop at R requests/s (at most C in flight); B messages per
+//!   request (1: the single endpoint; more: bulk); prints a table and a JSON summary.
 //! - `loadgen mock-meta [--listen ADDR] [--webhook-url URL] [--app-secret S]
 //!   [--template NAME:LANG]... [--mps N] [--tier-limit N] [--number ID:MPS:TIER]...
 //!   [--max-secs S]`: the Cloud API stand-in, until the time is up.
@@ -91,6 +91,13 @@ fn main() -> Result<()> {
                 messages: one(&o, "messages", Some(100_000))?,
                 max_duration: Duration::from_secs(one(&o, "max-secs", Some(30))?),
                 batch: one(&o, "batch", Some(1))?,
+                rate: o
+                    .get("rate")
+                    .and_then(|v| v.last())
+                    .map(|r| r.parse::<f64>())
+                    .transpose()
+                    .context("--rate")?
+                    .filter(|r| *r > 0.0),
             };
             let summary = runtime.block_on(run(config))?;
             let json = summary.to_json();
