@@ -51,6 +51,8 @@ pub struct Summary {
     /// Messages answered in each second of the run.
     pub per_second: Vec<u64>,
     pub open_loop_rate: Option<f64>,
+    /// The first answer (or error) that was not an acceptance, to say what went wrong.
+    pub first_not_accepted: Option<String>,
 }
 
 impl Summary {
@@ -66,6 +68,7 @@ impl Summary {
                             "max": self.latency.max() },
             "open_loop_rate": self.open_loop_rate,
             "per_second": self.per_second,
+            "first_not_accepted": self.first_not_accepted,
         })
     }
 }
@@ -87,12 +90,15 @@ fn recipient(i: u64) -> String {
     format!("+1650{:07}", i)
 }
 
-/// Meta's template send to recipient `i`, as text: the driver's own cost stays small.
+/// Meta's template send number `i`, as text (the driver's own cost stays small). The
+/// parameter carries `i`, so a person messaged twice gets two different messages, never a
+/// duplicate.
 fn message(config: &DriverConfig, i: u64) -> String {
     format!(
-        r#"{{"messaging_product":"whatsapp","to":"{}","type":"template","template":{{"name":"{}","language":{{"code":"en_US"}},"components":[{{"type":"body","parameters":[{{"type":"text","text":"x"}}]}}]}}}}"#,
+        r#"{{"messaging_product":"whatsapp","to":"{}","type":"template","template":{{"name":"{}","language":{{"code":"en_US"}},"components":[{{"type":"body","parameters":[{{"type":"text","text":"order {}"}}]}}]}}}}"#,
         recipient(i % config.recipients),
-        config.template
+        config.template,
+        i
     )
 }
 
@@ -107,6 +113,7 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
     let started = Instant::now();
     let deadline = started + config.max_duration;
     let config = Arc::new(config);
+    let sample: Arc<Mutex<Option<String>>> = Arc::default();
     let per_second: Arc<Vec<AtomicU64>> = Arc::new(
         (0..=config.max_duration.as_secs() + 1)
             .map(|_| AtomicU64::new(0))
@@ -116,7 +123,7 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
     for _ in 0..config.concurrency {
         let (client, next, config) = (client.clone(), next.clone(), config.clone());
         let (accepted, other, latency) = (accepted.clone(), other.clone(), latency.clone());
-        let per_second = per_second.clone();
+        let (per_second, sample) = (per_second.clone(), sample.clone());
         workers.push(tokio::spawn(async move {
             let mut mine = Histogram::<u64>::new(3).expect("a histogram");
             while Instant::now() < deadline {
@@ -161,9 +168,16 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
                     }
                     None => Instant::now(),
                 };
-                let Ok(answer) = client.request(request).await else {
-                    other.fetch_add(count, Ordering::Relaxed);
-                    continue;
+                let answer = match client.request(request).await {
+                    Ok(answer) => answer,
+                    Err(error) => {
+                        other.fetch_add(count, Ordering::Relaxed);
+                        sample
+                            .lock()
+                            .expect("sample")
+                            .get_or_insert(error.to_string());
+                        continue;
+                    }
                 };
                 let status = answer.status();
                 let body = answer.into_body().collect().await.map(|b| b.to_bytes());
@@ -176,6 +190,17 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
                         .count() as u64,
                     (Err(_), _) => 0,
                 };
+                if ok < count && sample.lock().expect("sample").is_none() {
+                    let text = match &body {
+                        Ok(bytes) => String::from_utf8_lossy(bytes)
+                            .lines()
+                            .find(|line| config.batch == 1 || !line.contains("\"status\":200"))
+                            .unwrap_or_default()
+                            .to_string(),
+                        Err(error) => error.to_string(),
+                    };
+                    *sample.lock().expect("sample") = Some(format!("{status}: {text}"));
+                }
                 accepted.fetch_add(ok, Ordering::Relaxed);
                 other.fetch_add(count - ok, Ordering::Relaxed);
                 let second = started.elapsed().as_secs() as usize;
@@ -228,6 +253,7 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
     while per_second.last() == Some(&0) {
         per_second.pop();
     }
+    let first_not_accepted = sample.lock().expect("sample").clone();
     Ok(Summary {
         messages: accepted + other,
         accepted,
@@ -236,6 +262,7 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
         latency,
         per_second,
         open_loop_rate: config.rate,
+        first_not_accepted,
     })
 }
 
