@@ -1424,7 +1424,7 @@ async fn a_status_that_arrives_before_metas_answer_still_lands_on_its_message() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_generator_paces_an_open_loop_run_and_counts_every_answer() -> Result<()> {
-    use wagate_loadgen::driver::{run, DriverConfig};
+    use wagate_loadgen::driver::{run, DriverConfig, Transport};
 
     let mut f = Fixture::start("loadgen", "").await?;
     // The driver's recipients: +16500000000 and up.
@@ -1441,6 +1441,7 @@ async fn the_load_generator_paces_an_open_loop_run_and_counts_every_answer() -> 
         max_duration: WAIT,
         batch,
         rate,
+        transport: Transport::Http,
     };
     // 50 requests at 100 a second: the last is due 0.49 s after the start, and waits for it.
     let open = run(config(Some(100.0), 1)).await?;
@@ -1463,5 +1464,28 @@ async fn the_load_generator_paces_an_open_loop_run_and_counts_every_answer() -> 
     })
     .await?;
     assert_eq!((refused.accepted, refused.other), (0, 50));
+    assert!(refused.first_not_accepted.unwrap().contains("401"));
+    // gRPC, unary and streamed in exchanges of ten: every send answered and counted.
+    for (transport, batch, calls) in [
+        (Transport::GrpcUnary, 1, 50),
+        (Transport::GrpcStream, 10, 5),
+    ] {
+        let grpc = run(DriverConfig {
+            target: f.server().grpc.clone(),
+            transport,
+            ..config(None, batch)
+        })
+        .await?;
+        assert_eq!((grpc.accepted, grpc.other), (50, 0), "{}", grpc.to_json());
+        assert_eq!(grpc.latency.len(), calls);
+    }
+    let unknown = run(DriverConfig {
+        target: f.server().grpc.clone(),
+        transport: Transport::GrpcStream,
+        token: "nobody".into(),
+        ..config(None, 10)
+    })
+    .await;
+    assert!(unknown.is_err() || unknown.is_ok_and(|s| s.accepted == 0));
     f.stop()
 }

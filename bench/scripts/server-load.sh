@@ -25,7 +25,10 @@ portfolio = 1
 tier = "TIER_100K"
 throughput_mps = 1000
 TOML
-target/release/loadgen mock-meta --listen 127.0.0.1:18092 --template order_update:en_US \
+# Meta answers from its own machines: mock-meta runs ahead of wagate and the driver for the CPU,
+# so that it reads requests when they arrive and judges their timing fairly (as root; else as is).
+NICE=$([ "$(id -u)" = 0 ] && echo "nice -n -5" || true)
+$NICE target/release/loadgen mock-meta --listen 127.0.0.1:18092 --template order_update:en_US \
   --number 2000001:1000:100000 \
   --webhook-url http://127.0.0.1:18090/webhooks/meta --app-secret bench-app-secret --max-secs 600 \
   > ${LG_DIR:-/tmp/wagate-load}/mock.out 2>&1 &

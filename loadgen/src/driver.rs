@@ -20,10 +20,16 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use wagate::server::grpc::proto::messaging_client::MessagingClient;
+use wagate::server::grpc::proto::{SendRequest, SendResult};
 
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
-    /// wagate's base URL; only loopback addresses are accepted.
+    /// wagate's base URL (its gRPC address for the gRPC transports); only loopback addresses
+    /// are accepted.
     pub target: String,
     pub token: String,
     pub number: u64,
@@ -38,6 +44,31 @@ pub struct DriverConfig {
     pub batch: usize,
     /// Open loop at this many requests per second; closed loop when absent.
     pub rate: Option<f64>,
+    pub transport: Transport,
+}
+
+/// How the driver reaches wagate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Meta's single-message endpoint (batch 1) or wagate's bulk endpoint.
+    Http,
+    /// `Messaging.Send`, one message per call.
+    GrpcUnary,
+    /// `Messaging.SendStream`, a stream per worker, `batch` messages per exchange.
+    GrpcStream,
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Transport, String> {
+        match text {
+            "http" => Ok(Transport::Http),
+            "grpc" => Ok(Transport::GrpcUnary),
+            "grpc-stream" => Ok(Transport::GrpcStream),
+            other => Err(format!("{other}: expected http, grpc or grpc-stream")),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -102,17 +133,192 @@ fn message(config: &DriverConfig, i: u64) -> String {
     )
 }
 
+/// One worker's connection to wagate, by transport.
+enum Session {
+    Http(Client<HttpConnector, Full<Bytes>>),
+    GrpcUnary(MessagingClient<Channel>),
+    /// A stream of its own: requests go out on `requests`, results come back in order.
+    GrpcStream {
+        requests: mpsc::Sender<SendRequest>,
+        results: tonic::Streaming<SendResult>,
+    },
+}
+
+/// What one exchange (a request, or a batch on a stream) brought back.
+struct Exchanged {
+    accepted: u64,
+    /// What the first send not accepted got, if one was not.
+    refusal: Option<String>,
+}
+
+impl Session {
+    async fn open(
+        config: &DriverConfig,
+        http: &Client<HttpConnector, Full<Bytes>>,
+    ) -> Result<Session> {
+        Ok(match config.transport {
+            Transport::Http => Session::Http(http.clone()),
+            Transport::GrpcUnary => Session::GrpcUnary(grpc_client(config).await?),
+            Transport::GrpcStream => {
+                let (requests, outgoing) = mpsc::channel(config.batch.max(1));
+                let mut call = tonic::Request::new(ReceiverStream::new(outgoing));
+                authorise(&mut call, config)?;
+                let results = grpc_client(config)
+                    .await?
+                    .send_stream(call)
+                    .await?
+                    .into_inner();
+                Session::GrpcStream { requests, results }
+            }
+        })
+    }
+
+    async fn exchange(
+        &mut self,
+        config: &DriverConfig,
+        first: u64,
+        count: u64,
+    ) -> Result<Exchanged> {
+        match self {
+            Session::Http(client) => http_exchange(client, config, first, count).await,
+            Session::GrpcUnary(client) => {
+                let mut call = tonic::Request::new(grpc_request(config, first));
+                authorise(&mut call, config)?;
+                let result = match client.send(call).await {
+                    Ok(answer) => answer.into_inner(),
+                    Err(status) => {
+                        return Ok(Exchanged {
+                            accepted: 0,
+                            refusal: Some(status.to_string()),
+                        })
+                    }
+                };
+                Ok(grpc_results(&[result]))
+            }
+            Session::GrpcStream { requests, results } => {
+                for i in first..first + count {
+                    requests.send(grpc_request(config, i)).await?;
+                }
+                let mut answers = Vec::with_capacity(count as usize);
+                while (answers.len() as u64) < count {
+                    match results.message().await? {
+                        Some(result) => answers.push(result),
+                        None => bail!("the stream ended early"),
+                    }
+                }
+                Ok(grpc_results(&answers))
+            }
+        }
+    }
+}
+
+async fn grpc_client(config: &DriverConfig) -> Result<MessagingClient<Channel>> {
+    let channel = Channel::from_shared(config.target.clone())?
+        .connect()
+        .await?;
+    Ok(MessagingClient::new(channel))
+}
+
+fn authorise<T>(call: &mut tonic::Request<T>, config: &DriverConfig) -> Result<()> {
+    call.metadata_mut()
+        .insert("authorization", format!("Bearer {}", config.token).parse()?);
+    Ok(())
+}
+
+fn grpc_request(config: &DriverConfig, i: u64) -> SendRequest {
+    SendRequest {
+        correlation: i,
+        phone_number_id: config.number.to_string(),
+        request_json: message(config, i),
+        ..SendRequest::default()
+    }
+}
+
+fn grpc_results(results: &[SendResult]) -> Exchanged {
+    Exchanged {
+        accepted: results.iter().filter(|r| r.http_status == 200).count() as u64,
+        refusal: results
+            .iter()
+            .find(|r| r.http_status != 200)
+            .map(|r| format!("{}: {}", r.http_status, r.body_json)),
+    }
+}
+
+/// The single endpoint for one message, the bulk endpoint for more.
+async fn http_exchange(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    config: &DriverConfig,
+    first: u64,
+    count: u64,
+) -> Result<Exchanged> {
+    let (url, content_type, body) = if config.batch == 1 {
+        (
+            format!("{}/v23.0/{}/messages", config.target, config.number),
+            "application/json",
+            message(config, first),
+        )
+    } else {
+        let lines: String = (first..first + count)
+            .map(|i| {
+                format!(
+                    "{{\"phone_number_id\":\"{}\",\"request\":{}}}\n",
+                    config.number,
+                    message(config, i)
+                )
+            })
+            .collect();
+        (
+            format!("{}/wagate/v1/bulk", config.target),
+            "application/x-ndjson",
+            lines,
+        )
+    };
+    let request = Request::post(url)
+        .header("authorization", format!("Bearer {}", config.token))
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))?;
+    let answer = client.request(request).await?;
+    let status = answer.status();
+    let bytes = answer.into_body().collect().await?.to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    let (accepted, refusal) = if config.batch == 1 {
+        let ok = status.is_success();
+        (u64::from(ok), (!ok).then(|| format!("{status}: {text}")))
+    } else {
+        let accepted = text
+            .lines()
+            .filter(|l| l.contains("\"status\":200"))
+            .count() as u64;
+        let refusal = text
+            .lines()
+            .find(|l| !l.contains("\"status\":200"))
+            .map(|l| format!("{status}: {l}"));
+        (
+            accepted,
+            refusal.or_else(|| (accepted < count).then(|| format!("{status}: {text}"))),
+        )
+    };
+    Ok(Exchanged { accepted, refusal })
+}
+
 pub async fn run(config: DriverConfig) -> Result<Summary> {
     check_loopback(&config.target)?;
-    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+    if config.transport == Transport::GrpcUnary && config.batch != 1 {
+        bail!("unary gRPC sends one message per call: --batch 1");
+    }
+    let http: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(config.concurrency)
         .build(HttpConnector::new());
     let next = Arc::new(AtomicU64::new(0));
     let (accepted, other) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+    let config = Arc::new(config);
+    let mut sessions = Vec::with_capacity(config.concurrency);
+    for _ in 0..config.concurrency {
+        sessions.push(Session::open(&config, &http).await?);
+    }
     let started = Instant::now();
     let deadline = started + config.max_duration;
-    let config = Arc::new(config);
     let sample: Arc<Mutex<Option<String>>> = Arc::default();
     let per_second: Arc<Vec<AtomicU64>> = Arc::new(
         (0..=config.max_duration.as_secs() + 1)
@@ -120,8 +326,8 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
             .collect(),
     );
     let mut workers = Vec::new();
-    for _ in 0..config.concurrency {
-        let (client, next, config) = (client.clone(), next.clone(), config.clone());
+    for mut session in sessions {
+        let (next, config) = (next.clone(), config.clone());
         let (accepted, other, latency) = (accepted.clone(), other.clone(), latency.clone());
         let (per_second, sample) = (per_second.clone(), sample.clone());
         workers.push(tokio::spawn(async move {
@@ -132,33 +338,6 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
                     break;
                 }
                 let count = (config.messages - first).min(config.batch as u64);
-                let (url, content_type, body) = if config.batch == 1 {
-                    (
-                        format!("{}/v23.0/{}/messages", config.target, config.number),
-                        "application/json",
-                        message(&config, first),
-                    )
-                } else {
-                    let lines: String = (first..first + count)
-                        .map(|i| {
-                            format!(
-                                "{{\"phone_number_id\":\"{}\",\"request\":{}}}\n",
-                                config.number,
-                                message(&config, i)
-                            )
-                        })
-                        .collect();
-                    (
-                        format!("{}/wagate/v1/bulk", config.target),
-                        "application/x-ndjson",
-                        lines,
-                    )
-                };
-                let request = Request::post(url)
-                    .header("authorization", format!("Bearer {}", config.token))
-                    .header("content-type", content_type)
-                    .body(Full::new(Bytes::from(body)))
-                    .expect("a valid request");
                 let sent = match config.rate {
                     Some(rate) => {
                         let intended = started
@@ -168,41 +347,19 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
                     }
                     None => Instant::now(),
                 };
-                let answer = match client.request(request).await {
-                    Ok(answer) => answer,
-                    Err(error) => {
-                        other.fetch_add(count, Ordering::Relaxed);
-                        sample
-                            .lock()
-                            .expect("sample")
-                            .get_or_insert(error.to_string());
-                        continue;
-                    }
-                };
-                let status = answer.status();
-                let body = answer.into_body().collect().await.map(|b| b.to_bytes());
+                let exchanged = session
+                    .exchange(&config, first, count)
+                    .await
+                    .unwrap_or_else(|error| Exchanged {
+                        accepted: 0,
+                        refusal: Some(error.to_string()),
+                    });
                 let _ = mine.record(sent.elapsed().as_micros() as u64);
-                let ok = match (&body, config.batch) {
-                    (Ok(_), 1) => u64::from(status.is_success()),
-                    (Ok(bytes), _) => bytes
-                        .split(|b| *b == b'\n')
-                        .filter(|line| line.windows(12).any(|w| w == b"\"status\":200"))
-                        .count() as u64,
-                    (Err(_), _) => 0,
-                };
-                if ok < count && sample.lock().expect("sample").is_none() {
-                    let text = match &body {
-                        Ok(bytes) => String::from_utf8_lossy(bytes)
-                            .lines()
-                            .find(|line| config.batch == 1 || !line.contains("\"status\":200"))
-                            .unwrap_or_default()
-                            .to_string(),
-                        Err(error) => error.to_string(),
-                    };
-                    *sample.lock().expect("sample") = Some(format!("{status}: {text}"));
+                if let Some(refusal) = exchanged.refusal {
+                    sample.lock().expect("sample").get_or_insert(refusal);
                 }
-                accepted.fetch_add(ok, Ordering::Relaxed);
-                other.fetch_add(count - ok, Ordering::Relaxed);
+                accepted.fetch_add(exchanged.accepted, Ordering::Relaxed);
+                other.fetch_add(count - exchanged.accepted.min(count), Ordering::Relaxed);
                 let second = started.elapsed().as_secs() as usize;
                 if let Some(slot) = per_second.get(second) {
                     slot.fetch_add(count, Ordering::Relaxed);

@@ -1,8 +1,10 @@
 //! `loadgen`: drives wagate, or stands in for Meta.
 //! - `loadgen http --target URL --token T --number N [--template NAME] [--recipients R]
-//!   [--concurrency C] [--messages M] [--max-secs S] [--batch B] [--rate R]`: closed loop, C
-//!   requests in flight, or open loop at R requests/s (at most C in flight); B messages per
-//!   request (1: the single endpoint; more: bulk); prints a table and a JSON summary.
+//!   [--concurrency C] [--messages M] [--max-secs S] [--batch B] [--rate R]
+//!   [--transport http|grpc|grpc-stream]`: closed loop, C requests in flight, or open loop at
+//!   R requests/s (at most C in flight); B messages per request (HTTP: 1 is the single
+//!   endpoint, more the bulk one; gRPC stream: B per exchange on each of C streams); prints a
+//!   table and a JSON summary.
 //! - `loadgen mock-meta [--listen ADDR] [--webhook-url URL] [--app-secret S]
 //!   [--template NAME:LANG]... [--mps N] [--tier-limit N] [--number ID:MPS:TIER]...
 //!   [--max-secs S]`: the Cloud API stand-in, until the time is up.
@@ -11,7 +13,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use wagate_loadgen::driver::{run, DriverConfig};
+use wagate_loadgen::driver::{run, DriverConfig, Transport};
 use wagate_loadgen::mock_meta::{start, MockMetaConfig};
 use wagate_loadgen::oracle::{NumberLimits, OracleConfig};
 
@@ -98,6 +100,7 @@ fn main() -> Result<()> {
                     .transpose()
                     .context("--rate")?
                     .filter(|r| *r > 0.0),
+                transport: one(&o, "transport", Some(Transport::Http))?,
             };
             let summary = runtime.block_on(run(config))?;
             let json = summary.to_json();
