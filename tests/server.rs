@@ -1300,7 +1300,7 @@ async fn sigterm_ends_open_grpc_streams_after_answering_what_they_sent() -> Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_mock_meta_the_oracle_sees_no_violation_and_no_duplicate() -> Result<()> {
-    use wagate_loadgen::mock_meta::{start, MockMetaConfig};
+    use wagate_loadgen::mock_meta::{start, Faults, MockMetaConfig};
     use wagate_loadgen::oracle::OracleConfig;
 
     let mock = start(MockMetaConfig {
@@ -1309,6 +1309,7 @@ async fn against_mock_meta_the_oracle_sees_no_violation_and_no_duplicate() -> Re
         app_secret: APP_SECRET.into(),
         templates: vec![("order_update".into(), "en_US".into())],
         rules: OracleConfig::default(),
+        faults: Faults::default(),
     })
     .await?;
     let base = format!("http://{}", mock.addr);
@@ -1487,5 +1488,88 @@ async fn the_load_generator_paces_an_open_loop_run_and_counts_every_answer() -> 
     })
     .await;
     assert!(unknown.is_err() || unknown.is_ok_and(|s| s.accepted == 0));
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_injected_failures_every_message_reaches_mock_meta_once() -> Result<()> {
+    use wagate_loadgen::mock_meta::{start, Faults, MockMetaConfig};
+    use wagate_loadgen::oracle::OracleConfig;
+
+    let mock = start(MockMetaConfig {
+        listen: "127.0.0.1:0".parse()?,
+        webhook_url: None,
+        app_secret: APP_SECRET.into(),
+        templates: vec![("order_update".into(), "en_US".into())],
+        rules: OracleConfig::default(),
+        faults: Faults {
+            error_share: 0.25,
+            drop_share: 0.15,
+            slow_share: 0.2,
+            slow_ms: 200,
+            failed_share: 0.2,
+            read_share: 0.5,
+        },
+    })
+    .await?;
+    let base = format!("http://{}", mock.addr);
+    let mut f = Fixture::start_with("faults", "", &["--meta.base_url", &base]).await?;
+    mock.set_webhook_url(&f.url("/webhooks/meta"));
+    let people: Vec<String> = (1..=30).map(person).collect();
+    f.ready_to_send(&people).await?;
+    let mut ids = Vec::new();
+    for to in &people {
+        let answer = f
+            .send(
+                ALPHA,
+                NUMBER_A,
+                &template_send(to, "order_update", &["Ada"]),
+                &[],
+            )
+            .await?;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        ids.push(id_of(&answer));
+    }
+    // Retries back off on wagate's (manual) clock: move it on until mock-meta has taken all.
+    let report_url = format!("{base}/mock/report");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let report = loop {
+        let report = f.web.get(&report_url, "").await?.json();
+        if report["accepted"] == 30 {
+            break report;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{report}");
+        f.admin("/wagate/admin/clock", json!({ "advance_secs": 60 }))
+            .await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (&report["violations"], &report["duplicates"]),
+        (&json!(0), &json!(0)),
+        "{report}"
+    );
+    for fault in ["errors", "dropped", "slow"] {
+        assert!(report["injected"][fault].as_u64() > Some(0), "{report}");
+    }
+    // Every message ends sent; those mock-meta failed say so with Meta's code.
+    let failed = report["statuses"]["failed"].as_u64().unwrap_or(0);
+    assert!(failed > 0, "{report}");
+    let mut seen_failed = 0;
+    for id in &ids {
+        let view = f
+            .wait_message(id, WAIT, |v| {
+                v["status"] == "sent"
+                    && matches!(
+                        v["delivery"].as_str(),
+                        Some("delivered" | "read" | "failed")
+                    )
+            })
+            .await?;
+        if view["delivery"] == "failed" {
+            assert_eq!(view["error_code"], 131_026, "{view}");
+            seen_failed += 1;
+        }
+    }
+    assert_eq!(seen_failed, failed);
     f.stop()
 }

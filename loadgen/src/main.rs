@@ -7,14 +7,15 @@
 //!   table and a JSON summary.
 //! - `loadgen mock-meta [--listen ADDR] [--webhook-url URL] [--app-secret S]
 //!   [--template NAME:LANG]... [--mps N] [--tier-limit N] [--number ID:MPS:TIER]...
-//!   [--max-secs S]`: the Cloud API stand-in, until the time is up.
+//!   [--error-share F] [--drop-share F] [--slow-share F --slow-ms MS] [--failed-share F]
+//!   [--read-share F] [--max-secs S]`: the Cloud API stand-in, until the time is up.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use wagate_loadgen::driver::{run, DriverConfig, Transport};
-use wagate_loadgen::mock_meta::{start, MockMetaConfig};
+use wagate_loadgen::mock_meta::{start, Faults, MockMetaConfig};
 use wagate_loadgen::oracle::{NumberLimits, OracleConfig};
 
 /// `--key value` pairs; repeated keys keep every value.
@@ -134,6 +135,14 @@ fn main() -> Result<()> {
                 app_secret: one(&o, "app-secret", Some(String::new()))?,
                 templates,
                 rules: rules(&o)?,
+                faults: Faults {
+                    error_share: one(&o, "error-share", Some(0.0))?,
+                    drop_share: one(&o, "drop-share", Some(0.0))?,
+                    slow_share: one(&o, "slow-share", Some(0.0))?,
+                    slow_ms: one(&o, "slow-ms", Some(0))?,
+                    failed_share: one(&o, "failed-share", Some(0.0))?,
+                    read_share: one(&o, "read-share", Some(0.0))?,
+                },
             };
             let max = Duration::from_secs(one(&o, "max-secs", Some(3_600))?);
             runtime.block_on(async move {

@@ -1,6 +1,8 @@
 //! `mock-meta`: a stand-in for Meta's Cloud API. It answers the send API in Meta's shapes,
 //! judging each send with the [`Oracle`] (so violations get Meta's error and are counted), and
-//! sends signed status webhooks for what it accepted to wagate. `GET /mock/report` gives the
+//! sends signed status webhooks for what it accepted to wagate (sent, then delivered and
+//! sometimes read, or failed with 131026). Injected [`Faults`] (500s, dropped connections, slow
+//! answers) exercise wagate's retries. `GET /mock/report` gives the
 //! counts; `POST /mock/inbound` makes a person write (a signed inbound webhook).
 
 use std::net::SocketAddr;
@@ -35,12 +37,53 @@ pub struct MockMetaConfig {
     /// Approved templates, as (name, language).
     pub templates: Vec<(String, String)>,
     pub rules: OracleConfig,
+    pub faults: Faults,
+}
+
+/// Faults injected into the send API, to exercise wagate's retries, and the fates of accepted
+/// messages. Each is a share (0 to 1) of send requests, picked by a seeded hash of the
+/// request's arrival number, so a run is reproducible.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Answered 500 with Meta's transient error 131000, without being judged or taken.
+    pub error_share: f64,
+    /// The connection is closed without an answer, before the request is judged or taken.
+    pub drop_share: f64,
+    /// Answered only after `slow_ms` (judged and taken as usual).
+    pub slow_share: f64,
+    pub slow_ms: u64,
+    /// Of the accepted: reported `failed` with 131026 (undeliverable) instead of delivered.
+    pub failed_share: f64,
+    /// Of the delivered: also reported `read`.
+    pub read_share: f64,
+}
+
+/// What mock-meta did besides judging.
+#[derive(Debug, Default)]
+struct FaultCounts {
+    errors: AtomicU64,
+    dropped: AtomicU64,
+    slow: AtomicU64,
+    failed: AtomicU64,
+    read: AtomicU64,
 }
 
 struct State {
     oracle: Mutex<Oracle>,
     next_id: AtomicU64,
+    arrivals: AtomicU64,
+    faults: Faults,
+    counts: FaultCounts,
     webhooks: Option<mpsc::UnboundedSender<Value>>,
+}
+
+/// Whether the `n`th event falls in `share` (a SplitMix64 hash of `n`, salted per fault).
+fn picked(n: u64, salt: u64, share: f64) -> bool {
+    let mut z = n.wrapping_add(salt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % 1_000_000) < (share * 1_000_000.0) as u64
 }
 
 /// A running mock-meta.
@@ -99,21 +142,31 @@ fn messages_webhook(number: &str, value: Value) -> Value {
 async fn handle(
     state: Arc<State>,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, hyper::Error> {
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let body = request.into_body().collect().await?.to_bytes();
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     Ok(match (method, parts.as_slice()) {
         (Method::GET, ["mock", "report"]) => {
             let report = state.oracle.lock().expect("oracle").report().clone();
+            let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+            let faults = &state.counts;
             reply(
                 StatusCode::OK,
                 &json!({ "sends": report.sends, "accepted": report.accepted,
                          "violations": report.violation_count(),
                          "violations_by_code": report.violations.iter()
                              .map(|(code, n)| (code.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
-                         "duplicates": report.duplicates }),
+                         "duplicates": report.duplicates,
+                         "injected": { "errors": count(&faults.errors), "dropped": count(&faults.dropped),
+                                       "slow": count(&faults.slow) },
+                         "statuses": { "failed": count(&faults.failed), "read": count(&faults.read) } }),
             )
         }
         (Method::POST, ["mock", "inbound"]) => {
@@ -144,6 +197,23 @@ async fn handle(
             reply(StatusCode::OK, &json!({ "success": true }))
         }
         (Method::POST, [_version, number, "messages"]) => {
+            let arrival = state.arrivals.fetch_add(1, Ordering::Relaxed);
+            let faults = &state.faults;
+            if picked(arrival, 1, faults.drop_share) {
+                state.counts.dropped.fetch_add(1, Ordering::Relaxed);
+                return Err(std::io::Error::other("mock-meta drops this connection"));
+            }
+            if picked(arrival, 2, faults.error_share) {
+                state.counts.errors.fetch_add(1, Ordering::Relaxed);
+                return Ok(reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &meta_error(131_000),
+                ));
+            }
+            if picked(arrival, 3, faults.slow_share) {
+                state.counts.slow.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(faults.slow_ms)).await;
+            }
             let verdict = state
                 .oracle
                 .lock()
@@ -158,15 +228,27 @@ async fn handle(
                     );
                     let to = json["to"].as_str().unwrap_or_default().to_string();
                     if let Some(webhooks) = &state.webhooks {
-                        for status in ["sent", "delivered"] {
-                            let _ = webhooks.send(messages_webhook(
-                                number,
-                                json!({
-                                    "statuses": [{ "id": wamid, "status": status,
-                                                   "timestamp": (now_us() / 1_000_000).to_string(),
-                                                   "recipient_id": to.trim_start_matches('+') }]
-                                }),
-                            ));
+                        let fates: &[&str] = if picked(arrival, 4, faults.failed_share) {
+                            state.counts.failed.fetch_add(1, Ordering::Relaxed);
+                            &["sent", "failed"]
+                        } else if picked(arrival, 5, faults.read_share) {
+                            state.counts.read.fetch_add(1, Ordering::Relaxed);
+                            &["sent", "delivered", "read"]
+                        } else {
+                            &["sent", "delivered"]
+                        };
+                        for status in fates {
+                            let mut entry = json!({ "id": wamid, "status": status,
+                                                    "timestamp": (now_us() / 1_000_000).to_string(),
+                                                    "recipient_id": to.trim_start_matches('+') });
+                            if *status == "failed" {
+                                entry["errors"] = json!([{ "code": 131_026,
+                                    "title": "Message undeliverable",
+                                    "message": "Message undeliverable",
+                                    "error_data": { "details": "mock-meta: the person cannot be reached" } }]);
+                            }
+                            let _ = webhooks
+                                .send(messages_webhook(number, json!({ "statuses": [entry] })));
                         }
                     }
                     reply(
@@ -228,6 +310,9 @@ pub async fn start(config: MockMetaConfig) -> std::io::Result<MockMeta> {
     let state = Arc::new(State {
         oracle: Mutex::new(oracle),
         next_id: AtomicU64::new(0),
+        arrivals: AtomicU64::new(0),
+        faults: config.faults.clone(),
+        counts: FaultCounts::default(),
         webhooks,
     });
     tokio::spawn(async move {
