@@ -1443,6 +1443,8 @@ async fn the_load_generator_paces_an_open_loop_run_and_counts_every_answer() -> 
         batch,
         rate,
         transport: Transport::Http,
+        mps: 80,
+        tier_limit: 1_000,
     };
     // 50 requests at 100 a second: the last is due 0.49 s after the start, and waits for it.
     let open = run(config(Some(100.0), 1)).await?;

@@ -9,7 +9,7 @@
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
 use bytes::Bytes;
@@ -25,6 +25,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use wagate::server::grpc::proto::messaging_client::MessagingClient;
 use wagate::server::grpc::proto::{SendRequest, SendResult};
+
+use crate::redis_baseline::{load_script, queue_check, Check, Reply as RedisReply, Resp};
 
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
@@ -45,6 +47,10 @@ pub struct DriverConfig {
     /// Open loop at this many requests per second; closed loop when absent.
     pub rate: Option<f64>,
     pub transport: Transport,
+    /// The number's throughput and tier, which the Redis baseline checks against (wagate
+    /// knows its numbers).
+    pub mps: u32,
+    pub tier_limit: u32,
 }
 
 /// How the driver reaches wagate.
@@ -56,6 +62,9 @@ pub enum Transport {
     GrpcUnary,
     /// `Messaging.SendStream`, a stream per worker, `batch` messages per exchange.
     GrpcStream,
+    /// The peer baseline: Redis with one Lua check per message, `batch` pipelined per exchange
+    /// (the target is Redis's address).
+    Redis,
 }
 
 impl std::str::FromStr for Transport {
@@ -66,7 +75,10 @@ impl std::str::FromStr for Transport {
             "http" => Ok(Transport::Http),
             "grpc" => Ok(Transport::GrpcUnary),
             "grpc-stream" => Ok(Transport::GrpcStream),
-            other => Err(format!("{other}: expected http, grpc or grpc-stream")),
+            "redis" => Ok(Transport::Redis),
+            other => Err(format!(
+                "{other}: expected http, grpc, grpc-stream or redis"
+            )),
         }
     }
 }
@@ -107,7 +119,9 @@ impl Summary {
 /// Refuses any target that is not on this machine: load runs stay on loopback.
 pub fn check_loopback(target: &str) -> Result<()> {
     let host = target
-        .trim_start_matches("http://")
+        .split("://")
+        .last()
+        .unwrap_or_default()
         .split(['/', ':'])
         .next()
         .unwrap_or("");
@@ -142,6 +156,10 @@ enum Session {
         requests: mpsc::Sender<SendRequest>,
         results: tonic::Streaming<SendResult>,
     },
+    Redis {
+        resp: Resp,
+        script: String,
+    },
 }
 
 /// What one exchange (a request, or a batch on a stream) brought back.
@@ -169,6 +187,12 @@ impl Session {
                     .await?
                     .into_inner();
                 Session::GrpcStream { requests, results }
+            }
+            Transport::Redis => {
+                let address = config.target.split("://").last().unwrap_or_default();
+                let mut resp = Resp::connect(address).await?;
+                let script = load_script(&mut resp).await?;
+                Session::Redis { resp, script }
             }
         })
     }
@@ -207,6 +231,35 @@ impl Session {
                     }
                 }
                 Ok(grpc_results(&answers))
+            }
+            Session::Redis { resp, script } => {
+                let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
+                for i in first..first + count {
+                    let person = recipient(i % config.recipients);
+                    let check = Check {
+                        number: config.number,
+                        person: person.trim_start_matches('+'),
+                        key: i,
+                        now_ms,
+                        mps: config.mps,
+                        tier_limit: config.tier_limit,
+                    };
+                    queue_check(resp, script, &check);
+                }
+                resp.flush().await?;
+                let mut exchanged = Exchanged {
+                    accepted: 0,
+                    refusal: None,
+                };
+                for _ in 0..count {
+                    match resp.read().await? {
+                        RedisReply::Text(answer) if answer == "accepted" => exchanged.accepted += 1,
+                        other => {
+                            exchanged.refusal.get_or_insert(format!("{other:?}"));
+                        }
+                    }
+                }
+                Ok(exchanged)
             }
         }
     }
@@ -431,5 +484,7 @@ mod tests {
         assert!(super::check_loopback("http://localhost:8080").is_ok());
         assert!(super::check_loopback("http://graph.facebook.com").is_err());
         assert!(super::check_loopback("http://10.0.0.1:8080").is_err());
+        assert!(super::check_loopback("redis://127.0.0.1:6379").is_ok());
+        assert!(super::check_loopback("redis://10.0.0.2:6379").is_err());
     }
 }

@@ -9,4 +9,5 @@
 pub mod driver;
 pub mod mock_meta;
 pub mod oracle;
+pub mod redis_baseline;
 pub mod workload;

@@ -1,9 +1,11 @@
 //! `loadgen`: drives wagate, or stands in for Meta.
 //! - `loadgen http --target URL --token T --number N [--template NAME] [--recipients R]
 //!   [--concurrency C] [--messages M] [--max-secs S] [--batch B] [--rate R]
-//!   [--transport http|grpc|grpc-stream]`: closed loop, C requests in flight, or open loop at
-//!   R requests/s (at most C in flight); B messages per request (HTTP: 1 is the single
-//!   endpoint, more the bulk one; gRPC stream: B per exchange on each of C streams); prints a
+//!   [--transport http|grpc|grpc-stream|redis] [--mps N --tier-limit N]`: closed loop, C
+//!   requests in flight, or open loop at R requests/s (at most C in flight); B messages per
+//!   request (HTTP: 1 is the single endpoint, more the bulk one; gRPC stream and Redis: B per
+//!   exchange on each of C connections). `redis` drives the peer baseline (one Lua check per
+//!   message, checked against the number's --mps and --tier-limit) instead of wagate. Prints a
 //!   table and a JSON summary.
 //! - `loadgen mock-meta [--listen ADDR] [--webhook-url URL] [--app-secret S]
 //!   [--template NAME:LANG]... [--mps N] [--tier-limit N] [--number ID:MPS:TIER]...
@@ -102,6 +104,8 @@ fn main() -> Result<()> {
                     .context("--rate")?
                     .filter(|r| *r > 0.0),
                 transport: one(&o, "transport", Some(Transport::Http))?,
+                mps: one(&o, "mps", Some(1_000))?,
+                tier_limit: one(&o, "tier-limit", Some(100_000))?,
             };
             let summary = runtime.block_on(run(config))?;
             let json = summary.to_json();
