@@ -138,6 +138,7 @@ async fn the_load_generator_drives_the_baseline_like_wagate() -> Result<()> {
         target: format!("redis://{}", redis.address),
         token: String::new(),
         number: 7,
+        numbers: 1,
         template: "order_update".into(),
         recipients: 500,
         concurrency: 4,

@@ -1435,6 +1435,7 @@ async fn the_load_generator_paces_an_open_loop_run_and_counts_every_answer() -> 
         target: f.url(""),
         token: ALPHA.into(),
         number: NUMBER_A,
+        numbers: 1,
         template: "order_update".into(),
         recipients: 50,
         concurrency: 4,

@@ -35,6 +35,9 @@ pub struct DriverConfig {
     pub target: String,
     pub token: String,
     pub number: u64,
+    /// Sends spread over this many numbers, `number` and the ones after it: send i goes from
+    /// `number + i % numbers`.
+    pub numbers: u64,
     pub template: String,
     /// Recipients are `+1650000000` + i, for i below this.
     pub recipients: u64,
@@ -129,6 +132,11 @@ pub fn check_loopback(target: &str) -> Result<()> {
         bail!("load runs only go to loopback; {target} is not");
     }
     Ok(())
+}
+
+/// The number send `i` goes from.
+fn sender(config: &DriverConfig, i: u64) -> u64 {
+    config.number + i % config.numbers.max(1)
 }
 
 fn recipient(i: u64) -> String {
@@ -237,7 +245,7 @@ impl Session {
                 for i in first..first + count {
                     let person = recipient(i % config.recipients);
                     let check = Check {
-                        number: config.number,
+                        number: sender(config, i),
                         person: person.trim_start_matches('+'),
                         key: i,
                         now_ms,
@@ -281,7 +289,7 @@ fn authorise<T>(call: &mut tonic::Request<T>, config: &DriverConfig) -> Result<(
 fn grpc_request(config: &DriverConfig, i: u64) -> SendRequest {
     SendRequest {
         correlation: i,
-        phone_number_id: config.number.to_string(),
+        phone_number_id: sender(config, i).to_string(),
         request_json: message(config, i),
         ..SendRequest::default()
     }
@@ -306,7 +314,7 @@ async fn http_exchange(
 ) -> Result<Exchanged> {
     let (url, content_type, body) = if config.batch == 1 {
         (
-            format!("{}/v23.0/{}/messages", config.target, config.number),
+            format!("{}/v23.0/{}/messages", config.target, sender(config, first)),
             "application/json",
             message(config, first),
         )
@@ -315,7 +323,7 @@ async fn http_exchange(
             .map(|i| {
                 format!(
                     "{{\"phone_number_id\":\"{}\",\"request\":{}}}\n",
-                    config.number,
+                    sender(config, i),
                     message(config, i)
                 )
             })

@@ -1,5 +1,5 @@
 //! `loadgen`: drives wagate, or stands in for Meta.
-//! - `loadgen http --target URL --token T --number N [--template NAME] [--recipients R]
+//! - `loadgen http --target URL --token T --number N [--numbers K] [--template NAME] [--recipients R]
 //!   [--concurrency C] [--messages M] [--max-secs S] [--batch B] [--rate R]
 //!   [--transport http|grpc|grpc-stream|redis] [--mps N --tier-limit N]`: closed loop, C
 //!   requests in flight, or open loop at R requests/s (at most C in flight); B messages per
@@ -90,6 +90,7 @@ fn main() -> Result<()> {
                 target: one(&o, "target", None)?,
                 token: one(&o, "token", None)?,
                 number: one(&o, "number", None)?,
+                numbers: one(&o, "numbers", Some(1))?,
                 template: one(&o, "template", Some("order_update".to_string()))?,
                 recipients: one(&o, "recipients", Some(50_000))?,
                 concurrency: one(&o, "concurrency", Some(64))?,

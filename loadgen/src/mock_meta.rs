@@ -126,6 +126,16 @@ fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
         .expect("a valid response")
 }
 
+/// The `to` of a send the oracle took (so it parses).
+fn recipient(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct To {
+        #[serde(default)]
+        to: String,
+    }
+    serde_json::from_slice::<To>(body).map_or_else(|_| String::new(), |t| t.to)
+}
+
 fn meta_error(code: u32) -> Value {
     json!({ "error": { "message": format!("(#{code}) rejected by mock-meta"),
                        "type": "OAuthException", "code": code, "fbtrace_id": "mock" } })
@@ -150,7 +160,6 @@ async fn handle(
         .await
         .map_err(std::io::Error::other)?
         .to_bytes();
-    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     Ok(match (method, parts.as_slice()) {
         (Method::GET, ["mock", "report"]) => {
@@ -164,12 +173,14 @@ async fn handle(
                          "violations_by_code": report.violations.iter()
                              .map(|(code, n)| (code.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
                          "duplicates": report.duplicates,
+                         "accepted_per_second": report.accepted_per_second(),
                          "injected": { "errors": count(&faults.errors), "dropped": count(&faults.dropped),
                                        "slow": count(&faults.slow) },
                          "statuses": { "failed": count(&faults.failed), "read": count(&faults.read) } }),
             )
         }
         (Method::POST, ["mock", "inbound"]) => {
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let (number, from) = (
                 json["phone_number_id"]
                     .as_str()
@@ -218,7 +229,7 @@ async fn handle(
                 .oracle
                 .lock()
                 .expect("oracle")
-                .send(number, &json, now_us());
+                .send(number, &body, now_us());
             match verdict {
                 // The tier limit is Meta's to enforce later (a restriction): the send is taken.
                 Verdict::Accepted | Verdict::Violation(0) => {
@@ -226,7 +237,7 @@ async fn handle(
                         "wamid.mock.{}",
                         state.next_id.fetch_add(1, Ordering::Relaxed)
                     );
-                    let to = json["to"].as_str().unwrap_or_default().to_string();
+                    let to = recipient(&body);
                     if let Some(webhooks) = &state.webhooks {
                         let fates: &[&str] = if picked(arrival, 4, faults.failed_share) {
                             state.counts.failed.fetch_add(1, Ordering::Relaxed);
@@ -265,7 +276,11 @@ async fn handle(
     })
 }
 
-/// Delivers webhooks to wagate one after another, signed; dropped while no URL is known.
+/// Entries (one change each) per webhook POST at most.
+const WEBHOOK_BATCH: usize = 500;
+
+/// Delivers webhooks to wagate one after another, signed, batching what is waiting; dropped
+/// while no URL is known.
 async fn send_webhooks(
     url: Arc<Mutex<Option<String>>>,
     secret: String,
@@ -273,7 +288,16 @@ async fn send_webhooks(
 ) {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    while let Some(webhook) = queue.recv().await {
+    while let Some(mut webhook) = queue.recv().await {
+        // Like Meta, many changes share one POST when they come in quick succession.
+        while webhook["entry"].as_array().map_or(0, Vec::len) < WEBHOOK_BATCH {
+            let Ok(more) = queue.try_recv() else { break };
+            if let (Some(entries), Some(more)) =
+                (webhook["entry"].as_array_mut(), more["entry"].as_array())
+            {
+                entries.extend(more.iter().cloned());
+            }
+        }
         let Some(url) = url.lock().expect("webhook url").clone() else {
             continue;
         };

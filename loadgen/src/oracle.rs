@@ -10,9 +10,11 @@
 //! Meta reports it by restricting the number). A duplicate is the same content to the same
 //! person from the same number twice.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 
-use serde_json::Value;
+use serde::Deserialize;
 
 const SECOND_US: u64 = 1_000_000;
 const DAY_US: u64 = 86_400 * SECOND_US;
@@ -81,9 +83,24 @@ pub struct Report {
     /// Violations by Meta's code.
     pub violations: BTreeMap<u32, u64>,
     pub duplicates: u64,
+    /// Sends accepted in each second (Unix seconds).
+    pub accepted_by_second: BTreeMap<u64, u64>,
 }
 
 impl Report {
+    /// Sends accepted per second, from the first second with one to the last.
+    pub fn accepted_per_second(&self) -> Vec<u64> {
+        let (Some((&first, _)), Some((&last, _))) = (
+            self.accepted_by_second.first_key_value(),
+            self.accepted_by_second.last_key_value(),
+        ) else {
+            return Vec::new();
+        };
+        (first..=last)
+            .map(|s| self.accepted_by_second.get(&s).copied().unwrap_or(0))
+            .collect()
+    }
+
     pub fn violation_count(&self) -> u64 {
         self.violations.values().sum()
     }
@@ -94,8 +111,8 @@ struct NumberTrack {
     second: u64,
     in_second: u32,
     /// (time, person) of business-initiated sends, oldest first; the latest per person counts.
-    recipients: VecDeque<(u64, String)>,
-    latest: HashMap<String, u64>,
+    recipients: VecDeque<(u64, Id)>,
+    latest: HashMap<Id, u64>,
 }
 
 impl NumberTrack {
@@ -114,17 +131,46 @@ impl NumberTrack {
     }
 }
 
+/// A phone number or number id as a number (digits only), so tracking a send allocates nothing.
+type Id = u128;
+
 #[derive(Default)]
 pub struct Oracle {
     config: OracleConfig,
     numbers: HashMap<String, NumberTrack>,
     /// GCRA theoretical arrival time per (number, person).
-    pairs: HashMap<(String, String), u64>,
+    pairs: HashMap<(Id, Id), u64>,
     /// Window end per (number, person).
-    windows: HashMap<(String, String), u64>,
-    templates: HashMap<(String, String), TemplateState>,
-    seen: HashSet<(String, String, String)>,
+    windows: HashMap<(Id, Id), u64>,
+    templates: Vec<(String, String, TemplateState)>,
+    /// A 128-bit hash of (number, person, request body) per send taken.
+    seen: HashSet<u128>,
     report: Report,
+}
+
+/// What the oracle reads of a send request; the rest is not its business.
+#[derive(Deserialize)]
+struct SendBody<'a> {
+    #[serde(borrow, default)]
+    to: Cow<'a, str>,
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    template: Option<TemplateRef<'a>>,
+}
+
+#[derive(Deserialize)]
+struct TemplateRef<'a> {
+    #[serde(borrow, default)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    language: Option<Language<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Language<'a> {
+    #[serde(borrow, default)]
+    code: Cow<'a, str>,
 }
 
 impl Oracle {
@@ -137,35 +183,51 @@ impl Oracle {
 
     pub fn set_template(&mut self, name: &str, language: &str, state: TemplateState) {
         self.templates
-            .insert((name.to_string(), language.to_string()), state);
+            .retain(|(n, l, _)| (n.as_str(), l.as_str()) != (name, language));
+        self.templates
+            .push((name.to_string(), language.to_string(), state));
     }
 
     /// The person wrote: the window is open for 24 h from `at_us`.
     pub fn inbound(&mut self, number: &str, person: &str, at_us: u64) {
         self.windows
-            .insert((number.to_string(), digits(person)), at_us + DAY_US);
+            .insert((id(number), id(person)), at_us + DAY_US);
     }
 
     pub fn report(&self) -> &Report {
         &self.report
     }
 
-    /// Judges one send request (Meta's JSON) from `number` at `at_us`.
-    pub fn send(&mut self, number: &str, body: &Value, at_us: u64) -> Verdict {
+    /// Judges one send request (Meta's JSON, as received) from `number` at `at_us`.
+    pub fn send(&mut self, number: &str, body: &[u8], at_us: u64) -> Verdict {
         self.report.sends += 1;
         let verdict = self.judge(number, body, at_us);
         match verdict {
-            Verdict::Accepted => self.report.accepted += 1,
+            Verdict::Accepted => {
+                self.report.accepted += 1;
+                *self
+                    .report
+                    .accepted_by_second
+                    .entry(at_us / SECOND_US)
+                    .or_default() += 1;
+            }
             Verdict::Violation(code) => *self.report.violations.entry(code).or_default() += 1,
         }
         verdict
     }
 
-    fn judge(&mut self, number: &str, body: &Value, at_us: u64) -> Verdict {
-        let person = digits(body["to"].as_str().unwrap_or_default());
+    fn judge(&mut self, number: &str, raw: &[u8], at_us: u64) -> Verdict {
+        let Ok(body) = serde_json::from_slice::<SendBody>(raw) else {
+            return Verdict::Violation(100);
+        };
+        let person = id(&body.to);
         let limits = self.config.limits(number);
-        let pair = (number.to_string(), person.clone());
-        let track = self.numbers.entry(number.to_string()).or_default();
+        let pair = (id(number), person);
+        if !self.numbers.contains_key(number) {
+            self.numbers
+                .insert(number.to_string(), NumberTrack::default());
+        }
+        let track = self.numbers.get_mut(number).expect("inserted above");
         let second = at_us / SECOND_US;
         if track.second != second {
             track.second = second;
@@ -181,19 +243,20 @@ impl Oracle {
         if tat > at_us + tolerance {
             return Verdict::Violation(131_056);
         }
-        self.pairs.insert(pair.clone(), tat + interval);
+        self.pairs.insert(pair, tat + interval);
         let in_window = self.windows.get(&pair).is_some_and(|&until| at_us < until);
-        let kind = body["type"].as_str().unwrap_or("text");
-        if kind == "template" {
-            let template = &body["template"];
-            let key = (
-                template["name"].as_str().unwrap_or_default().to_string(),
-                template["language"]["code"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            );
-            match self.templates.get(&key) {
+        if body.kind.as_deref() == Some("template") {
+            let template = body.template.as_ref();
+            let name = template.map_or("", |t| &t.name);
+            let language = template
+                .and_then(|t| t.language.as_ref())
+                .map_or("", |l| &l.code);
+            let state = self
+                .templates
+                .iter()
+                .find(|(n, l, _)| n == name && l == language)
+                .map(|(_, _, state)| *state);
+            match state {
                 None => return Verdict::Violation(132_001),
                 Some(TemplateState::Paused) => return Verdict::Violation(132_015),
                 Some(TemplateState::Disabled) => return Verdict::Violation(132_016),
@@ -205,22 +268,41 @@ impl Oracle {
                 if !known && track.latest.len() >= limits.tier_limit as usize {
                     return Verdict::Violation(0);
                 }
-                track.recipients.push_back((at_us, person.clone()));
-                track.latest.insert(person.clone(), at_us);
+                track.recipients.push_back((at_us, person));
+                track.latest.insert(person, at_us);
             }
         } else if !in_window {
             return Verdict::Violation(131_047);
         }
-        let content = body.to_string();
-        if !self.seen.insert((number.to_string(), person, content)) {
+        if !self.seen.insert(content_hash(number, person, raw)) {
             self.report.duplicates += 1;
         }
         Verdict::Accepted
     }
 }
 
-fn digits(text: &str) -> String {
-    text.chars().filter(char::is_ascii_digit).collect()
+/// The digits of a phone number or id as a number (ids longer than 38 digits are hashed).
+fn id(text: &str) -> Id {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| salted_hash(0, &[digits.as_bytes()]) as Id)
+}
+
+fn salted_hash(salt: u64, parts: &[&[u8]]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    salt.hash(&mut hasher);
+    for part in parts {
+        part.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// Two independent 64-bit hashes: a collision among billions of sends is out of reach.
+fn content_hash(number: &str, person: Id, body: &[u8]) -> u128 {
+    let person = person.to_be_bytes();
+    let parts: [&[u8]; 3] = [number.as_bytes(), &person, body];
+    u128::from(salted_hash(1, &parts)) << 64 | u128::from(salted_hash(2, &parts))
 }
 
 #[cfg(test)]
@@ -228,13 +310,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn template(to: &str, name: &str) -> Value {
+    fn template(to: &str, name: &str) -> Vec<u8> {
         json!({ "messaging_product": "whatsapp", "to": to, "type": "template",
                 "template": { "name": name, "language": { "code": "en_US" } } })
+        .to_string()
+        .into_bytes()
     }
 
-    fn text(to: &str, body: &str) -> Value {
+    fn text(to: &str, body: &str) -> Vec<u8> {
         json!({ "messaging_product": "whatsapp", "to": to, "type": "text", "text": { "body": body } })
+            .to_string()
+            .into_bytes()
     }
 
     fn oracle(config: OracleConfig) -> Oracle {
@@ -268,6 +354,7 @@ mod tests {
             o.send("1", &template("+16505550008", "hello"), SECOND_US),
             Verdict::Accepted
         );
+        assert_eq!(o.report().accepted_per_second(), vec![4, 1]);
     }
 
     #[test]
@@ -366,8 +453,10 @@ mod tests {
         assert_eq!(
             o.send(
                 "1",
-                &json!({ "to": "+16505550001", "type": "template",
-            "template": { "name": "hello", "language": { "code": "en_US" } }, "x": 1 }),
+                json!({ "to": "+16505550001", "type": "template",
+            "template": { "name": "hello", "language": { "code": "en_US" } }, "x": 1 })
+                .to_string()
+                .as_bytes(),
                 at(20)
             ),
             Verdict::Accepted
@@ -391,5 +480,8 @@ mod tests {
         o.send("1", &template(to, "hello"), 7 * SECOND_US);
         o.send("2", &template(to, "hello"), 14 * SECOND_US);
         assert_eq!(o.report().duplicates, 1);
+        // Not JSON at all: Meta's invalid parameter, and not taken.
+        assert_eq!(o.send("1", b"{", 21 * SECOND_US), Verdict::Violation(100));
+        assert_eq!(o.report().accepted, 3);
     }
 }

@@ -78,7 +78,9 @@ impl MetaUpstream {
     ) -> MetaUpstream {
         MetaUpstream {
             runtime,
-            client: client(config.max_concurrency_per_number),
+            // Every number goes to the same host (graph.facebook.com): the pool must keep as
+            // many connections as may be in flight at once, or the rest reconnect per request.
+            client: client(config.max_concurrency),
             messages_url: format!(
                 "{}/{}",
                 config.base_url.trim_end_matches('/'),
