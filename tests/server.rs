@@ -1456,6 +1456,7 @@ async fn the_load_generator_paces_an_open_loop_run_and_counts_every_answer() -> 
         open.seconds
     );
     assert_eq!(open.per_second.iter().sum::<u64>(), 50);
+    assert_eq!(open.p99_per_second.len(), open.per_second.len());
     assert_eq!(open.latency.len(), 50);
     // The same people again through the bulk endpoint, closed loop: each line is answered.
     let bulk = run(config(None, 10)).await?;

@@ -96,6 +96,8 @@ pub struct Summary {
     pub latency: Histogram<u64>,
     /// Messages answered in each second of the run.
     pub per_second: Vec<u64>,
+    /// The 99th percentile latency (µs) of the requests answered in each second.
+    pub p99_per_second: Vec<u64>,
     pub open_loop_rate: Option<f64>,
     /// The first answer (or error) that was not an acceptance, to say what went wrong.
     pub first_not_accepted: Option<String>,
@@ -114,6 +116,7 @@ impl Summary {
                             "max": self.latency.max() },
             "open_loop_rate": self.open_loop_rate,
             "per_second": self.per_second,
+            "p99_us_per_second": self.p99_per_second,
             "first_not_accepted": self.first_not_accepted,
         })
     }
@@ -386,11 +389,17 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
             .map(|_| AtomicU64::new(0))
             .collect(),
     );
+    let latency_per_second: Arc<Vec<Mutex<Histogram<u64>>>> = Arc::new(
+        (0..=config.max_duration.as_secs() + 1)
+            .map(|_| Mutex::new(Histogram::new(2).expect("a histogram")))
+            .collect(),
+    );
     let mut workers = Vec::new();
     for mut session in sessions {
         let (next, config) = (next.clone(), config.clone());
         let (accepted, other, latency) = (accepted.clone(), other.clone(), latency.clone());
         let (per_second, sample) = (per_second.clone(), sample.clone());
+        let latency_per_second = latency_per_second.clone();
         workers.push(tokio::spawn(async move {
             let mut mine = Histogram::<u64>::new(3).expect("a histogram");
             while Instant::now() < deadline {
@@ -415,7 +424,8 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
                         accepted: 0,
                         refusal: Some(error.to_string()),
                     });
-                let _ = mine.record(sent.elapsed().as_micros() as u64);
+                let took = sent.elapsed().as_micros() as u64;
+                let _ = mine.record(took);
                 if let Some(refusal) = exchanged.refusal {
                     sample.lock().expect("sample").get_or_insert(refusal);
                 }
@@ -424,6 +434,9 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
                 let second = started.elapsed().as_secs() as usize;
                 if let Some(slot) = per_second.get(second) {
                     slot.fetch_add(count, Ordering::Relaxed);
+                }
+                if let Some(slot) = latency_per_second.get(second) {
+                    let _ = slot.lock().expect("latency").record(took);
                 }
             }
             latency
@@ -471,6 +484,11 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
     while per_second.last() == Some(&0) {
         per_second.pop();
     }
+    let p99_per_second = latency_per_second
+        .iter()
+        .take(per_second.len())
+        .map(|h| h.lock().expect("latency").value_at_quantile(0.99))
+        .collect();
     let first_not_accepted = sample.lock().expect("sample").clone();
     Ok(Summary {
         messages: accepted + other,
@@ -479,6 +497,7 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
         seconds,
         latency,
         per_second,
+        p99_per_second,
         open_loop_rate: config.rate,
         first_not_accepted,
     })
