@@ -42,6 +42,8 @@ rates = [json.loads(l)['messages_per_second'] for f in glob.glob('$RESULTS/singl
          for l in open(f) if l.startswith('{') and 'messages_per_second' in l]
 print(int(statistics.median(rates) / 2))")
   run single-half server-load.sh --concurrency 256 --rate "$HALF" --messages $((HALF * 15)) --max-secs 20
+  RUNS=1 run single-modelled server-load.sh --concurrency 64 --max-secs 15 --zipf 1.0 \
+    --repliers 1000 --reply-share 0.3 --cold-share 0.05 --retry-share 0.05 --mock http://127.0.0.1:18092
   run bulk server-load.sh --concurrency 8 --batch 1000 --messages 2000000 --max-secs 15
   RUNS=1 run grpc server-load.sh --transport grpc --target http://127.0.0.1:18091 --concurrency 64 --max-secs 15
   RUNS=1 run grpc-stream server-load.sh --transport grpc-stream --target http://127.0.0.1:18091 --concurrency 8 --batch 1000 --messages 2000000 --max-secs 15

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use wagate_loadgen::driver::{run, DriverConfig, Transport};
 use wagate_loadgen::redis_baseline::{load_script, queue_check, Check, Reply, Resp};
+use wagate_loadgen::traffic::TrafficModel;
 
 struct Redis {
     child: Child,
@@ -137,10 +138,8 @@ async fn the_load_generator_drives_the_baseline_like_wagate() -> Result<()> {
     let summary = run(DriverConfig {
         target: format!("redis://{}", redis.address),
         token: String::new(),
-        number: 7,
-        numbers: 1,
-        template: "order_update".into(),
-        recipients: 500,
+        model: TrafficModel::plain(7, 1, 500, "order_update"),
+        mock: None,
         concurrency: 4,
         messages: 1_000,
         max_duration: Duration::from_secs(20),

@@ -1426,6 +1426,7 @@ async fn a_status_that_arrives_before_metas_answer_still_lands_on_its_message() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_generator_paces_an_open_loop_run_and_counts_every_answer() -> Result<()> {
     use wagate_loadgen::driver::{run, DriverConfig, Transport};
+    use wagate_loadgen::traffic::TrafficModel;
 
     let mut f = Fixture::start("loadgen", "").await?;
     // The driver's recipients: +16500000000 and up.
@@ -1434,10 +1435,8 @@ async fn the_load_generator_paces_an_open_loop_run_and_counts_every_answer() -> 
     let config = |rate: Option<f64>, batch: usize| DriverConfig {
         target: f.url(""),
         token: ALPHA.into(),
-        number: NUMBER_A,
-        numbers: 1,
-        template: "order_update".into(),
-        recipients: 50,
+        model: TrafficModel::plain(NUMBER_A, 1, 50, "order_update"),
+        mock: None,
         concurrency: 4,
         messages: 50,
         max_duration: WAIT,
@@ -1575,5 +1574,99 @@ async fn through_injected_failures_every_message_reaches_mock_meta_once() -> Res
         }
     }
     assert_eq!(seen_failed, failed);
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modelled_load_of_replies_cold_sends_and_retries_stays_compliant() -> Result<()> {
+    use wagate_loadgen::driver::{run, DriverConfig, Transport};
+    use wagate_loadgen::mock_meta::{start, Faults, MockMetaConfig};
+    use wagate_loadgen::oracle::{NumberLimits, OracleConfig};
+    use wagate_loadgen::traffic::TrafficModel;
+
+    let mock = start(MockMetaConfig {
+        listen: "127.0.0.1:0".parse()?,
+        webhook_url: None,
+        app_secret: APP_SECRET.into(),
+        templates: vec![("order_update".into(), "en_US".into())],
+        // The fixture's numbers send up to 1,000 a second.
+        rules: OracleConfig {
+            numbers: [(
+                NUMBER_A.to_string(),
+                NumberLimits {
+                    messages_per_second: 1_000,
+                    tier_limit: 1_000,
+                },
+            )]
+            .into(),
+            ..OracleConfig::default()
+        },
+        faults: Faults::default(),
+    })
+    .await?;
+    let base = format!("http://{}", mock.addr);
+    let mut f = Fixture::start_with(
+        "modelled",
+        "",
+        &["--meta.base_url", &base, "--clock.mode", "system"],
+    )
+    .await?;
+    mock.set_webhook_url(&f.url("/webhooks/meta"));
+    let people: Vec<String> = (0..60).map(|i| format!("+1650{i:07}")).collect();
+    f.ready_to_send(&people).await?;
+    let model = TrafficModel {
+        zipf: 1.0,
+        repliers: 10,
+        reply_share: 0.3,
+        cold_share: 0.1,
+        retry_share: 0.1,
+        seed: 7,
+        ..TrafficModel::plain(NUMBER_A, 1, 60, "order_update")
+    };
+    let plans: Vec<_> = (0..200).map(|i| model.plan(i)).collect();
+    let cold = plans
+        .iter()
+        .filter(|p| p.kind == wagate_loadgen::traffic::Kind::Cold)
+        .count() as u64;
+    assert!(cold > 0);
+    let summary = run(DriverConfig {
+        target: f.url(""),
+        token: ALPHA.into(),
+        model,
+        mock: Some(base.clone()),
+        concurrency: 1,
+        messages: 200,
+        max_duration: WAIT,
+        batch: 1,
+        rate: None,
+        transport: Transport::Http,
+        mps: 80,
+        tier_limit: 1_000,
+    })
+    .await?;
+    // Cold free-form sends are refused (131047); a retry of one is refused again; the rest go.
+    let cold_retries = plans
+        .iter()
+        .filter(|p| p.kind == wagate_loadgen::traffic::Kind::Retry && p.body.contains("\"reply "))
+        .filter(|p| p.to[5..].parse::<u64>().unwrap() >= 10)
+        .count() as u64;
+    assert_eq!(summary.other, cold + cold_retries, "{}", summary.to_json());
+    assert!(summary.first_not_accepted.unwrap().contains("131047"));
+    // What reached Meta: no violation (replies went inside the windows the repliers opened)
+    // and no duplicate (retries were answered from their keys, not sent again).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let report = f.web.get(&format!("{base}/mock/report"), "").await?.json();
+        assert_eq!(
+            (&report["violations"], &report["duplicates"]),
+            (&json!(0), &json!(0)),
+            "{report}"
+        );
+        if report["sends"].as_u64() > Some(100) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{report}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     f.stop()
 }

@@ -27,6 +27,7 @@ use wagate::server::grpc::proto::messaging_client::MessagingClient;
 use wagate::server::grpc::proto::{SendRequest, SendResult};
 
 use crate::redis_baseline::{load_script, queue_check, Check, Reply as RedisReply, Resp};
+use crate::traffic::{recipient, TrafficModel};
 
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
@@ -34,13 +35,10 @@ pub struct DriverConfig {
     /// are accepted.
     pub target: String,
     pub token: String,
-    pub number: u64,
-    /// Sends spread over this many numbers, `number` and the ones after it: send i goes from
-    /// `number + i % numbers`.
-    pub numbers: u64,
-    pub template: String,
-    /// Recipients are `+1650000000` + i, for i below this.
-    pub recipients: u64,
+    /// What each send is: recipients, numbers, the mix.
+    pub model: TrafficModel,
+    /// mock-meta's base URL: where the model's repliers write before the run.
+    pub mock: Option<String>,
     pub concurrency: usize,
     /// Messages to send at most.
     pub messages: u64,
@@ -137,27 +135,6 @@ pub fn check_loopback(target: &str) -> Result<()> {
     Ok(())
 }
 
-/// The number send `i` goes from.
-fn sender(config: &DriverConfig, i: u64) -> u64 {
-    config.number + i % config.numbers.max(1)
-}
-
-fn recipient(i: u64) -> String {
-    format!("+1650{:07}", i)
-}
-
-/// Meta's template send number `i`, as text (the driver's own cost stays small). The
-/// parameter carries `i`, so a person messaged twice gets two different messages, never a
-/// duplicate.
-fn message(config: &DriverConfig, i: u64) -> String {
-    format!(
-        r#"{{"messaging_product":"whatsapp","to":"{}","type":"template","template":{{"name":"{}","language":{{"code":"en_US"}},"components":[{{"type":"body","parameters":[{{"type":"text","text":"order {}"}}]}}]}}}}"#,
-        recipient(i % config.recipients),
-        config.template,
-        i
-    )
-}
-
 /// One worker's connection to wagate, by transport.
 enum Session {
     Http(Client<HttpConnector, Full<Bytes>>),
@@ -246,10 +223,10 @@ impl Session {
             Session::Redis { resp, script } => {
                 let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
                 for i in first..first + count {
-                    let person = recipient(i % config.recipients);
+                    let plan = config.model.plan(i);
                     let check = Check {
-                        number: sender(config, i),
-                        person: person.trim_start_matches('+'),
+                        number: plan.number,
+                        person: plan.to.trim_start_matches('+'),
                         key: i,
                         now_ms,
                         mps: config.mps,
@@ -290,10 +267,12 @@ fn authorise<T>(call: &mut tonic::Request<T>, config: &DriverConfig) -> Result<(
 }
 
 fn grpc_request(config: &DriverConfig, i: u64) -> SendRequest {
+    let plan = config.model.plan(i);
     SendRequest {
         correlation: i,
-        phone_number_id: sender(config, i).to_string(),
-        request_json: message(config, i),
+        phone_number_id: plan.number.to_string(),
+        request_json: plan.body,
+        idempotency_key: plan.key.unwrap_or_default(),
         ..SendRequest::default()
     }
 }
@@ -315,19 +294,26 @@ async fn http_exchange(
     first: u64,
     count: u64,
 ) -> Result<Exchanged> {
+    let mut key = None;
     let (url, content_type, body) = if config.batch == 1 {
+        let plan = config.model.plan(first);
+        key = plan.key;
         (
-            format!("{}/v23.0/{}/messages", config.target, sender(config, first)),
+            format!("{}/v23.0/{}/messages", config.target, plan.number),
             "application/json",
-            message(config, first),
+            plan.body,
         )
     } else {
         let lines: String = (first..first + count)
             .map(|i| {
+                let plan = config.model.plan(i);
+                let key = plan
+                    .key
+                    .map(|k| format!(",\"idempotency_key\":\"{k}\""))
+                    .unwrap_or_default();
                 format!(
-                    "{{\"phone_number_id\":\"{}\",\"request\":{}}}\n",
-                    sender(config, i),
-                    message(config, i)
+                    "{{\"phone_number_id\":\"{}\"{key},\"request\":{}}}\n",
+                    plan.number, plan.body
                 )
             })
             .collect();
@@ -337,10 +323,13 @@ async fn http_exchange(
             lines,
         )
     };
-    let request = Request::post(url)
+    let mut request = Request::post(url)
         .header("authorization", format!("Bearer {}", config.token))
-        .header("content-type", content_type)
-        .body(Full::new(Bytes::from(body)))?;
+        .header("content-type", content_type);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let request = request.body(Full::new(Bytes::from(body)))?;
     let answer = client.request(request).await?;
     let status = answer.status();
     let bytes = answer.into_body().collect().await?.to_bytes();
@@ -365,6 +354,53 @@ async fn http_exchange(
     Ok(Exchanged { accepted, refusal })
 }
 
+/// Makes the model's repliers write to their numbers through mock-meta, and waits until
+/// mock-meta has delivered every inbound webhook (wagate answers one only once it applied it).
+async fn open_windows(config: &DriverConfig) -> Result<()> {
+    let model = &config.model;
+    if model.repliers == 0 || model.reply_share <= 0.0 {
+        return Ok(());
+    }
+    let Some(mock) = &config.mock else {
+        bail!("replies need --mock (mock-meta's URL) to make the repliers write first");
+    };
+    check_loopback(mock)?;
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let post = |body: String| {
+        Request::post(format!("{mock}/mock/inbound"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+    };
+    for rank in 0..model.repliers {
+        let from = recipient(rank);
+        let body = json!({ "phone_number_id": model.number_of(rank).to_string(),
+                           "from": from.trim_start_matches('+'), "text": "hello" });
+        let answer = client.request(post(body.to_string())?).await?;
+        if !answer.status().is_success() {
+            bail!("mock-meta refused an inbound message: {}", answer.status());
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let answer = client
+            .get(format!("{mock}/mock/report").parse()?)
+            .await?
+            .into_body()
+            .collect()
+            .await?
+            .to_bytes();
+        let report: Value = serde_json::from_slice(&answer)?;
+        if report["webhooks_pending"] == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("mock-meta did not deliver the repliers' messages: {report}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn run(config: DriverConfig) -> Result<Summary> {
     check_loopback(&config.target)?;
     if config.transport == Transport::GrpcUnary && config.batch != 1 {
@@ -377,6 +413,7 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
     let (accepted, other) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let config = Arc::new(config);
+    open_windows(&config).await?;
     let mut sessions = Vec::with_capacity(config.concurrency);
     for _ in 0..config.concurrency {
         sessions.push(Session::open(&config, &http).await?);

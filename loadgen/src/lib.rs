@@ -1,13 +1,21 @@
 //! # wagate-loadgen
 //!
-//! Realistic traffic for wagate. Today: the [`workload`] model (numbers and tiers, contacts with
-//! Zipf popularity and consent rates, a mix of inbound messages, in-window replies, templates and
-//! cold free-form sends) that the benchmarks drive the engine with, and the [`oracle`] that
-//! judges what reaches Meta's stand-in by Meta's rules, independently of wagate's code. The
-//! network drivers and `mock-meta` build on them.
+//! Realistic traffic for wagate, a stand-in for Meta, and the peer baseline:
+//! - [`workload`]: the seeded engine-level workload model (numbers and tiers, contacts with Zipf
+//!   popularity and consent rates, a mix of inbound messages, in-window replies, templates and
+//!   cold free-form sends) the engine benchmarks drive the engine with.
+//! - [`driver`]: the network driver (`loadgen http`): HTTP single and bulk, gRPC unary and
+//!   streaming, or the Redis baseline; closed or open loop; hdrhistogram latency, throughput
+//!   per second, a JSON summary.
+//! - [`mock_meta`] (`loadgen mock-meta`): the Cloud API stand-in, judging every send with the
+//!   [`oracle`] (Meta's rules written independently of wagate's code), sending signed status
+//!   and inbound webhooks, injecting faults.
+//! - [`redis_baseline`]: the same checks the way providers commonly build them, Redis 7 with one
+//!   Lua script per message.
 
 pub mod driver;
 pub mod mock_meta;
 pub mod oracle;
 pub mod redis_baseline;
+pub mod traffic;
 pub mod workload;

@@ -1,7 +1,10 @@
 //! `loadgen`: drives wagate, or stands in for Meta.
 //! - `loadgen http --target URL --token T --number N [--numbers K] [--template NAME] [--recipients R]
 //!   [--concurrency C] [--messages M] [--max-secs S] [--batch B] [--rate R]
-//!   [--transport http|grpc|grpc-stream|redis] [--mps N --tier-limit N]`: closed loop, C
+//!   [--transport http|grpc|grpc-stream|redis] [--mps N --tier-limit N] [--zipf S]
+//!   [--repliers N --reply-share F --mock URL] [--cold-share F] [--retry-share F] [--seed N]`:
+//!   the traffic model (`traffic.rs`: Zipf popularity, replies to people who wrote through
+//!   mock-meta first, free-form sends to people who did not, idempotent retries); closed loop, C
 //!   requests in flight, or open loop at R requests/s (at most C in flight); B messages per
 //!   request (HTTP: 1 is the single endpoint, more the bulk one; gRPC stream and Redis: B per
 //!   exchange on each of C connections). `redis` drives the peer baseline (one Lua check per
@@ -19,6 +22,7 @@ use anyhow::{bail, Context, Result};
 use wagate_loadgen::driver::{run, DriverConfig, Transport};
 use wagate_loadgen::mock_meta::{start, Faults, MockMetaConfig};
 use wagate_loadgen::oracle::{NumberLimits, OracleConfig};
+use wagate_loadgen::traffic::TrafficModel;
 
 /// `--key value` pairs; repeated keys keep every value.
 fn options(args: &[String]) -> Result<HashMap<String, Vec<String>>> {
@@ -89,10 +93,21 @@ fn main() -> Result<()> {
             let config = DriverConfig {
                 target: one(&o, "target", None)?,
                 token: one(&o, "token", None)?,
-                number: one(&o, "number", None)?,
-                numbers: one(&o, "numbers", Some(1))?,
-                template: one(&o, "template", Some("order_update".to_string()))?,
-                recipients: one(&o, "recipients", Some(50_000))?,
+                model: TrafficModel {
+                    zipf: one(&o, "zipf", Some(0.0))?,
+                    repliers: one(&o, "repliers", Some(0))?,
+                    reply_share: one(&o, "reply-share", Some(0.0))?,
+                    cold_share: one(&o, "cold-share", Some(0.0))?,
+                    retry_share: one(&o, "retry-share", Some(0.0))?,
+                    seed: one(&o, "seed", Some(1))?,
+                    ..TrafficModel::plain(
+                        one(&o, "number", None)?,
+                        one(&o, "numbers", Some(1))?,
+                        one(&o, "recipients", Some(50_000))?,
+                        &one(&o, "template", Some("order_update".to_string()))?,
+                    )
+                },
+                mock: o.get("mock").and_then(|v| v.last().cloned()),
                 concurrency: one(&o, "concurrency", Some(64))?,
                 messages: one(&o, "messages", Some(100_000))?,
                 max_duration: Duration::from_secs(one(&o, "max-secs", Some(30))?),

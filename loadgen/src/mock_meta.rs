@@ -69,6 +69,8 @@ struct FaultCounts {
 }
 
 struct State {
+    /// Webhooks queued and not yet answered by wagate.
+    pending: Arc<AtomicU64>,
     oracle: Mutex<Oracle>,
     next_id: AtomicU64,
     arrivals: AtomicU64,
@@ -173,6 +175,7 @@ async fn handle(
                          "violations_by_code": report.violations.iter()
                              .map(|(code, n)| (code.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
                          "duplicates": report.duplicates,
+                         "webhooks_pending": state.pending.load(Ordering::Acquire),
                          "accepted_per_second": report.accepted_per_second(),
                          "injected": { "errors": count(&faults.errors), "dropped": count(&faults.dropped),
                                        "slow": count(&faults.slow) },
@@ -195,15 +198,19 @@ async fn handle(
                 .inbound(&number, &from, now_us());
             let id = state.next_id.fetch_add(1, Ordering::Relaxed);
             if let Some(webhooks) = &state.webhooks {
-                let _ = webhooks.send(messages_webhook(
-                    &number,
-                    json!({
-                        "contacts": [{ "wa_id": from }],
-                        "messages": [{ "from": from, "id": format!("wamid.in.{id}"),
-                                       "timestamp": (now_us() / 1_000_000).to_string(),
-                                       "type": "text", "text": { "body": json["text"] } }]
-                    }),
-                ));
+                enqueue(
+                    &state.pending,
+                    webhooks,
+                    messages_webhook(
+                        &number,
+                        json!({
+                            "contacts": [{ "wa_id": from }],
+                            "messages": [{ "from": from, "id": format!("wamid.in.{id}"),
+                                           "timestamp": (now_us() / 1_000_000).to_string(),
+                                           "type": "text", "text": { "body": json["text"] } }]
+                        }),
+                    ),
+                );
             }
             reply(StatusCode::OK, &json!({ "success": true }))
         }
@@ -258,8 +265,8 @@ async fn handle(
                                     "message": "Message undeliverable",
                                     "error_data": { "details": "mock-meta: the person cannot be reached" } }]);
                             }
-                            let _ = webhooks
-                                .send(messages_webhook(number, json!({ "statuses": [entry] })));
+                            let status = messages_webhook(number, json!({ "statuses": [entry] }));
+                            enqueue(&state.pending, webhooks, status);
                         }
                     }
                     reply(
@@ -276,6 +283,14 @@ async fn handle(
     })
 }
 
+/// Queues a webhook for wagate, counted until wagate answered it.
+fn enqueue(pending: &AtomicU64, queue: &mpsc::UnboundedSender<Value>, webhook: Value) {
+    pending.fetch_add(1, Ordering::AcqRel);
+    if queue.send(webhook).is_err() {
+        pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Entries (one change each) per webhook POST at most.
 const WEBHOOK_BATCH: usize = 500;
 
@@ -285,33 +300,36 @@ async fn send_webhooks(
     url: Arc<Mutex<Option<String>>>,
     secret: String,
     mut queue: mpsc::UnboundedReceiver<Value>,
+    pending: Arc<AtomicU64>,
 ) {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     while let Some(mut webhook) = queue.recv().await {
+        let mut batched = 1;
         // Like Meta, many changes share one POST when they come in quick succession.
         while webhook["entry"].as_array().map_or(0, Vec::len) < WEBHOOK_BATCH {
             let Ok(more) = queue.try_recv() else { break };
+            batched += 1;
             if let (Some(entries), Some(more)) =
                 (webhook["entry"].as_array_mut(), more["entry"].as_array())
             {
                 entries.extend(more.iter().cloned());
             }
         }
-        let Some(url) = url.lock().expect("webhook url").clone() else {
-            continue;
-        };
-        let body = webhook.to_string();
-        let Ok(request) = Request::post(&url)
-            .header("content-type", "application/json")
-            .header("x-hub-signature-256", sign(&secret, body.as_bytes()))
-            .body(Full::new(Bytes::from(body)))
-        else {
-            continue;
-        };
-        if let Ok(answer) = client.request(request).await {
-            let _ = answer.into_body().collect().await;
+        let target = url.lock().expect("webhook url").clone();
+        if let Some(url) = target {
+            let body = webhook.to_string();
+            let request = Request::post(&url)
+                .header("content-type", "application/json")
+                .header("x-hub-signature-256", sign(&secret, body.as_bytes()))
+                .body(Full::new(Bytes::from(body)));
+            if let Ok(request) = request {
+                if let Ok(answer) = client.request(request).await {
+                    let _ = answer.into_body().collect().await;
+                }
+            }
         }
+        pending.fetch_sub(batched, Ordering::AcqRel);
     }
 }
 
@@ -325,13 +343,16 @@ pub async fn start(config: MockMetaConfig) -> std::io::Result<MockMeta> {
     }
     let webhook_url = Arc::new(Mutex::new(config.webhook_url.clone()));
     let (sender, queue) = mpsc::unbounded_channel();
+    let pending = Arc::new(AtomicU64::new(0));
     tokio::spawn(send_webhooks(
         webhook_url.clone(),
         config.app_secret.clone(),
         queue,
+        pending.clone(),
     ));
     let webhooks = Some(sender);
     let state = Arc::new(State {
+        pending,
         oracle: Mutex::new(oracle),
         next_id: AtomicU64::new(0),
         arrivals: AtomicU64::new(0),
