@@ -37,7 +37,7 @@ MOCK=$!
 target/release/wagate serve --config "$DIR/wagate.toml" --http.listen 127.0.0.1:18090 \
   --grpc.listen 127.0.0.1:18091 > "$DIR/wagate.out" 2> "$DIR/wagate.err" &
 WAGATE=$!
-trap 'kill $WAGATE 2>/dev/null; wait $WAGATE 2>/dev/null; kill $MOCK 2>/dev/null; wait $MOCK 2>/dev/null; true' EXIT
+trap 'kill $WAGATE 2>/dev/null || true; wait $WAGATE 2>/dev/null || true; kill $MOCK 2>/dev/null || true; wait $MOCK 2>/dev/null || true' EXIT
 until grep -q listening "$DIR/wagate.out"; do sleep 0.2; done
 python3 - <<'PY'
 import json, urllib.request

@@ -30,7 +30,7 @@ start() {
   until grep -q listening "$DIR/wagate.out"; do sleep 0.2; done
 }
 rss() { echo "rss $1: $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$WAGATE/status)"; }
-trap 'kill $WAGATE 2>/dev/null; wait $WAGATE 2>/dev/null; true' EXIT
+trap 'kill $WAGATE 2>/dev/null || true; wait $WAGATE 2>/dev/null || true' EXIT
 start
 rss "empty, 10,000 numbers"
 python3 - "$PEOPLE" <<'PY'

@@ -10,7 +10,7 @@ rm -rf "$DIR" && mkdir -p "$DIR"
 redis-server --port 16379 --bind 127.0.0.1 --dir "$DIR" --save "" \
   --appendonly yes --appendfsync always > "$DIR/redis.out" 2>&1 &
 REDIS=$!
-trap 'kill $REDIS 2>/dev/null; wait $REDIS 2>/dev/null; true' EXIT
+trap 'kill $REDIS 2>/dev/null || true; wait $REDIS 2>/dev/null || true' EXIT
 until redis-cli -p 16379 ping >/dev/null 2>&1; do sleep 0.1; done
 target/release/loadgen http --transport redis --target redis://127.0.0.1:16379 \
   --number 2000001 --token - --mps 1000 --tier-limit 100000 \

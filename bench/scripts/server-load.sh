@@ -36,7 +36,7 @@ MOCK=$!
 target/release/wagate serve --config ${LG_DIR:-/tmp/wagate-load}/wagate.toml --http.listen 127.0.0.1:18090 --grpc.listen 127.0.0.1:18091 > ${LG_DIR:-/tmp/wagate-load}/wagate.out 2> ${LG_DIR:-/tmp/wagate-load}/wagate.err &
 WAGATE=$!
 # A stop hands over what is due first: wait for it, so runs never overlap.
-trap 'kill $WAGATE 2>/dev/null; wait $WAGATE 2>/dev/null; kill $MOCK 2>/dev/null; wait $MOCK 2>/dev/null; true' EXIT
+trap 'kill $WAGATE 2>/dev/null || true; wait $WAGATE 2>/dev/null || true; kill $MOCK 2>/dev/null || true; wait $MOCK 2>/dev/null || true' EXIT
 until grep -q listening ${LG_DIR:-/tmp/wagate-load}/wagate.out; do sleep 0.2; done
 A='Authorization: Bearer bench-admin-token-000'
 python3 - <<'PY'
