@@ -1300,26 +1300,10 @@ async fn sigterm_ends_open_grpc_streams_after_answering_what_they_sent() -> Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_mock_meta_the_oracle_sees_no_violation_and_no_duplicate() -> Result<()> {
-    use wagate_loadgen::mock_meta::{start, Faults, MockMetaConfig};
-    use wagate_loadgen::oracle::OracleConfig;
+    use wagate_loadgen::mock_meta::Faults;
 
-    let mock = start(MockMetaConfig {
-        listen: "127.0.0.1:0".parse()?,
-        webhook_url: None,
-        app_secret: APP_SECRET.into(),
-        templates: vec![("order_update".into(), "en_US".into())],
-        rules: OracleConfig::default(),
-        faults: Faults::default(),
-    })
-    .await?;
-    let base = format!("http://{}", mock.addr);
-    let mut f = Fixture::start_with(
-        "mock-meta",
-        "",
-        &["--meta.base_url", &base, "--clock.mode", "system"],
-    )
-    .await?;
-    mock.set_webhook_url(&f.url("/webhooks/meta"));
+    let (_mock, base, mut f) =
+        with_mock_meta("mock-meta", Faults::default(), &["--clock.mode", "system"]).await?;
     let people: Vec<String> = (1..=40).map(person).collect();
     f.ready_to_send(&people).await?;
     let report = |f: &Fixture| {
@@ -1496,28 +1480,17 @@ async fn the_load_generator_paces_an_open_loop_run_and_counts_every_answer() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_injected_failures_every_message_reaches_mock_meta_once() -> Result<()> {
-    use wagate_loadgen::mock_meta::{start, Faults, MockMetaConfig};
-    use wagate_loadgen::oracle::OracleConfig;
+    use wagate_loadgen::mock_meta::Faults;
 
-    let mock = start(MockMetaConfig {
-        listen: "127.0.0.1:0".parse()?,
-        webhook_url: None,
-        app_secret: APP_SECRET.into(),
-        templates: vec![("order_update".into(), "en_US".into())],
-        rules: OracleConfig::default(),
-        faults: Faults {
-            error_share: 0.25,
-            drop_share: 0.15,
-            slow_share: 0.2,
-            slow_ms: 200,
-            failed_share: 0.2,
-            read_share: 0.5,
-        },
-    })
-    .await?;
-    let base = format!("http://{}", mock.addr);
-    let mut f = Fixture::start_with("faults", "", &["--meta.base_url", &base]).await?;
-    mock.set_webhook_url(&f.url("/webhooks/meta"));
+    let faults = Faults {
+        error_share: 0.25,
+        drop_share: 0.15,
+        slow_share: 0.2,
+        slow_ms: 200,
+        failed_share: 0.2,
+        read_share: 0.5,
+    };
+    let (_mock, base, mut f) = with_mock_meta("faults", faults, &[]).await?;
     let people: Vec<String> = (1..=30).map(person).collect();
     f.ready_to_send(&people).await?;
     let mut ids = Vec::new();
@@ -1580,38 +1553,11 @@ async fn through_injected_failures_every_message_reaches_mock_meta_once() -> Res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_modelled_load_of_replies_cold_sends_and_retries_stays_compliant() -> Result<()> {
     use wagate_loadgen::driver::{run, DriverConfig, Transport};
-    use wagate_loadgen::mock_meta::{start, Faults, MockMetaConfig};
-    use wagate_loadgen::oracle::{NumberLimits, OracleConfig};
+    use wagate_loadgen::mock_meta::Faults;
     use wagate_loadgen::traffic::TrafficModel;
 
-    let mock = start(MockMetaConfig {
-        listen: "127.0.0.1:0".parse()?,
-        webhook_url: None,
-        app_secret: APP_SECRET.into(),
-        templates: vec![("order_update".into(), "en_US".into())],
-        // The fixture's numbers send up to 1,000 a second.
-        rules: OracleConfig {
-            numbers: [(
-                NUMBER_A.to_string(),
-                NumberLimits {
-                    messages_per_second: 1_000,
-                    tier_limit: 1_000,
-                },
-            )]
-            .into(),
-            ..OracleConfig::default()
-        },
-        faults: Faults::default(),
-    })
-    .await?;
-    let base = format!("http://{}", mock.addr);
-    let mut f = Fixture::start_with(
-        "modelled",
-        "",
-        &["--meta.base_url", &base, "--clock.mode", "system"],
-    )
-    .await?;
-    mock.set_webhook_url(&f.url("/webhooks/meta"));
+    let (_mock, base, mut f) =
+        with_mock_meta("modelled", Faults::default(), &["--clock.mode", "system"]).await?;
     let people: Vec<String> = (0..60).map(|i| format!("+1650{i:07}")).collect();
     f.ready_to_send(&people).await?;
     let model = TrafficModel {

@@ -4,33 +4,14 @@
 # once loaded and once more after a restart (which restores everything from RocksDB).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source bench/scripts/common.sh
 DIR=${LG_DIR:-/tmp/wagate-load}/memory
 PEOPLE=${PEOPLE:-10000000}
 rm -rf "$DIR" && mkdir -p "$DIR"
-{
-  cat <<TOML
-[storage]
-data_dir = "$DIR/data"
-[admin]
-token = "bench-admin-token-000"
-[[tenants]]
-name = "bench"
-token = "bench-tenant-token-00"
-numbers = [$(seq -s, 4000000 4009999)]
-TOML
-  for n in $(seq 4000000 4009999); do
-    printf '[[numbers]]\nid = %s\naccount = 1\nportfolio = 1\ntier = "TIER_100K"\n' "$n"
-  done
-} > "$DIR/wagate.toml"
-start() {
-  : > "$DIR/wagate.out"
-  target/release/wagate serve --config "$DIR/wagate.toml" --http.listen 127.0.0.1:18090 \
-    --grpc.listen 127.0.0.1:18091 >> "$DIR/wagate.out" 2> "$DIR/wagate.err" &
-  WAGATE=$!
-  until grep -q listening "$DIR/wagate.out"; do sleep 0.2; done
-}
+write_config "$DIR/wagate.toml" "$DIR/data" 80 $(seq 4000000 4009999)
+start() { start_wagate "$DIR/wagate.toml" "$DIR"; }
 rss() { echo "rss $1: $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$WAGATE/status)"; }
-trap 'kill $WAGATE 2>/dev/null || true; wait $WAGATE 2>/dev/null || true' EXIT
+trap stop_all EXIT
 start
 rss "empty, 10,000 numbers"
 python3 - "$PEOPLE" <<'PY'

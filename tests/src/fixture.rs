@@ -8,6 +8,8 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
 use wagate::server::grpc::proto::messaging_client::MessagingClient;
+use wagate_loadgen::mock_meta::{start as start_mock_meta, Faults, MockMeta, MockMetaConfig};
+use wagate_loadgen::oracle::{NumberLimits, OracleConfig};
 
 use crate::meta_stub::Stub;
 use crate::process::WagateProcess;
@@ -290,6 +292,41 @@ throughput_mps = 1000
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// mock-meta (judging sends by Meta's rules, at the fixture numbers' own 1,000 a second, with
+/// `faults`) and a server started with `args` that dispatches to it; mock-meta's webhooks go to
+/// the server. Returns mock-meta, its base URL and the server.
+pub async fn with_mock_meta(
+    name: &str,
+    faults: Faults,
+    args: &[&str],
+) -> Result<(MockMeta, String, Fixture)> {
+    let limits = NumberLimits {
+        messages_per_second: 1_000,
+        tier_limit: 1_000,
+    };
+    let mock = start_mock_meta(MockMetaConfig {
+        listen: "127.0.0.1:0".parse()?,
+        webhook_url: None,
+        app_secret: APP_SECRET.into(),
+        templates: vec![("order_update".into(), "en_US".into())],
+        rules: OracleConfig {
+            numbers: [NUMBER_A, NUMBER_B]
+                .into_iter()
+                .map(|n| (n.to_string(), limits))
+                .collect(),
+            ..OracleConfig::default()
+        },
+        faults,
+    })
+    .await?;
+    let base = format!("http://{}", mock.addr);
+    let mut all = vec!["--meta.base_url", base.as_str()];
+    all.extend_from_slice(args);
+    let fixture = Fixture::start_with(name, "", &all).await?;
+    mock.set_webhook_url(&fixture.url("/webhooks/meta"));
+    Ok((mock, base, fixture))
 }
 
 impl Drop for Fixture {
