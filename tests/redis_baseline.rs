@@ -145,6 +145,7 @@ async fn the_load_generator_drives_the_baseline_like_wagate() -> Result<()> {
         max_duration: Duration::from_secs(20),
         batch: 50,
         rate: None,
+        burst: None,
         transport: Transport::Redis,
         mps: 100_000,
         tier_limit: 400,

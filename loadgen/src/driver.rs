@@ -47,11 +47,43 @@ pub struct DriverConfig {
     pub batch: usize,
     /// Open loop at this many requests per second; closed loop when absent.
     pub rate: Option<f64>,
+    /// Bursts in the open loop: periods at a multiple of the rate.
+    pub burst: Option<Burst>,
     pub transport: Transport,
     /// The number's throughput and tier, which the Redis baseline checks against (wagate
     /// knows its numbers).
     pub mps: u32,
     pub tier_limit: u32,
+}
+
+/// In every period of `every_secs`, the first `secs` run at `factor` times the open loop's rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Burst {
+    pub every_secs: f64,
+    pub secs: f64,
+    pub factor: f64,
+}
+
+/// When the open loop's request `k` is due, from the start of the run.
+pub fn intended_offset(k: u64, rate: f64, burst: Option<Burst>) -> Duration {
+    let Some(Burst {
+        every_secs,
+        secs,
+        factor,
+    }) = burst.filter(|b| b.every_secs > 0.0 && b.secs > 0.0 && b.secs < b.every_secs)
+    else {
+        return Duration::from_secs_f64(k as f64 / rate);
+    };
+    let in_burst = rate * factor * secs;
+    let per_period = in_burst + rate * (every_secs - secs);
+    let period = (k as f64 / per_period).floor();
+    let within = k as f64 - period * per_period;
+    let offset = if within < in_burst {
+        within / (rate * factor)
+    } else {
+        secs + (within - in_burst) / rate
+    };
+    Duration::from_secs_f64(period * every_secs + offset)
 }
 
 /// How the driver reaches wagate.
@@ -447,8 +479,8 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
                 let count = (config.messages - first).min(config.batch as u64);
                 let sent = match config.rate {
                     Some(rate) => {
-                        let intended = started
-                            + Duration::from_secs_f64((first / config.batch as u64) as f64 / rate);
+                        let request = first / config.batch as u64;
+                        let intended = started + intended_offset(request, rate, config.burst);
                         tokio::time::sleep_until(intended.into()).await;
                         intended
                     }
@@ -542,6 +574,25 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_loop_is_evenly_spaced_and_bursts_run_faster_for_their_seconds() {
+        let at = |k, burst| intended_offset(k, 100.0, burst).as_secs_f64();
+        assert!((at(250, None) - 2.5).abs() < 1e-9);
+        // Every 10 s, 2 s at five times the rate: 1,000 requests, then 800 in the other 8 s.
+        let burst = Some(Burst {
+            every_secs: 10.0,
+            secs: 2.0,
+            factor: 5.0,
+        });
+        assert!((at(500, burst) - 1.0).abs() < 1e-9);
+        assert!((at(1_000, burst) - 2.0).abs() < 1e-9);
+        assert!((at(1_400, burst) - 6.0).abs() < 1e-9);
+        assert!((at(1_800, burst) - 10.0).abs() < 1e-9);
+        assert!((at(2_300, burst) - 11.0).abs() < 1e-9);
+    }
+
     #[test]
     fn only_loopback_targets_are_driven() {
         assert!(super::check_loopback("http://127.0.0.1:8080").is_ok());

@@ -4,7 +4,9 @@
 //!   [--transport http|grpc|grpc-stream|redis] [--mps N --tier-limit N] [--zipf S]
 //!   [--repliers N --reply-share F --mock URL] [--cold-share F] [--retry-share F] [--seed N]`:
 //!   the traffic model (`traffic.rs`: Zipf popularity, replies to people who wrote through
-//!   mock-meta first, free-form sends to people who did not, idempotent retries); closed loop, C
+//!   mock-meta first, free-form sends to people who did not, idempotent retries);
+//!   [--burst-every S --burst-secs B --burst-factor X]: in open loop, the first B seconds of
+//!   every S run at X times the rate; closed loop, C
 //!   requests in flight, or open loop at R requests/s (at most C in flight); B messages per
 //!   request (HTTP: 1 is the single endpoint, more the bulk one; gRPC stream and Redis: B per
 //!   exchange on each of C connections). `redis` drives the peer baseline (one Lua check per
@@ -19,7 +21,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use wagate_loadgen::driver::{run, DriverConfig, Transport};
+use wagate_loadgen::driver::{run, Burst, DriverConfig, Transport};
 use wagate_loadgen::mock_meta::{start, Faults, MockMetaConfig};
 use wagate_loadgen::oracle::{NumberLimits, OracleConfig};
 use wagate_loadgen::traffic::TrafficModel;
@@ -119,6 +121,14 @@ fn main() -> Result<()> {
                     .transpose()
                     .context("--rate")?
                     .filter(|r| *r > 0.0),
+                burst: match o.get("burst-every") {
+                    None => None,
+                    Some(_) => Some(Burst {
+                        every_secs: one(&o, "burst-every", None)?,
+                        secs: one(&o, "burst-secs", Some(1.0))?,
+                        factor: one(&o, "burst-factor", Some(2.0))?,
+                    }),
+                },
                 transport: one(&o, "transport", Some(Transport::Http))?,
                 mps: one(&o, "mps", Some(1_000))?,
                 tier_limit: one(&o, "tier-limit", Some(100_000))?,
