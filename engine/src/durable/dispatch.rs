@@ -309,10 +309,8 @@ fn hand_over(
     // restart asks the upstream about them.
     let ok = store.write(&settled, false).is_ok();
     if ok {
-        for (id, upstream_id) in &sent_ids {
-            // A status that came before this settlement was parked; it applies now.
-            let _ = super::early_status::apply_parked(store, *id, upstream_id);
-        }
+        // Statuses that came before this settlement were parked; they apply now.
+        let _ = super::early_status::apply_parked(store, &sent_ids);
     }
     watch.publish(|v| {
         v.sent += sent;

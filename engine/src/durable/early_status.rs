@@ -5,6 +5,8 @@
 //! message is settled. Both sides write first and look for the other second, so one of them
 //! always sees the other; applying twice is harmless, since delivery states only move forward.
 
+use std::collections::HashMap;
+
 use super::message::{Delivery, StoredMessage};
 use crate::store::keys::{idempotency_key, message_key};
 use crate::store::{Batch, Family, Store, StoreError};
@@ -38,62 +40,137 @@ pub fn message_id(store: &dyn Store, wamid: &str) -> Result<Option<u64>, StoreEr
         .map(u64::from_be_bytes))
 }
 
-/// Moves message `id` to `next` if that is forward; whether it moved.
-pub fn advance(store: &dyn Store, id: u64, next: Delivery, error: u32) -> Result<bool, StoreError> {
-    let key = message_key(id);
-    let Some(mut message) = store
-        .get(Family::Messages, &key)?
-        .and_then(|b| StoredMessage::decode(&b))
-    else {
-        return Ok(false);
-    };
-    if !message.delivery.advances_to(next) {
-        return Ok(false);
-    }
-    message.delivery = next;
-    if next == Delivery::Failed {
-        message.delivery_error = error;
-    }
-    let mut batch = Batch::default();
-    batch.put(Family::Messages, key, message.encode());
-    store.write(&batch, true)?;
-    Ok(true)
+/// Delivery statuses recorded together: applied to their messages, or parked for messages
+/// not settled yet, in one synced write ([`StatusWrites::flush`]) however many there are.
+/// Several statuses of one message in one set see each other.
+#[derive(Default)]
+pub struct StatusWrites {
+    batch: Batch,
+    messages: HashMap<u64, StoredMessage>,
+    parked: HashMap<String, (Delivery, u32)>,
 }
 
-/// Parks a status for a wamid not yet known (until `expires_at`, Unix seconds), keeping the
-/// furthest of those parked; then, if the message was settled meanwhile, applies it.
-pub fn park(
-    store: &dyn Store,
-    wamid: &str,
-    next: Delivery,
-    error: u32,
-    expires_at: u64,
-) -> Result<(), StoreError> {
-    let key = early_key(wamid);
-    let parked = store.get(PARKED, &key)?.and_then(|v| decode(&v));
-    if parked.is_none_or(|(delivery, _)| delivery.advances_to(next)) {
-        let mut batch = Batch::default();
-        batch.put(PARKED, &key, encode(expires_at, next, error));
-        store.write(&batch, true)?;
+impl StatusWrites {
+    /// Records `next` for the message sent as `wamid`: applied if the message is settled (true
+    /// if it moved it forward), else parked until `expires_at` (false).
+    pub fn record(
+        &mut self,
+        store: &dyn Store,
+        wamid: &str,
+        next: Delivery,
+        error: u32,
+        expires_at: u64,
+    ) -> Result<bool, StoreError> {
+        match message_id(store, wamid)? {
+            Some(id) => self.advance(store, id, next, error),
+            None => {
+                self.park(store, wamid, next, error, expires_at)?;
+                Ok(false)
+            }
+        }
     }
-    if let Some(id) = message_id(store, wamid)? {
-        apply_parked(store, id, wamid)?;
+
+    /// Moves message `id` to `next` if that is forward; whether it moved.
+    fn advance(
+        &mut self,
+        store: &dyn Store,
+        id: u64,
+        next: Delivery,
+        error: u32,
+    ) -> Result<bool, StoreError> {
+        let key = message_key(id);
+        let known = match self.messages.get(&id) {
+            Some(message) => Some(message.clone()),
+            None => store
+                .get(Family::Messages, &key)?
+                .and_then(|b| StoredMessage::decode(&b)),
+        };
+        let Some(mut message) = known else {
+            return Ok(false);
+        };
+        if !message.delivery.advances_to(next) {
+            return Ok(false);
+        }
+        message.delivery = next;
+        if next == Delivery::Failed {
+            message.delivery_error = error;
+        }
+        self.batch.put(Family::Messages, key, message.encode());
+        self.messages.insert(id, message);
+        Ok(true)
     }
-    Ok(())
+
+    /// Parks a status for a wamid not yet known, keeping the furthest of those parked.
+    fn park(
+        &mut self,
+        store: &dyn Store,
+        wamid: &str,
+        next: Delivery,
+        error: u32,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        let key = early_key(wamid);
+        let parked = match self.parked.get(wamid) {
+            Some(parked) => Some(*parked),
+            None => store.get(PARKED, &key)?.and_then(|v| decode(&v)),
+        };
+        if parked.is_none_or(|(delivery, _)| delivery.advances_to(next)) {
+            self.batch
+                .put(PARKED, &key, encode(expires_at, next, error));
+            self.parked.insert(wamid.to_string(), (next, error));
+        }
+        Ok(())
+    }
+
+    /// Applies what was parked for message `id`, settled as sent under `wamid`.
+    fn take_parked(&mut self, store: &dyn Store, id: u64, wamid: &str) -> Result<(), StoreError> {
+        let key = early_key(wamid);
+        let parked = match self.parked.remove(wamid) {
+            Some(parked) => Some(parked),
+            None => store.get(PARKED, &key)?.and_then(|v| decode(&v)),
+        };
+        if let Some((delivery, error)) = parked {
+            self.advance(store, id, delivery, error)?;
+            self.batch.delete(PARKED, &key);
+        }
+        Ok(())
+    }
+
+    /// Puts `key` to `value` in the same write (a webhook's dedupe record).
+    pub fn put(&mut self, family: Family, key: &[u8], value: &[u8]) {
+        self.batch.put(family, key, value);
+    }
+
+    /// Writes everything, synced; then applies what was parked for messages settled
+    /// meanwhile. Parking writes before it looks and settling writes before it looks, so one
+    /// side always sees the other.
+    pub fn flush(self, store: &dyn Store) -> Result<(), StoreError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        store.write(&self.batch, true)?;
+        let mut late = Vec::new();
+        for wamid in self.parked.keys() {
+            if let Some(id) = message_id(store, wamid)? {
+                late.push((id, wamid.clone()));
+            }
+        }
+        apply_parked(store, &late)
+    }
 }
 
-/// After message `id` was settled as sent under `wamid`: applies a status parked for it.
-pub fn apply_parked(store: &dyn Store, id: u64, wamid: &str) -> Result<(), StoreError> {
-    let key = early_key(wamid);
-    let Some((delivery, error)) = store.get(PARKED, &key)?.and_then(|v| decode(&v)) else {
+/// After messages were settled as sent (id, wamid): applies the statuses parked for them, in
+/// one write.
+pub fn apply_parked(store: &dyn Store, settled: &[(u64, String)]) -> Result<(), StoreError> {
+    let mut writes = StatusWrites::default();
+    for (id, wamid) in settled {
+        writes.take_parked(store, *id, wamid)?;
+    }
+    if writes.batch.is_empty() {
         return Ok(());
-    };
-    advance(store, id, delivery, error)?;
-    let mut batch = Batch::default();
-    batch.delete(PARKED, &key);
-    store.write(&batch, false)
+    }
+    store.write(&writes.batch, true)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,12 +183,99 @@ mod tests {
         assert_eq!(crate::store::expires_at(&value), Some(1_800_000_000));
         assert_eq!(decode(b"\0\0\0\0\0\0\0\0\x09\0\0\0\0"), None);
         let store = MemoryStore::new();
-        park(&store, "wamid.x", Delivery::Delivered, 0, 9).unwrap();
-        park(&store, "wamid.x", Delivery::Sent, 0, 9).unwrap();
+        // Within one set and across two, the furthest parked status is kept.
+        let mut writes = StatusWrites::default();
+        writes
+            .record(&store, "wamid.x", Delivery::Delivered, 0, 9)
+            .unwrap();
+        writes
+            .record(&store, "wamid.x", Delivery::Sent, 0, 9)
+            .unwrap();
+        writes.flush(&store).unwrap();
+        let mut writes = StatusWrites::default();
+        writes
+            .record(&store, "wamid.x", Delivery::Sent, 0, 9)
+            .unwrap();
+        writes.flush(&store).unwrap();
         let kept = store.get(PARKED, &early_key("wamid.x")).unwrap();
         assert_eq!(
             kept.and_then(|v| decode(&v)),
             Some((Delivery::Delivered, 0))
         );
+    }
+
+    fn settled(store: &MemoryStore, id: u64, wamid: &str) {
+        let message = StoredMessage {
+            id,
+            number: crate::ids::PhoneNumberId(1),
+            to: crate::ids::Msisdn::from_digits(16_505_550_000 + id).unwrap(),
+            accepted_at: crate::clock::Timestamp(0),
+            decision: crate::decision::Accepted {
+                category: crate::template::model::Category::Utility,
+                business_initiated: true,
+                new_unique_recipient: true,
+                price_micros: 0,
+                send_at: crate::clock::Timestamp(0),
+            },
+            status: super::super::message::DispatchStatus::Sent,
+            attempts: 1,
+            upstream: wamid.into(),
+            idempotency_key: String::new(),
+            payload: Vec::new(),
+            delivery: Delivery::None,
+            delivery_error: 0,
+        };
+        let mut batch = Batch::default();
+        batch.put(Family::Messages, message_key(id), message.encode());
+        batch.put(Family::UpstreamIds, wamid.as_bytes(), id.to_be_bytes());
+        store.write(&batch, true).unwrap();
+    }
+
+    fn delivery(store: &MemoryStore, id: u64) -> (Delivery, u32) {
+        let message = store.get(Family::Messages, &message_key(id)).unwrap();
+        let message = StoredMessage::decode(&message.unwrap()).unwrap();
+        (message.delivery, message.delivery_error)
+    }
+
+    #[test]
+    fn statuses_of_one_message_in_one_write_build_on_each_other() {
+        let store = MemoryStore::new();
+        settled(&store, 1, "wamid.a");
+        let mut writes = StatusWrites::default();
+        assert!(writes
+            .record(&store, "wamid.a", Delivery::Sent, 0, 9)
+            .unwrap());
+        assert!(writes
+            .record(&store, "wamid.a", Delivery::Delivered, 0, 9)
+            .unwrap());
+        assert!(!writes
+            .record(&store, "wamid.a", Delivery::Sent, 0, 9)
+            .unwrap());
+        // Nothing is visible before the write.
+        assert_eq!(delivery(&store, 1), (Delivery::None, 0));
+        writes.flush(&store).unwrap();
+        assert_eq!(delivery(&store, 1), (Delivery::Delivered, 0));
+    }
+
+    #[test]
+    fn a_parked_status_lands_when_its_message_is_settled_and_is_then_gone() {
+        let store = MemoryStore::new();
+        let mut writes = StatusWrites::default();
+        assert!(!writes
+            .record(&store, "wamid.b", Delivery::Failed, 131_026, 9)
+            .unwrap());
+        writes.flush(&store).unwrap();
+        settled(&store, 2, "wamid.b");
+        apply_parked(&store, &[(2, "wamid.b".to_string())]).unwrap();
+        assert_eq!(delivery(&store, 2), (Delivery::Failed, 131_026));
+        assert_eq!(store.get(PARKED, &early_key("wamid.b")).unwrap(), None);
+        // Settled while the status was being parked: the flush applies it itself.
+        let mut writes = StatusWrites::default();
+        settled(&store, 3, "wamid.c");
+        writes
+            .park(&store, "wamid.c", Delivery::Read, 0, 9)
+            .unwrap();
+        writes.flush(&store).unwrap();
+        assert_eq!(delivery(&store, 3), (Delivery::Read, 0));
     }
 }

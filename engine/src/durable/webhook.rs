@@ -5,7 +5,9 @@
 //! under number 0 once applied, until the retention passes; a repeat is then skipped. Statuses
 //! find their message through the upstream-id index written when it was sent.
 
-use super::early_status;
+use std::collections::HashSet;
+
+use super::early_status::{self, StatusWrites};
 use super::idempotency::{IdempotencyRecord, StoredOutcome};
 use super::message::Delivery;
 use super::wagate::Wagate;
@@ -68,6 +70,12 @@ impl Wagate {
 
     /// Adds the record that remembers `identity` to `batch` (to be written with other work).
     pub(crate) fn remember_into(&self, identity: &str, batch: &mut Batch) {
+        let (key, value) = self.remembered(identity);
+        batch.put(Family::Idempotency, key, value);
+    }
+
+    /// The key and value (in [`Family::Idempotency`]) that remember `identity`.
+    fn remembered(&self, identity: &str) -> (Vec<u8>, Vec<u8>) {
         let record = IdempotencyRecord {
             expires_at: self.clock.now().unix_secs() + self.retention_secs(),
             body_hash: 0,
@@ -77,18 +85,15 @@ impl Wagate {
                 reason: String::new(),
             },
         };
-        batch.put(
-            Family::Idempotency,
-            idempotency_key(0, identity),
-            record.encode(),
-        );
+        (idempotency_key(0, identity), record.encode())
     }
 
-    /// Moves the delivery state of the message Meta knows as `wamid`; false if stale. A status
-    /// for a wamid not yet written down (Meta was faster than its own answer) is parked until
-    /// the message is settled.
+    /// Moves the delivery state of the message Meta knows as `wamid` (in `writes`); false if
+    /// stale. A status for a wamid not yet written down (Meta was faster than its own answer)
+    /// is parked until the message is settled.
     fn record_delivery(
         &self,
+        writes: &mut StatusWrites,
         wamid: &str,
         status: DeliveryStatus,
         error: u32,
@@ -99,16 +104,9 @@ impl Wagate {
             DeliveryStatus::Read | DeliveryStatus::Played => Delivery::Read,
             DeliveryStatus::Failed => Delivery::Failed,
         };
-        let store = self.store.as_ref();
-        match early_status::message_id(store, wamid)? {
-            Some(id) => Ok(early_status::advance(store, id, next, error)?),
-            None => {
-                let expires_at = self.clock.now().unix_secs() + self.retention_secs();
-                early_status::park(store, wamid, next, error, expires_at)?;
-                // Not applied yet (and never, if wagate did not send it): counted as ignored.
-                Ok(false)
-            }
-        }
+        let expires_at = self.clock.now().unix_secs() + self.retention_secs();
+        // Parked (not applied yet, and never if wagate did not send it): counted as ignored.
+        Ok(writes.record(self.store.as_ref(), wamid, next, error, expires_at)?)
     }
 
     /// `phone_number_quality_update`: flags, tier changes and throughput upgrades of the number
@@ -165,13 +163,22 @@ impl Wagate {
     /// Applies the events of one webhook POST (already authenticated), each once.
     pub fn apply_webhook(&self, events: Vec<WebhookEvent>) -> Result<WebhookReport, SubmitError> {
         let mut report = WebhookReport::default();
+        // Statuses (most of what Meta sends) and their dedupe records go in one synced write
+        // per POST; any other event first writes the statuses before it, keeping the order.
+        let mut statuses = StatusWrites::default();
+        let mut remembered_here: HashSet<String> = HashSet::new();
         for event in events {
             let identity = identity(&event);
             if let Some(identity) = &identity {
-                if self.seen(identity)? {
+                if remembered_here.contains(identity) || self.seen(identity)? {
                     report.repeats += 1;
                     continue;
                 }
+            }
+            let is_status = matches!(event, WebhookEvent::Status { .. });
+            if !is_status {
+                std::mem::take(&mut statuses).flush(self.store.as_ref())?;
+                remembered_here.clear();
             }
             let applied = match event {
                 WebhookEvent::Inbound { message, .. } => self.inbound(message)?.is_ok(),
@@ -195,8 +202,8 @@ impl Wagate {
                     errors,
                     ..
                 } => {
-                    let recorded =
-                        self.record_delivery(&wamid, status, errors.first().copied().unwrap_or(0))?;
+                    let error = errors.first().copied().unwrap_or(0);
+                    let recorded = self.record_delivery(&mut statuses, &wamid, status, error)?;
                     let mut fed = false;
                     if let (DeliveryStatus::Failed, Some(person)) = (status, recipient) {
                         for code in errors {
@@ -237,8 +244,14 @@ impl Wagate {
                 } => self.account_news(account, &event, &detail),
                 WebhookEvent::Ignored { .. } => false,
             };
-            if let Some(identity) = &identity {
-                self.remember(identity)?;
+            match identity {
+                Some(identity) if is_status => {
+                    let (key, value) = self.remembered(&identity);
+                    statuses.put(Family::Idempotency, &key, &value);
+                    remembered_here.insert(identity);
+                }
+                Some(identity) => self.remember(&identity)?,
+                None => {}
             }
             if applied {
                 report.applied += 1;
@@ -246,6 +259,7 @@ impl Wagate {
                 report.ignored += 1;
             }
         }
+        statuses.flush(self.store.as_ref())?;
         Ok(report)
     }
 }
