@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::app::{blocking, read_body, require_content_type, App};
+use super::app::{blocking, read_body, require_content_type, store_error, App};
 use super::metrics::bump;
 use super::reply::{self, ApiErrorResponse};
 use crate::clock::Timestamp;
@@ -79,14 +79,8 @@ fn admin_error(error: AdminError) -> ApiErrorResponse {
             "registry_refused",
         )
         .into(),
-        AdminError::Store(store) => {
-            ApiError::from(&crate::durable::SubmitError::Unavailable(store)).into()
-        }
+        AdminError::Store(store) => store_error(store),
     }
-}
-
-fn store_error(error: crate::store::StoreError) -> ApiErrorResponse {
-    ApiError::from(&crate::durable::SubmitError::Unavailable(error)).into()
 }
 
 fn parse_quality(text: &str) -> Result<Quality, ApiErrorResponse> {

@@ -115,6 +115,11 @@ pub async fn read_body(body: Body, limit: usize, metrics: &Metrics) -> Result<By
     Ok(kept.freeze())
 }
 
+/// The store failed under a request: Meta's shape for a service that is unavailable.
+pub fn store_error(error: crate::store::StoreError) -> ApiErrorResponse {
+    ApiError::from(&crate::durable::SubmitError::Unavailable(error)).into()
+}
+
 /// Runs blocking engine work off the async threads; a panic in it answers 500.
 pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiErrorResponse> + Send + 'static,

@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::app::{blocking, read_body, require_content_type, App};
+use super::app::{blocking, read_body, require_content_type, store_error, App};
 use super::config::OnLimit;
 use super::ingest::Rejected;
 use super::metrics::bump;
@@ -426,12 +426,11 @@ pub async fn status(
     };
     let wagate = app.wagate.clone();
     let found = blocking(move || {
-        let unavailable = |e| ApiErrorResponse::from(ApiError::from(&SubmitError::Unavailable(e)));
-        Ok(match wagate.message(message_id).map_err(unavailable)? {
+        Ok(match wagate.message(message_id).map_err(store_error)? {
             Some(message) => Some((message.number, message_view(&message))),
             None => wagate
                 .queued(message_id)
-                .map_err(unavailable)?
+                .map_err(store_error)?
                 .map(|record| {
                     let request = &record.submission.request;
                     (
