@@ -110,12 +110,12 @@ enum Work {
 struct Persist {
     durability: Arc<Durability>,
     committer: Sender<CommitJob>,
-    dispatch: Sender<DueMessage>,
-    release: Arc<ReleaseQueue>,
+    onward: Onward,
 }
 
 /// Where the durable engine's committed work goes next: accepted messages to the dispatcher,
 /// queued ones to the releaser's index.
+#[derive(Clone)]
 pub struct Onward {
     pub dispatch: Sender<DueMessage>,
     pub release: Arc<ReleaseQueue>,
@@ -234,15 +234,14 @@ fn run_commands(
     } = writes;
     write_contacts(journal, &mut batch);
     ledger.write(&mut batch);
-    let dispatch = persist.dispatch.clone();
-    let release = persist.release.clone();
+    let onward = persist.onward.clone();
     let done = Box::new(move |result: Result<(), StoreError>| {
         if result.is_ok() {
             for message in accepted {
-                let _ = dispatch.send(message);
+                let _ = onward.dispatch.send(message);
             }
             for message in queued {
-                release.insert(message.send_at, message.id);
+                onward.release.insert(message.send_at, message.id);
             }
         }
         let answer = match result {
@@ -385,8 +384,7 @@ impl ShardPool {
                 Persist {
                     durability: durability.clone(),
                     committer,
-                    dispatch: onward.dispatch.clone(),
-                    release: onward.release.clone(),
+                    onward: onward.clone(),
                 }
             });
             let (sender, receiver) = bounded(QUEUE_BATCHES);

@@ -59,15 +59,21 @@ impl DeferredRecord {
         out
     }
 
-    pub fn decode(key: &[u8], value: &[u8]) -> Option<DeferredRecord> {
+    /// The (due time, message id) a record's key names.
+    pub fn key_parts(key: &[u8]) -> Option<(Timestamp, u64)> {
         let due = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
         let id = u64::from_be_bytes(key.get(8..16)?.try_into().ok()?);
+        Some((Timestamp(due), id))
+    }
+
+    pub fn decode(key: &[u8], value: &[u8]) -> Option<DeferredRecord> {
+        let (due, id) = Self::key_parts(key)?;
         let length = u32::from_be_bytes(value.get(..4)?.try_into().ok()?) as usize;
         let header: Header = serde_json::from_slice(value.get(4..4 + length)?).ok()?;
         let reason = REASONS.into_iter().find(|r| r.name() == header.reason)?;
         Some(DeferredRecord {
             id,
-            due: Timestamp(due),
+            due,
             reason,
             submission: Submission {
                 request: header.request,

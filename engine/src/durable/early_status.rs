@@ -110,10 +110,7 @@ impl StatusWrites {
         expires_at: u64,
     ) -> Result<(), StoreError> {
         let key = early_key(wamid);
-        let parked = match self.parked.get(wamid) {
-            Some(parked) => Some(*parked),
-            None => store.get(PARKED, &key)?.and_then(|v| decode(&v)),
-        };
+        let parked = self.parked_for(store, wamid, &key)?;
         if parked.is_none_or(|(delivery, _)| delivery.advances_to(next)) {
             self.batch
                 .put(PARKED, &key, encode(expires_at, next, error));
@@ -122,13 +119,24 @@ impl StatusWrites {
         Ok(())
     }
 
+    /// What is parked for `wamid` (stored under `key`), this set's writes first.
+    fn parked_for(
+        &self,
+        store: &dyn Store,
+        wamid: &str,
+        key: &[u8],
+    ) -> Result<Option<(Delivery, u32)>, StoreError> {
+        match self.parked.get(wamid) {
+            Some(parked) => Ok(Some(*parked)),
+            None => Ok(store.get(PARKED, key)?.and_then(|v| decode(&v))),
+        }
+    }
+
     /// Applies what was parked for message `id`, settled as sent under `wamid`.
     fn take_parked(&mut self, store: &dyn Store, id: u64, wamid: &str) -> Result<(), StoreError> {
         let key = early_key(wamid);
-        let parked = match self.parked.remove(wamid) {
-            Some(parked) => Some(parked),
-            None => store.get(PARKED, &key)?.and_then(|v| decode(&v)),
-        };
+        let parked = self.parked_for(store, wamid, &key)?;
+        self.parked.remove(wamid);
         if let Some((delivery, error)) = parked {
             self.advance(store, id, delivery, error)?;
             self.batch.delete(PARKED, &key);
@@ -171,6 +179,7 @@ pub fn apply_parked(store: &dyn Store, settled: &[(u64, String)]) -> Result<(), 
     }
     store.write(&writes.batch, true)
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
+use super::deferred::DeferredRecord;
 use crate::clock::Timestamp;
+use crate::store::{Family, Store, StoreError};
 
 #[derive(Default)]
 struct Index {
@@ -23,6 +25,18 @@ pub struct ReleaseQueue {
 }
 
 impl ReleaseQueue {
+    /// The index of every record in `store`'s `deferred` family (one scan, at start-up).
+    pub fn load(store: &dyn Store) -> Result<ReleaseQueue, StoreError> {
+        let queue = ReleaseQueue::default();
+        store.scan(Family::Deferred, &[], &[0xff; 17], &mut |key, _| {
+            if let Some((due, id)) = DeferredRecord::key_parts(key) {
+                queue.insert(due, id);
+            }
+            true
+        })?;
+        Ok(queue)
+    }
+
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -215,17 +215,7 @@ impl Wagate {
         let durability = Arc::new(Durability::new(store.clone(), config.sync));
         let (dispatch, incoming) = unbounded();
         let redispatch = dispatch.clone();
-        let release = Arc::new(ReleaseQueue::default());
-        store.scan(Family::Deferred, &[], &[0xff; 17], &mut |key, _| {
-            if let (Some(due), Some(id)) = (key.get(..8), key.get(8..16)) {
-                let due = u64::from_be_bytes(due.try_into().expect("eight bytes"));
-                release.insert(
-                    Timestamp(due),
-                    u64::from_be_bytes(id.try_into().expect("eight bytes")),
-                );
-            }
-            true
-        })?;
+        let release = Arc::new(ReleaseQueue::load(store.as_ref())?);
         let pool = ShardPool::start_persistent(
             restored.engine,
             durability.clone(),
@@ -387,7 +377,7 @@ impl Wagate {
         let mut due = Vec::with_capacity(taken.len());
         for (at, id) in &taken {
             let key = deferred_key(at.0, *id);
-            // Absent: released already (an entry restored at start-up and also re-announced).
+            // Absent: decided already (a round put back after a failure had committed it).
             match self.store.get(Family::Deferred, &key) {
                 Ok(Some(value)) => due.extend(DeferredRecord::decode(&key, &value)),
                 Ok(None) => {}
