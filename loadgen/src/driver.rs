@@ -1,5 +1,6 @@
-//! The HTTP driver against wagate's single-message endpoint or its bulk endpoint, each run
-//! bounded in requests and in time, latency in an hdrhistogram.
+//! The load driver: workers sending over a session each (HTTP single or bulk, gRPC unary
+//! or streamed, or the Redis baseline), each run bounded in messages and in time, counted in a
+//! tally of answers, messages per second and hdrhistogram latency per second.
 //!
 //! Closed loop: N requests in flight, each sent when one returns. Open loop (`rate`): request
 //! i is due at start + i / rate whatever the server does, and its latency counts from that
@@ -9,7 +10,7 @@
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use bytes::Bytes;
@@ -20,13 +21,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
-use wagate::server::grpc::proto::messaging_client::MessagingClient;
-use wagate::server::grpc::proto::{SendRequest, SendResult};
 
-use crate::redis_baseline::{load_script, queue_check, Check, Reply as RedisReply, Resp};
+use crate::session::{Exchanged, Session};
 use crate::traffic::{recipient, TrafficModel};
 
 #[derive(Debug, Clone)]
@@ -167,225 +163,6 @@ pub fn check_loopback(target: &str) -> Result<()> {
     Ok(())
 }
 
-/// One worker's connection to wagate, by transport.
-enum Session {
-    Http(Client<HttpConnector, Full<Bytes>>),
-    GrpcUnary(MessagingClient<Channel>),
-    /// A stream of its own: requests go out on `requests`, results come back in order.
-    GrpcStream {
-        requests: mpsc::Sender<SendRequest>,
-        results: tonic::Streaming<SendResult>,
-    },
-    Redis {
-        resp: Resp,
-        script: String,
-    },
-}
-
-/// What one exchange (a request, or a batch on a stream) brought back.
-struct Exchanged {
-    accepted: u64,
-    /// What the first send not accepted got, if one was not.
-    refusal: Option<String>,
-}
-
-impl Session {
-    async fn open(
-        config: &DriverConfig,
-        http: &Client<HttpConnector, Full<Bytes>>,
-    ) -> Result<Session> {
-        Ok(match config.transport {
-            Transport::Http => Session::Http(http.clone()),
-            Transport::GrpcUnary => Session::GrpcUnary(grpc_client(config).await?),
-            Transport::GrpcStream => {
-                let (requests, outgoing) = mpsc::channel(config.batch.max(1));
-                let mut call = tonic::Request::new(ReceiverStream::new(outgoing));
-                authorise(&mut call, config)?;
-                let results = grpc_client(config)
-                    .await?
-                    .send_stream(call)
-                    .await?
-                    .into_inner();
-                Session::GrpcStream { requests, results }
-            }
-            Transport::Redis => {
-                let address = config.target.split("://").last().unwrap_or_default();
-                let mut resp = Resp::connect(address).await?;
-                let script = load_script(&mut resp).await?;
-                Session::Redis { resp, script }
-            }
-        })
-    }
-
-    async fn exchange(
-        &mut self,
-        config: &DriverConfig,
-        first: u64,
-        count: u64,
-    ) -> Result<Exchanged> {
-        match self {
-            Session::Http(client) => http_exchange(client, config, first, count).await,
-            Session::GrpcUnary(client) => {
-                let mut call = tonic::Request::new(grpc_request(config, first));
-                authorise(&mut call, config)?;
-                let result = match client.send(call).await {
-                    Ok(answer) => answer.into_inner(),
-                    Err(status) => {
-                        return Ok(Exchanged {
-                            accepted: 0,
-                            refusal: Some(status.to_string()),
-                        })
-                    }
-                };
-                Ok(grpc_results(&[result]))
-            }
-            Session::GrpcStream { requests, results } => {
-                for i in first..first + count {
-                    requests.send(grpc_request(config, i)).await?;
-                }
-                let mut answers = Vec::with_capacity(count as usize);
-                while (answers.len() as u64) < count {
-                    match results.message().await? {
-                        Some(result) => answers.push(result),
-                        None => bail!("the stream ended early"),
-                    }
-                }
-                Ok(grpc_results(&answers))
-            }
-            Session::Redis { resp, script } => {
-                let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
-                for i in first..first + count {
-                    let plan = config.model.plan(i);
-                    let check = Check {
-                        number: plan.number,
-                        person: plan.to.trim_start_matches('+'),
-                        key: i,
-                        now_ms,
-                        mps: config.mps,
-                        tier_limit: config.tier_limit,
-                    };
-                    queue_check(resp, script, &check);
-                }
-                resp.flush().await?;
-                let mut exchanged = Exchanged {
-                    accepted: 0,
-                    refusal: None,
-                };
-                for _ in 0..count {
-                    match resp.read().await? {
-                        RedisReply::Text(answer) if answer == "accepted" => exchanged.accepted += 1,
-                        other => {
-                            exchanged.refusal.get_or_insert(format!("{other:?}"));
-                        }
-                    }
-                }
-                Ok(exchanged)
-            }
-        }
-    }
-}
-
-async fn grpc_client(config: &DriverConfig) -> Result<MessagingClient<Channel>> {
-    let channel = Channel::from_shared(config.target.clone())?
-        .connect()
-        .await?;
-    Ok(MessagingClient::new(channel))
-}
-
-fn authorise<T>(call: &mut tonic::Request<T>, config: &DriverConfig) -> Result<()> {
-    call.metadata_mut()
-        .insert("authorization", format!("Bearer {}", config.token).parse()?);
-    Ok(())
-}
-
-fn grpc_request(config: &DriverConfig, i: u64) -> SendRequest {
-    let plan = config.model.plan(i);
-    SendRequest {
-        correlation: i,
-        phone_number_id: plan.number.to_string(),
-        request_json: plan.body,
-        idempotency_key: plan.key.unwrap_or_default(),
-        ..SendRequest::default()
-    }
-}
-
-fn grpc_results(results: &[SendResult]) -> Exchanged {
-    Exchanged {
-        accepted: results.iter().filter(|r| r.http_status == 200).count() as u64,
-        refusal: results
-            .iter()
-            .find(|r| r.http_status != 200)
-            .map(|r| format!("{}: {}", r.http_status, r.body_json)),
-    }
-}
-
-/// The single endpoint for one message, the bulk endpoint for more.
-async fn http_exchange(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    config: &DriverConfig,
-    first: u64,
-    count: u64,
-) -> Result<Exchanged> {
-    let mut key = None;
-    let (url, content_type, body) = if config.batch == 1 {
-        let plan = config.model.plan(first);
-        key = plan.key;
-        (
-            format!("{}/v23.0/{}/messages", config.target, plan.number),
-            "application/json",
-            plan.body,
-        )
-    } else {
-        let lines: String = (first..first + count)
-            .map(|i| {
-                let plan = config.model.plan(i);
-                let key = plan
-                    .key
-                    .map(|k| format!(",\"idempotency_key\":\"{k}\""))
-                    .unwrap_or_default();
-                format!(
-                    "{{\"phone_number_id\":\"{}\"{key},\"request\":{}}}\n",
-                    plan.number, plan.body
-                )
-            })
-            .collect();
-        (
-            format!("{}/wagate/v1/bulk", config.target),
-            "application/x-ndjson",
-            lines,
-        )
-    };
-    let mut request = Request::post(url)
-        .header("authorization", format!("Bearer {}", config.token))
-        .header("content-type", content_type);
-    if let Some(key) = key {
-        request = request.header("idempotency-key", key);
-    }
-    let request = request.body(Full::new(Bytes::from(body)))?;
-    let answer = client.request(request).await?;
-    let status = answer.status();
-    let bytes = answer.into_body().collect().await?.to_bytes();
-    let text = String::from_utf8_lossy(&bytes);
-    let (accepted, refusal) = if config.batch == 1 {
-        let ok = status.is_success();
-        (u64::from(ok), (!ok).then(|| format!("{status}: {text}")))
-    } else {
-        let accepted = text
-            .lines()
-            .filter(|l| l.contains("\"status\":200"))
-            .count() as u64;
-        let refusal = text
-            .lines()
-            .find(|l| !l.contains("\"status\":200"))
-            .map(|l| format!("{status}: {l}"));
-        (
-            accepted,
-            refusal.or_else(|| (accepted < count).then(|| format!("{status}: {text}"))),
-        )
-    };
-    Ok(Exchanged { accepted, refusal })
-}
-
 /// Makes the model's repliers write to their numbers through mock-meta, and waits until
 /// mock-meta has delivered every inbound webhook (wagate answers one only once it applied it).
 async fn open_windows(config: &DriverConfig) -> Result<()> {
@@ -433,6 +210,89 @@ async fn open_windows(config: &DriverConfig) -> Result<()> {
     }
 }
 
+/// What the workers count together: answers, and per second of the run the messages answered
+/// and the latency of their requests (the whole run's latency is the seconds' merged).
+struct Tally {
+    accepted: AtomicU64,
+    other: AtomicU64,
+    first_not_accepted: Mutex<Option<String>>,
+    seconds: Vec<(AtomicU64, Mutex<Histogram<u64>>)>,
+}
+
+impl Tally {
+    fn new(max_duration: Duration) -> Tally {
+        Tally {
+            accepted: AtomicU64::new(0),
+            other: AtomicU64::new(0),
+            first_not_accepted: Mutex::new(None),
+            seconds: (0..=max_duration.as_secs() + 1)
+                .map(|_| {
+                    (
+                        AtomicU64::new(0),
+                        Mutex::new(Histogram::new(3).expect("a histogram")),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// One exchange of `count` messages, answered `second`s into the run after `took_us`
+    /// (answers after the last second count in it).
+    fn record(&self, second: usize, took_us: u64, count: u64, exchanged: Exchanged) {
+        let accepted = exchanged.accepted.min(count);
+        self.accepted.fetch_add(accepted, Ordering::Relaxed);
+        self.other.fetch_add(count - accepted, Ordering::Relaxed);
+        if let Some(refusal) = exchanged.refusal {
+            self.first_not_accepted
+                .lock()
+                .expect("sample")
+                .get_or_insert(refusal);
+        }
+        let (messages, latency) = &self.seconds[second.min(self.seconds.len() - 1)];
+        messages.fetch_add(count, Ordering::Relaxed);
+        let _ = latency.lock().expect("latency").record(took_us);
+    }
+
+    fn answered(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed) + self.other.load(Ordering::Relaxed)
+    }
+
+    fn summary(&self, seconds: f64, open_loop_rate: Option<f64>) -> Summary {
+        let mut per_second: Vec<u64> = self
+            .seconds
+            .iter()
+            .map(|(messages, _)| messages.load(Ordering::Relaxed))
+            .collect();
+        while per_second.last() == Some(&0) {
+            per_second.pop();
+        }
+        let mut latency = Histogram::<u64>::new(3).expect("a histogram");
+        let mut p99_per_second = Vec::with_capacity(per_second.len());
+        for (i, (_, second)) in self.seconds.iter().enumerate() {
+            let second = second.lock().expect("latency");
+            latency.add(&*second).expect("same bounds");
+            if i < per_second.len() {
+                p99_per_second.push(second.value_at_quantile(0.99));
+            }
+        }
+        let (accepted, other) = (
+            self.accepted.load(Ordering::Relaxed),
+            self.other.load(Ordering::Relaxed),
+        );
+        Summary {
+            messages: accepted + other,
+            accepted,
+            other,
+            seconds,
+            latency,
+            per_second,
+            p99_per_second,
+            open_loop_rate,
+            first_not_accepted: self.first_not_accepted.lock().expect("sample").clone(),
+        }
+    }
+}
+
 pub async fn run(config: DriverConfig) -> Result<Summary> {
     check_loopback(&config.target)?;
     if config.transport == Transport::GrpcUnary && config.batch != 1 {
@@ -442,35 +302,19 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
         .pool_max_idle_per_host(config.concurrency)
         .build(HttpConnector::new());
     let next = Arc::new(AtomicU64::new(0));
-    let (accepted, other) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let config = Arc::new(config);
     open_windows(&config).await?;
     let mut sessions = Vec::with_capacity(config.concurrency);
     for _ in 0..config.concurrency {
         sessions.push(Session::open(&config, &http).await?);
     }
+    let tally = Arc::new(Tally::new(config.max_duration));
     let started = Instant::now();
     let deadline = started + config.max_duration;
-    let sample: Arc<Mutex<Option<String>>> = Arc::default();
-    let per_second: Arc<Vec<AtomicU64>> = Arc::new(
-        (0..=config.max_duration.as_secs() + 1)
-            .map(|_| AtomicU64::new(0))
-            .collect(),
-    );
-    let latency_per_second: Arc<Vec<Mutex<Histogram<u64>>>> = Arc::new(
-        (0..=config.max_duration.as_secs() + 1)
-            .map(|_| Mutex::new(Histogram::new(2).expect("a histogram")))
-            .collect(),
-    );
     let mut workers = Vec::new();
     for mut session in sessions {
-        let (next, config) = (next.clone(), config.clone());
-        let (accepted, other, latency) = (accepted.clone(), other.clone(), latency.clone());
-        let (per_second, sample) = (per_second.clone(), sample.clone());
-        let latency_per_second = latency_per_second.clone();
+        let (next, config, tally) = (next.clone(), config.clone(), tally.clone());
         workers.push(tokio::spawn(async move {
-            let mut mine = Histogram::<u64>::new(3).expect("a histogram");
             while Instant::now() < deadline {
                 let first = next.fetch_add(config.batch as u64, Ordering::Relaxed);
                 if first >= config.messages {
@@ -494,34 +338,18 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
                         refusal: Some(error.to_string()),
                     });
                 let took = sent.elapsed().as_micros() as u64;
-                let _ = mine.record(took);
-                if let Some(refusal) = exchanged.refusal {
-                    sample.lock().expect("sample").get_or_insert(refusal);
-                }
-                accepted.fetch_add(exchanged.accepted, Ordering::Relaxed);
-                other.fetch_add(count - exchanged.accepted.min(count), Ordering::Relaxed);
                 let second = started.elapsed().as_secs() as usize;
-                if let Some(slot) = per_second.get(second) {
-                    slot.fetch_add(count, Ordering::Relaxed);
-                }
-                if let Some(slot) = latency_per_second.get(second) {
-                    let _ = slot.lock().expect("latency").record(took);
-                }
+                tally.record(second, took, count, exchanged);
             }
-            latency
-                .lock()
-                .expect("latency")
-                .add(&mine)
-                .expect("same bounds");
         }));
     }
     let progress = std::io::stderr().is_terminal().then(|| {
-        let (accepted, other, total) = (accepted.clone(), other.clone(), config.messages);
+        let (tally, total) = (tally.clone(), config.messages);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                let done = accepted.load(Ordering::Relaxed) + other.load(Ordering::Relaxed);
+                let done = tally.answered();
                 let seconds = started.elapsed().as_secs_f64().max(0.001);
                 let filled = (done * 40 / total.max(1)) as usize;
                 eprint!(
@@ -540,36 +368,7 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
         progress.abort();
         eprintln!();
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let (accepted, other) = (
-        accepted.load(Ordering::Relaxed),
-        other.load(Ordering::Relaxed),
-    );
-    let latency = latency.lock().expect("latency").clone();
-    let mut per_second: Vec<u64> = per_second
-        .iter()
-        .map(|c| c.load(Ordering::Relaxed))
-        .collect();
-    while per_second.last() == Some(&0) {
-        per_second.pop();
-    }
-    let p99_per_second = latency_per_second
-        .iter()
-        .take(per_second.len())
-        .map(|h| h.lock().expect("latency").value_at_quantile(0.99))
-        .collect();
-    let first_not_accepted = sample.lock().expect("sample").clone();
-    Ok(Summary {
-        messages: accepted + other,
-        accepted,
-        other,
-        seconds,
-        latency,
-        per_second,
-        p99_per_second,
-        open_loop_rate: config.rate,
-        first_not_accepted,
-    })
+    Ok(tally.summary(started.elapsed().as_secs_f64(), config.rate))
 }
 
 #[cfg(test)]

@@ -17,5 +17,6 @@ pub mod driver;
 pub mod mock_meta;
 pub mod oracle;
 pub mod redis_baseline;
+mod session;
 pub mod traffic;
 pub mod workload;
