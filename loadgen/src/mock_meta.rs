@@ -69,14 +69,31 @@ struct FaultCounts {
 }
 
 struct State {
-    /// Webhooks queued and not yet answered by wagate.
-    pending: Arc<AtomicU64>,
     oracle: Mutex<Oracle>,
     next_id: AtomicU64,
     arrivals: AtomicU64,
     faults: Faults,
     counts: FaultCounts,
-    webhooks: Option<mpsc::UnboundedSender<Value>>,
+    webhooks: WebhookQueue,
+}
+
+/// Webhooks on their way to wagate, counted until wagate answered them.
+struct WebhookQueue {
+    sender: mpsc::UnboundedSender<Value>,
+    pending: Arc<AtomicU64>,
+}
+
+impl WebhookQueue {
+    fn enqueue(&self, webhook: Value) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if self.sender.send(webhook).is_err() {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Acquire)
+    }
 }
 
 /// Whether the `n`th event falls in `share` (a SplitMix64 hash of `n`, salted per fault).
@@ -175,7 +192,7 @@ async fn handle(
                          "violations_by_code": report.violations.iter()
                              .map(|(code, n)| (code.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
                          "duplicates": report.duplicates,
-                         "webhooks_pending": state.pending.load(Ordering::Acquire),
+                         "webhooks_pending": state.webhooks.pending(),
                          "accepted_per_second": report.accepted_per_second(),
                          "injected": { "errors": count(&faults.errors), "dropped": count(&faults.dropped),
                                        "slow": count(&faults.slow) },
@@ -197,21 +214,15 @@ async fn handle(
                 .expect("oracle")
                 .inbound(&number, &from, now_us());
             let id = state.next_id.fetch_add(1, Ordering::Relaxed);
-            if let Some(webhooks) = &state.webhooks {
-                enqueue(
-                    &state.pending,
-                    webhooks,
-                    messages_webhook(
-                        &number,
-                        json!({
-                            "contacts": [{ "wa_id": from }],
-                            "messages": [{ "from": from, "id": format!("wamid.in.{id}"),
-                                           "timestamp": (now_us() / 1_000_000).to_string(),
-                                           "type": "text", "text": { "body": json["text"] } }]
-                        }),
-                    ),
-                );
-            }
+            state.webhooks.enqueue(messages_webhook(
+                &number,
+                json!({
+                    "contacts": [{ "wa_id": from }],
+                    "messages": [{ "from": from, "id": format!("wamid.in.{id}"),
+                                   "timestamp": (now_us() / 1_000_000).to_string(),
+                                   "type": "text", "text": { "body": json["text"] } }]
+                }),
+            ));
             reply(StatusCode::OK, &json!({ "success": true }))
         }
         (Method::POST, [_version, number, "messages"]) => {
@@ -245,30 +256,7 @@ async fn handle(
                         state.next_id.fetch_add(1, Ordering::Relaxed)
                     );
                     let to = recipient(&body);
-                    if let Some(webhooks) = &state.webhooks {
-                        let fates: &[&str] = if picked(arrival, 4, faults.failed_share) {
-                            state.counts.failed.fetch_add(1, Ordering::Relaxed);
-                            &["sent", "failed"]
-                        } else if picked(arrival, 5, faults.read_share) {
-                            state.counts.read.fetch_add(1, Ordering::Relaxed);
-                            &["sent", "delivered", "read"]
-                        } else {
-                            &["sent", "delivered"]
-                        };
-                        for status in fates {
-                            let mut entry = json!({ "id": wamid, "status": status,
-                                                    "timestamp": (now_us() / 1_000_000).to_string(),
-                                                    "recipient_id": to.trim_start_matches('+') });
-                            if *status == "failed" {
-                                entry["errors"] = json!([{ "code": 131_026,
-                                    "title": "Message undeliverable",
-                                    "message": "Message undeliverable",
-                                    "error_data": { "details": "mock-meta: the person cannot be reached" } }]);
-                            }
-                            let status = messages_webhook(number, json!({ "statuses": [entry] }));
-                            enqueue(&state.pending, webhooks, status);
-                        }
-                    }
+                    report_fate(&state, number, &wamid, &to, arrival);
                     reply(
                         StatusCode::OK,
                         &json!({ "messaging_product": "whatsapp",
@@ -283,11 +271,32 @@ async fn handle(
     })
 }
 
-/// Queues a webhook for wagate, counted until wagate answered it.
-fn enqueue(pending: &AtomicU64, queue: &mpsc::UnboundedSender<Value>, webhook: Value) {
-    pending.fetch_add(1, Ordering::AcqRel);
-    if queue.send(webhook).is_err() {
-        pending.fetch_sub(1, Ordering::AcqRel);
+/// Sends the statuses of a message taken (the `arrival`th request): sent, then delivered
+/// (sometimes read), or failed with 131026, as the faults pick.
+fn report_fate(state: &State, number: &str, wamid: &str, to: &str, arrival: u64) {
+    let faults = &state.faults;
+    let fates: &[&str] = if picked(arrival, 4, faults.failed_share) {
+        state.counts.failed.fetch_add(1, Ordering::Relaxed);
+        &["sent", "failed"]
+    } else if picked(arrival, 5, faults.read_share) {
+        state.counts.read.fetch_add(1, Ordering::Relaxed);
+        &["sent", "delivered", "read"]
+    } else {
+        &["sent", "delivered"]
+    };
+    for status in fates {
+        let mut entry = json!({ "id": wamid, "status": status,
+                                "timestamp": (now_us() / 1_000_000).to_string(),
+                                "recipient_id": to.trim_start_matches('+') });
+        if *status == "failed" {
+            entry["errors"] = json!([{ "code": 131_026,
+                "title": "Message undeliverable",
+                "message": "Message undeliverable",
+                "error_data": { "details": "mock-meta: the person cannot be reached" } }]);
+        }
+        state
+            .webhooks
+            .enqueue(messages_webhook(number, json!({ "statuses": [entry] })));
     }
 }
 
@@ -350,15 +359,13 @@ pub async fn start(config: MockMetaConfig) -> std::io::Result<MockMeta> {
         queue,
         pending.clone(),
     ));
-    let webhooks = Some(sender);
     let state = Arc::new(State {
-        pending,
         oracle: Mutex::new(oracle),
         next_id: AtomicU64::new(0),
         arrivals: AtomicU64::new(0),
         faults: config.faults.clone(),
         counts: FaultCounts::default(),
-        webhooks,
+        webhooks: WebhookQueue { sender, pending },
     });
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
