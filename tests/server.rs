@@ -1189,9 +1189,9 @@ async fn the_system_clock_cannot_be_moved_and_the_command_line_overrides_the_fil
     f.stop()
 }
 
-/// A server that died while Meta held its request: restarted, with that message in flight.
-async fn crash_with_a_message_in_flight(name: &str, who: u64) -> Result<(Fixture, String)> {
-    let mut f = Fixture::start(name, "").await?;
+/// A fresh server whose one message Meta has received and holds unanswered; its id.
+async fn sent_while_meta_holds(name: &str, who: u64) -> Result<(Fixture, String)> {
+    let f = Fixture::start(name, "").await?;
     let to = person(who);
     f.ready_to_send(std::slice::from_ref(&to)).await?;
     f.meta.hold();
@@ -1204,11 +1204,17 @@ async fn crash_with_a_message_in_flight(name: &str, who: u64) -> Result<(Fixture
         )
         .await?;
     f.meta.wait_for(1, WAIT).await?;
+    Ok((f, id_of(&sent)))
+}
+
+/// A server that died while Meta held its request: restarted, with that message in flight.
+async fn crash_with_a_message_in_flight(name: &str, who: u64) -> Result<(Fixture, String)> {
+    let (mut f, id) = sent_while_meta_holds(name, who).await?;
     // Meta has the request and has not answered: wagate dies.
     f.wagate.take().expect("running").kill()?;
     f.meta.release();
     f.restart()?;
-    Ok((f, id_of(&sent)))
+    Ok((f, id))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1379,20 +1385,7 @@ async fn against_mock_meta_the_oracle_sees_no_violation_and_no_duplicate() -> Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_that_arrives_before_metas_answer_still_lands_on_its_message() -> Result<()> {
-    let mut f = Fixture::start("early-status", "").await?;
-    let to = person(15);
-    f.ready_to_send(std::slice::from_ref(&to)).await?;
-    f.meta.hold();
-    let sent = f
-        .send(
-            ALPHA,
-            NUMBER_A,
-            &template_send(&to, "order_update", &["Ada"]),
-            &[],
-        )
-        .await?;
-    let id = id_of(&sent);
-    f.meta.wait_for(1, WAIT).await?;
+    let (mut f, id) = sent_while_meta_holds("early-status", 15).await?;
     // Meta holds its answer (it will say wamid.stub.0) but already reports the delivery.
     let early = status_webhook(NUMBER_A, "wamid.stub.0", "delivered", "16505550015");
     assert_eq!(f.meta_webhook(&early, None).await?.status, 200);
