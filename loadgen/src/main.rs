@@ -1,17 +1,16 @@
 //! `loadgen`: drives wagate, or stands in for Meta.
-//! - `loadgen http --target URL --token T --number N [--numbers K] [--template NAME] [--recipients R]
-//!   [--concurrency C] [--messages M] [--max-secs S] [--batch B] [--rate R]
-//!   [--transport http|grpc|grpc-stream|redis] [--mps N --tier-limit N] [--zipf S]
-//!   [--repliers N --reply-share F --mock URL] [--cold-share F] [--retry-share F] [--seed N]`:
-//!   the traffic model (`traffic.rs`: Zipf popularity, replies to people who wrote through
-//!   mock-meta first, free-form sends to people who did not, idempotent retries);
-//!   [--burst-every S --burst-secs B --burst-factor X]: in open loop, the first B seconds of
-//!   every S run at X times the rate; closed loop, C
-//!   requests in flight, or open loop at R requests/s (at most C in flight); B messages per
-//!   request (HTTP: 1 is the single endpoint, more the bulk one; gRPC stream and Redis: B per
-//!   exchange on each of C connections). `redis` drives the peer baseline (one Lua check per
-//!   message, checked against the number's --mps and --tier-limit) instead of wagate. Prints a
-//!   table and a JSON summary.
+//! - `loadgen http --target URL --token T --number N [--numbers K] [--template NAME]
+//!   [--recipients R] [--concurrency C] [--messages M] [--max-secs S] [--batch B] [--rate R]
+//!   [--burst-every S --burst-secs B --burst-factor X] [--transport http|grpc|grpc-stream|redis]
+//!   [--mps N --tier-limit N] [--zipf S] [--repliers N --reply-share F --mock URL]
+//!   [--cold-share F] [--retry-share F] [--seed N]`: closed loop with C requests in flight, or
+//!   open loop at R requests/s (at most C in flight; the first B seconds of every S at X times
+//!   the rate when bursting). B messages per request (HTTP: 1 is the single endpoint, more the
+//!   bulk one; gRPC stream and Redis: B per exchange on each of C connections). The traffic
+//!   model (`traffic.rs`): Zipf popularity, replies to people who wrote through mock-meta first,
+//!   free-form sends to people who did not, idempotent retries. `redis` drives the peer
+//!   baseline (one Lua check per message, against the number's --mps and --tier-limit) instead
+//!   of wagate. Prints a table line and a JSON summary.
 //! - `loadgen mock-meta [--listen ADDR] [--webhook-url URL] [--app-secret S]
 //!   [--template NAME:LANG]... [--mps N] [--tier-limit N] [--number ID:MPS:TIER]...
 //!   [--error-share F] [--drop-share F] [--slow-share F --slow-ms MS] [--failed-share F]
@@ -45,6 +44,25 @@ fn options(args: &[String]) -> Result<HashMap<String, Vec<String>>> {
     Ok(options)
 }
 
+/// The last value given for `--key`, parsed, if any was given.
+fn maybe<T: std::str::FromStr>(
+    options: &HashMap<String, Vec<String>>,
+    key: &str,
+) -> Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    options
+        .get(key)
+        .and_then(|v| v.last())
+        .map(|text| {
+            text.parse()
+                .map_err(|e| anyhow::anyhow!("--{key} {text}: {e}"))
+        })
+        .transpose()
+}
+
+/// The value of `--key`, or `default`; required when there is no default.
 fn one<T: std::str::FromStr>(
     options: &HashMap<String, Vec<String>>,
     key: &str,
@@ -53,10 +71,8 @@ fn one<T: std::str::FromStr>(
 where
     T::Err: std::fmt::Display,
 {
-    match options.get(key).and_then(|v| v.last()) {
-        Some(text) => text
-            .parse()
-            .map_err(|e| anyhow::anyhow!("--{key} {text}: {e}")),
+    match maybe(options, key)? {
+        Some(value) => Ok(value),
         None => default.with_context(|| format!("--{key} is required")),
     }
 }
@@ -109,22 +125,16 @@ fn main() -> Result<()> {
                         &one(&o, "template", Some("order_update".to_string()))?,
                     )
                 },
-                mock: o.get("mock").and_then(|v| v.last().cloned()),
+                mock: maybe(&o, "mock")?,
                 concurrency: one(&o, "concurrency", Some(64))?,
                 messages: one(&o, "messages", Some(100_000))?,
                 max_duration: Duration::from_secs(one(&o, "max-secs", Some(30))?),
                 batch: one(&o, "batch", Some(1))?,
-                rate: o
-                    .get("rate")
-                    .and_then(|v| v.last())
-                    .map(|r| r.parse::<f64>())
-                    .transpose()
-                    .context("--rate")?
-                    .filter(|r| *r > 0.0),
-                burst: match o.get("burst-every") {
+                rate: maybe::<f64>(&o, "rate")?.filter(|r| *r > 0.0),
+                burst: match maybe(&o, "burst-every")? {
                     None => None,
-                    Some(_) => Some(Burst {
-                        every_secs: one(&o, "burst-every", None)?,
+                    Some(every_secs) => Some(Burst {
+                        every_secs,
                         secs: one(&o, "burst-secs", Some(1.0))?,
                         factor: one(&o, "burst-factor", Some(2.0))?,
                     }),
@@ -161,7 +171,7 @@ fn main() -> Result<()> {
                 .collect();
             let config = MockMetaConfig {
                 listen: one(&o, "listen", Some("127.0.0.1:9090".parse()?))?,
-                webhook_url: o.get("webhook-url").and_then(|v| v.last().cloned()),
+                webhook_url: maybe(&o, "webhook-url")?,
                 app_secret: one(&o, "app-secret", Some(String::new()))?,
                 templates,
                 rules: rules(&o)?,
