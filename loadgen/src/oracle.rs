@@ -137,7 +137,7 @@ type Id = u128;
 #[derive(Default)]
 pub struct Oracle {
     config: OracleConfig,
-    numbers: HashMap<String, NumberTrack>,
+    numbers: HashMap<Id, NumberTrack>,
     /// GCRA theoretical arrival time per (number, person).
     pairs: HashMap<(Id, Id), u64>,
     /// Window end per (number, person).
@@ -223,11 +223,7 @@ impl Oracle {
         let person = id(&body.to);
         let limits = self.config.limits(number);
         let pair = (id(number), person);
-        if !self.numbers.contains_key(number) {
-            self.numbers
-                .insert(number.to_string(), NumberTrack::default());
-        }
-        let track = self.numbers.get_mut(number).expect("inserted above");
+        let track = self.numbers.entry(pair.0).or_default();
         let second = at_us / SECOND_US;
         if track.second != second {
             track.second = second;
@@ -263,8 +259,9 @@ impl Oracle {
                 Some(TemplateState::Approved) => {}
             }
             if !in_window {
-                let track = self.numbers.get_mut(number).expect("tracked above");
-                let known = track.uniques(at_us) > 0 && track.latest.contains_key(&person);
+                let track = self.numbers.get_mut(&pair.0).expect("tracked above");
+                track.uniques(at_us);
+                let known = track.latest.contains_key(&person);
                 if !known && track.latest.len() >= limits.tier_limit as usize {
                     return Verdict::Violation(0);
                 }
@@ -283,10 +280,17 @@ impl Oracle {
 
 /// The digits of a phone number or id as a number (ids longer than 38 digits are hashed).
 fn id(text: &str) -> Id {
-    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-    digits
-        .parse()
-        .unwrap_or_else(|_| salted_hash(0, &[digits.as_bytes()]) as Id)
+    let mut value: Id = 0;
+    for digit in text.bytes().filter(u8::is_ascii_digit) {
+        match value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(Id::from(digit - b'0')))
+        {
+            Some(next) => value = next,
+            None => return Id::from(salted_hash(0, &[text.as_bytes()])),
+        }
+    }
+    value
 }
 
 fn salted_hash(salt: u64, parts: &[&[u8]]) -> u64 {
