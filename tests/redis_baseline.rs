@@ -98,37 +98,23 @@ async fn the_baseline_script_enforces_each_rule() -> Result<()> {
         check(&mut resp, &script, at(1, "100", 47, 100, 100)).await?,
         "pair_rate"
     );
-    // Throughput: number 2 may send two a second.
-    assert_eq!(
-        check(&mut resp, &script, at(2, "1", 1, 2, 100)).await?,
-        "accepted"
-    );
-    assert_eq!(
-        check(&mut resp, &script, at(2, "2", 2, 2, 100)).await?,
-        "accepted"
-    );
-    assert_eq!(
-        check(&mut resp, &script, at(2, "3", 3, 2, 100)).await?,
-        "throughput"
-    );
-    // Unique recipients: number 3 may reach two people; the third is refused, the first again
-    // costs nothing.
-    assert_eq!(
-        check(&mut resp, &script, at(3, "1", 1, 100, 2)).await?,
-        "accepted"
-    );
-    assert_eq!(
-        check(&mut resp, &script, at(3, "2", 2, 100, 2)).await?,
-        "accepted"
-    );
-    assert_eq!(
-        check(&mut resp, &script, at(3, "3", 3, 100, 2)).await?,
-        "tier_limit"
-    );
-    assert_eq!(
-        check(&mut resp, &script, at(3, "1", 4, 100, 2)).await?,
-        "accepted"
-    );
+    // Throughput: number 2 may send two a second. Unique recipients: number 3 may reach two
+    // people; the third is refused, the first again costs nothing.
+    for (number, person, key, mps, tier_limit, expected) in [
+        (2, "1", 1, 2, 100, "accepted"),
+        (2, "2", 2, 2, 100, "accepted"),
+        (2, "3", 3, 2, 100, "throughput"),
+        (3, "1", 1, 100, 2, "accepted"),
+        (3, "2", 2, 100, 2, "accepted"),
+        (3, "3", 3, 100, 2, "tier_limit"),
+        (3, "1", 4, 100, 2, "accepted"),
+    ] {
+        let answer = check(&mut resp, &script, at(number, person, key, mps, tier_limit)).await?;
+        assert_eq!(
+            answer, expected,
+            "number {number}, person {person}, key {key}"
+        );
+    }
     Ok(())
 }
 
