@@ -20,7 +20,7 @@ def runs(name):
     """The driver summary, mock-meta's report and other lines of each run of `name`."""
     found = []
     for log in sorted(results.glob(f"{name}-[0-9]*.log")):
-        run = {"summary": None, "mock": None, "dispatch": None, "per_second": None, "lines": []}
+        run = {"summary": None, "mock": None, "per_second": None, "lines": []}
         for line in log.read_text().splitlines():
             if line.startswith("{") and "messages_per_second" in line:
                 run["summary"] = json.loads(line)
@@ -39,10 +39,10 @@ def median(values):
     return statistics.median(values) if values else None
 
 
-def fmt(value, unit=""):
+def fmt(value):
     if value is None:
         return "n/a"
-    return f"{value:,.0f}{unit}"
+    return f"{value:,.0f}"
 
 
 def load_row(label, command, name):
@@ -148,10 +148,10 @@ if memory:
               "opted in through the admin API (1,000 per number), resident memory from /proc.", ""]
     lines += [f"- {l}" for l in memory] + [""]
 
-def ratio(a, b, inverse=False):
+def ratio(a, b):
     if not a or not b:
         return "n/a"
-    return f"{(b / a if inverse else a / b):.2f}"
+    return f"{a / b:.2f}"
 
 single, bulk = measured.get("single"), measured.get("bulk")
 rs, rb = measured.get("redis-single"), measured.get("redis-bulk")
@@ -166,11 +166,15 @@ lines += ["### wagate / peer baseline", "",
           f"{ratio(bulk and bulk['p99'], rb and rb['p99'])} |", ""]
 
 half = measured.get("single-half")
-dispatch_median = None
-for r in dispatch:
-    for line in r["lines"]:
-        if "median" in line:
-            dispatch_median = int(line.split("median ")[1].split(" ")[0])
+
+
+def steady_median(per_second):
+    """The median of the full seconds (all but the first and the last)."""
+    steady = sorted(per_second[1:-1]) or [0]
+    return steady[len(steady) // 2]
+
+
+dispatch_median = median([steady_median(r["per_second"]) for r in dispatch if r["per_second"]])
 mocks = [r["mock"] for name in ("single", "single-half", "single-modelled", "bulk", "grpc",
                                "grpc-stream", "dispatch") for r in runs(name) if r["mock"]]
 violations = sum(m["violations"] for m in mocks) if mocks else None
