@@ -24,30 +24,39 @@ impl Drop for Redis {
     }
 }
 
+/// Starts redis-server on a free port. The port is found by binding and releasing it, so
+/// another process may take it first: a server that exits is started again on a new port, and
+/// a connection that fails (refused, or reset while Redis starts) is tried again.
 async fn start_redis() -> Result<Redis> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .context("redis-server (tests/ensure-deps.sh installs it)")?;
-    let redis = Redis {
-        child,
-        address: format!("127.0.0.1:{port}"),
-    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut resp) = Resp::connect(&redis.address).await {
-            if resp.command(&[b"PING"]).await? == Reply::Text("PONG".into()) {
-                return Ok(redis);
+    'start: loop {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .context("redis-server (tests/ensure-deps.sh installs it)")?;
+        let mut redis = Redis {
+            child,
+            address: format!("127.0.0.1:{port}"),
+        };
+        loop {
+            if let Ok(mut resp) = Resp::connect(&redis.address).await {
+                if let Ok(Reply::Text(pong)) = resp.command(&[b"PING"]).await {
+                    anyhow::ensure!(pong == "PONG", "PING answered {pong}");
+                    return Ok(redis);
+                }
             }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "Redis did not start"
+            );
+            if redis.child.try_wait()?.is_some() {
+                continue 'start;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "Redis did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
