@@ -77,16 +77,18 @@ struct State {
     webhooks: WebhookQueue,
 }
 
-/// Webhooks on their way to wagate, counted until wagate answered them.
+/// Webhooks on their way to wagate, counted until wagate answered them. Each is one `entry`
+/// of Meta's webhook body, already serialized: senders join entries into a POST without
+/// parsing or copying JSON values.
 struct WebhookQueue {
-    sender: mpsc::UnboundedSender<Value>,
+    sender: mpsc::UnboundedSender<String>,
     pending: Arc<AtomicU64>,
 }
 
 impl WebhookQueue {
-    fn enqueue(&self, webhook: Value) {
+    fn enqueue(&self, entry: String) {
         self.pending.fetch_add(1, Ordering::AcqRel);
-        if self.sender.send(webhook).is_err() {
+        if self.sender.send(entry).is_err() {
             self.pending.fetch_sub(1, Ordering::AcqRel);
         }
     }
@@ -138,10 +140,14 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 }
 
 fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    reply_text(status, body.to_string())
+}
+
+fn reply_text(status: StatusCode, json: String) -> Response<Full<Bytes>> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(Full::new(Bytes::from(json)))
         .expect("a valid response")
 }
 
@@ -160,12 +166,12 @@ fn meta_error(code: u32) -> Value {
                        "type": "OAuthException", "code": code, "fbtrace_id": "mock" } })
 }
 
-fn messages_webhook(number: &str, value: Value) -> Value {
-    let mut value = value;
-    value["messaging_product"] = json!("whatsapp");
-    value["metadata"] = json!({ "display_phone_number": number, "phone_number_id": number });
-    json!({ "object": "whatsapp_business_account",
-            "entry": [{ "id": "0", "changes": [{ "field": "messages", "value": value }] }] })
+/// One webhook `entry`: a `messages` change of `number` with `value`'s fields (a JSON object
+/// without its braces) besides the product and metadata.
+fn messages_entry(number: &str, fields: &str) -> String {
+    format!(
+        r#"{{"id":"0","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"{number}","phone_number_id":"{number}"}},{fields}}}}}]}}"#
+    )
 }
 
 async fn handle(
@@ -214,15 +220,15 @@ async fn handle(
                 .expect("oracle")
                 .inbound(&number, &from, now_us());
             let id = state.next_id.fetch_add(1, Ordering::Relaxed);
-            state.webhooks.enqueue(messages_webhook(
-                &number,
-                json!({
-                    "contacts": [{ "wa_id": from }],
-                    "messages": [{ "from": from, "id": format!("wamid.in.{id}"),
-                                   "timestamp": (now_us() / 1_000_000).to_string(),
-                                   "type": "text", "text": { "body": json["text"] } }]
-                }),
-            ));
+            let fields = json!({
+                "contacts": [{ "wa_id": from }],
+                "messages": [{ "from": from, "id": format!("wamid.in.{id}"),
+                               "timestamp": (now_us() / 1_000_000).to_string(),
+                               "type": "text", "text": { "body": json["text"] } }]
+            })
+            .to_string();
+            let fields = &fields[1..fields.len() - 1];
+            state.webhooks.enqueue(messages_entry(&number, fields));
             reply(StatusCode::OK, &json!({ "success": true }))
         }
         (Method::POST, [_version, number, "messages"]) => {
@@ -257,11 +263,15 @@ async fn handle(
                     );
                     let to = recipient(&body);
                     report_fate(&state, number, &wamid, &to, arrival);
-                    reply(
+                    let (input, wa_id) = (
+                        Value::from(to.as_str()),
+                        Value::from(to.trim_start_matches('+')),
+                    );
+                    reply_text(
                         StatusCode::OK,
-                        &json!({ "messaging_product": "whatsapp",
-                                 "contacts": [{ "input": to, "wa_id": to.trim_start_matches('+') }],
-                                 "messages": [{ "id": wamid }] }),
+                        format!(
+                            r#"{{"messaging_product":"whatsapp","contacts":[{{"input":{input},"wa_id":{wa_id}}}],"messages":[{{"id":"{wamid}"}}]}}"#
+                        ),
                     )
                 }
                 Verdict::Violation(code) => reply(StatusCode::BAD_REQUEST, &meta_error(code)),
@@ -284,50 +294,59 @@ fn report_fate(state: &State, number: &str, wamid: &str, to: &str, arrival: u64)
     } else {
         &["sent", "delivered"]
     };
+    let timestamp = now_us() / 1_000_000;
+    let recipient = to.trim_start_matches('+');
     for status in fates {
-        let mut entry = json!({ "id": wamid, "status": status,
-                                "timestamp": (now_us() / 1_000_000).to_string(),
-                                "recipient_id": to.trim_start_matches('+') });
-        if *status == "failed" {
-            entry["errors"] = json!([{ "code": 131_026,
-                "title": "Message undeliverable",
-                "message": "Message undeliverable",
-                "error_data": { "details": "mock-meta: the person cannot be reached" } }]);
-        }
-        state
-            .webhooks
-            .enqueue(messages_webhook(number, json!({ "statuses": [entry] })));
+        let errors = if *status == "failed" {
+            r#","errors":[{"code":131026,"title":"Message undeliverable","message":"Message undeliverable","error_data":{"details":"mock-meta: the person cannot be reached"}}]"#
+        } else {
+            ""
+        };
+        // wamid, number and recipient are mock-meta's own digits and dots: nothing to escape.
+        let fields = format!(
+            r#""statuses":[{{"id":"{wamid}","status":"{status}","timestamp":"{timestamp}","recipient_id":"{recipient}"{errors}}}]"#
+        );
+        state.webhooks.enqueue(messages_entry(number, &fields));
     }
 }
 
 /// Entries (one change each) per webhook POST at most.
 const WEBHOOK_BATCH: usize = 500;
 
-/// Delivers webhooks to wagate one after another, signed, batching what is waiting; dropped
-/// while no URL is known.
+/// POSTs in flight to wagate at once: Meta delivers webhooks concurrently, and one sender
+/// alone falls behind a dispatch run's statuses.
+const WEBHOOK_SENDERS: usize = 8;
+
+/// One of the webhook senders: takes what is waiting (up to a batch), POSTs it signed, and
+/// drops it while no URL is known.
 async fn send_webhooks(
     url: Arc<Mutex<Option<String>>>,
-    secret: String,
-    mut queue: mpsc::UnboundedReceiver<Value>,
+    secret: Arc<str>,
+    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>>,
     pending: Arc<AtomicU64>,
 ) {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    while let Some(mut webhook) = queue.recv().await {
-        let mut batched = 1;
-        // Like Meta, many changes share one POST when they come in quick succession.
-        while webhook["entry"].as_array().map_or(0, Vec::len) < WEBHOOK_BATCH {
-            let Ok(more) = queue.try_recv() else { break };
-            batched += 1;
-            if let (Some(entries), Some(more)) =
-                (webhook["entry"].as_array_mut(), more["entry"].as_array())
-            {
-                entries.extend(more.iter().cloned());
+    loop {
+        let mut entries = Vec::new();
+        {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            entries.push(first);
+            // Like Meta, many changes share one POST when they come in quick succession.
+            while entries.len() < WEBHOOK_BATCH {
+                let Ok(more) = queue.try_recv() else { break };
+                entries.push(more);
             }
         }
         let target = url.lock().expect("webhook url").clone();
         if let Some(url) = target {
-            let body = webhook.to_string();
+            let body = format!(
+                r#"{{"object":"whatsapp_business_account","entry":[{}]}}"#,
+                entries.join(",")
+            );
             let request = Request::post(&url)
                 .header("content-type", "application/json")
                 .header("x-hub-signature-256", sign(&secret, body.as_bytes()))
@@ -338,7 +357,7 @@ async fn send_webhooks(
                 }
             }
         }
-        pending.fetch_sub(batched, Ordering::AcqRel);
+        pending.fetch_sub(entries.len() as u64, Ordering::AcqRel);
     }
 }
 
@@ -353,12 +372,16 @@ pub async fn start(config: MockMetaConfig) -> std::io::Result<MockMeta> {
     let webhook_url = Arc::new(Mutex::new(config.webhook_url.clone()));
     let (sender, queue) = mpsc::unbounded_channel();
     let pending = Arc::new(AtomicU64::new(0));
-    tokio::spawn(send_webhooks(
-        webhook_url.clone(),
-        config.app_secret.clone(),
-        queue,
-        pending.clone(),
-    ));
+    let queue = Arc::new(tokio::sync::Mutex::new(queue));
+    let secret: Arc<str> = config.app_secret.as_str().into();
+    for _ in 0..WEBHOOK_SENDERS {
+        tokio::spawn(send_webhooks(
+            webhook_url.clone(),
+            secret.clone(),
+            queue.clone(),
+            pending.clone(),
+        ));
+    }
     let state = Arc::new(State {
         oracle: Mutex::new(oracle),
         next_id: AtomicU64::new(0),
