@@ -13,8 +13,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, TryRecvError};
 
+use super::hand_over::{Lanes, Returned, LANES};
 use super::message::{DispatchStatus, DueMessage, StoredMessage};
 use crate::clock::{Clock, Timestamp, MICROS_PER_SEC};
 use crate::store::keys::message_key;
@@ -66,8 +67,6 @@ const POLL: Duration = Duration::from_millis(5);
 pub struct DispatchView {
     /// Messages waiting for their slot or a retry.
     pub queued: usize,
-    /// Of those, due now and not yet handed over.
-    pub due: usize,
     pub sent: u64,
     pub failed: u64,
     pub retried: u64,
@@ -106,7 +105,7 @@ impl DispatchWatch {
     }
 }
 
-fn backoff_micros(attempts: u32) -> u64 {
+pub(crate) fn backoff_micros(attempts: u32) -> u64 {
     MICROS_PER_SEC << attempts.min(8)
 }
 
@@ -141,13 +140,6 @@ impl Queue {
             }
         }
         Ok(due)
-    }
-
-    fn due_count(&self, now: Timestamp) -> usize {
-        self.order
-            .iter()
-            .filter(|Reverse(m)| m.send_at <= now)
-            .count()
     }
 
     fn len(&self) -> usize {
@@ -198,11 +190,29 @@ fn run(
     for message in backlog {
         queue.push(message);
     }
+    let lanes = Lanes::start(upstream, store.clone());
+    // Batches given to lanes and not yet returned.
+    let mut outstanding = 0;
     // Set when the input closes (the engine is stopping): what is due by then is handed over,
     // what comes due later stays pending on disk for the next start. Without it, a backlog
     // paced over minutes would hold the stop for minutes.
     let mut stopped_at: Option<Timestamp> = None;
-    loop {
+    let mut disk_ok = true;
+    let mut take_returned = |returned: Returned, queue: &mut Queue, outstanding: &mut usize| {
+        *outstanding -= 1;
+        disk_ok &= returned.disk_ok;
+        let retried = returned.retries.len() as u64;
+        for retry in returned.retries {
+            queue.push(retry);
+        }
+        watch.publish(|v| {
+            v.sent += returned.sent;
+            v.failed += returned.failed;
+            v.retried += retried;
+        });
+        disk_ok
+    };
+    'dispatching: loop {
         loop {
             match incoming.try_recv() {
                 Ok(message) => queue.push(message),
@@ -213,111 +223,59 @@ fn run(
                 }
             }
         }
+        while let Ok(returned) = lanes.returned.try_recv() {
+            if !take_returned(returned, &mut queue, &mut outstanding) {
+                // The disk refused a batch's writes: stop handing anything over.
+                break 'dispatching;
+            }
+        }
         let now = match stopped_at {
             Some(stop) => stop.min(clock.now()),
             None => clock.now(),
         };
-        let Ok(due) = queue.due(now, DISPATCH_BATCH, store.as_ref()) else {
-            // The disk cannot be read: stop handing anything over; a restart resumes.
-            return;
-        };
-        if due.is_empty() {
-            let queued = queue.len();
-            watch.publish(|v| {
-                v.queued = queued;
-                v.due = 0;
-                v.idle_rounds += 1;
-            });
-            if stopped_at.is_some() {
-                return;
+        if outstanding < LANES {
+            let Ok(due) = queue.due(now, DISPATCH_BATCH, store.as_ref()) else {
+                // The disk cannot be read: stop handing anything over; a restart resumes.
+                break;
+            };
+            if !due.is_empty() {
+                let queued = queue.len();
+                watch.publish(|v| v.queued = queued + due.len());
+                lanes.hand(due, now);
+                outstanding += 1;
+                continue;
             }
-            match incoming.recv_timeout(POLL) {
-                Ok(message) => queue.push(message),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    stopped_at.get_or_insert_with(|| clock.now());
+            if outstanding == 0 {
+                let queued = queue.len();
+                watch.publish(|v| {
+                    v.queued = queued;
+                    v.idle_rounds += 1;
+                });
+                if stopped_at.is_some() {
+                    break;
                 }
             }
-            continue;
         }
-        let still_due = queue.due_count(now);
-        let queued = queue.len();
-        watch.publish(|v| {
-            v.queued = queued + due.len();
-            v.due = still_due + due.len();
-        });
-        if !hand_over(
-            due,
-            &mut queue,
-            upstream.as_ref(),
-            store.as_ref(),
-            now,
-            &watch,
-        ) {
-            // The disk refused the in-flight marks: stop handing anything over.
-            return;
-        }
-    }
-}
-
-/// Marks `due` in flight (synced), sends each, settles each; false if the disk failed.
-fn hand_over(
-    mut due: Vec<StoredMessage>,
-    queue: &mut Queue,
-    upstream: &dyn Upstream,
-    store: &dyn Store,
-    now: Timestamp,
-    watch: &DispatchWatch,
-) -> bool {
-    let mut marks = Batch::default();
-    for message in &mut due {
-        message.status = DispatchStatus::InFlight;
-        message.attempts += 1;
-        marks.put(Family::Outbox, message_key(message.id), message.encode());
-    }
-    if store.write(&marks, true).is_err() {
-        return false;
-    }
-    let mut settled = Batch::default();
-    let (mut sent, mut failed, mut retried) = (0, 0, 0);
-    let results = upstream.send_batch(&due);
-    let mut sent_ids = Vec::new();
-    for (mut message, result) in due.into_iter().zip(results) {
-        match result {
-            Ok(upstream_id) => {
-                sent_ids.push((message.id, upstream_id.clone()));
-                settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
-                sent += 1;
-            }
-            Err(UpstreamError::Permanent(reason)) => {
-                settle(message, DispatchStatus::Failed, reason, &mut settled);
-                failed += 1;
-            }
-            Err(UpstreamError::Retryable(reason)) => {
-                message.status = DispatchStatus::Pending;
-                // Kept so that the message's state says why it is waiting.
-                message.upstream = reason;
-                message.decision.send_at = Timestamp(now.0 + backoff_micros(message.attempts));
-                retried += 1;
-                // Waiting for a retry, the message stays in the outbox.
-                settled.put(Family::Outbox, message_key(message.id), message.encode());
-                queue.push(message.due());
-            }
+        // Nothing to hand over now, or every lane busy: wait for input, a lane, or a slot.
+        crossbeam_channel::select! {
+            recv(incoming) -> message => match message {
+                Ok(message) => queue.push(message),
+                Err(_) => {
+                    stopped_at.get_or_insert_with(|| clock.now());
+                }
+            },
+            recv(lanes.returned) -> returned => {
+                if let Ok(returned) = returned {
+                    if !take_returned(returned, &mut queue, &mut outstanding) {
+                        break 'dispatching;
+                    }
+                }
+            },
+            default(POLL) => {}
         }
     }
-    // Not synced: a stop before this reaches the disk leaves the messages in flight, and the
-    // restart asks the upstream about them.
-    let ok = store.write(&settled, false).is_ok();
-    if ok {
-        // Statuses that came before this settlement were parked; they apply now.
-        let _ = super::early_status::apply_parked(store, &sent_ids);
-    }
-    watch.publish(|v| {
-        v.sent += sent;
-        v.failed += failed;
-        v.retried += retried;
-    });
-    ok
+    // Batches still out finish (their retries are on disk for the next start).
+    lanes.join();
 }
 
 /// Moves a message settled with the upstream out of the outbox into `messages`: sent (its
@@ -455,5 +413,81 @@ mod tests {
             let left = StoredMessage::decode(&left.expect("still in the outbox")).unwrap();
             assert_eq!((left.status, left.attempts), (DispatchStatus::Pending, 0));
         }
+    }
+
+    /// Holds message 1 until the last message has been sent (or ten seconds pass).
+    struct HoldsTheFirst {
+        last: u64,
+        sent: Mutex<Vec<u64>>,
+        last_sent: Condvar,
+    }
+
+    impl Upstream for HoldsTheFirst {
+        fn send(&self, message: &StoredMessage) -> Result<String, UpstreamError> {
+            let mut sent = self.sent.lock().unwrap();
+            if message.id == 1 {
+                let last = self.last;
+                sent = self
+                    .last_sent
+                    .wait_timeout_while(sent, Duration::from_secs(10), |s| !s.contains(&last))
+                    .unwrap()
+                    .0;
+                if !sent.contains(&last) {
+                    return Err(UpstreamError::Permanent("held behind its own batch".into()));
+                }
+            }
+            sent.push(message.id);
+            self.last_sent.notify_all();
+            Ok(format!("wamid.{}", message.id))
+        }
+
+        fn reconcile(&self, _: &StoredMessage) -> Reconciled {
+            Reconciled::Unknown
+        }
+    }
+
+    #[test]
+    fn a_slow_batch_does_not_hold_back_the_next_and_each_message_goes_once() {
+        let clock = ManualClock::at_2026();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        // One batch more than fits in one hand-over: the last message is in a second batch.
+        let last = DISPATCH_BATCH as u64 + 1;
+        let mut records = Batch::default();
+        let mut backlog = Vec::new();
+        for id in 1..=last {
+            let message = pending(id, clock.now());
+            records.put(Family::Outbox, message_key(id), message.encode());
+            backlog.push(message.due());
+        }
+        store.write(&records, true).unwrap();
+        let upstream = Arc::new(HoldsTheFirst {
+            last,
+            sent: Mutex::default(),
+            last_sent: Condvar::new(),
+        });
+        let (sender, incoming) = crossbeam_channel::unbounded();
+        let dispatcher = Dispatcher::start(
+            backlog,
+            incoming,
+            upstream.clone(),
+            store.clone(),
+            Arc::new(clock),
+        );
+        let view = dispatcher.watch.wait_idle(Duration::from_secs(30));
+        drop(sender);
+        dispatcher.join();
+        assert_eq!((view.sent, view.failed), (last, 0));
+        let mut sent = upstream.sent.lock().unwrap().clone();
+        let at = |wanted: u64| sent.iter().position(|&id| id == wanted);
+        assert!(
+            at(last) < at(1),
+            "the second batch went while the first was held"
+        );
+        sent.sort_unstable();
+        assert_eq!(sent, (1..=last).collect::<Vec<_>>());
+        assert!(store
+            .get(Family::Outbox, &message_key(1))
+            .unwrap()
+            .is_none());
     }
 }

@@ -8,6 +8,7 @@ pub mod commit;
 pub mod deferred;
 pub mod dispatch;
 pub mod early_status;
+pub mod hand_over;
 pub mod idempotency;
 pub mod message;
 pub mod records;

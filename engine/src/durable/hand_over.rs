@@ -1,0 +1,147 @@
+//! Hand-over lanes: the threads that take a due batch from the dispatcher, mark it in flight
+//! (synced), send it through the upstream and settle it.
+//!
+//! A batch's hand-over lasts as long as its slowest send (Meta's answer, a number's pacing), so
+//! one batch at a time would leave the upstream idle between batches. Several lanes keep
+//! batches overlapping; each message is in exactly one batch, so overlapping never sends a
+//! message twice. A lane returns the batch's retries and whether the disk took its writes.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+
+use super::dispatch::{backoff_micros, settle, Upstream, UpstreamError};
+use super::message::{DispatchStatus, DueMessage, StoredMessage};
+use crate::clock::Timestamp;
+use crate::store::keys::message_key;
+use crate::store::{Batch, Family, Store};
+
+/// Batches handed over at once.
+pub const LANES: usize = 4;
+
+/// What a lane reports of one batch.
+pub struct Returned {
+    /// Messages that failed for now, back in the outbox with their next attempt's time.
+    pub retries: Vec<DueMessage>,
+    pub sent: u64,
+    pub failed: u64,
+    /// False when the disk refused the batch's in-flight marks or its settlement.
+    pub disk_ok: bool,
+}
+
+/// A due batch and the time it was found due (the base of its retries' backoff).
+struct Work {
+    due: Vec<StoredMessage>,
+    now: Timestamp,
+}
+
+pub struct Lanes {
+    work: Option<Sender<Work>>,
+    pub returned: Receiver<Returned>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Lanes {
+    pub fn start(upstream: Arc<dyn Upstream>, store: Arc<dyn Store>) -> Lanes {
+        // No queue in front of the lanes: the dispatcher keeps what is not handed over in
+        // send-slot order, and a batch waits there rather than behind a busy lane.
+        let (work, incoming) = bounded::<Work>(0);
+        let (report, returned) = unbounded();
+        let threads = (0..LANES)
+            .map(|i| {
+                let (incoming, report) = (incoming.clone(), report.clone());
+                let (upstream, store) = (upstream.clone(), store.clone());
+                std::thread::Builder::new()
+                    .name(format!("wagate-hand-over-{i}"))
+                    .spawn(move || {
+                        for work in incoming {
+                            let returned =
+                                hand_over(work.due, upstream.as_ref(), store.as_ref(), work.now);
+                            if report.send(returned).is_err() {
+                                return;
+                            }
+                        }
+                    })
+                    .expect("spawning a hand-over lane")
+            })
+            .collect();
+        Lanes {
+            work: Some(work),
+            returned,
+            threads,
+        }
+    }
+
+    /// Gives `due` to a free lane, waiting for one.
+    pub fn hand(&self, due: Vec<StoredMessage>, now: Timestamp) {
+        let work = self.work.as_ref().expect("lanes open until joined");
+        // The lanes only stop when `work` is dropped, so a send cannot fail here.
+        let _ = work.send(Work { due, now });
+    }
+
+    /// Lets the lanes finish what they were given, and waits for them.
+    pub fn join(mut self) {
+        self.work = None;
+        for thread in self.threads.drain(..) {
+            thread.join().expect("a hand-over lane panicked");
+        }
+    }
+}
+
+/// Marks `due` in flight (synced), sends each, settles each.
+fn hand_over(
+    mut due: Vec<StoredMessage>,
+    upstream: &dyn Upstream,
+    store: &dyn Store,
+    now: Timestamp,
+) -> Returned {
+    let mut returned = Returned {
+        retries: Vec::new(),
+        sent: 0,
+        failed: 0,
+        disk_ok: false,
+    };
+    let mut marks = Batch::default();
+    for message in &mut due {
+        message.status = DispatchStatus::InFlight;
+        message.attempts += 1;
+        marks.put(Family::Outbox, message_key(message.id), message.encode());
+    }
+    if store.write(&marks, true).is_err() {
+        return returned;
+    }
+    let mut settled = Batch::default();
+    let results = upstream.send_batch(&due);
+    let mut sent_ids = Vec::new();
+    for (mut message, result) in due.into_iter().zip(results) {
+        match result {
+            Ok(upstream_id) => {
+                sent_ids.push((message.id, upstream_id.clone()));
+                settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
+                returned.sent += 1;
+            }
+            Err(UpstreamError::Permanent(reason)) => {
+                settle(message, DispatchStatus::Failed, reason, &mut settled);
+                returned.failed += 1;
+            }
+            Err(UpstreamError::Retryable(reason)) => {
+                message.status = DispatchStatus::Pending;
+                // Kept so that the message's state says why it is waiting.
+                message.upstream = reason;
+                message.decision.send_at = Timestamp(now.0 + backoff_micros(message.attempts));
+                // Waiting for a retry, the message stays in the outbox.
+                settled.put(Family::Outbox, message_key(message.id), message.encode());
+                returned.retries.push(message.due());
+            }
+        }
+    }
+    // Not synced: a stop before this reaches the disk leaves the messages in flight, and the
+    // restart asks the upstream about them.
+    returned.disk_ok = store.write(&settled, false).is_ok();
+    if returned.disk_ok {
+        // Statuses that came before this settlement were parked; they apply now.
+        let _ = super::early_status::apply_parked(store, &sent_ids);
+    }
+    returned
+}
