@@ -100,6 +100,10 @@ fn rules(options: &HashMap<String, Vec<String>>) -> Result<OracleConfig> {
     Ok(rules)
 }
 
+/// mock-meta and the drivers allocate per request on several threads, like the server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()

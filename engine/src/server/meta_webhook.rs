@@ -14,7 +14,7 @@ use super::reply::{self, unauthorized, ApiErrorResponse};
 use crate::cloud_api::error::ApiError;
 use crate::durable::message::message_id_text;
 use crate::ids::PhoneNumberId;
-use crate::webhooks::events::{parse_webhook, WebhookEvent};
+use crate::webhooks::events::{events_of, parse_envelope, WebhookEvent};
 use crate::webhooks::signature::{handshake as echo, verify};
 
 /// `GET /webhooks/meta?hub.mode=subscribe&hub.verify_token=...&hub.challenge=...`
@@ -55,7 +55,9 @@ pub async fn receive(
         bump(&app.metrics.webhooks_bad_signature);
         return Err(unauthorized("the X-Hub-Signature-256 signature does not match").into());
     }
-    let events = parse_webhook(&body).map_err(|e| {
+    // Parsed once: the events and the tenants' forwards are both read from it.
+    let parsed = parse_envelope(&body).and_then(|envelope| Ok((events_of(&envelope)?, envelope)));
+    let (events, envelope) = parsed.map_err(|e| {
         bump(&app.metrics.invalid);
         ApiErrorResponse::from(e)
     })?;
@@ -65,7 +67,7 @@ pub async fn receive(
         .any(|e| matches!(e, WebhookEvent::NumberQuality { .. }));
     let worker = app.clone();
     let report = blocking(move || {
-        let forwards = forwards(&worker, &body).map_err(|e| ApiError::from(&e))?;
+        let forwards = forwards(&worker, &envelope).map_err(|e| ApiError::from(&e))?;
         worker
             .forwarder
             .enqueue(forwards)
@@ -95,10 +97,9 @@ pub async fn receive(
     })))
 }
 
-/// The `messages` changes of `body` for tenants with a callback, one webhook each, with the
-/// ids of statuses turned into wagate's ids (what the tenant got when it sent).
-fn forwards(app: &App, body: &[u8]) -> Result<Vec<Forward>, crate::durable::SubmitError> {
-    let root: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+/// The `messages` changes of the webhook for tenants with a callback, one webhook each, with
+/// the ids of statuses turned into wagate's ids (what the tenant got when it sent).
+fn forwards(app: &App, root: &Value) -> Result<Vec<Forward>, crate::durable::SubmitError> {
     let mut out = Vec::new();
     for entry in root["entry"].as_array().into_iter().flatten() {
         for change in entry["changes"].as_array().into_iter().flatten() {

@@ -289,15 +289,24 @@ fn change(
 
 /// Every event in one webhook POST, in order.
 pub fn parse_webhook(body: &[u8]) -> Result<Vec<WebhookEvent>, ApiError> {
-    let envelope: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid_parameter(format!("the body is not valid JSON: {e}")))?;
-    if text(&envelope, "object") != Some("whatsapp_business_account") {
+    events_of(&parse_envelope(body)?)
+}
+
+/// A webhook POST's body as JSON, for [`events_of`] and whatever else reads it.
+pub fn parse_envelope(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_parameter(format!("the body is not valid JSON: {e}")))
+}
+
+/// Every event in a parsed webhook POST, in order.
+pub fn events_of(envelope: &Value) -> Result<Vec<WebhookEvent>, ApiError> {
+    if text(envelope, "object") != Some("whatsapp_business_account") {
         return Err(ApiError::invalid_parameter(
             "object must be \"whatsapp_business_account\"",
         ));
     }
     let mut events = Vec::new();
-    for entry in items(&envelope, "entry") {
+    for entry in items(envelope, "entry") {
         // The entry's id is the WhatsApp Business Account the changes belong to.
         let account = AccountId(
             text(entry, "id")
