@@ -28,7 +28,7 @@ def runs(name):
                 run["mock"] = json.loads(line)
             elif line.startswith('{"accepted_per_second"'):
                 run["per_second"] = json.loads(line)["accepted_per_second"]
-            elif line.startswith("dispatch:") or line.startswith("rss"):
+            elif line.startswith(("dispatch:", "rss", "healthz:", "send:")):
                 run["lines"].append(line)
         found.append(run)
     return found
@@ -198,6 +198,23 @@ lines += ["### Issue 5's targets", "", "| target | goal | measured | |", "|---|-
                  None if violations is None else f"{violations} / {duplicates}",
                  violations == 0 and duplicates == 0),
           ""]
+
+
+def wrk_rate(name, what):
+    """Median requests/s of wrk's `what:` lines (bench/scripts/http-ceiling.sh)."""
+    return median([float(line.split()[-1]) for r in runs(name) for line in r["lines"]
+                   if line.startswith(f"{what}:")])
+
+
+healthz, wrk_send = wrk_rate("ceiling", "healthz"), wrk_rate("ceiling", "send")
+lines += ["### The machine's HTTP ceiling", "",
+          "`bench/scripts/http-ceiling.sh`: wrk (C, one thread, 64 connections) against wagate on "
+          "the same 2 cores. `/healthz` does no work at all: what loopback HTTP/1.1 itself allows "
+          "here, the bound on any single-request figure. The send endpoint with the same client "
+          "shows how much of the single-request figure above is loadgen's own cost.", "",
+          "| wrk against | requests/s |", "|---|---|",
+          f"| `GET /healthz` | {fmt(healthz)} |",
+          f"| `POST /v23.0/{{number}}/messages` (templates, 90,000 recipients) | {fmt(wrk_send)} |", ""]
 
 plots = root / "docs" / "plots"
 plots.mkdir(exist_ok=True)

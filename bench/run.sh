@@ -31,7 +31,7 @@ if [ "$WHAT" = all ] || [ "$WHAT" = load ]; then
     for i in $(seq 1 "$RUNS"); do
       echo "== $name $i: $script $*"
       bash "bench/scripts/$script" "$@" > "$RESULTS/$name-$i.log" 2>&1 || echo "   (failed, see $RESULTS/$name-$i.log)"
-      grep -E "^messages|^dispatch|^rss" "$RESULTS/$name-$i.log" || true
+      grep -E "^messages|^dispatch|^rss|^healthz|^send" "$RESULTS/$name-$i.log" || true
     done
   }
   run single server-load.sh --concurrency 64 --max-secs 15
@@ -49,6 +49,7 @@ print(int(statistics.median(rates) / 2))")
   RUNS=1 run grpc-stream server-load.sh --transport grpc-stream --target http://127.0.0.1:18091 --concurrency 8 --batch 1000 --messages 2000000 --max-secs 15
   run redis-single redis-load.sh --concurrency 64 --max-secs 15
   run redis-bulk redis-load.sh --concurrency 8 --batch 1000 --messages 2000000 --max-secs 15
+  RUNS=1 run ceiling http-ceiling.sh
   RUNS=1 run dispatch dispatch-load.sh
   RUNS=1 run memory memory-10m.sh
   python3 bench/report.py "$RESULTS" "$MACHINE"

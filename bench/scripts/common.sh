@@ -69,3 +69,17 @@ for s in ["in_review", "approved"]:
     post("/wagate/admin/templates/status", {"account": 1, "name": "order_update", "language": "en_US", "status": s})
 PY
 }
+
+# opt_in_single_number: the 90,000 recipients +16500000000.. opted in to number 2000001 (the
+# single-number runs' set-up).
+opt_in_single_number() {
+  python3 - <<'PY'
+import json, urllib.request
+for start in range(0, 90000, 30000):
+    body = {"phone_number_id": "2000001", "change": "opt_in",
+            "to": ["+1650%07d" % i for i in range(start, start + 30000)]}
+    urllib.request.urlopen(urllib.request.Request(
+        "http://127.0.0.1:18090/wagate/admin/contacts/consent", data=json.dumps(body).encode(),
+        headers={"Authorization": "Bearer bench-admin-token-000", "Content-Type": "application/json"})).read()
+PY
+}

@@ -11,15 +11,7 @@ write_config "$DIR/wagate.toml" "$DIR/data" 1000 2000001
 trap stop_all EXIT
 start_mock "$DIR/mock.out" --number 2000001:1000:100000 --webhook-url http://127.0.0.1:18090/webhooks/meta
 start_wagate "$DIR/wagate.toml" "$DIR"
-python3 - <<'PY'
-import json, urllib.request
-for start in range(0, 90000, 30000):
-    body = {"phone_number_id": "2000001", "change": "opt_in",
-            "to": ["+1650%07d" % i for i in range(start, start + 30000)]}
-    urllib.request.urlopen(urllib.request.Request(
-        "http://127.0.0.1:18090/wagate/admin/contacts/consent", data=json.dumps(body).encode(),
-        headers={"Authorization": "Bearer bench-admin-token-000", "Content-Type": "application/json"})).read()
-PY
+opt_in_single_number
 approve_template
 target/release/loadgen http --target http://127.0.0.1:18090 --token bench-tenant-token-00 \
   --number 2000001 --recipients 90000 --messages 90000 --max-secs 20 "$@"
