@@ -180,7 +180,7 @@ impl Dispatcher {
 
 fn run(
     backlog: Vec<DueMessage>,
-    incoming: Receiver<DueMessage>,
+    mut incoming: Receiver<DueMessage>,
     upstream: Arc<dyn Upstream>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -219,6 +219,9 @@ fn run(
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     stopped_at.get_or_insert_with(|| clock.now());
+                    // A closed channel is always ready: waiting on it would spin while the
+                    // lanes finish.
+                    incoming = crossbeam_channel::never();
                     break;
                 }
             }
@@ -258,10 +261,10 @@ fn run(
         }
         // Nothing to hand over now, or every lane busy: wait for input, a lane, or a slot.
         crossbeam_channel::select! {
-            recv(incoming) -> message => match message {
-                Ok(message) => queue.push(message),
-                Err(_) => {
-                    stopped_at.get_or_insert_with(|| clock.now());
+            recv(incoming) -> message => {
+                // Closed: the next round's `try_recv` notes the stop.
+                if let Ok(message) = message {
+                    queue.push(message);
                 }
             },
             recv(lanes.returned) -> returned => {
