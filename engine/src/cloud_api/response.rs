@@ -1,33 +1,86 @@
-//! Meta's success shape for an accepted send.
+//! Meta's success shape for an accepted send, kept as its fields and written as JSON text only
+//! where an answer is written (a bulk request answers thousands at once).
 
-use serde_json::{json, Value};
+use std::fmt::Write;
+
+use serde_json::Value;
 
 use crate::durable::message::message_id_text;
 
 /// `{"messaging_product":"whatsapp","contacts":[{"input","wa_id"}],"messages":[{"id",
-/// "message_status"}]}`; `message_status` only for templates, as Meta does.
-pub fn accepted(input: &str, wa_id: u64, message_id: u64, template: bool) -> Value {
-    let mut message = json!({ "id": message_id_text(message_id) });
-    if template {
-        message["message_status"] = json!("accepted");
+/// "message_status"}]}`; `message_status` only for templates (as Meta does) or when wagate
+/// says more (a queued send).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Success {
+    /// The recipient as the sender wrote it.
+    pub input: String,
+    pub wa_id: u64,
+    pub message_id: u64,
+    pub message_status: Option<&'static str>,
+}
+
+impl Success {
+    pub fn accepted(input: &str, wa_id: u64, message_id: u64, template: bool) -> Success {
+        Success {
+            input: input.to_string(),
+            wa_id,
+            message_id,
+            message_status: template.then_some("accepted"),
+        }
     }
-    json!({
-        "messaging_product": "whatsapp",
-        "contacts": [{ "input": input, "wa_id": wa_id.to_string() }],
-        "messages": [message],
-    })
+
+    /// Appends the answer's JSON text to `out`.
+    pub fn write_json(&self, out: &mut String) {
+        let input = Value::from(self.input.as_str());
+        let _ = write!(
+            out,
+            r#"{{"messaging_product":"whatsapp","contacts":[{{"input":{input},"wa_id":"{}"}}],"messages":[{{"id":"{}""#,
+            self.wa_id,
+            message_id_text(self.message_id)
+        );
+        if let Some(status) = self.message_status {
+            let _ = write!(out, r#","message_status":"{status}""#);
+        }
+        out.push_str("}]}");
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(160);
+        self.write_json(&mut out);
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
+
+    use super::Success;
+
     #[test]
     fn success_has_metas_shape() {
-        let body = super::accepted("+16505551234", 16_505_551_234, 7, true);
-        assert_eq!(body["contacts"][0]["wa_id"], "16505551234");
-        assert_eq!(body["messages"][0]["id"], "wagate.0000000000000007");
-        assert_eq!(body["messages"][0]["message_status"], "accepted");
-        assert!(super::accepted("x", 1, 1, false)["messages"][0]
-            .get("message_status")
-            .is_none());
+        let body: Value = serde_json::from_str(
+            &Success::accepted("+16505551234", 16_505_551_234, 7, true).to_json(),
+        )
+        .unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "messaging_product": "whatsapp",
+                "contacts": [{ "input": "+16505551234", "wa_id": "16505551234" }],
+                "messages": [{ "id": "wagate.0000000000000007", "message_status": "accepted" }],
+            })
+        );
+        let free_form: Value =
+            serde_json::from_str(&Success::accepted("x", 1, 1, false).to_json()).unwrap();
+        assert!(free_form["messages"][0].get("message_status").is_none());
+    }
+
+    #[test]
+    fn the_recipient_as_written_is_escaped() {
+        let odd = "+1 \"650\" \\ 555\u{1}";
+        let body: Value =
+            serde_json::from_str(&Success::accepted(odd, 1_650_555, 1, false).to_json()).unwrap();
+        assert_eq!(body["contacts"][0]["input"], odd);
     }
 }

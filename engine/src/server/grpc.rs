@@ -14,9 +14,10 @@ use tonic::{Request, Response, Status, Streaming};
 use super::app::App;
 use super::ingest::Rejected;
 use super::metrics::bump;
-use super::send::{decide_many, on_limit, Asked, Outcome};
+use super::send::{decide_many, on_limit, AnswerBody, Asked, Outcome};
 use super::tenants::Tenant;
 use crate::cloud_api::error::ApiError;
+use crate::durable::message::message_id_text;
 
 /// The code generated from `proto/wagate.proto`.
 pub mod proto {
@@ -59,27 +60,25 @@ fn asked(tenant: &Tenant, request: SendRequest) -> (u64, Result<Asked, ApiError>
 
 /// The result message for an outcome: the full body, and its fields picked out.
 fn result_of(correlation: u64, outcome: Outcome) -> SendResult {
-    let body = &outcome.body;
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let mut result = SendResult {
         correlation,
         http_status: u32::from(outcome.status),
         retry_after_secs: outcome.retry_after.unwrap_or(0),
-        body_json: body.to_string(),
+        body_json: outcome.body.to_json(),
         ..SendResult::default()
     };
-    if outcome.status == 200 {
-        let message = &body["messages"][0];
-        result.message_id = text(&message["id"]);
-        result.message_status = match message["message_status"].as_str() {
-            Some(status) => status.to_string(),
-            None => "accepted".to_string(),
-        };
-    } else {
-        let error = &body["error"];
-        result.error_code = error["code"].as_u64().unwrap_or(0) as u32;
-        result.error_reason = text(&error["wagate_reason"]);
-        result.error_details = text(&error["error_data"]["details"]);
+    match &outcome.body {
+        AnswerBody::Success(success) => {
+            result.message_id = message_id_text(success.message_id);
+            result.message_status = success.message_status.unwrap_or("accepted").to_string();
+        }
+        AnswerBody::Json(body) => {
+            let error = &body["error"];
+            result.error_code = error["code"].as_u64().unwrap_or(0) as u32;
+            result.error_reason = text(&error["wagate_reason"]);
+            result.error_details = text(&error["error_data"]["details"]);
+        }
     }
     result
 }
@@ -173,16 +172,7 @@ impl Messaging for GrpcIngest {
                     // with a retry hint); the stream stays open for the caller's retries.
                     Err(why) => {
                         let error = super::send::rejected(&app, why);
-                        let outcome = |c| {
-                            result_of(
-                                c,
-                                Outcome {
-                                    status: error.0.http_status,
-                                    body: error.0.to_json(&super::reply::trace_id()),
-                                    retry_after: error.1,
-                                },
-                            )
-                        };
+                        let outcome = |c| result_of(c, Outcome::error(&error.0, error.1));
                         correlations.into_iter().map(outcome).collect()
                     }
                 };

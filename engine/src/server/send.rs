@@ -1,10 +1,13 @@
 //! The send endpoints: Meta's `POST /{version}/{phone_number_id}/messages`, wagate's bulk
 //! NDJSON endpoint, and the status of a message by id.
 
+use std::fmt::Write;
+
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::app::{blocking, read_body, require_content_type, store_error, App};
@@ -15,7 +18,7 @@ use super::reply::{self, no_such_object, overloaded, ApiErrorResponse};
 use super::tenants::{Caller, Tenant};
 use crate::cloud_api::error::{deferral_error, ApiError};
 use crate::cloud_api::request::{parse_send, ParsedSend};
-use crate::cloud_api::response::accepted;
+use crate::cloud_api::response::Success;
 use crate::decision::{Message, SendRequest};
 use crate::durable::message::{message_id_text, parse_message_id};
 use crate::durable::submission::Submission;
@@ -28,30 +31,66 @@ pub const ON_LIMIT_HEADER: &str = "x-wagate-on-limit";
 /// One send's answer, as an HTTP response, a bulk result line or a gRPC result.
 pub(crate) struct Outcome {
     pub status: u16,
-    pub body: Value,
+    pub body: AnswerBody,
     pub retry_after: Option<u64>,
 }
 
+/// An answer's body: Meta's success as its fields (written as text where it is answered, a
+/// bulk request's thousands without building JSON values), any other answer as JSON.
+pub(crate) enum AnswerBody {
+    Success(Success),
+    Json(Value),
+}
+
+impl AnswerBody {
+    pub fn write_json(&self, out: &mut String) {
+        match self {
+            AnswerBody::Success(success) => success.write_json(out),
+            AnswerBody::Json(value) => {
+                let _ = write!(out, "{value}");
+            }
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+}
+
 impl Outcome {
-    fn error(error: &ApiError, retry_after: Option<u64>) -> Outcome {
+    pub(crate) fn error(error: &ApiError, retry_after: Option<u64>) -> Outcome {
         Outcome {
             status: error.http_status,
-            body: error.to_json(&reply::trace_id()),
+            body: AnswerBody::Json(error.to_json(&reply::trace_id())),
             retry_after,
         }
     }
 
     fn into_response(self) -> Response {
-        let mut response = reply::json(
+        let mut response = (
             StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            &self.body,
-        );
+            [(header::CONTENT_TYPE, "application/json")],
+            self.body.to_json(),
+        )
+            .into_response();
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, secs.max(1).into());
         }
         response
+    }
+
+    /// Appends the bulk endpoint's result line for the `line`th request.
+    fn write_bulk_line(&self, line: usize, out: &mut String) {
+        let _ = write!(out, r#"{{"line":{line},"status":{},"body":"#, self.status);
+        self.body.write_json(out);
+        if let Some(secs) = self.retry_after {
+            let _ = write!(out, r#","retry_after":{secs}"#);
+        }
+        out.push_str("}\n");
     }
 }
 
@@ -144,14 +183,14 @@ fn check(
 fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Addressee) -> Outcome {
     let metrics = &app.metrics;
     let template = parsed.template;
-    let success = |id: u64, status: Option<&str>| {
-        let mut body = accepted(&parsed.input, parsed.to.digits(), id, template);
-        if let Some(status) = status {
-            body["messages"][0]["message_status"] = json!(status);
+    let success = |id: u64, status: Option<&'static str>| {
+        let mut success = Success::accepted(&parsed.input, parsed.to.digits(), id, template);
+        if status.is_some() {
+            success.message_status = status;
         }
         Outcome {
             status: 200,
-            body,
+            body: AnswerBody::Success(success),
             retry_after: None,
         }
     };
@@ -341,14 +380,16 @@ pub(crate) async fn decide_many(
         .collect())
 }
 
-/// One line of a bulk request.
+/// One line of a bulk request. `request` is kept as the sender wrote it: it is parsed once,
+/// by the send's own check, and goes to Meta as written, like the single endpoint's body.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BulkLine {
+struct BulkLine<'a> {
     phone_number_id: String,
     #[serde(default)]
     idempotency_key: Option<String>,
-    request: Value,
+    #[serde(borrow)]
+    request: &'a RawValue,
 }
 
 /// `POST /wagate/v1/bulk`: NDJSON in (`{"phone_number_id", "idempotency_key"?, "request"}`
@@ -382,8 +423,7 @@ async fn bulk_inner(
                 .map_err(|e| ApiError::invalid_parameter(format!("not a bulk line: {e}")))?;
             Ok(Asked {
                 number: line.phone_number_id,
-                body: serde_json::to_vec(&line.request)
-                    .map_err(|e| ApiError::invalid_parameter(e.to_string()))?,
+                body: line.request.get().as_bytes().to_vec(),
                 key: line.idempotency_key,
                 queue,
             })
@@ -392,14 +432,9 @@ async fn bulk_inner(
     let outcomes = decide_many(app, &tenant, asked)
         .await
         .map_err(|why| rejected(app, why))?;
-    let mut out = String::new();
-    for (line, outcome) in outcomes.into_iter().enumerate() {
-        let mut result = json!({ "line": line, "status": outcome.status, "body": outcome.body });
-        if let Some(secs) = outcome.retry_after {
-            result["retry_after"] = json!(secs);
-        }
-        out.push_str(&result.to_string());
-        out.push('\n');
+    let mut out = String::with_capacity(outcomes.len() * 200);
+    for (line, outcome) in outcomes.iter().enumerate() {
+        outcome.write_bulk_line(line, &mut out);
     }
     Ok((
         StatusCode::OK,
