@@ -152,13 +152,13 @@ struct Checked {
 
 fn check(
     number: PhoneNumberId,
-    body: &[u8],
+    body: Vec<u8>,
     key: Option<String>,
     queue: bool,
 ) -> Result<Checked, ApiError> {
     let ParsedSend {
         input, to, message, ..
-    } = parse_send(body)?;
+    } = parse_send(&body)?;
     let addressee = Addressee {
         input,
         to,
@@ -170,7 +170,7 @@ fn check(
             to,
             message,
         },
-        payload: body.to_vec(),
+        payload: body,
         idempotency_key: key,
         queue_when_deferred: queue,
     };
@@ -312,7 +312,7 @@ async fn single_inner(
     let body = read_body(body, app.config.http.max_body_bytes, &app.metrics).await?;
     let asked = Asked {
         number: number.0.to_string(),
-        body: body.to_vec(),
+        body: Vec::from(body),
         key,
         queue,
     };
@@ -345,7 +345,7 @@ pub(crate) async fn decide_many(
     for asked in asked {
         let checked = asked.and_then(|a| {
             let number = usable_number(app, tenant, &a.number)?;
-            check(number, &a.body, a.key, a.queue)
+            check(number, a.body, a.key, a.queue)
         });
         match checked {
             Ok(checked) => {
