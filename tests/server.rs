@@ -221,6 +221,75 @@ async fn every_refusal_has_metas_code_and_nothing_is_sent() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_request_goes_to_meta_as_written_and_every_line_is_answered() -> Result<()> {
+    let mut f = Fixture::start("bulk-lines", "").await?;
+    let people: Vec<String> = (1..=2).map(person).collect();
+    f.ready_to_send(&people).await?;
+    // Valid JSON, but not as serde would write it: spaces around every separator.
+    let written = template_send(&people[0], "order_update", &["Ada"])
+        .to_string()
+        .replace("\":", "\" : ")
+        .replace(",\"", ", \"");
+    let number = NUMBER_A.to_string();
+    let bulk = format!(
+        "{{\"phone_number_id\":\"{number}\",\"request\": {written} }}\n\
+         {}\n\
+         {{\"phone_number_id\":\"{number}\"}}\n",
+        json!({ "phone_number_id": number,
+                "request": template_send("not a number", "order_update", &["Bo"]) })
+    );
+    let auth = format!("Bearer {ALPHA}");
+    let answer = f
+        .web
+        .request(
+            hyper::Method::POST,
+            &f.url("/wagate/v1/bulk"),
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/x-ndjson"),
+            ],
+            bulk,
+        )
+        .await?;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let lines: Vec<Value> = answer
+        .text()
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let shape: Vec<(Value, Value)> = lines
+        .iter()
+        .map(|l| (l["line"].clone(), l["status"].clone()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (json!(0), json!(200)),
+            (json!(1), json!(400)),
+            (json!(2), json!(400))
+        ]
+    );
+    let accepted = &lines[0]["body"];
+    assert_eq!(accepted["contacts"][0]["input"], people[0]);
+    assert_eq!(accepted["messages"][0]["message_status"], "accepted");
+    assert!(accepted["messages"][0]["id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("wagate.")));
+    assert_eq!(lines[1]["body"]["error"]["code"], 100);
+    assert_eq!(lines[2]["body"]["error"]["code"], 100);
+    assert!(lines[2]["body"].to_string().contains("not a bulk line"));
+    f.admin("/wagate/admin/clock", json!({ "advance_secs": 2 }))
+        .await?;
+    let sent = f.meta.wait_for(1, WAIT).await?;
+    assert_eq!(
+        sent[0].body,
+        written.as_bytes(),
+        "Meta gets the request as written"
+    );
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_tier_limit_sends_queue_and_go_when_the_window_frees() -> Result<()> {
     let mut f = Fixture::start("tier", "").await?;
     let people: Vec<String> = (1..=1_001).map(person).collect();
