@@ -14,11 +14,6 @@ use wagate::{
     TemplateStatus, TextParam,
 };
 
-/// The commit path allocates in one thread and frees in another (a batch's records, webhook
-/// bodies), which glibc's allocator handles poorly: it showed as a tenth of the server's CPU.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {

@@ -138,27 +138,26 @@ impl MetaUpstream {
             .clone()
     }
 
+    /// Sends `payload` (the sender's request, as accepted) from `number`.
     async fn send_one(
         self: Arc<Self>,
-        message: Arc<StoredMessage>,
+        number: u64,
+        payload: Bytes,
     ) -> Result<String, UpstreamError> {
-        let lane = self.lane_for(message.number.0);
+        let lane = self.lane_for(number);
         let _overall = self.in_flight.acquire().await;
         let _own = lane.in_flight.acquire().await;
         lane.wait_for_turn().await;
-        let request = Request::post(format!(
-            "{}/{}/messages",
-            self.messages_url, message.number.0
-        ))
-        .header(
-            AUTHORIZATION,
-            self.tenant_authorization
-                .get(&message.number.0)
-                .unwrap_or(&self.authorization),
-        )
-        .header(CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(message.payload.clone())))
-        .map_err(|e| UpstreamError::Permanent(format!("cannot build the request: {e}")))?;
+        let request = Request::post(format!("{}/{number}/messages", self.messages_url))
+            .header(
+                AUTHORIZATION,
+                self.tenant_authorization
+                    .get(&number)
+                    .unwrap_or(&self.authorization),
+            )
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(payload))
+            .map_err(|e| UpstreamError::Permanent(format!("cannot build the request: {e}")))?;
         let (status, body) = exchange(&self.client, request, self.deadline)
             .await
             .map_err(|e| UpstreamError::Retryable(e.to_string()))?;
@@ -168,15 +167,25 @@ impl MetaUpstream {
 
 /// What Meta's answer means for the message.
 pub fn classify(status: StatusCode, body: &[u8]) -> Result<String, UpstreamError> {
-    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     if status.is_success() {
-        return json["messages"][0]["id"]
-            .as_str()
-            .map(str::to_string)
+        /// Meta's success, read for its one field that matters (typed: most answers are these).
+        #[derive(serde::Deserialize)]
+        struct Sent {
+            messages: Vec<SentId>,
+        }
+        #[derive(serde::Deserialize)]
+        struct SentId {
+            id: String,
+        }
+        return serde_json::from_slice::<Sent>(body)
+            .ok()
+            .and_then(|sent| sent.messages.into_iter().next())
+            .map(|message| message.id)
             .ok_or_else(|| {
                 UpstreamError::Retryable(format!("HTTP {status} without a message id"))
             });
     }
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let code = json["error"]["code"].as_u64();
     let what = format!(
         "HTTP {status}, code {}: {}",
@@ -206,11 +215,16 @@ impl Upstream for SharedMetaUpstream {
 
     fn send_batch(&self, messages: &[StoredMessage]) -> Vec<Result<String, UpstreamError>> {
         let upstream = self.0.clone();
-        let messages: Vec<Arc<StoredMessage>> = messages.iter().cloned().map(Arc::new).collect();
+        // Only the number and the payload travel: copying whole records cost a second copy
+        // of every payload.
+        let messages: Vec<(u64, Bytes)> = messages
+            .iter()
+            .map(|m| (m.number.0, Bytes::copy_from_slice(&m.payload)))
+            .collect();
         self.0.runtime.block_on(async move {
             let tasks: Vec<_> = messages
                 .into_iter()
-                .map(|m| tokio::spawn(upstream.clone().send_one(m)))
+                .map(|(number, payload)| tokio::spawn(upstream.clone().send_one(number, payload)))
                 .collect();
             let mut results = Vec::with_capacity(tasks.len());
             for task in tasks {
