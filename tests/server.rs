@@ -238,19 +238,7 @@ async fn a_bulk_request_goes_to_meta_as_written_and_every_line_is_answered() -> 
         json!({ "phone_number_id": number,
                 "request": template_send("not a number", "order_update", &["Bo"]) })
     );
-    let auth = format!("Bearer {ALPHA}");
-    let answer = f
-        .web
-        .request(
-            hyper::Method::POST,
-            &f.url("/wagate/v1/bulk"),
-            &[
-                ("authorization", auth.as_str()),
-                ("content-type", "application/x-ndjson"),
-            ],
-            bulk,
-        )
-        .await?;
+    let answer = f.bulk(ALPHA, bulk).await?;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let lines: Vec<Value> = answer
         .text()
@@ -301,19 +289,7 @@ async fn at_the_tier_limit_sends_queue_and_go_when_the_window_frees() -> Result<
         bulk.push_str(&line.to_string());
         bulk.push('\n');
     }
-    let auth = format!("Bearer {ALPHA}");
-    let answer = f
-        .web
-        .request(
-            hyper::Method::POST,
-            &f.url("/wagate/v1/bulk"),
-            &[
-                ("authorization", auth.as_str()),
-                ("content-type", "application/x-ndjson"),
-            ],
-            bulk,
-        )
-        .await?;
+    let answer = f.bulk(ALPHA, bulk).await?;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let lines: Vec<Value> = answer
         .text()
@@ -595,42 +571,15 @@ async fn a_full_server_answers_503_with_a_retry_hint_and_recovers() -> Result<()
                 + "\n"
         })
         .collect();
-    let auth = format!("Bearer {ALPHA}");
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("content-type", "application/x-ndjson"),
-    ];
     let too_big: String = bulk.repeat(2);
-    let refused = f
-        .web
-        .request(
-            hyper::Method::POST,
-            &f.url("/wagate/v1/bulk"),
-            &headers,
-            too_big,
-        )
-        .await?;
+    let refused = f.bulk(ALPHA, too_big).await?;
     assert_eq!((refused.status, refused.code()), (413, Some(100)));
     // Many bulks of 200 at once against room for 300: some must be turned away.
     let mut tasks = Vec::new();
     for _ in 0..24 {
-        let (web, url, body, auth) = (
-            f.web.clone(),
-            f.url("/wagate/v1/bulk"),
-            bulk.clone(),
-            auth.clone(),
-        );
+        let (web, url, body) = (f.web.clone(), f.url("/wagate/v1/bulk"), bulk.clone());
         tasks.push(tokio::spawn(async move {
-            web.request(
-                hyper::Method::POST,
-                &url,
-                &[
-                    ("authorization", auth.as_str()),
-                    ("content-type", "application/x-ndjson"),
-                ],
-                body,
-            )
-            .await
+            post_bulk(&web, &url, ALPHA, body).await
         }));
     }
     let mut statuses = Vec::new();

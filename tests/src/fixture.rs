@@ -245,6 +245,11 @@ throughput_mps = 1000
             .await
     }
 
+    /// POSTs NDJSON lines to the bulk endpoint as the tenant with `token`.
+    pub async fn bulk(&self, token: &str, ndjson: String) -> Result<Answer> {
+        post_bulk(&self.web, &self.url("/wagate/v1/bulk"), token, ndjson).await
+    }
+
     /// POSTs `body` as Meta would, signed with `signature` (the right one when `None`).
     pub async fn meta_webhook(
         &self,
@@ -355,6 +360,22 @@ pub fn template_send(to: &str, name: &str, params: &[&str]) -> Value {
         "template": { "name": name, "language": { "code": "en_US" },
                       "components": [{ "type": "body", "parameters": parameters }] }
     })
+}
+
+/// POSTs NDJSON lines to the bulk endpoint at `url` (for callers that cannot borrow a
+/// [`Fixture`], like spawned tasks).
+pub async fn post_bulk(web: &Web, url: &str, token: &str, ndjson: String) -> Result<Answer> {
+    let auth = format!("Bearer {token}");
+    web.request(
+        hyper::Method::POST,
+        url,
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "application/x-ndjson"),
+        ],
+        ndjson,
+    )
+    .await
 }
 
 /// Meta's `messages` webhook with one status.
