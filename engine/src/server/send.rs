@@ -69,12 +69,10 @@ impl Outcome {
     }
 
     fn into_response(self) -> Response {
-        let mut response = (
+        let mut response = reply::json_text(
             StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            [(header::CONTENT_TYPE, "application/json")],
             self.body.to_json(),
-        )
-            .into_response();
+        );
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -185,9 +183,7 @@ fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Addres
     let template = parsed.template;
     let success = |id: u64, status: Option<&'static str>| {
         let mut success = Success::accepted(&parsed.input, parsed.to.digits(), id, template);
-        if status.is_some() {
-            success.message_status = status;
-        }
+        success.message_status = status.or(success.message_status);
         Outcome {
             status: 200,
             body: AnswerBody::Success(success),
