@@ -1,0 +1,370 @@
+//! Meta's send request (`POST /{version}/{phone_number_id}/messages`), read into what the
+//! rules need, with Meta's errors for what is malformed.
+//!
+//! Only the fields Meta documents are accepted; an unknown one is refused (code 100), as Meta
+//! refuses it, so a typo never reaches the upstream. The request is read straight into typed
+//! parts, strings borrowed from the body, with no intermediate JSON tree: every accepted send
+//! is read once here, so this is on the hot path of ingest.
+
+mod bodies;
+mod template;
+mod text;
+
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, Error, IgnoredAny, MapAccess, Visitor};
+use serde_json::error::Category;
+use serde_json::value::RawValue;
+
+use self::text::{required, text, Text};
+use super::error::ApiError;
+use crate::decision::Message;
+use crate::ids::Msisdn;
+use crate::template::model::MediaKind;
+
+/// A send request as wagate understands it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedSend {
+    /// The recipient as the caller wrote it (echoed in `contacts[].input`).
+    pub input: String,
+    pub to: Msisdn,
+    pub message: Message,
+    pub biz_opaque_callback_data: Option<String>,
+}
+
+/// The message types, each also the key of its body in the envelope.
+const TYPES: [&str; 11] = [
+    "text",
+    "template",
+    "image",
+    "document",
+    "video",
+    "audio",
+    "sticker",
+    "interactive",
+    "location",
+    "contacts",
+    "reaction",
+];
+
+/// Envelope keys Meta documents whose values wagate does not read.
+const PASSED_THROUGH: [&str; 2] = ["context", "recipient_identity_key_hash"];
+
+/// The request's top level, with each message type's body kept unread until the type is known.
+#[derive(Default)]
+struct Envelope<'a> {
+    messaging_product: Option<Text<'a>>,
+    recipient_type: Option<Text<'a>>,
+    to: Option<Text<'a>>,
+    kind: Option<Text<'a>>,
+    biz_opaque_callback_data: Option<Text<'a>>,
+    bodies: [Option<&'a RawValue>; TYPES.len()],
+    /// The first key Meta does not document, refused once the type is known to be supported.
+    unexpected: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EnvelopeVisitor)
+    }
+}
+
+struct EnvelopeVisitor;
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
+        let mut envelope = Envelope::default();
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            let field = match key.as_str() {
+                "messaging_product" => &mut envelope.messaging_product,
+                "recipient_type" => &mut envelope.recipient_type,
+                "to" => &mut envelope.to,
+                "type" => &mut envelope.kind,
+                "biz_opaque_callback_data" => &mut envelope.biz_opaque_callback_data,
+                other => {
+                    if let Some(i) = TYPES.iter().position(|kind| *kind == other) {
+                        envelope.bodies[i] = Some(map.next_value()?);
+                    } else {
+                        if !PASSED_THROUGH.contains(&other) && envelope.unexpected.is_none() {
+                            envelope.unexpected = Some(other.to_string());
+                        }
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    continue;
+                }
+            };
+            *field = map.next_value().map_err(|_| {
+                A::Error::custom(format!("request.{} must be a string", key.as_str()))
+            })?;
+        }
+        Ok(envelope)
+    }
+}
+
+/// Parses a send request body.
+pub fn parse_send(body: &[u8]) -> Result<ParsedSend, ApiError> {
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        Category::Data => ApiError::invalid_parameter(e.to_string()),
+        _ => ApiError::invalid_parameter(format!("the body is not valid JSON: {e}")),
+    })?;
+    let kind = text(&envelope.kind).unwrap_or("text");
+    let Some(slot) = TYPES.iter().position(|known| *known == kind) else {
+        return Err(ApiError::new(
+            400,
+            131_051,
+            "Unsupported message type",
+            format!("type \"{kind}\""),
+            "unsupported_type",
+        ));
+    };
+    if let Some(key) = &envelope.unexpected {
+        return Err(ApiError::invalid_parameter(format!(
+            "unexpected key request.{key}"
+        )));
+    }
+    match required(&envelope.messaging_product, "request", "messaging_product")? {
+        "whatsapp" => {}
+        other => {
+            return Err(ApiError::invalid_parameter(format!(
+                "messaging_product must be \"whatsapp\", not \"{other}\""
+            )))
+        }
+    }
+    match text(&envelope.recipient_type).unwrap_or("individual") {
+        "individual" => {}
+        other => {
+            return Err(ApiError::invalid_parameter(format!(
+                "recipient_type \"{other}\" is not supported by wagate yet"
+            )))
+        }
+    }
+    let input = required(&envelope.to, "request", "to")?;
+    let to = Msisdn::parse(input).map_err(|e| ApiError::invalid_parameter(format!("to: {e}")))?;
+    let body = envelope.bodies[slot].ok_or_else(|| {
+        ApiError::missing_parameter(format!("type is {kind} but request.{kind} is missing"))
+    })?;
+    let message = match kind {
+        "text" => bodies::parse_text(body)?,
+        "template" => Message::Template(template::parse_template(body)?),
+        "image" => bodies::parse_media(body, MediaKind::Image)?,
+        "document" => bodies::parse_media(body, MediaKind::Document)?,
+        "video" => bodies::parse_media(body, MediaKind::Video)?,
+        "interactive" => bodies::parse_interactive(body)?,
+        _ => Message::Other,
+    };
+    let biz_opaque_callback_data = text(&envelope.biz_opaque_callback_data);
+    if biz_opaque_callback_data.is_some_and(|d| d.chars().count() > 512) {
+        return Err(ApiError::invalid_parameter(
+            "biz_opaque_callback_data is longer than 512 characters",
+        ));
+    }
+    Ok(ParsedSend {
+        input: input.to_string(),
+        to,
+        message,
+        biz_opaque_callback_data: biz_opaque_callback_data.map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::model::{ButtonParam, ButtonParamValue, HeaderParam};
+
+    fn parse(json: &str) -> Result<ParsedSend, ApiError> {
+        parse_send(json.as_bytes())
+    }
+
+    #[test]
+    fn parses_metas_documented_text_request() {
+        let sent = parse(
+            r#"{"messaging_product":"whatsapp","recipient_type":"individual","to":"+16505551234",
+            "type":"text","text":{"preview_url":false,"body":"Your order #123 has shipped."}}"#,
+        )
+        .unwrap();
+        assert_eq!(sent.to, Msisdn::from_digits(16_505_551_234).unwrap());
+        assert_eq!(sent.input, "+16505551234");
+        assert_eq!(sent.message, Message::text("Your order #123 has shipped."));
+    }
+
+    #[test]
+    fn parses_metas_documented_template_request() {
+        let sent = parse(r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"template",
+         "template":{"name":"order_update","language":{"code":"en_US"},
+          "components":[
+           {"type":"header","parameters":[{"type":"image","image":{"id":"1234567890"}}]},
+           {"type":"body","parameters":[{"type":"text","text":"Ana"},
+             {"type":"currency","currency":{"fallback_value":"$10.99","code":"USD","amount_1000":10990}},
+             {"type":"date_time","date_time":{"fallback_value":"May 1, 2026"}}]},
+           {"type":"button","sub_type":"quick_reply","index":"0","parameters":[{"type":"payload","payload":"CONFIRM_123"}]},
+           {"type":"button","sub_type":"quick_reply","index":"1","parameters":[{"type":"payload","payload":"STOP_PROMOS"}]},
+           {"type":"button","sub_type":"url","index":"2","parameters":[{"type":"text","text":"abc%20123"}]}]}}"#)
+        .unwrap();
+        let Message::Template(template) = sent.message else {
+            panic!("a template")
+        };
+        assert_eq!(
+            (template.name.as_str(), template.language.as_str()),
+            ("order_update", "en_US")
+        );
+        assert_eq!(
+            template.header,
+            Some(HeaderParam::Media {
+                kind: MediaKind::Image,
+                link: None
+            })
+        );
+        let texts: Vec<_> = template.body.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(texts, ["Ana", "$10.99", "May 1, 2026"]);
+        assert_eq!(template.buttons.len(), 3);
+        assert_eq!(
+            template.buttons[2],
+            ButtonParam {
+                index: 2,
+                value: ButtonParamValue::UrlSuffix("abc%20123".into())
+            }
+        );
+    }
+
+    #[test]
+    fn parses_media_and_interactive() {
+        let image = parse(r#"{"messaging_product":"whatsapp","to":"16505551234","type":"image","image":{"id":"9","caption":"Receipt"}}"#).unwrap();
+        assert_eq!(
+            image.message,
+            Message::Media {
+                kind: MediaKind::Image,
+                caption: Some("Receipt".into())
+            }
+        );
+        let buttons = parse(
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"interactive",
+         "interactive":{"type":"button","body":{"text":"Keep your 9am slot?"},
+          "action":{"buttons":[{"type":"reply","reply":{"id":"keep","title":"Keep"}},
+                               {"type":"reply","reply":{"id":"move","title":"Reschedule"}}]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(buttons.message, Message::Interactive);
+    }
+
+    #[test]
+    fn malformed_requests_get_metas_codes() {
+        let cases = [
+            ("not json", 100),
+            (r#"[1,2]"#, 100),
+            (
+                r#"{"messaging_product":"sms","to":"+16505551234","type":"text","text":{"body":"x"}}"#,
+                100,
+            ),
+            (
+                r#"{"messaging_product":"whatsapp","to":"+1650555","type":"text","text":{"body":"x"}}"#,
+                100,
+            ),
+            (
+                r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"text","text":{"body":"x"},"colour":"red"}"#,
+                100,
+            ),
+            (
+                r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"text"}"#,
+                131_008,
+            ),
+            (
+                r#"{"messaging_product":"whatsapp","type":"text","text":{"body":"x"}}"#,
+                131_008,
+            ),
+            (
+                r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"text","text":{"body":"  "}}"#,
+                131_008,
+            ),
+            (
+                r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"fax","fax":{}}"#,
+                131_051,
+            ),
+            (
+                r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"template","template":{"name":"x"}}"#,
+                131_008,
+            ),
+            (
+                r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"template","template":{"name":"x","language":{"code":"en"},"components":[{"type":"footer"}]}}"#,
+                100,
+            ),
+            (
+                r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"interactive","interactive":{"type":"button","action":{"buttons":[1,2,3,4]}}}"#,
+                100,
+            ),
+            (
+                r#"{"messaging_product":"whatsapp","recipient_type":"group","to":"120363","type":"text","text":{"body":"x"}}"#,
+                100,
+            ),
+        ];
+        for (body, code) in cases {
+            let error = parse(body).expect_err(body);
+            assert_eq!(error.code, code, "{body}: {error:?}");
+            assert_eq!(error.http_status, 400);
+            assert!(!error.details.is_empty());
+        }
+    }
+
+    #[test]
+    fn escaped_strings_are_read_as_written_and_documented_extras_are_allowed() {
+        let sent = parse(
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"text",
+            "context":{"message_id":"wamid.1"},"biz_opaque_callback_data":"c\u00e9",
+            "text":{"body":"say \"hi\"\n\u00e9t\u00e9"}}"#,
+        )
+        .unwrap();
+        assert_eq!(sent.message, Message::text("say \"hi\"\n\u{e9}t\u{e9}"));
+        assert_eq!(sent.biz_opaque_callback_data.as_deref(), Some("c\u{e9}"));
+        let button = parse(
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"template",
+            "template":{"name":"t","language":{"code":"en"},"components":[
+             {"type":"BUTTON","index":1,"parameters":[{"type":"coupon_code","coupon_code":"SAVE"}]}]}}"#,
+        )
+        .unwrap();
+        let Message::Template(template) = button.message else {
+            panic!("a template")
+        };
+        assert_eq!(
+            template.buttons,
+            [ButtonParam {
+                index: 1,
+                value: ButtonParamValue::CouponCode("SAVE".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named_and_null_counts_as_absent() {
+        let error = parse(
+            r#"{"messaging_product":"whatsapp","to":16505551234,"type":"text","text":{"body":"x"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(error.code, 100);
+        assert!(
+            error.details.contains("request.to must be a string"),
+            "{error:?}"
+        );
+        let error = parse(
+            r#"{"messaging_product":"whatsapp","to":null,"type":"text","text":{"body":"x"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (error.code, error.details.as_str()),
+            (131_008, "request.to is required")
+        );
+        let error = parse(
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"text","text":{"body":"x","bold":true}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(error.code, 100);
+        assert!(
+            error.details.starts_with("text: unknown field `bold`"),
+            "{error:?}"
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! A string field of the request, borrowed from the body when it holds no escapes, so reading a
+//! request allocates only for what wagate keeps.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserialize, Deserializer, Error, Visitor};
+use serde_json::value::RawValue;
+
+use crate::cloud_api::error::ApiError;
+
+#[derive(Debug)]
+pub(super) struct Text<'a>(Cow<'a, str>);
+
+impl<'a> Text<'a> {
+    pub(super) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub(super) fn into_string(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(TextVisitor(PhantomData))
+    }
+}
+
+struct TextVisitor<'a>(PhantomData<&'a str>);
+
+impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+    type Value = Text<'a>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: Error>(self, text: &'de str) -> Result<Text<'a>, E> {
+        Ok(Text(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E: Error>(self, text: &str) -> Result<Text<'a>, E> {
+        Ok(Text(Cow::Owned(text.to_string())))
+    }
+
+    fn visit_string<E: Error>(self, text: String) -> Result<Text<'a>, E> {
+        Ok(Text(Cow::Owned(text)))
+    }
+}
+
+/// The text of an optional field, if given.
+pub(super) fn text<'b>(field: &'b Option<Text<'_>>) -> Option<&'b str> {
+    field.as_ref().map(Text::as_str)
+}
+
+/// The text of the field `key` of `path`, which Meta requires; its absence is code 131008.
+pub(super) fn required<'b>(
+    field: &'b Option<Text<'_>>,
+    path: impl fmt::Display,
+    key: &str,
+) -> Result<&'b str, ApiError> {
+    text(field).ok_or_else(|| ApiError::missing_parameter(format!("{path}.{key} is required")))
+}
+
+/// Reads one part of the request (a message type's body) into its typed form; a value of the
+/// wrong shape or an unknown key is code 100, named by its path.
+pub(super) fn part<'a, T: Deserialize<'a>>(raw: &'a RawValue, path: &str) -> Result<T, ApiError> {
+    serde_json::from_str(raw.get()).map_err(|e| ApiError::invalid_parameter(format!("{path}: {e}")))
+}
