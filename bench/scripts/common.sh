@@ -39,11 +39,11 @@ start_mock() {
   MOCK=$!
 }
 
-# start_wagate CONFIG DIR: wagate serve (with WAGATE_ARGS, e.g. "--storage.sync false"), waiting
-# until it listens.
+# start_wagate CONFIG DIR: wagate serve (WAGATE_BIN, default target/release/wagate, with
+# WAGATE_ARGS, e.g. "--storage.sync false"), waiting until it listens.
 start_wagate() {
   : > "$2/wagate.out"
-  target/release/wagate serve --config "$1" --http.listen 127.0.0.1:18090 \
+  ${WAGATE_BIN:-target/release/wagate} serve --config "$1" --http.listen 127.0.0.1:18090 \
     --grpc.listen 127.0.0.1:18091 ${WAGATE_ARGS:-} >> "$2/wagate.out" 2> "$2/wagate.err" &
   WAGATE=$!
   until grep -q listening "$2/wagate.out"; do sleep 0.2; done

@@ -298,15 +298,12 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
     if config.transport == Transport::GrpcUnary && config.batch != 1 {
         bail!("unary gRPC sends one message per call: --batch 1");
     }
-    let http: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(config.concurrency)
-        .build(HttpConnector::new());
     let next = Arc::new(AtomicU64::new(0));
     let config = Arc::new(config);
     open_windows(&config).await?;
     let mut sessions = Vec::with_capacity(config.concurrency);
     for _ in 0..config.concurrency {
-        sessions.push(Session::open(&config, &http).await?);
+        sessions.push(Session::open(&config).await?);
     }
     let tally = Arc::new(Tally::new(config.max_duration));
     let started = Instant::now();

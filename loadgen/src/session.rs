@@ -7,8 +7,6 @@ use anyhow::{bail, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -16,11 +14,12 @@ use wagate::server::grpc::proto::messaging_client::MessagingClient;
 use wagate::server::grpc::proto::{SendRequest, SendResult};
 
 use crate::driver::{DriverConfig, Transport};
+use crate::http_connection::HttpConnection;
 use crate::redis_baseline::{load_script, queue_check, Check, Reply as RedisReply, Resp};
 
 /// One worker's connection to wagate, by transport.
 pub(crate) enum Session {
-    Http(Client<HttpConnector, Full<Bytes>>),
+    Http(HttpConnection),
     GrpcUnary(MessagingClient<Channel>),
     /// A stream of its own: requests go out on `requests`, results come back in order.
     GrpcStream {
@@ -41,12 +40,9 @@ pub(crate) struct Exchanged {
 }
 
 impl Session {
-    pub async fn open(
-        config: &DriverConfig,
-        http: &Client<HttpConnector, Full<Bytes>>,
-    ) -> Result<Session> {
+    pub async fn open(config: &DriverConfig) -> Result<Session> {
         Ok(match config.transport {
-            Transport::Http => Session::Http(http.clone()),
+            Transport::Http => Session::Http(HttpConnection::open(&config.target).await?),
             Transport::GrpcUnary => Session::GrpcUnary(grpc_client(config).await?),
             Transport::GrpcStream => {
                 let (requests, outgoing) = mpsc::channel(config.batch.max(1));
@@ -75,7 +71,7 @@ impl Session {
         count: u64,
     ) -> Result<Exchanged> {
         match self {
-            Session::Http(client) => http_exchange(client, config, first, count).await,
+            Session::Http(connection) => http_exchange(connection, config, first, count).await,
             Session::GrpcUnary(client) => {
                 let mut call = tonic::Request::new(grpc_request(config, first));
                 authorise(&mut call, config)?;
@@ -172,7 +168,7 @@ fn grpc_results(results: &[SendResult]) -> Exchanged {
 
 /// The single endpoint for one message, the bulk endpoint for more.
 async fn http_exchange(
-    client: &Client<HttpConnector, Full<Bytes>>,
+    connection: &mut HttpConnection,
     config: &DriverConfig,
     first: u64,
     count: u64,
@@ -182,7 +178,7 @@ async fn http_exchange(
         let plan = config.model.plan(first);
         key = plan.key;
         (
-            format!("{}/v23.0/{}/messages", config.target, plan.number),
+            format!("/v23.0/{}/messages", plan.number),
             "application/json",
             plan.body,
         )
@@ -200,11 +196,7 @@ async fn http_exchange(
                 )
             })
             .collect();
-        (
-            format!("{}/wagate/v1/bulk", config.target),
-            "application/x-ndjson",
-            lines,
-        )
+        ("/wagate/v1/bulk".to_string(), "application/x-ndjson", lines)
     };
     let mut request = Request::post(url)
         .header("authorization", format!("Bearer {}", config.token))
@@ -213,7 +205,7 @@ async fn http_exchange(
         request = request.header("idempotency-key", key);
     }
     let request = request.body(Full::new(Bytes::from(body)))?;
-    let answer = client.request(request).await?;
+    let answer = connection.send(request).await?;
     let status = answer.status();
     let bytes = answer.into_body().collect().await?.to_bytes();
     let text = String::from_utf8_lossy(&bytes);
