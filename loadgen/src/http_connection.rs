@@ -56,7 +56,68 @@ impl HttpConnection {
         let host = hyper::header::HeaderValue::from_str(&self.address)?;
         request.headers_mut().insert(hyper::header::HOST, host);
         let sender = self.connected().await?;
-        sender.ready().await?;
+        if sender.ready().await.is_err() {
+            // Closed between the check and now (the server answered `Connection: close`, or
+            // its idle timeout): once more on a new connection.
+            self.sender = None;
+            self.connected().await?.ready().await?;
+        }
+        let sender = self.sender.as_mut().expect("connected above");
         Ok(sender.send_request(request).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A server that answers each connection's first request and closes it.
+    async fn one_answer_per_connection() -> (String, tokio::task::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        let server = tokio::spawn(async move {
+            let mut connections = 0;
+            while let Ok((mut stream, _)) = listener.accept().await {
+                connections += 1;
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: 1\r\nconnection: close\r\n\r\n{connections}"
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                if connections == 3 {
+                    break;
+                }
+            }
+            connections
+        });
+        (address, server)
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_by_the_server_is_opened_again() {
+        let (address, server) = one_answer_per_connection().await;
+        let mut connection = HttpConnection::open(&format!("http://{address}"))
+            .await
+            .expect("open");
+        for expected in ["1", "2", "3"] {
+            let request = Request::get("/healthz")
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            let answer = connection.send(request).await.expect("answered");
+            let body = answer.into_body().collect().await.expect("body").to_bytes();
+            assert_eq!(body, expected.as_bytes());
+        }
+        assert_eq!(server.await.expect("server"), 3);
     }
 }
