@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs wagate's benchmarks.
 #   bash bench/run.sh        everything: the engine benchmarks below, then the load suite
-#   bash bench/run.sh engine criterion's decisions and request parse, the memory probe
+#   bash bench/run.sh engine criterion's decisions, request and webhook parse, the memory probe
 #                            (figures printed; the engine sections of docs/benchmarks.md
 #                            quote them)
 #   bash bench/run.sh load   the load suite: wagate serve with mock-meta and loadgen, the Redis
@@ -20,6 +20,7 @@ cargo build --release --workspace --all-targets -q
 if [ "$WHAT" = all ] || [ "$WHAT" = engine ]; then
   cargo bench -p wagate-bench --bench decisions -- --noplot
   cargo bench -p wagate-bench --bench request_parse -- --noplot
+  cargo bench -p wagate-bench --bench webhook_parse -- --noplot
   python3 bench/medians.py
   cargo run --release -q -p wagate-bench --bin memory -- 1030000 2000000
 fi

@@ -26,6 +26,7 @@ pub mod engine;
 pub mod events;
 pub mod hash;
 pub mod ids;
+pub mod json_text;
 pub mod number;
 pub mod pacing;
 pub mod price;

@@ -13,8 +13,9 @@ use super::metrics::bump;
 use super::reply::{self, unauthorized, ApiErrorResponse};
 use crate::cloud_api::error::ApiError;
 use crate::durable::message::message_id_text;
-use crate::ids::PhoneNumberId;
-use crate::webhooks::events::{events_of, parse_envelope, WebhookEvent};
+use crate::webhooks::events::{
+    events_of, messages_number, parse_envelope, Change, Envelope, WebhookEvent,
+};
 use crate::webhooks::signature::{handshake as echo, verify};
 
 /// `GET /webhooks/meta?hub.mode=subscribe&hub.verify_token=...&hub.challenge=...`
@@ -55,27 +56,30 @@ pub async fn receive(
         bump(&app.metrics.webhooks_bad_signature);
         return Err(unauthorized("the X-Hub-Signature-256 signature does not match").into());
     }
-    // Parsed once: the events and the tenants' forwards are both read from it.
-    let parsed = parse_envelope(&body).and_then(|envelope| Ok((events_of(&envelope)?, envelope)));
-    let (events, envelope) = parsed.map_err(|e| {
-        bump(&app.metrics.invalid);
-        ApiErrorResponse::from(e)
-    })?;
-    // Meta may have raised a number's throughput: then the upstream's pacing follows.
-    let number_news = events
-        .iter()
-        .any(|e| matches!(e, WebhookEvent::NumberQuality { .. }));
     let worker = app.clone();
-    let report = blocking(move || {
+    let (report, number_news) = blocking(move || {
+        // Read once, here off the async threads: the events and the tenants' forwards are both
+        // read from it.
+        let invalid = |e: ApiError| {
+            bump(&worker.metrics.invalid);
+            ApiErrorResponse::from(e)
+        };
+        let envelope = parse_envelope(&body).map_err(invalid)?;
+        let events = events_of(&envelope).map_err(invalid)?;
+        // Meta may have raised a number's throughput: then the upstream's pacing follows.
+        let number_news = events
+            .iter()
+            .any(|e| matches!(e, WebhookEvent::NumberQuality { .. }));
         let forwards = forwards(&worker, &envelope).map_err(|e| ApiError::from(&e))?;
         worker
             .forwarder
             .enqueue(forwards)
             .map_err(|e| ApiError::from(&e))?;
-        Ok(worker
+        let report = worker
             .wagate
             .apply_webhook(events)
-            .map_err(|e| ApiError::from(&e))?)
+            .map_err(|e| ApiError::from(&e))?;
+        Ok((report, number_news))
     })
     .await?;
     if number_news {
@@ -99,18 +103,17 @@ pub async fn receive(
 
 /// The `messages` changes of the webhook for tenants with a callback, one webhook each, with
 /// the ids of statuses turned into wagate's ids (what the tenant got when it sent).
-fn forwards(app: &App, root: &Value) -> Result<Vec<Forward>, crate::durable::SubmitError> {
+fn forwards(app: &App, envelope: &Envelope) -> Result<Vec<Forward>, crate::durable::SubmitError> {
     let mut out = Vec::new();
-    for entry in root["entry"].as_array().into_iter().flatten() {
-        for change in entry["changes"].as_array().into_iter().flatten() {
-            if change["field"] != "messages" {
+    for entry in envelope.entries() {
+        for raw in entry.changes() {
+            let Ok(head) = Change::read(raw) else {
+                continue;
+            };
+            if head.field() != Some("messages") {
                 continue;
             }
-            let Some(number) = change["value"]["metadata"]["phone_number_id"]
-                .as_str()
-                .and_then(|n| n.parse().ok())
-                .map(PhoneNumberId)
-            else {
+            let Some(number) = head.value.and_then(messages_number) else {
                 continue;
             };
             let Some(tenant) = app.tenants.owner(number) else {
@@ -119,8 +122,12 @@ fn forwards(app: &App, root: &Value) -> Result<Vec<Forward>, crate::durable::Sub
             if !app.forwarder.has_callback(&tenant.name) {
                 continue;
             }
+            // Only for a tenant with a callback: the change as a JSON tree, whose canonical
+            // text is the forward's identity.
+            let Ok(mut change) = serde_json::from_str::<Value>(raw.get()) else {
+                continue;
+            };
             let identity = identity_of(change.to_string().as_bytes());
-            let mut change = change.clone();
             for status in change["value"]["statuses"]
                 .as_array_mut()
                 .into_iter()
@@ -134,9 +141,13 @@ fn forwards(app: &App, root: &Value) -> Result<Vec<Forward>, crate::durable::Sub
                     status["wamid"] = json!(wamid);
                 }
             }
+            let account = entry
+                .id
+                .and_then(|id| serde_json::from_str::<Value>(id.get()).ok())
+                .unwrap_or(Value::Null);
             let webhook = json!({
                 "object": "whatsapp_business_account",
-                "entry": [{ "id": entry["id"], "changes": [change] }],
+                "entry": [{ "id": account, "changes": [change] }],
             });
             out.push(Forward {
                 tenant: tenant.name.clone(),

@@ -1,55 +1,13 @@
-//! A string field of the request, borrowed from the body when it holds no escapes, so reading a
-//! request allocates only for what wagate keeps.
+//! Reading the request's fields: optional and required text, and each message type's body
+//! into its typed form, with Meta's error codes.
 
-use std::borrow::Cow;
 use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::{Deserialize, Deserializer, Error, Visitor};
+use serde::de::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::cloud_api::error::ApiError;
-
-#[derive(Debug)]
-pub(super) struct Text<'a>(Cow<'a, str>);
-
-impl<'a> Text<'a> {
-    pub(super) fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub(super) fn into_string(self) -> String {
-        self.0.into_owned()
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(TextVisitor(PhantomData))
-    }
-}
-
-struct TextVisitor<'a>(PhantomData<&'a str>);
-
-impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
-    type Value = Text<'a>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("a string")
-    }
-
-    fn visit_borrowed_str<E: Error>(self, text: &'de str) -> Result<Text<'a>, E> {
-        Ok(Text(Cow::Borrowed(text)))
-    }
-
-    fn visit_str<E: Error>(self, text: &str) -> Result<Text<'a>, E> {
-        Ok(Text(Cow::Owned(text.to_string())))
-    }
-
-    fn visit_string<E: Error>(self, text: String) -> Result<Text<'a>, E> {
-        Ok(Text(Cow::Owned(text)))
-    }
-}
+pub(super) use crate::json_text::Text;
 
 /// The text of an optional field, if given.
 pub(super) fn text<'b>(field: &'b Option<Text<'_>>) -> Option<&'b str> {
