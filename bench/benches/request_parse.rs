@@ -2,6 +2,8 @@
 //! sends (a template with one body parameter, an in-window text), next to a plain parse of the
 //! same bytes into `serde_json::Value` as the same run's baseline.
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wagate::cloud_api::request::parse_send;
 
@@ -12,14 +14,8 @@ fn parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("send_request_parse");
     group.throughput(Throughput::Elements(1));
     for (name, body) in [("template", TEMPLATE), ("text", TEXT)] {
-        group.bench_function(format!("parse_send_{name}"), |b| {
-            b.iter(|| parse_send(std::hint::black_box(body.as_bytes())).expect("valid"))
-        });
-        group.bench_function(format!("value_baseline_{name}"), |b| {
-            b.iter(|| {
-                serde_json::from_slice::<serde_json::Value>(std::hint::black_box(body.as_bytes()))
-                    .expect("valid")
-            })
+        common::against_value_baseline(&mut group, &format!("send_{name}"), body.as_bytes(), |b| {
+            parse_send(b).expect("valid")
         });
     }
     group.finish();

@@ -2,6 +2,8 @@
 //! mock-meta sends them, next to a plain parse of the same bytes into `serde_json::Value` (the
 //! least the reading did before it was typed) as the same run's baseline.
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wagate::webhooks::events::parse_webhook;
 
@@ -25,14 +27,8 @@ fn parse(c: &mut Criterion) {
     let body = body();
     let mut group = c.benchmark_group("status_webhook_parse");
     group.throughput(Throughput::Elements(STATUSES as u64));
-    group.bench_function("parse_webhook_50_statuses", |b| {
-        b.iter(|| parse_webhook(std::hint::black_box(body.as_bytes())).expect("valid"))
-    });
-    group.bench_function("value_baseline_50_statuses", |b| {
-        b.iter(|| {
-            serde_json::from_slice::<serde_json::Value>(std::hint::black_box(body.as_bytes()))
-                .expect("valid")
-        })
+    common::against_value_baseline(&mut group, "webhook_50_statuses", body.as_bytes(), |b| {
+        parse_webhook(b).expect("valid")
     });
     group.finish();
 }
