@@ -7,6 +7,10 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{Deserialize, Deserializer, Error, Visitor};
+use serde_json::error::Category;
+use serde_json::value::RawValue;
+
+use crate::cloud_api::error::ApiError;
 
 #[derive(Debug)]
 pub struct Text<'a>(Cow<'a, str>);
@@ -47,4 +51,24 @@ impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
     fn visit_string<E: Error>(self, text: String) -> Result<Text<'a>, E> {
         Ok(Text(Cow::Owned(text)))
     }
+}
+
+/// The text of an optional field, if given.
+pub fn text<'b>(field: &'b Option<Text<'_>>) -> Option<&'b str> {
+    field.as_ref().map(Text::as_str)
+}
+
+/// Reads a whole body (a send request, a webhook POST) into its typed form: a body that is not
+/// JSON, or a value of the wrong shape, is Meta's code 100.
+pub fn read_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        Category::Data => ApiError::invalid_parameter(e.to_string()),
+        _ => ApiError::invalid_parameter(format!("the body is not valid JSON: {e}")),
+    })
+}
+
+/// Reads one part kept as written into its typed form; a value of the wrong shape or an
+/// unknown key is code 100, named by `path`.
+pub fn read_part<'a, T: Deserialize<'a>>(raw: &'a RawValue, path: &str) -> Result<T, ApiError> {
+    serde_json::from_str(raw.get()).map_err(|e| ApiError::invalid_parameter(format!("{path}: {e}")))
 }

@@ -12,11 +12,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::json_text::Text;
-
 use crate::cloud_api::error::ApiError;
 use crate::events::{ConsentChange, InboundContent, InboundMessage};
 use crate::ids::{AccountId, Msisdn, PhoneNumberId};
+use crate::json_text::{read_body, read_part, text as text_of, Text};
 use crate::quality::Quality;
 use crate::template::status::TemplateStatus;
 
@@ -192,12 +191,11 @@ pub struct Change<'a> {
 impl Change<'_> {
     /// Reads a change as written.
     pub fn read(raw: &RawValue) -> Result<Change<'_>, ApiError> {
-        serde_json::from_str(raw.get())
-            .map_err(|e| ApiError::invalid_parameter(format!("changes[]: {e}")))
+        read_part(raw, "changes[]")
     }
 
     pub fn field(&self) -> Option<&str> {
-        self.field.as_ref().map(Text::as_str)
+        text_of(&self.field)
     }
 }
 
@@ -259,12 +257,10 @@ pub fn messages_number(value: &RawValue) -> Option<PhoneNumberId> {
 }
 
 fn messages_field(value: &RawValue, events: &mut Vec<WebhookEvent>) -> Result<(), ApiError> {
-    let value: MessagesValue = serde_json::from_str(value.get())
-        .map_err(|e| ApiError::invalid_parameter(format!("a messages change's value: {e}")))?;
+    let value: MessagesValue = read_part(value, "a messages change's value")?;
     let number = number_in(value.metadata.as_ref())?;
     let messages: Value = match value.messages {
-        Some(raw) => serde_json::from_str(raw.get())
-            .map_err(|e| ApiError::invalid_parameter(format!("messages: {e}")))?,
+        Some(raw) => read_part(raw, "messages")?,
         None => Value::Null,
     };
     for message in messages.as_array().map_or(&[][..], Vec::as_slice) {
@@ -280,8 +276,7 @@ fn messages_field(value: &RawValue, events: &mut Vec<WebhookEvent>) -> Result<()
         });
     }
     for status in value.statuses.iter().flatten() {
-        let named = status.status.as_ref().map(Text::as_str);
-        let state = match named {
+        let state = match text_of(&status.status) {
             Some("sent") => DeliveryStatus::Sent,
             Some("delivered") => DeliveryStatus::Delivered,
             Some("read") => DeliveryStatus::Read,
@@ -296,16 +291,9 @@ fn messages_field(value: &RawValue, events: &mut Vec<WebhookEvent>) -> Result<()
         };
         events.push(WebhookEvent::Status {
             number,
-            wamid: status
-                .id
-                .as_ref()
-                .map_or_else(String::new, |id| id.as_str().to_string()),
+            wamid: text_of(&status.id).unwrap_or_default().to_string(),
             status: state,
-            recipient: status
-                .recipient_id
-                .as_ref()
-                .map(|r| person_of(r.as_str()))
-                .transpose()?,
+            recipient: text_of(&status.recipient_id).map(person_of).transpose()?,
             errors: status
                 .errors
                 .iter()
@@ -313,10 +301,7 @@ fn messages_field(value: &RawValue, events: &mut Vec<WebhookEvent>) -> Result<()
                 .filter_map(|e| e.code)
                 .map(|c| c as u32)
                 .collect(),
-            biz_opaque_callback_data: status
-                .biz_opaque_callback_data
-                .as_ref()
-                .map(|d| d.as_str().to_string()),
+            biz_opaque_callback_data: text_of(&status.biz_opaque_callback_data).map(str::to_string),
         });
     }
     Ok(())
@@ -431,15 +416,12 @@ pub fn parse_webhook(body: &[u8]) -> Result<Vec<WebhookEvent>, ApiError> {
 
 /// A webhook POST's body read into its envelope, for [`events_of`] and whatever else reads it.
 pub fn parse_envelope(body: &[u8]) -> Result<Envelope<'_>, ApiError> {
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::invalid_parameter(e.to_string()),
-        _ => ApiError::invalid_parameter(format!("the body is not valid JSON: {e}")),
-    })
+    read_body(body)
 }
 
 /// Every event in a webhook POST, in order.
 pub fn events_of(envelope: &Envelope) -> Result<Vec<WebhookEvent>, ApiError> {
-    if envelope.object.as_ref().map(Text::as_str) != Some("whatsapp_business_account") {
+    if text_of(&envelope.object) != Some("whatsapp_business_account") {
         return Err(ApiError::invalid_parameter(
             "object must be \"whatsapp_business_account\"",
         ));
@@ -450,7 +432,7 @@ pub fn events_of(envelope: &Envelope) -> Result<Vec<WebhookEvent>, ApiError> {
         let account = AccountId(
             entry
                 .id
-                .and_then(|id| serde_json::from_str::<Text>(id.get()).ok())
+                .and_then(|id| read_part::<Text>(id, "entry[].id").ok())
                 .and_then(|id| id.as_str().parse().ok())
                 .unwrap_or(0),
         );
@@ -465,8 +447,7 @@ pub fn events_of(envelope: &Envelope) -> Result<Vec<WebhookEvent>, ApiError> {
             if field == "messages" {
                 messages_field(value, &mut events)?;
             } else {
-                let value: Value = serde_json::from_str(value.get())
-                    .map_err(|e| ApiError::invalid_parameter(format!("{field}: {e}")))?;
+                let value: Value = read_part(value, field)?;
                 change_of(account, field, &value, &mut events)?;
             }
         }

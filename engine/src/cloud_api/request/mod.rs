@@ -13,13 +13,13 @@ mod text;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, Error, IgnoredAny, MapAccess, Visitor};
-use serde_json::error::Category;
 use serde_json::value::RawValue;
 
 use self::text::{required, text, Text};
 use super::error::ApiError;
 use crate::decision::Message;
 use crate::ids::Msisdn;
+use crate::json_text::read_body;
 use crate::template::model::MediaKind;
 
 /// A send request as wagate understands it.
@@ -109,10 +109,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
 
 /// Parses a send request body.
 pub fn parse_send(body: &[u8]) -> Result<ParsedSend, ApiError> {
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| match e.classify() {
-        Category::Data => ApiError::invalid_parameter(e.to_string()),
-        _ => ApiError::invalid_parameter(format!("the body is not valid JSON: {e}")),
-    })?;
+    let envelope: Envelope = read_body(body)?;
     let kind = text(&envelope.kind).unwrap_or("text");
     let Some(slot) = TYPES.iter().position(|known| *known == kind) else {
         return Err(ApiError::new(
