@@ -148,15 +148,15 @@ impl Summary {
     }
 }
 
+/// A target URL's `host:port` (what follows the scheme, up to the path).
+pub fn address_of(target: &str) -> &str {
+    let after_scheme = target.split("://").last().unwrap_or_default();
+    after_scheme.split('/').next().unwrap_or_default()
+}
+
 /// Refuses any target that is not on this machine: load runs stay on loopback.
 pub fn check_loopback(target: &str) -> Result<()> {
-    let host = target
-        .split("://")
-        .last()
-        .unwrap_or_default()
-        .split(['/', ':'])
-        .next()
-        .unwrap_or("");
+    let host = address_of(target).split(':').next().unwrap_or("");
     if !matches!(host, "127.0.0.1" | "localhost") {
         bail!("load runs only go to loopback; {target} is not");
     }

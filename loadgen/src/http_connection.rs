@@ -7,13 +7,18 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
+use hyper::header::HeaderValue;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::driver::address_of;
+
 pub(crate) struct HttpConnection {
     /// `host:port`, from the target URL.
     address: String,
+    /// The same, as every request's Host header.
+    host: HeaderValue,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
@@ -21,13 +26,9 @@ impl HttpConnection {
     /// A connection to `target` (`http://host:port`), opened now so that a target that does
     /// not listen fails the run before it starts.
     pub async fn open(target: &str) -> Result<HttpConnection> {
-        let address = target
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let address = address_of(target).to_string();
         let mut connection = HttpConnection {
+            host: HeaderValue::from_str(&address)?,
             address,
             sender: None,
         };
@@ -53,8 +54,9 @@ impl HttpConnection {
     /// Sends `request` (its URI a path; the Host header is added here) and returns the
     /// answer's head, its body still to be read.
     pub async fn send(&mut self, mut request: Request<Full<Bytes>>) -> Result<Response<Incoming>> {
-        let host = hyper::header::HeaderValue::from_str(&self.address)?;
-        request.headers_mut().insert(hyper::header::HOST, host);
+        request
+            .headers_mut()
+            .insert(hyper::header::HOST, self.host.clone());
         let sender = self.connected().await?;
         if sender.ready().await.is_err() {
             // Closed between the check and now (the server answered `Connection: close`, or

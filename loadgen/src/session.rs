@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 use wagate::server::grpc::proto::messaging_client::MessagingClient;
 use wagate::server::grpc::proto::{SendRequest, SendResult};
 
-use crate::driver::{DriverConfig, Transport};
+use crate::driver::{address_of, DriverConfig, Transport};
 use crate::http_connection::HttpConnection;
 use crate::redis_baseline::{load_script, queue_check, Check, Reply as RedisReply, Resp};
 
@@ -56,7 +56,7 @@ impl Session {
                 Session::GrpcStream { requests, results }
             }
             Transport::Redis => {
-                let address = config.target.split("://").last().unwrap_or_default();
+                let address = address_of(&config.target);
                 let mut resp = Resp::connect(address).await?;
                 let script = load_script(&mut resp).await?;
                 Session::Redis { resp, script }
