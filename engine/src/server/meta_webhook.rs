@@ -13,9 +13,7 @@ use super::metrics::bump;
 use super::reply::{self, unauthorized, ApiErrorResponse};
 use crate::cloud_api::error::ApiError;
 use crate::durable::message::message_id_text;
-use crate::webhooks::events::{
-    events_of, messages_number, parse_envelope, Change, Envelope, WebhookEvent,
-};
+use crate::webhooks::events::{events_of, parse_envelope, MessagesChange, WebhookEvent};
 use crate::webhooks::signature::{handshake as echo, verify};
 
 /// `GET /webhooks/meta?hub.mode=subscribe&hub.verify_token=...&hub.challenge=...`
@@ -65,12 +63,13 @@ pub async fn receive(
             ApiErrorResponse::from(e)
         };
         let envelope = parse_envelope(&body).map_err(invalid)?;
-        let events = events_of(&envelope).map_err(invalid)?;
+        let read = events_of(&envelope).map_err(invalid)?;
+        let events = read.events;
         // Meta may have raised a number's throughput: then the upstream's pacing follows.
         let number_news = events
             .iter()
             .any(|e| matches!(e, WebhookEvent::NumberQuality { .. }));
-        let forwards = forwards(&worker, &envelope).map_err(|e| ApiError::from(&e))?;
+        let forwards = forwards(&worker, &read.messages_changes).map_err(|e| ApiError::from(&e))?;
         worker
             .forwarder
             .enqueue(forwards)
@@ -103,58 +102,54 @@ pub async fn receive(
 
 /// The `messages` changes of the webhook for tenants with a callback, one webhook each, with
 /// the ids of statuses turned into wagate's ids (what the tenant got when it sent).
-fn forwards(app: &App, envelope: &Envelope) -> Result<Vec<Forward>, crate::durable::SubmitError> {
+fn forwards(
+    app: &App,
+    changes: &[MessagesChange],
+) -> Result<Vec<Forward>, crate::durable::SubmitError> {
     let mut out = Vec::new();
-    for entry in envelope.entries() {
-        for raw in entry.changes() {
-            let Ok(head) = Change::read(raw) else {
-                continue;
-            };
-            if head.field() != Some("messages") {
-                continue;
-            }
-            let Some(number) = head.value.and_then(messages_number) else {
-                continue;
-            };
-            let Some(tenant) = app.tenants.owner(number) else {
-                continue;
-            };
-            if !app.forwarder.has_callback(&tenant.name) {
-                continue;
-            }
-            // Only for a tenant with a callback: the change as a JSON tree, whose canonical
-            // text is the forward's identity.
-            let Ok(mut change) = serde_json::from_str::<Value>(raw.get()) else {
-                continue;
-            };
-            let identity = identity_of(change.to_string().as_bytes());
-            for status in change["value"]["statuses"]
-                .as_array_mut()
-                .into_iter()
-                .flatten()
-            {
-                let Some(wamid) = status["id"].as_str().map(str::to_string) else {
-                    continue;
-                };
-                if let Some(id) = app.wagate.message_id_of(&wamid)? {
-                    status["id"] = json!(message_id_text(id));
-                    status["wamid"] = json!(wamid);
-                }
-            }
-            let account = entry
-                .id
-                .and_then(|id| serde_json::from_str::<Value>(id.get()).ok())
-                .unwrap_or(Value::Null);
-            let webhook = json!({
-                "object": "whatsapp_business_account",
-                "entry": [{ "id": account, "changes": [change] }],
-            });
-            out.push(Forward {
-                tenant: tenant.name.clone(),
-                body: webhook.to_string().into_bytes(),
-                identity,
-            });
+    for MessagesChange {
+        account,
+        change: raw,
+        number,
+    } in changes
+    {
+        let Some(tenant) = app.tenants.owner(*number) else {
+            continue;
+        };
+        if !app.forwarder.has_callback(&tenant.name) {
+            continue;
         }
+        // Only for a tenant with a callback: the change as a JSON tree, whose canonical
+        // text is the forward's identity.
+        let Ok(mut change) = serde_json::from_str::<Value>(raw.get()) else {
+            continue;
+        };
+        let identity = identity_of(change.to_string().as_bytes());
+        for status in change["value"]["statuses"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            let Some(wamid) = status["id"].as_str().map(str::to_string) else {
+                continue;
+            };
+            if let Some(id) = app.wagate.message_id_of(&wamid)? {
+                status["id"] = json!(message_id_text(id));
+                status["wamid"] = json!(wamid);
+            }
+        }
+        let account = account
+            .and_then(|id| serde_json::from_str::<Value>(id.get()).ok())
+            .unwrap_or(Value::Null);
+        let webhook = json!({
+            "object": "whatsapp_business_account",
+            "entry": [{ "id": account, "changes": [change] }],
+        });
+        out.push(Forward {
+            tenant: tenant.name.clone(),
+            body: webhook.to_string().into_bytes(),
+            identity,
+        });
     }
     Ok(out)
 }

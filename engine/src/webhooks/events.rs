@@ -245,18 +245,11 @@ fn number_in(metadata: Option<&Metadata>) -> Result<PhoneNumberId, ApiError> {
         })
 }
 
-/// The number a `messages` change is for (its `metadata.phone_number_id`), if it names one.
-pub fn messages_number(value: &RawValue) -> Option<PhoneNumberId> {
-    #[derive(Deserialize)]
-    struct Head<'a> {
-        #[serde(borrow)]
-        metadata: Option<Metadata<'a>>,
-    }
-    let head: Head = serde_json::from_str(value.get()).ok()?;
-    number_in(head.metadata.as_ref()).ok()
-}
-
-fn messages_field(value: &RawValue, events: &mut Vec<WebhookEvent>) -> Result<(), ApiError> {
+/// Reads a `messages` change's events into `events`; returns the number it is for.
+fn messages_field(
+    value: &RawValue,
+    events: &mut Vec<WebhookEvent>,
+) -> Result<PhoneNumberId, ApiError> {
     let value: MessagesValue = read_part(value, "a messages change's value")?;
     let number = number_in(value.metadata.as_ref())?;
     let messages: Value = match value.messages {
@@ -304,7 +297,7 @@ fn messages_field(value: &RawValue, events: &mut Vec<WebhookEvent>) -> Result<()
             biz_opaque_callback_data: text_of(&status.biz_opaque_callback_data).map(str::to_string),
         });
     }
-    Ok(())
+    Ok(number)
 }
 
 /// The events of a change other than `messages`, read through a JSON tree.
@@ -411,7 +404,22 @@ fn change_of(
 
 /// Every event in one webhook POST, in order.
 pub fn parse_webhook(body: &[u8]) -> Result<Vec<WebhookEvent>, ApiError> {
-    events_of(&parse_envelope(body)?)
+    Ok(events_of(&parse_envelope(body)?)?.events)
+}
+
+/// A `messages` change as written, with the account and number it is for: what forwarding it
+/// to the number's tenant needs, so that nothing is read twice.
+pub struct MessagesChange<'a> {
+    /// The entry's id (the WhatsApp Business Account) as Meta wrote it.
+    pub account: Option<&'a RawValue>,
+    pub change: &'a RawValue,
+    pub number: PhoneNumberId,
+}
+
+/// A webhook POST read: its events in order, and its `messages` changes as written.
+pub struct WebhookRead<'a> {
+    pub events: Vec<WebhookEvent>,
+    pub messages_changes: Vec<MessagesChange<'a>>,
 }
 
 /// A webhook POST's body read into its envelope, for [`events_of`] and whatever else reads it.
@@ -419,14 +427,15 @@ pub fn parse_envelope(body: &[u8]) -> Result<Envelope<'_>, ApiError> {
     read_body(body)
 }
 
-/// Every event in a webhook POST, in order.
-pub fn events_of(envelope: &Envelope) -> Result<Vec<WebhookEvent>, ApiError> {
+/// Every event in a webhook POST, in order, and its `messages` changes.
+pub fn events_of<'a>(envelope: &Envelope<'a>) -> Result<WebhookRead<'a>, ApiError> {
     if text_of(&envelope.object) != Some("whatsapp_business_account") {
         return Err(ApiError::invalid_parameter(
             "object must be \"whatsapp_business_account\"",
         ));
     }
     let mut events = Vec::new();
+    let mut messages_changes = Vec::new();
     for entry in envelope.entries() {
         // The entry's id is the WhatsApp Business Account the changes belong to.
         let account = AccountId(
@@ -445,14 +454,22 @@ pub fn events_of(envelope: &Envelope) -> Result<Vec<WebhookEvent>, ApiError> {
                 .value
                 .ok_or_else(|| ApiError::missing_parameter("changes[].value is missing"))?;
             if field == "messages" {
-                messages_field(value, &mut events)?;
+                let number = messages_field(value, &mut events)?;
+                messages_changes.push(MessagesChange {
+                    account: entry.id,
+                    change: raw,
+                    number,
+                });
             } else {
                 let value: Value = read_part(value, field)?;
                 change_of(account, field, &value, &mut events)?;
             }
         }
     }
-    Ok(events)
+    Ok(WebhookRead {
+        events,
+        messages_changes,
+    })
 }
 
 #[cfg(test)]
@@ -614,9 +631,10 @@ mod tests {
           "statuses":[{"id":"wamid.HBgL\u003d\u003d","status":"delivered","timestamp":"1750030073",
             "recipient_id":"16505551234","conversation":{"id":"c1","origin":{"type":"utility"}},
             "pricing":{"billable":true},"biz_opaque_callback_data":"a\"b"}]}"#;
-        let events = parse_webhook(envelope("messages", value).as_bytes()).unwrap();
+        let body = envelope("messages", value);
+        let read = events_of(&parse_envelope(body.as_bytes()).unwrap()).unwrap();
         assert_eq!(
-            events,
+            read.events,
             [WebhookEvent::Status {
                 number: PhoneNumberId(106_540_352_242_922),
                 wamid: "wamid.HBgL==".into(),
@@ -626,10 +644,14 @@ mod tests {
                 biz_opaque_callback_data: Some("a\"b".into()),
             }]
         );
-        let raw: Box<RawValue> = serde_json::from_str(value).unwrap();
+        let [change] = &read.messages_changes[..] else {
+            panic!("one messages change")
+        };
+        assert_eq!(change.number, PhoneNumberId(106_540_352_242_922));
+        assert!(change.change.get().contains("a\\\"b"));
         assert_eq!(
-            messages_number(&raw),
-            Some(PhoneNumberId(106_540_352_242_922))
+            change.account.map(RawValue::get),
+            Some("\"102290129340398\"")
         );
         let not_a_list = envelope(
             "messages",
