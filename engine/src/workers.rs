@@ -3,7 +3,10 @@
 //! the one thread that owns them.
 //!
 //! Callers submit a batch; it is split by owning shard, each part is sent to its worker, and the
-//! replies come back in the caller's order. A full channel blocks the caller (backpressure); a
+//! replies come back in the caller's order, to a waiting thread ([`ShardPool::send`]) or to an
+//! async task ([`ShardPool::send_to_task`]), so that the HTTP handlers hand their sends to the
+//! shards with no thread in between. A full channel blocks the caller (backpressure); a worker
+//! takes every batch waiting (up to [`GROUP_COMMANDS`] commands) and makes them one commit; a
 //! worker with nothing to do ticks its shard every [`IDLE_TICK`] so counted recipients expire
 //! and sketches slide even when no traffic arrives.
 //!
@@ -39,8 +42,13 @@ use crate::store::{Batch, Family, StoreError};
 use crate::usage::Usage;
 
 pub const IDLE_TICK: Duration = Duration::from_millis(100);
-/// Batches waiting per worker before submitters block.
-pub const QUEUE_BATCHES: usize = 64;
+/// Batches waiting per worker before submitters block. Single requests come one batch each,
+/// so this is about how many requests may wait on one shard; the server bounds what it admits
+/// (in messages) long before the channels would.
+pub const QUEUE_BATCHES: usize = 1_024;
+/// Commands a worker takes into one group (one commit) at most, bounding the latency a group
+/// adds to its first batch.
+pub const GROUP_COMMANDS: usize = 4_096;
 
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -92,11 +100,40 @@ pub enum Reply {
 /// One worker's answers for its part of a batch, or why that part could not be made durable.
 type Replies = Result<Vec<(usize, Reply)>, (Vec<usize>, StoreError)>;
 
+/// Where a worker answers its part of a batch: a thread waiting on a channel shared by the
+/// batch's parts, or an async task waiting on this part's own oneshot.
+enum ReplyTo {
+    Thread(Sender<Replies>),
+    Task(tokio::sync::oneshot::Sender<Replies>),
+}
+
+impl ReplyTo {
+    /// The submitter may have gone away; its answers are then nobody's.
+    fn send(self, replies: Replies) {
+        match self {
+            ReplyTo::Thread(sender) => {
+                let _ = sender.send(replies);
+            }
+            ReplyTo::Task(sender) => {
+                let _ = sender.send(replies);
+            }
+        }
+    }
+}
+
+/// A batch's part for one worker.
+type Part = (Vec<(usize, Command)>, ReplyTo);
+
 enum Work {
     Commands {
         commands: Vec<(usize, Command)>,
-        reply: Sender<Replies>,
+        reply: ReplyTo,
     },
+    Control(Control),
+}
+
+/// Work that asks a shard about itself rather than about a person.
+enum Control {
     Refresh {
         number: PhoneNumberId,
         done: Sender<()>,
@@ -197,33 +234,43 @@ fn write_contacts(journal: &mut Vec<(ContactKey, ContactRecord)>, batch: &mut Ba
     }
 }
 
+/// Applies a group of parts (each from its own batch) and answers each part; with persistence,
+/// after the group's writes are durable, as one commit.
 fn run_commands(
     shard: &mut Shard,
-    commands: Vec<(usize, Command)>,
-    reply: Sender<Replies>,
+    group: Vec<Part>,
     now: Timestamp,
     persist: Option<&Persist>,
     journal: &mut Vec<(ContactKey, ContactRecord)>,
 ) {
     let Some(persist) = persist else {
-        let replies = commands
-            .into_iter()
-            .map(|(slot, command)| (slot, process(shard, command, now, None)))
-            .collect();
-        // The submitter may have gone away; its answers are then nobody's.
-        let _ = reply.send(Ok(replies));
+        for (commands, reply) in group {
+            let replies = commands
+                .into_iter()
+                .map(|(slot, command)| (slot, process(shard, command, now, None)))
+                .collect();
+            reply.send(Ok(replies));
+        }
         return;
     };
     if let Some(error) = persist.durability.failure() {
         // The disk is behind memory: change nothing more, say why.
-        let slots = commands.iter().map(|(slot, _)| *slot).collect();
-        let _ = reply.send(Err((slots, error)));
+        for (commands, reply) in group {
+            let slots = commands.iter().map(|(slot, _)| *slot).collect();
+            reply.send(Err((slots, error.clone())));
+        }
         return;
     }
     let mut writes = Writes::default();
-    let replies: Vec<(usize, Reply)> = commands
+    let answered: Vec<(Vec<(usize, Reply)>, ReplyTo)> = group
         .into_iter()
-        .map(|(slot, command)| (slot, process(shard, command, now, Some(&mut writes))))
+        .map(|(commands, reply)| {
+            let replies = commands
+                .into_iter()
+                .map(|(slot, command)| (slot, process(shard, command, now, Some(&mut writes))))
+                .collect();
+            (replies, reply)
+        })
         .collect();
     shard.drain_journal(journal);
     let Writes {
@@ -244,15 +291,37 @@ fn run_commands(
                 onward.release.insert(message.send_at, message.id);
             }
         }
-        let answer = match result {
-            Ok(()) => Ok(replies),
-            Err(error) => Err((replies.into_iter().map(|(slot, _)| slot).collect(), error)),
-        };
-        let _ = reply.send(answer);
+        for (replies, reply) in answered {
+            reply.send(match &result {
+                Ok(()) => Ok(replies),
+                Err(error) => Err((
+                    replies.into_iter().map(|(slot, _)| slot).collect(),
+                    error.clone(),
+                )),
+            });
+        }
     });
     if persist.committer.send(CommitJob { batch, done }).is_err() {
         // Committers stop only at shutdown, after the workers; nothing to answer then.
     }
+}
+
+/// Takes the batches waiting behind `first` into one group, up to [`GROUP_COMMANDS`]; control
+/// work found on the way is handed back, to run after the group.
+fn gather(first: Part, queue: &Receiver<Work>) -> (Vec<Part>, Option<Control>) {
+    let mut size = first.0.len();
+    let mut group = vec![first];
+    while size < GROUP_COMMANDS {
+        match queue.try_recv() {
+            Ok(Work::Commands { commands, reply }) => {
+                size += commands.len();
+                group.push((commands, reply));
+            }
+            Ok(Work::Control(control)) => return (group, Some(control)),
+            Err(_) => break,
+        }
+    }
+    (group, None)
 }
 
 fn run_worker(
@@ -279,25 +348,59 @@ fn run_worker(
             shard.tick(now);
             ticked_hour = hour;
         }
-        match work {
-            Work::Commands { commands, reply } => run_commands(
-                &mut shard,
-                commands,
-                reply,
-                now,
-                persist.as_ref(),
-                &mut journal,
-            ),
-            Work::Refresh { number, done } => {
+        let control = match work {
+            Work::Commands { commands, reply } => {
+                let (group, control) = gather((commands, reply), &queue);
+                run_commands(&mut shard, group, now, persist.as_ref(), &mut journal);
+                control
+            }
+            Work::Control(control) => Some(control),
+        };
+        match control {
+            None => {}
+            Some(Control::Refresh { number, done }) => {
                 if let Some(state) = core.registry.number(number) {
                     shard.refresh_scope(&state.scope, now);
                 }
                 let _ = done.send(());
             }
-            Work::Ledger { reply } => {
+            Some(Control::Ledger { reply }) => {
                 let _ = reply.send(shard.ledger().clone());
             }
         }
+    }
+}
+
+/// Each command's reply put back where its batch had it, as the workers' parts come in.
+struct Ordered(Vec<Option<Result<Reply, StoreError>>>);
+
+impl Ordered {
+    fn new(total: usize) -> Ordered {
+        Ordered((0..total).map(|_| None).collect())
+    }
+
+    fn take(&mut self, part: Replies) {
+        match part {
+            Ok(part) => {
+                for (slot, answer) in part {
+                    self.0[slot] = Some(Ok(answer));
+                }
+            }
+            Err((slots, error)) => {
+                for slot in slots {
+                    self.0[slot] = Some(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// The replies in order; a command whose worker never answered (it stopped first) was
+    /// not written.
+    fn finish(self) -> Vec<Result<Reply, StoreError>> {
+        self.0
+            .into_iter()
+            .map(|answer| answer.unwrap_or(Err(StoreError::Stopped)))
+            .collect()
     }
 }
 
@@ -313,31 +416,35 @@ impl Pending {
     /// in, or the error that kept its shard's part from becoming durable (the other shards'
     /// parts may well be durable: each shard commits on its own).
     pub fn wait_each(self) -> Vec<Result<Reply, StoreError>> {
-        let mut ordered: Vec<Option<Result<Reply, StoreError>>> =
-            (0..self.total).map(|_| None).collect();
-        for _ in 0..self.expected {
-            match self.replies.recv().expect("every worker replies") {
-                Ok(part) => {
-                    for (slot, answer) in part {
-                        ordered[slot] = Some(Ok(answer));
-                    }
-                }
-                Err((slots, error)) => {
-                    for slot in slots {
-                        ordered[slot] = Some(Err(error.clone()));
-                    }
-                }
-            }
+        let mut ordered = Ordered::new(self.total);
+        for part in self.replies.iter().take(self.expected) {
+            ordered.take(part);
         }
-        ordered
-            .into_iter()
-            .map(|answer| answer.expect("every command answered"))
-            .collect()
+        ordered.finish()
     }
 
     /// Like [`Pending::wait_each`], failing as a whole if any part failed.
     pub fn wait(self) -> Result<Vec<Reply>, StoreError> {
         self.wait_each().into_iter().collect()
+    }
+}
+
+/// Like [`Pending`], for an async task: each worker's part answers on its own oneshot.
+pub struct PendingTask {
+    parts: Vec<tokio::sync::oneshot::Receiver<Replies>>,
+    total: usize,
+}
+
+impl PendingTask {
+    /// As [`Pending::wait_each`], without blocking a thread.
+    pub async fn wait_each(self) -> Vec<Result<Reply, StoreError>> {
+        let mut ordered = Ordered::new(self.total);
+        for part in self.parts {
+            if let Ok(part) = part.await {
+                ordered.take(part);
+            }
+        }
+        ordered.finish()
     }
 }
 
@@ -426,29 +533,50 @@ impl ShardPool {
     /// replies. Keeping several batches in flight keeps every worker busy.
     pub fn send(&self, commands: Vec<Command>) -> Pending {
         let total = commands.len();
+        let (reply, replies) = bounded(self.queues.len());
+        let mut expected = 0;
+        self.hand_out(commands, || {
+            expected += 1;
+            ReplyTo::Thread(reply.clone())
+        });
+        Pending {
+            replies,
+            expected,
+            total,
+        }
+    }
+
+    /// Like [`ShardPool::send`] for an async task: [`PendingTask::wait_each`] awaits the
+    /// replies. Blocks only while a worker's channel is full.
+    pub fn send_to_task(&self, commands: Vec<Command>) -> PendingTask {
+        let total = commands.len();
+        let mut parts = Vec::new();
+        self.hand_out(commands, || {
+            let (reply, part) = tokio::sync::oneshot::channel();
+            parts.push(part);
+            ReplyTo::Task(reply)
+        });
+        PendingTask { parts, total }
+    }
+
+    /// Splits `commands` by owning shard and sends each non-empty part to its worker, to be
+    /// answered where `reply_to` says.
+    fn hand_out(&self, commands: Vec<Command>, mut reply_to: impl FnMut() -> ReplyTo) {
         let shards = self.queues.len();
         let mut parts: Vec<Vec<(usize, Command)>> = (0..shards).map(|_| Vec::new()).collect();
         for (slot, command) in commands.into_iter().enumerate() {
             parts[shard_for(command.person().digits(), shards)].push((slot, command));
         }
-        let (reply, replies) = bounded(shards);
-        let mut expected = 0;
         for (queue, part) in self.queues.iter().zip(parts) {
             if part.is_empty() {
                 continue;
             }
-            expected += 1;
             queue
                 .send(Work::Commands {
                     commands: part,
-                    reply: reply.clone(),
+                    reply: reply_to(),
                 })
                 .expect("shard workers live as long as the pool");
-        }
-        Pending {
-            replies,
-            expected,
-            total,
         }
     }
 
@@ -473,7 +601,7 @@ impl ShardPool {
             .registry
             .number(number)
             .ok_or(RegistryError::UnknownNumber(number))?;
-        self.ask_all(|done| Work::Refresh { number, done });
+        self.ask_all(|done| Work::Control(Control::Refresh { number, done }));
         let now = self.clock.now().secs();
         state.scope.apply_due(&self.core.profile, now);
         Ok(Usage::of(
@@ -487,7 +615,7 @@ impl ShardPool {
     /// The in-memory price ledger (since start) of all shards.
     pub fn ledger(&self) -> Ledger {
         let mut whole = Ledger::default();
-        for part in self.ask_all(|reply| Work::Ledger { reply }) {
+        for part in self.ask_all(|reply| Work::Control(Control::Ledger { reply })) {
             whole.merge(&part);
         }
         whole
@@ -506,5 +634,79 @@ impl ShardPool {
             committer.join().expect("a committer panicked");
         }
         shards
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commands(count: usize) -> (Work, Receiver<Replies>) {
+        let (reply, replies) = bounded(1);
+        let commands = (0..count)
+            .map(|slot| {
+                let command = Command::Contact {
+                    number: PhoneNumberId(1),
+                    person: Msisdn::from_digits(15_550_000_000 + slot as u64).unwrap(),
+                };
+                (slot, command)
+            })
+            .collect();
+        let work = Work::Commands {
+            commands,
+            reply: ReplyTo::Thread(reply),
+        };
+        (work, replies)
+    }
+
+    fn part(work: Work) -> Part {
+        match work {
+            Work::Commands { commands, reply } => (commands, reply),
+            Work::Control(_) => panic!("not commands"),
+        }
+    }
+
+    #[test]
+    fn a_worker_groups_the_batches_waiting_and_stops_at_control_work() {
+        let (queue, incoming) = bounded(QUEUE_BATCHES);
+        let (first, _) = commands(3);
+        for size in [2, 5] {
+            queue.send(commands(size).0).unwrap();
+        }
+        let (done, _) = bounded(1);
+        queue
+            .send(Work::Control(Control::Ledger { reply: done }))
+            .unwrap();
+        queue.send(commands(1).0).unwrap();
+        let (group, control) = gather(part(first), &incoming);
+        let sizes: Vec<usize> = group.iter().map(|(commands, _)| commands.len()).collect();
+        assert_eq!(sizes, [3, 2, 5]);
+        assert!(matches!(control, Some(Control::Ledger { .. })));
+        // What came after the control work waits for the next round.
+        let (group, control) = gather(part(incoming.try_recv().unwrap()), &incoming);
+        assert_eq!(group.len(), 1);
+        assert!(control.is_none());
+    }
+
+    #[test]
+    fn a_group_stops_growing_at_its_command_bound() {
+        let (queue, incoming) = bounded(QUEUE_BATCHES);
+        let (first, _) = commands(GROUP_COMMANDS - 10);
+        for _ in 0..3 {
+            queue.send(commands(10).0).unwrap();
+        }
+        let (group, _) = gather(part(first), &incoming);
+        assert_eq!(group.len(), 2, "the bound reached, the rest waits");
+        assert_eq!(incoming.len(), 2);
+    }
+
+    #[test]
+    fn a_part_never_answered_reads_as_not_written() {
+        let mut ordered = Ordered::new(3);
+        ordered.take(Ok(vec![(2, Reply::Contact(None))]));
+        let replies = ordered.finish();
+        assert!(matches!(replies[0], Err(StoreError::Stopped)));
+        assert!(matches!(replies[1], Err(StoreError::Stopped)));
+        assert!(matches!(replies[2], Ok(Reply::Contact(None))));
     }
 }

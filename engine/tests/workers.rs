@@ -96,6 +96,62 @@ fn concurrent_submitters_on_two_shards_admit_exactly_the_limit() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_submitters_each_get_their_own_replies_in_order() {
+    let (pool, _clock) = pool(2);
+    let pool = Arc::new(pool);
+    // Half the batches read "inbound, then a reply", half "a reply, then inbound": a reply
+    // routed to another batch, or out of its batch's order, shows as the wrong kind or outcome.
+    let tasks: Vec<_> = (0..64u64)
+        .map(|task| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let inbound_first = task % 2 == 0;
+                let mut batch = Vec::new();
+                for i in task * 10..task * 10 + 10 {
+                    let inbound = Command::Inbound(InboundMessage {
+                        number: NUMBER,
+                        from: person(i),
+                        content: InboundContent::Text("hi".into()),
+                    });
+                    let reply = Command::Decide(SendRequest {
+                        number: NUMBER,
+                        to: person(i),
+                        message: Message::text("reply"),
+                    });
+                    if inbound_first {
+                        batch.extend([inbound, reply]);
+                    } else {
+                        batch.extend([reply, inbound]);
+                    }
+                }
+                let replies = pool.send_to_task(batch).wait_each().await;
+                assert_eq!(replies.len(), 20);
+                for pair in replies.chunks(2) {
+                    let (inbound, decision) = if inbound_first {
+                        (&pair[0], &pair[1])
+                    } else {
+                        (&pair[1], &pair[0])
+                    };
+                    assert!(matches!(inbound, Ok(Reply::Inbound(Ok(_)))), "{inbound:?}");
+                    assert!(
+                        matches!(
+                            (inbound_first, decision),
+                            (true, Ok(Reply::Decision(Decision::Accepted(_))))
+                                | (false, Ok(Reply::Decision(Decision::Refused(_))))
+                        ),
+                        "{decision:?}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    Arc::into_inner(pool).unwrap().shutdown();
+}
+
 #[test]
 fn a_persons_commands_apply_in_submission_order() {
     let (pool, _clock) = pool(3);

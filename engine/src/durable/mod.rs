@@ -15,6 +15,7 @@ pub mod records;
 pub mod recovery;
 pub mod release_queue;
 pub mod submission;
+mod submit_batch;
 pub mod wagate;
 pub mod webhook;
 

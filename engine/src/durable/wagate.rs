@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use super::commit::Durability;
 use super::deferred::DeferredRecord;
 use super::dispatch::{DispatchView, Dispatcher, Upstream};
-use super::idempotency::{body_hash, IdempotencyRecord, StoredOutcome};
+use super::idempotency::StoredOutcome;
 use super::message::StoredMessage;
 use super::recovery;
 use super::release_queue::ReleaseQueue;
@@ -25,7 +25,7 @@ use crate::ids::{Msisdn, PhoneNumberId};
 use crate::price::Ledger;
 use crate::registry::{Registry, RegistryError};
 use crate::state::contact::ConsentSource;
-use crate::store::keys::{deferred_key, idempotency_key, message_key};
+use crate::store::keys::{deferred_key, message_key};
 use crate::store::rocks::RocksStore;
 use crate::store::{Family, Store, StoreError};
 use crate::usage::Usage;
@@ -113,7 +113,7 @@ pub enum SubmitResult {
 }
 
 impl SubmitResult {
-    fn from_outcome(outcome: StoredOutcome) -> SubmitResult {
+    pub(super) fn from_outcome(outcome: StoredOutcome) -> SubmitResult {
         match outcome {
             StoredOutcome::Accepted {
                 message_id,
@@ -138,7 +138,7 @@ impl SubmitResult {
         }
     }
 
-    fn from_decision(decision: Decision, message_id: u64, queue: bool) -> SubmitResult {
+    pub(super) fn from_decision(decision: Decision, message_id: u64, queue: bool) -> SubmitResult {
         match decision {
             Decision::Deferred { until, reason } if queue => SubmitResult::Queued {
                 message_id,
@@ -177,9 +177,10 @@ pub struct Wagate {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) durability: Arc<Durability>,
     pub(crate) clock: Arc<dyn Clock>,
-    retention_secs: u64,
+    pub(super) retention_secs: u64,
     ids: IdAllocator,
-    in_flight: DashMap<Vec<u8>, u64>,
+    /// Idempotency keys (as stored) of submissions being decided, with their body hashes.
+    pub(super) in_flight: DashMap<Vec<u8>, u64>,
     dispatcher: Dispatcher,
     /// Hands messages an operator returned to pending back to the dispatcher.
     redispatch: crossbeam_channel::Sender<super::message::DueMessage>,
@@ -268,7 +269,7 @@ impl Wagate {
     }
 
     /// Reserves `count` consecutive message ids and returns the first.
-    fn reserve_message_ids(&self, count: u64) -> Result<u64, StoreError> {
+    pub(super) fn reserve_message_ids(&self, count: u64) -> Result<u64, StoreError> {
         let first = self.ids.next.fetch_add(count, Ordering::AcqRel);
         let mut ceiling = self.ids.ceiling.lock().unwrap_or_else(|e| e.into_inner());
         if first + count > *ceiling {
@@ -286,85 +287,6 @@ impl Wagate {
         self.submit_many(vec![submission])
             .pop()
             .expect("one answer per submission")
-    }
-
-    /// Decides many sends; they share group commits, so this is the fast way in.
-    pub fn submit_many(
-        &self,
-        submissions: Vec<Submission>,
-    ) -> Vec<Result<SubmitResult, SubmitError>> {
-        let now = self.clock.now();
-        let expires_at = now.unix_secs() + self.retention_secs;
-        let mut answers: Vec<Option<Result<SubmitResult, SubmitError>>> =
-            Vec::with_capacity(submissions.len());
-        let mut commands = Vec::new();
-        let mut slots = Vec::new();
-        let mut queue = Vec::with_capacity(submissions.len());
-        let mut claimed = Vec::new();
-        let mut admitted = Vec::with_capacity(submissions.len());
-        for submission in submissions {
-            let request = &submission.request;
-            let mut hash = 0;
-            if let Some(key) = &submission.idempotency_key {
-                hash = body_hash(request.number.0, request.to.digits(), &submission.payload);
-                let stored_key = idempotency_key(request.number.0, key);
-                match self.claim(&stored_key, key, hash, now) {
-                    Ok(None) => claimed.push(stored_key),
-                    Ok(Some(replay)) => {
-                        answers.push(Some(Ok(replay)));
-                        continue;
-                    }
-                    Err(error) => {
-                        answers.push(Some(Err(error)));
-                        continue;
-                    }
-                }
-            }
-            slots.push(answers.len());
-            queue.push(submission.queue_when_deferred);
-            answers.push(None);
-            admitted.push((submission, hash));
-        }
-        match self.reserve_message_ids(admitted.len() as u64) {
-            Ok(first) => {
-                for (offset, (submission, body_hash)) in admitted.into_iter().enumerate() {
-                    commands.push(Command::Submit(Box::new(Prepared {
-                        submission,
-                        message_id: first + offset as u64,
-                        body_hash,
-                        expires_at,
-                        released_from: None,
-                    })));
-                }
-            }
-            Err(error) => {
-                for slot in slots.drain(..) {
-                    answers[slot] = Some(Err(SubmitError::Unavailable(error.clone())));
-                }
-            }
-        }
-        let replies = if commands.is_empty() {
-            Vec::new()
-        } else {
-            self.pool.send(commands).wait_each()
-        };
-        for key in claimed {
-            self.in_flight.remove(&key);
-        }
-        for ((slot, reply), queue) in slots.into_iter().zip(replies).zip(queue) {
-            answers[slot] = Some(match reply {
-                Ok(Reply::Submitted {
-                    decision,
-                    message_id,
-                }) => Ok(SubmitResult::from_decision(decision, message_id, queue)),
-                Ok(other) => unreachable!("a submit answered by {other:?}"),
-                Err(error) => Err(SubmitError::Unavailable(error)),
-            });
-        }
-        answers
-            .into_iter()
-            .map(|a| a.expect("every submission answered"))
-            .collect()
     }
 
     /// Hands queued sends due by now back to their shards, at most `limit` of them; returns
@@ -432,52 +354,6 @@ impl Wagate {
             .store
             .get(Family::Deferred, &key)?
             .and_then(|value| DeferredRecord::decode(&key, &value)))
-    }
-
-    /// Claims an idempotency key for a new request, or returns the answer it already has.
-    fn claim(
-        &self,
-        stored_key: &[u8],
-        key: &str,
-        hash: u64,
-        now: Timestamp,
-    ) -> Result<Option<SubmitResult>, SubmitError> {
-        match self.in_flight.entry(stored_key.to_vec()) {
-            dashmap::Entry::Occupied(_) => return Err(SubmitError::KeyInFlight(key.to_string())),
-            dashmap::Entry::Vacant(vacant) => {
-                vacant.insert(hash);
-            }
-        }
-        let stored = self
-            .store
-            .get(Family::Idempotency, stored_key)
-            .map_err(SubmitError::Unavailable)
-            .and_then(|bytes| {
-                bytes
-                    .map(|b| {
-                        IdempotencyRecord::decode(&b).ok_or_else(|| {
-                            SubmitError::Unavailable(StoreError::Corrupt(
-                                "idempotency record".into(),
-                            ))
-                        })
-                    })
-                    .transpose()
-            });
-        let found = match stored {
-            Ok(found) => found.filter(|record| record.expires_at > now.unix_secs()),
-            Err(error) => {
-                self.in_flight.remove(stored_key);
-                return Err(error);
-            }
-        };
-        let Some(record) = found else {
-            return Ok(None);
-        };
-        self.in_flight.remove(stored_key);
-        if record.body_hash != hash {
-            return Err(SubmitError::KeyReused(key.to_string()));
-        }
-        Ok(Some(SubmitResult::from_outcome(record.outcome)))
     }
 
     fn one(&self, command: Command) -> Result<Reply, SubmitError> {

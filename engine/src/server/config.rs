@@ -48,8 +48,6 @@ pub struct HttpConfig {
     pub max_bulk_bytes: usize,
     /// Send requests admitted but not yet answered, over all connections; beyond it, 503.
     pub max_pending_messages: usize,
-    /// Threads that batch admitted sends into the engine (pipelined group commits).
-    pub ingest_threads: usize,
     /// How long a shutdown waits for open requests before it stops waiting.
     pub shutdown_grace_secs: u64,
 }
@@ -183,7 +181,6 @@ impl Default for HttpConfig {
             max_body_bytes: 1 << 20,
             max_bulk_bytes: 64 << 20,
             max_pending_messages: 200_000,
-            ingest_threads: 4,
             shutdown_grace_secs: 30,
         }
     }
@@ -304,10 +301,8 @@ impl ServerConfig {
         if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
             return invalid("admin.token must be at least 16 characters".into());
         }
-        if self.http.ingest_threads == 0 || self.http.max_pending_messages == 0 {
-            return invalid(
-                "http.ingest_threads and http.max_pending_messages must be positive".into(),
-            );
+        if self.http.max_pending_messages == 0 {
+            return invalid("http.max_pending_messages must be positive".into());
         }
         if self.meta.max_concurrency == 0 || self.meta.max_concurrency_per_number == 0 {
             return invalid("meta.max_concurrency settings must be positive".into());

@@ -187,11 +187,7 @@ pub async fn serve(
     let (closing, closed) = watch::channel(false);
     let app: App = Arc::new(AppState {
         closing: closed.clone(),
-        ingest: Ingest::start(
-            wagate.clone(),
-            config.http.ingest_threads,
-            config.http.max_pending_messages,
-        ),
+        ingest: Ingest::new(wagate.clone(), config.http.max_pending_messages),
         tenants: Tenants::new(&config.tenants, &config.admin.token),
         wagate,
         manual_clock,
@@ -239,7 +235,7 @@ pub async fn serve(
     Ok(())
 }
 
-/// Stops the ingest threads, then the engine (decisions, commits and due dispatches finish,
+/// Stops the engine (decisions, commits and due dispatches finish,
 /// the store is flushed and closed).
 async fn finish(mut app: App, grace: Duration) {
     let deadline = tokio::time::Instant::now() + grace;
@@ -263,9 +259,8 @@ async fn finish(mut app: App, grace: Duration) {
         forwarder,
         ..
     } = state;
-    drop(forwarder);
+    drop((forwarder, ingest));
     let _ = tokio::task::spawn_blocking(move || {
-        ingest.shutdown();
         if let Ok(wagate) = Arc::try_unwrap(wagate) {
             wagate.shutdown();
         }

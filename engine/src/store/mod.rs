@@ -246,6 +246,9 @@ pub enum StoreError {
     Io(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The engine stopped (shutdown) before this work was written.
+    #[error("wagate stopped before the work was written")]
+    Stopped,
 }
 
 /// Ordered key-value storage in column families.
