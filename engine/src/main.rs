@@ -14,6 +14,13 @@ use wagate::{
     TemplateStatus, TextParam,
 };
 
+/// A send's buffers are made on the async threads and freed on the shard and commit threads;
+/// mimalloc frees across threads more cheaply than glibc's allocator (single requests 13 %
+/// faster in alternated runs, `docs/benchmarks.md`), for about 270 MiB more resident memory at
+/// 10 million contacts. Providers embedding the library choose their own allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {

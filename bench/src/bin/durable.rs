@@ -18,8 +18,7 @@ use wagate::{ConsentChange, ConsentSource, ManualClock};
 use wagate_bench::durable_setup::{config, install, number, person, template_to, IdleUpstream};
 
 /// The commit path allocates in one thread and frees in another, which glibc's allocator
-/// handles poorly in this tight loop. (The server stays on glibc's: mimalloc moved no load
-/// figure beyond the noise and kept 340 MiB more resident at 10 million contacts.)
+/// handles poorly in this tight loop (the server uses mimalloc for the same reason).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
