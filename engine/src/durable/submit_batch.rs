@@ -29,11 +29,8 @@ impl Wagate {
         submissions: Vec<Submission>,
     ) -> Vec<Result<SubmitResult, SubmitError>> {
         let (submitted, commands) = self.prepare(submissions);
-        let replies = if commands.is_empty() {
-            Vec::new()
-        } else {
-            self.pool.send(commands).wait_each()
-        };
+        // A batch with no commands (every send a replay) is handed to no worker.
+        let replies = self.pool.send(commands).wait_each();
         self.answer(submitted, replies)
     }
 
@@ -49,11 +46,7 @@ impl Wagate {
         submissions: Vec<Submission>,
     ) -> Vec<Result<SubmitResult, SubmitError>> {
         let (submitted, commands) = self.prepare(submissions);
-        let replies = if commands.is_empty() {
-            Vec::new()
-        } else {
-            self.pool.send_to_task(commands).wait_each().await
-        };
+        let replies = self.pool.send_to_task(commands).wait_each().await;
         self.answer(submitted, replies)
     }
 
