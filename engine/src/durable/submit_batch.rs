@@ -35,7 +35,8 @@ impl Wagate {
     }
 
     /// Like [`Wagate::submit_many`], waiting for the shards without blocking a thread (it
-    /// blocks only to read an idempotency record, or while a shard's channel is full).
+    /// blocks only to read an idempotency record, to persist the end of a new block of message
+    /// ids once per 2^20 ids, or while a shard's channel is full).
     ///
     /// Drive it to completion: dropped while the shards decide, it leaves the batch's
     /// idempotency keys claimed (retries are told "in flight") until a restart, because
