@@ -1,6 +1,7 @@
 //! A JSON string read without a copy: borrowed from the bytes it was read from when it holds
 //! no escapes, owned otherwise. Requests and webhooks are read into typed parts made of these,
-//! so reading one allocates only for what wagate keeps.
+//! so reading one allocates only for what wagate keeps; the readers here answer what is
+//! malformed or missing with Meta's codes (100, 131008).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -56,6 +57,15 @@ impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
 /// The text of an optional field, if given.
 pub fn text<'b>(field: &'b Option<Text<'_>>) -> Option<&'b str> {
     field.as_ref().map(Text::as_str)
+}
+
+/// The text of the field `key` of `path`, which Meta requires; its absence is code 131008.
+pub fn required<'b>(
+    field: &'b Option<Text<'_>>,
+    path: impl fmt::Display,
+    key: &str,
+) -> Result<&'b str, ApiError> {
+    text(field).ok_or_else(|| ApiError::missing_parameter(format!("{path}.{key} is required")))
 }
 
 /// Reads a whole body (a send request, a webhook POST) into its typed form: a body that is not

@@ -5,9 +5,9 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::text::{part, required, Text};
 use crate::cloud_api::error::ApiError;
 use crate::decision::Message;
+use crate::json_text::{read_part, required, Text};
 use crate::template::model::MediaKind;
 
 #[derive(Deserialize)]
@@ -20,7 +20,7 @@ struct TextBody<'a> {
 }
 
 pub(super) fn parse_text(raw: &RawValue) -> Result<Message, ApiError> {
-    let text: TextBody = part(raw, "text")?;
+    let text: TextBody = read_part(raw, "text")?;
     let body = required(&text.body, "text", "body")?;
     if body.trim().is_empty() {
         return Err(ApiError::missing_parameter("text.body is empty"));
@@ -43,7 +43,7 @@ struct MediaBody<'a> {
 
 pub(super) fn parse_media(raw: &RawValue, kind: MediaKind) -> Result<Message, ApiError> {
     let path = kind.name();
-    let media: MediaBody = part(raw, path)?;
+    let media: MediaBody = read_part(raw, path)?;
     if media.id.is_none() && media.link.is_none() {
         return Err(ApiError::missing_parameter(format!(
             "{path} needs an id or a link"
@@ -88,7 +88,7 @@ struct Section {
 }
 
 pub(super) fn parse_interactive(raw: &RawValue) -> Result<Message, ApiError> {
-    let interactive: InteractiveBody = part(raw, "interactive")?;
+    let interactive: InteractiveBody = read_part(raw, "interactive")?;
     let action = interactive.action.as_ref();
     match required(&interactive.kind, "interactive", "type")? {
         "button" => {

@@ -8,18 +8,16 @@
 
 mod bodies;
 mod template;
-mod text;
 
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, Error, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use self::text::{required, text, Text};
 use super::error::ApiError;
 use crate::decision::Message;
 use crate::ids::Msisdn;
-use crate::json_text::read_body;
+use crate::json_text::{read_body, required, text, Text};
 use crate::template::model::MediaKind;
 
 /// A send request as wagate understands it.

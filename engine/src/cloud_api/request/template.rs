@@ -7,8 +7,8 @@ use serde::de::{Deserializer, Error, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::text::{part, required, text, Text};
 use crate::cloud_api::error::ApiError;
+use crate::json_text::{read_part, required, text, Text};
 use crate::template::model::{
     ButtonParam, ButtonParamValue, HeaderParam, MediaKind, TemplateSend, TextParam,
 };
@@ -160,7 +160,7 @@ impl ComponentKind {
 }
 
 pub(super) fn parse_template(raw: &RawValue) -> Result<TemplateSend, ApiError> {
-    let template: TemplateBody = part(raw, "template")?;
+    let template: TemplateBody = read_part(raw, "template")?;
     let name = required(&template.name, "template", "name")?;
     let language = template
         .language
