@@ -348,25 +348,29 @@ fn run_worker(
             shard.tick(now);
             ticked_hour = hour;
         }
-        let control = match work {
+        match work {
             Work::Commands { commands, reply } => {
                 let (group, control) = gather((commands, reply), &queue);
                 run_commands(&mut shard, group, now, persist.as_ref(), &mut journal);
-                control
-            }
-            Work::Control(control) => Some(control),
-        };
-        match control {
-            None => {}
-            Some(Control::Refresh { number, done }) => {
-                if let Some(state) = core.registry.number(number) {
-                    shard.refresh_scope(&state.scope, now);
+                if let Some(control) = control {
+                    run_control(&mut shard, &core, control, now);
                 }
-                let _ = done.send(());
             }
-            Some(Control::Ledger { reply }) => {
-                let _ = reply.send(shard.ledger().clone());
+            Work::Control(control) => run_control(&mut shard, &core, control, now),
+        }
+    }
+}
+
+fn run_control(shard: &mut Shard, core: &Core, control: Control, now: Timestamp) {
+    match control {
+        Control::Refresh { number, done } => {
+            if let Some(state) = core.registry.number(number) {
+                shard.refresh_scope(&state.scope, now);
             }
+            let _ = done.send(());
+        }
+        Control::Ledger { reply } => {
+            let _ = reply.send(shard.ledger().clone());
         }
     }
 }
@@ -406,8 +410,8 @@ impl Ordered {
 
 /// A batch handed to the workers whose replies have not been collected yet.
 pub struct Pending {
+    /// Closed once every worker given a part has answered it (or dropped it, stopping).
     replies: Receiver<Replies>,
-    expected: usize,
     total: usize,
 }
 
@@ -417,7 +421,7 @@ impl Pending {
     /// parts may well be durable: each shard commits on its own).
     pub fn wait_each(self) -> Vec<Result<Reply, StoreError>> {
         let mut ordered = Ordered::new(self.total);
-        for part in self.replies.iter().take(self.expected) {
+        for part in self.replies.iter() {
             ordered.take(part);
         }
         ordered.finish()
@@ -534,16 +538,8 @@ impl ShardPool {
     pub fn send(&self, commands: Vec<Command>) -> Pending {
         let total = commands.len();
         let (reply, replies) = bounded(self.queues.len());
-        let mut expected = 0;
-        self.hand_out(commands, || {
-            expected += 1;
-            ReplyTo::Thread(reply.clone())
-        });
-        Pending {
-            replies,
-            expected,
-            total,
-        }
+        self.hand_out(commands, || ReplyTo::Thread(reply.clone()));
+        Pending { replies, total }
     }
 
     /// Like [`ShardPool::send`] for an async task: [`PendingTask::wait_each`] awaits the
