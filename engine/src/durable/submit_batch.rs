@@ -144,11 +144,8 @@ impl Wagate {
         hash: u64,
         now: Timestamp,
     ) -> Result<Option<SubmitResult>, SubmitError> {
-        match self.in_flight.entry(stored_key.to_vec()) {
-            dashmap::Entry::Occupied(_) => return Err(SubmitError::KeyInFlight(key.to_string())),
-            dashmap::Entry::Vacant(vacant) => {
-                vacant.insert(hash);
-            }
+        if !self.in_flight.insert(stored_key.to_vec()) {
+            return Err(SubmitError::KeyInFlight(key.to_string()));
         }
         let stored = self
             .store

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::unbounded;
-use dashmap::DashMap;
+use dashmap::DashSet;
 
 use super::commit::Durability;
 use super::deferred::DeferredRecord;
@@ -179,8 +179,8 @@ pub struct Wagate {
     pub(crate) clock: Arc<dyn Clock>,
     pub(super) retention_secs: u64,
     ids: IdAllocator,
-    /// Idempotency keys (as stored) of submissions being decided, with their body hashes.
-    pub(super) in_flight: DashMap<Vec<u8>, u64>,
+    /// Idempotency keys (as stored) of submissions being decided.
+    pub(super) in_flight: DashSet<Vec<u8>>,
     dispatcher: Dispatcher,
     /// Hands messages an operator returned to pending back to the dispatcher.
     redispatch: crossbeam_channel::Sender<super::message::DueMessage>,
@@ -242,7 +242,7 @@ impl Wagate {
                 next: AtomicU64::new(restored.next_message_id),
                 ceiling: Mutex::new(restored.next_message_id),
             },
-            in_flight: DashMap::new(),
+            in_flight: DashSet::new(),
             dispatcher,
             redispatch,
             release,

@@ -235,8 +235,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// Stops the engine (decisions, commits and due dispatches finish,
-/// the store is flushed and closed).
+/// Stops the engine (decisions, commits and due dispatches finish, the store is flushed and
+/// closed) once nothing else holds it.
 async fn finish(mut app: App, grace: Duration) {
     let deadline = tokio::time::Instant::now() + grace;
     // Connections that outlived the server task hold the state; wait for them to go.
@@ -259,6 +259,7 @@ async fn finish(mut app: App, grace: Duration) {
         forwarder,
         ..
     } = state;
+    // Both hold the engine; it stops only when this is its last holder.
     drop((forwarder, ingest));
     let _ = tokio::task::spawn_blocking(move || {
         if let Ok(wagate) = Arc::try_unwrap(wagate) {
