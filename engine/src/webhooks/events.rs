@@ -158,43 +158,43 @@ pub struct Envelope<'a> {
 }
 
 #[derive(Deserialize)]
-pub struct Entry<'a> {
+struct Entry<'a> {
     /// The WhatsApp Business Account the changes belong to, as Meta wrote it.
     #[serde(borrow)]
-    pub id: Option<&'a RawValue>,
+    id: Option<&'a RawValue>,
     #[serde(borrow)]
     changes: Option<Vec<&'a RawValue>>,
 }
 
 impl<'a> Envelope<'a> {
-    pub fn entries(&self) -> &[Entry<'a>] {
+    fn entries(&self) -> &[Entry<'a>] {
         self.entry.as_deref().unwrap_or(&[])
     }
 }
 
 impl<'a> Entry<'a> {
     /// Each change as written.
-    pub fn changes(&self) -> &[&'a RawValue] {
+    fn changes(&self) -> &[&'a RawValue] {
         self.changes.as_deref().unwrap_or(&[])
     }
 }
 
 /// One change: which field it is about, and its value as written.
 #[derive(Deserialize)]
-pub struct Change<'a> {
+struct Change<'a> {
     #[serde(borrow)]
     field: Option<Text<'a>>,
     #[serde(borrow)]
-    pub value: Option<&'a RawValue>,
+    value: Option<&'a RawValue>,
 }
 
 impl Change<'_> {
     /// Reads a change as written.
-    pub fn read(raw: &RawValue) -> Result<Change<'_>, ApiError> {
+    fn read(raw: &RawValue) -> Result<Change<'_>, ApiError> {
         read_part(raw, "changes[]")
     }
 
-    pub fn field(&self) -> Option<&str> {
+    fn field(&self) -> Option<&str> {
         text_of(&self.field)
     }
 }
