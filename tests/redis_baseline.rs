@@ -142,6 +142,7 @@ async fn the_load_generator_drives_the_baseline_like_wagate() -> Result<()> {
         rate: None,
         burst: None,
         transport: Transport::Redis,
+        connections: 1,
         mps: 100_000,
         tier_limit: 400,
     })

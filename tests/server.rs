@@ -1439,6 +1439,7 @@ async fn the_load_generator_paces_an_open_loop_run_and_counts_every_answer() -> 
         rate,
         burst: None,
         transport: Transport::Http,
+        connections: 1,
         mps: 80,
         tier_limit: 1_000,
     };
@@ -1479,9 +1480,26 @@ async fn the_load_generator_paces_an_open_loop_run_and_counts_every_answer() -> 
         assert_eq!((grpc.accepted, grpc.other), (50, 0), "{}", grpc.to_json());
         assert_eq!(grpc.latency.len(), calls);
     }
+    // HTTP/2, four workers sharing two connections: the single endpoint and the bulk one.
+    for batch in [1, 10] {
+        let http2 = run(DriverConfig {
+            transport: Transport::Http2,
+            connections: 2,
+            ..config(None, batch)
+        })
+        .await?;
+        assert_eq!(
+            (http2.accepted, http2.other),
+            (50, 0),
+            "{}",
+            http2.to_json()
+        );
+        assert_eq!(http2.latency.len(), 50 / batch as u64);
+    }
     let unknown = run(DriverConfig {
         target: f.server().grpc.clone(),
         transport: Transport::GrpcStream,
+        connections: 1,
         token: "nobody".into(),
         ..config(None, 10)
     })
@@ -1599,6 +1617,7 @@ async fn a_modelled_load_of_replies_cold_sends_and_retries_stays_compliant() -> 
         rate: None,
         burst: None,
         transport: Transport::Http,
+        connections: 1,
         mps: 80,
         tier_limit: 1_000,
     })

@@ -46,6 +46,8 @@ pub struct DriverConfig {
     /// Bursts in the open loop: periods at a multiple of the rate.
     pub burst: Option<Burst>,
     pub transport: Transport,
+    /// HTTP/2 connections the workers share (the other transports open one per worker).
+    pub connections: usize,
     /// The number's throughput and tier, which the Redis baseline checks against (wagate
     /// knows its numbers).
     pub mps: u32,
@@ -87,6 +89,9 @@ pub fn intended_offset(k: u64, rate: f64, burst: Option<Burst>) -> Duration {
 pub enum Transport {
     /// Meta's single-message endpoint (batch 1) or wagate's bulk endpoint.
     Http,
+    /// The same over HTTP/2 (cleartext, prior knowledge): the workers share `connections`
+    /// connections, each request a stream.
+    Http2,
     /// `Messaging.Send`, one message per call.
     GrpcUnary,
     /// `Messaging.SendStream`, a stream per worker, `batch` messages per exchange.
@@ -102,11 +107,12 @@ impl std::str::FromStr for Transport {
     fn from_str(text: &str) -> Result<Transport, String> {
         match text {
             "http" => Ok(Transport::Http),
+            "http2" => Ok(Transport::Http2),
             "grpc" => Ok(Transport::GrpcUnary),
             "grpc-stream" => Ok(Transport::GrpcStream),
             "redis" => Ok(Transport::Redis),
             other => Err(format!(
-                "{other}: expected http, grpc, grpc-stream or redis"
+                "{other}: expected http, http2, grpc, grpc-stream or redis"
             )),
         }
     }
@@ -301,9 +307,18 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
     let next = Arc::new(AtomicU64::new(0));
     let config = Arc::new(config);
     open_windows(&config).await?;
-    let mut sessions = Vec::with_capacity(config.concurrency);
-    for _ in 0..config.concurrency {
-        sessions.push(Session::open(&config).await?);
+    let mut sessions: Vec<Session> = Vec::with_capacity(config.concurrency);
+    let connections = config.connections.max(1);
+    for worker in 0..config.concurrency {
+        let shared = match config.transport {
+            Transport::Http2 if worker >= connections => sessions[worker % connections].shared(),
+            _ => None,
+        };
+        let session = match shared {
+            Some(session) => session,
+            None => Session::open(&config).await?,
+        };
+        sessions.push(session);
     }
     let tally = Arc::new(Tally::new(config.max_duration));
     let started = Instant::now();

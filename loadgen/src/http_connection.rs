@@ -1,15 +1,16 @@
-//! A worker's own HTTP/1.1 connection to wagate, kept alive across its requests (as wrk keeps
-//! one per connection), so a request costs no pool check-out; opened again after wagate or the
-//! network closed it.
+//! A worker's connection to wagate, kept alive across its requests, so a request costs no pool
+//! check-out; opened again after wagate or the network closed it. Over HTTP/1.1 each worker
+//! has its own (as wrk keeps one per connection); over HTTP/2 (cleartext, prior knowledge)
+//! workers share a few connections, each request a stream of its own.
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::{http1, http2};
 use hyper::header::HeaderValue;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper::{Request, Response, Uri};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use crate::driver::address_of;
@@ -17,46 +18,102 @@ use crate::driver::address_of;
 pub(crate) struct HttpConnection {
     /// `host:port`, from the target URL.
     address: String,
-    /// The same, as every request's Host header.
+    /// The same, as every request's Host header (HTTP/1.1) or authority (HTTP/2).
     host: HeaderValue,
-    sender: Option<SendRequest<Full<Bytes>>>,
+    sender: Option<Sender>,
+    http2: bool,
+}
+
+/// HTTP/2's sender is a handle any number of workers may clone; HTTP/1.1's is one worker's.
+enum Sender {
+    Http1(http1::SendRequest<Full<Bytes>>),
+    Http2(http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::Http1(sender) => sender.is_closed(),
+            Sender::Http2(sender) => sender.is_closed(),
+        }
+    }
+
+    async fn ready(&mut self) -> hyper::Result<()> {
+        match self {
+            Sender::Http1(sender) => sender.ready().await,
+            Sender::Http2(sender) => sender.ready().await,
+        }
+    }
 }
 
 impl HttpConnection {
     /// A connection to `target` (`http://host:port`), opened now so that a target that does
     /// not listen fails the run before it starts.
-    pub async fn open(target: &str) -> Result<HttpConnection> {
+    pub async fn open(target: &str, http2: bool) -> Result<HttpConnection> {
         let address = address_of(target).to_string();
         let mut connection = HttpConnection {
             host: HeaderValue::from_str(&address)?,
             address,
             sender: None,
+            http2,
         };
         connection.connected().await?;
         Ok(connection)
     }
 
-    async fn connected(&mut self) -> Result<&mut SendRequest<Full<Bytes>>> {
-        if self.sender.as_ref().is_none_or(SendRequest::is_closed) {
+    /// Another handle on this connection where HTTP/2 multiplexes it; `None` over HTTP/1.1,
+    /// where each worker needs its own.
+    pub fn shared(&self) -> Option<HttpConnection> {
+        match &self.sender {
+            Some(Sender::Http2(sender)) => Some(HttpConnection {
+                address: self.address.clone(),
+                host: self.host.clone(),
+                sender: Some(Sender::Http2(sender.clone())),
+                http2: true,
+            }),
+            _ => None,
+        }
+    }
+
+    async fn connected(&mut self) -> Result<&mut Sender> {
+        if self.sender.as_ref().is_none_or(Sender::is_closed) {
             let stream = TcpStream::connect(&self.address)
                 .await
                 .with_context(|| format!("connecting to {}", self.address))?;
             stream.set_nodelay(true)?;
-            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .context("HTTP/1.1 handshake")?;
-            tokio::spawn(connection);
+            let io = TokioIo::new(stream);
+            let sender = if self.http2 {
+                let (sender, connection) = http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .context("HTTP/2 handshake")?;
+                tokio::spawn(connection);
+                Sender::Http2(sender)
+            } else {
+                let (sender, connection) =
+                    http1::handshake(io).await.context("HTTP/1.1 handshake")?;
+                tokio::spawn(connection);
+                Sender::Http1(sender)
+            };
             self.sender = Some(sender);
         }
         Ok(self.sender.as_mut().expect("connected above"))
     }
 
-    /// Sends `request` (its URI a path; the Host header is added here) and returns the
-    /// answer's head, its body still to be read.
+    /// Sends `request` (its URI a path; the Host header or authority is added here) and
+    /// returns the answer's head, its body still to be read.
     pub async fn send(&mut self, mut request: Request<Full<Bytes>>) -> Result<Response<Incoming>> {
-        request
-            .headers_mut()
-            .insert(hyper::header::HOST, self.host.clone());
+        if self.http2 {
+            let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+            *request.uri_mut() = Uri::builder()
+                .scheme("http")
+                .authority(self.host.as_bytes())
+                .path_and_query(path)
+                .build()?;
+        } else {
+            request
+                .headers_mut()
+                .insert(hyper::header::HOST, self.host.clone());
+        }
         let sender = self.connected().await?;
         if sender.ready().await.is_err() {
             // Closed between the check and now (the server answered `Connection: close`, or
@@ -64,8 +121,10 @@ impl HttpConnection {
             self.sender = None;
             self.connected().await?.ready().await?;
         }
-        let sender = self.sender.as_mut().expect("connected above");
-        Ok(sender.send_request(request).await?)
+        Ok(match self.sender.as_mut().expect("connected above") {
+            Sender::Http1(sender) => sender.send_request(request).await?,
+            Sender::Http2(sender) => sender.send_request(request).await?,
+        })
     }
 }
 
@@ -109,7 +168,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_closed_by_the_server_is_opened_again() {
         let (address, server) = one_answer_per_connection().await;
-        let mut connection = HttpConnection::open(&format!("http://{address}"))
+        let mut connection = HttpConnection::open(&format!("http://{address}"), false)
             .await
             .expect("open");
         for expected in ["1", "2", "3"] {

@@ -1,12 +1,13 @@
 //! `loadgen`: drives wagate, or stands in for Meta.
 //! - `loadgen http --target URL --token T --number N [--numbers K] [--template NAME]
 //!   [--recipients R] [--concurrency C] [--messages M] [--max-secs S] [--batch B] [--rate R]
-//!   [--burst-every S --burst-secs B --burst-factor X] [--transport http|grpc|grpc-stream|redis]
-//!   [--mps N --tier-limit N] [--zipf S] [--repliers N --reply-share F --mock URL]
+//!   [--burst-every S --burst-secs B --burst-factor X] [--transport http|http2|grpc|grpc-stream|redis]
+//!   [--connections K] [--mps N --tier-limit N] [--zipf S] [--repliers N --reply-share F --mock URL]
 //!   [--cold-share F] [--retry-share F] [--seed N]`: closed loop with C requests in flight, or
 //!   open loop at R requests/s (at most C in flight; the first B seconds of every S at X times
 //!   the rate when bursting). B messages per request (HTTP: 1 is the single endpoint, more the
-//!   bulk one; gRPC stream and Redis: B per exchange on each of C connections). The traffic
+//!   bulk one; gRPC stream and Redis: B per exchange on each of C connections; `http2`: the C
+//!   workers share K HTTP/2 connections, a stream per request). The traffic
 //!   model (`traffic.rs`): Zipf popularity, replies to people who wrote through mock-meta first,
 //!   free-form sends to people who did not, idempotent retries. `redis` drives the peer
 //!   baseline (one Lua check per message, against the number's --mps and --tier-limit) instead
@@ -144,6 +145,7 @@ fn main() -> Result<()> {
                     }),
                 },
                 transport: one(&o, "transport", Some(Transport::Http))?,
+                connections: one(&o, "connections", Some(4))?,
                 mps: one(&o, "mps", Some(1_000))?,
                 tier_limit: one(&o, "tier-limit", Some(100_000))?,
             };

@@ -42,7 +42,8 @@ pub(crate) struct Exchanged {
 impl Session {
     pub async fn open(config: &DriverConfig) -> Result<Session> {
         Ok(match config.transport {
-            Transport::Http => Session::Http(HttpConnection::open(&config.target).await?),
+            Transport::Http => Session::Http(HttpConnection::open(&config.target, false).await?),
+            Transport::Http2 => Session::Http(HttpConnection::open(&config.target, true).await?),
             Transport::GrpcUnary => Session::GrpcUnary(grpc_client(config).await?),
             Transport::GrpcStream => {
                 let (requests, outgoing) = mpsc::channel(config.batch.max(1));
@@ -62,6 +63,15 @@ impl Session {
                 Session::Redis { resp, script }
             }
         })
+    }
+
+    /// Another worker's handle on this session's connection, where the transport multiplexes
+    /// (HTTP/2); `None` where each worker needs a connection of its own.
+    pub fn shared(&self) -> Option<Session> {
+        match self {
+            Session::Http(connection) => connection.shared().map(Session::Http),
+            _ => None,
+        }
     }
 
     pub async fn exchange(
