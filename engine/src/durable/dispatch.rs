@@ -180,7 +180,7 @@ impl Dispatcher {
 
 fn run(
     backlog: Vec<DueMessage>,
-    mut incoming: Receiver<DueMessage>,
+    incoming: Receiver<DueMessage>,
     upstream: Arc<dyn Upstream>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -190,95 +190,137 @@ fn run(
     for message in backlog {
         queue.push(message);
     }
-    let lanes = Lanes::start(upstream, store.clone());
-    // Batches given to lanes and not yet returned.
-    let mut outstanding = 0;
-    // Set when the input closes (the engine is stopping): what is due by then is handed over,
-    // what comes due later stays pending on disk for the next start. Without it, a backlog
-    // paced over minutes would hold the stop for minutes.
-    let mut stopped_at: Option<Timestamp> = None;
-    let mut disk_ok = true;
-    let mut take_returned = |returned: Returned, queue: &mut Queue, outstanding: &mut usize| {
-        *outstanding -= 1;
-        disk_ok &= returned.disk_ok;
-        let retried = returned.retries.len() as u64;
-        for retry in returned.retries {
-            queue.push(retry);
-        }
-        watch.publish(|v| {
-            v.sent += returned.sent;
-            v.failed += returned.failed;
-            v.retried += retried;
-        });
-        disk_ok
+    let mut dispatching = Dispatching {
+        queue,
+        lanes: Lanes::start(upstream, store.clone()),
+        incoming,
+        outstanding: 0,
+        stopped_at: None,
+        store,
+        clock,
+        watch,
     };
-    'dispatching: loop {
-        loop {
-            match incoming.try_recv() {
-                Ok(message) => queue.push(message),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    stopped_at.get_or_insert_with(|| clock.now());
-                    // A closed channel is always ready: waiting on it would spin while the
-                    // lanes finish.
-                    incoming = crossbeam_channel::never();
-                    break;
-                }
-            }
+    // Every way out (the disk refused a write or a read; stopped with nothing due) ends here.
+    while dispatching.round().is_ok() {}
+    // Batches still out finish (their retries are on disk for the next start).
+    dispatching.lanes.join();
+}
+
+/// The dispatcher thread's state between rounds.
+struct Dispatching {
+    queue: Queue,
+    lanes: Lanes,
+    incoming: Receiver<DueMessage>,
+    /// Batches given to lanes and not yet returned.
+    outstanding: usize,
+    /// Set when the input closes (the engine is stopping): what is due by then is handed over,
+    /// what comes due later stays pending on disk for the next start. Without it, a backlog
+    /// paced over minutes would hold the stop for minutes.
+    stopped_at: Option<Timestamp>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    watch: Arc<DispatchWatch>,
+}
+
+/// Why the dispatcher stops handing messages over.
+enum Stop {
+    /// The disk refused a batch's writes or a read: a restart resumes from what it holds.
+    Disk,
+    /// The input closed and nothing due by then is left.
+    Done,
+}
+
+impl Dispatching {
+    /// Takes what arrived and what came back, hands over one due batch if a lane is free, and
+    /// otherwise waits for input, a lane, or a slot.
+    fn round(&mut self) -> Result<(), Stop> {
+        self.take_input();
+        while let Ok(returned) = self.lanes.returned.try_recv() {
+            self.take_returned(returned)?;
         }
-        while let Ok(returned) = lanes.returned.try_recv() {
-            if !take_returned(returned, &mut queue, &mut outstanding) {
-                // The disk refused a batch's writes: stop handing anything over.
-                break 'dispatching;
-            }
+        if self.outstanding < LANES && self.hand_over_due()? {
+            return Ok(());
         }
-        let now = match stopped_at {
-            Some(stop) => stop.min(clock.now()),
-            None => clock.now(),
-        };
-        if outstanding < LANES {
-            let Ok(due) = queue.due(now, DISPATCH_BATCH, store.as_ref()) else {
-                // The disk cannot be read: stop handing anything over; a restart resumes.
-                break;
-            };
-            if !due.is_empty() {
-                let queued = queue.len();
-                watch.publish(|v| v.queued = queued + due.len());
-                lanes.hand(due, now);
-                outstanding += 1;
-                continue;
-            }
-            if outstanding == 0 {
-                let queued = queue.len();
-                watch.publish(|v| {
-                    v.queued = queued;
-                    v.idle_rounds += 1;
-                });
-                if stopped_at.is_some() {
-                    break;
-                }
-            }
-        }
-        // Nothing to hand over now, or every lane busy: wait for input, a lane, or a slot.
         crossbeam_channel::select! {
-            recv(incoming) -> message => {
-                // Closed: the next round's `try_recv` notes the stop.
+            recv(self.incoming) -> message => {
+                // Closed: the next round's `take_input` notes the stop.
                 if let Ok(message) = message {
-                    queue.push(message);
+                    self.queue.push(message);
                 }
             },
-            recv(lanes.returned) -> returned => {
+            recv(self.lanes.returned) -> returned => {
                 if let Ok(returned) = returned {
-                    if !take_returned(returned, &mut queue, &mut outstanding) {
-                        break 'dispatching;
-                    }
+                    self.take_returned(returned)?;
                 }
             },
             default(POLL) => {}
         }
+        Ok(())
     }
-    // Batches still out finish (their retries are on disk for the next start).
-    lanes.join();
+
+    fn take_input(&mut self) {
+        loop {
+            match self.incoming.try_recv() {
+                Ok(message) => self.queue.push(message),
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => {
+                    self.stopped_at.get_or_insert_with(|| self.clock.now());
+                    // A closed channel is always ready: waiting on it would spin while the
+                    // lanes finish.
+                    self.incoming = crossbeam_channel::never();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn take_returned(&mut self, returned: Returned) -> Result<(), Stop> {
+        self.outstanding -= 1;
+        let retried = returned.retries.len() as u64;
+        for retry in returned.retries {
+            self.queue.push(retry);
+        }
+        self.watch.publish(|v| {
+            v.sent += returned.sent;
+            v.failed += returned.failed;
+            v.retried += retried;
+        });
+        if returned.disk_ok {
+            Ok(())
+        } else {
+            Err(Stop::Disk)
+        }
+    }
+
+    /// Hands a batch due now to a lane: `true` if there was one. With none due and no batch
+    /// out, the round counts as idle, and a stopped dispatcher is done.
+    fn hand_over_due(&mut self) -> Result<bool, Stop> {
+        let now = match self.stopped_at {
+            Some(stop) => stop.min(self.clock.now()),
+            None => self.clock.now(),
+        };
+        let due = self
+            .queue
+            .due(now, DISPATCH_BATCH, self.store.as_ref())
+            .map_err(|_| Stop::Disk)?;
+        let queued = self.queue.len();
+        if !due.is_empty() {
+            self.watch.publish(|v| v.queued = queued + due.len());
+            self.lanes.hand(due, now);
+            self.outstanding += 1;
+            return Ok(true);
+        }
+        if self.outstanding == 0 {
+            self.watch.publish(|v| {
+                v.queued = queued;
+                v.idle_rounds += 1;
+            });
+            if self.stopped_at.is_some() {
+                return Err(Stop::Done);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// Moves a message settled with the upstream out of the outbox into `messages`: sent (its
