@@ -17,18 +17,26 @@ fn early_key(wamid: &str) -> Vec<u8> {
     idempotency_key(0, &format!("early:{wamid}"))
 }
 
-/// `[expiry u64 BE][delivery u8][error u32 BE]`: the expiry first, as the family requires.
-fn decode(value: &[u8]) -> Option<(Delivery, u32)> {
-    let delivery = Delivery::from_u8(*value.get(8)?)?;
-    let error = u32::from_be_bytes(value.get(9..13)?.try_into().ok()?);
-    Some((delivery, error))
+/// Where a status webhook moves a message: its delivery state and, for `Failed`, Meta's
+/// error code (0 otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryState {
+    pub delivery: Delivery,
+    pub error: u32,
 }
 
-fn encode(expires_at: u64, delivery: Delivery, error: u32) -> [u8; 13] {
+/// `[expiry u64 BE][delivery u8][error u32 BE]`: the expiry first, as the family requires.
+fn decode(value: &[u8]) -> Option<DeliveryState> {
+    let delivery = Delivery::from_u8(*value.get(8)?)?;
+    let error = u32::from_be_bytes(value.get(9..13)?.try_into().ok()?);
+    Some(DeliveryState { delivery, error })
+}
+
+fn encode(expires_at: u64, state: DeliveryState) -> [u8; 13] {
     let mut out = [0u8; 13];
     out[..8].copy_from_slice(&expires_at.to_be_bytes());
-    out[8] = delivery as u8;
-    out[9..].copy_from_slice(&error.to_be_bytes());
+    out[8] = state.delivery as u8;
+    out[9..].copy_from_slice(&state.error.to_be_bytes());
     out
 }
 
@@ -47,7 +55,7 @@ pub fn message_id(store: &dyn Store, wamid: &str) -> Result<Option<u64>, StoreEr
 pub struct StatusWrites {
     batch: Batch,
     messages: HashMap<u64, StoredMessage>,
-    parked: HashMap<String, (Delivery, u32)>,
+    parked: HashMap<String, DeliveryState>,
 }
 
 impl StatusWrites {
@@ -57,14 +65,13 @@ impl StatusWrites {
         &mut self,
         store: &dyn Store,
         wamid: &str,
-        next: Delivery,
-        error: u32,
+        next: DeliveryState,
         expires_at: u64,
     ) -> Result<bool, StoreError> {
         match message_id(store, wamid)? {
-            Some(id) => self.advance(store, id, next, error),
+            Some(id) => self.advance(store, id, next),
             None => {
-                self.park(store, wamid, next, error, expires_at)?;
+                self.park(store, wamid, next, expires_at)?;
                 Ok(false)
             }
         }
@@ -75,8 +82,7 @@ impl StatusWrites {
         &mut self,
         store: &dyn Store,
         id: u64,
-        next: Delivery,
-        error: u32,
+        next: DeliveryState,
     ) -> Result<bool, StoreError> {
         let key = message_key(id);
         let known = match self.messages.get(&id) {
@@ -88,12 +94,12 @@ impl StatusWrites {
         let Some(mut message) = known else {
             return Ok(false);
         };
-        if !message.delivery.advances_to(next) {
+        if !message.delivery.advances_to(next.delivery) {
             return Ok(false);
         }
-        message.delivery = next;
-        if next == Delivery::Failed {
-            message.delivery_error = error;
+        message.delivery = next.delivery;
+        if next.delivery == Delivery::Failed {
+            message.delivery_error = next.error;
         }
         self.batch.put(Family::Messages, key, message.encode());
         self.messages.insert(id, message);
@@ -105,16 +111,14 @@ impl StatusWrites {
         &mut self,
         store: &dyn Store,
         wamid: &str,
-        next: Delivery,
-        error: u32,
+        next: DeliveryState,
         expires_at: u64,
     ) -> Result<(), StoreError> {
         let key = early_key(wamid);
         let parked = self.parked_for(store, wamid, &key)?;
-        if parked.is_none_or(|(delivery, _)| delivery.advances_to(next)) {
-            self.batch
-                .put(PARKED, &key, encode(expires_at, next, error));
-            self.parked.insert(wamid.to_string(), (next, error));
+        if parked.is_none_or(|p| p.delivery.advances_to(next.delivery)) {
+            self.batch.put(PARKED, &key, encode(expires_at, next));
+            self.parked.insert(wamid.to_string(), next);
         }
         Ok(())
     }
@@ -125,7 +129,7 @@ impl StatusWrites {
         store: &dyn Store,
         wamid: &str,
         key: &[u8],
-    ) -> Result<Option<(Delivery, u32)>, StoreError> {
+    ) -> Result<Option<DeliveryState>, StoreError> {
         match self.parked.get(wamid) {
             Some(parked) => Ok(Some(*parked)),
             None => Ok(store.get(PARKED, key)?.and_then(|v| decode(&v))),
@@ -137,8 +141,8 @@ impl StatusWrites {
         let key = early_key(wamid);
         let parked = self.parked_for(store, wamid, &key)?;
         self.parked.remove(wamid);
-        if let Some((delivery, error)) = parked {
-            self.advance(store, id, delivery, error)?;
+        if let Some(state) = parked {
+            self.advance(store, id, state)?;
             self.batch.delete(PARKED, &key);
         }
         Ok(())
@@ -185,31 +189,35 @@ mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
 
+    fn state(delivery: Delivery, error: u32) -> DeliveryState {
+        DeliveryState { delivery, error }
+    }
+
     #[test]
     fn parked_values_round_trip_and_carry_their_expiry() {
-        let value = encode(1_800_000_000, Delivery::Failed, 131_026);
-        assert_eq!(decode(&value), Some((Delivery::Failed, 131_026)));
+        let value = encode(1_800_000_000, state(Delivery::Failed, 131_026));
+        assert_eq!(decode(&value), Some(state(Delivery::Failed, 131_026)));
         assert_eq!(crate::store::expires_at(&value), Some(1_800_000_000));
         assert_eq!(decode(b"\0\0\0\0\0\0\0\0\x09\0\0\0\0"), None);
         let store = MemoryStore::new();
         // Within one set and across two, the furthest parked status is kept.
         let mut writes = StatusWrites::default();
         writes
-            .record(&store, "wamid.x", Delivery::Delivered, 0, 9)
+            .record(&store, "wamid.x", state(Delivery::Delivered, 0), 9)
             .unwrap();
         writes
-            .record(&store, "wamid.x", Delivery::Sent, 0, 9)
+            .record(&store, "wamid.x", state(Delivery::Sent, 0), 9)
             .unwrap();
         writes.flush(&store).unwrap();
         let mut writes = StatusWrites::default();
         writes
-            .record(&store, "wamid.x", Delivery::Sent, 0, 9)
+            .record(&store, "wamid.x", state(Delivery::Sent, 0), 9)
             .unwrap();
         writes.flush(&store).unwrap();
         let kept = store.get(PARKED, &early_key("wamid.x")).unwrap();
         assert_eq!(
             kept.and_then(|v| decode(&v)),
-            Some((Delivery::Delivered, 0))
+            Some(state(Delivery::Delivered, 0))
         );
     }
 
@@ -252,13 +260,13 @@ mod tests {
         settled(&store, 1, "wamid.a");
         let mut writes = StatusWrites::default();
         assert!(writes
-            .record(&store, "wamid.a", Delivery::Sent, 0, 9)
+            .record(&store, "wamid.a", state(Delivery::Sent, 0), 9)
             .unwrap());
         assert!(writes
-            .record(&store, "wamid.a", Delivery::Delivered, 0, 9)
+            .record(&store, "wamid.a", state(Delivery::Delivered, 0), 9)
             .unwrap());
         assert!(!writes
-            .record(&store, "wamid.a", Delivery::Sent, 0, 9)
+            .record(&store, "wamid.a", state(Delivery::Sent, 0), 9)
             .unwrap());
         // Nothing is visible before the write.
         assert_eq!(delivery(&store, 1), (Delivery::None, 0));
@@ -271,7 +279,7 @@ mod tests {
         let store = MemoryStore::new();
         let mut writes = StatusWrites::default();
         assert!(!writes
-            .record(&store, "wamid.b", Delivery::Failed, 131_026, 9)
+            .record(&store, "wamid.b", state(Delivery::Failed, 131_026), 9)
             .unwrap());
         writes.flush(&store).unwrap();
         settled(&store, 2, "wamid.b");
@@ -282,7 +290,7 @@ mod tests {
         let mut writes = StatusWrites::default();
         settled(&store, 3, "wamid.c");
         writes
-            .park(&store, "wamid.c", Delivery::Read, 0, 9)
+            .park(&store, "wamid.c", state(Delivery::Read, 0), 9)
             .unwrap();
         writes.flush(&store).unwrap();
         assert_eq!(delivery(&store, 3), (Delivery::Read, 0));

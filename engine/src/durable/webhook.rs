@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use super::early_status::{self, StatusWrites};
+use super::early_status::{self, DeliveryState, StatusWrites};
 use super::idempotency::{IdempotencyRecord, StoredOutcome};
 use super::message::Delivery;
 use super::wagate::Wagate;
@@ -106,7 +106,11 @@ impl Wagate {
         };
         let expires_at = self.clock.now().unix_secs() + self.retention_secs();
         // Parked (not applied yet, and never if wagate did not send it): counted as ignored.
-        Ok(writes.record(self.store.as_ref(), wamid, next, error, expires_at)?)
+        let next = DeliveryState {
+            delivery: next,
+            error,
+        };
+        Ok(writes.record(self.store.as_ref(), wamid, next, expires_at)?)
     }
 
     /// `phone_number_quality_update`: flags, tier changes and throughput upgrades of the number
