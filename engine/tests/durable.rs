@@ -672,6 +672,50 @@ fn statuses_move_a_sent_message_forward_only() {
 }
 
 #[test]
+fn statuses_of_one_message_posted_at_once_never_move_it_backwards() {
+    use wagate::durable::message::Delivery;
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(60);
+    let ids: Vec<u64> = wagate
+        .submit_many((0..60).map(|i| template_to(i, None)).collect())
+        .iter()
+        .map(|result| accepted_id(result).0)
+        .collect();
+    harness.clock.advance_secs(1);
+    wagate.wait_dispatched(Duration::from_secs(10));
+    let post = |id: u64, state: &str| {
+        webhook(
+            "messages",
+            &format!(
+                r#"{{"metadata":{{"display_phone_number":"15550783881","phone_number_id":"{}"}},"statuses":[{{"id":"wamid.{id}","status":"{state}"}}]}}"#,
+                NUMBER.0
+            ),
+        )
+    };
+    // Meta posts a message's statuses concurrently and out of order: three senders, each
+    // posting one state for every message, one POST each, in orders of their own.
+    std::thread::scope(|scope| {
+        for (state, stride) in [("read", 7), ("sent", 11), ("delivered", 13)] {
+            let (wagate, ids, post) = (&wagate, &ids, &post);
+            scope.spawn(move || {
+                for k in 0..ids.len() {
+                    let id = ids[(k * stride) % ids.len()];
+                    wagate.apply_webhook(post(id, state)).unwrap();
+                }
+            });
+        }
+    });
+    for id in ids {
+        assert_eq!(
+            wagate.message(id).unwrap().unwrap().delivery,
+            Delivery::Read,
+            "message {id} moved back from read"
+        );
+    }
+    wagate.shutdown();
+}
+
+#[test]
 fn an_upgrade_earned_by_sending_survives_a_restart() {
     let harness = Harness::new(Profile::whatsapp_2021());
     let wagate = harness.start(2_100);

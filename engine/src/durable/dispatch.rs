@@ -154,12 +154,12 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Starts dispatching `backlog` (messages pending from before a restart) and whatever
-    /// arrives on `incoming`; once `incoming` is closed, hands over what is due by then and
-    /// stops (later slots and retries stay pending on disk).
+    /// arrives on `incoming` through `lanes`; once `incoming` is closed, hands over what is
+    /// due by then and stops (later slots and retries stay pending on disk).
     pub fn start(
         backlog: Vec<DueMessage>,
         incoming: Receiver<DueMessage>,
-        upstream: Arc<dyn Upstream>,
+        lanes: Lanes,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Dispatcher {
@@ -167,7 +167,7 @@ impl Dispatcher {
         let seen = watch.clone();
         let thread = std::thread::Builder::new()
             .name("wagate-dispatch".into())
-            .spawn(move || run(backlog, incoming, upstream, store, clock, seen))
+            .spawn(move || run(backlog, incoming, lanes, store, clock, seen))
             .expect("spawning the dispatcher");
         Dispatcher { thread, watch }
     }
@@ -181,7 +181,7 @@ impl Dispatcher {
 fn run(
     backlog: Vec<DueMessage>,
     incoming: Receiver<DueMessage>,
-    upstream: Arc<dyn Upstream>,
+    lanes: Lanes,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     watch: Arc<DispatchWatch>,
@@ -192,7 +192,7 @@ fn run(
     }
     let mut dispatching = Dispatching {
         queue,
-        lanes: Lanes::start(upstream, store.clone()),
+        lanes,
         incoming,
         outstanding: 0,
         stopped_at: None,
@@ -377,6 +377,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::decision::Accepted;
+    use crate::durable::combine::StatusTurn;
     use crate::durable::message::Delivery;
     use crate::ids::{Msisdn, PhoneNumberId};
     use crate::store::memory::MemoryStore;
@@ -447,7 +448,7 @@ mod tests {
         Dispatcher::start(
             backlog,
             incoming,
-            upstream.clone(),
+            Lanes::start(upstream.clone(), store.clone(), StatusTurn::default()),
             store.clone(),
             Arc::new(clock),
         )
@@ -514,7 +515,7 @@ mod tests {
         let dispatcher = Dispatcher::start(
             backlog,
             incoming,
-            upstream.clone(),
+            Lanes::start(upstream.clone(), store.clone(), StatusTurn::default()),
             store.clone(),
             Arc::new(clock),
         );

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
+use super::combine::StatusTurn;
 use super::dispatch::{backoff_micros, settle, Upstream, UpstreamError};
 use super::message::{DispatchStatus, DueMessage, StoredMessage};
 use crate::clock::Timestamp;
@@ -43,7 +44,7 @@ pub struct Lanes {
 }
 
 impl Lanes {
-    pub fn start(upstream: Arc<dyn Upstream>, store: Arc<dyn Store>) -> Lanes {
+    pub fn start(upstream: Arc<dyn Upstream>, store: Arc<dyn Store>, turn: StatusTurn) -> Lanes {
         // No queue in front of the lanes: the dispatcher keeps what is not handed over in
         // send-slot order, and a batch waits there rather than behind a busy lane.
         let (work, incoming) = bounded::<Work>(0);
@@ -51,13 +52,18 @@ impl Lanes {
         let threads = (0..LANES)
             .map(|i| {
                 let (incoming, report) = (incoming.clone(), report.clone());
-                let (upstream, store) = (upstream.clone(), store.clone());
+                let (upstream, store, turn) = (upstream.clone(), store.clone(), turn.clone());
                 std::thread::Builder::new()
                     .name(format!("wagate-hand-over-{i}"))
                     .spawn(move || {
                         for work in incoming {
-                            let returned =
-                                hand_over(work.due, upstream.as_ref(), store.as_ref(), work.now);
+                            let returned = hand_over(
+                                work.due,
+                                upstream.as_ref(),
+                                store.as_ref(),
+                                &turn,
+                                work.now,
+                            );
                             if report.send(returned).is_err() {
                                 return;
                             }
@@ -94,6 +100,7 @@ fn hand_over(
     mut due: Vec<StoredMessage>,
     upstream: &dyn Upstream,
     store: &dyn Store,
+    turn: &StatusTurn,
     now: Timestamp,
 ) -> Returned {
     let mut returned = Returned {
@@ -140,7 +147,9 @@ fn hand_over(
     // restart asks the upstream about them.
     returned.disk_ok = store.write(&settled, false).is_ok();
     if returned.disk_ok {
-        // Statuses that came before this settlement were parked; they apply now.
+        // Statuses that came before this settlement were parked; they apply now, in the
+        // statuses' turn.
+        let _turn = turn.take();
         let _ = super::early_status::apply_parked(store, &sent_ids);
     }
     returned

@@ -4,6 +4,7 @@
 //! [`dispatch::Upstream`] exactly once, and a restart restores everything as acknowledged.
 
 pub mod admin;
+pub mod combine;
 pub mod commit;
 pub mod deferred;
 pub mod dispatch;

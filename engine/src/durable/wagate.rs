@@ -9,14 +9,17 @@ use std::time::Duration;
 use crossbeam_channel::unbounded;
 use dashmap::DashSet;
 
+use super::combine::{Combiner, StatusTurn};
 use super::commit::Durability;
 use super::deferred::DeferredRecord;
 use super::dispatch::{DispatchView, Dispatcher, Upstream};
+use super::hand_over::Lanes;
 use super::idempotency::StoredOutcome;
 use super::message::StoredMessage;
 use super::recovery;
 use super::release_queue::ReleaseQueue;
 use super::submission::{Prepared, Submission};
+use super::webhook::WebhookReport;
 use crate::clock::{Clock, Timestamp};
 use crate::config::{ConfigError, EngineConfig};
 use crate::decision::{Accepted, Decision, DeferReason, Refusal};
@@ -29,6 +32,7 @@ use crate::store::keys::{deferred_key, message_key};
 use crate::store::rocks::RocksStore;
 use crate::store::{Family, Store, StoreError};
 use crate::usage::Usage;
+use crate::webhooks::events::WebhookEvent;
 use crate::workers::{Command, Onward, Reply, ShardPool};
 
 #[derive(Debug, Clone)]
@@ -186,6 +190,8 @@ pub struct Wagate {
     redispatch: crossbeam_channel::Sender<super::message::DueMessage>,
     /// Queued sends by due time, for the releaser and status reads.
     release: Arc<ReleaseQueue>,
+    /// Webhook POSTs applied one group at a time, in the statuses' turn.
+    pub(super) webhooks: Combiner<Vec<WebhookEvent>, Result<WebhookReport, SubmitError>>,
 }
 
 impl Wagate {
@@ -225,10 +231,11 @@ impl Wagate {
                 release: release.clone(),
             },
         );
+        let statuses_turn = StatusTurn::default();
         let dispatcher = Dispatcher::start(
             restored.backlog.iter().map(StoredMessage::due).collect(),
             incoming,
-            upstream,
+            Lanes::start(upstream, store.clone(), statuses_turn.clone()),
             store.clone(),
             clock.clone(),
         );
@@ -246,6 +253,7 @@ impl Wagate {
             dispatcher,
             redispatch,
             release,
+            webhooks: Combiner::new(statuses_turn),
         };
         Ok(wagate)
     }

@@ -16,7 +16,7 @@ use crate::events::FailureEffect;
 use crate::ids::{AccountId, Msisdn};
 use crate::quality::Quality;
 use crate::store::keys::idempotency_key;
-use crate::store::{Batch, Family};
+use crate::store::{Batch, Family, StoreError};
 use crate::webhooks::events::{DeliveryStatus, WebhookEvent};
 
 /// What applying one webhook POST did.
@@ -164,13 +164,51 @@ impl Wagate {
         applied
     }
 
-    /// Applies the events of one webhook POST (already authenticated), each once.
+    /// Applies the events of one webhook POST (already authenticated), each once. POSTs
+    /// applied meanwhile by other callers wait and go together in the next group: their
+    /// statuses in one synced write.
     pub fn apply_webhook(&self, events: Vec<WebhookEvent>) -> Result<WebhookReport, SubmitError> {
-        let mut report = WebhookReport::default();
-        // Statuses (most of what Meta sends) and their dedupe records go in one synced write
-        // per POST; any other event first writes the statuses before it, keeping the order.
+        self.webhooks
+            .run(events, |posts| self.apply_posts(posts))
+            .unwrap_or_else(|| {
+                Err(SubmitError::Unavailable(StoreError::Io(
+                    "a webhook group stopped before answering".into(),
+                )))
+            })
+    }
+
+    /// Applies a group of POSTs in order, every status of the group in one synced write; a
+    /// failure (the store's) answers every POST of the group with it, and Meta retries them.
+    fn apply_posts(
+        &self,
+        posts: Vec<Vec<WebhookEvent>>,
+    ) -> Vec<Result<WebhookReport, SubmitError>> {
+        let count = posts.len();
         let mut statuses = StatusWrites::default();
         let mut remembered_here: HashSet<String> = HashSet::new();
+        let applied = posts
+            .into_iter()
+            .map(|events| self.apply_events(events, &mut statuses, &mut remembered_here))
+            .collect::<Result<Vec<WebhookReport>, SubmitError>>()
+            .and_then(|reports| {
+                statuses.flush(self.store.as_ref())?;
+                Ok(reports)
+            });
+        match applied {
+            Ok(reports) => reports.into_iter().map(Ok).collect(),
+            Err(error) => vec![Err(error); count],
+        }
+    }
+
+    /// Applies the events of one POST, each once, adding statuses and their dedupe records to
+    /// `statuses`; any other event first writes the statuses before it, keeping the order.
+    fn apply_events(
+        &self,
+        events: Vec<WebhookEvent>,
+        statuses: &mut StatusWrites,
+        remembered_here: &mut HashSet<String>,
+    ) -> Result<WebhookReport, SubmitError> {
+        let mut report = WebhookReport::default();
         for event in events {
             let identity = identity(&event);
             if let Some(identity) = &identity {
@@ -181,7 +219,7 @@ impl Wagate {
             }
             let is_status = matches!(event, WebhookEvent::Status { .. });
             if !is_status {
-                std::mem::take(&mut statuses).flush(self.store.as_ref())?;
+                std::mem::take(statuses).flush(self.store.as_ref())?;
                 remembered_here.clear();
             }
             let applied = match event {
@@ -207,7 +245,7 @@ impl Wagate {
                     ..
                 } => {
                     let error = errors.first().copied().unwrap_or(0);
-                    let recorded = self.record_delivery(&mut statuses, &wamid, status, error)?;
+                    let recorded = self.record_delivery(statuses, &wamid, status, error)?;
                     let mut fed = false;
                     if let (DeliveryStatus::Failed, Some(person)) = (status, recipient) {
                         for code in errors {
@@ -263,7 +301,6 @@ impl Wagate {
                 report.ignored += 1;
             }
         }
-        statuses.flush(self.store.as_ref())?;
         Ok(report)
     }
 }
