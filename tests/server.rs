@@ -1254,20 +1254,28 @@ async fn a_message_in_flight_at_a_crash_waits_for_an_operator_and_is_never_sent_
         );
         async move { web.post(&url, ADMIN, &body, &[]).await }
     };
-    // The operator finds it in Meta's records: settled as sent, with Meta's id.
+    // Meta delivered it meanwhile: the status waits for a message with that wamid.
+    let delivered = status_webhook(NUMBER_A, "wamid.found", "delivered", "16505550012");
+    assert_eq!(f.meta_webhook(&delivered, None).await?.json()["ignored"], 1);
+    // The operator finds it in Meta's records: settled as sent, with Meta's id, and the
+    // status that waited applies.
     let settled = settle(json!({ "upstream_id": "wamid.found" })).await?;
     assert_eq!(settled.status, 200, "{}", settled.text());
     let view = f.message(ALPHA, &id).await?.json();
     assert_eq!(
-        (view["status"].clone(), view["upstream_id"].clone()),
-        (json!("sent"), json!("wamid.found"))
+        (
+            view["status"].clone(),
+            view["upstream_id"].clone(),
+            view["delivery"].clone()
+        ),
+        (json!("sent"), json!("wamid.found"), json!("delivered"))
     );
     let again = settle(json!({ "resend": true })).await?;
     assert_eq!((again.status, again.code()), (409, Some(100)));
-    // Its status webhook now finds it.
-    let delivered = status_webhook(NUMBER_A, "wamid.found", "delivered", "16505550012");
-    assert_eq!(f.meta_webhook(&delivered, None).await?.json()["applied"], 1);
-    assert_eq!(f.message(ALPHA, &id).await?.json()["delivery"], "delivered");
+    // Its later status webhooks find it.
+    let read = status_webhook(NUMBER_A, "wamid.found", "read", "16505550012");
+    assert_eq!(f.meta_webhook(&read, None).await?.json()["applied"], 1);
+    assert_eq!(f.message(ALPHA, &id).await?.json()["delivery"], "read");
     f.stop()
 }
 

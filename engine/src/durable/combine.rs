@@ -36,6 +36,11 @@ impl<J, R> Combiner<J, R> {
         }
     }
 
+    /// The turn the groups take, for other work that must not run beside them.
+    pub fn turn(&self) -> &StatusTurn {
+        &self.turn
+    }
+
     /// Runs `job`, alone or in a group with every job waiting when the turn comes: `apply`
     /// gets the group in arrival order and answers one result per job, in that order. `None`
     /// only if the group that took the job did not answer it (`apply` panicked or answered

@@ -354,9 +354,11 @@ pub fn reconcile(
 ) -> Result<Vec<StoredMessage>, crate::store::StoreError> {
     let mut resend = Vec::new();
     let mut settled = Batch::default();
+    let mut sent = Vec::new();
     for mut message in in_flight {
         match upstream.reconcile(&message) {
             Reconciled::Delivered(upstream_id) => {
+                sent.push((message.id, upstream_id.clone()));
                 settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
             }
             Reconciled::NotDelivered => {
@@ -367,6 +369,9 @@ pub fn reconcile(
         }
     }
     store.write(&settled, true)?;
+    // Statuses Meta sent for them before the stop were parked; nothing else applies statuses
+    // yet (this runs before the engine starts).
+    super::early_status::apply_parked(store, &sent)?;
     Ok(resend)
 }
 
@@ -422,6 +427,43 @@ mod tests {
             delivery: Delivery::default(),
             delivery_error: 0,
         }
+    }
+
+    /// An upstream that has every message it is asked about.
+    struct HasEverything;
+
+    impl Upstream for HasEverything {
+        fn send(&self, message: &StoredMessage) -> Result<String, UpstreamError> {
+            Ok(format!("wamid.{}", message.id))
+        }
+
+        fn reconcile(&self, message: &StoredMessage) -> Reconciled {
+            Reconciled::Delivered(format!("wamid.{}", message.id))
+        }
+    }
+
+    #[test]
+    fn a_message_reconciled_as_sent_takes_the_status_that_waited_for_it() {
+        use crate::durable::early_status::{DeliveryState, StatusWrites};
+        let store = MemoryStore::new();
+        // Meta reported it read before the stop; it was still in flight, so the status waited.
+        let mut statuses = StatusWrites::default();
+        let read = DeliveryState {
+            delivery: Delivery::Read,
+            error: 0,
+        };
+        assert!(!statuses.record(&store, "wamid.7", read, u64::MAX).unwrap());
+        statuses.flush(&store).unwrap();
+        let mut in_flight = pending(7, Timestamp(0));
+        in_flight.status = DispatchStatus::InFlight;
+        let resend = reconcile(vec![in_flight], &HasEverything, &store).unwrap();
+        assert!(resend.is_empty());
+        let settled = store.get(Family::Messages, &message_key(7)).unwrap();
+        let settled = StoredMessage::decode(&settled.unwrap()).unwrap();
+        assert_eq!(
+            (settled.status, settled.delivery),
+            (DispatchStatus::Sent, Delivery::Read)
+        );
     }
 
     #[test]

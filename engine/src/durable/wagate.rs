@@ -533,10 +533,13 @@ impl Wagate {
                 super::dispatch::settle(
                     message,
                     super::message::DispatchStatus::Sent,
-                    upstream_id,
+                    upstream_id.clone(),
                     &mut batch,
                 );
                 self.store.write(&batch, true)?;
+                // Meta's statuses for it came while it was in flight: parked until now.
+                let _turn = self.webhooks.turn().take();
+                super::early_status::apply_parked(self.store.as_ref(), &[(id, upstream_id)])?;
             }
             Settlement::Resend => {
                 message.status = super::message::DispatchStatus::Pending;

@@ -98,18 +98,15 @@ impl Wagate {
         status: DeliveryStatus,
         error: u32,
     ) -> Result<bool, SubmitError> {
-        let next = match status {
+        let delivery = match status {
             DeliveryStatus::Sent => Delivery::Sent,
             DeliveryStatus::Delivered => Delivery::Delivered,
             DeliveryStatus::Read | DeliveryStatus::Played => Delivery::Read,
             DeliveryStatus::Failed => Delivery::Failed,
         };
+        let next = DeliveryState { delivery, error };
         let expires_at = self.clock.now().unix_secs() + self.retention_secs();
         // Parked (not applied yet, and never if wagate did not send it): counted as ignored.
-        let next = DeliveryState {
-            delivery: next,
-            error,
-        };
         Ok(writes.record(self.store.as_ref(), wamid, next, expires_at)?)
     }
 
