@@ -83,3 +83,33 @@ for start in range(0, 90000, 30000):
         headers={"Authorization": "Bearer bench-admin-token-000", "Content-Type": "application/json"})).read()
 PY
 }
+
+# start_pressure: samples the kernel's pressure stall information (/proc/pressure) once a
+# second in the background, so that a slow second of a run can be matched with what the
+# machine was short of. stop_pressure prints, per second, the milliseconds some task waited
+# for a CPU, for I/O, and all tasks for I/O ("full").
+start_pressure() {
+  [ -r /proc/pressure/io ] || return 0
+  PRESSURE_LOG=$(mktemp)
+  ( while :; do
+      printf '%s %s %s\n' \
+        "$(awk '/^some/ {sub("total=", "", $5); print $5}' /proc/pressure/cpu)" \
+        "$(awk '/^some/ {sub("total=", "", $5); print $5}' /proc/pressure/io)" \
+        "$(awk '/^full/ {sub("total=", "", $5); print $5}' /proc/pressure/io)"
+      sleep 1
+    done >> "$PRESSURE_LOG" ) &
+  PRESSURE=$!
+}
+
+stop_pressure() {
+  [ -n "${PRESSURE:-}" ] || return 0
+  kill "$PRESSURE" 2>/dev/null || true; wait "$PRESSURE" 2>/dev/null || true
+  python3 - "$PRESSURE_LOG" <<'PY'
+import sys
+rows = [list(map(int, l.split())) for l in open(sys.argv[1]) if len(l.split()) == 3]
+deltas = [[(b - a) // 1000 for a, b in zip(r0, r1)] for r0, r1 in zip(rows, rows[1:])]
+for name, i in (("cpu some", 0), ("io some", 1), ("io full", 2)):
+    print("pressure %s ms per second: %s" % (name, [d[i] for d in deltas]))
+PY
+  rm -f "$PRESSURE_LOG"
+}

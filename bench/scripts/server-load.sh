@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One load run: fresh wagate dispatching to loadgen's mock-meta, a number at TIER_100K and
 # 1,000 mps, 90,000 opted-in recipients, an approved template, then `loadgen http` with the given
-# extra arguments. mock-meta's compliance report is printed last.
+# extra arguments, with the machine's pressure stall figures per second of the run. mock-meta's
+# compliance report is printed last.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source bench/scripts/common.sh
@@ -13,6 +14,8 @@ start_mock "$DIR/mock.out" --number 2000001:1000:100000 --webhook-url http://127
 start_wagate "$DIR/wagate.toml" "$DIR"
 opt_in_single_number
 approve_template
+start_pressure
 target/release/loadgen http --target http://127.0.0.1:18090 --token bench-tenant-token-00 \
   --number 2000001 --recipients 90000 --messages 90000 --max-secs 20 "$@"
+stop_pressure
 curl -s http://127.0.0.1:18092/mock/report; echo
