@@ -23,12 +23,27 @@ pub struct DeferredRecord {
     pub submission: Submission,
 }
 
+/// The record's header before the payload, as written since the binary format: the reason as
+/// its index in [`REASONS`].
 #[derive(Serialize, Deserialize)]
 struct Header {
     request: SendRequest,
     idempotency_key: Option<String>,
+    reason: u8,
+}
+
+/// The header of records written before the binary format (still read: a queue survives an
+/// upgrade).
+#[derive(Deserialize)]
+struct JsonHeader {
+    request: SendRequest,
+    idempotency_key: Option<String>,
     reason: String,
 }
+
+/// First byte of a record in the binary format. A JSON-era record starts with its header's
+/// length as a u32 BE, whose first byte is 0 (headers are far below 16 MiB).
+const BINARY: u8 = 1;
 
 const REASONS: [DeferReason; 6] = [
     DeferReason::TierLimit,
@@ -44,17 +59,20 @@ impl DeferredRecord {
         deferred_key(self.due.0, self.id)
     }
 
-    /// `[header length: u32 BE][header JSON][payload]`: the payload stays as the caller sent it.
+    /// `[1][header, postcard][payload]`: the payload stays as the caller sent it. A bulk burst
+    /// queues most of its sends, so the header is compact binary rather than JSON.
     pub fn encode(&self) -> Vec<u8> {
-        let header = serde_json::to_vec(&Header {
+        let header = Header {
             request: self.submission.request.clone(),
             idempotency_key: self.submission.idempotency_key.clone(),
-            reason: self.reason.name().to_string(),
-        })
-        .expect("a send request always serialises");
-        let mut out = Vec::with_capacity(4 + header.len() + self.submission.payload.len());
-        out.extend_from_slice(&(header.len() as u32).to_be_bytes());
-        out.extend_from_slice(&header);
+            reason: REASONS
+                .iter()
+                .position(|r| *r == self.reason)
+                .expect("every reason is listed") as u8,
+        };
+        let mut out = Vec::with_capacity(128 + self.submission.payload.len());
+        out.push(BINARY);
+        let mut out = postcard::to_extend(&header, out).expect("a send request always serialises");
         out.extend_from_slice(&self.submission.payload);
         out
     }
@@ -68,17 +86,32 @@ impl DeferredRecord {
 
     pub fn decode(key: &[u8], value: &[u8]) -> Option<DeferredRecord> {
         let (due, id) = Self::key_parts(key)?;
-        let length = u32::from_be_bytes(value.get(..4)?.try_into().ok()?) as usize;
-        let header: Header = serde_json::from_slice(value.get(4..4 + length)?).ok()?;
-        let reason = REASONS.into_iter().find(|r| r.name() == header.reason)?;
+        let (header, payload) = match value.first()? {
+            &BINARY => {
+                let (header, payload) = postcard::take_from_bytes::<Header>(&value[1..]).ok()?;
+                let reason = *REASONS.get(usize::from(header.reason))?;
+                ((header.request, header.idempotency_key, reason), payload)
+            }
+            0 => {
+                let length = u32::from_be_bytes(value.get(..4)?.try_into().ok()?) as usize;
+                let header: JsonHeader = serde_json::from_slice(value.get(4..4 + length)?).ok()?;
+                let reason = REASONS.into_iter().find(|r| r.name() == header.reason)?;
+                (
+                    (header.request, header.idempotency_key, reason),
+                    &value[4 + length..],
+                )
+            }
+            _ => return None,
+        };
+        let (request, idempotency_key, reason) = header;
         Some(DeferredRecord {
             id,
             due,
             reason,
             submission: Submission {
-                request: header.request,
-                payload: value[4 + length..].to_vec(),
-                idempotency_key: header.idempotency_key,
+                request,
+                payload: payload.to_vec(),
+                idempotency_key,
                 queue_when_deferred: true,
             },
         })
@@ -108,9 +141,47 @@ mod tests {
                 queue_when_deferred: true,
             },
         };
-        let back = DeferredRecord::decode(&record.key(), &record.encode()).unwrap();
+        let encoded = record.encode();
+        assert_eq!(encoded[0], BINARY);
+        let back = DeferredRecord::decode(&record.key(), &encoded).unwrap();
         assert_eq!(back, record);
         assert!(deferred_key(4_999_999, 99) < record.key());
         assert!(DeferredRecord::decode(&record.key(), b"\0\0\0\x09{}").is_none());
+        // Cut short, or of an unknown format: not a record.
+        assert!(DeferredRecord::decode(&record.key(), &encoded[..5]).is_none());
+        assert!(DeferredRecord::decode(&record.key(), b"\x02abc").is_none());
+    }
+
+    #[test]
+    fn records_written_with_a_json_header_are_still_read() {
+        // As the JSON-era encoder wrote it: [header length u32 BE][header JSON][payload].
+        let header = serde_json::json!({
+            "request": {
+                "number": 7,
+                "to": 16_505_551_234u64,
+                "message": {"Template": {"name": "order_update", "language": "en_US",
+                    "header": null, "body": [{"name": null, "text": "Ana"}], "buttons": []}}
+            },
+            "idempotency_key": "k2",
+            "reason": "throughput",
+        })
+        .to_string();
+        let mut value = (header.len() as u32).to_be_bytes().to_vec();
+        value.extend_from_slice(header.as_bytes());
+        value.extend_from_slice(b"{\"to\":\"+16505551234\"}");
+        let key = deferred_key(9_000_000, 43);
+        let record = DeferredRecord::decode(&key, &value).unwrap();
+        assert_eq!((record.id, record.due), (43, Timestamp(9_000_000)));
+        assert_eq!(record.reason, DeferReason::Throughput);
+        assert_eq!(record.submission.idempotency_key.as_deref(), Some("k2"));
+        assert_eq!(record.submission.payload, b"{\"to\":\"+16505551234\"}");
+        assert_eq!(
+            record.submission.request.message,
+            Message::Template(crate::template::model::TemplateSend::new(
+                "order_update",
+                "en_US",
+                vec![crate::template::model::TextParam::positional("Ana")],
+            ))
+        );
     }
 }
