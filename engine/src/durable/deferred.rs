@@ -7,6 +7,8 @@
 //! again) deletes the record in the same commit that writes the outcome, so a record is
 //! released at most once and never lost across a crash.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::submission::Submission;
@@ -24,11 +26,11 @@ pub struct DeferredRecord {
 }
 
 /// The record's header before the payload, as written since the binary format: the reason as
-/// its index in [`REASONS`].
+/// its index in [`REASONS`]. Borrowed from the record to write it, owned when read.
 #[derive(Serialize, Deserialize)]
-struct Header {
-    request: SendRequest,
-    idempotency_key: Option<String>,
+struct Header<'a> {
+    request: Cow<'a, SendRequest>,
+    idempotency_key: Option<Cow<'a, str>>,
     reason: u8,
 }
 
@@ -63,8 +65,12 @@ impl DeferredRecord {
     /// queues most of its sends, so the header is compact binary rather than JSON.
     pub fn encode(&self) -> Vec<u8> {
         let header = Header {
-            request: self.submission.request.clone(),
-            idempotency_key: self.submission.idempotency_key.clone(),
+            request: Cow::Borrowed(&self.submission.request),
+            idempotency_key: self
+                .submission
+                .idempotency_key
+                .as_deref()
+                .map(Cow::Borrowed),
             reason: REASONS
                 .iter()
                 .position(|r| *r == self.reason)
@@ -86,32 +92,29 @@ impl DeferredRecord {
 
     pub fn decode(key: &[u8], value: &[u8]) -> Option<DeferredRecord> {
         let (due, id) = Self::key_parts(key)?;
-        let (header, payload) = match value.first()? {
-            &BINARY => {
-                let (header, payload) = postcard::take_from_bytes::<Header>(&value[1..]).ok()?;
-                let reason = *REASONS.get(usize::from(header.reason))?;
-                ((header.request, header.idempotency_key, reason), payload)
-            }
+        let (header, payload): (Header, &[u8]) = match value.first()? {
+            &BINARY => postcard::take_from_bytes(&value[1..]).ok()?,
             0 => {
                 let length = u32::from_be_bytes(value.get(..4)?.try_into().ok()?) as usize;
-                let header: JsonHeader = serde_json::from_slice(value.get(4..4 + length)?).ok()?;
-                let reason = REASONS.into_iter().find(|r| r.name() == header.reason)?;
-                (
-                    (header.request, header.idempotency_key, reason),
-                    &value[4 + length..],
-                )
+                let old: JsonHeader = serde_json::from_slice(value.get(4..4 + length)?).ok()?;
+                let reason = REASONS.iter().position(|r| r.name() == old.reason)? as u8;
+                let header = Header {
+                    request: Cow::Owned(old.request),
+                    idempotency_key: old.idempotency_key.map(Cow::Owned),
+                    reason,
+                };
+                (header, &value[4 + length..])
             }
             _ => return None,
         };
-        let (request, idempotency_key, reason) = header;
         Some(DeferredRecord {
             id,
             due,
-            reason,
+            reason: *REASONS.get(usize::from(header.reason))?,
             submission: Submission {
-                request,
+                request: header.request.into_owned(),
                 payload: payload.to_vec(),
-                idempotency_key,
+                idempotency_key: header.idempotency_key.map(Cow::into_owned),
                 queue_when_deferred: true,
             },
         })
