@@ -171,6 +171,22 @@ impl StatusWrites {
     }
 }
 
+/// Of messages just settled as sent (id, wamid), those with a status parked for them. Read
+/// outside the statuses' turn: the settlement was written first, so a status parked after
+/// this look finds the message itself when its group flushes.
+pub fn with_parked(
+    store: &dyn Store,
+    settled: &[(u64, String)],
+) -> Result<Vec<(u64, String)>, StoreError> {
+    let mut found = Vec::new();
+    for (id, wamid) in settled {
+        if store.get(PARKED, &early_key(wamid))?.is_some() {
+            found.push((*id, wamid.clone()));
+        }
+    }
+    Ok(found)
+}
+
 /// After messages were settled as sent (id, wamid): applies the statuses parked for them, in
 /// one write.
 pub fn apply_parked(store: &dyn Store, settled: &[(u64, String)]) -> Result<(), StoreError> {
@@ -283,7 +299,16 @@ mod tests {
             .unwrap());
         writes.flush(&store).unwrap();
         settled(&store, 2, "wamid.b");
-        apply_parked(&store, &[(2, "wamid.b".to_string())]).unwrap();
+        settled(&store, 4, "wamid.d");
+        let both = [(2, "wamid.b".to_string()), (4, "wamid.d".to_string())];
+        let parked = with_parked(&store, &both).unwrap();
+        assert_eq!(
+            parked,
+            [(2, "wamid.b".to_string())],
+            "only b has a parked status"
+        );
+        apply_parked(&store, &parked).unwrap();
+        assert!(with_parked(&store, &both).unwrap().is_empty());
         assert_eq!(delivery(&store, 2), (Delivery::Failed, 131_026));
         assert_eq!(store.get(PARKED, &early_key("wamid.b")).unwrap(), None);
         // Settled while the status was being parked: the flush applies it itself.
