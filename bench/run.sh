@@ -34,7 +34,7 @@ if [ "$WHAT" = all ] || [ "$WHAT" = load ]; then
     for i in $(seq 1 "$RUNS"); do
       echo "== $name $i: $script $*"
       bash "bench/scripts/$script" "$@" > "$RESULTS/$name-$i.log" 2>&1 || echo "   (failed, see $RESULTS/$name-$i.log)"
-      grep -E "^messages|^dispatch|^rss|^healthz|^send" "$RESULTS/$name-$i.log" || true
+      grep -E "^messages|^dispatch|^rss|^healthz|^send|^cpu-per-request" "$RESULTS/$name-$i.log" || true
     done
   }
   run single server-load.sh --concurrency 64 --max-secs 15
