@@ -106,13 +106,13 @@ def median_series(name, key="per_second"):
 
 
 rows = [
-    ("HTTP single, closed loop, 64 in flight", "bench/scripts/server-load.sh --concurrency 64", "single"),
+    ("HTTP single, closed loop, 256 in flight", "bench/scripts/server-load.sh --concurrency 256 --messages 300000", "single"),
     ("HTTP single, open loop at half the peak", "bench/scripts/server-load.sh --concurrency 256 --rate R", "single-half"),
     ("HTTP single, the traffic model (Zipf 1.0, 30 % replies, 5 % cold, 5 % retries)", "bench/scripts/server-load.sh --concurrency 64 --zipf 1.0 --repliers 1000 --reply-share 0.3 --cold-share 0.05 --retry-share 0.05 --mock http://127.0.0.1:18092", "single-modelled"),
     ("HTTP bulk, 1,000 per request, 8 in flight", "bench/scripts/server-load.sh --concurrency 8 --batch 1000 --messages 2000000", "bulk"),
     ("gRPC unary, 64 in flight", "bench/scripts/server-load.sh --transport grpc --concurrency 64", "grpc"),
     ("gRPC stream, 8 streams, 1,000 per exchange", "bench/scripts/server-load.sh --transport grpc-stream --concurrency 8 --batch 1000 --messages 2000000", "grpc-stream"),
-    ("Redis + Lua, one EVALSHA per request, 64 connections", "bench/scripts/redis-load.sh --concurrency 64", "redis-single"),
+    ("Redis + Lua, one EVALSHA per request, 256 connections", "bench/scripts/redis-load.sh --concurrency 256 --messages 300000", "redis-single"),
     ("Redis + Lua, 1,000 pipelined, 8 connections", "bench/scripts/redis-load.sh --concurrency 8 --batch 1000 --messages 2000000", "redis-bulk"),
 ]
 measured, table = {}, []
@@ -235,7 +235,7 @@ lines += ["### The machine's HTTP ceiling", "",
 
 plots = root / "docs" / "plots"
 plots.mkdir(exist_ok=True)
-for name, title, key in [("single", "HTTP single, closed loop (64 in flight)", "per_second"),
+for name, title, key in [("single", "HTTP single, closed loop (256 in flight)", "per_second"),
                          ("bulk", "HTTP bulk (1,000 per request)", "per_second"),
                          ("dispatch", "Sends reaching mock-meta per second, 1,000 numbers", "dispatch")]:
     series = median_series(name, key)

@@ -37,7 +37,7 @@ if [ "$WHAT" = all ] || [ "$WHAT" = load ]; then
       grep -E "^messages|^dispatch|^rss|^healthz|^send|^cpu-per-request" "$RESULTS/$name-$i.log" || true
     done
   }
-  run single server-load.sh --concurrency 64 --max-secs 15
+  run single server-load.sh --concurrency 256 --messages 300000 --max-secs 15
   # Half the median peak of the closed-loop runs, as an open loop.
   HALF=$(python3 -c "
 import json, glob, statistics
@@ -50,7 +50,7 @@ print(int(statistics.median(rates) / 2))")
   run bulk server-load.sh --concurrency 8 --batch 1000 --messages 2000000 --max-secs 15
   RUNS=1 run grpc server-load.sh --transport grpc --target http://127.0.0.1:18091 --concurrency 64 --max-secs 15
   RUNS=1 run grpc-stream server-load.sh --transport grpc-stream --target http://127.0.0.1:18091 --concurrency 8 --batch 1000 --messages 2000000 --max-secs 15
-  run redis-single redis-load.sh --concurrency 64 --max-secs 15
+  run redis-single redis-load.sh --concurrency 256 --messages 300000 --max-secs 15
   run redis-bulk redis-load.sh --concurrency 8 --batch 1000 --messages 2000000 --max-secs 15
   RUNS=1 run ceiling http-ceiling.sh
   RUNS=1 run dispatch dispatch-load.sh
