@@ -696,6 +696,61 @@ async fn a_template_meta_paused_is_refused_with_132015_until_the_pause_ends() ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_raising_the_business_limit_lifts_the_portfolio_from_250() -> Result<()> {
+    let mut f = Fixture::start("capability", "[engine]\nprofile = \"whatsapp-2025\"\n").await?;
+    let usage_url = f.url(&format!("/wagate/admin/numbers/{NUMBER_A}/usage"));
+    let tier = |usage: Value| (usage["tier"].clone(), usage["limit_24h"].clone());
+    assert_eq!(
+        tier(f.web.get(&usage_url, ADMIN).await?.json()),
+        (json!("TIER_250"), json!(250))
+    );
+    // Meta granted 2K after its review (verification, or 2,000 unique template deliveries).
+    let granted = account_webhook(
+        "business_capability_update",
+        json!({ "max_daily_conversations_per_business": "TIER_2K",
+                "max_phone_numbers_per_business": 20 }),
+    );
+    let report = f.meta_webhook(&granted, None).await?.json();
+    assert_eq!(
+        (report["applied"].clone(), report["ignored"].clone()),
+        (json!(1), json!(0))
+    );
+    assert_eq!(
+        tier(f.web.get(&usage_url, ADMIN).await?.json()),
+        (json!("TIER_2K"), json!(2_000))
+    );
+    // The legacy integer form names the same tiers.
+    let legacy = account_webhook(
+        "business_capability_update",
+        json!({ "max_daily_conversation_per_phone": 10_000 }),
+    );
+    assert_eq!(f.meta_webhook(&legacy, None).await?.json()["applied"], 1);
+    assert_eq!(
+        tier(f.web.get(&usage_url, ADMIN).await?.json()),
+        (json!("TIER_10K"), json!(10_000))
+    );
+    // Counts of numbers only, or a tier this profile does not have: nothing changes.
+    for nothing in [
+        json!({ "max_phone_numbers_per_business": 20 }),
+        json!({ "max_daily_conversations_per_business": "TIER_1K" }),
+    ] {
+        let report = f
+            .meta_webhook(
+                &account_webhook("business_capability_update", nothing),
+                None,
+            )
+            .await?
+            .json();
+        assert_eq!(report["ignored"], 1, "{report}");
+    }
+    assert_eq!(
+        tier(f.web.get(&usage_url, ADMIN).await?.json()),
+        (json!("TIER_10K"), json!(10_000))
+    );
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn number_and_account_news_from_meta_change_limits_and_restrictions() -> Result<()> {
     let mut f = Fixture::start("number-news", "").await?;
     let usage_url = f.url(&format!("/wagate/admin/numbers/{NUMBER_A}/usage"));

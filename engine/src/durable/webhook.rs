@@ -13,7 +13,7 @@ use super::message::Delivery;
 use super::wagate::Wagate;
 use super::SubmitError;
 use crate::events::FailureEffect;
-use crate::ids::{AccountId, Msisdn};
+use crate::ids::{AccountId, Msisdn, PhoneNumberId};
 use crate::quality::Quality;
 use crate::store::keys::idempotency_key;
 use crate::store::{Batch, Family, StoreError};
@@ -134,6 +134,30 @@ impl Wagate {
         }
     }
 
+    /// `business_capability_update`: the limit Meta set for the account's business applies
+    /// to the scopes of the account's numbers (under `whatsapp-2025`, their portfolio's shared
+    /// scope). Meta grants the step from 250 to 2K itself, after business verification or
+    /// 2,000 unique template deliveries in 30 days and its review: wagate takes its word.
+    /// False when the account has no numbers here or the profile has no such tier.
+    fn capability_news(&self, account: AccountId, limit: &str) -> bool {
+        let numbers = self.account_numbers(account);
+        let mut applied = false;
+        for id in numbers {
+            applied |= self.set_tier(id, limit).is_ok();
+        }
+        applied
+    }
+
+    /// The numbers registered for `account`.
+    fn account_numbers(&self, account: AccountId) -> Vec<PhoneNumberId> {
+        self.registry()
+            .numbers()
+            .into_iter()
+            .filter(|n| n.account == account)
+            .map(|n| n.id)
+            .collect()
+    }
+
     /// `account_update`: a restriction of business-initiated messaging or a disabled account
     /// restricts every number of the account; a reinstatement lifts it.
     fn account_news(&self, account: AccountId, event: &str, detail: &str) -> bool {
@@ -143,15 +167,8 @@ impl Wagate {
             ("DISABLED_UPDATE", "REINSTATE") => false,
             _ => return false,
         };
-        let numbers: Vec<_> = self
-            .registry()
-            .numbers()
-            .into_iter()
-            .filter(|n| n.account == account)
-            .map(|n| n.id)
-            .collect();
         let mut applied = false;
-        for id in numbers {
+        for id in self.account_numbers(account) {
             applied |= if restrict {
                 self.restrict_number(id).is_ok()
             } else {
@@ -281,6 +298,9 @@ impl Wagate {
                     event,
                     detail,
                 } => self.account_news(account, &event, &detail),
+                WebhookEvent::CapabilityUpdate { account, limit } => {
+                    self.capability_news(account, &limit)
+                }
                 WebhookEvent::Ignored { .. } => false,
             };
             match identity {

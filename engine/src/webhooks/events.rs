@@ -76,8 +76,26 @@ pub enum WebhookEvent {
         event: String,
         detail: String,
     },
+    /// `business_capability_update`: the messaging limit Meta set for the account's business,
+    /// as a tier name (`max_daily_conversations_per_business`, or the legacy integer
+    /// `max_daily_conversation_per_phone` named as its tier).
+    CapabilityUpdate { account: AccountId, limit: String },
     /// A field or a value wagate does not act on.
     Ignored { field: String },
+}
+
+/// The tier name of the legacy integer limit (`-1`: unlimited).
+fn tier_of_integer(limit: i64) -> Option<&'static str> {
+    Some(match limit {
+        -1 => "TIER_UNLIMITED",
+        50 => "TIER_50",
+        250 => "TIER_250",
+        1_000 => "TIER_1K",
+        2_000 => "TIER_2K",
+        10_000 => "TIER_10K",
+        100_000 => "TIER_100K",
+        _ => return None,
+    })
 }
 
 fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
@@ -395,6 +413,24 @@ fn change_of(
                 detail,
             })
         }
+        "business_capability_update" => {
+            let limit = text(value, "max_daily_conversations_per_business").or_else(|| {
+                value
+                    .get("max_daily_conversation_per_phone")
+                    .and_then(Value::as_i64)
+                    .and_then(tier_of_integer)
+            });
+            events.push(match limit {
+                Some(limit) => WebhookEvent::CapabilityUpdate {
+                    account,
+                    limit: limit.to_string(),
+                },
+                // Only the numbers-per-business counts changed: nothing wagate enforces.
+                None => WebhookEvent::Ignored {
+                    field: field.to_string(),
+                },
+            })
+        }
         other => events.push(WebhookEvent::Ignored {
             field: other.to_string(),
         }),
@@ -603,6 +639,26 @@ mod tests {
         assert!(
             matches!(&parse_webhook(number.as_bytes()).unwrap()[0], WebhookEvent::NumberQuality { event, current_limit: Some(limit), .. } if event == "FLAGGED" && limit == "TIER_10K")
         );
+        let capability = |value: &str| {
+            parse_webhook(envelope("business_capability_update", value).as_bytes()).unwrap()
+        };
+        assert!(matches!(
+            &capability(r#"{"max_daily_conversations_per_business":"TIER_2K","max_phone_numbers_per_business":20}"#)[0],
+            WebhookEvent::CapabilityUpdate { limit, .. } if limit == "TIER_2K"
+        ));
+        assert!(matches!(
+            &capability(r#"{"max_daily_conversation_per_phone":-1}"#)[0],
+            WebhookEvent::CapabilityUpdate { limit, .. } if limit == "TIER_UNLIMITED"
+        ));
+        for nothing_enforced in [
+            r#"{"max_phone_numbers_per_business":20}"#,
+            r#"{"max_daily_conversation_per_phone":1234}"#,
+        ] {
+            assert!(matches!(
+                capability(nothing_enforced)[0],
+                WebhookEvent::Ignored { .. }
+            ));
+        }
         let unknown = envelope("smb_app_state_sync", "{}");
         assert!(matches!(
             parse_webhook(unknown.as_bytes()).unwrap()[0],
