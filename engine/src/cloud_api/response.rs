@@ -31,10 +31,11 @@ impl Success {
 
     /// Appends the answer's JSON text to `out`.
     pub fn write_json(&self, out: &mut String) {
-        let input = Value::from(self.input.as_str());
+        out.push_str(r#"{"messaging_product":"whatsapp","contacts":[{"input":"#);
+        push_json_string(out, &self.input);
         let _ = write!(
             out,
-            r#"{{"messaging_product":"whatsapp","contacts":[{{"input":{input},"wa_id":"{}"}}],"messages":[{{"id":"{}""#,
+            r#","wa_id":"{}"}}],"messages":[{{"id":"{}""#,
             self.wa_id,
             message_id_text(self.message_id)
         );
@@ -48,6 +49,18 @@ impl Success {
         let mut out = String::with_capacity(160);
         self.write_json(&mut out);
         out
+    }
+}
+
+/// Appends `text` as a JSON string; as is when nothing in it needs escaping (a recipient
+/// almost never does), else through serde_json.
+fn push_json_string(out: &mut String, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        let _ = write!(out, "{}", Value::from(text));
     }
 }
 
