@@ -140,9 +140,8 @@ impl Wagate {
     /// 2,000 unique template deliveries in 30 days and its review: wagate takes its word.
     /// False when the account has no numbers here or the profile has no such tier.
     fn capability_news(&self, account: AccountId, limit: &str) -> bool {
-        let numbers = self.account_numbers(account);
         let mut applied = false;
-        for id in numbers {
+        for id in self.account_numbers(account) {
             applied |= self.set_tier(id, limit).is_ok();
         }
         applied
