@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use super::combine::StatusTurn;
 use super::message::{Delivery, StoredMessage};
 use crate::store::keys::{idempotency_key, message_key};
 use crate::store::{Batch, Family, Store, StoreError};
@@ -171,10 +172,26 @@ impl StatusWrites {
     }
 }
 
-/// Of messages just settled as sent (id, wamid), those with a status parked for them. Read
-/// outside the statuses' turn: the settlement was written first, so a status parked after
-/// this look finds the message itself when its group flushes.
-pub fn with_parked(
+/// After messages were settled as sent (id, wamid), their settlement written: applies the
+/// statuses parked for them in the statuses' turn, taken only when some are parked (a webhook
+/// group holds it through its synced write). The look for parked keys needs no turn: the
+/// settlement was written first, so a status parked after the look finds the message itself
+/// when its group flushes.
+pub fn apply_parked_in_turn(
+    store: &dyn Store,
+    turn: &StatusTurn,
+    settled: &[(u64, String)],
+) -> Result<(), StoreError> {
+    let parked = with_parked(store, settled)?;
+    if parked.is_empty() {
+        return Ok(());
+    }
+    let _turn = turn.take();
+    apply_parked(store, &parked)
+}
+
+/// Of messages settled as sent (id, wamid), those with a status parked for them.
+fn with_parked(
     store: &dyn Store,
     settled: &[(u64, String)],
 ) -> Result<Vec<(u64, String)>, StoreError> {

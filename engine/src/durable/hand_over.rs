@@ -147,15 +147,8 @@ fn hand_over(
     // restart asks the upstream about them.
     returned.disk_ok = store.write(&settled, false).is_ok();
     if returned.disk_ok {
-        // Statuses that came before this settlement were parked; they apply now, in the
-        // statuses' turn, which is taken only when there are some (a webhook group holds it
-        // through its synced write).
-        if let Ok(parked) = super::early_status::with_parked(store, &sent_ids) {
-            if !parked.is_empty() {
-                let _turn = turn.take();
-                let _ = super::early_status::apply_parked(store, &parked);
-            }
-        }
+        // Statuses that came before this settlement were parked; they apply now.
+        let _ = super::early_status::apply_parked_in_turn(store, turn, &sent_ids);
     }
     returned
 }

@@ -538,8 +538,11 @@ impl Wagate {
                 );
                 self.store.write(&batch, true)?;
                 // Meta's statuses for it came while it was in flight: parked until now.
-                let _turn = self.webhooks.turn().take();
-                super::early_status::apply_parked(self.store.as_ref(), &[(id, upstream_id)])?;
+                super::early_status::apply_parked_in_turn(
+                    self.store.as_ref(),
+                    self.webhooks.turn(),
+                    &[(id, upstream_id)],
+                )?;
             }
             Settlement::Resend => {
                 message.status = super::message::DispatchStatus::Pending;
