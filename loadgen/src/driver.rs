@@ -5,7 +5,8 @@
 //! Closed loop: N requests in flight, each sent when one returns. Open loop (`rate`): request
 //! i is due at start + i / rate whatever the server does, and its latency counts from that
 //! moment, so a stalled server shows its queueing instead of slowing the driver down (N is then
-//! only the bound on requests in flight).
+//! only the bound on requests in flight). The open loop's requests are released by a
+//! [`Pacer`] thread at their intended times; how late each left is reported as `send_lag_us`.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +23,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
+use crate::pacer::Pacer;
 use crate::session::{Exchanged, Session};
 use crate::traffic::{recipient, TrafficModel};
 
@@ -126,6 +128,10 @@ pub struct Summary {
     pub seconds: f64,
     /// Request latency in microseconds (from the intended send time in open loop).
     pub latency: Histogram<u64>,
+    /// Open loop: how late each request left the driver after its intended send time
+    /// (microseconds), a part of its latency that is the driver's (its timer, its own CPU
+    /// share) or a busy worker's, not the server's.
+    pub send_lag: Histogram<u64>,
     /// Messages answered in each second of the run.
     pub per_second: Vec<u64>,
     /// The 99th percentile latency (µs) of the requests answered in each second.
@@ -147,6 +153,9 @@ impl Summary {
             "latency_us": { "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999),
                             "max": self.latency.max() },
             "open_loop_rate": self.open_loop_rate,
+            "send_lag_us": { "p50": self.send_lag.value_at_quantile(0.5),
+                             "p99": self.send_lag.value_at_quantile(0.99),
+                             "max": self.send_lag.max() },
             "per_second": self.per_second,
             "p99_us_per_second": self.p99_per_second,
             "first_not_accepted": self.first_not_accepted,
@@ -223,6 +232,7 @@ struct Tally {
     other: AtomicU64,
     first_not_accepted: Mutex<Option<String>>,
     seconds: Vec<(AtomicU64, Mutex<Histogram<u64>>)>,
+    send_lag: Mutex<Histogram<u64>>,
 }
 
 impl Tally {
@@ -239,7 +249,13 @@ impl Tally {
                     )
                 })
                 .collect(),
+            send_lag: Mutex::new(Histogram::new(3).expect("a histogram")),
         }
+    }
+
+    /// How late an open-loop request left after its intended send time.
+    fn record_lag(&self, lag_us: u64) {
+        let _ = self.send_lag.lock().expect("send lag").record(lag_us);
     }
 
     /// One exchange of `count` messages, answered `second`s into the run after `took_us`
@@ -291,6 +307,7 @@ impl Tally {
             other,
             seconds,
             latency,
+            send_lag: self.send_lag.lock().expect("send lag").clone(),
             per_second,
             p99_per_second,
             open_loop_rate,
@@ -323,25 +340,35 @@ pub async fn run(config: DriverConfig) -> Result<Summary> {
     let tally = Arc::new(Tally::new(config.max_duration));
     let started = Instant::now();
     let deadline = started + config.max_duration;
+    let pacer = config.rate.map(|rate| {
+        let burst = config.burst;
+        let requests = config.messages.div_ceil(config.batch as u64);
+        Arc::new(Pacer::start(started, deadline, requests, move |k| {
+            intended_offset(k, rate, burst)
+        }))
+    });
     let mut workers = Vec::new();
     for mut session in sessions {
         let (next, config, tally) = (next.clone(), config.clone(), tally.clone());
+        let pacer = pacer.clone();
         workers.push(tokio::spawn(async move {
+            let batch = config.batch as u64;
             while Instant::now() < deadline {
-                let first = next.fetch_add(config.batch as u64, Ordering::Relaxed);
+                let (first, sent) = match (&pacer, config.rate) {
+                    (Some(pacer), Some(rate)) => {
+                        let Some(request) = pacer.turn().await else {
+                            break;
+                        };
+                        let intended = started + intended_offset(request, rate, config.burst);
+                        tally.record_lag(intended.elapsed().as_micros() as u64);
+                        (request * batch, intended)
+                    }
+                    _ => (next.fetch_add(batch, Ordering::Relaxed), Instant::now()),
+                };
                 if first >= config.messages {
                     break;
                 }
-                let count = (config.messages - first).min(config.batch as u64);
-                let sent = match config.rate {
-                    Some(rate) => {
-                        let request = first / config.batch as u64;
-                        let intended = started + intended_offset(request, rate, config.burst);
-                        tokio::time::sleep_until(intended.into()).await;
-                        intended
-                    }
-                    None => Instant::now(),
-                };
+                let count = (config.messages - first).min(batch);
                 let exchanged = session
                     .exchange(&config, first, count)
                     .await

@@ -17,6 +17,7 @@ pub mod driver;
 mod http_connection;
 pub mod mock_meta;
 pub mod oracle;
+mod pacer;
 pub mod redis_baseline;
 mod session;
 pub mod traffic;
