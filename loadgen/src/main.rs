@@ -26,14 +26,74 @@ use wagate_loadgen::mock_meta::{start, Faults, MockMetaConfig};
 use wagate_loadgen::oracle::{NumberLimits, OracleConfig};
 use wagate_loadgen::traffic::TrafficModel;
 
-/// `--key value` pairs; repeated keys keep every value.
-fn options(args: &[String]) -> Result<HashMap<String, Vec<String>>> {
+const USAGE: &str = "usage:
+  loadgen http --target URL --token T --number N [--numbers K] [--template NAME]
+      [--recipients R] [--concurrency C] [--messages M] [--max-secs S] [--batch B] [--rate R]
+      [--burst-every S --burst-secs B --burst-factor X]
+      [--transport http|http2|grpc|grpc-stream|redis] [--connections K] [--mps N --tier-limit N]
+      [--zipf S] [--repliers N --reply-share F --mock URL] [--cold-share F] [--retry-share F]
+      [--seed N]
+  loadgen mock-meta [--listen ADDR] [--webhook-url URL] [--app-secret S]
+      [--template NAME:LANG]... [--mps N] [--tier-limit N] [--number ID:MPS:TIER]...
+      [--error-share F] [--drop-share F] [--slow-share F --slow-ms MS] [--failed-share F]
+      [--read-share F] [--max-secs S]";
+
+const HTTP_OPTIONS: &[&str] = &[
+    "target",
+    "token",
+    "number",
+    "numbers",
+    "template",
+    "recipients",
+    "concurrency",
+    "messages",
+    "max-secs",
+    "batch",
+    "rate",
+    "burst-every",
+    "burst-secs",
+    "burst-factor",
+    "transport",
+    "connections",
+    "mps",
+    "tier-limit",
+    "zipf",
+    "repliers",
+    "reply-share",
+    "mock",
+    "cold-share",
+    "retry-share",
+    "seed",
+];
+
+const MOCK_META_OPTIONS: &[&str] = &[
+    "listen",
+    "webhook-url",
+    "app-secret",
+    "template",
+    "mps",
+    "tier-limit",
+    "number",
+    "error-share",
+    "drop-share",
+    "slow-share",
+    "slow-ms",
+    "failed-share",
+    "read-share",
+    "max-secs",
+];
+
+/// `--key value` pairs, each key one of `known`; repeated keys keep every value.
+fn options(args: &[String], known: &[&str]) -> Result<HashMap<String, Vec<String>>> {
     let mut options: HashMap<String, Vec<String>> = HashMap::new();
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         let key = flag
             .strip_prefix("--")
-            .with_context(|| format!("unexpected argument {flag}"))?;
+            .with_context(|| format!("unexpected argument {flag}\n{USAGE}"))?;
+        if !known.contains(&key) {
+            bail!("unknown option {flag}\n{USAGE}");
+        }
         let value = rest
             .next()
             .with_context(|| format!("{flag} needs a value"))?;
@@ -107,12 +167,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args
+        .iter()
+        .any(|a| matches!(a.as_str(), "--help" | "-h" | "help"))
+    {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     match args.first().map(String::as_str) {
         Some("http") => {
-            let o = options(&args[1..])?;
+            let o = options(&args[1..], HTTP_OPTIONS)?;
             let config = DriverConfig {
                 target: one(&o, "target", None)?,
                 token: one(&o, "token", None)?,
@@ -165,7 +232,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("mock-meta") => {
-            let o = options(&args[1..])?;
+            let o = options(&args[1..], MOCK_META_OPTIONS)?;
             let templates = o
                 .get("template")
                 .into_iter()
@@ -198,8 +265,36 @@ fn main() -> Result<()> {
                 Ok(())
             })
         }
-        _ => bail!(
-            "usage: loadgen http --target URL --token T --number N ... | loadgen mock-meta ..."
-        ),
+        Some(other) => bail!("unknown command {other}\n{USAGE}"),
+        None => bail!("{USAGE}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn options_take_known_keys_and_refuse_the_rest() {
+        let o = options(&args(&["--rate", "100", "--rate", "200"]), HTTP_OPTIONS).expect("known");
+        assert_eq!(o["rate"], ["100", "200"], "repeated keys keep every value");
+        let typo = options(&args(&["--concurency", "64"]), HTTP_OPTIONS).unwrap_err();
+        assert!(
+            typo.to_string().contains("unknown option --concurency"),
+            "{typo}"
+        );
+        let missing = options(&args(&["--rate"]), HTTP_OPTIONS).unwrap_err();
+        assert!(
+            missing.to_string().contains("--rate needs a value"),
+            "{missing}"
+        );
+        assert!(
+            options(&args(&["--listen", "127.0.0.1:1"]), HTTP_OPTIONS).is_err(),
+            "mock-meta's options are not the driver's"
+        );
     }
 }
