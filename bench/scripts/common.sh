@@ -3,6 +3,16 @@
 # gRPC 18091, mock-meta 18092.
 ADMIN_TOKEN=bench-admin-token-000
 
+# fresh_dir DIR: DIR emptied, and the deletion on disk before the run starts: on a filesystem
+# that discards freed blocks when its journal commits (ext4 with `discard`, as here), deleting
+# a previous run's gigabytes stalls every fsync of the next seconds, which would land in this
+# run's latencies.
+fresh_dir() {
+  rm -rf "$1"
+  sync
+  mkdir -p "$1"
+}
+
 # write_config FILE DATA_DIR MPS NUMBER...: one tenant owning the numbers (account 1, TIER_100K,
 # MPS messages/s each), dispatching to mock-meta.
 write_config() {

@@ -10,7 +10,7 @@ source bench/scripts/common.sh
 DIR=${LG_DIR:-/tmp/wagate-load}/dispatch
 MESSAGES=${MESSAGES:-600000}
 WAIT_SECS=${WAIT_SECS:-120}
-rm -rf "$DIR" && mkdir -p "$DIR"
+fresh_dir "$DIR"
 write_config "$DIR/wagate.toml" "$DIR/data" 80 $(seq 3000000 3000999)
 trap stop_all EXIT
 # WEBHOOKS= (empty) runs without status webhooks back to wagate.

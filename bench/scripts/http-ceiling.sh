@@ -12,7 +12,7 @@ source bench/scripts/common.sh
 command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
 DIR=${LG_DIR:-/tmp/wagate-load}/ceiling
 SECS=${SECS:-8}
-rm -rf "$DIR" && mkdir -p "$DIR"
+fresh_dir "$DIR"
 write_config "$DIR/wagate.toml" "$DIR/data" 1000 2000001
 trap stop_all EXIT
 start_mock "$DIR/mock.out" --number 2000001:1000:100000 --webhook-url http://127.0.0.1:18090/webhooks/meta

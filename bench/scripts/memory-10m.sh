@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 source bench/scripts/common.sh
 DIR=${LG_DIR:-/tmp/wagate-load}/memory
 PEOPLE=${PEOPLE:-10000000}
-rm -rf "$DIR" && mkdir -p "$DIR"
+fresh_dir "$DIR"
 write_config "$DIR/wagate.toml" "$DIR/data" 80 $(seq 4000000 4009999)
 start() { start_wagate "$DIR/wagate.toml" "$DIR"; }
 rss() { echo "rss $1: $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$WAGATE/status)"; }

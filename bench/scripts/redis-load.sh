@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIR=${LG_DIR:-/tmp/wagate-load}/redis
-rm -rf "$DIR" && mkdir -p "$DIR"
+source bench/scripts/common.sh
+fresh_dir "$DIR"
 redis-server --port 16379 --bind 127.0.0.1 --dir "$DIR" --save "" \
   --appendonly yes --appendfsync always > "$DIR/redis.out" 2>&1 &
 REDIS=$!

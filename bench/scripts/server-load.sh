@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source bench/scripts/common.sh
 DIR=${LG_DIR:-/tmp/wagate-load}
-mkdir -p "$DIR" && rm -rf "$DIR/data"
+mkdir -p "$DIR" && fresh_dir "$DIR/data"
 write_config "$DIR/wagate.toml" "$DIR/data" 1000 2000001
 trap stop_all EXIT
 start_mock "$DIR/mock.out" --number 2000001:1000:100000 --webhook-url http://127.0.0.1:18090/webhooks/meta
