@@ -10,20 +10,21 @@
 //! worker with nothing to do ticks its shard every [`IDLE_TICK`] so counted recipients expire
 //! and sketches slide even when no traffic arrives.
 //!
-//! With a persistence stage ([`ShardPool::start_persistent`]) a worker turns each batch into
-//! writes (changed contacts, accepted messages, idempotency records, ledger counts) and hands
-//! them to its shard's committer; the replies are released only once those writes are synced.
+//! With a persistence stage ([`ShardPool::start_persistent`]) a worker turns each group into
+//! writes (changed contacts, accepted messages, idempotency records, ledger counts) and gives
+//! them to its shard's [`Committer`] (written on the worker's thread when small, by the
+//! committer thread when large); the replies are released only once those writes are synced.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::clock::{Clock, Timestamp, SECS_PER_HOUR};
 use crate::core::{shard_for, Core};
 use crate::decision::{Decision, DeferReason, Refusal, SendRequest};
-use crate::durable::commit::{start_committer, CommitJob, Durability};
+use crate::durable::commit::{CommitJob, Committer, Durability};
 use crate::durable::message::DueMessage;
 use crate::durable::release_queue::ReleaseQueue;
 use crate::durable::submission::{record_outcome, Followup, LedgerDeltas, Prepared};
@@ -146,7 +147,7 @@ enum Control {
 /// What a persisted worker needs: its committer, and where committed messages go.
 struct Persist {
     durability: Arc<Durability>,
-    committer: Sender<CommitJob>,
+    committer: Committer,
     onward: Onward,
 }
 
@@ -262,6 +263,7 @@ fn run_commands(
         return;
     }
     let mut writes = Writes::default();
+    let commands: usize = group.iter().map(|(commands, _)| commands.len()).sum();
     let answered: Vec<(Vec<(usize, Reply)>, ReplyTo)> = group
         .into_iter()
         .map(|(commands, reply)| {
@@ -301,9 +303,9 @@ fn run_commands(
             });
         }
     });
-    if persist.committer.send(CommitJob { batch, done }).is_err() {
-        // Committers stop only at shutdown, after the workers; nothing to answer then.
-    }
+    persist
+        .committer
+        .commit(CommitJob { batch, done }, commands);
 }
 
 /// Takes the batches waiting behind `first` into one group, up to [`GROUP_COMMANDS`]; control
@@ -484,13 +486,12 @@ impl ShardPool {
         for mut shard in shards {
             let index = shard.index();
             let persist = persistence.as_ref().map(|(durability, onward)| {
-                let (committer, jobs) = unbounded();
-                committers.push(start_committer(
+                let (committer, thread) = Committer::start(
                     format!("wagate-commit-{index}"),
                     durability.clone(),
                     core.clone(),
-                    jobs,
-                ));
+                );
+                committers.push(thread);
                 shard.enable_journal();
                 Persist {
                     durability: durability.clone(),
