@@ -18,10 +18,12 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::core::Core;
 use crate::registry::Registry;
 use crate::store::keys::{registry_key, registry_kind};
 use crate::store::{Batch, Family, Store, StoreError};
 
+/// What the committer thread drains into one write at most.
 pub const MAX_GROUP_BYTES: usize = 8 << 20;
 /// Groups of at most this many commands are written on the worker's thread when its
 /// committer has nothing queued. Single requests make groups of tens to a few hundred; a bulk
@@ -120,7 +122,7 @@ impl Durability {
 /// committer thread, always in the order the worker made them.
 pub struct Committer {
     durability: Arc<Durability>,
-    core: Arc<crate::core::Core>,
+    core: Arc<Core>,
     jobs: Sender<CommitJob>,
     /// Jobs handed to the committer thread and not yet written.
     queued: Arc<AtomicUsize>,
@@ -131,7 +133,7 @@ impl Committer {
     pub fn start(
         name: String,
         durability: Arc<Durability>,
-        core: Arc<crate::core::Core>,
+        core: Arc<Core>,
     ) -> (Committer, JoinHandle<()>) {
         let (jobs, queue) = crossbeam_channel::unbounded();
         let queued = Arc::new(AtomicUsize::new(0));
@@ -173,7 +175,7 @@ impl Committer {
 fn start_committer_thread(
     name: String,
     durability: Arc<Durability>,
-    registry: Arc<crate::core::Core>,
+    core: Arc<Core>,
     jobs: Receiver<CommitJob>,
     queued: Arc<AtomicUsize>,
 ) -> JoinHandle<()> {
@@ -195,7 +197,7 @@ fn start_committer_thread(
                         Err(_) => break,
                     }
                 }
-                let result = durability.commit(&mut group, &registry.registry);
+                let result = durability.commit(&mut group, &core.registry);
                 group.clear();
                 // Written: a later group of the worker's may now be written on its thread.
                 queued.fetch_sub(waiting.len(), Ordering::AcqRel);
@@ -211,7 +213,6 @@ fn start_committer_thread(
 mod tests {
     use super::*;
     use crate::config::EngineConfig;
-    use crate::core::Core;
     use crate::store::memory::MemoryStore;
 
     /// A memory store whose first write waits until the test lets it go (2 s at most).
