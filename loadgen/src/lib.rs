@@ -6,7 +6,7 @@
 //!   cold free-form sends) the engine benchmarks drive the engine with.
 //! - [`driver`]: the network driver (`loadgen http`): HTTP single and bulk, gRPC unary and
 //!   streaming, or the Redis baseline; closed or open loop; hdrhistogram latency, throughput
-//!   per second, a JSON summary.
+//!   per second, a JSON summary; [`report`]: the same as a table and an SVG plot.
 //! - [`mock_meta`] (`loadgen mock-meta`): the Cloud API stand-in, judging every send with the
 //!   [`oracle`] (Meta's rules written independently of wagate's code), sending signed status
 //!   and inbound webhooks, injecting faults.
@@ -19,6 +19,7 @@ pub mod mock_meta;
 pub mod oracle;
 mod pacer;
 pub mod redis_baseline;
+pub mod report;
 mod session;
 pub mod traffic;
 pub mod workload;

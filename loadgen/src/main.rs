@@ -11,7 +11,8 @@
 //!   model (`traffic.rs`): Zipf popularity, replies to people who wrote through mock-meta first,
 //!   free-form sends to people who did not, idempotent retries. `redis` drives the peer
 //!   baseline (one Lua check per message, against the number's --mps and --tier-limit) instead
-//!   of wagate. Prints a table line and a JSON summary.
+//!   of wagate. Prints a summary line, a table (latency percentiles, each second's throughput
+//!   and p99) and a JSON summary; `--plot FILE.svg` also draws the seconds.
 //! - `loadgen mock-meta [--listen ADDR] [--webhook-url URL] [--app-secret S]
 //!   [--template NAME:LANG]... [--mps N] [--tier-limit N] [--number ID:MPS:TIER]...
 //!   [--error-share F] [--drop-share F] [--slow-share F --slow-ms MS] [--failed-share F]
@@ -24,6 +25,7 @@ use anyhow::{bail, Context, Result};
 use wagate_loadgen::driver::{run, Burst, DriverConfig, Transport};
 use wagate_loadgen::mock_meta::{start, Faults, MockMetaConfig};
 use wagate_loadgen::oracle::{NumberLimits, OracleConfig};
+use wagate_loadgen::report;
 use wagate_loadgen::traffic::TrafficModel;
 
 const USAGE: &str = "usage:
@@ -32,7 +34,7 @@ const USAGE: &str = "usage:
       [--burst-every S --burst-secs B --burst-factor X]
       [--transport http|http2|grpc|grpc-stream|redis] [--connections K] [--mps N --tier-limit N]
       [--zipf S] [--repliers N --reply-share F --mock URL] [--cold-share F] [--retry-share F]
-      [--seed N]
+      [--seed N] [--plot FILE.svg]
   loadgen mock-meta [--listen ADDR] [--webhook-url URL] [--app-secret S]
       [--template NAME:LANG]... [--mps N] [--tier-limit N] [--number ID:MPS:TIER]...
       [--error-share F] [--drop-share F] [--slow-share F --slow-ms MS] [--failed-share F]
@@ -64,6 +66,7 @@ const HTTP_OPTIONS: &[&str] = &[
     "cold-share",
     "retry-share",
     "seed",
+    "plot",
 ];
 
 const MOCK_META_OPTIONS: &[&str] = &[
@@ -216,6 +219,7 @@ fn main() -> Result<()> {
                 mps: one(&o, "mps", Some(1_000))?,
                 tier_limit: one(&o, "tier-limit", Some(100_000))?,
             };
+            let plot: Option<String> = maybe(&o, "plot")?;
             let summary = runtime.block_on(run(config))?;
             let json = summary.to_json();
             println!(
@@ -228,7 +232,17 @@ fn main() -> Result<()> {
                 json["latency_us"]["p99"],
                 json["latency_us"]["max"],
             );
+            print!("{}", report::table(&summary));
             println!("{json}");
+            if let Some(path) = plot {
+                let title = format!(
+                    "{} messages, {:.0} msg/s",
+                    summary.messages,
+                    json["messages_per_second"].as_f64().unwrap_or(0.0)
+                );
+                std::fs::write(&path, report::plot_svg(&summary, &title))
+                    .with_context(|| format!("--plot {path}"))?;
+            }
             Ok(())
         }
         Some("mock-meta") => {
@@ -296,5 +310,20 @@ mod tests {
             options(&args(&["--listen", "127.0.0.1:1"]), HTTP_OPTIONS).is_err(),
             "mock-meta's options are not the driver's"
         );
+    }
+
+    #[test]
+    fn every_option_the_usage_shows_is_accepted() {
+        let (driver, mock) = USAGE.split_once("loadgen mock-meta").expect("two commands");
+        for (text, known) in [(driver, HTTP_OPTIONS), (mock, MOCK_META_OPTIONS)] {
+            let shown: Vec<&str> = text
+                .split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == '|')
+                .filter_map(|word| word.strip_prefix("--"))
+                .collect();
+            assert!(shown.len() > 10, "{shown:?}");
+            for option in shown {
+                assert!(known.contains(&option), "--{option} is shown but refused");
+            }
+        }
     }
 }
