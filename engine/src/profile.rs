@@ -53,7 +53,25 @@ pub struct UpgradeRule {
     /// The lowest tier from which usage earns upgrades (below it only verification does).
     #[serde(default)]
     pub usage_from_tier: usize,
+    /// The other way to the verification tier, if the profile has one: enough unique
+    /// recipients of delivered business-initiated (template) messages, then Meta's review.
+    #[serde(default)]
+    pub delivery_path: Option<DeliveryPath>,
 }
+
+/// Meta grants the verification tier, after its review, to a business that delivered
+/// business-initiated messages to `unique_recipients` people within `days`. wagate counts
+/// them and reports how far along a scope is; the grant itself arrives as a webhook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryPath {
+    pub unique_recipients: u32,
+    /// At most [`DELIVERY_PATH_MAX_DAYS`]: how long wagate remembers a delivery.
+    pub days: u32,
+}
+
+/// How many days of deliveries wagate keeps for a delivery path.
+pub const DELIVERY_PATH_MAX_DAYS: u32 = 31;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +226,18 @@ impl Profile {
                 return Err(invalid("verification_tier is past the last tier".into()));
             }
         }
+        if let Some(path) = &spec.upgrade.delivery_path {
+            if spec.upgrade.verification_tier.is_none() {
+                return Err(invalid(
+                    "a delivery_path leads to the verification_tier, which is not set".into(),
+                ));
+            }
+            if path.unique_recipients == 0 || path.days == 0 || path.days > DELIVERY_PATH_MAX_DAYS {
+                return Err(invalid(format!(
+                    "delivery_path needs unique_recipients >= 1 and days 1..={DELIVERY_PATH_MAX_DAYS}"
+                )));
+            }
+        }
         let pacing = &spec.pacing;
         if pacing.throughput_mps == 0 || pacing.throughput_mps > pacing.max_throughput_mps {
             return Err(invalid(
@@ -328,6 +358,13 @@ mod tests {
         assert!(old
             .templates
             .allows(TemplateStatus::Flagged, TemplateStatus::Disabled));
+        assert!(old.upgrade.delivery_path.is_none());
+        let path = new
+            .upgrade
+            .delivery_path
+            .as_ref()
+            .expect("2,000 in 30 days");
+        assert_eq!((path.unique_recipients, path.days), (2_000, 30));
     }
 
     #[test]
@@ -344,6 +381,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("flaged"));
+        let too_long = WHATSAPP_2025.replace("days = 30", "days = 90");
+        let error = Profile::parse(&too_long).unwrap_err().to_string();
+        assert!(error.contains("delivery_path"), "{error}");
+        let nowhere = WHATSAPP_2025.replace("verification_tier = 1", "");
+        let error = Profile::parse(&nowhere).unwrap_err().to_string();
+        assert!(error.contains("verification_tier"), "{error}");
         let unknown_key = format!("{WHATSAPP_2021}\nsurprise = 1\n");
         assert!(matches!(
             Profile::parse(&unknown_key),

@@ -30,6 +30,25 @@ pub struct Usage {
     pub restricted_until: Option<Timestamp>,
     /// When the oldest counted recipient leaves the window (capacity frees).
     pub next_capacity_at: Option<Timestamp>,
+    /// How far the scope is along the profile's delivery path, while it is below the tier
+    /// that path leads to (the durable engine counts deliveries; `None` elsewhere).
+    pub delivery_path: Option<DeliveryPathProgress>,
+}
+
+/// Unique recipients of delivered business-initiated messages within the path's days, against
+/// the number that makes the scope eligible for Meta's review (and the tier it may grant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryPathProgress {
+    pub tier: String,
+    pub unique_recipients: u64,
+    pub threshold: u32,
+    pub days: u32,
+}
+
+impl DeliveryPathProgress {
+    pub fn eligible(&self) -> bool {
+        self.unique_recipients >= u64::from(self.threshold)
+    }
 }
 
 fn time(secs: Option<Secs>) -> Option<Timestamp> {
@@ -62,6 +81,7 @@ impl Usage {
             })),
             restricted_until: time(Some(restricted_until).filter(|until| *until > now)),
             next_capacity_at: time(scope.next_expiry()),
+            delivery_path: None,
         }
     }
 }

@@ -737,3 +737,85 @@ fn an_upgrade_earned_by_sending_survives_a_restart() {
     );
     wagate.shutdown();
 }
+
+#[test]
+fn delivered_template_messages_count_toward_the_delivery_path_across_restarts() {
+    let harness = Harness::new(Profile::whatsapp_2025());
+    let wagate = harness.start(4);
+    // Person 0 gets two messages; person 3's fails. Unique people delivered to: 0, 1, 2.
+    let ids: Vec<(u64, u64)> = [0, 0, 1, 2, 3]
+        .into_iter()
+        .map(|i| (i, accepted_id(&wagate.submit(template_to(i, None))).0))
+        .collect();
+    harness.clock.advance_secs(1);
+    wagate.wait_dispatched(Duration::from_secs(10));
+    let progress = || {
+        wagate
+            .usage(NUMBER)
+            .unwrap()
+            .delivery_path
+            .expect("at TIER_250")
+    };
+    assert_eq!(progress().unique_recipients, 0, "sent is not delivered");
+    let statuses: Vec<String> = ids
+        .iter()
+        .map(|(i, id)| {
+            let state = match i {
+                2 => "read",
+                3 => "failed",
+                _ => "delivered",
+            };
+            format!(
+                r#"{{"id":"wamid.{id}","status":"{state}","recipient_id":"{}"}}"#,
+                person(*i).digits()
+            )
+        })
+        .collect();
+    let metadata = format!(
+        r#""metadata":{{"display_phone_number":"15550783881","phone_number_id":"{}"}}"#,
+        NUMBER.0
+    );
+    let post = webhook(
+        "messages",
+        &format!(r#"{{{metadata},"statuses":[{}]}}"#, statuses.join(",")),
+    );
+    assert_eq!(wagate.apply_webhook(post).unwrap().applied, 5);
+    let counted = progress();
+    assert_eq!(
+        (
+            counted.tier.as_str(),
+            counted.unique_recipients,
+            counted.threshold
+        ),
+        ("TIER_2K", 3, 2_000)
+    );
+    assert!(!counted.eligible());
+    // A later "read" of a delivered message is not a second delivery.
+    let read = webhook(
+        "messages",
+        &format!(
+            r#"{{{metadata},"statuses":[{{"id":"wamid.{}","status":"read"}}]}}"#,
+            ids[2].1
+        ),
+    );
+    assert_eq!(wagate.apply_webhook(read).unwrap().applied, 1);
+    assert_eq!(progress().unique_recipients, 3);
+    wagate.shutdown();
+
+    let wagate = harness.open();
+    let progress = || {
+        wagate
+            .usage(NUMBER)
+            .unwrap()
+            .delivery_path
+            .expect("at TIER_250")
+    };
+    assert_eq!(progress().unique_recipients, 3, "kept on disk");
+    // 30 days after the sends they leave the path's window.
+    harness.clock.advance_secs(30 * DAY + 2);
+    assert_eq!(progress().unique_recipients, 0);
+    // At the tier the path leads to there is nothing left to count toward.
+    wagate.verify_business(PortfolioId(1)).unwrap();
+    assert_eq!(wagate.usage(NUMBER).unwrap().delivery_path, None);
+    wagate.shutdown();
+}

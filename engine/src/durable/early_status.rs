@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use super::combine::StatusTurn;
 use super::message::{Delivery, StoredMessage};
+use super::template_deliveries;
 use crate::store::keys::{idempotency_key, message_key};
 use crate::store::{Batch, Family, Store, StoreError};
 
@@ -97,6 +98,9 @@ impl StatusWrites {
         };
         if !message.delivery.advances_to(next.delivery) {
             return Ok(false);
+        }
+        if template_deliveries::counts(&message, next.delivery) {
+            template_deliveries::record_into(&message, &mut self.batch);
         }
         message.delivery = next.delivery;
         if next.delivery == Delivery::Failed {

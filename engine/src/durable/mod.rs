@@ -17,6 +17,7 @@ pub mod recovery;
 pub mod release_queue;
 pub mod submission;
 mod submit_batch;
+pub mod template_deliveries;
 pub mod wagate;
 pub mod webhook;
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crossbeam_channel::unbounded;
 use dashmap::DashSet;
 
+use super::admin::AdminError;
 use super::combine::{Combiner, StatusTurn};
 use super::commit::Durability;
 use super::deferred::DeferredRecord;
@@ -26,7 +27,7 @@ use crate::decision::{Accepted, Decision, DeferReason, Refusal};
 use crate::events::{ConsentChange, FailureEffect, InboundEffect, InboundMessage};
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::price::Ledger;
-use crate::registry::{Registry, RegistryError};
+use crate::registry::Registry;
 use crate::state::contact::ConsentSource;
 use crate::store::keys::{deferred_key, message_key};
 use crate::store::rocks::RocksStore;
@@ -452,8 +453,12 @@ impl Wagate {
         }
     }
 
-    pub fn usage(&self, number: PhoneNumberId) -> Result<Usage, RegistryError> {
-        self.pool.usage(number)
+    /// The limit facts of the number's scope and, below the tier the profile's delivery path
+    /// leads to, the delivered messages counted toward it (over all the scope's numbers).
+    pub fn usage(&self, number: PhoneNumberId) -> Result<Usage, AdminError> {
+        let mut usage = self.pool.usage(number)?;
+        usage.delivery_path = self.delivery_path_progress(number)?;
+        Ok(usage)
     }
 
     /// A stored message and its dispatch state: in the outbox until settled, then in messages.

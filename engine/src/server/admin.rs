@@ -148,10 +148,7 @@ async fn register_number(State(app): State<App>, headers: HeaderMap, body: Body)
         worker
             .upstream
             .set_throughput(number.id.0, number.throughput.messages_per_second());
-        worker
-            .wagate
-            .usage(number.id)
-            .map_err(|e| admin_error(e.into()))
+        worker.wagate.usage(number.id).map_err(admin_error)
     })
     .await?;
     Ok(reply::ok(&usage_view(body.id, &usage)))
@@ -175,16 +172,20 @@ pub fn usage_view(id: u64, usage: &Usage) -> Value {
         "downgrade_at": time(usage.downgrade_at),
         "restricted_until": time(usage.restricted_until),
         "next_capacity_at": time(usage.next_capacity_at),
+        "delivery_path": usage.delivery_path.as_ref().map(|path| json!({
+            "tier": path.tier,
+            "unique_recipients": path.unique_recipients,
+            "threshold": path.threshold,
+            "days": path.days,
+            "eligible": path.eligible(),
+        })),
     })
 }
 
 async fn usage(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> Answer {
     admin_only(&app, &headers)?;
     let number = parse_number(&id)?;
-    let usage = app
-        .wagate
-        .usage(number)
-        .map_err(|e| admin_error(e.into()))?;
+    let usage = app.wagate.usage(number).map_err(admin_error)?;
     Ok(reply::ok(&usage_view(number.0, &usage)))
 }
 
@@ -211,10 +212,7 @@ async fn number_quality(
             .map_err(admin_error)
     })
     .await?;
-    let usage = app
-        .wagate
-        .usage(number)
-        .map_err(|e| admin_error(e.into()))?;
+    let usage = app.wagate.usage(number).map_err(admin_error)?;
     Ok(reply::ok(&usage_view(number.0, &usage)))
 }
 
