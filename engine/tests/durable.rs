@@ -738,6 +738,11 @@ fn an_upgrade_earned_by_sending_survives_a_restart() {
     wagate.shutdown();
 }
 
+fn delivery_path(wagate: &Wagate) -> wagate::usage::DeliveryPathProgress {
+    let usage = wagate.usage(NUMBER).unwrap();
+    usage.delivery_path.expect("reported below TIER_2K")
+}
+
 #[test]
 fn delivered_template_messages_count_toward_the_delivery_path_across_restarts() {
     let harness = Harness::new(Profile::whatsapp_2025());
@@ -749,13 +754,7 @@ fn delivered_template_messages_count_toward_the_delivery_path_across_restarts() 
         .collect();
     harness.clock.advance_secs(1);
     wagate.wait_dispatched(Duration::from_secs(10));
-    let progress = || {
-        wagate
-            .usage(NUMBER)
-            .unwrap()
-            .delivery_path
-            .expect("at TIER_250")
-    };
+    let progress = || delivery_path(&wagate);
     assert_eq!(progress().unique_recipients, 0, "sent is not delivered");
     let statuses: Vec<String> = ids
         .iter()
@@ -803,13 +802,7 @@ fn delivered_template_messages_count_toward_the_delivery_path_across_restarts() 
     wagate.shutdown();
 
     let wagate = harness.open();
-    let progress = || {
-        wagate
-            .usage(NUMBER)
-            .unwrap()
-            .delivery_path
-            .expect("at TIER_250")
-    };
+    let progress = || delivery_path(&wagate);
     assert_eq!(progress().unique_recipients, 3, "kept on disk");
     // 30 days after the sends they leave the path's window.
     harness.clock.advance_secs(30 * DAY + 2);
