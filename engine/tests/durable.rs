@@ -668,7 +668,32 @@ fn statuses_move_a_sent_message_forward_only() {
         &format!(r#"{{{metadata},"statuses":[{{"id":"wamid.other","status":"read"}}]}}"#),
     );
     assert_eq!(wagate.apply_webhook(stranger).unwrap().ignored, 1);
+    // Meta's retry of "read" finds the message read already: a repeat, with no record kept.
+    assert_eq!(wagate.apply_webhook(status("read")).unwrap().repeats, 1);
     wagate.shutdown();
+    let store = wagate::store::rocks::RocksStore::open(&harness.dir).unwrap();
+    use wagate::store::Store;
+    let mut remembered = Vec::new();
+    let webhook_claims = 0u64.to_be_bytes();
+    store
+        .scan(
+            wagate::store::Family::Idempotency,
+            &webhook_claims,
+            &1u64.to_be_bytes(),
+            &mut |key, _| {
+                remembered.push(String::from_utf8_lossy(&key[8..]).into_owned());
+                true
+            },
+        )
+        .unwrap();
+    assert!(
+        !remembered.iter().any(|k| k.starts_with("webhook:status:")),
+        "statuses other than failed keep no dedupe record: {remembered:?}"
+    );
+    assert!(
+        remembered.iter().any(|k| k.starts_with("delivered:")),
+        "the first delivery is recorded: {remembered:?}"
+    );
 }
 
 #[test]

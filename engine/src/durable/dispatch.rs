@@ -452,7 +452,10 @@ mod tests {
             delivery: Delivery::Read,
             error: 0,
         };
-        assert!(!statuses.record(&store, "wamid.7", read, u64::MAX).unwrap());
+        assert_eq!(
+            statuses.record(&store, "wamid.7", read, u64::MAX).unwrap(),
+            crate::durable::early_status::Recorded::Parked
+        );
         statuses.flush(&store).unwrap();
         let mut in_flight = pending(7, Timestamp(0));
         in_flight.status = DispatchStatus::InFlight;

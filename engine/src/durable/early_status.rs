@@ -60,32 +60,45 @@ pub struct StatusWrites {
     parked: HashMap<String, DeliveryState>,
 }
 
+/// What recording a status did to its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Moved it forward.
+    Moved,
+    /// It was in that state already: a repeat (Meta retries webhooks).
+    AlreadyThere,
+    /// It is past that state, or no such message is stored.
+    Behind,
+    /// Its message is not settled yet: kept until it is.
+    Parked,
+}
+
 impl StatusWrites {
-    /// Records `next` for the message sent as `wamid`: applied if the message is settled (true
-    /// if it moved it forward), else parked until `expires_at` (false).
+    /// Records `next` for the message sent as `wamid`: applied if the message is settled,
+    /// else parked until `expires_at`.
     pub fn record(
         &mut self,
         store: &dyn Store,
         wamid: &str,
         next: DeliveryState,
         expires_at: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         match message_id(store, wamid)? {
             Some(id) => self.advance(store, id, next),
             None => {
                 self.park(store, wamid, next, expires_at)?;
-                Ok(false)
+                Ok(Recorded::Parked)
             }
         }
     }
 
-    /// Moves message `id` to `next` if that is forward; whether it moved.
+    /// Moves message `id` to `next` if that is forward.
     fn advance(
         &mut self,
         store: &dyn Store,
         id: u64,
         next: DeliveryState,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let key = message_key(id);
         let known = match self.messages.get(&id) {
             Some(message) => Some(message.clone()),
@@ -94,10 +107,13 @@ impl StatusWrites {
                 .and_then(|b| StoredMessage::decode(&b)),
         };
         let Some(mut message) = known else {
-            return Ok(false);
+            return Ok(Recorded::Behind);
         };
+        if message.delivery == next.delivery {
+            return Ok(Recorded::AlreadyThere);
+        }
         if !message.delivery.advances_to(next.delivery) {
-            return Ok(false);
+            return Ok(Recorded::Behind);
         }
         if template_deliveries::counts(&message, next.delivery) {
             template_deliveries::record_into(&message, &mut self.batch);
@@ -108,7 +124,7 @@ impl StatusWrites {
         }
         self.batch.put(Family::Messages, key, message.encode());
         self.messages.insert(id, message);
-        Ok(true)
+        Ok(Recorded::Moved)
     }
 
     /// Parks a status for a wamid not yet known, keeping the furthest of those parked.
@@ -296,15 +312,15 @@ mod tests {
         let store = MemoryStore::new();
         settled(&store, 1, "wamid.a");
         let mut writes = StatusWrites::default();
-        assert!(writes
-            .record(&store, "wamid.a", state(Delivery::Sent, 0), 9)
-            .unwrap());
-        assert!(writes
-            .record(&store, "wamid.a", state(Delivery::Delivered, 0), 9)
-            .unwrap());
-        assert!(!writes
-            .record(&store, "wamid.a", state(Delivery::Sent, 0), 9)
-            .unwrap());
+        let mut record = |delivery| {
+            writes
+                .record(&store, "wamid.a", state(delivery, 0), 9)
+                .unwrap()
+        };
+        assert_eq!(record(Delivery::Sent), Recorded::Moved);
+        assert_eq!(record(Delivery::Delivered), Recorded::Moved);
+        assert_eq!(record(Delivery::Delivered), Recorded::AlreadyThere);
+        assert_eq!(record(Delivery::Sent), Recorded::Behind);
         // Nothing is visible before the write.
         assert_eq!(delivery(&store, 1), (Delivery::None, 0));
         writes.flush(&store).unwrap();
@@ -315,9 +331,12 @@ mod tests {
     fn a_parked_status_lands_when_its_message_is_settled_and_is_then_gone() {
         let store = MemoryStore::new();
         let mut writes = StatusWrites::default();
-        assert!(!writes
-            .record(&store, "wamid.b", state(Delivery::Failed, 131_026), 9)
-            .unwrap());
+        assert_eq!(
+            writes
+                .record(&store, "wamid.b", state(Delivery::Failed, 131_026), 9)
+                .unwrap(),
+            Recorded::Parked
+        );
         writes.flush(&store).unwrap();
         settled(&store, 2, "wamid.b");
         settled(&store, 4, "wamid.d");

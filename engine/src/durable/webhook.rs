@@ -1,13 +1,17 @@
 //! Webhook events applied to the durable engine, each once.
 //!
 //! Meta retries webhooks for days, so repeats are normal. Every event with an identity (an
-//! inbound message's wamid, a status's wamid and state) is remembered in the idempotency family
-//! under number 0 once applied, until the retention passes; a repeat is then skipped. Statuses
-//! find their message through the upstream-id index written when it was sent.
+//! inbound message's wamid, a failed status's wamid) is remembered in the idempotency family
+//! under number 0 once applied, until the retention passes; a repeat is then skipped. Other
+//! statuses need no such record: a message's delivery state only moves forward, so a repeat
+//! finds it there already and changes nothing (two of the five keys a status wrote and read
+//! before). A failed status keeps its record because its effects on the person's contact are
+//! counted. Statuses find their message through the upstream-id index written when it was
+//! sent.
 
 use std::collections::HashSet;
 
-use super::early_status::{self, DeliveryState, StatusWrites};
+use super::early_status::{self, DeliveryState, Recorded, StatusWrites};
 use super::idempotency::{IdempotencyRecord, StoredOutcome};
 use super::message::Delivery;
 use super::wagate::Wagate;
@@ -35,9 +39,11 @@ fn identity(event: &WebhookEvent) -> Option<String> {
         WebhookEvent::Inbound { wamid, .. } if !wamid.is_empty() => {
             Some(format!("webhook:in:{wamid}"))
         }
-        WebhookEvent::Status { wamid, status, .. } if !wamid.is_empty() => {
-            Some(format!("webhook:status:{wamid}:{status:?}"))
-        }
+        WebhookEvent::Status {
+            wamid,
+            status: DeliveryStatus::Failed,
+            ..
+        } if !wamid.is_empty() => Some(format!("webhook:status:{wamid}:Failed")),
         _ => None,
     }
 }
@@ -88,16 +94,16 @@ impl Wagate {
         (idempotency_key(0, identity), record.encode())
     }
 
-    /// Moves the delivery state of the message Meta knows as `wamid` (in `writes`); false if
-    /// stale. A status for a wamid not yet written down (Meta was faster than its own answer)
-    /// is parked until the message is settled.
+    /// Moves the delivery state of the message Meta knows as `wamid` (in `writes`). A status
+    /// for a wamid not yet written down (Meta was faster than its own answer) is parked until
+    /// the message is settled.
     fn record_delivery(
         &self,
         writes: &mut StatusWrites,
         wamid: &str,
         status: DeliveryStatus,
         error: u32,
-    ) -> Result<bool, SubmitError> {
+    ) -> Result<Recorded, SubmitError> {
         let delivery = match status {
             DeliveryStatus::Sent => Delivery::Sent,
             DeliveryStatus::Delivered => Delivery::Delivered,
@@ -106,7 +112,6 @@ impl Wagate {
         };
         let next = DeliveryState { delivery, error };
         let expires_at = self.clock.now().unix_secs() + self.retention_secs();
-        // Parked (not applied yet, and never if wagate did not send it): counted as ignored.
         Ok(writes.record(self.store.as_ref(), wamid, next, expires_at)?)
     }
 
@@ -231,6 +236,7 @@ impl Wagate {
                 }
             }
             let is_status = matches!(event, WebhookEvent::Status { .. });
+            let mut repeat = false;
             if !is_status {
                 std::mem::take(statuses).flush(self.store.as_ref())?;
                 remembered_here.clear();
@@ -259,6 +265,7 @@ impl Wagate {
                 } => {
                     let error = errors.first().copied().unwrap_or(0);
                     let recorded = self.record_delivery(statuses, &wamid, status, error)?;
+                    repeat = recorded == Recorded::AlreadyThere;
                     let mut fed = false;
                     if let (DeliveryStatus::Failed, Some(person)) = (status, recipient) {
                         for code in errors {
@@ -268,7 +275,9 @@ impl Wagate {
                             }
                         }
                     }
-                    recorded || fed
+                    // Parked (not applied yet, and never if wagate did not send it) counts
+                    // as ignored.
+                    recorded == Recorded::Moved || fed
                 }
                 WebhookEvent::TemplateStatus {
                     account,
@@ -313,6 +322,8 @@ impl Wagate {
             }
             if applied {
                 report.applied += 1;
+            } else if repeat {
+                report.repeats += 1;
             } else {
                 report.ignored += 1;
             }
