@@ -142,6 +142,10 @@ pub struct Summary {
 }
 
 impl Summary {
+    pub fn messages_per_second(&self) -> f64 {
+        self.messages as f64 / self.seconds
+    }
+
     pub fn to_json(&self) -> Value {
         let q = |p: f64| self.latency.value_at_quantile(p);
         json!({
@@ -149,7 +153,7 @@ impl Summary {
             "accepted": self.accepted,
             "other": self.other,
             "seconds": self.seconds,
-            "messages_per_second": self.messages as f64 / self.seconds,
+            "messages_per_second": self.messages_per_second(),
             "latency_us": { "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999),
                             "max": self.latency.max() },
             "open_loop_rate": self.open_loop_rate,

@@ -227,7 +227,7 @@ fn main() -> Result<()> {
                 summary.messages,
                 summary.accepted,
                 summary.other,
-                json["messages_per_second"].as_f64().unwrap_or(0.0),
+                summary.messages_per_second(),
                 json["latency_us"]["p50"],
                 json["latency_us"]["p99"],
                 json["latency_us"]["max"],
@@ -238,7 +238,7 @@ fn main() -> Result<()> {
                 let title = format!(
                     "{} messages, {:.0} msg/s",
                     summary.messages,
-                    json["messages_per_second"].as_f64().unwrap_or(0.0)
+                    summary.messages_per_second()
                 );
                 std::fs::write(&path, report::plot_svg(&summary, &title))
                     .with_context(|| format!("--plot {path}"))?;

@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use hdrhistogram::Histogram;
+
 use crate::driver::Summary;
 
 const PERCENTILES: [(&str, f64); 4] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)];
@@ -12,25 +14,26 @@ fn millis(micros: u64) -> String {
     format!("{:.2}", micros as f64 / 1000.0)
 }
 
+/// One row of latency: its label, then each percentile and the maximum, in ms.
+fn latency_row(out: &mut String, label: &str, histogram: &Histogram<u64>) {
+    let _ = write!(out, "{label:<14}");
+    for (_, q) in PERCENTILES {
+        let _ = write!(out, "{:>10}", millis(histogram.value_at_quantile(q)));
+    }
+    let _ = writeln!(out, "{:>10}", millis(histogram.max()));
+}
+
 /// The latency percentiles and the seconds of the run, as aligned text.
 pub fn table(summary: &Summary) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<14}{:>10}{:>10}{:>10}{:>10}{:>10}",
-        "latency ms", "p50", "p90", "p99", "p99.9", "max"
-    );
-    let _ = write!(out, "{:<14}", "requests");
-    for (_, q) in PERCENTILES {
-        let _ = write!(out, "{:>10}", millis(summary.latency.value_at_quantile(q)));
+    let _ = write!(out, "{:<14}", "latency ms");
+    for (name, _) in PERCENTILES {
+        let _ = write!(out, "{name:>10}");
     }
-    let _ = writeln!(out, "{:>10}", millis(summary.latency.max()));
+    let _ = writeln!(out, "{:>10}", "max");
+    latency_row(&mut out, "requests", &summary.latency);
     if summary.open_loop_rate.is_some() {
-        let _ = write!(out, "{:<14}", "send lag");
-        for (_, q) in PERCENTILES {
-            let _ = write!(out, "{:>10}", millis(summary.send_lag.value_at_quantile(q)));
-        }
-        let _ = writeln!(out, "{:>10}", millis(summary.send_lag.max()));
+        latency_row(&mut out, "send lag", &summary.send_lag);
     }
     let _ = writeln!(out, "{:<14}{:>12}{:>10}", "second", "messages", "p99 ms");
     for (second, (messages, p99)) in summary
@@ -137,7 +140,6 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hdrhistogram::Histogram;
 
     fn summary() -> Summary {
         let mut latency = Histogram::<u64>::new(3).expect("histogram");

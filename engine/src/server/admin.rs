@@ -185,7 +185,8 @@ pub fn usage_view(id: u64, usage: &Usage) -> Value {
 async fn usage(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> Answer {
     admin_only(&app, &headers)?;
     let number = parse_number(&id)?;
-    let usage = app.wagate.usage(number).map_err(admin_error)?;
+    // Waits for every shard and reads the store: off the async threads.
+    let usage = blocking(move || app.wagate.usage(number).map_err(admin_error)).await?;
     Ok(reply::ok(&usage_view(number.0, &usage)))
 }
 
@@ -204,15 +205,13 @@ async fn number_quality(
     let body: QualityBody = admin_json(&app, &headers, body).await?;
     let number = parse_number(&id)?;
     let quality = parse_quality(&body.quality)?;
-    let worker = app.clone();
-    blocking(move || {
-        worker
-            .wagate
+    let usage = blocking(move || {
+        app.wagate
             .set_number_quality(number, quality)
-            .map_err(admin_error)
+            .map_err(admin_error)?;
+        app.wagate.usage(number).map_err(admin_error)
     })
     .await?;
-    let usage = app.wagate.usage(number).map_err(admin_error)?;
     Ok(reply::ok(&usage_view(number.0, &usage)))
 }
 
