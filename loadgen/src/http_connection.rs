@@ -1,47 +1,40 @@
 //! A worker's connection to wagate, kept alive across its requests, so a request costs no pool
 //! check-out; opened again after wagate or the network closed it. Over HTTP/1.1 each worker
-//! has its own (as wrk keeps one per connection); over HTTP/2 (cleartext, prior knowledge)
-//! workers share a few connections, each request a stream of its own.
+//! has its own (as wrk keeps one per connection), written and read by the worker itself
+//! ([`Http1Wire`]); over HTTP/2 (cleartext, prior knowledge, hyper's client) workers share a
+//! few connections, each request a stream of its own.
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
-use hyper::header::HeaderValue;
-use hyper::{Request, Response, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http2;
+use hyper::{Request, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use crate::driver::address_of;
+pub(crate) use crate::http1_wire::Answer;
+use crate::http1_wire::Http1Wire;
 
 pub(crate) struct HttpConnection {
-    /// `host:port`, from the target URL.
+    /// `host:port`, from the target URL: every request's Host header (HTTP/1.1) or authority
+    /// (HTTP/2).
     address: String,
-    /// The same, as every request's Host header (HTTP/1.1) or authority (HTTP/2).
-    host: HeaderValue,
     sender: Option<Sender>,
     http2: bool,
 }
 
 /// HTTP/2's sender is a handle any number of workers may clone; HTTP/1.1's is one worker's.
 enum Sender {
-    Http1(http1::SendRequest<Full<Bytes>>),
+    Http1(Http1Wire),
     Http2(http2::SendRequest<Full<Bytes>>),
 }
 
 impl Sender {
     fn is_closed(&self) -> bool {
         match self {
-            Sender::Http1(sender) => sender.is_closed(),
+            Sender::Http1(wire) => wire.is_closed(),
             Sender::Http2(sender) => sender.is_closed(),
-        }
-    }
-
-    async fn ready(&mut self) -> hyper::Result<()> {
-        match self {
-            Sender::Http1(sender) => sender.ready().await,
-            Sender::Http2(sender) => sender.ready().await,
         }
     }
 }
@@ -50,10 +43,8 @@ impl HttpConnection {
     /// A connection to `target` (`http://host:port`), opened now so that a target that does
     /// not listen fails the run before it starts.
     pub async fn open(target: &str, http2: bool) -> Result<HttpConnection> {
-        let address = address_of(target).to_string();
         let mut connection = HttpConnection {
-            host: HeaderValue::from_str(&address)?,
-            address,
+            address: address_of(target).to_string(),
             sender: None,
             http2,
         };
@@ -67,7 +58,6 @@ impl HttpConnection {
         match &self.sender {
             Some(Sender::Http2(sender)) => Some(HttpConnection {
                 address: self.address.clone(),
-                host: self.host.clone(),
                 sender: Some(Sender::Http2(sender.clone())),
                 http2: true,
             }),
@@ -77,60 +67,65 @@ impl HttpConnection {
 
     async fn connected(&mut self) -> Result<&mut Sender> {
         if self.sender.as_ref().is_none_or(Sender::is_closed) {
-            let stream = TcpStream::connect(&self.address)
-                .await
-                .with_context(|| format!("connecting to {}", self.address))?;
-            stream.set_nodelay(true)?;
-            let io = TokioIo::new(stream);
             let sender = if self.http2 {
-                let (sender, connection) = http2::handshake(TokioExecutor::new(), io)
+                let stream = TcpStream::connect(&self.address)
                     .await
-                    .context("HTTP/2 handshake")?;
+                    .with_context(|| format!("connecting to {}", self.address))?;
+                stream.set_nodelay(true)?;
+                let (sender, connection) =
+                    http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                        .await
+                        .context("HTTP/2 handshake")?;
                 tokio::spawn(connection);
                 Sender::Http2(sender)
             } else {
-                let (sender, connection) =
-                    http1::handshake(io).await.context("HTTP/1.1 handshake")?;
-                tokio::spawn(connection);
-                Sender::Http1(sender)
+                Sender::Http1(Http1Wire::connect(&self.address).await?)
             };
             self.sender = Some(sender);
         }
         Ok(self.sender.as_mut().expect("connected above"))
     }
 
-    /// Sends `request` (its URI a path; the Host header or authority is added here) and
-    /// returns the answer's head, its body still to be read.
-    pub async fn send(&mut self, mut request: Request<Full<Bytes>>) -> Result<Response<Incoming>> {
-        if self.http2 {
-            let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-            *request.uri_mut() = Uri::builder()
-                .scheme("http")
-                .authority(self.host.as_bytes())
-                .path_and_query(path)
-                .build()?;
-        } else {
-            request
-                .headers_mut()
-                .insert(hyper::header::HOST, self.host.clone());
+    /// Sends `method path` with `headers` (the Host header or authority is added here) and
+    /// `body`, and reads the whole answer.
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Answer> {
+        let address = self.address.clone();
+        match self.connected().await? {
+            Sender::Http1(wire) => {
+                let mut all = Vec::with_capacity(headers.len() + 1);
+                all.push(("host", address.as_str()));
+                all.extend_from_slice(headers);
+                wire.exchange(method, path, &all, &body).await
+            }
+            Sender::Http2(sender) => {
+                let uri = Uri::builder()
+                    .scheme("http")
+                    .authority(address)
+                    .path_and_query(path)
+                    .build()?;
+                let mut request = Request::builder().method(method).uri(uri);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                let request = request.body(Full::new(Bytes::from(body)))?;
+                sender.ready().await?;
+                let answer = sender.send_request(request).await?;
+                let status = answer.status().as_u16();
+                let body = answer.into_body().collect().await?.to_bytes().to_vec();
+                Ok(Answer { status, body })
+            }
         }
-        let sender = self.connected().await?;
-        if sender.ready().await.is_err() {
-            // Closed between the check and now (the server answered `Connection: close`, or
-            // its idle timeout): once more on a new connection.
-            self.sender = None;
-            self.connected().await?.ready().await?;
-        }
-        Ok(match self.sender.as_mut().expect("connected above") {
-            Sender::Http1(sender) => sender.send_request(request).await?,
-            Sender::Http2(sender) => sender.send_request(request).await?,
-        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use http_body_util::BodyExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -172,12 +167,11 @@ mod tests {
             .await
             .expect("open");
         for expected in ["1", "2", "3"] {
-            let request = Request::get("/healthz")
-                .body(Full::new(Bytes::new()))
-                .expect("request");
-            let answer = connection.send(request).await.expect("answered");
-            let body = answer.into_body().collect().await.expect("body").to_bytes();
-            assert_eq!(body, expected.as_bytes());
+            let answer = connection
+                .send("GET", "/healthz", &[], Vec::new())
+                .await
+                .expect("answered");
+            assert_eq!(answer.body, expected.as_bytes());
         }
         assert_eq!(server.await.expect("server"), 3);
     }

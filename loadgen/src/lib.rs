@@ -14,6 +14,7 @@
 //!   Lua script per message.
 
 pub mod driver;
+mod http1_wire;
 mod http_connection;
 pub mod mock_meta;
 pub mod oracle;

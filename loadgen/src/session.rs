@@ -4,9 +4,6 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -208,19 +205,21 @@ async fn http_exchange(
             .collect();
         ("/wagate/v1/bulk".to_string(), "application/x-ndjson", lines)
     };
-    let mut request = Request::post(url)
-        .header("authorization", format!("Bearer {}", config.token))
-        .header("content-type", content_type);
-    if let Some(key) = key {
-        request = request.header("idempotency-key", key);
+    let authorization = format!("Bearer {}", config.token);
+    let mut headers = vec![
+        ("authorization", authorization.as_str()),
+        ("content-type", content_type),
+    ];
+    if let Some(key) = &key {
+        headers.push(("idempotency-key", key.as_str()));
     }
-    let request = request.body(Full::new(Bytes::from(body)))?;
-    let answer = connection.send(request).await?;
-    let status = answer.status();
-    let bytes = answer.into_body().collect().await?.to_bytes();
-    let text = String::from_utf8_lossy(&bytes);
+    let answer = connection
+        .send("POST", &url, &headers, body.into_bytes())
+        .await?;
+    let status = answer.status;
+    let text = String::from_utf8_lossy(&answer.body);
     let (accepted, refusal) = if config.batch == 1 {
-        let ok = status.is_success();
+        let ok = (200..300).contains(&status);
         (u64::from(ok), (!ok).then(|| format!("{status}: {text}")))
     } else {
         let accepted = text
