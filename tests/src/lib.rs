@@ -4,4 +4,5 @@
 pub mod fixture;
 pub mod meta_stub;
 pub mod process;
+pub mod raw_http;
 pub mod web;

@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 
 use super::config::ServerConfig;
 use super::forward::Forwarder;
+use super::headers::Headers;
 use super::ingest::Ingest;
 use super::metrics::{bump, Metrics};
 use super::reply::ApiErrorResponse;
@@ -139,11 +139,11 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// Refuses a body that does not say it is `expected`.
-pub fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
-    let given = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+pub fn require_content_type<H: Headers + ?Sized>(
+    headers: &H,
+    expected: &str,
+) -> Result<(), ApiError> {
+    let given = headers.text("content-type").flatten().unwrap_or("");
     let essence = given.split(';').next().unwrap_or("").trim();
     if essence.eq_ignore_ascii_case(expected) {
         Ok(())

@@ -2,14 +2,16 @@
 //! base URL; wagate checks, paces, prices, persists and dispatches every message.
 //!
 //! Threads: tokio's (HTTP, the upstream and forwarding I/O), wagate's shard workers and
-//! committers, the ingest batchers ([`ingest`]), the dispatcher, and the releaser of queued
+//! committers, the dispatcher, the hand-over lanes, and the releaser of queued
 //! sends.
 
 pub mod admin;
 pub mod app;
 pub mod config;
 pub mod forward;
+pub mod front;
 pub mod grpc;
+pub mod headers;
 pub mod http_client;
 pub mod ingest;
 pub mod meta_webhook;
@@ -201,13 +203,13 @@ pub async fn serve(
         http: listener.local_addr().map_err(ServeError::Http)?,
         grpc: grpc_listener.local_addr().map_err(ServeError::Http)?,
     });
-    let mut closed_for_http = closed.clone();
     let mut closed_for_grpc = closed.clone();
-    let server =
-        axum::serve(listener, app::router(app.clone())).with_graceful_shutdown(async move {
-            let _ = closed_for_http.changed().await;
-        });
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(front::serve(
+        listener,
+        app.clone(),
+        app::router(app.clone()),
+        closed.clone(),
+    ));
     let limit = app.config.http.max_body_bytes + 4_096;
     let grpc = tonic::transport::Server::builder()
         .add_service(

@@ -2,6 +2,7 @@
 //! NDJSON endpoint, and the status of a message by id.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -12,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::app::{blocking, read_body, require_content_type, store_error, App};
 use super::config::OnLimit;
+use super::headers::Headers;
 use super::ingest::Rejected;
 use super::metrics::bump;
 use super::reply::{self, no_such_object, overloaded, ApiErrorResponse};
@@ -69,7 +71,7 @@ impl Outcome {
         }
     }
 
-    fn into_response(self) -> Response {
+    pub(crate) fn into_response(self) -> Response {
         let mut response = reply::json_text(
             StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             self.body.to_json(),
@@ -105,19 +107,17 @@ pub(crate) fn on_limit(tenant: &Tenant, asked: Option<&str>) -> Result<OnLimit, 
     }
 }
 
-fn on_limit_header(tenant: &Tenant, headers: &HeaderMap) -> Result<OnLimit, ApiError> {
-    let asked = headers
-        .get(ON_LIMIT_HEADER)
-        .map(|v| v.to_str().unwrap_or("?"));
+fn on_limit_header<H: Headers + ?Sized>(tenant: &Tenant, headers: &H) -> Result<OnLimit, ApiError> {
+    let asked = headers.text(ON_LIMIT_HEADER).map(|v| v.unwrap_or("?"));
     on_limit(tenant, asked)
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
+fn idempotency_key<H: Headers + ?Sized>(headers: &H) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.text("idempotency-key") else {
         return Ok(None);
     };
-    match value.to_str() {
-        Ok(key) if !key.is_empty() && key.len() <= 256 => Ok(Some(key.to_string())),
+    match value {
+        Some(key) if !key.is_empty() && key.len() <= 256 => Ok(Some(key.to_string())),
         _ => Err(ApiError::invalid_parameter(
             "Idempotency-Key must be 1 to 256 visible ASCII characters",
         )),
@@ -272,18 +272,22 @@ pub(crate) fn rejected(app: &App, why: Rejected) -> ApiErrorResponse {
     }
 }
 
-/// `POST /{version}/{phone_number_id}/messages`: Meta's send API.
+/// `POST /{version}/{phone_number_id}/messages`: Meta's send API, for requests the HTTP/1.1
+/// front hands to axum (see `front`); both ways run [`single_head`] and [`single_decide`].
 pub async fn single(
     State(app): State<App>,
     Path((_version, number)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    bump(&app.metrics.requests);
-    match single_inner(&app, &number, &headers, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
+    let outcome = match single_head(&app, &number, &headers) {
+        Err(error) => error.into(),
+        Ok(asked) => match read_body(body, app.config.http.max_body_bytes, &app.metrics).await {
+            Err(error) => Outcome::error(&error, None),
+            Ok(body) => single_decide(&app, asked, Vec::from(body)).await,
+        },
+    };
+    outcome.into_response()
 }
 
 fn counted(app: &App, error: ApiError) -> ApiErrorResponse {
@@ -295,31 +299,59 @@ fn counted(app: &App, error: ApiError) -> ApiErrorResponse {
     error.into()
 }
 
-async fn single_inner(
+/// What the single endpoint reads from a request's head.
+pub(crate) struct SingleAsked {
+    tenant: Arc<Tenant>,
+    number: PhoneNumberId,
+    key: Option<String>,
+    queue: bool,
+}
+
+/// Counts a single-endpoint request and checks its head: the caller's token, the number,
+/// the content type, the on-limit choice, the idempotency key. The body is read after this.
+pub(crate) fn single_head<H: Headers + ?Sized>(
     app: &App,
     number: &str,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Response, ApiErrorResponse> {
+    headers: &H,
+) -> Result<SingleAsked, ApiErrorResponse> {
+    bump(&app.metrics.requests);
     let tenant = app.tenants.tenant(headers).map_err(|e| counted(app, e))?;
     let number = usable_number(app, &tenant, number).map_err(|e| counted(app, e))?;
     require_content_type(headers, "application/json").map_err(|e| counted(app, e))?;
     let queue = on_limit_header(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
     let key = idempotency_key(headers).map_err(|e| counted(app, e))?;
-    let body = read_body(body, app.config.http.max_body_bytes, &app.metrics).await?;
+    Ok(SingleAsked {
+        tenant,
+        number,
+        key,
+        queue,
+    })
+}
+
+/// Decides one send whose head passed [`single_head`]: its answer.
+pub(crate) async fn single_decide(app: &App, asked: SingleAsked, body: Vec<u8>) -> Outcome {
+    let SingleAsked {
+        tenant,
+        number,
+        key,
+        queue,
+    } = asked;
     let asked = Asked {
         number: number.0.to_string(),
-        body: Vec::from(body),
+        body,
         key,
         queue,
     };
-    let mut outcomes = decide_many(app, &tenant, vec![Ok(asked)])
-        .await
-        .map_err(|why| rejected(app, why))?;
-    Ok(outcomes
-        .pop()
-        .expect("one outcome per send")
-        .into_response())
+    match decide_many(app, &tenant, vec![Ok(asked)]).await {
+        Ok(mut outcomes) => outcomes.pop().expect("one outcome per send"),
+        Err(why) => rejected(app, why).into(),
+    }
+}
+
+impl From<ApiErrorResponse> for Outcome {
+    fn from(ApiErrorResponse(error, retry_after): ApiErrorResponse) -> Outcome {
+        Outcome::error(&error, retry_after)
+    }
 }
 
 /// One send as a caller asked for it, not yet checked.

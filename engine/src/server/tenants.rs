@@ -3,9 +3,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
-
 use super::config::{OnLimit, TenantConfig};
+use super::headers::Headers;
 use super::reply::unauthorized;
 use crate::cloud_api::error::ApiError;
 use crate::ids::PhoneNumberId;
@@ -62,10 +61,10 @@ impl Tenants {
     }
 
     /// The tenant (or the admin) whose bearer token `headers` carry; 401 otherwise.
-    pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    pub fn caller<H: Headers + ?Sized>(&self, headers: &H) -> Result<Caller, ApiError> {
         let token = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+            .text("authorization")
+            .flatten()
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(|| unauthorized("an Authorization: Bearer token is required"))?;
@@ -79,14 +78,14 @@ impl Tenants {
             .ok_or_else(|| unauthorized("the access token is not valid"))
     }
 
-    pub fn tenant(&self, headers: &HeaderMap) -> Result<Arc<Tenant>, ApiError> {
+    pub fn tenant<H: Headers + ?Sized>(&self, headers: &H) -> Result<Arc<Tenant>, ApiError> {
         match self.caller(headers)? {
             Caller::Tenant(tenant) => Ok(tenant),
             Caller::Admin => Err(unauthorized("the admin token cannot send; use a tenant's")),
         }
     }
 
-    pub fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub fn admin<H: Headers + ?Sized>(&self, headers: &H) -> Result<(), ApiError> {
         match self.caller(headers)? {
             Caller::Admin => Ok(()),
             Caller::Tenant(_) => Err(ApiError::new(

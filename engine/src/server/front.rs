@@ -1,0 +1,371 @@
+//! The HTTP port's connections. Each starts on wagate's own HTTP/1.1 reader, which answers
+//! Meta's send endpoint (`POST /{version}/{phone_number_id}/messages`) itself: the head parsed
+//! in place, the same checks and decision as axum's route ([`send::single_head`],
+//! [`send::single_decide`]), the answer written as one buffer. The first request it does not
+//! take (another path or method, a body that is chunked, larger than the limit or announced
+//! with `Expect`, an upgrade, HTTP/1.0, a head it cannot parse) hands the connection, with
+//! every byte already read, to hyper serving axum's router for the rest of its life.
+//!
+//! Why: a single send is a small request on a kept-alive connection, and on two cores hyper's
+//! dispatcher, axum's routing and the header map built for each request were a tenth of the
+//! server's time per send, beside the send's own work.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use axum::http::StatusCode;
+use axum::Router;
+use bytes::{Buf, BytesMut};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use super::app::App;
+use super::send::{self, Outcome};
+
+/// Headers a request may carry and still be read here; more go to hyper.
+const MAX_HEADERS: usize = 32;
+/// A head not complete within this many bytes goes to hyper, which refuses it.
+const MAX_HEAD_BYTES: usize = 16 << 10;
+/// How much room each read asks for.
+const READ_ROOM: usize = 4096;
+
+/// Serves `listener` until `closed` turns true, then lets the open connections finish the
+/// request they are in (hyper's with its graceful shutdown) and returns when all are gone.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    router: Router,
+    mut closed: watch::Receiver<bool>,
+) {
+    // Each connection holds a sender; the receiver ends when the last one is dropped.
+    let (alive, mut all_gone) = mpsc::channel::<()>(1);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = closed.changed() => break,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let connection = Connection {
+                    app: app.clone(),
+                    router: router.clone(),
+                    closed: closed.clone(),
+                    _alive: alive.clone(),
+                };
+                tokio::spawn(connection.run(stream));
+            }
+            Err(error) if is_connection_error(&error) => {}
+            Err(error) => {
+                // Out of file descriptors and the like: accepting again at once would spin.
+                eprintln!("wagate: accepting an HTTP connection: {error}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    drop(listener);
+    drop(alive);
+    let _ = all_gone.recv().await;
+}
+
+fn is_connection_error(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
+}
+
+struct Connection {
+    app: App,
+    router: Router,
+    closed: watch::Receiver<bool>,
+    _alive: mpsc::Sender<()>,
+}
+
+/// What the bytes read so far hold.
+enum Step {
+    /// Not yet a whole head.
+    Incomplete,
+    /// A request this reader does not take: hyper gets the connection.
+    HandOver,
+    /// A send: its head's length, its body's, whether the client closes after it, and what
+    /// its head's checks found.
+    Send {
+        head: usize,
+        body: usize,
+        close: bool,
+        asked: Result<send::SingleAsked, Outcome>,
+    },
+}
+
+impl Connection {
+    async fn run(mut self, mut stream: TcpStream) {
+        let mut read = BytesMut::with_capacity(READ_ROOM);
+        let mut answer = Vec::with_capacity(512);
+        loop {
+            let step = loop {
+                match self.step(&read) {
+                    Step::Incomplete if read.len() > MAX_HEAD_BYTES => break Step::HandOver,
+                    Step::Incomplete => {}
+                    step => break step,
+                }
+                read.reserve(READ_ROOM);
+                tokio::select! {
+                    got = stream.read_buf(&mut read) => match got {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    },
+                    // Idle when the server stops: nothing to finish.
+                    _ = self.closed.changed(), if read.is_empty() => return,
+                }
+            };
+            let Step::Send {
+                head,
+                body,
+                close,
+                asked,
+            } = step
+            else {
+                return self.hand_over(read, stream).await;
+            };
+            while read.len() < head + body {
+                read.reserve(head + body - read.len());
+                match stream.read_buf(&mut read).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+            read.advance(head);
+            let body = read.split_to(body).to_vec();
+            let outcome = match asked {
+                Ok(asked) => send::single_decide(&self.app, asked, body).await,
+                Err(refused) => refused,
+            };
+            let close = close || *self.closed.borrow();
+            answer.clear();
+            write_answer(&outcome, close, &mut answer);
+            if stream.write_all(&answer).await.is_err() || close {
+                return;
+            }
+        }
+    }
+
+    /// What `read` holds; a send's head is checked here, while it is borrowed in place.
+    fn step(&self, read: &[u8]) -> Step {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        let head = match request.parse(read) {
+            Ok(httparse::Status::Complete(head)) => head,
+            Ok(httparse::Status::Partial) => return Step::Incomplete,
+            Err(_) => return Step::HandOver,
+        };
+        if request.method != Some("POST") || request.version != Some(1) {
+            return Step::HandOver;
+        }
+        let Some(number) = request.path.and_then(send_path_number) else {
+            return Step::HandOver;
+        };
+        let Some((body, close)) = framing(request.headers) else {
+            return Step::HandOver;
+        };
+        if body > self.app.config.http.max_body_bytes {
+            return Step::HandOver;
+        }
+        Step::Send {
+            head,
+            body,
+            close,
+            asked: send::single_head(&self.app, number, &*request.headers).map_err(Outcome::from),
+        }
+    }
+
+    async fn hand_over(self, read: BytesMut, stream: TcpStream) {
+        let io = TokioIo::new(Rewound { read, stream });
+        let service = TowerToHyperService::new(self.router);
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let connection = builder.serve_connection_with_upgrades(io, service);
+        tokio::pin!(connection);
+        let mut closed = self.closed;
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = closed.changed() => {}
+        }
+        connection.as_mut().graceful_shutdown();
+        let _ = connection.await;
+    }
+}
+
+/// The number in `/{version}/{number}/messages`, when that is the path and nothing in it is
+/// escaped (axum's route decodes escapes; such a request goes there).
+fn send_path_number(path: &str) -> Option<&str> {
+    let path = path.split_once('?').map_or(path, |(path, _)| path);
+    let mut parts = path.strip_prefix('/')?.split('/');
+    let (version, number) = (parts.next()?, parts.next()?);
+    let plain = |part: &str| !part.is_empty() && !part.contains('%');
+    (plain(version) && plain(number) && parts.next() == Some("messages") && parts.next().is_none())
+        .then_some(number)
+}
+
+/// A request's body length and whether the client closes after it, when its framing is
+/// plain: one `Content-Length`, no `Transfer-Encoding`, no `Expect`, no upgrade.
+fn framing(headers: &[httparse::Header<'_>]) -> Option<(usize, bool)> {
+    let mut length = None;
+    let mut close = false;
+    for header in headers {
+        let name = header.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(header.value).ok()?.trim();
+            if length.is_some() || value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            length = Some(value.parse().ok()?);
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in std::str::from_utf8(header.value).ok()?.split(',') {
+                let token = token.trim();
+                if token.eq_ignore_ascii_case("close") {
+                    close = true;
+                } else if !token.eq_ignore_ascii_case("keep-alive") {
+                    return None;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("expect")
+            || name.eq_ignore_ascii_case("upgrade")
+        {
+            return None;
+        }
+    }
+    Some((length?, close))
+}
+
+/// `outcome` as an HTTP/1.1 answer: status line, headers, its JSON body.
+fn write_answer(outcome: &Outcome, close: bool, out: &mut Vec<u8>) {
+    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = outcome.body.to_json();
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\ndate: {}\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or(""),
+        body.len(),
+        httpdate::fmt_http_date(SystemTime::now()),
+    );
+    if let Some(secs) = outcome.retry_after {
+        head.push_str(&format!("retry-after: {}\r\n", secs.max(1)));
+    }
+    if close {
+        head.push_str("connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(body.as_bytes());
+}
+
+/// A connection handed to hyper: the bytes already read come first.
+struct Rewound {
+    read: BytesMut,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Rewound {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.read.is_empty() {
+            return Pin::new(&mut self.stream).poll_read(cx, buf);
+        }
+        let n = self.read.len().min(buf.remaining());
+        buf.put_slice(&self.read[..n]);
+        self.read.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Rewound {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_send_path_with_plain_parts_is_read_here() {
+        assert_eq!(send_path_number("/v23.0/2000001/messages"), Some("2000001"));
+        assert_eq!(
+            send_path_number("/v23.0/2000001/messages?x=1"),
+            Some("2000001")
+        );
+        for other in [
+            "/v23.0/2000001/messages/",
+            "/v23.0//messages",
+            "/v23.0/20%30/messages",
+            "/wagate/v1/bulk",
+            "/healthz",
+            "v23.0/1/messages",
+        ] {
+            assert_eq!(send_path_number(other), None, "{other}");
+        }
+    }
+
+    fn header<'a>(name: &'a str, value: &'a str) -> httparse::Header<'a> {
+        httparse::Header {
+            name,
+            value: value.as_bytes(),
+        }
+    }
+
+    #[test]
+    fn framing_other_than_one_plain_length_goes_to_hyper() {
+        let length = header("Content-Length", "12");
+        assert_eq!(framing(&[length]), Some((12, false)));
+        assert_eq!(
+            framing(&[length, header("connection", "keep-alive, Close")]),
+            Some((12, true))
+        );
+        for refused in [
+            vec![],
+            vec![length, length],
+            vec![header("content-length", "+12")],
+            vec![header("content-length", "")],
+            vec![length, header("Transfer-Encoding", "chunked")],
+            vec![length, header("expect", "100-continue")],
+            vec![length, header("upgrade", "h2c")],
+            vec![length, header("connection", "upgrade")],
+        ] {
+            assert_eq!(framing(&refused), None, "{refused:?}");
+        }
+    }
+}
