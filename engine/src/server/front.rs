@@ -340,6 +340,45 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_answer_is_framed_by_its_length_and_carries_its_retry_hint() {
+        let error = crate::cloud_api::error::ApiError::invalid_parameter("a \"quoted\" detail");
+        for (retry, close) in [(Some(0), true), (None, false)] {
+            let mut out = Vec::new();
+            write_answer(&Outcome::error(&error, retry), close, &mut out);
+            let mut headers = [httparse::EMPTY_HEADER; 8];
+            let mut answer = httparse::Response::new(&mut headers);
+            let httparse::Status::Complete(head) = answer.parse(&out).expect("an answer") else {
+                panic!("a whole head");
+            };
+            assert_eq!(
+                (answer.code, answer.reason),
+                (Some(400), Some("Bad Request"))
+            );
+            let value = |name: &str| {
+                answer
+                    .headers
+                    .iter()
+                    .find(|h| h.name == name)
+                    .map(|h| std::str::from_utf8(h.value).expect("text"))
+            };
+            let body = std::str::from_utf8(&out[head..]).expect("text");
+            assert_eq!(
+                value("content-length"),
+                Some(body.len().to_string().as_str())
+            );
+            let parsed: serde_json::Value = serde_json::from_str(body).expect("JSON");
+            assert_eq!(parsed["error"]["code"], 100);
+            assert_eq!(
+                value("retry-after"),
+                retry.map(|_| "1"),
+                "at least a second"
+            );
+            assert_eq!(value("connection"), close.then_some("close"));
+            assert_eq!(value("date").map(str::len), Some(29), "an IMF-fixdate");
+        }
+    }
+
     fn header<'a>(name: &'a str, value: &'a str) -> httparse::Header<'a> {
         httparse::Header {
             name,
