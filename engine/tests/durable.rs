@@ -694,6 +694,11 @@ fn statuses_move_a_sent_message_forward_only() {
         remembered.iter().any(|k| k.starts_with("delivered:")),
         "the first delivery is recorded: {remembered:?}"
     );
+    drop(store);
+    // The delivery state lives in the message's sent record (its wamid's), on disk.
+    let again = harness.open();
+    assert_eq!(again.message(id).unwrap().unwrap().delivery, Delivery::Read);
+    again.shutdown();
 }
 
 #[test]

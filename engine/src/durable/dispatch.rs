@@ -17,6 +17,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 
 use super::hand_over::{Lanes, Returned, LANES};
 use super::message::{DispatchStatus, DueMessage, StoredMessage};
+use super::sent_record::SentRecord;
 use crate::clock::{Clock, Timestamp, MICROS_PER_SEC};
 use crate::store::keys::message_key;
 use crate::store::{Batch, Family, Store, StoreError};
@@ -333,11 +334,7 @@ pub(crate) fn settle(
 ) {
     let key = message_key(message.id);
     if status == DispatchStatus::Sent {
-        batch.put(
-            Family::UpstreamIds,
-            upstream.as_bytes(),
-            message.id.to_be_bytes(),
-        );
+        super::sent_record::write(batch, &upstream, &SentRecord::of(&message));
     }
     message.status = status;
     message.upstream = upstream;
@@ -463,9 +460,10 @@ mod tests {
         assert!(resend.is_empty());
         let settled = store.get(Family::Messages, &message_key(7)).unwrap();
         let settled = StoredMessage::decode(&settled.unwrap()).unwrap();
+        let sent = crate::durable::sent_record::read(&store, "wamid.7").unwrap();
         assert_eq!(
-            (settled.status, settled.delivery),
-            (DispatchStatus::Sent, Delivery::Read)
+            (settled.status, sent.map(|s| (s.id, s.delivery))),
+            (DispatchStatus::Sent, Some((7, Delivery::Read)))
         );
     }
 

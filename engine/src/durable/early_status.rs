@@ -8,9 +8,10 @@
 use std::collections::HashMap;
 
 use super::combine::StatusTurn;
-use super::message::{Delivery, StoredMessage};
+use super::message::Delivery;
+use super::sent_record::{self, message_id, SentRecord};
 use super::template_deliveries;
-use crate::store::keys::{idempotency_key, message_key};
+use crate::store::keys::idempotency_key;
 use crate::store::{Batch, Family, Store, StoreError};
 
 const PARKED: Family = Family::Idempotency;
@@ -42,21 +43,14 @@ fn encode(expires_at: u64, state: DeliveryState) -> [u8; 13] {
     out
 }
 
-/// wagate's id of the message sent as `wamid`, once settled.
-pub fn message_id(store: &dyn Store, wamid: &str) -> Result<Option<u64>, StoreError> {
-    Ok(store
-        .get(Family::UpstreamIds, wamid.as_bytes())?
-        .and_then(|id| <[u8; 8]>::try_from(id.as_slice()).ok())
-        .map(u64::from_be_bytes))
-}
-
-/// Delivery statuses recorded together: applied to their messages, or parked for messages
-/// not settled yet, in one synced write ([`StatusWrites::flush`]) however many there are.
-/// Several statuses of one message in one set see each other.
+/// Delivery statuses recorded together: applied to their messages' sent records, or parked
+/// for messages not settled yet, in one synced write ([`StatusWrites::flush`]) however many
+/// there are. Several statuses of one message in one set see each other.
 #[derive(Default)]
 pub struct StatusWrites {
     batch: Batch,
-    messages: HashMap<u64, StoredMessage>,
+    /// Sent records as this set leaves them, by wamid.
+    sent: HashMap<String, SentRecord>,
     parked: HashMap<String, DeliveryState>,
 }
 
@@ -67,7 +61,7 @@ pub enum Recorded {
     Moved,
     /// It was in that state already: a repeat (Meta retries webhooks).
     AlreadyThere,
-    /// It is past that state, or no such message is stored.
+    /// It is past that state.
     Behind,
     /// Its message is not settled yet: kept until it is.
     Parked,
@@ -83,8 +77,8 @@ impl StatusWrites {
         next: DeliveryState,
         expires_at: u64,
     ) -> Result<Recorded, StoreError> {
-        match message_id(store, wamid)? {
-            Some(id) => self.advance(store, id, next),
+        match self.sent_record(store, wamid)? {
+            Some(record) => Ok(self.advance(wamid, record, next)),
             None => {
                 self.park(store, wamid, next, expires_at)?;
                 Ok(Recorded::Parked)
@@ -92,39 +86,37 @@ impl StatusWrites {
         }
     }
 
-    /// Moves message `id` to `next` if that is forward.
-    fn advance(
-        &mut self,
+    /// The sent record of the message sent as `wamid`, this set's writes first.
+    fn sent_record(
+        &self,
         store: &dyn Store,
-        id: u64,
-        next: DeliveryState,
-    ) -> Result<Recorded, StoreError> {
-        let key = message_key(id);
-        let known = match self.messages.get(&id) {
-            Some(message) => Some(message.clone()),
-            None => store
-                .get(Family::Messages, &key)?
-                .and_then(|b| StoredMessage::decode(&b)),
-        };
-        let Some(mut message) = known else {
-            return Ok(Recorded::Behind);
-        };
-        if message.delivery == next.delivery {
-            return Ok(Recorded::AlreadyThere);
+        wamid: &str,
+    ) -> Result<Option<SentRecord>, StoreError> {
+        match self.sent.get(wamid) {
+            Some(record) => Ok(Some(*record)),
+            None => sent_record::read(store, wamid),
         }
-        if !message.delivery.advances_to(next.delivery) {
-            return Ok(Recorded::Behind);
+    }
+
+    /// Moves the message sent as `wamid` (its sent record `record`) to `next` if that is
+    /// forward.
+    fn advance(&mut self, wamid: &str, mut record: SentRecord, next: DeliveryState) -> Recorded {
+        if record.delivery == next.delivery {
+            return Recorded::AlreadyThere;
         }
-        if template_deliveries::counts(&message, next.delivery) {
-            template_deliveries::record_into(&message, &mut self.batch);
+        if !record.delivery.advances_to(next.delivery) {
+            return Recorded::Behind;
         }
-        message.delivery = next.delivery;
+        if template_deliveries::counts(&record, next.delivery) {
+            template_deliveries::record_into(&record, &mut self.batch);
+        }
+        record.delivery = next.delivery;
         if next.delivery == Delivery::Failed {
-            message.delivery_error = next.error;
+            record.error = next.error;
         }
-        self.batch.put(Family::Messages, key, message.encode());
-        self.messages.insert(id, message);
-        Ok(Recorded::Moved)
+        sent_record::write(&mut self.batch, wamid, &record);
+        self.sent.insert(wamid.to_string(), record);
+        Recorded::Moved
     }
 
     /// Parks a status for a wamid not yet known, keeping the furthest of those parked.
@@ -157,13 +149,15 @@ impl StatusWrites {
         }
     }
 
-    /// Applies what was parked for message `id`, settled as sent under `wamid`.
-    fn take_parked(&mut self, store: &dyn Store, id: u64, wamid: &str) -> Result<(), StoreError> {
+    /// Applies what was parked for the message settled as sent under `wamid`.
+    fn take_parked(&mut self, store: &dyn Store, wamid: &str) -> Result<(), StoreError> {
         let key = early_key(wamid);
         let parked = self.parked_for(store, wamid, &key)?;
         self.parked.remove(wamid);
         if let Some(state) = parked {
-            self.advance(store, id, state)?;
+            if let Some(record) = self.sent_record(store, wamid)? {
+                self.advance(wamid, record, state);
+            }
             self.batch.delete(PARKED, &key);
         }
         Ok(())
@@ -228,8 +222,8 @@ fn with_parked(
 /// one write.
 pub fn apply_parked(store: &dyn Store, settled: &[(u64, String)]) -> Result<(), StoreError> {
     let mut writes = StatusWrites::default();
-    for (id, wamid) in settled {
-        writes.take_parked(store, *id, wamid)?;
+    for (_, wamid) in settled {
+        writes.take_parked(store, wamid)?;
     }
     if writes.batch.is_empty() {
         return Ok(());
@@ -239,7 +233,10 @@ pub fn apply_parked(store: &dyn Store, settled: &[(u64, String)]) -> Result<(), 
 
 #[cfg(test)]
 mod tests {
+    use super::super::dispatch::settle;
+    use super::super::message::{DispatchStatus, StoredMessage};
     use super::*;
+    use crate::store::keys::message_key;
     use crate::store::memory::MemoryStore;
 
     fn state(delivery: Delivery, error: u32) -> DeliveryState {
@@ -274,8 +271,8 @@ mod tests {
         );
     }
 
-    fn settled(store: &MemoryStore, id: u64, wamid: &str) {
-        let message = StoredMessage {
+    fn in_flight(id: u64) -> StoredMessage {
+        StoredMessage {
             id,
             number: crate::ids::PhoneNumberId(1),
             to: crate::ids::Msisdn::from_digits(16_505_550_000 + id).unwrap(),
@@ -287,24 +284,65 @@ mod tests {
                 price_micros: 0,
                 send_at: crate::clock::Timestamp(0),
             },
-            status: super::super::message::DispatchStatus::Sent,
+            status: DispatchStatus::InFlight,
             attempts: 1,
-            upstream: wamid.into(),
+            upstream: String::new(),
             idempotency_key: String::new(),
             payload: Vec::new(),
             delivery: Delivery::None,
             delivery_error: 0,
-        };
+        }
+    }
+
+    fn settled(store: &MemoryStore, id: u64, wamid: &str) {
+        let mut batch = Batch::default();
+        settle(
+            in_flight(id),
+            DispatchStatus::Sent,
+            wamid.into(),
+            &mut batch,
+        );
+        store.write(&batch, true).unwrap();
+    }
+
+    /// Settled before sent records carried the delivery state: the message holds it, and its
+    /// wamid only its id.
+    fn settled_before_sent_records(store: &MemoryStore, id: u64, wamid: &str) {
+        let mut message = in_flight(id);
+        message.status = DispatchStatus::Sent;
+        message.upstream = wamid.into();
+        message.delivery = Delivery::Sent;
         let mut batch = Batch::default();
         batch.put(Family::Messages, message_key(id), message.encode());
         batch.put(Family::UpstreamIds, wamid.as_bytes(), id.to_be_bytes());
         store.write(&batch, true).unwrap();
     }
 
-    fn delivery(store: &MemoryStore, id: u64) -> (Delivery, u32) {
-        let message = store.get(Family::Messages, &message_key(id)).unwrap();
-        let message = StoredMessage::decode(&message.unwrap()).unwrap();
-        (message.delivery, message.delivery_error)
+    fn delivery(store: &MemoryStore, wamid: &str) -> (Delivery, u32) {
+        let sent = sent_record::read(store, wamid).unwrap().expect("settled");
+        (sent.delivery, sent.error)
+    }
+
+    #[test]
+    fn a_message_settled_before_sent_records_takes_statuses_and_gets_one() {
+        let store = MemoryStore::new();
+        settled_before_sent_records(&store, 5, "wamid.e");
+        assert_eq!(message_id(&store, "wamid.e").unwrap(), Some(5));
+        assert_eq!(delivery(&store, "wamid.e"), (Delivery::Sent, 0));
+        let mut writes = StatusWrites::default();
+        let recorded = writes
+            .record(&store, "wamid.e", state(Delivery::Sent, 0), 9)
+            .unwrap();
+        assert_eq!(recorded, Recorded::AlreadyThere, "the message's own state");
+        let recorded = writes
+            .record(&store, "wamid.e", state(Delivery::Read, 0), 9)
+            .unwrap();
+        assert_eq!(recorded, Recorded::Moved);
+        writes.flush(&store).unwrap();
+        assert_eq!(delivery(&store, "wamid.e"), (Delivery::Read, 0));
+        assert_eq!(message_id(&store, "wamid.e").unwrap(), Some(5));
+        let record = store.get(Family::UpstreamIds, b"wamid.e").unwrap().unwrap();
+        assert_eq!(record.len(), 38, "a sent record of its own now");
     }
 
     #[test]
@@ -322,9 +360,13 @@ mod tests {
         assert_eq!(record(Delivery::Delivered), Recorded::AlreadyThere);
         assert_eq!(record(Delivery::Sent), Recorded::Behind);
         // Nothing is visible before the write.
-        assert_eq!(delivery(&store, 1), (Delivery::None, 0));
+        assert_eq!(delivery(&store, "wamid.a"), (Delivery::None, 0));
         writes.flush(&store).unwrap();
-        assert_eq!(delivery(&store, 1), (Delivery::Delivered, 0));
+        assert_eq!(delivery(&store, "wamid.a"), (Delivery::Delivered, 0));
+        // The message itself is not rewritten for a status.
+        let message = store.get(Family::Messages, &message_key(1)).unwrap();
+        let message = StoredMessage::decode(&message.unwrap()).unwrap();
+        assert_eq!(message.delivery, Delivery::None);
     }
 
     #[test]
@@ -349,7 +391,7 @@ mod tests {
         );
         apply_parked(&store, &parked).unwrap();
         assert!(with_parked(&store, &both).unwrap().is_empty());
-        assert_eq!(delivery(&store, 2), (Delivery::Failed, 131_026));
+        assert_eq!(delivery(&store, "wamid.b"), (Delivery::Failed, 131_026));
         assert_eq!(store.get(PARKED, &early_key("wamid.b")).unwrap(), None);
         // Settled while the status was being parked: the flush applies it itself.
         let mut writes = StatusWrites::default();
@@ -358,6 +400,6 @@ mod tests {
             .park(&store, "wamid.c", state(Delivery::Read, 0), 9)
             .unwrap();
         writes.flush(&store).unwrap();
-        assert_eq!(delivery(&store, 3), (Delivery::Read, 0));
+        assert_eq!(delivery(&store, "wamid.c"), (Delivery::Read, 0));
     }
 }

@@ -15,6 +15,7 @@ pub mod message;
 pub mod records;
 pub mod recovery;
 pub mod release_queue;
+pub mod sent_record;
 pub mod submission;
 mod submit_batch;
 pub mod template_deliveries;

@@ -13,7 +13,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::message::{Delivery, StoredMessage};
+use super::message::Delivery;
+use super::sent_record::SentRecord;
 use super::wagate::Wagate;
 use crate::clock::SECS_PER_DAY;
 use crate::ids::{Msisdn, PhoneNumberId};
@@ -47,17 +48,18 @@ fn value(delivered_at: u64) -> [u8; 16] {
     out
 }
 
-/// Whether moving `message` to `next` is its first delivery as a business-initiated message.
-pub fn counts(message: &StoredMessage, next: Delivery) -> bool {
-    message.decision.business_initiated
-        && matches!(message.delivery, Delivery::None | Delivery::Sent)
+/// Whether moving the message `sent` records to `next` is its first delivery as a
+/// business-initiated message.
+pub fn counts(sent: &SentRecord, next: Delivery) -> bool {
+    sent.business_initiated
+        && matches!(sent.delivery, Delivery::None | Delivery::Sent)
         && matches!(next, Delivery::Delivered | Delivery::Read)
 }
 
-/// Adds the record of `message`'s delivery to `batch`.
-pub fn record_into(message: &StoredMessage, batch: &mut Batch) {
-    let delivered_at = message.decision.send_at.unix_secs();
-    batch.put(FAMILY, key(message.number, message.to), value(delivered_at));
+/// Adds the record of the delivery of the message `sent` records to `batch`.
+pub fn record_into(sent: &SentRecord, batch: &mut Batch) {
+    let delivered_at = sent.send_at.unix_secs();
+    batch.put(FAMILY, key(sent.number, sent.to), value(delivered_at));
 }
 
 /// How many people messages from `numbers` were delivered to (business-initiated) since
@@ -131,51 +133,38 @@ impl Wagate {
 mod tests {
     use super::*;
     use crate::clock::Timestamp;
-    use crate::decision::Accepted;
     use crate::store::memory::MemoryStore;
-    use crate::template::model::Category;
 
     const DAY: u64 = SECS_PER_DAY as u64;
     const NOW: u64 = 1_800_000_000;
 
-    fn message(number: u64, to: u64, sent_at: u64, business_initiated: bool) -> StoredMessage {
-        StoredMessage {
+    fn sent(number: u64, to: u64, sent_at: u64, business_initiated: bool) -> SentRecord {
+        SentRecord {
             id: to,
+            delivery: Delivery::Sent,
+            error: 0,
+            business_initiated,
             number: PhoneNumberId(number),
             to: Msisdn::from_digits(to).unwrap(),
-            accepted_at: Timestamp::from_unix_secs(sent_at),
-            decision: Accepted {
-                category: Category::Marketing,
-                business_initiated,
-                new_unique_recipient: true,
-                price_micros: 0,
-                send_at: Timestamp::from_unix_secs(sent_at),
-            },
-            status: super::super::message::DispatchStatus::Sent,
-            attempts: 1,
-            upstream: "wamid.x".into(),
-            idempotency_key: String::new(),
-            payload: Vec::new(),
-            delivery: Delivery::Sent,
-            delivery_error: 0,
+            send_at: Timestamp::from_unix_secs(sent_at),
         }
     }
 
     #[test]
     fn only_a_first_delivery_of_a_business_initiated_message_counts() {
-        let template = message(1, 4_915_100_000_001, NOW, true);
+        let template = sent(1, 4_915_100_000_001, NOW, true);
         assert!(counts(&template, Delivery::Delivered));
         assert!(
             counts(&template, Delivery::Read),
             "read without delivered first"
         );
         assert!(!counts(&template, Delivery::Failed));
-        let reply = message(1, 4_915_100_000_001, NOW, false);
+        let reply = sent(1, 4_915_100_000_001, NOW, false);
         assert!(
             !counts(&reply, Delivery::Delivered),
             "a reply in the window"
         );
-        let mut delivered = template.clone();
+        let mut delivered = template;
         delivered.delivery = Delivery::Delivered;
         assert!(
             !counts(&delivered, Delivery::Read),
@@ -194,7 +183,7 @@ mod tests {
             (2, 4_915_100_000_003, NOW - 40 * DAY),
             (3, 4_915_100_000_004, NOW),
         ] {
-            record_into(&message(number, to, at, true), &mut batch);
+            record_into(&sent(number, to, at, true), &mut batch);
         }
         store.write(&batch, true).unwrap();
         let since = NOW - 30 * DAY;
@@ -218,7 +207,7 @@ mod tests {
         let store = MemoryStore::new();
         for at in [NOW - 35 * DAY, NOW] {
             let mut batch = Batch::default();
-            record_into(&message(1, 4_915_100_000_001, at, true), &mut batch);
+            record_into(&sent(1, 4_915_100_000_001, at, true), &mut batch);
             store.write(&batch, true).unwrap();
         }
         let since = NOW - 30 * DAY;

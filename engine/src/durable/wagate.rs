@@ -16,9 +16,10 @@ use super::deferred::DeferredRecord;
 use super::dispatch::{DispatchView, Dispatcher, Upstream};
 use super::hand_over::Lanes;
 use super::idempotency::StoredOutcome;
-use super::message::StoredMessage;
+use super::message::{DispatchStatus, StoredMessage};
 use super::recovery;
 use super::release_queue::ReleaseQueue;
+use super::sent_record;
 use super::submission::{Prepared, Submission};
 use super::webhook::WebhookReport;
 use crate::clock::{Clock, Timestamp};
@@ -461,14 +462,26 @@ impl Wagate {
         Ok(usage)
     }
 
-    /// A stored message and its dispatch state: in the outbox until settled, then in messages.
+    /// A stored message and its dispatch state: in the outbox until settled, then in messages,
+    /// its delivery as its sent record has it once sent.
     pub fn message(&self, id: u64) -> Result<Option<StoredMessage>, StoreError> {
         let key = message_key(id);
-        let bytes = match self.store.get(Family::Outbox, &key)? {
-            Some(bytes) => Some(bytes),
-            None => self.store.get(Family::Messages, &key)?,
+        if let Some(bytes) = self.store.get(Family::Outbox, &key)? {
+            return Ok(StoredMessage::decode(&bytes));
+        }
+        let Some(mut message) = self
+            .store
+            .get(Family::Messages, &key)?
+            .and_then(|b| StoredMessage::decode(&b))
+        else {
+            return Ok(None);
         };
-        Ok(bytes.and_then(|b| StoredMessage::decode(&b)))
+        if message.status == DispatchStatus::Sent {
+            if let Some(sent) = sent_record::read(self.store.as_ref(), &message.upstream)? {
+                sent.overlay(&mut message);
+            }
+        }
+        Ok(Some(message))
     }
 
     /// The price ledger, from disk: every accepted message since the data directory was made.

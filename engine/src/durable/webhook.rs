@@ -11,9 +11,10 @@
 
 use std::collections::HashSet;
 
-use super::early_status::{self, DeliveryState, Recorded, StatusWrites};
+use super::early_status::{DeliveryState, Recorded, StatusWrites};
 use super::idempotency::{IdempotencyRecord, StoredOutcome};
 use super::message::Delivery;
+use super::sent_record;
 use super::wagate::Wagate;
 use super::SubmitError;
 use crate::events::FailureEffect;
@@ -48,10 +49,29 @@ fn identity(event: &WebhookEvent) -> Option<String> {
     }
 }
 
+/// What one event of a POST came to, as the report counts it.
+enum EventOutcome {
+    Applied,
+    /// Already applied: a retry of Meta's, or a status its message is in already.
+    Repeat,
+    /// Nothing to apply it to, or nothing it changes.
+    Ignored,
+}
+
+impl From<bool> for EventOutcome {
+    fn from(applied: bool) -> EventOutcome {
+        if applied {
+            EventOutcome::Applied
+        } else {
+            EventOutcome::Ignored
+        }
+    }
+}
+
 impl Wagate {
     /// wagate's id of the message the upstream knows as `upstream_id` (a wamid).
     pub fn message_id_of(&self, upstream_id: &str) -> Result<Option<u64>, SubmitError> {
-        Ok(early_status::message_id(self.store.as_ref(), upstream_id)?)
+        Ok(sent_record::message_id(self.store.as_ref(), upstream_id)?)
     }
 
     /// Whether the event with `identity` was applied before (within the retention).
@@ -236,13 +256,12 @@ impl Wagate {
                 }
             }
             let is_status = matches!(event, WebhookEvent::Status { .. });
-            let mut repeat = false;
             if !is_status {
                 std::mem::take(statuses).flush(self.store.as_ref())?;
                 remembered_here.clear();
             }
-            let applied = match event {
-                WebhookEvent::Inbound { message, .. } => self.inbound(message)?.is_ok(),
+            let outcome = match event {
+                WebhookEvent::Inbound { message, .. } => self.inbound(message)?.is_ok().into(),
                 WebhookEvent::UserPreference {
                     number,
                     person,
@@ -254,7 +273,8 @@ impl Wagate {
                         change,
                         crate::state::contact::ConsentSource::UserPreferences,
                     )?
-                    .is_ok(),
+                    .is_ok()
+                    .into(),
                 WebhookEvent::Status {
                     number,
                     wamid,
@@ -265,7 +285,6 @@ impl Wagate {
                 } => {
                     let error = errors.first().copied().unwrap_or(0);
                     let recorded = self.record_delivery(statuses, &wamid, status, error)?;
-                    repeat = recorded == Recorded::AlreadyThere;
                     let mut fed = false;
                     if let (DeliveryStatus::Failed, Some(person)) = (status, recipient) {
                         for code in errors {
@@ -277,7 +296,12 @@ impl Wagate {
                     }
                     // Parked (not applied yet, and never if wagate did not send it) counts
                     // as ignored.
-                    recorded == Recorded::Moved || fed
+                    match recorded {
+                        Recorded::Moved => EventOutcome::Applied,
+                        _ if fed => EventOutcome::Applied,
+                        Recorded::AlreadyThere => EventOutcome::Repeat,
+                        Recorded::Behind | Recorded::Parked => EventOutcome::Ignored,
+                    }
                 }
                 WebhookEvent::TemplateStatus {
                     account,
@@ -287,7 +311,8 @@ impl Wagate {
                     ..
                 } => self
                     .set_template_status(account, &name, &language, status)
-                    .is_ok(),
+                    .is_ok()
+                    .into(),
                 WebhookEvent::TemplateQuality {
                     account,
                     name,
@@ -295,21 +320,24 @@ impl Wagate {
                     quality,
                 } => self
                     .set_template_quality(account, &name, &language, quality)
-                    .is_ok(),
+                    .is_ok()
+                    .into(),
                 WebhookEvent::NumberQuality {
                     display_phone_number,
                     event,
                     current_limit,
-                } => self.number_news(&display_phone_number, &event, current_limit.as_deref()),
+                } => self
+                    .number_news(&display_phone_number, &event, current_limit.as_deref())
+                    .into(),
                 WebhookEvent::AccountUpdate {
                     account,
                     event,
                     detail,
-                } => self.account_news(account, &event, &detail),
+                } => self.account_news(account, &event, &detail).into(),
                 WebhookEvent::CapabilityUpdate { account, limit } => {
-                    self.capability_news(account, &limit)
+                    self.capability_news(account, &limit).into()
                 }
-                WebhookEvent::Ignored { .. } => false,
+                WebhookEvent::Ignored { .. } => EventOutcome::Ignored,
             };
             match identity {
                 Some(identity) if is_status => {
@@ -320,12 +348,10 @@ impl Wagate {
                 Some(identity) => self.remember(&identity)?,
                 None => {}
             }
-            if applied {
-                report.applied += 1;
-            } else if repeat {
-                report.repeats += 1;
-            } else {
-                report.ignored += 1;
+            match outcome {
+                EventOutcome::Applied => report.applied += 1,
+                EventOutcome::Repeat => report.repeats += 1,
+                EventOutcome::Ignored => report.ignored += 1,
             }
         }
         Ok(report)
