@@ -71,7 +71,7 @@ impl Outcome {
         }
     }
 
-    pub(crate) fn into_response(self) -> Response {
+    fn into_response(self) -> Response {
         let mut response = reply::json_text(
             StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             self.body.to_json(),
