@@ -23,10 +23,7 @@ fn accepted_id(answer: &RawAnswer) -> String {
     assert_eq!(answer.status, 200, "{}", answer.body);
     let body = answer.json();
     assert_eq!(body["messages"][0]["message_status"], "accepted", "{body}");
-    body["messages"][0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    sent_id(&body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

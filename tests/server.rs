@@ -10,10 +10,7 @@ use wagate_tests::fixture::*;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn id_of(answer: &wagate_tests::web::Answer) -> String {
-    answer.json()["messages"][0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    sent_id(&answer.json())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
@@ -171,6 +171,16 @@ impl Summary {
 pub fn address_of(target: &str) -> &str {
     let after_scheme = target.split("://").last().unwrap_or_default();
     after_scheme.split('/').next().unwrap_or_default()
+}
+
+/// A TCP connection to `address` (`host:port`) for requests and answers that each fit in a
+/// few segments: Nagle's delay off, so none waits for the previous one's acknowledgement.
+pub(crate) async fn connect(address: &str, what: &str) -> Result<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .with_context(|| format!("connecting to {what} at {address}"))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 /// Refuses any target that is not on this machine: load runs stay on loopback.

@@ -40,10 +40,7 @@ enum Framing {
 
 impl Http1Wire {
     pub async fn connect(address: &str) -> Result<Http1Wire> {
-        let stream = TcpStream::connect(address)
-            .await
-            .with_context(|| format!("connecting to {address}"))?;
-        stream.set_nodelay(true)?;
+        let stream = crate::driver::connect(address, "the target").await?;
         Ok(Http1Wire {
             stream,
             read: Vec::with_capacity(4096),

@@ -10,7 +10,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2;
 use hyper::{Request, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
 
 use crate::driver::address_of;
 pub(crate) use crate::http1_wire::Answer;
@@ -68,10 +67,7 @@ impl HttpConnection {
     async fn connected(&mut self) -> Result<&mut Sender> {
         if self.sender.as_ref().is_none_or(Sender::is_closed) {
             let sender = if self.http2 {
-                let stream = TcpStream::connect(&self.address)
-                    .await
-                    .with_context(|| format!("connecting to {}", self.address))?;
-                stream.set_nodelay(true)?;
+                let stream = crate::driver::connect(&self.address, "the target").await?;
                 let (sender, connection) =
                     http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
                         .await

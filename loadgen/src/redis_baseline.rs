@@ -3,7 +3,7 @@
 //! counter, and a sorted set per number for exact unique recipients over 24 h), spoken over a
 //! minimal RESP client so the baseline pays no client library's overhead.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -51,10 +51,7 @@ pub struct Resp {
 
 impl Resp {
     pub async fn connect(address: &str) -> Result<Resp> {
-        let stream = TcpStream::connect(address)
-            .await
-            .with_context(|| format!("connecting to Redis at {address}"))?;
-        stream.set_nodelay(true)?;
+        let stream = crate::driver::connect(address, "Redis").await?;
         Ok(Resp {
             stream: BufReader::new(stream),
             out: Vec::new(),

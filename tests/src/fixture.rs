@@ -342,6 +342,14 @@ impl Drop for Fixture {
     }
 }
 
+/// The message id in a send's answer (empty when there is none).
+pub fn sent_id(body: &Value) -> String {
+    body["messages"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 pub fn person(i: u64) -> String {
     format!("+1650555{i:04}")
 }

@@ -355,7 +355,7 @@ pub fn reconcile(
     for mut message in in_flight {
         match upstream.reconcile(&message) {
             Reconciled::Delivered(upstream_id) => {
-                sent.push((message.id, upstream_id.clone()));
+                sent.push(upstream_id.clone());
                 settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
             }
             Reconciled::NotDelivered => {

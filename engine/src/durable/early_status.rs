@@ -178,15 +178,15 @@ impl StatusWrites {
         store.write(&self.batch, true)?;
         let mut late = Vec::new();
         for wamid in self.parked.keys() {
-            if let Some(id) = message_id(store, wamid)? {
-                late.push((id, wamid.clone()));
+            if message_id(store, wamid)?.is_some() {
+                late.push(wamid.clone());
             }
         }
         apply_parked(store, &late)
     }
 }
 
-/// After messages were settled as sent (id, wamid), their settlement written: applies the
+/// After messages were settled as sent (by wamid), their settlement written: applies the
 /// statuses parked for them in the statuses' turn, taken only when some are parked (a webhook
 /// group holds it through its synced write). The look for parked keys needs no turn: the
 /// settlement was written first, so a status parked after the look finds the message itself
@@ -194,7 +194,7 @@ impl StatusWrites {
 pub fn apply_parked_in_turn(
     store: &dyn Store,
     turn: &StatusTurn,
-    settled: &[(u64, String)],
+    settled: &[String],
 ) -> Result<(), StoreError> {
     let parked = with_parked(store, settled)?;
     if parked.is_empty() {
@@ -204,15 +204,12 @@ pub fn apply_parked_in_turn(
     apply_parked(store, &parked)
 }
 
-/// Of messages settled as sent (id, wamid), those with a status parked for them.
-fn with_parked(
-    store: &dyn Store,
-    settled: &[(u64, String)],
-) -> Result<Vec<(u64, String)>, StoreError> {
+/// Of messages settled as sent (by wamid), those with a status parked for them.
+fn with_parked(store: &dyn Store, settled: &[String]) -> Result<Vec<String>, StoreError> {
     let mut found = Vec::new();
-    for (id, wamid) in settled {
+    for wamid in settled {
         if store.get(PARKED, &early_key(wamid))?.is_some() {
-            found.push((*id, wamid.clone()));
+            found.push(wamid.clone());
         }
     }
     Ok(found)
@@ -220,9 +217,9 @@ fn with_parked(
 
 /// After messages were settled as sent (id, wamid): applies the statuses parked for them, in
 /// one write.
-pub fn apply_parked(store: &dyn Store, settled: &[(u64, String)]) -> Result<(), StoreError> {
+pub fn apply_parked(store: &dyn Store, settled: &[String]) -> Result<(), StoreError> {
     let mut writes = StatusWrites::default();
-    for (_, wamid) in settled {
+    for wamid in settled {
         writes.take_parked(store, wamid)?;
     }
     if writes.batch.is_empty() {
@@ -382,11 +379,11 @@ mod tests {
         writes.flush(&store).unwrap();
         settled(&store, 2, "wamid.b");
         settled(&store, 4, "wamid.d");
-        let both = [(2, "wamid.b".to_string()), (4, "wamid.d".to_string())];
+        let both = ["wamid.b".to_string(), "wamid.d".to_string()];
         let parked = with_parked(&store, &both).unwrap();
         assert_eq!(
             parked,
-            [(2, "wamid.b".to_string())],
+            ["wamid.b".to_string()],
             "only b has a parked status"
         );
         apply_parked(&store, &parked).unwrap();

@@ -120,11 +120,11 @@ fn hand_over(
     }
     let mut settled = Batch::default();
     let results = upstream.send_batch(&due);
-    let mut sent_ids = Vec::new();
+    let mut sent_wamids = Vec::new();
     for (mut message, result) in due.into_iter().zip(results) {
         match result {
             Ok(upstream_id) => {
-                sent_ids.push((message.id, upstream_id.clone()));
+                sent_wamids.push(upstream_id.clone());
                 settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
                 returned.sent += 1;
             }
@@ -148,7 +148,7 @@ fn hand_over(
     returned.disk_ok = store.write(&settled, false).is_ok();
     if returned.disk_ok {
         // Statuses that came before this settlement were parked; they apply now.
-        let _ = super::early_status::apply_parked_in_turn(store, turn, &sent_ids);
+        let _ = super::early_status::apply_parked_in_turn(store, turn, &sent_wamids);
     }
     returned
 }

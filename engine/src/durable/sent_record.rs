@@ -59,7 +59,7 @@ impl SentRecord {
         let bytes: &[u8; LEN] = bytes.try_into().ok()?;
         let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8"));
         Some(SentRecord {
-            id: u64_at(0),
+            id: id_of(bytes)?,
             delivery: Delivery::from_u8(bytes[8])?,
             error: u32::from_be_bytes(bytes[9..13].try_into().expect("4")),
             business_initiated: bytes[13] != 0,
@@ -81,13 +81,16 @@ pub fn write(batch: &mut Batch, wamid: &str, record: &SentRecord) {
     batch.put(FAMILY, wamid.as_bytes(), record.encode());
 }
 
+/// The message id a stored value starts with (both forms do).
+fn id_of(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
 /// wagate's id of the message sent as `wamid`, once settled.
 pub fn message_id(store: &dyn Store, wamid: &str) -> Result<Option<u64>, StoreError> {
-    // Both forms start with the id.
     Ok(store
         .get(FAMILY, wamid.as_bytes())?
-        .and_then(|bytes| bytes.get(..8).and_then(|id| <[u8; 8]>::try_from(id).ok()))
-        .map(u64::from_be_bytes))
+        .and_then(|bytes| id_of(&bytes)))
 }
 
 /// The record of the message sent as `wamid`, once settled.
@@ -98,11 +101,11 @@ pub fn read(store: &dyn Store, wamid: &str) -> Result<Option<SentRecord>, StoreE
     if let Some(record) = SentRecord::decode(&bytes) {
         return Ok(Some(record));
     }
-    let Ok(id) = <[u8; 8]>::try_from(bytes.as_slice()) else {
+    let Some(id) = id_of(&bytes).filter(|_| bytes.len() == 8) else {
         return Ok(None);
     };
     let message = store
-        .get(Family::Messages, &message_key(u64::from_be_bytes(id)))?
+        .get(Family::Messages, &message_key(id))?
         .and_then(|b| StoredMessage::decode(&b));
     Ok(message.as_ref().map(SentRecord::of))
 }

@@ -559,7 +559,7 @@ impl Wagate {
                 super::early_status::apply_parked_in_turn(
                     self.store.as_ref(),
                     self.webhooks.turn(),
-                    &[(id, upstream_id)],
+                    &[upstream_id],
                 )?;
             }
             Settlement::Resend => {
