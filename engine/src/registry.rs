@@ -10,6 +10,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use crate::clock::Secs;
+use crate::hash::MixBuildHasher;
 use crate::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
 use crate::number::{NumberSnapshot, NumberState};
 use crate::profile::{LimitScopeKind, Profile};
@@ -62,11 +63,13 @@ pub struct NumberRegistration {
 pub struct Registry {
     profile: Arc<Profile>,
     shards: usize,
-    numbers: DashMap<PhoneNumberId, Arc<NumberState>>,
+    // Read on every send's path: keyed by integers wagate's operator assigned, so the cheap
+    // mix stands in for SipHash.
+    numbers: DashMap<PhoneNumberId, Arc<NumberState>, MixBuildHasher>,
     /// Display numbers (digits) to ids, for Meta's `phone_number_quality_update`.
-    by_display: DashMap<u64, PhoneNumberId>,
-    portfolios: DashMap<PortfolioId, Arc<LimitScope>>,
-    templates: DashMap<u64, Vec<Arc<Template>>>,
+    by_display: DashMap<u64, PhoneNumberId, MixBuildHasher>,
+    portfolios: DashMap<PortfolioId, Arc<LimitScope>, MixBuildHasher>,
+    templates: DashMap<u64, Vec<Arc<Template>>, MixBuildHasher>,
     next_index: AtomicU32,
     next_portfolio_index: AtomicU32,
     generation: AtomicU64,
@@ -78,10 +81,10 @@ impl Registry {
         Registry {
             profile,
             shards,
-            numbers: DashMap::new(),
-            by_display: DashMap::new(),
-            portfolios: DashMap::new(),
-            templates: DashMap::new(),
+            numbers: DashMap::default(),
+            by_display: DashMap::default(),
+            portfolios: DashMap::default(),
+            templates: DashMap::default(),
             next_index: AtomicU32::new(0),
             next_portfolio_index: AtomicU32::new(0),
             generation: AtomicU64::new(0),

@@ -6,17 +6,18 @@
 //! Built from one scan at start-up; afterwards fed by the shard workers once a commit that
 //! queued something is durable, and drained by the releaser.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use super::deferred::DeferredRecord;
 use crate::clock::Timestamp;
+use crate::hash::MixHashMap;
 use crate::store::{Family, Store, StoreError};
 
 #[derive(Default)]
 struct Index {
     by_due: BTreeSet<(u64, u64)>,
-    due_of: HashMap<u64, u64>,
+    due_of: MixHashMap<u64, u64>,
 }
 
 #[derive(Default)]

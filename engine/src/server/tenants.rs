@@ -7,12 +7,14 @@ use super::config::{OnLimit, TenantConfig};
 use super::headers::Headers;
 use super::reply::unauthorized;
 use crate::cloud_api::error::ApiError;
+use crate::hash::{MixBuildHasher, MixHashMap};
 use crate::ids::PhoneNumberId;
 
 #[derive(Debug)]
 pub struct Tenant {
     pub name: String,
-    pub numbers: HashSet<u64>,
+    /// Asked on every send: the cheap integer hash, not SipHash (numbers come from the config).
+    pub numbers: HashSet<u64, MixBuildHasher>,
     pub on_limit: OnLimit,
     pub callback_url: Option<String>,
     pub callback_secret: String,
@@ -32,14 +34,14 @@ pub enum Caller {
 
 pub struct Tenants {
     by_token: HashMap<String, Arc<Tenant>>,
-    by_number: HashMap<u64, Arc<Tenant>>,
+    by_number: MixHashMap<u64, Arc<Tenant>>,
     admin_token: String,
 }
 
 impl Tenants {
     pub fn new(configs: &[TenantConfig], admin_token: &str) -> Tenants {
         let mut by_token = HashMap::new();
-        let mut by_number = HashMap::new();
+        let mut by_number = MixHashMap::default();
         for config in configs {
             let tenant = Arc::new(Tenant {
                 name: config.name.clone(),
