@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::app::App;
 use super::ingest::Rejected;
 use super::metrics::bump;
-use super::send::{decide_many, on_limit, AnswerBody, Asked, Outcome};
+use super::send::{decide_many, on_limit, usable_number, AnswerBody, Asked, Outcome};
 use super::tenants::Tenant;
 use crate::cloud_api::error::ApiError;
 use crate::durable::message::message_id_text;
@@ -44,18 +44,16 @@ fn authorise<T>(app: &App, request: &Request<T>) -> Result<Arc<Tenant>, Status> 
     })
 }
 
-fn asked(tenant: &Tenant, request: SendRequest) -> (u64, Result<Asked, ApiError>) {
-    let queue = on_limit(tenant, Some(&request.on_limit))
-        .map(|choice| choice == super::config::OnLimit::Queue);
-    (
-        request.correlation,
-        queue.map(|queue| Asked {
-            number: request.phone_number_id,
+fn asked(app: &App, tenant: &Tenant, request: SendRequest) -> (u64, Result<Asked, ApiError>) {
+    let asked = on_limit(tenant, Some(&request.on_limit)).and_then(|choice| {
+        Ok(Asked {
+            number: usable_number(app, tenant, &request.phone_number_id)?,
             body: request.request_json.into_bytes(),
             key: (!request.idempotency_key.is_empty()).then_some(request.idempotency_key),
-            queue,
-        }),
-    )
+            queue: choice == super::config::OnLimit::Queue,
+        })
+    });
+    (request.correlation, asked)
 }
 
 /// The result message for an outcome: the full body, and its fields picked out.
@@ -100,8 +98,8 @@ async fn decide(
     requests: Vec<SendRequest>,
 ) -> Result<Vec<SendResult>, Rejected> {
     let (correlations, asked): (Vec<u64>, Vec<_>) =
-        requests.into_iter().map(|r| asked(tenant, r)).unzip();
-    let outcomes = decide_many(app, tenant, asked).await?;
+        requests.into_iter().map(|r| asked(app, tenant, r)).unzip();
+    let outcomes = decide_many(app, asked).await?;
     Ok(correlations
         .into_iter()
         .zip(outcomes)

@@ -52,7 +52,7 @@ impl Ingest {
     }
 
     /// Admits `count` messages if there is room for them.
-    pub fn admit(&self, count: usize) -> Result<Admission, Rejected> {
+    fn admit(&self, count: usize) -> Result<Admission, Rejected> {
         if count > self.max_pending {
             return Err(Rejected::TooLarge);
         }
@@ -71,12 +71,10 @@ impl Ingest {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// Submits admitted sends; the answers come in order.
-    pub async fn submit(
-        &self,
-        _admission: &Admission,
-        submissions: Vec<Submission>,
-    ) -> Result<Answers, Rejected> {
+    /// Admits `submissions` and submits them; the answers come in order. They count against
+    /// `max_pending` until answered (or until the caller goes away).
+    pub async fn submit(&self, submissions: Vec<Submission>) -> Result<Answers, Rejected> {
+        let _admission = self.admit(submissions.len())?;
         if submissions.iter().all(|s| s.idempotency_key.is_none()) {
             // A caller that goes away still has its sends decided; only the answer is lost.
             return Ok(self.wagate.submit_many_async(submissions).await);

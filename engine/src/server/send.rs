@@ -2,7 +2,6 @@
 //! NDJSON endpoint, and the status of a message by id.
 
 use std::fmt::Write;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -290,18 +289,22 @@ pub async fn single(
     outcome.into_response()
 }
 
-fn counted(app: &App, error: ApiError) -> ApiErrorResponse {
+/// Counts a request refused for what it asked (its token, its number, its body).
+fn count_refused(app: &App, error: &ApiError) {
     bump(if error.http_status == 401 {
         &app.metrics.unauthorized
     } else {
         &app.metrics.invalid
     });
+}
+
+fn counted(app: &App, error: ApiError) -> ApiErrorResponse {
+    count_refused(app, &error);
     error.into()
 }
 
 /// What the single endpoint reads from a request's head.
 pub(crate) struct SingleAsked {
-    tenant: Arc<Tenant>,
     number: PhoneNumberId,
     key: Option<String>,
     queue: bool,
@@ -320,30 +323,21 @@ pub(crate) fn single_head<H: Headers + ?Sized>(
     require_content_type(headers, "application/json").map_err(|e| counted(app, e))?;
     let queue = on_limit_header(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
     let key = idempotency_key(headers).map_err(|e| counted(app, e))?;
-    Ok(SingleAsked {
-        tenant,
-        number,
-        key,
-        queue,
-    })
+    Ok(SingleAsked { number, key, queue })
 }
 
 /// Decides one send whose head passed [`single_head`]: its answer.
 pub(crate) async fn single_decide(app: &App, asked: SingleAsked, body: Vec<u8>) -> Outcome {
-    let SingleAsked {
-        tenant,
-        number,
-        key,
-        queue,
-    } = asked;
-    let asked = Asked {
-        number: number.0.to_string(),
-        body,
-        key,
-        queue,
+    let SingleAsked { number, key, queue } = asked;
+    let checked = match check(number, body, key, queue) {
+        Ok(checked) => checked,
+        Err(error) => return refused_before_deciding(app, &error),
     };
-    match decide_many(app, &tenant, vec![Ok(asked)]).await {
-        Ok(mut outcomes) => outcomes.pop().expect("one outcome per send"),
+    match app.ingest.submit(vec![checked.submission]).await {
+        Ok(mut answers) => {
+            let result = answers.pop().expect("one answer per send");
+            outcome(app, result, &checked.addressee)
+        }
         Err(why) => rejected(app, why).into(),
     }
 }
@@ -354,53 +348,48 @@ impl From<ApiErrorResponse> for Outcome {
     }
 }
 
-/// One send as a caller asked for it, not yet checked.
+/// The answer to a send refused by its own checks (parse, number), counted.
+fn refused_before_deciding(app: &App, error: &ApiError) -> Outcome {
+    count_refused(app, error);
+    Outcome::error(error, None)
+}
+
+/// One send as a caller asked for it, its number one the tenant may use; not yet parsed.
 pub(crate) struct Asked {
-    pub number: String,
+    pub number: PhoneNumberId,
     pub body: Vec<u8>,
     pub key: Option<String>,
     pub queue: bool,
 }
 
-/// Checks and decides many sends of one tenant together (one ingest job, shared group
-/// commits); an outcome per send, in order. Sends already refused come in as errors.
+/// Checks and decides many sends together (one ingest job, shared group commits); an outcome
+/// per send, in order. Sends already refused come in as errors.
 pub(crate) async fn decide_many(
     app: &App,
-    tenant: &Tenant,
     asked: Vec<Result<Asked, ApiError>>,
 ) -> Result<Vec<Outcome>, Rejected> {
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(asked.len());
-    let mut valid = Vec::new();
+    let mut slots = Vec::new();
+    let mut addressees = Vec::new();
+    let mut submissions = Vec::new();
     for asked in asked {
-        let checked = asked.and_then(|a| {
-            let number = usable_number(app, tenant, &a.number)?;
-            check(number, a.body, a.key, a.queue)
-        });
-        match checked {
-            Ok(checked) => {
-                valid.push((outcomes.len(), checked));
+        match asked.and_then(|a| check(a.number, a.body, a.key, a.queue)) {
+            Ok(Checked {
+                addressee,
+                submission,
+            }) => {
+                slots.push(outcomes.len());
+                addressees.push(addressee);
+                submissions.push(submission);
                 outcomes.push(None);
             }
-            Err(error) => {
-                bump(if error.http_status == 401 {
-                    &app.metrics.unauthorized
-                } else {
-                    &app.metrics.invalid
-                });
-                outcomes.push(Some(Outcome::error(&error, None)));
-            }
+            Err(error) => outcomes.push(Some(refused_before_deciding(app, &error))),
         }
     }
-    if !valid.is_empty() {
-        let admission = app.ingest.admit(valid.len())?;
-        let (slots, checked): (Vec<usize>, Vec<Checked>) = valid.into_iter().unzip();
-        let (parsed, submissions): (Vec<Addressee>, Vec<Submission>) = checked
-            .into_iter()
-            .map(|c| (c.addressee, c.submission))
-            .unzip();
-        let answers = app.ingest.submit(&admission, submissions).await?;
-        for ((slot, result), parsed) in slots.into_iter().zip(answers).zip(&parsed) {
-            outcomes[slot] = Some(outcome(app, result, parsed));
+    if !submissions.is_empty() {
+        let answers = app.ingest.submit(submissions).await?;
+        for ((slot, result), addressee) in slots.into_iter().zip(answers).zip(&addressees) {
+            outcomes[slot] = Some(outcome(app, result, addressee));
         }
     }
     Ok(outcomes
@@ -451,14 +440,14 @@ async fn bulk_inner(
             let line = serde_json::from_slice::<BulkLine>(line)
                 .map_err(|e| ApiError::invalid_parameter(format!("not a bulk line: {e}")))?;
             Ok(Asked {
-                number: line.phone_number_id,
+                number: usable_number(app, &tenant, &line.phone_number_id)?,
                 body: line.request.get().as_bytes().to_vec(),
                 key: line.idempotency_key,
                 queue,
             })
         })
         .collect();
-    let outcomes = decide_many(app, &tenant, asked)
+    let outcomes = decide_many(app, asked)
         .await
         .map_err(|why| rejected(app, why))?;
     let mut out = String::with_capacity(outcomes.len() * 200);
