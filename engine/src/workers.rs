@@ -17,14 +17,14 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::clock::{Clock, Timestamp, SECS_PER_HOUR};
 use crate::core::{shard_for, Core};
 use crate::decision::{Decision, DeferReason, Refusal, SendRequest};
-use crate::durable::commit::{CommitJob, Committer, Durability};
+use crate::durable::commit::{wait_before_group, CommitJob, Committer, Durability};
 use crate::durable::message::DueMessage;
 use crate::durable::release_queue::ReleaseQueue;
 use crate::durable::submission::{record_outcome, Followup, LedgerDeltas, Prepared};
@@ -335,6 +335,7 @@ fn run_worker(
 ) -> Shard {
     let mut ticked_hour = 0;
     let mut journal = Vec::new();
+    let mut last_commit: Option<Instant> = None;
     loop {
         let work = match queue.recv_timeout(IDLE_TICK) {
             Ok(work) => work,
@@ -344,6 +345,13 @@ fn run_worker(
             }
             Err(RecvTimeoutError::Disconnected) => return shard,
         };
+        if let (Some(persist), Work::Commands { commands, .. }) = (&persist, &work) {
+            let since_last = last_commit.map(|at| at.elapsed());
+            let interval = persist.durability.commit_interval;
+            if let Some(wait) = wait_before_group(since_last, interval, commands.len()) {
+                std::thread::sleep(wait);
+            }
+        }
         let now = clock.now();
         let hour = now.secs() / SECS_PER_HOUR;
         if hour != ticked_hour {
@@ -354,6 +362,7 @@ fn run_worker(
             Work::Commands { commands, reply } => {
                 let (group, control) = gather((commands, reply), &queue);
                 run_commands(&mut shard, group, now, persist.as_ref(), &mut journal);
+                last_commit = Some(Instant::now());
                 if let Some(control) = control {
                     run_control(&mut shard, &core, control, now);
                 }

@@ -47,6 +47,9 @@ pub struct WagateConfig {
     /// Sync every group commit to the write-ahead log before acknowledging (the default).
     /// Off, an acknowledged message can be lost to a machine crash (not a process crash).
     pub sync: bool,
+    /// How long after its last group commit a shard takes a small group (see
+    /// `commit::wait_before_group`).
+    pub commit_interval: std::time::Duration,
 }
 
 impl Default for WagateConfig {
@@ -56,6 +59,7 @@ impl Default for WagateConfig {
             data_dir: PathBuf::from("./data"),
             idempotency_retention_secs: 86_400,
             sync: true,
+            commit_interval: std::time::Duration::from_millis(1),
         }
     }
 }
@@ -221,7 +225,11 @@ impl Wagate {
             clock.clone(),
             upstream.as_ref(),
         )?;
-        let durability = Arc::new(Durability::new(store.clone(), config.sync));
+        let durability = Arc::new(Durability::new(
+            store.clone(),
+            config.sync,
+            config.commit_interval,
+        ));
         let (dispatch, incoming) = unbounded();
         let redispatch = dispatch.clone();
         let release = Arc::new(ReleaseQueue::load(store.as_ref())?);

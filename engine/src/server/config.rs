@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::overrides::{apply_override, OverrideError};
+use crate::durable::WagateConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerConfigError {
@@ -73,6 +74,9 @@ pub struct StorageConfig {
     /// Sync each group commit to disk before answering.
     pub sync: bool,
     pub idempotency_retention_secs: u64,
+    /// A shard takes a small group no sooner than this many microseconds after its last group
+    /// commit, so that sends arriving meanwhile share one synced write (0: at once).
+    pub commit_interval_us: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,11 +191,15 @@ impl Default for HttpConfig {
 }
 
 impl Default for StorageConfig {
+    /// The embedded engine's defaults ([`WagateConfig`]).
     fn default() -> Self {
+        let engine = WagateConfig::default();
         StorageConfig {
-            data_dir: PathBuf::from("./data"),
-            sync: true,
-            idempotency_retention_secs: 86_400,
+            data_dir: engine.data_dir,
+            sync: engine.sync,
+            idempotency_retention_secs: engine.idempotency_retention_secs,
+            commit_interval_us: u64::try_from(engine.commit_interval.as_micros())
+                .unwrap_or(u64::MAX),
         }
     }
 }
@@ -331,6 +339,10 @@ mod tests {
         );
         assert_eq!(example.storage.data_dir, defaults.storage.data_dir);
         assert_eq!(example.storage.sync, defaults.storage.sync);
+        assert_eq!(
+            example.storage.commit_interval_us,
+            defaults.storage.commit_interval_us
+        );
         assert_eq!(example.engine.profile, defaults.engine.profile);
         assert_eq!(example.engine.shards, defaults.engine.shards);
         assert_eq!(example.clock.mode, defaults.clock.mode);

@@ -86,6 +86,7 @@ fn open_engine(
             data_dir: config.storage.data_dir.clone(),
             idempotency_retention_secs: config.storage.idempotency_retention_secs,
             sync: config.storage.sync,
+            commit_interval: std::time::Duration::from_micros(config.storage.commit_interval_us),
         },
         clock,
         Arc::new(upstream),
