@@ -9,10 +9,6 @@ use wagate_tests::fixture::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn id_of(answer: &wagate_tests::web::Answer) -> String {
-    sent_id(&answer.json())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_is_accepted_dispatched_and_its_status_forwarded_signed() -> Result<()> {
     let mut f = Fixture::start("e2e", "").await?;
@@ -26,7 +22,7 @@ async fn a_send_is_accepted_dispatched_and_its_status_forwarded_signed() -> Resu
     assert_eq!(body["contacts"][0]["input"], to.as_str());
     assert_eq!(body["contacts"][0]["wa_id"], "16505550001");
     assert_eq!(body["messages"][0]["message_status"], "accepted");
-    let id = id_of(&answer);
+    let id = answer.message_id();
 
     // Dispatched to Meta exactly as the sender wrote it, with wagate's access token.
     let sent = f.meta.wait_for(1, WAIT).await?;
@@ -314,7 +310,7 @@ async fn at_the_tier_limit_sends_queue_and_go_when_the_window_frees() -> Result<
     let queued = f.send(ALPHA, NUMBER_A, &last, &[]).await?;
     assert_eq!(queued.status, 200, "{}", queued.text());
     assert_eq!(queued.json()["messages"][0]["message_status"], "queued");
-    let id = id_of(&queued);
+    let id = queued.message_id();
     let view = f.message(ALPHA, &id).await?.json();
     assert_eq!(view["status"], "queued");
     assert_eq!(view["reason"], "tier_limit");
@@ -448,7 +444,7 @@ async fn tenants_cannot_see_or_use_each_others_numbers_or_messages() -> Result<(
     let request = template_send(&to, "order_update", &["Ada"]);
     let mine = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
     assert_eq!(mine.status, 200);
-    let id = id_of(&mine);
+    let id = mine.message_id();
 
     let theirs = f.send(BETA, NUMBER_A, &request, &[]).await?;
     let nonexistent = f.send(BETA, 4242, &request, &[]).await?;
@@ -537,7 +533,7 @@ async fn idempotent_retries_get_the_first_answer_across_a_restart() -> Result<()
     f.restart()?;
     let retry = f.send(ALPHA, NUMBER_A, &request, &key).await?;
     assert_eq!(retry.status, 200, "{}", retry.text());
-    assert_eq!(id_of(&retry), id_of(&first));
+    assert_eq!(retry.message_id(), first.message_id());
     let other = template_send(&to, "order_update", &["Bo"]);
     let reused = f.send(ALPHA, NUMBER_A, &other, &key).await?;
     assert_eq!((reused.status, reused.code()), (422, Some(100)));
@@ -869,7 +865,7 @@ async fn transient_upstream_errors_are_retried_and_permanent_ones_recorded() -> 
             &[],
         )
         .await?;
-    let id = id_of(&answer);
+    let id = answer.message_id();
     f.meta.wait_for(1, WAIT).await?;
     // Backoff is on wagate's clock (manual here): 2 s after the first failure, 4 after the second.
     let waiting = f
@@ -907,7 +903,7 @@ async fn transient_upstream_errors_are_retried_and_permanent_ones_recorded() -> 
         )
         .await?;
     let view = f
-        .wait_message(&id_of(&answer), WAIT, |v| v["status"] == "failed")
+        .wait_message(&answer.message_id(), WAIT, |v| v["status"] == "failed")
         .await?;
     assert_eq!(view["attempts"], 1);
     assert!(
@@ -1064,7 +1060,7 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
     f.ready_to_send(std::slice::from_ref(&to)).await?;
     let template = template_send(&to, "order_update", &["Ada"]);
     let sent = f.send(ALPHA, NUMBER_A, &template, &[]).await?;
-    let id = id_of(&sent);
+    let id = sent.message_id();
     let bulk_line =
         json!({ "phone_number_id": NUMBER_A.to_string(), "request": template }).to_string();
     let webhook = status_webhook(NUMBER_A, "wamid.unknown", "delivered", "16505550003").to_string();
@@ -1274,7 +1270,7 @@ async fn sent_while_meta_holds(name: &str, who: u64) -> Result<(Fixture, String)
         )
         .await?;
     f.meta.wait_for(1, WAIT).await?;
-    Ok((f, id_of(&sent)))
+    Ok((f, sent.message_id()))
 }
 
 /// A server that died while Meta held its request: restarted, with that message in flight.
@@ -1419,7 +1415,7 @@ async fn against_mock_meta_the_oracle_sees_no_violation_and_no_duplicate() -> Re
                 .send(ALPHA, NUMBER_A, &request, &[("idempotency-key", &key)])
                 .await?;
             assert_eq!(answer.status, 200, "{}", answer.text());
-            ids.push(id_of(&answer));
+            ids.push(answer.message_id());
         }
     }
     let reply = f
@@ -1594,7 +1590,7 @@ async fn through_injected_failures_every_message_reaches_mock_meta_once() -> Res
             )
             .await?;
         assert_eq!(answer.status, 200, "{}", answer.text());
-        ids.push(id_of(&answer));
+        ids.push(answer.message_id());
     }
     // Retries back off on wagate's (manual) clock: move it on until mock-meta has taken all.
     let report_url = format!("{base}/mock/report");

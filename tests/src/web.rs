@@ -29,6 +29,11 @@ impl Answer {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 
+    /// The message id of a send's answer (empty when it has none).
+    pub fn message_id(&self) -> String {
+        crate::fixture::sent_id(&self.json())
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
