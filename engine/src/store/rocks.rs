@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use rocksdb::compaction_filter::Decision as FilterDecision;
 use rocksdb::{
-    BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
+    BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Direction, Env, IteratorMode,
     MemtableFactory, MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
@@ -94,6 +94,21 @@ fn family_options(family: Family, filter_now: &Arc<AtomicU64>) -> Options {
     options
 }
 
+/// RocksDB's background threads at the lowest CPU priority (nice 19). A flush of a full
+/// 128 MiB memtable takes a core for about a tenth of a second; at the default priority it
+/// took it from the threads answering sends, and every send in flight waited that long. Lowered,
+/// flushes and compactions run in the time the machine has left (the memtables in reserve hold
+/// the writes of the seconds they wait).
+fn background_env(path: &str) -> Result<Env, StoreError> {
+    let mut env = Env::new().map_err(|e| StoreError::Open {
+        path: path.to_string(),
+        reason: e.into_string(),
+    })?;
+    env.lower_high_priority_thread_pool_cpu_priority();
+    env.lower_thread_pool_cpu_priority();
+    Ok(env)
+}
+
 fn classify(error: rocksdb::Error, path: &str) -> StoreError {
     let text = error.into_string();
     let lower = text.to_ascii_lowercase();
@@ -127,6 +142,7 @@ impl RocksStore {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_max_background_jobs(2);
+        options.set_env(&background_env(&shown)?);
         options.set_bytes_per_sync(1 << 20);
         // Required by the vector memtable; group commit already makes writes few and large.
         options.set_allow_concurrent_memtable_write(false);
@@ -277,6 +293,44 @@ mod tests {
             .expect("a file is not a data directory");
         assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn flushes_run_at_the_lowest_cpu_priority() {
+        let dir = tempdir();
+        let store = RocksStore::open(&dir).unwrap();
+        let mut batch = Batch::default();
+        batch.put(Family::Messages, b"k", b"v");
+        store.write(&batch, true).unwrap();
+        let family = store.db.cf_handle(Family::Messages.name()).unwrap();
+        // Returns once the flush has run on a background thread.
+        store.db.flush_cf(&family).unwrap();
+        let flushers: Vec<i64> = thread_nices()
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("rocksdb:high"))
+            .map(|(_, nice)| nice)
+            .collect();
+        assert!(
+            flushers.contains(&19),
+            "a flush thread at nice 19: {flushers:?}"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// The name and nice value of each of this process's threads.
+    fn thread_nices() -> Vec<(String, i64)> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| {
+                let task = task.ok()?.path();
+                let name = std::fs::read_to_string(task.join("comm")).ok()?;
+                let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+                // Fields after the parenthesised name start at the third (state); nice is the 19th.
+                let after_name = &stat[stat.rfind(')')? + 1..];
+                let nice = after_name.split_whitespace().nth(16)?.parse().ok()?;
+                Some((name.trim().to_string(), nice))
+            })
+            .collect()
     }
 
     fn tempdir() -> std::path::PathBuf {
