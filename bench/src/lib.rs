@@ -68,6 +68,10 @@ pub fn apply(engine: &mut Engine, command: &Command) -> bool {
             let _ = engine.delivery_failed(*number, *person, *code);
             false
         }
+        Command::SendFailed(failed) => {
+            let _ = engine.send_failed(failed);
+            false
+        }
         Command::Contact { number, person } => {
             let _ = engine.contact(*number, *person);
             false

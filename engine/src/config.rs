@@ -54,6 +54,9 @@ pub struct EngineConfig {
     /// How far ahead the throughput scheduler may book a slot before a send is deferred.
     pub schedule_horizon_secs: u32,
     pub keywords: ConsentKeywords,
+    /// Whether wagate may raise a tier by itself when its projection comes due (after the
+    /// profile's delay, on the exact 7-day count). Off, only Meta's word raises a tier.
+    pub apply_projected_upgrades: bool,
 }
 
 impl EngineConfig {
@@ -64,6 +67,7 @@ impl EngineConfig {
             marketing_cap_per_day: 2,
             schedule_horizon_secs: 60,
             keywords: ConsentKeywords::default(),
+            apply_projected_upgrades: false,
         }
     }
 

@@ -14,6 +14,8 @@ use crate::sketch::hll::{index_and_rank, shard_of_register};
 
 /// Unique recipients are counted over a rolling 24 h, whatever the profile.
 pub const LIMIT_WINDOW_SECS: u32 = 86_400;
+/// The period upgrades are earned over: unique recipients in the last 7 days.
+pub const WEEK_SECS: u32 = 7 * 86_400;
 
 /// Media captions, in both profiles.
 pub const MAX_CAPTION_CHARS: usize = 1_024;
@@ -28,6 +30,8 @@ pub struct Core {
     pub horizon_micros: u64,
     pub keywords: NormalizedKeywords,
     pub shards: usize,
+    /// See [`EngineConfig::apply_projected_upgrades`].
+    pub apply_projected_upgrades: bool,
 }
 
 impl Core {
@@ -47,6 +51,7 @@ impl Core {
             horizon_micros: u64::from(config.schedule_horizon_secs) * MICROS_PER_SEC,
             keywords: NormalizedKeywords::new(&config.keywords),
             shards: config.shards,
+            apply_projected_upgrades: config.apply_projected_upgrades,
             profile,
         })
     }

@@ -10,7 +10,10 @@ use crate::clock::{Clock, Timestamp};
 use crate::config::{ConfigError, EngineConfig};
 use crate::core::{shard_for, Core};
 use crate::decision::{Decision, DeferReason, Refusal, SendRequest};
-use crate::events::{ConsentChange, ContactView, FailureEffect, InboundEffect, InboundMessage};
+use crate::events::{
+    ConsentChange, ContactView, FailedSend, FailureEffect, FailureReversal, InboundEffect,
+    InboundMessage,
+};
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::price::Ledger;
 use crate::profile::Profile;
@@ -77,18 +80,22 @@ impl Engine {
         let now = self.catch_up();
         let decision = self.shard_of(request.to).decide(request, now);
         if let Decision::Deferred {
-            until,
             reason: DeferReason::TierLimit,
+            ..
         } = decision
         {
-            // Capacity is already due on another shard that has not expired it yet: every shard
-            // is at hand here, so expire it and decide again.
-            if until <= now && self.shards.len() > 1 {
+            // Capacity may be due on another shard that has not expired it yet (more than it
+            // could lend): every shard is at hand here, so expire it and, if any was, decide
+            // again.
+            if self.shards.len() > 1 {
                 if let Some(number) = self.core.registry.number(request.number) {
+                    let used = number.scope.used();
                     for shard in &mut self.shards {
                         shard.refresh_scope(&number.scope, now);
                     }
-                    return self.shard_of(request.to).decide(request, now);
+                    if number.scope.used() < used {
+                        return self.shard_of(request.to).decide(request, now);
+                    }
                 }
             }
         }
@@ -123,6 +130,13 @@ impl Engine {
             .delivery_failed(number, person, code, now)
     }
 
+    /// A send that failed for good: its price and, if it took one, its recipient's slot are
+    /// given back (see [`Shard::send_failed`]).
+    pub fn send_failed(&mut self, failed: &FailedSend) -> Option<FailureReversal> {
+        let now = self.now();
+        self.shard_of(failed.to).send_failed(failed, now)
+    }
+
     pub fn contact(&mut self, number: PhoneNumberId, person: Msisdn) -> Option<ContactView> {
         let now = self.now();
         self.shard_of(person).contact(number, person, now)
@@ -140,6 +154,7 @@ impl Engine {
             shard.refresh_scope(&state.scope, now);
         }
         state.scope.apply_due(&self.core.profile, now.secs());
+        self.confirm_projections(now);
         Ok(Usage::of(
             &self.core.profile,
             &state.scope,
@@ -162,6 +177,28 @@ impl Engine {
         let now = self.now();
         for shard in &mut self.shards {
             shard.tick(now);
+        }
+        self.confirm_projections(now);
+    }
+
+    /// Where the operator lets wagate apply its own upgrade projections: each that came due
+    /// is applied if the exact 7-day count of its scope earns it (see `ShardPool`'s twin).
+    fn confirm_projections(&self, now: Timestamp) {
+        let core = &self.core;
+        if !core.apply_projected_upgrades {
+            return;
+        }
+        let now = now.secs();
+        let since = now.saturating_sub(crate::core::WEEK_SECS - 1);
+        for (_, scope) in core.registry.scopes() {
+            if scope.projection_due(&core.profile, now).is_some() {
+                let exact = self
+                    .shards
+                    .iter()
+                    .map(|shard| shard.count_counted_since(scope.key, since))
+                    .sum();
+                scope.confirm_projection(&core.profile, exact, now);
+            }
         }
     }
 

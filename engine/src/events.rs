@@ -2,6 +2,7 @@
 //! delivery failures reported by Meta.
 
 use crate::clock::Timestamp;
+use crate::decision::Accepted;
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::state::contact::ConsentSource;
 
@@ -59,13 +60,35 @@ pub enum FailureEffect {
     None,
 }
 
+/// An accepted send that failed for good: Meta refused it (132015, 131050, any permanent
+/// error) or its delivery failed. Meta charges nothing for it and counts no recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailedSend {
+    pub number: PhoneNumberId,
+    pub to: Msisdn,
+    /// When it was accepted: the second its recipient was counted at, the day it was priced on.
+    pub accepted_at: Timestamp,
+    pub accepted: Accepted,
+}
+
+/// What taking back a failed send's effects came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureReversal {
+    /// Its recipient no longer counts in the rolling 24 h (it took the slot, and no later
+    /// counted send to them shares it).
+    pub slot_released: bool,
+}
+
 /// A person's state as seen from outside the core (the default: never seen).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ContactView {
     pub window_open_until: Option<Timestamp>,
     pub opted_in: bool,
     pub opted_out: bool,
+    /// The business's own marketing opt-out (its button or API).
     pub marketing_opted_out: bool,
+    /// Meta's marketing stop (`user_preferences`, or a 131050 refusal), until Meta's resume.
+    pub meta_marketing_stopped: bool,
     pub consent_source: ConsentSource,
     pub consent_changed_at: Option<Timestamp>,
     pub last_business_initiated: Option<Timestamp>,

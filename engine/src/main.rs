@@ -75,6 +75,14 @@ fn serve(args: &[String]) -> Result<()> {
     use std::io::Write;
     use wagate::server::config::ServerConfig;
 
+    // Logs to standard error, level from RUST_LOG (info by default).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
     let ServeArgs {
         config: path,
         overrides: cli,

@@ -122,6 +122,20 @@ impl Ledger {
         totals.micros += micros;
     }
 
+    /// Takes back a message recorded by [`Ledger::record`] that Meta will not charge (it was
+    /// refused or never delivered). Never below zero: a ledger since start may not hold it.
+    pub fn reverse(&mut self, number: PhoneNumberId, category: Category, at: Secs, micros: u64) {
+        let key = LedgerKey {
+            number,
+            category,
+            day: unix_day(at),
+        };
+        if let Some(totals) = self.rows.get_mut(&key) {
+            totals.messages = totals.messages.saturating_sub(1);
+            totals.micros = totals.micros.saturating_sub(micros);
+        }
+    }
+
     /// Adds `totals` to the row `key`.
     pub fn add_row(&mut self, key: LedgerKey, totals: LedgerTotals) {
         let row = self.rows.entry(key).or_default();

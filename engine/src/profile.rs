@@ -112,7 +112,7 @@ pub struct TemplateRules {
     pub flag_recovery_secs: u32,
     /// Pause lengths in order; one pause more than listed disables the template.
     pub pause_secs: Vec<u32>,
-    allowed: [[bool; 7]; 7],
+    allowed: [[bool; TemplateStatus::ALL.len()]; TemplateStatus::ALL.len()],
 }
 
 impl TemplateRules {
@@ -299,7 +299,7 @@ impl Profile {
 }
 
 fn parse_template_rules(spec: &TemplateRulesSpec) -> Result<TemplateRules, String> {
-    let mut allowed = [[false; 7]; 7];
+    let mut allowed = [[false; TemplateStatus::ALL.len()]; TemplateStatus::ALL.len()];
     for line in &spec.transitions {
         let (from, to) = line
             .split_once("->")

@@ -68,6 +68,9 @@ pub struct Registry {
     numbers: DashMap<PhoneNumberId, Arc<NumberState>, MixBuildHasher>,
     /// Display numbers (digits) to ids, for Meta's `phone_number_quality_update`.
     by_display: DashMap<u64, PhoneNumberId, MixBuildHasher>,
+    /// Each business's (account's) numbers, by contact-table scope: consent belongs to the
+    /// business, so a person's records with all of them carry the same consent.
+    business_numbers: DashMap<AccountId, Arc<[u32]>, MixBuildHasher>,
     portfolios: DashMap<PortfolioId, Arc<LimitScope>, MixBuildHasher>,
     templates: DashMap<u64, Vec<Arc<Template>>, MixBuildHasher>,
     next_index: AtomicU32,
@@ -83,6 +86,7 @@ impl Registry {
             shards,
             numbers: DashMap::default(),
             by_display: DashMap::default(),
+            business_numbers: DashMap::default(),
             portfolios: DashMap::default(),
             templates: DashMap::default(),
             next_index: AtomicU32::new(0),
@@ -148,9 +152,10 @@ impl Registry {
         let initial = tier.unwrap_or(self.profile.initial_tier);
         let scope = self.scope_for(index, registration.portfolio, initial);
         if let (Some(tier), LimitScopeKind::Portfolio) = (tier, self.profile.limit_scope) {
-            scope.set_tier(tier);
+            scope.set_tier(tier, 0);
         }
         let display = registration.display_phone_number.map_or(0, Msisdn::digits);
+        self.add_business_number(registration.account, index);
         let number = Arc::new(NumberState::new(
             registration.id,
             index,
@@ -241,6 +246,7 @@ impl Registry {
         if let (Some(snapshot), LimitScopeKind::Number) = (scope, self.profile.limit_scope) {
             limit_scope.restore(snapshot);
         }
+        self.add_business_number(number.account, number.index);
         let state = Arc::new(NumberState::new(
             number.id,
             number.index,
@@ -279,6 +285,27 @@ impl Registry {
             .iter()
             .flat_map(|b| b.value().clone())
             .collect()
+    }
+
+    fn add_business_number(&self, account: AccountId, index: u32) {
+        let mut entry = self
+            .business_numbers
+            .entry(account)
+            .or_insert_with(|| Arc::from([]));
+        if !entry.contains(&index) {
+            let mut all = entry.to_vec();
+            all.push(index);
+            all.sort_unstable();
+            *entry = all.into();
+        }
+    }
+
+    /// The contact-table scopes of every number of the business `account` (its consent is
+    /// shared by all of them).
+    pub fn business_numbers(&self, account: AccountId) -> Arc<[u32]> {
+        self.business_numbers
+            .get(&account)
+            .map_or_else(|| Arc::from([]), |numbers| numbers.clone())
     }
 
     #[inline]
@@ -354,15 +381,18 @@ impl Registry {
     }
 
     /// Sets the tier of the number's limit scope by name (operator override, or Meta's word).
-    pub fn set_tier(&self, id: PhoneNumberId, tier: &str) -> Result<(), RegistryError> {
+    pub fn set_tier(&self, id: PhoneNumberId, tier: &str, now: Secs) -> Result<(), RegistryError> {
         let index = self.tier_index(tier)?;
-        self.require_number(id)?.scope.set_tier(index);
+        let scope = &self.require_number(id)?.scope;
+        // What time made due before this word (a downgrade after a long flag) comes first.
+        scope.apply_due(&self.profile, now);
+        scope.set_tier(index, now);
         Ok(())
     }
 
     /// Business verification: where the profile has that path, lifts the portfolio's limit to
     /// the verification tier at once.
-    pub fn verify_business(&self, portfolio: PortfolioId) -> Result<(), RegistryError> {
+    pub fn verify_business(&self, portfolio: PortfolioId, now: Secs) -> Result<(), RegistryError> {
         let tier = self
             .profile
             .upgrade
@@ -381,8 +411,9 @@ impl Registry {
             return Err(RegistryError::UnknownPortfolio(portfolio));
         }
         for scope in scopes {
+            scope.apply_due(&self.profile, now);
             if scope.tier() < tier {
-                scope.set_tier(tier);
+                scope.set_tier(tier, now);
             }
         }
         Ok(())
@@ -464,6 +495,20 @@ impl Registry {
     ) -> Result<TemplateStatus, RegistryError> {
         let template = self.require_template(account, name, language)?;
         Ok(template.transition(&self.profile.templates, status, now)?)
+    }
+
+    /// A status Meta reported for the template: applied as it is (see
+    /// [`Template::apply_reported`]).
+    pub fn report_template_status(
+        &self,
+        account: AccountId,
+        name: &str,
+        language: &str,
+        status: TemplateStatus,
+        now: Secs,
+    ) -> Result<TemplateStatus, RegistryError> {
+        let template = self.require_template(account, name, language)?;
+        Ok(template.apply_reported(&self.profile.templates, status, now))
     }
 
     pub fn set_template_quality(

@@ -3,11 +3,17 @@
 //!
 //! `used` is exact: persons with a counted send in the last 24 h, maintained by the shards'
 //! expiry queues. Admission increments it with a compare-and-swap that never passes the limit,
-//! so overshoot is zero however many shards admit at once. Tier, quality, flag and pending
-//! upgrade are atomics; time-driven changes (an upgrade taking effect, a flag expiring into a
-//! downgrade) are applied by whoever looks first after their time.
+//! so overshoot is zero however many shards admit at once. Tier, quality, flag and projected
+//! upgrade are atomics; time-driven changes (a flag expiring into a downgrade) are applied by
+//! whoever looks first after their time.
+//!
+//! The tier that admits is the one Meta confirmed (its webhooks, an operator's word). wagate's
+//! own upgrade calculation, from the 7-day sketch, is a projection: shown with the time Meta is
+//! expected to apply it (the profile's delay after the criteria are met), and applied by
+//! wagate itself only where the operator enabled that, after the delay, on the exact count
+//! ([`LimitScope::confirm_projection`]).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -20,7 +26,9 @@ use crate::sketch::windowed::WindowSketches;
 /// Scope keys of portfolios carry this bit, so they never collide with number indices.
 pub const PORTFOLIO_SCOPE_BIT: u32 = 1 << 31;
 
-const NO_EXPIRY: u32 = u32::MAX;
+/// A shard's published next expiry: `(second << 32) | recipients leaving in that second not
+/// yet lent` (see [`LimitScope::try_borrow_due`]); this when it has none.
+const NO_EXPIRY: u64 = u64::MAX;
 
 #[derive(Debug)]
 pub struct LimitScope {
@@ -30,11 +38,15 @@ pub struct LimitScope {
     used: AtomicU32,
     quality: AtomicU8,
     flagged_since: AtomicU32,
+    /// When Meta is expected to apply the projected upgrade (0: none projected).
     upgrade_at: AtomicU32,
+    /// When the tier last went up (0: never since registration).
+    upgraded_at: AtomicU32,
     /// New unique recipients to admit before the (costlier) upgrade estimate is read again.
     upgrade_check_in: AtomicU32,
-    /// Per shard: when its oldest counted recipient leaves the 24 h window.
-    next_expiry: Box<[AtomicU32]>,
+    /// Per shard: when its oldest counted recipient leaves the 24 h window, and how many of its
+    /// recipients leave in that second and are not lent yet (packed, see `NO_EXPIRY`).
+    next_expiry: Box<[AtomicU64]>,
     pub sketches: WindowSketches,
     /// Set by every change that must reach the disk (tier, quality, flag, pending upgrade).
     dirty: AtomicBool,
@@ -49,7 +61,10 @@ pub struct ScopeSnapshot {
     pub tier: usize,
     pub quality: Quality,
     pub flagged_since: Secs,
+    /// The projected upgrade's expected time (see the module's note).
     pub upgrade_at: Secs,
+    #[serde(default)]
+    pub upgraded_at: Secs,
 }
 
 impl LimitScope {
@@ -66,8 +81,9 @@ impl LimitScope {
             quality: AtomicU8::new(Quality::Unknown as u8),
             flagged_since: AtomicU32::new(0),
             upgrade_at: AtomicU32::new(0),
+            upgraded_at: AtomicU32::new(0),
             upgrade_check_in: AtomicU32::new(0),
-            next_expiry: (0..shards).map(|_| AtomicU32::new(NO_EXPIRY)).collect(),
+            next_expiry: (0..shards).map(|_| AtomicU64::new(NO_EXPIRY)).collect(),
             sketches: WindowSketches::default(),
             dirty: AtomicBool::new(false),
             any_dirty,
@@ -80,6 +96,7 @@ impl LimitScope {
             quality: self.quality(),
             flagged_since: self.flagged_since.load(Ordering::Acquire),
             upgrade_at: self.upgrade_at.load(Ordering::Acquire),
+            upgraded_at: self.upgraded_at.load(Ordering::Acquire),
         }
     }
 
@@ -91,6 +108,8 @@ impl LimitScope {
             .store(snapshot.flagged_since, Ordering::Release);
         self.upgrade_at
             .store(snapshot.upgrade_at, Ordering::Release);
+        self.upgraded_at
+            .store(snapshot.upgraded_at, Ordering::Release);
     }
 
     /// Whether anything persisted changed since the last call.
@@ -107,8 +126,13 @@ impl LimitScope {
         usize::from(self.tier.load(Ordering::Acquire))
     }
 
-    pub fn set_tier(&self, tier: usize) {
-        self.tier.store(tier as u8, Ordering::Release);
+    /// Sets the tier (Meta's word, or an operator's); `now` is when, for the record of
+    /// upgrades (0 at registration).
+    pub fn set_tier(&self, tier: usize, now: Secs) {
+        let before = self.tier.swap(tier as u8, Ordering::AcqRel);
+        if usize::from(before) < tier && now != 0 {
+            self.upgraded_at.store(now, Ordering::Release);
+        }
         self.upgrade_at.store(0, Ordering::Release);
         self.upgrade_check_in.store(0, Ordering::Release);
         self.touch();
@@ -127,8 +151,14 @@ impl LimitScope {
         Some(self.flagged_since.load(Ordering::Acquire)).filter(|s| *s != 0)
     }
 
+    /// When Meta is expected to apply the projected upgrade.
     pub fn upgrade_at(&self) -> Option<Secs> {
         Some(self.upgrade_at.load(Ordering::Acquire)).filter(|s| *s != 0)
+    }
+
+    /// When the tier last went up.
+    pub fn upgraded_at(&self) -> Option<Secs> {
+        Some(self.upgraded_at.load(Ordering::Acquire)).filter(|s| *s != 0)
     }
 
     /// Takes one unit of capacity for a new unique recipient, if the limit allows.
@@ -163,35 +193,61 @@ impl LimitScope {
         }
     }
 
-    pub fn publish_next_expiry(&self, shard: usize, at: Option<Secs>) {
-        self.next_expiry[shard].store(at.unwrap_or(NO_EXPIRY), Ordering::Release);
+    /// Publishes when `shard`'s oldest counted recipient leaves the window and how many leave
+    /// in that second (`None`: it has none).
+    pub fn publish_next_expiry(&self, shard: usize, next: Option<(Secs, u32)>) {
+        let packed = next.map_or(NO_EXPIRY, |(at, count)| {
+            u64::from(at) << 32 | u64::from(count)
+        });
+        self.next_expiry[shard].store(packed, Ordering::Release);
     }
 
-    /// The earliest moment any shard's oldest counted recipient leaves the window.
+    /// The earliest moment any shard's oldest counted recipient leaves the window (one whose
+    /// recipients of that second were all lent already says that second still).
     pub fn next_expiry(&self) -> Option<Secs> {
         self.next_expiry
             .iter()
             .map(|a| a.load(Ordering::Acquire))
+            .filter(|packed| *packed != NO_EXPIRY)
+            .map(|packed| (packed >> 32) as Secs)
             .min()
-            .filter(|at| *at != NO_EXPIRY)
     }
 
-    /// Applies what time has made due: a scheduled upgrade, or a downgrade after a long flag.
-    pub fn apply_due(&self, profile: &Profile, now: Secs) {
-        let at = self.upgrade_at.load(Ordering::Acquire);
-        if at != 0
-            && now >= at
-            && self
-                .upgrade_at
-                .compare_exchange(at, 0, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            let top = profile.tiers.len() - 1;
-            let next = (self.tier() + 1).min(top);
-            self.tier.store(next as u8, Ordering::Release);
-            self.upgrade_check_in.store(0, Ordering::Release);
-            self.touch();
+    /// At the limit, admits a new recipient against one that has already left the 24 h window
+    /// on another shard which has not applied that yet (shards expire their own recipients
+    /// lazily: when they next work, or every 100 ms when idle). What a shard publishes are
+    /// real recipients about to be released (counted only if that mark is the person's latest
+    /// counted send, and only their own shard can renew them, after expiring), and each is
+    /// lent once, so the true count never passes the limit; `used` is over it only until that
+    /// shard releases them. False when no other shard has one due and not lent.
+    pub fn try_borrow_due(&self, own_shard: usize, now: Secs) -> bool {
+        for (shard, slot) in self.next_expiry.iter().enumerate() {
+            if shard == own_shard {
+                continue;
+            }
+            let mut packed = slot.load(Ordering::Acquire);
+            while packed != NO_EXPIRY && (packed >> 32) as Secs <= now && packed as u32 > 0 {
+                match slot.compare_exchange_weak(
+                    packed,
+                    packed - 1,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        self.used.fetch_add(1, Ordering::AcqRel);
+                        return true;
+                    }
+                    Err(seen) => packed = seen,
+                }
+            }
         }
+        false
+    }
+
+    /// Applies what time has made due: a downgrade after a long flag (`whatsapp-2021`). A
+    /// projected upgrade is not applied here: only Meta's word or
+    /// [`LimitScope::confirm_projection`] raises the tier.
+    pub fn apply_due(&self, profile: &Profile, now: Secs) {
         if let Some(rule) = &profile.downgrade {
             let since = self.flagged_since.load(Ordering::Acquire);
             if since != 0
@@ -210,8 +266,8 @@ impl LimitScope {
         }
     }
 
-    /// After a new unique recipient: schedules (or applies) an upgrade once the 7-day estimate
-    /// reaches the profile's threshold with an eligible quality and no flag.
+    /// After a new unique recipient: projects an upgrade once the 7-day estimate reaches the
+    /// profile's threshold with an eligible quality and no flag.
     pub fn consider_upgrade(&self, profile: &Profile, now: Secs) {
         let tier = self.tier();
         let Some(threshold) = profile.upgrade_threshold(tier) else {
@@ -234,27 +290,64 @@ impl LimitScope {
         }
         let estimate = self.sketches.week_estimate();
         if estimate >= threshold {
+            // Criteria met by the estimate: Meta is expected to raise the tier after the
+            // profile's delay. A projection, shown in usage; it admits nobody.
             let delay = profile.upgrade.delay_secs;
-            self.touch();
-            if delay == 0 {
-                let _ = self.tier.compare_exchange(
-                    tier as u8,
-                    tier as u8 + 1,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-            } else {
-                let _ = self.upgrade_at.compare_exchange(
+            if self
+                .upgrade_at
+                .compare_exchange(
                     0,
-                    now.saturating_add(delay),
+                    now.saturating_add(delay).max(1),
                     Ordering::AcqRel,
                     Ordering::Acquire,
-                );
+                )
+                .is_ok()
+            {
+                self.touch();
             }
         } else {
             let gap = ((threshold - estimate) / 2).min(u64::from(u32::MAX)) as u32;
             self.upgrade_check_in.store(gap, Ordering::Release);
         }
+    }
+
+    /// If a projected upgrade's expected time has come: the 7-day unique recipients that earn
+    /// it.
+    pub fn projection_due(&self, profile: &Profile, now: Secs) -> Option<u64> {
+        let at = self.upgrade_at()?;
+        if now < at {
+            return None;
+        }
+        profile.upgrade_threshold(self.tier())
+    }
+
+    /// Where the operator lets wagate apply its own projections: the projection due now is
+    /// applied if the exact count of unique recipients over the last 7 days (`exact_week`,
+    /// counted from the contacts) still earns it, with quality eligible and no flag; otherwise
+    /// it is dropped (the next new recipient projects again). True if the tier went up.
+    pub fn confirm_projection(&self, profile: &Profile, exact_week: u64, now: Secs) -> bool {
+        let Some(threshold) = self.projection_due(profile, now) else {
+            return false;
+        };
+        let at = self.upgrade_at.load(Ordering::Acquire);
+        if self
+            .upgrade_at
+            .compare_exchange(at, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        self.upgrade_check_in.store(0, Ordering::Release);
+        self.touch();
+        let eligible =
+            self.flagged_since().is_none() && profile.upgrade.qualities.contains(&self.quality());
+        if !eligible || exact_week < threshold {
+            return false;
+        }
+        let top = profile.tiers.len() - 1;
+        let next = (self.tier() + 1).min(top);
+        self.set_tier(next, now);
+        true
     }
 
     /// A new quality rating. Where the profile downgrades, low quality flags the scope (no
@@ -328,11 +421,31 @@ mod tests {
     }
 
     #[test]
+    fn recipients_due_on_another_shard_are_lent_once_each() {
+        let scope = LimitScope::new(0, 0, 3);
+        assert!(scope.try_admit(Some(2)));
+        assert!(scope.try_admit(Some(2)));
+        assert!(!scope.try_admit(Some(2)));
+        // Shard 1 holds two recipients leaving at 100 and has not expired them yet.
+        scope.publish_next_expiry(1, Some((100, 2)));
+        assert!(!scope.try_borrow_due(0, 99), "not due yet");
+        assert!(!scope.try_borrow_due(1, 100), "a shard expires its own");
+        assert!(scope.try_borrow_due(0, 100));
+        assert!(scope.try_borrow_due(2, 100));
+        assert!(!scope.try_borrow_due(0, 100), "both lent");
+        assert_eq!((scope.used(), scope.next_expiry()), (4, Some(100)));
+        // Shard 1 expires them and publishes its next one.
+        scope.release(2);
+        scope.publish_next_expiry(1, Some((500, 1)));
+        assert_eq!((scope.used(), scope.next_expiry()), (2, Some(500)));
+    }
+
+    #[test]
     fn next_expiry_is_the_minimum_over_shards() {
         let scope = LimitScope::new(0, 0, 3);
         assert_eq!(scope.next_expiry(), None);
-        scope.publish_next_expiry(2, Some(500));
-        scope.publish_next_expiry(0, Some(700));
+        scope.publish_next_expiry(2, Some((500, 1)));
+        scope.publish_next_expiry(0, Some((700, 3)));
         assert_eq!(scope.next_expiry(), Some(500));
         scope.publish_next_expiry(2, None);
         assert_eq!(scope.next_expiry(), Some(700));

@@ -21,8 +21,13 @@ pub struct Usage {
     pub upgrade_threshold: Option<u64>,
     /// `unique_7d_estimate / upgrade_threshold`, capped at 1.
     pub upgrade_progress: Option<f64>,
-    /// An earned upgrade waiting for its delay.
-    pub upgrade_effective_at: Option<Timestamp>,
+    /// wagate's projection: the tier its 7-day count earns and when Meta is expected to apply
+    /// it (the profile's delay after the criteria were met). It admits nobody until Meta
+    /// confirms (or, where the operator allows, wagate confirms it on the exact count).
+    pub projected_tier: Option<String>,
+    pub projected_upgrade_at: Option<Timestamp>,
+    /// When the tier last went up (Meta's word, or a confirmed projection).
+    pub upgraded_at: Option<Timestamp>,
     pub quality: Quality,
     pub flagged_since: Option<Timestamp>,
     /// When a flag not recovered from costs a tier.
@@ -70,7 +75,12 @@ impl Usage {
             next_tier: profile.tiers.get(tier + 1).map(|t| t.name.clone()),
             upgrade_threshold: threshold,
             upgrade_progress: threshold.map(|t| (week as f64 / t as f64).min(1.0)),
-            upgrade_effective_at: time(scope.upgrade_at()),
+            projected_tier: scope
+                .upgrade_at()
+                .and_then(|_| profile.tiers.get(tier + 1))
+                .map(|t| t.name.clone()),
+            projected_upgrade_at: time(scope.upgrade_at()),
+            upgraded_at: time(scope.upgraded_at()),
             quality: scope.quality(),
             flagged_since: time(flagged_since),
             downgrade_at: time(flagged_since.and_then(|since| {

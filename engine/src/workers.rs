@@ -29,7 +29,10 @@ use crate::durable::message::DueMessage;
 use crate::durable::release_queue::ReleaseQueue;
 use crate::durable::submission::{record_outcome, Followup, LedgerDeltas, Prepared};
 use crate::engine::Engine;
-use crate::events::{ConsentChange, ContactView, FailureEffect, InboundEffect, InboundMessage};
+use crate::events::{
+    ConsentChange, ContactView, FailedSend, FailureEffect, FailureReversal, InboundEffect,
+    InboundMessage,
+};
 use crate::hash::mix64;
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::price::Ledger;
@@ -68,6 +71,8 @@ pub enum Command {
         person: Msisdn,
         code: u32,
     },
+    /// A send that failed for good: its price and its recipient's slot given back.
+    SendFailed(FailedSend),
     /// Reads a person's record for a number (consent, window); changes nothing.
     Contact {
         number: PhoneNumberId,
@@ -81,6 +86,7 @@ impl Command {
             Command::Decide(request) => request.to,
             Command::Submit(prepared) => prepared.submission.request.to,
             Command::Inbound(message) => message.from,
+            Command::SendFailed(failed) => failed.to,
             Command::Consent { person, .. }
             | Command::DeliveryFailed { person, .. }
             | Command::Contact { person, .. } => *person,
@@ -95,6 +101,7 @@ pub enum Reply {
     Inbound(Result<InboundEffect, Refusal>),
     Consent(Result<(), Refusal>),
     DeliveryFailed(Result<FailureEffect, Refusal>),
+    SendFailed(Option<FailureReversal>),
     Contact(Option<ContactView>),
 }
 
@@ -106,6 +113,8 @@ type Replies = Result<Vec<(usize, Reply)>, (Vec<usize>, StoreError)>;
 enum ReplyTo {
     Thread(Sender<Replies>),
     Task(tokio::sync::oneshot::Sender<Replies>),
+    /// Commands told through a [`PoolTeller`]: nobody waits for their answers.
+    Nobody,
 }
 
 impl ReplyTo {
@@ -118,6 +127,7 @@ impl ReplyTo {
             ReplyTo::Task(sender) => {
                 let _ = sender.send(replies);
             }
+            ReplyTo::Nobody => {}
         }
     }
 }
@@ -141,6 +151,16 @@ enum Control {
     },
     Ledger {
         reply: Sender<Ledger>,
+    },
+    /// Brings every scope of the shard up to now (expirations, sketches, due tier changes).
+    Tick {
+        done: Sender<()>,
+    },
+    /// Counts the shard's persons counted in a scope since a moment (exact).
+    CountCounted {
+        scope_key: u32,
+        since: crate::clock::Secs,
+        reply: Sender<u64>,
     },
 }
 
@@ -219,6 +239,7 @@ fn process(
             person,
             code,
         } => Reply::DeliveryFailed(shard.delivery_failed(number, person, code, now)),
+        Command::SendFailed(failed) => Reply::SendFailed(shard.send_failed(&failed, now)),
         Command::Contact { number, person } => Reply::Contact(shard.contact(number, person, now)),
     }
 }
@@ -357,6 +378,8 @@ fn run_worker(
         if hour != ticked_hour {
             shard.tick(now);
             ticked_hour = hour;
+        } else {
+            shard.expire_due(now);
         }
         match work {
             Work::Commands { commands, reply } => {
@@ -382,6 +405,60 @@ fn run_control(shard: &mut Shard, core: &Core, control: Control, now: Timestamp)
         }
         Control::Ledger { reply } => {
             let _ = reply.send(shard.ledger().clone());
+        }
+        Control::Tick { done } => {
+            shard.tick(now);
+            let _ = done.send(());
+        }
+        Control::CountCounted {
+            scope_key,
+            since,
+            reply,
+        } => {
+            let _ = reply.send(shard.count_counted_since(scope_key, since));
+        }
+    }
+}
+
+fn hand_out(
+    queues: &[Sender<Work>],
+    commands: Vec<Command>,
+    mut reply_to: impl FnMut() -> ReplyTo,
+) {
+    let shards = queues.len();
+    let mut parts: Vec<Vec<(usize, Command)>> = (0..shards).map(|_| Vec::new()).collect();
+    for (slot, command) in commands.into_iter().enumerate() {
+        parts[shard_for(command.person().digits(), shards)].push((slot, command));
+    }
+    for (queue, part) in queues.iter().zip(parts) {
+        if part.is_empty() {
+            continue;
+        }
+        queue
+            .send(Work::Commands {
+                commands: part,
+                reply: reply_to(),
+            })
+            .expect("shard workers live as long as their queues");
+    }
+}
+
+/// Hands a [`ShardPool`] commands without waiting for their answers, and without keeping the
+/// pool from stopping: once it has stopped, what is told is dropped.
+#[derive(Clone)]
+pub struct PoolTeller {
+    queues: std::sync::Weak<Vec<Sender<Work>>>,
+}
+
+impl PoolTeller {
+    /// Hands `commands` to their shards; false when the pool has stopped.
+    pub fn tell(&self, commands: Vec<Command>) -> bool {
+        match self.queues.upgrade() {
+            Some(queues) => {
+                hand_out(&queues, commands, || ReplyTo::Nobody);
+                true
+            }
+            None => false,
         }
     }
 }
@@ -466,7 +543,8 @@ impl PendingTask {
 pub struct ShardPool {
     core: Arc<Core>,
     clock: Arc<dyn Clock>,
-    queues: Vec<Sender<Work>>,
+    /// Shared only weakly (with [`PoolTeller`]s): dropping it is what stops the workers.
+    queues: Arc<Vec<Sender<Work>>>,
     workers: Vec<JoinHandle<Shard>>,
     committers: Vec<JoinHandle<()>>,
 }
@@ -520,7 +598,7 @@ impl ShardPool {
         ShardPool {
             core,
             clock,
-            queues,
+            queues: Arc::new(queues),
             workers,
             committers,
         }
@@ -567,29 +645,22 @@ impl ShardPool {
 
     /// Splits `commands` by owning shard and sends each non-empty part to its worker, to be
     /// answered where `reply_to` says.
-    fn hand_out(&self, commands: Vec<Command>, mut reply_to: impl FnMut() -> ReplyTo) {
-        let shards = self.queues.len();
-        let mut parts: Vec<Vec<(usize, Command)>> = (0..shards).map(|_| Vec::new()).collect();
-        for (slot, command) in commands.into_iter().enumerate() {
-            parts[shard_for(command.person().digits(), shards)].push((slot, command));
-        }
-        for (queue, part) in self.queues.iter().zip(parts) {
-            if part.is_empty() {
-                continue;
-            }
-            queue
-                .send(Work::Commands {
-                    commands: part,
-                    reply: reply_to(),
-                })
-                .expect("shard workers live as long as the pool");
+    fn hand_out(&self, commands: Vec<Command>, reply_to: impl FnMut() -> ReplyTo) {
+        hand_out(&self.queues, commands, reply_to);
+    }
+
+    /// A handle that hands this pool commands whose answers nobody waits for, from threads
+    /// that must not keep the pool alive (the dispatcher's lanes).
+    pub fn teller(&self) -> PoolTeller {
+        PoolTeller {
+            queues: Arc::downgrade(&self.queues),
         }
     }
 
     /// Asks every worker and waits for all their answers.
     fn ask_all<T>(&self, work: impl Fn(Sender<T>) -> Work) -> Vec<T> {
         let (answer, answers) = bounded(self.queues.len());
-        for queue in &self.queues {
+        for queue in self.queues.iter() {
             queue
                 .send(work(answer.clone()))
                 .expect("shard workers live as long as the pool");
@@ -608,6 +679,7 @@ impl ShardPool {
             .number(number)
             .ok_or(RegistryError::UnknownNumber(number))?;
         self.ask_all(|done| Work::Control(Control::Refresh { number, done }));
+        self.confirm_projections();
         let now = self.clock.now().secs();
         state.scope.apply_due(&self.core.profile, now);
         Ok(Usage::of(
@@ -616,6 +688,40 @@ impl ShardPool {
             state.restricted_until(),
             now,
         ))
+    }
+
+    /// Has every shard bring all its scopes up to now, and waits for them; then applies the
+    /// projected upgrades that came due, where the operator allows that.
+    pub fn catch_up(&self) {
+        self.ask_all(|done| Work::Control(Control::Tick { done }));
+        self.confirm_projections();
+    }
+
+    /// Where the operator lets wagate apply its own upgrade projections: each that came due
+    /// is applied if the exact 7-day count of its scope (counted on every shard) earns it.
+    pub fn confirm_projections(&self) {
+        let core = &self.core;
+        if !core.apply_projected_upgrades {
+            return;
+        }
+        let now = self.clock.now().secs();
+        for (_, scope) in core.registry.scopes() {
+            if scope.projection_due(&core.profile, now).is_none() {
+                continue;
+            }
+            let since = now.saturating_sub(crate::core::WEEK_SECS - 1);
+            let exact: u64 = self
+                .ask_all(|reply| {
+                    Work::Control(Control::CountCounted {
+                        scope_key: scope.key,
+                        since,
+                        reply,
+                    })
+                })
+                .into_iter()
+                .sum();
+            scope.confirm_projection(&core.profile, exact, now);
+        }
     }
 
     /// The in-memory price ledger (since start) of all shards.

@@ -40,15 +40,24 @@ fn a_template_outside_the_window_needs_a_recorded_opt_in() {
 }
 
 #[test]
-fn stop_blocks_everything_business_initiated_until_start() {
+fn stop_withdraws_every_template_inside_the_window_too_until_start() {
     for profile in profiles() {
         let mut f = Fixture::new(profile);
         let ana = person(1);
         f.opt_in(ana);
         f.inbound(ana, "  stop ");
         assert!(f.engine.contact(NUMBER, ana).unwrap().opted_out);
-        // Inside the window the reply still goes: consent never blocks replies.
+        // The STOP opened a window: a free-form reply to it still goes, a template does not.
+        f.advance(1);
         assert!(f.send_text(ana, "You are unsubscribed.").is_accepted());
+        for template in ["promo", "order_update", "login_code"] {
+            assert_eq!(
+                f.send_template(ana, template).refusal(),
+                Some(&Refusal::OptedOut),
+                "{template} inside the window, {}",
+                f.profile_name()
+            );
+        }
         f.advance(DAY);
         for template in ["promo", "order_update", "login_code"] {
             assert_eq!(
@@ -66,6 +75,62 @@ fn stop_blocks_everything_business_initiated_until_start() {
             "{}",
             f.profile_name()
         );
+    }
+}
+
+#[test]
+fn consent_belongs_to_the_business_across_its_numbers() {
+    for profile in profiles() {
+        let mut f = Fixture::new(profile);
+        let other = wagate::PhoneNumberId(106_540_352_242_923);
+        f.register(other, wagate::PortfolioId(1));
+        let ana = person(1);
+        f.opt_in(ana);
+        // STOP to the other number of the business: no template from this one either.
+        f.engine
+            .inbound(&wagate::InboundMessage {
+                number: other,
+                from: ana,
+                content: wagate::InboundContent::Text("STOP".into()),
+            })
+            .unwrap();
+        f.advance(DAY);
+        assert_eq!(
+            f.send_template(ana, "order_update").refusal(),
+            Some(&Refusal::OptedOut),
+            "{}",
+            f.profile_name()
+        );
+        // START to this number: templates from the other are welcome again. The window stays
+        // the number's: open with this one, not with the other.
+        f.inbound(ana, "START");
+        assert!(f
+            .engine
+            .contact(NUMBER, ana)
+            .unwrap()
+            .window_open_until
+            .is_some());
+        let through_other = f.engine.contact(other, ana).unwrap();
+        assert!(through_other.opted_in && through_other.window_open_until.is_none());
+        f.advance(DAY);
+        assert!(f
+            .send_template_from(other, ana, "order_update")
+            .is_accepted());
+        // A third number registered later: Ana's consent is the business's there too.
+        let third = wagate::PhoneNumberId(106_540_352_242_924);
+        f.register(third, wagate::PortfolioId(1));
+        assert!(f
+            .send_template_from(third, ana, "order_update")
+            .is_accepted());
+        f.engine
+            .consent(third, ana, ConsentChange::OptOut, ConsentSource::Api)
+            .unwrap();
+        for number in [NUMBER, other, third] {
+            assert_eq!(
+                f.send_template_from(number, ana, "order_update").refusal(),
+                Some(&Refusal::OptedOut)
+            );
+        }
     }
 }
 
@@ -97,20 +162,22 @@ fn api_opt_out_and_unsubscribe_button_are_global_opt_outs() {
 }
 
 #[test]
-fn marketing_opt_out_blocks_marketing_templates_only() {
+fn a_marketing_opt_out_withdraws_marketing_templates_inside_the_window_too() {
     for profile in profiles() {
         let mut f = Fixture::new(profile);
         let ana = person(1);
         f.opt_in(ana);
         f.tap(ana, "STOP_PROMOS");
-        // Inside the window nothing is blocked by consent, marketing included.
-        assert!(f.send_template(ana, "promo").is_accepted());
-        f.advance(DAY);
-        let refused = f.send_template(ana, "promo");
-        assert_eq!(refused.refusal(), Some(&Refusal::MarketingOptedOut));
-        assert_eq!(refusal_code(&refused), Some(131_050));
-        assert!(f.send_template(ana, "order_update").is_accepted());
-        assert!(f.send_template(ana, "login_code").is_accepted());
+        for _ in 0..2 {
+            let refused = f.send_template(ana, "promo");
+            assert_eq!(refused.refusal(), Some(&Refusal::MarketingOptedOut));
+            assert_eq!(refusal_code(&refused), Some(131_050));
+            assert!(f.send_template(ana, "order_update").is_accepted());
+            assert!(f.send_template(ana, "login_code").is_accepted());
+            // First inside the window the tap opened, then outside it.
+            f.advance(DAY);
+        }
+        // Meta's resume ends Meta's stop, not the business's own opt-out.
         f.engine
             .consent(
                 NUMBER,
@@ -119,11 +186,67 @@ fn marketing_opt_out_blocks_marketing_templates_only() {
                 ConsentSource::UserPreferences,
             )
             .unwrap();
+        assert_eq!(
+            f.send_template(ana, "promo").refusal(),
+            Some(&Refusal::MarketingOptedOut)
+        );
+        f.engine
+            .consent(
+                NUMBER,
+                ana,
+                ConsentChange::MarketingOptIn,
+                ConsentSource::Api,
+            )
+            .unwrap();
         assert!(
             f.send_template(ana, "promo").is_accepted(),
             "{}",
             f.profile_name()
         );
+    }
+}
+
+#[test]
+fn metas_marketing_stop_holds_inside_the_window_and_ends_only_with_metas_resume() {
+    for profile in profiles() {
+        let mut f = Fixture::new(profile);
+        let ana = person(1);
+        f.opt_in(ana);
+        f.engine
+            .consent(
+                NUMBER,
+                ana,
+                ConsentChange::MarketingOptOut,
+                ConsentSource::UserPreferences,
+            )
+            .unwrap();
+        let view = f.engine.contact(NUMBER, ana).unwrap();
+        assert!(view.meta_marketing_stopped && !view.marketing_opted_out);
+        // She writes (a window opens): Meta still refuses marketing.
+        f.inbound(ana, "where is my order?");
+        assert_eq!(
+            f.send_template(ana, "promo").refusal(),
+            Some(&Refusal::MarketingOptedOut)
+        );
+        assert!(f.send_template(ana, "order_update").is_accepted());
+        // The business's START is the business's consent, not Meta's.
+        f.inbound(ana, "START");
+        f.advance(DAY);
+        assert_eq!(
+            f.send_template(ana, "promo").refusal(),
+            Some(&Refusal::MarketingOptedOut),
+            "{}",
+            f.profile_name()
+        );
+        f.engine
+            .consent(
+                NUMBER,
+                ana,
+                ConsentChange::MarketingOptIn,
+                ConsentSource::UserPreferences,
+            )
+            .unwrap();
+        assert!(f.send_template(ana, "promo").is_accepted());
     }
 }
 

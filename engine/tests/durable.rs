@@ -746,24 +746,43 @@ fn statuses_of_one_message_posted_at_once_never_move_it_backwards() {
 }
 
 #[test]
-fn an_upgrade_earned_by_sending_survives_a_restart() {
+fn a_projected_upgrade_and_metas_upgrade_survive_a_restart() {
     let harness = Harness::new(Profile::whatsapp_2021());
-    let wagate = harness.start(2_100);
-    // 2x the 1K limit of unique recipients within 7 days: 1,000 today, the rest tomorrow.
-    wagate.submit_many((0..1_000).map(|i| template_to(i, None)).collect());
-    harness.clock.advance_secs(DAY);
-    wagate.submit_many((1_000..2_100).map(|i| template_to(i, None)).collect());
-    assert_eq!(
-        wagate.usage(NUMBER).unwrap().tier,
-        "TIER_10K",
-        "upgraded on the hot path"
-    );
+    let wagate = harness.start(3_000);
+    // 1,000 unique recipients a day (the 1K limit) for three days: 2x the limit in 7 days.
+    for day in 0..3 {
+        wagate.submit_many(
+            (day * 1_000..(day + 1) * 1_000)
+                .map(|i| template_to(i, None))
+                .collect(),
+        );
+        harness.clock.advance_secs(DAY);
+    }
+    let usage = wagate.usage(NUMBER).unwrap();
+    assert_eq!(usage.tier, "TIER_1K", "a projection raises nothing");
+    let projected = usage
+        .projected_upgrade_at
+        .expect("projected on the hot path");
     wagate.shutdown();
     let wagate = harness.open();
     assert_eq!(
-        wagate.usage(NUMBER).unwrap().tier,
-        "TIER_10K",
+        wagate.usage(NUMBER).unwrap().projected_upgrade_at,
+        Some(projected),
         "written with a group commit"
+    );
+    // Meta's word raises the tier.
+    wagate.set_tier(NUMBER, "TIER_10K").unwrap();
+    let upgraded_at = wagate.usage(NUMBER).unwrap().upgraded_at;
+    assert_eq!(
+        upgraded_at,
+        Some(wagate.now()).map(|t| wagate::Timestamp::from_secs(t.secs()))
+    );
+    wagate.shutdown();
+    let wagate = harness.open();
+    let usage = wagate.usage(NUMBER).unwrap();
+    assert_eq!(
+        (usage.tier.as_str(), usage.upgraded_at),
+        ("TIER_10K", upgraded_at)
     );
     wagate.shutdown();
 }

@@ -159,32 +159,63 @@ fn the_limit_is_per_number_in_2021_and_per_portfolio_in_2025() {
 }
 
 #[test]
-fn the_message_that_completes_the_upgrade_raises_the_tier_under_2021() {
+fn the_message_that_completes_the_upgrade_projects_it_and_only_meta_applies_it_under_2021() {
     let mut f = Fixture::new(Profile::whatsapp_2021());
     assert_eq!(campaign(&mut f, 0, 1_000), (1_000, 0));
     f.advance(DAY);
-    let mut upgraded_at = None;
+    let mut projected = None;
     for i in 1_000..2_100u64 {
+        if i == 2_000 {
+            // The day's 1,000 are used: the next people go the day after.
+            assert_eq!(
+                campaign(&mut f, 5_000, 5_001),
+                (0, 1),
+                "the limit is still Meta's 1K"
+            );
+            f.advance(DAY);
+        }
         f.opt_in(person(i));
         let before = f.engine.usage(NUMBER).unwrap();
         assert!(f.send_template(person(i), "order_update").is_accepted());
         let after = f.engine.usage(NUMBER).unwrap();
-        if after.tier != before.tier {
-            assert_eq!(
-                (before.tier.as_str(), after.tier.as_str()),
-                ("TIER_1K", "TIER_10K")
-            );
-            // The message that completes it is the one whose 7-day count reaches 2x the limit.
+        if after.projected_upgrade_at.is_some() {
+            // The message whose 7-day count reaches 2x the limit projects the upgrade; Meta
+            // applies it about a day later; nothing admits more meanwhile.
             assert!(before.unique_7d_estimate < 2_000 && after.unique_7d_estimate >= 2_000);
-            assert_eq!(after.limit, Some(10_000));
-            upgraded_at = Some(i + 1);
+            assert_eq!(after.projected_tier.as_deref(), Some("TIER_10K"));
+            assert_eq!(
+                after.projected_upgrade_at,
+                Some(Timestamp::from_secs(f.now_secs() + DAY as u32))
+            );
+            assert_eq!((after.tier.as_str(), after.limit), ("TIER_1K", Some(1_000)));
+            projected = Some(i + 1);
             break;
         }
     }
-    let uniques = upgraded_at.expect("upgraded within 2,100 unique recipients");
+    let uniques = projected.expect("projected within 2,100 unique recipients");
     assert!(
         (1_980..=2_020).contains(&uniques),
-        "upgrade after {uniques} uniques (sketch error < 1 %)"
+        "projected after {uniques} uniques (sketch error < 1 %)"
+    );
+    // Its time passes without Meta's word: still Meta's tier.
+    f.advance(2 * DAY);
+    let usage = f.engine.usage(NUMBER).unwrap();
+    assert_eq!((usage.tier.as_str(), usage.upgraded_at), ("TIER_1K", None));
+    assert_eq!(usage.projected_tier.as_deref(), Some("TIER_10K"));
+    // Meta's word raises it, and usage says when.
+    let now = f.now_secs();
+    f.engine
+        .registry()
+        .set_tier(NUMBER, "TIER_10K", now)
+        .unwrap();
+    let usage = f.engine.usage(NUMBER).unwrap();
+    assert_eq!(
+        (usage.tier.as_str(), usage.limit, usage.upgraded_at),
+        ("TIER_10K", Some(10_000), Some(Timestamp::from_secs(now)))
+    );
+    assert_eq!(
+        (usage.projected_tier, usage.projected_upgrade_at),
+        (None, None)
     );
 }
 
@@ -192,7 +223,7 @@ fn the_message_that_completes_the_upgrade_raises_the_tier_under_2021() {
 fn no_upgrade_while_flagged_and_seven_flagged_days_cost_a_tier() {
     let mut f = Fixture::new(Profile::whatsapp_2021());
     let registry = f.engine.registry();
-    registry.set_tier(NUMBER, "TIER_10K").unwrap();
+    registry.set_tier(NUMBER, "TIER_10K", 1).unwrap();
     registry
         .set_number_quality(NUMBER, Quality::Red, f.now_secs())
         .unwrap();
@@ -225,7 +256,10 @@ fn no_upgrade_while_flagged_and_seven_flagged_days_cost_a_tier() {
 #[test]
 fn a_flag_recovered_within_seven_days_keeps_the_tier() {
     let mut f = Fixture::new(Profile::whatsapp_2021());
-    f.engine.registry().set_tier(NUMBER, "TIER_10K").unwrap();
+    f.engine
+        .registry()
+        .set_tier(NUMBER, "TIER_10K", f.now_secs())
+        .unwrap();
     f.engine
         .registry()
         .set_number_quality(NUMBER, Quality::Red, f.now_secs())
@@ -243,31 +277,27 @@ fn a_flag_recovered_within_seven_days_keeps_the_tier() {
     );
 }
 
-#[test]
-fn under_2025_half_the_limit_with_good_quality_upgrades_six_hours_later() {
-    let mut f = Fixture::new(Profile::whatsapp_2025());
-    assert!(matches!(
-        Fixture::new(Profile::whatsapp_2021())
-            .engine
-            .registry()
-            .verify_business(PortfolioId(1)),
-        Err(RegistryError::NoVerificationPath)
-    ));
+/// A 2025 portfolio verified to 2K with good quality, 1,101 unique recipients in: the
+/// upgrade to 10K is projected from `earned`.
+fn projected_under_2025(config: EngineConfig) -> (Fixture, Timestamp) {
+    let mut f = Fixture::with_config(config);
     assert_eq!(
         f.engine.usage(NUMBER).unwrap().upgrade_threshold,
         None,
         "250 -> 2K is by verification"
     );
-    f.engine.registry().verify_business(PortfolioId(1)).unwrap();
+    f.engine
+        .registry()
+        .verify_business(PortfolioId(1), f.now_secs())
+        .unwrap();
     assert_eq!(f.engine.usage(NUMBER).unwrap().tier, "TIER_2K");
-
     // Unknown quality does not qualify; GREEN does.
     campaign(&mut f, 0, 1_100);
     assert!(f
         .engine
         .usage(NUMBER)
         .unwrap()
-        .upgrade_effective_at
+        .projected_upgrade_at
         .is_none());
     f.engine
         .registry()
@@ -275,30 +305,84 @@ fn under_2025_half_the_limit_with_good_quality_upgrades_six_hours_later() {
         .unwrap();
     let earned = f.engine.now();
     campaign(&mut f, 1_100, 1_101);
+    (f, earned)
+}
+
+#[test]
+fn under_2025_half_the_limit_with_good_quality_projects_an_upgrade_six_hours_out() {
+    assert!(matches!(
+        Fixture::new(Profile::whatsapp_2021())
+            .engine
+            .registry()
+            .verify_business(PortfolioId(1), 1),
+        Err(RegistryError::NoVerificationPath)
+    ));
+    let (mut f, earned) = projected_under_2025(EngineConfig::new(Profile::whatsapp_2025()));
     let usage = f.engine.usage(NUMBER).unwrap();
     assert_eq!(usage.upgrade_progress, Some(1.0));
-    let effective = usage.upgrade_effective_at.expect("upgrade scheduled");
+    let expected = usage.projected_upgrade_at.expect("upgrade projected");
     assert_eq!(
-        effective,
+        expected,
         Timestamp::from_secs(earned.secs() + 6 * HOUR as u32)
     );
+    assert_eq!(usage.projected_tier.as_deref(), Some("TIER_10K"));
+    // The expected time passes: without Meta's word the limit stays Meta's.
+    f.clock.set(expected).unwrap();
+    let usage = f.engine.usage(NUMBER).unwrap();
+    assert_eq!((usage.tier.as_str(), usage.limit), ("TIER_2K", Some(2_000)));
+}
+
+#[test]
+fn where_the_operator_allows_it_wagate_applies_its_projection_on_the_exact_count() {
+    let mut config = EngineConfig::new(Profile::whatsapp_2025());
+    config.apply_projected_upgrades = true;
+    let (mut f, _) = projected_under_2025(config.clone());
+    let expected = f
+        .engine
+        .usage(NUMBER)
+        .unwrap()
+        .projected_upgrade_at
+        .unwrap();
     f.clock
-        .set(Timestamp::from_secs(effective.secs() - 1))
+        .set(Timestamp::from_secs(expected.secs() - 1))
         .unwrap();
     assert_eq!(f.engine.usage(NUMBER).unwrap().tier, "TIER_2K");
-    f.clock.set(effective).unwrap();
+    f.clock.set(expected).unwrap();
     let usage = f.engine.usage(NUMBER).unwrap();
     assert_eq!(
-        (usage.tier.as_str(), usage.limit),
-        ("TIER_10K", Some(10_000))
+        (usage.tier.as_str(), usage.limit, usage.upgraded_at),
+        ("TIER_10K", Some(10_000), Some(expected))
     );
-    assert_eq!(usage.upgrade_effective_at, None);
+    assert_eq!(usage.projected_upgrade_at, None);
+
+    // The same, but 150 of the sends failed for good before the projection came due: the
+    // sketch still says 1,101, the exact count 951 of the 1,000 needed. Not applied.
+    let (mut f, _) = projected_under_2025(config);
+    let before = f.engine.usage(NUMBER).unwrap();
+    let expected = before.projected_upgrade_at.unwrap();
+    assert!(
+        before.upgraded_at.is_some(),
+        "the verification raised it to 2K"
+    );
+    for i in 0..150 {
+        assert!(f.fail_last_send_to(person(i)).slot_released);
+    }
+    f.clock.set(expected).unwrap();
+    let usage = f.engine.usage(NUMBER).unwrap();
+    assert_eq!(
+        (usage.tier.as_str(), usage.upgraded_at),
+        ("TIER_2K", before.upgraded_at)
+    );
+    assert_eq!(usage.projected_upgrade_at, None, "the projection is spent");
 }
 
 #[test]
 fn quality_never_lowers_the_limit_under_2025() {
     let f = Fixture::new(Profile::whatsapp_2025());
-    f.engine.registry().set_tier(NUMBER, "TIER_10K").unwrap();
+    f.engine
+        .registry()
+        .set_tier(NUMBER, "TIER_10K", f.now_secs())
+        .unwrap();
     f.engine
         .registry()
         .set_number_quality(NUMBER, Quality::Red, f.now_secs())
@@ -353,5 +437,80 @@ fn many_shards_admit_exactly_the_limit() {
         // Every shard's recipients expired, each on its own shard: all capacity is back.
         assert_eq!(campaign(&mut f, limit + 300, 2 * limit + 300), (limit, 0));
         assert_eq!(f.engine.usage(NUMBER).unwrap().used_24h as u64, limit);
+    }
+}
+
+#[test]
+fn a_send_that_failed_for_good_gives_back_its_price_and_the_slot_it_took() {
+    for profile in profiles() {
+        let limit = u64::from(profile.tier_limit(profile.initial_tier).unwrap());
+        let mut f = Fixture::new(profile);
+        assert_eq!(campaign(&mut f, 0, limit), (limit, 0));
+        assert_eq!(campaign(&mut f, limit, limit + 1), (0, 1), "at the limit");
+        let before = f.engine.ledger().sum(None, None, None);
+        let price = f.sent[1].accepted.price_micros;
+        assert!(price > 0);
+
+        // Meta refused the send to person 1 (a paused template, say): it reached nobody.
+        assert!(f.fail_last_send_to(person(1)).slot_released);
+        let after = f.engine.ledger().sum(None, None, None);
+        assert_eq!(
+            (after.messages, after.micros),
+            (before.messages - 1, before.micros - price)
+        );
+        assert_eq!(f.engine.usage(NUMBER).unwrap().used_24h as u64, limit - 1);
+        assert_eq!(
+            campaign(&mut f, limit, limit + 1),
+            (1, 0),
+            "{}: the slot is free again",
+            f.profile_name()
+        );
+
+        // Person 2 got a second message later: the failure of either keeps the slot (the other
+        // may be delivered, and Meta counts it).
+        f.advance(10);
+        assert!(f.send_template(person(2), "order_update").is_accepted());
+        assert!(!f.fail_last_send_to(person(2)).slot_released);
+        let first = *f.sent.iter().find(|s| s.to == person(2)).unwrap();
+        assert!(!f.engine.send_failed(&first).unwrap().slot_released);
+        assert_eq!(f.engine.usage(NUMBER).unwrap().used_24h as u64, limit);
+    }
+}
+
+#[test]
+fn capacity_a_busy_shard_has_not_yet_expired_is_not_refused_elsewhere() {
+    // Every counted recipient sits on shard 0; a day later a new person on shard 1 is sent
+    // to before shard 0 has looked at its expirations.
+    for profile in profiles() {
+        let limit = profile.tier_limit(profile.initial_tier).unwrap() as usize;
+        let mut config = EngineConfig::new(profile);
+        config.shards = 2;
+        let mut f = Fixture::with_config(config);
+        let on_shard = |shard: usize| {
+            (0..)
+                .map(person)
+                .filter(move |p| wagate::core::shard_for(p.digits(), 2) == shard)
+        };
+        for who in on_shard(0).take(limit) {
+            f.opt_in(who);
+            assert!(f.send_template(who, "order_update").is_accepted());
+        }
+        let newcomers: Vec<_> = on_shard(1).take(2).collect();
+        f.opt_in(newcomers[0]);
+        f.opt_in(newcomers[1]);
+        assert_eq!(
+            f.send_template(newcomers[0], "order_update")
+                .deferral()
+                .map(|d| d.1),
+            Some(DeferReason::TierLimit)
+        );
+        f.advance(DAY);
+        for who in newcomers {
+            assert!(
+                f.send_template(who, "order_update").is_accepted(),
+                "{}",
+                f.profile_name()
+            );
+        }
     }
 }

@@ -21,6 +21,8 @@ pub const ALPHA: &str = "alpha-token-0123456789";
 /// Tenant beta owns `NUMBER_B`.
 pub const BETA: &str = "beta-token-01234567890";
 pub const NUMBER_A: u64 = 1001;
+/// Tenant alpha's second number, of the same business (account 1) as `NUMBER_A`.
+pub const NUMBER_A2: u64 = 1002;
 pub const NUMBER_B: u64 = 2001;
 /// How people (and Meta's number webhooks) know `NUMBER_A`.
 pub const DISPLAY_A: u64 = 15_550_001_001;
@@ -114,7 +116,7 @@ token = "{ADMIN}"
 [[tenants]]
 name = "alpha"
 token = "{ALPHA}"
-numbers = [{NUMBER_A}]
+numbers = [{NUMBER_A}, {NUMBER_A2}]
 callback_url = "{sink}/hook"
 callback_secret = "{CALLBACK_SECRET}"
 
@@ -130,6 +132,12 @@ account = 1
 portfolio = 1
 throughput_mps = 1000
 display_phone_number = "+{DISPLAY_A}"
+
+[[numbers]]
+id = {NUMBER_A2}
+account = 1
+portfolio = 1
+throughput_mps = 1000
 
 [[numbers]]
 id = {NUMBER_B}

@@ -121,12 +121,12 @@ impl Wagate {
     }
 
     pub fn set_tier(&self, id: PhoneNumberId, tier: &str) -> Result<(), AdminError> {
-        self.registry().set_tier(id, tier)?;
+        self.registry().set_tier(id, tier, self.secs())?;
         self.persist_numbers(&[self.number_state(id)?])
     }
 
     pub fn verify_business(&self, portfolio: PortfolioId) -> Result<(), AdminError> {
-        self.registry().verify_business(portfolio)?;
+        self.registry().verify_business(portfolio, self.secs())?;
         let numbers: Vec<_> = self
             .registry()
             .numbers()
@@ -169,6 +169,19 @@ impl Wagate {
     ) -> Result<TemplateStatus, AdminError> {
         self.change_template(account, name, language, |registry, now| {
             registry.set_template_status(account, name, language, status, now)
+        })
+    }
+
+    /// A status Meta reported: applied as Meta's state, whatever the profile's table allows.
+    pub fn report_template_status(
+        &self,
+        account: AccountId,
+        name: &str,
+        language: &str,
+        status: TemplateStatus,
+    ) -> Result<TemplateStatus, AdminError> {
+        self.change_template(account, name, language, |registry, now| {
+            registry.report_template_status(account, name, language, status, now)
         })
     }
 

@@ -491,7 +491,12 @@ mod tests {
         Dispatcher::start(
             backlog,
             incoming,
-            Lanes::start(upstream.clone(), store.clone(), StatusTurn::default()),
+            Lanes::start(
+                upstream.clone(),
+                store.clone(),
+                StatusTurn::default(),
+                Arc::new(|_| {}),
+            ),
             store.clone(),
             Arc::new(clock),
         )
@@ -558,7 +563,12 @@ mod tests {
         let dispatcher = Dispatcher::start(
             backlog,
             incoming,
-            Lanes::start(upstream.clone(), store.clone(), StatusTurn::default()),
+            Lanes::start(
+                upstream.clone(),
+                store.clone(),
+                StatusTurn::default(),
+                Arc::new(|_| {}),
+            ),
             store.clone(),
             Arc::new(clock),
         );

@@ -52,6 +52,8 @@ pub struct StatusWrites {
     /// Sent records as this set leaves them, by wamid.
     sent: HashMap<String, SentRecord>,
     parked: HashMap<String, DeliveryState>,
+    /// Messages this set moved to failed and uncharged: the shards take back their slots.
+    failed: Vec<crate::events::FailedSend>,
 }
 
 /// What recording a status did to its message.
@@ -78,7 +80,13 @@ impl StatusWrites {
         expires_at: u64,
     ) -> Result<Recorded, StoreError> {
         match self.sent_record(store, wamid)? {
-            Some(record) => Ok(self.advance(wamid, record, next)),
+            Some(record) => {
+                let recorded = self.advance(wamid, record, next);
+                if recorded == Recorded::Moved && next.delivery == Delivery::Failed {
+                    self.uncharge(store, record.id)?;
+                }
+                Ok(recorded)
+            }
             None => {
                 self.park(store, wamid, next, expires_at)?;
                 Ok(Recorded::Parked)
@@ -164,6 +172,36 @@ impl StatusWrites {
     }
 
     /// Puts `key` to `value` in the same write (a webhook's dedupe record).
+    /// A sent message whose delivery failed for good: Meta charges nothing for it, so its
+    /// price is taken back (in the message and the ledger, with the status itself, once: the
+    /// message keeps the failure as the mark) and its send noted for the shards.
+    fn uncharge(&mut self, store: &dyn Store, id: u64) -> Result<(), StoreError> {
+        let key = crate::store::keys::message_key(id);
+        let Some(mut message) = store
+            .get(Family::Messages, &key)?
+            .and_then(|bytes| super::message::StoredMessage::decode(&bytes))
+        else {
+            return Ok(());
+        };
+        if message.delivery == Delivery::Failed {
+            return Ok(());
+        }
+        tracing::info!(
+            message_id = %super::message::message_id_text(id),
+            "Meta reported a delivery failed: its price and its recipient's slot are given back"
+        );
+        self.failed.push(message.failed_send());
+        message.uncharge(&mut self.batch);
+        message.delivery = Delivery::Failed;
+        self.batch.put(Family::Messages, key, message.encode());
+        Ok(())
+    }
+
+    /// The sends this set failed, for the shards to take back (once it is flushed).
+    pub fn take_failed(&mut self) -> Vec<crate::events::FailedSend> {
+        std::mem::take(&mut self.failed)
+    }
+
     pub fn put(&mut self, family: Family, key: &[u8], value: &[u8]) {
         self.batch.put(family, key, value);
     }

@@ -15,6 +15,7 @@ use super::combine::StatusTurn;
 use super::dispatch::{backoff_micros, settle, Upstream, UpstreamError};
 use super::message::{DispatchStatus, DueMessage, StoredMessage};
 use crate::clock::Timestamp;
+use crate::events::FailedSend;
 use crate::store::keys::message_key;
 use crate::store::{Batch, Family, Store};
 
@@ -37,6 +38,10 @@ struct Work {
     now: Timestamp,
 }
 
+/// Where sends that failed for good go once settled: the shards, which give back their price
+/// and their recipient's slot.
+pub type OnFailed = Arc<dyn Fn(Vec<FailedSend>) + Send + Sync>;
+
 pub struct Lanes {
     work: Option<Sender<Work>>,
     pub returned: Receiver<Returned>,
@@ -44,7 +49,12 @@ pub struct Lanes {
 }
 
 impl Lanes {
-    pub fn start(upstream: Arc<dyn Upstream>, store: Arc<dyn Store>, turn: StatusTurn) -> Lanes {
+    pub fn start(
+        upstream: Arc<dyn Upstream>,
+        store: Arc<dyn Store>,
+        turn: StatusTurn,
+        on_failed: OnFailed,
+    ) -> Lanes {
         // No queue in front of the lanes: the dispatcher keeps what is not handed over in
         // send-slot order, and a batch waits there rather than behind a busy lane.
         let (work, incoming) = bounded::<Work>(0);
@@ -53,6 +63,7 @@ impl Lanes {
             .map(|i| {
                 let (incoming, report) = (incoming.clone(), report.clone());
                 let (upstream, store, turn) = (upstream.clone(), store.clone(), turn.clone());
+                let on_failed = on_failed.clone();
                 std::thread::Builder::new()
                     .name(format!("wagate-hand-over-{i}"))
                     .spawn(move || {
@@ -63,6 +74,7 @@ impl Lanes {
                                 store.as_ref(),
                                 &turn,
                                 work.now,
+                                on_failed.as_ref(),
                             );
                             if report.send(returned).is_err() {
                                 return;
@@ -102,6 +114,7 @@ fn hand_over(
     store: &dyn Store,
     turn: &StatusTurn,
     now: Timestamp,
+    on_failed: &(dyn Fn(Vec<FailedSend>) + Send + Sync),
 ) -> Returned {
     let mut returned = Returned {
         retries: Vec::new(),
@@ -121,6 +134,7 @@ fn hand_over(
     let mut settled = Batch::default();
     let results = upstream.send_batch(&due);
     let mut sent_wamids = Vec::new();
+    let mut failed = Vec::new();
     for (mut message, result) in due.into_iter().zip(results) {
         match result {
             Ok(upstream_id) => {
@@ -129,6 +143,13 @@ fn hand_over(
                 returned.sent += 1;
             }
             Err(UpstreamError::Permanent(reason)) => {
+                tracing::warn!(
+                    message_id = %super::message::message_id_text(message.id),
+                    %reason,
+                    "the upstream refused a send for good: its price and its recipient's slot are given back"
+                );
+                failed.push(message.failed_send());
+                message.uncharge(&mut settled);
                 settle(message, DispatchStatus::Failed, reason, &mut settled);
                 returned.failed += 1;
             }
@@ -149,6 +170,9 @@ fn hand_over(
     if returned.disk_ok {
         // Statuses that came before this settlement were parked; they apply now.
         let _ = super::early_status::apply_parked_in_turn(store, turn, &sent_wamids);
+        if !failed.is_empty() {
+            on_failed(failed);
+        }
     }
     returned
 }

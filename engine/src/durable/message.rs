@@ -136,6 +136,33 @@ pub(crate) fn read_accepted(reader: &mut Reader) -> Option<Accepted> {
 }
 
 impl StoredMessage {
+    /// This message as a send that failed for good, for the shard that takes back its effects.
+    pub fn failed_send(&self) -> crate::events::FailedSend {
+        crate::events::FailedSend {
+            number: self.number,
+            to: self.to,
+            accepted_at: self.accepted_at,
+            accepted: self.decision,
+        }
+    }
+
+    /// Marks this message as not charged (it failed for good: Meta charges neither refused
+    /// nor undelivered messages) and adds to `batch` the ledger's reversal of its acceptance.
+    /// Written with the failure itself, so it happens once.
+    pub fn uncharge(&mut self, batch: &mut crate::store::Batch) {
+        batch.add(
+            crate::store::Family::Ledger,
+            crate::store::keys::ledger_key(
+                self.number.0,
+                crate::price::unix_day(self.accepted_at.secs()),
+                self.decision.category as u8,
+            ),
+            0u64.wrapping_sub(1),
+            0u64.wrapping_sub(self.decision.price_micros),
+        );
+        self.decision.price_micros = 0;
+    }
+
     pub fn due(&self) -> DueMessage {
         DueMessage {
             send_at: self.decision.send_at,

@@ -242,10 +242,22 @@ impl Wagate {
             },
         );
         let statuses_turn = StatusTurn::default();
+        let teller = pool.teller();
+        let on_failed: super::hand_over::OnFailed = Arc::new(move |failed| {
+            let count = failed.len();
+            if !teller.tell(failed.into_iter().map(Command::SendFailed).collect()) {
+                // After a stop has begun the shards are gone: those recipients stay counted
+                // until their 24 h pass (never fewer than Meta counts).
+                tracing::warn!(
+                    count,
+                    "sends failed while stopping: their recipients stay counted for 24 h"
+                );
+            }
+        });
         let dispatcher = Dispatcher::start(
             restored.backlog.iter().map(StoredMessage::due).collect(),
             incoming,
-            Lanes::start(upstream, store.clone(), statuses_turn.clone()),
+            Lanes::start(upstream, store.clone(), statuses_turn.clone(), on_failed),
             store.clone(),
             clock.clone(),
         );
@@ -274,6 +286,18 @@ impl Wagate {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Has every shard apply what the clock made due (expirations of counted recipients,
+    /// sketch windows, scheduled tier changes) and waits: after a manual clock moved.
+    pub fn catch_up(&self) {
+        self.pool.catch_up();
+    }
+
+    /// Applies the projected upgrades that came due, where the operator allows wagate to
+    /// (`EngineConfig::apply_projected_upgrades`); nothing otherwise.
+    pub fn confirm_projections(&self) {
+        self.pool.confirm_projections();
     }
 
     /// How long idempotency records (and webhook claims) are kept.

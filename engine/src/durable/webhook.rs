@@ -23,6 +23,7 @@ use crate::quality::Quality;
 use crate::store::keys::idempotency_key;
 use crate::store::{Batch, Family, StoreError};
 use crate::webhooks::events::{DeliveryStatus, WebhookEvent};
+use crate::workers::Command;
 
 /// What applying one webhook POST did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -112,6 +113,18 @@ impl Wagate {
             },
         };
         (idempotency_key(0, identity), record.encode())
+    }
+
+    /// Writes the statuses gathered, then has the shards take back the sends whose delivery
+    /// failed (their recipients' slots; the price went back with the statuses).
+    fn flush_statuses(&self, mut statuses: StatusWrites) -> Result<(), SubmitError> {
+        let failed = statuses.take_failed();
+        statuses.flush(self.store.as_ref())?;
+        if !failed.is_empty() {
+            self.pool
+                .submit(failed.into_iter().map(Command::SendFailed).collect())?;
+        }
+        Ok(())
     }
 
     /// Moves the delivery state of the message Meta knows as `wamid` (in `writes`). A status
@@ -229,7 +242,7 @@ impl Wagate {
             .map(|events| self.apply_events(events, &mut statuses, &mut remembered_here))
             .collect::<Result<Vec<WebhookReport>, SubmitError>>()
             .and_then(|reports| {
-                statuses.flush(self.store.as_ref())?;
+                self.flush_statuses(statuses)?;
                 Ok(reports)
             });
         match applied {
@@ -256,8 +269,10 @@ impl Wagate {
                 }
             }
             let is_status = matches!(event, WebhookEvent::Status { .. });
+            // Statuses come per message: a parked or unknown one is not an operator's matter.
+            let kind = (!is_status).then(|| event.kind());
             if !is_status {
-                std::mem::take(statuses).flush(self.store.as_ref())?;
+                self.flush_statuses(std::mem::take(statuses))?;
                 remembered_here.clear();
             }
             let outcome = match event {
@@ -310,7 +325,7 @@ impl Wagate {
                     status,
                     ..
                 } => self
-                    .set_template_status(account, &name, &language, status)
+                    .report_template_status(account, &name, &language, status)
                     .is_ok()
                     .into(),
                 WebhookEvent::TemplateQuality {
@@ -351,7 +366,15 @@ impl Wagate {
             match outcome {
                 EventOutcome::Applied => report.applied += 1,
                 EventOutcome::Repeat => report.repeats += 1,
-                EventOutcome::Ignored => report.ignored += 1,
+                EventOutcome::Ignored => {
+                    // Never dropped in silence: Meta's word that wagate could not apply is
+                    // what an operator must see (a status of a template wagate does not
+                    // know, an event it does not understand).
+                    if let Some(kind) = &kind {
+                        tracing::warn!(event = %kind, "a Meta webhook event was not applied");
+                    }
+                    report.ignored += 1;
+                }
             }
         }
         Ok(report)

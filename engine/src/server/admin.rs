@@ -166,7 +166,9 @@ pub fn usage_view(id: u64, usage: &Usage) -> Value {
         "next_tier": usage.next_tier,
         "upgrade_threshold_7d": usage.upgrade_threshold,
         "upgrade_progress": usage.upgrade_progress,
-        "upgrade_effective_at": time(usage.upgrade_effective_at),
+        "projected_tier": usage.projected_tier,
+        "projected_upgrade_at": time(usage.projected_upgrade_at),
+        "upgraded_at": time(usage.upgraded_at),
         "quality": format!("{:?}", usage.quality).to_uppercase(),
         "flagged_since": time(usage.flagged_since),
         "downgrade_at": time(usage.downgrade_at),
@@ -363,6 +365,7 @@ async fn contact(
         "opted_in": view.opted_in,
         "opted_out": view.opted_out,
         "marketing_opted_out": view.marketing_opted_out,
+        "meta_marketing_stopped": view.meta_marketing_stopped,
         "unreachable": view.unreachable,
         "consent_source": view.consent_source.name(),
         "consent_at": time(view.consent_changed_at),
@@ -496,6 +499,14 @@ async fn move_clock(State(app): State<App>, headers: HeaderMap, body: Body) -> A
             .into())
         }
     }
+    // Time moved at once, not second by second: every shard applies what that made due
+    // before the answer, as it would have along the way, so the next send is judged on it.
+    let worker = app.clone();
+    blocking(move || {
+        worker.wagate.catch_up();
+        Ok(())
+    })
+    .await?;
     Ok(reply::ok(
         &json!({ "now_unix_secs": app.wagate.now().unix_secs() }),
     ))

@@ -87,6 +87,9 @@ pub struct EngineSection {
     pub shards: usize,
     pub marketing_cap_per_day: u8,
     pub schedule_horizon_secs: u32,
+    /// Let wagate raise a tier itself when its projected upgrade comes due (on the exact
+    /// 7-day count, after the profile's delay); off, only Meta's word raises it.
+    pub apply_projected_upgrades: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -211,6 +214,7 @@ impl Default for EngineSection {
             shards: 2,
             marketing_cap_per_day: 2,
             schedule_horizon_secs: 60,
+            apply_projected_upgrades: false,
         }
     }
 }

@@ -93,6 +93,9 @@ pub async fn receive(
     for _ in 0..report.repeats {
         bump(&app.metrics.webhooks_repeated);
     }
+    for _ in 0..report.ignored {
+        bump(&app.metrics.webhooks_ignored);
+    }
     Ok(reply::ok(&json!({
         "applied": report.applied,
         "repeats": report.repeats,

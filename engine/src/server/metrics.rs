@@ -20,6 +20,7 @@ pub struct Metrics {
     pub released: AtomicU64,
     pub webhooks_applied: AtomicU64,
     pub webhooks_repeated: AtomicU64,
+    pub webhooks_ignored: AtomicU64,
     pub webhooks_bad_signature: AtomicU64,
     pub forwarded: AtomicU64,
     pub forward_failures: AtomicU64,
@@ -97,6 +98,11 @@ impl Metrics {
             "webhook_events_repeated_total",
             "Meta webhook events seen before.",
             read(&self.webhooks_repeated),
+        );
+        counter(
+            "webhook_events_ignored_total",
+            "Meta webhook events not acted on (not understood, or naming nothing known); each is logged.",
+            read(&self.webhooks_ignored),
         );
         counter(
             "webhook_bad_signatures_total",

@@ -80,6 +80,7 @@ fn open_engine(
     engine.shards = config.engine.shards;
     engine.marketing_cap_per_day = config.engine.marketing_cap_per_day;
     engine.schedule_horizon_secs = config.engine.schedule_horizon_secs;
+    engine.apply_projected_upgrades = config.engine.apply_projected_upgrades;
     let wagate = Wagate::open(
         WagateConfig {
             engine,
@@ -118,7 +119,14 @@ fn open_engine(
 
 /// Re-decides queued sends as they come due, until `stop`.
 fn run_releaser(wagate: Arc<Wagate>, metrics: Arc<Metrics>, stop: Arc<AtomicBool>) {
+    let mut confirmed_at = 0;
     while !stop.load(Ordering::Acquire) {
+        // Projected upgrades (where wagate may apply them) are looked at once a second.
+        let second = wagate.now().secs();
+        if second != confirmed_at {
+            wagate.confirm_projections();
+            confirmed_at = second;
+        }
         match wagate.release_due(RELEASE_BATCH) {
             Ok(0) | Err(_) => std::thread::sleep(RELEASE_POLL),
             Ok(count) => {

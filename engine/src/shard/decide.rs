@@ -5,7 +5,7 @@
 //! (limit capacity, throughput slot) are taken last and undone if the other fails, so a refused
 //! or deferred request leaves no trace.
 
-use super::{cached_number, cached_template, journal_note, shard_scope, Shard};
+use super::{business_consent, cached_number, cached_template, journal_note, shard_scope, Shard};
 use crate::clock::{Secs, Timestamp};
 use crate::core::{LIMIT_WINDOW_SECS, MAX_CAPTION_CHARS};
 use crate::decision::{Accepted, Decision, DeferReason, Message, Refusal, SendRequest};
@@ -89,18 +89,28 @@ impl Shard {
             scope: number.index,
         };
         let table_hash = key.table_hash(person_hash);
-        let record = state
-            .contacts
-            .get(&key, table_hash)
-            .copied()
-            .unwrap_or_default();
+        let existing = state.contacts.get(&key, table_hash).copied();
+        let mut record = existing.unwrap_or_default();
         let business_initiated = !record.window_open(secs);
-
-        if business_initiated {
-            if !is_template {
-                return Decision::Refused(Refusal::OutsideServiceWindow);
+        if business_initiated && !is_template {
+            return Decision::Refused(Refusal::OutsideServiceWindow);
+        }
+        if is_template {
+            // Consent belongs to the business: a person new to this number brings what they
+            // gave (or withdrew) through its other numbers.
+            if existing.is_none() {
+                if let Some(other) =
+                    business_consent(&state.contacts, core, number, person, person_hash)
+                {
+                    record.copy_consent(&other);
+                }
             }
-            if let Some(refusal) = consent_refusal(&record, category) {
+            if let Some(refusal) = withdrawal_refusal(&record, category) {
+                return Decision::Refused(refusal);
+            }
+        }
+        if business_initiated {
+            if let Some(refusal) = opt_in_refusal(&record) {
                 return Decision::Refused(refusal);
             }
             let restricted_until = number.restricted_until();
@@ -145,10 +155,13 @@ impl Shard {
             };
             let repeat = last_counted != 0 && secs < last_counted + LIMIT_WINDOW_SECS;
             if !repeat {
-                if !scope.try_admit(core.profile.tier_limit(scope.tier())) {
-                    // Capacity frees when the oldest counted recipient ages out; if that moment
-                    // has passed on another shard that has not yet expired it, ask again now.
-                    let until = scope.next_expiry().map_or(secs + 1, |at| at.max(secs));
+                if !scope.try_admit(core.profile.tier_limit(scope.tier()))
+                    && !scope.try_borrow_due(state.index, secs)
+                {
+                    // Capacity frees when the oldest counted recipient ages out. If that moment
+                    // has passed on another shard and its recipients were all lent, that shard
+                    // releases more within its next round: ask again in a second, never "now".
+                    let until = scope.next_expiry().map_or(secs + 1, |at| at.max(secs + 1));
                     return defer(until, DeferReason::TierLimit);
                 }
                 new_unique = true;
@@ -169,24 +182,31 @@ impl Shard {
         };
 
         // Commit: from here on nothing can refuse.
+        let consent = record;
         let record = state.contacts.get_or_insert(&key, table_hash);
+        if existing.is_none() {
+            record.copy_consent(&consent);
+        }
         core.pair_rate.record(record, secs);
         if category == Category::Marketing {
             core.marketing_cap.record(record, secs);
         }
         if business_initiated {
+            // A failure of the send that took the slot gives it back only if no other counted
+            // send shares its second (see `Shard::send_failed`).
+            let count_in = |counted: &mut ContactRecord| {
+                counted.last_business_initiated = secs;
+                counted.set(flags::SHARED_COUNT, !new_unique && last_counted == secs);
+            };
             if scope.key == number.index {
-                record.last_business_initiated = secs;
+                count_in(record);
             } else {
                 let scope_key = ContactKey {
                     person,
                     scope: scope.key,
                 };
                 let scope_hash = scope_key.table_hash(person_hash);
-                state
-                    .contacts
-                    .get_or_insert(&scope_key, scope_hash)
-                    .last_business_initiated = secs;
+                count_in(state.contacts.get_or_insert(&scope_key, scope_hash));
                 journal_note(&mut state.journal, &state.contacts, &scope_key, scope_hash);
             }
             let part = shard_scope(&mut state.scopes, scope, state.index, core.shards);
@@ -198,6 +218,7 @@ impl Shard {
                 secs,
                 last_counted,
             );
+            state.earliest_due = state.earliest_due.min(part.front_due);
             if new_unique {
                 scope.consider_upgrade(&core.profile, secs);
             }
@@ -217,17 +238,28 @@ impl Shard {
     }
 }
 
-/// Consent for a business-initiated message (replies inside the window never get here).
+/// What an opt-out withdrew, for a template inside the window or not: after a global opt-out
+/// every template, after the business's or Meta's marketing stop every marketing template.
+/// Free-form replies inside the window never get here.
 #[inline]
-fn consent_refusal(record: &ContactRecord, category: Category) -> Option<Refusal> {
+fn withdrawal_refusal(consent: &ContactRecord, category: Category) -> Option<Refusal> {
+    if consent.has(flags::OPTED_OUT) {
+        Some(Refusal::OptedOut)
+    } else if category == Category::Marketing && consent.marketing_withdrawn() {
+        Some(Refusal::MarketingOptedOut)
+    } else {
+        None
+    }
+}
+
+/// What a business-initiated message (outside the window) needs besides: a person Meta can
+/// reach, and a recorded opt-in with the business.
+#[inline]
+fn opt_in_refusal(record: &ContactRecord) -> Option<Refusal> {
     if record.has(flags::UNREACHABLE) {
         Some(Refusal::Unreachable)
-    } else if record.has(flags::OPTED_OUT) {
-        Some(Refusal::OptedOut)
     } else if !record.has(flags::OPTED_IN) {
         Some(Refusal::NoOptIn)
-    } else if category == Category::Marketing && record.has(flags::MARKETING_OPTED_OUT) {
-        Some(Refusal::MarketingOptedOut)
     } else {
         None
     }

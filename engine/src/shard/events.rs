@@ -1,12 +1,14 @@
 //! Contact events on a shard: inbound messages (windows and keyword consent), explicit consent
 //! changes and delivery failures.
 
-use super::{cached_number, journal_note, Shard};
+use super::{business_consent, cached_number, journal_note, shard_scope, share_consent, Shard};
 use crate::clock::{Secs, Timestamp, SECS_PER_DAY};
 use crate::core::NormalizedKeywords;
+use crate::core::LIMIT_WINDOW_SECS;
 use crate::decision::Refusal;
 use crate::events::{
-    ConsentChange, ContactView, FailureEffect, InboundContent, InboundEffect, InboundMessage,
+    ConsentChange, ContactView, FailedSend, FailureEffect, FailureReversal, InboundContent,
+    InboundEffect, InboundMessage,
 };
 use crate::hash::mix64;
 use crate::ids::{Msisdn, PhoneNumberId};
@@ -52,6 +54,12 @@ fn apply_consent(
     source: ConsentSource,
     now: Secs,
 ) {
+    // Meta's marketing stop is Meta's to end: its own signals set and clear their flag, and
+    // nothing the business says touches it (a START does not resume what Meta stopped).
+    let meta_says = matches!(
+        source,
+        ConsentSource::UserPreferences | ConsentSource::DeliveryFailure
+    );
     match change {
         ConsentChange::OptIn => {
             record.set(flags::OPTED_IN, true);
@@ -61,6 +69,12 @@ fn apply_consent(
         ConsentChange::OptOut => {
             record.set(flags::OPTED_OUT, true);
             record.set(flags::OPTED_IN, false);
+        }
+        ConsentChange::MarketingOptOut if meta_says => {
+            record.set(flags::META_MARKETING_STOPPED, true)
+        }
+        ConsentChange::MarketingOptIn if meta_says => {
+            record.set(flags::META_MARKETING_STOPPED, false)
         }
         ConsentChange::MarketingOptOut => record.set(flags::MARKETING_OPTED_OUT, true),
         ConsentChange::MarketingOptIn => record.set(flags::MARKETING_OPTED_OUT, false),
@@ -74,8 +88,10 @@ fn time(secs: Secs) -> Option<Timestamp> {
 }
 
 impl Shard {
-    /// Changes the record of (number, person), created if new, and journals it; `None` if the
-    /// number is unknown.
+    /// Changes the record of (number, person), created if new (then with the consent the
+    /// person has with the business's other numbers), and journals it; if `change` touched
+    /// consent, the same goes into the person's records with the business's other numbers.
+    /// `None` if the number is unknown.
     fn with_record<T>(
         &mut self,
         number: PhoneNumberId,
@@ -86,18 +102,43 @@ impl Shard {
         let state = &mut self.state;
         state.refresh_caches(core);
         let number = cached_number(&mut state.numbers, core, number)?;
+        let person = person.digits();
+        let person_hash = mix64(person);
         let key = ContactKey {
-            person: person.digits(),
+            person,
             scope: number.index,
         };
-        let hash = key.table_hash(mix64(key.person));
-        let result = change(state.contacts.get_or_insert(&key, hash));
+        let hash = key.table_hash(person_hash);
+        let inherited = match state.contacts.get(&key, hash) {
+            Some(_) => None,
+            None => business_consent(&state.contacts, core, number, person, person_hash),
+        };
+        let record = state.contacts.get_or_insert(&key, hash);
+        if let Some(other) = inherited {
+            record.copy_consent(&other);
+        }
+        let before = *record;
+        let result = change(record);
+        let after = *record;
         journal_note(&mut state.journal, &state.contacts, &key, hash);
+        let consent_changed = (before.flags ^ after.flags) & ContactRecord::CONSENT_FLAGS != 0
+            || before.consent_at != after.consent_at
+            || before.consent_source != after.consent_source;
+        if consent_changed {
+            share_consent(
+                &mut state.contacts,
+                &mut state.journal,
+                core,
+                number,
+                person,
+                &after,
+            );
+        }
         Some(result)
     }
 
     /// An inbound message opens (or extends) the customer-service window; a keyword or button
-    /// payload may also change consent.
+    /// payload may also change consent (the business's: through any of its numbers).
     pub fn inbound(
         &mut self,
         message: &InboundMessage,
@@ -168,6 +209,61 @@ impl Shard {
         .ok_or(Refusal::UnknownNumber(number))
     }
 
+    /// Takes back what a send that failed for good took: its price from the ledger (Meta
+    /// charges neither refused nor undelivered messages) and, if it was the send that counted
+    /// its recipient and no later counted send renewed them, the recipient's slot in the
+    /// rolling 24 h (Meta does not count a recipient nothing was delivered to). Reserving
+    /// the slot at acceptance is what prevents overshoot; this gives it back. `None` if the
+    /// number is unknown.
+    pub fn send_failed(&mut self, failed: &FailedSend, now: Timestamp) -> Option<FailureReversal> {
+        let core = &*self.core;
+        let state = &mut self.state;
+        state.refresh_caches(core);
+        let number = cached_number(&mut state.numbers, core, failed.number)?;
+        let accepted = &failed.accepted;
+        let at = failed.accepted_at.secs();
+        state
+            .ledger
+            .reverse(number.id, accepted.category, at, accepted.price_micros);
+        let mut reversal = FailureReversal {
+            slot_released: false,
+        };
+        let secs = now.secs();
+        // A recipient already due to leave the window is left to its expiry: that due time
+        // may have been lent to another shard's admission (`LimitScope::try_borrow_due`).
+        if !(accepted.business_initiated && accepted.new_unique_recipient)
+            || secs >= at.saturating_add(LIMIT_WINDOW_SECS)
+        {
+            return Some(reversal);
+        }
+        let scope = &number.scope;
+        let person = failed.to.digits();
+        let key = ContactKey {
+            person,
+            scope: scope.key,
+        };
+        let hash = key.table_hash(mix64(person));
+        let holds_slot = state.contacts.get(&key, hash).is_some_and(|counted| {
+            counted.last_business_initiated == at && !counted.has(flags::SHARED_COUNT)
+        });
+        if !holds_slot {
+            return Some(reversal);
+        }
+        let part = shard_scope(&mut state.scopes, scope, state.index, core.shards);
+        // Whatever is due goes first, so the republication below names nothing due.
+        part.expire(&state.contacts, state.index, secs);
+        part.expiry.forget(at, person);
+        state
+            .contacts
+            .get_or_insert(&key, hash)
+            .last_business_initiated = 0;
+        journal_note(&mut state.journal, &state.contacts, &key, hash);
+        part.republish(&state.contacts, state.index);
+        scope.release(1);
+        reversal.slot_released = true;
+        Some(reversal)
+    }
+
     /// What the shard knows of (number, person), without creating anything.
     pub fn contact(
         &mut self,
@@ -189,13 +285,24 @@ impl Shard {
                 .get(&key, key.table_hash(mix64(key.person)))
                 .copied()
         };
-        let record = lookup(number.index)?;
+        // Never seen through this number: what they gave the business through another.
+        let record = match lookup(number.index) {
+            Some(record) => record,
+            None => {
+                let person = person.digits();
+                let other = business_consent(&state.contacts, core, number, person, mix64(person))?;
+                let mut record = ContactRecord::default();
+                record.copy_consent(&other);
+                record
+            }
+        };
         let last = lookup(number.scope.key).map_or(0, |r| r.last_business_initiated);
         Some(ContactView {
             window_open_until: time(record.window_until).filter(|_| record.window_open(now.secs())),
             opted_in: record.has(flags::OPTED_IN),
             opted_out: record.has(flags::OPTED_OUT),
             marketing_opted_out: record.has(flags::MARKETING_OPTED_OUT),
+            meta_marketing_stopped: record.has(flags::META_MARKETING_STOPPED),
             consent_source: record.consent_source(),
             consent_changed_at: time(record.consent_at),
             last_business_initiated: time(last),

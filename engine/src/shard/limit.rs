@@ -36,7 +36,19 @@ impl ShardScope {
         let next = self
             .expiry
             .next_expiry(LIMIT_WINDOW_SECS, |p, at| is_latest(contacts, key, p, at));
-        self.front_due = next.unwrap_or(u32::MAX);
+        self.front_due = next.map_or(u32::MAX, |(at, _)| at);
+        self.scope.publish_next_expiry(shard, next);
+    }
+
+    /// Publishes when this shard's next counted recipient leaves the window, after a change
+    /// that may have removed the one at the front. Call after [`ShardScope::expire`] at the
+    /// same `now`, so nothing due is left: a due time published again could be lent twice.
+    pub(super) fn republish(&mut self, contacts: &ContactTable, shard: usize) {
+        let key = self.scope.key;
+        let next = self
+            .expiry
+            .next_expiry(LIMIT_WINDOW_SECS, |p, t| is_latest(contacts, key, p, t));
+        self.front_due = next.map_or(u32::MAX, |(at, _)| at);
         self.scope.publish_next_expiry(shard, next);
     }
 
@@ -56,7 +68,8 @@ impl ShardScope {
         if previous != at {
             if self.expiry.is_empty() {
                 self.front_due = at + LIMIT_WINDOW_SECS;
-                self.scope.publish_next_expiry(shard, Some(self.front_due));
+                self.scope
+                    .publish_next_expiry(shard, Some((self.front_due, 1)));
             }
             self.expiry.push(at, person);
             // Renewing the person at the front moves this shard's next expiry later.
@@ -65,7 +78,7 @@ impl ShardScope {
                 let next = self
                     .expiry
                     .next_expiry(LIMIT_WINDOW_SECS, |p, t| is_latest(contacts, key, p, t));
-                self.front_due = next.unwrap_or(u32::MAX);
+                self.front_due = next.map_or(u32::MAX, |(at, _)| at);
                 self.scope.publish_next_expiry(shard, next);
             }
         }
@@ -83,13 +96,49 @@ impl Shard {
         }
     }
 
+    /// Applies the expirations due by `now` in every scope, if any is: one comparison when
+    /// none is. Workers call it before each group, so a busy shard never holds capacity that
+    /// has freed (another shard, at the limit, would refuse a send Meta would take).
+    #[inline]
+    pub fn expire_due(&mut self, now: Timestamp) {
+        let state = &mut self.state;
+        let secs = now.secs();
+        if secs < state.earliest_due {
+            return;
+        }
+        let mut earliest = u32::MAX;
+        for part in state.scopes.values_mut() {
+            part.expire(&state.contacts, state.index, secs);
+            earliest = earliest.min(part.front_due);
+        }
+        state.earliest_due = earliest;
+    }
+
+    /// This shard's persons whose latest counted send in the scope keyed `scope_key` is at or
+    /// after `since`: its part of the exact unique count over that period (a scan, for the
+    /// rare moment a projected upgrade must be confirmed).
+    pub fn count_counted_since(&self, scope_key: u32, since: Secs) -> u64 {
+        self.state
+            .contacts
+            .iter()
+            .filter(|(key, record)| {
+                key.scope == scope_key
+                    && record.last_business_initiated != 0
+                    && record.last_business_initiated >= since
+            })
+            .count() as u64
+    }
+
     /// Brings every scope this shard has sent to up to `now`.
     pub fn tick(&mut self, now: Timestamp) {
         let state = &mut self.state;
+        let mut earliest = u32::MAX;
         for part in state.scopes.values_mut() {
             part.expire(&state.contacts, state.index, now.secs());
             part.sketch.advance(&part.scope.sketches, now.secs());
             part.scope.apply_due(&self.core.profile, now.secs());
+            earliest = earliest.min(part.front_due);
         }
+        state.earliest_due = earliest;
     }
 }

@@ -41,6 +41,10 @@ struct ShardState {
     numbers: MixHashMap<PhoneNumberId, Arc<NumberState>>,
     templates: MixHashMap<u64, Arc<Template>>,
     cache_generation: u64,
+    /// No scope part has a counted recipient due before this second (a lower bound: a part's
+    /// due time lowers it, only a sweep raises it), so a worker catches up on expirations
+    /// with one comparison per group (see [`Shard::expire_due`]).
+    earliest_due: u32,
     ledger: Ledger,
     /// Contact records changed since the last drain, when the shard is persisted.
     journal: Option<Vec<(ContactKey, ContactRecord)>>,
@@ -61,6 +65,7 @@ impl Shard {
                 numbers: MixHashMap::default(),
                 templates: MixHashMap::default(),
                 cache_generation: core.registry.generation(),
+                earliest_due: u32::MAX,
                 ledger: Ledger::default(),
                 journal: None,
             },
@@ -167,6 +172,60 @@ fn cached_template<'a>(
         cache.insert(hash, core.registry.template(account, name, language)?);
     }
     cache.get(&hash)
+}
+
+/// The business's consent for `person`, from a record they have with another of the business's
+/// numbers (all of them carry the same), for a record of `number` about to be created.
+///
+/// The person's records with any number sit in one probe run, so this costs what the miss
+/// did, plus a registry look-up only when they have a record with some other number.
+fn business_consent(
+    contacts: &ContactTable,
+    core: &Core,
+    number: &NumberState,
+    person: u64,
+    person_hash: u64,
+) -> Option<ContactRecord> {
+    let mut others = contacts
+        .numbers_of(person, person_hash)
+        .filter(|(scope, _)| *scope != number.index)
+        .peekable();
+    others.peek()?;
+    let business = core.registry.business_numbers(number.account);
+    others
+        .find(|(scope, _)| business.binary_search(scope).is_ok())
+        .map(|(_, record)| *record)
+}
+
+/// After the consent in `consent` (the person's record with `number`) changed: the same goes
+/// into every record the person has with the business's other numbers, journaled.
+fn share_consent(
+    contacts: &mut ContactTable,
+    journal: &mut Option<Vec<(ContactKey, ContactRecord)>>,
+    core: &Core,
+    number: &NumberState,
+    person: u64,
+    consent: &ContactRecord,
+) {
+    let person_hash = crate::hash::mix64(person);
+    let others: Vec<u32> = contacts
+        .numbers_of(person, person_hash)
+        .map(|(scope, _)| scope)
+        .filter(|scope| *scope != number.index)
+        .collect();
+    if others.is_empty() {
+        return;
+    }
+    let business = core.registry.business_numbers(number.account);
+    for scope in others {
+        if business.binary_search(&scope).is_err() {
+            continue;
+        }
+        let key = ContactKey { person, scope };
+        let hash = key.table_hash(person_hash);
+        contacts.get_or_insert(&key, hash).copy_consent(consent);
+        journal_note(journal, contacts, &key, hash);
+    }
 }
 
 #[inline]

@@ -57,6 +57,7 @@ impl Shard {
             part.front_due = 0;
             part.expire(&state.contacts, state.index, now);
             part.sketch.advance(&part.scope.sketches, now);
+            state.earliest_due = state.earliest_due.min(part.front_due);
         }
     }
 }

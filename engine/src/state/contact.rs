@@ -1,5 +1,9 @@
 //! What the core remembers about one person for one business number (or, for the
 //! portfolio-wide limit, one limit scope): 32 bytes, times in compact seconds.
+//!
+//! Consent belongs to the business (the WABA), the window to the number: every record a person
+//! has with the numbers of one business carries the same consent (a change is written to all
+//! of them, a new one takes it from another), so a decision reads one record.
 
 use crate::clock::Secs;
 
@@ -50,10 +54,18 @@ pub mod flags {
     pub const OPTED_IN: u16 = 1;
     /// A global opt-out: nothing business-initiated until the next opt-in.
     pub const OPTED_OUT: u16 = 1 << 1;
-    /// Marketing templates are refused (131050); utility and authentication still go.
+    /// The business's own marketing opt-out (a "stop promotions" button, its API): marketing
+    /// templates are refused (131050), in the window or not; a START clears it.
     pub const MARKETING_OPTED_OUT: u16 = 1 << 2;
     /// Meta said the number cannot receive WhatsApp messages (131026), until they write to us.
     pub const UNREACHABLE: u16 = 1 << 3;
+    /// Meta's marketing stop (`user_preferences` stop, or a 131050 refusal): Meta refuses
+    /// marketing templates in the window or not, until its `resume`; the business's own
+    /// keywords do not end it.
+    pub const META_MARKETING_STOPPED: u16 = 1 << 4;
+    /// The latest counted send to this person in the scope shared its second with another
+    /// counted send, so a failure of one cannot tell which of them holds the slot.
+    pub const SHARED_COUNT: u16 = 1 << 5;
 }
 
 /// A person's state for one key. `0` in a time field means "never".
@@ -99,6 +111,26 @@ impl ContactRecord {
 
     pub fn consent_source(&self) -> ConsentSource {
         ConsentSource::from_u8(self.consent_source)
+    }
+
+    /// The flags that are the business's consent (not the number's window, reachability...).
+    pub const CONSENT_FLAGS: u16 = flags::OPTED_IN
+        | flags::OPTED_OUT
+        | flags::MARKETING_OPTED_OUT
+        | flags::META_MARKETING_STOPPED;
+
+    /// Takes the business's consent (flags, time, source) from another record of the person.
+    #[inline]
+    pub fn copy_consent(&mut self, from: &ContactRecord) {
+        self.flags = (self.flags & !Self::CONSENT_FLAGS) | (from.flags & Self::CONSENT_FLAGS);
+        self.consent_at = from.consent_at;
+        self.consent_source = from.consent_source;
+    }
+
+    /// Whether marketing is withdrawn, by the business's own opt-out or by Meta's stop.
+    #[inline]
+    pub fn marketing_withdrawn(&self) -> bool {
+        self.flags & (flags::MARKETING_OPTED_OUT | flags::META_MARKETING_STOPPED) != 0
     }
 }
 

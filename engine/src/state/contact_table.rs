@@ -4,8 +4,14 @@
 //! an unlucky size a contact costs twice its bytes. This table grows by 1.4x at 85 % load
 //! (linear probing, Lemire reduction, any capacity), keeping a 44-byte slot at 52 to 72 bytes
 //! per contact. Keys are never removed one by one; the table is rebuilt when it grows.
+//!
+//! A person's records with business numbers all hash to one home slot (the number is not
+//! mixed in), so they sit in one probe run: a miss for one number has walked past the
+//! person's records with the others already, which is where the business's consent is found
+//! (`ContactTable::numbers_of`). Portfolio records mix their scope in, staying out of the run.
 
 use crate::hash::{mix64, reduce};
+use crate::scope::PORTFOLIO_SCOPE_BIT;
 use crate::state::contact::ContactRecord;
 
 /// A contact's key: the person and the scope (a business number's index, or a portfolio's).
@@ -17,10 +23,21 @@ pub struct ContactKey {
 
 impl ContactKey {
     /// The table hash; `person_hash` is `mix64(person)`, whose top bits already chose the shard.
+    /// A number's records hash by the person alone (see the module's note).
     #[inline]
     pub fn table_hash(&self, person_hash: u64) -> u64 {
-        mix64(person_hash ^ u64::from(self.scope).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        if self.scope & PORTFOLIO_SCOPE_BIT == 0 {
+            number_home_hash(person_hash)
+        } else {
+            mix64(person_hash ^ u64::from(self.scope).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        }
     }
+}
+
+/// Where every record of a person with a business number starts probing.
+#[inline]
+fn number_home_hash(person_hash: u64) -> u64 {
+    mix64(person_hash)
 }
 
 /// Person digits split in two halves so that the slot aligns to 4 bytes (44, not 48).
@@ -154,6 +171,24 @@ impl ContactTable {
         }
     }
 
+    /// The person's records with business numbers, as (scope, record): all in the probe run
+    /// from their home slot, so this walks what a miss for one of them walked already.
+    #[inline]
+    pub fn numbers_of(
+        &self,
+        person: u64,
+        person_hash: u64,
+    ) -> impl Iterator<Item = (u32, &ContactRecord)> + '_ {
+        let capacity = self.slots.len();
+        let home = reduce(number_home_hash(person_hash), capacity);
+        (home..capacity)
+            .chain(0..home)
+            .map(move |index| &self.slots[index])
+            .take_while(|slot| !slot.is_empty())
+            .filter(move |slot| slot.person() == person && slot.scope & PORTFOLIO_SCOPE_BIT == 0)
+            .map(|slot| (slot.scope, &slot.record))
+    }
+
     /// Every key and record, in table order.
     pub fn iter(&self) -> impl Iterator<Item = (ContactKey, &ContactRecord)> {
         self.slots.iter().filter(|s| !s.is_empty()).map(|s| {
@@ -192,6 +227,27 @@ mod tests {
         assert_eq!(table.heap_bytes(), capacity, "no growth after reserving");
         assert_eq!(table.get(&k, h).map(|r| r.window_until), Some(7));
         assert_eq!(table.len(), 10_001);
+    }
+
+    #[test]
+    fn a_persons_number_records_are_found_in_one_run_through_growth() {
+        let mut table = ContactTable::default();
+        let ana = 16_505_551_234;
+        for scope in [3, 7, PORTFOLIO_SCOPE_BIT | 1, 12] {
+            let (k, h) = key(ana, scope);
+            table.get_or_insert(&k, h).window_until = scope;
+        }
+        for i in 0..20_000u64 {
+            let (k, h) = key(20_000_000_000 + i, (i % 5) as u32);
+            table.get_or_insert(&k, h);
+        }
+        let mut found: Vec<(u32, u32)> = table
+            .numbers_of(ana, mix64(ana))
+            .map(|(scope, record)| (scope, record.window_until))
+            .collect();
+        found.sort_unstable();
+        assert_eq!(found, vec![(3, 3), (7, 7), (12, 12)], "not the portfolio's");
+        assert_eq!(table.numbers_of(99, mix64(99)).count(), 0);
     }
 
     #[test]

@@ -48,26 +48,51 @@ impl ExpiryQueue {
                 break;
             }
             self.marks.pop_front();
-            if is_latest(person_of(&mark), mark.at) {
+            if !mark.is_forgotten() && is_latest(person_of(&mark), mark.at) {
                 left += 1;
             }
         }
         left
     }
 
-    /// When the oldest still-current mark expires; stale marks at the front are dropped first.
+    /// When the oldest still-current mark expires, and how many current marks expire in that
+    /// same second; stale marks at the front are dropped first.
     pub fn next_expiry(
         &mut self,
         window: Secs,
         mut is_latest: impl FnMut(u64, Secs) -> bool,
-    ) -> Option<Secs> {
+    ) -> Option<(Secs, u32)> {
         while let Some(mark) = self.marks.front().copied() {
-            if is_latest(person_of(&mark), mark.at) {
-                return Some(mark.at.saturating_add(window));
+            if !mark.is_forgotten() && is_latest(person_of(&mark), mark.at) {
+                let current = self
+                    .marks
+                    .iter()
+                    .take_while(|m| m.at == mark.at)
+                    .filter(|m| !m.is_forgotten() && is_latest(person_of(m), m.at))
+                    .count();
+                return Some((mark.at.saturating_add(window), current as u32));
             }
             self.marks.pop_front();
         }
         None
+    }
+
+    /// Forgets the mark `(at, person)`: its send gave its slot back, and a later count of the
+    /// person in the same second must not find this mark current too (it would leave twice).
+    /// False if there is no such mark.
+    pub fn forget(&mut self, at: Secs, person: u64) -> bool {
+        let from = self.marks.partition_point(|m| m.at < at);
+        for mark in self.marks.range_mut(from..) {
+            if mark.at != at {
+                break;
+            }
+            if !mark.is_forgotten() && person_of(mark) == person {
+                mark.person_low = 0;
+                mark.person_high = 0;
+                return true;
+            }
+        }
+        false
     }
 
     /// The oldest mark, current or stale.
@@ -85,6 +110,13 @@ impl ExpiryQueue {
 
     pub fn heap_bytes(&self) -> usize {
         self.marks.capacity() * std::mem::size_of::<Mark>()
+    }
+}
+
+impl Mark {
+    /// Person digits are never zero: zero marks a forgotten mark.
+    fn is_forgotten(&self) -> bool {
+        self.person_low == 0 && self.person_high == 0
     }
 }
 
@@ -111,10 +143,38 @@ mod tests {
         assert_eq!(queue.expire(120, window, |p, at| latest[&p] == at), 1);
         assert_eq!(
             queue.next_expiry(window, |p, at| latest[&p] == at),
-            Some(130)
+            Some((130, 1))
         );
-        assert_eq!(queue.expire(1_000, window, |p, at| latest[&p] == at), 2);
+        queue.push(40, 4);
+        latest.insert(4, 40);
+        queue.push(40, 5);
+        latest.insert(5, 40);
+        assert_eq!(
+            queue.expire(130, window, |p, at| latest[&p] == at),
+            1,
+            "person 1 at 30"
+        );
+        assert_eq!(
+            queue.next_expiry(window, |p, at| latest[&p] == at),
+            Some((140, 3)),
+            "persons 3, 4 and 5 leave at 140"
+        );
+        assert_eq!(queue.expire(1_000, window, |p, at| latest[&p] == at), 3);
         assert!(queue.is_empty());
         assert_eq!(queue.next_expiry(window, |_, _| true), None);
+    }
+
+    #[test]
+    fn a_forgotten_mark_never_leaves_again() {
+        let mut queue = ExpiryQueue::default();
+        queue.push(10, 1);
+        queue.push(10, 2);
+        // Person 2's send failed (slot given back), then they were counted again at 10.
+        assert!(queue.forget(10, 2));
+        assert!(!queue.forget(10, 2), "once");
+        queue.push(10, 2);
+        assert_eq!(queue.next_expiry(100, |_, _| true), Some((110, 2)));
+        assert_eq!(queue.expire(110, 100, |_, _| true), 2, "1 and 2 once each");
+        assert!(queue.is_empty());
     }
 }

@@ -165,7 +165,11 @@ impl Template {
 
     fn apply_deadlines(&self, lifecycle: &mut Lifecycle, rules: &TemplateRules, now: Secs) {
         match self.current() {
-            TemplateStatus::Paused if now >= lifecycle.paused_until => {
+            // A pause with no end (Meta's pause beyond the profile's ladder) lasts until Meta
+            // says otherwise.
+            TemplateStatus::Paused
+                if lifecycle.paused_until != 0 && now >= lifecycle.paused_until =>
+            {
                 self.set(lifecycle, TemplateStatus::Approved);
             }
             TemplateStatus::Flagged
@@ -216,6 +220,39 @@ impl Template {
         self.set(&lifecycle, to);
         self.apply_deadlines(&mut lifecycle, rules, now);
         Ok(to)
+    }
+
+    /// A status Meta reported (webhook or a read of the template): applied as Meta's state,
+    /// whatever the profile's transition table lists, which governs only what an operator may
+    /// request. A pause gets the ladder's next length as the projected end (Meta lifts it
+    /// then, or says otherwise); past the ladder, no end: the template stays paused until
+    /// Meta's next word, never disabled by wagate's count alone. Returns the status now.
+    pub fn apply_reported(
+        &self,
+        rules: &TemplateRules,
+        to: TemplateStatus,
+        now: Secs,
+    ) -> TemplateStatus {
+        let mut lifecycle = self.lock();
+        self.apply_deadlines(&mut lifecycle, rules, now);
+        let from = self.current();
+        if from == to {
+            return to;
+        }
+        match to {
+            TemplateStatus::Paused => {
+                lifecycle.pauses = lifecycle.pauses.saturating_add(1);
+                lifecycle.paused_until = rules
+                    .pause_secs
+                    .get(usize::from(lifecycle.pauses) - 1)
+                    .map_or(0, |secs| now.saturating_add(*secs));
+            }
+            TemplateStatus::Flagged => lifecycle.flagged_since = now,
+            _ => {}
+        }
+        self.set(&lifecycle, to);
+        self.apply_deadlines(&mut lifecycle, rules, now);
+        self.current()
     }
 
     /// Pauses once more: the ladder's next length, or disabled when it runs out.

@@ -12,10 +12,14 @@ pub enum TemplateStatus {
     Flagged = 4,
     Paused = 5,
     Disabled = 6,
+    /// Meta deleted it (or is deleting or archived it): never sendable again under this name.
+    Deleted = 7,
+    /// Meta locked it (`LOCKED`, `LIMIT_EXCEEDED`): not sendable until Meta says otherwise.
+    Locked = 8,
 }
 
 impl TemplateStatus {
-    pub const ALL: [TemplateStatus; 7] = [
+    pub const ALL: [TemplateStatus; 9] = [
         TemplateStatus::Submitted,
         TemplateStatus::InReview,
         TemplateStatus::Approved,
@@ -23,6 +27,8 @@ impl TemplateStatus {
         TemplateStatus::Flagged,
         TemplateStatus::Paused,
         TemplateStatus::Disabled,
+        TemplateStatus::Deleted,
+        TemplateStatus::Locked,
     ];
 
     pub fn from_u8(value: u8) -> TemplateStatus {
@@ -38,6 +44,8 @@ impl TemplateStatus {
             "flagged" => Some(TemplateStatus::Flagged),
             "paused" => Some(TemplateStatus::Paused),
             "disabled" => Some(TemplateStatus::Disabled),
+            "deleted" | "pending_deletion" | "archived" => Some(TemplateStatus::Deleted),
+            "locked" | "limit_exceeded" => Some(TemplateStatus::Locked),
             _ => None,
         }
     }
@@ -51,6 +59,8 @@ impl TemplateStatus {
             TemplateStatus::Flagged => "flagged",
             TemplateStatus::Paused => "paused",
             TemplateStatus::Disabled => "disabled",
+            TemplateStatus::Deleted => "deleted",
+            TemplateStatus::Locked => "locked",
         }
     }
 

@@ -84,6 +84,39 @@ pub enum WebhookEvent {
     Ignored { field: String },
 }
 
+impl WebhookEvent {
+    /// What the event is about, for an operator's log line.
+    pub fn kind(&self) -> String {
+        match self {
+            WebhookEvent::Inbound { .. } => "messages (inbound)".into(),
+            WebhookEvent::Status { .. } => "messages (status)".into(),
+            WebhookEvent::UserPreference { .. } => "user_preferences".into(),
+            WebhookEvent::TemplateStatus {
+                name,
+                language,
+                status,
+                ..
+            } => format!(
+                "message_template_status_update {name}/{language} {}",
+                status.name()
+            ),
+            WebhookEvent::TemplateQuality { name, language, .. } => {
+                format!("message_template_quality_update {name}/{language}")
+            }
+            WebhookEvent::NumberQuality {
+                display_phone_number,
+                event,
+                ..
+            } => format!("phone_number_quality_update {display_phone_number} {event}"),
+            WebhookEvent::AccountUpdate { event, .. } => format!("account_update {event}"),
+            WebhookEvent::CapabilityUpdate { limit, .. } => {
+                format!("business_capability_update {limit}")
+            }
+            WebhookEvent::Ignored { field } => format!("{field} (not understood)"),
+        }
+    }
+}
+
 /// The tier name of the legacy integer limit (`-1`: unlimited).
 fn tier_of_integer(limit: i64) -> Option<&'static str> {
     Some(match limit {
@@ -126,12 +159,14 @@ fn person_of(text: &str) -> Result<Msisdn, ApiError> {
 
 fn template_status(event: &str) -> Option<TemplateStatus> {
     Some(match event.to_ascii_uppercase().as_str() {
-        "APPROVED" | "REINSTATED" => TemplateStatus::Approved,
+        "APPROVED" | "REINSTATED" | "UNPAUSED" => TemplateStatus::Approved,
         "PENDING" | "IN_APPEAL" => TemplateStatus::InReview,
         "REJECTED" => TemplateStatus::Rejected,
         "PAUSED" => TemplateStatus::Paused,
         "DISABLED" => TemplateStatus::Disabled,
         "FLAGGED" => TemplateStatus::Flagged,
+        "DELETED" | "PENDING_DELETION" | "ARCHIVED" => TemplateStatus::Deleted,
+        "LOCKED" | "LIMIT_EXCEEDED" => TemplateStatus::Locked,
         _ => return None,
     })
 }
@@ -365,8 +400,9 @@ fn change_of(
                         reason: text(value, "reason").map(str::to_string),
                     })
                 }
+                // Named in the log line: a status Meta added is what an operator must learn of.
                 _ => events.push(WebhookEvent::Ignored {
-                    field: field.to_string(),
+                    field: format!("{field} event {}", text(value, "event").unwrap_or("(none)")),
                 }),
             }
         }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use wagate::events::InboundContent;
+use wagate::events::{FailedSend, FailureReversal, InboundContent};
 use wagate::template::model::{ButtonSpec, HeaderSpec, MediaKind};
 use wagate::{
     AccountId, Category, ConsentChange, ConsentSource, Decision, Engine, EngineConfig,
@@ -20,6 +20,8 @@ pub const NUMBER: PhoneNumberId = PhoneNumberId(106_540_352_242_922);
 pub struct Fixture {
     pub engine: Engine,
     pub clock: ManualClock,
+    /// Every accepted send, as a failure of it would be reported.
+    pub sent: Vec<FailedSend>,
 }
 
 pub fn profiles() -> [Profile; 2] {
@@ -38,7 +40,11 @@ impl Fixture {
     pub fn with_config(config: EngineConfig) -> Fixture {
         let clock = ManualClock::at_2026();
         let engine = Engine::new(config, Arc::new(clock.clone())).unwrap();
-        let fixture = Fixture { engine, clock };
+        let fixture = Fixture {
+            engine,
+            clock,
+            sent: Vec::new(),
+        };
         fixture.register(NUMBER, PortfolioId(1));
         for (name, category) in [
             ("promo", Category::Marketing),
@@ -144,7 +150,7 @@ impl Fixture {
         who: Msisdn,
         name: &str,
     ) -> Decision {
-        self.engine.decide(&SendRequest {
+        self.decide(SendRequest {
             number,
             to: who,
             message: Message::Template(TemplateSend::new(
@@ -156,11 +162,36 @@ impl Fixture {
     }
 
     pub fn send_text(&mut self, who: Msisdn, body: &str) -> Decision {
-        self.engine.decide(&SendRequest {
+        self.decide(SendRequest {
             number: NUMBER,
             to: who,
             message: Message::text(body),
         })
+    }
+
+    fn decide(&mut self, request: SendRequest) -> Decision {
+        let decision = self.engine.decide(&request);
+        if let Decision::Accepted(accepted) = &decision {
+            self.sent.push(FailedSend {
+                number: request.number,
+                to: request.to,
+                accepted_at: self.engine.now(),
+                accepted: *accepted,
+            });
+        }
+        decision
+    }
+
+    /// The last accepted send to `who` failed for good (Meta refused it, or it was never
+    /// delivered): what the engine gave back.
+    pub fn fail_last_send_to(&mut self, who: Msisdn) -> FailureReversal {
+        let failed = *self
+            .sent
+            .iter()
+            .rev()
+            .find(|sent| sent.to == who)
+            .expect("a send to them");
+        self.engine.send_failed(&failed).expect("a known number")
     }
 
     pub fn advance(&self, secs: u64) {

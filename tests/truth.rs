@@ -1,0 +1,539 @@
+//! The server's rules against Meta's word and the person's, through its public API on the
+//! manual clock: an opt-out stops what it withdraws for the whole business, inside the window
+//! too; Meta's statuses, stops and limits are facts; what Meta refuses is neither charged nor
+//! counted; capacity freed by time is never refused.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+use wagate_tests::fixture::*;
+use wagate_tests::meta_stub::Scripted;
+use wagate_tests::web::Answer;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+const PROMO: &str = "Big sale {{1}}!";
+
+async fn advance(f: &Fixture, secs: u64) -> Result<()> {
+    let moved = f
+        .admin("/wagate/admin/clock", json!({ "advance_secs": secs }))
+        .await?;
+    if moved.status != 200 {
+        bail!("moving the clock: {}", moved.text());
+    }
+    Ok(())
+}
+
+/// A person writes `text` to `number`, as Meta reports it.
+async fn writes(f: &Fixture, number: u64, wamid: &str, from: &str, text: &str) -> Result<()> {
+    let answer = f
+        .meta_webhook(&inbound_webhook(number, wamid, from, text), None)
+        .await?;
+    if answer.json()["applied"] != 1 {
+        bail!("inbound not applied: {}", answer.text());
+    }
+    Ok(())
+}
+
+/// Meta's `user_preferences` webhook: the person stopped or resumed marketing.
+async fn marketing_preference(f: &Fixture, from: &str, value: &str) -> Result<Answer> {
+    let body = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "1", "changes": [{ "field": "user_preferences", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550001001",
+                          "phone_number_id": NUMBER_A.to_string() },
+            "contacts": [{ "wa_id": from }],
+            "user_preferences": [{ "wa_id": from, "detail": "User requested", "category":
+                "marketing_messages", "value": value, "timestamp": START_UNIX }]
+        }}]}]
+    });
+    f.meta_webhook(&body, None).await
+}
+
+/// Meta's `message_template_status_update` for a template of account 1.
+async fn template_event(f: &Fixture, name: &str, event: &str) -> Result<Value> {
+    let body = account_webhook(
+        "message_template_status_update",
+        json!({ "event": event, "message_template_id": 594_425_479_261_596_u64,
+                "message_template_name": name, "message_template_language": "en_US",
+                "reason": "NONE" }),
+    );
+    Ok(f.meta_webhook(&body, None).await?.json())
+}
+
+async fn template_quality(f: &Fixture, name: &str, score: &str) -> Result<Value> {
+    let body = account_webhook(
+        "message_template_quality_update",
+        json!({ "previous_quality_score": "GREEN", "new_quality_score": score,
+                "message_template_id": 594_425_479_261_596_u64,
+                "message_template_name": name, "message_template_language": "en_US" }),
+    );
+    Ok(f.meta_webhook(&body, None).await?.json())
+}
+
+async fn usage(f: &Fixture, number: u64) -> Result<Value> {
+    Ok(f.web
+        .get(
+            &f.url(&format!("/wagate/admin/numbers/{number}/usage")),
+            ADMIN,
+        )
+        .await?
+        .json())
+}
+
+/// Waits until the number's usage satisfies `done` (failures reach the shards after the
+/// dispatcher has settled them).
+async fn wait_usage(f: &Fixture, number: u64, done: impl Fn(&Value) -> bool) -> Result<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let view = usage(f, number).await?;
+        if done(&view) {
+            return Ok(view);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("usage did not get there: {view}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The ledger's totals: (messages, micros).
+async fn ledger(f: &Fixture) -> Result<(u64, u64)> {
+    let rows = f
+        .web
+        .get(&f.url("/wagate/admin/ledger"), ADMIN)
+        .await?
+        .json();
+    let rows = rows["rows"].as_array().cloned().unwrap_or_default();
+    Ok(rows.iter().fold((0, 0), |(m, p), row| {
+        (
+            m + row["messages"].as_u64().unwrap_or(0),
+            p + row["price_micros"].as_u64().unwrap_or(0),
+        )
+    }))
+}
+
+fn refusal(answer: &Answer) -> (Option<u64>, Value) {
+    (
+        answer.code(),
+        answer.json()["error"]["wagate_reason"].clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opt_out_stops_templates_inside_the_window_from_every_number_of_the_business(
+) -> Result<()> {
+    let mut f = Fixture::start("truth-opt-out", "").await?;
+    let (ana, queued_for) = (person(1), person(2));
+    f.ready_to_send(&[ana.clone(), queued_for.clone()]).await?;
+    let update = |to: &str| template_send(to, "order_update", &["Ada"]);
+
+    // Ana sends STOP to the business's other number; a second later, inside the window the
+    // STOP opened, neither number may send her a template; a free-form reply still goes.
+    writes(&f, NUMBER_A2, "wamid.in.1", &ana, "STOP").await?;
+    advance(&f, 1).await?;
+    for number in [NUMBER_A2, NUMBER_A] {
+        let refused = f.send(ALPHA, number, &update(&ana), &[]).await?;
+        assert_eq!(
+            refusal(&refused),
+            (Some(470_001), json!("opted_out")),
+            "{number}"
+        );
+    }
+    let reply = f
+        .send(
+            ALPHA,
+            NUMBER_A2,
+            &text_send(&ana, "You are unsubscribed."),
+            &[],
+        )
+        .await?;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    // A send queued before the STOP (the number was restricted) is dropped with its reason
+    // when its turn comes, not released.
+    let restriction = account_webhook(
+        "account_update",
+        json!({ "event": "ACCOUNT_RESTRICTION", "restriction_info": [{
+            "restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": 0 }] }),
+    );
+    assert_eq!(
+        f.meta_webhook(&restriction, None).await?.json()["applied"],
+        1
+    );
+    let queued = f.send(ALPHA, NUMBER_A, &update(&queued_for), &[]).await?;
+    assert_eq!(queued.json()["messages"][0]["message_status"], "queued");
+    writes(&f, NUMBER_A2, "wamid.in.2", &queued_for, "stop").await?;
+    // Its turn comes when the restriction's 24 h are over.
+    advance(&f, 86_400).await?;
+    let view = f
+        .wait_message(&queued.message_id(), WAIT, |v| v["status"] == "refused")
+        .await?;
+    assert!(
+        view["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("opted_out"),
+        "{view}"
+    );
+
+    // START to the first number: templates from the second are welcome again.
+    writes(&f, NUMBER_A, "wamid.in.3", &ana, "START").await?;
+    advance(&f, 86_400).await?;
+    let welcome = f.send(ALPHA, NUMBER_A2, &update(&ana), &[]).await?;
+    assert_eq!(welcome.status, 200, "{}", welcome.text());
+    // Nothing the STOPs withdrew reached Meta: the reply and this last template only.
+    let sent = f.meta.wait_for(2, WAIT).await?;
+    assert_eq!(sent.len(), 2);
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metas_marketing_stop_holds_inside_the_window_and_only_metas_resume_ends_it() -> Result<()>
+{
+    let mut f = Fixture::start("truth-marketing-stop", "").await?;
+    let ana = person(1);
+    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    f.approved_template("promo", "marketing", PROMO).await?;
+    let promo = template_send(&ana, "promo", &["Ada"]);
+    let update = template_send(&ana, "order_update", &["Ada"]);
+
+    assert_eq!(
+        marketing_preference(&f, &ana, "stop").await?.json()["applied"],
+        1
+    );
+    writes(&f, NUMBER_A, "wamid.in.1", &ana, "where is my order?").await?;
+    let refused = f.send(ALPHA, NUMBER_A, &promo, &[]).await?;
+    assert_eq!(
+        refusal(&refused),
+        (Some(131_050), json!("marketing_opted_out"))
+    );
+    assert_eq!(f.send(ALPHA, NUMBER_A, &update, &[]).await?.status, 200);
+
+    // The business's START is the business's word, not Meta's.
+    writes(&f, NUMBER_A, "wamid.in.2", &ana, "START").await?;
+    advance(&f, 86_400).await?;
+    let refused = f.send(ALPHA, NUMBER_A, &promo, &[]).await?;
+    assert_eq!(refused.code(), Some(131_050), "{}", refused.text());
+    let contact = f
+        .web
+        .get(
+            &f.url(&format!("/wagate/admin/contacts/{NUMBER_A}/{ana}")),
+            ADMIN,
+        )
+        .await?
+        .json();
+    assert_eq!(
+        (
+            contact["meta_marketing_stopped"].clone(),
+            contact["opted_in"].clone()
+        ),
+        (json!(true), json!(true))
+    );
+
+    assert_eq!(
+        marketing_preference(&f, &ana, "resume").await?.json()["applied"],
+        1
+    );
+    let sent = f.send(ALPHA, NUMBER_A, &promo, &[]).await?;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metas_template_status_is_applied_whatever_the_profiles_table_lists() -> Result<()> {
+    // whatsapp-2021's table has no approved -> paused or approved -> disabled.
+    let mut f = Fixture::start("truth-template-2021", "").await?;
+    let ana = person(1);
+    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    let request = template_send(&ana, "order_update", &["Ada"]);
+    for (event, code, reason) in [
+        ("PAUSED", 132_015, "template_paused"),
+        ("DISABLED", 132_016, "template_disabled"),
+        ("DELETED", 132_001, "template_not_approved"),
+    ] {
+        assert_eq!(
+            template_event(&f, "order_update", event).await?["applied"],
+            1
+        );
+        let refused = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
+        assert_eq!(refusal(&refused), (Some(code), json!(reason)), "{event}");
+        assert_eq!(
+            template_event(&f, "order_update", "REINSTATED").await?["applied"],
+            1
+        );
+        let sent = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
+        assert_eq!(sent.status, 200, "after {event}: {}", sent.text());
+    }
+    // An event wagate does not understand is counted and logged, not dropped in silence.
+    let report = template_event(&f, "order_update", "SOMETHING_NEW").await?;
+    assert_eq!(
+        (report["applied"].clone(), report["ignored"].clone()),
+        (json!(0), json!(1))
+    );
+    let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
+    assert!(
+        metrics.contains("wagate_webhook_events_ignored_total 1"),
+        "{metrics}"
+    );
+    f.stop()?;
+
+    // whatsapp-2025: Meta pauses three times and then reinstates; wagate's own ladder (a third
+    // pause disables) must not outrun Meta's word.
+    let mut f = Fixture::start(
+        "truth-template-2025",
+        "[engine]\nprofile = \"whatsapp-2025\"\n",
+    )
+    .await?;
+    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    for pause in 1..=3 {
+        assert_eq!(
+            template_event(&f, "order_update", "PAUSED").await?["applied"],
+            1
+        );
+        let refused = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
+        assert_eq!(refused.code(), Some(132_015), "{}", refused.text());
+        advance(&f, 7 * 3_600).await?;
+        let after = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
+        if pause < 3 {
+            // Within the ladder, the pause's length is the projected end.
+            assert_eq!(after.status, 200, "{}", after.text());
+        } else {
+            // Beyond it wagate neither disables nor unpauses by itself: Meta says.
+            assert_eq!(after.code(), Some(132_015), "{}", after.text());
+        }
+    }
+    assert_eq!(
+        template_event(&f, "order_update", "REINSTATED").await?["applied"],
+        1
+    );
+    let reinstated = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
+    assert_eq!(reinstated.status, 200, "{}", reinstated.text());
+    // Low quality three times: wagate's own ladder disables, then Meta reinstates.
+    for _ in 0..3 {
+        template_quality(&f, "order_update", "RED").await?;
+    }
+    let refused = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
+    assert_eq!(refused.code(), Some(132_016), "{}", refused.text());
+    assert_eq!(
+        template_event(&f, "order_update", "REINSTATED").await?["applied"],
+        1
+    );
+    let sent = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_meta_refuses_or_never_delivers_is_neither_charged_nor_counted() -> Result<()> {
+    let mut f = Fixture::start("truth-refunds", "").await?;
+    let (ana, ben) = (person(1), person(2));
+    f.ready_to_send(&[ana.clone(), ben.clone()]).await?;
+
+    // Meta refuses the send outright (the template was paused on Meta's side).
+    f.meta.script([Scripted {
+        status: 400,
+        body: json!({ "error": { "message": "(#132015) Template is paused", "type":
+            "OAuthException", "code": 132_015, "fbtrace_id": "stub" } }),
+    }]);
+    let refused = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &template_send(&ana, "order_update", &["Ada"]),
+            &[],
+        )
+        .await?;
+    assert_eq!(refused.json()["messages"][0]["message_status"], "accepted");
+    let charged = ledger(&f).await?;
+    assert_eq!(charged, (1, 50_000), "charged at acceptance");
+    advance(&f, 1).await?;
+    let view = f
+        .wait_message(&refused.message_id(), WAIT, |v| v["status"] == "failed")
+        .await?;
+    assert_eq!(view["price_micros"], 0, "{view}");
+    wait_usage(&f, NUMBER_A, |u| u["unique_recipients_24h"] == 0).await?;
+    assert_eq!(ledger(&f).await?, (0, 0));
+
+    // Meta takes the next one, then reports that it could not be delivered.
+    let taken = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &template_send(&ben, "order_update", &["Bo"]),
+            &[],
+        )
+        .await?;
+    advance(&f, 1).await?;
+    let view = f
+        .wait_message(&taken.message_id(), WAIT, |v| v["status"] == "sent")
+        .await?;
+    assert_eq!(usage(&f, NUMBER_A).await?["unique_recipients_24h"], 1);
+    let wamid = view["upstream_id"].as_str().unwrap().to_string();
+    let failed = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "1", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550001001",
+                          "phone_number_id": NUMBER_A.to_string() },
+            "statuses": [{ "id": wamid, "status": "failed", "timestamp": START_UNIX.to_string(),
+                           "recipient_id": ben,
+                           "errors": [{ "code": 131_000, "title": "Something went wrong" }] }]
+        }}]}]
+    });
+    assert_eq!(f.meta_webhook(&failed, None).await?.json()["applied"], 1);
+    // Meta retries its webhooks: the second copy takes back nothing more.
+    assert_eq!(f.meta_webhook(&failed, None).await?.json()["repeats"], 1);
+    let view = f.message(ALPHA, &taken.message_id()).await?.json();
+    assert_eq!(
+        (view["delivery"].clone(), view["price_micros"].clone()),
+        (json!("failed"), json!(0))
+    );
+    assert_eq!(ledger(&f).await?, (0, 0));
+    assert_eq!(usage(&f, NUMBER_A).await?["unique_recipients_24h"], 0);
+    // And a restart reads the same from disk.
+    f.stop()?;
+    f.restart()?;
+    assert_eq!(ledger(&f).await?, (0, 0));
+    assert_eq!(usage(&f, NUMBER_A).await?["unique_recipients_24h"], 0);
+    f.stop()
+}
+
+/// NDJSON for the bulk endpoint: one utility template from `NUMBER_A` to each of `people`.
+fn bulk_of(people: &[String]) -> String {
+    people
+        .iter()
+        .map(|to| {
+            json!({ "phone_number_id": NUMBER_A.to_string(),
+                    "request": template_send(to, "order_update", &["Ada"]) })
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+/// Sends to `people` in bulk; returns how many were accepted.
+async fn bulk_accepted(f: &Fixture, people: &[String]) -> Result<usize> {
+    let answer = f.bulk(ALPHA, bulk_of(people)).await?;
+    if answer.status != 200 {
+        bail!("bulk: {}", answer.text());
+    }
+    Ok(answer
+        .text()
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<Value>(line)
+                .is_ok_and(|l| l["body"]["messages"][0]["message_status"] == "accepted")
+        })
+        .count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_upgrade_wagate_computes_is_a_projection_until_meta_applies_it() -> Result<()> {
+    let mut f = Fixture::start("truth-upgrade", "").await?;
+    let people: Vec<String> = (1..=2_600).map(person).collect();
+    f.ready_to_send(&people).await?;
+    // 1,000 unique recipients a day (TIER_1K) for three days: 2,000 in 7 days earns 10K.
+    let mut projected = None;
+    for day in people.chunks(1_000) {
+        for batch in day.chunks(100) {
+            bulk_accepted(&f, batch).await?;
+            let seen = usage(&f, NUMBER_A).await?;
+            if projected.is_none() && !seen["projected_upgrade_at"].is_null() {
+                projected = Some(seen);
+            }
+        }
+        advance(&f, 86_400).await?;
+    }
+    let projected = projected.expect("the upgrade projected");
+    assert_eq!(projected["projected_tier"], "TIER_10K");
+    assert_eq!(
+        (projected["tier"].clone(), projected["limit_24h"].clone()),
+        (json!("TIER_1K"), json!(1_000))
+    );
+    // About a day after the criteria were met, Meta is expected to apply it.
+    let expected_at = projected["projected_upgrade_at"].as_u64().unwrap();
+    let now = f
+        .admin("/wagate/admin/clock", json!({ "advance_secs": 0 }))
+        .await?
+        .json()["now_unix_secs"]
+        .as_u64()
+        .unwrap();
+    assert!(expected_at > now - 2 * 86_400, "{projected}");
+
+    // Still Meta's 1K: the 1,001st new person in 24 h waits, whatever wagate computed.
+    let more: Vec<String> = (10_001..=11_001).map(person).collect();
+    f.opt_in(NUMBER_A, &more).await?;
+    assert_eq!(bulk_accepted(&f, &more).await?, 1_000);
+    let after = usage(&f, NUMBER_A).await?;
+    assert_eq!(
+        (after["tier"].clone(), after["upgraded_at"].clone()),
+        (json!("TIER_1K"), Value::Null)
+    );
+
+    // Meta's word raises the tier, and usage says when.
+    let upgrade = account_webhook(
+        "phone_number_quality_update",
+        json!({ "display_phone_number": DISPLAY_A.to_string(), "event": "UPGRADE",
+                "current_limit": "TIER_10K" }),
+    );
+    assert_eq!(f.meta_webhook(&upgrade, None).await?.json()["applied"], 1);
+    let upgraded = usage(&f, NUMBER_A).await?;
+    assert_eq!(
+        (
+            upgraded["tier"].clone(),
+            upgraded["limit_24h"].clone(),
+            upgraded["upgraded_at"].clone()
+        ),
+        (json!("TIER_10K"), json!(10_000), json!(now))
+    );
+    assert!(upgraded["projected_upgrade_at"].is_null());
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_freed_by_time_is_never_refused_on_another_shard() -> Result<()> {
+    // whatsapp-2025 starts at 250; every counted person sits on one shard, the newcomers on
+    // the other, which has nothing of its own to expire when the day has passed.
+    let mut f = Fixture::start(
+        "truth-stale",
+        "[engine]\nprofile = \"whatsapp-2025\"\nshards = 2\n",
+    )
+    .await?;
+    let on_shard = |shard: usize| {
+        (1..).map(person).filter(move |p| {
+            let digits = p.trim_start_matches('+').parse::<u64>().unwrap();
+            wagate::core::shard_for(digits, 2) == shard
+        })
+    };
+    let counted: Vec<String> = on_shard(0).take(250).collect();
+    let newcomers: Vec<String> = on_shard(1).take(3).collect();
+    f.ready_to_send(&counted).await?;
+    f.opt_in(NUMBER_A, &newcomers).await?;
+    assert_eq!(bulk_accepted(&f, &counted).await?, 250);
+    let at_limit = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &template_send(&newcomers[0], "order_update", &["Ada"]),
+            &[("x-wagate-on-limit", "refuse")],
+        )
+        .await?;
+    assert_eq!(at_limit.code(), Some(470_002), "{}", at_limit.text());
+    advance(&f, 86_400).await?;
+    for who in &newcomers {
+        let sent = f
+            .send(
+                ALPHA,
+                NUMBER_A,
+                &template_send(who, "order_update", &["Ada"]),
+                &[("x-wagate-on-limit", "refuse")],
+            )
+            .await?;
+        assert_eq!(sent.status, 200, "{}", sent.text());
+    }
+    assert_eq!(usage(&f, NUMBER_A).await?["unique_recipients_24h"], 3);
+    f.stop()
+}
