@@ -372,17 +372,7 @@ async fn what_meta_refuses_or_never_delivers_is_neither_charged_nor_counted() ->
         .await?;
     assert_eq!(usage(&f, NUMBER_A).await?["unique_recipients_24h"], 1);
     let wamid = view["upstream_id"].as_str().unwrap().to_string();
-    let failed = json!({
-        "object": "whatsapp_business_account",
-        "entry": [{ "id": "1", "changes": [{ "field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": { "display_phone_number": "15550001001",
-                          "phone_number_id": NUMBER_A.to_string() },
-            "statuses": [{ "id": wamid, "status": "failed", "timestamp": START_UNIX.to_string(),
-                           "recipient_id": ben,
-                           "errors": [{ "code": 131_000, "title": "Something went wrong" }] }]
-        }}]}]
-    });
+    let failed = failed_status(&wamid, &ben);
     assert_eq!(f.meta_webhook(&failed, None).await?.json()["applied"], 1);
     // Meta retries its webhooks: the second copy takes back nothing more.
     assert_eq!(f.meta_webhook(&failed, None).await?.json()["repeats"], 1);
@@ -398,6 +388,41 @@ async fn what_meta_refuses_or_never_delivers_is_neither_charged_nor_counted() ->
     f.restart()?;
     assert_eq!(ledger(&f).await?, (0, 0));
     assert_eq!(usage(&f, NUMBER_A).await?["unique_recipients_24h"], 0);
+    f.stop()
+}
+
+/// Meta's `messages` webhook saying the message it knows as `wamid` could not be delivered.
+fn failed_status(wamid: &str, recipient: &str) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "1", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550001001",
+                          "phone_number_id": NUMBER_A.to_string() },
+            "statuses": [{ "id": wamid, "status": "failed", "timestamp": START_UNIX.to_string(),
+                           "recipient_id": recipient,
+                           "errors": [{ "code": 131_000, "title": "Something went wrong" }] }]
+        }}]}]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_meta_reports_before_its_own_answer_is_uncharged_when_the_answer_lands(
+) -> Result<()> {
+    let (mut f, id) = super::sent_while_meta_holds("truth-early-failure", 16).await?;
+    assert_eq!(ledger(&f).await?, (1, 50_000));
+    // Meta holds its answer (it will say wamid.stub.0) but already reports the failure.
+    let failed = failed_status("wamid.stub.0", &person(16));
+    assert_eq!(f.meta_webhook(&failed, None).await?.status, 200);
+    f.meta.release();
+    let view = f
+        .wait_message(&id, WAIT, |v| {
+            v["status"] == "sent" && v["delivery"] == "failed"
+        })
+        .await?;
+    assert_eq!(view["price_micros"], 0, "{view}");
+    assert_eq!(ledger(&f).await?, (0, 0));
+    wait_usage(&f, NUMBER_A, |u| u["unique_recipients_24h"] == 0).await?;
     f.stop()
 }
 

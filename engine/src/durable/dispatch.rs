@@ -343,12 +343,13 @@ pub(crate) fn settle(
 }
 
 /// Settles messages found in flight at start-up by asking the upstream; returns those to send
-/// (again or for the first time).
+/// (again or for the first time), and those whose delivery, parked before the stop, failed for
+/// good (written uncharged; their recipients' slots are the caller's to give back).
 pub fn reconcile(
     in_flight: Vec<StoredMessage>,
     upstream: &dyn Upstream,
     store: &dyn Store,
-) -> Result<Vec<StoredMessage>, crate::store::StoreError> {
+) -> Result<(Vec<StoredMessage>, Vec<crate::events::FailedSend>), crate::store::StoreError> {
     let mut resend = Vec::new();
     let mut settled = Batch::default();
     let mut sent = Vec::new();
@@ -368,8 +369,8 @@ pub fn reconcile(
     store.write(&settled, true)?;
     // Statuses Meta sent for them before the stop were parked; nothing else applies statuses
     // yet (this runs before the engine starts).
-    super::early_status::apply_parked(store, &sent)?;
-    Ok(resend)
+    let failed = super::early_status::apply_parked(store, &sent)?;
+    Ok((resend, failed))
 }
 
 #[cfg(test)]
@@ -456,7 +457,7 @@ mod tests {
         statuses.flush(&store).unwrap();
         let mut in_flight = pending(7, Timestamp(0));
         in_flight.status = DispatchStatus::InFlight;
-        let resend = reconcile(vec![in_flight], &HasEverything, &store).unwrap();
+        let (resend, _) = reconcile(vec![in_flight], &HasEverything, &store).unwrap();
         assert!(resend.is_empty());
         let settled = store.get(Family::Messages, &message_key(7)).unwrap();
         let settled = StoredMessage::decode(&settled.unwrap()).unwrap();

@@ -11,6 +11,7 @@ use super::combine::StatusTurn;
 use super::message::Delivery;
 use super::sent_record::{self, message_id, SentRecord};
 use super::template_deliveries;
+use crate::events::FailedSend;
 use crate::store::keys::idempotency_key;
 use crate::store::{Batch, Family, Store, StoreError};
 
@@ -53,7 +54,7 @@ pub struct StatusWrites {
     sent: HashMap<String, SentRecord>,
     parked: HashMap<String, DeliveryState>,
     /// Messages this set moved to failed and uncharged: the shards take back their slots.
-    failed: Vec<crate::events::FailedSend>,
+    failed: Vec<FailedSend>,
 }
 
 /// What recording a status did to its message.
@@ -80,13 +81,7 @@ impl StatusWrites {
         expires_at: u64,
     ) -> Result<Recorded, StoreError> {
         match self.sent_record(store, wamid)? {
-            Some(record) => {
-                let recorded = self.advance(wamid, record, next);
-                if recorded == Recorded::Moved && next.delivery == Delivery::Failed {
-                    self.uncharge(store, record.id)?;
-                }
-                Ok(recorded)
-            }
+            Some(record) => self.advance_recorded(store, wamid, record, next),
             None => {
                 self.park(store, wamid, next, expires_at)?;
                 Ok(Recorded::Parked)
@@ -164,14 +159,28 @@ impl StatusWrites {
         self.parked.remove(wamid);
         if let Some(state) = parked {
             if let Some(record) = self.sent_record(store, wamid)? {
-                self.advance(wamid, record, state);
+                self.advance_recorded(store, wamid, record, state)?;
             }
             self.batch.delete(PARKED, &key);
         }
         Ok(())
     }
 
-    /// Puts `key` to `value` in the same write (a webhook's dedupe record).
+    /// Moves a settled message's delivery state; one that fails for good is uncharged too.
+    fn advance_recorded(
+        &mut self,
+        store: &dyn Store,
+        wamid: &str,
+        record: SentRecord,
+        next: DeliveryState,
+    ) -> Result<Recorded, StoreError> {
+        let recorded = self.advance(wamid, record, next);
+        if recorded == Recorded::Moved && next.delivery == Delivery::Failed {
+            self.uncharge(store, record.id)?;
+        }
+        Ok(recorded)
+    }
+
     /// A sent message whose delivery failed for good: Meta charges nothing for it, so its
     /// price is taken back (in the message and the ledger, with the status itself, once: the
     /// message keeps the failure as the mark) and its send noted for the shards.
@@ -197,21 +206,18 @@ impl StatusWrites {
         Ok(())
     }
 
-    /// The sends this set failed, for the shards to take back (once it is flushed).
-    pub fn take_failed(&mut self) -> Vec<crate::events::FailedSend> {
-        std::mem::take(&mut self.failed)
-    }
-
+    /// Puts `key` to `value` in the same write (a webhook's dedupe record).
     pub fn put(&mut self, family: Family, key: &[u8], value: &[u8]) {
         self.batch.put(family, key, value);
     }
 
     /// Writes everything, synced; then applies what was parked for messages settled
     /// meanwhile. Parking writes before it looks and settling writes before it looks, so one
-    /// side always sees the other.
-    pub fn flush(self, store: &dyn Store) -> Result<(), StoreError> {
+    /// side always sees the other. Returns the sends whose delivery failed for good, written
+    /// uncharged: the shards give back their recipients' slots.
+    pub fn flush(self, store: &dyn Store) -> Result<Vec<FailedSend>, StoreError> {
         if self.batch.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         store.write(&self.batch, true)?;
         let mut late = Vec::new();
@@ -220,7 +226,9 @@ impl StatusWrites {
                 late.push(wamid.clone());
             }
         }
-        apply_parked(store, &late)
+        let mut failed = self.failed;
+        failed.extend(apply_parked(store, &late)?);
+        Ok(failed)
     }
 }
 
@@ -233,10 +241,10 @@ pub fn apply_parked_in_turn(
     store: &dyn Store,
     turn: &StatusTurn,
     settled: &[String],
-) -> Result<(), StoreError> {
+) -> Result<Vec<FailedSend>, StoreError> {
     let parked = with_parked(store, settled)?;
     if parked.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let _turn = turn.take();
     apply_parked(store, &parked)
@@ -254,16 +262,18 @@ fn with_parked(store: &dyn Store, settled: &[String]) -> Result<Vec<String>, Sto
 }
 
 /// After messages were settled as sent (id, wamid): applies the statuses parked for them, in
-/// one write.
-pub fn apply_parked(store: &dyn Store, settled: &[String]) -> Result<(), StoreError> {
+/// one write. Returns the sends whose delivery failed for good (written uncharged), for the
+/// shards.
+pub fn apply_parked(store: &dyn Store, settled: &[String]) -> Result<Vec<FailedSend>, StoreError> {
     let mut writes = StatusWrites::default();
     for wamid in settled {
         writes.take_parked(store, wamid)?;
     }
     if writes.batch.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    store.write(&writes.batch, true)
+    store.write(&writes.batch, true)?;
+    Ok(writes.failed)
 }
 
 #[cfg(test)]
@@ -316,7 +326,7 @@ mod tests {
                 category: crate::template::model::Category::Utility,
                 business_initiated: true,
                 new_unique_recipient: true,
-                price_micros: 0,
+                price_micros: 5_500,
                 send_at: crate::clock::Timestamp(0),
             },
             status: DispatchStatus::InFlight,
@@ -424,9 +434,26 @@ mod tests {
             ["wamid.b".to_string()],
             "only b has a parked status"
         );
-        apply_parked(&store, &parked).unwrap();
+        // The parked failure is Meta's word that message 2 reached nobody: uncharged, and
+        // handed back for its recipient's slot.
+        let failed = apply_parked(&store, &parked).unwrap();
+        assert_eq!(failed, vec![in_flight(2).failed_send()]);
         assert!(with_parked(&store, &both).unwrap().is_empty());
         assert_eq!(delivery(&store, "wamid.b"), (Delivery::Failed, 131_026));
+        let message = store.get(Family::Messages, &message_key(2)).unwrap();
+        let message = StoredMessage::decode(&message.unwrap()).unwrap();
+        assert_eq!(message.decision.price_micros, 0);
+        let ledger_row = crate::store::keys::ledger_key(1, crate::price::unix_day(0), 1);
+        let counters = store.get(Family::Ledger, &ledger_row).unwrap().unwrap();
+        assert_eq!(
+            crate::store::add_counters(Some(&counters), &{
+                let mut acceptance = 1u64.to_le_bytes().to_vec();
+                acceptance.extend_from_slice(&5_500u64.to_le_bytes());
+                acceptance
+            }),
+            [0u8; 16].to_vec(),
+            "the reversal of its acceptance"
+        );
         assert_eq!(store.get(PARKED, &early_key("wamid.b")).unwrap(), None);
         // Settled while the status was being parked: the flush applies it itself.
         let mut writes = StatusWrites::default();

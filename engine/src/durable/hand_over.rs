@@ -169,7 +169,10 @@ fn hand_over(
     returned.disk_ok = store.write(&settled, false).is_ok();
     if returned.disk_ok {
         // Statuses that came before this settlement were parked; they apply now.
-        let _ = super::early_status::apply_parked_in_turn(store, turn, &sent_wamids);
+        // (A failure here leaves them parked: the next status for the message applies them.)
+        if let Ok(late) = super::early_status::apply_parked_in_turn(store, turn, &sent_wamids) {
+            failed.extend(late);
+        }
         if !failed.is_empty() {
             on_failed(failed);
         }

@@ -190,7 +190,13 @@ pub fn restore(
     restore_registry(store, engine.registry())?;
     restore_contacts(store, &mut engine)?;
     let (mut backlog, in_flight) = read_outbox(store)?;
-    backlog.extend(reconcile(in_flight, upstream, store)?);
+    let (resend, failed) = reconcile(in_flight, upstream, store)?;
+    backlog.extend(resend);
+    // Deliveries Meta reported failed before the stop, parked then: their slots come back in
+    // memory (their records say so again when they next change).
+    for send in &failed {
+        engine.send_failed(send);
+    }
     for message in &backlog {
         if let Some(number) = engine.registry().number(message.number) {
             number.throughput.book_past(message.decision.send_at);

@@ -588,11 +588,17 @@ impl Wagate {
                 );
                 self.store.write(&batch, true)?;
                 // Meta's statuses for it came while it was in flight: parked until now.
-                super::early_status::apply_parked_in_turn(
+                let failed = super::early_status::apply_parked_in_turn(
                     self.store.as_ref(),
                     self.webhooks.turn(),
                     &[upstream_id],
                 )?;
+                if !failed.is_empty() {
+                    // Not waited for: the message's own writes are done; the slot follows.
+                    self.pool
+                        .teller()
+                        .tell(failed.into_iter().map(Command::SendFailed).collect());
+                }
             }
             Settlement::Resend => {
                 message.status = super::message::DispatchStatus::Pending;

@@ -117,9 +117,8 @@ impl Wagate {
 
     /// Writes the statuses gathered, then has the shards take back the sends whose delivery
     /// failed (their recipients' slots; the price went back with the statuses).
-    fn flush_statuses(&self, mut statuses: StatusWrites) -> Result<(), SubmitError> {
-        let failed = statuses.take_failed();
-        statuses.flush(self.store.as_ref())?;
+    fn flush_statuses(&self, statuses: StatusWrites) -> Result<(), SubmitError> {
+        let failed = statuses.flush(self.store.as_ref())?;
         if !failed.is_empty() {
             self.pool
                 .submit(failed.into_iter().map(Command::SendFailed).collect())?;
