@@ -12,6 +12,9 @@ const WAIT: Duration = Duration::from_secs(20);
 /// Meta's word and the person's, over the public API.
 mod truth;
 
+/// What the server refuses or survives that it once took badly.
+mod hardening;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_is_accepted_dispatched_and_its_status_forwarded_signed() -> Result<()> {
     let mut f = Fixture::start("e2e", "").await?;

@@ -46,6 +46,18 @@ impl Timestamp {
     pub fn plus_secs(self, secs: u64) -> Self {
         Timestamp(self.0 + secs * MICROS_PER_SEC)
     }
+
+    /// The last instant wagate's compact seconds can hold (in 2156): a clock never passes it.
+    pub const LATEST: Timestamp =
+        Timestamp((u32::MAX as u64 - 1 + COMPACT_EPOCH_UNIX_SECS) * MICROS_PER_SEC);
+
+    /// `unix_secs` as an instant, if it is within wagate's range.
+    pub fn checked_from_unix_secs(unix_secs: u64) -> Option<Timestamp> {
+        unix_secs
+            .checked_mul(MICROS_PER_SEC)
+            .map(Timestamp)
+            .filter(|at| *at <= Timestamp::LATEST)
+    }
 }
 
 impl std::fmt::Display for Timestamp {
@@ -97,11 +109,17 @@ pub struct ManualClock {
     now: Arc<AtomicU64>,
 }
 
+/// Why the manual clock was not moved: time only goes forward (windows and counters assume it),
+/// and stays within what a contact record's compact seconds can hold.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("the manual clock cannot go back from {current:?} to {requested:?}")]
-pub struct ClockWentBackwards {
-    pub current: Timestamp,
-    pub requested: Timestamp,
+pub enum ClockMoveRefused {
+    #[error("the manual clock cannot go back from {current} to {requested}")]
+    Backwards {
+        current: Timestamp,
+        requested: Timestamp,
+    },
+    #[error("the manual clock cannot go past {}", Timestamp::LATEST)]
+    PastTheEnd,
 }
 
 impl ManualClock {
@@ -116,6 +134,27 @@ impl ManualClock {
         Self::new(Timestamp::from_unix_secs(1_767_225_600))
     }
 
+    /// Moves the clock `secs` forward, refused (and left where it was) when that would pass
+    /// [`Timestamp::LATEST`]; the arithmetic is checked, so no amount wraps it backwards.
+    pub fn try_advance_secs(&self, secs: u64) -> Result<Timestamp, ClockMoveRefused> {
+        let mut current = self.now.load(Ordering::SeqCst);
+        loop {
+            let to = secs
+                .checked_mul(MICROS_PER_SEC)
+                .and_then(|micros| current.checked_add(micros))
+                .map(Timestamp)
+                .filter(|to| *to <= Timestamp::LATEST)
+                .ok_or(ClockMoveRefused::PastTheEnd)?;
+            match self
+                .now
+                .compare_exchange(current, to.0, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return Ok(to),
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
     pub fn advance_secs(&self, secs: u64) {
         self.advance_micros(secs * MICROS_PER_SEC);
     }
@@ -126,14 +165,17 @@ impl ManualClock {
 
     /// Moves the clock to `to`; refused when that is in the past, because windows and counters
     /// assume time is monotonic.
-    pub fn set(&self, to: Timestamp) -> Result<(), ClockWentBackwards> {
+    pub fn set(&self, to: Timestamp) -> Result<(), ClockMoveRefused> {
         let mut current = self.now.load(Ordering::SeqCst);
         loop {
             if to.0 < current {
-                return Err(ClockWentBackwards {
+                return Err(ClockMoveRefused::Backwards {
                     current: Timestamp(current),
                     requested: to,
                 });
+            }
+            if to > Timestamp::LATEST {
+                return Err(ClockMoveRefused::PastTheEnd);
             }
             match self
                 .now
@@ -181,5 +223,32 @@ mod tests {
         assert_eq!(clock.now(), start.plus_secs(100));
         clock.set(start.plus_secs(1_000)).unwrap();
         assert_eq!(clock.now(), start.plus_secs(1_000));
+    }
+
+    #[test]
+    fn no_amount_moves_the_manual_clock_backwards_or_past_its_range() {
+        let clock = ManualClock::at_2026();
+        let start = clock.now();
+        // u64::MAX seconds would wrap the microseconds (to the past, in a release build).
+        for secs in [u64::MAX, u64::MAX / MICROS_PER_SEC, 5_000_000_000] {
+            assert_eq!(
+                clock.try_advance_secs(secs),
+                Err(ClockMoveRefused::PastTheEnd)
+            );
+            assert_eq!(clock.now(), start, "unchanged");
+        }
+        assert_eq!(
+            clock.set(Timestamp(Timestamp::LATEST.0 + 1)),
+            Err(ClockMoveRefused::PastTheEnd)
+        );
+        assert_eq!(Timestamp::checked_from_unix_secs(u64::MAX), None);
+        assert_eq!(clock.try_advance_secs(86_400), Ok(start.plus_secs(86_400)));
+        let to_the_end = Timestamp::LATEST.unix_secs() - clock.now().unix_secs();
+        assert_eq!(clock.try_advance_secs(to_the_end), Ok(Timestamp::LATEST));
+        assert_eq!(
+            Timestamp::LATEST.secs(),
+            u32::MAX - 1,
+            "still a compact second"
+        );
     }
 }

@@ -23,6 +23,29 @@ use crate::template::registered::{
 };
 use crate::template::status::TemplateStatus;
 
+/// A template's name and language as Meta accepts them: names of lowercase letters, digits and
+/// underscores (at most 512), language codes such as `en` or `en_US`.
+fn check_template_identity(name: &str, language: &str) -> Result<(), RegistryError> {
+    let name_ok = !name.is_empty()
+        && name.len() <= 512
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !name_ok {
+        return Err(RegistryError::BadTemplateName(name.to_string()));
+    }
+    let (lang, region) = language.split_once('_').unwrap_or((language, ""));
+    let language_ok = (2..=3).contains(&lang.len())
+        && lang.bytes().all(|b| b.is_ascii_lowercase())
+        && (region.is_empty() || language.len() > lang.len() + 1)
+        && region.len() <= 4
+        && region.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !language_ok {
+        return Err(RegistryError::BadTemplateLanguage(language.to_string()));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
     #[error("phone number id {0:?} is already registered")]
@@ -39,6 +62,12 @@ pub enum RegistryError {
     ThroughputOutOfRange { got: u32, max: u32 },
     #[error("this profile has no verification path to a higher tier")]
     NoVerificationPath,
+    #[error(
+        "template name '{0}': Meta's names are 1 to 512 lowercase letters, digits and underscores"
+    )]
+    BadTemplateName(String),
+    #[error("template language '{0}': a language code such as en or en_US")]
+    BadTemplateLanguage(String),
     #[error("too many numbers: the registry holds at most {0}")]
     TooManyNumbers(u32),
     #[error(transparent)]
@@ -426,6 +455,7 @@ impl Registry {
         definition: TemplateDefinition,
         now: Secs,
     ) -> Result<(Arc<Template>, Vec<LintFinding>), RegistryError> {
+        check_template_identity(&definition.name, &definition.language)?;
         let findings = lint(&definition);
         let template = Arc::new(Template::new(definition));
         let mut bucket = self.templates.entry(template.key_hash).or_default();

@@ -488,9 +488,13 @@ async fn move_clock(State(app): State<App>, headers: HeaderMap, body: Body) -> A
         .into());
     };
     match (body.advance_secs, body.set_unix_secs) {
-        (Some(secs), None) => clock.advance_secs(secs),
-        (None, Some(at)) => clock
-            .set(Timestamp::from_unix_secs(at))
+        (Some(secs), None) => clock
+            .try_advance_secs(secs)
+            .map(|_| ())
+            .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(e.to_string())))?,
+        (None, Some(at)) => Timestamp::checked_from_unix_secs(at)
+            .ok_or(crate::clock::ClockMoveRefused::PastTheEnd)
+            .and_then(|to| clock.set(to))
             .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(e.to_string())))?,
         _ => {
             return Err(ApiError::invalid_parameter(

@@ -55,12 +55,35 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-async fn metrics(axum::extract::State(app): axum::extract::State<App>) -> String {
-    app.metrics.render(
+/// Prometheus' scrape; with `http.metrics_token` set, only for the bearer of that token.
+async fn metrics(
+    axum::extract::State(app): axum::extract::State<App>,
+    headers: axum::http::HeaderMap,
+) -> Result<String, ApiErrorResponse> {
+    let wanted = &app.config.http.metrics_token;
+    if !wanted.is_empty() {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !given.is_some_and(|token| super::tenants::constant_time_eq(token, wanted)) {
+            bump(&app.metrics.unauthorized);
+            return Err(ApiError::new(
+                401,
+                190,
+                "Invalid OAuth access token",
+                "/metrics needs the http.metrics_token as a Bearer token",
+                "unauthorized",
+            )
+            .into());
+        }
+    }
+    Ok(app.metrics.render(
         app.wagate.dispatch_view(),
         app.ingest.pending(),
         app.forwarder.backlog(),
-    )
+    ))
 }
 
 async fn not_found() -> ApiErrorResponse {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::overrides::{apply_override, OverrideError};
+use crate::clock::{Timestamp, COMPACT_EPOCH_UNIX_SECS};
 use crate::durable::WagateConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,8 @@ pub struct HttpConfig {
     pub max_pending_messages: usize,
     /// How long a shutdown waits for open requests before it stops waiting.
     pub shutdown_grace_secs: u64,
+    /// Bearer token `/metrics` asks for; open to anyone while empty.
+    pub metrics_token: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,6 +192,7 @@ impl Default for HttpConfig {
             max_bulk_bytes: 64 << 20,
             max_pending_messages: 200_000,
             shutdown_grace_secs: 30,
+            metrics_token: String::new(),
         }
     }
 }
@@ -313,14 +317,67 @@ impl ServerConfig {
         if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
             return invalid("admin.token must be at least 16 characters".into());
         }
+        if !self.http.metrics_token.is_empty() && self.http.metrics_token.len() < 16 {
+            return invalid("http.metrics_token must be at least 16 characters".into());
+        }
         if self.http.max_pending_messages == 0 {
             return invalid("http.max_pending_messages must be positive".into());
         }
         if self.meta.max_concurrency == 0 || self.meta.max_concurrency_per_number == 0 {
             return invalid("meta.max_concurrency settings must be positive".into());
         }
+        // Where accepted messages go is checked now, not found out by every send failing.
+        if let Err(why) = http_url(&self.meta.base_url) {
+            return invalid(format!("meta.base_url '{}' {why}", self.meta.base_url));
+        }
+        for tenant in &self.tenants {
+            if let Some(url) = &tenant.callback_url {
+                if let Err(why) = http_url(url) {
+                    return invalid(format!(
+                        "tenant '{}': callback_url '{url}' {why}",
+                        tenant.name
+                    ));
+                }
+            }
+        }
+        let version = self.meta.api_version.strip_prefix('v').unwrap_or("");
+        let numeric = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if !version
+            .split_once('.')
+            .is_some_and(|(a, b)| numeric(a) && numeric(b))
+        {
+            return invalid(format!(
+                "meta.api_version '{}' is not a Graph API version such as v23.0",
+                self.meta.api_version
+            ));
+        }
+        if !(1..=600_000).contains(&self.meta.request_timeout_ms) {
+            return invalid("meta.request_timeout_ms must be from 1 to 600000".into());
+        }
+        let start = Timestamp::checked_from_unix_secs(self.clock.start_unix_secs);
+        if start.is_none_or(|at| at.unix_secs() < COMPACT_EPOCH_UNIX_SECS) {
+            return invalid(format!(
+                "clock.start_unix_secs {} is outside wagate's range (2020 to {})",
+                self.clock.start_unix_secs,
+                Timestamp::LATEST
+            ));
+        }
         Ok(())
     }
+}
+
+/// Whether `url` is an absolute http(s) URL with a host; why not otherwise.
+fn http_url(url: &str) -> Result<(), &'static str> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|_| "is not a URL (it must look like https://graph.facebook.com)")?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("must start with https:// or http://");
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("has no host");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -397,5 +454,35 @@ mod tests {
                       [[tenants]]\nname = \"b\"\ntoken = \"0123456789abcdeg\"\nnumbers = [1]";
         assert!(ServerConfig::load(shared, &[]).is_err());
         assert!(ServerConfig::load("", &[("http.listen".into(), "nonsense".into())]).is_err());
+    }
+
+    #[test]
+    fn urls_versions_timeouts_and_the_clock_are_checked_at_start() {
+        let refused = |key: &str, value: &str, says: &str| {
+            let error = ServerConfig::load("", &[(key.into(), value.into())]).unwrap_err();
+            assert!(error.to_string().contains(says), "{key} = {value}: {error}");
+        };
+        refused(
+            "meta.base_url",
+            "ht!tp://graph.facebook .com",
+            "meta.base_url",
+        );
+        refused("meta.base_url", "ftp://graph.facebook.com", "https://");
+        refused("meta.base_url", "graph.facebook.com", "meta.base_url");
+        refused("meta.api_version", "23", "meta.api_version");
+        refused("meta.request_timeout_ms", "0", "request_timeout_ms");
+        refused(
+            "clock.start_unix_secs",
+            "18446744073709551615",
+            "clock.start_unix_secs",
+        );
+        refused("clock.start_unix_secs", "1000", "clock.start_unix_secs");
+        let callback = "[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\n\
+                        numbers = [1]\ncallback_url = \"not a url\"\ncallback_secret = \"s\"";
+        let error = ServerConfig::load(callback, &[]).unwrap_err();
+        assert!(error.to_string().contains("callback_url"), "{error}");
+        for good in ["http://127.0.0.1:18090", "https://graph.facebook.com"] {
+            assert!(ServerConfig::load("", &[("meta.base_url".into(), good.into())]).is_ok());
+        }
     }
 }

@@ -187,7 +187,9 @@ impl Connection {
     async fn hand_over(self, read: BytesMut, stream: TcpStream) {
         let io = TokioIo::new(Rewound { read, stream });
         let service = TowerToHyperService::new(self.router);
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // A client that sends its request and half-closes still gets the answer.
+        builder.http1().half_close(true);
         let connection = builder.serve_connection_with_upgrades(io, service);
         tokio::pin!(connection);
         let mut closed = self.closed;

@@ -169,6 +169,20 @@ pub async fn serve(
         config.tenant_meta_tokens(),
         tokio::runtime::Handle::current(),
     ));
+    let without_token: Vec<u64> = config
+        .tenants
+        .iter()
+        .filter(|t| t.meta_access_token.is_none())
+        .flat_map(|t| t.numbers.iter().copied())
+        .collect();
+    if config.meta.access_token.is_empty() && !without_token.is_empty() {
+        // Not refused: the embedded defaults start without one. Meta refuses such sends as
+        // unauthorised, and those are retried (never failed) until a token is set.
+        tracing::warn!(
+            numbers = ?without_token,
+            "meta.access_token is empty: sends from these numbers wait until it is set"
+        );
+    }
     let shared = SharedMetaUpstream(upstream.clone());
     let opening = config.clone();
     let wagate = tokio::task::spawn_blocking(move || open_engine(&opening, clock, shared))

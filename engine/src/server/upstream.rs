@@ -38,6 +38,15 @@ const RETRYABLE_CODES: &[u64] = &[
     133_004, // server temporarily unavailable
 ];
 
+/// Meta's codes that refuse wagate's credentials, not the message: the operator's to fix
+/// (`meta.access_token`), after which the same message goes. Never a refusal of the message.
+const CREDENTIAL_CODES: &[u64] = &[
+    0,   // AuthException
+    10,  // permission denied
+    190, // access token invalid or expired
+    200, // permission error
+];
+
 /// Messages per second for a number wagate has not been told about (Meta's default).
 pub const DEFAULT_MPS: u32 = 80;
 
@@ -157,7 +166,8 @@ impl MetaUpstream {
             )
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(payload))
-            .map_err(|e| UpstreamError::Permanent(format!("cannot build the request: {e}")))?;
+            // wagate's own making (a bad base URL or token in the config): fixable, so retried.
+            .map_err(|e| UpstreamError::Retryable(format!("cannot build the request: {e}")))?;
         let (status, body) = exchange(&self.client, request, self.deadline)
             .await
             .map_err(|e| UpstreamError::Retryable(e.to_string()))?;
@@ -194,7 +204,8 @@ pub fn classify(status: StatusCode, body: &[u8]) -> Result<String, UpstreamError
     );
     let retry = status.is_server_error()
         || status == StatusCode::TOO_MANY_REQUESTS
-        || code.is_some_and(|c| RETRYABLE_CODES.contains(&c));
+        || status == StatusCode::UNAUTHORIZED
+        || code.is_some_and(|c| RETRYABLE_CODES.contains(&c) || CREDENTIAL_CODES.contains(&c));
     Err(if retry {
         UpstreamError::Retryable(what)
     } else {
@@ -260,7 +271,18 @@ mod tests {
                 Err(UpstreamError::Retryable(_))
             ));
         }
-        for code in [131_047, 132_001, 100, 190] {
+        // Meta refused wagate's credentials, not the message: retried once they are fixed.
+        for code in [190, 0, 10, 200] {
+            assert!(matches!(
+                classify(StatusCode::BAD_REQUEST, error(code).as_bytes()),
+                Err(UpstreamError::Retryable(_))
+            ));
+        }
+        assert!(matches!(
+            classify(StatusCode::UNAUTHORIZED, b"{}"),
+            Err(UpstreamError::Retryable(_))
+        ));
+        for code in [131_047, 132_001, 100, 131_031] {
             assert!(matches!(
                 classify(StatusCode::BAD_REQUEST, error(code).as_bytes()),
                 Err(UpstreamError::Permanent(_))

@@ -1,0 +1,170 @@
+//! What the server refuses or survives that it once took badly, through its public API and as
+//! a process: a config that would destroy accepted messages, credentials Meta refuses, clock
+//! moves that would wrap, templates Meta would never accept, an open `/metrics`, a client that
+//! half-closes.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wagate_tests::fixture::*;
+use wagate_tests::meta_stub::Scripted;
+use wagate_tests::process::wagate_binary;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_upstream_url_is_refused_at_start_with_its_key_named() -> Result<()> {
+    let f = Fixture::start("hard-bad-url", "").await?;
+    let config = f.dir.join("wagate.toml");
+    let data = fresh_dir("hard-bad-url-own").join("data");
+    // The running server's own config (its own data directory), with Meta's address mistyped.
+    let started = std::time::Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(wagate_binary()?)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .args(["--meta.base_url", "ht!tp://graph.facebook .com"])
+            .arg("--storage.data_dir")
+            .arg(&data)
+            .args([
+                "--http.listen",
+                "127.0.0.1:0",
+                "--grpc.listen",
+                "127.0.0.1:0",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .context("running wagate")
+    })
+    .await??;
+    assert!(!output.status.success(), "it started");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("meta.base_url"), "{said}");
+    assert!(started.elapsed() < WAIT);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_meta_refuses_leave_the_message_waiting_not_failed() -> Result<()> {
+    let mut f = Fixture::start("hard-credentials", "").await?;
+    let ana = person(1);
+    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    // The token expired: Meta refuses wagate's credentials, not the message.
+    f.meta.script([Scripted {
+        status: 401,
+        body: json!({ "error": { "message": "Error validating access token",
+            "type": "OAuthException", "code": 190, "fbtrace_id": "stub" } }),
+    }]);
+    let sent = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &template_send(&ana, "order_update", &["Ada"]),
+            &[],
+        )
+        .await?;
+    let id = sent.message_id();
+    f.meta.wait_for(1, WAIT).await?;
+    let waiting = f
+        .wait_message(&id, WAIT, |v| {
+            v["attempts"] == 1 && v["status"] == "pending"
+        })
+        .await?;
+    assert!(
+        waiting["error"].as_str().unwrap_or("").contains("190"),
+        "{waiting}"
+    );
+    // Once the credentials work again (here: the next answer), it goes.
+    f.admin("/wagate/admin/clock", json!({ "advance_secs": 3 }))
+        .await?;
+    f.wait_message(&id, WAIT, |v| v["status"] == "sent").await?;
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manual_clock_refuses_a_move_that_would_wrap_or_leave_its_range() -> Result<()> {
+    let mut f = Fixture::start("hard-clock", "").await?;
+    let now = || async {
+        Ok::<_, anyhow::Error>(
+            f.web
+                .get(&f.url("/wagate/admin/clock"), ADMIN)
+                .await?
+                .json()["now_unix_secs"]
+                .as_u64()
+                .unwrap(),
+        )
+    };
+    let before = now().await?;
+    for body in [
+        json!({ "advance_secs": u64::MAX }),
+        json!({ "advance_secs": u64::MAX / 1_000_000 }),
+        json!({ "set_unix_secs": u64::MAX }),
+        json!({ "set_unix_secs": 99_999_999_999_u64 }),
+    ] {
+        let refused = f.admin("/wagate/admin/clock", body.clone()).await?;
+        assert_eq!(refused.status, 400, "{body}: {}", refused.text());
+        assert_eq!(refused.code(), Some(100), "{}", refused.text());
+        assert_eq!(now().await?, before, "{body} moved the clock");
+    }
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_need_names_and_languages_meta_would_take() -> Result<()> {
+    let mut f = Fixture::start("hard-template-names", "").await?;
+    for (name, language) in [
+        ("", "en_US"),
+        ("order_update", ""),
+        ("Order Update", "en_US"),
+    ] {
+        let refused = f
+            .admin(
+                "/wagate/admin/templates",
+                json!({ "account": 1, "name": name, "language": language,
+                        "category": "utility", "body": "Hello {{1}}." }),
+            )
+            .await?;
+        assert_eq!(refused.status, 400, "{name}/{language}: {}", refused.text());
+        assert_eq!(refused.json()["error"]["wagate_reason"], "registry_refused");
+    }
+    f.approved_template("order_update", "utility", ORDER_UPDATE)
+        .await?;
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_ask_for_their_token_when_one_is_set() -> Result<()> {
+    let token = "metrics-token-0123456789";
+    let mut f = Fixture::start(
+        "hard-metrics",
+        &format!("[http]\nmetrics_token = \"{token}\"\n"),
+    )
+    .await?;
+    let without = f.web.get(&f.url("/metrics"), "not-the-token").await?;
+    assert_eq!(without.status, 401, "{}", without.text());
+    assert_eq!(without.code(), Some(190));
+    let with = f.web.get(&f.url("/metrics"), token).await?;
+    assert_eq!(with.status, 200);
+    assert!(with.text().contains("wagate_http_requests_total"));
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_half_closes_still_gets_its_answer() -> Result<()> {
+    let mut f = Fixture::start("hard-half-close", "").await?;
+    let address = f.url("").trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: wagate\r\n\r\n")
+        .await?;
+    // The request is whole; the client says it will send nothing more.
+    stream.shutdown().await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut answer)).await??;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    f.stop()
+}
