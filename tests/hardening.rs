@@ -168,3 +168,107 @@ async fn a_client_that_half_closes_still_gets_its_answer() -> Result<()> {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     f.stop()
 }
+
+/// Waits (bounded) until the server closes `stream`; what it wrote meanwhile.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> Result<String> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut seen))
+        .await
+        .context("the server kept the connection open")??;
+    Ok(String::from_utf8_lossy(&seen).into_owned())
+}
+
+async fn connect(f: &Fixture) -> Result<tokio::net::TcpStream> {
+    let address = f.url("").trim_start_matches("http://").to_string();
+    Ok(tokio::net::TcpStream::connect(address).await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_slow_clients_are_disconnected_on_time() -> Result<()> {
+    let mut f = Fixture::start(
+        "hard-timeouts",
+        "[http]\nheader_read_timeout_ms = 300\nbody_read_timeout_ms = 300\nidle_timeout_secs = 1\n",
+    )
+    .await?;
+    // Connected, then silent.
+    let mut silent = connect(&f).await?;
+    // Half a head of a send.
+    let mut half_head = connect(&f).await?;
+    half_head
+        .write_all(b"POST /v23.0/1001/messages HTTP/1.1\r\nHost: wagate\r\n")
+        .await?;
+    // A whole head announcing 100 bytes of body, and 10 of them.
+    let mut short_body = connect(&f).await?;
+    short_body
+        .write_all(
+            format!(
+                "POST /v23.0/1001/messages HTTP/1.1\r\nHost: wagate\r\nAuthorization: Bearer \
+                 {ALPHA}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"to\":\"1"
+            )
+            .as_bytes(),
+        )
+        .await?;
+    // A request hyper answers, then nothing more on a kept-alive connection.
+    let mut kept_alive = connect(&f).await?;
+    kept_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: wagate\r\n\r\n")
+        .await?;
+    for (name, stream) in [
+        ("silent", &mut silent),
+        ("half a head", &mut half_head),
+        ("short body", &mut short_body),
+    ] {
+        let said = closed_by_server(stream).await.context(name)?;
+        assert!(said.is_empty(), "{name}: {said}");
+    }
+    let said = closed_by_server(&mut kept_alive).await?;
+    assert!(said.starts_with("HTTP/1.1 200"), "{said}");
+    let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
+    let timed_out: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("wagate_connections_timed_out_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(timed_out >= 3, "{metrics}");
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_are_refused_at_once_and_the_server_recovers() -> Result<()> {
+    let mut f = Fixture::start("hard-cap", "[http]\nmax_connections = 8\n").await?;
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..20 {
+        let mut stream = connect(&f).await?;
+        let mut first = [0u8; 12];
+        // A refused connection is answered at once; a held one says nothing.
+        match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut first)).await {
+            Ok(Ok(n)) if n > 0 => {
+                assert_eq!(&first[..n], &b"HTTP/1.1 503"[..n]);
+                refused += 1;
+            }
+            _ => held.push(stream),
+        }
+    }
+    assert!(held.len() <= 8, "{} held", held.len());
+    assert!(refused >= 12, "{refused} refused");
+    // Room again once they go.
+    drop(held);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let health = f.web.get(&f.url("/healthz"), ADMIN).await;
+        if health.is_ok_and(|h| h.status == 200) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no room came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("wagate_connections_refused_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    f.stop()
+}

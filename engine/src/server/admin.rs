@@ -51,7 +51,13 @@ async fn admin_json<T: DeserializeOwned>(
 ) -> Result<T, ApiErrorResponse> {
     admin_only(app, headers)?;
     require_content_type(headers, "application/json")?;
-    let bytes = read_body(body, app.config.http.max_body_bytes, &app.metrics).await?;
+    let bytes = read_body(
+        body,
+        app.config.http.max_body_bytes,
+        app.config.http.body_read_timeout(),
+        &app.metrics,
+    )
+    .await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         bump(&app.metrics.invalid);
         ApiError::invalid_parameter(format!("the body does not fit this endpoint: {e}")).into()

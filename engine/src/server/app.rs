@@ -102,8 +102,15 @@ async fn not_found() -> ApiErrorResponse {
 const DRAIN_BEYOND_LIMIT: usize = 16 << 20;
 
 /// The whole body, refused in Meta's shape when larger than `limit`.
-pub async fn read_body(body: Body, limit: usize, metrics: &Metrics) -> Result<Bytes, ApiError> {
+pub async fn read_body(
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+    metrics: &Metrics,
+) -> Result<Bytes, ApiError> {
     use http_body_util::BodyExt;
+
+    let deadline = tokio::time::Instant::now() + timeout;
 
     let too_large = |metrics: &Metrics| {
         bump(&metrics.invalid);
@@ -123,7 +130,21 @@ pub async fn read_body(body: Body, limit: usize, metrics: &Metrics) -> Result<By
     let expected = hyper::body::Body::size_hint(&body).exact().unwrap_or(0);
     let mut kept = bytes::BytesMut::with_capacity((expected as usize).min(limit));
     let mut seen = 0usize;
-    while let Some(frame) = body.frame().await {
+    loop {
+        // A body trickled in byte by byte must not hold its connection (and memory) forever.
+        let Ok(frame) = tokio::time::timeout_at(deadline, body.frame()).await else {
+            bump(&metrics.invalid);
+            return Err(ApiError::new(
+                408,
+                100,
+                "Invalid parameter",
+                format!("the body did not arrive within {} ms", timeout.as_millis()),
+                "body_timeout",
+            ));
+        };
+        let Some(frame) = frame else {
+            break;
+        };
         let Ok(data) = frame.map_err(unreadable)?.into_data() else {
             continue;
         };

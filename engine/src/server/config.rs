@@ -54,6 +54,29 @@ pub struct HttpConfig {
     pub shutdown_grace_secs: u64,
     /// Bearer token `/metrics` asks for; open to anyone while empty.
     pub metrics_token: String,
+    /// A request's head must arrive whole within this, from its first byte.
+    pub header_read_timeout_ms: u64,
+    /// A request's body must arrive whole within this, after its head (an answer, likewise,
+    /// must be taken by the client within it).
+    pub body_read_timeout_ms: u64,
+    /// A kept-alive connection with no request in this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections open at once; the ones beyond are answered 503 and closed at once.
+    pub max_connections: usize,
+}
+
+impl HttpConfig {
+    pub fn header_read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn body_read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idle_timeout_secs)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +216,10 @@ impl Default for HttpConfig {
             max_pending_messages: 200_000,
             shutdown_grace_secs: 30,
             metrics_token: String::new(),
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            idle_timeout_secs: 60,
+            max_connections: 10_000,
         }
     }
 }
@@ -322,6 +349,20 @@ impl ServerConfig {
         }
         if self.http.max_pending_messages == 0 {
             return invalid("http.max_pending_messages must be positive".into());
+        }
+        let http = &self.http;
+        if !(1..=3_600_000).contains(&http.header_read_timeout_ms)
+            || !(1..=3_600_000).contains(&http.body_read_timeout_ms)
+            || !(1..=86_400).contains(&http.idle_timeout_secs)
+        {
+            return invalid(
+                "http.header_read_timeout_ms and body_read_timeout_ms must be from 1 to \
+                 3600000, http.idle_timeout_secs from 1 to 86400"
+                    .into(),
+            );
+        }
+        if http.max_connections == 0 {
+            return invalid("http.max_connections must be positive".into());
         }
         if self.meta.max_concurrency == 0 || self.meta.max_concurrency_per_number == 0 {
             return invalid("meta.max_concurrency settings must be positive".into());

@@ -9,22 +9,30 @@
 //! Why: a single send is a small request on a kept-alive connection, and on two cores hyper's
 //! dispatcher, axum's routing and the header map built for each request were a tenth of the
 //! server's time per send, beside the send's own work.
+//!
+//! Limits, on both paths: at most `http.max_connections` open at once (the next is answered
+//! 503 and closed without a task); a head must arrive within `header_read_timeout_ms` of its
+//! first byte, a body within `body_read_timeout_ms`, and a kept-alive connection with no request
+//! for `idle_timeout_secs` is closed, so slow or silent clients cannot hold descriptors.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum::http::StatusCode;
 use axum::Router;
 use bytes::{Buf, BytesMut};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::{timeout, timeout_at, Instant};
 
 use super::app::App;
+use super::metrics::bump;
 use super::send::{self, Outcome};
 
 /// Headers a request may carry and still be read here; more go to hyper.
@@ -44,6 +52,10 @@ pub async fn serve(
 ) {
     // Each connection holds a sender; the receiver ends when the last one is dropped.
     let (alive, mut all_gone) = mpsc::channel::<()>(1);
+    let cap = super::descriptors::connection_cap(app.config.http.max_connections);
+    let open = Arc::new(Semaphore::new(cap));
+    let mut refusals = Refusals::default();
+    let mut backoff = ACCEPT_BACKOFF_FIRST;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -51,25 +63,73 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, _)) => {
+                backoff = ACCEPT_BACKOFF_FIRST;
+                let Ok(permit) = open.clone().try_acquire_owned() else {
+                    refusals.refuse(&app, stream, cap);
+                    continue;
+                };
                 let connection = Connection {
                     app: app.clone(),
                     router: router.clone(),
                     closed: closed.clone(),
                     _alive: alive.clone(),
+                    _open: permit,
                 };
                 tokio::spawn(connection.run(stream));
             }
             Err(error) if is_connection_error(&error) => {}
             Err(error) => {
                 // Out of file descriptors and the like: accepting again at once would spin.
-                eprintln!("wagate: accepting an HTTP connection: {error}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                // Logged when it starts, not at every retry.
+                if backoff == ACCEPT_BACKOFF_FIRST {
+                    tracing::warn!(%error, "accepting HTTP connections fails; backing off");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
             }
         }
     }
     drop(listener);
     drop(alive);
     let _ = all_gone.recv().await;
+}
+
+const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// The answer to a connection beyond `http.max_connections`, in Meta's error shape.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 185\r\n\r\n\
+{\"error\":{\"message\":\"(#2) Service temporarily unavailable\",\"type\":\"OAuthException\",\"code\":2,\
+\"error_data\":{\"details\":\"too many open connections\"},\"wagate_reason\":\"too_many_connections\"}}";
+
+/// Connections refused for the cap: counted, and logged at most once a second.
+#[derive(Default)]
+struct Refusals {
+    logged_at: Option<std::time::Instant>,
+    since_logged: u64,
+}
+
+impl Refusals {
+    /// Answers 503 without waiting (a new socket's send buffer takes it) and closes.
+    fn refuse(&mut self, app: &App, stream: TcpStream, cap: usize) {
+        let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+        drop(stream);
+        bump(&app.metrics.connections_refused);
+        self.since_logged += 1;
+        if self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            tracing::warn!(
+                refused = self.since_logged,
+                max_connections = cap,
+                "connections refused: the server holds as many as it may"
+            );
+            self.logged_at = Some(std::time::Instant::now());
+            self.since_logged = 0;
+        }
+    }
 }
 
 fn is_connection_error(error: &std::io::Error) -> bool {
@@ -85,6 +145,8 @@ struct Connection {
     router: Router,
     closed: watch::Receiver<bool>,
     _alive: mpsc::Sender<()>,
+    /// This connection's place under `http.max_connections`.
+    _open: OwnedSemaphorePermit,
 }
 
 /// What the bytes read so far hold.
@@ -105,9 +167,17 @@ enum Step {
 
 impl Connection {
     async fn run(mut self, mut stream: TcpStream) {
+        let http = &self.app.config.http;
+        let (idle, head_time, body_time) = (
+            http.idle_timeout(),
+            http.header_read_timeout(),
+            http.body_read_timeout(),
+        );
         let mut read = BytesMut::with_capacity(READ_ROOM);
         let mut answer = Vec::with_capacity(512);
         loop {
+            // Set when this request's first byte is here (it may have come with the last).
+            let mut head_due = (!read.is_empty()).then(|| Instant::now() + head_time);
             let step = loop {
                 match self.step(&read) {
                     Step::Incomplete if read.len() > MAX_HEAD_BYTES => break Step::HandOver,
@@ -115,14 +185,17 @@ impl Connection {
                     step => break step,
                 }
                 read.reserve(READ_ROOM);
+                let due = head_due.unwrap_or_else(|| Instant::now() + idle);
                 tokio::select! {
-                    got = stream.read_buf(&mut read) => match got {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
+                    got = timeout_at(due, stream.read_buf(&mut read)) => match got {
+                        Ok(Ok(0)) | Ok(Err(_)) => return,
+                        Ok(Ok(_)) => {}
+                        Err(_) => return self.timed_out(),
                     },
                     // Idle when the server stops: nothing to finish.
                     _ = self.closed.changed(), if read.is_empty() => return,
                 }
+                head_due.get_or_insert_with(|| Instant::now() + head_time);
             };
             let Step::Send {
                 head,
@@ -133,11 +206,13 @@ impl Connection {
             else {
                 return self.hand_over(read, stream).await;
             };
+            let body_due = Instant::now() + body_time;
             while read.len() < head + body {
                 read.reserve(head + body - read.len());
-                match stream.read_buf(&mut read).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
+                match timeout_at(body_due, stream.read_buf(&mut read)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return,
+                    Ok(Ok(_)) => {}
+                    Err(_) => return self.timed_out(),
                 }
             }
             read.advance(head);
@@ -149,8 +224,10 @@ impl Connection {
             let close = close || *self.closed.borrow();
             answer.clear();
             write_answer(&outcome, close, &mut answer);
-            if stream.write_all(&answer).await.is_err() || close {
-                return;
+            match timeout(body_time, stream.write_all(&answer)).await {
+                Ok(Ok(())) if !close => {}
+                Ok(_) => return,
+                Err(_) => return self.timed_out(),
             }
         }
     }
@@ -184,12 +261,28 @@ impl Connection {
         }
     }
 
+    /// A client too slow (or silent) for its deadline: the connection is closed.
+    fn timed_out(&self) {
+        bump(&self.app.metrics.connections_timed_out);
+    }
+
     async fn hand_over(self, read: BytesMut, stream: TcpStream) {
         let io = TokioIo::new(Rewound { read, stream });
         let service = TowerToHyperService::new(self.router);
+        let http = &self.app.config.http;
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        // A client that sends its request and half-closes still gets the answer.
-        builder.http1().half_close(true);
+        // A client that sends its request and half-closes still gets the answer; a head must
+        // come whole in time, which also ends a kept-alive connection left idle that long.
+        builder
+            .http1()
+            .half_close(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(http.header_read_timeout().max(http.idle_timeout()));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(http.idle_timeout())
+            .keep_alive_timeout(http.header_read_timeout());
         let connection = builder.serve_connection_with_upgrades(io, service);
         tokio::pin!(connection);
         let mut closed = self.closed;
@@ -322,6 +415,31 @@ impl AsyncWrite for Rewound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_refusal_for_too_many_connections_is_framed_by_its_length() {
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut response = httparse::Response::new(&mut headers);
+        let head = match response.parse(TOO_MANY_CONNECTIONS).unwrap() {
+            httparse::Status::Complete(head) => head,
+            httparse::Status::Partial => panic!("a whole head"),
+        };
+        assert_eq!(response.code, Some(503));
+        let length = response
+            .headers
+            .iter()
+            .find(|h| h.name == "content-length")
+            .map(|h| {
+                std::str::from_utf8(h.value)
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap()
+            });
+        let body = &TOO_MANY_CONNECTIONS[head..];
+        assert_eq!(length, Some(body.len()));
+        let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(json["error"]["code"], 2);
+    }
 
     #[test]
     fn only_the_send_path_with_plain_parts_is_read_here() {

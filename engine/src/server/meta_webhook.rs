@@ -45,7 +45,13 @@ pub async fn receive(
     body: Body,
 ) -> Result<Response, ApiErrorResponse> {
     bump(&app.metrics.requests);
-    let body = read_body(body, app.config.http.max_body_bytes, &app.metrics).await?;
+    let body = read_body(
+        body,
+        app.config.http.max_body_bytes,
+        app.config.http.body_read_timeout(),
+        &app.metrics,
+    )
+    .await?;
     let secret = app.config.meta.app_secret.as_bytes();
     let signature = headers
         .get("x-hub-signature-256")

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub webhooks_ignored: AtomicU64,
     pub webhooks_bad_signature: AtomicU64,
     pub forwarded: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub connections_timed_out: AtomicU64,
     pub forward_failures: AtomicU64,
 }
 
@@ -108,6 +110,16 @@ impl Metrics {
             "webhook_bad_signatures_total",
             "Meta webhooks refused for their signature.",
             read(&self.webhooks_bad_signature),
+        );
+        counter(
+            "connections_refused_total",
+            "HTTP connections answered 503 and closed: http.max_connections were open.",
+            read(&self.connections_refused),
+        );
+        counter(
+            "connections_timed_out_total",
+            "HTTP connections closed for a head, body or answer not moved in time.",
+            read(&self.connections_timed_out),
         );
         counter(
             "forwarded_total",

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+mod descriptors;
 pub mod forward;
 pub mod front;
 pub mod grpc;

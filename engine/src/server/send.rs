@@ -281,7 +281,14 @@ pub async fn single(
 ) -> Response {
     let outcome = match single_head(&app, &number, &headers) {
         Err(error) => error.into(),
-        Ok(asked) => match read_body(body, app.config.http.max_body_bytes, &app.metrics).await {
+        Ok(asked) => match read_body(
+            body,
+            app.config.http.max_body_bytes,
+            app.config.http.body_read_timeout(),
+            &app.metrics,
+        )
+        .await
+        {
             Err(error) => Outcome::error(&error, None),
             Ok(body) => single_decide(&app, asked, Vec::from(body)).await,
         },
@@ -429,7 +436,13 @@ async fn bulk_inner(
     let tenant = app.tenants.tenant(headers).map_err(|e| counted(app, e))?;
     require_content_type(headers, "application/x-ndjson").map_err(|e| counted(app, e))?;
     let queue = on_limit_header(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
-    let body = read_body(body, app.config.http.max_bulk_bytes, &app.metrics).await?;
+    let body = read_body(
+        body,
+        app.config.http.max_bulk_bytes,
+        app.config.http.body_read_timeout(),
+        &app.metrics,
+    )
+    .await?;
     let lines: Vec<&[u8]> = body
         .split(|&b| b == b'\n')
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
