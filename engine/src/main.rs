@@ -2,6 +2,8 @@
 //! - `wagate serve [--config FILE] [--KEY VALUE]...`: the HTTP service (see the README).
 //! - `wagate simulate [--profile NAME] [--recipients N]`: the embedded engine through a
 //!   scripted day and a half of traffic on a manual clock, printing what each rule decided.
+//! - `wagate recover --data-dir DIR`: opens a data directory whose write-ahead log is damaged,
+//!   keeps every record that can be read, and reports what RocksDB dropped.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,17 +27,57 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
+        Some("recover") => recover(&args[1..]),
         None | Some("simulate") => simulate(&args[args.len().min(1)..]),
         Some("--help") | Some("-h") | Some("help") => {
             println!(
                 "usage: wagate serve [--config FILE] [--SECTION.KEY VALUE]...\n       \
-                 wagate simulate [--profile whatsapp-2021|whatsapp-2025] [--recipients N]\n\
+                 wagate simulate [--profile whatsapp-2021|whatsapp-2025] [--recipients N]\n       \
+                 wagate recover --data-dir DIR   (a damaged write-ahead log: keep what is intact)\n\
                  Every config key can also be set as WAGATE__SECTION__KEY in the environment."
             );
             Ok(())
         }
         Some(other) => bail!("unknown command '{other}'; try 'wagate help'"),
     }
+}
+
+/// `wagate recover --data-dir DIR`: salvages a store whose write-ahead log is damaged (wagate
+/// refuses to start over one) and says what was kept and what RocksDB dropped.
+fn recover(args: &[String]) -> Result<()> {
+    let dir = match args {
+        [flag, dir] if flag == "--data-dir" => std::path::PathBuf::from(dir),
+        _ => bail!("usage: wagate recover --data-dir DIR"),
+    };
+    if !dir.join("CURRENT").exists() {
+        bail!(
+            "{} holds no wagate data (no RocksDB CURRENT file)",
+            dir.display()
+        );
+    }
+    let report = wagate::store::rocks::RocksStore::salvage(&dir)
+        .with_context(|| format!("salvaging {}", dir.display()))?;
+    println!("write-ahead logs found:");
+    for (file, bytes) in &report.logs {
+        println!("  {file} ({bytes} bytes)");
+    }
+    if report.dropped.is_empty() {
+        println!("RocksDB dropped nothing it could name: every record was readable");
+    } else {
+        println!(
+            "RocksDB dropped what these lines say (the sends, idempotency records and contact \
+             changes in them are lost; retries of lost keyed sends will be taken as new):"
+        );
+        for line in &report.dropped {
+            println!("  {line}");
+        }
+    }
+    println!("kept, per family:");
+    for (family, records) in &report.kept {
+        println!("  {family}: {records}");
+    }
+    println!("the store is whole again: `wagate serve` opens it");
+    Ok(())
 }
 
 /// What `wagate serve` was given: a config file, then key-by-key overrides.

@@ -246,6 +246,15 @@ pub enum StoreError {
     Io(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The write-ahead log is damaged before its end: starting over it would drop acknowledged
+    /// work without a word, so the store does not open.
+    #[error(
+        "the write-ahead log in {path} is damaged ({detail}); wagate did not start, because \
+         the acknowledged sends after the damage would be lost without a word. Copy the \
+         directory, then run `wagate recover --data-dir {path}` to keep what is intact and \
+         see what was lost"
+    )]
+    DamagedLog { path: String, detail: String },
     /// The engine stopped (shutdown) before this work was written.
     #[error("wagate stopped before the work was written")]
     Stopped,

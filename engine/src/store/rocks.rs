@@ -8,6 +8,11 @@
 //!   read by range scans at start-up and need none.
 //! - No compression: the values are small and mostly unique, and compression would cost CPU on
 //!   the commit path.
+//! - The write-ahead log is replayed with `TolerateCorruptedTailRecords`: a record torn at its
+//!   end by a crash was never acknowledged (every acknowledgement waits for a synced write) and
+//!   is dropped, but damage before the end stops the open with [`StoreError::DamagedLog`]
+//!   rather than silently dropping the acknowledged sends after it (RocksDB's default,
+//!   point-in-time recovery, would). [`RocksStore::salvage`] is the explicit way past it.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,8 +20,9 @@ use std::sync::Arc;
 
 use rocksdb::compaction_filter::Decision as FilterDecision;
 use rocksdb::{
-    BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Direction, Env, IteratorMode,
-    MemtableFactory, MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Direction, Env,
+    IteratorMode, MemtableFactory, MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions,
+    DB,
 };
 
 use super::{add_counters, expires_at, Batch, Family, Op, Store, StoreError, COUNTERS_LEN};
@@ -109,6 +115,22 @@ fn background_env(path: &str) -> Result<Env, StoreError> {
     Ok(env)
 }
 
+/// The write-ahead log files in `path` and their sizes.
+fn wal_files(path: &Path) -> Vec<(String, u64)> {
+    let mut logs: Vec<(String, u64)> = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
+        .map(|entry| {
+            let size = entry.metadata().map_or(0, |m| m.len());
+            (entry.path().display().to_string(), size)
+        })
+        .collect();
+    logs.sort();
+    logs
+}
+
 fn classify(error: rocksdb::Error, path: &str) -> StoreError {
     let text = error.into_string();
     let lower = text.to_ascii_lowercase();
@@ -129,9 +151,72 @@ fn classify(error: rocksdb::Error, path: &str) -> StoreError {
     }
 }
 
+/// What [`RocksStore::salvage`] kept and what RocksDB said it dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SalvageReport {
+    /// Write-ahead log files found, with their sizes in bytes, before the salvage.
+    pub logs: Vec<(String, u64)>,
+    /// RocksDB's own log lines about the records it skipped.
+    pub dropped: Vec<String>,
+    /// Records kept per family, after the salvage.
+    pub kept: Vec<(&'static str, u64)>,
+}
+
 impl RocksStore {
-    /// Opens (or creates) the store in `path`.
+    /// Opens (or creates) the store in `path`, refusing a write-ahead log damaged before its
+    /// end ([`StoreError::DamagedLog`]).
     pub fn open(path: &Path) -> Result<RocksStore, StoreError> {
+        Self::open_with(path, DBRecoveryMode::TolerateCorruptedTailRecords)
+    }
+
+    /// Opens a store whose write-ahead log is damaged, skipping every record that cannot be
+    /// read (what RocksDB dropped is in its LOG, reported back), makes what was kept durable
+    /// in table files so the damaged log is no longer needed, and counts what is left. For an
+    /// operator, on a copy of the directory: what the skipped records held is lost.
+    pub fn salvage(path: &Path) -> Result<SalvageReport, StoreError> {
+        let logs = wal_files(path);
+        let log_before = std::fs::read_to_string(path.join("LOG")).unwrap_or_default();
+        let store = Self::open_with(path, DBRecoveryMode::SkipAnyCorruptedRecord)?;
+        for family in Family::ALL {
+            store
+                .db
+                .flush_cf(store.family(family))
+                .map_err(|e| classify(e, &store.path))?;
+        }
+        let mut kept = Vec::new();
+        for family in Family::ALL {
+            let mut count = 0u64;
+            store.scan(family, &[], &[0xff; 64], &mut |_, _| {
+                count += 1;
+                true
+            })?;
+            kept.push((family.name(), count));
+        }
+        drop(store);
+        // RocksDB rewrites LOG at each open (the old one is kept as LOG.old.*): what this open
+        // said of the records it skipped is in the new one.
+        let log_after = std::fs::read_to_string(path.join("LOG")).unwrap_or_default();
+        let said = if log_after.starts_with(&log_before) {
+            &log_after[log_before.len()..]
+        } else {
+            &log_after[..]
+        };
+        let dropped = said
+            .lines()
+            .filter(|line| {
+                let line = line.to_ascii_lowercase();
+                line.contains("corrupt") || line.contains("dropping")
+            })
+            .map(str::to_string)
+            .collect();
+        Ok(SalvageReport {
+            logs,
+            dropped,
+            kept,
+        })
+    }
+
+    fn open_with(path: &Path, recovery: DBRecoveryMode) -> Result<RocksStore, StoreError> {
         let shown = path.display().to_string();
         std::fs::create_dir_all(path).map_err(|e| StoreError::Open {
             path: shown.clone(),
@@ -146,6 +231,8 @@ impl RocksStore {
         options.set_bytes_per_sync(1 << 20);
         // Required by the vector memtable; group commit already makes writes few and large.
         options.set_allow_concurrent_memtable_write(false);
+        options.set_wal_recovery_mode(recovery);
+        options.set_paranoid_checks(true);
         let families = Family::ALL
             .iter()
             .map(|f| ColumnFamilyDescriptor::new(f.name(), family_options(*f, &filter_now)));
@@ -154,6 +241,10 @@ impl RocksStore {
                 StoreError::Io(reason) => StoreError::Open {
                     path: shown.clone(),
                     reason,
+                },
+                StoreError::Corrupt(detail) => StoreError::DamagedLog {
+                    path: shown.clone(),
+                    detail,
                 },
                 other => other,
             }
