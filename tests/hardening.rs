@@ -372,3 +372,30 @@ async fn a_damaged_log_stops_the_start_and_recover_keeps_what_is_intact() -> Res
     assert_eq!(first.status, 200, "{}", first.text());
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_this_run_is_sending_is_neither_listed_nor_settled_by_an_operator() -> Result<()>
+{
+    // Meta holds the request: a lane of this run has the message in flight.
+    let (mut f, id) = super::sent_while_meta_holds("hard-live", 17).await?;
+    let listed = f
+        .web
+        .get(&f.url("/wagate/admin/messages/in_flight"), ADMIN)
+        .await?
+        .json();
+    assert_eq!(listed["messages"], json!([]), "{listed}");
+    let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
+    assert!(metrics.contains("wagate_upstream_in_flight 1"), "{metrics}");
+    let refused = f
+        .admin(
+            &format!("/wagate/admin/messages/{id}/settle"),
+            json!({ "resend": true }),
+        )
+        .await?;
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["wagate_reason"], "in_flight_now");
+    f.meta.release();
+    f.wait_message(&id, WAIT, |v| v["status"] == "sent").await?;
+    assert_eq!(f.meta.received().len(), 1, "sent once");
+    f.stop()
+}

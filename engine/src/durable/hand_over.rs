@@ -38,6 +38,28 @@ struct Work {
     now: Timestamp,
 }
 
+/// The messages this run's lanes hold: registered before their in-flight mark is written,
+/// let go after their settlement is. A message marked in flight on disk but not here was left
+/// by an earlier run (or a lane that gave up on a failing disk): only those are an operator's
+/// to settle.
+#[derive(Default)]
+pub struct LiveSends(dashmap::DashSet<u64>);
+
+impl LiveSends {
+    pub fn holds(&self, id: u64) -> bool {
+        self.0.contains(&id)
+    }
+
+    /// Messages handed to the upstream by this run and not settled yet.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Where sends that failed for good go once settled: the shards, which give back their price
 /// and their recipient's slot.
 pub type OnFailed = Arc<dyn Fn(Vec<FailedSend>) + Send + Sync>;
@@ -54,6 +76,7 @@ impl Lanes {
         store: Arc<dyn Store>,
         turn: StatusTurn,
         on_failed: OnFailed,
+        live: Arc<LiveSends>,
     ) -> Lanes {
         // No queue in front of the lanes: the dispatcher keeps what is not handed over in
         // send-slot order, and a batch waits there rather than behind a busy lane.
@@ -64,6 +87,7 @@ impl Lanes {
                 let (incoming, report) = (incoming.clone(), report.clone());
                 let (upstream, store, turn) = (upstream.clone(), store.clone(), turn.clone());
                 let on_failed = on_failed.clone();
+                let live = live.clone();
                 std::thread::Builder::new()
                     .name(format!("wagate-hand-over-{i}"))
                     .spawn(move || {
@@ -75,6 +99,7 @@ impl Lanes {
                                 &turn,
                                 work.now,
                                 on_failed.as_ref(),
+                                &live,
                             );
                             if report.send(returned).is_err() {
                                 return;
@@ -109,6 +134,27 @@ impl Lanes {
 
 /// Marks `due` in flight (synced), sends each, settles each.
 fn hand_over(
+    due: Vec<StoredMessage>,
+    upstream: &dyn Upstream,
+    store: &dyn Store,
+    turn: &StatusTurn,
+    now: Timestamp,
+    on_failed: &(dyn Fn(Vec<FailedSend>) + Send + Sync),
+    live: &LiveSends,
+) -> Returned {
+    let ids: Vec<u64> = due.iter().map(|m| m.id).collect();
+    for id in &ids {
+        live.0.insert(*id);
+    }
+    let returned = send_and_settle(due, upstream, store, turn, now, on_failed);
+    for id in &ids {
+        live.0.remove(id);
+    }
+    returned
+}
+
+/// [`hand_over`]'s work, while its messages are registered as live.
+fn send_and_settle(
     mut due: Vec<StoredMessage>,
     upstream: &dyn Upstream,
     store: &dyn Store,

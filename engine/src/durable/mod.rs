@@ -22,4 +22,4 @@ pub mod template_deliveries;
 pub mod wagate;
 pub mod webhook;
 
-pub use wagate::{Settlement, SubmitError, SubmitResult, Wagate, WagateConfig};
+pub use wagate::{SettleOutcome, Settlement, SubmitError, SubmitResult, Wagate, WagateConfig};

@@ -82,6 +82,16 @@ pub enum SubmitError {
     Unavailable(#[from] StoreError),
 }
 
+/// What came of an operator's settlement of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleOutcome {
+    Settled,
+    /// Not in flight: sent, failed, pending, or unknown.
+    NotInFlight,
+    /// In flight in this run: a lane is sending it now, and its outcome will be recorded.
+    Live,
+}
+
 /// What an operator says of a message left in flight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {
@@ -198,6 +208,10 @@ pub struct Wagate {
     release: Arc<ReleaseQueue>,
     /// Webhook POSTs applied one group at a time, in the statuses' turn.
     pub(super) webhooks: Combiner<Vec<WebhookEvent>, Result<WebhookReport, SubmitError>>,
+    /// The messages this run's hand-over lanes hold.
+    live: Arc<super::hand_over::LiveSends>,
+    /// One operator settlement at a time: two at once could both send a message again.
+    settling: Mutex<()>,
 }
 
 impl Wagate {
@@ -254,10 +268,17 @@ impl Wagate {
                 );
             }
         });
+        let live = Arc::new(super::hand_over::LiveSends::default());
         let dispatcher = Dispatcher::start(
             restored.backlog.iter().map(StoredMessage::due).collect(),
             incoming,
-            Lanes::start(upstream, store.clone(), statuses_turn.clone(), on_failed),
+            Lanes::start(
+                upstream,
+                store.clone(),
+                statuses_turn.clone(),
+                on_failed,
+                live.clone(),
+            ),
             store.clone(),
             clock.clone(),
         );
@@ -276,6 +297,8 @@ impl Wagate {
             redispatch,
             release,
             webhooks: Combiner::new(statuses_turn),
+            live,
+            settling: Mutex::new(()),
         };
         Ok(wagate)
     }
@@ -549,14 +572,17 @@ impl Wagate {
         self.dispatcher.join();
     }
 
-    /// Messages handed to the upstream and not settled: after a crash, those the upstream
-    /// could not account for (Meta's API cannot be asked), for an operator to settle.
+    /// Messages handed to the upstream by an earlier run and never settled: after a crash,
+    /// those the upstream could not account for (Meta's API cannot be asked), for an operator
+    /// to settle. What this run's lanes are sending now is not among them.
     pub fn in_flight(&self) -> Result<Vec<StoredMessage>, StoreError> {
         let mut found = Vec::new();
         self.store
             .scan(Family::Outbox, &[], &[0xff; 9], &mut |_, value| {
                 if let Some(message) = StoredMessage::decode(value) {
-                    if message.status == super::message::DispatchStatus::InFlight {
+                    if message.status == super::message::DispatchStatus::InFlight
+                        && !self.live.holds(message.id)
+                    {
                         found.push(message);
                     }
                 }
@@ -565,17 +591,30 @@ impl Wagate {
         Ok(found)
     }
 
-    /// An operator's word on a message in flight: the upstream has it (with this id), or it
-    /// should be sent again (accepting that it may reach the person twice). False when the
-    /// message is not in flight.
-    pub fn settle_in_flight(&self, id: u64, settlement: Settlement) -> Result<bool, StoreError> {
+    /// Messages this run has handed to the upstream and not yet settled.
+    pub fn sending_now(&self) -> usize {
+        self.live.len()
+    }
+
+    /// An operator's word on a message left in flight by an earlier run: the upstream has it
+    /// (with this id), or it should be sent again (accepting that it may reach the person
+    /// twice). Refused for a message this run is sending now.
+    pub fn settle_in_flight(
+        &self,
+        id: u64,
+        settlement: Settlement,
+    ) -> Result<SettleOutcome, StoreError> {
+        let _one_at_a_time = self.settling.lock().unwrap_or_else(|e| e.into_inner());
+        if self.live.holds(id) {
+            return Ok(SettleOutcome::Live);
+        }
         let Some(mut message) = self
             .store
             .get(Family::Outbox, &message_key(id))?
             .and_then(|b| StoredMessage::decode(&b))
             .filter(|m| m.status == super::message::DispatchStatus::InFlight)
         else {
-            return Ok(false);
+            return Ok(SettleOutcome::NotInFlight);
         };
         let mut batch = crate::store::Batch::default();
         match settlement {
@@ -608,6 +647,6 @@ impl Wagate {
                 let _ = self.redispatch.send(message.due());
             }
         }
-        Ok(true)
+        Ok(SettleOutcome::Settled)
     }
 }

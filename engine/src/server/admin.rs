@@ -431,17 +431,24 @@ async fn settle(
             .map_err(store_error)
     })
     .await?;
-    if !settled {
-        return Err(ApiError::new(
-            409,
-            100,
-            "Invalid parameter",
-            format!("message {id} is not in flight"),
-            "not_in_flight",
-        )
-        .into());
-    }
-    Ok(reply::ok(&json!({ "settled": true })))
+    let (reason, why) = match settled {
+        crate::durable::SettleOutcome::Settled => {
+            return Ok(reply::ok(&json!({ "settled": true })))
+        }
+        crate::durable::SettleOutcome::NotInFlight => ("not_in_flight", "is not in flight"),
+        crate::durable::SettleOutcome::Live => (
+            "in_flight_now",
+            "is being sent by this run now: its outcome will be recorded; nothing to settle",
+        ),
+    };
+    Err(ApiError::new(
+        409,
+        100,
+        "Invalid parameter",
+        format!("message {id} {why}"),
+        reason,
+    )
+    .into())
 }
 
 async fn ledger(State(app): State<App>, headers: HeaderMap) -> Answer {

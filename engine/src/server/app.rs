@@ -83,6 +83,7 @@ async fn metrics(
         app.wagate.dispatch_view(),
         app.ingest.pending(),
         app.forwarder.backlog(),
+        app.wagate.sending_now(),
     ))
 }
 

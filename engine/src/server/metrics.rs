@@ -33,7 +33,13 @@ pub fn bump(counter: &AtomicU64) {
 }
 
 impl Metrics {
-    pub fn render(&self, dispatch: DispatchView, pending: usize, forward_backlog: u64) -> String {
+    pub fn render(
+        &self,
+        dispatch: DispatchView,
+        pending: usize,
+        forward_backlog: u64,
+        sending_now: usize,
+    ) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(out, "# HELP wagate_{name} {help}");
@@ -165,6 +171,11 @@ impl Metrics {
             "forward_backlog",
             "Webhooks waiting to be delivered to tenants.",
             forward_backlog,
+        );
+        gauge(
+            "upstream_in_flight",
+            "Messages handed to Meta by this run and not yet settled.",
+            sending_now as u64,
         );
         out
     }
