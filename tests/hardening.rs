@@ -76,11 +76,11 @@ async fn credentials_meta_refuses_leave_the_message_waiting_not_failed() -> Resu
     let ana = person(1);
     f.ready_to_send(std::slice::from_ref(&ana)).await?;
     // The token expired: Meta refuses wagate's credentials, not the message.
-    f.meta.script([Scripted {
-        status: 401,
-        body: json!({ "error": { "message": "Error validating access token",
-            "type": "OAuthException", "code": 190, "fbtrace_id": "stub" } }),
-    }]);
+    f.meta.script([Scripted::meta_error(
+        401,
+        190,
+        "Error validating access token",
+    )]);
     let sent = f
         .send(
             ALPHA,

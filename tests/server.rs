@@ -424,14 +424,7 @@ async fn webhooks_with_a_bad_signature_change_nothing() -> Result<()> {
     let after = f.send(ALPHA, NUMBER_A, &template, &[]).await?;
     assert_eq!(after.code(), Some(470_001), "{}", after.text());
     assert_eq!(after.json()["error"]["wagate_reason"], "opted_out");
-    let contact = f
-        .web
-        .get(
-            &f.url(&format!("/wagate/admin/contacts/{NUMBER_A}/{member}")),
-            ADMIN,
-        )
-        .await?
-        .json();
+    let contact = f.contact(NUMBER_A, &member).await?;
     assert_eq!(
         (
             contact["opted_out"].clone(),
@@ -849,19 +842,13 @@ async fn transient_upstream_errors_are_retried_and_permanent_ones_recorded() -> 
     let mut f = Fixture::start("retries", "").await?;
     let (first, second) = (person(1), person(2));
     f.ready_to_send(&[first.clone(), second.clone()]).await?;
-    let meta_error = |code: u32| {
-        json!({ "error": { "message": "(#x) from the stand-in", "type": "OAuthException",
-                           "code": code, "fbtrace_id": "stub" } })
-    };
+    let meta_error = |code: u32| Scripted::meta_error(400, code, "(#x) from the stand-in");
     f.meta.script([
         Scripted {
             status: 503,
             body: json!({}),
         },
-        Scripted {
-            status: 400,
-            body: meta_error(130_429),
-        },
+        meta_error(130_429),
     ]);
     let answer = f
         .send(
@@ -896,10 +883,7 @@ async fn transient_upstream_errors_are_retried_and_permanent_ones_recorded() -> 
     assert_eq!(view["attempts"], 3);
     assert_eq!(f.meta.received().len(), 3);
 
-    f.meta.script([Scripted {
-        status: 400,
-        body: meta_error(131_026),
-    }]);
+    f.meta.script([meta_error(131_026)]);
     let answer = f
         .send(
             ALPHA,

@@ -217,14 +217,7 @@ async fn metas_marketing_stop_holds_inside_the_window_and_only_metas_resume_ends
     advance(&f, 86_400).await?;
     let refused = f.send(ALPHA, NUMBER_A, &promo, &[]).await?;
     assert_eq!(refused.code(), Some(131_050), "{}", refused.text());
-    let contact = f
-        .web
-        .get(
-            &f.url(&format!("/wagate/admin/contacts/{NUMBER_A}/{ana}")),
-            ADMIN,
-        )
-        .await?
-        .json();
+    let contact = f.contact(NUMBER_A, &ana).await?;
     assert_eq!(
         (
             contact["meta_marketing_stopped"].clone(),
@@ -333,11 +326,11 @@ async fn what_meta_refuses_or_never_delivers_is_neither_charged_nor_counted() ->
     f.ready_to_send(&[ana.clone(), ben.clone()]).await?;
 
     // Meta refuses the send outright (the template was paused on Meta's side).
-    f.meta.script([Scripted {
-        status: 400,
-        body: json!({ "error": { "message": "(#132015) Template is paused", "type":
-            "OAuthException", "code": 132_015, "fbtrace_id": "stub" } }),
-    }]);
+    f.meta.script([Scripted::meta_error(
+        400,
+        132_015,
+        "(#132015) Template is paused",
+    )]);
     let refused = f
         .send(
             ALPHA,

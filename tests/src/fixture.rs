@@ -280,6 +280,12 @@ throughput_mps = 1000
             .await
     }
 
+    /// What the admin API says of `person` through `number` (consent, window...).
+    pub async fn contact(&self, number: u64, person: &str) -> Result<Value> {
+        let url = self.url(&format!("/wagate/admin/contacts/{number}/{person}"));
+        Ok(self.web.get(&url, ADMIN).await?.json())
+    }
+
     pub async fn message(&self, token: &str, id: &str) -> Result<Answer> {
         self.web
             .get(&self.url(&format!("/wagate/v1/messages/{id}")), token)

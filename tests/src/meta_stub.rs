@@ -47,6 +47,17 @@ pub struct Scripted {
     pub body: Value,
 }
 
+impl Scripted {
+    /// Meta's error answer: `status` with `{"error":{"code":code,...}}`.
+    pub fn meta_error(status: u16, code: u32, message: &str) -> Scripted {
+        Scripted {
+            status,
+            body: json!({ "error": { "message": message, "type": "OAuthException",
+                                     "code": code, "fbtrace_id": "stub" } }),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Shared {
     received: Mutex<Vec<Received>>,

@@ -404,6 +404,17 @@ mod tests {
         }
     }
 
+    /// Lanes for a test: no statuses waiting, failures go nowhere, nothing else sending.
+    fn lanes(upstream: Arc<dyn Upstream>, store: Arc<dyn Store>) -> Lanes {
+        Lanes::start(
+            upstream,
+            store,
+            StatusTurn::default(),
+            Arc::new(|_| {}),
+            Arc::default(),
+        )
+    }
+
     fn pending(id: u64, send_at: Timestamp) -> StoredMessage {
         StoredMessage {
             id,
@@ -492,13 +503,7 @@ mod tests {
         Dispatcher::start(
             backlog,
             incoming,
-            Lanes::start(
-                upstream.clone(),
-                store.clone(),
-                StatusTurn::default(),
-                Arc::new(|_| {}),
-                Arc::default(),
-            ),
+            lanes(upstream.clone(), store.clone()),
             store.clone(),
             Arc::new(clock),
         )
@@ -565,13 +570,7 @@ mod tests {
         let dispatcher = Dispatcher::start(
             backlog,
             incoming,
-            Lanes::start(
-                upstream.clone(),
-                store.clone(),
-                StatusTurn::default(),
-                Arc::new(|_| {}),
-                Arc::default(),
-            ),
+            lanes(upstream.clone(), store.clone()),
             store.clone(),
             Arc::new(clock),
         );

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::app::{blocking, read_body, require_content_type, store_error, App};
+use super::app::{blocking, read_request_body, require_content_type, store_error, App};
 use super::metrics::bump;
 use super::reply::{self, ApiErrorResponse};
 use crate::clock::Timestamp;
@@ -51,13 +51,7 @@ async fn admin_json<T: DeserializeOwned>(
 ) -> Result<T, ApiErrorResponse> {
     admin_only(app, headers)?;
     require_content_type(headers, "application/json")?;
-    let bytes = read_body(
-        body,
-        app.config.http.max_body_bytes,
-        app.config.http.body_read_timeout(),
-        &app.metrics,
-    )
-    .await?;
+    let bytes = read_request_body(app, body, app.config.http.max_body_bytes).await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         bump(&app.metrics.invalid);
         ApiError::invalid_parameter(format!("the body does not fit this endpoint: {e}")).into()

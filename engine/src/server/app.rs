@@ -163,6 +163,17 @@ pub async fn read_body(
     Ok(kept.freeze())
 }
 
+/// [`read_body`] with the server's own deadline for bodies.
+pub async fn read_request_body(app: &App, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    read_body(
+        body,
+        limit,
+        app.config.http.body_read_timeout(),
+        &app.metrics,
+    )
+    .await
+}
+
 /// The store failed under a request: Meta's shape for a service that is unavailable.
 pub fn store_error(error: crate::store::StoreError) -> ApiErrorResponse {
     ApiError::from(&crate::durable::SubmitError::Unavailable(error)).into()

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::app::{blocking, read_body, App};
+use super::app::{blocking, read_request_body, App};
 use super::forward::{identity_of, Forward};
 use super::metrics::bump;
 use super::reply::{self, unauthorized, ApiErrorResponse};
@@ -45,13 +45,7 @@ pub async fn receive(
     body: Body,
 ) -> Result<Response, ApiErrorResponse> {
     bump(&app.metrics.requests);
-    let body = read_body(
-        body,
-        app.config.http.max_body_bytes,
-        app.config.http.body_read_timeout(),
-        &app.metrics,
-    )
-    .await?;
+    let body = read_request_body(&app, body, app.config.http.max_body_bytes).await?;
     let secret = app.config.meta.app_secret.as_bytes();
     let signature = headers
         .get("x-hub-signature-256")

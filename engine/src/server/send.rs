@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::app::{blocking, read_body, require_content_type, store_error, App};
+use super::app::{blocking, read_request_body, require_content_type, store_error, App};
 use super::config::OnLimit;
 use super::headers::Headers;
 use super::ingest::Rejected;
@@ -281,14 +281,7 @@ pub async fn single(
 ) -> Response {
     let outcome = match single_head(&app, &number, &headers) {
         Err(error) => error.into(),
-        Ok(asked) => match read_body(
-            body,
-            app.config.http.max_body_bytes,
-            app.config.http.body_read_timeout(),
-            &app.metrics,
-        )
-        .await
-        {
+        Ok(asked) => match read_request_body(&app, body, app.config.http.max_body_bytes).await {
             Err(error) => Outcome::error(&error, None),
             Ok(body) => single_decide(&app, asked, Vec::from(body)).await,
         },
@@ -436,13 +429,7 @@ async fn bulk_inner(
     let tenant = app.tenants.tenant(headers).map_err(|e| counted(app, e))?;
     require_content_type(headers, "application/x-ndjson").map_err(|e| counted(app, e))?;
     let queue = on_limit_header(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
-    let body = read_body(
-        body,
-        app.config.http.max_bulk_bytes,
-        app.config.http.body_read_timeout(),
-        &app.metrics,
-    )
-    .await?;
+    let body = read_request_body(app, body, app.config.http.max_bulk_bytes).await?;
     let lines: Vec<&[u8]> = body
         .split(|&b| b == b'\n')
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
