@@ -399,3 +399,44 @@ async fn a_message_this_run_is_sending_is_neither_listed_nor_settled_by_an_opera
     assert_eq!(f.meta.received().len(), 1, "sent once");
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_that_writes_the_same_request_another_way_gets_the_first_answer() -> Result<()> {
+    let mut f = Fixture::start("hard-canonical-key", "").await?;
+    let ana = person(1);
+    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    let auth = format!("Bearer {ALPHA}");
+    let post = |body: String| {
+        let (f, auth) = (&f, auth.clone());
+        async move {
+            f.web
+                .request(
+                    hyper::Method::POST,
+                    &f.url(&format!("/v23.0/{NUMBER_A}/messages")),
+                    &[
+                        ("authorization", auth.as_str()),
+                        ("content-type", "application/json"),
+                        ("idempotency-key", "order-77-shipped"),
+                    ],
+                    body,
+                )
+                .await
+        }
+    };
+    let first = post(template_send(&ana, "order_update", &["Ada"]).to_string()).await?;
+    assert_eq!(first.status, 200, "{}", first.text());
+    // The client's retry builds the same request again: other key order, other spacing.
+    let again = format!(
+        "{{ \"template\": {{ \"components\": [ {{ \"parameters\": [ {{ \"text\": \"Ada\", \
+         \"type\": \"text\" }} ], \"type\": \"body\" }} ], \"language\": {{ \"code\": \
+         \"en_US\" }}, \"name\": \"order_update\" }},\n \"type\": \"template\", \"to\": \"{ana}\", \
+         \"messaging_product\": \"whatsapp\" }}"
+    );
+    let retried = post(again).await?;
+    assert_eq!(retried.status, 200, "{}", retried.text());
+    assert_eq!(retried.message_id(), first.message_id());
+    // Another request under the same key is still refused.
+    let other = post(template_send(&ana, "order_update", &["Bo"]).to_string()).await?;
+    assert_eq!(other.status, 422, "{}", other.text());
+    f.stop()
+}

@@ -32,7 +32,23 @@ pub struct IdempotencyRecord {
     pub outcome: StoredOutcome,
 }
 
-/// The hash of a request's body: number, recipient and payload.
+/// The hash a retry with the same key must match: number, recipient and the request's JSON in
+/// a canonical form (keys sorted, no white space, escapes resolved), so a client that builds
+/// the same request again, in another key order or spacing, is recognised; over the raw bytes
+/// when the payload is not JSON.
+pub fn request_hash(number: u64, to: u64, payload: &[u8]) -> u64 {
+    match serde_json::from_slice::<serde_json::Value>(payload) {
+        Ok(value) => body_hash(
+            number,
+            to,
+            &serde_json::to_vec(&value).expect("a JSON value serialises"),
+        ),
+        Err(_) => body_hash(number, to, payload),
+    }
+}
+
+/// The hash of a request's body as bytes: number, recipient and payload (what records written
+/// before [`request_hash`] hold).
 pub fn body_hash(number: u64, to: u64, payload: &[u8]) -> u64 {
     let mut hash = crate::hash::mix64(number ^ to.rotate_left(17));
     for chunk in payload.chunks(8) {
@@ -140,5 +156,18 @@ mod tests {
         assert_ne!(body_hash(1, 2, b"hello"), body_hash(1, 2, b"hellp"));
         assert_ne!(body_hash(1, 2, b"hello"), body_hash(1, 3, b"hello"));
         assert_ne!(body_hash(1, 2, b""), body_hash(1, 2, b"\0"));
+    }
+
+    #[test]
+    fn the_same_request_written_another_way_hashes_alike() {
+        let first = br#"{"to":"+16505551234","type":"text","text":{"body":"caf\u00e9"}}"#;
+        let again = b"{ \"text\": {\"body\": \"caf\xc3\xa9\"}, \"type\":\"text\",\n \"to\":\"+16505551234\" }";
+        assert_eq!(request_hash(1, 2, first), request_hash(1, 2, again));
+        let other = br#"{"to":"+16505551234","type":"text","text":{"body":"cafe"}}"#;
+        assert_ne!(request_hash(1, 2, first), request_hash(1, 2, other));
+        assert_eq!(
+            request_hash(1, 2, b"not json"),
+            body_hash(1, 2, b"not json")
+        );
     }
 }

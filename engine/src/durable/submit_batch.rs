@@ -4,7 +4,7 @@
 //! ([`Wagate::submit_many`]) and an async one ([`Wagate::submit_many_async`], the server's
 //! handlers), which differ only in how they wait for the shards.
 
-use super::idempotency::{body_hash, IdempotencyRecord};
+use super::idempotency::{body_hash, request_hash, IdempotencyRecord};
 use super::submission::{Prepared, Submission};
 use super::wagate::{SubmitError, SubmitResult, Wagate};
 use crate::clock::Timestamp;
@@ -64,9 +64,12 @@ impl Wagate {
             let request = &submission.request;
             let mut hash = 0;
             if let Some(key) = &submission.idempotency_key {
-                hash = body_hash(request.number.0, request.to.digits(), &submission.payload);
-                let stored_key = idempotency_key(request.number.0, key);
-                match self.claim(&stored_key, key, hash, now) {
+                let (number, to) = (request.number.0, request.to.digits());
+                hash = request_hash(number, to, &submission.payload);
+                let stored_key = idempotency_key(number, key);
+                // Records written before hashes were canonical hold the raw bytes' hash.
+                let raw = || body_hash(number, to, &submission.payload);
+                match self.claim(&stored_key, key, hash, raw, now) {
                     Ok(None) => submitted.claimed.push(stored_key),
                     Ok(Some(replay)) => {
                         submitted.answers.push(Some(Ok(replay)));
@@ -142,6 +145,7 @@ impl Wagate {
         stored_key: &[u8],
         key: &str,
         hash: u64,
+        raw_hash: impl FnOnce() -> u64,
         now: Timestamp,
     ) -> Result<Option<SubmitResult>, SubmitError> {
         if !self.in_flight.insert(stored_key.to_vec()) {
@@ -173,7 +177,7 @@ impl Wagate {
             return Ok(None);
         };
         self.in_flight.remove(stored_key);
-        if record.body_hash != hash {
+        if record.body_hash != hash && record.body_hash != raw_hash() {
             return Err(SubmitError::KeyReused(key.to_string()));
         }
         Ok(Some(SubmitResult::from_outcome(record.outcome)))
