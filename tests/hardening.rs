@@ -440,3 +440,54 @@ async fn a_retry_that_writes_the_same_request_another_way_gets_the_first_answer(
     assert_eq!(other.status, 422, "{}", other.text());
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_keeps_to_its_grace_leaves_what_was_being_sent_in_flight_and_says_so() -> Result<()>
+{
+    let mut f = Fixture::start("hard-stop", "[http]\nshutdown_grace_secs = 2\n").await?;
+    let ana = person(18);
+    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    // Meta has the request and does not answer; a client sent half a head and waits.
+    f.meta.hold();
+    let sent = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &template_send(&ana, "order_update", &["Ada"]),
+            &[],
+        )
+        .await?;
+    let id = sent.message_id();
+    f.meta.wait_for(1, WAIT).await?;
+    let mut half = connect(&f).await?;
+    half.write_all(b"POST /v23.0/1001/messages HTTP/1.1\r\nHost: wagate\r\n")
+        .await?;
+
+    let server = f.wagate.take().expect("running");
+    let asked = std::time::Instant::now();
+    server.terminate()?;
+    // Within the 2 s grace (the margin is for process start-up and exit, not a second grace).
+    let status = tokio::task::spawn_blocking(move || server.wait(Duration::from_secs(6))).await??;
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(6), "the stop took {took:?}");
+    assert!(!status.success(), "it said it stopped cleanly: {status}");
+    f.meta.release();
+
+    // After the restart: Meta may have the message, so it waits in flight for an operator,
+    // and nothing sends it again.
+    f.restart()?;
+    let listed = f
+        .web
+        .get(&f.url("/wagate/admin/messages/in_flight"), ADMIN)
+        .await?
+        .json();
+    let ids: Vec<&str> = listed["messages"]
+        .as_array()
+        .map(|all| all.iter().filter_map(|m| m["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, vec![id.as_str()], "{listed}");
+    f.admin("/wagate/admin/clock", json!({ "advance_secs": 60 }))
+        .await?;
+    assert_eq!(f.meta.received().len(), 1, "sent once");
+    f.stop()
+}

@@ -142,7 +142,7 @@ fn serve(args: &[String]) -> Result<()> {
         .thread_name("wagate-io")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let stopped = runtime.block_on(async move {
         wagate::server::serve(
             config,
             |at| {
@@ -154,9 +154,23 @@ fn serve(args: &[String]) -> Result<()> {
         )
         .await
         .map_err(anyhow::Error::from)
-    })?;
-    eprintln!("wagate stopped cleanly");
-    Ok(())
+    });
+    // Dropping a runtime waits for its blocking tasks (an engine shutdown past the grace among
+    // them): the stop has had its time, so nothing is waited for now.
+    runtime.shutdown_background();
+    let stopped = stopped?;
+    // Said as it went: a supervisor reads the exit code, an operator this line.
+    match stopped {
+        wagate::server::Stopped::Cleanly => {
+            eprintln!("wagate stopped cleanly");
+            Ok(())
+        }
+        wagate::server::Stopped::GraceRanOut => bail!(
+            "wagate stopped when http.shutdown_grace_secs ran out, before its engine shut down: \
+             accepted work is on disk; messages being sent stay in flight (see \
+             /wagate/admin/messages/in_flight after the restart), later ones stay pending"
+        ),
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when

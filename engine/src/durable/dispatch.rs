@@ -28,6 +28,11 @@ pub enum UpstreamError {
     Retryable(String),
     #[error("upstream refused the message: {0}")]
     Permanent(String),
+    /// The request may have reached the upstream and its answer is lost (the send was cut
+    /// off by a stop): sending again could deliver it twice, so it stays in flight for the
+    /// upstream's reconciliation or an operator.
+    #[error("the upstream's answer is unknown: {0}")]
+    Unknown(String),
 }
 
 /// What the upstream knows of a message handed over before a stop.
@@ -413,6 +418,47 @@ mod tests {
             Arc::new(|_| {}),
             Arc::default(),
         )
+    }
+
+    /// An upstream whose every send is cut off with its outcome unknown.
+    struct CutOff;
+
+    impl Upstream for CutOff {
+        fn send(&self, _: &StoredMessage) -> Result<String, UpstreamError> {
+            Err(UpstreamError::Unknown(
+                "the send task ended: cancelled".into(),
+            ))
+        }
+
+        fn reconcile(&self, _: &StoredMessage) -> Reconciled {
+            Reconciled::Unknown
+        }
+    }
+
+    #[test]
+    fn a_send_cut_off_stays_in_flight_and_is_never_tried_again() {
+        let clock = ManualClock::at_2026();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let message = pending(1, clock.now());
+        let mut records = Batch::default();
+        records.put(Family::Outbox, message_key(1), message.encode());
+        store.write(&records, true).unwrap();
+        let (sender, incoming) = crossbeam_channel::unbounded();
+        drop(sender);
+        let dispatcher = Dispatcher::start(
+            vec![message.due()],
+            incoming,
+            lanes(Arc::new(CutOff), store.clone()),
+            store.clone(),
+            Arc::new(clock),
+        );
+        let watch = dispatcher.watch.clone();
+        dispatcher.join();
+        let left = store.get(Family::Outbox, &message_key(1)).unwrap();
+        let left = StoredMessage::decode(&left.expect("still in the outbox")).unwrap();
+        // Pending would send it again at the next start; Meta may have it already.
+        assert_eq!((left.status, left.attempts), (DispatchStatus::InFlight, 1));
+        assert_eq!(watch.view().retried, 0);
     }
 
     fn pending(id: u64, send_at: Timestamp) -> StoredMessage {

@@ -28,6 +28,8 @@ pub struct Returned {
     pub retries: Vec<DueMessage>,
     pub sent: u64,
     pub failed: u64,
+    /// Sends cut off with their outcome unknown: left in flight.
+    pub unknown: u64,
     /// False when the disk refused the batch's in-flight marks or its settlement.
     pub disk_ok: bool,
 }
@@ -166,6 +168,7 @@ fn send_and_settle(
         retries: Vec::new(),
         sent: 0,
         failed: 0,
+        unknown: 0,
         disk_ok: false,
     };
     let mut marks = Batch::default();
@@ -198,6 +201,15 @@ fn send_and_settle(
                 message.uncharge(&mut settled);
                 settle(message, DispatchStatus::Failed, reason, &mut settled);
                 returned.failed += 1;
+            }
+            Err(UpstreamError::Unknown(reason)) => {
+                // Marked in flight on disk already: left so, never pending (invariant 10).
+                tracing::warn!(
+                    message_id = %super::message::message_id_text(message.id),
+                    %reason,
+                    "a send was cut off: it stays in flight for an operator"
+                );
+                returned.unknown += 1;
             }
             Err(UpstreamError::Retryable(reason)) => {
                 message.status = DispatchStatus::Pending;

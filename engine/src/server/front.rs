@@ -28,7 +28,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::app::App;
@@ -43,15 +43,16 @@ const MAX_HEAD_BYTES: usize = 16 << 10;
 const READ_ROOM: usize = 4096;
 
 /// Serves `listener` until `closed` turns true, then lets the open connections finish the
-/// request they are in (hyper's with its graceful shutdown) and returns when all are gone.
+/// request they are in (hyper's with its graceful shutdown) until `grace` has passed, cuts off
+/// those still open then (they hold the engine, which must stop), and returns.
 pub async fn serve(
     listener: TcpListener,
     app: App,
     router: Router,
     mut closed: watch::Receiver<bool>,
+    grace: Duration,
 ) {
-    // Each connection holds a sender; the receiver ends when the last one is dropped.
-    let (alive, mut all_gone) = mpsc::channel::<()>(1);
+    let mut connections = tokio::task::JoinSet::new();
     let cap = super::descriptors::connection_cap(app.config.http.max_connections);
     let open = Arc::new(Semaphore::new(cap));
     let mut refusals = Refusals::default();
@@ -60,6 +61,8 @@ pub async fn serve(
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = closed.changed() => break,
+            // Finished connections are reaped as they go, so the set holds only open ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         match accepted {
             Ok((stream, _)) => {
@@ -72,10 +75,9 @@ pub async fn serve(
                     app: app.clone(),
                     router: router.clone(),
                     closed: closed.clone(),
-                    _alive: alive.clone(),
                     _open: permit,
                 };
-                tokio::spawn(connection.run(stream));
+                connections.spawn(connection.run(stream));
             }
             Err(error) if is_connection_error(&error) => {}
             Err(error) => {
@@ -90,8 +92,18 @@ pub async fn serve(
         }
     }
     drop(listener);
-    drop(alive);
-    let _ = all_gone.recv().await;
+    let due = Instant::now() + grace;
+    let finished = timeout_at(due, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open when the stop's grace ran out: cut off"
+        );
+        connections.shutdown().await;
+    }
 }
 
 const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
@@ -144,7 +156,6 @@ struct Connection {
     app: App,
     router: Router,
     closed: watch::Receiver<bool>,
-    _alive: mpsc::Sender<()>,
     /// This connection's place under `http.max_connections`.
     _open: OwnedSemaphorePermit,
 }

@@ -46,6 +46,17 @@ use crate::ids::{AccountId, PhoneNumberId, PortfolioId};
 use crate::profile::Profile;
 use crate::registry::NumberRegistration;
 
+/// How a stop went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Open requests finished, queued work was written and what was due was handed to Meta;
+    /// the engine shut down within the grace.
+    Cleanly,
+    /// The grace ran out first: what was accepted is on disk, messages being sent stay in
+    /// flight (never pending) for an operator after the restart, later slots stay pending.
+    GraceRanOut,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("profile: {0}")]
@@ -156,7 +167,7 @@ pub async fn serve(
     config: ServerConfig,
     on_listening: impl FnOnce(Listening),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
+) -> Result<Stopped, ServeError> {
     let listener = bind(config.http.listen).await?;
     let grpc_listener = bind(config.grpc.listen).await?;
     let manual_clock = (config.clock.mode == ClockMode::Manual)
@@ -233,6 +244,7 @@ pub async fn serve(
         app.clone(),
         app::router(app.clone()),
         closed.clone(),
+        grace,
     ));
     let limit = app.config.http.max_body_bytes + 4_096;
     let grpc = tonic::transport::Server::builder()
@@ -246,38 +258,51 @@ pub async fn serve(
                 let _ = closed_for_grpc.changed().await;
             },
         );
-    let grpc = tokio::spawn(grpc);
+    let mut grpc = tokio::spawn(grpc);
     shutdown.await;
+    // One deadline for the whole stop: each step takes what is left of it, not a grace of its
+    // own.
+    let deadline = tokio::time::Instant::now() + grace;
+    tracing::info!(grace_secs = grace.as_secs(), "stopping");
     let _ = closing.send(true);
-    // Open requests finish (within the grace period); new connections are no longer taken.
-    let _ = tokio::time::timeout(grace, server).await;
-    let _ = tokio::time::timeout(grace, grpc).await;
+    // Open requests finish; new connections are no longer taken; the front cuts off what is
+    // still open at the deadline (it holds the engine).
+    let _ = server.await;
+    if tokio::time::timeout_at(deadline, &mut grpc).await.is_err() {
+        grpc.abort();
+        let _ = grpc.await;
+    }
     drop(closed);
     let _ = stop_forwarding.send(true);
-    let _ = forwarding.await;
+    let _ = tokio::time::timeout_at(deadline, forwarding).await;
     stop_releasing.store(true, Ordering::Release);
     let _ = tokio::task::spawn_blocking(move || releaser.join()).await;
-    finish(app, grace).await;
-    Ok(())
+    let stopped = finish(app, deadline).await;
+    match stopped {
+        Stopped::Cleanly => tracing::info!("stopped: the engine shut down"),
+        Stopped::GraceRanOut => tracing::warn!(
+            "the grace ran out before the engine shut down: accepted work is on disk, messages \
+             being sent stay in flight for an operator, later slots stay pending"
+        ),
+    }
+    Ok(stopped)
 }
 
 /// Stops the engine (decisions, commits and due dispatches finish, the store is flushed and
 /// closed) once nothing else holds it.
-async fn finish(mut app: App, grace: Duration) {
-    let deadline = tokio::time::Instant::now() + grace;
-    // Connections that outlived the server task hold the state; wait for them to go.
+/// Shuts the engine down once nothing else holds it, by `deadline`: true if it did.
+async fn finish(mut app: App, deadline: tokio::time::Instant) -> Stopped {
+    // Tasks that outlived the server's (a webhook group, a keyed batch) hold the state; they
+    // finish on their own, so wait for them, not past the deadline.
     let state = loop {
         match Arc::try_unwrap(app) {
-            Ok(state) => break Some(state),
+            Ok(state) => break state,
             Err(shared) if tokio::time::Instant::now() < deadline => {
                 app = shared;
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            Err(_) => break None,
+            Err(_) => return Stopped::GraceRanOut,
         }
-    };
-    let Some(state) = state else {
-        return;
     };
     let AppState {
         ingest,
@@ -287,10 +312,22 @@ async fn finish(mut app: App, grace: Duration) {
     } = state;
     // Both hold the engine; it stops only when this is its last holder.
     drop((forwarder, ingest));
-    let _ = tokio::task::spawn_blocking(move || {
-        if let Ok(wagate) = Arc::try_unwrap(wagate) {
-            wagate.shutdown();
+    let mut wagate = wagate;
+    let wagate = loop {
+        match Arc::try_unwrap(wagate) {
+            Ok(wagate) => break wagate,
+            Err(shared) if tokio::time::Instant::now() < deadline => {
+                wagate = shared;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(_) => return Stopped::GraceRanOut,
         }
-    })
-    .await;
+    };
+    // The dispatcher waits for the sends it handed over; past the deadline the process ends
+    // anyway, and those stay in flight on disk (marked before they went).
+    let shutting = tokio::task::spawn_blocking(move || wagate.shutdown());
+    match tokio::time::timeout_at(deadline, shutting).await {
+        Ok(_) => Stopped::Cleanly,
+        Err(_) => Stopped::GraceRanOut,
+    }
 }

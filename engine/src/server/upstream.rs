@@ -239,10 +239,10 @@ impl Upstream for SharedMetaUpstream {
                 .collect();
             let mut results = Vec::with_capacity(tasks.len());
             for task in tasks {
+                // A task cut off (the runtime stopping) may have sent its request already:
+                // its outcome is unknown, not "failed for now".
                 results.push(task.await.unwrap_or_else(|e| {
-                    Err(UpstreamError::Retryable(format!(
-                        "the send task failed: {e}"
-                    )))
+                    Err(UpstreamError::Unknown(format!("the send task ended: {e}")))
                 }));
             }
             results
