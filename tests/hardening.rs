@@ -81,14 +81,7 @@ async fn credentials_meta_refuses_leave_the_message_waiting_not_failed() -> Resu
         190,
         "Error validating access token",
     )]);
-    let sent = f
-        .send(
-            ALPHA,
-            NUMBER_A,
-            &template_send(&ana, "order_update", &["Ada"]),
-            &[],
-        )
-        .await?;
+    let sent = f.send_update(&ana).await?;
     let id = sent.message_id();
     f.meta.wait_for(1, WAIT).await?;
     let waiting = f
@@ -449,14 +442,7 @@ async fn a_stop_keeps_to_its_grace_leaves_what_was_being_sent_in_flight_and_says
     f.ready_to_send(std::slice::from_ref(&ana)).await?;
     // Meta has the request and does not answer; a client sent half a head and waits.
     f.meta.hold();
-    let sent = f
-        .send(
-            ALPHA,
-            NUMBER_A,
-            &template_send(&ana, "order_update", &["Ada"]),
-            &[],
-        )
-        .await?;
+    let sent = f.send_update(&ana).await?;
     let id = sent.message_id();
     f.meta.wait_for(1, WAIT).await?;
     let mut half = connect(&f).await?;

@@ -850,14 +850,7 @@ async fn transient_upstream_errors_are_retried_and_permanent_ones_recorded() -> 
         },
         meta_error(130_429),
     ]);
-    let answer = f
-        .send(
-            ALPHA,
-            NUMBER_A,
-            &template_send(&first, "order_update", &["Ada"]),
-            &[],
-        )
-        .await?;
+    let answer = f.send_update(&first).await?;
     let id = answer.message_id();
     f.meta.wait_for(1, WAIT).await?;
     // Backoff is on wagate's clock (manual here): 2 s after the first failure, 4 after the second.
@@ -1251,14 +1244,7 @@ async fn sent_while_meta_holds(name: &str, who: u64) -> Result<(Fixture, String)
     let to = person(who);
     f.ready_to_send(std::slice::from_ref(&to)).await?;
     f.meta.hold();
-    let sent = f
-        .send(
-            ALPHA,
-            NUMBER_A,
-            &template_send(&to, "order_update", &["Ada"]),
-            &[],
-        )
-        .await?;
+    let sent = f.send_update(&to).await?;
     f.meta.wait_for(1, WAIT).await?;
     Ok((f, sent.message_id()))
 }

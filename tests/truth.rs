@@ -331,14 +331,7 @@ async fn what_meta_refuses_or_never_delivers_is_neither_charged_nor_counted() ->
         132_015,
         "(#132015) Template is paused",
     )]);
-    let refused = f
-        .send(
-            ALPHA,
-            NUMBER_A,
-            &template_send(&ana, "order_update", &["Ada"]),
-            &[],
-        )
-        .await?;
+    let refused = f.send_update(&ana).await?;
     assert_eq!(refused.json()["messages"][0]["message_status"], "accepted");
     let charged = ledger(&f).await?;
     assert_eq!(charged, (1, 50_000), "charged at acceptance");

@@ -253,6 +253,17 @@ throughput_mps = 1000
             .await
     }
 
+    /// Tenant alpha sends `order_update` (for Ada) from `NUMBER_A` to `to`: most tests' send.
+    pub async fn send_update(&self, to: &str) -> Result<Answer> {
+        self.send(
+            ALPHA,
+            NUMBER_A,
+            &template_send(to, "order_update", &["Ada"]),
+            &[],
+        )
+        .await
+    }
+
     /// POSTs NDJSON lines to the bulk endpoint as the tenant with `token`.
     pub async fn bulk(&self, token: &str, ndjson: String) -> Result<Answer> {
         post_bulk(&self.web, &self.url("/wagate/v1/bulk"), token, ndjson).await
