@@ -477,3 +477,33 @@ async fn a_stop_keeps_to_its_grace_leaves_what_was_being_sent_in_flight_and_says
     assert_eq!(f.meta.received().len(), 1, "sent once");
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_refused_on_its_head_has_its_body_read_past_and_the_connection_stays_in_step(
+) -> Result<()> {
+    let mut f = Fixture::start("hard-refused-body", "").await?;
+    let mut stream = connect(&f).await?;
+    let body = format!(
+        "{{\"to\":\"{}\",\"pad\":\"{}\"}}",
+        person(1),
+        "x".repeat(5_000)
+    );
+    let head = format!(
+        "POST /v23.0/{NUMBER_A}/messages HTTP/1.1\r\nHost: wagate\r\nAuthorization: Bearer \
+         not-a-token-at-all-000\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    // The body comes in pieces, the next request right behind it.
+    for piece in body.as_bytes().chunks(1_000) {
+        stream.write_all(piece).await?;
+    }
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: wagate\r\nConnection: close\r\n\r\n")
+        .await?;
+    let said = closed_by_server(&mut stream).await?;
+    let first = said.find("HTTP/1.1 401").context(said.clone())?;
+    let second = said.find("HTTP/1.1 200").context(said.clone())?;
+    assert!(first < second, "{said}");
+    f.stop()
+}

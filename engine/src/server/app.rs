@@ -103,6 +103,9 @@ async fn not_found() -> ApiErrorResponse {
 const DRAIN_BEYOND_LIMIT: usize = 16 << 20;
 
 /// The whole body, refused in Meta's shape when larger than `limit`.
+/// Room reserved for a body before its bytes arrive, at most.
+const FIRST_BODY_ROOM: usize = 1 << 20;
+
 pub async fn read_body(
     body: Body,
     limit: usize,
@@ -126,10 +129,12 @@ pub async fn read_body(
     let unreadable =
         |e: axum::Error| ApiError::invalid_parameter(format!("the body could not be read: {e}"));
     let mut body = body;
-    // Sized from Content-Length when there is one: growing by doubling copied a bulk body
-    // about twice over.
+    // Sized from Content-Length when there is one (growing by doubling copied a bulk body
+    // about twice over), but only up to a first step: an announced length is not memory until
+    // its bytes arrive (a stalled upload announcing 64 MiB held 64 MiB).
     let expected = hyper::body::Body::size_hint(&body).exact().unwrap_or(0);
-    let mut kept = bytes::BytesMut::with_capacity((expected as usize).min(limit));
+    let first_step = (expected as usize).min(limit).min(FIRST_BODY_ROOM);
+    let mut kept = bytes::BytesMut::with_capacity(first_step);
     let mut seen = 0usize;
     loop {
         // A body trickled in byte by byte must not hold its connection (and memory) forever.

@@ -41,6 +41,8 @@ const MAX_HEADERS: usize = 32;
 const MAX_HEAD_BYTES: usize = 16 << 10;
 /// How much room each read asks for.
 const READ_ROOM: usize = 4096;
+/// At most how much room a body read asks for at once.
+const BODY_READ_STEP: usize = 64 << 10;
 
 /// Serves `listener` until `closed` turns true, then lets the open connections finish the
 /// request they are in (hyper's with its graceful shutdown) until `grace` has passed, cuts off
@@ -218,19 +220,43 @@ impl Connection {
                 return self.hand_over(read, stream).await;
             };
             let body_due = Instant::now() + body_time;
-            while read.len() < head + body {
-                read.reserve(head + body - read.len());
-                match timeout_at(body_due, stream.read_buf(&mut read)).await {
-                    Ok(Ok(0)) | Ok(Err(_)) => return,
-                    Ok(Ok(_)) => {}
-                    Err(_) => return self.timed_out(),
-                }
-            }
-            read.advance(head);
-            let body = read.split_to(body).to_vec();
             let outcome = match asked {
-                Ok(asked) => send::single_decide(&self.app, asked, body).await,
-                Err(refused) => refused,
+                Ok(asked) => {
+                    while read.len() < head + body {
+                        // Grown as bytes arrive: an announced length costs nothing until its
+                        // bytes come.
+                        read.reserve((head + body - read.len()).min(BODY_READ_STEP));
+                        match timeout_at(body_due, stream.read_buf(&mut read)).await {
+                            Ok(Ok(0)) | Ok(Err(_)) => return,
+                            Ok(Ok(_)) => {}
+                            Err(_) => return self.timed_out(),
+                        }
+                    }
+                    read.advance(head);
+                    let body = read.split_to(body).to_vec();
+                    send::single_decide(&self.app, asked, body).await
+                }
+                // Refused on its head (no or another's token, an unknown number...): its body
+                // is read past, never held, so the connection stays in step.
+                Err(refused) => {
+                    read.advance(head);
+                    let mut left = body;
+                    while left > 0 {
+                        let held = left.min(read.len());
+                        read.advance(held);
+                        left -= held;
+                        if left == 0 {
+                            break;
+                        }
+                        read.reserve(READ_ROOM);
+                        match timeout_at(body_due, stream.read_buf(&mut read)).await {
+                            Ok(Ok(0)) | Ok(Err(_)) => return,
+                            Ok(Ok(_)) => {}
+                            Err(_) => return self.timed_out(),
+                        }
+                    }
+                    refused
+                }
             };
             let close = close || *self.closed.borrow();
             answer.clear();
