@@ -23,6 +23,14 @@ use crate::template::registered::{
 };
 use crate::template::status::TemplateStatus;
 
+/// Who says a template's status: an operator asks (the profile's transitions apply), Meta
+/// reports a fact (applied whatever the table lists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFrom {
+    Operator,
+    Meta,
+}
+
 /// A template's name and language as Meta accepts them: names of lowercase letters, digits and
 /// underscores (at most 512), language codes such as `en` or `en_US`.
 fn check_template_identity(name: &str, language: &str) -> Result<(), RegistryError> {
@@ -515,6 +523,7 @@ impl Registry {
             })
     }
 
+    /// An operator's status change: only the profile's transitions.
     pub fn set_template_status(
         &self,
         account: AccountId,
@@ -523,22 +532,27 @@ impl Registry {
         status: TemplateStatus,
         now: Secs,
     ) -> Result<TemplateStatus, RegistryError> {
-        let template = self.require_template(account, name, language)?;
-        Ok(template.transition(&self.profile.templates, status, now)?)
+        self.change_template_status(account, name, language, status, StatusFrom::Operator, now)
     }
 
-    /// A status Meta reported for the template: applied as it is (see
-    /// [`Template::apply_reported`]).
-    pub fn report_template_status(
+    /// A template's status as `from` says it: an operator's request follows the profile's
+    /// transitions ([`Template::transition`]), Meta's word is applied as it is
+    /// ([`Template::apply_reported`]).
+    pub fn change_template_status(
         &self,
         account: AccountId,
         name: &str,
         language: &str,
         status: TemplateStatus,
+        from: StatusFrom,
         now: Secs,
     ) -> Result<TemplateStatus, RegistryError> {
         let template = self.require_template(account, name, language)?;
-        Ok(template.apply_reported(&self.profile.templates, status, now))
+        let rules = &self.profile.templates;
+        Ok(match from {
+            StatusFrom::Operator => template.transition(rules, status, now)?,
+            StatusFrom::Meta => template.apply_reported(rules, status, now),
+        })
     }
 
     pub fn set_template_quality(

@@ -9,7 +9,7 @@ use crate::clock::Timestamp;
 use crate::ids::{AccountId, PhoneNumberId, PortfolioId};
 use crate::number::NumberState;
 use crate::quality::Quality;
-use crate::registry::{NumberRegistration, RegistryError};
+use crate::registry::{NumberRegistration, RegistryError, StatusFrom};
 use crate::store::keys::{registry_key, registry_kind};
 use crate::store::{Batch, Family, StoreError};
 use crate::template::lint::LintFinding;
@@ -160,6 +160,7 @@ impl Wagate {
         Ok(status)
     }
 
+    /// An operator's status change: only the profile's transitions.
     pub fn set_template_status(
         &self,
         account: AccountId,
@@ -167,21 +168,20 @@ impl Wagate {
         language: &str,
         status: TemplateStatus,
     ) -> Result<TemplateStatus, AdminError> {
-        self.change_template(account, name, language, |registry, now| {
-            registry.set_template_status(account, name, language, status, now)
-        })
+        self.change_template_status(account, name, language, status, StatusFrom::Operator)
     }
 
-    /// A status Meta reported: applied as Meta's state, whatever the profile's table allows.
-    pub fn report_template_status(
+    /// A template's status as `from` says it (see `Registry::change_template_status`), persisted.
+    pub fn change_template_status(
         &self,
         account: AccountId,
         name: &str,
         language: &str,
         status: TemplateStatus,
+        from: StatusFrom,
     ) -> Result<TemplateStatus, AdminError> {
         self.change_template(account, name, language, |registry, now| {
-            registry.report_template_status(account, name, language, status, now)
+            registry.change_template_status(account, name, language, status, from, now)
         })
     }
 

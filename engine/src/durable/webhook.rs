@@ -324,7 +324,13 @@ impl Wagate {
                     status,
                     ..
                 } => self
-                    .report_template_status(account, &name, &language, status)
+                    .change_template_status(
+                        account,
+                        &name,
+                        &language,
+                        status,
+                        crate::registry::StatusFrom::Meta,
+                    )
                     .is_ok()
                     .into(),
                 WebhookEvent::TemplateQuality {
