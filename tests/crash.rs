@@ -19,8 +19,18 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-const KILLS: usize = 24;
-const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
+const KILLS: usize = 100;
+/// How long the upstream takes to answer a send: a slow Meta. With `crash_target`'s 8 sends
+/// under way per lane it takes about 800 a second, half the load: a backlog forms, as when
+/// Meta slows down, and a kill finds batches waiting for the upstream.
+const UPSTREAM_DELAY_MS: std::ops::Range<u64> = 30..50;
+/// Keys sent every 10 ms.
+const LOAD_PER_ROUND: usize = 16;
+/// What may be in flight at a kill: every hand-over lane's sends under way
+/// (`wagate::durable::hand_over::LANES` lanes, `crash_target`'s 8 each), and a group
+/// marked while they answer.
+const IN_FLIGHT_BOUND: usize = 2 * wagate::durable::hand_over::LANES * 8;
+const DRAIN_DEADLINE: Duration = Duration::from_secs(150);
 const NUMBERS: u64 = 4;
 const PEOPLE: u64 = 4_800;
 
@@ -49,6 +59,12 @@ fn run_upstream(listener: TcpListener, record: Arc<Mutex<UpstreamRecord>>) {
                     .get(2)
                     .and_then(|w| w.parse().ok())
                     .expect("an attempt");
+                if line.starts_with("SEND") {
+                    // Spread over the range by the message id, the same on every run.
+                    let spread = UPSTREAM_DELAY_MS.end - UPSTREAM_DELAY_MS.start;
+                    let delay = UPSTREAM_DELAY_MS.start + id.wrapping_mul(7) % spread;
+                    std::thread::sleep(Duration::from_millis(delay));
+                }
                 let reply = {
                     let mut record = record.lock().unwrap();
                     let fenced = record
@@ -90,7 +106,9 @@ struct Acks {
     errors: Vec<String>,
 }
 
-fn start_child(data_dir: &str, upstream: &str) -> (Child, u16) {
+/// Starts the engine; returns it, its port, and how many messages the previous run left in
+/// flight.
+fn start_child(data_dir: &str, upstream: &str) -> (Child, u16, usize) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_crash_target"))
         .args([data_dir, upstream])
         .stdout(Stdio::piped())
@@ -107,13 +125,15 @@ fn start_child(data_dir: &str, upstream: &str) -> (Child, u16) {
     BufReader::new(child.stdout.take().expect("piped"))
         .read_line(&mut line)
         .expect("read the port");
-    let port = line
-        .trim()
-        .strip_prefix("LISTENING ")
-        .unwrap_or_else(|| panic!("crash_target said {line:?}"))
-        .parse()
-        .expect("a port");
-    (child, port)
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let ["LISTENING", port, "IN_FLIGHT", in_flight] = words.as_slice() else {
+        panic!("crash_target said {line:?}");
+    };
+    (
+        child,
+        port.parse().expect("a port"),
+        in_flight.parse().expect("a count"),
+    )
 }
 
 fn read_answers(stream: TcpStream, acks: Arc<Mutex<Acks>>) -> JoinHandle<()> {
@@ -174,7 +194,7 @@ fn load(
     }
     let mut lines = String::new();
     while !stop.load(Ordering::SeqCst) {
-        for _ in 0..32 {
+        for _ in 0..LOAD_PER_ROUND {
             let key = format!("k{next_key}");
             *next_key += 1;
             let who = rng.random_range(0..PEOPLE);
@@ -204,8 +224,13 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged_and_duplicates_nothing()
     let acks = Arc::new(Mutex::new(Acks::default()));
     let mut rng = SmallRng::seed_from_u64(20_261_121);
     let mut next_key = 0;
-    for _ in 0..KILLS {
-        let (mut child, port) = start_child(&data_dir, &upstream);
+    // Per kill: the messages it left in flight, as the next start found them.
+    let mut left_in_flight = Vec::new();
+    for kill in 0..KILLS {
+        let (mut child, port, found) = start_child(&data_dir, &upstream);
+        if kill > 0 {
+            left_in_flight.push(found);
+        }
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let reader = read_answers(stream.try_clone().unwrap(), acks.clone());
         let stop = Arc::new(AtomicBool::new(false));
@@ -225,7 +250,8 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged_and_duplicates_nothing()
     }
 
     // A last start: every unanswered key gets its answer, and the backlog drains.
-    let (mut child, port) = start_child(&data_dir, &upstream);
+    let (mut child, port, found) = start_child(&data_dir, &upstream);
+    left_in_flight.push(found);
     let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let reader = read_answers(stream.try_clone().unwrap(), acks.clone());
     let stop = Arc::new(AtomicBool::new(true));
@@ -252,9 +278,27 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged_and_duplicates_nothing()
         }
         if Instant::now() >= deadline {
             let errors = acks.lock().unwrap().errors.clone();
+            let missing: Vec<u64> = expected.difference(&delivered).take(5).copied().collect();
+            let mut states = Vec::new();
+            {
+                let mut reader = BufReader::new(TcpStream::connect(("127.0.0.1", port)).unwrap());
+                let mut writer = reader.get_ref().try_clone().unwrap();
+                for id in &missing {
+                    writer
+                        .write_all(format!("MESSAGE {id}\n").as_bytes())
+                        .unwrap();
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    let upstream = {
+                        let record = record.lock().unwrap();
+                        format!("denied up to {:?}", record.denied.get(id))
+                    };
+                    states.push(format!("{} ({upstream})", line.trim()));
+                }
+            }
             let log = std::fs::read_to_string(format!("{data_dir}.stderr")).unwrap_or_default();
             panic!(
-                "{answered}/{issued} answered, {} of {} delivered; errors {:?}; engine said: {}",
+                "{answered}/{issued} answered, {} of {} delivered; undelivered: {states:?}; errors {:?}; engine said: {}",
                 delivered.len(),
                 expected.len(),
                 &errors[errors.len().saturating_sub(5)..],
@@ -331,6 +375,19 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged_and_duplicates_nothing()
         acknowledged.len() > 1_000,
         "the load was real: {} acknowledged",
         acknowledged.len()
+    );
+    let mut sorted = left_in_flight.clone();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2];
+    eprintln!(
+        "{KILLS} kills, {} acknowledged, 0 lost, 0 duplicated; left in flight per kill: median {median}, max {}, total {}; each: {left_in_flight:?}",
+        acknowledged.len(),
+        sorted[sorted.len() - 1],
+        sorted.iter().sum::<usize>(),
+    );
+    assert!(
+        median <= IN_FLIGHT_BOUND,
+        "a kill left {median} messages in flight (median), more than were under way"
     );
     let _ = std::fs::remove_dir_all(&data_dir);
 }

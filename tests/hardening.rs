@@ -507,3 +507,108 @@ async fn a_send_refused_on_its_head_has_its_body_read_past_and_the_connection_st
     assert!(first < second, "{said}");
     f.stop()
 }
+
+/// A metric's value, read from `/metrics`.
+async fn metric(f: &Fixture, name: &str) -> Result<u64> {
+    let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no {name} in {metrics}"))
+}
+
+/// Waits (bounded) until `name` satisfies `wanted`.
+async fn metric_until(f: &Fixture, name: &str, wanted: impl Fn(u64) -> bool) -> Result<u64> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let value = metric(f, name).await?;
+        if wanted(value) {
+            return Ok(value);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{name} stayed at {value}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// One request on its own connection (closed after it); the answer as written.
+async fn one_request(f: &Fixture, head: &str, body: &[u8]) -> Result<String> {
+    let mut stream = connect(f).await?;
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    closed_by_server(&mut stream).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bodies_of_unfinished_requests_stay_under_their_bound_together() -> Result<()> {
+    let mut f = Fixture::start(
+        "hard-body-budget",
+        "[http]\nmax_body_bytes = 65536\nmax_bulk_bytes = 262144\nmax_body_bytes_held = 262144\n",
+    )
+    .await?;
+    f.ready_to_send(&[person(1)]).await?;
+    // A bulk upload announcing 250,000 bytes sends some of them and stalls.
+    let mut stalled = connect(&f).await?;
+    stalled
+        .write_all(
+            format!(
+                "POST /wagate/v1/bulk HTTP/1.1\r\nHost: wagate\r\nAuthorization: Bearer {ALPHA}\r\n\
+                 Content-Type: application/x-ndjson\r\nContent-Length: 250000\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+    stalled.write_all(&[b'\n'; 100_000]).await?;
+    metric_until(&f, "wagate_request_body_bytes_held", |held| held >= 100_000).await?;
+
+    // A send (through wagate's own reader) and a webhook (through axum), 20,000 bytes each:
+    // together with the stalled upload, beyond the bound.
+    let send = format!(
+        "{}{}",
+        template_send(&person(1), "order_update", &["Ana"]),
+        " ".repeat(20_000)
+    );
+    let send_head = format!(
+        "POST /v23.0/{NUMBER_A}/messages HTTP/1.1\r\nHost: wagate\r\nAuthorization: Bearer \
+         {ALPHA}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        send.len()
+    );
+    let hook = vec![b' '; 20_000];
+    let hook_head = format!(
+        "POST /webhooks/meta HTTP/1.1\r\nHost: wagate\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        hook.len()
+    );
+    let said = one_request(&f, &send_head, send.as_bytes()).await?;
+    assert!(said.starts_with("HTTP/1.1 503"), "{said}");
+    assert!(
+        said.contains("bodies_full") && said.contains("retry-after"),
+        "{said}"
+    );
+    let said = one_request(&f, &hook_head, &hook).await?;
+    assert!(said.starts_with("HTTP/1.1 503"), "{said}");
+    // Health needs no body: it answers meanwhile.
+    let said = one_request(
+        &f,
+        "GET /healthz HTTP/1.1\r\nHost: wagate\r\nConnection: close\r\n\r\n",
+        b"",
+    )
+    .await?;
+    assert!(
+        said.starts_with("HTTP/1.1 200") && said.ends_with("ok"),
+        "{said}"
+    );
+    assert!(metric(&f, "wagate_request_bodies_refused_total").await? >= 2);
+
+    // The stalled upload goes away: its share comes back, and the same requests are read.
+    drop(stalled);
+    metric_until(&f, "wagate_request_body_bytes_held", |held| held == 0).await?;
+    let said = one_request(&f, &send_head, send.as_bytes()).await?;
+    assert!(said.starts_with("HTTP/1.1 200"), "{said}");
+    let said = one_request(&f, &hook_head, &hook).await?;
+    assert!(said.starts_with("HTTP/1.1 401"), "{said}");
+    f.stop()
+}

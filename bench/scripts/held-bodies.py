@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Resident memory of a wagate server while clients announce large bodies and send none.
+"""Resident memory of a wagate server while clients announce large bodies and stall.
 
     python3 bench/scripts/held-bodies.py [WAGATE_BIN]      (default target/release/wagate)
 
 For each kind, starts a fresh server on the example config (its own data directory and ports,
-loopback only) and opens: 1,000 single sends with a bad token announcing 1 MB bodies, and 40
-bulk uploads with the demo tenant's token announcing 64 MB. Each client sends its head and a
-few bytes, then waits; the server's resident memory (VmRSS) is read before and 2 s after. Every
-connection is closed and the server stopped at the end (bounded: it never waits past 60 s).
+loopback only; `http.max_body_bytes_held` at its default, 256 MiB) and opens many connections
+that announce large bodies, send part of them (or none), and stall: single sends with a bad token
+and with the demo tenant's, unsigned webhooks, bulk uploads. The server's resident memory
+(VmRSS) is read before and 2 s after the clients have sent what they send, with the number of
+requests refused for the bound (`wagate_request_bodies_refused_total`). Every connection is
+closed and the server stopped at the end (bounded: it never waits past 60 s).
 """
 import os
 import socket
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/wagate"
 HTTP = ("127.0.0.1", 18190)
@@ -28,30 +31,53 @@ def rss_kib(pid):
     return 0
 
 
-def hold(count, head):
+def hold(count, head, sent):
+    """Opens `count` connections, each sending `head` and `sent` bytes of its body."""
     held = []
+    body = b" " * sent
     for _ in range(count):
         client = socket.create_connection(HTTP, timeout=5)
-        client.sendall(head + b"{")
+        try:
+            client.sendall(head + b"{" + body)
+        except OSError:
+            pass  # refused and closed by the server: its bytes were never read
         held.append(client)
     return held
 
 
+def refused():
+    with urllib.request.urlopen(f"http://{HTTP[0]}:{HTTP[1]}/metrics", timeout=10) as answer:
+        for line in answer.read().decode().splitlines():
+            if line.startswith("wagate_request_bodies_refused_total "):
+                return int(line.split()[1])
+    return 0
+
+
+SEND = (b"POST /v23.0/106540352242922/messages HTTP/1.1\r\nHost: w\r\n"
+        b"Authorization: Bearer %s\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n")
 KINDS = [
-    ("1,000 single sends, bad token, 1 MB announced", 1000,
-     b"POST /v23.0/106540352242922/messages HTTP/1.1\r\nHost: w\r\n"
-     b"Authorization: Bearer not-a-token-at-all-000\r\n"
-     b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"),
-    ("40 bulk uploads, demo tenant, 64 MB announced", 40,
+    ("1,000 single sends, bad token, 1 MB announced, none sent", 1000,
+     SEND % b"not-a-token-at-all-000", 0),
+    ("1,000 single sends, demo tenant, 1 MB announced, 900 KB sent", 1000,
+     SEND % b"demo-tenant-token-0001", 900_000),
+    ("1,000 unsigned webhooks, 1 MB announced, 900 KB sent", 1000,
+     b"POST /webhooks/meta HTTP/1.1\r\nHost: w\r\n"
+     b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n", 900_000),
+    ("40 bulk uploads, demo tenant, 64 MB announced, none sent", 40,
      b"POST /wagate/v1/bulk HTTP/1.1\r\nHost: w\r\n"
      b"Authorization: Bearer demo-tenant-token-0001\r\n"
-     b"Content-Type: application/x-ndjson\r\nContent-Length: 64000000\r\n\r\n"),
+     b"Content-Type: application/x-ndjson\r\nContent-Length: 64000000\r\n\r\n", 0),
+    ("40 bulk uploads, demo tenant, 64 MB announced, 60 MB sent", 40,
+     b"POST /wagate/v1/bulk HTTP/1.1\r\nHost: w\r\n"
+     b"Authorization: Bearer demo-tenant-token-0001\r\n"
+     b"Content-Type: application/x-ndjson\r\nContent-Length: 64000000\r\n\r\n", 60_000_000),
 ]
 
 
 def main():
     # A fresh server for each kind, so one's memory is not the other's baseline.
-    for name, count, head in KINDS:
+    for name, count, head, sent in KINDS:
         data = tempfile.mkdtemp(prefix="wagate-held-")
         server = subprocess.Popen(
             [BIN, "serve", "--config", "engine/wagate.example.toml",
@@ -62,11 +88,11 @@ def main():
             server.stdout.readline()
             server.stdout.readline()
             before = rss_kib(server.pid)
-            held = hold(count, head)
+            held = hold(count, head, sent)
             time.sleep(2)
             during = rss_kib(server.pid)
             print(f"{name}: resident {before // 1024} MiB before, {during // 1024} MiB held "
-                  f"(+{(during - before) // 1024} MiB)")
+                  f"(+{(during - before) // 1024} MiB), {refused()} refused for the bound")
             for client in held:
                 client.close()
         finally:

@@ -53,15 +53,36 @@ pub trait Upstream: Send + Sync {
     /// Sends one message; `Ok` carries the upstream's id for it.
     fn send(&self, message: &StoredMessage) -> Result<String, UpstreamError>;
 
-    /// Sends messages that are all due now, answering in order. A network upstream overrides
-    /// this to send them concurrently; the default sends one after another.
-    fn send_batch(&self, messages: &[StoredMessage]) -> Vec<Result<String, UpstreamError>> {
-        messages.iter().map(|m| self.send(m)).collect()
+    /// Sends that may be under way at once when [`Upstream::send_all`] is not overridden: each
+    /// runs [`Upstream::send`] on its own thread. One (the default) sends one after another.
+    fn concurrency(&self) -> usize {
+        1
+    }
+
+    /// Sends `messages`, all due now. A message goes out only after `hand_over` has marked it
+    /// in flight ([`HandOver::going_out`]), and each outcome is given to `hand_over` as it
+    /// comes, so that a crash leaves in flight only what was really under way. A message never
+    /// reported as going out was not sent. The default keeps up to
+    /// [`Upstream::concurrency`] sends under way; a network upstream overrides this to mark
+    /// each send when its pacing lets it go.
+    fn send_all(&self, messages: &[StoredMessage], hand_over: &mut dyn HandOver) {
+        super::window::send_in_window(self, messages, hand_over);
     }
 
     /// After a restart: did the upstream get this message (attempt `message.attempts` or an
     /// earlier one), handed over before the stop?
     fn reconcile(&self, message: &StoredMessage) -> Reconciled;
+}
+
+/// A hand-over lane's side of [`Upstream::send_all`]: it writes the marks and the outcomes.
+pub trait HandOver {
+    /// The messages at `indices` (into the slice being sent) are about to go out: returns once
+    /// they are marked in flight on disk (synced). `false`: the disk refused, and none of them
+    /// may go out.
+    fn going_out(&mut self, indices: &[usize]) -> bool;
+
+    /// Outcomes that came, each for the message at its index: recorded before this returns.
+    fn outcomes(&mut self, outcomes: Vec<(usize, Result<String, UpstreamError>)>);
 }
 
 /// Messages handed over per synced in-flight mark.

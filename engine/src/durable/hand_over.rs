@@ -1,5 +1,6 @@
-//! Hand-over lanes: the threads that take a due batch from the dispatcher, mark it in flight
-//! (synced), send it through the upstream and settle it.
+//! Hand-over lanes: the threads that take a due batch from the dispatcher and send it through
+//! the upstream, marking each message in flight (synced) just before it goes out and settling
+//! each as its answer comes.
 //!
 //! A batch's hand-over lasts as long as its slowest send (Meta's answer, a number's pacing), so
 //! one batch at a time would leave the upstream idle between batches. Several lanes keep
@@ -12,7 +13,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use super::combine::StatusTurn;
-use super::dispatch::{backoff_micros, settle, Upstream, UpstreamError};
+use super::dispatch::{backoff_micros, settle, HandOver, Upstream, UpstreamError};
 use super::message::{DispatchStatus, DueMessage, StoredMessage};
 use crate::clock::Timestamp;
 use crate::events::FailedSend;
@@ -134,9 +135,10 @@ impl Lanes {
     }
 }
 
-/// Marks `due` in flight (synced), sends each, settles each.
+/// Sends `due` through the upstream, which marks each message in flight just before it goes
+/// and settles each as its answer comes (through [`Handing`]).
 fn hand_over(
-    due: Vec<StoredMessage>,
+    mut due: Vec<StoredMessage>,
     upstream: &dyn Upstream,
     store: &dyn Store,
     turn: &StatusTurn,
@@ -144,96 +146,165 @@ fn hand_over(
     on_failed: &(dyn Fn(Vec<FailedSend>) + Send + Sync),
     live: &LiveSends,
 ) -> Returned {
-    let ids: Vec<u64> = due.iter().map(|m| m.id).collect();
-    for id in &ids {
-        live.0.insert(*id);
-    }
-    let returned = send_and_settle(due, upstream, store, turn, now, on_failed);
-    for id in &ids {
-        live.0.remove(id);
-    }
-    returned
-}
-
-/// [`hand_over`]'s work, while its messages are registered as live.
-fn send_and_settle(
-    mut due: Vec<StoredMessage>,
-    upstream: &dyn Upstream,
-    store: &dyn Store,
-    turn: &StatusTurn,
-    now: Timestamp,
-    on_failed: &(dyn Fn(Vec<FailedSend>) + Send + Sync),
-) -> Returned {
-    let mut returned = Returned {
-        retries: Vec::new(),
-        sent: 0,
-        failed: 0,
-        unknown: 0,
-        disk_ok: false,
-    };
-    let mut marks = Batch::default();
+    // Each message as it goes out: the upstream sees the attempt it is (on disk once marked;
+    // one never marked is still pending there, as the dispatcher read it).
     for message in &mut due {
         message.status = DispatchStatus::InFlight;
         message.attempts += 1;
-        marks.put(Family::Outbox, message_key(message.id), message.encode());
     }
-    if store.write(&marks, true).is_err() {
-        return returned;
-    }
-    let mut settled = Batch::default();
-    let results = upstream.send_batch(&due);
-    let mut sent_wamids = Vec::new();
-    let mut failed = Vec::new();
-    for (mut message, result) in due.into_iter().zip(results) {
-        match result {
-            Ok(upstream_id) => {
-                sent_wamids.push(upstream_id.clone());
-                settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
-                returned.sent += 1;
-            }
-            Err(UpstreamError::Permanent(reason)) => {
+    let mut handing = Handing {
+        due: &due,
+        marked: vec![None; due.len()],
+        answered: vec![false; due.len()],
+        store,
+        turn,
+        now,
+        on_failed,
+        live,
+        returned: Returned {
+            retries: Vec::new(),
+            sent: 0,
+            failed: 0,
+            unknown: 0,
+            disk_ok: true,
+        },
+    };
+    upstream.send_all(&due, &mut handing);
+    handing.finish()
+}
+
+/// One batch's hand-over in progress: which messages went out and which were answered.
+struct Handing<'a> {
+    /// The batch, each message as it will be marked in flight.
+    due: &'a [StoredMessage],
+    /// Each message as marked in flight, once it went out; taken when it is settled.
+    marked: Vec<Option<StoredMessage>>,
+    answered: Vec<bool>,
+    store: &'a dyn Store,
+    turn: &'a StatusTurn,
+    now: Timestamp,
+    on_failed: &'a (dyn Fn(Vec<FailedSend>) + Send + Sync),
+    live: &'a LiveSends,
+    returned: Returned,
+}
+
+impl Handing<'_> {
+    /// What the upstream never sent goes back to the queue as it was (still pending on disk);
+    /// what went out and was never answered stays in flight.
+    fn finish(mut self) -> Returned {
+        for (index, message) in self.due.iter().enumerate() {
+            if self.marked[index].is_none() && !self.answered[index] {
+                self.returned.retries.push(message.due());
+            } else if !self.answered[index] {
                 tracing::warn!(
                     message_id = %super::message::message_id_text(message.id),
-                    %reason,
-                    "the upstream refused a send for good: its price and its recipient's slot are given back"
+                    "the upstream gave no answer for a send: it stays in flight for an operator"
                 );
-                failed.push(message.failed_send());
-                message.uncharge(&mut settled);
-                settle(message, DispatchStatus::Failed, reason, &mut settled);
-                returned.failed += 1;
+                self.live.0.remove(&message.id);
+                self.returned.unknown += 1;
             }
-            Err(UpstreamError::Unknown(reason)) => {
-                // Marked in flight on disk already: left so, never pending (invariant 10).
-                tracing::warn!(
-                    message_id = %super::message::message_id_text(message.id),
-                    %reason,
-                    "a send was cut off: it stays in flight for an operator"
-                );
-                returned.unknown += 1;
+        }
+        self.returned
+    }
+}
+
+impl HandOver for Handing<'_> {
+    fn going_out(&mut self, indices: &[usize]) -> bool {
+        if !self.returned.disk_ok {
+            return false;
+        }
+        let mut marks = Batch::default();
+        let mut marked = Vec::with_capacity(indices.len());
+        for &index in indices {
+            let message = self.due[index].clone();
+            // Registered before the mark is written: the in-flight list never shows a live send.
+            self.live.0.insert(message.id);
+            marks.put(Family::Outbox, message_key(message.id), message.encode());
+            marked.push((index, message));
+        }
+        if self.store.write(&marks, true).is_err() {
+            // Nothing went out: the messages are as the disk still has them.
+            for (_, message) in marked {
+                self.live.0.remove(&message.id);
             }
-            Err(UpstreamError::Retryable(reason)) => {
-                message.status = DispatchStatus::Pending;
-                // Kept so that the message's state says why it is waiting.
-                message.upstream = reason;
-                message.decision.send_at = Timestamp(now.0 + backoff_micros(message.attempts));
-                // Waiting for a retry, the message stays in the outbox.
-                settled.put(Family::Outbox, message_key(message.id), message.encode());
-                returned.retries.push(message.due());
+            self.returned.disk_ok = false;
+            return false;
+        }
+        for (index, message) in marked {
+            self.marked[index] = Some(message);
+        }
+        true
+    }
+
+    fn outcomes(&mut self, outcomes: Vec<(usize, Result<String, UpstreamError>)>) {
+        let mut settled = Batch::default();
+        let mut sent_wamids = Vec::new();
+        let mut failed = Vec::new();
+        let mut answered = Vec::with_capacity(outcomes.len());
+        for (index, result) in outcomes {
+            let Some(mut message) = self.marked.get_mut(index).and_then(Option::take) else {
+                continue; // not marked, or settled already: an upstream's mistake
+            };
+            self.answered[index] = true;
+            answered.push(message.id);
+            match result {
+                Ok(upstream_id) => {
+                    sent_wamids.push(upstream_id.clone());
+                    settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
+                    self.returned.sent += 1;
+                }
+                Err(UpstreamError::Permanent(reason)) => {
+                    tracing::warn!(
+                        message_id = %super::message::message_id_text(message.id),
+                        %reason,
+                        "the upstream refused a send for good: its price and its recipient's slot are given back"
+                    );
+                    failed.push(message.failed_send());
+                    message.uncharge(&mut settled);
+                    settle(message, DispatchStatus::Failed, reason, &mut settled);
+                    self.returned.failed += 1;
+                }
+                Err(UpstreamError::Unknown(reason)) => {
+                    // Marked in flight on disk already: left so, never pending (invariant 10).
+                    tracing::warn!(
+                        message_id = %super::message::message_id_text(message.id),
+                        %reason,
+                        "a send was cut off: it stays in flight for an operator"
+                    );
+                    self.returned.unknown += 1;
+                }
+                Err(UpstreamError::Retryable(reason)) => {
+                    message.status = DispatchStatus::Pending;
+                    // Kept so that the message's state says why it is waiting.
+                    message.upstream = reason;
+                    message.decision.send_at =
+                        Timestamp(self.now.0 + backoff_micros(message.attempts));
+                    // Waiting for a retry, the message stays in the outbox.
+                    settled.put(Family::Outbox, message_key(message.id), message.encode());
+                    self.returned.retries.push(message.due());
+                }
+            }
+        }
+        // Not synced: a stop before this reaches the disk leaves the messages in flight, and
+        // the restart asks the upstream about them.
+        let written = self.store.write(&settled, false).is_ok();
+        self.returned.disk_ok &= written;
+        // Let go once settled (or given up on: a lane whose disk failed leaves them in flight
+        // for an operator).
+        for id in answered {
+            self.live.0.remove(&id);
+        }
+        if written {
+            // Statuses that came before this settlement were parked; they apply now.
+            // (A failure here leaves them parked: the next status for the message applies them.)
+            if let Ok(late) =
+                super::early_status::apply_parked_in_turn(self.store, self.turn, &sent_wamids)
+            {
+                failed.extend(late);
+            }
+            if !failed.is_empty() {
+                (self.on_failed)(failed);
             }
         }
     }
-    // Not synced: a stop before this reaches the disk leaves the messages in flight, and the
-    // restart asks the upstream about them.
-    returned.disk_ok = store.write(&settled, false).is_ok();
-    if returned.disk_ok {
-        // Statuses that came before this settlement were parked; they apply now.
-        // (A failure here leaves them parked: the next status for the message applies them.)
-        if let Ok(late) = super::early_status::apply_parked_in_turn(store, turn, &sent_wamids) {
-            failed.extend(late);
-        }
-        if !failed.is_empty() {
-            on_failed(failed);
-        }
-    }
-    returned
 }

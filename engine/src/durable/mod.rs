@@ -21,5 +21,6 @@ mod submit_batch;
 pub mod template_deliveries;
 pub mod wagate;
 pub mod webhook;
+mod window;
 
 pub use wagate::{SettleOutcome, Settlement, SubmitError, SubmitResult, Wagate, WagateConfig};

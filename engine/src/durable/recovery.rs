@@ -33,6 +33,8 @@ pub struct Restored {
     /// Messages to dispatch: pending ones, and in-flight ones the upstream does not have.
     pub backlog: Vec<StoredMessage>,
     pub next_message_id: u64,
+    /// Messages the previous run left in flight (handed over, never settled).
+    pub found_in_flight: usize,
 }
 
 fn everything(
@@ -190,7 +192,15 @@ pub fn restore(
     restore_registry(store, engine.registry())?;
     restore_contacts(store, &mut engine)?;
     let (mut backlog, in_flight) = read_outbox(store)?;
+    let found_in_flight = in_flight.len();
     let (resend, failed) = reconcile(in_flight, upstream, store)?;
+    if found_in_flight > 0 {
+        tracing::warn!(
+            found_in_flight,
+            sent_again = resend.len(),
+            "the previous run left sends in flight: the upstream was asked about each; those it could not account for stay in flight for an operator"
+        );
+    }
     backlog.extend(resend);
     // Deliveries Meta reported failed before the stop, parked then: their slots come back in
     // memory (their records say so again when they next change).
@@ -210,6 +220,7 @@ pub fn restore(
         engine,
         backlog,
         next_message_id,
+        found_in_flight,
     })
 }
 

@@ -210,6 +210,8 @@ pub struct Wagate {
     pub(super) webhooks: Combiner<Vec<WebhookEvent>, Result<WebhookReport, SubmitError>>,
     /// The messages this run's hand-over lanes hold.
     live: Arc<super::hand_over::LiveSends>,
+    /// Messages the previous run left in flight, found at this start.
+    found_in_flight: usize,
     /// One operator settlement at a time: two at once could both send a message again.
     settling: Mutex<()>,
 }
@@ -298,6 +300,7 @@ impl Wagate {
             release,
             webhooks: Combiner::new(statuses_turn),
             live,
+            found_in_flight: restored.found_in_flight,
             settling: Mutex::new(()),
         };
         Ok(wagate)
@@ -591,6 +594,12 @@ impl Wagate {
         Ok(found)
     }
 
+    /// Messages the previous run had left in flight when this one started (before the
+    /// upstream was asked about them).
+    pub fn found_in_flight_at_start(&self) -> usize {
+        self.found_in_flight
+    }
+
     /// Messages this run has handed to the upstream and not yet settled.
     pub fn sending_now(&self) -> usize {
         self.live.len()
@@ -616,6 +625,11 @@ impl Wagate {
         else {
             return Ok(SettleOutcome::NotInFlight);
         };
+        // A lane registers a message before writing its mark: one marked since the first look
+        // is seen here.
+        if self.live.holds(id) {
+            return Ok(SettleOutcome::Live);
+        }
         let mut batch = crate::store::Batch::default();
         match settlement {
             Settlement::Sent { upstream_id } => {

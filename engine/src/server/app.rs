@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 
+use super::body_budget::{BodyBudget, Claim};
 use super::config::ServerConfig;
 use super::forward::Forwarder;
 use super::headers::Headers;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub upstream: Arc<MetaUpstream>,
     pub forwarder: Arc<Forwarder>,
+    /// The bytes of bodies all unfinished requests hold, under `http.max_body_bytes_held`.
+    pub bodies: Arc<BodyBudget>,
     /// Turns true when the server starts to shut down: long-lived streams end.
     pub closing: tokio::sync::watch::Receiver<bool>,
 }
@@ -84,6 +87,7 @@ async fn metrics(
         app.ingest.pending(),
         app.forwarder.backlog(),
         app.wagate.sending_now(),
+        app.bodies.held(),
     ))
 }
 
@@ -111,6 +115,7 @@ pub async fn read_body(
     limit: usize,
     timeout: std::time::Duration,
     metrics: &Metrics,
+    claim: &mut Claim,
 ) -> Result<Bytes, ApiError> {
     use http_body_util::BodyExt;
 
@@ -134,7 +139,9 @@ pub async fn read_body(
     // its bytes arrive (a stalled upload announcing 64 MiB held 64 MiB).
     let expected = hyper::body::Body::size_hint(&body).exact().unwrap_or(0);
     let first_step = (expected as usize).min(limit).min(FIRST_BODY_ROOM);
-    let mut kept = bytes::BytesMut::with_capacity(first_step);
+    // Past `http.max_body_bytes_held`: the rest is read and dropped, then refused.
+    let mut over_budget = !claim.grow(first_step);
+    let mut kept = bytes::BytesMut::with_capacity(if over_budget { 0 } else { first_step });
     let mut seen = 0usize;
     loop {
         // A body trickled in byte by byte must not hold its connection (and memory) forever.
@@ -158,25 +165,78 @@ pub async fn read_body(
         if seen > limit + DRAIN_BEYOND_LIMIT {
             break;
         }
-        if seen <= limit {
+        if seen <= limit && !over_budget {
+            // Claimed as it arrives, beyond what was claimed for the first step.
+            let beyond = seen.saturating_sub(claim.bytes());
+            if beyond > 0 && !claim.grow(beyond) {
+                // Read on and dropped, like a body past its limit, so that the client gets
+                // the answer rather than a reset connection.
+                over_budget = true;
+                kept = bytes::BytesMut::new();
+                continue;
+            }
             kept.extend_from_slice(&data);
         }
     }
     if seen > limit {
         return Err(too_large(metrics));
     }
+    if over_budget {
+        return Err(bodies_full(metrics));
+    }
     Ok(kept.freeze())
 }
 
 /// [`read_body`] with the server's own deadline for bodies.
-pub async fn read_request_body(app: &App, body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    read_body(
+pub async fn read_request_body(app: &App, body: Body, limit: usize) -> Result<ReadBody, ApiError> {
+    let mut claim = app.bodies.claim();
+    let bytes = read_body(
         body,
         limit,
         app.config.http.body_read_timeout(),
         &app.metrics,
+        &mut claim,
     )
-    .await
+    .await?;
+    Ok(ReadBody {
+        bytes,
+        _claim: claim,
+    })
+}
+
+/// A request's body, read whole, with its claim on `http.max_body_bytes_held` (given back
+/// when the body is dropped, once the request is done with it).
+pub struct ReadBody {
+    pub bytes: Bytes,
+    _claim: Claim,
+}
+
+impl ReadBody {
+    /// The bytes, and the claim to keep for as long as anything made from them is held.
+    pub fn into_parts(self) -> (Bytes, Claim) {
+        (self.bytes, self._claim)
+    }
+}
+
+impl std::ops::Deref for ReadBody {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Refuses a body when all the unfinished requests' bodies together hold
+/// `http.max_body_bytes_held`: retry shortly (Meta's shape for a service briefly unavailable).
+pub fn bodies_full(metrics: &Metrics) -> ApiError {
+    bump(&metrics.bodies_refused);
+    ApiError::new(
+        503,
+        2,
+        "Service temporarily unavailable",
+        "the request bodies being read hold http.max_body_bytes_held; retry shortly",
+        "bodies_full",
+    )
 }
 
 /// The store failed under a request: Meta's shape for a service that is unavailable.

@@ -48,6 +48,9 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Largest body of a bulk (NDJSON) request.
     pub max_bulk_bytes: usize,
+    /// Bytes of request bodies held in memory by all unfinished requests together; a body that
+    /// would pass it is answered 503 (retry shortly) instead of read.
+    pub max_body_bytes_held: usize,
     /// Send requests admitted but not yet answered, over all connections; beyond it, 503.
     pub max_pending_messages: usize,
     /// How long a shutdown waits for open requests before it stops waiting.
@@ -213,6 +216,7 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1 << 20,
             max_bulk_bytes: 64 << 20,
+            max_body_bytes_held: 256 << 20,
             max_pending_messages: 200_000,
             shutdown_grace_secs: 30,
             metrics_token: String::new(),
@@ -343,6 +347,12 @@ impl ServerConfig {
         }
         if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
             return invalid("admin.token must be at least 16 characters".into());
+        }
+        if self.http.max_body_bytes_held < self.http.max_body_bytes.max(self.http.max_bulk_bytes) {
+            return invalid(
+                "http.max_body_bytes_held must be at least http.max_body_bytes and http.max_bulk_bytes"
+                    .into(),
+            );
         }
         if !self.http.metrics_token.is_empty() && self.http.metrics_token.len() < 16 {
             return invalid("http.metrics_token must be at least 16 characters".into());

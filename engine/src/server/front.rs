@@ -31,7 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout, timeout_at, Instant};
 
-use super::app::App;
+use super::app::{bodies_full, App};
 use super::metrics::bump;
 use super::send::{self, Outcome};
 
@@ -168,6 +168,8 @@ enum Step {
     Incomplete,
     /// A request this reader does not take: hyper gets the connection.
     HandOver,
+    /// `GET /healthz` with no body: answered here at once, never behind the engine's work.
+    Health { head: usize, close: bool },
     /// A send: its head's length, its body's, whether the client closes after it, and what
     /// its head's checks found.
     Send {
@@ -210,34 +212,62 @@ impl Connection {
                 }
                 head_due.get_or_insert_with(|| Instant::now() + head_time);
             };
-            let Step::Send {
-                head,
-                body,
-                close,
-                asked,
-            } = step
-            else {
-                return self.hand_over(read, stream).await;
+            let (head, body, close, asked) = match step {
+                Step::Send {
+                    head,
+                    body,
+                    close,
+                    asked,
+                } => (head, body, close, asked),
+                Step::Health { head, close } => {
+                    read.advance(head);
+                    let close = close || *self.closed.borrow();
+                    let answer = if close { HEALTHY_AND_CLOSING } else { HEALTHY };
+                    match timeout(body_time, stream.write_all(answer)).await {
+                        Ok(Ok(())) if !close => continue,
+                        Ok(_) => return,
+                        Err(_) => return self.timed_out(),
+                    }
+                }
+                _ => return self.hand_over(read, stream).await,
             };
             let body_due = Instant::now() + body_time;
-            let outcome = match asked {
+            let decided = match asked {
                 Ok(asked) => {
+                    // The body's share of `http.max_body_bytes_held`, until it is answered.
+                    let mut claim = self.app.bodies.claim();
+                    let mut fits = true;
                     while read.len() < head + body {
                         // Grown as bytes arrive: an announced length costs nothing until its
                         // bytes come.
-                        read.reserve((head + body - read.len()).min(BODY_READ_STEP));
+                        let step = (head + body - read.len()).min(BODY_READ_STEP);
+                        let wanted = (read.len() + step - head).saturating_sub(claim.bytes());
+                        if wanted > 0 && !claim.grow(wanted) {
+                            fits = false;
+                            break;
+                        }
+                        read.reserve(step);
                         match timeout_at(body_due, stream.read_buf(&mut read)).await {
                             Ok(Ok(0)) | Ok(Err(_)) => return,
                             Ok(Ok(_)) => {}
                             Err(_) => return self.timed_out(),
                         }
                     }
-                    read.advance(head);
-                    let body = read.split_to(body).to_vec();
-                    send::single_decide(&self.app, asked, body).await
+                    if fits {
+                        read.advance(head);
+                        let body = read.split_to(body).to_vec();
+                        Ok(send::single_decide(&self.app, asked, body).await)
+                    } else {
+                        Err(Outcome::error(&bodies_full(&self.app.metrics), Some(1)))
+                    }
                 }
-                // Refused on its head (no or another's token, an unknown number...): its body
-                // is read past, never held, so the connection stays in step.
+                Err(refused) => Err(refused),
+            };
+            let outcome = match decided {
+                Ok(outcome) => outcome,
+                // Refused on its head (no or another's token, an unknown number...) or for the
+                // bound on held bodies: its body is read past, never held, so the connection
+                // stays in step (and the client, still sending, gets the answer).
                 Err(refused) => {
                     read.advance(head);
                     let mut left = body;
@@ -247,6 +277,10 @@ impl Connection {
                         left -= held;
                         if left == 0 {
                             break;
+                        }
+                        // Not kept: room for one read at a time.
+                        if read.capacity() > BODY_READ_STEP {
+                            read = BytesMut::with_capacity(READ_ROOM);
                         }
                         read.reserve(READ_ROOM);
                         match timeout_at(body_due, stream.read_buf(&mut read)).await {
@@ -278,7 +312,16 @@ impl Connection {
             Ok(httparse::Status::Partial) => return Step::Incomplete,
             Err(_) => return Step::HandOver,
         };
-        if request.method != Some("POST") || request.version != Some(1) {
+        if request.version != Some(1) {
+            return Step::HandOver;
+        }
+        if request.method == Some("GET") && request.path == Some("/healthz") {
+            return match framing_or_none(request.headers) {
+                Some((0, close)) => Step::Health { head, close },
+                _ => Step::HandOver,
+            };
+        }
+        if request.method != Some("POST") {
             return Step::HandOver;
         }
         let Some(number) = request.path.and_then(send_path_number) else {
@@ -343,9 +386,26 @@ fn send_path_number(path: &str) -> Option<&str> {
         .then_some(number)
 }
 
+/// `/healthz`'s answers, whole.
+const HEALTHY: &[u8] =
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 2\r\n\r\nok";
+const HEALTHY_AND_CLOSING: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+
 /// A request's body length and whether the client closes after it, when its framing is
 /// plain: one `Content-Length`, no `Transfer-Encoding`, no `Expect`, no upgrade.
 fn framing(headers: &[httparse::Header<'_>]) -> Option<(usize, bool)> {
+    let (length, close) = framing_parts(headers)?;
+    Some((length?, close))
+}
+
+/// Like [`framing`], with no `Content-Length` read as an empty body (a GET's usual head).
+fn framing_or_none(headers: &[httparse::Header<'_>]) -> Option<(usize, bool)> {
+    let (length, close) = framing_parts(headers)?;
+    Some((length.unwrap_or(0), close))
+}
+
+/// The `Content-Length` (if any) and whether the client closes, when the framing is plain.
+fn framing_parts(headers: &[httparse::Header<'_>]) -> Option<(Option<usize>, bool)> {
     let mut length = None;
     let mut close = false;
     for header in headers {
@@ -372,7 +432,7 @@ fn framing(headers: &[httparse::Header<'_>]) -> Option<(usize, bool)> {
             return None;
         }
     }
-    Some((length?, close))
+    Some((length, close))
 }
 
 /// `outcome` as an HTTP/1.1 answer: status line, headers, its JSON body.

@@ -25,6 +25,7 @@ pub struct Metrics {
     pub forwarded: AtomicU64,
     pub connections_refused: AtomicU64,
     pub connections_timed_out: AtomicU64,
+    pub bodies_refused: AtomicU64,
     pub forward_failures: AtomicU64,
 }
 
@@ -39,6 +40,7 @@ impl Metrics {
         pending: usize,
         forward_backlog: u64,
         sending_now: usize,
+        bodies_held: usize,
     ) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, value: u64| {
@@ -128,6 +130,11 @@ impl Metrics {
             read(&self.connections_timed_out),
         );
         counter(
+            "request_bodies_refused_total",
+            "Requests answered 503 because the bodies being read held http.max_body_bytes_held.",
+            read(&self.bodies_refused),
+        );
+        counter(
             "forwarded_total",
             "Webhooks delivered to tenants.",
             read(&self.forwarded),
@@ -171,6 +178,11 @@ impl Metrics {
             "forward_backlog",
             "Webhooks waiting to be delivered to tenants.",
             forward_backlog,
+        );
+        gauge(
+            "request_body_bytes_held",
+            "Bytes of request bodies held by unfinished requests (bounded by http.max_body_bytes_held).",
+            bodies_held as u64,
         );
         gauge(
             "upstream_in_flight",

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod app;
+mod body_budget;
 pub mod config;
 mod descriptors;
 pub mod forward;
@@ -224,6 +225,7 @@ pub async fn serve(
     let (closing, closed) = watch::channel(false);
     let app: App = Arc::new(AppState {
         closing: closed.clone(),
+        bodies: body_budget::BodyBudget::new(config.http.max_body_bytes_held),
         ingest: Ingest::new(wagate.clone(), config.http.max_pending_messages),
         tenants: Tenants::new(&config.tenants, &config.admin.token),
         wagate,

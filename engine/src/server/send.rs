@@ -283,7 +283,10 @@ pub async fn single(
         Err(error) => error.into(),
         Ok(asked) => match read_request_body(&app, body, app.config.http.max_body_bytes).await {
             Err(error) => Outcome::error(&error, None),
-            Ok(body) => single_decide(&app, asked, Vec::from(body)).await,
+            Ok(body) => {
+                let (bytes, _claim) = body.into_parts();
+                single_decide(&app, asked, Vec::from(bytes)).await
+            }
         },
     };
     outcome.into_response()
@@ -368,24 +371,55 @@ pub(crate) async fn decide_many(
     app: &App,
     asked: Vec<Result<Asked, ApiError>>,
 ) -> Result<Vec<Outcome>, Rejected> {
-    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(asked.len());
-    let mut slots = Vec::new();
-    let mut addressees = Vec::new();
-    let mut submissions = Vec::new();
+    submit_prepared(app, prepare(app, asked)).await
+}
+
+/// Sends checked and ready to submit, with the outcomes of those refused already.
+pub(crate) struct Prepared {
+    outcomes: Vec<Option<Outcome>>,
+    slots: Vec<usize>,
+    addressees: Vec<Addressee>,
+    submissions: Vec<Submission>,
+}
+
+/// [`decide_many`]'s first half, plain CPU work: each send's check.
+pub(crate) fn prepare(app: &App, asked: Vec<Result<Asked, ApiError>>) -> Prepared {
+    let mut prepared = Prepared {
+        outcomes: Vec::with_capacity(asked.len()),
+        slots: Vec::new(),
+        addressees: Vec::new(),
+        submissions: Vec::new(),
+    };
     for asked in asked {
         match asked.and_then(|a| check(a.number, a.body, a.key, a.queue)) {
             Ok(Checked {
                 addressee,
                 submission,
             }) => {
-                slots.push(outcomes.len());
-                addressees.push(addressee);
-                submissions.push(submission);
-                outcomes.push(None);
+                prepared.slots.push(prepared.outcomes.len());
+                prepared.addressees.push(addressee);
+                prepared.submissions.push(submission);
+                prepared.outcomes.push(None);
             }
-            Err(error) => outcomes.push(Some(refused_before_deciding(app, &error))),
+            Err(error) => prepared
+                .outcomes
+                .push(Some(refused_before_deciding(app, &error))),
         }
     }
+    prepared
+}
+
+/// [`decide_many`]'s second half: the checked sends through ingest, every outcome in order.
+pub(crate) async fn submit_prepared(
+    app: &App,
+    prepared: Prepared,
+) -> Result<Vec<Outcome>, Rejected> {
+    let Prepared {
+        mut outcomes,
+        slots,
+        addressees,
+        submissions,
+    } = prepared;
     if !submissions.is_empty() {
         let answers = app.ingest.submit(submissions).await?;
         for ((slot, result), addressee) in slots.into_iter().zip(answers).zip(&addressees) {
@@ -430,30 +464,39 @@ async fn bulk_inner(
     require_content_type(headers, "application/x-ndjson").map_err(|e| counted(app, e))?;
     let queue = on_limit_header(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
     let body = read_request_body(app, body, app.config.http.max_bulk_bytes).await?;
-    let lines: Vec<&[u8]> = body
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-        .collect();
-    let asked = lines
-        .iter()
-        .map(|line| {
-            let line = serde_json::from_slice::<BulkLine>(line)
-                .map_err(|e| ApiError::invalid_parameter(format!("not a bulk line: {e}")))?;
-            Ok(Asked {
-                number: usable_number(app, &tenant, &line.phone_number_id)?,
-                body: line.request.get().as_bytes().to_vec(),
-                key: line.idempotency_key,
-                queue,
+    // Parsing and checking thousands of lines is CPU work: off the async threads, so that
+    // other requests (and `/healthz`) never wait behind a bulk upload.
+    let worker = app.clone();
+    let (prepared, _claim) = blocking(move || {
+        let (bytes, claim) = body.into_parts();
+        let asked = bytes
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|line| {
+                let line = serde_json::from_slice::<BulkLine>(line)
+                    .map_err(|e| ApiError::invalid_parameter(format!("not a bulk line: {e}")))?;
+                Ok(Asked {
+                    number: usable_number(&worker, &tenant, &line.phone_number_id)?,
+                    body: line.request.get().as_bytes().to_vec(),
+                    key: line.idempotency_key,
+                    queue,
+                })
             })
-        })
-        .collect();
-    let outcomes = decide_many(app, asked)
+            .collect();
+        Ok((prepare(&worker, asked), claim))
+    })
+    .await?;
+    let outcomes = submit_prepared(app, prepared)
         .await
         .map_err(|why| rejected(app, why))?;
-    let mut out = String::with_capacity(outcomes.len() * 200);
-    for (line, outcome) in outcomes.iter().enumerate() {
-        outcome.write_bulk_line(line, &mut out);
-    }
+    let out = blocking(move || {
+        let mut out = String::with_capacity(outcomes.len() * 200);
+        for (line, outcome) in outcomes.iter().enumerate() {
+            outcome.write_bulk_line(line, &mut out);
+        }
+        Ok(out)
+    })
+    .await?;
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/x-ndjson")],

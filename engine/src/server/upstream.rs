@@ -18,11 +18,11 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Request, StatusCode};
 use serde_json::Value;
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::config::MetaConfig;
 use super::http_client::{client, exchange, HttpClient};
-use crate::durable::dispatch::{Reconciled, Upstream, UpstreamError};
+use crate::durable::dispatch::{HandOver, Reconciled, Upstream, UpstreamError};
 use crate::durable::message::StoredMessage;
 
 /// Meta's codes that mean "not now" rather than "never".
@@ -147,16 +147,34 @@ impl MetaUpstream {
             .clone()
     }
 
-    /// Sends `payload` (the sender's request, as accepted) from `number`.
-    async fn send_one(
+    /// Sends `payload` (the sender's request, as accepted) from `number` once the number's
+    /// pacing and the concurrency limits let it go and the lane has marked it in flight: asks
+    /// for that by `ready` (answered `true` when marked) and reports its outcome by `done`.
+    async fn send_when_let(
         self: Arc<Self>,
+        index: usize,
         number: u64,
         payload: Bytes,
-    ) -> Result<String, UpstreamError> {
+        ready: mpsc::UnboundedSender<(usize, oneshot::Sender<bool>)>,
+        done: mpsc::UnboundedSender<(usize, Result<String, UpstreamError>)>,
+    ) {
         let lane = self.lane_for(number);
         let _overall = self.in_flight.acquire().await;
         let _own = lane.in_flight.acquire().await;
         lane.wait_for_turn().await;
+        let (go, gone) = oneshot::channel();
+        if ready.send((index, go)).is_err() {
+            return;
+        }
+        drop(ready);
+        if gone.await != Ok(true) {
+            return; // the disk refused the mark: not sent, still pending
+        }
+        let _ = done.send((index, self.post(number, payload).await));
+    }
+
+    /// One POST of a send to Meta, now.
+    async fn post(&self, number: u64, payload: Bytes) -> Result<String, UpstreamError> {
         let request = Request::post(format!("{}/{number}/messages", self.messages_url))
             .header(
                 AUTHORIZATION,
@@ -219,13 +237,23 @@ pub struct SharedMetaUpstream(pub Arc<MetaUpstream>);
 
 impl Upstream for SharedMetaUpstream {
     fn send(&self, message: &StoredMessage) -> Result<String, UpstreamError> {
-        self.send_batch(std::slice::from_ref(message))
-            .pop()
-            .expect("one answer")
+        let upstream = self.0.clone();
+        let (number, payload) = (message.number.0, Bytes::copy_from_slice(&message.payload));
+        self.0.runtime.block_on(async move {
+            let lane = upstream.lane_for(number);
+            let _overall = upstream.in_flight.acquire().await;
+            let _own = lane.in_flight.acquire().await;
+            lane.wait_for_turn().await;
+            upstream.post(number, payload).await
+        })
     }
 
-    fn send_batch(&self, messages: &[StoredMessage]) -> Vec<Result<String, UpstreamError>> {
+    /// Every message waits for its number's pacing and a concurrency slot on the runtime;
+    /// those that get through together are marked in flight with one synced write and only
+    /// then go out, so a crash leaves in flight only what was under way at Meta.
+    fn send_all(&self, messages: &[StoredMessage], hand_over: &mut dyn HandOver) {
         let upstream = self.0.clone();
+        let count = messages.len();
         // Only the number and the payload travel: copying whole records cost a second copy
         // of every payload.
         let messages: Vec<(u64, Bytes)> = messages
@@ -233,19 +261,74 @@ impl Upstream for SharedMetaUpstream {
             .map(|m| (m.number.0, Bytes::copy_from_slice(&m.payload)))
             .collect();
         self.0.runtime.block_on(async move {
-            let tasks: Vec<_> = messages
-                .into_iter()
-                .map(|(number, payload)| tokio::spawn(upstream.clone().send_one(number, payload)))
-                .collect();
-            let mut results = Vec::with_capacity(tasks.len());
-            for task in tasks {
-                // A task cut off (the runtime stopping) may have sent its request already:
-                // its outcome is unknown, not "failed for now".
-                results.push(task.await.unwrap_or_else(|e| {
-                    Err(UpstreamError::Unknown(format!("the send task ended: {e}")))
-                }));
+            let (ready, mut readies) = mpsc::unbounded_channel();
+            let (done, mut dones) = mpsc::unbounded_channel();
+            for (index, (number, payload)) in messages.into_iter().enumerate() {
+                tokio::spawn(upstream.clone().send_when_let(
+                    index,
+                    number,
+                    payload,
+                    ready.clone(),
+                    done.clone(),
+                ));
             }
-            results
+            drop((ready, done));
+            let mut went = vec![false; count];
+            let mut answered = vec![false; count];
+            let (mut readies_open, mut dones_open) = (true, true);
+            while readies_open || dones_open {
+                tokio::select! {
+                    biased;
+                    came = dones.recv(), if dones_open => match came {
+                        Some(first) => {
+                            let mut burst = vec![first];
+                            while let Ok(more) = dones.try_recv() {
+                                burst.push(more);
+                            }
+                            for (index, _) in &burst {
+                                answered[*index] = true;
+                            }
+                            hand_over.outcomes(burst);
+                        }
+                        None => dones_open = false,
+                    },
+                    came = readies.recv(), if readies_open => match came {
+                        Some(first) => {
+                            let mut group = vec![first];
+                            while let Ok(more) = readies.try_recv() {
+                                group.push(more);
+                            }
+                            let indices: Vec<usize> = group.iter().map(|(i, _)| *i).collect();
+                            let marked = hand_over.going_out(&indices);
+                            let mut vanished = Vec::new();
+                            for (index, go) in group {
+                                went[index] = marked;
+                                if go.send(marked).is_err() && marked {
+                                    // The task ended (a stop) before it could send: marked but
+                                    // surely not sent, so pending again.
+                                    answered[index] = true;
+                                    vanished.push((index, Err(UpstreamError::Retryable(
+                                        "stopped before it went out".into(),
+                                    ))));
+                                }
+                            }
+                            if !vanished.is_empty() {
+                                hand_over.outcomes(vanished);
+                            }
+                        }
+                        None => readies_open = false,
+                    },
+                }
+            }
+            // A send task cut off after it was let go (the runtime stopping) may have sent its
+            // request already: its outcome is unknown, not "failed for now".
+            let cut: Vec<_> = (0..count)
+                .filter(|&i| went[i] && !answered[i])
+                .map(|i| (i, Err(UpstreamError::Unknown("the send task ended".into()))))
+                .collect();
+            if !cut.is_empty() {
+                hand_over.outcomes(cut);
+            }
         })
     }
 

@@ -2,9 +2,11 @@
 //! sends over a loopback line protocol and dispatching to an upstream over TCP. The crash test
 //! kills it with SIGKILL at random moments and starts it again on the same directory.
 //!
-//! `crash_target DATA_DIR UPSTREAM_ADDR` prints `LISTENING <port>`, then serves:
+//! `crash_target DATA_DIR UPSTREAM_ADDR` prints `LISTENING <port> IN_FLIGHT <messages the
+//! previous run left in flight>`, then serves:
 //! `SUBMIT <key> <person>` -> `ACK <key> <message id> <new unique 0|1>` | `DEFER <key>` |
-//! `REFUSE <key> <reason>` | `ERR <key> <error>`; `USAGE <number>` -> `USAGE <used 24 h>`.
+//! `REFUSE <key> <reason>` | `ERR <key> <error>`; `USAGE <number>` -> `USAGE <used 24 h>`;
+//! `MESSAGE <id>` -> `MESSAGE <id> <where it is>` (for a failure's report).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -33,32 +35,37 @@ fn person(i: u64) -> Msisdn {
     Msisdn::from_digits(4_915_100_000_000 + i).expect("valid E.164")
 }
 
-/// The upstream over TCP: one connection, re-made after an error.
+/// Sends under way at once per hand-over, each on its own connection.
+pub const UPSTREAM_CONCURRENCY: usize = 8;
+
+/// The upstream over TCP: a pool of connections, one per send under way; one that failed is
+/// dropped and a new one made.
 struct TcpUpstream {
     address: String,
-    connection: Mutex<Option<(BufReader<TcpStream>, TcpStream)>>,
+    idle: Mutex<Vec<(BufReader<TcpStream>, TcpStream)>>,
 }
 
 impl TcpUpstream {
     fn call(&self, line: &str) -> std::io::Result<String> {
-        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        if connection.is_none() {
-            let stream = TcpStream::connect(&self.address)?;
-            *connection = Some((BufReader::new(stream.try_clone()?), stream));
-        }
-        let (reader, writer) = connection.as_mut().expect("connected above");
-        let result = writer.write_all(line.as_bytes()).and_then(|()| {
-            let mut answer = String::new();
-            reader.read_line(&mut answer)?;
-            if answer.is_empty() {
-                return Err(std::io::Error::other("upstream closed the connection"));
+        let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let (mut reader, mut writer) = match taken {
+            Some(connection) => connection,
+            None => {
+                let stream = TcpStream::connect(&self.address)?;
+                (BufReader::new(stream.try_clone()?), stream)
             }
-            Ok(answer.trim().to_string())
-        });
-        if result.is_err() {
-            *connection = None;
+        };
+        writer.write_all(line.as_bytes())?;
+        let mut answer = String::new();
+        reader.read_line(&mut answer)?;
+        if answer.is_empty() {
+            return Err(std::io::Error::other("upstream closed the connection"));
         }
-        result
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((reader, writer));
+        Ok(answer.trim().to_string())
     }
 }
 
@@ -71,6 +78,10 @@ impl Upstream for TcpUpstream {
             },
             Err(error) => Err(UpstreamError::Retryable(error.to_string())),
         }
+    }
+
+    fn concurrency(&self) -> usize {
+        UPSTREAM_CONCURRENCY
     }
 
     fn reconcile(&self, message: &StoredMessage) -> Reconciled {
@@ -196,6 +207,20 @@ fn serve(wagate: Arc<Wagate>, stream: TcpStream) -> Result<()> {
                         queue_when_deferred: false,
                     });
                 }
+                ["MESSAGE", id] => {
+                    let found = wagate.message(id.parse()?)?;
+                    out.push_str(&match found {
+                        Some(m) => format!(
+                            "MESSAGE {id} {:?} attempts {} send_at {} now {} upstream {:?}\n",
+                            m.status,
+                            m.attempts,
+                            m.decision.send_at.0,
+                            wagate.now().0,
+                            m.upstream
+                        ),
+                        None => format!("MESSAGE {id} none\n"),
+                    });
+                }
                 ["USAGE", n] => {
                     let usage = wagate.usage(number(n.parse()?))?;
                     out.push_str(&format!("USAGE {}\n", usage.used_24h));
@@ -228,12 +253,16 @@ fn main() -> Result<()> {
     };
     let upstream = Arc::new(TcpUpstream {
         address: upstream_address,
-        connection: Mutex::new(None),
+        idle: Mutex::new(Vec::new()),
     });
     let wagate = Arc::new(Wagate::open(config, Arc::new(SystemClock), upstream)?);
     set_up(&wagate)?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
-    println!("LISTENING {}", listener.local_addr()?.port());
+    println!(
+        "LISTENING {} IN_FLIGHT {}",
+        listener.local_addr()?.port(),
+        wagate.found_in_flight_at_start()
+    );
     std::io::stdout().flush()?;
     for stream in listener.incoming() {
         let wagate = wagate.clone();
