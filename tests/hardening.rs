@@ -199,6 +199,11 @@ async fn connect(f: &Fixture) -> Result<tokio::net::TcpStream> {
     Ok(tokio::net::TcpStream::connect(address).await?)
 }
 
+async fn connect_grpc(f: &Fixture) -> Result<tokio::net::TcpStream> {
+    let address = f.server().grpc.trim_start_matches("http://").to_string();
+    Ok(tokio::net::TcpStream::connect(address).await?)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_and_slow_clients_are_disconnected_on_time() -> Result<()> {
     let mut f = Fixture::start(
@@ -239,13 +244,12 @@ async fn silent_and_slow_clients_are_disconnected_on_time() -> Result<()> {
     }
     let said = closed_by_server(&mut kept_alive).await?;
     assert!(said.starts_with("HTTP/1.1 200"), "{said}");
-    let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
-    let timed_out: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("wagate_connections_timed_out_total "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    assert!(timed_out >= 3, "{metrics}");
+    // The gRPC port likewise: a connection that sends nothing is closed.
+    let mut grpc_silent = connect_grpc(&f).await?;
+    closed_by_server(&mut grpc_silent)
+        .await
+        .context("silent gRPC")?;
+    assert!(metric(&f, "wagate_connections_timed_out_total").await? >= 4);
     f.stop()
 }
 
@@ -286,6 +290,46 @@ async fn connections_beyond_the_cap_are_refused_at_once_and_the_server_recovers(
             .any(|l| l.starts_with("wagate_connections_refused_total ") && !l.ends_with(" 0")),
         "{metrics}"
     );
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_port_shares_the_connection_cap() -> Result<()> {
+    let mut f = Fixture::start("hard-grpc-cap", "[http]\nmax_connections = 4\n").await?;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect(&f).await?);
+    }
+    // A fifth is refused: the four hold every place.
+    let mut fifth = connect(&f).await?;
+    let said = closed_by_server(&mut fifth).await?;
+    assert!(said.starts_with("HTTP/1.1 503"), "{said}");
+    // Both ports are full: a gRPC connection is closed at once, without a byte.
+    let mut refused = connect_grpc(&f).await?;
+    let said = closed_by_server(&mut refused).await;
+    assert!(said.as_ref().map_or(true, String::is_empty), "{said:?}");
+    drop((held, fifth));
+    // Room again: a gRPC call is served (and refused for its missing token), not cut off.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let call = async {
+            f.grpc_client()
+                .await?
+                .send(wagate::server::grpc::proto::SendRequest::default())
+                .await
+                .err()
+                .context("answered without a token")
+        };
+        match call.await {
+            // Until the server has seen the held ones go, a connection may still be refused.
+            Ok(status) if status.code() == tonic::Code::Unauthenticated => break,
+            _ => {
+                assert!(tokio::time::Instant::now() < deadline, "no room came back");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    assert!(metric(&f, "wagate_connections_refused_total").await? >= 2);
     f.stop()
 }
 
@@ -550,19 +594,19 @@ async fn the_bodies_of_unfinished_requests_stay_under_their_bound_together() -> 
     )
     .await?;
     f.ready_to_send(&[person(1)]).await?;
-    // A bulk upload announcing 250,000 bytes sends some of them and stalls.
+    // A bulk upload announcing 260,000 bytes sends most of them and stalls.
     let mut stalled = connect(&f).await?;
     stalled
         .write_all(
             format!(
                 "POST /wagate/v1/bulk HTTP/1.1\r\nHost: wagate\r\nAuthorization: Bearer {ALPHA}\r\n\
-                 Content-Type: application/x-ndjson\r\nContent-Length: 250000\r\n\r\n"
+                 Content-Type: application/x-ndjson\r\nContent-Length: 260000\r\n\r\n"
             )
             .as_bytes(),
         )
         .await?;
-    stalled.write_all(&[b'\n'; 100_000]).await?;
-    metric_until(&f, "wagate_request_body_bytes_held", |held| held >= 100_000).await?;
+    stalled.write_all(&[b'\n'; 250_000]).await?;
+    metric_until(&f, "wagate_request_body_bytes_held", |held| held >= 250_000).await?;
 
     // A send (through wagate's own reader) and a webhook (through axum), 20,000 bytes each:
     // together with the stalled upload, beyond the bound.
@@ -610,5 +654,107 @@ async fn the_bodies_of_unfinished_requests_stay_under_their_bound_together() -> 
     assert!(said.starts_with("HTTP/1.1 200"), "{said}");
     let said = one_request(&f, &hook_head, &hook).await?;
     assert!(said.starts_with("HTTP/1.1 401"), "{said}");
+    f.stop()
+}
+
+/// One bulk line sending the template to `to`, padded with `pad` spaces inside the line.
+fn padded_bulk_line(to: &str, pad: usize) -> String {
+    let line = json!({ "phone_number_id": NUMBER_A.to_string(),
+                       "request": template_send(to, "order_update", &["Ana"]) })
+    .to_string();
+    format!("{}{}}}\n", &line[..line.len() - 1], " ".repeat(pad))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_upload_is_taken_part_by_part_as_it_arrives() -> Result<()> {
+    let mut f = Fixture::start(
+        "hard-bulk-parts",
+        "[http]\nmax_bulk_bytes = 600000\nmax_body_bytes_held = 1048576\n",
+    )
+    .await?;
+    let people = [person(1), person(2), person(3)];
+    f.ready_to_send(&people).await?;
+    let accepted = "wagate_messages_accepted_total";
+
+    // A first line longer than a part, then the upload pauses: that line is accepted before
+    // the body ends (the whole body was read first).
+    let (first, second) = (
+        padded_bulk_line(&people[0], 300_000),
+        padded_bulk_line(&people[1], 0),
+    );
+    let mut upload = connect(&f).await?;
+    upload
+        .write_all(
+            format!(
+                "POST /wagate/v1/bulk HTTP/1.1\r\nHost: wagate\r\nAuthorization: Bearer {ALPHA}\r\n\
+                 Content-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{first}",
+                first.len() + second.len()
+            )
+            .as_bytes(),
+        )
+        .await?;
+    metric_until(&f, accepted, |n| n == 1).await?;
+    upload.write_all(second.as_bytes()).await?;
+    let said = closed_by_server(&mut upload).await?;
+    let lines: Vec<&str> = said
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or("")
+        .lines()
+        .collect();
+    assert!(said.starts_with("HTTP/1.1 200"), "{said}");
+    assert_eq!(lines.len(), 2, "{said}");
+    assert!(
+        lines.iter().all(|l| l.contains(r#""status":200"#)),
+        "{said}"
+    );
+    assert_eq!(metric(&f, accepted).await?, 2);
+
+    // An upload (chunked: no length announced) that grows past the limit after its first
+    // part was taken: the answer lists that line, then says the rest was not read, and why.
+    let third = padded_bulk_line(&people[2], 300_000);
+    let mut upload = connect(&f).await?;
+    upload
+        .write_all(
+            format!(
+                "POST /wagate/v1/bulk HTTP/1.1\r\nHost: wagate\r\nAuthorization: Bearer {ALPHA}\r\n\
+                 Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\
+                 Connection: close\r\n\r\n{:x}\r\n{third}\r\n",
+                third.len()
+            )
+            .as_bytes(),
+        )
+        .await?;
+    metric_until(&f, accepted, |n| n == 3).await?;
+    let beyond = " ".repeat(400_000);
+    upload
+        .write_all(format!("{:x}\r\n{beyond}\r\n0\r\n\r\n", beyond.len()).as_bytes())
+        .await?;
+    let said = closed_by_server(&mut upload).await?;
+    assert!(said.starts_with("HTTP/1.1 200"), "{said}");
+    let lines: Vec<serde_json::Value> = said
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or("")
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(lines.len(), 2, "{said}");
+    assert_eq!(
+        (lines[0]["line"].as_u64(), lines[0]["status"].as_u64()),
+        (Some(0), Some(200))
+    );
+    assert_eq!(
+        (
+            lines[1]["line"].as_u64(),
+            lines[1]["status"].as_u64(),
+            lines[1]["unread"].as_bool()
+        ),
+        (Some(1), Some(413), Some(true)),
+        "{said}"
+    );
+    assert_eq!(lines[1]["body"]["error"]["code"], 100);
+    assert_eq!(metric(&f, accepted).await?, 3);
     f.stop()
 }

@@ -3,6 +3,9 @@
 
     python3 bench/scripts/held-bodies.py [WAGATE_BIN]      (default target/release/wagate)
 
+Environment: HELD_ARGS, more arguments for `wagate serve` (e.g. `--http.max_body_bytes_held
+67108864`); HELD_KINDS, the kinds to run by their number (e.g. `3,5`; all by default).
+
 For each kind, starts a fresh server on the example config (its own data directory and ports,
 loopback only; `http.max_body_bytes_held` at its default, 256 MiB) and opens many connections
 that announce large bodies, send part of them (or none), and stall: single sends with a bad token
@@ -77,12 +80,16 @@ KINDS = [
 
 def main():
     # A fresh server for each kind, so one's memory is not the other's baseline.
-    for name, count, head, sent in KINDS:
+    only = os.environ.get("HELD_KINDS")
+    chosen = [int(k) for k in only.split(",")] if only else range(1, len(KINDS) + 1)
+    extra = os.environ.get("HELD_ARGS", "").split()
+    for number in chosen:
+        name, count, head, sent = KINDS[number - 1]
         data = tempfile.mkdtemp(prefix="wagate-held-")
         server = subprocess.Popen(
             [BIN, "serve", "--config", "engine/wagate.example.toml",
              "--storage.data_dir", data, "--http.listen", f"{HTTP[0]}:{HTTP[1]}",
-             "--grpc.listen", "127.0.0.1:18191"],
+             "--grpc.listen", "127.0.0.1:18191", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         try:
             server.stdout.readline()

@@ -75,6 +75,9 @@ pub trait Upstream: Send + Sync {
 }
 
 /// A hand-over lane's side of [`Upstream::send_all`]: it writes the marks and the outcomes.
+/// When `send_all` returns, a message never marked is due again as it was, and one marked but
+/// given no outcome (its send cut off after it may have gone out) stays in flight for an
+/// operator: an upstream reports only what it knows.
 pub trait HandOver {
     /// The messages at `indices` (into the slice being sent) are about to go out: returns once
     /// they are marked in flight on disk (synced). `false`: the disk refused, and none of them

@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::app::{blocking, read_request_body, require_content_type, store_error, App};
+use super::app::{blocking, require_content_type, store_error, App};
+use super::body_read::read_request_body;
 use super::metrics::bump;
 use super::reply::{self, ApiErrorResponse};
 use crate::clock::Timestamp;

@@ -73,6 +73,20 @@ impl Claim {
         }
     }
 
+    /// Counts `more` bytes already held (a bulk request's answers for sends already accepted),
+    /// past the bound if need be: later claims are refused until they are given back.
+    pub fn hold(&mut self, more: usize) {
+        self.budget.held.fetch_add(more, Ordering::AcqRel);
+        self.bytes += more;
+    }
+
+    /// Gives `fewer` of this claim's bytes back (a part of a body no longer held).
+    pub fn release(&mut self, fewer: usize) {
+        let fewer = fewer.min(self.bytes);
+        self.budget.held.fetch_sub(fewer, Ordering::AcqRel);
+        self.bytes -= fewer;
+    }
+
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -103,5 +117,19 @@ mod tests {
         assert!(second.grow(60));
         drop(second);
         assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn bytes_held_anyway_pass_the_bound_and_refuse_later_claims_until_released() {
+        let budget = BodyBudget::new(100);
+        let mut bulk = budget.claim();
+        let mut other = budget.claim();
+        bulk.hold(150);
+        assert_eq!(budget.held(), 150);
+        assert!(!other.grow(1));
+        bulk.release(100);
+        assert!(other.grow(50));
+        bulk.release(1_000);
+        assert_eq!((bulk.bytes(), budget.held()), (0, 50));
     }
 }

@@ -16,7 +16,6 @@
 //! for `idle_timeout_secs` is closed, so slow or silent clients cannot hold descriptors.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -27,11 +26,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::{timeout, timeout_at, Instant};
 
-use super::app::{bodies_full, App};
+use super::accept::Acceptor;
+use super::app::App;
+use super::body_read::bodies_full;
 use super::metrics::bump;
 use super::send::{self, Outcome};
 
@@ -43,57 +44,43 @@ const MAX_HEAD_BYTES: usize = 16 << 10;
 const READ_ROOM: usize = 4096;
 /// At most how much room a body read asks for at once.
 const BODY_READ_STEP: usize = 64 << 10;
+/// What hyper may hold per HTTP/1.1 connection of a request not yet handed to a handler: its
+/// read buffer, room for the longest head this port takes. Bodies are counted against
+/// `http.max_body_bytes_held` only once a handler reads them, so this is part of what each
+/// connection adds on top of that bound (hyper's default, about 400 KiB, let 1,000 stalled
+/// webhooks hold more than three times the bound; measured in `docs/benchmarks.md`).
+const HYPER_READ_BUFFER: usize = MAX_HEAD_BYTES + READ_ROOM;
+/// The same for HTTP/2: the connection's and each stream's receive window, HTTP/2's own
+/// default (hyper's is 1 MiB).
+const HTTP2_WINDOW: u32 = 65_535;
 
 /// Serves `listener` until `closed` turns true, then lets the open connections finish the
 /// request they are in (hyper's with its graceful shutdown) until `grace` has passed, cuts off
 /// those still open then (they hold the engine, which must stop), and returns.
 pub async fn serve(
-    listener: TcpListener,
+    mut acceptor: Acceptor,
     app: App,
     router: Router,
     mut closed: watch::Receiver<bool>,
     grace: Duration,
 ) {
     let mut connections = tokio::task::JoinSet::new();
-    let cap = super::descriptors::connection_cap(app.config.http.max_connections);
-    let open = Arc::new(Semaphore::new(cap));
-    let mut refusals = Refusals::default();
-    let mut backoff = ACCEPT_BACKOFF_FIRST;
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (stream, permit) = tokio::select! {
+            accepted = acceptor.next(&app) => accepted,
             _ = closed.changed() => break,
             // Finished connections are reaped as they go, so the set holds only open ones.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
-        match accepted {
-            Ok((stream, _)) => {
-                backoff = ACCEPT_BACKOFF_FIRST;
-                let Ok(permit) = open.clone().try_acquire_owned() else {
-                    refusals.refuse(&app, stream, cap);
-                    continue;
-                };
-                let connection = Connection {
-                    app: app.clone(),
-                    router: router.clone(),
-                    closed: closed.clone(),
-                    _open: permit,
-                };
-                connections.spawn(connection.run(stream));
-            }
-            Err(error) if is_connection_error(&error) => {}
-            Err(error) => {
-                // Out of file descriptors and the like: accepting again at once would spin.
-                // Logged when it starts, not at every retry.
-                if backoff == ACCEPT_BACKOFF_FIRST {
-                    tracing::warn!(%error, "accepting HTTP connections fails; backing off");
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-            }
-        }
+        let connection = Connection {
+            app: app.clone(),
+            router: router.clone(),
+            closed: closed.clone(),
+            _open: permit,
+        };
+        connections.spawn(connection.run(stream));
     }
-    drop(listener);
+    drop(acceptor);
     let due = Instant::now() + grace;
     let finished = timeout_at(due, async {
         while connections.join_next().await.is_some() {}
@@ -108,51 +95,11 @@ pub async fn serve(
     }
 }
 
-const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-
 /// The answer to a connection beyond `http.max_connections`, in Meta's error shape.
-const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+pub const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 185\r\n\r\n\
 {\"error\":{\"message\":\"(#2) Service temporarily unavailable\",\"type\":\"OAuthException\",\"code\":2,\
 \"error_data\":{\"details\":\"too many open connections\"},\"wagate_reason\":\"too_many_connections\"}}";
-
-/// Connections refused for the cap: counted, and logged at most once a second.
-#[derive(Default)]
-struct Refusals {
-    logged_at: Option<std::time::Instant>,
-    since_logged: u64,
-}
-
-impl Refusals {
-    /// Answers 503 without waiting (a new socket's send buffer takes it) and closes.
-    fn refuse(&mut self, app: &App, stream: TcpStream, cap: usize) {
-        let _ = stream.try_write(TOO_MANY_CONNECTIONS);
-        drop(stream);
-        bump(&app.metrics.connections_refused);
-        self.since_logged += 1;
-        if self
-            .logged_at
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
-        {
-            tracing::warn!(
-                refused = self.since_logged,
-                max_connections = cap,
-                "connections refused: the server holds as many as it may"
-            );
-            self.logged_at = Some(std::time::Instant::now());
-            self.since_logged = 0;
-        }
-    }
-}
-
-fn is_connection_error(error: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        error.kind(),
-        ConnectionRefused | ConnectionAborted | ConnectionReset
-    )
-}
 
 struct Connection {
     app: App,
@@ -356,10 +303,13 @@ impl Connection {
         builder
             .http1()
             .half_close(true)
+            .max_buf_size(HYPER_READ_BUFFER)
             .timer(TokioTimer::new())
             .header_read_timeout(http.header_read_timeout().max(http.idle_timeout()));
         builder
             .http2()
+            .initial_connection_window_size(HTTP2_WINDOW)
+            .initial_stream_window_size(HTTP2_WINDOW)
             .timer(TokioTimer::new())
             .keep_alive_interval(http.idle_timeout())
             .keep_alive_timeout(http.header_read_timeout());

@@ -5,14 +5,18 @@
 //! committers, the dispatcher, the hand-over lanes, and the releaser of queued
 //! sends.
 
+pub mod accept;
 pub mod admin;
 pub mod app;
 mod body_budget;
+pub mod body_read;
+mod bulk;
 pub mod config;
 mod descriptors;
 pub mod forward;
 pub mod front;
 pub mod grpc;
+mod grpc_port;
 pub mod headers;
 pub mod http_client;
 pub mod ingest;
@@ -241,8 +245,13 @@ pub async fn serve(
         grpc: grpc_listener.local_addr().map_err(ServeError::Http)?,
     });
     let mut closed_for_grpc = closed.clone();
+    // One cap for both ports: they draw file descriptors from one process.
+    let cap = accept::ConnectionCap::new(app.config.http.max_connections);
+    let http_acceptor =
+        accept::Acceptor::new(listener, cap.clone(), "http", front::TOO_MANY_CONNECTIONS);
+    let grpc_acceptor = accept::Acceptor::new(grpc_listener, cap, "grpc", b"");
     let server = tokio::spawn(front::serve(
-        listener,
+        http_acceptor,
         app.clone(),
         app::router(app.clone()),
         closed.clone(),
@@ -255,7 +264,7 @@ pub async fn serve(
                 .max_decoding_message_size(limit),
         )
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            grpc_port::incoming(grpc_acceptor, app.clone(), closed.clone()),
             async move {
                 let _ = closed_for_grpc.changed().await;
             },

@@ -1,16 +1,16 @@
-//! The send endpoints: Meta's `POST /{version}/{phone_number_id}/messages`, wagate's bulk
-//! NDJSON endpoint, and the status of a message by id.
+//! The send endpoints: Meta's `POST /{version}/{phone_number_id}/messages`, the status of a
+//! message by id, and the checks and answers the bulk endpoint (`bulk`) and gRPC share.
 
 use std::fmt::Write;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde_json::value::RawValue;
+use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::app::{blocking, read_request_body, require_content_type, store_error, App};
+use super::app::{blocking, require_content_type, store_error, App};
+use super::body_read::read_request_body;
 use super::config::OnLimit;
 use super::headers::Headers;
 use super::ingest::Rejected;
@@ -84,12 +84,23 @@ impl Outcome {
     }
 
     /// Appends the bulk endpoint's result line for the `line`th request.
-    fn write_bulk_line(&self, line: usize, out: &mut String) {
+    pub(crate) fn write_bulk_line(&self, line: usize, out: &mut String) {
+        self.write_line(line, "", out);
+    }
+
+    /// Appends the bulk endpoint's last line when it stopped reading: why the `line`th request
+    /// and those after it were not read.
+    pub(crate) fn write_unread_line(&self, line: usize, out: &mut String) {
+        self.write_line(line, r#","unread":true"#, out);
+    }
+
+    fn write_line(&self, line: usize, tail: &str, out: &mut String) {
         let _ = write!(out, r#"{{"line":{line},"status":{},"body":"#, self.status);
         self.body.write_json(out);
         if let Some(secs) = self.retry_after {
             let _ = write!(out, r#","retry_after":{secs}"#);
         }
+        out.push_str(tail);
         out.push_str("}\n");
     }
 }
@@ -106,7 +117,10 @@ pub(crate) fn on_limit(tenant: &Tenant, asked: Option<&str>) -> Result<OnLimit, 
     }
 }
 
-fn on_limit_header<H: Headers + ?Sized>(tenant: &Tenant, headers: &H) -> Result<OnLimit, ApiError> {
+pub(crate) fn on_limit_header<H: Headers + ?Sized>(
+    tenant: &Tenant,
+    headers: &H,
+) -> Result<OnLimit, ApiError> {
     let asked = headers.text(ON_LIMIT_HEADER).map(|v| v.unwrap_or("?"));
     on_limit(tenant, asked)
 }
@@ -301,7 +315,7 @@ fn count_refused(app: &App, error: &ApiError) {
     });
 }
 
-fn counted(app: &App, error: ApiError) -> ApiErrorResponse {
+pub(crate) fn counted(app: &App, error: ApiError) -> ApiErrorResponse {
     count_refused(app, &error);
     error.into()
 }
@@ -430,79 +444,6 @@ pub(crate) async fn submit_prepared(
         .into_iter()
         .map(|o| o.expect("every send answered"))
         .collect())
-}
-
-/// One line of a bulk request. `request` is kept as the sender wrote it: it is parsed once,
-/// by the send's own check, and goes to Meta as written, like the single endpoint's body.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BulkLine<'a> {
-    phone_number_id: String,
-    #[serde(default)]
-    idempotency_key: Option<String>,
-    #[serde(borrow)]
-    request: &'a RawValue,
-}
-
-/// `POST /wagate/v1/bulk`: NDJSON in (`{"phone_number_id", "idempotency_key"?, "request"}`
-/// per line, `request` being Meta's send request), one result line per input line out,
-/// in order: `{"line", "status", "body"}` with the body the single endpoint would answer.
-pub async fn bulk(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    bump(&app.metrics.requests);
-    match bulk_inner(&app, &headers, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn bulk_inner(
-    app: &App,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Response, ApiErrorResponse> {
-    let tenant = app.tenants.tenant(headers).map_err(|e| counted(app, e))?;
-    require_content_type(headers, "application/x-ndjson").map_err(|e| counted(app, e))?;
-    let queue = on_limit_header(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
-    let body = read_request_body(app, body, app.config.http.max_bulk_bytes).await?;
-    // Parsing and checking thousands of lines is CPU work: off the async threads, so that
-    // other requests (and `/healthz`) never wait behind a bulk upload.
-    let worker = app.clone();
-    let (prepared, _claim) = blocking(move || {
-        let (bytes, claim) = body.into_parts();
-        let asked = bytes
-            .split(|&b| b == b'\n')
-            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|line| {
-                let line = serde_json::from_slice::<BulkLine>(line)
-                    .map_err(|e| ApiError::invalid_parameter(format!("not a bulk line: {e}")))?;
-                Ok(Asked {
-                    number: usable_number(&worker, &tenant, &line.phone_number_id)?,
-                    body: line.request.get().as_bytes().to_vec(),
-                    key: line.idempotency_key,
-                    queue,
-                })
-            })
-            .collect();
-        Ok((prepare(&worker, asked), claim))
-    })
-    .await?;
-    let outcomes = submit_prepared(app, prepared)
-        .await
-        .map_err(|why| rejected(app, why))?;
-    let out = blocking(move || {
-        let mut out = String::with_capacity(outcomes.len() * 200);
-        for (line, outcome) in outcomes.iter().enumerate() {
-            outcome.write_bulk_line(line, &mut out);
-        }
-        Ok(out)
-    })
-    .await?;
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        out,
-    )
-        .into_response())
 }
 
 /// `GET /wagate/v1/messages/{id}`: where a message is (queued, pending, sent, delivered...).

@@ -253,7 +253,6 @@ impl Upstream for SharedMetaUpstream {
     /// then go out, so a crash leaves in flight only what was under way at Meta.
     fn send_all(&self, messages: &[StoredMessage], hand_over: &mut dyn HandOver) {
         let upstream = self.0.clone();
-        let count = messages.len();
         // Only the number and the payload travel: copying whole records cost a second copy
         // of every payload.
         let messages: Vec<(u64, Bytes)> = messages
@@ -273,8 +272,6 @@ impl Upstream for SharedMetaUpstream {
                 ));
             }
             drop((ready, done));
-            let mut went = vec![false; count];
-            let mut answered = vec![false; count];
             let (mut readies_open, mut dones_open) = (true, true);
             while readies_open || dones_open {
                 tokio::select! {
@@ -284,9 +281,6 @@ impl Upstream for SharedMetaUpstream {
                             let mut burst = vec![first];
                             while let Ok(more) = dones.try_recv() {
                                 burst.push(more);
-                            }
-                            for (index, _) in &burst {
-                                answered[*index] = true;
                             }
                             hand_over.outcomes(burst);
                         }
@@ -302,11 +296,9 @@ impl Upstream for SharedMetaUpstream {
                             let marked = hand_over.going_out(&indices);
                             let mut vanished = Vec::new();
                             for (index, go) in group {
-                                went[index] = marked;
                                 if go.send(marked).is_err() && marked {
                                     // The task ended (a stop) before it could send: marked but
                                     // surely not sent, so pending again.
-                                    answered[index] = true;
                                     vanished.push((index, Err(UpstreamError::Retryable(
                                         "stopped before it went out".into(),
                                     ))));
@@ -321,14 +313,8 @@ impl Upstream for SharedMetaUpstream {
                 }
             }
             // A send task cut off after it was let go (the runtime stopping) may have sent its
-            // request already: its outcome is unknown, not "failed for now".
-            let cut: Vec<_> = (0..count)
-                .filter(|&i| went[i] && !answered[i])
-                .map(|i| (i, Err(UpstreamError::Unknown("the send task ended".into()))))
-                .collect();
-            if !cut.is_empty() {
-                hand_over.outcomes(cut);
-            }
+            // request already: it has no outcome here, and the lane keeps it in flight (see
+            // `HandOver`).
         })
     }
 

@@ -1,0 +1,123 @@
+//! Accepting connections on the HTTP and gRPC ports under one cap, `http.max_connections`
+//! (both ports draw file descriptors from one process): a connection beyond it is refused at
+//! once, without a task, counted and logged at most once a second; accept errors (out of
+//! descriptors and the like) back off instead of spinning, logged when they start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::app::App;
+use super::metrics::bump;
+
+const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// The places under `http.max_connections`, shared by both ports.
+#[derive(Clone)]
+pub struct ConnectionCap {
+    open: Arc<Semaphore>,
+    cap: usize,
+}
+
+impl ConnectionCap {
+    /// `max_connections`, kept under the open-files limit.
+    pub fn new(max_connections: usize) -> ConnectionCap {
+        let cap = super::descriptors::connection_cap(max_connections);
+        ConnectionCap {
+            open: Arc::new(Semaphore::new(cap)),
+            cap,
+        }
+    }
+}
+
+/// One port's accepting.
+pub struct Acceptor {
+    listener: TcpListener,
+    limits: ConnectionCap,
+    port: &'static str,
+    /// What a refused connection is told before it is closed (the HTTP port: a 503).
+    refusal: &'static [u8],
+    backoff: Duration,
+    logged_at: Option<std::time::Instant>,
+    since_logged: u64,
+}
+
+impl Acceptor {
+    pub fn new(
+        listener: TcpListener,
+        limits: ConnectionCap,
+        port: &'static str,
+        refusal: &'static [u8],
+    ) -> Acceptor {
+        Acceptor {
+            listener,
+            limits,
+            port,
+            refusal,
+            backoff: ACCEPT_BACKOFF_FIRST,
+            logged_at: None,
+            since_logged: 0,
+        }
+    }
+
+    /// The next connection, with its place under the cap. Cancel-safe: a connection is never
+    /// accepted and then lost.
+    pub async fn next(&mut self, app: &App) -> (TcpStream, OwnedSemaphorePermit) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, _)) => {
+                    self.backoff = ACCEPT_BACKOFF_FIRST;
+                    match self.limits.open.clone().try_acquire_owned() {
+                        Ok(permit) => return (stream, permit),
+                        Err(_) => self.refuse(app, stream),
+                    }
+                }
+                Err(error) if is_connection_error(&error) => {}
+                Err(error) => {
+                    // Out of file descriptors and the like: accepting again at once would
+                    // spin. Logged when it starts, not at every retry.
+                    if self.backoff == ACCEPT_BACKOFF_FIRST {
+                        tracing::warn!(%error, port = self.port, "accepting connections fails; backing off");
+                    }
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// Tells the connection why without waiting (a new socket's send buffer takes it) and
+    /// closes it.
+    fn refuse(&mut self, app: &App, stream: TcpStream) {
+        if !self.refusal.is_empty() {
+            let _ = stream.try_write(self.refusal);
+        }
+        drop(stream);
+        bump(&app.metrics.connections_refused);
+        self.since_logged += 1;
+        if self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            tracing::warn!(
+                refused = self.since_logged,
+                port = self.port,
+                max_connections = self.limits.cap,
+                "connections refused: the server holds as many as it may"
+            );
+            self.logged_at = Some(std::time::Instant::now());
+            self.since_logged = 0;
+        }
+    }
+}
+
+fn is_connection_error(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
+}

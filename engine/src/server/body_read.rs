@@ -1,0 +1,207 @@
+//! Reading request bodies: each route's limit, the server's deadline for a body, and the
+//! body's claim on `http.max_body_bytes_held`, with the errors in Meta's shape.
+//!
+//! [`BodyFrames`] yields a body's bytes as they arrive under its limit and deadline (the bulk
+//! endpoint takes it part by part); [`read_request_body`] reads a whole body that way, claimed
+//! as its bytes arrive.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+
+use super::app::App;
+use super::body_budget::Claim;
+use super::metrics::{bump, Metrics};
+use crate::cloud_api::error::ApiError;
+
+/// Past the limit, how much more of a body is read (and dropped) so that the client, still
+/// sending, gets the 413 rather than a reset connection.
+const DRAIN_BEYOND_LIMIT: usize = 16 << 20;
+
+/// Room made for a body's bytes at once, at least.
+const ROOM_STEP: usize = 16 << 10;
+
+/// A body's bytes as they arrive, refused in Meta's shape past `limit` or its deadline.
+pub struct BodyFrames<'a> {
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+    deadline: Instant,
+    seen: usize,
+    metrics: &'a Metrics,
+}
+
+impl<'a> BodyFrames<'a> {
+    pub fn new(body: Body, limit: usize, timeout: Duration, metrics: &'a Metrics) -> Self {
+        BodyFrames {
+            body,
+            limit,
+            timeout,
+            deadline: Instant::now() + timeout,
+            seen: 0,
+            metrics,
+        }
+    }
+
+    /// The length the client announced, when it announced one.
+    pub fn announced(&self) -> Option<u64> {
+        hyper::body::Body::size_hint(&self.body).exact()
+    }
+
+    /// The next bytes, `None` at the end. Past the limit, the rest is read and dropped (up to
+    /// a bound) and the body refused with 413.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
+        loop {
+            // A body trickled in byte by byte must not hold its connection (and memory)
+            // forever.
+            let Ok(frame) = tokio::time::timeout_at(self.deadline, self.body.frame()).await else {
+                bump(&self.metrics.invalid);
+                return Err(ApiError::new(
+                    408,
+                    100,
+                    "Invalid parameter",
+                    format!(
+                        "the body did not arrive within {} ms",
+                        self.timeout.as_millis()
+                    ),
+                    "body_timeout",
+                ));
+            };
+            let Some(frame) = frame else {
+                return Ok(None);
+            };
+            let frame = frame.map_err(|e| {
+                ApiError::invalid_parameter(format!("the body could not be read: {e}"))
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            self.seen += data.len();
+            if self.seen > self.limit {
+                self.drain().await;
+                return Err(self.too_large());
+            }
+            return Ok(Some(data));
+        }
+    }
+
+    /// Reads the rest and drops it, up to [`DRAIN_BEYOND_LIMIT`] past the limit and within the
+    /// deadline, so that a client still sending gets the answer rather than a reset.
+    pub async fn drain(&mut self) {
+        while self.seen <= self.limit + DRAIN_BEYOND_LIMIT {
+            match tokio::time::timeout_at(self.deadline, self.body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.seen += data.len();
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// The answer to a body larger than its limit, counted.
+    pub fn too_large(&self) -> ApiError {
+        bump(&self.metrics.invalid);
+        ApiError::new(
+            413,
+            100,
+            "Invalid parameter",
+            format!("the body is larger than {} bytes", self.limit),
+            "body_too_large",
+        )
+    }
+}
+
+/// The whole body, refused in Meta's shape when larger than `limit`, late, or past
+/// `http.max_body_bytes_held` with the other requests' bodies (`claim` holds its bytes).
+pub async fn read_body(
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+    metrics: &Metrics,
+    claim: &mut Claim,
+) -> Result<Bytes, ApiError> {
+    let mut frames = BodyFrames::new(body, limit, timeout, metrics);
+    if frames
+        .announced()
+        .is_some_and(|announced| announced > limit as u64)
+    {
+        frames.drain().await;
+        return Err(frames.too_large());
+    }
+    // Room is made as bytes arrive, at most a step ahead of them, and claimed as it is made
+    // (the front's reader does the same): an announced length is not memory until its bytes
+    // come (a stalled upload announcing 64 MiB held 64 MiB).
+    let mut kept = bytes::BytesMut::new();
+    while let Some(data) = frames.next().await? {
+        if kept.capacity() - kept.len() < data.len() {
+            kept.reserve(data.len().max(ROOM_STEP));
+            let beyond = kept.capacity().saturating_sub(claim.bytes());
+            if beyond > 0 && !claim.grow(beyond) {
+                // Read on and dropped, like a body past its limit, so that the client gets
+                // the answer rather than a reset connection.
+                drop(kept);
+                frames.drain().await;
+                return Err(bodies_full(metrics));
+            }
+        }
+        kept.extend_from_slice(&data);
+    }
+    Ok(kept.freeze())
+}
+
+/// [`read_body`] with the server's own deadline for bodies.
+pub async fn read_request_body(app: &App, body: Body, limit: usize) -> Result<ReadBody, ApiError> {
+    let mut claim = app.bodies.claim();
+    let bytes = read_body(
+        body,
+        limit,
+        app.config.http.body_read_timeout(),
+        &app.metrics,
+        &mut claim,
+    )
+    .await?;
+    Ok(ReadBody {
+        bytes,
+        _claim: claim,
+    })
+}
+
+/// A request's body, read whole, with its claim on `http.max_body_bytes_held` (given back
+/// when the body is dropped, once the request is done with it).
+pub struct ReadBody {
+    pub bytes: Bytes,
+    _claim: Claim,
+}
+
+impl ReadBody {
+    /// The bytes, and the claim to keep for as long as anything made from them is held.
+    pub fn into_parts(self) -> (Bytes, Claim) {
+        (self.bytes, self._claim)
+    }
+}
+
+impl std::ops::Deref for ReadBody {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Refuses a body when all the unfinished requests' bodies together hold
+/// `http.max_body_bytes_held`: retry shortly (Meta's shape for a service briefly unavailable).
+pub fn bodies_full(metrics: &Metrics) -> ApiError {
+    bump(&metrics.bodies_refused);
+    ApiError::new(
+        503,
+        2,
+        "Service temporarily unavailable",
+        "the request bodies being read hold http.max_body_bytes_held; retry shortly",
+        "bodies_full",
+    )
+}

@@ -1,0 +1,206 @@
+//! `POST /wagate/v1/bulk`: many sends in one NDJSON request, taken part by part as the body
+//! arrives.
+//!
+//! A bulk body is never held whole: whole lines are cut into parts of about [`PART_BYTES`] as
+//! they arrive, and each part is checked, decided and durably accepted before the next is
+//! read, so a bulk request holds one part and the answers so far (both claimed from
+//! `http.max_body_bytes_held`), and its first sends are accepted while the rest is uploading.
+//! When the body cannot be read on (too large, too late, past the bound on held bodies, the
+//! server full or stopping) after some lines were taken, the answer still lists every line
+//! taken, then one line saying why the rest was not (`"unread": true`), so that the caller
+//! resends exactly the lines from there on.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use serde_json::value::RawValue;
+
+use super::app::{blocking, require_content_type, App};
+use super::body_read::{bodies_full, BodyFrames};
+use super::metrics::bump;
+use super::reply::ApiErrorResponse;
+use super::send::{counted, on_limit_header, prepare, rejected, submit_prepared, usable_number};
+use super::send::{Asked, Outcome};
+use super::tenants::Tenant;
+use crate::cloud_api::error::ApiError;
+use crate::server::config::OnLimit;
+
+/// About how many bytes of whole lines are taken together: one check on the blocking pool and
+/// one ingest job (whose sends share group commits) per part.
+const PART_BYTES: usize = 256 << 10;
+
+/// One line of a bulk request. `request` is kept as the sender wrote it: it is parsed once,
+/// by the send's own check, and goes to Meta as written, like the single endpoint's body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkLine<'a> {
+    phone_number_id: String,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    #[serde(borrow)]
+    request: &'a RawValue,
+}
+
+/// NDJSON in (`{"phone_number_id", "idempotency_key"?, "request"}` per line, `request` being
+/// Meta's send request), one result line per input line out, in order: `{"line", "status",
+/// "body"}` with the body the single endpoint would answer.
+pub async fn bulk(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    bump(&app.metrics.requests);
+    match bulk_inner(&app, &headers, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// What a bulk request asked, for each of its parts.
+struct Asking {
+    app: App,
+    tenant: Arc<Tenant>,
+    queue: bool,
+}
+
+async fn bulk_inner(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiErrorResponse> {
+    let tenant = app.tenants.tenant(headers).map_err(|e| counted(app, e))?;
+    require_content_type(headers, "application/x-ndjson").map_err(|e| counted(app, e))?;
+    let queue = on_limit_header(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
+    let asking = Arc::new(Asking {
+        app: app.clone(),
+        tenant,
+        queue,
+    });
+    let limit = app.config.http.max_bulk_bytes;
+    let mut frames = BodyFrames::new(
+        body,
+        limit,
+        app.config.http.body_read_timeout(),
+        &app.metrics,
+    );
+    if frames
+        .announced()
+        .is_some_and(|announced| announced > limit as u64)
+    {
+        frames.drain().await;
+        return Err(frames.too_large().into());
+    }
+    // The part being read and the answers so far, under `http.max_body_bytes_held`.
+    let mut claim = app.bodies.claim();
+    let mut answer = Answer::default();
+    let mut pending = BytesMut::new();
+    let stopped = loop {
+        let data = match frames.next().await {
+            Ok(Some(data)) => data,
+            Ok(None) => match answer.take(&asking, pending.split().freeze()).await {
+                Ok(()) => break None,
+                Err(why) => break Some(why),
+            },
+            Err(error) => break Some(error.into()),
+        };
+        if !claim.grow(data.len()) {
+            frames.drain().await;
+            break Some(bodies_full(&app.metrics).into());
+        }
+        pending.extend_from_slice(&data);
+        if pending.len() < PART_BYTES {
+            continue;
+        }
+        let Some(end) = pending.iter().rposition(|&b| b == b'\n') else {
+            continue;
+        };
+        let part = pending.split_to(end + 1).freeze();
+        let taken = part.len();
+        let written = answer.out.len();
+        if let Err(why) = answer.take(&asking, part).await {
+            break Some(why);
+        }
+        claim.release(taken);
+        claim.hold(answer.out.len() - written);
+    };
+    match stopped {
+        // Nothing taken: the request's own error, as before any line was read.
+        Some(why) if answer.lines == 0 => Err(why),
+        Some(ApiErrorResponse(error, retry_after)) => {
+            answer.unread(&Outcome::error(&error, retry_after));
+            Ok(answer.into_response())
+        }
+        None => Ok(answer.into_response()),
+    }
+}
+
+/// The result lines written so far.
+#[derive(Default)]
+struct Answer {
+    out: String,
+    /// Lines taken (blank lines are not lines).
+    lines: usize,
+}
+
+impl Answer {
+    /// Checks, decides and accepts a part's lines, and writes their result lines; a part the
+    /// server could not take at all (full, stopping) is the request's stop.
+    async fn take(&mut self, asking: &Arc<Asking>, part: Bytes) -> Result<(), ApiErrorResponse> {
+        if part.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        // Parsing and checking thousands of lines is CPU work: off the async threads, so that
+        // other requests (and `/healthz`) never wait behind a bulk upload.
+        let parsing = asking.clone();
+        let prepared = blocking(move || {
+            let Asking { app, tenant, queue } = &*parsing;
+            let asked = part
+                .split(|&b| b == b'\n')
+                .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+                .map(|line| {
+                    let line = serde_json::from_slice::<BulkLine>(line).map_err(|e| {
+                        ApiError::invalid_parameter(format!("not a bulk line: {e}"))
+                    })?;
+                    Ok(Asked {
+                        number: usable_number(app, tenant, &line.phone_number_id)?,
+                        body: line.request.get().as_bytes().to_vec(),
+                        key: line.idempotency_key,
+                        queue: *queue,
+                    })
+                })
+                .collect();
+            Ok(prepare(app, asked))
+        })
+        .await?;
+        let app = &asking.app;
+        let outcomes = submit_prepared(app, prepared)
+            .await
+            .map_err(|why| rejected(app, why))?;
+        let (first, count) = (self.lines, outcomes.len());
+        let lines = blocking(move || {
+            let mut out = String::with_capacity(count * 200);
+            for (line, outcome) in outcomes.iter().enumerate() {
+                outcome.write_bulk_line(first + line, &mut out);
+            }
+            Ok(out)
+        })
+        .await?;
+        self.out.push_str(&lines);
+        self.lines += count;
+        Ok(())
+    }
+
+    /// The last line: why the lines from here on were not read.
+    fn unread(&mut self, why: &Outcome) {
+        why.write_unread_line(self.lines, &mut self.out);
+    }
+
+    fn into_response(self) -> Response {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            self.out,
+        )
+            .into_response()
+    }
+}
