@@ -15,6 +15,7 @@ requests refused for the bound (`wagate_request_bodies_refused_total`). Every co
 closed and the server stopped at the end (bounded: it never waits past 60 s).
 """
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -108,6 +109,7 @@ def main():
                 server.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 server.kill()
+            shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,8 @@ async fn bulk_inner(
     let mut claim = app.bodies.claim();
     let mut answer = Answer::default();
     let mut pending = BytesMut::new();
+    // Where the last whole line in `pending` ends.
+    let mut line_end = None;
     let stopped = loop {
         let data = match frames.next().await {
             Ok(Some(data)) => data,
@@ -107,14 +109,19 @@ async fn bulk_inner(
             frames.drain().await;
             break Some(bodies_full(&app.metrics).into());
         }
+        // Only the bytes just come are looked at: a long line is not searched again for every
+        // frame of it.
+        if let Some(at) = data.iter().rposition(|&b| b == b'\n') {
+            line_end = Some(pending.len() + at + 1);
+        }
         pending.extend_from_slice(&data);
         if pending.len() < PART_BYTES {
             continue;
         }
-        let Some(end) = pending.iter().rposition(|&b| b == b'\n') else {
+        let Some(end) = line_end.take() else {
             continue;
         };
-        let part = pending.split_to(end + 1).freeze();
+        let part = pending.split_to(end).freeze();
         let taken = part.len();
         let written = answer.out.len();
         if let Err(why) = answer.take(&asking, part).await {
