@@ -1,8 +1,19 @@
 //! Generates the gRPC service from `proto/wagate.proto` (needs `protoc`; tests/ensure-deps.sh
-//! installs Debian's protobuf-compiler when it is missing).
+//! installs Debian's protobuf-compiler when it is missing), and bakes the hash of the sources
+//! into the build (`WAGATE_SOURCE_HASH`, printed by `wagate --source-hash`).
+
+#[path = "build_support/source_hash.rs"]
+mod source_hash;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("cargo:rerun-if-changed=proto/wagate.proto");
+    for source in source_hash::SOURCES {
+        println!("cargo:rerun-if-changed={source}");
+    }
+    let engine = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    println!(
+        "cargo:rustc-env=WAGATE_SOURCE_HASH={:016x}",
+        source_hash::source_hash(&engine)?
+    );
     tonic_prost_build::configure()
         .build_transport(false)
         .compile_protos(&["proto/wagate.proto"], &["proto"])?;

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use wagate::contact_events::{FailedSend, InboundContent};
 use wagate::decision::{Decision, DeferReason};
-use wagate::events::{FailedSend, InboundContent};
 use wagate::sketch::hll::index_and_rank;
 use wagate::template::model::Category;
 use wagate::{

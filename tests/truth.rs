@@ -516,7 +516,7 @@ async fn capacity_freed_by_time_is_never_refused_on_another_shard() -> Result<()
     let on_shard = |shard: usize| {
         (1..).map(person).filter(move |p| {
             let digits = p.trim_start_matches('+').parse::<u64>().unwrap();
-            wagate::core::shard_for(digits, 2) == shard
+            wagate::shard_context::shard_for(digits, 2) == shard
         })
     };
     let counted: Vec<String> = on_shard(0).take(250).collect();

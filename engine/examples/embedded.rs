@@ -9,11 +9,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use wagate::contact_events::InboundContent;
 use wagate::durable::dispatch::{Reconciled, Upstream, UpstreamError};
 use wagate::durable::message::{message_id_text, StoredMessage};
 use wagate::durable::submission::Submission;
 use wagate::durable::{SubmitResult, Wagate, WagateConfig};
-use wagate::events::InboundContent;
 use wagate::{
     AccountId, Category, ConsentChange, ConsentSource, InboundMessage, Message, Msisdn,
     NumberRegistration, PhoneNumberId, PortfolioId, SendRequest, SystemClock, TemplateDefinition,

@@ -28,6 +28,11 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
         Some("recover") => recover(&args[1..]),
+        // Which sources this binary was built from (the process tests check it).
+        Some("--source-hash") => {
+            println!("{}", env!("WAGATE_SOURCE_HASH"));
+            Ok(())
+        }
         None | Some("simulate") => simulate(&args[args.len().min(1)..]),
         Some("--help") | Some("-h") | Some("help") => {
             println!(

@@ -22,22 +22,22 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::clock::{Clock, Timestamp, SECS_PER_HOUR};
-use crate::core::{shard_for, Core};
+use crate::contact_events::{
+    ConsentChange, ContactView, FailedSend, FailureEffect, FailureReversal, InboundEffect,
+    InboundMessage,
+};
 use crate::decision::{Decision, DeferReason, Refusal, SendRequest};
 use crate::durable::commit::{wait_before_group, CommitJob, Committer, Durability};
 use crate::durable::message::DueMessage;
 use crate::durable::release_queue::ReleaseQueue;
 use crate::durable::submission::{record_outcome, Followup, LedgerDeltas, Prepared};
-use crate::engine::Engine;
-use crate::events::{
-    ConsentChange, ContactView, FailedSend, FailureEffect, FailureReversal, InboundEffect,
-    InboundMessage,
-};
 use crate::hash::mix64;
 use crate::ids::{Msisdn, PhoneNumberId};
+use crate::inline_engine::Engine;
 use crate::price::Ledger;
 use crate::registry::{Registry, RegistryError};
 use crate::shard::Shard;
+use crate::shard_context::{shard_for, Core};
 use crate::sketch::hll::index_and_rank;
 use crate::state::contact::{ConsentSource, ContactRecord};
 use crate::state::contact_table::ContactKey;
@@ -709,7 +709,7 @@ impl ShardPool {
             if scope.projection_due(&core.profile, now).is_none() {
                 continue;
             }
-            let since = now.saturating_sub(crate::core::WEEK_SECS - 1);
+            let since = now.saturating_sub(crate::shard_context::WEEK_SECS - 1);
             let exact: u64 = self
                 .ask_all(|reply| {
                     Work::Control(Control::CountCounted {

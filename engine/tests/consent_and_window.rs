@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use wagate::events::FailureEffect;
+use wagate::contact_events::FailureEffect;
 use wagate::{ConsentChange, ConsentSource, DeferReason, Refusal};
 
 #[test]

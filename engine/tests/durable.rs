@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use wagate::contact_events::InboundContent;
 use wagate::durable::admin::AdminError;
 use wagate::durable::dispatch::{Reconciled, Upstream, UpstreamError};
 use wagate::durable::message::{DispatchStatus, StoredMessage};
 use wagate::durable::submission::Submission;
 use wagate::durable::wagate::OpenError;
 use wagate::durable::{SubmitError, SubmitResult, Wagate, WagateConfig};
-use wagate::events::InboundContent;
 use wagate::store::StoreError;
 use wagate::{
     AccountId, Category, ConsentChange, ConsentSource, DeferReason, EngineConfig, InboundMessage,
@@ -601,7 +601,7 @@ fn webhook_events_apply_once_and_feed_the_rules() {
     let report = wagate.apply_webhook(failed).unwrap();
     assert_eq!(
         report.failure_effects,
-        vec![wagate::events::FailureEffect::Unreachable]
+        vec![wagate::contact_events::FailureEffect::Unreachable]
     );
     assert!(matches!(
         wagate.submit(template_to(1, None)),

@@ -489,7 +489,7 @@ fn capacity_a_busy_shard_has_not_yet_expired_is_not_refused_elsewhere() {
         let on_shard = |shard: usize| {
             (0..)
                 .map(person)
-                .filter(move |p| wagate::core::shard_for(p.digits(), 2) == shard)
+                .filter(move |p| wagate::shard_context::shard_for(p.digits(), 2) == shard)
         };
         for who in on_shard(0).take(limit) {
             f.opt_in(who);

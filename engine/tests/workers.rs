@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use wagate::events::InboundContent;
+use wagate::contact_events::InboundContent;
 use wagate::workers::{Command, Reply, ShardPool};
 use wagate::{
     ConsentChange, ConsentSource, Decision, DeferReason, EngineConfig, InboundMessage, Message,

@@ -6,7 +6,7 @@
 //! i is due at start + i / rate whatever the server does, and its latency counts from that
 //! moment, so a stalled server shows its queueing instead of slowing the driver down (N is then
 //! only the bound on requests in flight). The open loop's requests are released by a
-//! [`Pacer`] thread at their intended times; how late each left is reported as `send_lag_us`.
+//! `Pacer` thread at their intended times; how late each left is reported as `send_lag_us`.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
-use wagate::events::InboundContent;
+use wagate::contact_events::InboundContent;
 use wagate::workers::Command;
 use wagate::{
     AccountId, Category, ConsentChange, ConsentSource, InboundMessage, Message, Msisdn,

@@ -8,7 +8,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-/// `target/release/wagate`, next to this test's own executable's directory.
+#[path = "../../engine/build_support/source_hash.rs"]
+mod source_hash;
+
+/// `target/release/wagate`, next to this test's own executable's directory, once it is shown
+/// to be built from the sources beside these tests (a test run after an edit, without building
+/// the binary again, or another checkout sharing the target directory, would otherwise test
+/// another server).
 pub fn wagate_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe
@@ -22,7 +28,42 @@ pub fn wagate_binary() -> Result<PathBuf> {
             binary.display()
         );
     }
+    static CHECKED: std::sync::OnceLock<std::result::Result<(), String>> =
+        std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| built_from_these_sources(&binary).map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)?;
     Ok(binary)
+}
+
+/// The `engine/` folder beside these tests.
+pub fn engine_sources() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine")
+}
+
+/// The hash of the binary's sources, as `source_hash` computes it.
+pub fn source_hash_of(engine: &Path) -> Result<u64> {
+    source_hash::source_hash(engine).with_context(|| format!("hashing {}", engine.display()))
+}
+
+/// Fails unless `binary` says it was built from the sources in [`engine_sources`].
+pub fn built_from_these_sources(binary: &Path) -> Result<()> {
+    let said = Command::new(binary)
+        .arg("--source-hash")
+        .output()
+        .with_context(|| format!("running {} --source-hash", binary.display()))?;
+    let built = String::from_utf8_lossy(&said.stdout).trim().to_string();
+    let here = format!("{:016x}", source_hash_of(&engine_sources())?);
+    if built != here {
+        bail!(
+            "{} was built from other sources (hash {built:?}) than those in {} ({here}): build \
+             it again with `cargo build --release -p wagate` (or run `cargo test --workspace`)",
+            binary.display(),
+            engine_sources().display()
+        );
+    }
+    Ok(())
 }
 
 pub struct WagateProcess {
@@ -123,5 +164,44 @@ impl Drop for WagateProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_hash_changes_with_any_byte_of_the_sources_and_only_with_them() -> Result<()> {
+        let engine = std::env::temp_dir().join(format!("wagate-hash-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&engine);
+        std::fs::create_dir_all(engine.join("src/server"))?;
+        std::fs::create_dir_all(engine.join("tests"))?;
+        std::fs::write(engine.join("Cargo.toml"), "[package]\n")?;
+        std::fs::write(engine.join("src/server/app.rs"), "fn a() {}\n")?;
+        let first = source_hash_of(&engine)?;
+        assert_eq!(
+            source_hash_of(&engine)?,
+            first,
+            "the same sources, the same hash"
+        );
+        std::fs::write(engine.join("tests/other.rs"), "not part of the binary")?;
+        assert_eq!(
+            source_hash_of(&engine)?,
+            first,
+            "tests are not the binary's sources"
+        );
+        std::fs::write(engine.join("src/server/app.rs"), "fn b() {}\n")?;
+        let edited = source_hash_of(&engine)?;
+        assert_ne!(edited, first, "an edit");
+        std::fs::rename(engine.join("src/server/app.rs"), engine.join("src/app.rs"))?;
+        assert_ne!(source_hash_of(&engine)?, edited, "a move");
+        std::fs::remove_dir_all(&engine)?;
+        Ok(())
+    }
+
+    #[test]
+    fn the_server_binary_is_built_from_the_sources_beside_these_tests() -> Result<()> {
+        built_from_these_sources(&wagate_binary()?)
     }
 }

@@ -2,23 +2,23 @@
 //! without a server, for tests, and for simulations on a manual clock.
 //!
 //! Every call reads the injected clock once and routes to the shard that owns the person.
-//! [`crate::workers::ShardPool`] runs the same shards on their own threads.
+//! `wagate::workers::ShardPool` runs the same shards on their own threads.
 
 use std::sync::Arc;
 
 use crate::clock::{Clock, Timestamp};
 use crate::config::{ConfigError, EngineConfig};
-use crate::core::{shard_for, Core};
-use crate::decision::{Decision, DeferReason, Refusal, SendRequest};
-use crate::events::{
+use crate::contact_events::{
     ConsentChange, ContactView, FailedSend, FailureEffect, FailureReversal, InboundEffect,
     InboundMessage,
 };
+use crate::decision::{Decision, DeferReason, Refusal, SendRequest};
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::price::Ledger;
 use crate::profile::Profile;
 use crate::registry::{Registry, RegistryError};
 use crate::shard::Shard;
+use crate::shard_context::{shard_for, Core};
 use crate::state::contact::ConsentSource;
 use crate::usage::Usage;
 
@@ -189,7 +189,7 @@ impl Engine {
             return;
         }
         let now = now.secs();
-        let since = now.saturating_sub(crate::core::WEEK_SECS - 1);
+        let since = now.saturating_sub(crate::shard_context::WEEK_SECS - 1);
         for (_, scope) in core.registry.scopes() {
             if scope.projection_due(&core.profile, now).is_some() {
                 let exact = self

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::core::Core;
 use crate::registry::Registry;
+use crate::shard_context::Core;
 use crate::store::keys::{registry_key, registry_kind};
 use crate::store::{Batch, Family, Store, StoreError};
 

@@ -1,8 +1,9 @@
 //! Sends queued until the rules allow them (the caller chose to queue, not to be refused).
 //!
 //! A deferred send the caller wants queued is written, in the same group commit as everything
-//! else its shard decided, under (due time, message id) in [`Family::Deferred`], with its
-//! idempotency record saying "queued as this id". The releaser hands due records back to their
+//! else its shard decided, under (due time, message id) in
+//! [`Family::Deferred`](crate::store::Family::Deferred), with its idempotency record saying
+//! "queued as this id". The releaser hands due records back to their
 //! shards with their id; whatever the shard decides then (accepted, refused, or deferred
 //! again) deletes the record in the same commit that writes the outcome, so a record is
 //! released at most once and never lost across a crash.

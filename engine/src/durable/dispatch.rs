@@ -378,7 +378,8 @@ pub fn reconcile(
     in_flight: Vec<StoredMessage>,
     upstream: &dyn Upstream,
     store: &dyn Store,
-) -> Result<(Vec<StoredMessage>, Vec<crate::events::FailedSend>), crate::store::StoreError> {
+) -> Result<(Vec<StoredMessage>, Vec<crate::contact_events::FailedSend>), crate::store::StoreError>
+{
     let mut resend = Vec::new();
     let mut settled = Batch::default();
     let mut sent = Vec::new();

@@ -11,7 +11,7 @@ use super::combine::StatusTurn;
 use super::message::Delivery;
 use super::sent_record::{self, message_id, SentRecord};
 use super::template_deliveries;
-use crate::events::FailedSend;
+use crate::contact_events::FailedSend;
 use crate::store::keys::idempotency_key;
 use crate::store::{Batch, Family, Store, StoreError};
 

@@ -16,7 +16,7 @@ use super::combine::StatusTurn;
 use super::dispatch::{backoff_micros, settle, HandOver, Upstream, UpstreamError};
 use super::message::{DispatchStatus, DueMessage, StoredMessage};
 use crate::clock::Timestamp;
-use crate::events::FailedSend;
+use crate::contact_events::FailedSend;
 use crate::store::keys::message_key;
 use crate::store::{Batch, Family, Store};
 

@@ -137,8 +137,8 @@ pub(crate) fn read_accepted(reader: &mut Reader) -> Option<Accepted> {
 
 impl StoredMessage {
     /// This message as a send that failed for good, for the shard that takes back its effects.
-    pub fn failed_send(&self) -> crate::events::FailedSend {
-        crate::events::FailedSend {
+    pub fn failed_send(&self) -> crate::contact_events::FailedSend {
+        crate::contact_events::FailedSend {
             number: self.number,
             to: self.to,
             accepted_at: self.accepted_at,

@@ -24,8 +24,8 @@ use super::submission::{Prepared, Submission};
 use super::webhook::WebhookReport;
 use crate::clock::{Clock, Timestamp};
 use crate::config::{ConfigError, EngineConfig};
+use crate::contact_events::{ConsentChange, FailureEffect, InboundEffect, InboundMessage};
 use crate::decision::{Accepted, Decision, DeferReason, Refusal};
-use crate::events::{ConsentChange, FailureEffect, InboundEffect, InboundMessage};
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::price::Ledger;
 use crate::registry::Registry;
@@ -505,7 +505,7 @@ impl Wagate {
         &self,
         number: PhoneNumberId,
         person: Msisdn,
-    ) -> Result<Option<crate::events::ContactView>, SubmitError> {
+    ) -> Result<Option<crate::contact_events::ContactView>, SubmitError> {
         match self.one(Command::Contact { number, person })? {
             Reply::Contact(record) => Ok(record),
             other => unreachable!("a contact read answered by {other:?}"),

@@ -17,7 +17,7 @@ use super::message::Delivery;
 use super::sent_record;
 use super::wagate::Wagate;
 use super::SubmitError;
-use crate::events::FailureEffect;
+use crate::contact_events::FailureEffect;
 use crate::ids::{AccountId, Msisdn, PhoneNumberId};
 use crate::quality::Quality;
 use crate::store::keys::idempotency_key;

@@ -88,7 +88,7 @@ impl<'a> BodyFrames<'a> {
         }
     }
 
-    /// Reads the rest and drops it, up to [`DRAIN_BEYOND_LIMIT`] past the limit and within the
+    /// Reads the rest and drops it, up to `DRAIN_BEYOND_LIMIT` past the limit and within the
     /// deadline, so that a client still sending gets the answer rather than a reset.
     pub async fn drain(&mut self) {
         while self.seen <= self.limit + DRAIN_BEYOND_LIMIT {

@@ -1,7 +1,7 @@
 //! The HTTP port's connections. Each starts on wagate's own HTTP/1.1 reader, which answers
 //! Meta's send endpoint (`POST /{version}/{phone_number_id}/messages`) itself: the head parsed
-//! in place, the same checks and decision as axum's route ([`send::single_head`],
-//! [`send::single_decide`]), the answer written as one buffer. The first request it does not
+//! in place, the same checks and decision as axum's route (`send::single_head`,
+//! `send::single_decide`), the answer written as one buffer. The first request it does not
 //! take (another path or method, a body that is chunked, larger than the limit or announced
 //! with `Expect`, an upgrade, HTTP/1.0, a head it cannot parse) hands the connection, with
 //! every byte already read, to hyper serving axum's router for the rest of its life.

@@ -286,7 +286,7 @@ pub(crate) fn rejected(app: &App, why: Rejected) -> ApiErrorResponse {
 }
 
 /// `POST /{version}/{phone_number_id}/messages`: Meta's send API, for requests the HTTP/1.1
-/// front hands to axum (see `front`); both ways run [`single_head`] and [`single_decide`].
+/// front hands to axum (see `front`); both ways run `single_head` and `single_decide`.
 pub async fn single(
     State(app): State<App>,
     Path((_version, number)): Path<(String, String)>,

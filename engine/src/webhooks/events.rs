@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::cloud_api::error::ApiError;
-use crate::events::{ConsentChange, InboundContent, InboundMessage};
+use crate::contact_events::{ConsentChange, InboundContent, InboundMessage};
 use crate::ids::{AccountId, Msisdn, PhoneNumberId};
 use crate::json_text::{read_body, read_part, text as text_of, Text};
 use crate::quality::Quality;

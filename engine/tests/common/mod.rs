@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use wagate::events::{FailedSend, FailureReversal, InboundContent};
+use wagate::contact_events::{FailedSend, FailureReversal, InboundContent};
 use wagate::template::model::{ButtonSpec, HeaderSpec, MediaKind};
 use wagate::{
     AccountId, Category, ConsentChange, ConsentSource, Decision, Engine, EngineConfig,

@@ -7,10 +7,10 @@
 
 use super::{business_consent, cached_number, cached_template, journal_note, shard_scope, Shard};
 use crate::clock::{Secs, Timestamp};
-use crate::core::{LIMIT_WINDOW_SECS, MAX_CAPTION_CHARS};
 use crate::decision::{Accepted, Decision, DeferReason, Message, Refusal, SendRequest};
 use crate::hash::mix64;
 use crate::ids::PhoneNumberId;
+use crate::shard_context::{LIMIT_WINDOW_SECS, MAX_CAPTION_CHARS};
 use crate::state::contact::{flags, ContactRecord};
 use crate::state::contact_table::ContactKey;
 use crate::template::model::Category;

@@ -3,15 +3,15 @@
 
 use super::{business_consent, cached_number, journal_note, shard_scope, share_consent, Shard};
 use crate::clock::{Secs, Timestamp, SECS_PER_DAY};
-use crate::core::NormalizedKeywords;
-use crate::core::LIMIT_WINDOW_SECS;
-use crate::decision::Refusal;
-use crate::events::{
+use crate::contact_events::{
     ConsentChange, ContactView, FailedSend, FailureEffect, FailureReversal, InboundContent,
     InboundEffect, InboundMessage,
 };
+use crate::decision::Refusal;
 use crate::hash::mix64;
 use crate::ids::{Msisdn, PhoneNumberId};
+use crate::shard_context::NormalizedKeywords;
+use crate::shard_context::LIMIT_WINDOW_SECS;
 use crate::state::contact::{flags, ConsentSource, ContactRecord};
 use crate::state::contact_table::ContactKey;
 

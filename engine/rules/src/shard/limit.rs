@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::{Shard, ShardScope};
 use crate::clock::{Secs, Timestamp};
-use crate::core::LIMIT_WINDOW_SECS;
 use crate::hash::mix64;
 use crate::scope::LimitScope;
+use crate::shard_context::LIMIT_WINDOW_SECS;
 use crate::state::contact_table::{ContactKey, ContactTable};
 
 /// Whether `at` is still the person's latest counted send in the scope keyed `scope_key`.

@@ -12,12 +12,12 @@ mod restore;
 
 use std::sync::Arc;
 
-use crate::core::Core;
 use crate::hash::MixHashMap;
 use crate::ids::{AccountId, PhoneNumberId};
 use crate::number::NumberState;
 use crate::price::Ledger;
 use crate::scope::LimitScope;
+use crate::shard_context::Core;
 use crate::sketch::windowed::ShardSketch;
 use crate::state::contact::ContactRecord;
 use crate::state::contact_table::{ContactKey, ContactTable};

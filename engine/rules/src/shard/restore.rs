@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use super::{shard_scope, Shard};
 use crate::clock::{Secs, Timestamp, SECS_PER_HOUR};
-use crate::core::LIMIT_WINDOW_SECS;
 use crate::hash::{mix64, MixHashMap};
 use crate::scope::LimitScope;
+use crate::shard_context::LIMIT_WINDOW_SECS;
 use crate::sketch::windowed::WEEK_HOURS;
 use crate::state::contact::ContactRecord;
 use crate::state::contact_table::ContactKey;
