@@ -14,6 +14,7 @@ mod truth;
 
 /// What the server refuses or survives that it once took badly.
 mod hardening;
+mod operability;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_is_accepted_dispatched_and_its_status_forwarded_signed() -> Result<()> {

@@ -123,3 +123,16 @@ for name, i in (("cpu some", 0), ("io some", 1), ("io full", 2)):
 PY
   rm -f "$PRESSURE_LOG"
 }
+
+# The single-number set-up server-load.sh and health-under-bulk.sh share: a fresh data directory
+# under $1, mock-meta with number 2000001 at TIER_100K and 1,000 mps, wagate started on it, 90,000
+# people opted in, the template approved. Stops both on exit.
+start_single_number_bench() {
+  mkdir -p "$1" && fresh_dir "$1/data"
+  write_config "$1/wagate.toml" "$1/data" 1000 2000001
+  trap stop_all EXIT
+  start_mock "$1/mock.out" --number 2000001:1000:100000 --webhook-url http://127.0.0.1:18090/webhooks/meta
+  start_wagate "$1/wagate.toml" "$1"
+  opt_in_single_number
+  approve_template
+}

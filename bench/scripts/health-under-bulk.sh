@@ -8,13 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source bench/scripts/common.sh
 DIR=${LG_DIR:-/tmp/wagate-health}
-mkdir -p "$DIR" && fresh_dir "$DIR/data"
-write_config "$DIR/wagate.toml" "$DIR/data" 1000 2000001
-trap stop_all EXIT
-start_mock "$DIR/mock.out" --number 2000001:1000:100000 --webhook-url http://127.0.0.1:18090/webhooks/meta
-start_wagate "$DIR/wagate.toml" "$DIR"
-opt_in_single_number
-approve_template
+start_single_number_bench "$DIR"
 ${LOADGEN_BIN:-target/release/loadgen} http --target http://127.0.0.1:18090 --token bench-tenant-token-00 \
   --number 2000001 --recipients 90000 --concurrency 8 --batch 1000 --messages 3000000 --max-secs 12 \
   > "$DIR/loadgen.out" 2>&1 &

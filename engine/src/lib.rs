@@ -12,29 +12,14 @@
 //! - [`cloud_api`], [`webhooks`], [`json_text`]: Meta's wire formats.
 //! - [`server`]: the HTTP and gRPC service.
 
-pub use wagate_rules::{
-    clock, config, contact_events, decision, hash, ids, inline_engine, number, pacing, price,
-    profile, quality, registry, scope, shard, shard_context, sketch, state, template, usage,
-};
+pub use durable::Wagate;
+pub use wagate_rules::*;
 
 pub mod cloud_api;
 pub mod durable;
 pub mod json_text;
+pub mod log_limit;
 pub mod server;
 pub mod store;
 pub mod webhooks;
 pub mod workers;
-
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use config::EngineConfig;
-pub use contact_events::{ConsentChange, InboundContent, InboundMessage};
-pub use decision::{Accepted, Decision, DeferReason, Message, Refusal, SendRequest};
-pub use ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
-pub use inline_engine::Engine;
-pub use profile::Profile;
-pub use quality::Quality;
-pub use registry::{NumberRegistration, Registry};
-pub use state::contact::ConsentSource;
-pub use template::model::{Category, TemplateDefinition, TemplateSend, TextParam};
-pub use template::status::TemplateStatus;
-pub use usage::Usage;

@@ -39,6 +39,7 @@ fn main() -> Result<()> {
                 "usage: wagate serve [--config FILE] [--SECTION.KEY VALUE]...\n       \
                  wagate simulate [--profile whatsapp-2021|whatsapp-2025] [--recipients N]\n       \
                  wagate recover --data-dir DIR   (a damaged write-ahead log: keep what is intact)\n\
+                 --log-format json is short for --log.format json.\n\
                  Every config key can also be set as WAGATE__SECTION__KEY in the environment."
             );
             Ok(())
@@ -111,6 +112,8 @@ fn serve_args(args: &[String]) -> Result<ServeArgs> {
         };
         if key == "config" {
             config = Some(value);
+        } else if key == "log-format" {
+            overrides.push(("log.format".into(), value));
         } else {
             overrides.push((key, value));
         }
@@ -118,17 +121,27 @@ fn serve_args(args: &[String]) -> Result<ServeArgs> {
     Ok(ServeArgs { config, overrides })
 }
 
+/// Logs to standard error, as `[log]` says; the level from `RUST_LOG` when it is set.
+fn start_logging(log: &wagate::server::config::LogConfig) -> Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(_) => EnvFilter::try_new(&log.level)
+            .with_context(|| format!("log.level {:?} is not a level or filter", log.level))?,
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.format {
+        wagate::server::config::LogFormat::Text => logs.init(),
+        wagate::server::config::LogFormat::Json => logs.json().init(),
+    }
+    Ok(())
+}
+
 fn serve(args: &[String]) -> Result<()> {
     use std::io::Write;
     use wagate::server::config::ServerConfig;
-
-    // Logs to standard error, level from RUST_LOG (info by default).
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 
     let ServeArgs {
         config: path,
@@ -142,6 +155,7 @@ fn serve(args: &[String]) -> Result<()> {
     let mut overrides = ServerConfig::env_overrides(std::env::vars());
     overrides.extend(cli);
     let config = ServerConfig::load(&text, &overrides)?;
+    start_logging(&config.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("wagate-io")
@@ -167,7 +181,7 @@ fn serve(args: &[String]) -> Result<()> {
     // Said as it went: a supervisor reads the exit code, an operator this line.
     match stopped {
         wagate::server::Stopped::Cleanly => {
-            eprintln!("wagate stopped cleanly");
+            tracing::info!("wagate stopped cleanly");
             Ok(())
         }
         wagate::server::Stopped::GraceRanOut => bail!(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use wagate::server::grpc::proto::messaging_client::MessagingClient;
@@ -41,6 +41,8 @@ pub struct Fixture {
     pub wagate: Option<WagateProcess>,
     extra: String,
     args: Vec<String>,
+    /// Where the server's log goes, when a test reads it.
+    log: Option<PathBuf>,
 }
 
 /// A data directory of its own for each test.
@@ -79,8 +81,19 @@ impl Fixture {
 
     /// Like [`Fixture::start`], with command-line overrides (`--clock.mode`, `system`, ...).
     pub async fn start_with(name: &str, extra: &str, args: &[&str]) -> Result<Fixture> {
+        Self::starting(name, extra, args, false).await
+    }
+
+    /// Like [`Fixture::start_with`], the server's log kept in a file ([`Fixture::log`]).
+    pub async fn start_logged(name: &str, extra: &str, args: &[&str]) -> Result<Fixture> {
+        Self::starting(name, extra, args, true).await
+    }
+
+    async fn starting(name: &str, extra: &str, args: &[&str], logged: bool) -> Result<Fixture> {
+        let dir = fresh_dir(name);
         let mut fixture = Fixture {
-            dir: fresh_dir(name),
+            log: logged.then(|| dir.join("wagate.log")),
+            dir,
             meta: Stub::start().await?,
             sink: Stub::start().await?,
             web: Web::default(),
@@ -90,6 +103,15 @@ impl Fixture {
         };
         fixture.restart()?;
         Ok(fixture)
+    }
+
+    /// What the server has logged so far (with [`Fixture::start_logged`]).
+    pub fn log(&self) -> Result<String> {
+        let path = self
+            .log
+            .as_ref()
+            .context("the log goes to standard error")?;
+        Ok(std::fs::read_to_string(path)?)
     }
 
     fn config(&self) -> String {
@@ -157,7 +179,11 @@ throughput_mps = 1000
     pub fn restart(&mut self) -> Result<()> {
         let path = self.dir.join("wagate.toml");
         std::fs::write(&path, self.config())?;
-        self.wagate = Some(WagateProcess::start_with(&path, &self.args)?);
+        self.wagate = Some(WagateProcess::start_logging(
+            &path,
+            &self.args,
+            self.log.as_deref(),
+        )?);
         Ok(())
     }
 

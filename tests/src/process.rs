@@ -81,6 +81,26 @@ impl WagateProcess {
 
     /// Like [`WagateProcess::start`], with more command-line arguments (key overrides).
     pub fn start_with(config: &Path, args: &[String]) -> Result<WagateProcess> {
+        Self::start_logging(config, args, None)
+    }
+
+    /// Like [`WagateProcess::start_with`], its log (standard error) appended to `log` when
+    /// given (else this process's own standard error).
+    pub fn start_logging(
+        config: &Path,
+        args: &[String],
+        log: Option<&Path>,
+    ) -> Result<WagateProcess> {
+        let stderr = match log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            ),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(wagate_binary()?)
             .arg("serve")
             .arg("--config")
@@ -91,7 +111,7 @@ impl WagateProcess {
             .arg("--grpc.listen")
             .arg("127.0.0.1:0")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .context("starting wagate")?;
         let stdout = child.stdout.take().context("no stdout")?;

@@ -231,7 +231,19 @@ fn run(
         watch,
     };
     // Every way out (the disk refused a write or a read; stopped with nothing due) ends here.
-    while dispatching.round().is_ok() {}
+    let stop = loop {
+        if let Err(stop) = dispatching.round() {
+            break stop;
+        }
+    };
+    match stop {
+        Stop::Disk => tracing::error!(
+            queued = dispatching.queue.len(),
+            "the dispatcher stopped: the disk refused a write or a read; nothing more is sent \
+             until a restart, which resumes from what the disk holds"
+        ),
+        Stop::Done => tracing::info!("the dispatcher stopped: nothing due is left"),
+    }
     // Batches still out finish (their retries are on disk for the next start).
     dispatching.lanes.join();
 }

@@ -195,7 +195,7 @@ impl StatusWrites {
         if message.delivery == Delivery::Failed {
             return Ok(());
         }
-        tracing::info!(
+        tracing::debug!(
             message_id = %super::message::message_id_text(id),
             "Meta reported a delivery failed: its price and its recipient's slot are given back"
         );

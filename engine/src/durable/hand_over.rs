@@ -17,8 +17,13 @@ use super::dispatch::{backoff_micros, settle, HandOver, Upstream, UpstreamError}
 use super::message::{DispatchStatus, DueMessage, StoredMessage};
 use crate::clock::Timestamp;
 use crate::contact_events::FailedSend;
+use crate::log_limit::{admit, LogLimit};
 use crate::store::keys::message_key;
 use crate::store::{Batch, Family, Store};
+
+/// Logged at most once a second over every lane (an outage fails thousands of sends).
+static UPSTREAM_RETRIES: std::sync::Mutex<LogLimit> = std::sync::Mutex::new(LogLimit::new());
+static STORE_FAILURES: std::sync::Mutex<LogLimit> = std::sync::Mutex::new(LogLimit::new());
 
 /// Batches handed over at once.
 pub const LANES: usize = 4;
@@ -222,7 +227,10 @@ impl HandOver for Handing<'_> {
             marks.put(Family::Outbox, message_key(message.id), message.encode());
             marked.push((index, message));
         }
-        if self.store.write(&marks, true).is_err() {
+        if let Err(error) = self.store.write(&marks, true) {
+            if let Some(times) = admit(&STORE_FAILURES) {
+                tracing::error!(%error, times, "marking sends in flight failed: they wait");
+            }
             // Nothing went out: the messages are as the disk still has them.
             for (_, message) in marked {
                 self.live.0.remove(&message.id);
@@ -274,6 +282,15 @@ impl HandOver for Handing<'_> {
                     self.returned.unknown += 1;
                 }
                 Err(UpstreamError::Retryable(reason)) => {
+                    if let Some(retries) = admit(&UPSTREAM_RETRIES) {
+                        tracing::warn!(
+                            message_id = %super::message::message_id_text(message.id),
+                            %reason,
+                            attempts = message.attempts,
+                            retries,
+                            "a send failed for now: it is retried with backoff"
+                        );
+                    }
                     message.status = DispatchStatus::Pending;
                     // Kept so that the message's state says why it is waiting.
                     message.upstream = reason;
@@ -287,7 +304,19 @@ impl HandOver for Handing<'_> {
         }
         // Not synced: a stop before this reaches the disk leaves the messages in flight, and
         // the restart asks the upstream about them.
-        let written = self.store.write(&settled, false).is_ok();
+        let written = match self.store.write(&settled, false) {
+            Ok(()) => true,
+            Err(error) => {
+                if let Some(times) = admit(&STORE_FAILURES) {
+                    tracing::error!(
+                        %error,
+                        times,
+                        "recording send outcomes failed: those sends stay in flight for an operator"
+                    );
+                }
+                false
+            }
+        };
         self.returned.disk_ok &= written;
         // Let go once settled (or given up on: a lane whose disk failed leaves them in flight
         // for an operator).

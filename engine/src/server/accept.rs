@@ -11,6 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::app::App;
 use super::metrics::bump;
+use crate::log_limit::LogLimit;
 
 const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -41,8 +42,7 @@ pub struct Acceptor {
     /// What a refused connection is told before it is closed (the HTTP port: a 503).
     refusal: &'static [u8],
     backoff: Duration,
-    logged_at: Option<std::time::Instant>,
-    since_logged: u64,
+    refusals: LogLimit,
 }
 
 impl Acceptor {
@@ -58,8 +58,7 @@ impl Acceptor {
             port,
             refusal,
             backoff: ACCEPT_BACKOFF_FIRST,
-            logged_at: None,
-            since_logged: 0,
+            refusals: LogLimit::default(),
         }
     }
 
@@ -97,19 +96,13 @@ impl Acceptor {
         }
         drop(stream);
         bump(&app.metrics.connections_refused);
-        self.since_logged += 1;
-        if self
-            .logged_at
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
-        {
+        if let Some(refused) = self.refusals.admit() {
             tracing::warn!(
-                refused = self.since_logged,
+                refused,
                 port = self.port,
                 max_connections = self.limits.cap,
                 "connections refused: the server holds as many as it may"
             );
-            self.logged_at = Some(std::time::Instant::now());
-            self.since_logged = 0;
         }
     }
 }

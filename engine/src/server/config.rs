@@ -35,6 +35,7 @@ pub struct ServerConfig {
     pub clock: ClockConfig,
     pub meta: MetaConfig,
     pub admin: AdminConfig,
+    pub log: LogConfig,
     pub tenants: Vec<TenantConfig>,
     /// Numbers registered at start-up when not yet known (kept as they are when known).
     pub numbers: Vec<NumberSeed>,
@@ -161,6 +162,34 @@ pub struct MetaConfig {
 pub struct AdminConfig {
     /// Bearer token of the admin API; the admin API is off while it is empty.
     pub token: String,
+}
+
+/// The server's log on standard error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (for people, the default) or `json` (one object per line, for a log pipeline).
+    pub format: LogFormat,
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a filter in `RUST_LOG`'s syntax
+    /// (`wagate=debug,hyper=warn`); `RUST_LOG`, when set, wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// What a caller asks for when a send must wait (tier limit, pacing).

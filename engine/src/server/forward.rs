@@ -22,6 +22,7 @@ use super::config::TenantConfig;
 use super::http_client::{client, exchange, HttpClient};
 use super::metrics::{bump, Metrics};
 use crate::durable::{SubmitError, Wagate};
+use crate::log_limit::LogLimit;
 use crate::store::{Batch, Family, StoreError};
 use crate::webhooks::signature::sign;
 
@@ -152,28 +153,29 @@ impl Forwarder {
         Ok(added)
     }
 
-    async fn deliver(&self, tenant: &str, body: Vec<u8>) -> bool {
+    /// Delivers one forward; why not, when it was not.
+    async fn deliver(&self, tenant: &str, body: Vec<u8>) -> Result<(), String> {
         let Some(callback) = self.callbacks.get(tenant) else {
             // The tenant's callback was removed from the config: nothing to deliver to.
-            return true;
+            return Ok(());
         };
         let signature = sign(callback.secret.as_bytes(), &body);
-        let Ok(request) = Request::post(&callback.url)
+        let request = Request::post(&callback.url)
             .header(CONTENT_TYPE, "application/json")
             .header("x-hub-signature-256", signature)
             .body(Full::new(Bytes::from(body)))
-        else {
-            return false;
-        };
-        matches!(
-            exchange(&self.client, request, self.deadline).await,
-            Ok((status, _)) if status.is_success()
-        )
+            .map_err(|e| format!("cannot build the request: {e}"))?;
+        match exchange(&self.client, request, self.deadline).await {
+            Ok((status, _)) if status.is_success() => Ok(()),
+            Ok((status, _)) => Err(format!("the callback answered {status}")),
+            Err(error) => Err(error.to_string()),
+        }
     }
 
     /// Delivers until `stop` turns true; what is not delivered by then stays on disk.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut waiting: HashMap<u64, Waiting> = HashMap::new();
+        let (mut failures, mut store_failures) = (LogLimit::default(), LogLimit::default());
         while !*stop.borrow() {
             let forwarder = self.clone();
             let records = tokio::task::spawn_blocking(move || {
@@ -191,10 +193,20 @@ impl Forwarder {
                 );
                 scanned.map(|_| records)
             })
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
+            .await;
+            let records = match records {
+                Ok(Ok(records)) => records,
+                Ok(Err(error)) => {
+                    if let Some(times) = store_failures.admit() {
+                        tracing::error!(%error, times, "reading the forwards to deliver failed");
+                    }
+                    Vec::new()
+                }
+                Err(error) => {
+                    tracing::error!(%error, "reading the forwards to deliver panicked");
+                    Vec::new()
+                }
+            };
             let now = Instant::now();
             let due: Vec<_> = records
                 .into_iter()
@@ -204,15 +216,22 @@ impl Forwarder {
             let mut tasks = tokio::task::JoinSet::new();
             for (seq, (tenant, body)) in due {
                 let forwarder = self.clone();
-                tasks.spawn(async move { (seq, forwarder.deliver(&tenant, body).await) });
+                tasks.spawn(async move {
+                    let delivered = forwarder.deliver(&tenant, body).await;
+                    (seq, tenant, delivered)
+                });
             }
-            while let Some(Ok((seq, ok))) = tasks.join_next().await {
-                if ok {
-                    waiting.remove(&seq);
-                    delivered.delete(Family::Forward, seq.to_be_bytes());
-                    bump(&self.metrics.forwarded);
-                } else {
+            while let Some(Ok((seq, tenant, done))) = tasks.join_next().await {
+                if let Err(reason) = done {
                     bump(&self.metrics.forward_failures);
+                    if let Some(failures) = failures.admit() {
+                        tracing::warn!(
+                            %tenant,
+                            %reason,
+                            failures,
+                            "forwarding to a tenant's callback failed: kept on disk and retried"
+                        );
+                    }
                     let entry = waiting.entry(seq).or_insert(Waiting {
                         attempts: 0,
                         next: now,
@@ -220,13 +239,28 @@ impl Forwarder {
                     entry.attempts += 1;
                     let backoff = Duration::from_millis(250) * (1 << entry.attempts.min(11));
                     entry.next = Instant::now() + backoff.min(MAX_BACKOFF);
+                } else {
+                    waiting.remove(&seq);
+                    delivered.delete(Family::Forward, seq.to_be_bytes());
+                    bump(&self.metrics.forwarded);
                 }
             }
             if !delivered.is_empty() {
                 let done = delivered.len() as u64;
                 // Unsynced: a delete lost to a crash means one more delivery, never none.
-                if self.wagate.store.write(&delivered, false).is_ok() {
-                    self.backlog.fetch_sub(done, Ordering::Relaxed);
+                match self.wagate.store.write(&delivered, false) {
+                    Ok(()) => {
+                        self.backlog.fetch_sub(done, Ordering::Relaxed);
+                    }
+                    Err(error) => {
+                        if let Some(times) = store_failures.admit() {
+                            tracing::error!(
+                                %error,
+                                times,
+                                "recording delivered forwards failed: they will be delivered again"
+                            );
+                        }
+                    }
                 }
                 continue;
             }

@@ -137,6 +137,7 @@ fn open_engine(
 /// Re-decides queued sends as they come due, until `stop`.
 fn run_releaser(wagate: Arc<Wagate>, metrics: Arc<Metrics>, stop: Arc<AtomicBool>) {
     let mut confirmed_at = 0;
+    let mut failures = crate::log_limit::LogLimit::default();
     while !stop.load(Ordering::Acquire) {
         // Projected upgrades (where wagate may apply them) are looked at once a second.
         let second = wagate.now().secs();
@@ -145,12 +146,19 @@ fn run_releaser(wagate: Arc<Wagate>, metrics: Arc<Metrics>, stop: Arc<AtomicBool
             confirmed_at = second;
         }
         match wagate.release_due(RELEASE_BATCH) {
-            Ok(0) | Err(_) => std::thread::sleep(RELEASE_POLL),
+            Ok(0) => std::thread::sleep(RELEASE_POLL),
+            Err(error) => {
+                if let Some(times) = failures.admit() {
+                    tracing::error!(%error, times, "releasing queued sends failed: tried again");
+                }
+                std::thread::sleep(RELEASE_POLL);
+            }
             Ok(count) => {
                 metrics.released.fetch_add(count as u64, Ordering::Relaxed);
             }
         }
     }
+    tracing::info!("the releaser of queued sends stopped");
 }
 
 /// Where the server listens (the ports actually bound, when the config asked for port 0).
