@@ -15,9 +15,8 @@ use wagate::durable::message::{message_id_text, StoredMessage};
 use wagate::durable::submission::Submission;
 use wagate::durable::{SubmitResult, Wagate, WagateConfig};
 use wagate::{
-    AccountId, Category, ConsentChange, ConsentSource, InboundMessage, Message, Msisdn,
-    NumberRegistration, PhoneNumberId, PortfolioId, SendRequest, SystemClock, TemplateDefinition,
-    TemplateSend, TemplateStatus, TextParam,
+    AccountId, Category, ConsentChange, ConsentSource, InboundMessage, Msisdn, NumberRegistration,
+    PhoneNumberId, PortfolioId, SystemClock, TemplateDefinition, TemplateStatus,
 };
 
 struct PrintingUpstream;
@@ -74,23 +73,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ana = Msisdn::parse("+49 151 0000 0001")?;
     wagate.consent(number, ana, ConsentChange::OptIn, ConsentSource::Api)??;
 
-    let send = |key: &str| Submission {
-        request: SendRequest {
-            number,
-            to: ana,
-            message: Message::Template(TemplateSend::new(
-                "order_update",
-                "en_US",
-                vec![TextParam::positional("Ana")],
-            )),
-        },
-        payload: br#"{"messaging_product":"whatsapp","to":"+4915100000001","type":"template"}"#
-            .to_vec(),
-        idempotency_key: Some(key.to_string()),
-        queue_when_deferred: false,
+    // The send as the Cloud API takes it: the rules judge what this body asks for (a template,
+    // its parameters, the recipient), and this body is what goes to Meta.
+    let body = br#"{"messaging_product":"whatsapp","to":"+49 151 0000 0001","type":"template",
+        "template":{"name":"order_update","language":{"code":"en_US"},
+        "components":[{"type":"body","parameters":[{"type":"text","text":"Ana"}]}]}}"#;
+    let send = |key: &str| {
+        Submission::from_send_body(number, body.to_vec(), Some(key.to_string()), false)
+            .map(|read| read.submission)
     };
     for attempt in ["first", "retry"] {
-        match wagate.submit(send("order-17-shipped"))? {
+        match wagate.submit(send("order-17-shipped")?)? {
             SubmitResult::Accepted {
                 message_id,
                 accepted,

@@ -11,7 +11,9 @@ use crate::durable::SubmitError;
 use crate::store::StoreError;
 
 /// An error answer: HTTP status, Meta's code and title, the details, and wagate's reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Shown as Meta writes its message: `(#code) title: details`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("(#{code}) {title}: {details}")]
 pub struct ApiError {
     pub http_status: u16,
     pub code: u32,

@@ -2,14 +2,21 @@
 //! and an optional idempotency key; and the writes an accepted or refused one turns into.
 
 use crate::clock::Timestamp;
+use crate::cloud_api::error::ApiError;
+use crate::cloud_api::request::{parse_send, ParsedSend};
 use crate::decision::{Decision, SendRequest};
 use crate::durable::deferred::DeferredRecord;
 use crate::durable::idempotency::{IdempotencyRecord, StoredOutcome};
 use crate::durable::message::{Delivery, DispatchStatus, DueMessage, StoredMessage};
+use crate::ids::PhoneNumberId;
 use crate::price::unix_day;
 use crate::store::keys::{idempotency_key, ledger_key, message_key};
 use crate::store::{Batch, Family};
 
+/// One send as the engine takes it: what the rules judge (`request`) and what goes to Meta
+/// (`payload`). Made from the Cloud API body with [`Submission::from_send_body`], the two
+/// cannot disagree (the server and an embedder take this way); a literal is for tests and
+/// benchmarks that decide without a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submission {
     pub request: SendRequest,
@@ -19,6 +26,44 @@ pub struct Submission {
     /// When the rules make it wait (tier limit, pacing): keep it durably and send it when
     /// they allow, instead of answering "deferred" and forgetting it.
     pub queue_when_deferred: bool,
+}
+
+/// A send body read as the Cloud API reads it: the submission, and the recipient as the caller
+/// wrote it (Meta echoes it in `contacts[].input`).
+#[derive(Debug, Clone)]
+pub struct ReadSend {
+    pub submission: Submission,
+    pub input: String,
+}
+
+impl Submission {
+    /// The send Meta's `POST /{phone_number_id}/messages` body asks for, from `number`: the
+    /// decision's request is read from the body itself (recipient, type, template and its
+    /// parameters), and the body goes to Meta as it is. A body Meta would refuse is refused
+    /// here with Meta's error.
+    pub fn from_send_body(
+        number: PhoneNumberId,
+        body: Vec<u8>,
+        idempotency_key: Option<String>,
+        queue_when_deferred: bool,
+    ) -> Result<ReadSend, ApiError> {
+        let ParsedSend {
+            input, to, message, ..
+        } = parse_send(&body)?;
+        Ok(ReadSend {
+            submission: Submission {
+                request: SendRequest {
+                    number,
+                    to,
+                    message,
+                },
+                payload: body,
+                idempotency_key,
+                queue_when_deferred,
+            },
+            input,
+        })
+    }
 }
 
 /// A submission after the engine gave it an id and, if keyed, a body hash and expiry.
@@ -199,4 +244,46 @@ pub fn record_outcome(
         accepted.price_micros,
     );
     Some(Followup::Dispatch(due))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::Message;
+
+    const NUMBER: PhoneNumberId = PhoneNumberId(1001);
+
+    #[test]
+    fn a_send_body_is_judged_by_what_it_asks_for_and_goes_to_meta_as_written() {
+        let template =
+            br#"{"messaging_product":"whatsapp","to":"+1 650 555 1234","type":"template",
+            "template":{"name":"order_update","language":{"code":"en_US"}}}"#;
+        let read = Submission::from_send_body(NUMBER, template.to_vec(), Some("k".into()), true)
+            .expect("a valid template send");
+        let Message::Template(send) = &read.submission.request.message else {
+            panic!("not a template: {:?}", read.submission.request.message);
+        };
+        assert_eq!(send.name, "order_update");
+        assert_eq!(read.submission.request.to.digits(), 16_505_551_234);
+        assert_eq!(read.input, "+1 650 555 1234");
+        assert_eq!(read.submission.payload, template.to_vec());
+        assert_eq!(read.submission.idempotency_key.as_deref(), Some("k"));
+        assert!(read.submission.queue_when_deferred);
+
+        let text = br#"{"messaging_product":"whatsapp","to":"16505551234","type":"text",
+            "text":{"body":"hi"}}"#;
+        let read = Submission::from_send_body(NUMBER, text.to_vec(), None, false).unwrap();
+        assert!(matches!(
+            read.submission.request.message,
+            Message::Text { .. }
+        ));
+    }
+
+    #[test]
+    fn a_body_meta_would_refuse_is_refused_with_metas_error() {
+        let refused = Submission::from_send_body(NUMBER, b"{not json".to_vec(), None, false)
+            .expect_err("not JSON");
+        assert_eq!((refused.http_status, refused.code), (400, 100));
+        assert!(refused.to_string().starts_with("(#100)"), "{refused}");
+    }
 }

@@ -18,11 +18,10 @@ use super::metrics::bump;
 use super::reply::{self, no_such_object, overloaded, ApiErrorResponse};
 use super::tenants::{Caller, Tenant};
 use crate::cloud_api::error::{deferral_error, ApiError};
-use crate::cloud_api::request::{parse_send, ParsedSend};
 use crate::cloud_api::response::Success;
-use crate::decision::{Message, SendRequest};
+use crate::decision::Message;
 use crate::durable::message::{message_id_text, parse_message_id};
-use crate::durable::submission::Submission;
+use crate::durable::submission::{ReadSend, Submission};
 use crate::durable::{SubmitError, SubmitResult};
 use crate::ids::{Msisdn, PhoneNumberId};
 
@@ -168,23 +167,11 @@ fn check(
     key: Option<String>,
     queue: bool,
 ) -> Result<Checked, ApiError> {
-    let ParsedSend {
-        input, to, message, ..
-    } = parse_send(&body)?;
+    let ReadSend { submission, input } = Submission::from_send_body(number, body, key, queue)?;
     let addressee = Addressee {
         input,
-        to,
-        template: matches!(message, Message::Template(_)),
-    };
-    let submission = Submission {
-        request: SendRequest {
-            number,
-            to,
-            message,
-        },
-        payload: body,
-        idempotency_key: key,
-        queue_when_deferred: queue,
+        to: submission.request.to,
+        template: matches!(submission.request.message, Message::Template(_)),
     };
     Ok(Checked {
         addressee,
