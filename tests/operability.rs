@@ -55,3 +55,58 @@ async fn json_logs_name_the_message_meta_refused_and_say_nothing_per_accepted_se
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_name_their_values_as_documented_not_as_the_code_spells_them() -> Result<()> {
+    let mut f = Fixture::start("ops-named-values", "").await?;
+    // A template the lint finds fault with: a variable at its very start, a plain-HTTP link.
+    let created = f
+        .admin(
+            "/wagate/admin/templates",
+            serde_json::json!({ "account": 1, "name": "promo", "language": "en_US",
+                    "category": "marketing", "body": "{{1}} see http://example.com now" }),
+        )
+        .await?;
+    let rules: Vec<String> = created.json()["lint"]
+        .as_array()
+        .map(|findings| {
+            findings
+                .iter()
+                .filter_map(|f| f["rule"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        rules.contains(&"variable_at_edge".to_string()),
+        "{}",
+        created.text()
+    );
+    assert!(
+        rules.contains(&"insecure_link".to_string()),
+        "{}",
+        created.text()
+    );
+
+    let usage = f
+        .web
+        .get(
+            &f.url(&format!("/wagate/admin/numbers/{NUMBER_A}/usage")),
+            ADMIN,
+        )
+        .await?;
+    let quality = usage.json()["quality"].clone();
+    assert!(
+        ["GREEN", "YELLOW", "RED", "UNKNOWN"].contains(&quality.as_str().unwrap_or("")),
+        "{}",
+        usage.text()
+    );
+
+    let ana = person(1);
+    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    let id = f.send_update(&ana).await?.message_id();
+    let sent = f.wait_message(&id, WAIT, |v| v["status"] == "sent").await?;
+    assert_eq!(sent["delivery"], "none", "{sent}");
+    assert!(sent["upstream_id"].is_string(), "{sent}");
+    assert!(sent.get("error").is_none(), "{sent}");
+    f.stop()
+}

@@ -57,6 +57,17 @@ pub enum Delivery {
 }
 
 impl Delivery {
+    /// The state's name on the wire: `none`, `sent`, `delivered`, `read`, `failed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Delivery::None => "none",
+            Delivery::Sent => "sent",
+            Delivery::Delivered => "delivered",
+            Delivery::Read => "read",
+            Delivery::Failed => "failed",
+        }
+    }
+
     pub(crate) fn from_u8(value: u8) -> Option<Delivery> {
         Some(match value {
             0 => Delivery::None,

@@ -170,7 +170,7 @@ pub fn usage_view(id: u64, usage: &Usage) -> Value {
         "projected_tier": usage.projected_tier,
         "projected_upgrade_at": time(usage.projected_upgrade_at),
         "upgraded_at": time(usage.upgraded_at),
-        "quality": format!("{:?}", usage.quality).to_uppercase(),
+        "quality": usage.quality.meta_name(),
         "flagged_since": time(usage.flagged_since),
         "downgrade_at": time(usage.downgrade_at),
         "restricted_until": time(usage.restricted_until),
@@ -238,7 +238,7 @@ async fn create_template(State(app): State<App>, headers: HeaderMap, body: Body)
         "name": name,
         "language": language,
         "lint": findings.iter().map(|f| json!({
-            "rule": format!("{:?}", f.rule),
+            "rule": f.rule.name(),
             "code": f.code,
             "message": f.message,
         })).collect::<Vec<_>>(),
@@ -382,8 +382,12 @@ async fn in_flight(State(app): State<App>, headers: HeaderMap) -> Answer {
     admin_only(&app, &headers)?;
     let worker = app.clone();
     let messages = blocking(move || worker.wagate.in_flight().map_err(store_error)).await?;
-    let views: Vec<Value> = messages.iter().map(super::send::message_view).collect();
-    Ok(reply::ok(&json!({ "messages": views })))
+    #[derive(serde::Serialize)]
+    struct InFlight {
+        messages: Vec<super::send::MessageView>,
+    }
+    let messages = messages.iter().map(super::send::message_view).collect();
+    Ok(reply::ok(&InFlight { messages }))
 }
 
 #[derive(Deserialize)]

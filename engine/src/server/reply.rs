@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use crate::cloud_api::error::ApiError;
 
@@ -15,8 +14,9 @@ pub fn trace_id() -> String {
     format!("wg{:012x}", TRACE.fetch_add(1, Ordering::Relaxed))
 }
 
-pub fn json(status: StatusCode, body: &Value) -> Response {
-    json_text(status, body.to_string())
+pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+    // Serialising wagate's own views cannot fail (no maps with non-string keys).
+    json_text(status, serde_json::to_string(body).unwrap_or_default())
 }
 
 /// An answer whose JSON is already written.
@@ -24,7 +24,7 @@ pub fn json_text(status: StatusCode, json: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
-pub fn ok(body: &Value) -> Response {
+pub fn ok<T: serde::Serialize + ?Sized>(body: &T) -> Response {
     json(StatusCode::OK, body)
 }
 

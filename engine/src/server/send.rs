@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::app::{blocking, require_content_type, store_error, App};
 use super::body_read::read_request_body;
@@ -451,23 +451,21 @@ pub async fn status(
     let wagate = app.wagate.clone();
     let found = blocking(move || {
         Ok(match wagate.message(message_id).map_err(store_error)? {
-            Some(message) => Some((message.number, message_view(&message))),
+            Some(message) => Some((message.number, StatusView::Message(message_view(&message)))),
             None => wagate
                 .queued(message_id)
                 .map_err(store_error)?
                 .map(|record| {
                     let request = &record.submission.request;
-                    (
-                        request.number,
-                        json!({
-                            "id": message_id_text(record.id),
-                            "phone_number_id": request.number.0.to_string(),
-                            "to": request.to.digits().to_string(),
-                            "status": "queued",
-                            "queued_until": record.due.unix_secs(),
-                            "reason": record.reason.name(),
-                        }),
-                    )
+                    let view = QueuedView {
+                        id: message_id_text(record.id),
+                        phone_number_id: request.number.0.to_string(),
+                        to: request.to.digits().to_string(),
+                        status: "queued",
+                        queued_until: record.due.unix_secs(),
+                        reason: record.reason.name(),
+                    };
+                    (request.number, StatusView::Queued(view))
                 }),
         })
     })
@@ -478,28 +476,65 @@ pub async fn status(
     }
 }
 
-pub(crate) fn message_view(message: &crate::durable::message::StoredMessage) -> Value {
-    let mut view = json!({
-        "id": message_id_text(message.id),
-        "phone_number_id": message.number.0.to_string(),
-        "to": message.to.digits().to_string(),
-        "status": message.status.name(),
-        "delivery": format!("{:?}", message.delivery).to_lowercase(),
-        "attempts": message.attempts,
-        "accepted_at": message.accepted_at.unix_secs(),
-        "send_at": message.decision.send_at.unix_secs(),
-        "category": message.decision.category.name(),
-        "price_micros": message.decision.price_micros,
-    });
-    if !message.upstream.is_empty() {
-        let field = match message.status {
-            crate::durable::message::DispatchStatus::Sent => "upstream_id",
-            _ => "error",
-        };
-        view[field] = json!(message.upstream);
+/// What the status endpoint shows: a message, or a send still queued.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum StatusView {
+    Message(MessageView),
+    Queued(QueuedView),
+}
+
+/// A send queued until the rules allow it.
+#[derive(serde::Serialize)]
+struct QueuedView {
+    id: String,
+    phone_number_id: String,
+    to: String,
+    status: &'static str,
+    queued_until: u64,
+    reason: &'static str,
+}
+
+/// A message as the status endpoint and the admin API show it.
+#[derive(serde::Serialize)]
+pub(crate) struct MessageView {
+    id: String,
+    phone_number_id: String,
+    to: String,
+    status: &'static str,
+    delivery: &'static str,
+    attempts: u32,
+    accepted_at: u64,
+    send_at: u64,
+    category: &'static str,
+    price_micros: u64,
+    /// Meta's message id, once sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_id: Option<String>,
+    /// Why it is waiting or failed, as the upstream said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// Meta's code for a failed delivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<u32>,
+}
+
+pub(crate) fn message_view(message: &crate::durable::message::StoredMessage) -> MessageView {
+    let upstream = (!message.upstream.is_empty()).then(|| message.upstream.clone());
+    let sent = message.status == crate::durable::message::DispatchStatus::Sent;
+    MessageView {
+        id: message_id_text(message.id),
+        phone_number_id: message.number.0.to_string(),
+        to: message.to.digits().to_string(),
+        status: message.status.name(),
+        delivery: message.delivery.name(),
+        attempts: message.attempts,
+        accepted_at: message.accepted_at.unix_secs(),
+        send_at: message.decision.send_at.unix_secs(),
+        category: message.decision.category.name(),
+        price_micros: message.decision.price_micros,
+        upstream_id: upstream.clone().filter(|_| sent),
+        error: upstream.filter(|_| !sent),
+        error_code: (message.delivery_error != 0).then_some(message.delivery_error),
     }
-    if message.delivery_error != 0 {
-        view["error_code"] = json!(message.delivery_error);
-    }
-    view
 }

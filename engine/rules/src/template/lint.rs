@@ -49,6 +49,30 @@ pub enum LintRule {
     MoreThanOneHeader,
 }
 
+impl LintRule {
+    /// The rule's name on the wire (`bad_name`, `variable_at_edge`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            LintRule::BadName => "bad_name",
+            LintRule::HeaderTooLong => "header_too_long",
+            LintRule::BodyTooLong => "body_too_long",
+            LintRule::FooterTooLong => "footer_too_long",
+            LintRule::ButtonLabelTooLong => "button_label_too_long",
+            LintRule::TooManyButtons => "too_many_buttons",
+            LintRule::QuickRepliesNotContiguous => "quick_replies_not_contiguous",
+            LintRule::TooManyUrlButtons => "too_many_url_buttons",
+            LintRule::TooManyPhoneButtons => "too_many_phone_buttons",
+            LintRule::VariablesNotSequential => "variables_not_sequential",
+            LintRule::VariableAtEdge => "variable_at_edge",
+            LintRule::AdjacentVariables => "adjacent_variables",
+            LintRule::TooManyHeaderVariables => "too_many_header_variables",
+            LintRule::InsecureLink => "insecure_link",
+            LintRule::LinkShortener => "link_shortener",
+            LintRule::MoreThanOneHeader => "more_than_one_header",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LintFinding {
     pub rule: LintRule,
