@@ -446,6 +446,43 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// What this config allows but an operator should know at start (logged as warnings):
+    /// settings that work but are likely a mistake outside a test.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let exposed = |listen: &SocketAddr| !listen.ip().is_loopback();
+        if self.http.metrics_token.is_empty() && exposed(&self.http.listen) {
+            warnings.push(format!(
+                "/metrics is open to anyone who reaches {} (http.metrics_token is empty)",
+                self.http.listen
+            ));
+        }
+        if self.clock.mode == ClockMode::Manual {
+            warnings.push(
+                "clock.mode is manual: time moves only through the admin API (for tests and \
+                 simulations; queued sends are not released as real time passes)"
+                    .into(),
+            );
+        }
+        if self.meta.app_secret.is_empty() {
+            warnings.push(
+                "meta.app_secret is empty: Meta's webhooks cannot be verified and are refused, so \
+                 statuses, replies and quality changes do not arrive"
+                    .into(),
+            );
+        }
+        for tenant in self.tenants.iter().filter(|t| t.callback_url.is_none()) {
+            warnings.push(format!(
+                "tenant '{}' has no callback_url: Meta's webhooks for its numbers are applied \
+                 but not forwarded to it",
+                tenant.name
+            ));
+        }
+        warnings
+    }
+}
+
 /// Whether `url` is an absolute http(s) URL with a host; why not otherwise.
 fn http_url(url: &str) -> Result<(), &'static str> {
     let uri: hyper::Uri = url
@@ -465,6 +502,32 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../../wagate.example.toml");
+
+    #[test]
+    fn settings_likely_to_be_mistakes_are_warned_about_and_a_careful_config_is_not() {
+        let careless = ServerConfig::load(
+            "[http]\nlisten = \"0.0.0.0:8080\"\n[clock]\nmode = \"manual\"\n\
+             [[tenants]]\nname = \"t\"\ntoken = \"tenant-token-0123456789\"\nnumbers = [1]\n",
+            &[],
+        )
+        .expect("valid");
+        let warnings = careless.warnings().join("\n");
+        for said in [
+            "/metrics is open",
+            "clock.mode is manual",
+            "meta.app_secret",
+            "'t' has no callback_url",
+        ] {
+            assert!(warnings.contains(said), "{said}: {warnings}");
+        }
+        let careful = ServerConfig::load(
+            "[http]\nlisten = \"0.0.0.0:8080\"\nmetrics_token = \"metrics-token-0123456789\"\n\
+             [meta]\napp_secret = \"s\"\n",
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(careful.warnings(), Vec::<String>::new());
+    }
 
     #[test]
     fn the_commented_example_parses_and_states_the_defaults() {

@@ -194,6 +194,9 @@ pub async fn serve(
         config.tenant_meta_tokens(),
         tokio::runtime::Handle::current(),
     ));
+    for warning in config.warnings() {
+        tracing::warn!("config: {warning}");
+    }
     let without_token: Vec<u64> = config
         .tenants
         .iter()
