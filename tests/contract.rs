@@ -1,0 +1,156 @@
+//! The published API description against the running server.
+
+use anyhow::Result;
+use serde_json::{json, Value};
+use wagate_tests::fixture::*;
+
+/// The response schema documented for `status` of an operation, `$ref`s resolved.
+fn documented_schema<'a>(doc: &'a Value, operation: &'a Value, status: u16) -> Option<&'a Value> {
+    let resolve = |v: &'a Value| -> &'a Value {
+        match v["$ref"].as_str() {
+            Some(reference) => reference
+                .trim_start_matches("#/")
+                .split('/')
+                .fold(doc, |node, part| &node[part]),
+            None => v,
+        }
+    };
+    let response = resolve(&operation["responses"][status.to_string()]);
+    if response.is_null() {
+        return None;
+    }
+    Some(resolve(&response["content"]["application/json"]["schema"]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_the_running_server() -> Result<()> {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml"))?;
+    let doc: Value = serde_yaml_ng::from_str(&text)?;
+    let mut f = Fixture::start("openapi", "").await?;
+    let to = person(3);
+    f.ready_to_send(std::slice::from_ref(&to)).await?;
+    let template = template_send(&to, "order_update", &["Ada"]);
+    let sent = f.send(ALPHA, NUMBER_A, &template, &[]).await?;
+    let id = sent.message_id();
+    let bulk_line =
+        json!({ "phone_number_id": NUMBER_A.to_string(), "request": template }).to_string();
+    let webhook = status_webhook(NUMBER_A, "wamid.unknown", "delivered", "16505550003").to_string();
+    let signed = signature(APP_SECRET, webhook.as_bytes());
+    // A request that succeeds for each documented operation.
+    let probes: Vec<(&str, String, &str, String, &str)> = vec![
+        ("post", format!("/v23.0/{NUMBER_A}/messages"), ALPHA, template.to_string(), "application/json"),
+        ("post", "/wagate/v1/bulk".into(), ALPHA, bulk_line + "\n", "application/x-ndjson"),
+        ("get", format!("/wagate/v1/messages/{id}"), ALPHA, String::new(), ""),
+        ("get", "/webhooks/meta?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=5".into(), "", String::new(), ""),
+        ("post", "/webhooks/meta".into(), "", webhook, "application/json"),
+        ("post", "/wagate/admin/numbers".into(), ADMIN,
+         json!({ "id": 3001, "account": 3, "portfolio": 3, "display_phone_number": "+15550003001" }).to_string(), "application/json"),
+        ("get", format!("/wagate/admin/numbers/{NUMBER_A}/usage"), ADMIN, String::new(), ""),
+        ("post", format!("/wagate/admin/numbers/{NUMBER_A}/quality"), ADMIN, json!({ "quality": "GREEN" }).to_string(), "application/json"),
+        ("post", "/wagate/admin/templates".into(), ADMIN,
+         json!({ "account": 1, "name": "welcome", "language": "en_US", "category": "marketing", "body": "Hi {{1}}" }).to_string(), "application/json"),
+        ("post", "/wagate/admin/templates/status".into(), ADMIN,
+         json!({ "account": 1, "name": "welcome", "language": "en_US", "status": "in_review" }).to_string(), "application/json"),
+        ("post", "/wagate/admin/contacts/consent".into(), ADMIN,
+         json!({ "phone_number_id": NUMBER_A.to_string(), "to": [person(4), person(5)], "change": "opt_in" }).to_string(), "application/json"),
+        ("get", format!("/wagate/admin/contacts/{NUMBER_A}/{to}"), ADMIN, String::new(), ""),
+        ("get", "/wagate/admin/ledger".into(), ADMIN, String::new(), ""),
+        ("get", "/wagate/admin/messages/in_flight".into(), ADMIN, String::new(), ""),
+        // Nothing is in flight here: the documented 409.
+        ("post", format!("/wagate/admin/messages/{id}/settle"), ADMIN, json!({ "resend": true }).to_string(), "application/json"),
+        ("get", "/wagate/admin/clock".into(), ADMIN, String::new(), ""),
+        ("post", "/wagate/admin/clock".into(), ADMIN, json!({ "advance_secs": 1 }).to_string(), "application/json"),
+        ("get", "/metrics".into(), "", String::new(), ""),
+        ("get", "/healthz".into(), "", String::new(), ""),
+    ];
+    let template_of = |path: &str| {
+        let path = path.split('?').next().unwrap_or(path);
+        doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|documented| {
+                let (a, b): (Vec<&str>, Vec<&str>) =
+                    (documented.split('/').collect(), path.split('/').collect());
+                a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.starts_with('{') || x == y)
+            })
+            .cloned()
+    };
+    let mut covered = std::collections::BTreeSet::new();
+    for (method, path, token, body, content_type) in &probes {
+        let documented = template_of(path).unwrap_or_else(|| panic!("{path} is not documented"));
+        let operation = &doc["paths"][&documented][method];
+        assert!(
+            operation.is_object(),
+            "{method} {documented} is not documented"
+        );
+        covered.insert(format!("{method} {documented}"));
+        let auth = format!("Bearer {token}");
+        let mut headers = Vec::new();
+        if !token.is_empty() {
+            headers.push(("authorization", auth.as_str()));
+        }
+        if !content_type.is_empty() {
+            headers.push(("content-type", *content_type));
+        }
+        if *method == "post" && documented == "/webhooks/meta" {
+            headers.push(("x-hub-signature-256", signed.as_str()));
+        }
+        let verb = if *method == "get" {
+            hyper::Method::GET
+        } else {
+            hyper::Method::POST
+        };
+        let answer = f
+            .web
+            .request(verb.clone(), &f.url(path), &headers, body.clone())
+            .await?;
+        let expected = if path.ends_with("/settle") { 409 } else { 200 };
+        assert_eq!(
+            answer.status,
+            expected,
+            "{method} {path}: {}",
+            answer.text()
+        );
+        if let Some(schema) = documented_schema(&doc, operation, answer.status) {
+            let json = answer.json();
+            for field in schema["required"].as_array().into_iter().flatten() {
+                let field = field.as_str().unwrap();
+                assert!(
+                    json.get(field).is_some(),
+                    "{method} {path}: no {field} in {json}"
+                );
+            }
+        }
+        // Without credentials, secured operations answer a documented 401 in Meta's shape.
+        let open = operation.get("security").is_some_and(|s| s == &json!([]));
+        if !open && !documented.starts_with("/webhooks") {
+            let anonymous = f.web.request(verb, &f.url(path), &[], body.clone()).await?;
+            assert_eq!(anonymous.status, 401, "{method} {path} without a token");
+            assert!(
+                operation["responses"]["401"].is_object(),
+                "{method} {documented}: 401 undocumented"
+            );
+            let error = documented_schema(&doc, operation, 401).unwrap();
+            for field in error["required"].as_array().into_iter().flatten() {
+                assert!(anonymous.json().get(field.as_str().unwrap()).is_some());
+            }
+        }
+    }
+    let documented: std::collections::BTreeSet<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| format!("{m} {path}"))
+        })
+        .collect();
+    assert_eq!(documented, covered, "every documented operation is probed");
+    let unknown = f.web.get(&f.url("/wagate/v1/nothing-here"), ADMIN).await?;
+    assert_eq!((unknown.status, unknown.code()), (404, Some(100)));
+    f.stop()
+}
