@@ -3,7 +3,7 @@
 # (B), alternated A, B, A, B... so that the machine's drift falls on both alike.
 #   bash bench/scripts/ab-decisions.sh BASE_REV [ROUNDS]     (ROUNDS: 3)
 # The base is built in a temporary git worktree sharing this target directory, so only the
-# workspace's own crates are compiled again. Prints one line per run and the medians.
+# workspace's own crates are compiled again (the working tree first; see `build` below). Prints one line per run and the medians.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BASE=${1:?usage: ab-decisions.sh BASE_REV [ROUNDS]}
@@ -26,8 +26,13 @@ for l in sys.stdin:
   (cd "$dir" && CARGO_TARGET_DIR=$TARGET cargo build -q --release -p wagate-bench --bin memory)
   cp "$TARGET/release/memory" "$WORK/$side-memory"
 }
-build "$WORK/base" A
+# The working tree first: built after the base, it could be taken as up to date (cargo keeps
+# one fingerprint per crate, its sources named relative to the workspace, so the base's fresh
+# artifacts look newer than the working tree's older files) and B would run A's code.
 build "$PWD" B
+build "$WORK/base" A
+# For the same reason, the working tree's next build must not take the base's artifacts.
+find engine bench loadgen tests -name '*.rs' -exec touch {} +
 
 for round in $(seq 1 "$ROUNDS"); do
   for side in A B; do
