@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 /// What the binary is built from, relative to `engine/`.
-pub const SOURCES: &[&str] = &[
+pub(crate) const SOURCES: &[&str] = &[
     "Cargo.toml",
     "build.rs",
     "build_support",
@@ -20,7 +20,7 @@ pub const SOURCES: &[&str] = &[
 
 /// FNV-1a (64 bits) over every source file's path relative to `engine` and its bytes, in path
 /// order.
-pub fn source_hash(engine: &Path) -> std::io::Result<u64> {
+pub(crate) fn source_hash(engine: &Path) -> std::io::Result<u64> {
     let mut files = Vec::new();
     for source in SOURCES {
         collect(&engine.join(source), &mut files)?;

@@ -39,7 +39,7 @@ enum Framing {
 }
 
 impl Http1Wire {
-    pub async fn connect(address: &str) -> Result<Http1Wire> {
+    pub(crate) async fn connect(address: &str) -> Result<Http1Wire> {
         let stream = crate::driver::connect(address, "the target").await?;
         Ok(Http1Wire {
             stream,
@@ -50,13 +50,13 @@ impl Http1Wire {
     }
 
     /// Whether the server closes this connection: the next request needs a new one.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closing
     }
 
     /// Sends `method path` with `headers` (Host included by the caller) and `body`, and reads
     /// the whole answer.
-    pub async fn exchange(
+    pub(crate) async fn exchange(
         &mut self,
         method: &str,
         path: &str,

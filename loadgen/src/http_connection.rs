@@ -41,7 +41,7 @@ impl Sender {
 impl HttpConnection {
     /// A connection to `target` (`http://host:port`), opened now so that a target that does
     /// not listen fails the run before it starts.
-    pub async fn open(target: &str, http2: bool) -> Result<HttpConnection> {
+    pub(crate) async fn open(target: &str, http2: bool) -> Result<HttpConnection> {
         let mut connection = HttpConnection {
             address: address_of(target).to_string(),
             sender: None,
@@ -53,7 +53,7 @@ impl HttpConnection {
 
     /// Another handle on this connection where HTTP/2 multiplexes it; `None` over HTTP/1.1,
     /// where each worker needs its own.
-    pub fn shared(&self) -> Option<HttpConnection> {
+    pub(crate) fn shared(&self) -> Option<HttpConnection> {
         match &self.sender {
             Some(Sender::Http2(sender)) => Some(HttpConnection {
                 address: self.address.clone(),
@@ -84,7 +84,7 @@ impl HttpConnection {
 
     /// Sends `method path` with `headers` (the Host header or authority is added here) and
     /// `body`, and reads the whole answer.
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: &str,
         path: &str,

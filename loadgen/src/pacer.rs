@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// The pacer's shortest sleep: at high rates it releases every request due in one wake-up.
-pub const TICK: Duration = Duration::from_micros(200);
+pub(crate) const TICK: Duration = Duration::from_micros(200);
 /// Its longest, so that a slow run's pacer notices promptly that it is no longer wanted.
 const LONGEST_SLEEP: Duration = Duration::from_millis(50);
 /// Permits that let every waiting worker through once nothing more is due.
@@ -24,7 +24,7 @@ const FLOOD: usize = Semaphore::MAX_PERMITS / 2;
 
 /// Releases request k (0-based) at `started + offset(k)`, `total` requests, none after
 /// `deadline`.
-pub struct Pacer {
+pub(crate) struct Pacer {
     permits: Arc<Semaphore>,
     /// The next request's index, taken with a permit.
     next: AtomicU64,
@@ -35,7 +35,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    pub fn start(
+    pub(crate) fn start(
         started: Instant,
         deadline: Instant,
         total: u64,
@@ -82,7 +82,7 @@ impl Pacer {
     }
 
     /// Waits until the next request is due and returns its index; `None` once no more will be.
-    pub async fn turn(&self) -> Option<u64> {
+    pub(crate) async fn turn(&self) -> Option<u64> {
         self.permits.acquire().await.ok()?.forget();
         let k = self.next.fetch_add(1, Ordering::Relaxed);
         (k < self.total && !self.over.load(Ordering::Acquire)).then_some(k)

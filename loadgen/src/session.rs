@@ -37,7 +37,7 @@ pub(crate) struct Exchanged {
 }
 
 impl Session {
-    pub async fn open(config: &DriverConfig) -> Result<Session> {
+    pub(crate) async fn open(config: &DriverConfig) -> Result<Session> {
         Ok(match config.transport {
             Transport::Http => Session::Http(HttpConnection::open(&config.target, false).await?),
             Transport::Http2 => Session::Http(HttpConnection::open(&config.target, true).await?),
@@ -64,14 +64,14 @@ impl Session {
 
     /// Another worker's handle on this session's connection, where the transport multiplexes
     /// (HTTP/2); `None` where each worker needs a connection of its own.
-    pub fn shared(&self) -> Option<Session> {
+    pub(crate) fn shared(&self) -> Option<Session> {
         match self {
             Session::Http(connection) => connection.shared().map(Session::Http),
             _ => None,
         }
     }
 
-    pub async fn exchange(
+    pub(crate) async fn exchange(
         &mut self,
         config: &DriverConfig,
         first: u64,

@@ -5,7 +5,7 @@
 use criterion::measurement::WallTime;
 use criterion::BenchmarkGroup;
 
-pub fn against_value_baseline<T>(
+pub(crate) fn against_value_baseline<T>(
     group: &mut BenchmarkGroup<WallTime>,
     name: &str,
     body: &[u8],

@@ -14,7 +14,7 @@ type Outcome = (usize, Result<String, UpstreamError>);
 
 /// Sends `messages` with up to `upstream.concurrency()` sends under way, each on a worker
 /// thread of this call.
-pub fn send_in_window<U: Upstream + ?Sized>(
+pub(super) fn send_in_window<U: Upstream + ?Sized>(
     upstream: &U,
     messages: &[StoredMessage],
     hand_over: &mut dyn HandOver,

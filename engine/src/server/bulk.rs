@@ -48,7 +48,7 @@ struct BulkLine<'a> {
 /// NDJSON in (`{"phone_number_id", "idempotency_key"?, "request"}` per line, `request` being
 /// Meta's send request), one result line per input line out, in order: `{"line", "status",
 /// "body"}` with the body the single endpoint would answer.
-pub async fn bulk(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+pub(super) async fn bulk(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     bump(&app.metrics.requests);
     match bulk_inner(&app, &headers, body).await {
         Ok(response) => response,

@@ -8,7 +8,7 @@ const RESERVED: u64 = 1_024;
 
 /// Raises the soft open-files limit to the hard one (Linux allows that unprivileged) and
 /// returns the connections that fit under it, at most `wanted`.
-pub fn connection_cap(wanted: usize) -> usize {
+pub(super) fn connection_cap(wanted: usize) -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -22,7 +22,7 @@ use super::app::App;
 use super::metrics::{bump, Metrics};
 
 /// The connections tonic serves, until `closed` turns true.
-pub fn incoming(
+pub(super) fn incoming(
     mut acceptor: Acceptor,
     app: App,
     mut closed: watch::Receiver<bool>,
@@ -50,7 +50,7 @@ pub fn incoming(
 
 /// A TCP connection that fails its reads once no byte has moved for its time, holding its
 /// place under the connection cap while open.
-pub struct IdleCut {
+pub(super) struct IdleCut {
     stream: TcpStream,
     idle: Duration,
     due: Pin<Box<Sleep>>,

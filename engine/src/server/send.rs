@@ -43,7 +43,7 @@ pub(crate) enum AnswerBody {
 }
 
 impl AnswerBody {
-    pub fn write_json(&self, out: &mut String) {
+    pub(crate) fn write_json(&self, out: &mut String) {
         match self {
             AnswerBody::Success(success) => success.write_json(out),
             AnswerBody::Json(value) => {
@@ -52,7 +52,7 @@ impl AnswerBody {
         }
     }
 
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         // A success answer is about 150 bytes: written without growing.
         let mut out = String::with_capacity(192);
         self.write_json(&mut out);

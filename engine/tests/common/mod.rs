@@ -12,32 +12,32 @@ use wagate::{
     Profile, SendRequest, TemplateDefinition, TemplateSend, TemplateStatus, TextParam,
 };
 
-pub const HOUR: u64 = 3_600;
-pub const DAY: u64 = 86_400;
-pub const ACCOUNT: AccountId = AccountId(7);
-pub const NUMBER: PhoneNumberId = PhoneNumberId(106_540_352_242_922);
+pub(crate) const HOUR: u64 = 3_600;
+pub(crate) const DAY: u64 = 86_400;
+pub(crate) const ACCOUNT: AccountId = AccountId(7);
+pub(crate) const NUMBER: PhoneNumberId = PhoneNumberId(106_540_352_242_922);
 
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub engine: Engine,
     pub clock: ManualClock,
     /// Every accepted send, as a failure of it would be reported.
     pub sent: Vec<FailedSend>,
 }
 
-pub fn profiles() -> [Profile; 2] {
+pub(crate) fn profiles() -> [Profile; 2] {
     [Profile::whatsapp_2021(), Profile::whatsapp_2025()]
 }
 
-pub fn person(i: u64) -> Msisdn {
+pub(crate) fn person(i: u64) -> Msisdn {
     Msisdn::from_digits(4_915_100_000_000 + i).unwrap()
 }
 
 impl Fixture {
-    pub fn new(profile: Profile) -> Fixture {
+    pub(crate) fn new(profile: Profile) -> Fixture {
         Self::with_config(EngineConfig::new(profile))
     }
 
-    pub fn with_config(config: EngineConfig) -> Fixture {
+    pub(crate) fn with_config(config: EngineConfig) -> Fixture {
         let clock = ManualClock::at_2026();
         let engine = Engine::new(config, Arc::new(clock.clone())).unwrap();
         let fixture = Fixture {
@@ -62,11 +62,11 @@ impl Fixture {
         fixture
     }
 
-    pub fn profile_name(&self) -> String {
+    pub(crate) fn profile_name(&self) -> String {
         self.engine.profile().name.clone()
     }
 
-    pub fn register(&self, id: PhoneNumberId, portfolio: PortfolioId) {
+    pub(crate) fn register(&self, id: PhoneNumberId, portfolio: PortfolioId) {
         self.engine
             .registry()
             .register_number(NumberRegistration {
@@ -80,12 +80,12 @@ impl Fixture {
             .unwrap();
     }
 
-    pub fn now_secs(&self) -> u32 {
+    pub(crate) fn now_secs(&self) -> u32 {
         self.engine.now().secs()
     }
 
     /// Submits a template and walks it to approved through the profile's review states.
-    pub fn approve(&self, definition: TemplateDefinition) {
+    pub(crate) fn approve(&self, definition: TemplateDefinition) {
         let (name, language) = (definition.name.clone(), definition.language.clone());
         self.engine
             .registry()
@@ -112,13 +112,13 @@ impl Fixture {
             .unwrap();
     }
 
-    pub fn opt_in(&mut self, who: Msisdn) {
+    pub(crate) fn opt_in(&mut self, who: Msisdn) {
         self.engine
             .consent(NUMBER, who, ConsentChange::OptIn, ConsentSource::Api)
             .unwrap();
     }
 
-    pub fn inbound(&mut self, who: Msisdn, text: &str) {
+    pub(crate) fn inbound(&mut self, who: Msisdn, text: &str) {
         self.engine
             .inbound(&InboundMessage {
                 number: NUMBER,
@@ -128,7 +128,7 @@ impl Fixture {
             .unwrap();
     }
 
-    pub fn tap(&mut self, who: Msisdn, payload: &str) {
+    pub(crate) fn tap(&mut self, who: Msisdn, payload: &str) {
         self.engine
             .inbound(&InboundMessage {
                 number: NUMBER,
@@ -140,11 +140,11 @@ impl Fixture {
             .unwrap();
     }
 
-    pub fn send_template(&mut self, who: Msisdn, name: &str) -> Decision {
+    pub(crate) fn send_template(&mut self, who: Msisdn, name: &str) -> Decision {
         self.send_template_from(NUMBER, who, name)
     }
 
-    pub fn send_template_from(
+    pub(crate) fn send_template_from(
         &mut self,
         number: PhoneNumberId,
         who: Msisdn,
@@ -161,7 +161,7 @@ impl Fixture {
         })
     }
 
-    pub fn send_text(&mut self, who: Msisdn, body: &str) -> Decision {
+    pub(crate) fn send_text(&mut self, who: Msisdn, body: &str) -> Decision {
         self.decide(SendRequest {
             number: NUMBER,
             to: who,
@@ -184,7 +184,7 @@ impl Fixture {
 
     /// The last accepted send to `who` failed for good (Meta refused it, or it was never
     /// delivered): what the engine gave back.
-    pub fn fail_last_send_to(&mut self, who: Msisdn) -> FailureReversal {
+    pub(crate) fn fail_last_send_to(&mut self, who: Msisdn) -> FailureReversal {
         let failed = *self
             .sent
             .iter()
@@ -194,13 +194,13 @@ impl Fixture {
         self.engine.send_failed(&failed).expect("a known number")
     }
 
-    pub fn advance(&self, secs: u64) {
+    pub(crate) fn advance(&self, secs: u64) {
         self.clock.advance_secs(secs);
     }
 }
 
 /// A template with an image header, a quick reply and a URL button with a variable.
-pub fn rich_template(name: &str) -> TemplateDefinition {
+pub(crate) fn rich_template(name: &str) -> TemplateDefinition {
     let mut definition = TemplateDefinition::new(
         ACCOUNT,
         name,
@@ -221,10 +221,10 @@ pub fn rich_template(name: &str) -> TemplateDefinition {
     definition
 }
 
-pub fn accepted(decision: &Decision) -> bool {
+pub(crate) fn accepted(decision: &Decision) -> bool {
     decision.is_accepted()
 }
 
-pub fn refusal_code(decision: &Decision) -> Option<u32> {
+pub(crate) fn refusal_code(decision: &Decision) -> Option<u32> {
     decision.refusal().and_then(|r| r.meta_code())
 }
