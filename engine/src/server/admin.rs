@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::app::{blocking, require_content_type, store_error, App};
 use super::body_read::read_request_body;
@@ -155,34 +155,67 @@ async fn register_number(State(app): State<App>, headers: HeaderMap, body: Body)
     Ok(reply::ok(&usage_view(body.id, &usage)))
 }
 
-pub fn usage_view(id: u64, usage: &Usage) -> Value {
+/// A number's usage as the admin API shows it (times in Unix seconds).
+#[derive(serde::Serialize)]
+pub(crate) struct UsageView<'a> {
+    id: String,
+    tier: &'a str,
+    limit_24h: Option<u32>,
+    unique_recipients_24h: u32,
+    unique_recipients_24h_estimate: u64,
+    unique_recipients_7d_estimate: u64,
+    next_tier: Option<&'a str>,
+    upgrade_threshold_7d: Option<u64>,
+    upgrade_progress: Option<f64>,
+    projected_tier: Option<&'a str>,
+    projected_upgrade_at: Option<u64>,
+    upgraded_at: Option<u64>,
+    quality: &'static str,
+    flagged_since: Option<u64>,
+    downgrade_at: Option<u64>,
+    restricted_until: Option<u64>,
+    next_capacity_at: Option<u64>,
+    delivery_path: Option<DeliveryPathView<'a>>,
+}
+
+/// How far a number is along the delivery path to its next tier.
+#[derive(serde::Serialize)]
+pub(crate) struct DeliveryPathView<'a> {
+    tier: &'a str,
+    unique_recipients: u64,
+    threshold: u32,
+    days: u32,
+    eligible: bool,
+}
+
+pub(crate) fn usage_view(id: u64, usage: &Usage) -> UsageView<'_> {
     let time = |t: Option<Timestamp>| t.map(Timestamp::unix_secs);
-    json!({
-        "id": id.to_string(),
-        "tier": usage.tier,
-        "limit_24h": usage.limit,
-        "unique_recipients_24h": usage.used_24h,
-        "unique_recipients_24h_estimate": usage.unique_24h_estimate,
-        "unique_recipients_7d_estimate": usage.unique_7d_estimate,
-        "next_tier": usage.next_tier,
-        "upgrade_threshold_7d": usage.upgrade_threshold,
-        "upgrade_progress": usage.upgrade_progress,
-        "projected_tier": usage.projected_tier,
-        "projected_upgrade_at": time(usage.projected_upgrade_at),
-        "upgraded_at": time(usage.upgraded_at),
-        "quality": usage.quality.meta_name(),
-        "flagged_since": time(usage.flagged_since),
-        "downgrade_at": time(usage.downgrade_at),
-        "restricted_until": time(usage.restricted_until),
-        "next_capacity_at": time(usage.next_capacity_at),
-        "delivery_path": usage.delivery_path.as_ref().map(|path| json!({
-            "tier": path.tier,
-            "unique_recipients": path.unique_recipients,
-            "threshold": path.threshold,
-            "days": path.days,
-            "eligible": path.eligible(),
-        })),
-    })
+    UsageView {
+        id: id.to_string(),
+        tier: &usage.tier,
+        limit_24h: usage.limit,
+        unique_recipients_24h: usage.used_24h,
+        unique_recipients_24h_estimate: usage.unique_24h_estimate,
+        unique_recipients_7d_estimate: usage.unique_7d_estimate,
+        next_tier: usage.next_tier.as_deref(),
+        upgrade_threshold_7d: usage.upgrade_threshold,
+        upgrade_progress: usage.upgrade_progress,
+        projected_tier: usage.projected_tier.as_deref(),
+        projected_upgrade_at: time(usage.projected_upgrade_at),
+        upgraded_at: time(usage.upgraded_at),
+        quality: usage.quality.meta_name(),
+        flagged_since: time(usage.flagged_since),
+        downgrade_at: time(usage.downgrade_at),
+        restricted_until: time(usage.restricted_until),
+        next_capacity_at: time(usage.next_capacity_at),
+        delivery_path: usage.delivery_path.as_ref().map(|path| DeliveryPathView {
+            tier: &path.tier,
+            unique_recipients: path.unique_recipients,
+            threshold: path.threshold,
+            days: path.days,
+            eligible: path.eligible(),
+        }),
+    }
 }
 
 async fn usage(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> Answer {
@@ -233,16 +266,35 @@ async fn create_template(State(app): State<App>, headers: HeaderMap, body: Body)
             .map_err(admin_error)
     })
     .await?;
-    Ok(reply::ok(&json!({
-        "account": account.0,
-        "name": name,
-        "language": language,
-        "lint": findings.iter().map(|f| json!({
-            "rule": f.rule.name(),
-            "code": f.code,
-            "message": f.message,
-        })).collect::<Vec<_>>(),
-    })))
+    /// A template as submitted, with what the lint found.
+    #[derive(serde::Serialize)]
+    struct Submitted<'a> {
+        account: u64,
+        name: String,
+        language: String,
+        lint: Vec<Finding<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct Finding<'a> {
+        rule: &'static str,
+        /// Meta's code for the rejection this would bring.
+        code: u32,
+        message: &'a str,
+    }
+    let lint = findings
+        .iter()
+        .map(|f| Finding {
+            rule: f.rule.name(),
+            code: f.code,
+            message: &f.message,
+        })
+        .collect();
+    Ok(reply::ok(&Submitted {
+        account: account.0,
+        name,
+        language,
+        lint,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -360,21 +412,36 @@ async fn contact(
     // Never seen: no consent, no window.
     let view = view.unwrap_or_default();
     let time = |t: Option<Timestamp>| t.map(Timestamp::unix_secs);
-    let body = json!({
-        "phone_number_id": number,
-        "to": person.digits().to_string(),
-        "opted_in": view.opted_in,
-        "opted_out": view.opted_out,
-        "marketing_opted_out": view.marketing_opted_out,
-        "meta_marketing_stopped": view.meta_marketing_stopped,
-        "unreachable": view.unreachable,
-        "consent_source": view.consent_source.name(),
-        "consent_at": time(view.consent_changed_at),
-        "window_open": view.window_open_until.is_some(),
-        "window_until": time(view.window_open_until),
-        "last_business_initiated": time(view.last_business_initiated),
-    });
-    Ok(reply::ok(&body))
+    /// A person as one number of the business sees them (times in Unix seconds).
+    #[derive(serde::Serialize)]
+    struct ContactAnswer {
+        phone_number_id: String,
+        to: String,
+        opted_in: bool,
+        opted_out: bool,
+        marketing_opted_out: bool,
+        meta_marketing_stopped: bool,
+        unreachable: bool,
+        consent_source: &'static str,
+        consent_at: Option<u64>,
+        window_open: bool,
+        window_until: Option<u64>,
+        last_business_initiated: Option<u64>,
+    }
+    Ok(reply::ok(&ContactAnswer {
+        phone_number_id: number,
+        to: person.digits().to_string(),
+        opted_in: view.opted_in,
+        opted_out: view.opted_out,
+        marketing_opted_out: view.marketing_opted_out,
+        meta_marketing_stopped: view.meta_marketing_stopped,
+        unreachable: view.unreachable,
+        consent_source: view.consent_source.name(),
+        consent_at: time(view.consent_changed_at),
+        window_open: view.window_open_until.is_some(),
+        window_until: time(view.window_open_until),
+        last_business_initiated: time(view.last_business_initiated),
+    }))
 }
 
 /// Messages handed to Meta before a crash whose outcome nobody knows: for an operator.
@@ -454,20 +521,31 @@ async fn ledger(State(app): State<App>, headers: HeaderMap) -> Answer {
     admin_only(&app, &headers)?;
     let worker = app.clone();
     let ledger = blocking(move || worker.wagate.ledger().map_err(store_error)).await?;
-    let rows: Vec<Value> = ledger
+    /// One number's messages and spend for one day and category.
+    #[derive(serde::Serialize)]
+    struct Row {
+        phone_number_id: String,
+        day: u32,
+        category: &'static str,
+        messages: u64,
+        price_micros: u64,
+    }
+    #[derive(serde::Serialize)]
+    struct Ledger {
+        rows: Vec<Row>,
+    }
+    let rows = ledger
         .rows()
         .into_iter()
-        .map(|(key, totals)| {
-            json!({
-                "phone_number_id": key.number.0.to_string(),
-                "day": key.day,
-                "category": key.category.name(),
-                "messages": totals.messages,
-                "price_micros": totals.micros,
-            })
+        .map(|(key, totals)| Row {
+            phone_number_id: key.number.0.to_string(),
+            day: key.day,
+            category: key.category.name(),
+            messages: totals.messages,
+            price_micros: totals.micros,
         })
         .collect();
-    Ok(reply::ok(&json!({ "rows": rows })))
+    Ok(reply::ok(&Ledger { rows }))
 }
 
 async fn clock(State(app): State<App>, headers: HeaderMap) -> Answer {
