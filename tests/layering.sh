@@ -3,7 +3,7 @@
 # Prints the offending crates and fails if `cargo tree -p wagate-rules` names any of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tree=$(cargo tree --offline -p wagate-rules -e normal,build --prefix none --format '{p}')
+tree=$(cargo tree -p wagate-rules -e normal,build --prefix none --format '{p}')
 found=$(grep -E '^(tokio|rocksdb|librocksdb-sys|hyper|hyper-util|axum|tonic|mio|socket2)[ -]' <<<"$tree" || true)
 if [ -n "$found" ]; then
   echo "wagate-rules depends on I/O crates:" >&2
