@@ -46,9 +46,15 @@ impl<'a> BodyFrames<'a> {
         }
     }
 
-    /// The length the client announced, when it announced one.
-    pub fn announced(&self) -> Option<u64> {
-        hyper::body::Body::size_hint(&self.body).exact()
+    /// Refuses (413, after reading past what the client sends) a body whose announced length
+    /// is past the limit, before any of it is kept.
+    pub async fn refuse_if_announced_past_limit(&mut self) -> Result<(), ApiError> {
+        let announced = hyper::body::Body::size_hint(&self.body).exact();
+        if announced.is_some_and(|announced| announced > self.limit as u64) {
+            self.drain().await;
+            return Err(self.too_large());
+        }
+        Ok(())
     }
 
     /// The next bytes, `None` at the end. Past the limit, the rest is read and dropped (up to
@@ -126,13 +132,7 @@ pub async fn read_body(
     claim: &mut Claim,
 ) -> Result<Bytes, ApiError> {
     let mut frames = BodyFrames::new(body, limit, timeout, metrics);
-    if frames
-        .announced()
-        .is_some_and(|announced| announced > limit as u64)
-    {
-        frames.drain().await;
-        return Err(frames.too_large());
-    }
+    frames.refuse_if_announced_past_limit().await?;
     // Room is made as bytes arrive, at most a step ahead of them, and claimed as it is made
     // (the front's reader does the same): an announced length is not memory until its bytes
     // come (a stalled upload announcing 64 MiB held 64 MiB).

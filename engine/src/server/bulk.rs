@@ -83,13 +83,7 @@ async fn bulk_inner(
         app.config.http.body_read_timeout(),
         &app.metrics,
     );
-    if frames
-        .announced()
-        .is_some_and(|announced| announced > limit as u64)
-    {
-        frames.drain().await;
-        return Err(frames.too_large().into());
-    }
+    frames.refuse_if_announced_past_limit().await?;
     // The part being read and the answers so far, under `http.max_body_bytes_held`.
     let mut claim = app.bodies.claim();
     let mut answer = Answer::default();
