@@ -6,10 +6,10 @@
 mod source_hash;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    for source in source_hash::SOURCES {
-        println!("cargo:rerun-if-changed={source}");
-    }
     let engine = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    for source in source_hash::sources(&engine)? {
+        println!("cargo:rerun-if-changed={}", source.display());
+    }
     println!(
         "cargo:rustc-env=WAGATE_SOURCE_HASH={:016x}",
         source_hash::source_hash(&engine)?

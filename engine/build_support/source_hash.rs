@@ -6,24 +6,41 @@
 
 use std::path::{Path, PathBuf};
 
-/// What the binary is built from, relative to `engine/`.
-pub(crate) const SOURCES: &[&str] = &[
+/// What the binary is built from, relative to `engine/` and to each crate directory under it
+/// (`rules/`, `store/`, ...): a crate's tests, examples and benches are not.
+const PARTS: &[&str] = &[
     "Cargo.toml",
     "build.rs",
     "build_support",
     "src",
     "proto",
-    "rules/Cargo.toml",
-    "rules/src",
-    "rules/profiles",
+    "profiles",
 ];
+
+/// The paths the binary is built from: `engine/`'s own parts and those of every crate directory
+/// directly under it (a directory with a `Cargo.toml`).
+pub(crate) fn sources(engine: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut crates = vec![engine.to_path_buf()];
+    for entry in std::fs::read_dir(engine)? {
+        let path = entry?.path();
+        if path.join("Cargo.toml").is_file() {
+            crates.push(path);
+        }
+    }
+    crates.sort();
+    Ok(crates
+        .iter()
+        .flat_map(|dir| PARTS.iter().map(move |part| dir.join(part)))
+        .filter(|path| path.exists())
+        .collect())
+}
 
 /// FNV-1a (64 bits) over every source file's path relative to `engine` and its bytes, in path
 /// order.
 pub(crate) fn source_hash(engine: &Path) -> std::io::Result<u64> {
     let mut files = Vec::new();
-    for source in SOURCES {
-        collect(&engine.join(source), &mut files)?;
+    for source in sources(engine)? {
+        collect(&source, &mut files)?;
     }
     files.sort();
     let mut hash = 0xcbf2_9ce4_8422_2325_u64;

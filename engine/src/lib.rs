@@ -15,11 +15,11 @@
 pub use durable::Wagate;
 pub use wagate_rules::*;
 
-pub mod cloud_api;
+pub use wagate_cloud_api as cloud_api;
 pub mod durable;
-pub mod json_text;
+pub use wagate_cloud_api::json_text;
 pub mod log_limit;
 pub mod server;
-pub mod store;
-pub mod webhooks;
+pub use wagate_cloud_api::webhooks;
+pub use wagate_store as store;
 pub mod workers;

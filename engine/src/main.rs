@@ -61,7 +61,7 @@ fn recover(args: &[String]) -> Result<()> {
             dir.display()
         );
     }
-    let report = wagate::store::rocks::RocksStore::salvage(&dir)
+    let report = wagate::store::RocksStore::salvage(&dir)
         .with_context(|| format!("salvaging {}", dir.display()))?;
     println!("write-ahead logs found:");
     for (file, bytes) in &report.logs {

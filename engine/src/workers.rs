@@ -41,9 +41,9 @@ use crate::shard_context::{shard_for, Core};
 use crate::sketch::hll::index_and_rank;
 use crate::state::contact::{ConsentSource, ContactRecord};
 use crate::state::contact_table::ContactKey;
-use crate::store::keys::{contact_key, encode_contact};
-use crate::store::{Batch, Family, StoreError};
 use crate::usage::Usage;
+use wagate_store::keys::{contact_key, encode_contact};
+use wagate_store::{Batch, Family, StoreError};
 
 pub const IDLE_TICK: Duration = Duration::from_millis(100);
 /// Batches waiting per worker before submitters block. Single requests come one batch each,

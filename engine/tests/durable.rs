@@ -270,7 +270,7 @@ fn idempotency_records_expire_after_the_retention_and_are_purged() {
     harness.clock.advance_secs(DAY);
     wagate.purge_expired().unwrap();
     wagate.shutdown();
-    let store = wagate::store::rocks::RocksStore::open(&harness.dir).unwrap();
+    let store = wagate::store::RocksStore::open(&harness.dir).unwrap();
     let key = wagate::store::keys::idempotency_key(NUMBER.0, "k");
     use wagate::store::Store;
     assert_eq!(
@@ -671,7 +671,7 @@ fn statuses_move_a_sent_message_forward_only() {
     // Meta's retry of "read" finds the message read already: a repeat, with no record kept.
     assert_eq!(wagate.apply_webhook(status("read")).unwrap().repeats, 1);
     wagate.shutdown();
-    let store = wagate::store::rocks::RocksStore::open(&harness.dir).unwrap();
+    let store = wagate::store::RocksStore::open(&harness.dir).unwrap();
     use wagate::store::Store;
     let mut remembered = Vec::new();
     let webhook_claims = 0u64.to_be_bytes();

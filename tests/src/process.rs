@@ -216,6 +216,16 @@ mod tests {
         assert_ne!(edited, first, "an edit");
         std::fs::rename(engine.join("src/server/app.rs"), engine.join("src/app.rs"))?;
         assert_ne!(source_hash_of(&engine)?, edited, "a move");
+        let moved = source_hash_of(&engine)?;
+        std::fs::create_dir_all(engine.join("store/src"))?;
+        std::fs::write(engine.join("store/src/lib.rs"), "fn c() {}\n")?;
+        assert_eq!(
+            source_hash_of(&engine)?,
+            moved,
+            "a directory without a Cargo.toml is no crate"
+        );
+        std::fs::write(engine.join("store/Cargo.toml"), "[package]\n")?;
+        assert_ne!(source_hash_of(&engine)?, moved, "a member crate's sources");
         std::fs::remove_dir_all(&engine)?;
         Ok(())
     }

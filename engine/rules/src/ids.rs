@@ -5,6 +5,16 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// A message's id as wagate shows it (`wagate.` and 16 hex digits).
+pub fn message_id_text(id: u64) -> String {
+    format!("wagate.{id:016x}")
+}
+
+/// The message id in [`message_id_text`]'s form, if `text` is one.
+pub fn parse_message_id(text: &str) -> Option<u64> {
+    u64::from_str_radix(text.strip_prefix("wagate.")?, 16).ok()
+}
+
 /// Meta's `phone_number_id` of a business phone number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PhoneNumberId(pub u64);

@@ -10,12 +10,12 @@ use crate::ids::{AccountId, PhoneNumberId, PortfolioId};
 use crate::number::NumberState;
 use crate::quality::Quality;
 use crate::registry::{NumberRegistration, RegistryError, StatusFrom};
-use crate::store::keys::{registry_key, registry_kind};
-use crate::store::{Batch, Family, StoreError};
 use crate::template::lint::LintFinding;
 use crate::template::model::TemplateDefinition;
 use crate::template::registered::Template;
 use crate::template::status::TemplateStatus;
+use wagate_store::keys::{registry_key, registry_kind};
+use wagate_store::{Batch, Family, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdminError {

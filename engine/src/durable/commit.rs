@@ -22,8 +22,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::registry::Registry;
 use crate::shard_context::Core;
-use crate::store::keys::{registry_key, registry_kind};
-use crate::store::{Batch, Family, Store, StoreError};
+use wagate_store::keys::{registry_key, registry_kind};
+use wagate_store::{Batch, Family, Store, StoreError};
 
 /// What the committer thread drains into one write at most.
 pub const MAX_GROUP_BYTES: usize = 8 << 20;
@@ -238,7 +238,7 @@ fn start_committer_thread(
 mod tests {
     use super::*;
     use crate::config::EngineConfig;
-    use crate::store::memory::MemoryStore;
+    use wagate_store::MemoryStore;
 
     const MS: Duration = Duration::from_millis(1);
 

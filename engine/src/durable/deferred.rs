@@ -2,7 +2,7 @@
 //!
 //! A deferred send the caller wants queued is written, in the same group commit as everything
 //! else its shard decided, under (due time, message id) in
-//! [`Family::Deferred`](crate::store::Family::Deferred), with its idempotency record saying
+//! [`Family::Deferred`](wagate_store::Family::Deferred), with its idempotency record saying
 //! "queued as this id". The releaser hands due records back to their
 //! shards with their id; whatever the shard decides then (accepted, refused, or deferred
 //! again) deletes the record in the same commit that writes the outcome, so a record is
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::submission::Submission;
 use crate::clock::Timestamp;
 use crate::decision::{DeferReason, SendRequest};
-use crate::store::keys::deferred_key;
+use wagate_store::keys::deferred_key;
 
 /// A queued send as stored: the decision request, the payload and the caller's key.
 #[derive(Debug, Clone, PartialEq, Eq)]

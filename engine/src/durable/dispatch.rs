@@ -19,8 +19,8 @@ use super::hand_over::{Lanes, Returned, LANES};
 use super::message::{DispatchStatus, DueMessage, StoredMessage};
 use super::sent_record::SentRecord;
 use crate::clock::{Clock, Timestamp, MICROS_PER_SEC};
-use crate::store::keys::message_key;
-use crate::store::{Batch, Family, Store, StoreError};
+use wagate_store::keys::message_key;
+use wagate_store::{Batch, Family, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
@@ -390,7 +390,7 @@ pub fn reconcile(
     in_flight: Vec<StoredMessage>,
     upstream: &dyn Upstream,
     store: &dyn Store,
-) -> Result<(Vec<StoredMessage>, Vec<crate::contact_events::FailedSend>), crate::store::StoreError>
+) -> Result<(Vec<StoredMessage>, Vec<crate::contact_events::FailedSend>), wagate_store::StoreError>
 {
     let mut resend = Vec::new();
     let mut settled = Batch::default();
@@ -425,8 +425,8 @@ mod tests {
     use crate::durable::combine::StatusTurn;
     use crate::durable::message::Delivery;
     use crate::ids::{Msisdn, PhoneNumberId};
-    use crate::store::memory::MemoryStore;
     use crate::template::model::Category;
+    use wagate_store::MemoryStore;
 
     /// An upstream that takes a second per send, as a slow Meta would.
     struct SlowUpstream {

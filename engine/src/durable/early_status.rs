@@ -12,8 +12,8 @@ use super::message::Delivery;
 use super::sent_record::{self, message_id, SentRecord};
 use super::template_deliveries;
 use crate::contact_events::FailedSend;
-use crate::store::keys::idempotency_key;
-use crate::store::{Batch, Family, Store, StoreError};
+use wagate_store::keys::idempotency_key;
+use wagate_store::{Batch, Family, Store, StoreError};
 
 const PARKED: Family = Family::Idempotency;
 
@@ -185,7 +185,7 @@ impl StatusWrites {
     /// price is taken back (in the message and the ledger, with the status itself, once: the
     /// message keeps the failure as the mark) and its send noted for the shards.
     fn uncharge(&mut self, store: &dyn Store, id: u64) -> Result<(), StoreError> {
-        let key = crate::store::keys::message_key(id);
+        let key = wagate_store::keys::message_key(id);
         let Some(mut message) = store
             .get(Family::Messages, &key)?
             .and_then(|bytes| super::message::StoredMessage::decode(&bytes))
@@ -281,8 +281,8 @@ mod tests {
     use super::super::dispatch::settle;
     use super::super::message::{DispatchStatus, StoredMessage};
     use super::*;
-    use crate::store::keys::message_key;
-    use crate::store::memory::MemoryStore;
+    use wagate_store::keys::message_key;
+    use wagate_store::MemoryStore;
 
     fn state(delivery: Delivery, error: u32) -> DeliveryState {
         DeliveryState { delivery, error }
@@ -292,7 +292,7 @@ mod tests {
     fn parked_values_round_trip_and_carry_their_expiry() {
         let value = encode(1_800_000_000, state(Delivery::Failed, 131_026));
         assert_eq!(decode(&value), Some(state(Delivery::Failed, 131_026)));
-        assert_eq!(crate::store::expires_at(&value), Some(1_800_000_000));
+        assert_eq!(wagate_store::expires_at(&value), Some(1_800_000_000));
         assert_eq!(decode(b"\0\0\0\0\0\0\0\0\x09\0\0\0\0"), None);
         let store = MemoryStore::new();
         // Within one set and across two, the furthest parked status is kept.
@@ -443,10 +443,10 @@ mod tests {
         let message = store.get(Family::Messages, &message_key(2)).unwrap();
         let message = StoredMessage::decode(&message.unwrap()).unwrap();
         assert_eq!(message.decision.price_micros, 0);
-        let ledger_row = crate::store::keys::ledger_key(1, crate::price::unix_day(0), 1);
+        let ledger_row = wagate_store::keys::ledger_key(1, crate::price::unix_day(0), 1);
         let counters = store.get(Family::Ledger, &ledger_row).unwrap().unwrap();
         assert_eq!(
-            crate::store::add_counters(Some(&counters), &{
+            wagate_store::add_counters(Some(&counters), &{
                 let mut acceptance = 1u64.to_le_bytes().to_vec();
                 acceptance.extend_from_slice(&5_500u64.to_le_bytes());
                 acceptance

@@ -18,8 +18,8 @@ use super::message::{DispatchStatus, DueMessage, StoredMessage};
 use crate::clock::Timestamp;
 use crate::contact_events::FailedSend;
 use crate::log_limit::{admit, LogLimit};
-use crate::store::keys::message_key;
-use crate::store::{Batch, Family, Store};
+use wagate_store::keys::message_key;
+use wagate_store::{Batch, Family, Store};
 
 /// Logged at most once a second over every lane (an outage fails thousands of sends).
 static UPSTREAM_RETRIES: std::sync::Mutex<LogLimit> = std::sync::Mutex::new(LogLimit::new());

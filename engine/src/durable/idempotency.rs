@@ -3,7 +3,7 @@
 
 use super::message::{read_accepted, write_accepted};
 use crate::decision::Accepted;
-use crate::store::keys::{Reader, Writer};
+use wagate_store::keys::{Reader, Writer};
 
 /// What a request came to, in the form it is replayed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +89,7 @@ impl IdempotencyRecord {
     }
 
     pub fn decode(bytes: &[u8]) -> Option<IdempotencyRecord> {
-        let expires_at = crate::store::expires_at(bytes)?;
+        let expires_at = wagate_store::expires_at(bytes)?;
         let mut reader = Reader::new(&bytes[8..]);
         let body_hash = reader.u64()?;
         let outcome = match reader.u8()? {
@@ -150,7 +150,7 @@ mod tests {
                 outcome,
             };
             let bytes = record.encode();
-            assert_eq!(crate::store::expires_at(&bytes), Some(1_800_000_000));
+            assert_eq!(wagate_store::expires_at(&bytes), Some(1_800_000_000));
             assert_eq!(IdempotencyRecord::decode(&bytes), Some(record));
         }
         assert_ne!(body_hash(1, 2, b"hello"), body_hash(1, 2, b"hellp"));

@@ -3,8 +3,8 @@
 use crate::clock::Timestamp;
 use crate::decision::Accepted;
 use crate::ids::{Msisdn, PhoneNumberId};
-use crate::store::keys::{Reader, Writer};
 use crate::template::model::Category;
+use wagate_store::keys::{Reader, Writer};
 
 /// Where a message is on its way to the upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,13 +89,7 @@ impl Delivery {
 }
 
 /// wagate's id for a message, as callers see it.
-pub fn message_id_text(id: u64) -> String {
-    format!("wagate.{id:016x}")
-}
-
-pub fn parse_message_id(text: &str) -> Option<u64> {
-    u64::from_str_radix(text.strip_prefix("wagate.")?, 16).ok()
-}
+pub use wagate_rules::ids::{message_id_text, parse_message_id};
 
 /// What the dispatcher keeps of a waiting message: when, and which. The record itself stays in
 /// the outbox until it is due, so a backlog costs 16 bytes a message in memory.
@@ -160,10 +154,10 @@ impl StoredMessage {
     /// Marks this message as not charged (it failed for good: Meta charges neither refused
     /// nor undelivered messages) and adds to `batch` the ledger's reversal of its acceptance.
     /// Written with the failure itself, so it happens once.
-    pub fn uncharge(&mut self, batch: &mut crate::store::Batch) {
+    pub fn uncharge(&mut self, batch: &mut wagate_store::Batch) {
         batch.add(
-            crate::store::Family::Ledger,
-            crate::store::keys::ledger_key(
+            wagate_store::Family::Ledger,
+            wagate_store::keys::ledger_key(
                 self.number.0,
                 crate::price::unix_day(self.accepted_at.secs()),
                 self.decision.category as u8,

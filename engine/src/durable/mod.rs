@@ -18,6 +18,7 @@ pub mod release_queue;
 pub mod sent_record;
 pub mod submission;
 mod submit_batch;
+mod submit_error;
 pub mod template_deliveries;
 pub mod wagate;
 pub mod webhook;

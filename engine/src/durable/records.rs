@@ -45,7 +45,7 @@ pub fn encode_number(number: &NumberRecord) -> Vec<u8> {
     encode(number)
 }
 
-pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, crate::store::StoreError> {
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, wagate_store::StoreError> {
     serde_json::from_slice(bytes)
-        .map_err(|e| crate::store::StoreError::Corrupt(format!("registry record: {e}")))
+        .map_err(|e| wagate_store::StoreError::Corrupt(format!("registry record: {e}")))
 }

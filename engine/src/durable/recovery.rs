@@ -18,11 +18,11 @@ use crate::inline_engine::Engine;
 use crate::price::{Ledger, LedgerKey, LedgerTotals};
 use crate::registry::Registry;
 use crate::sketch::hll::owned_registers;
-use crate::store::keys::{
+use crate::template::model::Category;
+use wagate_store::keys::{
     contact_range_start, decode_contact, decode_contact_key, decode_ledger_key, registry_kind,
 };
-use crate::store::{Batch, Family, Store, StoreError};
-use crate::template::model::Category;
+use wagate_store::{Batch, Family, Store, StoreError};
 
 /// The on-disk format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;

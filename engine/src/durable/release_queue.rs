@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use super::deferred::DeferredRecord;
 use crate::clock::Timestamp;
 use crate::hash::MixHashMap;
-use crate::store::{Family, Store, StoreError};
+use wagate_store::{Family, Store, StoreError};
 
 #[derive(Default)]
 struct Index {

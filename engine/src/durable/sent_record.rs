@@ -11,8 +11,8 @@
 use super::message::{Delivery, StoredMessage};
 use crate::clock::Timestamp;
 use crate::ids::{Msisdn, PhoneNumberId};
-use crate::store::keys::message_key;
-use crate::store::{Batch, Family, Store, StoreError};
+use wagate_store::keys::message_key;
+use wagate_store::{Batch, Family, Store, StoreError};
 
 const FAMILY: Family = Family::UpstreamIds;
 const LEN: usize = 38;

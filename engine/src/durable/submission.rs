@@ -2,16 +2,16 @@
 //! and an optional idempotency key; and the writes an accepted or refused one turns into.
 
 use crate::clock::Timestamp;
-use crate::cloud_api::error::ApiError;
-use crate::cloud_api::request::{parse_send, ParsedSend};
 use crate::decision::{Decision, SendRequest};
 use crate::durable::deferred::DeferredRecord;
 use crate::durable::idempotency::{IdempotencyRecord, StoredOutcome};
 use crate::durable::message::{Delivery, DispatchStatus, DueMessage, StoredMessage};
 use crate::ids::PhoneNumberId;
 use crate::price::unix_day;
-use crate::store::keys::{idempotency_key, ledger_key, message_key};
-use crate::store::{Batch, Family};
+use wagate_cloud_api::error::ApiError;
+use wagate_cloud_api::request::{parse_send, ParsedSend};
+use wagate_store::keys::{idempotency_key, ledger_key, message_key};
+use wagate_store::{Batch, Family};
 
 /// One send as the engine takes it: what the rules judge (`request`) and what goes to Meta
 /// (`payload`). Made from the Cloud API body with [`Submission::from_send_body`], the two

@@ -8,9 +8,9 @@ use super::idempotency::{body_hash, request_hash, IdempotencyRecord};
 use super::submission::{Prepared, Submission};
 use super::wagate::{SubmitError, SubmitResult, Wagate};
 use crate::clock::Timestamp;
-use crate::store::keys::idempotency_key;
-use crate::store::{Family, StoreError};
 use crate::workers::{Command, Reply};
+use wagate_store::keys::idempotency_key;
+use wagate_store::{Family, StoreError};
 
 /// A batch between its hand-out to the shards and their replies.
 struct Submitted {

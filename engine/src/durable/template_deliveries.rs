@@ -19,9 +19,9 @@ use super::wagate::Wagate;
 use crate::clock::SECS_PER_DAY;
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::profile::DELIVERY_PATH_MAX_DAYS;
-use crate::store::keys::idempotency_key;
-use crate::store::{Batch, Family, Store, StoreError};
 use crate::usage::DeliveryPathProgress;
+use wagate_store::keys::idempotency_key;
+use wagate_store::{Batch, Family, Store, StoreError};
 
 const FAMILY: Family = Family::Idempotency;
 const KEPT_SECS: u64 = DELIVERY_PATH_MAX_DAYS as u64 * SECS_PER_DAY as u64;
@@ -133,7 +133,7 @@ impl Wagate {
 mod tests {
     use super::*;
     use crate::clock::Timestamp;
-    use crate::store::memory::MemoryStore;
+    use wagate_store::MemoryStore;
 
     const DAY: u64 = SECS_PER_DAY as u64;
     const NOW: u64 = 1_800_000_000;
@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn a_record_expires_after_the_longest_path_and_a_repeat_overwrites_it() {
         let record = value(NOW);
-        assert_eq!(crate::store::expires_at(&record), Some(NOW + 31 * DAY));
+        assert_eq!(wagate_store::expires_at(&record), Some(NOW + 31 * DAY));
         let store = MemoryStore::new();
         for at in [NOW - 35 * DAY, NOW] {
             let mut batch = Batch::default();

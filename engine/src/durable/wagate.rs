@@ -21,6 +21,7 @@ use super::recovery;
 use super::release_queue::ReleaseQueue;
 use super::sent_record;
 use super::submission::{Prepared, Submission};
+pub use super::submit_error::SubmitError;
 use super::webhook::WebhookReport;
 use crate::clock::{Clock, Timestamp};
 use crate::config::{ConfigError, EngineConfig};
@@ -30,12 +31,12 @@ use crate::ids::{Msisdn, PhoneNumberId};
 use crate::price::Ledger;
 use crate::registry::Registry;
 use crate::state::contact::ConsentSource;
-use crate::store::keys::{deferred_key, message_key};
-use crate::store::rocks::RocksStore;
-use crate::store::{Family, Store, StoreError};
 use crate::usage::Usage;
-use crate::webhooks::events::WebhookEvent;
 use crate::workers::{Command, Onward, Reply, ShardPool};
+use wagate_cloud_api::webhooks::events::WebhookEvent;
+use wagate_store::keys::{deferred_key, message_key};
+use wagate_store::RocksStore;
+use wagate_store::{Family, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct WagateConfig {
@@ -70,16 +71,6 @@ pub enum OpenError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SubmitError {
-    #[error("idempotency key '{0}' was already used for a different request")]
-    KeyReused(String),
-    #[error("a request with idempotency key '{0}' is still being processed; retry shortly")]
-    KeyInFlight(String),
-    #[error("wagate cannot store new work: {0}")]
-    Unavailable(#[from] StoreError),
 }
 
 /// What came of an operator's settlement of a message.
@@ -342,7 +333,7 @@ impl Wagate {
         let mut ceiling = self.ids.ceiling.lock().unwrap_or_else(|e| e.into_inner());
         if first + count > *ceiling {
             let next = first + count + ID_BLOCK;
-            let mut batch = crate::store::Batch::default();
+            let mut batch = wagate_store::Batch::default();
             batch.put(Family::Meta, NEXT_ID_BLOCK, next.to_be_bytes());
             self.store.write(&batch, true)?;
             *ceiling = next;
@@ -630,7 +621,7 @@ impl Wagate {
         if self.live.holds(id) {
             return Ok(SettleOutcome::Live);
         }
-        let mut batch = crate::store::Batch::default();
+        let mut batch = wagate_store::Batch::default();
         match settlement {
             Settlement::Sent { upstream_id } => {
                 super::dispatch::settle(

@@ -20,10 +20,10 @@ use super::SubmitError;
 use crate::contact_events::FailureEffect;
 use crate::ids::{AccountId, Msisdn, PhoneNumberId};
 use crate::quality::Quality;
-use crate::store::keys::idempotency_key;
-use crate::store::{Batch, Family, StoreError};
-use crate::webhooks::events::{DeliveryStatus, WebhookEvent};
 use crate::workers::Command;
+use wagate_cloud_api::webhooks::events::{DeliveryStatus, WebhookEvent};
+use wagate_store::keys::idempotency_key;
+use wagate_store::{Batch, Family, StoreError};
 
 /// What applying one webhook POST did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -16,7 +16,6 @@ use super::body_read::read_request_body;
 use super::metrics::bump;
 use super::reply::{self, ApiErrorResponse};
 use crate::clock::Timestamp;
-use crate::cloud_api::error::ApiError;
 use crate::contact_events::ConsentChange;
 use crate::durable::admin::AdminError;
 use crate::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
@@ -26,6 +25,7 @@ use crate::state::contact::ConsentSource;
 use crate::template::model::TemplateDefinition;
 use crate::template::status::TemplateStatus;
 use crate::usage::Usage;
+use wagate_cloud_api::error::ApiError;
 
 pub fn routes() -> Router<App> {
     Router::new()

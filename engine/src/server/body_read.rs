@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::app::App;
 use super::body_budget::Claim;
 use super::metrics::{bump, Metrics};
-use crate::cloud_api::error::ApiError;
+use wagate_cloud_api::error::ApiError;
 
 /// Past the limit, how much more of a body is read (and dropped) so that the client, still
 /// sending, gets the 413 rather than a reset connection.

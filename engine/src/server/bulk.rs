@@ -26,8 +26,8 @@ use super::reply::ApiErrorResponse;
 use super::send::{counted, on_limit_header, prepare, rejected, submit_prepared, usable_number};
 use super::send::{Asked, Outcome};
 use super::tenants::Tenant;
-use crate::cloud_api::error::ApiError;
 use crate::server::config::OnLimit;
+use wagate_cloud_api::error::ApiError;
 
 /// About how many bytes of whole lines are taken together: one check on the blocking pool and
 /// one ingest job (whose sends share group commits) per part.

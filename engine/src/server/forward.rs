@@ -23,8 +23,8 @@ use super::http_client::{client, exchange, HttpClient};
 use super::metrics::{bump, Metrics};
 use crate::durable::{SubmitError, Wagate};
 use crate::log_limit::LogLimit;
-use crate::store::{Batch, Family, StoreError};
-use crate::webhooks::signature::sign;
+use wagate_cloud_api::webhooks::signature::sign;
+use wagate_store::{Batch, Family, StoreError};
 
 /// One webhook for one tenant, and the identity that dedupes Meta's retries of it.
 pub struct Forward {

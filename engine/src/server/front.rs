@@ -509,7 +509,7 @@ mod tests {
 
     #[test]
     fn an_answer_is_framed_by_its_length_and_carries_its_retry_hint() {
-        let error = crate::cloud_api::error::ApiError::invalid_parameter("a \"quoted\" detail");
+        let error = wagate_cloud_api::error::ApiError::invalid_parameter("a \"quoted\" detail");
         for (retry, close) in [(Some(0), true), (None, false)] {
             let mut out = Vec::new();
             write_answer(&Outcome::error(&error, retry), close, &mut out);

@@ -16,8 +16,8 @@ use super::ingest::Rejected;
 use super::metrics::bump;
 use super::send::{decide_many, on_limit, usable_number, AnswerBody, Asked, Outcome};
 use super::tenants::Tenant;
-use crate::cloud_api::error::ApiError;
 use crate::durable::message::message_id_text;
+use wagate_cloud_api::error::ApiError;
 
 /// The code generated from `proto/wagate.proto`.
 pub mod proto {

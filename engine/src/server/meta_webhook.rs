@@ -12,10 +12,10 @@ use super::body_read::read_request_body;
 use super::forward::{identity_of, Forward};
 use super::metrics::bump;
 use super::reply::{self, unauthorized, ApiErrorResponse};
-use crate::cloud_api::error::ApiError;
 use crate::durable::message::message_id_text;
-use crate::webhooks::events::{events_of, parse_envelope, MessagesChange, WebhookEvent};
-use crate::webhooks::signature::{handshake as echo, verify};
+use wagate_cloud_api::error::ApiError;
+use wagate_cloud_api::webhooks::events::{events_of, parse_envelope, MessagesChange, WebhookEvent};
+use wagate_cloud_api::webhooks::signature::{handshake as echo, verify};
 
 /// `GET /webhooks/meta?hub.mode=subscribe&hub.verify_token=...&hub.challenge=...`
 pub async fn handshake(

@@ -76,7 +76,7 @@ pub enum ServeError {
     #[error("number {0} in the config: {1}")]
     Seed(u64, String),
     #[error("forwarding: {0}")]
-    Forward(#[from] crate::store::StoreError),
+    Forward(#[from] wagate_store::StoreError),
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::cloud_api::error::ApiError;
+use wagate_cloud_api::error::ApiError;
 
 static TRACE: AtomicU64 = AtomicU64::new(1);
 

@@ -17,13 +17,13 @@ use super::ingest::Rejected;
 use super::metrics::bump;
 use super::reply::{self, no_such_object, overloaded, ApiErrorResponse};
 use super::tenants::{Caller, Tenant};
-use crate::cloud_api::error::{deferral_error, ApiError};
-use crate::cloud_api::response::Success;
 use crate::decision::Message;
 use crate::durable::message::{message_id_text, parse_message_id};
 use crate::durable::submission::{ReadSend, Submission};
 use crate::durable::{SubmitError, SubmitResult};
 use crate::ids::{Msisdn, PhoneNumberId};
+use wagate_cloud_api::error::{deferral_error, ApiError};
+use wagate_cloud_api::response::Success;
 
 /// Header with which a request overrides its tenant's choice for sends that must wait.
 pub const ON_LIMIT_HEADER: &str = "x-wagate-on-limit";

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{add_counters, expires_at, Batch, Family, Op, Store, StoreError};
+use crate::{add_counters, expires_at, Batch, Family, Op, Store, StoreError};
 
 /// Every family's entries in one ordered map, keyed by (family, key).
 type Entries = BTreeMap<(Family, Vec<u8>), Vec<u8>>;
@@ -77,6 +77,6 @@ impl Store for MemoryStore {
 mod tests {
     #[test]
     fn memory_store_conforms() {
-        super::super::conformance::check(&super::MemoryStore::new());
+        crate::conformance::check(&super::MemoryStore::new());
     }
 }

@@ -1,13 +1,21 @@
+//! # wagate-store
+//!
 //! Durable storage behind a trait: column families of ordered byte keys, atomic batches that
 //! may be synced to the write-ahead log, counters that add up in place, and values that expire.
 //!
-//! The engine writes through [`Store`]; [`memory::MemoryStore`] serves unit tests and
-//! [`rocks::RocksStore`] is the product. Both pass the conformance tests in `conformance.rs`.
+//! The engine writes through [`Store`], with the key encodings of [`keys`]. [`MemoryStore`]
+//! serves tests; `RocksStore` (feature `rocksdb`, so that this crate alone links no RocksDB) is
+//! the product. Both pass [`conformance::check`], which any other implementation can run too.
 
 pub mod conformance;
 pub mod keys;
-pub mod memory;
-pub mod rocks;
+mod memory;
+#[cfg(feature = "rocksdb")]
+mod rocks;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "rocksdb")]
+pub use rocks::RocksStore;
 
 /// Column families, one per access pattern (see docs/ARCHITECTURE.md, "On disk").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

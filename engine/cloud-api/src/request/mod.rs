@@ -15,10 +15,10 @@ use serde::de::{Deserialize, Deserializer, Error, IgnoredAny, MapAccess, Visitor
 use serde_json::value::RawValue;
 
 use super::error::ApiError;
-use crate::decision::Message;
-use crate::ids::Msisdn;
 use crate::json_text::{read_body, required, text, Text};
-use crate::template::model::MediaKind;
+use wagate_rules::decision::Message;
+use wagate_rules::ids::Msisdn;
+use wagate_rules::template::model::MediaKind;
 
 /// A send request as wagate understands it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +170,7 @@ pub fn parse_send(body: &[u8]) -> Result<ParsedSend, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::template::model::{ButtonParam, ButtonParamValue, HeaderParam};
+    use wagate_rules::template::model::{ButtonParam, ButtonParamValue, HeaderParam};
 
     fn parse(json: &str) -> Result<ParsedSend, ApiError> {
         parse_send(json.as_bytes())

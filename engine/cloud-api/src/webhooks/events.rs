@@ -12,12 +12,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::cloud_api::error::ApiError;
-use crate::contact_events::{ConsentChange, InboundContent, InboundMessage};
-use crate::ids::{AccountId, Msisdn, PhoneNumberId};
+use crate::error::ApiError;
 use crate::json_text::{read_body, read_part, text as text_of, Text};
-use crate::quality::Quality;
-use crate::template::status::TemplateStatus;
+use wagate_rules::contact_events::{ConsentChange, InboundContent, InboundMessage};
+use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId};
+use wagate_rules::quality::Quality;
+use wagate_rules::template::status::TemplateStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {

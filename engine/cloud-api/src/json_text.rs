@@ -11,7 +11,7 @@ use serde::de::{Deserialize, Deserializer, Error, Visitor};
 use serde_json::error::Category;
 use serde_json::value::RawValue;
 
-use crate::cloud_api::error::ApiError;
+use crate::error::ApiError;
 
 #[derive(Debug)]
 pub struct Text<'a>(Cow<'a, str>);

@@ -6,9 +6,7 @@
 
 use serde_json::{json, Value};
 
-use crate::decision::{DeferReason, Refusal};
-use crate::durable::SubmitError;
-use crate::store::StoreError;
+use wagate_rules::decision::{DeferReason, Refusal};
 
 /// An error answer: HTTP status, Meta's code and title, the details, and wagate's reason.
 /// Shown as Meta writes its message: `(#code) title: details`.
@@ -146,41 +144,6 @@ pub fn deferral_error(reason: DeferReason, retry_after_secs: u64) -> ApiError {
         ),
         reason.name(),
     )
-}
-
-impl From<&SubmitError> for ApiError {
-    fn from(error: &SubmitError) -> ApiError {
-        match error {
-            SubmitError::KeyReused(_) => ApiError::new(
-                422,
-                100,
-                "Invalid parameter",
-                error.to_string(),
-                "idempotency_key_reused",
-            ),
-            SubmitError::KeyInFlight(_) => ApiError::new(
-                409,
-                2,
-                "Service temporarily unavailable",
-                error.to_string(),
-                "idempotency_key_in_flight",
-            ),
-            SubmitError::Unavailable(StoreError::NoSpace(_)) => ApiError::new(
-                503,
-                131_016,
-                "Service unavailable",
-                error.to_string(),
-                "storage_full",
-            ),
-            SubmitError::Unavailable(_) => ApiError::new(
-                503,
-                131_016,
-                "Service unavailable",
-                error.to_string(),
-                "storage_unavailable",
-            ),
-        }
-    }
 }
 
 #[cfg(test)]

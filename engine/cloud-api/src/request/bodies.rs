@@ -5,10 +5,10 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::cloud_api::error::ApiError;
-use crate::decision::Message;
+use crate::error::ApiError;
 use crate::json_text::{read_part, required, Text};
-use crate::template::model::MediaKind;
+use wagate_rules::decision::Message;
+use wagate_rules::template::model::MediaKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::durable::message::message_id_text;
+use wagate_rules::ids::message_id_text;
 
 /// `{"messaging_product":"whatsapp","contacts":[{"input","wa_id"}],"messages":[{"id",
 /// "message_status"}]}`; `message_status` only for templates (as Meta does) or when wagate

@@ -15,9 +15,9 @@
 //! Contacts lead with the person's sketch register, which is what places a person on a shard:
 //! each shard's contacts are one contiguous key range, scanned in parallel at start-up.
 
-use crate::clock::Secs;
-use crate::state::contact::ContactRecord;
-use crate::state::contact_table::ContactKey;
+use wagate_rules::clock::Secs;
+use wagate_rules::state::contact::ContactRecord;
+use wagate_rules::state::contact_table::ContactKey;
 
 pub const CONTACT_KEY_LEN: usize = 14;
 pub const CONTACT_VALUE_LEN: usize = 32;
@@ -214,7 +214,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::contact::flags;
+    use wagate_rules::state::contact::flags;
 
     #[test]
     fn contact_round_trips_and_keys_sort_by_register_then_person() {

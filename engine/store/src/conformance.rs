@@ -1,7 +1,7 @@
 //! The conformance suite every [`Store`] must pass: the memory store and RocksDB run it in their
 //! unit tests, and a provider's own store can call [`check`] the same way.
 
-use super::{Batch, Family, Store};
+use crate::{Batch, Family, Store};
 
 fn get(store: &dyn Store, family: Family, key: &[u8]) -> Option<Vec<u8>> {
     store.get(family, key).expect("get")

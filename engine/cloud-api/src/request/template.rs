@@ -7,9 +7,9 @@ use serde::de::{Deserializer, Error, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::cloud_api::error::ApiError;
+use crate::error::ApiError;
 use crate::json_text::{read_part, required, text, Text};
-use crate::template::model::{
+use wagate_rules::template::model::{
     ButtonParam, ButtonParamValue, HeaderParam, MediaKind, TemplateSend, TextParam,
 };
 

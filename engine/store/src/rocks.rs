@@ -25,7 +25,7 @@ use rocksdb::{
     DB,
 };
 
-use super::{add_counters, expires_at, Batch, Family, Op, Store, StoreError, COUNTERS_LEN};
+use crate::{add_counters, expires_at, Batch, Family, Op, Store, StoreError, COUNTERS_LEN};
 
 pub struct RocksStore {
     db: DB,
@@ -337,7 +337,7 @@ mod tests {
     #[test]
     fn rocks_store_conforms() {
         let dir = tempdir();
-        super::super::conformance::check(&RocksStore::open(&dir).unwrap());
+        crate::conformance::check(&RocksStore::open(&dir).unwrap());
         std::fs::remove_dir_all(dir).ok();
     }
 
