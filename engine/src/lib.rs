@@ -12,14 +12,14 @@
 //! - [`cloud_api`], [`webhooks`], [`json_text`]: Meta's wire formats.
 //! - [`server`]: the HTTP and gRPC service.
 
-pub use durable::Wagate;
+pub use wagate_durable::Wagate;
 pub use wagate_rules::*;
 
 pub use wagate_cloud_api as cloud_api;
-pub mod durable;
 pub use wagate_cloud_api::json_text;
-pub mod log_limit;
+pub use wagate_durable as durable;
+pub use wagate_durable::log_limit;
 pub mod server;
 pub use wagate_cloud_api::webhooks;
+pub use wagate_durable::workers;
 pub use wagate_store as store;
-pub mod workers;

@@ -17,7 +17,6 @@ use super::metrics::bump;
 use super::reply::{self, ApiErrorResponse};
 use crate::clock::Timestamp;
 use crate::contact_events::ConsentChange;
-use crate::durable::admin::AdminError;
 use crate::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
 use crate::quality::Quality;
 use crate::registry::{NumberRegistration, RegistryError};
@@ -26,6 +25,7 @@ use crate::template::model::TemplateDefinition;
 use crate::template::status::TemplateStatus;
 use crate::usage::Usage;
 use wagate_cloud_api::error::ApiError;
+use wagate_durable::admin::AdminError;
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -475,13 +475,13 @@ async fn settle(
     body: Body,
 ) -> Answer {
     let body: SettleBody = admin_json(&app, &headers, body).await?;
-    let message_id = crate::durable::message::parse_message_id(&id)
+    let message_id = wagate_durable::message::parse_message_id(&id)
         .ok_or_else(|| ApiErrorResponse::from(super::reply::no_such_object(&id)))?;
     let settlement = match (body.upstream_id, body.resend) {
         (Some(upstream_id), false) if !upstream_id.is_empty() => {
-            crate::durable::Settlement::Sent { upstream_id }
+            wagate_durable::Settlement::Sent { upstream_id }
         }
-        (None, true) => crate::durable::Settlement::Resend,
+        (None, true) => wagate_durable::Settlement::Resend,
         _ => {
             return Err(ApiError::invalid_parameter(
                 "give exactly one of upstream_id and resend: true",
@@ -498,11 +498,11 @@ async fn settle(
     })
     .await?;
     let (reason, why) = match settled {
-        crate::durable::SettleOutcome::Settled => {
+        wagate_durable::SettleOutcome::Settled => {
             return Ok(reply::ok(&json!({ "settled": true })))
         }
-        crate::durable::SettleOutcome::NotInFlight => ("not_in_flight", "is not in flight"),
-        crate::durable::SettleOutcome::Live => (
+        wagate_durable::SettleOutcome::NotInFlight => ("not_in_flight", "is not in flight"),
+        wagate_durable::SettleOutcome::Live => (
             "in_flight_now",
             "is being sent by this run now: its outcome will be recorded; nothing to settle",
         ),

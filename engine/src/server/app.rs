@@ -17,8 +17,8 @@ use super::tenants::Tenants;
 use super::upstream::MetaUpstream;
 use super::{admin, bulk, meta_webhook, send};
 use crate::clock::ManualClock;
-use crate::durable::Wagate;
 use wagate_cloud_api::error::ApiError;
+use wagate_durable::Wagate;
 
 pub struct AppState {
     pub wagate: Arc<Wagate>,
@@ -102,7 +102,7 @@ async fn not_found() -> ApiErrorResponse {
 
 /// The store failed under a request: Meta's shape for a service that is unavailable.
 pub fn store_error(error: wagate_store::StoreError) -> ApiErrorResponse {
-    ApiError::from(&crate::durable::SubmitError::Unavailable(error)).into()
+    ApiError::from(&wagate_durable::SubmitError::Unavailable(error)).into()
 }
 
 /// Runs blocking engine work off the async threads; a panic in it answers 500.

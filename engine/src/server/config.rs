@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::overrides::{apply_override, OverrideError};
 use crate::clock::{Timestamp, COMPACT_EPOCH_UNIX_SECS};
-use crate::durable::WagateConfig;
+use wagate_durable::WagateConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerConfigError {

@@ -21,17 +21,12 @@ use tokio::sync::{watch, Notify};
 use super::config::TenantConfig;
 use super::http_client::{client, exchange, HttpClient};
 use super::metrics::{bump, Metrics};
-use crate::durable::{SubmitError, Wagate};
-use crate::log_limit::LogLimit;
 use wagate_cloud_api::webhooks::signature::sign;
-use wagate_store::{Batch, Family, StoreError};
-
-/// One webhook for one tenant, and the identity that dedupes Meta's retries of it.
-pub struct Forward {
-    pub tenant: String,
-    pub body: Vec<u8>,
-    pub identity: String,
-}
+pub use wagate_durable::forward_queue::Forward;
+use wagate_durable::forward_queue::QueuedForward;
+use wagate_durable::log_limit::LogLimit;
+use wagate_durable::{SubmitError, Wagate};
+use wagate_store::StoreError;
 
 struct Callback {
     url: String,
@@ -58,20 +53,6 @@ pub struct Forwarder {
 const ROUND: usize = 1_024;
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-fn encode(tenant: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2 + tenant.len() + body.len());
-    out.extend_from_slice(&(tenant.len() as u16).to_be_bytes());
-    out.extend_from_slice(tenant.as_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
-fn decode(value: &[u8]) -> Option<(String, Vec<u8>)> {
-    let length = u16::from_be_bytes(value.get(..2)?.try_into().ok()?) as usize;
-    let tenant = std::str::from_utf8(value.get(2..2 + length)?).ok()?;
-    Some((tenant.to_string(), value[2 + length..].to_vec()))
-}
-
 /// A stable identity for a piece of a webhook (its canonical JSON).
 pub fn identity_of(part: &[u8]) -> String {
     let digest = Sha256::digest(part);
@@ -86,14 +67,7 @@ impl Forwarder {
         metrics: Arc<Metrics>,
         deadline: Duration,
     ) -> Result<Forwarder, StoreError> {
-        let (mut last, mut count) = (None, 0u64);
-        wagate
-            .store
-            .scan(Family::Forward, &[], &[0xff; 9], &mut |key, _| {
-                last = key.try_into().ok().map(u64::from_be_bytes);
-                count += 1;
-                true
-            })?;
+        let tail = wagate.forward_queue_tail()?;
         let callbacks = tenants
             .iter()
             .filter_map(|t| {
@@ -111,8 +85,8 @@ impl Forwarder {
             wagate,
             client: client(8),
             callbacks,
-            next_seq: AtomicU64::new(last.map_or(0, |l| l + 1)),
-            backlog: AtomicU64::new(count),
+            next_seq: AtomicU64::new(tail.last_seq.map_or(0, |l| l + 1)),
+            backlog: AtomicU64::new(tail.waiting),
             wake: Notify::new(),
             metrics,
             deadline,
@@ -130,23 +104,8 @@ impl Forwarder {
 
     /// Stores `forwards` not seen before, with the records that make them seen, synced.
     pub fn enqueue(&self, forwards: Vec<Forward>) -> Result<usize, SubmitError> {
-        let mut batch = Batch::default();
-        let mut added = 0;
-        for forward in forwards {
-            if self.wagate.seen(&forward.identity)? {
-                continue;
-            }
-            let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-            batch.put(
-                Family::Forward,
-                seq.to_be_bytes(),
-                encode(&forward.tenant, &forward.body),
-            );
-            self.wagate.remember_into(&forward.identity, &mut batch);
-            added += 1;
-        }
+        let added = self.wagate.enqueue_forwards(forwards, &self.next_seq)?;
         if added > 0 {
-            self.wagate.store.write(&batch, true)?;
             self.backlog.fetch_add(added as u64, Ordering::Relaxed);
             self.wake.notify_one();
         }
@@ -178,22 +137,8 @@ impl Forwarder {
         let (mut failures, mut store_failures) = (LogLimit::default(), LogLimit::default());
         while !*stop.borrow() {
             let forwarder = self.clone();
-            let records = tokio::task::spawn_blocking(move || {
-                let mut records = Vec::new();
-                let scanned = forwarder.wagate.store.scan(
-                    Family::Forward,
-                    &[],
-                    &[0xff; 9],
-                    &mut |key, value| {
-                        if let (Ok(seq), Some(record)) = (key.try_into(), decode(value)) {
-                            records.push((u64::from_be_bytes(seq), record));
-                        }
-                        records.len() < ROUND
-                    },
-                );
-                scanned.map(|_| records)
-            })
-            .await;
+            let records =
+                tokio::task::spawn_blocking(move || forwarder.wagate.oldest_forwards(ROUND)).await;
             let records = match records {
                 Ok(Ok(records)) => records,
                 Ok(Err(error)) => {
@@ -210,11 +155,11 @@ impl Forwarder {
             let now = Instant::now();
             let due: Vec<_> = records
                 .into_iter()
-                .filter(|(seq, _)| waiting.get(seq).is_none_or(|w| w.next <= now))
+                .filter(|queued| waiting.get(&queued.seq).is_none_or(|w| w.next <= now))
                 .collect();
-            let mut delivered = Batch::default();
+            let mut delivered = Vec::new();
             let mut tasks = tokio::task::JoinSet::new();
-            for (seq, (tenant, body)) in due {
+            for QueuedForward { seq, tenant, body } in due {
                 let forwarder = self.clone();
                 tasks.spawn(async move {
                     let delivered = forwarder.deliver(&tenant, body).await;
@@ -241,14 +186,13 @@ impl Forwarder {
                     entry.next = Instant::now() + backoff.min(MAX_BACKOFF);
                 } else {
                     waiting.remove(&seq);
-                    delivered.delete(Family::Forward, seq.to_be_bytes());
+                    delivered.push(seq);
                     bump(&self.metrics.forwarded);
                 }
             }
             if !delivered.is_empty() {
                 let done = delivered.len() as u64;
-                // Unsynced: a delete lost to a crash means one more delivery, never none.
-                match self.wagate.store.write(&delivered, false) {
+                match self.wagate.forget_forwards(&delivered) {
                     Ok(()) => {
                         self.backlog.fetch_sub(done, Ordering::Relaxed);
                     }
@@ -275,18 +219,5 @@ impl Forwarder {
                 _ = stop.changed() => {}
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn records_round_trip() {
-        let value = super::encode("acme", b"{\"x\":1}");
-        assert_eq!(
-            super::decode(&value),
-            Some(("acme".to_string(), b"{\"x\":1}".to_vec()))
-        );
-        assert_eq!(super::decode(b"\x00\x09ab"), None);
     }
 }

@@ -16,8 +16,8 @@ use super::ingest::Rejected;
 use super::metrics::bump;
 use super::send::{decide_many, on_limit, usable_number, AnswerBody, Asked, Outcome};
 use super::tenants::Tenant;
-use crate::durable::message::message_id_text;
 use wagate_cloud_api::error::ApiError;
+use wagate_durable::message::message_id_text;
 
 /// The code generated from `proto/wagate.proto`.
 pub mod proto {

@@ -9,8 +9,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::durable::submission::Submission;
-use crate::durable::{SubmitError, SubmitResult, Wagate};
+use wagate_durable::submission::Submission;
+use wagate_durable::{SubmitError, SubmitResult, Wagate};
 
 pub type Answers = Vec<Result<SubmitResult, SubmitError>>;
 

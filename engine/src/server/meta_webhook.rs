@@ -12,10 +12,10 @@ use super::body_read::read_request_body;
 use super::forward::{identity_of, Forward};
 use super::metrics::bump;
 use super::reply::{self, unauthorized, ApiErrorResponse};
-use crate::durable::message::message_id_text;
 use wagate_cloud_api::error::ApiError;
 use wagate_cloud_api::webhooks::events::{events_of, parse_envelope, MessagesChange, WebhookEvent};
 use wagate_cloud_api::webhooks::signature::{handshake as echo, verify};
+use wagate_durable::message::message_id_text;
 
 /// `GET /webhooks/meta?hub.mode=subscribe&hub.verify_token=...&hub.challenge=...`
 pub async fn handshake(
@@ -109,7 +109,7 @@ pub async fn receive(
 fn forwards(
     app: &App,
     changes: &[MessagesChange],
-) -> Result<Vec<Forward>, crate::durable::SubmitError> {
+) -> Result<Vec<Forward>, wagate_durable::SubmitError> {
     let mut out = Vec::new();
     for MessagesChange {
         account,

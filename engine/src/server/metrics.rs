@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::durable::dispatch::DispatchView;
+use wagate_durable::dispatch::DispatchView;
 
 #[derive(Default)]
 pub struct Metrics {

@@ -45,11 +45,11 @@ use self::tenants::Tenants;
 use self::upstream::{MetaUpstream, SharedMetaUpstream};
 use crate::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use crate::config::EngineConfig;
-use crate::durable::wagate::OpenError;
-use crate::durable::{Wagate, WagateConfig};
 use crate::ids::{AccountId, PhoneNumberId, PortfolioId};
 use crate::profile::Profile;
 use crate::registry::NumberRegistration;
+use wagate_durable::wagate::OpenError;
+use wagate_durable::{Wagate, WagateConfig};
 
 /// How a stop went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,7 @@ fn open_engine(
 /// Re-decides queued sends as they come due, until `stop`.
 fn run_releaser(wagate: Arc<Wagate>, metrics: Arc<Metrics>, stop: Arc<AtomicBool>) {
     let mut confirmed_at = 0;
-    let mut failures = crate::log_limit::LogLimit::default();
+    let mut failures = wagate_durable::log_limit::LogLimit::default();
     while !stop.load(Ordering::Acquire) {
         // Projected upgrades (where wagate may apply them) are looked at once a second.
         let second = wagate.now().secs();

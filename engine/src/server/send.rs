@@ -18,12 +18,12 @@ use super::metrics::bump;
 use super::reply::{self, no_such_object, overloaded, ApiErrorResponse};
 use super::tenants::{Caller, Tenant};
 use crate::decision::Message;
-use crate::durable::message::{message_id_text, parse_message_id};
-use crate::durable::submission::{ReadSend, Submission};
-use crate::durable::{SubmitError, SubmitResult};
 use crate::ids::{Msisdn, PhoneNumberId};
 use wagate_cloud_api::error::{deferral_error, ApiError};
 use wagate_cloud_api::response::Success;
+use wagate_durable::message::{message_id_text, parse_message_id};
+use wagate_durable::submission::{ReadSend, Submission};
+use wagate_durable::{SubmitError, SubmitResult};
 
 /// Header with which a request overrides its tenant's choice for sends that must wait.
 pub const ON_LIMIT_HEADER: &str = "x-wagate-on-limit";
@@ -519,9 +519,9 @@ pub(crate) struct MessageView {
     error_code: Option<u32>,
 }
 
-pub(crate) fn message_view(message: &crate::durable::message::StoredMessage) -> MessageView {
+pub(crate) fn message_view(message: &wagate_durable::message::StoredMessage) -> MessageView {
     let upstream = (!message.upstream.is_empty()).then(|| message.upstream.clone());
-    let sent = message.status == crate::durable::message::DispatchStatus::Sent;
+    let sent = message.status == wagate_durable::message::DispatchStatus::Sent;
     MessageView {
         id: message_id_text(message.id),
         phone_number_id: message.number.0.to_string(),

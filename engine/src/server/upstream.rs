@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::config::MetaConfig;
 use super::http_client::{client, exchange, HttpClient};
-use crate::durable::dispatch::{HandOver, Reconciled, Upstream, UpstreamError};
-use crate::durable::message::StoredMessage;
+use wagate_durable::dispatch::{HandOver, Reconciled, Upstream, UpstreamError};
+use wagate_durable::message::StoredMessage;
 
 /// Meta's codes that mean "not now" rather than "never".
 const RETRYABLE_CODES: &[u64] = &[

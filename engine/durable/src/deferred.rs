@@ -1,0 +1,191 @@
+//! Sends queued until the rules allow them (the caller chose to queue, not to be refused).
+//!
+//! A deferred send the caller wants queued is written, in the same group commit as everything
+//! else its shard decided, under (due time, message id) in
+//! [`Family::Deferred`](wagate_store::Family::Deferred), with its idempotency record saying
+//! "queued as this id". The releaser hands due records back to their
+//! shards with their id; whatever the shard decides then (accepted, refused, or deferred
+//! again) deletes the record in the same commit that writes the outcome, so a record is
+//! released at most once and never lost across a crash.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use super::submission::Submission;
+use wagate_rules::clock::Timestamp;
+use wagate_rules::decision::{DeferReason, SendRequest};
+use wagate_store::keys::deferred_key;
+
+/// A queued send as stored: the decision request, the payload and the caller's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeferredRecord {
+    pub id: u64,
+    pub due: Timestamp,
+    pub reason: DeferReason,
+    pub submission: Submission,
+}
+
+/// The record's header before the payload, as written since the binary format: the reason as
+/// its index in [`REASONS`]. Borrowed from the record to write it, owned when read.
+#[derive(Serialize, Deserialize)]
+struct Header<'a> {
+    request: Cow<'a, SendRequest>,
+    idempotency_key: Option<Cow<'a, str>>,
+    reason: u8,
+}
+
+/// The header of records written before the binary format (still read: a queue survives an
+/// upgrade).
+#[derive(Deserialize)]
+struct JsonHeader {
+    request: SendRequest,
+    idempotency_key: Option<String>,
+    reason: String,
+}
+
+/// First byte of a record in the binary format. A JSON-era record starts with its header's
+/// length as a u32 BE, whose first byte is 0 (headers are far below 16 MiB).
+const BINARY: u8 = 1;
+
+const REASONS: [DeferReason; 6] = [
+    DeferReason::TierLimit,
+    DeferReason::PairRate,
+    DeferReason::Throughput,
+    DeferReason::MarketingCap,
+    DeferReason::MarketingCooldown,
+    DeferReason::Restricted,
+];
+
+impl DeferredRecord {
+    pub fn key(&self) -> [u8; 16] {
+        deferred_key(self.due.0, self.id)
+    }
+
+    /// `[1][header, postcard][payload]`: the payload stays as the caller sent it. A bulk burst
+    /// queues most of its sends, so the header is compact binary rather than JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        let header = Header {
+            request: Cow::Borrowed(&self.submission.request),
+            idempotency_key: self
+                .submission
+                .idempotency_key
+                .as_deref()
+                .map(Cow::Borrowed),
+            reason: REASONS
+                .iter()
+                .position(|r| *r == self.reason)
+                .expect("every reason is listed") as u8,
+        };
+        let mut out = Vec::with_capacity(128 + self.submission.payload.len());
+        out.push(BINARY);
+        let mut out = postcard::to_extend(&header, out).expect("a send request always serialises");
+        out.extend_from_slice(&self.submission.payload);
+        out
+    }
+
+    /// The (due time, message id) a record's key names.
+    pub fn key_parts(key: &[u8]) -> Option<(Timestamp, u64)> {
+        let due = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+        let id = u64::from_be_bytes(key.get(8..16)?.try_into().ok()?);
+        Some((Timestamp(due), id))
+    }
+
+    pub fn decode(key: &[u8], value: &[u8]) -> Option<DeferredRecord> {
+        let (due, id) = Self::key_parts(key)?;
+        let (header, payload): (Header, &[u8]) = match value.first()? {
+            &BINARY => postcard::take_from_bytes(&value[1..]).ok()?,
+            0 => {
+                let length = u32::from_be_bytes(value.get(..4)?.try_into().ok()?) as usize;
+                let old: JsonHeader = serde_json::from_slice(value.get(4..4 + length)?).ok()?;
+                let reason = REASONS.iter().position(|r| r.name() == old.reason)? as u8;
+                let header = Header {
+                    request: Cow::Owned(old.request),
+                    idempotency_key: old.idempotency_key.map(Cow::Owned),
+                    reason,
+                };
+                (header, &value[4 + length..])
+            }
+            _ => return None,
+        };
+        Some(DeferredRecord {
+            id,
+            due,
+            reason: *REASONS.get(usize::from(header.reason))?,
+            submission: Submission {
+                request: header.request.into_owned(),
+                payload: payload.to_vec(),
+                idempotency_key: header.idempotency_key.map(Cow::into_owned),
+                queue_when_deferred: true,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wagate_rules::decision::Message;
+    use wagate_rules::ids::{Msisdn, PhoneNumberId};
+
+    #[test]
+    fn a_record_round_trips_and_sorts_by_due_time() {
+        let record = DeferredRecord {
+            id: 42,
+            due: Timestamp(5_000_000),
+            reason: DeferReason::TierLimit,
+            submission: Submission {
+                request: SendRequest {
+                    number: PhoneNumberId(7),
+                    to: Msisdn::parse("+16505551234").unwrap(),
+                    message: Message::text("hi"),
+                },
+                payload: b"{\"binary\":\"\xff\"}".to_vec(),
+                idempotency_key: Some("k1".into()),
+                queue_when_deferred: true,
+            },
+        };
+        let encoded = record.encode();
+        assert_eq!(encoded[0], BINARY);
+        let back = DeferredRecord::decode(&record.key(), &encoded).unwrap();
+        assert_eq!(back, record);
+        assert!(deferred_key(4_999_999, 99) < record.key());
+        assert!(DeferredRecord::decode(&record.key(), b"\0\0\0\x09{}").is_none());
+        // Cut short, or of an unknown format: not a record.
+        assert!(DeferredRecord::decode(&record.key(), &encoded[..5]).is_none());
+        assert!(DeferredRecord::decode(&record.key(), b"\x02abc").is_none());
+    }
+
+    #[test]
+    fn records_written_with_a_json_header_are_still_read() {
+        // As the JSON-era encoder wrote it: [header length u32 BE][header JSON][payload].
+        let header = serde_json::json!({
+            "request": {
+                "number": 7,
+                "to": 16_505_551_234u64,
+                "message": {"Template": {"name": "order_update", "language": "en_US",
+                    "header": null, "body": [{"name": null, "text": "Ana"}], "buttons": []}}
+            },
+            "idempotency_key": "k2",
+            "reason": "throughput",
+        })
+        .to_string();
+        let mut value = (header.len() as u32).to_be_bytes().to_vec();
+        value.extend_from_slice(header.as_bytes());
+        value.extend_from_slice(b"{\"to\":\"+16505551234\"}");
+        let key = deferred_key(9_000_000, 43);
+        let record = DeferredRecord::decode(&key, &value).unwrap();
+        assert_eq!((record.id, record.due), (43, Timestamp(9_000_000)));
+        assert_eq!(record.reason, DeferReason::Throughput);
+        assert_eq!(record.submission.idempotency_key.as_deref(), Some("k2"));
+        assert_eq!(record.submission.payload, b"{\"to\":\"+16505551234\"}");
+        assert_eq!(
+            record.submission.request.message,
+            Message::Template(wagate_rules::template::model::TemplateSend::new(
+                "order_update",
+                "en_US",
+                vec![wagate_rules::template::model::TextParam::positional("Ana")],
+            ))
+        );
+    }
+}

@@ -1,0 +1,339 @@
+//! Hand-over lanes: the threads that take a due batch from the dispatcher and send it through
+//! the upstream, marking each message in flight (synced) just before it goes out and settling
+//! each as its answer comes.
+//!
+//! A batch's hand-over lasts as long as its slowest send (Meta's answer, a number's pacing), so
+//! one batch at a time would leave the upstream idle between batches. Several lanes keep
+//! batches overlapping; each message is in exactly one batch, so overlapping never sends a
+//! message twice. A lane returns the batch's retries and whether the disk took its writes.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+
+use super::combine::StatusTurn;
+use super::dispatch::{backoff_micros, settle, HandOver, Upstream, UpstreamError};
+use super::message::{DispatchStatus, DueMessage, StoredMessage};
+use crate::log_limit::{admit, LogLimit};
+use wagate_rules::clock::Timestamp;
+use wagate_rules::contact_events::FailedSend;
+use wagate_store::keys::message_key;
+use wagate_store::{Batch, Family, Store};
+
+/// Logged at most once a second over every lane (an outage fails thousands of sends).
+static UPSTREAM_RETRIES: std::sync::Mutex<LogLimit> = std::sync::Mutex::new(LogLimit::new());
+static STORE_FAILURES: std::sync::Mutex<LogLimit> = std::sync::Mutex::new(LogLimit::new());
+
+/// Batches handed over at once.
+pub const LANES: usize = 4;
+
+/// What a lane reports of one batch.
+pub struct Returned {
+    /// Messages that failed for now, back in the outbox with their next attempt's time.
+    pub retries: Vec<DueMessage>,
+    pub sent: u64,
+    pub failed: u64,
+    /// Sends cut off with their outcome unknown: left in flight.
+    pub unknown: u64,
+    /// False when the disk refused the batch's in-flight marks or its settlement.
+    pub disk_ok: bool,
+}
+
+/// A due batch and the time it was found due (the base of its retries' backoff).
+struct Work {
+    due: Vec<StoredMessage>,
+    now: Timestamp,
+}
+
+/// The messages this run's lanes hold: registered before their in-flight mark is written,
+/// let go after their settlement is. A message marked in flight on disk but not here was left
+/// by an earlier run (or a lane that gave up on a failing disk): only those are an operator's
+/// to settle.
+#[derive(Default)]
+pub struct LiveSends(dashmap::DashSet<u64>);
+
+impl LiveSends {
+    pub fn holds(&self, id: u64) -> bool {
+        self.0.contains(&id)
+    }
+
+    /// Messages handed to the upstream by this run and not settled yet.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Where sends that failed for good go once settled: the shards, which give back their price
+/// and their recipient's slot.
+pub type OnFailed = Arc<dyn Fn(Vec<FailedSend>) + Send + Sync>;
+
+pub struct Lanes {
+    work: Option<Sender<Work>>,
+    pub returned: Receiver<Returned>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Lanes {
+    pub fn start(
+        upstream: Arc<dyn Upstream>,
+        store: Arc<dyn Store>,
+        turn: StatusTurn,
+        on_failed: OnFailed,
+        live: Arc<LiveSends>,
+    ) -> Lanes {
+        // No queue in front of the lanes: the dispatcher keeps what is not handed over in
+        // send-slot order, and a batch waits there rather than behind a busy lane.
+        let (work, incoming) = bounded::<Work>(0);
+        let (report, returned) = unbounded();
+        let threads = (0..LANES)
+            .map(|i| {
+                let (incoming, report) = (incoming.clone(), report.clone());
+                let (upstream, store, turn) = (upstream.clone(), store.clone(), turn.clone());
+                let on_failed = on_failed.clone();
+                let live = live.clone();
+                std::thread::Builder::new()
+                    .name(format!("wagate-hand-over-{i}"))
+                    .spawn(move || {
+                        for work in incoming {
+                            let returned = hand_over(
+                                work.due,
+                                upstream.as_ref(),
+                                store.as_ref(),
+                                &turn,
+                                work.now,
+                                on_failed.as_ref(),
+                                &live,
+                            );
+                            if report.send(returned).is_err() {
+                                return;
+                            }
+                        }
+                    })
+                    .expect("spawning a hand-over lane")
+            })
+            .collect();
+        Lanes {
+            work: Some(work),
+            returned,
+            threads,
+        }
+    }
+
+    /// Gives `due` to a free lane, waiting for one.
+    pub fn hand(&self, due: Vec<StoredMessage>, now: Timestamp) {
+        let work = self.work.as_ref().expect("lanes open until joined");
+        // The lanes only stop when `work` is dropped, so a send cannot fail here.
+        let _ = work.send(Work { due, now });
+    }
+
+    /// Lets the lanes finish what they were given, and waits for them.
+    pub fn join(mut self) {
+        self.work = None;
+        for thread in self.threads.drain(..) {
+            thread.join().expect("a hand-over lane panicked");
+        }
+    }
+}
+
+/// Sends `due` through the upstream, which marks each message in flight just before it goes
+/// and settles each as its answer comes (through [`Handing`]).
+fn hand_over(
+    mut due: Vec<StoredMessage>,
+    upstream: &dyn Upstream,
+    store: &dyn Store,
+    turn: &StatusTurn,
+    now: Timestamp,
+    on_failed: &(dyn Fn(Vec<FailedSend>) + Send + Sync),
+    live: &LiveSends,
+) -> Returned {
+    // Each message as it goes out: the upstream sees the attempt it is (on disk once marked;
+    // one never marked is still pending there, as the dispatcher read it).
+    for message in &mut due {
+        message.status = DispatchStatus::InFlight;
+        message.attempts += 1;
+    }
+    let mut handing = Handing {
+        due: &due,
+        marked: vec![None; due.len()],
+        answered: vec![false; due.len()],
+        store,
+        turn,
+        now,
+        on_failed,
+        live,
+        returned: Returned {
+            retries: Vec::new(),
+            sent: 0,
+            failed: 0,
+            unknown: 0,
+            disk_ok: true,
+        },
+    };
+    upstream.send_all(&due, &mut handing);
+    handing.finish()
+}
+
+/// One batch's hand-over in progress: which messages went out and which were answered.
+struct Handing<'a> {
+    /// The batch, each message as it will be marked in flight.
+    due: &'a [StoredMessage],
+    /// Each message as marked in flight, once it went out; taken when it is settled.
+    marked: Vec<Option<StoredMessage>>,
+    answered: Vec<bool>,
+    store: &'a dyn Store,
+    turn: &'a StatusTurn,
+    now: Timestamp,
+    on_failed: &'a (dyn Fn(Vec<FailedSend>) + Send + Sync),
+    live: &'a LiveSends,
+    returned: Returned,
+}
+
+impl Handing<'_> {
+    /// What the upstream never sent goes back to the queue as it was (still pending on disk);
+    /// what went out and was never answered stays in flight.
+    fn finish(mut self) -> Returned {
+        for (index, message) in self.due.iter().enumerate() {
+            if self.marked[index].is_none() && !self.answered[index] {
+                self.returned.retries.push(message.due());
+            } else if !self.answered[index] {
+                tracing::warn!(
+                    message_id = %super::message::message_id_text(message.id),
+                    "the upstream gave no answer for a send: it stays in flight for an operator"
+                );
+                self.live.0.remove(&message.id);
+                self.returned.unknown += 1;
+            }
+        }
+        self.returned
+    }
+}
+
+impl HandOver for Handing<'_> {
+    fn going_out(&mut self, indices: &[usize]) -> bool {
+        if !self.returned.disk_ok {
+            return false;
+        }
+        let mut marks = Batch::default();
+        let mut marked = Vec::with_capacity(indices.len());
+        for &index in indices {
+            let message = self.due[index].clone();
+            // Registered before the mark is written: the in-flight list never shows a live send.
+            self.live.0.insert(message.id);
+            marks.put(Family::Outbox, message_key(message.id), message.encode());
+            marked.push((index, message));
+        }
+        if let Err(error) = self.store.write(&marks, true) {
+            if let Some(times) = admit(&STORE_FAILURES) {
+                tracing::error!(%error, times, "marking sends in flight failed: they wait");
+            }
+            // Nothing went out: the messages are as the disk still has them.
+            for (_, message) in marked {
+                self.live.0.remove(&message.id);
+            }
+            self.returned.disk_ok = false;
+            return false;
+        }
+        for (index, message) in marked {
+            self.marked[index] = Some(message);
+        }
+        true
+    }
+
+    fn outcomes(&mut self, outcomes: Vec<(usize, Result<String, UpstreamError>)>) {
+        let mut settled = Batch::default();
+        let mut sent_wamids = Vec::new();
+        let mut failed = Vec::new();
+        let mut answered = Vec::with_capacity(outcomes.len());
+        for (index, result) in outcomes {
+            let Some(mut message) = self.marked.get_mut(index).and_then(Option::take) else {
+                continue; // not marked, or settled already: an upstream's mistake
+            };
+            self.answered[index] = true;
+            answered.push(message.id);
+            match result {
+                Ok(upstream_id) => {
+                    sent_wamids.push(upstream_id.clone());
+                    settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
+                    self.returned.sent += 1;
+                }
+                Err(UpstreamError::Permanent(reason)) => {
+                    tracing::warn!(
+                        message_id = %super::message::message_id_text(message.id),
+                        %reason,
+                        "the upstream refused a send for good: its price and its recipient's slot are given back"
+                    );
+                    failed.push(message.failed_send());
+                    message.uncharge(&mut settled);
+                    settle(message, DispatchStatus::Failed, reason, &mut settled);
+                    self.returned.failed += 1;
+                }
+                Err(UpstreamError::Unknown(reason)) => {
+                    // Marked in flight on disk already: left so, never pending (invariant 10).
+                    tracing::warn!(
+                        message_id = %super::message::message_id_text(message.id),
+                        %reason,
+                        "a send was cut off: it stays in flight for an operator"
+                    );
+                    self.returned.unknown += 1;
+                }
+                Err(UpstreamError::Retryable(reason)) => {
+                    if let Some(retries) = admit(&UPSTREAM_RETRIES) {
+                        tracing::warn!(
+                            message_id = %super::message::message_id_text(message.id),
+                            %reason,
+                            attempts = message.attempts,
+                            retries,
+                            "a send failed for now: it is retried with backoff"
+                        );
+                    }
+                    message.status = DispatchStatus::Pending;
+                    // Kept so that the message's state says why it is waiting.
+                    message.upstream = reason;
+                    message.decision.send_at =
+                        Timestamp(self.now.0 + backoff_micros(message.attempts));
+                    // Waiting for a retry, the message stays in the outbox.
+                    settled.put(Family::Outbox, message_key(message.id), message.encode());
+                    self.returned.retries.push(message.due());
+                }
+            }
+        }
+        // Not synced: a stop before this reaches the disk leaves the messages in flight, and
+        // the restart asks the upstream about them.
+        let written = match self.store.write(&settled, false) {
+            Ok(()) => true,
+            Err(error) => {
+                if let Some(times) = admit(&STORE_FAILURES) {
+                    tracing::error!(
+                        %error,
+                        times,
+                        "recording send outcomes failed: those sends stay in flight for an operator"
+                    );
+                }
+                false
+            }
+        };
+        self.returned.disk_ok &= written;
+        // Let go once settled (or given up on: a lane whose disk failed leaves them in flight
+        // for an operator).
+        for id in answered {
+            self.live.0.remove(&id);
+        }
+        if written {
+            // Statuses that came before this settlement were parked; they apply now.
+            // (A failure here leaves them parked: the next status for the message applies them.)
+            if let Ok(late) =
+                super::early_status::apply_parked_in_turn(self.store, self.turn, &sent_wamids)
+            {
+                failed.extend(late);
+            }
+            if !failed.is_empty() {
+                (self.on_failed)(failed);
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Start-up: rebuild the engine from the store, exactly as it was acknowledged.
+//!
+//! Order matters: portfolios before their numbers (numbers share their scopes), numbers before
+//! contacts (contacts are keyed by number index), contacts before the derived limits (counts,
+//! expiry queues and sketches are rebuilt from each contact's last counted send), and the
+//! outbox last (messages in flight at the stop are settled with the upstream first).
+
+use std::sync::Arc;
+
+use super::dispatch::{reconcile, Upstream};
+use super::message::{DispatchStatus, StoredMessage};
+use super::records::{decode, NumberRecord, ScopeRecord, TemplateRecord};
+use super::wagate::{OpenError, NEXT_ID_BLOCK};
+use wagate_rules::clock::Clock;
+use wagate_rules::config::EngineConfig;
+use wagate_rules::hash::MixHashMap;
+use wagate_rules::inline_engine::Engine;
+use wagate_rules::price::{Ledger, LedgerKey, LedgerTotals};
+use wagate_rules::registry::Registry;
+use wagate_rules::sketch::hll::owned_registers;
+use wagate_rules::template::model::Category;
+use wagate_store::keys::{
+    contact_range_start, decode_contact, decode_contact_key, decode_ledger_key, registry_kind,
+};
+use wagate_store::{Batch, Family, Store, StoreError};
+
+/// The on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT_KEY: &[u8] = b"format";
+
+pub struct Restored {
+    pub engine: Engine,
+    /// Messages to dispatch: pending ones, and in-flight ones the upstream does not have.
+    pub backlog: Vec<StoredMessage>,
+    pub next_message_id: u64,
+    /// Messages the previous run left in flight (handed over, never settled).
+    pub found_in_flight: usize,
+}
+
+fn everything(
+    store: &dyn Store,
+    family: Family,
+    mut visit: impl FnMut(&[u8], &[u8]),
+) -> Result<(), StoreError> {
+    store.scan(family, &[], &[0xff; 16], &mut |key, value| {
+        visit(key, value);
+        true
+    })
+}
+
+fn check_format(store: &dyn Store) -> Result<(), StoreError> {
+    match store.get(Family::Meta, FORMAT_KEY)? {
+        Some(bytes) if bytes == FORMAT_VERSION.to_be_bytes() => Ok(()),
+        Some(other) => Err(StoreError::Corrupt(format!(
+            "data directory has format {:?}; this wagate reads format {FORMAT_VERSION}",
+            other
+        ))),
+        None => {
+            let mut batch = Batch::default();
+            batch.put(Family::Meta, FORMAT_KEY, FORMAT_VERSION.to_be_bytes());
+            store.write(&batch, true)
+        }
+    }
+}
+
+fn restore_registry(store: &dyn Store, registry: &Registry) -> Result<(), StoreError> {
+    let (mut numbers, mut scopes, mut templates) = (Vec::new(), Vec::new(), Vec::new());
+    let mut failure = None;
+    everything(store, Family::Registry, |key, value| {
+        let result = match key.first() {
+            Some(&registry_kind::NUMBER) => decode::<NumberRecord>(value).map(|r| numbers.push(r)),
+            Some(&registry_kind::SCOPE) => decode::<ScopeRecord>(value).map(|r| scopes.push(r)),
+            Some(&registry_kind::TEMPLATE) => {
+                decode::<TemplateRecord>(value).map(|r| templates.push(r))
+            }
+            _ => Err(StoreError::Corrupt(format!("unknown registry key {key:?}"))),
+        };
+        if let Err(error) = result {
+            failure.get_or_insert(error);
+        }
+    })?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    for scope in scopes.iter().filter(|s| s.portfolio.is_some()) {
+        registry.restore_portfolio(
+            scope.portfolio.expect("filtered"),
+            scope.key,
+            &scope.snapshot,
+        );
+    }
+    for number in &numbers {
+        let own = scopes
+            .iter()
+            .find(|s| s.portfolio.is_none() && s.key == number.index)
+            .map(|s| &s.snapshot);
+        registry.restore_number(number, own);
+    }
+    for template in templates {
+        registry.restore_template(template.definition, &template.lifecycle);
+    }
+    Ok(())
+}
+
+/// Loads every shard's contacts in parallel (one key range each), then rebuilds the limits.
+fn restore_contacts(store: &dyn Store, engine: &mut Engine) -> Result<usize, StoreError> {
+    let now = engine.now();
+    let scopes: MixHashMap<u32, Arc<wagate_rules::scope::LimitScope>> = engine
+        .registry()
+        .scopes()
+        .into_iter()
+        .map(|(_, scope)| (scope.key, scope))
+        .collect();
+    let estimate = store.estimate_keys(Family::Contacts).unwrap_or(0) as usize;
+    let shards = engine.shards_mut();
+    let count = shards.len();
+    for shard in shards.iter_mut() {
+        shard.reserve_contacts(estimate / count);
+    }
+    let loaded: Vec<Result<usize, StoreError>> = std::thread::scope(|threads| {
+        let handles: Vec<_> = shards
+            .iter_mut()
+            .map(|shard| {
+                let range = owned_registers(shard.index(), count);
+                let scopes = &scopes;
+                threads.spawn(move || {
+                    let (start, end) = (
+                        contact_range_start(range.start),
+                        contact_range_start(range.end),
+                    );
+                    let mut loaded = 0;
+                    let mut corrupt = None;
+                    store.scan(Family::Contacts, &start, &end, &mut |key, value| match (
+                        decode_contact_key(key),
+                        decode_contact(value),
+                    ) {
+                        (Some((_, key)), Some(record)) => {
+                            shard.restore_contact(key, record);
+                            loaded += 1;
+                            true
+                        }
+                        _ => {
+                            corrupt = Some(StoreError::Corrupt(format!("contact record {key:?}")));
+                            false
+                        }
+                    })?;
+                    if let Some(error) = corrupt {
+                        return Err(error);
+                    }
+                    shard.rebuild_limits(scopes, now);
+                    Ok(loaded)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a restore thread panicked"))
+            .collect()
+    });
+    loaded.into_iter().sum()
+}
+
+fn read_outbox(store: &dyn Store) -> Result<(Vec<StoredMessage>, Vec<StoredMessage>), StoreError> {
+    let (mut pending, mut in_flight) = (Vec::new(), Vec::new());
+    let mut corrupt = None;
+    everything(
+        store,
+        Family::Outbox,
+        |key, value| match StoredMessage::decode(value) {
+            Some(message) if message.status == DispatchStatus::InFlight => in_flight.push(message),
+            Some(message) => pending.push(message),
+            None => {
+                corrupt.get_or_insert(StoreError::Corrupt(format!("outbox message {key:?}")));
+            }
+        },
+    )?;
+    match corrupt {
+        Some(error) => Err(error),
+        None => Ok((pending, in_flight)),
+    }
+}
+
+/// Everything in the store, back in an engine; the shards are not started yet.
+pub fn restore(
+    config: &EngineConfig,
+    store: &dyn Store,
+    clock: Arc<dyn Clock>,
+    upstream: &dyn Upstream,
+) -> Result<Restored, OpenError> {
+    check_format(store)?;
+    let mut engine = Engine::new(config.clone(), clock)?;
+    restore_registry(store, engine.registry())?;
+    restore_contacts(store, &mut engine)?;
+    let (mut backlog, in_flight) = read_outbox(store)?;
+    let found_in_flight = in_flight.len();
+    let (resend, failed) = reconcile(in_flight, upstream, store)?;
+    if found_in_flight > 0 {
+        tracing::warn!(
+            found_in_flight,
+            sent_again = resend.len(),
+            "the previous run left sends in flight: the upstream was asked about each; those it could not account for stay in flight for an operator"
+        );
+    }
+    backlog.extend(resend);
+    // Deliveries Meta reported failed before the stop, parked then: their slots come back in
+    // memory (their records say so again when they next change).
+    for send in &failed {
+        engine.send_failed(send);
+    }
+    for message in &backlog {
+        if let Some(number) = engine.registry().number(message.number) {
+            number.throughput.book_past(message.decision.send_at);
+        }
+    }
+    let next_message_id = store
+        .get(Family::Meta, NEXT_ID_BLOCK)?
+        .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(1);
+    Ok(Restored {
+        engine,
+        backlog,
+        next_message_id,
+        found_in_flight,
+    })
+}
+
+/// The ledger as stored.
+pub fn read_ledger(store: &dyn Store) -> Result<Ledger, StoreError> {
+    let mut ledger = Ledger::default();
+    everything(store, Family::Ledger, |key, value| {
+        if let (Some((number, day, category)), Ok(counters)) =
+            (decode_ledger_key(key), <[u8; 16]>::try_from(value))
+        {
+            ledger.add_row(
+                LedgerKey {
+                    number: wagate_rules::ids::PhoneNumberId(number),
+                    category: Category::ALL[usize::from(category).min(3)],
+                    day,
+                },
+                LedgerTotals {
+                    messages: u64::from_le_bytes(counters[..8].try_into().unwrap()),
+                    micros: u64::from_le_bytes(counters[8..].try_into().unwrap()),
+                },
+            );
+        }
+    })?;
+    Ok(ledger)
+}

@@ -1,0 +1,4 @@
+//! The durable engine and its worker pool, one test binary (RocksDB linked once).
+
+mod durable;
+mod workers;
