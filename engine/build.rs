@@ -1,6 +1,5 @@
-//! Generates the gRPC service from `proto/wagate.proto` (needs `protoc`; tests/ensure-deps.sh
-//! installs Debian's protobuf-compiler when it is missing), and bakes the hash of the sources
-//! into the build (`WAGATE_SOURCE_HASH`, printed by `wagate --source-hash`).
+//! Bakes the hash of the sources into the build (`WAGATE_SOURCE_HASH`, printed by
+//! `wagate --source-hash`).
 
 #[path = "build_support/source_hash.rs"]
 mod source_hash;
@@ -14,8 +13,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "cargo:rustc-env=WAGATE_SOURCE_HASH={:016x}",
         source_hash::source_hash(&engine)?
     );
-    tonic_prost_build::configure()
-        .build_transport(false)
-        .compile_protos(&["proto/wagate.proto"], &["proto"])?;
     Ok(())
 }

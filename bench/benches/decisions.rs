@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use wagate::workers::{Command, ShardPool};
+use wagate_bench::workload::WorkloadSpec;
 use wagate_bench::{apply, prepare, MICROS_PER_EVENT};
-use wagate_loadgen::workload::WorkloadSpec;
 
 const EVENTS: usize = 400_000;
 const BATCH: usize = 1_024;

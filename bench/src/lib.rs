@@ -2,12 +2,13 @@
 //! and contacts on a manual clock, and the loop that feeds it traffic.
 
 pub mod durable_setup;
+pub mod workload;
 
 use std::sync::Arc;
 
+use crate::workload::{Workload, WorkloadSpec};
 use wagate::workers::Command;
 use wagate::{Decision, Engine, EngineConfig, ManualClock, Profile};
-use wagate_loadgen::workload::{Workload, WorkloadSpec};
 
 /// Simulated time between two events: 100,000 events a second across all numbers.
 pub const MICROS_PER_EVENT: u64 = 10;

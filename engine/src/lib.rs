@@ -17,9 +17,9 @@ pub use wagate_rules::*;
 
 pub use wagate_cloud_api as cloud_api;
 pub use wagate_cloud_api::json_text;
+pub use wagate_cloud_api::webhooks;
 pub use wagate_durable as durable;
 pub use wagate_durable::log_limit;
-pub mod server;
-pub use wagate_cloud_api::webhooks;
 pub use wagate_durable::workers;
+pub use wagate_server as server;
 pub use wagate_store as store;

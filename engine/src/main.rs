@@ -122,7 +122,7 @@ fn serve_args(args: &[String]) -> Result<ServeArgs> {
 }
 
 /// Logs to standard error, as `[log]` says; the level from `RUST_LOG` when it is set.
-fn start_logging(log: &wagate::server::config::LogConfig) -> Result<()> {
+fn start_logging(log: &wagate_server::config::LogConfig) -> Result<()> {
     use tracing_subscriber::EnvFilter;
     let filter = match EnvFilter::try_from_default_env() {
         Ok(filter) => filter,
@@ -133,15 +133,15 @@ fn start_logging(log: &wagate::server::config::LogConfig) -> Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match log.format {
-        wagate::server::config::LogFormat::Text => logs.init(),
-        wagate::server::config::LogFormat::Json => logs.json().init(),
+        wagate_server::config::LogFormat::Text => logs.init(),
+        wagate_server::config::LogFormat::Json => logs.json().init(),
     }
     Ok(())
 }
 
 fn serve(args: &[String]) -> Result<()> {
     use std::io::Write;
-    use wagate::server::config::ServerConfig;
+    use wagate_server::config::ServerConfig;
 
     let ServeArgs {
         config: path,
@@ -162,7 +162,7 @@ fn serve(args: &[String]) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let stopped = runtime.block_on(async move {
-        wagate::server::serve(
+        wagate_server::serve(
             config,
             |at| {
                 println!("wagate listening on http://{}", at.http);
@@ -180,11 +180,11 @@ fn serve(args: &[String]) -> Result<()> {
     let stopped = stopped?;
     // Said as it went: a supervisor reads the exit code, an operator this line.
     match stopped {
-        wagate::server::Stopped::Cleanly => {
+        wagate_server::Stopped::Cleanly => {
             tracing::info!("wagate stopped cleanly");
             Ok(())
         }
-        wagate::server::Stopped::GraceRanOut => bail!(
+        wagate_server::Stopped::GraceRanOut => bail!(
             "wagate stopped when http.shutdown_grace_secs ran out, before its engine shut down: \
              accepted work is on disk; messages being sent stay in flight (see \
              /wagate/admin/messages/in_flight after the restart), later ones stay pending"

@@ -1,9 +1,6 @@
 //! # wagate-loadgen
 //!
 //! Realistic traffic for wagate, a stand-in for Meta, and the peer baseline:
-//! - [`workload`]: the seeded engine-level workload model (numbers and tiers, contacts with Zipf
-//!   popularity and consent rates, a mix of inbound messages, in-window replies, templates and
-//!   cold free-form sends) the engine benchmarks drive the engine with.
 //! - [`driver`]: the network driver (`loadgen http`): HTTP single and bulk, gRPC unary and
 //!   streaming, or the Redis baseline; closed or open loop; hdrhistogram latency, throughput
 //!   per second, a JSON summary; [`report`]: the same as a table and an SVG plot.
@@ -23,4 +20,3 @@ pub mod redis_baseline;
 pub mod report;
 mod session;
 pub mod traffic;
-pub mod workload;

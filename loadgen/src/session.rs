@@ -7,8 +7,8 @@ use anyhow::{bail, Result};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use wagate::server::grpc::proto::messaging_client::MessagingClient;
-use wagate::server::grpc::proto::{SendRequest, SendResult};
+use wagate_proto::messaging_client::MessagingClient;
+use wagate_proto::{SendRequest, SendResult};
 
 use crate::driver::{address_of, DriverConfig, Transport};
 use crate::http_connection::HttpConnection;

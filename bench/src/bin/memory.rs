@@ -3,8 +3,8 @@
 //!
 //! `cargo run --release -p wagate-bench --bin memory [contacts] [events]`
 
+use wagate_bench::workload::WorkloadSpec;
 use wagate_bench::{apply, prepare, resident_bytes, MICROS_PER_EVENT};
-use wagate_loadgen::workload::WorkloadSpec;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

@@ -2,8 +2,8 @@
 //! its callback URL, signed like Meta signs them (`X-Hub-Signature-256`, HMAC-SHA256 of the
 //! body with the tenant's secret), so the tenant's existing webhook code verifies them.
 //!
-//! Each forward is written to [`Family::Forward`] (synced, together with the record that
-//! dedupes Meta's retries of it) before Meta gets its 200, and deleted only after the tenant
+//! Each forward is written to the durable forward queue (`wagate_durable::forward_queue`:
+//! synced, with the record that dedupes Meta's retries of it) before Meta gets its 200, and deleted only after the tenant
 //! answered 2xx: delivery is at least once, retried with backoff, kept across restarts.
 
 use std::collections::HashMap;

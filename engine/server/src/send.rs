@@ -17,13 +17,13 @@ use super::ingest::Rejected;
 use super::metrics::bump;
 use super::reply::{self, no_such_object, overloaded, ApiErrorResponse};
 use super::tenants::{Caller, Tenant};
-use crate::decision::Message;
-use crate::ids::{Msisdn, PhoneNumberId};
 use wagate_cloud_api::error::{deferral_error, ApiError};
 use wagate_cloud_api::response::Success;
 use wagate_durable::message::{message_id_text, parse_message_id};
 use wagate_durable::submission::{ReadSend, Submission};
 use wagate_durable::{SubmitError, SubmitResult};
+use wagate_rules::decision::Message;
+use wagate_rules::ids::{Msisdn, PhoneNumberId};
 
 /// Header with which a request overrides its tenant's choice for sends that must wait.
 pub const ON_LIMIT_HEADER: &str = "x-wagate-on-limit";

@@ -15,17 +15,17 @@ use super::app::{blocking, require_content_type, store_error, App};
 use super::body_read::read_request_body;
 use super::metrics::bump;
 use super::reply::{self, ApiErrorResponse};
-use crate::clock::Timestamp;
-use crate::contact_events::ConsentChange;
-use crate::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
-use crate::quality::Quality;
-use crate::registry::{NumberRegistration, RegistryError};
-use crate::state::contact::ConsentSource;
-use crate::template::model::TemplateDefinition;
-use crate::template::status::TemplateStatus;
-use crate::usage::Usage;
 use wagate_cloud_api::error::ApiError;
 use wagate_durable::admin::AdminError;
+use wagate_rules::clock::Timestamp;
+use wagate_rules::contact_events::ConsentChange;
+use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
+use wagate_rules::quality::Quality;
+use wagate_rules::registry::{NumberRegistration, RegistryError};
+use wagate_rules::state::contact::ConsentSource;
+use wagate_rules::template::model::TemplateDefinition;
+use wagate_rules::template::status::TemplateStatus;
+use wagate_rules::usage::Usage;
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -583,7 +583,7 @@ async fn move_clock(State(app): State<App>, headers: HeaderMap, body: Body) -> A
             .map(|_| ())
             .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(e.to_string())))?,
         (None, Some(at)) => Timestamp::checked_from_unix_secs(at)
-            .ok_or(crate::clock::ClockMoveRefused::PastTheEnd)
+            .ok_or(wagate_rules::clock::ClockMoveRefused::PastTheEnd)
             .and_then(|to| clock.set(to))
             .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(e.to_string())))?,
         _ => {

@@ -16,9 +16,9 @@ use super::reply::ApiErrorResponse;
 use super::tenants::Tenants;
 use super::upstream::MetaUpstream;
 use super::{admin, bulk, meta_webhook, send};
-use crate::clock::ManualClock;
 use wagate_cloud_api::error::ApiError;
 use wagate_durable::Wagate;
+use wagate_rules::clock::ManualClock;
 
 pub struct AppState {
     pub wagate: Arc<Wagate>,

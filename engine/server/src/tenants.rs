@@ -6,9 +6,9 @@ use std::sync::Arc;
 use super::config::{OnLimit, TenantConfig};
 use super::headers::Headers;
 use super::reply::unauthorized;
-use crate::hash::{MixBuildHasher, MixHashMap};
-use crate::ids::PhoneNumberId;
 use wagate_cloud_api::error::ApiError;
+use wagate_rules::hash::{MixBuildHasher, MixHashMap};
+use wagate_rules::ids::PhoneNumberId;
 
 #[derive(Debug)]
 pub struct Tenant {

@@ -26,7 +26,7 @@ use super::reply::ApiErrorResponse;
 use super::send::{counted, on_limit_header, prepare, rejected, submit_prepared, usable_number};
 use super::send::{Asked, Outcome};
 use super::tenants::Tenant;
-use crate::server::config::OnLimit;
+use crate::config::OnLimit;
 use wagate_cloud_api::error::ApiError;
 
 /// About how many bytes of whole lines are taken together: one check on the blocking pool and

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::overrides::{apply_override, OverrideError};
-use crate::clock::{Timestamp, COMPACT_EPOCH_UNIX_SECS};
 use wagate_durable::WagateConfig;
+use wagate_rules::clock::{Timestamp, COMPACT_EPOCH_UNIX_SECS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerConfigError {

@@ -19,10 +19,8 @@ use super::tenants::Tenant;
 use wagate_cloud_api::error::ApiError;
 use wagate_durable::message::message_id_text;
 
-/// The code generated from `proto/wagate.proto`.
-pub mod proto {
-    tonic::include_proto!("wagate.v1");
-}
+/// The code generated from `wagate.proto` (the `wagate-proto` crate).
+pub use wagate_proto as proto;
 
 use proto::messaging_server::Messaging;
 pub use proto::messaging_server::MessagingServer;

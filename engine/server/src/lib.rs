@@ -1,3 +1,5 @@
+//! # wagate-server
+//!
 //! `wagate serve`: the engine behind Meta's Cloud API surface. Senders change only their
 //! base URL; wagate checks, paces, prices, persists and dispatches every message.
 //!
@@ -43,13 +45,13 @@ use self::ingest::Ingest;
 use self::metrics::Metrics;
 use self::tenants::Tenants;
 use self::upstream::{MetaUpstream, SharedMetaUpstream};
-use crate::clock::{Clock, ManualClock, SystemClock, Timestamp};
-use crate::config::EngineConfig;
-use crate::ids::{AccountId, PhoneNumberId, PortfolioId};
-use crate::profile::Profile;
-use crate::registry::NumberRegistration;
 use wagate_durable::wagate::OpenError;
 use wagate_durable::{Wagate, WagateConfig};
+use wagate_rules::clock::{Clock, ManualClock, SystemClock, Timestamp};
+use wagate_rules::config::EngineConfig;
+use wagate_rules::ids::{AccountId, PhoneNumberId, PortfolioId};
+use wagate_rules::profile::Profile;
+use wagate_rules::registry::NumberRegistration;
 
 /// How a stop went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +119,7 @@ fn open_engine(
         let display = seed
             .display_phone_number
             .as_deref()
-            .map(crate::ids::Msisdn::parse)
+            .map(wagate_rules::ids::Msisdn::parse)
             .transpose()
             .map_err(|e| ServeError::Seed(seed.id, format!("display_phone_number: {e}")))?;
         wagate
