@@ -1,4 +1,4 @@
-//! What an operator sees: the server's structured log.
+//! What an operator sees: the structured log, /metrics and the Grafana dashboard over it.
 
 use anyhow::Result;
 use serde_json::Value;
@@ -108,5 +108,133 @@ async fn answers_name_their_values_as_documented_not_as_the_code_spells_them() -
     assert_eq!(sent["delivery"], "none", "{sent}");
     assert!(sent["upstream_id"].is_string(), "{sent}");
     assert!(sent.get("error").is_none(), "{sent}");
+    f.stop()
+}
+
+/// Every sample name `/metrics` shows, and the names its declared families give samples.
+fn exported_names(metrics: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in metrics.lines() {
+        if let Some(declared) = line.strip_prefix("# TYPE ") {
+            let mut parts = declared.split_whitespace();
+            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
+        } else if !line.starts_with('#') {
+            let name = line.split(['{', ' ']).next().unwrap_or_default();
+            if !name.is_empty() {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// The value of the sample `name{labels}` exactly as written (labels in their order).
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_latency_per_endpoint_decisions_by_tenant_and_usage_per_number() -> Result<()>
+{
+    let mut f = Fixture::start("ops-metrics", "").await?;
+    let (ana, bo) = (person(1), person(2));
+    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    let sent = f.send_update(&ana).await?.message_id();
+    f.wait_message(&sent, WAIT, |v| v["status"] == "sent")
+        .await?;
+    // Bo never opted in: refused by a rule, for a reason the answer names.
+    let refused = f.send_update(&bo).await?;
+    let reason = refused.json()["error"]["wagate_reason"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("not refused: {}", refused.text()))?;
+
+    let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
+    let at = |series: &str| {
+        sample(&metrics, series).ok_or_else(|| anyhow::anyhow!("no {series} in {metrics}"))
+    };
+    let send = r#"endpoint="/{version}/{number}/messages""#;
+    assert!(
+        at(&format!(
+            "wagate_http_request_duration_seconds_count{{{send}}}"
+        ))? >= 2.0
+    );
+    assert!(
+        metrics.contains(&format!(
+            "wagate_http_request_duration_seconds_bucket{{le=\"+Inf\",{send}}}"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        at(
+            r#"wagate_http_request_duration_seconds_count{endpoint="/wagate/admin/templates/status"}"#
+        )? >= 2.0
+    );
+    let decided = |outcome: &str| {
+        at(&format!(
+            r#"wagate_decisions_total{{tenant="alpha",number="{NUMBER_A}",outcome="{outcome}"}}"#
+        ))
+    };
+    assert_eq!(decided("accepted")?, 1.0);
+    assert_eq!(decided("refused")?, 1.0);
+    assert_eq!(
+        at(&format!(r#"wagate_refusals_total{{reason="{reason}"}}"#))?,
+        1.0
+    );
+    assert_eq!(
+        at(r#"wagate_upstream_request_duration_seconds_count{outcome="sent"}"#)?,
+        1.0
+    );
+    assert!(at("wagate_group_commit_duration_seconds_count")? >= 1.0);
+    assert!(at("wagate_group_commit_records_sum")? >= 1.0);
+    assert_eq!(at("wagate_message_time_queued_seconds_count")?, 1.0);
+    assert_eq!(
+        at(&format!(
+            r#"wagate_usage_unique_recipients_24h{{number="{NUMBER_A}"}}"#
+        ))?,
+        1.0
+    );
+    assert!(at(&format!(r#"wagate_usage_limit{{number="{NUMBER_A}"}}"#))? >= 250.0);
+
+    // The Grafana dashboard draws only what the server exports.
+    let exported = exported_names(&metrics);
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/grafana/wagate.json"
+    ))?)?;
+    let mut checked = 0;
+    for target in dashboard["panels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|panel| panel["targets"].as_array().into_iter().flatten())
+    {
+        let expr = target["expr"].as_str().unwrap_or_default();
+        let names = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("wagate_"));
+        for name in names {
+            assert!(
+                exported.contains(name),
+                "the dashboard's `{expr}` names {name}, which /metrics does not export"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} metric names in the dashboard"
+    );
     f.stop()
 }

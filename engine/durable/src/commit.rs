@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::metrics::DurableMetrics;
 use wagate_rules::registry::Registry;
 use wagate_rules::shard_context::Core;
 use wagate_store::keys::{registry_key, registry_kind};
@@ -68,6 +69,8 @@ pub struct Durability {
     /// Commit latency in microseconds, one sample per group, while recording is on.
     latencies: Mutex<Vec<u32>>,
     record_latency: AtomicBool,
+    /// Every group commit's latency and size, for `/metrics`.
+    pub metrics: DurableMetrics,
 }
 
 impl Durability {
@@ -79,6 +82,7 @@ impl Durability {
             failure: Mutex::new(None),
             latencies: Mutex::new(Vec::new()),
             record_latency: AtomicBool::new(false),
+            metrics: DurableMetrics::default(),
         }
     }
 
@@ -132,8 +136,11 @@ impl Durability {
         }
         let started = Instant::now();
         let result = self.store.write(batch, self.sync);
+        let took = started.elapsed();
+        self.metrics.commit_seconds.observe(took.as_secs_f64());
+        self.metrics.commit_records.observe(batch.len() as f64);
         if self.record_latency.load(Ordering::Relaxed) {
-            let micros = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+            let micros = took.as_micros().min(u128::from(u32::MAX)) as u32;
             self.latencies
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

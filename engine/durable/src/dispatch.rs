@@ -17,7 +17,9 @@ use crossbeam_channel::{Receiver, TryRecvError};
 
 use super::hand_over::{Lanes, Returned, LANES};
 use super::message::{DispatchStatus, DueMessage, StoredMessage};
+use super::metrics::DurableMetrics;
 use super::sent_record::SentRecord;
+use prometheus_client::metrics::histogram::Histogram;
 use wagate_rules::clock::{Clock, Timestamp, MICROS_PER_SEC};
 use wagate_store::keys::message_key;
 use wagate_store::{Batch, Family, Store, StoreError};
@@ -104,10 +106,21 @@ pub struct DispatchView {
     pub idle_rounds: u64,
 }
 
-#[derive(Default)]
 pub struct DispatchWatch {
     view: Mutex<DispatchView>,
     changed: Condvar,
+    /// Acceptance to first hand-over, observed as messages go to a lane.
+    pub time_queued: Histogram,
+}
+
+impl Default for DispatchWatch {
+    fn default() -> Self {
+        DispatchWatch {
+            view: Mutex::default(),
+            changed: Condvar::new(),
+            time_queued: DurableMetrics::default().time_queued_seconds,
+        }
+    }
 }
 
 impl DispatchWatch {
@@ -348,6 +361,10 @@ impl Dispatching {
         let queued = self.queue.len();
         if !due.is_empty() {
             self.watch.publish(|v| v.queued = queued + due.len());
+            for first in due.iter().filter(|m| m.attempts == 0) {
+                let waited = now.0.saturating_sub(first.accepted_at.0);
+                self.watch.time_queued.observe(waited as f64 / 1e6);
+            }
             self.lanes.hand(due, now);
             self.outstanding += 1;
             return Ok(true);

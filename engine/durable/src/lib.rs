@@ -16,6 +16,7 @@ pub mod hand_over;
 pub mod idempotency;
 pub mod log_limit;
 pub mod message;
+pub mod metrics;
 pub mod records;
 pub mod recovery;
 pub mod release_queue;

@@ -23,6 +23,7 @@ use super::sent_record;
 use super::submission::{Prepared, Submission};
 pub use super::submit_error::SubmitError;
 use super::webhook::WebhookReport;
+use crate::metrics::DurableMetrics;
 use crate::workers::{Command, Onward, Reply, ShardPool};
 use wagate_cloud_api::webhooks::events::WebhookEvent;
 use wagate_rules::clock::{Clock, Timestamp};
@@ -323,6 +324,14 @@ impl Wagate {
     }
 
     /// Records commit latencies from now on (benchmarks).
+    /// The engine's histograms (group commits, time queued), to register for `/metrics`.
+    pub fn metrics(&self) -> DurableMetrics {
+        DurableMetrics {
+            time_queued_seconds: self.dispatcher.watch.time_queued.clone(),
+            ..self.durability.metrics.clone()
+        }
+    }
+
     pub fn durability(&self) -> &Arc<Durability> {
         &self.durability
     }

@@ -1,5 +1,6 @@
 //! What every handler shares, and the routes.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -11,7 +12,7 @@ use super::config::ServerConfig;
 use super::forward::Forwarder;
 use super::headers::Headers;
 use super::ingest::Ingest;
-use super::metrics::{bump, Metrics};
+use super::metrics::{bump, Metrics, Snapshot};
 use super::reply::ApiErrorResponse;
 use super::tenants::Tenants;
 use super::upstream::MetaUpstream;
@@ -38,9 +39,15 @@ pub struct AppState {
 
 pub type App = Arc<AppState>;
 
+/// `/metrics` speaks OpenMetrics (counters' samples end in `_total`, histograms carry units).
+const OPEN_METRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Numbers whose usage one scrape reports at most (a scrape must stay cheap).
+const USAGE_NUMBERS_PER_SCRAPE: usize = 1_000;
+
 pub fn router(app: App) -> Router {
     Router::new()
-        .route("/{version}/{number}/messages", post(send::single))
+        .route(send::SEND_ENDPOINT, post(send::single))
         .route("/wagate/v1/bulk", post(bulk::bulk))
         .route("/wagate/v1/messages/{id}", get(send::status))
         .route(
@@ -51,6 +58,7 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), timed))
         // Bodies are read with each route's own limit (see `read_body`), in Meta's error shape.
         .layer(DefaultBodyLimit::disable())
         .with_state(app)
@@ -60,7 +68,7 @@ pub fn router(app: App) -> Router {
 async fn metrics(
     axum::extract::State(app): axum::extract::State<App>,
     headers: axum::http::HeaderMap,
-) -> Result<String, ApiErrorResponse> {
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiErrorResponse> {
     let wanted = &app.config.http.metrics_token;
     if !wanted.is_empty() {
         let given = headers
@@ -80,13 +88,55 @@ async fn metrics(
             .into());
         }
     }
-    Ok(app.metrics.render(
-        app.wagate.dispatch_view(),
-        app.ingest.pending(),
-        app.forwarder.backlog(),
-        app.wagate.sending_now(),
-        app.bodies.held(),
-    ))
+    let app = app.clone();
+    // Usage goes through the shard workers: off the async threads.
+    let rendered = tokio::task::spawn_blocking(move || {
+        let usage = app
+            .wagate
+            .registry()
+            .numbers()
+            .iter()
+            .take(USAGE_NUMBERS_PER_SCRAPE)
+            .filter_map(|number| Some((number.id.0, app.wagate.usage(number.id).ok()?)))
+            .collect();
+        app.metrics.render(Snapshot {
+            dispatch: app.wagate.dispatch_view(),
+            pending: app.ingest.pending(),
+            forward_backlog: app.forwarder.backlog(),
+            sending_now: app.wagate.sending_now(),
+            bodies_held: app.bodies.held(),
+            usage,
+        })
+    })
+    .await;
+    let text = rendered.map_err(|error| {
+        ApiErrorResponse::from(ApiError::new(
+            500,
+            1,
+            "An unknown error occurred",
+            error.to_string(),
+            "internal",
+        ))
+    })?;
+    Ok(([(axum::http::header::CONTENT_TYPE, OPEN_METRICS)], text))
+}
+
+/// Records each routed request's time under its route (`unmatched` for the fallback).
+async fn timed(
+    axum::extract::State(app): axum::extract::State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let endpoint = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or(Cow::Borrowed("unmatched"), |path| {
+            Cow::Owned(path.as_str().to_string())
+        });
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    app.metrics.request_took(endpoint, started.elapsed());
+    response
 }
 
 async fn not_found() -> ApiErrorResponse {

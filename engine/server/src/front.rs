@@ -34,7 +34,7 @@ use super::accept::Acceptor;
 use super::app::App;
 use super::body_read::bodies_full;
 use super::metrics::bump;
-use super::send::{self, Outcome};
+use super::send::{self, Outcome, SEND_ENDPOINT};
 
 /// Headers a request may carry and still be read here; more go to hyper.
 const MAX_HEADERS: usize = 32;
@@ -178,7 +178,8 @@ impl Connection {
                 }
                 _ => return self.hand_over(read, stream).await,
             };
-            let body_due = Instant::now() + body_time;
+            let started = Instant::now();
+            let body_due = started + body_time;
             let decided = match asked {
                 Ok(asked) => {
                     // The body's share of `http.max_body_bytes_held`, until it is answered.
@@ -242,6 +243,9 @@ impl Connection {
             let close = close || *self.closed.borrow();
             answer.clear();
             write_answer(&outcome, close, &mut answer);
+            self.app
+                .metrics
+                .request_took(SEND_ENDPOINT.into(), started.elapsed());
             match timeout(body_time, stream.write_all(&answer)).await {
                 Ok(Ok(())) if !close => {}
                 Ok(_) => return,

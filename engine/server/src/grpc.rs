@@ -110,10 +110,14 @@ type ResultStream = Pin<Box<dyn Stream<Item = Result<SendResult, Status>> + Send
 #[tonic::async_trait]
 impl Messaging for GrpcIngest {
     async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResult>, Status> {
+        let started = std::time::Instant::now();
         let tenant = authorise(&self.app, &request)?;
         let mut results = decide(&self.app, &tenant, vec![request.into_inner()])
             .await
             .map_err(|why| exhausted(&self.app, why))?;
+        self.app
+            .metrics
+            .request_took("grpc:Send".into(), started.elapsed());
         Ok(Response::new(results.pop().expect("one result")))
     }
 

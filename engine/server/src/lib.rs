@@ -156,7 +156,7 @@ fn run_releaser(wagate: Arc<Wagate>, metrics: Arc<Metrics>, stop: Arc<AtomicBool
                 std::thread::sleep(RELEASE_POLL);
             }
             Ok(count) => {
-                metrics.released.fetch_add(count as u64, Ordering::Relaxed);
+                metrics.released.inc_by(count as u64);
             }
         }
     }
@@ -191,10 +191,12 @@ pub async fn serve(
         Some(manual) => Arc::new(manual.clone()),
         None => Arc::new(SystemClock),
     };
+    let metrics = Arc::new(Metrics::new());
     let upstream = Arc::new(MetaUpstream::new(
         &config.meta,
         config.tenant_meta_tokens(),
         tokio::runtime::Handle::current(),
+        metrics.clone(),
     ));
     for warning in config.warnings() {
         tracing::warn!("config: {warning}");
@@ -222,7 +224,7 @@ pub async fn serve(
     for number in wagate.registry().numbers() {
         upstream.set_throughput(number.id.0, number.throughput.messages_per_second());
     }
-    let metrics = Arc::new(Metrics::default());
+    metrics.include(&wagate.metrics());
     let forwarder = Arc::new(Forwarder::open(
         wagate.clone(),
         &config.tenants,

@@ -1,193 +1,385 @@
-//! Counters for `/metrics` (Prometheus text format): what came in, what the rules decided,
-//! what went out.
+//! `/metrics` in the Prometheus (OpenMetrics) text format, through `prometheus-client`: what
+//! came in (requests per endpoint with their latency, connections, bodies), what the rules
+//! decided (per tenant, number and outcome; refusals per reason), what went out (the upstream
+//! with its latency, time queued, group commits), and gauges read at scrape time (queues,
+//! in flight, each number's unique recipients against its limit).
+//!
+//! The counters are atomics; labelled ones are found in a map under a read lock, once per
+//! decision, and histograms take a short lock per observation: nothing is formatted or
+//! allocated per message except a refusal's reason.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
 
 use wagate_durable::dispatch::DispatchView;
+use wagate_durable::metrics::DurableMetrics;
+use wagate_rules::usage::Usage;
 
-#[derive(Default)]
-pub struct Metrics {
-    pub requests: AtomicU64,
-    pub accepted: AtomicU64,
-    pub queued: AtomicU64,
-    pub deferred: AtomicU64,
-    pub refused: AtomicU64,
-    pub invalid: AtomicU64,
-    pub unauthorized: AtomicU64,
-    pub overloaded: AtomicU64,
-    pub replayed: AtomicU64,
-    pub released: AtomicU64,
-    pub webhooks_applied: AtomicU64,
-    pub webhooks_repeated: AtomicU64,
-    pub webhooks_ignored: AtomicU64,
-    pub webhooks_bad_signature: AtomicU64,
-    pub forwarded: AtomicU64,
-    pub connections_refused: AtomicU64,
-    pub connections_timed_out: AtomicU64,
-    pub bodies_refused: AtomicU64,
-    pub forward_failures: AtomicU64,
+/// Counts one event.
+pub fn bump(counter: &Counter) {
+    counter.inc();
 }
 
-pub fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+/// A tenant's name as a label value, shared (cloned per decision without allocating).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct TenantName(pub Arc<str>);
+
+impl EncodeLabelValue for TenantName {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        std::fmt::Write::write_str(encoder, &self.0)
+    }
+}
+
+/// What the rules made of a send.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub tenant: TenantName,
+    pub number: u64,
+    /// `accepted`, `queued`, `deferred`, `refused` or `replayed`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// wagate's stable name for the reason (`wagate_reason` in the answer).
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// The route as written in the router (`/{version}/{number}/messages`), or `grpc:Send`.
+    pub endpoint: Cow<'static, str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// `sent`, `failed` (for good) or `retried`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NumberLabels {
+    pub number: u64,
+}
+
+/// Builds each labelled histogram with its buckets.
+#[derive(Clone)]
+pub struct Buckets(fn() -> Histogram);
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        (self.0)()
+    }
+}
+
+fn request_buckets() -> Histogram {
+    // 50 µs to about 13 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 19))
+}
+
+fn upstream_buckets() -> Histogram {
+    // 1 ms to about 65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+pub struct Metrics {
+    /// Locked to add the durable engine's histograms once it is open, and per scrape.
+    registry: Mutex<Registry>,
+    pub requests: Counter,
+    pub accepted: Counter,
+    pub queued: Counter,
+    pub deferred: Counter,
+    pub refused: Counter,
+    pub invalid: Counter,
+    pub unauthorized: Counter,
+    pub overloaded: Counter,
+    pub replayed: Counter,
+    pub released: Counter,
+    pub webhooks_applied: Counter,
+    pub webhooks_repeated: Counter,
+    pub webhooks_ignored: Counter,
+    pub webhooks_bad_signature: Counter,
+    pub forwarded: Counter,
+    pub connections_refused: Counter,
+    pub connections_timed_out: Counter,
+    pub bodies_refused: Counter,
+    pub forward_failures: Counter,
+    pub decisions: Family<DecisionLabels, Counter>,
+    pub refusals: Family<RefusalLabels, Counter>,
+    pub request_duration: Family<EndpointLabels, Histogram, Buckets>,
+    pub upstream_duration: Family<UpstreamLabels, Histogram, Buckets>,
+    upstream_sent: Counter,
+    upstream_failed: Counter,
+    upstream_retried: Counter,
+    dispatch_queued: Gauge,
+    ingest_pending: Gauge,
+    forward_backlog: Gauge,
+    bodies_held: Gauge,
+    upstream_in_flight: Gauge,
+    usage_unique_24h: Family<NumberLabels, Gauge>,
+    usage_limit: Family<NumberLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// What `/metrics` reads at scrape time.
+pub struct Snapshot {
+    pub dispatch: DispatchView,
+    pub pending: usize,
+    pub forward_backlog: u64,
+    pub sending_now: usize,
+    pub bodies_held: usize,
+    pub usage: Vec<(u64, Usage)>,
 }
 
 impl Metrics {
-    pub fn render(
-        &self,
-        dispatch: DispatchView,
-        pending: usize,
-        forward_backlog: u64,
-        sending_now: usize,
-        bodies_held: usize,
-    ) -> String {
-        let mut out = String::new();
-        let mut counter = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP wagate_{name} {help}");
-            let _ = writeln!(out, "# TYPE wagate_{name} counter");
-            let _ = writeln!(out, "wagate_{name} {value}");
+    /// The server's metrics; the durable engine's join them with [`Metrics::include`].
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("wagate");
+        let mut counter = |name: &str, help: &str| {
+            let counter = Counter::default();
+            registry.register(name, help, counter.clone());
+            counter
         };
-        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        counter(
-            "http_requests_total",
-            "Send, bulk, webhook and admin requests.",
-            read(&self.requests),
-        );
-        counter(
-            "messages_accepted_total",
-            "Sends accepted and made durable.",
-            read(&self.accepted),
-        );
-        counter(
-            "messages_queued_total",
+        let requests = counter("http_requests", "Send, bulk, webhook and admin requests.");
+        let accepted = counter("messages_accepted", "Sends accepted and made durable.");
+        let queued = counter(
+            "messages_queued",
             "Sends queued until the rules allow them.",
-            read(&self.queued),
         );
-        counter(
-            "messages_deferred_total",
-            "Sends answered with a retry hint.",
-            read(&self.deferred),
-        );
-        counter(
-            "messages_refused_total",
-            "Sends refused by a rule.",
-            read(&self.refused),
-        );
-        counter(
-            "requests_invalid_total",
-            "Malformed or unknown requests.",
-            read(&self.invalid),
-        );
-        counter(
-            "requests_unauthorized_total",
-            "Requests without a valid token.",
-            read(&self.unauthorized),
-        );
-        counter(
-            "requests_overloaded_total",
+        let deferred = counter("messages_deferred", "Sends answered with a retry hint.");
+        let refused = counter("messages_refused", "Sends refused by a rule.");
+        let invalid = counter("requests_invalid", "Malformed or unknown requests.");
+        let unauthorized = counter("requests_unauthorized", "Requests without a valid token.");
+        let overloaded = counter(
+            "requests_overloaded",
             "Requests answered 503 (queues full).",
-            read(&self.overloaded),
         );
-        counter(
-            "idempotent_replays_total",
+        let replayed = counter(
+            "idempotent_replays",
             "Retries answered from the idempotency record.",
-            read(&self.replayed),
         );
-        counter(
-            "messages_released_total",
-            "Queued sends decided again when due.",
-            read(&self.released),
-        );
-        counter(
-            "webhook_events_applied_total",
-            "Meta webhook events applied.",
-            read(&self.webhooks_applied),
-        );
-        counter(
-            "webhook_events_repeated_total",
+        let released = counter("messages_released", "Queued sends decided again when due.");
+        let webhooks_applied = counter("webhook_events_applied", "Meta webhook events applied.");
+        let webhooks_repeated = counter(
+            "webhook_events_repeated",
             "Meta webhook events seen before.",
-            read(&self.webhooks_repeated),
         );
-        counter(
-            "webhook_events_ignored_total",
+        let webhooks_ignored = counter(
+            "webhook_events_ignored",
             "Meta webhook events not acted on (not understood, or naming nothing known); each is logged.",
-            read(&self.webhooks_ignored),
         );
-        counter(
-            "webhook_bad_signatures_total",
+        let webhooks_bad_signature = counter(
+            "webhook_bad_signatures",
             "Meta webhooks refused for their signature.",
-            read(&self.webhooks_bad_signature),
         );
-        counter(
-            "connections_refused_total",
+        let connections_refused = counter(
+            "connections_refused",
             "HTTP connections answered 503 and closed: http.max_connections were open.",
-            read(&self.connections_refused),
         );
-        counter(
-            "connections_timed_out_total",
+        let connections_timed_out = counter(
+            "connections_timed_out",
             "HTTP connections closed for a head, body or answer not moved in time.",
-            read(&self.connections_timed_out),
         );
-        counter(
-            "request_bodies_refused_total",
+        let bodies_refused = counter(
+            "request_bodies_refused",
             "Requests answered 503 because the bodies being read held http.max_body_bytes_held.",
-            read(&self.bodies_refused),
         );
-        counter(
-            "forwarded_total",
-            "Webhooks delivered to tenants.",
-            read(&self.forwarded),
-        );
-        counter(
-            "forward_failures_total",
+        let forwarded = counter("forwarded", "Webhooks delivered to tenants.");
+        let forward_failures = counter(
+            "forward_failures",
             "Failed deliveries to tenants (retried).",
-            read(&self.forward_failures),
         );
-        counter(
-            "upstream_sent_total",
-            "Messages the upstream took.",
-            dispatch.sent,
+        let upstream_sent = counter("upstream_sent", "Messages the upstream took.");
+        let upstream_failed = counter("upstream_failed", "Messages the upstream refused for good.");
+        let upstream_retried = counter("upstream_retried", "Upstream attempts to be retried.");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Sends decided, by tenant, number and outcome.",
+            decisions.clone(),
         );
-        counter(
-            "upstream_failed_total",
-            "Messages the upstream refused for good.",
-            dispatch.failed,
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "refusals",
+            "Sends refused (by a rule or by their own checks), by wagate_reason.",
+            refusals.clone(),
         );
-        counter(
-            "upstream_retried_total",
-            "Upstream attempts to be retried.",
-            dispatch.retried,
+        let request_duration = Family::new_with_constructor(Buckets(request_buckets));
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time from a request's head to its answer, by endpoint.",
+            Unit::Seconds,
+            request_duration.clone(),
         );
-        let mut gauge = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP wagate_{name} {help}");
-            let _ = writeln!(out, "# TYPE wagate_{name} gauge");
-            let _ = writeln!(out, "wagate_{name} {value}");
+        let upstream_duration = Family::new_with_constructor(Buckets(upstream_buckets));
+        registry.register_with_unit(
+            "upstream_request_duration",
+            "Time one send to Meta took, by outcome.",
+            Unit::Seconds,
+            upstream_duration.clone(),
+        );
+        let mut gauge = |name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
         };
-        gauge(
+        let dispatch_queued = gauge(
             "dispatch_queued",
             "Accepted messages waiting for their slot or a retry.",
-            dispatch.queued as u64,
         );
-        gauge(
-            "ingest_pending",
-            "Sends admitted and not yet answered.",
-            pending as u64,
-        );
-        gauge(
+        let ingest_pending = gauge("ingest_pending", "Sends admitted and not yet answered.");
+        let forward_backlog = gauge(
             "forward_backlog",
             "Webhooks waiting to be delivered to tenants.",
-            forward_backlog,
         );
-        gauge(
+        let bodies_held = gauge(
             "request_body_bytes_held",
             "Bytes of request bodies held by unfinished requests (bounded by http.max_body_bytes_held).",
-            bodies_held as u64,
         );
-        gauge(
+        let upstream_in_flight = gauge(
             "upstream_in_flight",
             "Messages handed to Meta by this run and not yet settled.",
-            sending_now as u64,
+        );
+        let usage_unique_24h = Family::<NumberLabels, Gauge>::default();
+        registry.register(
+            "usage_unique_recipients_24h",
+            "Unique recipients of business-initiated messages in the rolling 24 h, by number (exact).",
+            usage_unique_24h.clone(),
+        );
+        let usage_limit = Family::<NumberLabels, Gauge>::default();
+        registry.register(
+            "usage_limit",
+            "The number's messaging limit (unique recipients per rolling 24 h); absent when unlimited.",
+            usage_limit.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            accepted,
+            queued,
+            deferred,
+            refused,
+            invalid,
+            unauthorized,
+            overloaded,
+            replayed,
+            released,
+            webhooks_applied,
+            webhooks_repeated,
+            webhooks_ignored,
+            webhooks_bad_signature,
+            forwarded,
+            connections_refused,
+            connections_timed_out,
+            bodies_refused,
+            forward_failures,
+            decisions,
+            refusals,
+            request_duration,
+            upstream_duration,
+            upstream_sent,
+            upstream_failed,
+            upstream_retried,
+            dispatch_queued,
+            ingest_pending,
+            forward_backlog,
+            bodies_held,
+            upstream_in_flight,
+            usage_unique_24h,
+            usage_limit,
+        }
+    }
+
+    /// Adds the durable engine's histograms (group commits, time queued).
+    pub fn include(&self, durable: &DurableMetrics) {
+        durable.register(&mut self.registry.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Counts one decided send.
+    pub fn decided(&self, tenant: &TenantName, number: u64, outcome: &'static str) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                tenant: tenant.clone(),
+                number,
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Counts one refusal by its reason.
+    pub fn refused_for(&self, reason: &str) {
+        self.refusals
+            .get_or_create(&RefusalLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records how long a request to `endpoint` took.
+    pub fn request_took(&self, endpoint: Cow<'static, str>, took: Duration) {
+        self.request_duration
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records how long one send to Meta took, and what came of it.
+    pub fn upstream_took(&self, outcome: &'static str, took: Duration) {
+        self.upstream_duration
+            .get_or_create(&UpstreamLabels { outcome })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The text `/metrics` answers, with the gauges read now.
+    pub fn render(&self, now: Snapshot) -> String {
+        let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        // The dispatch view's counts only grow within a run: catch the counters up to them.
+        for (counter, value) in [
+            (&self.upstream_sent, now.dispatch.sent),
+            (&self.upstream_failed, now.dispatch.failed),
+            (&self.upstream_retried, now.dispatch.retried),
+        ] {
+            counter.inc_by(value.saturating_sub(counter.get()));
+        }
+        self.dispatch_queued.set(to_i64(now.dispatch.queued as u64));
+        self.ingest_pending.set(to_i64(now.pending as u64));
+        self.forward_backlog.set(to_i64(now.forward_backlog));
+        self.bodies_held.set(to_i64(now.bodies_held as u64));
+        self.upstream_in_flight.set(to_i64(now.sending_now as u64));
+        for (number, usage) in &now.usage {
+            let labels = NumberLabels { number: *number };
+            self.usage_unique_24h
+                .get_or_create(&labels)
+                .set(i64::from(usage.used_24h));
+            match usage.limit {
+                Some(limit) => {
+                    self.usage_limit
+                        .get_or_create(&labels)
+                        .set(i64::from(limit));
+                }
+                None => {
+                    self.usage_limit.remove(&labels);
+                }
+            }
+        }
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(
+            &mut out,
+            &self.registry.lock().unwrap_or_else(|e| e.into_inner()),
         );
         out
     }

@@ -151,6 +151,7 @@ pub(crate) fn usable_number(
 
 /// What an answer needs of the request: the recipient as written and whether it is a template.
 struct Addressee {
+    number: PhoneNumberId,
     input: String,
     to: Msisdn,
     template: bool,
@@ -169,6 +170,7 @@ fn check(
 ) -> Result<Checked, ApiError> {
     let ReadSend { submission, input } = Submission::from_send_body(number, body, key, queue)?;
     let addressee = Addressee {
+        number,
         input,
         to: submission.request.to,
         template: matches!(submission.request.message, Message::Template(_)),
@@ -181,6 +183,11 @@ fn check(
 
 fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Addressee) -> Outcome {
     let metrics = &app.metrics;
+    let decided = |outcome: &'static str| {
+        if let Some(tenant) = app.tenants.owner(parsed.number) {
+            metrics.decided(&tenant.label, parsed.number.0, outcome);
+        }
+    };
     let template = parsed.template;
     let success = |id: u64, status: Option<&'static str>| {
         let mut success = Success::accepted(&parsed.input, parsed.to.digits(), id, template);
@@ -202,6 +209,7 @@ fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Addres
             } else {
                 &metrics.accepted
             });
+            decided(if replayed { "replayed" } else { "accepted" });
             success(message_id, None)
         }
         Ok(SubmitResult::Queued {
@@ -214,10 +222,12 @@ fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Addres
             } else {
                 &metrics.queued
             });
+            decided(if replayed { "replayed" } else { "queued" });
             success(message_id, Some("queued"))
         }
         Ok(SubmitResult::Deferred { until, reason }) => {
             bump(&metrics.deferred);
+            decided("deferred");
             let now = app.wagate.now();
             let secs = until.0.saturating_sub(now.0).div_ceil(1_000_000);
             Outcome::error(&deferral_error(reason, secs), Some(secs))
@@ -233,6 +243,10 @@ fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Addres
             } else {
                 &metrics.refused
             });
+            decided(if replayed { "replayed" } else { "refused" });
+            if !replayed {
+                metrics.refused_for(&name);
+            }
             Outcome::error(&ApiError::refused(code, &name, &reason), None)
         }
         Err(error) => {
@@ -300,12 +314,16 @@ fn count_refused(app: &App, error: &ApiError) {
     } else {
         &app.metrics.invalid
     });
+    app.metrics.refused_for(&error.reason);
 }
 
 pub(crate) fn counted(app: &App, error: ApiError) -> ApiErrorResponse {
     count_refused(app, &error);
     error.into()
 }
+
+/// The single send endpoint's route, as the router and the metrics name it.
+pub(crate) const SEND_ENDPOINT: &str = "/{version}/{number}/messages";
 
 /// What the single endpoint reads from a request's head.
 pub(crate) struct SingleAsked {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::config::{OnLimit, TenantConfig};
 use super::headers::Headers;
+use super::metrics::TenantName;
 use super::reply::unauthorized;
 use wagate_cloud_api::error::ApiError;
 use wagate_rules::hash::{MixBuildHasher, MixHashMap};
@@ -13,6 +14,8 @@ use wagate_rules::ids::PhoneNumberId;
 #[derive(Debug)]
 pub struct Tenant {
     pub name: String,
+    /// The name as the label of the tenant's metrics.
+    pub label: TenantName,
     /// Asked on every send: the cheap integer hash, not SipHash (numbers come from the config).
     pub numbers: HashSet<u64, MixBuildHasher>,
     pub on_limit: OnLimit,
@@ -45,6 +48,7 @@ impl Tenants {
         for config in configs {
             let tenant = Arc::new(Tenant {
                 name: config.name.clone(),
+                label: TenantName(Arc::from(config.name.as_str())),
                 numbers: config.numbers.iter().copied().collect(),
                 on_limit: config.on_limit,
                 callback_url: config.callback_url.clone(),

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::config::MetaConfig;
 use super::http_client::{client, exchange, HttpClient};
+use super::metrics::Metrics;
 use wagate_durable::dispatch::{HandOver, Reconciled, Upstream, UpstreamError};
 use wagate_durable::message::StoredMessage;
 
@@ -79,6 +80,7 @@ pub struct MetaUpstream {
     in_flight: Arc<Semaphore>,
     per_number: usize,
     lanes: DashMap<u64, Arc<NumberLane>>,
+    metrics: Arc<Metrics>,
 }
 
 /// Evenly spaced sends, no burst: a bucket holding a second's worth would let a full bucket and
@@ -96,6 +98,7 @@ impl MetaUpstream {
         config: &MetaConfig,
         tenant_tokens: std::collections::HashMap<u64, String>,
         runtime: Handle,
+        metrics: Arc<Metrics>,
     ) -> MetaUpstream {
         MetaUpstream {
             runtime,
@@ -116,6 +119,7 @@ impl MetaUpstream {
             in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
             per_number: config.max_concurrency_per_number,
             lanes: DashMap::new(),
+            metrics,
         }
     }
 
@@ -186,10 +190,18 @@ impl MetaUpstream {
             .body(Full::new(payload))
             // wagate's own making (a bad base URL or token in the config): fixable, so retried.
             .map_err(|e| UpstreamError::Retryable(format!("cannot build the request: {e}")))?;
-        let (status, body) = exchange(&self.client, request, self.deadline)
-            .await
-            .map_err(|e| UpstreamError::Retryable(e.to_string()))?;
-        classify(status, &body)
+        let started = std::time::Instant::now();
+        let answered = exchange(&self.client, request, self.deadline).await;
+        let outcome = answered
+            .map_err(|e| UpstreamError::Retryable(e.to_string()))
+            .and_then(|(status, body)| classify(status, &body));
+        let label = match &outcome {
+            Ok(_) => "sent",
+            Err(UpstreamError::Permanent(_)) => "failed",
+            Err(_) => "retried",
+        };
+        self.metrics.upstream_took(label, started.elapsed());
+        outcome
     }
 }
 
