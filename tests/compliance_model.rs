@@ -12,6 +12,9 @@
 //! if it took it, its recipient's slot. Usage is not read right after the clock moves, so
 //! decisions also meet shards that have not yet expired what the jump made due.
 
+// Test code: an unwrap that fails is the test failing.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 

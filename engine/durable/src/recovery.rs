@@ -238,8 +238,8 @@ pub fn read_ledger(store: &dyn Store) -> Result<Ledger, StoreError> {
                     day,
                 },
                 LedgerTotals {
-                    messages: u64::from_le_bytes(counters[..8].try_into().unwrap()),
-                    micros: u64::from_le_bytes(counters[8..].try_into().unwrap()),
+                    messages: u64::from_le_bytes(counters[..8].try_into().unwrap_or_default()),
+                    micros: u64::from_le_bytes(counters[8..].try_into().unwrap_or_default()),
                 },
             );
         }

@@ -1,6 +1,9 @@
 //! The conformance suite every [`Store`] must pass: the memory store and RocksDB run it in their
 //! unit tests, and a provider's own store can call [`check`] the same way.
 
+// A conformance suite: an unwrap that fails is the store failing the suite.
+#![allow(clippy::unwrap_used)]
+
 use crate::{Batch, Family, Store};
 
 fn get(store: &dyn Store, family: Family, key: &[u8]) -> Option<Vec<u8>> {

@@ -74,7 +74,8 @@ pub fn decode_contact(bytes: &[u8]) -> Option<ContactRecord> {
     if bytes.len() != CONTACT_VALUE_LEN {
         return None;
     }
-    let time = |i: usize| u32::from_le_bytes(bytes[i * 4..i * 4 + 4].try_into().unwrap());
+    // The length is checked above: every slice below is exactly as long as its array.
+    let time = |i: usize| u32::from_le_bytes(bytes[i * 4..i * 4 + 4].try_into().unwrap_or_default());
     let mut record = ContactRecord::default();
     record.window_until = time(0);
     record.last_business_initiated = time(1);
@@ -164,12 +165,14 @@ impl<'a> Reader<'a> {
 
     pub fn u32(&mut self) -> Option<u32> {
         self.take(4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
     }
 
     pub fn u64(&mut self) -> Option<u64> {
         self.take(8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
     }
 
     pub fn bytes(&mut self) -> Option<&'a [u8]> {

@@ -77,7 +77,7 @@ pub const COUNTERS_LEN: usize = 16;
 pub fn add_counters(existing: Option<&[u8]>, delta: &[u8]) -> Vec<u8> {
     let read = |bytes: Option<&[u8]>, i: usize| {
         bytes.filter(|b| b.len() == COUNTERS_LEN).map_or(0, |b| {
-            u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap())
+            u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default())
         })
     };
     let mut out = Vec::with_capacity(COUNTERS_LEN);
@@ -95,7 +95,8 @@ pub fn add_counters(existing: Option<&[u8]>, delta: &[u8]) -> Vec<u8> {
 pub fn expires_at(value: &[u8]) -> Option<u64> {
     value
         .get(..8)
-        .map(|b| u64::from_be_bytes(b.try_into().unwrap()))
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
 }
 
 /// One write of a [`Batch`], borrowing its bytes.

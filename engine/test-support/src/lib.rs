@@ -3,6 +3,9 @@
 //! What wagate's tests set up again and again. A fixture for the rule tests: an engine on a manual clock with one number, approved
 //! templates of each category, and helpers to build requests.
 
+// Test support: an unwrap that fails is the test failing.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use wagate_rules::contact_events::{FailedSend, FailureReversal, InboundContent};

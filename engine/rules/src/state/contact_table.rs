@@ -139,7 +139,10 @@ impl ContactTable {
             Err(mut index) => {
                 if (self.len + 1) * 100 > self.slots.len() * MAX_LOAD_PERCENT {
                     self.grow();
-                    index = self.find(key, hash).unwrap_err();
+                    // Not in the table before growing, so not after: a free slot (either way,
+                    // the slot the key belongs in).
+                    let (Ok(free) | Err(free)) = self.find(key, hash);
+                    index = free;
                 }
                 self.slots[index] = Slot {
                     person_low: key.person as u32,
@@ -166,7 +169,8 @@ impl ContactTable {
                 scope: slot.scope,
             };
             let hash = key.table_hash(mix64(key.person));
-            let index = self.find(&key, hash).unwrap_err();
+            // Keys are unique: each finds a free slot in the new table.
+            let (Ok(index) | Err(index)) = self.find(&key, hash);
             self.slots[index] = slot;
         }
     }
