@@ -27,6 +27,13 @@ async fn json_logs_name_the_message_meta_refused_and_say_nothing_per_accepted_se
     .await?;
     f.wait_message(&refused, WAIT, |v| v["status"] == "failed")
         .await?;
+    // An event from Meta wagate cannot apply: logged inside the webhook request's span.
+    let unknown = account_webhook(
+        "message_template_status_update",
+        serde_json::json!({ "event": "SOMETHING_NEW", "message_template_id": 1,
+                "message_template_name": "order_update", "message_template_language": "en_US" }),
+    );
+    assert_eq!(f.meta_webhook(&unknown, None).await?.json()["ignored"], 1);
     f.stop()?;
 
     let log = f.log()?;
@@ -44,6 +51,18 @@ async fn json_logs_name_the_message_meta_refused_and_say_nothing_per_accepted_se
             .as_str()
             .is_some_and(|r| r.contains("131026")),
         "{warning}"
+    );
+    let not_applied = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "a Meta webhook event was not applied")
+        .ok_or_else(|| anyhow::anyhow!("the ignored event is not logged: {log}"))?;
+    assert!(
+        not_applied["spans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|span| span["name"] == "request" && span["endpoint"] == "/webhooks/meta"),
+        "not in the webhook request's span: {not_applied}"
     );
     assert!(
         !log.contains(sent.as_str()),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use tracing::Instrument;
 
 use super::body_budget::BodyBudget;
 use super::config::ServerConfig;
@@ -121,7 +122,10 @@ async fn metrics(
     Ok(([(axum::http::header::CONTENT_TYPE, OPEN_METRICS)], text))
 }
 
-/// Records each routed request's time under its route (`unmatched` for the fallback).
+/// Records each routed request's time under its route (`unmatched` for the fallback), and runs
+/// it in a span naming that route, so whatever it logs says which endpoint it was serving. (The
+/// single send endpoint's requests are mostly answered by the front, without a span: its
+/// events carry their own fields.)
 async fn timed(
     axum::extract::State(app): axum::extract::State<App>,
     request: axum::extract::Request,
@@ -134,7 +138,8 @@ async fn timed(
             Cow::Owned(path.as_str().to_string())
         });
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
+    let span = tracing::info_span!("request", endpoint = %endpoint);
+    let response = next.run(request).instrument(span).await;
     app.metrics.request_took(endpoint, started.elapsed());
     response
 }

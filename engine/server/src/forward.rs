@@ -17,6 +17,7 @@ use hyper::header::CONTENT_TYPE;
 use hyper::Request;
 use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Notify};
+use tracing::Instrument;
 
 use super::config::TenantConfig;
 use super::http_client::{client, exchange, HttpClient};
@@ -161,10 +162,14 @@ impl Forwarder {
             let mut tasks = tokio::task::JoinSet::new();
             for QueuedForward { seq, tenant, body } in due {
                 let forwarder = self.clone();
-                tasks.spawn(async move {
-                    let delivered = forwarder.deliver(&tenant, body).await;
-                    (seq, tenant, delivered)
-                });
+                let span = tracing::info_span!("forward", %tenant, seq);
+                tasks.spawn(
+                    async move {
+                        let delivered = forwarder.deliver(&tenant, body).await;
+                        (seq, tenant, delivered)
+                    }
+                    .instrument(span),
+                );
             }
             while let Some(Ok((seq, tenant, done))) = tasks.join_next().await {
                 if let Err(reason) = done {

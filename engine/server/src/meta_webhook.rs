@@ -56,7 +56,11 @@ pub async fn receive(
         return Err(unauthorized("the X-Hub-Signature-256 signature does not match").into());
     }
     let worker = app.clone();
+    // The request's span, on the blocking thread too: the engine's logs of these events say
+    // they came from Meta's webhook.
+    let span = tracing::Span::current();
     let (report, number_news) = blocking(move || {
+        let _in_request = span.enter();
         // Read once, here off the async threads: the events and the tenants' forwards are both
         // read from it.
         let invalid = |e: ApiError| {

@@ -75,7 +75,8 @@ pub fn decode_contact(bytes: &[u8]) -> Option<ContactRecord> {
         return None;
     }
     // The length is checked above: every slice below is exactly as long as its array.
-    let time = |i: usize| u32::from_le_bytes(bytes[i * 4..i * 4 + 4].try_into().unwrap_or_default());
+    let time =
+        |i: usize| u32::from_le_bytes(bytes[i * 4..i * 4 + 4].try_into().unwrap_or_default());
     let mut record = ContactRecord::default();
     record.window_until = time(0);
     record.last_business_initiated = time(1);
