@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The layering rule (docs/ARCHITECTURE.md): rules <- store <- durable <- server <- binary, with
 # cloud-api and proto beside them. Each line below names a crate and the crates its tree must
-# not hold; the check fails, printing the offenders, when `cargo tree -p CRATE` names any.
+# not hold; the check fails, printing the offenders, when `cargo tree -p CRATE` names any. Then
+# the modules of each crate under engine/ are checked for cycles (tests/module_cycles.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,4 +31,7 @@ check wagate-proto "rocksdb|librocksdb-sys|axum|$engine|wagate-rules|wagate-stor
 check wagate-durable "hyper|hyper-util|axum|tonic|mio|socket2|wagate-server|wagate|wagate-proto" "network crate or upper layer"
 check wagate-server "wagate" "binary crate"
 check wagate-loadgen "rocksdb|librocksdb-sys|$engine|wagate-store" "engine crate or RocksDB"
+
+# Inside each crate: no two top-level modules that name each other, directly or around a loop.
+python3 tests/module_cycles.py || failed=1
 exit $failed

@@ -16,79 +16,13 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, TryRecvError};
 
 use super::hand_over::{Lanes, Returned, LANES};
-use super::message::{DispatchStatus, DueMessage, StoredMessage};
+use super::message::{DueMessage, StoredMessage};
 use super::metrics::DurableMetrics;
-use super::sent_record::SentRecord;
+pub use super::upstream::{HandOver, Reconciled, Upstream, UpstreamError};
 use prometheus_client::metrics::histogram::Histogram;
-use wagate_rules::clock::{Clock, Timestamp, MICROS_PER_SEC};
+use wagate_rules::clock::{Clock, Timestamp};
 use wagate_store::keys::message_key;
-use wagate_store::{Batch, Family, Store, StoreError};
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("upstream failed for now: {0}")]
-    Retryable(String),
-    #[error("upstream refused the message: {0}")]
-    Permanent(String),
-    /// The request may have reached the upstream and its answer is lost (the send was cut
-    /// off by a stop): sending again could deliver it twice, so it stays in flight for the
-    /// upstream's reconciliation or an operator.
-    #[error("the upstream's answer is unknown: {0}")]
-    Unknown(String),
-}
-
-/// What the upstream knows of a message handed over before a stop.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reconciled {
-    Delivered(String),
-    NotDelivered,
-    Unknown,
-}
-
-/// Where accepted messages go: Meta's Cloud API in production.
-///
-/// Every hand-over carries the message id and its attempt number (`message.attempts`, written
-/// to disk before the hand-over). Answering [`Reconciled::NotDelivered`] for an attempt is a
-/// promise that the upstream will never deliver that attempt or an earlier one, even if it
-/// arrives late; the engine then hands the message over again as a later attempt.
-pub trait Upstream: Send + Sync {
-    /// Sends one message; `Ok` carries the upstream's id for it.
-    fn send(&self, message: &StoredMessage) -> Result<String, UpstreamError>;
-
-    /// Sends that may be under way at once when [`Upstream::send_all`] is not overridden: each
-    /// runs [`Upstream::send`] on its own thread. One (the default) sends one after another.
-    fn concurrency(&self) -> usize {
-        1
-    }
-
-    /// Sends `messages`, all due now. A message goes out only after `hand_over` has marked it
-    /// in flight ([`HandOver::going_out`]), and each outcome is given to `hand_over` as it
-    /// comes, so that a crash leaves in flight only what was really under way. A message never
-    /// reported as going out was not sent. The default keeps up to
-    /// [`Upstream::concurrency`] sends under way; a network upstream overrides this to mark
-    /// each send when its pacing lets it go.
-    fn send_all(&self, messages: &[StoredMessage], hand_over: &mut dyn HandOver) {
-        super::window::send_in_window(self, messages, hand_over);
-    }
-
-    /// After a restart: did the upstream get this message (attempt `message.attempts` or an
-    /// earlier one), handed over before the stop?
-    fn reconcile(&self, message: &StoredMessage) -> Reconciled;
-}
-
-/// A hand-over lane's side of [`Upstream::send_all`]: it writes the marks and the outcomes.
-/// When `send_all` returns, a message never marked is due again as it was, and one marked but
-/// given no outcome (its send cut off after it may have gone out) stays in flight for an
-/// operator: an upstream reports only what it knows.
-pub trait HandOver {
-    /// The messages at `indices` (into the slice being sent) are about to go out: returns once
-    /// they are marked in flight on disk (synced). `false`: the disk refused, and none of them
-    /// may go out.
-    fn going_out(&mut self, indices: &[usize]) -> bool;
-
-    /// Outcomes that came, each for the message at its index: recorded before this returns.
-    fn outcomes(&mut self, outcomes: Vec<(usize, Result<String, UpstreamError>)>);
-}
+use wagate_store::{Family, Store, StoreError};
 
 /// Messages handed over per synced in-flight mark.
 const DISPATCH_BATCH: usize = 512;
@@ -146,10 +80,6 @@ impl DispatchWatch {
         update(&mut view);
         self.changed.notify_all();
     }
-}
-
-pub(crate) fn backoff_micros(attempts: u32) -> u64 {
-    MICROS_PER_SEC << attempts.min(8)
 }
 
 /// Waiting messages in send-slot order; the records stay on disk until due.
@@ -382,61 +312,6 @@ impl Dispatching {
     }
 }
 
-/// Moves a message settled with the upstream out of the outbox into `messages`: sent (its
-/// upstream id indexed, so status webhooks find it) or failed for good (`upstream` is why).
-pub(crate) fn settle(
-    mut message: StoredMessage,
-    status: DispatchStatus,
-    upstream: String,
-    batch: &mut Batch,
-) {
-    let key = message_key(message.id);
-    if status == DispatchStatus::Sent {
-        super::sent_record::write(batch, &upstream, &SentRecord::of(&message));
-    }
-    message.status = status;
-    message.upstream = upstream;
-    batch.delete(Family::Outbox, key);
-    batch.put(Family::Messages, key, message.encode());
-}
-
-/// Settles messages found in flight at start-up by asking the upstream; returns those to send
-/// (again or for the first time), and those whose delivery, parked before the stop, failed for
-/// good (written uncharged; their recipients' slots are the caller's to give back).
-pub fn reconcile(
-    in_flight: Vec<StoredMessage>,
-    upstream: &dyn Upstream,
-    store: &dyn Store,
-) -> Result<
-    (
-        Vec<StoredMessage>,
-        Vec<wagate_rules::contact_events::FailedSend>,
-    ),
-    wagate_store::StoreError,
-> {
-    let mut resend = Vec::new();
-    let mut settled = Batch::default();
-    let mut sent = Vec::new();
-    for mut message in in_flight {
-        match upstream.reconcile(&message) {
-            Reconciled::Delivered(upstream_id) => {
-                sent.push(upstream_id.clone());
-                settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
-            }
-            Reconciled::NotDelivered => {
-                message.status = DispatchStatus::Pending;
-                resend.push(message);
-            }
-            Reconciled::Unknown => {}
-        }
-    }
-    store.write(&settled, true)?;
-    // Statuses Meta sent for them before the stop were parked; nothing else applies statuses
-    // yet (this runs before the engine starts).
-    let failed = super::early_status::apply_parked(store, &sent)?;
-    Ok((resend, failed))
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -444,10 +319,13 @@ mod tests {
     use super::*;
     use crate::combine::StatusTurn;
     use crate::message::Delivery;
+    use crate::message::DispatchStatus;
     use wagate_rules::clock::ManualClock;
+    use wagate_rules::clock::MICROS_PER_SEC;
     use wagate_rules::decision::Accepted;
     use wagate_rules::ids::{Msisdn, PhoneNumberId};
     use wagate_rules::template::model::Category;
+    use wagate_store::Batch;
     use wagate_store::MemoryStore;
 
     /// An upstream that takes a second per send, as a slow Meta would.
@@ -573,7 +451,8 @@ mod tests {
         statuses.flush(&store).unwrap();
         let mut in_flight = pending(7, Timestamp(0));
         in_flight.status = DispatchStatus::InFlight;
-        let (resend, _) = reconcile(vec![in_flight], &HasEverything, &store).unwrap();
+        let (resend, _) =
+            crate::recovery::reconcile(vec![in_flight], &HasEverything, &store).unwrap();
         assert!(resend.is_empty());
         let settled = store.get(Family::Messages, &message_key(7)).unwrap();
         let settled = StoredMessage::decode(&settled.unwrap()).unwrap();

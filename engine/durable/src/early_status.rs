@@ -278,9 +278,9 @@ pub fn apply_parked(store: &dyn Store, settled: &[String]) -> Result<Vec<FailedS
 
 #[cfg(test)]
 mod tests {
-    use super::super::dispatch::settle;
     use super::super::message::{DispatchStatus, StoredMessage};
     use super::*;
+    use crate::settlement::settle;
     use wagate_store::keys::message_key;
     use wagate_store::MemoryStore;
 

@@ -13,9 +13,10 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use super::combine::StatusTurn;
-use super::dispatch::{backoff_micros, settle, HandOver, Upstream, UpstreamError};
 use super::message::{DispatchStatus, DueMessage, StoredMessage};
 use crate::log_limit::{admit, LogLimit};
+use crate::settlement::settle;
+use crate::upstream::{backoff_micros, HandOver, Upstream, UpstreamError};
 use wagate_rules::clock::Timestamp;
 use wagate_rules::contact_events::FailedSend;
 use wagate_store::keys::message_key;

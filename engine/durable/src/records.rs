@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use wagate_rules::ids::PortfolioId;
 use wagate_rules::number::NumberSnapshot;
+use wagate_rules::registered_template::LifecycleSnapshot;
 use wagate_rules::scope::ScopeSnapshot;
 use wagate_rules::template::model::TemplateDefinition;
-use wagate_rules::template::registered::LifecycleSnapshot;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScopeRecord {

@@ -7,10 +7,11 @@
 
 use std::sync::Arc;
 
-use super::dispatch::{reconcile, Upstream};
 use super::message::{DispatchStatus, StoredMessage};
 use super::records::{decode, NumberRecord, ScopeRecord, TemplateRecord};
-use super::wagate::{OpenError, NEXT_ID_BLOCK};
+use crate::open_error::OpenError;
+use crate::settlement::settle;
+use crate::upstream::{Reconciled, Upstream};
 use wagate_rules::clock::Clock;
 use wagate_rules::config::EngineConfig;
 use wagate_rules::hash::MixHashMap;
@@ -26,6 +27,9 @@ use wagate_store::{Batch, Family, Store, StoreError};
 
 /// The on-disk format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The key in `Family::Meta` of the next block of message ids.
+pub(crate) const NEXT_ID_BLOCK: &[u8] = b"next_id_block";
 const FORMAT_KEY: &[u8] = b"format";
 
 pub struct Restored {
@@ -245,4 +249,41 @@ pub fn read_ledger(store: &dyn Store) -> Result<Ledger, StoreError> {
         }
     })?;
     Ok(ledger)
+}
+
+/// Settles messages found in flight at start-up by asking the upstream; returns those to send
+/// (again or for the first time), and those whose delivery, parked before the stop, failed for
+/// good (written uncharged; their recipients' slots are the caller's to give back).
+pub fn reconcile(
+    in_flight: Vec<StoredMessage>,
+    upstream: &dyn Upstream,
+    store: &dyn Store,
+) -> Result<
+    (
+        Vec<StoredMessage>,
+        Vec<wagate_rules::contact_events::FailedSend>,
+    ),
+    wagate_store::StoreError,
+> {
+    let mut resend = Vec::new();
+    let mut settled = Batch::default();
+    let mut sent = Vec::new();
+    for mut message in in_flight {
+        match upstream.reconcile(&message) {
+            Reconciled::Delivered(upstream_id) => {
+                sent.push(upstream_id.clone());
+                settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
+            }
+            Reconciled::NotDelivered => {
+                message.status = DispatchStatus::Pending;
+                resend.push(message);
+            }
+            Reconciled::Unknown => {}
+        }
+    }
+    store.write(&settled, true)?;
+    // Statuses Meta sent for them before the stop were parked; nothing else applies statuses
+    // yet (this runs before the engine starts).
+    let failed = crate::early_status::apply_parked(store, &sent)?;
+    Ok((resend, failed))
 }

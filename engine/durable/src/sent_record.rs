@@ -1,7 +1,7 @@
 //! What status webhooks need of a sent message, kept under its wamid in
 //! [`Family::UpstreamIds`]: wagate's id, its delivery state, and what its first delivery
 //! counts for (the delivery path). A status reads and rewrites this small record, not the
-//! whole message with its payload; [`super::wagate::Wagate::message`] reads the delivery
+//! whole message with its payload; `Wagate::message` reads the delivery
 //! state from here.
 //!
 //! `[id u64][delivery u8][error u32][business-initiated u8][number u64][person u64][send

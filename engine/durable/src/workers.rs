@@ -23,8 +23,9 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::commit::{wait_before_group, CommitJob, Committer, Durability};
 use crate::message::DueMessage;
+use crate::outcome::{record_outcome, Followup, LedgerDeltas};
 use crate::release_queue::ReleaseQueue;
-use crate::submission::{record_outcome, Followup, LedgerDeltas, Prepared};
+use crate::submission::Prepared;
 use wagate_rules::clock::{Clock, Timestamp, SECS_PER_HOUR};
 use wagate_rules::contact_events::{
     ConsentChange, ContactView, FailedSend, FailureEffect, FailureReversal, InboundEffect,

@@ -15,12 +15,10 @@ use crate::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
 use crate::number::{NumberSnapshot, NumberState};
 use crate::profile::{LimitScopeKind, Profile};
 use crate::quality::Quality;
+use crate::registered_template::{template_key_hash, LifecycleSnapshot, Template, TransitionError};
 use crate::scope::{LimitScope, ScopeSnapshot, PORTFOLIO_SCOPE_BIT};
 use crate::template::lint::{lint, LintFinding};
 use crate::template::model::TemplateDefinition;
-use crate::template::registered::{
-    template_key_hash, LifecycleSnapshot, Template, TransitionError,
-};
 use crate::template::status::TemplateStatus;
 
 /// Who says a template's status: an operator asks (the profile's transitions apply), Meta

@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::app::App;
 use super::metrics::bump;
+use super::state::App;
 use wagate_durable::log_limit::LogLimit;
 
 const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);

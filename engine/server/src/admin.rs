@@ -11,10 +11,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::app::{blocking, require_content_type, store_error, App};
 use super::body_read::read_request_body;
 use super::metrics::bump;
 use super::reply::{self, ApiErrorResponse};
+use super::state::{blocking, require_content_type, store_error, App};
 use wagate_cloud_api::error::ApiError;
 use wagate_durable::admin::AdminError;
 use wagate_rules::clock::Timestamp;

@@ -12,9 +12,9 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
-use super::app::App;
 use super::body_budget::Claim;
 use super::metrics::{bump, Metrics};
+use super::state::App;
 use wagate_cloud_api::error::ApiError;
 
 /// Past the limit, how much more of a body is read (and dropped) so that the client, still

@@ -19,12 +19,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use serde_json::value::RawValue;
 
-use super::app::{blocking, require_content_type, App};
 use super::body_read::{bodies_full, BodyFrames};
 use super::metrics::bump;
 use super::reply::ApiErrorResponse;
 use super::send::{counted, on_limit_header, prepare, rejected, submit_prepared, usable_number};
 use super::send::{Asked, Outcome};
+use super::state::{blocking, require_content_type, App};
 use super::tenants::Tenant;
 use crate::config::OnLimit;
 use wagate_cloud_api::error::ApiError;

@@ -31,10 +31,10 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::accept::Acceptor;
-use super::app::App;
 use super::body_read::bodies_full;
 use super::metrics::bump;
 use super::send::{self, Outcome, SEND_ENDPOINT};
+use super::state::App;
 
 /// Headers a request may carry and still be read here; more go to hyper.
 const MAX_HEADERS: usize = 32;

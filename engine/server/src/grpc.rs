@@ -11,10 +11,10 @@ use tokio_stream::Stream;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::app::App;
 use super::ingest::Rejected;
 use super::metrics::bump;
 use super::send::{decide_many, on_limit, usable_number, AnswerBody, Asked, Outcome};
+use super::state::App;
 use super::tenants::Tenant;
 use wagate_cloud_api::error::ApiError;
 use wagate_durable::message::message_id_text;

@@ -18,8 +18,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use super::accept::Acceptor;
-use super::app::App;
 use super::metrics::{bump, Metrics};
+use super::state::App;
 
 /// The connections tonic serves, until `closed` turns true.
 pub(super) fn incoming(

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod overrides;
 pub mod reply;
 pub mod send;
+pub mod state;
 pub mod tenants;
 pub mod upstream;
 
@@ -38,11 +39,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use self::app::{App, AppState};
 use self::config::{ClockMode, ServerConfig};
 use self::forward::Forwarder;
 use self::ingest::Ingest;
 use self::metrics::Metrics;
+use self::state::{App, AppState};
 use self::tenants::Tenants;
 use self::upstream::{MetaUpstream, SharedMetaUpstream};
 use wagate_durable::wagate::OpenError;

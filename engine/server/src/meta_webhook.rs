@@ -7,11 +7,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::app::{blocking, App};
 use super::body_read::read_request_body;
 use super::forward::{identity_of, Forward};
 use super::metrics::bump;
 use super::reply::{self, unauthorized, ApiErrorResponse};
+use super::state::{blocking, App};
 use wagate_cloud_api::error::ApiError;
 use wagate_cloud_api::webhooks::events::{events_of, parse_envelope, MessagesChange, WebhookEvent};
 use wagate_cloud_api::webhooks::signature::{handshake as echo, verify};

@@ -9,13 +9,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
 
-use super::app::{blocking, require_content_type, store_error, App};
 use super::body_read::read_request_body;
 use super::config::OnLimit;
 use super::headers::Headers;
 use super::ingest::Rejected;
 use super::metrics::bump;
 use super::reply::{self, no_such_object, overloaded, ApiErrorResponse};
+use super::state::{blocking, require_content_type, store_error, App};
 use super::tenants::{Caller, Tenant};
 use wagate_cloud_api::error::{deferral_error, ApiError};
 use wagate_cloud_api::response::Success;

@@ -16,13 +16,13 @@ use crate::hash::MixHashMap;
 use crate::ids::{AccountId, PhoneNumberId};
 use crate::number::NumberState;
 use crate::price::Ledger;
+use crate::registered_template::{template_key_hash, Template};
 use crate::scope::LimitScope;
 use crate::shard_context::Core;
 use crate::sketch::windowed::ShardSketch;
 use crate::state::contact::ContactRecord;
 use crate::state::contact_table::{ContactKey, ContactTable};
 use crate::state::expiry::ExpiryQueue;
-use crate::template::registered::{template_key_hash, Template};
 
 /// This shard's part of one limit scope.
 struct ShardScope {

@@ -1,6 +1,6 @@
-//! Message templates: definitions, the submission lint, the lifecycle and send-time checks.
+//! Message templates as data: definitions, statuses and the submission lint. A registered
+//! template, with its lifecycle and the send-time checks, is `registered_template`.
 
 pub mod lint;
 pub mod model;
-pub mod registered;
 pub mod status;

@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
-use super::records::{encode_number, ScopeRecord, TemplateRecord};
-use super::wagate::Wagate;
+use super::Wagate;
+use crate::records::{encode_number, ScopeRecord, TemplateRecord};
 use wagate_rules::clock::Timestamp;
 use wagate_rules::ids::{AccountId, PhoneNumberId, PortfolioId};
 use wagate_rules::number::NumberState;
 use wagate_rules::quality::Quality;
+use wagate_rules::registered_template::Template;
 use wagate_rules::registry::{NumberRegistration, RegistryError, StatusFrom};
 use wagate_rules::template::lint::LintFinding;
 use wagate_rules::template::model::TemplateDefinition;
-use wagate_rules::template::registered::Template;
 use wagate_rules::template::status::TemplateStatus;
 use wagate_store::keys::{registry_key, registry_kind};
 use wagate_store::{Batch, Family, StoreError};

@@ -1,6 +1,10 @@
 //! [`Wagate`]: open with a config, submit sends, feed inbound and status events, read usage and
 //! the ledger, shut down cleanly.
 
+pub mod admin;
+mod delivery_path;
+pub mod webhook;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,7 +13,6 @@ use std::time::Duration;
 use crossbeam_channel::unbounded;
 use dashmap::DashSet;
 
-use super::admin::AdminError;
 use super::combine::{Combiner, StatusTurn};
 use super::commit::Durability;
 use super::deferred::DeferredRecord;
@@ -22,12 +25,14 @@ use super::release_queue::ReleaseQueue;
 use super::sent_record;
 use super::submission::{Prepared, Submission};
 pub use super::submit_error::SubmitError;
-use super::webhook::WebhookReport;
 use crate::metrics::DurableMetrics;
+pub use crate::open_error::OpenError;
+use crate::recovery::NEXT_ID_BLOCK;
 use crate::workers::{Command, Onward, Reply, ShardPool};
+use admin::AdminError;
 use wagate_cloud_api::webhooks::events::WebhookEvent;
 use wagate_rules::clock::{Clock, Timestamp};
-use wagate_rules::config::{ConfigError, EngineConfig};
+use wagate_rules::config::EngineConfig;
 use wagate_rules::contact_events::{ConsentChange, FailureEffect, InboundEffect, InboundMessage};
 use wagate_rules::decision::{Accepted, Decision, DeferReason, Refusal};
 use wagate_rules::ids::{Msisdn, PhoneNumberId};
@@ -38,6 +43,7 @@ use wagate_rules::usage::Usage;
 use wagate_store::keys::{deferred_key, message_key};
 use wagate_store::RocksStore;
 use wagate_store::{Family, Store, StoreError};
+use webhook::WebhookReport;
 
 #[derive(Debug, Clone)]
 pub struct WagateConfig {
@@ -64,14 +70,6 @@ impl Default for WagateConfig {
             commit_interval: std::time::Duration::from_millis(1),
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// What came of an operator's settlement of a message.
@@ -177,7 +175,6 @@ impl SubmitResult {
 /// Message ids are handed out from blocks whose end is persisted first, so ids never repeat
 /// across restarts without a write per message.
 const ID_BLOCK: u64 = 1 << 20;
-pub(crate) const NEXT_ID_BLOCK: &[u8] = b"next_id_block";
 
 struct IdAllocator {
     next: AtomicU64,
@@ -633,7 +630,7 @@ impl Wagate {
         let mut batch = wagate_store::Batch::default();
         match settlement {
             Settlement::Sent { upstream_id } => {
-                super::dispatch::settle(
+                crate::settlement::settle(
                     message,
                     super::message::DispatchStatus::Sent,
                     upstream_id.clone(),

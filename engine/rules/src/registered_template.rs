@@ -7,16 +7,16 @@
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Mutex;
 
-use super::model::{
-    parameter_names, ButtonParamValue, ButtonSpec, Category, HeaderParam, HeaderSpec,
-    ParameterFormat, TemplateDefinition, TemplateSend,
-};
-use super::status::TemplateStatus;
 use crate::clock::Secs;
 use crate::decision::Refusal;
 use crate::hash::mix64;
 use crate::profile::{RedQualityAction, TemplateRules};
 use crate::quality::Quality;
+use crate::template::model::{
+    parameter_names, ButtonParamValue, ButtonSpec, Category, HeaderParam, HeaderSpec,
+    ParameterFormat, TemplateDefinition, TemplateSend,
+};
+use crate::template::status::TemplateStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("template cannot go from {} to {} under this profile", from.name(), to.name())]

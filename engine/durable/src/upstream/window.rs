@@ -7,8 +7,8 @@
 
 use crossbeam_channel::{unbounded, Receiver};
 
-use super::dispatch::{HandOver, Upstream, UpstreamError};
-use super::message::StoredMessage;
+use super::{HandOver, Upstream, UpstreamError};
+use crate::message::StoredMessage;
 
 type Outcome = (usize, Result<String, UpstreamError>);
 

@@ -11,12 +11,12 @@
 
 use std::collections::HashSet;
 
-use super::early_status::{DeliveryState, Recorded, StatusWrites};
-use super::idempotency::{IdempotencyRecord, StoredOutcome};
-use super::message::Delivery;
-use super::sent_record;
-use super::wagate::Wagate;
 use super::SubmitError;
+use super::Wagate;
+use crate::early_status::{DeliveryState, Recorded, StatusWrites};
+use crate::idempotency::{IdempotencyRecord, StoredOutcome};
+use crate::message::Delivery;
+use crate::sent_record;
 use crate::workers::Command;
 use wagate_cloud_api::webhooks::events::{DeliveryStatus, WebhookEvent};
 use wagate_rules::contact_events::FailureEffect;

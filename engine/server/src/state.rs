@@ -1,0 +1,75 @@
+//! What every handler shares ([`AppState`]) and the small helpers they all use: off-thread
+//! work, the content-type check, store errors in Meta's shape. The routes are `app`'s.
+
+use std::sync::Arc;
+
+use super::body_budget::BodyBudget;
+use super::config::ServerConfig;
+use super::forward::Forwarder;
+use super::headers::Headers;
+use super::ingest::Ingest;
+use super::metrics::Metrics;
+use super::reply::ApiErrorResponse;
+use super::tenants::Tenants;
+use super::upstream::MetaUpstream;
+use wagate_cloud_api::error::ApiError;
+use wagate_durable::Wagate;
+use wagate_rules::clock::ManualClock;
+
+pub struct AppState {
+    pub wagate: Arc<Wagate>,
+    pub ingest: Ingest,
+    pub tenants: Tenants,
+    pub config: ServerConfig,
+    /// Set when the clock is manual: the admin API moves it.
+    pub manual_clock: Option<ManualClock>,
+    pub metrics: Arc<Metrics>,
+    pub upstream: Arc<MetaUpstream>,
+    pub forwarder: Arc<Forwarder>,
+    /// The bytes of bodies all unfinished requests hold, under `http.max_body_bytes_held`.
+    pub bodies: Arc<BodyBudget>,
+    /// Turns true when the server starts to shut down: long-lived streams end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
+}
+
+pub type App = Arc<AppState>;
+
+/// The store failed under a request: Meta's shape for a service that is unavailable.
+pub fn store_error(error: wagate_store::StoreError) -> ApiErrorResponse {
+    ApiError::from(&wagate_durable::SubmitError::Unavailable(error)).into()
+}
+
+/// Runs blocking engine work off the async threads; a panic in it answers 500.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiErrorResponse> + Send + 'static,
+) -> Result<T, ApiErrorResponse> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        ApiErrorResponse::from(ApiError::new(
+            500,
+            1,
+            "An unknown error occurred",
+            e.to_string(),
+            "internal",
+        ))
+    })?
+}
+
+/// Refuses a body that does not say it is `expected`.
+pub fn require_content_type<H: Headers + ?Sized>(
+    headers: &H,
+    expected: &str,
+) -> Result<(), ApiError> {
+    let given = headers.text("content-type").flatten().unwrap_or("");
+    let essence = given.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            415,
+            100,
+            "Invalid parameter",
+            format!("Content-Type must be {expected}, not '{given}'"),
+            "unsupported_content_type",
+        ))
+    }
+}
