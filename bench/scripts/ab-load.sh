@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The load suite's three headline runs, a base revision's server (A) against the working
+# tree's (B), alternated A, B, A, B... so that the machine's drift falls on both alike:
+# single requests (closed loop, 256 in flight), bulk (8 x 1,000), and the open loop at a fixed
+# rate (RATE, about half the single peak) for its p99. The same loadgen drives both.
+#   bash bench/scripts/ab-load.sh BASE_REV [ROUNDS] [RATE]     (ROUNDS: 3, RATE: 25000)
+# Prints one line per run and the medians.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BASE=${1:?usage: ab-load.sh BASE_REV [ROUNDS] [RATE]}
+ROUNDS=${2:-3}
+RATE=${3:-25000}
+TARGET=$PWD/target
+WORK=$(mktemp -d)
+git worktree add -f --detach "$WORK/base" "$BASE" >/dev/null
+trap 'git worktree remove --force "$WORK/base"; rm -rf "$WORK"' EXIT
+
+# The working tree first, then the base in its worktree (sharing the target directory, so only
+# the workspace's crates compile again), then the working tree's sources touched: cargo keeps
+# one fingerprint per crate, and the base's build would otherwise pass for the tree's.
+cargo build -q --release --workspace --all-targets
+cp target/release/wagate "$WORK/B-wagate"
+(cd "$WORK/base" && CARGO_TARGET_DIR=$TARGET cargo build -q --release -p wagate --bin wagate)
+cp "$TARGET/release/wagate" "$WORK/A-wagate"
+find engine bench loadgen tests -name '*.rs' -exec touch {} +
+cargo build -q --release --workspace --all-targets
+
+run() {
+  local side=$1 mode=$2 log="$WORK/$1-$2-$3.log"
+  shift 3
+  WAGATE_BIN="$WORK/$side-wagate" bash bench/scripts/server-load.sh "$@" >"$log" 2>&1 || true
+  python3 - "$log" "$side" "$mode" <<'EOF'
+import json, sys
+log, side, mode = sys.argv[1:]
+summary = next((json.loads(l) for l in open(log) if l.startswith('{"accepted"') and '"latency_us"' in l), None)
+if summary is None:
+    print(f"{mode} {side} no summary (see {log})")
+else:
+    print(f"{mode} {side} {summary['messages_per_second']:.0f}/s p99 {summary['latency_us']['p99'] / 1000:.1f} ms")
+EOF
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  for side in A B; do
+    run "$side" single "$round" --concurrency 256 --messages 300000 --max-secs 15
+    run "$side" bulk "$round" --concurrency 8 --batch 1000 --messages 2000000 --max-secs 15
+    run "$side" half "$round" --concurrency 256 --rate "$RATE" --messages $((RATE * 10)) --max-secs 20
+  done
+done | tee "$WORK/lines"
+echo "medians (A = $BASE, B = working tree):"
+python3 - "$WORK/lines" <<'EOF'
+import re, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(\w+) (A|B) (\d+)/s p99 ([\d.]+) ms", line)
+    if m:
+        runs.setdefault((m[1], m[2]), []).append((int(m[3]), float(m[4])))
+for (mode, side), values in sorted(runs.items()):
+    rates = [v[0] for v in values]
+    p99s = [v[1] for v in values]
+    print(f"{mode} {side}: {statistics.median(rates):.0f}/s (runs {rates}), p99 {statistics.median(p99s):.1f} ms (runs {p99s})")
+EOF
