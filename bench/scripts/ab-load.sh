@@ -4,7 +4,9 @@
 # single requests (closed loop, 256 in flight), bulk (8 x 1,000), and the open loop at a fixed
 # rate (RATE, about half the single peak) for its p99. The same loadgen drives both.
 #   bash bench/scripts/ab-load.sh BASE_REV [ROUNDS] [RATE]     (ROUNDS: 3, RATE: 25000)
-# Prints one line per run and the medians.
+# MODES (env) chooses the runs (default "single bulk half"). Odd rounds run A then B, even
+# rounds B then A, so that neither side always follows the other. Prints one line per run and
+# the medians.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BASE=${1:?usage: ab-load.sh BASE_REV [ROUNDS] [RATE]}
@@ -40,11 +42,18 @@ else:
 EOF
 }
 
+MODES=${MODES:-single bulk half}
 for round in $(seq 1 "$ROUNDS"); do
-  for side in A B; do
-    run "$side" single "$round" --concurrency 256 --messages 300000 --max-secs 15
-    run "$side" bulk "$round" --concurrency 8 --batch 1000 --messages 2000000 --max-secs 15
-    run "$side" half "$round" --concurrency 256 --rate "$RATE" --messages $((RATE * 10)) --max-secs 20
+  order="A B"
+  [ $((round % 2)) -eq 0 ] && order="B A"
+  for side in $order; do
+    for mode in $MODES; do
+      case $mode in
+        single) run "$side" single "$round" --concurrency 256 --messages 300000 --max-secs 15 ;;
+        bulk) run "$side" bulk "$round" --concurrency 8 --batch 1000 --messages 2000000 --max-secs 15 ;;
+        half) run "$side" half "$round" --concurrency 256 --rate "$RATE" --messages $((RATE * 10)) --max-secs 20 ;;
+      esac
+    done
   done
 done | tee "$WORK/lines"
 echo "medians (A = $BASE, B = working tree):"
