@@ -23,13 +23,13 @@ impl StatusTurn {
 }
 
 /// Jobs waiting for the turn, each with where its result goes.
-pub struct Combiner<J, R> {
+pub(crate) struct Combiner<J, R> {
     turn: StatusTurn,
     waiting: Mutex<Vec<(J, Sender<R>)>>,
 }
 
 impl<J, R> Combiner<J, R> {
-    pub fn new(turn: StatusTurn) -> Combiner<J, R> {
+    pub(crate) fn new(turn: StatusTurn) -> Combiner<J, R> {
         Combiner {
             turn,
             waiting: Mutex::new(Vec::new()),
@@ -37,7 +37,7 @@ impl<J, R> Combiner<J, R> {
     }
 
     /// The turn the groups take, for other work that must not run beside them.
-    pub fn turn(&self) -> &StatusTurn {
+    pub(crate) fn turn(&self) -> &StatusTurn {
         &self.turn
     }
 
@@ -45,7 +45,7 @@ impl<J, R> Combiner<J, R> {
     /// gets the group in arrival order and answers one result per job, in that order. `None`
     /// only if the group that took the job did not answer it (`apply` panicked or answered
     /// short).
-    pub fn run(&self, job: J, apply: impl FnOnce(Vec<J>) -> Vec<R>) -> Option<R> {
+    pub(crate) fn run(&self, job: J, apply: impl FnOnce(Vec<J>) -> Vec<R>) -> Option<R> {
         let (reply, result) = bounded(1);
         self.lock_waiting().push((job, reply));
         let _turn = self.turn.take();

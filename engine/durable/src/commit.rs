@@ -27,15 +27,15 @@ use wagate_store::keys::{registry_key, registry_kind};
 use wagate_store::{Batch, Family, Store, StoreError};
 
 /// What the committer thread drains into one write at most.
-pub const MAX_GROUP_BYTES: usize = 8 << 20;
+pub(crate) const MAX_GROUP_BYTES: usize = 8 << 20;
 /// Groups of at most this many commands are written on the worker's thread when its
 /// committer has nothing queued. Single requests make groups of tens to a few hundred; a bulk
 /// request alone is 1,000 messages split over the shards.
-pub const INLINE_COMMANDS: usize = 256;
+pub(crate) const INLINE_COMMANDS: usize = 256;
 
 /// Groups of fewer commands than this wait out the commit interval (see
 /// [`wait_before_group`]); larger ones (bulk) are worth a synced write of their own.
-pub const PACED_COMMANDS: usize = 64;
+pub(crate) const PACED_COMMANDS: usize = 64;
 
 /// How long a shard waits before taking a group whose first part has `commands` commands, its
 /// last group commit having ended `since_last` ago: the rest of `interval`, when the group is
@@ -44,7 +44,7 @@ pub const PACED_COMMANDS: usize = 64;
 /// threads on their paths; waiting out the interval lets the sends that arrive meanwhile share
 /// one (at half the peak: half the synced writes and a fifth less server CPU per message,
 /// docs/benchmarks.md).
-pub fn wait_before_group(
+pub(crate) fn wait_before_group(
     since_last: Option<Duration>,
     interval: Duration,
     commands: usize,
@@ -54,7 +54,7 @@ pub fn wait_before_group(
 }
 
 /// One shard batch's writes and what to do once they are durable (or not).
-pub struct CommitJob {
+pub(crate) struct CommitJob {
     pub batch: Batch,
     pub done: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
 }
@@ -152,7 +152,7 @@ impl Durability {
 
 /// A shard worker's way to durability: its group's writes, on its own thread or through its
 /// committer thread, always in the order the worker made them.
-pub struct Committer {
+pub(crate) struct Committer {
     durability: Arc<Durability>,
     core: Arc<Core>,
     jobs: Sender<CommitJob>,
@@ -162,7 +162,7 @@ pub struct Committer {
 
 impl Committer {
     /// Starts the committer thread (named `name`); it stops when the `Committer` is dropped.
-    pub fn start(
+    pub(crate) fn start(
         name: String,
         durability: Arc<Durability>,
         core: Arc<Core>,
@@ -188,7 +188,7 @@ impl Committer {
     /// Writes `job` (a group of `commands`) and completes it once durable, here if the group is
     /// small and nothing is queued (so no earlier write of this worker can land after it),
     /// otherwise on the committer thread.
-    pub fn commit(&self, mut job: CommitJob, commands: usize) {
+    pub(crate) fn commit(&self, mut job: CommitJob, commands: usize) {
         if commands <= INLINE_COMMANDS && self.queued.load(Ordering::Acquire) == 0 {
             let result = self.durability.commit(&mut job.batch, &self.core.registry);
             (job.done)(result);

@@ -24,7 +24,7 @@ fn early_key(wamid: &str) -> Vec<u8> {
 /// Where a status webhook moves a message: its delivery state and, for `Failed`, Meta's
 /// error code (0 otherwise).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeliveryState {
+pub(crate) struct DeliveryState {
     pub delivery: Delivery,
     pub error: u32,
 }
@@ -48,7 +48,7 @@ fn encode(expires_at: u64, state: DeliveryState) -> [u8; 13] {
 /// for messages not settled yet, in one synced write ([`StatusWrites::flush`]) however many
 /// there are. Several statuses of one message in one set see each other.
 #[derive(Default)]
-pub struct StatusWrites {
+pub(crate) struct StatusWrites {
     batch: Batch,
     /// Sent records as this set leaves them, by wamid.
     sent: HashMap<String, SentRecord>,
@@ -59,7 +59,7 @@ pub struct StatusWrites {
 
 /// What recording a status did to its message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
+pub(crate) enum Recorded {
     /// Moved it forward.
     Moved,
     /// It was in that state already: a repeat (Meta retries webhooks).
@@ -73,7 +73,7 @@ pub enum Recorded {
 impl StatusWrites {
     /// Records `next` for the message sent as `wamid`: applied if the message is settled,
     /// else parked until `expires_at`.
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         store: &dyn Store,
         wamid: &str,
@@ -207,7 +207,7 @@ impl StatusWrites {
     }
 
     /// Puts `key` to `value` in the same write (a webhook's dedupe record).
-    pub fn put(&mut self, family: Family, key: &[u8], value: &[u8]) {
+    pub(crate) fn put(&mut self, family: Family, key: &[u8], value: &[u8]) {
         self.batch.put(family, key, value);
     }
 
@@ -215,7 +215,7 @@ impl StatusWrites {
     /// meanwhile. Parking writes before it looks and settling writes before it looks, so one
     /// side always sees the other. Returns the sends whose delivery failed for good, written
     /// uncharged: the shards give back their recipients' slots.
-    pub fn flush(self, store: &dyn Store) -> Result<Vec<FailedSend>, StoreError> {
+    pub(crate) fn flush(self, store: &dyn Store) -> Result<Vec<FailedSend>, StoreError> {
         if self.batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -237,7 +237,7 @@ impl StatusWrites {
 /// group holds it through its synced write). The look for parked keys needs no turn: the
 /// settlement was written first, so a status parked after the look finds the message itself
 /// when its group flushes.
-pub fn apply_parked_in_turn(
+pub(crate) fn apply_parked_in_turn(
     store: &dyn Store,
     turn: &StatusTurn,
     settled: &[String],
@@ -264,7 +264,10 @@ fn with_parked(store: &dyn Store, settled: &[String]) -> Result<Vec<String>, Sto
 /// After messages were settled as sent (id, wamid): applies the statuses parked for them, in
 /// one write. Returns the sends whose delivery failed for good (written uncharged), for the
 /// shards.
-pub fn apply_parked(store: &dyn Store, settled: &[String]) -> Result<Vec<FailedSend>, StoreError> {
+pub(crate) fn apply_parked(
+    store: &dyn Store,
+    settled: &[String],
+) -> Result<Vec<FailedSend>, StoreError> {
     let mut writes = StatusWrites::default();
     for wamid in settled {
         writes.take_parked(store, wamid)?;

@@ -7,7 +7,7 @@ use wagate_store::keys::{Reader, Writer};
 
 /// What a request came to, in the form it is replayed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoredOutcome {
+pub(crate) enum StoredOutcome {
     Accepted {
         message_id: u64,
         accepted: Accepted,
@@ -24,7 +24,7 @@ pub enum StoredOutcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyRecord {
+pub(crate) struct IdempotencyRecord {
     /// Unix seconds; the record means nothing after it (and compaction removes it).
     pub expires_at: u64,
     /// A hash of what the request asked for: the same key with another body is refused.
@@ -36,7 +36,7 @@ pub struct IdempotencyRecord {
 /// a canonical form (keys sorted, no white space, escapes resolved), so a client that builds
 /// the same request again, in another key order or spacing, is recognised; over the raw bytes
 /// when the payload is not JSON.
-pub fn request_hash(number: u64, to: u64, payload: &[u8]) -> u64 {
+pub(crate) fn request_hash(number: u64, to: u64, payload: &[u8]) -> u64 {
     match serde_json::from_slice::<serde_json::Value>(payload) {
         Ok(value) => body_hash(
             number,
@@ -49,7 +49,7 @@ pub fn request_hash(number: u64, to: u64, payload: &[u8]) -> u64 {
 
 /// The hash of a request's body as bytes: number, recipient and payload (what records written
 /// before [`request_hash`] hold).
-pub fn body_hash(number: u64, to: u64, payload: &[u8]) -> u64 {
+pub(crate) fn body_hash(number: u64, to: u64, payload: &[u8]) -> u64 {
     let mut hash = wagate_rules::hash::mix64(number ^ to.rotate_left(17));
     for chunk in payload.chunks(8) {
         let mut word = [0u8; 8];
@@ -60,7 +60,7 @@ pub fn body_hash(number: u64, to: u64, payload: &[u8]) -> u64 {
 }
 
 impl IdempotencyRecord {
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::default();
         writer
             .bytes
@@ -88,7 +88,7 @@ impl IdempotencyRecord {
         writer.bytes
     }
 
-    pub fn decode(bytes: &[u8]) -> Option<IdempotencyRecord> {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<IdempotencyRecord> {
         let expires_at = wagate_store::expires_at(bytes)?;
         let mut reader = Reader::new(&bytes[8..]);
         let body_hash = reader.u64()?;

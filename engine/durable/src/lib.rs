@@ -5,29 +5,29 @@
 //! an idempotency key get the original answer, accepted messages are dispatched to an
 //! [`dispatch::Upstream`] exactly once, and a restart restores everything as acknowledged.
 
-pub mod combine;
-pub mod commit;
-pub mod deferred;
+mod combine;
+mod commit;
+mod deferred;
 pub mod dispatch;
-pub mod early_status;
+mod early_status;
 pub mod forward_queue;
 pub mod hand_over;
-pub mod idempotency;
+mod idempotency;
 pub mod log_limit;
 pub mod message;
 pub mod metrics;
 mod open_error;
-pub mod outcome;
-pub mod records;
-pub mod recovery;
-pub mod release_queue;
-pub mod sent_record;
+mod outcome;
+mod records;
+mod recovery;
+mod release_queue;
+mod sent_record;
 mod settlement;
 pub mod submission;
 mod submit_batch;
 mod submit_error;
-pub mod template_deliveries;
-pub mod upstream;
+mod template_deliveries;
+mod upstream;
 pub mod wagate;
 pub mod workers;
 

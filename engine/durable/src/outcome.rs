@@ -15,7 +15,7 @@ use wagate_store::{Batch, Family};
 /// Ledger counts of one worker batch, summed per (number, day, category) so that a batch
 /// writes one counter update per row rather than one per message.
 #[derive(Default)]
-pub struct LedgerDeltas {
+pub(crate) struct LedgerDeltas {
     rows: wagate_rules::hash::MixHashMap<(u64, u32, u8), (u64, u64)>,
 }
 
@@ -27,7 +27,7 @@ impl LedgerDeltas {
     }
 
     /// Moves the sums into `batch`.
-    pub fn write(&mut self, batch: &mut Batch) {
+    pub(crate) fn write(&mut self, batch: &mut Batch) {
         for ((number, day, category), (messages, micros)) in self.rows.drain() {
             batch.add(
                 Family::Ledger,
@@ -73,7 +73,7 @@ fn refused_release(
 
 /// What follows a recorded outcome once its commit is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Followup {
+pub(crate) enum Followup {
     /// Accepted: the dispatcher sends it at its slot.
     Dispatch(DueMessage),
     /// Queued: the releaser decides it again when due.
@@ -83,7 +83,7 @@ pub enum Followup {
 /// Adds the writes of a decided submission to `batch` (its ledger count to `ledger`); returns
 /// what must happen next, if anything. Deferred submissions the caller did not want queued
 /// write nothing: nothing happened.
-pub fn record_outcome(
+pub(crate) fn record_outcome(
     prepared: Prepared,
     decision: &Decision,
     now: Timestamp,

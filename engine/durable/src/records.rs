@@ -10,7 +10,7 @@ use wagate_rules::scope::ScopeSnapshot;
 use wagate_rules::template::model::TemplateDefinition;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScopeRecord {
+pub(crate) struct ScopeRecord {
     pub key: u32,
     /// The portfolio whose scope this is; `None` for a number's own scope.
     pub portfolio: Option<PortfolioId>,
@@ -18,34 +18,36 @@ pub struct ScopeRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TemplateRecord {
+pub(crate) struct TemplateRecord {
     pub definition: TemplateDefinition,
     pub lifecycle: LifecycleSnapshot,
 }
 
-pub type NumberRecord = NumberSnapshot;
+pub(crate) type NumberRecord = NumberSnapshot;
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("registry records always serialise")
 }
 
 impl ScopeRecord {
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         encode(self)
     }
 }
 
 impl TemplateRecord {
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         encode(self)
     }
 }
 
-pub fn encode_number(number: &NumberRecord) -> Vec<u8> {
+pub(crate) fn encode_number(number: &NumberRecord) -> Vec<u8> {
     encode(number)
 }
 
-pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, wagate_store::StoreError> {
+pub(crate) fn decode<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<T, wagate_store::StoreError> {
     serde_json::from_slice(bytes)
         .map_err(|e| wagate_store::StoreError::Corrupt(format!("registry record: {e}")))
 }

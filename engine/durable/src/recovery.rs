@@ -26,13 +26,13 @@ use wagate_store::keys::{
 use wagate_store::{Batch, Family, Store, StoreError};
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// The key in `Family::Meta` of the next block of message ids.
 pub(crate) const NEXT_ID_BLOCK: &[u8] = b"next_id_block";
 const FORMAT_KEY: &[u8] = b"format";
 
-pub struct Restored {
+pub(crate) struct Restored {
     pub engine: Engine,
     /// Messages to dispatch: pending ones, and in-flight ones the upstream does not have.
     pub backlog: Vec<StoredMessage>,
@@ -185,7 +185,7 @@ fn read_outbox(store: &dyn Store) -> Result<(Vec<StoredMessage>, Vec<StoredMessa
 }
 
 /// Everything in the store, back in an engine; the shards are not started yet.
-pub fn restore(
+pub(crate) fn restore(
     config: &EngineConfig,
     store: &dyn Store,
     clock: Arc<dyn Clock>,
@@ -229,7 +229,7 @@ pub fn restore(
 }
 
 /// The ledger as stored.
-pub fn read_ledger(store: &dyn Store) -> Result<Ledger, StoreError> {
+pub(crate) fn read_ledger(store: &dyn Store) -> Result<Ledger, StoreError> {
     let mut ledger = Ledger::default();
     everything(store, Family::Ledger, |key, value| {
         if let (Some((number, day, category)), Ok(counters)) =
@@ -254,7 +254,7 @@ pub fn read_ledger(store: &dyn Store) -> Result<Ledger, StoreError> {
 /// Settles messages found in flight at start-up by asking the upstream; returns those to send
 /// (again or for the first time), and those whose delivery, parked before the stop, failed for
 /// good (written uncharged; their recipients' slots are the caller's to give back).
-pub fn reconcile(
+pub(crate) fn reconcile(
     in_flight: Vec<StoredMessage>,
     upstream: &dyn Upstream,
     store: &dyn Store,

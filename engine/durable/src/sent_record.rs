@@ -18,7 +18,7 @@ const FAMILY: Family = Family::UpstreamIds;
 const LEN: usize = 38;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SentRecord {
+pub(crate) struct SentRecord {
     pub id: u64,
     pub delivery: Delivery,
     /// Meta's error code when delivery failed (0 otherwise).
@@ -31,7 +31,7 @@ pub struct SentRecord {
 
 impl SentRecord {
     /// The record of `message`, sent.
-    pub fn of(message: &StoredMessage) -> SentRecord {
+    pub(crate) fn of(message: &StoredMessage) -> SentRecord {
         SentRecord {
             id: message.id,
             delivery: message.delivery,
@@ -43,7 +43,7 @@ impl SentRecord {
         }
     }
 
-    pub fn encode(&self) -> [u8; LEN] {
+    pub(crate) fn encode(&self) -> [u8; LEN] {
         let mut out = [0u8; LEN];
         out[..8].copy_from_slice(&self.id.to_be_bytes());
         out[8] = self.delivery as u8;
@@ -70,14 +70,14 @@ impl SentRecord {
     }
 
     /// The message `self` says its delivery is at: `message` with this record's state.
-    pub fn overlay(&self, message: &mut StoredMessage) {
+    pub(crate) fn overlay(&self, message: &mut StoredMessage) {
         message.delivery = self.delivery;
         message.delivery_error = self.error;
     }
 }
 
 /// Puts `record` of the message sent as `wamid` in `batch`.
-pub fn write(batch: &mut Batch, wamid: &str, record: &SentRecord) {
+pub(crate) fn write(batch: &mut Batch, wamid: &str, record: &SentRecord) {
     batch.put(FAMILY, wamid.as_bytes(), record.encode());
 }
 
@@ -87,14 +87,14 @@ fn id_of(bytes: &[u8]) -> Option<u64> {
 }
 
 /// wagate's id of the message sent as `wamid`, once settled.
-pub fn message_id(store: &dyn Store, wamid: &str) -> Result<Option<u64>, StoreError> {
+pub(crate) fn message_id(store: &dyn Store, wamid: &str) -> Result<Option<u64>, StoreError> {
     Ok(store
         .get(FAMILY, wamid.as_bytes())?
         .and_then(|bytes| id_of(&bytes)))
 }
 
 /// The record of the message sent as `wamid`, once settled.
-pub fn read(store: &dyn Store, wamid: &str) -> Result<Option<SentRecord>, StoreError> {
+pub(crate) fn read(store: &dyn Store, wamid: &str) -> Result<Option<SentRecord>, StoreError> {
     let Some(bytes) = store.get(FAMILY, wamid.as_bytes())? else {
         return Ok(None);
     };

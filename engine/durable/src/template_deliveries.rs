@@ -47,21 +47,21 @@ fn value(delivered_at: u64) -> [u8; 16] {
 
 /// Whether moving the message `sent` records to `next` is its first delivery as a
 /// business-initiated message.
-pub fn counts(sent: &SentRecord, next: Delivery) -> bool {
+pub(crate) fn counts(sent: &SentRecord, next: Delivery) -> bool {
     sent.business_initiated
         && matches!(sent.delivery, Delivery::None | Delivery::Sent)
         && matches!(next, Delivery::Delivered | Delivery::Read)
 }
 
 /// Adds the record of the delivery of the message `sent` records to `batch`.
-pub fn record_into(sent: &SentRecord, batch: &mut Batch) {
+pub(crate) fn record_into(sent: &SentRecord, batch: &mut Batch) {
     let delivered_at = sent.send_at.unix_secs();
     batch.put(FAMILY, key(sent.number, sent.to), value(delivered_at));
 }
 
 /// How many people messages from `numbers` were delivered to (business-initiated) since
 /// `since` (Unix seconds); a person reached from two of them counts once.
-pub fn unique_recipients(
+pub(crate) fn unique_recipients(
     store: &dyn Store,
     numbers: &[PhoneNumberId],
     since: u64,

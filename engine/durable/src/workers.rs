@@ -12,7 +12,7 @@
 //!
 //! With a persistence stage ([`ShardPool::start_persistent`]) a worker turns each group into
 //! writes (changed contacts, accepted messages, idempotency records, ledger counts) and gives
-//! them to its shard's [`Committer`] (written on the worker's thread when small, by the
+//! them to its shard's committer (`commit::Committer`) (written on the worker's thread when small, by the
 //! committer thread when large); the replies are released only once those writes are synced.
 
 use std::sync::Arc;

@@ -18,14 +18,14 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// The places under `http.max_connections`, shared by both ports.
 #[derive(Clone)]
-pub struct ConnectionCap {
+pub(crate) struct ConnectionCap {
     open: Arc<Semaphore>,
     cap: usize,
 }
 
 impl ConnectionCap {
     /// `max_connections`, kept under the open-files limit.
-    pub fn new(max_connections: usize) -> ConnectionCap {
+    pub(crate) fn new(max_connections: usize) -> ConnectionCap {
         let cap = super::descriptors::connection_cap(max_connections);
         ConnectionCap {
             open: Arc::new(Semaphore::new(cap)),
@@ -35,7 +35,7 @@ impl ConnectionCap {
 }
 
 /// One port's accepting.
-pub struct Acceptor {
+pub(crate) struct Acceptor {
     listener: TcpListener,
     limits: ConnectionCap,
     port: &'static str,
@@ -46,7 +46,7 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
-    pub fn new(
+    pub(crate) fn new(
         listener: TcpListener,
         limits: ConnectionCap,
         port: &'static str,
@@ -64,7 +64,7 @@ impl Acceptor {
 
     /// The next connection, with its place under the cap. Cancel-safe: a connection is never
     /// accepted and then lost.
-    pub async fn next(&mut self, app: &App) -> (TcpStream, OwnedSemaphorePermit) {
+    pub(crate) async fn next(&mut self, app: &App) -> (TcpStream, OwnedSemaphorePermit) {
         loop {
             match self.listener.accept().await {
                 Ok((stream, _)) => {

@@ -27,7 +27,7 @@ use wagate_rules::template::model::TemplateDefinition;
 use wagate_rules::template::status::TemplateStatus;
 use wagate_rules::usage::Usage;
 
-pub fn routes() -> Router<App> {
+pub(crate) fn routes() -> Router<App> {
     Router::new()
         .route("/wagate/admin/numbers", post(register_number))
         .route("/wagate/admin/numbers/{id}/usage", get(usage))

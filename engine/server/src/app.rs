@@ -19,7 +19,7 @@ const OPEN_METRICS: &str = "application/openmetrics-text; version=1.0.0; charset
 /// Numbers whose usage one scrape reports at most (a scrape must stay cheap).
 const USAGE_NUMBERS_PER_SCRAPE: usize = 1_000;
 
-pub fn router(app: App) -> Router {
+pub(crate) fn router(app: App) -> Router {
     Router::new()
         .route(send::SEND_ENDPOINT, post(send::single))
         .route("/wagate/v1/bulk", post(bulk::bulk))

@@ -25,7 +25,7 @@ const DRAIN_BEYOND_LIMIT: usize = 16 << 20;
 const ROOM_STEP: usize = 16 << 10;
 
 /// A body's bytes as they arrive, refused in Meta's shape past `limit` or its deadline.
-pub struct BodyFrames<'a> {
+pub(crate) struct BodyFrames<'a> {
     body: Body,
     limit: usize,
     timeout: Duration,
@@ -35,7 +35,7 @@ pub struct BodyFrames<'a> {
 }
 
 impl<'a> BodyFrames<'a> {
-    pub fn new(body: Body, limit: usize, timeout: Duration, metrics: &'a Metrics) -> Self {
+    pub(crate) fn new(body: Body, limit: usize, timeout: Duration, metrics: &'a Metrics) -> Self {
         BodyFrames {
             body,
             limit,
@@ -48,7 +48,7 @@ impl<'a> BodyFrames<'a> {
 
     /// Refuses (413, after reading past what the client sends) a body whose announced length
     /// is past the limit, before any of it is kept.
-    pub async fn refuse_if_announced_past_limit(&mut self) -> Result<(), ApiError> {
+    pub(crate) async fn refuse_if_announced_past_limit(&mut self) -> Result<(), ApiError> {
         let announced = hyper::body::Body::size_hint(&self.body).exact();
         if announced.is_some_and(|announced| announced > self.limit as u64) {
             self.drain().await;
@@ -59,7 +59,7 @@ impl<'a> BodyFrames<'a> {
 
     /// The next bytes, `None` at the end. Past the limit, the rest is read and dropped (up to
     /// a bound) and the body refused with 413.
-    pub async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
         loop {
             // A body trickled in byte by byte must not hold its connection (and memory)
             // forever.
@@ -96,7 +96,7 @@ impl<'a> BodyFrames<'a> {
 
     /// Reads the rest and drops it, up to `DRAIN_BEYOND_LIMIT` past the limit and within the
     /// deadline, so that a client still sending gets the answer rather than a reset.
-    pub async fn drain(&mut self) {
+    pub(crate) async fn drain(&mut self) {
         while self.seen <= self.limit + DRAIN_BEYOND_LIMIT {
             match tokio::time::timeout_at(self.deadline, self.body.frame()).await {
                 Ok(Some(Ok(frame))) => {
@@ -110,7 +110,7 @@ impl<'a> BodyFrames<'a> {
     }
 
     /// The answer to a body larger than its limit, counted.
-    pub fn too_large(&self) -> ApiError {
+    pub(crate) fn too_large(&self) -> ApiError {
         bump(&self.metrics.invalid);
         ApiError::new(
             413,
@@ -124,7 +124,7 @@ impl<'a> BodyFrames<'a> {
 
 /// The whole body, refused in Meta's shape when larger than `limit`, late, or past
 /// `http.max_body_bytes_held` with the other requests' bodies (`claim` holds its bytes).
-pub async fn read_body(
+pub(crate) async fn read_body(
     body: Body,
     limit: usize,
     timeout: Duration,
@@ -155,7 +155,11 @@ pub async fn read_body(
 }
 
 /// [`read_body`] with the server's own deadline for bodies.
-pub async fn read_request_body(app: &App, body: Body, limit: usize) -> Result<ReadBody, ApiError> {
+pub(crate) async fn read_request_body(
+    app: &App,
+    body: Body,
+    limit: usize,
+) -> Result<ReadBody, ApiError> {
     let mut claim = app.bodies.claim();
     let bytes = read_body(
         body,
@@ -173,14 +177,14 @@ pub async fn read_request_body(app: &App, body: Body, limit: usize) -> Result<Re
 
 /// A request's body, read whole, with its claim on `http.max_body_bytes_held` (given back
 /// when the body is dropped, once the request is done with it).
-pub struct ReadBody {
+pub(crate) struct ReadBody {
     pub bytes: Bytes,
     _claim: Claim,
 }
 
 impl ReadBody {
     /// The bytes, and the claim to keep for as long as anything made from them is held.
-    pub fn into_parts(self) -> (Bytes, Claim) {
+    pub(crate) fn into_parts(self) -> (Bytes, Claim) {
         (self.bytes, self._claim)
     }
 }
@@ -195,7 +199,7 @@ impl std::ops::Deref for ReadBody {
 
 /// Refuses a body when all the unfinished requests' bodies together hold
 /// `http.max_body_bytes_held`: retry shortly (Meta's shape for a service briefly unavailable).
-pub fn bodies_full(metrics: &Metrics) -> ApiError {
+pub(crate) fn bodies_full(metrics: &Metrics) -> ApiError {
     bump(&metrics.bodies_refused);
     ApiError::new(
         503,

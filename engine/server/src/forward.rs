@@ -23,7 +23,7 @@ use super::config::TenantConfig;
 use super::http_client::{client, exchange, HttpClient};
 use super::metrics::{bump, Metrics};
 use wagate_cloud_api::webhooks::signature::sign;
-pub use wagate_durable::forward_queue::Forward;
+pub(crate) use wagate_durable::forward_queue::Forward;
 use wagate_durable::forward_queue::QueuedForward;
 use wagate_durable::log_limit::LogLimit;
 use wagate_durable::{SubmitError, Wagate};
@@ -55,7 +55,7 @@ const ROUND: usize = 1_024;
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// A stable identity for a piece of a webhook (its canonical JSON).
-pub fn identity_of(part: &[u8]) -> String {
+pub(crate) fn identity_of(part: &[u8]) -> String {
     let digest = Sha256::digest(part);
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("webhook:fwd:{hex}")

@@ -57,7 +57,7 @@ const HTTP2_WINDOW: u32 = 65_535;
 /// Serves `listener` until `closed` turns true, then lets the open connections finish the
 /// request they are in (hyper's with its graceful shutdown) until `grace` has passed, cuts off
 /// those still open then (they hold the engine, which must stop), and returns.
-pub async fn serve(
+pub(crate) async fn serve(
     mut acceptor: Acceptor,
     app: App,
     router: Router,
@@ -96,7 +96,7 @@ pub async fn serve(
 }
 
 /// The answer to a connection beyond `http.max_connections`, in Meta's error shape.
-pub const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+pub(crate) const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 185\r\n\r\n\
 {\"error\":{\"message\":\"(#2) Service temporarily unavailable\",\"type\":\"OAuthException\",\"code\":2,\
 \"error_data\":{\"details\":\"too many open connections\"},\"wagate_reason\":\"too_many_connections\"}}";

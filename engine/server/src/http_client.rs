@@ -11,12 +11,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Answers larger than this are cut off: an upstream answer is a small JSON document.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
-pub fn client(max_idle_per_host: usize) -> HttpClient {
+pub(crate) fn client(max_idle_per_host: usize) -> HttpClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -33,7 +33,7 @@ pub fn client(max_idle_per_host: usize) -> HttpClient {
 
 /// Why an exchange produced no answer.
 #[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
+pub(crate) enum ExchangeError {
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("network: {0}")]
@@ -41,7 +41,7 @@ pub enum ExchangeError {
 }
 
 /// Sends `request` and reads the whole answer, within `deadline`.
-pub async fn exchange(
+pub(crate) async fn exchange(
     client: &HttpClient,
     request: Request<Full<Bytes>>,
     deadline: Duration,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use wagate_durable::submission::Submission;
 use wagate_durable::{SubmitError, SubmitResult, Wagate};
 
-pub type Answers = Vec<Result<SubmitResult, SubmitError>>;
+pub(crate) type Answers = Vec<Result<SubmitResult, SubmitError>>;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rejected {
@@ -31,7 +31,7 @@ pub struct Ingest {
 }
 
 /// A claim on `count` admitted messages, released when dropped (answered or abandoned).
-pub struct Admission {
+pub(crate) struct Admission {
     pending: Arc<AtomicUsize>,
     count: usize,
 }

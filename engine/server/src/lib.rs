@@ -7,29 +7,29 @@
 //! committers, the dispatcher, the hand-over lanes, and the releaser of queued
 //! sends.
 
-pub mod accept;
-pub mod admin;
-pub mod app;
+mod accept;
+mod admin;
+mod app;
 mod body_budget;
-pub mod body_read;
+mod body_read;
 mod bulk;
 pub mod config;
 mod descriptors;
-pub mod forward;
-pub mod front;
+mod forward;
+mod front;
 pub mod grpc;
 mod grpc_port;
-pub mod headers;
-pub mod http_client;
-pub mod ingest;
-pub mod meta_webhook;
-pub mod metrics;
-pub mod overrides;
-pub mod reply;
-pub mod send;
-pub mod state;
-pub mod tenants;
-pub mod upstream;
+mod headers;
+mod http_client;
+mod ingest;
+mod meta_webhook;
+mod metrics;
+mod overrides;
+mod reply;
+mod send;
+mod state;
+mod tenants;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

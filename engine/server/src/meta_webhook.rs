@@ -18,7 +18,7 @@ use wagate_cloud_api::webhooks::signature::{handshake as echo, verify};
 use wagate_durable::message::message_id_text;
 
 /// `GET /webhooks/meta?hub.mode=subscribe&hub.verify_token=...&hub.challenge=...`
-pub async fn handshake(
+pub(crate) async fn handshake(
     State(app): State<App>,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
@@ -40,7 +40,7 @@ pub async fn handshake(
 }
 
 /// `POST /webhooks/meta`: verified over the raw body before anything is read from it.
-pub async fn receive(
+pub(crate) async fn receive(
     State(app): State<App>,
     headers: HeaderMap,
     body: Body,

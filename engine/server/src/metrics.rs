@@ -25,7 +25,7 @@ use wagate_durable::metrics::DurableMetrics;
 use wagate_rules::usage::Usage;
 
 /// Counts one event.
-pub fn bump(counter: &Counter) {
+pub(crate) fn bump(counter: &Counter) {
     counter.inc();
 }
 
@@ -67,7 +67,7 @@ pub struct UpstreamLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct NumberLabels {
+pub(crate) struct NumberLabels {
     pub number: u64,
 }
 

@@ -11,7 +11,7 @@ pub enum OverrideError {
 
 /// Sets `key` (dotted) to `value`, read as a TOML value when it parses as one (numbers,
 /// booleans, arrays, inline tables) and as a string otherwise.
-pub fn apply_override(
+pub(crate) fn apply_override(
     table: &mut toml::Table,
     key: &str,
     value: &str,

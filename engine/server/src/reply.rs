@@ -10,26 +10,26 @@ use wagate_cloud_api::error::ApiError;
 static TRACE: AtomicU64 = AtomicU64::new(1);
 
 /// A fresh trace id, so an error a sender reports can be found in wagate's log.
-pub fn trace_id() -> String {
+pub(crate) fn trace_id() -> String {
     format!("wg{:012x}", TRACE.fetch_add(1, Ordering::Relaxed))
 }
 
-pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+pub(crate) fn json<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     // Serialising wagate's own views cannot fail (no maps with non-string keys).
     json_text(status, serde_json::to_string(body).unwrap_or_default())
 }
 
 /// An answer whose JSON is already written.
-pub fn json_text(status: StatusCode, json: String) -> Response {
+pub(crate) fn json_text(status: StatusCode, json: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
-pub fn ok<T: serde::Serialize + ?Sized>(body: &T) -> Response {
+pub(crate) fn ok<T: serde::Serialize + ?Sized>(body: &T) -> Response {
     json(StatusCode::OK, body)
 }
 
 /// An error in Meta's shape; with `retry_after_secs`, a `Retry-After` header too.
-pub fn error(error: &ApiError, retry_after_secs: Option<u64>) -> Response {
+pub(crate) fn error(error: &ApiError, retry_after_secs: Option<u64>) -> Response {
     let status =
         StatusCode::from_u16(error.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = json(status, &error.to_json(&trace_id()));
@@ -48,7 +48,7 @@ impl IntoResponse for ApiErrorResponse {
 }
 
 /// An [`ApiError`] as a handler's error type, with an optional retry hint.
-pub struct ApiErrorResponse(pub ApiError, pub Option<u64>);
+pub(crate) struct ApiErrorResponse(pub ApiError, pub Option<u64>);
 
 impl From<ApiError> for ApiErrorResponse {
     fn from(error: ApiError) -> Self {
@@ -57,7 +57,7 @@ impl From<ApiError> for ApiErrorResponse {
 }
 
 /// 401 in Meta's shape (code 190, as for an invalid access token).
-pub fn unauthorized(details: &str) -> ApiError {
+pub(crate) fn unauthorized(details: &str) -> ApiError {
     ApiError::new(
         401,
         190,
@@ -69,7 +69,7 @@ pub fn unauthorized(details: &str) -> ApiError {
 
 /// Meta's answer for an object that does not exist or that the token may not use; the same
 /// for both, so a tenant cannot learn which numbers other tenants have.
-pub fn no_such_object(id: &str) -> ApiError {
+pub(crate) fn no_such_object(id: &str) -> ApiError {
     ApiError::new(
         400,
         100,
@@ -83,7 +83,7 @@ pub fn no_such_object(id: &str) -> ApiError {
 }
 
 /// 503 with a retry hint: wagate's queues are full.
-pub fn overloaded() -> ApiErrorResponse {
+pub(crate) fn overloaded() -> ApiErrorResponse {
     ApiErrorResponse(
         ApiError::new(
             503,

@@ -26,7 +26,7 @@ use wagate_rules::decision::Message;
 use wagate_rules::ids::{Msisdn, PhoneNumberId};
 
 /// Header with which a request overrides its tenant's choice for sends that must wait.
-pub const ON_LIMIT_HEADER: &str = "x-wagate-on-limit";
+pub(crate) const ON_LIMIT_HEADER: &str = "x-wagate-on-limit";
 
 /// One send's answer, as an HTTP response, a bulk result line or a gRPC result.
 pub(crate) struct Outcome {
@@ -288,7 +288,7 @@ pub(crate) fn rejected(app: &App, why: Rejected) -> ApiErrorResponse {
 
 /// `POST /{version}/{phone_number_id}/messages`: Meta's send API, for requests the HTTP/1.1
 /// front hands to axum (see `front`); both ways run `single_head` and `single_decide`.
-pub async fn single(
+pub(crate) async fn single(
     State(app): State<App>,
     Path((_version, number)): Path<(String, String)>,
     headers: HeaderMap,
@@ -452,7 +452,7 @@ pub(crate) async fn submit_prepared(
 }
 
 /// `GET /wagate/v1/messages/{id}`: where a message is (queued, pending, sent, delivered...).
-pub async fn status(
+pub(crate) async fn status(
     State(app): State<App>,
     Path(id): Path<String>,
     headers: HeaderMap,

@@ -32,15 +32,15 @@ pub struct AppState {
     pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
-pub type App = Arc<AppState>;
+pub(crate) type App = Arc<AppState>;
 
 /// The store failed under a request: Meta's shape for a service that is unavailable.
-pub fn store_error(error: wagate_store::StoreError) -> ApiErrorResponse {
+pub(crate) fn store_error(error: wagate_store::StoreError) -> ApiErrorResponse {
     ApiError::from(&wagate_durable::SubmitError::Unavailable(error)).into()
 }
 
 /// Runs blocking engine work off the async threads; a panic in it answers 500.
-pub async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiErrorResponse> + Send + 'static,
 ) -> Result<T, ApiErrorResponse> {
     tokio::task::spawn_blocking(work).await.map_err(|e| {
@@ -55,7 +55,7 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// Refuses a body that does not say it is `expected`.
-pub fn require_content_type<H: Headers + ?Sized>(
+pub(crate) fn require_content_type<H: Headers + ?Sized>(
     headers: &H,
     expected: &str,
 ) -> Result<(), ApiError> {

@@ -49,7 +49,7 @@ const CREDENTIAL_CODES: &[u64] = &[
 ];
 
 /// Messages per second for a number wagate has not been told about (Meta's default).
-pub const DEFAULT_MPS: u32 = 80;
+pub(crate) const DEFAULT_MPS: u32 = 80;
 
 struct NumberLane {
     mps: u32,
@@ -206,7 +206,7 @@ impl MetaUpstream {
 }
 
 /// What Meta's answer means for the message.
-pub fn classify(status: StatusCode, body: &[u8]) -> Result<String, UpstreamError> {
+pub(crate) fn classify(status: StatusCode, body: &[u8]) -> Result<String, UpstreamError> {
     if status.is_success() {
         /// Meta's success, read for its one field that matters (typed: most answers are these).
         #[derive(serde::Deserialize)]
@@ -245,7 +245,7 @@ pub fn classify(status: StatusCode, body: &[u8]) -> Result<String, UpstreamError
 
 /// The dispatcher's side: a plain thread that blocks on the server's runtime.
 #[derive(Clone)]
-pub struct SharedMetaUpstream(pub Arc<MetaUpstream>);
+pub(crate) struct SharedMetaUpstream(pub Arc<MetaUpstream>);
 
 impl Upstream for SharedMetaUpstream {
     fn send(&self, message: &StoredMessage) -> Result<String, UpstreamError> {
