@@ -17,6 +17,7 @@ use super::metrics::bump;
 use super::reply::{self, no_such_object, overloaded, ApiErrorResponse};
 use super::state::{blocking, require_content_type, store_error, App};
 use super::tenants::{Caller, Tenant};
+use prometheus_client::metrics::counter::Counter;
 use wagate_cloud_api::error::{deferral_error, ApiError};
 use wagate_cloud_api::response::Success;
 use wagate_durable::message::{message_id_text, parse_message_id};
@@ -183,7 +184,14 @@ fn check(
 
 fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Addressee) -> Outcome {
     let metrics = &app.metrics;
-    let decided = |outcome: &'static str| {
+    // Counted once as what it was, or as a replay of an earlier answer.
+    let counted = |replayed: bool, counter: &Counter, outcome: &'static str| {
+        let (counter, outcome) = if replayed {
+            (&metrics.replayed, "replayed")
+        } else {
+            (counter, outcome)
+        };
+        bump(counter);
         if let Some(tenant) = app.tenants.owner(parsed.number) {
             metrics.decided(&tenant.label, parsed.number.0, outcome);
         }
@@ -204,12 +212,7 @@ fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Addres
             replayed,
             ..
         }) => {
-            bump(if replayed {
-                &metrics.replayed
-            } else {
-                &metrics.accepted
-            });
-            decided(if replayed { "replayed" } else { "accepted" });
+            counted(replayed, &metrics.accepted, "accepted");
             success(message_id, None)
         }
         Ok(SubmitResult::Queued {
@@ -217,17 +220,11 @@ fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Addres
             replayed,
             ..
         }) => {
-            bump(if replayed {
-                &metrics.replayed
-            } else {
-                &metrics.queued
-            });
-            decided(if replayed { "replayed" } else { "queued" });
+            counted(replayed, &metrics.queued, "queued");
             success(message_id, Some("queued"))
         }
         Ok(SubmitResult::Deferred { until, reason }) => {
-            bump(&metrics.deferred);
-            decided("deferred");
+            counted(false, &metrics.deferred, "deferred");
             let now = app.wagate.now();
             let secs = until.0.saturating_sub(now.0).div_ceil(1_000_000);
             Outcome::error(&deferral_error(reason, secs), Some(secs))
@@ -238,12 +235,7 @@ fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Addres
             reason,
             replayed,
         }) => {
-            bump(if replayed {
-                &metrics.replayed
-            } else {
-                &metrics.refused
-            });
-            decided(if replayed { "replayed" } else { "refused" });
+            counted(replayed, &metrics.refused, "refused");
             if !replayed {
                 metrics.refused_for(&name);
             }
