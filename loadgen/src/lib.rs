@@ -7,6 +7,7 @@
 //! - [`mock_meta`] (`loadgen mock-meta`): the Cloud API stand-in, judging every send with the
 //!   [`oracle`] (Meta's rules written independently of wagate's code), sending signed status
 //!   and inbound webhooks, injecting faults.
+//! - [`serve`]: the accept loop the stand-ins share (mock-meta here, the tests' Meta stub).
 //! - [`redis_baseline`]: the same checks the way providers commonly build them, Redis 7 with one
 //!   Lua script per message.
 
@@ -18,5 +19,6 @@ pub mod oracle;
 mod pacer;
 pub mod redis_baseline;
 pub mod report;
+pub mod serve;
 mod session;
 pub mod traffic;
