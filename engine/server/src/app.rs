@@ -84,6 +84,7 @@ async fn metrics(
     })
     .await;
     let text = rendered.map_err(|error| {
+        tracing::error!(%error, "rendering /metrics failed");
         ApiErrorResponse::from(ApiError::new(
             500,
             1,
