@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::metrics::DurableMetrics;
+use crate::metrics::{commit_records_histogram, commit_seconds_histogram};
+use prometheus_client::metrics::histogram::Histogram;
 use wagate_rules::registry::Registry;
 use wagate_rules::shard_context::Core;
 use wagate_store::keys::{registry_key, registry_kind};
@@ -70,7 +71,8 @@ pub struct Durability {
     latencies: Mutex<Vec<u32>>,
     record_latency: AtomicBool,
     /// Every group commit's latency and size, for `/metrics`.
-    pub metrics: DurableMetrics,
+    pub commit_seconds: Histogram,
+    pub commit_records: Histogram,
 }
 
 impl Durability {
@@ -82,7 +84,8 @@ impl Durability {
             failure: Mutex::new(None),
             latencies: Mutex::new(Vec::new()),
             record_latency: AtomicBool::new(false),
-            metrics: DurableMetrics::default(),
+            commit_seconds: commit_seconds_histogram(),
+            commit_records: commit_records_histogram(),
         }
     }
 
@@ -137,8 +140,8 @@ impl Durability {
         let started = Instant::now();
         let result = self.store.write(batch, self.sync);
         let took = started.elapsed();
-        self.metrics.commit_seconds.observe(took.as_secs_f64());
-        self.metrics.commit_records.observe(batch.len() as f64);
+        self.commit_seconds.observe(took.as_secs_f64());
+        self.commit_records.observe(batch.len() as f64);
         if self.record_latency.load(Ordering::Relaxed) {
             let micros = took.as_micros().min(u128::from(u32::MAX)) as u32;
             self.latencies

@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 
 use super::hand_over::{Lanes, Returned, LANES};
 use super::message::{DueMessage, StoredMessage};
-use super::metrics::DurableMetrics;
+use super::metrics::time_queued_histogram;
 pub use super::upstream::{HandOver, Reconciled, Upstream, UpstreamError};
 use prometheus_client::metrics::histogram::Histogram;
 use wagate_rules::clock::{Clock, Timestamp};
@@ -52,7 +52,7 @@ impl Default for DispatchWatch {
         DispatchWatch {
             view: Mutex::default(),
             changed: Condvar::new(),
-            time_queued: DurableMetrics::default().time_queued_seconds,
+            time_queued: time_queued_histogram(),
         }
     }
 }

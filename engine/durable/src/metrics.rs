@@ -18,17 +18,20 @@ pub struct DurableMetrics {
     pub time_queued_seconds: Histogram,
 }
 
-impl Default for DurableMetrics {
-    fn default() -> Self {
-        DurableMetrics {
-            // 20 µs to about 5 s.
-            commit_seconds: Histogram::new(exponential_buckets(0.000_02, 2.0, 18)),
-            // 1 to 32,768 records.
-            commit_records: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
-            // 1 ms to about 36 h: a send can wait for a pacing slot or a limit to free.
-            time_queued_seconds: Histogram::new(exponential_buckets(0.001, 4.0, 14)),
-        }
-    }
+/// Seconds one group commit's write took: 20 µs to about 5 s.
+pub(crate) fn commit_seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_02, 2.0, 18))
+}
+
+/// Records one group commit wrote: 1 to 32,768.
+pub(crate) fn commit_records_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 16))
+}
+
+/// Acceptance to first hand-over: 1 ms to about 36 h (a send can wait for a pacing slot or a
+/// limit to free).
+pub(crate) fn time_queued_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 4.0, 14))
 }
 
 impl DurableMetrics {

@@ -324,8 +324,9 @@ impl Wagate {
     /// The engine's histograms (group commits, time queued), to register for `/metrics`.
     pub fn metrics(&self) -> DurableMetrics {
         DurableMetrics {
+            commit_seconds: self.durability.commit_seconds.clone(),
+            commit_records: self.durability.commit_records.clone(),
             time_queued_seconds: self.dispatcher.watch.time_queued.clone(),
-            ..self.durability.metrics.clone()
         }
     }
 
