@@ -183,6 +183,10 @@ async fn metrics_show_latency_per_endpoint_decisions_by_tenant_and_usage_per_num
     let at = |series: &str| {
         sample(&metrics, series).ok_or_else(|| anyhow::anyhow!("no {series} in {metrics}"))
     };
+    assert!(
+        !metrics.contains("..\n"),
+        "a help text ends in two periods: {metrics}"
+    );
     let send = r#"endpoint="/{version}/{number}/messages""#;
     assert!(
         at(&format!(

@@ -35,22 +35,23 @@ pub(crate) fn time_queued_histogram() -> Histogram {
 }
 
 impl DurableMetrics {
-    /// Adds these histograms to `registry` (under its prefix).
+    /// Adds these histograms to `registry` (under its prefix; help texts end without a period,
+    /// which prometheus-client adds).
     pub fn register(&self, registry: &mut Registry) {
         registry.register_with_unit(
             "group_commit_duration",
-            "Time one group commit's write took.",
+            "Time one group commit's write took",
             Unit::Seconds,
             self.commit_seconds.clone(),
         );
         registry.register(
             "group_commit_records",
-            "Records one group commit wrote.",
+            "Records one group commit wrote",
             self.commit_records.clone(),
         );
         registry.register_with_unit(
             "message_time_queued",
-            "Time from acceptance to the first hand-over to the upstream.",
+            "Time from acceptance to the first hand-over to the upstream",
             Unit::Seconds,
             self.time_queued_seconds.clone(),
         );

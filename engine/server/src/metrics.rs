@@ -148,87 +148,78 @@ pub struct Snapshot {
 impl Metrics {
     /// The server's metrics; the durable engine's join them with [`Metrics::include`].
     pub fn new() -> Metrics {
+        // Help texts end without a period: prometheus-client adds one.
         let mut registry = Registry::with_prefix("wagate");
         let mut counter = |name: &str, help: &str| {
             let counter = Counter::default();
             registry.register(name, help, counter.clone());
             counter
         };
-        let requests = counter("http_requests", "Send, bulk, webhook and admin requests.");
-        let accepted = counter("messages_accepted", "Sends accepted and made durable.");
-        let queued = counter(
-            "messages_queued",
-            "Sends queued until the rules allow them.",
-        );
-        let deferred = counter("messages_deferred", "Sends answered with a retry hint.");
-        let refused = counter("messages_refused", "Sends refused by a rule.");
-        let invalid = counter("requests_invalid", "Malformed or unknown requests.");
-        let unauthorized = counter("requests_unauthorized", "Requests without a valid token.");
-        let overloaded = counter(
-            "requests_overloaded",
-            "Requests answered 503 (queues full).",
-        );
+        let requests = counter("http_requests", "Send, bulk, webhook and admin requests");
+        let accepted = counter("messages_accepted", "Sends accepted and made durable");
+        let queued = counter("messages_queued", "Sends queued until the rules allow them");
+        let deferred = counter("messages_deferred", "Sends answered with a retry hint");
+        let refused = counter("messages_refused", "Sends refused by a rule");
+        let invalid = counter("requests_invalid", "Malformed or unknown requests");
+        let unauthorized = counter("requests_unauthorized", "Requests without a valid token");
+        let overloaded = counter("requests_overloaded", "Requests answered 503 (queues full)");
         let replayed = counter(
             "idempotent_replays",
-            "Retries answered from the idempotency record.",
+            "Retries answered from the idempotency record",
         );
-        let released = counter("messages_released", "Queued sends decided again when due.");
-        let webhooks_applied = counter("webhook_events_applied", "Meta webhook events applied.");
-        let webhooks_repeated = counter(
-            "webhook_events_repeated",
-            "Meta webhook events seen before.",
-        );
+        let released = counter("messages_released", "Queued sends decided again when due");
+        let webhooks_applied = counter("webhook_events_applied", "Meta webhook events applied");
+        let webhooks_repeated =
+            counter("webhook_events_repeated", "Meta webhook events seen before");
         let webhooks_ignored = counter(
             "webhook_events_ignored",
-            "Meta webhook events not acted on (not understood, or naming nothing known); each is logged.",
+            "Meta webhook events not acted on (not understood, or naming nothing known); each is logged",
         );
         let webhooks_bad_signature = counter(
             "webhook_bad_signatures",
-            "Meta webhooks refused for their signature.",
+            "Meta webhooks refused for their signature",
         );
         let connections_refused = counter(
             "connections_refused",
-            "HTTP connections answered 503 and closed: http.max_connections were open.",
+            "HTTP connections answered 503 and closed: http.max_connections were open",
         );
         let connections_timed_out = counter(
             "connections_timed_out",
-            "HTTP connections closed for a head, body or answer not moved in time.",
+            "HTTP connections closed for a head, body or answer not moved in time",
         );
         let bodies_refused = counter(
             "request_bodies_refused",
-            "Requests answered 503 because the bodies being read held http.max_body_bytes_held.",
+            "Requests answered 503 because the bodies being read held http.max_body_bytes_held",
         );
-        let forwarded = counter("forwarded", "Webhooks delivered to tenants.");
-        let forward_failures = counter(
-            "forward_failures",
-            "Failed deliveries to tenants (retried).",
-        );
-        let upstream_sent = counter("upstream_sent", "Messages the upstream took.");
-        let upstream_failed = counter("upstream_failed", "Messages the upstream refused for good.");
-        let upstream_retried = counter("upstream_retried", "Upstream attempts to be retried.");
+        let forwarded = counter("forwarded", "Webhooks delivered to tenants");
+        let forward_failures =
+            counter("forward_failures", "Failed deliveries to tenants (retried)");
+        let upstream_sent = counter("upstream_sent", "Messages the upstream took");
+        let upstream_failed = counter("upstream_failed", "Messages the upstream refused for good");
+        let upstream_retried = counter("upstream_retried", "Upstream attempts to be retried");
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register(
             "decisions",
-            "Sends decided, by tenant, number and outcome.",
+            "Sends decided, by tenant, number and outcome",
             decisions.clone(),
         );
         let refusals = Family::<RefusalLabels, Counter>::default();
         registry.register(
             "refusals",
-            "Sends refused (by a rule or by their own checks), by wagate_reason.",
+            "Sends refused (by a rule or by their own checks), by wagate_reason",
             refusals.clone(),
         );
         let request_duration = Family::new_with_constructor(Buckets(request_buckets));
         registry.register_with_unit(
             "http_request_duration",
-            "Time from a request's head to its answer, by endpoint.",
+            "Time from a request's head to its answer, by endpoint",
             Unit::Seconds,
             request_duration.clone(),
         );
         let upstream_duration = Family::new_with_constructor(Buckets(upstream_buckets));
         registry.register_with_unit(
             "upstream_request_duration",
-            "Time one send to Meta took, by outcome.",
+            "Time one send to Meta took, by outcome",
             Unit::Seconds,
             upstream_duration.clone(),
         );
@@ -239,31 +230,31 @@ impl Metrics {
         };
         let dispatch_queued = gauge(
             "dispatch_queued",
-            "Accepted messages waiting for their slot or a retry.",
+            "Accepted messages waiting for their slot or a retry",
         );
-        let ingest_pending = gauge("ingest_pending", "Sends admitted and not yet answered.");
+        let ingest_pending = gauge("ingest_pending", "Sends admitted and not yet answered");
         let forward_backlog = gauge(
             "forward_backlog",
-            "Webhooks waiting to be delivered to tenants.",
+            "Webhooks waiting to be delivered to tenants",
         );
         let bodies_held = gauge(
             "request_body_bytes_held",
-            "Bytes of request bodies held by unfinished requests (bounded by http.max_body_bytes_held).",
+            "Bytes of request bodies held by unfinished requests (bounded by http.max_body_bytes_held)",
         );
         let upstream_in_flight = gauge(
             "upstream_in_flight",
-            "Messages handed to Meta by this run and not yet settled.",
+            "Messages handed to Meta by this run and not yet settled",
         );
         let usage_unique_24h = Family::<NumberLabels, Gauge>::default();
         registry.register(
             "usage_unique_recipients_24h",
-            "Unique recipients of business-initiated messages in the rolling 24 h, by number (exact).",
+            "Unique recipients of business-initiated messages in the rolling 24 h, by number (exact)",
             usage_unique_24h.clone(),
         );
         let usage_limit = Family::<NumberLabels, Gauge>::default();
         registry.register(
             "usage_limit",
-            "The number's messaging limit (unique recipients per rolling 24 h); absent when unlimited.",
+            "The number's messaging limit (unique recipients per rolling 24 h); absent when unlimited",
             usage_limit.clone(),
         );
         Metrics {
