@@ -16,6 +16,9 @@ use wagate_cloud_api::error::ApiError;
 /// `/metrics` speaks OpenMetrics (counters' samples end in `_total`, histograms carry units).
 const OPEN_METRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// How long a scrape may wait for the engine's figures.
+const METRICS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Numbers whose usage one scrape reports at most (a scrape must stay cheap).
 const USAGE_NUMBERS_PER_SCRAPE: usize = 1_000;
 
@@ -64,14 +67,14 @@ async fn metrics(
     }
     let app = app.clone();
     // Usage goes through the shard workers: off the async threads.
-    let rendered = tokio::task::spawn_blocking(move || {
+    let rendering = tokio::task::spawn_blocking(move || {
         let usage = app
             .wagate
             .registry()
             .numbers()
             .iter()
             .take(USAGE_NUMBERS_PER_SCRAPE)
-            .filter_map(|number| Some((number.id.0, app.wagate.usage(number.id).ok()?)))
+            .filter_map(|number| Some((number.id.0, app.wagate.limit_usage(number.id).ok()?)))
             .collect();
         app.metrics.render(Snapshot {
             dispatch: app.wagate.dispatch_view(),
@@ -81,15 +84,19 @@ async fn metrics(
             bodies_held: app.bodies.held(),
             usage,
         })
-    })
-    .await;
+    });
+    // The usage reads wait on the shard workers: bounded, like every wait.
+    let rendered = match tokio::time::timeout(METRICS_DEADLINE, rendering).await {
+        Ok(rendered) => rendered.map_err(|error| error.to_string()),
+        Err(_) => Err(format!("not rendered within {METRICS_DEADLINE:?}")),
+    };
     let text = rendered.map_err(|error| {
         tracing::error!(%error, "rendering /metrics failed");
         ApiErrorResponse::from(ApiError::new(
             500,
             1,
             "An unknown error occurred",
-            error.to_string(),
+            error,
             "internal",
         ))
     })?;

@@ -513,9 +513,15 @@ impl Wagate {
     /// The limit facts of the number's scope and, below the tier the profile's delivery path
     /// leads to, the delivered messages counted toward it (over all the scope's numbers).
     pub fn usage(&self, number: PhoneNumberId) -> Result<Usage, AdminError> {
-        let mut usage = self.pool.usage(number)?;
+        let mut usage = self.limit_usage(number)?;
         usage.delivery_path = self.delivery_path_progress(number)?;
         Ok(usage)
+    }
+
+    /// [`Wagate::usage`] without the delivery path: the limit facts from memory, no disk read
+    /// (what `/metrics` shows for every number at each scrape).
+    pub fn limit_usage(&self, number: PhoneNumberId) -> Result<Usage, AdminError> {
+        Ok(self.pool.usage(number)?)
     }
 
     /// A stored message and its dispatch state: in the outbox until settled, then in messages,
