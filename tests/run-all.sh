@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/ensure-deps.sh
 bash tests/layering.sh
-cargo test --release --workspace "$@"
+# --no-fail-fast: one failing test program does not hide what the others say.
+cargo test --release --workspace --no-fail-fast "$@"

@@ -1,4 +1,4 @@
-//! The engine under test in `tests/crash.rs`: a durable wagate on a data directory, taking
+//! The engine under test in `tests/cross_crate/crash.rs`: a durable wagate on a data directory, taking
 //! sends over a loopback line protocol and dispatching to an upstream over TCP. The crash test
 //! kills it with SIGKILL at random moments and starts it again on the same directory.
 //!

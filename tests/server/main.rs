@@ -1,10 +1,15 @@
 //! The real `wagate` binary, started on a free port with a local stand-in for Meta's API,
 //! driven over HTTP as a sender, as Meta (webhooks) and as an operator (admin API).
+//! This test program belongs to the `wagate` package so that cargo builds the binary it
+//! starts (`CARGO_BIN_EXE_wagate`) from the same sources in the same run.
+
+// Test support: an unwrap that fails is the test failing.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
+use crate::support::fixture::*;
 use anyhow::Result;
-use wagate_tests::fixture::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -19,9 +24,13 @@ mod operability;
 mod contract;
 mod from_meta;
 mod grpc;
+/// The HTTP port's own HTTP/1.1 reader, over raw TCP.
+mod http1_front;
 mod lifecycle;
 mod sending;
 mod under_load;
+
+mod support;
 
 /// A fresh server whose one message Meta has received and holds unanswered; its id.
 pub(crate) async fn sent_while_meta_holds(name: &str, who: u64) -> Result<(Fixture, String)> {

@@ -1,9 +1,9 @@
 //! What an operator sees: the structured log, /metrics and the Grafana dashboard over it.
 
+use crate::support::fixture::*;
+use crate::support::meta_stub::Scripted;
 use anyhow::Result;
 use serde_json::Value;
-use wagate_tests::fixture::*;
-use wagate_tests::meta_stub::Scripted;
 
 const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 

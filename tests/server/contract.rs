@@ -1,8 +1,8 @@
 //! The published API description against the running server.
 
+use crate::support::fixture::*;
 use anyhow::Result;
 use serde_json::{json, Value};
-use wagate_tests::fixture::*;
 
 /// The response schema documented for `status` of an operation, `$ref`s resolved.
 fn documented_schema<'a>(doc: &'a Value, operation: &'a Value, status: u16) -> Option<&'a Value> {

@@ -2,9 +2,9 @@
 //! raw TCP: sends it reads itself and requests it hands to hyper share one connection, in
 //! order, with bytes already read passed on; every refusal is the same either way.
 
+use crate::support::fixture::*;
+use crate::support::raw_http::{get, post, post_chunked, RawAnswer, RawConnection};
 use anyhow::Result;
-use wagate_tests::fixture::*;
-use wagate_tests::raw_http::{get, post, post_chunked, RawAnswer, RawConnection};
 
 const SEND_PATH: &str = "/v23.0/1001/messages";
 

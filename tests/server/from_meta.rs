@@ -1,9 +1,9 @@
 //! What Meta sends and answers: signed webhooks, limit and quality news, statuses that race
 //! their send, upstream errors, and forwarding to tenants.
 
+use crate::support::fixture::*;
 use anyhow::Result;
 use serde_json::{json, Value};
-use wagate_tests::fixture::*;
 
 use super::{sent_while_meta_holds, WAIT};
 
@@ -251,7 +251,7 @@ async fn number_and_account_news_from_meta_change_limits_and_restrictions() -> R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_upstream_errors_are_retried_and_permanent_ones_recorded() -> Result<()> {
-    use wagate_tests::meta_stub::Scripted;
+    use crate::support::meta_stub::Scripted;
     let mut f = Fixture::start("retries", "").await?;
     let (first, second) = (person(1), person(2));
     f.ready_to_send(&[first.clone(), second.clone()]).await?;
@@ -328,7 +328,7 @@ async fn a_status_that_arrives_before_metas_answer_still_lands_on_its_message() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_to_a_tenant_is_retried_and_survives_a_restart() -> Result<()> {
-    use wagate_tests::meta_stub::Scripted;
+    use crate::support::meta_stub::Scripted;
     let mut f = Fixture::start("forwarding", "").await?;
     let failing = || Scripted {
         status: 500,

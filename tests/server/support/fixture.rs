@@ -11,34 +11,34 @@ use wagate::server::grpc::proto::messaging_client::MessagingClient;
 use wagate_loadgen::mock_meta::{start as start_mock_meta, Faults, MockMeta, MockMetaConfig};
 use wagate_loadgen::oracle::{NumberLimits, OracleConfig};
 
-use crate::meta_stub::Stub;
-use crate::process::WagateProcess;
-use crate::web::{Answer, Web};
+use crate::support::meta_stub::Stub;
+use crate::support::process::WagateProcess;
+use crate::support::web::{Answer, Web};
 
-pub const ADMIN: &str = "admin-token-0123456789";
+pub(crate) const ADMIN: &str = "admin-token-0123456789";
 /// Tenant alpha owns `NUMBER_A` and has a callback (the sink).
-pub const ALPHA: &str = "alpha-token-0123456789";
+pub(crate) const ALPHA: &str = "alpha-token-0123456789";
 /// Tenant beta owns `NUMBER_B`.
-pub const BETA: &str = "beta-token-01234567890";
-pub const NUMBER_A: u64 = 1001;
+pub(crate) const BETA: &str = "beta-token-01234567890";
+pub(crate) const NUMBER_A: u64 = 1001;
 /// Tenant alpha's second number, of the same business (account 1) as `NUMBER_A`.
-pub const NUMBER_A2: u64 = 1002;
-pub const NUMBER_B: u64 = 2001;
+pub(crate) const NUMBER_A2: u64 = 1002;
+pub(crate) const NUMBER_B: u64 = 2001;
 /// How people (and Meta's number webhooks) know `NUMBER_A`.
-pub const DISPLAY_A: u64 = 15_550_001_001;
-pub const APP_SECRET: &str = "meta-app-secret-for-tests";
-pub const CALLBACK_SECRET: &str = "alpha-callback-secret";
-pub const META_TOKEN: &str = "meta-access-token";
+pub(crate) const DISPLAY_A: u64 = 15_550_001_001;
+pub(crate) const APP_SECRET: &str = "meta-app-secret-for-tests";
+pub(crate) const CALLBACK_SECRET: &str = "alpha-callback-secret";
+pub(crate) const META_TOKEN: &str = "meta-access-token";
 /// Tenant beta brings its own Meta access token.
-pub const BETA_META_TOKEN: &str = "beta-own-meta-token";
-pub const START_UNIX: u64 = 1_767_225_600;
+pub(crate) const BETA_META_TOKEN: &str = "beta-own-meta-token";
+pub(crate) const START_UNIX: u64 = 1_767_225_600;
 
-pub struct Fixture {
-    pub dir: PathBuf,
-    pub meta: Stub,
-    pub sink: Stub,
-    pub web: Web,
-    pub wagate: Option<WagateProcess>,
+pub(crate) struct Fixture {
+    pub(crate) dir: PathBuf,
+    pub(crate) meta: Stub,
+    pub(crate) sink: Stub,
+    pub(crate) web: Web,
+    pub(crate) wagate: Option<WagateProcess>,
     extra: String,
     args: Vec<String>,
     /// Where the server's log goes, when a test reads it.
@@ -46,7 +46,7 @@ pub struct Fixture {
 }
 
 /// A data directory of its own for each test.
-pub fn fresh_dir(name: &str) -> PathBuf {
+pub(crate) fn fresh_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wagate-it-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("creating the test directory");
@@ -56,12 +56,12 @@ pub fn fresh_dir(name: &str) -> PathBuf {
 /// HMAC-SHA256 of `body`, as Meta's `X-Hub-Signature-256` header spells it: the load
 /// generator's code (from the hmac crate directly), so the server's own signing code is not
 /// checking itself.
-pub fn signature(secret: &str, body: &[u8]) -> String {
+pub(crate) fn signature(secret: &str, body: &[u8]) -> String {
     wagate_loadgen::mock_meta::sign(secret, body)
 }
 
 /// A gRPC request carrying `token` as its bearer credentials.
-pub fn authorised<T>(message: T, token: &str) -> tonic::Request<T> {
+pub(crate) fn authorised<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert(
         "authorization",
@@ -71,21 +71,21 @@ pub fn authorised<T>(message: T, token: &str) -> tonic::Request<T> {
 }
 
 /// The template most tests send.
-pub const ORDER_UPDATE: &str = "Hello {{1}}, your order shipped.";
+pub(crate) const ORDER_UPDATE: &str = "Hello {{1}}, your order shipped.";
 
 impl Fixture {
     /// Starts wagate with a manual clock; `extra` is appended to the config (TOML).
-    pub async fn start(name: &str, extra: &str) -> Result<Fixture> {
+    pub(crate) async fn start(name: &str, extra: &str) -> Result<Fixture> {
         Self::start_with(name, extra, &[]).await
     }
 
     /// Like [`Fixture::start`], with command-line overrides (`--clock.mode`, `system`, ...).
-    pub async fn start_with(name: &str, extra: &str, args: &[&str]) -> Result<Fixture> {
+    pub(crate) async fn start_with(name: &str, extra: &str, args: &[&str]) -> Result<Fixture> {
         Self::starting(name, extra, args, false).await
     }
 
     /// Like [`Fixture::start_with`], the server's log kept in a file ([`Fixture::log`]).
-    pub async fn start_logged(name: &str, extra: &str, args: &[&str]) -> Result<Fixture> {
+    pub(crate) async fn start_logged(name: &str, extra: &str, args: &[&str]) -> Result<Fixture> {
         Self::starting(name, extra, args, true).await
     }
 
@@ -106,7 +106,7 @@ impl Fixture {
     }
 
     /// What the server has logged so far (with [`Fixture::start_logged`]).
-    pub fn log(&self) -> Result<String> {
+    pub(crate) fn log(&self) -> Result<String> {
         let path = self
             .log
             .as_ref()
@@ -176,7 +176,7 @@ throughput_mps = 1000
     }
 
     /// (Re)starts the server process on the same data directory.
-    pub fn restart(&mut self) -> Result<()> {
+    pub(crate) fn restart(&mut self) -> Result<()> {
         let path = self.dir.join("wagate.toml");
         std::fs::write(&path, self.config())?;
         self.wagate = Some(WagateProcess::start_logging(
@@ -187,16 +187,16 @@ throughput_mps = 1000
         Ok(())
     }
 
-    pub fn server(&self) -> &WagateProcess {
+    pub(crate) fn server(&self) -> &WagateProcess {
         self.wagate.as_ref().expect("the server is running")
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         self.server().url(path)
     }
 
     /// Stops the server with SIGTERM; fails unless it exits cleanly.
-    pub fn stop(&mut self) -> Result<()> {
+    pub(crate) fn stop(&mut self) -> Result<()> {
         let status = self.wagate.take().expect("running").stop()?;
         if !status.success() {
             bail!("wagate exited with {status}");
@@ -204,11 +204,11 @@ throughput_mps = 1000
         Ok(())
     }
 
-    pub async fn admin(&self, path: &str, body: Value) -> Result<Answer> {
+    pub(crate) async fn admin(&self, path: &str, body: Value) -> Result<Answer> {
         self.web.post(&self.url(path), ADMIN, &body, &[]).await
     }
 
-    pub async fn opt_in(&self, number: u64, people: &[String]) -> Result<()> {
+    pub(crate) async fn opt_in(&self, number: u64, people: &[String]) -> Result<()> {
         let answer = self
             .admin(
                 "/wagate/admin/contacts/consent",
@@ -222,7 +222,12 @@ throughput_mps = 1000
     }
 
     /// Creates a template of account 1 and moves it to `approved`.
-    pub async fn approved_template(&self, name: &str, category: &str, body: &str) -> Result<()> {
+    pub(crate) async fn approved_template(
+        &self,
+        name: &str,
+        category: &str,
+        body: &str,
+    ) -> Result<()> {
         let created = self
             .admin(
                 "/wagate/admin/templates",
@@ -240,21 +245,21 @@ throughput_mps = 1000
     }
 
     /// `people` opted in to `NUMBER_A` and `order_update` approved: ready for templates.
-    pub async fn ready_to_send(&self, people: &[String]) -> Result<()> {
+    pub(crate) async fn ready_to_send(&self, people: &[String]) -> Result<()> {
         self.opt_in(NUMBER_A, people).await?;
         self.approved_template("order_update", "utility", ORDER_UPDATE)
             .await
     }
 
     /// A gRPC client of the running server.
-    pub async fn grpc_client(&self) -> Result<MessagingClient<tonic::transport::Channel>> {
+    pub(crate) async fn grpc_client(&self) -> Result<MessagingClient<tonic::transport::Channel>> {
         let channel = tonic::transport::Channel::from_shared(self.server().grpc.clone())?
             .connect()
             .await?;
         Ok(MessagingClient::new(channel))
     }
 
-    pub async fn template_status(&self, name: &str, status: &str) -> Result<Answer> {
+    pub(crate) async fn template_status(&self, name: &str, status: &str) -> Result<Answer> {
         self.admin(
             "/wagate/admin/templates/status",
             json!({ "account": 1, "name": name, "language": "en_US", "status": status }),
@@ -262,7 +267,7 @@ throughput_mps = 1000
         .await
     }
 
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         token: &str,
         number: u64,
@@ -280,7 +285,7 @@ throughput_mps = 1000
     }
 
     /// Tenant alpha sends `order_update` (for Ada) from `NUMBER_A` to `to`: most tests' send.
-    pub async fn send_update(&self, to: &str) -> Result<Answer> {
+    pub(crate) async fn send_update(&self, to: &str) -> Result<Answer> {
         self.send(
             ALPHA,
             NUMBER_A,
@@ -291,12 +296,12 @@ throughput_mps = 1000
     }
 
     /// POSTs NDJSON lines to the bulk endpoint as the tenant with `token`.
-    pub async fn bulk(&self, token: &str, ndjson: String) -> Result<Answer> {
+    pub(crate) async fn bulk(&self, token: &str, ndjson: String) -> Result<Answer> {
         post_bulk(&self.web, &self.url("/wagate/v1/bulk"), token, ndjson).await
     }
 
     /// POSTs `body` as Meta would, signed with `signature` (the right one when `None`).
-    pub async fn meta_webhook(
+    pub(crate) async fn meta_webhook(
         &self,
         body: &Value,
         signature_header: Option<&str>,
@@ -318,19 +323,19 @@ throughput_mps = 1000
     }
 
     /// What the admin API says of `person` through `number` (consent, window...).
-    pub async fn contact(&self, number: u64, person: &str) -> Result<Value> {
+    pub(crate) async fn contact(&self, number: u64, person: &str) -> Result<Value> {
         let url = self.url(&format!("/wagate/admin/contacts/{number}/{person}"));
         Ok(self.web.get(&url, ADMIN).await?.json())
     }
 
-    pub async fn message(&self, token: &str, id: &str) -> Result<Answer> {
+    pub(crate) async fn message(&self, token: &str, id: &str) -> Result<Answer> {
         self.web
             .get(&self.url(&format!("/wagate/v1/messages/{id}")), token)
             .await
     }
 
     /// Waits until the message's state satisfies `done` (the server works asynchronously).
-    pub async fn wait_message(
+    pub(crate) async fn wait_message(
         &self,
         id: &str,
         limit: Duration,
@@ -353,7 +358,7 @@ throughput_mps = 1000
 /// mock-meta (judging sends by Meta's rules, at the fixture numbers' own 1,000 a second, with
 /// `faults`) and a server started with `args` that dispatches to it; mock-meta's webhooks go to
 /// the server. Returns mock-meta, its base URL and the server.
-pub async fn with_mock_meta(
+pub(crate) async fn with_mock_meta(
     name: &str,
     faults: Faults,
     args: &[&str],
@@ -394,22 +399,22 @@ impl Drop for Fixture {
 }
 
 /// The message id in a send's answer (empty when there is none).
-pub fn sent_id(body: &Value) -> String {
+pub(crate) fn sent_id(body: &Value) -> String {
     body["messages"][0]["id"]
         .as_str()
         .unwrap_or_default()
         .to_string()
 }
 
-pub fn person(i: u64) -> String {
+pub(crate) fn person(i: u64) -> String {
     format!("+1650555{i:04}")
 }
 
-pub fn text_send(to: &str, body: &str) -> Value {
+pub(crate) fn text_send(to: &str, body: &str) -> Value {
     json!({ "messaging_product": "whatsapp", "to": to, "type": "text", "text": { "body": body } })
 }
 
-pub fn template_send(to: &str, name: &str, params: &[&str]) -> Value {
+pub(crate) fn template_send(to: &str, name: &str, params: &[&str]) -> Value {
     let parameters: Vec<Value> = params
         .iter()
         .map(|p| json!({ "type": "text", "text": p }))
@@ -423,7 +428,7 @@ pub fn template_send(to: &str, name: &str, params: &[&str]) -> Value {
 
 /// POSTs NDJSON lines to the bulk endpoint at `url` (for callers that cannot borrow a
 /// [`Fixture`], like spawned tasks).
-pub async fn post_bulk(web: &Web, url: &str, token: &str, ndjson: String) -> Result<Answer> {
+pub(crate) async fn post_bulk(web: &Web, url: &str, token: &str, ndjson: String) -> Result<Answer> {
     let auth = format!("Bearer {token}");
     web.request(
         hyper::Method::POST,
@@ -438,7 +443,7 @@ pub async fn post_bulk(web: &Web, url: &str, token: &str, ndjson: String) -> Res
 }
 
 /// Meta's `messages` webhook with one status.
-pub fn status_webhook(number: u64, wamid: &str, status: &str, recipient: &str) -> Value {
+pub(crate) fn status_webhook(number: u64, wamid: &str, status: &str, recipient: &str) -> Value {
     json!({
         "object": "whatsapp_business_account",
         "entry": [{ "id": "1", "changes": [{ "field": "messages", "value": {
@@ -451,7 +456,7 @@ pub fn status_webhook(number: u64, wamid: &str, status: &str, recipient: &str) -
 }
 
 /// Meta's `messages` webhook with one inbound text.
-pub fn inbound_webhook(number: u64, wamid: &str, from: &str, text: &str) -> Value {
+pub(crate) fn inbound_webhook(number: u64, wamid: &str, from: &str, text: &str) -> Value {
     json!({
         "object": "whatsapp_business_account",
         "entry": [{ "id": "1", "changes": [{ "field": "messages", "value": {
@@ -465,7 +470,7 @@ pub fn inbound_webhook(number: u64, wamid: &str, from: &str, text: &str) -> Valu
 }
 
 /// A webhook with one change of `field` for account (WABA) 1.
-pub fn account_webhook(field: &str, value: Value) -> Value {
+pub(crate) fn account_webhook(field: &str, value: Value) -> Value {
     json!({
         "object": "whatsapp_business_account",
         "entry": [{ "id": "1", "changes": [{ "field": field, "value": value }] }]

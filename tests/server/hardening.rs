@@ -6,12 +6,12 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::fixture::*;
+use crate::support::meta_stub::Scripted;
+use crate::support::process::wagate_binary;
 use anyhow::{Context, Result};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wagate_tests::fixture::*;
-use wagate_tests::meta_stub::Scripted;
-use wagate_tests::process::wagate_binary;
 
 const WAIT: Duration = Duration::from_secs(20);
 

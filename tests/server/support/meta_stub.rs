@@ -19,35 +19,35 @@ use wagate_loadgen::serve::serve_http1;
 
 /// One request the stub received.
 #[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Bytes,
+pub(crate) struct Received {
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Bytes,
 }
 
 impl Received {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 }
 
 /// What the stub answers next: scripted answers first, then success.
 #[derive(Debug, Clone)]
-pub struct Scripted {
-    pub status: u16,
-    pub body: Value,
+pub(crate) struct Scripted {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
 }
 
 impl Scripted {
     /// Meta's error answer: `status` with `{"error":{"code":code,...}}`.
-    pub fn meta_error(status: u16, code: u32, message: &str) -> Scripted {
+    pub(crate) fn meta_error(status: u16, code: u32, message: &str) -> Scripted {
         Scripted {
             status,
             body: json!({ "error": { "message": message, "type": "OAuthException",
@@ -68,13 +68,13 @@ struct Shared {
 
 /// The server; it runs until the test's runtime ends.
 #[derive(Clone)]
-pub struct Stub {
-    pub addr: SocketAddr,
+pub(crate) struct Stub {
+    pub(crate) addr: SocketAddr,
     shared: Arc<Shared>,
 }
 
 impl Stub {
-    pub async fn start() -> Result<Stub> {
+    pub(crate) async fn start() -> Result<Stub> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::default());
@@ -82,24 +82,24 @@ impl Stub {
         Ok(Stub { addr, shared })
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Answers the next requests with these, in order, before going back to success.
-    pub fn script(&self, answers: impl IntoIterator<Item = Scripted>) {
+    pub(crate) fn script(&self, answers: impl IntoIterator<Item = Scripted>) {
         self.shared.script.lock().unwrap().extend(answers);
     }
 
     /// From now on, requests are recorded and left unanswered until [`Stub::release`].
-    pub fn hold(&self) {
+    pub(crate) fn hold(&self) {
         self.shared
             .holding
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Answers the held requests (with success) and stops holding.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         self.shared
             .holding
             .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -107,16 +107,16 @@ impl Stub {
     }
 
     /// Drops the scripted answers not yet used: success from now on.
-    pub fn clear_script(&self) {
+    pub(crate) fn clear_script(&self) {
         self.shared.script.lock().unwrap().clear();
     }
 
-    pub fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
     }
 
     /// Waits until at least `count` requests arrived (or fails after `limit`).
-    pub async fn wait_for(&self, count: usize, limit: Duration) -> Result<Vec<Received>> {
+    pub(crate) async fn wait_for(&self, count: usize, limit: Duration) -> Result<Vec<Received>> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let arrived = self.shared.arrived.notified();

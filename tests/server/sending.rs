@@ -1,9 +1,9 @@
 //! Sending as a sender does: single and bulk, Meta's codes for every refusal, the tier limit's queue,
 //! idempotent retries, a full server, tenants kept apart.
 
+use crate::support::fixture::*;
 use anyhow::Result;
 use serde_json::{json, Value};
-use wagate_tests::fixture::*;
 
 use super::WAIT;
 

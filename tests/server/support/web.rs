@@ -13,33 +13,33 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 #[derive(Clone)]
-pub struct Web {
+pub(crate) struct Web {
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
 #[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl Answer {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 
     /// The message id of a send's answer (empty when it has none).
-    pub fn message_id(&self) -> String {
-        crate::fixture::sent_id(&self.json())
+    pub(crate) fn message_id(&self) -> String {
+        crate::support::fixture::sent_id(&self.json())
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
     /// Meta's error code, when the answer is an error.
-    pub fn code(&self) -> Option<u64> {
+    pub(crate) fn code(&self) -> Option<u64> {
         self.json()["error"]["code"].as_u64()
     }
 }
@@ -53,7 +53,7 @@ impl Default for Web {
 }
 
 impl Web {
-    pub async fn request(
+    pub(crate) async fn request(
         &self,
         method: Method,
         url: &str,
@@ -79,7 +79,7 @@ impl Web {
     }
 
     /// POSTs JSON with a bearer token and any extra headers.
-    pub async fn post(
+    pub(crate) async fn post(
         &self,
         url: &str,
         token: &str,
@@ -96,7 +96,7 @@ impl Web {
             .await
     }
 
-    pub async fn get(&self, url: &str, token: &str) -> Result<Answer> {
+    pub(crate) async fn get(&self, url: &str, token: &str) -> Result<Answer> {
         let auth = format!("Bearer {token}");
         self.request(
             Method::GET,

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
+use crate::support::fixture::*;
+use crate::support::meta_stub::Scripted;
+use crate::support::web::Answer;
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
-use wagate_tests::fixture::*;
-use wagate_tests::meta_stub::Scripted;
-use wagate_tests::web::Answer;
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use crate::support::fixture::*;
 use anyhow::Result;
 use serde_json::{json, Value};
-use wagate_tests::fixture::*;
 
 use super::{sent_while_meta_holds, WAIT};
 

@@ -8,26 +8,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-#[path = "../../engine/build_support/source_hash.rs"]
+#[path = "../../../engine/build_support/source_hash.rs"]
 mod source_hash;
 
-/// `target/release/wagate`, next to this test's own executable's directory, once it is shown
-/// to be built from the sources beside these tests (a test run after an edit, without building
-/// the binary again, or another checkout sharing the target directory, would otherwise test
-/// another server).
-pub fn wagate_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("the test executable has no grandparent directory")?;
-    let binary = dir.join("wagate");
-    if !binary.exists() {
-        bail!(
-            "{} is missing: build it with `cargo build --release -p wagate`",
-            binary.display()
-        );
-    }
+/// The `wagate` binary cargo built for this test program (`CARGO_BIN_EXE_wagate`: the same
+/// run, the same sources), once it is shown to be built from the sources beside these tests
+/// (another checkout sharing the target directory could have replaced it since).
+pub(crate) fn wagate_binary() -> Result<PathBuf> {
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_wagate"));
     static CHECKED: std::sync::OnceLock<std::result::Result<(), String>> =
         std::sync::OnceLock::new();
     CHECKED
@@ -37,18 +25,18 @@ pub fn wagate_binary() -> Result<PathBuf> {
     Ok(binary)
 }
 
-/// The `engine/` folder beside these tests.
-pub fn engine_sources() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine")
+/// The `engine/` folder: the manifest of the `wagate` package, whose test this is.
+pub(crate) fn engine_sources() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The hash of the binary's sources, as `source_hash` computes it.
-pub fn source_hash_of(engine: &Path) -> Result<u64> {
+pub(crate) fn source_hash_of(engine: &Path) -> Result<u64> {
     source_hash::source_hash(engine).with_context(|| format!("hashing {}", engine.display()))
 }
 
 /// Fails unless `binary` says it was built from the sources in [`engine_sources`].
-pub fn built_from_these_sources(binary: &Path) -> Result<()> {
+pub(crate) fn built_from_these_sources(binary: &Path) -> Result<()> {
     let said = Command::new(binary)
         .arg("--source-hash")
         .output()
@@ -58,7 +46,7 @@ pub fn built_from_these_sources(binary: &Path) -> Result<()> {
     if built != here {
         bail!(
             "{} was built from other sources (hash {built:?}) than those in {} ({here}): build \
-             it again with `cargo build --release -p wagate` (or run `cargo test --workspace`)",
+             it again (`cargo test --release --workspace` builds it before this test)",
             binary.display(),
             engine_sources().display()
         );
@@ -66,27 +54,17 @@ pub fn built_from_these_sources(binary: &Path) -> Result<()> {
     Ok(())
 }
 
-pub struct WagateProcess {
+pub(crate) struct WagateProcess {
     child: Child,
-    pub base: String,
+    pub(crate) base: String,
     /// The gRPC endpoint (`http://127.0.0.1:PORT`).
-    pub grpc: String,
+    pub(crate) grpc: String,
 }
 
 impl WagateProcess {
-    /// Starts `wagate serve --config <config>` and waits for it to listen.
-    pub fn start(config: &Path) -> Result<WagateProcess> {
-        Self::start_with(config, &[])
-    }
-
-    /// Like [`WagateProcess::start`], with more command-line arguments (key overrides).
-    pub fn start_with(config: &Path, args: &[String]) -> Result<WagateProcess> {
-        Self::start_logging(config, args, None)
-    }
-
-    /// Like [`WagateProcess::start_with`], its log (standard error) appended to `log` when
-    /// given (else this process's own standard error).
-    pub fn start_logging(
+    /// Starts `wagate serve --config <config> ARGS...` and waits for it to listen; its log
+    /// (standard error) appended to `log` when given (else this process's own standard error).
+    pub(crate) fn start_logging(
         config: &Path,
         args: &[String],
         log: Option<&Path>,
@@ -135,12 +113,12 @@ impl WagateProcess {
         })
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// Sends SIGTERM (a graceful stop).
-    pub fn terminate(&self) -> Result<()> {
+    pub(crate) fn terminate(&self) -> Result<()> {
         let status = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -152,7 +130,7 @@ impl WagateProcess {
     }
 
     /// Waits for the process to exit, up to `limit`.
-    pub fn wait(mut self, limit: Duration) -> Result<ExitStatus> {
+    pub(crate) fn wait(mut self, limit: Duration) -> Result<ExitStatus> {
         let deadline = std::time::Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -167,14 +145,14 @@ impl WagateProcess {
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.
-    pub fn kill(mut self) -> Result<()> {
+    pub(crate) fn kill(mut self) -> Result<()> {
         self.child.kill()?;
         self.child.wait()?;
         Ok(())
     }
 
     /// Terminates and waits; the exit status.
-    pub fn stop(self) -> Result<ExitStatus> {
+    pub(crate) fn stop(self) -> Result<ExitStatus> {
         self.terminate()?;
         self.wait(Duration::from_secs(60))
     }

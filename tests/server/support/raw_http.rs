@@ -12,34 +12,34 @@ use tokio::net::TcpStream;
 /// How long a test waits for an answer before it fails.
 const WAIT: Duration = Duration::from_secs(20);
 
-pub struct RawConnection {
+pub(crate) struct RawConnection {
     stream: TcpStream,
     read: Vec<u8>,
 }
 
 /// One answer as it came: status, headers (names lowercase) and body.
 #[derive(Debug)]
-pub struct RawAnswer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
+pub(crate) struct RawAnswer {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
 }
 
 impl RawAnswer {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
 }
 
 /// A POST of `body` to `path` with `headers`, framed by Content-Length.
-pub fn post(path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+pub(crate) fn post(path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
     let mut request = format!("POST {path} HTTP/1.1\r\nhost: wagate\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -49,7 +49,12 @@ pub fn post(path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
 }
 
 /// The same POST with a chunked body, in chunks of at most `chunk` bytes.
-pub fn post_chunked(path: &str, headers: &[(&str, &str)], body: &str, chunk: usize) -> Vec<u8> {
+pub(crate) fn post_chunked(
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    chunk: usize,
+) -> Vec<u8> {
     let mut request = format!("POST {path} HTTP/1.1\r\nhost: wagate\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -67,7 +72,7 @@ pub fn post_chunked(path: &str, headers: &[(&str, &str)], body: &str, chunk: usi
 }
 
 /// A GET of `path` with `headers`.
-pub fn get(path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn get(path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
     let mut request = format!("GET {path} HTTP/1.1\r\nhost: wagate\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -78,7 +83,7 @@ pub fn get(path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
 
 impl RawConnection {
     /// Connects to `base` (`http://host:port`).
-    pub async fn open(base: &str) -> Result<RawConnection> {
+    pub(crate) async fn open(base: &str) -> Result<RawConnection> {
         let address = base.trim_start_matches("http://").trim_end_matches('/');
         Ok(RawConnection {
             stream: TcpStream::connect(address).await?,
@@ -87,7 +92,7 @@ impl RawConnection {
     }
 
     /// Writes `bytes` as they are, in one write.
-    pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) async fn write(&mut self, bytes: &[u8]) -> Result<()> {
         Ok(self.stream.write_all(bytes).await?)
     }
 
@@ -101,7 +106,7 @@ impl RawConnection {
     }
 
     /// The next answer (framed by Content-Length; wagate frames every answer so).
-    pub async fn answer(&mut self) -> Result<RawAnswer> {
+    pub(crate) async fn answer(&mut self) -> Result<RawAnswer> {
         let end = loop {
             if let Some(end) = self.read.windows(4).position(|w| w == b"\r\n\r\n") {
                 break end;
@@ -141,7 +146,7 @@ impl RawConnection {
     }
 
     /// Whether the server closed the connection, with nothing more to read.
-    pub async fn closed_by_server(&mut self) -> Result<bool> {
+    pub(crate) async fn closed_by_server(&mut self) -> Result<bool> {
         Ok(self.read.is_empty() && self.fill().await? == 0)
     }
 }
