@@ -7,13 +7,13 @@
 use super::idempotency::{body_hash, request_hash, IdempotencyRecord};
 use super::submission::{Prepared, Submission};
 use super::wagate::{SubmitError, SubmitResult, Wagate};
-use crate::workers::{Command, Reply};
+use crate::workers::{Submit, Submitted};
 use wagate_rules::clock::Timestamp;
 use wagate_store::keys::idempotency_key;
 use wagate_store::{Family, StoreError};
 
 /// A batch between its hand-out to the shards and their replies.
-struct Submitted {
+struct HandedOut {
     /// One per submission: answered already (a replay, a refused key) or waiting for a reply.
     answers: Vec<Option<Result<SubmitResult, SubmitError>>>,
     /// Where each command's reply goes in `answers`, and whether its submission may queue.
@@ -51,10 +51,10 @@ impl Wagate {
         self.answer(submitted, replies)
     }
 
-    fn prepare(&self, submissions: Vec<Submission>) -> (Submitted, Vec<Command>) {
+    fn prepare(&self, submissions: Vec<Submission>) -> (HandedOut, Vec<Submit>) {
         let now = self.clock.now();
         let expires_at = now.unix_secs() + self.retention_secs;
-        let mut submitted = Submitted {
+        let mut submitted = HandedOut {
             answers: Vec::with_capacity(submissions.len()),
             slots: Vec::with_capacity(submissions.len()),
             claimed: Vec::new(),
@@ -91,7 +91,7 @@ impl Wagate {
         match self.reserve_message_ids(admitted.len() as u64) {
             Ok(first) => {
                 for (offset, (submission, body_hash)) in admitted.into_iter().enumerate() {
-                    commands.push(Command::Submit(Box::new(Prepared {
+                    commands.push(Submit(Box::new(Prepared {
                         submission,
                         message_id: first + offset as u64,
                         body_hash,
@@ -112,10 +112,10 @@ impl Wagate {
     /// The batch's answers, in order, once the shards replied; its keys let go.
     fn answer(
         &self,
-        submitted: Submitted,
-        replies: Vec<Result<Reply, StoreError>>,
+        submitted: HandedOut,
+        replies: Vec<Result<Submitted, StoreError>>,
     ) -> Vec<Result<SubmitResult, SubmitError>> {
-        let Submitted {
+        let HandedOut {
             mut answers,
             slots,
             claimed,
@@ -125,11 +125,10 @@ impl Wagate {
         }
         for ((slot, queue), reply) in slots.into_iter().zip(replies) {
             answers[slot] = Some(match reply {
-                Ok(Reply::Submitted {
+                Ok(Submitted {
                     decision,
                     message_id,
                 }) => Ok(SubmitResult::from_decision(decision, message_id, queue)),
-                Ok(other) => unreachable!("a submit answered by {other:?}"),
                 Err(error) => Err(SubmitError::Unavailable(error)),
             });
         }

@@ -28,7 +28,9 @@ pub use super::submit_error::SubmitError;
 use crate::metrics::DurableMetrics;
 pub use crate::open_error::OpenError;
 use crate::recovery::NEXT_ID_BLOCK;
-use crate::workers::{Command, Onward, Reply, ShardPool};
+use crate::workers::{
+    Consent, ContactRead, DeliveryFailed, Inbound, Onward, SendFailed, ShardPool, Submit,
+};
 use admin::AdminError;
 use wagate_cloud_api::webhooks::events::WebhookEvent;
 use wagate_rules::clock::{Clock, Timestamp};
@@ -250,7 +252,7 @@ impl Wagate {
         let teller = pool.teller();
         let on_failed: super::hand_over::OnFailed = Arc::new(move |failed| {
             let count = failed.len();
-            if !teller.tell(failed.into_iter().map(Command::SendFailed).collect()) {
+            if !teller.tell(failed.into_iter().map(SendFailed).collect()) {
                 // After a stop has begun the shards are gone: those recipients stay counted
                 // until their 24 h pass (never fewer than Meta counts).
                 tracing::warn!(
@@ -379,7 +381,7 @@ impl Wagate {
         let commands = due
             .into_iter()
             .map(|record| {
-                Command::Submit(Box::new(Prepared {
+                Submit(Box::new(Prepared {
                     released_from: Some(record.key()),
                     message_id: record.id,
                     submission: record.submission,
@@ -422,20 +424,12 @@ impl Wagate {
             .and_then(|value| DeferredRecord::decode(&key, &value)))
     }
 
-    fn one(&self, command: Command) -> Result<Reply, SubmitError> {
-        let mut replies = self.pool.submit(vec![command])?;
-        Ok(replies.pop().expect("one reply"))
-    }
-
     /// An inbound message (Meta's `messages` webhook): opens the window, may change consent.
     pub fn inbound(
         &self,
         message: InboundMessage,
     ) -> Result<Result<InboundEffect, Refusal>, SubmitError> {
-        match self.one(Command::Inbound(message))? {
-            Reply::Inbound(effect) => Ok(effect),
-            other => unreachable!("inbound answered by {other:?}"),
-        }
+        Ok(self.pool.ask(Inbound(message))?)
     }
 
     pub fn consent(
@@ -445,15 +439,12 @@ impl Wagate {
         change: ConsentChange,
         source: ConsentSource,
     ) -> Result<Result<(), Refusal>, SubmitError> {
-        match self.one(Command::Consent {
+        Ok(self.pool.ask(Consent {
             number,
             person,
             change,
             source,
-        })? {
-            Reply::Consent(result) => Ok(result),
-            other => unreachable!("consent answered by {other:?}"),
-        }
+        })?)
     }
 
     /// Many consent changes in one group commit (imports, set-up).
@@ -463,22 +454,14 @@ impl Wagate {
     ) -> Result<Vec<Result<(), Refusal>>, SubmitError> {
         let commands = changes
             .into_iter()
-            .map(|(number, person, change, source)| Command::Consent {
+            .map(|(number, person, change, source)| Consent {
                 number,
                 person,
                 change,
                 source,
             })
             .collect();
-        Ok(self
-            .pool
-            .submit(commands)?
-            .into_iter()
-            .map(|reply| match reply {
-                Reply::Consent(result) => result,
-                other => unreachable!("consent answered by {other:?}"),
-            })
-            .collect())
+        Ok(self.pool.submit(commands)?)
     }
 
     /// A delivery failure Meta reported for a message to `person` (status webhook).
@@ -488,14 +471,11 @@ impl Wagate {
         person: Msisdn,
         code: u32,
     ) -> Result<Result<FailureEffect, Refusal>, SubmitError> {
-        match self.one(Command::DeliveryFailed {
+        Ok(self.pool.ask(DeliveryFailed {
             number,
             person,
             code,
-        })? {
-            Reply::DeliveryFailed(result) => Ok(result),
-            other => unreachable!("delivery failure answered by {other:?}"),
-        }
+        })?)
     }
 
     /// A person's record for a number: consent, window, reachability (`None`: never seen).
@@ -504,10 +484,7 @@ impl Wagate {
         number: PhoneNumberId,
         person: Msisdn,
     ) -> Result<Option<wagate_rules::contact_events::ContactView>, SubmitError> {
-        match self.one(Command::Contact { number, person })? {
-            Reply::Contact(record) => Ok(record),
-            other => unreachable!("a contact read answered by {other:?}"),
-        }
+        Ok(self.pool.ask(ContactRead { number, person })?)
     }
 
     /// The limit facts of the number's scope and, below the tier the profile's delivery path
@@ -654,7 +631,7 @@ impl Wagate {
                     // Not waited for: the message's own writes are done; the slot follows.
                     self.pool
                         .teller()
-                        .tell(failed.into_iter().map(Command::SendFailed).collect());
+                        .tell(failed.into_iter().map(SendFailed).collect());
                 }
             }
             Settlement::Resend => {

@@ -17,7 +17,7 @@ use crate::early_status::{DeliveryState, Recorded, StatusWrites};
 use crate::idempotency::{IdempotencyRecord, StoredOutcome};
 use crate::message::Delivery;
 use crate::sent_record;
-use crate::workers::Command;
+use crate::workers::SendFailed;
 use wagate_cloud_api::webhooks::events::{DeliveryStatus, WebhookEvent};
 use wagate_rules::contact_events::FailureEffect;
 use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId};
@@ -121,7 +121,7 @@ impl Wagate {
         let failed = statuses.flush(self.store.as_ref())?;
         if !failed.is_empty() {
             self.pool
-                .submit(failed.into_iter().map(Command::SendFailed).collect())?;
+                .submit(failed.into_iter().map(SendFailed).collect())?;
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use wagate_durable::workers::{Command, Reply, ShardPool};
+use wagate_durable::workers::{Command, Consent, Reply, ShardPool};
 use wagate_rules::contact_events::InboundContent;
 use wagate_rules::{
     ConsentChange, ConsentSource, Decision, DeferReason, EngineConfig, InboundMessage, Message,
@@ -33,19 +33,17 @@ fn template(i: u64) -> Command {
 fn concurrent_submitters_on_two_shards_admit_exactly_the_limit() {
     let (pool, _clock) = pool(2);
     let pool = Arc::new(pool);
-    let opt_ins: Vec<Command> = (0..3_000)
-        .map(|i| Command::Consent {
+    // One kind of command, answered in its own type.
+    let opt_ins: Vec<Consent> = (0..3_000)
+        .map(|i| Consent {
             number: NUMBER,
             person: person(i),
             change: ConsentChange::OptIn,
             source: ConsentSource::Api,
         })
         .collect();
-    assert!(pool
-        .submit(opt_ins)
-        .unwrap()
-        .iter()
-        .all(|r| *r == Reply::Consent(Ok(()))));
+    let answers: Vec<Result<(), wagate_rules::Refusal>> = pool.submit(opt_ins).unwrap();
+    assert!(answers.iter().all(Result::is_ok));
 
     let submitters: Vec<_> = (0..3u64)
         .map(|part| {

@@ -1,0 +1,287 @@
+//! What a shard runs for one person, each command with the answer its own type: the durable
+//! engine asks a shard to take an inbound message and gets an [`InboundEffect`], never a reply
+//! it must pick apart. [`Command`] is the one kind that mixes the others in one batch, applied in
+//! its order (the decision benchmark's traffic, the workers' tests); its answer is [`Reply`].
+
+use crate::outcome::{record_outcome, Followup};
+use crate::submission::Prepared;
+use wagate_rules::clock::Timestamp;
+use wagate_rules::contact_events::{
+    ConsentChange, ContactView, FailedSend, FailureEffect, FailureReversal, InboundEffect,
+    InboundMessage,
+};
+use wagate_rules::decision::{Decision, DeferReason, Refusal, SendRequest};
+use wagate_rules::ids::{Msisdn, PhoneNumberId};
+use wagate_rules::shard::Shard;
+use wagate_rules::state::contact::ConsentSource;
+
+use super::Writes;
+
+/// A command a shard runs for one person, answered with its own type.
+pub trait ShardCommand: Send + 'static {
+    type Answer: Send + 'static;
+
+    /// The person whose shard runs it (every command for a person runs on one thread, in
+    /// order).
+    fn person(&self) -> Msisdn;
+
+    /// Runs it on the person's shard at `now`; with persistence, what must be written before
+    /// it is answered goes into `writes`.
+    fn run(self, shard: &mut Shard, now: Timestamp, writes: Option<&mut Writes>) -> Self::Answer;
+}
+
+/// Decides a send and writes nothing (the inline engine's question, on the pool).
+#[derive(Debug, Clone)]
+pub struct Decide(pub SendRequest);
+
+impl ShardCommand for Decide {
+    type Answer = Decision;
+
+    fn person(&self) -> Msisdn {
+        self.0.to
+    }
+
+    fn run(self, shard: &mut Shard, now: Timestamp, _: Option<&mut Writes>) -> Decision {
+        shard.decide(&self.0, now)
+    }
+}
+
+/// A durable send: decided, and if accepted or queued written with its message before the
+/// answer.
+#[derive(Debug, Clone)]
+pub struct Submit(pub Box<Prepared>);
+
+/// What a [`Submit`] answers: the decision and the message id it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub decision: Decision,
+    pub message_id: u64,
+}
+
+impl ShardCommand for Submit {
+    type Answer = Submitted;
+
+    fn person(&self) -> Msisdn {
+        self.0.submission.request.to
+    }
+
+    fn run(self, shard: &mut Shard, now: Timestamp, writes: Option<&mut Writes>) -> Submitted {
+        let prepared = self.0;
+        let mut decision = shard.decide(&prepared.submission.request, now);
+        if let Decision::Deferred {
+            until,
+            reason: DeferReason::Throughput,
+        } = &mut decision
+        {
+            if prepared.submission.queue_when_deferred {
+                let number = prepared.submission.request.number;
+                *until = shard.queue_turn(number, now).unwrap_or(*until);
+            }
+        }
+        let message_id = prepared.message_id;
+        if let Some(writes) = writes {
+            match record_outcome(
+                *prepared,
+                &decision,
+                now,
+                &mut writes.batch,
+                &mut writes.ledger,
+            ) {
+                Some(Followup::Dispatch(due)) => writes.accepted.push(due),
+                Some(Followup::Release(due)) => writes.queued.push(due),
+                None => {}
+            }
+        }
+        Submitted {
+            decision,
+            message_id,
+        }
+    }
+}
+
+/// An inbound message (Meta's `messages` webhook): opens the window, may change consent.
+#[derive(Debug, Clone)]
+pub struct Inbound(pub InboundMessage);
+
+impl ShardCommand for Inbound {
+    type Answer = Result<InboundEffect, Refusal>;
+
+    fn person(&self) -> Msisdn {
+        self.0.from
+    }
+
+    fn run(self, shard: &mut Shard, now: Timestamp, _: Option<&mut Writes>) -> Self::Answer {
+        shard.inbound(&self.0, now)
+    }
+}
+
+/// A consent change for a person, through one of the business's numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct Consent {
+    pub number: PhoneNumberId,
+    pub person: Msisdn,
+    pub change: ConsentChange,
+    pub source: ConsentSource,
+}
+
+impl ShardCommand for Consent {
+    type Answer = Result<(), Refusal>;
+
+    fn person(&self) -> Msisdn {
+        self.person
+    }
+
+    fn run(self, shard: &mut Shard, now: Timestamp, _: Option<&mut Writes>) -> Self::Answer {
+        shard.consent(self.number, self.person, self.change, self.source, now)
+    }
+}
+
+/// A delivery failure Meta reported for a message to a person (its error code).
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryFailed {
+    pub number: PhoneNumberId,
+    pub person: Msisdn,
+    pub code: u32,
+}
+
+impl ShardCommand for DeliveryFailed {
+    type Answer = Result<FailureEffect, Refusal>;
+
+    fn person(&self) -> Msisdn {
+        self.person
+    }
+
+    fn run(self, shard: &mut Shard, now: Timestamp, _: Option<&mut Writes>) -> Self::Answer {
+        shard.delivery_failed(self.number, self.person, self.code, now)
+    }
+}
+
+/// A send that failed for good: its price and its recipient's slot given back.
+#[derive(Debug, Clone)]
+pub struct SendFailed(pub FailedSend);
+
+impl ShardCommand for SendFailed {
+    type Answer = Option<FailureReversal>;
+
+    fn person(&self) -> Msisdn {
+        self.0.to
+    }
+
+    fn run(self, shard: &mut Shard, now: Timestamp, _: Option<&mut Writes>) -> Self::Answer {
+        shard.send_failed(&self.0, now)
+    }
+}
+
+/// Reads a person's record for a number (consent, window); changes nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct ContactRead {
+    pub number: PhoneNumberId,
+    pub person: Msisdn,
+}
+
+impl ShardCommand for ContactRead {
+    type Answer = Option<ContactView>;
+
+    fn person(&self) -> Msisdn {
+        self.person
+    }
+
+    fn run(self, shard: &mut Shard, now: Timestamp, _: Option<&mut Writes>) -> Self::Answer {
+        shard.contact(self.number, self.person, now)
+    }
+}
+
+/// Any of the commands, so that one batch can mix them and have them applied in its order.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Decide(SendRequest),
+    /// A durable send: decided, and if accepted written with its message before the reply.
+    Submit(Box<Prepared>),
+    Inbound(InboundMessage),
+    Consent {
+        number: PhoneNumberId,
+        person: Msisdn,
+        change: ConsentChange,
+        source: ConsentSource,
+    },
+    DeliveryFailed {
+        number: PhoneNumberId,
+        person: Msisdn,
+        code: u32,
+    },
+    /// A send that failed for good: its price and its recipient's slot given back.
+    SendFailed(FailedSend),
+    /// Reads a person's record for a number (consent, window); changes nothing.
+    Contact {
+        number: PhoneNumberId,
+        person: Msisdn,
+    },
+}
+
+/// What a [`Command`] answers: the answer of the command it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Decision(Decision),
+    Submitted(Submitted),
+    Inbound(Result<InboundEffect, Refusal>),
+    Consent(Result<(), Refusal>),
+    DeliveryFailed(Result<FailureEffect, Refusal>),
+    SendFailed(Option<FailureReversal>),
+    Contact(Option<ContactView>),
+}
+
+impl ShardCommand for Command {
+    type Answer = Reply;
+
+    fn person(&self) -> Msisdn {
+        match self {
+            Command::Decide(request) => request.to,
+            Command::Submit(prepared) => prepared.submission.request.to,
+            Command::Inbound(message) => message.from,
+            Command::SendFailed(failed) => failed.to,
+            Command::Consent { person, .. }
+            | Command::DeliveryFailed { person, .. }
+            | Command::Contact { person, .. } => *person,
+        }
+    }
+
+    fn run(self, shard: &mut Shard, now: Timestamp, writes: Option<&mut Writes>) -> Reply {
+        match self {
+            Command::Decide(request) => Reply::Decision(Decide(request).run(shard, now, writes)),
+            Command::Submit(prepared) => Reply::Submitted(Submit(prepared).run(shard, now, writes)),
+            Command::Inbound(message) => Reply::Inbound(Inbound(message).run(shard, now, writes)),
+            Command::Consent {
+                number,
+                person,
+                change,
+                source,
+            } => Reply::Consent(
+                Consent {
+                    number,
+                    person,
+                    change,
+                    source,
+                }
+                .run(shard, now, writes),
+            ),
+            Command::DeliveryFailed {
+                number,
+                person,
+                code,
+            } => Reply::DeliveryFailed(
+                DeliveryFailed {
+                    number,
+                    person,
+                    code,
+                }
+                .run(shard, now, writes),
+            ),
+            Command::SendFailed(failed) => {
+                Reply::SendFailed(SendFailed(failed).run(shard, now, writes))
+            }
+            Command::Contact { number, person } => {
+                Reply::Contact(ContactRead { number, person }.run(shard, now, writes))
+            }
+        }
+    }
+}
