@@ -42,12 +42,6 @@ pub fn prepare(spec: WorkloadSpec, shards: usize) -> anyhow::Result<Prepared> {
 pub fn apply(engine: &mut Engine, command: &Command) -> bool {
     match command {
         Command::Decide(request) => matches!(engine.decide(request), Decision::Accepted(_)),
-        Command::Submit(prepared) => {
-            matches!(
-                engine.decide(&prepared.submission.request),
-                Decision::Accepted(_)
-            )
-        }
         Command::Inbound(message) => {
             let _ = engine.inbound(message);
             false

@@ -6,7 +6,8 @@
 //! dispatch) and [`server`] (the Cloud-API-compatible HTTP and gRPC service on tokio).
 //!
 //! ## Layout
-//! - [`workers`]: the rules' shards on worker threads, fed over crossbeam channels.
+//! - `workers` (with the `testkit` feature, for benchmarks): the rules' shards on worker
+//!   threads, fed over crossbeam channels.
 //! - [`durable`]: the embeddable durable engine ([`durable::Wagate`]), its log and dispatch.
 //! - [`store`]: the key-value store under it (RocksDB, and a memory store for tests).
 //! - [`cloud_api`], [`webhooks`], [`json_text`]: Meta's wire formats.
@@ -20,6 +21,7 @@ pub use wagate_cloud_api::json_text;
 pub use wagate_cloud_api::webhooks;
 pub use wagate_durable as durable;
 pub use wagate_durable::log_limit;
+#[cfg(feature = "testkit")]
 pub use wagate_durable::workers;
 pub use wagate_server as server;
 pub use wagate_store as store;

@@ -34,7 +34,13 @@ mod submit_error;
 mod template_deliveries;
 mod upstream;
 pub mod wagate;
+// The shard pool is the durable engine's own; the decision benchmark and the pool's tests drive
+// it directly (`testkit`). Embedders take `Wagate`, or the rules' inline `Engine`.
+#[cfg(feature = "testkit")]
 pub mod workers;
+#[cfg(not(feature = "testkit"))]
+#[allow(unreachable_pub)] // public only with `testkit`
+mod workers;
 
 pub use open_error::OpenError;
 pub use wagate::{admin, webhook};

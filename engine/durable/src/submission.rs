@@ -61,14 +61,14 @@ impl Submission {
 
 /// A submission after the engine gave it an id and, if keyed, a body hash and expiry.
 #[derive(Debug, Clone)]
-pub struct Prepared {
-    pub submission: Submission,
-    pub message_id: u64,
-    pub body_hash: u64,
+pub(crate) struct Prepared {
+    pub(crate) submission: Submission,
+    pub(crate) message_id: u64,
+    pub(crate) body_hash: u64,
     /// Unix seconds at which the idempotency record lapses.
-    pub expires_at: u64,
+    pub(crate) expires_at: u64,
     /// The queue record this submission is released from; whatever is decided removes it.
-    pub released_from: Option<[u8; 16]>,
+    pub(crate) released_from: Option<[u8; 16]>,
 }
 
 #[cfg(test)]

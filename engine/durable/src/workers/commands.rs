@@ -2,6 +2,7 @@
 //! engine asks a shard to take an inbound message and gets an [`InboundEffect`], never a reply
 //! it must pick apart. [`Command`] is the one kind that mixes the others in one batch, applied in
 //! its order (the decision benchmark's traffic, the workers' tests); its answer is [`Reply`].
+//! A durable send ([`Submit`]) is the durable engine's alone: it needs an id the engine gives.
 
 use crate::outcome::{record_outcome, Followup};
 use crate::submission::Prepared;
@@ -47,15 +48,15 @@ impl ShardCommand for Decide {
 }
 
 /// A durable send: decided, and if accepted or queued written with its message before the
-/// answer.
+/// answer (the durable engine's own: it gives the send its id first).
 #[derive(Debug, Clone)]
-pub struct Submit(pub Box<Prepared>);
+pub(crate) struct Submit(pub(crate) Box<Prepared>);
 
 /// What a [`Submit`] answers: the decision and the message id it was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Submitted {
-    pub decision: Decision,
-    pub message_id: u64,
+pub(crate) struct Submitted {
+    pub(crate) decision: Decision,
+    pub(crate) message_id: u64,
 }
 
 impl ShardCommand for Submit {
@@ -195,8 +196,6 @@ impl ShardCommand for ContactRead {
 #[derive(Debug, Clone)]
 pub enum Command {
     Decide(SendRequest),
-    /// A durable send: decided, and if accepted written with its message before the reply.
-    Submit(Box<Prepared>),
     Inbound(InboundMessage),
     Consent {
         number: PhoneNumberId,
@@ -222,7 +221,6 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Decision(Decision),
-    Submitted(Submitted),
     Inbound(Result<InboundEffect, Refusal>),
     Consent(Result<(), Refusal>),
     DeliveryFailed(Result<FailureEffect, Refusal>),
@@ -236,7 +234,6 @@ impl ShardCommand for Command {
     fn person(&self) -> Msisdn {
         match self {
             Command::Decide(request) => request.to,
-            Command::Submit(prepared) => prepared.submission.request.to,
             Command::Inbound(message) => message.from,
             Command::SendFailed(failed) => failed.to,
             Command::Consent { person, .. }
@@ -248,7 +245,6 @@ impl ShardCommand for Command {
     fn run(self, shard: &mut Shard, now: Timestamp, writes: Option<&mut Writes>) -> Reply {
         match self {
             Command::Decide(request) => Reply::Decision(Decide(request).run(shard, now, writes)),
-            Command::Submit(prepared) => Reply::Submitted(Submit(prepared).run(shard, now, writes)),
             Command::Inbound(message) => Reply::Inbound(Inbound(message).run(shard, now, writes)),
             Command::Consent {
                 number,

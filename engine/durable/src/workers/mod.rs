@@ -25,9 +25,9 @@ mod commands;
 mod parts;
 
 pub use commands::{
-    Command, Consent, ContactRead, Decide, DeliveryFailed, Inbound, Reply, SendFailed,
-    ShardCommand, Submit, Submitted,
+    Command, Consent, ContactRead, Decide, DeliveryFailed, Inbound, Reply, SendFailed, ShardCommand,
 };
+pub(crate) use commands::{Submit, Submitted};
 pub use parts::{Pending, PendingTask};
 
 use crate::commit::{wait_before_group, CommitJob, Committer, Durability};
