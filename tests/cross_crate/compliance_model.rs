@@ -25,9 +25,10 @@ use wagate::sketch::hll::index_and_rank;
 use wagate::template::model::Category;
 use wagate::{
     AccountId, Clock, ConsentChange, ConsentSource, Engine, EngineConfig, InboundMessage,
-    ManualClock, Message, Msisdn, NumberRegistration, PhoneNumberId, PortfolioId, Profile, Quality,
-    SendRequest, TemplateDefinition, TemplateSend, TemplateStatus, TextParam,
+    ManualClock, Message, Msisdn, PhoneNumberId, Profile, Quality, SendRequest, TemplateDefinition,
+    TemplateSend, TemplateStatus, TextParam,
 };
+use wagate_test_support::registration;
 
 const DAY: u32 = 86_400;
 const HOUR: u32 = 3_600;
@@ -582,14 +583,7 @@ impl Harness {
         let registry = engine.registry();
         for n in 0..NUMBERS {
             registry
-                .register_number(NumberRegistration {
-                    id: number(n),
-                    account: ACCOUNT,
-                    portfolio: PortfolioId(1),
-                    tier: None,
-                    throughput_mps: Some(1_000),
-                    display_phone_number: None,
-                })
+                .register_number(registration(number(n), ACCOUNT, None))
                 .unwrap();
         }
         let now = clock.now().secs();

@@ -19,10 +19,10 @@ use wagate::durable::submission::Submission;
 use wagate::durable::{SubmitError, SubmitResult, Wagate, WagateConfig};
 use wagate::store::StoreError;
 use wagate::{
-    AccountId, Category, ConsentChange, ConsentSource, EngineConfig, ManualClock, Message, Msisdn,
-    NumberRegistration, PhoneNumberId, PortfolioId, Profile, SendRequest, TemplateDefinition,
-    TemplateSend, TemplateStatus, TextParam,
+    AccountId, ConsentChange, ConsentSource, EngineConfig, ManualClock, Message, Msisdn,
+    PhoneNumberId, Profile, SendRequest, TemplateSend, TextParam,
 };
+use wagate_test_support::{order_update, registration, TO_APPROVED};
 
 const NUMBER: PhoneNumberId = PhoneNumberId(1_000);
 const ACCOUNT: AccountId = AccountId(1);
@@ -101,25 +101,10 @@ fn a_full_disk_stops_acceptance_and_loses_nothing_acknowledged() {
     let clock = ManualClock::at_2026();
     let wagate = open(&dir, &clock).unwrap();
     wagate
-        .register_number(NumberRegistration {
-            id: NUMBER,
-            account: ACCOUNT,
-            portfolio: PortfolioId(1),
-            tier: Some("TIER_100K".into()),
-            throughput_mps: Some(1_000),
-            display_phone_number: None,
-        })
+        .register_number(registration(NUMBER, ACCOUNT, Some("TIER_100K")))
         .unwrap();
-    wagate
-        .submit_template(TemplateDefinition::new(
-            ACCOUNT,
-            "order_update",
-            "en_US",
-            Category::Utility,
-            "Hi {{1}}, shipped.",
-        ))
-        .unwrap();
-    for status in [TemplateStatus::InReview, TemplateStatus::Approved] {
+    wagate.submit_template(order_update(ACCOUNT)).unwrap();
+    for status in TO_APPROVED {
         wagate
             .set_template_status(ACCOUNT, "order_update", "en_US", status)
             .unwrap();

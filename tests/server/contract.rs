@@ -27,9 +27,7 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml"))?;
     let doc: Value = serde_yaml_ng::from_str(&text)?;
-    let mut f = Fixture::start("openapi", "").await?;
-    let to = person(3);
-    f.ready_to_send(std::slice::from_ref(&to)).await?;
+    let (mut f, to) = Fixture::ready_for("openapi", "", 3).await?;
     let template = template_send(&to, "order_update", &["Ada"]);
     let sent = f.send(ALPHA, NUMBER_A, &template, &[]).await?;
     let id = sent.message_id();

@@ -131,9 +131,7 @@ async fn a_full_server_answers_grpc_with_resource_exhausted() -> Result<()> {
 async fn sigterm_ends_open_grpc_streams_after_answering_what_they_sent() -> Result<()> {
     use wagate::server::grpc::proto::SendRequest;
 
-    let mut f = Fixture::start("grpc-stop", "").await?;
-    let to = person(14);
-    f.ready_to_send(std::slice::from_ref(&to)).await?;
+    let (mut f, to) = Fixture::ready_for("grpc-stop", "", 14).await?;
     let (requests, waiting) = tokio::sync::mpsc::channel(8);
     let call = authorised(tokio_stream::wrappers::ReceiverStream::new(waiting), ALPHA);
     let mut results = f.grpc_client().await?.send_stream(call).await?.into_inner();

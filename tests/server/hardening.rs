@@ -72,9 +72,7 @@ async fn a_bad_upstream_url_is_refused_at_start_with_its_key_named() -> Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_meta_refuses_leave_the_message_waiting_not_failed() -> Result<()> {
-    let mut f = Fixture::start("hard-credentials", "").await?;
-    let ana = person(1);
-    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    let (mut f, ana) = Fixture::ready_for("hard-credentials", "", 1).await?;
     // The token expired: Meta refuses wagate's credentials, not the message.
     f.meta.script([Scripted::meta_error(
         401,
@@ -439,9 +437,7 @@ async fn a_message_this_run_is_sending_is_neither_listed_nor_settled_by_an_opera
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_that_writes_the_same_request_another_way_gets_the_first_answer() -> Result<()> {
-    let mut f = Fixture::start("hard-canonical-key", "").await?;
-    let ana = person(1);
-    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    let (mut f, ana) = Fixture::ready_for("hard-canonical-key", "", 1).await?;
     let auth = format!("Bearer {ALPHA}");
     let post = |body: String| {
         let (f, auth) = (&f, auth.clone());
@@ -481,9 +477,8 @@ async fn a_retry_that_writes_the_same_request_another_way_gets_the_first_answer(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_keeps_to_its_grace_leaves_what_was_being_sent_in_flight_and_says_so() -> Result<()>
 {
-    let mut f = Fixture::start("hard-stop", "[http]\nshutdown_grace_secs = 2\n").await?;
-    let ana = person(18);
-    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    let (mut f, ana) =
+        Fixture::ready_for("hard-stop", "[http]\nshutdown_grace_secs = 2\n", 18).await?;
     // Meta has the request and does not answer; a client sent half a head and waits.
     f.meta.hold();
     let sent = f.send_update(&ana).await?;

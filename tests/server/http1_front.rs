@@ -93,9 +93,8 @@ type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, String);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_refusal_is_the_same_from_the_reader_and_from_hyper_and_accepts_nothing() -> Result<()>
 {
-    let mut f = Fixture::start("front-refusals", "[http]\nmax_body_bytes = 4096\n").await?;
-    let to = person(1);
-    f.ready_to_send(std::slice::from_ref(&to)).await?;
+    let (mut f, to) =
+        Fixture::ready_for("front-refusals", "[http]\nmax_body_bytes = 4096\n", 1).await?;
     let good = template_send(&to, "order_update", &["Ada"]).to_string();
     let auth = format!("Bearer {ALPHA}");
     let beta = format!("Bearer {BETA}");

@@ -34,9 +34,7 @@ mod support;
 
 /// A fresh server whose one message Meta has received and holds unanswered; its id.
 pub(crate) async fn sent_while_meta_holds(name: &str, who: u64) -> Result<(Fixture, String)> {
-    let f = Fixture::start(name, "").await?;
-    let to = person(who);
-    f.ready_to_send(std::slice::from_ref(&to)).await?;
+    let (f, to) = Fixture::ready_for(name, "", who).await?;
     f.meta.hold();
     let sent = f.send_update(&to).await?;
     f.meta.wait_for(1, WAIT).await?;

@@ -9,9 +9,7 @@ use super::WAIT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_is_accepted_dispatched_and_its_status_forwarded_signed() -> Result<()> {
-    let mut f = Fixture::start("e2e", "").await?;
-    let to = person(1);
-    f.ready_to_send(std::slice::from_ref(&to)).await?;
+    let (mut f, to) = Fixture::ready_for("e2e", "", 1).await?;
     let request = template_send(&to, "order_update", &["Ada"]);
     let answer = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
     assert_eq!(answer.status, 200, "{}", answer.text());
@@ -336,9 +334,7 @@ async fn at_the_tier_limit_sends_queue_and_go_when_the_window_frees() -> Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_cannot_see_or_use_each_others_numbers_or_messages() -> Result<()> {
-    let mut f = Fixture::start("tenants", "").await?;
-    let to = person(9);
-    f.ready_to_send(std::slice::from_ref(&to)).await?;
+    let (mut f, to) = Fixture::ready_for("tenants", "", 9).await?;
     let request = template_send(&to, "order_update", &["Ada"]);
     let mine = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
     assert_eq!(mine.status, 200);
@@ -419,9 +415,7 @@ async fn tenants_cannot_see_or_use_each_others_numbers_or_messages() -> Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_retries_get_the_first_answer_across_a_restart() -> Result<()> {
-    let mut f = Fixture::start("idempotency", "").await?;
-    let to = person(11);
-    f.ready_to_send(std::slice::from_ref(&to)).await?;
+    let (mut f, to) = Fixture::ready_for("idempotency", "", 11).await?;
     let request = template_send(&to, "order_update", &["Ada"]);
     let key = [("idempotency-key", "order-77-shipped")];
     let first = f.send(ALPHA, NUMBER_A, &request, &key).await?;

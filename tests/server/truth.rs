@@ -193,9 +193,7 @@ async fn an_opt_out_stops_templates_inside_the_window_from_every_number_of_the_b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metas_marketing_stop_holds_inside_the_window_and_only_metas_resume_ends_it() -> Result<()>
 {
-    let mut f = Fixture::start("truth-marketing-stop", "").await?;
-    let ana = person(1);
-    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    let (mut f, ana) = Fixture::ready_for("truth-marketing-stop", "", 1).await?;
     f.approved_template("promo", "marketing", PROMO).await?;
     let promo = template_send(&ana, "promo", &["Ada"]);
     let update = template_send(&ana, "order_update", &["Ada"]);
@@ -238,9 +236,7 @@ async fn metas_marketing_stop_holds_inside_the_window_and_only_metas_resume_ends
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metas_template_status_is_applied_whatever_the_profiles_table_lists() -> Result<()> {
     // whatsapp-2021's table has no approved -> paused or approved -> disabled.
-    let mut f = Fixture::start("truth-template-2021", "").await?;
-    let ana = person(1);
-    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    let (mut f, ana) = Fixture::ready_for("truth-template-2021", "", 1).await?;
     let request = template_send(&ana, "order_update", &["Ada"]);
     for (event, code, reason) in [
         ("PAUSED", 132_015, "template_paused"),

@@ -1,7 +1,10 @@
 //! # wagate-test-support
 //!
-//! What wagate's tests set up again and again. A fixture for the rule tests: an engine on a manual clock with one number, approved
-//! templates of each category, and helpers to build requests.
+//! What wagate's tests set up again and again: a number's registration, the `order_update`
+//! template and the statuses that approve it (the rule tests, the durable engine's tests, the
+//! crash and full-disk tests and the model all start there); and a fixture for the rule tests:
+//! an engine on a manual clock with one number, approved templates of each category, and
+//! helpers to build requests.
 
 // Test support: an unwrap that fails is the test failing.
 #![allow(clippy::unwrap_used)]
@@ -20,6 +23,37 @@ pub const HOUR: u64 = 3_600;
 pub const DAY: u64 = 86_400;
 pub const ACCOUNT: AccountId = AccountId(7);
 pub const NUMBER: PhoneNumberId = PhoneNumberId(106_540_352_242_922);
+
+/// A number of `account` in portfolio 1, sending 1,000 messages a second, on `tier` (a Meta
+/// tier name such as `TIER_1K`; `None`: the tier the profile starts a number at).
+pub fn registration(
+    id: PhoneNumberId,
+    account: AccountId,
+    tier: Option<&str>,
+) -> NumberRegistration {
+    NumberRegistration {
+        id,
+        account,
+        portfolio: PortfolioId(1),
+        tier: tier.map(str::to_string),
+        throughput_mps: Some(1_000),
+        display_phone_number: None,
+    }
+}
+
+/// The utility template most tests send: `order_update` in `en_US`, "Hi {{1}}, shipped.".
+pub fn order_update(account: AccountId) -> TemplateDefinition {
+    TemplateDefinition::new(
+        account,
+        "order_update",
+        "en_US",
+        Category::Utility,
+        "Hi {{1}}, shipped.",
+    )
+}
+
+/// The statuses a submitted template goes through, in order, to be approved.
+pub const TO_APPROVED: [TemplateStatus; 2] = [TemplateStatus::InReview, TemplateStatus::Approved];
 
 pub struct Fixture {
     pub engine: Engine,
@@ -74,12 +108,8 @@ impl Fixture {
         self.engine
             .registry()
             .register_number(NumberRegistration {
-                id,
-                account: ACCOUNT,
                 portfolio,
-                tier: None,
-                throughput_mps: Some(1_000),
-                display_phone_number: None,
+                ..registration(id, ACCOUNT, None)
             })
             .unwrap();
     }
@@ -96,24 +126,11 @@ impl Fixture {
             .submit_template(definition, self.now_secs())
             .unwrap();
         let registry = self.engine.registry();
-        registry
-            .set_template_status(
-                ACCOUNT,
-                &name,
-                &language,
-                TemplateStatus::InReview,
-                self.now_secs(),
-            )
-            .unwrap();
-        registry
-            .set_template_status(
-                ACCOUNT,
-                &name,
-                &language,
-                TemplateStatus::Approved,
-                self.now_secs(),
-            )
-            .unwrap();
+        for status in TO_APPROVED {
+            registry
+                .set_template_status(ACCOUNT, &name, &language, status, self.now_secs())
+                .unwrap();
+        }
     }
 
     pub fn opt_in(&mut self, who: Msisdn) {

@@ -251,6 +251,15 @@ throughput_mps = 1000
             .await
     }
 
+    /// A fresh server (`extra` config) with `person(who)` opted in to `NUMBER_A` and
+    /// `order_update` approved: most tests' start; the fixture and the person.
+    pub(crate) async fn ready_for(name: &str, extra: &str, who: u64) -> Result<(Fixture, String)> {
+        let f = Fixture::start(name, extra).await?;
+        let to = person(who);
+        f.ready_to_send(std::slice::from_ref(&to)).await?;
+        Ok((f, to))
+    }
+
     /// A gRPC client of the running server.
     pub(crate) async fn grpc_client(&self) -> Result<MessagingClient<tonic::transport::Channel>> {
         let channel = tonic::transport::Channel::from_shared(self.server().grpc.clone())?

@@ -18,10 +18,10 @@ use wagate::durable::message::StoredMessage;
 use wagate::durable::submission::Submission;
 use wagate::durable::{SubmitResult, Wagate, WagateConfig};
 use wagate::{
-    AccountId, Category, ConsentChange, ConsentSource, EngineConfig, Message, Msisdn,
-    NumberRegistration, PhoneNumberId, PortfolioId, Profile, SendRequest, SystemClock,
-    TemplateDefinition, TemplateSend, TemplateStatus, TextParam,
+    AccountId, ConsentChange, ConsentSource, EngineConfig, Message, Msisdn, PhoneNumberId, Profile,
+    SendRequest, SystemClock, TemplateSend, TemplateStatus, TextParam,
 };
+use wagate_test_support::{order_update, registration, TO_APPROVED};
 
 pub const NUMBERS: u64 = 4;
 pub const PEOPLE: u64 = 4_800;
@@ -103,27 +103,14 @@ impl Upstream for TcpUpstream {
 fn set_up(wagate: &Wagate) -> Result<()> {
     for i in 0..NUMBERS {
         if wagate.registry().number(number(i)).is_none() {
-            wagate.register_number(NumberRegistration {
-                id: number(i),
-                account: ACCOUNT,
-                portfolio: PortfolioId(1),
-                tier: Some("TIER_1K".into()),
-                throughput_mps: Some(1_000),
-                display_phone_number: None,
-            })?;
+            wagate.register_number(registration(number(i), ACCOUNT, Some("TIER_1K")))?;
         }
     }
     let template = wagate.registry().template(ACCOUNT, "order_update", "en_US");
     if template.is_none() {
-        wagate.submit_template(TemplateDefinition::new(
-            ACCOUNT,
-            "order_update",
-            "en_US",
-            Category::Utility,
-            "Hi {{1}}, shipped.",
-        ))?;
+        wagate.submit_template(order_update(ACCOUNT))?;
     }
-    for status in [TemplateStatus::InReview, TemplateStatus::Approved] {
+    for status in TO_APPROVED {
         let now = wagate.now().secs();
         let current = wagate
             .registry()

@@ -16,15 +16,11 @@ use wagate_durable::wagate::OpenError;
 use wagate_durable::{SubmitError, SubmitResult, Wagate, WagateConfig};
 use wagate_rules::contact_events::InboundContent;
 use wagate_rules::{
-    AccountId, Category, ConsentChange, ConsentSource, DeferReason, EngineConfig, InboundMessage,
-    ManualClock, Message, Msisdn, NumberRegistration, PhoneNumberId, PortfolioId, Profile, Quality,
-    SendRequest, TemplateDefinition, TemplateSend, TemplateStatus, TextParam,
+    ConsentChange, ConsentSource, DeferReason, EngineConfig, InboundMessage, ManualClock, Message,
+    Msisdn, PortfolioId, Profile, Quality, SendRequest, TemplateSend, TextParam,
 };
 use wagate_store::StoreError;
-
-const NUMBER: PhoneNumberId = PhoneNumberId(106_540_352_242_922);
-const ACCOUNT: AccountId = AccountId(7);
-const DAY: u64 = 86_400;
+use wagate_test_support::{order_update, registration, ACCOUNT, DAY, NUMBER, TO_APPROVED};
 
 /// An upstream that remembers what it was sent (the crash test uses a real one over TCP).
 #[derive(Default)]
@@ -112,25 +108,10 @@ impl Harness {
     fn start(&self, people: u64) -> Wagate {
         let wagate = self.open();
         wagate
-            .register_number(NumberRegistration {
-                id: NUMBER,
-                account: ACCOUNT,
-                portfolio: PortfolioId(1),
-                tier: None,
-                throughput_mps: Some(1_000),
-                display_phone_number: None,
-            })
+            .register_number(registration(NUMBER, ACCOUNT, None))
             .unwrap();
-        wagate
-            .submit_template(TemplateDefinition::new(
-                ACCOUNT,
-                "order_update",
-                "en_US",
-                Category::Utility,
-                "Hi {{1}}, shipped.",
-            ))
-            .unwrap();
-        for status in [TemplateStatus::InReview, TemplateStatus::Approved] {
+        wagate.submit_template(order_update(ACCOUNT)).unwrap();
+        for status in TO_APPROVED {
             wagate
                 .set_template_status(ACCOUNT, "order_update", "en_US", status)
                 .unwrap();
