@@ -65,6 +65,8 @@ struct FaultCounts {
     slow: AtomicU64,
     failed: AtomicU64,
     read: AtomicU64,
+    /// Read marks taken on the messages endpoint.
+    read_marks: AtomicU64,
 }
 
 struct State {
@@ -160,6 +162,13 @@ fn recipient(body: &[u8]) -> String {
     serde_json::from_slice::<To>(body).map_or_else(|_| String::new(), |t| t.to)
 }
 
+/// Whether a messages-endpoint body is a read mark (`"status":"read"`), not a send.
+fn is_read_mark(body: &[u8]) -> bool {
+    // Sends come by the ten thousand a second: only a body naming a status is parsed.
+    body.windows(8).any(|w| w == b"\"status\"")
+        && serde_json::from_slice::<Value>(body).is_ok_and(|json| json["status"] == "read")
+}
+
 fn meta_error(code: u32) -> Value {
     json!({ "error": { "message": format!("(#{code}) rejected by mock-meta"),
                        "type": "OAuthException", "code": code, "fbtrace_id": "mock" } })
@@ -201,7 +210,8 @@ async fn handle(
                          "accepted_per_second": report.accepted_per_second(),
                          "injected": { "errors": count(&faults.errors), "dropped": count(&faults.dropped),
                                        "slow": count(&faults.slow) },
-                         "statuses": { "failed": count(&faults.failed), "read": count(&faults.read) } }),
+                         "statuses": { "failed": count(&faults.failed), "read": count(&faults.read) },
+                         "read_marks": count(&faults.read_marks) }),
             )
         }
         (Method::POST, ["mock", "inbound"]) => {
@@ -228,6 +238,11 @@ async fn handle(
             .to_string();
             let fields = &fields[1..fields.len() - 1];
             state.webhooks.enqueue(messages_entry(&number, fields));
+            reply(StatusCode::OK, &json!({ "success": true }))
+        }
+        (Method::POST, [_version, _number, "messages"]) if is_read_mark(&body) => {
+            // A read mark (and typing indicator) sends nothing: no rule of Meta's judges it.
+            state.counts.read_marks.fetch_add(1, Ordering::Relaxed);
             reply(StatusCode::OK, &json!({ "success": true }))
         }
         (Method::POST, [_version, number, "messages"]) => {

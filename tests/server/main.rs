@@ -22,6 +22,8 @@ mod hardening;
 mod operability;
 
 mod contract;
+/// Meta's Cloud API through wagate's base URL: read marks and the pass-through.
+mod drop_in;
 mod from_meta;
 mod grpc;
 /// The HTTP port's own HTTP/1.1 reader, over raw TCP.

@@ -40,10 +40,29 @@ impl Submission {
         idempotency_key: Option<String>,
         queue_when_deferred: bool,
     ) -> Result<ReadSend, ApiError> {
+        let parsed = parse_send(&body)?;
+        Ok(Self::from_parsed(
+            number,
+            body,
+            parsed,
+            idempotency_key,
+            queue_when_deferred,
+        ))
+    }
+
+    /// Like [`Submission::from_send_body`], for a body already read (`parsed` from `body`, by
+    /// `wagate_cloud_api::request::parse_messages`, which also tells read marks apart).
+    pub fn from_parsed(
+        number: PhoneNumberId,
+        body: Vec<u8>,
+        parsed: ParsedSend,
+        idempotency_key: Option<String>,
+        queue_when_deferred: bool,
+    ) -> ReadSend {
         let ParsedSend {
             input, to, message, ..
-        } = parse_send(&body)?;
-        Ok(ReadSend {
+        } = parsed;
+        ReadSend {
             submission: Submission {
                 request: SendRequest {
                     number,
@@ -55,7 +74,7 @@ impl Submission {
                 queue_when_deferred,
             },
             input,
-        })
+        }
     }
 }
 

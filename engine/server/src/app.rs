@@ -10,7 +10,7 @@ use tracing::Instrument;
 use super::metrics::{bump, Snapshot};
 use super::reply::ApiErrorResponse;
 use super::state::App;
-use super::{admin, bulk, meta_webhook, send};
+use super::{admin, bulk, meta_webhook, pass_through, send};
 use wagate_cloud_api::error::ApiError;
 
 /// `/metrics` speaks OpenMetrics (counters' samples end in `_total`, histograms carry units).
@@ -34,7 +34,7 @@ pub(crate) fn router(app: App) -> Router {
         .merge(admin::routes())
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .fallback(not_found)
+        .fallback(pass_through::pass_through)
         .layer(axum::middleware::from_fn_with_state(app.clone(), timed))
         // Bodies are read with each route's own limit (see `read_body`), in Meta's error shape.
         .layer(DefaultBodyLimit::disable())
@@ -123,15 +123,4 @@ async fn timed(
     let response = next.run(request).instrument(span).await;
     app.metrics.request_took(endpoint, started.elapsed());
     response
-}
-
-async fn not_found() -> ApiErrorResponse {
-    ApiError::new(
-        404,
-        100,
-        "Unknown path components",
-        "no such endpoint",
-        "unknown_endpoint",
-    )
-    .into()
 }

@@ -46,18 +46,33 @@ pub(crate) async fn exchange(
     request: Request<Full<Bytes>>,
     deadline: Duration,
 ) -> Result<(StatusCode, Bytes), ExchangeError> {
+    let (status, _, body) = exchange_typed(client, request, deadline).await?;
+    Ok((status, body))
+}
+
+/// Like [`exchange`], with the answer's content type (relayed as it came).
+pub(crate) async fn exchange_typed(
+    client: &HttpClient,
+    request: Request<Full<Bytes>>,
+    deadline: Duration,
+) -> Result<(StatusCode, Option<String>, Bytes), ExchangeError> {
     let work = async {
         let answer = client
             .request(request)
             .await
             .map_err(|e| ExchangeError::Network(format!("{e:?}")))?;
         let status = answer.status();
+        let content_type = answer
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = Limited::new(answer.into_body(), MAX_ANSWER_BYTES)
             .collect()
             .await
             .map_err(|e| ExchangeError::Network(e.to_string()))?
             .to_bytes();
-        Ok((status, body))
+        Ok((status, content_type, body))
     };
     tokio::time::timeout(deadline, work)
         .await

@@ -17,6 +17,7 @@ pub mod config;
 mod descriptors;
 mod forward;
 mod front;
+mod graph;
 pub mod grpc;
 mod grpc_port;
 mod headers;
@@ -25,6 +26,7 @@ mod ingest;
 mod meta_webhook;
 mod metrics;
 mod overrides;
+mod pass_through;
 mod reply;
 mod send;
 mod state;
@@ -252,6 +254,7 @@ pub async fn serve(
         manual_clock,
         metrics,
         upstream,
+        graph: graph::MetaGraph::new(&config.meta),
         forwarder,
         config,
     });

@@ -67,6 +67,14 @@ pub struct UpstreamLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GraphLabels {
+    /// `read_mark` or `pass_through`.
+    pub call: &'static str,
+    /// Meta's answer's class (`2xx`, `4xx`, `5xx`) or `unreachable`.
+    pub answer: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct NumberLabels {
     pub number: u64,
 }
@@ -117,6 +125,7 @@ pub struct Metrics {
     pub refusals: Family<RefusalLabels, Counter>,
     pub request_duration: Family<EndpointLabels, Histogram, Buckets>,
     pub upstream_duration: Family<UpstreamLabels, Histogram, Buckets>,
+    pub graph_duration: Family<GraphLabels, Histogram, Buckets>,
     upstream_sent: Counter,
     upstream_failed: Counter,
     upstream_retried: Counter,
@@ -223,6 +232,13 @@ impl Metrics {
             Unit::Seconds,
             upstream_duration.clone(),
         );
+        let graph_duration = Family::new_with_constructor(Buckets(upstream_buckets));
+        registry.register_with_unit(
+            "meta_graph_request_duration",
+            "Time a call made to Meta on a caller's behalf took (read marks, the pass-through), by call and answer",
+            Unit::Seconds,
+            graph_duration.clone(),
+        );
         let mut gauge = |name: &str, help: &str| {
             let gauge = Gauge::default();
             registry.register(name, help, gauge.clone());
@@ -282,6 +298,7 @@ impl Metrics {
             refusals,
             request_duration,
             upstream_duration,
+            graph_duration,
             upstream_sent,
             upstream_failed,
             upstream_retried,
@@ -331,6 +348,13 @@ impl Metrics {
     pub fn upstream_took(&self, outcome: &'static str, took: Duration) {
         self.upstream_duration
             .get_or_create(&UpstreamLabels { outcome })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records a call made to Meta on a caller's behalf: which, how it was answered, how long.
+    pub fn graph_took(&self, call: &'static str, answer: &'static str, took: Duration) {
+        self.graph_duration
+            .get_or_create(&GraphLabels { call, answer })
             .observe(took.as_secs_f64());
     }
 

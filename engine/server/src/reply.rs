@@ -67,6 +67,17 @@ pub(crate) fn unauthorized(details: &str) -> ApiError {
     )
 }
 
+/// A path wagate does not serve and that is no Graph path it could pass through to Meta.
+pub(crate) fn unknown_endpoint() -> ApiError {
+    ApiError::new(
+        404,
+        100,
+        "Unknown path components",
+        "no such endpoint",
+        "unknown_endpoint",
+    )
+}
+
 /// Meta's answer for an object that does not exist or that the token may not use; the same
 /// for both, so a tenant cannot learn which numbers other tenants have.
 pub(crate) fn no_such_object(id: &str) -> ApiError {

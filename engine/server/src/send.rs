@@ -2,6 +2,7 @@
 //! message by id, and the checks and answers the bulk endpoint (`bulk`) and gRPC share.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -19,6 +20,7 @@ use super::state::{blocking, require_content_type, store_error, App};
 use super::tenants::{Caller, Tenant};
 use prometheus_client::metrics::counter::Counter;
 use wagate_cloud_api::error::{deferral_error, ApiError};
+use wagate_cloud_api::request::{parse_messages, MessagesRequest};
 use wagate_cloud_api::response::Success;
 use wagate_durable::message::{message_id_text, parse_message_id};
 use wagate_durable::submission::{ReadSend, Submission};
@@ -169,17 +171,24 @@ fn check(
     key: Option<String>,
     queue: bool,
 ) -> Result<Checked, ApiError> {
-    let ReadSend { submission, input } = Submission::from_send_body(number, body, key, queue)?;
+    Ok(checked(
+        Submission::from_send_body(number, body, key, queue)?,
+        number,
+    ))
+}
+
+fn checked(read: ReadSend, number: PhoneNumberId) -> Checked {
+    let ReadSend { submission, input } = read;
     let addressee = Addressee {
         number,
         input,
         to: submission.request.to,
         template: matches!(submission.request.message, Message::Template(_)),
     };
-    Ok(Checked {
+    Checked {
         addressee,
         submission,
-    })
+    }
 }
 
 fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Addressee) -> Outcome {
@@ -319,6 +328,7 @@ pub(crate) const SEND_ENDPOINT: &str = "/{version}/{number}/messages";
 
 /// What the single endpoint reads from a request's head.
 pub(crate) struct SingleAsked {
+    tenant: Arc<Tenant>,
     number: PhoneNumberId,
     key: Option<String>,
     queue: bool,
@@ -337,22 +347,70 @@ pub(crate) fn single_head<H: Headers + ?Sized>(
     require_content_type(headers, "application/json").map_err(|e| counted(app, e))?;
     let queue = on_limit_header(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
     let key = idempotency_key(headers).map_err(|e| counted(app, e))?;
-    Ok(SingleAsked { number, key, queue })
+    Ok(SingleAsked {
+        tenant,
+        number,
+        key,
+        queue,
+    })
 }
 
-/// Decides one send whose head passed [`single_head`]: its answer.
+/// Decides one send whose head passed [`single_head`]: its answer. A read mark on the same
+/// endpoint goes to Meta now instead, judged by no rule and behind no send.
 pub(crate) async fn single_decide(app: &App, asked: SingleAsked, body: Vec<u8>) -> Outcome {
-    let SingleAsked { number, key, queue } = asked;
-    let checked = match check(number, body, key, queue) {
-        Ok(checked) => checked,
+    let SingleAsked {
+        tenant,
+        number,
+        key,
+        queue,
+    } = asked;
+    let parsed = match parse_messages(&body) {
+        Ok(MessagesRequest::Send(parsed)) => parsed,
+        Ok(MessagesRequest::ReadMark(_)) => return read_mark(app, &tenant, number, body).await,
         Err(error) => return refused_before_deciding(app, &error),
     };
+    let checked = checked(
+        Submission::from_parsed(number, body, parsed, key, queue),
+        number,
+    );
     match app.ingest.submit(vec![checked.submission]).await {
         Ok(mut answers) => {
             let result = answers.pop().expect("one answer per send");
             outcome(app, result, &checked.addressee)
         }
         Err(why) => rejected(app, why).into(),
+    }
+}
+
+/// A read mark (checked by `parse_messages`) to Meta, now; Meta's answer as it came.
+async fn read_mark(app: &App, tenant: &Tenant, number: PhoneNumberId, body: Vec<u8>) -> Outcome {
+    let answer = match app
+        .graph
+        .read_mark(&app.metrics, tenant, number, body.into())
+        .await
+    {
+        Ok(answer) => answer,
+        Err(error) => return Outcome::error(&error, Some(1)),
+    };
+    match serde_json::from_slice::<Value>(&answer.body) {
+        Ok(json) => Outcome {
+            status: answer.status.as_u16(),
+            body: AnswerBody::Json(json),
+            retry_after: None,
+        },
+        Err(_) => Outcome::error(
+            &ApiError::new(
+                502,
+                2,
+                "Service temporarily unavailable",
+                format!(
+                    "Meta answered the read mark with {} and a body that is not JSON",
+                    answer.status
+                ),
+                "meta_unreadable",
+            ),
+            Some(1),
+        ),
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::body_budget::BodyBudget;
 use super::config::ServerConfig;
 use super::forward::Forwarder;
+use super::graph::MetaGraph;
 use super::headers::Headers;
 use super::ingest::Ingest;
 use super::metrics::Metrics;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub manual_clock: Option<ManualClock>,
     pub metrics: Arc<Metrics>,
     pub upstream: Arc<MetaUpstream>,
+    /// Calls to Meta made now on a caller's behalf (read marks, the pass-through).
+    pub(crate) graph: MetaGraph,
     pub forwarder: Arc<Forwarder>,
     /// The bytes of bodies all unfinished requests hold, under `http.max_body_bytes_held`.
     pub bodies: Arc<BodyBudget>,

@@ -21,6 +21,8 @@ pub struct Tenant {
     pub on_limit: OnLimit,
     pub callback_url: Option<String>,
     pub callback_secret: String,
+    /// `Bearer` and the tenant's own Meta access token, when it has one.
+    pub meta_authorization: Option<String>,
 }
 
 impl Tenant {
@@ -53,6 +55,10 @@ impl Tenants {
                 on_limit: config.on_limit,
                 callback_url: config.callback_url.clone(),
                 callback_secret: config.callback_secret.clone(),
+                meta_authorization: config
+                    .meta_access_token
+                    .as_ref()
+                    .map(|token| format!("Bearer {token}")),
             });
             for number in &config.numbers {
                 by_number.insert(*number, tenant.clone());

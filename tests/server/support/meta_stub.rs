@@ -20,6 +20,8 @@ use wagate_loadgen::serve::serve_http1;
 /// One request the stub received.
 #[derive(Debug, Clone)]
 pub(crate) struct Received {
+    pub(crate) method: String,
+    /// The path with its query, as asked.
     pub(crate) path: String,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Bytes,
@@ -138,7 +140,11 @@ async fn answer(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    let path = request.uri().path().to_string();
+    let method = request.method().to_string();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.uri().path().to_string(), |p| p.to_string());
     let headers = request
         .headers()
         .iter()
@@ -150,12 +156,17 @@ async fn answer(
         let mut received = shared.received.lock().unwrap();
         let n = received.len();
         received.push(Received {
+            method,
             path,
             headers,
             body,
         });
+        let read_mark = serde_json::from_slice::<Value>(&received[n].body)
+            .is_ok_and(|json| json["status"] == "read");
         match scripted {
             Some(s) => (s.status, s.body),
+            // Meta's answer to a read mark.
+            None if read_mark => (200, json!({ "success": true })),
             None => (
                 200,
                 json!({

@@ -1,5 +1,6 @@
-//! Meta's send request (`POST /{version}/{phone_number_id}/messages`), read into what the
-//! rules need, with Meta's errors for what is malformed.
+//! Meta's messages endpoint (`POST /{version}/{phone_number_id}/messages`): a send request,
+//! read into what the rules need, or a read mark (with the typing indicator), with Meta's
+//! errors for what is malformed.
 //!
 //! Only the fields Meta documents are accepted; an unknown one is refused (code 100), as Meta
 //! refuses it, so a typo never reaches the upstream. The request is read straight into typed
@@ -7,7 +8,10 @@
 //! is read once here, so this is on the hot path of ingest.
 
 mod bodies;
+mod read_mark;
 mod template;
+
+pub use read_mark::ReadMark;
 
 use std::fmt;
 
@@ -56,6 +60,10 @@ struct Envelope<'a> {
     to: Option<Text<'a>>,
     kind: Option<Text<'a>>,
     biz_opaque_callback_data: Option<Text<'a>>,
+    /// A read mark's keys (`status: "read"`, `message_id`, `typing_indicator`).
+    status: Option<Text<'a>>,
+    message_id: Option<Text<'a>>,
+    typing_indicator: Option<&'a RawValue>,
     bodies: [Option<&'a RawValue>; TYPES.len()],
     /// The first key Meta does not document, refused once the type is known to be supported.
     unexpected: Option<String>,
@@ -85,6 +93,12 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                 "to" => &mut envelope.to,
                 "type" => &mut envelope.kind,
                 "biz_opaque_callback_data" => &mut envelope.biz_opaque_callback_data,
+                "status" => &mut envelope.status,
+                "message_id" => &mut envelope.message_id,
+                "typing_indicator" => {
+                    envelope.typing_indicator = Some(map.next_value()?);
+                    continue;
+                }
                 other => {
                     if let Some(i) = TYPES.iter().position(|kind| *kind == other) {
                         envelope.bodies[i] = Some(map.next_value()?);
@@ -105,9 +119,37 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     }
 }
 
-/// Parses a send request body.
+/// What the messages endpoint is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessagesRequest {
+    Send(ParsedSend),
+    /// Marks a message the person sent as read (and may show the typing indicator): it goes
+    /// to Meta as it is, judged by no sending rule.
+    ReadMark(ReadMark),
+}
+
+/// Parses a body of the messages endpoint: a send or a read mark.
+pub fn parse_messages(body: &[u8]) -> Result<MessagesRequest, ApiError> {
+    let envelope: Envelope = read_body(body)?;
+    if envelope.status.is_some() {
+        return read_mark::parse(&envelope).map(MessagesRequest::ReadMark);
+    }
+    send_from(envelope).map(MessagesRequest::Send)
+}
+
+/// Parses a send request body (bulk lines, gRPC and embedders send; a read mark is refused:
+/// it is no send, and goes to the messages endpoint).
 pub fn parse_send(body: &[u8]) -> Result<ParsedSend, ApiError> {
     let envelope: Envelope = read_body(body)?;
+    if envelope.status.is_some() {
+        return Err(ApiError::invalid_parameter(
+            "a read mark (request.status) is not a send: post it to /{phone_number_id}/messages",
+        ));
+    }
+    send_from(envelope)
+}
+
+fn send_from(envelope: Envelope) -> Result<ParsedSend, ApiError> {
     let kind = text(&envelope.kind).unwrap_or("text");
     let Some(slot) = TYPES.iter().position(|known| *known == kind) else {
         return Err(ApiError::new(
@@ -122,6 +164,11 @@ pub fn parse_send(body: &[u8]) -> Result<ParsedSend, ApiError> {
         return Err(ApiError::invalid_parameter(format!(
             "unexpected key request.{key}"
         )));
+    }
+    if envelope.message_id.is_some() || envelope.typing_indicator.is_some() {
+        return Err(ApiError::invalid_parameter(
+            "request.message_id and request.typing_indicator belong to a read mark (with \"status\":\"read\"), not a send",
+        ));
     }
     match required(&envelope.messaging_product, "request", "messaging_product")? {
         "whatsapp" => {}

@@ -1,0 +1,213 @@
+//! Meta's Graph API, called now on a caller's behalf: read marks from the messages endpoint,
+//! and every other call under `/{version}/` that wagate does not answer itself (the
+//! pass-through). Each goes with the tenant's own Meta token, or the configured one, so the
+//! sender's code never holds Meta's token; Meta's answer comes back as Meta gave it. Sends are
+//! not made here: they are decided, made durable and paced (`upstream`).
+
+use std::time::{Duration, Instant};
+
+use axum::http::{header, Method, StatusCode};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+
+use super::config::MetaConfig;
+use super::http_client::{client, exchange_typed, HttpClient};
+use super::metrics::Metrics;
+use super::tenants::Tenant;
+use wagate_cloud_api::error::ApiError;
+use wagate_rules::ids::PhoneNumberId;
+
+/// Connections kept to Meta for these calls: they are few next to the sends.
+const IDLE_CONNECTIONS: usize = 16;
+
+/// Which call, as the metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GraphCall {
+    ReadMark,
+    PassThrough,
+}
+
+impl GraphCall {
+    fn label(self) -> &'static str {
+        match self {
+            GraphCall::ReadMark => "read_mark",
+            GraphCall::PassThrough => "pass_through",
+        }
+    }
+}
+
+/// Meta's answer, as it came.
+#[derive(Debug)]
+pub(crate) struct MetaAnswer {
+    pub(crate) status: StatusCode,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Bytes,
+}
+
+pub(crate) struct MetaGraph {
+    client: HttpClient,
+    /// `meta.base_url` without its final slash.
+    base_url: String,
+    api_version: String,
+    /// `Bearer` and `meta.access_token`, for tenants without a token of their own.
+    authorization: String,
+    deadline: Duration,
+}
+
+impl MetaGraph {
+    pub(crate) fn new(config: &MetaConfig) -> MetaGraph {
+        MetaGraph {
+            client: client(IDLE_CONNECTIONS),
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            api_version: config.api_version.clone(),
+            authorization: format!("Bearer {}", config.access_token),
+            deadline: Duration::from_millis(config.request_timeout_ms),
+        }
+    }
+
+    /// Marks a message the person sent to `number` as read (the body as the caller wrote it,
+    /// checked by `wagate_cloud_api::request::parse_messages`), now: no rule judges it and no
+    /// send waits before it.
+    pub(crate) async fn read_mark(
+        &self,
+        metrics: &Metrics,
+        tenant: &Tenant,
+        number: PhoneNumberId,
+        body: Bytes,
+    ) -> Result<MetaAnswer, ApiError> {
+        let path = format!("/{}/{}/messages", self.api_version, number.0);
+        self.call(
+            metrics,
+            GraphCall::ReadMark,
+            tenant,
+            Method::POST,
+            &path,
+            Some("application/json"),
+            body,
+        )
+        .await
+    }
+
+    /// Any call to Meta: `path_and_query` as the caller wrote it (its own version and query),
+    /// with the tenant's Meta token and the caller's content type.
+    #[allow(clippy::too_many_arguments)] // each is a part of the request, named at the call
+    pub(crate) async fn call(
+        &self,
+        metrics: &Metrics,
+        call: GraphCall,
+        tenant: &Tenant,
+        method: Method,
+        path_and_query: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Result<MetaAnswer, ApiError> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path_and_query}", self.base_url))
+            .header(
+                header::AUTHORIZATION,
+                tenant
+                    .meta_authorization
+                    .as_deref()
+                    .unwrap_or(&self.authorization),
+            );
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| unreachable_meta(format!("cannot build the request to Meta: {e}")))?;
+        let started = Instant::now();
+        let answered = exchange_typed(&self.client, request, self.deadline).await;
+        let took = started.elapsed();
+        match answered {
+            Ok((status, content_type, body)) => {
+                metrics.graph_took(call.label(), status_class(status), took);
+                Ok(MetaAnswer {
+                    status,
+                    content_type,
+                    body,
+                })
+            }
+            Err(error) => {
+                metrics.graph_took(call.label(), "unreachable", took);
+                tracing::warn!(
+                    tenant = %tenant.name,
+                    call = call.label(),
+                    %error,
+                    "a call to Meta on a caller's behalf got no answer"
+                );
+                Err(unreachable_meta(format!("Meta did not answer: {error}")))
+            }
+        }
+    }
+}
+
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Meta could not be reached: its code 2 (a temporary issue), for the caller to retry.
+fn unreachable_meta(details: String) -> ApiError {
+    ApiError::new(
+        503,
+        2,
+        "Service temporarily unavailable",
+        details,
+        "meta_unreachable",
+    )
+}
+
+/// The Graph path a caller may pass through: `/{version}/{id}[/{edge}...]`, each segment made
+/// of letters, digits, `_`, `-` and `.` (no `.` or `..` segment, no escapes), so that the path
+/// Meta is asked for is the one wagate checked. The object id, if the path is one.
+pub(crate) fn graph_object(path: &str) -> Option<&str> {
+    let mut segments = path.strip_prefix('/')?.split('/');
+    let version = segments.next()?;
+    let number = version.strip_prefix('v')?;
+    let (major, minor) = number.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(major) || !digits(minor) {
+        return None;
+    }
+    let id = segments.next()?;
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    };
+    (plain(id) && segments.all(plain)).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_graph_paths_name_an_object() {
+        for (path, id) in [
+            ("/v23.0/1001", Some("1001")),
+            ("/v23.0/1001/phone_numbers", Some("1001")),
+            ("/v21.0/77/message_templates", Some("77")),
+            ("/v23.0/1001/", None),
+            ("/v23.0/1001/../2002", None),
+            ("/v23.0/../2002", None),
+            ("/v23.0/1001%2F..%2F2002", None),
+            ("/v23/1001", None),
+            ("/vX.0/1001", None),
+            ("/wagate/admin/usage", None),
+            ("/v23.0", None),
+            ("v23.0/1001", None),
+        ] {
+            assert_eq!(graph_object(path), id, "{path}");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Every call under `/{version}/` that wagate does not answer itself goes to Meta as the caller
+//! wrote it (method, path, query, body and its type), with the tenant's Meta token instead of
+//! the caller's wagate token, and Meta's answer comes back as it came. Only for objects the
+//! tenant owns: its numbers and its businesses (the accounts of its numbers); any other id is
+//! answered as Meta answers an object the token may not use, and Meta is not asked. Each call
+//! is audited in the log (target `wagate::audit`): tenant, method, path, Meta's status.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use super::body_read::read_request_body;
+use super::graph::{graph_object, GraphCall, MetaAnswer};
+use super::reply::{no_such_object, unknown_endpoint, ApiErrorResponse};
+use super::send::counted;
+use super::state::App;
+use super::tenants::Tenant;
+use wagate_cloud_api::error::ApiError;
+use wagate_rules::ids::{AccountId, PhoneNumberId};
+
+/// The router's fallback: a Graph path goes to Meta for its owner; anything else is unknown.
+pub(crate) async fn pass_through(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(id) = graph_object(uri.path()) else {
+        return ApiErrorResponse::from(unknown_endpoint()).into_response();
+    };
+    if !matches!(method, Method::GET | Method::POST | Method::DELETE) {
+        return ApiErrorResponse::from(ApiError::new(
+            405,
+            100,
+            "Unsupported method",
+            format!("Meta's Graph API takes GET, POST and DELETE, not {method}"),
+            "unsupported_method",
+        ))
+        .into_response();
+    }
+    let tenant = match app.tenants.tenant(&headers) {
+        Ok(tenant) => tenant,
+        Err(error) => return counted(&app, error).into_response(),
+    };
+    if !owns(&app, &tenant, id) {
+        return counted(&app, no_such_object(id)).into_response();
+    }
+    let body = match read_request_body(&app, body, app.config.http.max_body_bytes).await {
+        Ok(body) => body,
+        Err(error) => return ApiErrorResponse::from(error).into_response(),
+    };
+    let (bytes, _claim) = body.into_parts();
+    let path_and_query = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let answered = app
+        .graph
+        .call(
+            &app.metrics,
+            GraphCall::PassThrough,
+            &tenant,
+            method.clone(),
+            path_and_query,
+            content_type,
+            bytes,
+        )
+        .await;
+    let status = answered.as_ref().map_or(0, |answer| answer.status.as_u16());
+    tracing::info!(
+        target: "wagate::audit",
+        tenant = %tenant.name,
+        %method,
+        path = uri.path(),
+        meta_status = status,
+        "passed through to Meta"
+    );
+    match answered {
+        Ok(answer) => relay(answer),
+        Err(error) => ApiErrorResponse(error, Some(1)).into_response(),
+    }
+}
+
+/// Whether `id` is one of the tenant's numbers or the business (account) of one of them.
+fn owns(app: &App, tenant: &Tenant, id: &str) -> bool {
+    let Ok(id) = id.parse::<u64>() else {
+        return false;
+    };
+    if tenant.owns(PhoneNumberId(id)) {
+        return true;
+    }
+    let registry = app.wagate.registry();
+    tenant.numbers.iter().any(|&number| {
+        registry
+            .number(PhoneNumberId(number))
+            .is_some_and(|state| state.account == AccountId(id))
+    })
+}
+
+/// Meta's answer as it came: its status, its content type, its body.
+pub(crate) fn relay(answer: MetaAnswer) -> Response {
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = answer.status;
+    if let Some(content_type) = answer
+        .content_type
+        .and_then(|t| header::HeaderValue::from_str(&t).ok())
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    }
+    if response.status() == StatusCode::default() {
+        *response.status_mut() = StatusCode::OK;
+    }
+    response
+}

@@ -1,0 +1,157 @@
+//! wagate as a drop-in for Meta's base URL: calls that are not sends reach Meta through wagate,
+//! with Meta's token instead of the tenant's, for what the tenant owns, and Meta's answers come
+//! back as Meta gave them.
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::WAIT;
+use crate::support::fixture::*;
+use crate::support::meta_stub::Scripted;
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+async fn metrics(f: &Fixture) -> Result<String> {
+    Ok(f.web.get(&f.url("/metrics"), ADMIN).await?.text())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_mark_with_the_typing_indicator_goes_to_meta_now_judged_by_no_rule() -> Result<()> {
+    // Nobody opted in and no template exists: any send to this person would be refused.
+    let mut f = Fixture::start("drop-in-read-mark", "").await?;
+    let mark = json!({ "messaging_product": "whatsapp", "status": "read",
+                       "message_id": "wamid.in.1", "typing_indicator": { "type": "text" } });
+    f.meta.script([Scripted {
+        status: 200,
+        body: json!({ "success": true }),
+    }]);
+    let answer = f.send(ALPHA, NUMBER_A, &mark, &[]).await?;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json(), json!({ "success": true }));
+    let received = f.meta.wait_for(1, WAIT).await?;
+    assert_eq!(received[0].path, format!("/v23.0/{NUMBER_A}/messages"));
+    assert_eq!(
+        received[0].json(),
+        mark,
+        "the body goes as the caller wrote it"
+    );
+    assert_eq!(
+        received[0].header("authorization"),
+        Some(bearer(META_TOKEN).as_str()),
+        "Meta's token, never the tenant's wagate token"
+    );
+
+    // A tenant with its own Meta token marks with it; Meta's refusal comes back as it is.
+    f.meta
+        .script([Scripted::meta_error(400, 100, "Invalid parameter")]);
+    let refused = f.send(BETA, NUMBER_B, &mark, &[]).await?;
+    assert_eq!((refused.status, refused.code()), (400, Some(100)));
+    let received = f.meta.wait_for(2, WAIT).await?;
+    assert_eq!(
+        received[1].header("authorization"),
+        Some(bearer(BETA_META_TOKEN).as_str())
+    );
+
+    // What Meta would refuse, and numbers the tenant does not own, never reach Meta.
+    let delivered = json!({ "messaging_product": "whatsapp", "status": "delivered",
+                            "message_id": "wamid.in.1" });
+    let not_read = f.send(ALPHA, NUMBER_A, &delivered, &[]).await?;
+    assert_eq!((not_read.status, not_read.code()), (400, Some(100)));
+    let not_owned = f.send(ALPHA, NUMBER_B, &mark, &[]).await?;
+    assert_eq!((not_owned.status, not_owned.code()), (400, Some(100)));
+    assert_eq!(f.meta.received().len(), 2);
+
+    // No send was decided; each mark Meta answered is counted by its answer.
+    let metrics = metrics(&f).await?;
+    assert!(
+        !metrics.contains("wagate_decisions_total{"),
+        "a read mark is no send:\n{metrics}"
+    );
+    for answer in ["2xx", "4xx"] {
+        let count = format!(
+            r#"wagate_meta_graph_request_duration_seconds_count{{call="read_mark",answer="{answer}"}} 1"#
+        );
+        assert!(metrics.contains(&count), "{count} in\n{metrics}");
+    }
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_graph_calls_pass_through_for_what_the_tenant_owns_and_are_audited() -> Result<()> {
+    let mut f = Fixture::start_logged("drop-in-pass-through", "", &[]).await?;
+    f.meta.script([Scripted {
+        status: 200,
+        body: json!({ "id": NUMBER_A.to_string(), "quality_rating": "YELLOW" }),
+    }]);
+    let path = format!("/v23.0/{NUMBER_A}?fields=quality_rating");
+    let number = f.web.get(&f.url(&path), ALPHA).await?;
+    assert_eq!(number.status, 200, "{}", number.text());
+    assert_eq!(number.json()["quality_rating"], "YELLOW");
+    let received = f.meta.wait_for(1, WAIT).await?;
+    assert_eq!(
+        (received[0].method.as_str(), received[0].path.as_str()),
+        ("GET", path.as_str()),
+        "the path and query as the caller wrote them"
+    );
+    assert_eq!(
+        received[0].header("authorization"),
+        Some(bearer(META_TOKEN).as_str())
+    );
+
+    // The tenant's business (account 1, its numbers' WABA): a POST with its body, and
+    // Meta's refusal relayed.
+    f.meta
+        .script([Scripted::meta_error(400, 100, "Invalid parameter")]);
+    let template = json!({ "name": "order_update", "category": "UTILITY" });
+    let created = f
+        .web
+        .post(&f.url("/v23.0/1/message_templates"), ALPHA, &template, &[])
+        .await?;
+    assert_eq!((created.status, created.code()), (400, Some(100)));
+    let received = f.meta.wait_for(2, WAIT).await?;
+    assert_eq!(received[1].method, "POST");
+    assert_eq!(received[1].json(), template);
+    assert_eq!(received[1].header("content-type"), Some("application/json"));
+
+    // Another tenant's number or business, an id nobody has, a request without a token, a path
+    // that is no Graph path: answered here, Meta never asked.
+    for path in [
+        format!("/v23.0/{NUMBER_B}"),
+        "/v23.0/2/phone_numbers".to_string(),
+        "/v23.0/999".to_string(),
+    ] {
+        let refused = f.web.get(&f.url(&path), ALPHA).await?;
+        assert_eq!((refused.status, refused.code()), (400, Some(100)), "{path}");
+    }
+    let anonymous = f.web.get(&f.url(&format!("/v23.0/{NUMBER_A}")), "").await?;
+    assert_eq!(anonymous.status, 401);
+    for path in ["/v23.0/1001/../2001", "/wagate/v1/nothing", "/v23.0"] {
+        let unknown = f.web.get(&f.url(path), ALPHA).await?;
+        assert_eq!(unknown.status, 404, "{path}: {}", unknown.text());
+    }
+    assert_eq!(f.meta.received().len(), 2);
+
+    let metrics = metrics(&f).await?;
+    let count =
+        r#"wagate_meta_graph_request_duration_seconds_count{call="pass_through",answer="2xx"} 1"#;
+    assert!(metrics.contains(count), "{count} in\n{metrics}");
+    f.stop()?;
+    let log = f.log()?;
+    let audited: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("passed through to Meta"))
+        .collect();
+    assert_eq!(
+        audited.len(),
+        2,
+        "one audit line per call Meta answered:\n{log}"
+    );
+    assert!(
+        audited[0].contains("alpha") && audited[0].contains(&format!("/v23.0/{NUMBER_A}")),
+        "{}",
+        audited[0]
+    );
+    Ok(())
+}
