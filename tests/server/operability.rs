@@ -34,6 +34,12 @@ async fn json_logs_name_the_message_meta_refused_and_say_nothing_per_accepted_se
                 "message_template_name": "order_update", "message_template_language": "en_US" }),
     );
     assert_eq!(f.meta_webhook(&unknown, None).await?.json()["ignored"], 1);
+    // A call passed through to Meta: its audit line is in a span naming tenant and number.
+    let passed = f
+        .web
+        .get(&f.url(&format!("/v23.0/{NUMBER_A}")), ALPHA)
+        .await?;
+    assert_eq!(passed.status, 200, "{}", passed.text());
     f.stop()?;
 
     let log = f.log()?;
@@ -63,6 +69,20 @@ async fn json_logs_name_the_message_meta_refused_and_say_nothing_per_accepted_se
             .flatten()
             .any(|span| span["name"] == "request" && span["endpoint"] == "/webhooks/meta"),
         "not in the webhook request's span: {not_applied}"
+    );
+    let audited = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "passed through to Meta")
+        .ok_or_else(|| anyhow::anyhow!("the pass-through is not audited: {log}"))?;
+    assert!(
+        audited["spans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|span| {
+                span["name"] == "request" && span["tenant"] == "alpha" && span["number"] == NUMBER_A
+            }),
+        "not in a span naming the tenant and the number: {audited}"
     );
     assert!(
         !log.contains(sent.as_str()),

@@ -321,12 +321,9 @@ async fn what_meta_refuses_or_never_delivers_is_neither_charged_nor_counted() ->
     let (ana, ben) = (person(1), person(2));
     f.ready_to_send(&[ana.clone(), ben.clone()]).await?;
 
-    // Meta refuses the send outright (the template was paused on Meta's side).
-    f.meta.script([Scripted::meta_error(
-        400,
-        132_015,
-        "(#132015) Template is paused",
-    )]);
+    // Meta refuses the send outright (a parameter it does not take: nothing else changes).
+    f.meta
+        .script([Scripted::meta_error(400, 100, "(#100) Invalid parameter")]);
     let refused = f.send_update(&ana).await?;
     assert_eq!(refused.json()["messages"][0]["message_status"], "accepted");
     let charged = ledger(&f).await?;
@@ -386,6 +383,57 @@ fn failed_status(wamid: &str, recipient: &str) -> Value {
                            "errors": [{ "code": 131_000, "title": "Something went wrong" }] }]
         }}]}]
     })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metas_synchronous_refusals_pause_the_template_and_restrict_the_number() -> Result<()> {
+    let (mut f, ana) = Fixture::ready_for("truth-sync-refusals", "", 1).await?;
+    let (ben, cy) = (person(2), person(3));
+    f.opt_in(NUMBER_A, &[ben.clone(), cy.clone()]).await?;
+    f.approved_template("notice", "utility", "Notice {{1}}.")
+        .await?;
+
+    // Meta answers the send: the template is paused. Its next send is refused before Meta.
+    f.meta.script([Scripted::meta_error(
+        400,
+        132_015,
+        "(#132015) Template is paused",
+    )]);
+    let first = f.send_update(&ana).await?.message_id();
+    advance(&f, 1).await?;
+    f.wait_message(&first, WAIT, |v| v["status"] == "failed")
+        .await?;
+    let held = f.send_update(&ben).await?;
+    assert_eq!(held.code(), Some(132_015), "{}", held.text());
+    assert_eq!(f.meta.received().len(), 1, "Meta was not asked again");
+
+    // Meta answers: the number is blocked for its conduct (368). It is restricted at once:
+    // business-initiated sends wait, however the tables count.
+    f.meta.script([Scripted::meta_error(
+        400,
+        368,
+        "(#368) Temporarily blocked for policies violations",
+    )]);
+    let notice = |to: &str| template_send(to, "notice", &["x"]);
+    let second = f
+        .send(ALPHA, NUMBER_A, &notice(&ben), &[])
+        .await?
+        .message_id();
+    advance(&f, 1).await?;
+    f.wait_message(&second, WAIT, |v| v["status"] == "failed")
+        .await?;
+    assert!(
+        !usage(&f, NUMBER_A).await?["restricted_until"].is_null(),
+        "the number is restricted"
+    );
+    let waits = f.send(ALPHA, NUMBER_A, &notice(&cy), &[]).await?;
+    assert_eq!(
+        waits.json()["messages"][0]["message_status"],
+        "queued",
+        "{}",
+        waits.text()
+    );
+    f.stop()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -352,7 +352,7 @@ mod tests {
             upstream,
             store,
             StatusTurn::default(),
-            Arc::new(|_| {}),
+            Arc::new(|_, _| {}),
             Arc::default(),
         )
     }

@@ -19,6 +19,7 @@ use crate::settlement::settle;
 use crate::upstream::{backoff_micros, HandOver, Upstream, UpstreamError};
 use wagate_rules::clock::Timestamp;
 use wagate_rules::contact_events::FailedSend;
+use wagate_rules::ids::{Msisdn, PhoneNumberId};
 use wagate_store::keys::message_key;
 use wagate_store::{Batch, Family, Store};
 
@@ -69,9 +70,19 @@ impl LiveSends {
     }
 }
 
+/// Meta's refusal of a send, with its code, for the state the code speaks of to change.
+#[derive(Debug, Clone)]
+pub struct MetaRefusal {
+    pub number: PhoneNumberId,
+    pub to: Msisdn,
+    pub code: u32,
+    /// The send as it went (it names the template a template refusal is about).
+    pub payload: Vec<u8>,
+}
+
 /// Where sends that failed for good go once settled: the shards, which give back their price
-/// and their recipient's slot.
-pub type OnFailed = Arc<dyn Fn(Vec<FailedSend>) + Send + Sync>;
+/// and their recipient's slot; and Meta's refusals among them, whose codes change state.
+pub type OnFailed = Arc<dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>) + Send + Sync>;
 
 pub struct Lanes {
     work: Option<Sender<Work>>,
@@ -149,7 +160,7 @@ fn hand_over(
     store: &dyn Store,
     turn: &StatusTurn,
     now: Timestamp,
-    on_failed: &(dyn Fn(Vec<FailedSend>) + Send + Sync),
+    on_failed: &(dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>) + Send + Sync),
     live: &LiveSends,
 ) -> Returned {
     // Each message as it goes out: the upstream sees the attempt it is (on disk once marked;
@@ -189,7 +200,7 @@ struct Handing<'a> {
     store: &'a dyn Store,
     turn: &'a StatusTurn,
     now: Timestamp,
-    on_failed: &'a (dyn Fn(Vec<FailedSend>) + Send + Sync),
+    on_failed: &'a (dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>) + Send + Sync),
     live: &'a LiveSends,
     returned: Returned,
 }
@@ -249,6 +260,7 @@ impl HandOver for Handing<'_> {
         let mut settled = Batch::default();
         let mut sent_wamids = Vec::new();
         let mut failed = Vec::new();
+        let mut refused = Vec::new();
         let mut answered = Vec::with_capacity(outcomes.len());
         for (index, result) in outcomes {
             let Some(mut message) = self.marked.get_mut(index).and_then(Option::take) else {
@@ -262,7 +274,21 @@ impl HandOver for Handing<'_> {
                     settle(message, DispatchStatus::Sent, upstream_id, &mut settled);
                     self.returned.sent += 1;
                 }
-                Err(UpstreamError::Permanent(reason)) => {
+                Err(error @ (UpstreamError::Permanent(_) | UpstreamError::Refused { .. })) => {
+                    let reason = match error {
+                        UpstreamError::Refused { code, reason } => {
+                            refused.push(MetaRefusal {
+                                number: message.number,
+                                to: message.to,
+                                code,
+                                payload: message.payload.clone(),
+                            });
+                            reason
+                        }
+                        UpstreamError::Permanent(reason)
+                        | UpstreamError::Retryable(reason)
+                        | UpstreamError::Unknown(reason) => reason,
+                    };
                     tracing::warn!(
                         message_id = %super::message::message_id_text(message.id),
                         %reason,
@@ -332,8 +358,8 @@ impl HandOver for Handing<'_> {
             {
                 failed.extend(late);
             }
-            if !failed.is_empty() {
-                (self.on_failed)(failed);
+            if !failed.is_empty() || !refused.is_empty() {
+                (self.on_failed)(failed, refused);
             }
         }
     }

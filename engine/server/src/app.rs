@@ -104,7 +104,8 @@ async fn metrics(
 }
 
 /// Records each routed request's time under its route (`unmatched` for the fallback), and runs
-/// it in a span naming that route, so whatever it logs says which endpoint it was serving. (The
+/// it in a span naming that route and, once the handler knows them, the tenant, the number and
+/// the message, so whatever it logs says which endpoint it was serving and for whom. (The
 /// single send endpoint's requests are mostly answered by the front, without a span: its
 /// events carry their own fields.)
 async fn timed(
@@ -119,7 +120,14 @@ async fn timed(
             Cow::Owned(path.as_str().to_string())
         });
     let started = std::time::Instant::now();
-    let span = tracing::info_span!("request", endpoint = %endpoint);
+    // The handler fills in whom and what the request is about once it knows.
+    let span = tracing::info_span!(
+        "request",
+        endpoint = %endpoint,
+        tenant = tracing::field::Empty,
+        number = tracing::field::Empty,
+        message_id = tracing::field::Empty,
+    );
     let response = next.run(request).instrument(span).await;
     app.metrics.request_took(endpoint, started.elapsed());
     response

@@ -44,6 +44,11 @@ pub(crate) async fn pass_through(
         Ok(tenant) => tenant,
         Err(error) => return counted(&app, error).into_response(),
     };
+    if let Ok(number) = id.parse::<u64>() {
+        if tenant.owns(PhoneNumberId(number)) {
+            tracing::Span::current().record("number", number);
+        }
+    }
     if !owns(&app, &tenant, id) {
         return counted(&app, no_such_object(id)).into_response();
     }

@@ -344,6 +344,7 @@ pub(crate) fn single_head<H: Headers + ?Sized>(
     bump(&app.metrics.requests);
     let tenant = app.tenants.tenant(headers).map_err(|e| counted(app, e))?;
     let number = usable_number(app, &tenant, number).map_err(|e| counted(app, e))?;
+    tracing::Span::current().record("number", number.0);
     require_content_type(headers, "application/json").map_err(|e| counted(app, e))?;
     let queue = on_limit_header(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
     let key = idempotency_key(headers).map_err(|e| counted(app, e))?;
@@ -516,6 +517,7 @@ pub(crate) async fn status(
     let Some(message_id) = parse_message_id(&id) else {
         return Err(counted(&app, no_such_object(&id)));
     };
+    tracing::Span::current().record("message_id", id.as_str());
     let wagate = app.wagate.clone();
     let found = blocking(move || {
         Ok(match wagate.message(message_id).map_err(store_error)? {

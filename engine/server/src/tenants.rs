@@ -83,11 +83,13 @@ impl Tenants {
         if !self.admin_token.is_empty() && constant_time_eq(token, &self.admin_token) {
             return Ok(Caller::Admin);
         }
-        self.by_token
+        let tenant = self
+            .by_token
             .get(token)
-            .cloned()
-            .map(Caller::Tenant)
-            .ok_or_else(|| unauthorized("the access token is not valid"))
+            .ok_or_else(|| unauthorized("the access token is not valid"))?;
+        // The request's span names its tenant from here on (the front's sends run in none).
+        tracing::Span::current().record("tenant", tenant.name.as_str());
+        Ok(Caller::Tenant(tenant.clone()))
     }
 
     pub fn tenant<H: Headers + ?Sized>(&self, headers: &H) -> Result<Arc<Tenant>, ApiError> {

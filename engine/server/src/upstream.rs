@@ -197,7 +197,7 @@ impl MetaUpstream {
             .and_then(|(status, body)| classify(status, &body));
         let label = match &outcome {
             Ok(_) => "sent",
-            Err(UpstreamError::Permanent(_)) => "failed",
+            Err(UpstreamError::Permanent(_) | UpstreamError::Refused { .. }) => "failed",
             Err(_) => "retried",
         };
         self.metrics.upstream_took(label, started.elapsed());
@@ -236,10 +236,11 @@ pub(crate) fn classify(status: StatusCode, body: &[u8]) -> Result<String, Upstre
         || status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::UNAUTHORIZED
         || code.is_some_and(|c| RETRYABLE_CODES.contains(&c) || CREDENTIAL_CODES.contains(&c));
-    Err(if retry {
-        UpstreamError::Retryable(what)
-    } else {
-        UpstreamError::Permanent(what)
+    Err(match (retry, code.and_then(|c| u32::try_from(c).ok())) {
+        (true, _) => UpstreamError::Retryable(what),
+        // Meta's own word on the message, with its code: the state it names changes too.
+        (false, Some(code)) => UpstreamError::Refused { code, reason: what },
+        (false, None) => UpstreamError::Permanent(what),
     })
 }
 
@@ -363,12 +364,18 @@ mod tests {
             classify(StatusCode::UNAUTHORIZED, b"{}"),
             Err(UpstreamError::Retryable(_))
         ));
-        for code in [131_047, 132_001, 100, 131_031] {
+        for code in [
+            131_047, 132_001, 100, 131_031, 368, 131_048, 131_049, 132_015,
+        ] {
             assert!(matches!(
                 classify(StatusCode::BAD_REQUEST, error(code).as_bytes()),
-                Err(UpstreamError::Permanent(_))
+                Err(UpstreamError::Refused { code: said, .. }) if said == code
             ));
         }
+        assert!(matches!(
+            classify(StatusCode::BAD_REQUEST, b"{}"),
+            Err(UpstreamError::Permanent(_))
+        ));
         assert!(matches!(
             classify(StatusCode::BAD_GATEWAY, b"<html>"),
             Err(UpstreamError::Retryable(_))

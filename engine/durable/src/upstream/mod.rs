@@ -13,6 +13,10 @@ pub enum UpstreamError {
     Retryable(String),
     #[error("upstream refused the message: {0}")]
     Permanent(String),
+    /// Meta refused the message for good with its error code: besides the message failing,
+    /// the state the code speaks of changes (the person's, the number's, the template's).
+    #[error("Meta refused the message with code {code}: {reason}")]
+    Refused { code: u32, reason: String },
     /// The request may have reached the upstream and its answer is lost (the send was cut
     /// off by a stop): sending again could deliver it twice, so it stays in flight for the
     /// upstream's reconciliation or an operator.

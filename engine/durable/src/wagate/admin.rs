@@ -15,7 +15,7 @@ use wagate_rules::template::lint::LintFinding;
 use wagate_rules::template::model::TemplateDefinition;
 use wagate_rules::template::status::TemplateStatus;
 use wagate_store::keys::{registry_key, registry_kind};
-use wagate_store::{Batch, Family, StoreError};
+use wagate_store::{Batch, Family, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdminError {
@@ -35,6 +35,44 @@ fn template_key(template: &Template) -> Vec<u8> {
     key
 }
 
+/// Writes the numbers' records and their scopes' records, synced.
+pub(super) fn write_numbers(
+    store: &dyn Store,
+    numbers: &[Arc<NumberState>],
+) -> Result<(), StoreError> {
+    let mut batch = Batch::default();
+    for number in numbers {
+        batch.put(
+            Family::Registry,
+            registry_key(registry_kind::NUMBER, number.id.0),
+            encode_number(&number.snapshot()),
+        );
+        let portfolio = (number.scope.key != number.index).then_some(number.portfolio);
+        let record = ScopeRecord {
+            key: number.scope.key,
+            portfolio,
+            snapshot: number.scope.snapshot(),
+        };
+        batch.put(
+            Family::Registry,
+            registry_key(registry_kind::SCOPE, u64::from(number.scope.key)),
+            record.encode(),
+        );
+    }
+    store.write(&batch, true)
+}
+
+/// Writes a template's record (definition and lifecycle), synced.
+pub(super) fn write_template(store: &dyn Store, template: &Template) -> Result<(), StoreError> {
+    let record = TemplateRecord {
+        definition: template.definition.clone(),
+        lifecycle: template.snapshot(),
+    };
+    let mut batch = Batch::default();
+    batch.put(Family::Registry, template_key(template), record.encode());
+    store.write(&batch, true)
+}
+
 impl Wagate {
     fn number_state(&self, id: PhoneNumberId) -> Result<Arc<NumberState>, AdminError> {
         self.registry()
@@ -44,36 +82,11 @@ impl Wagate {
 
     /// Writes the numbers' records and their scopes' records, synced.
     fn persist_numbers(&self, numbers: &[Arc<NumberState>]) -> Result<(), AdminError> {
-        let mut batch = Batch::default();
-        for number in numbers {
-            batch.put(
-                Family::Registry,
-                registry_key(registry_kind::NUMBER, number.id.0),
-                encode_number(&number.snapshot()),
-            );
-            let portfolio = (number.scope.key != number.index).then_some(number.portfolio);
-            let record = ScopeRecord {
-                key: number.scope.key,
-                portfolio,
-                snapshot: number.scope.snapshot(),
-            };
-            batch.put(
-                Family::Registry,
-                registry_key(registry_kind::SCOPE, u64::from(number.scope.key)),
-                record.encode(),
-            );
-        }
-        Ok(self.store.write(&batch, true)?)
+        Ok(write_numbers(self.store.as_ref(), numbers)?)
     }
 
     fn persist_template(&self, template: &Template) -> Result<(), AdminError> {
-        let record = TemplateRecord {
-            definition: template.definition.clone(),
-            lifecycle: template.snapshot(),
-        };
-        let mut batch = Batch::default();
-        batch.put(Family::Registry, template_key(template), record.encode());
-        Ok(self.store.write(&batch, true)?)
+        Ok(write_template(self.store.as_ref(), template)?)
     }
 
     fn secs(&self) -> u32 {

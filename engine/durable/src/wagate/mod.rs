@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod delivery_path;
+mod meta_refusals;
 pub mod webhook;
 
 use std::path::PathBuf;
@@ -250,9 +251,17 @@ impl Wagate {
         );
         let statuses_turn = StatusTurn::default();
         let teller = pool.teller();
-        let on_failed: super::hand_over::OnFailed = Arc::new(move |failed| {
+        let news = meta_refusals::RefusalNews {
+            core: pool.core().clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            shards: pool.teller(),
+        };
+        let on_failed: super::hand_over::OnFailed = Arc::new(move |failed, refused| {
+            // Meta's word first: the same shard takes the person's news before the slot back.
+            news.apply(refused);
             let count = failed.len();
-            if !teller.tell(failed.into_iter().map(SendFailed).collect()) {
+            if count > 0 && !teller.tell(failed.into_iter().map(SendFailed).collect()) {
                 // After a stop has begun the shards are gone: those recipients stay counted
                 // until their 24 h pass (never fewer than Meta counts).
                 tracing::warn!(

@@ -27,10 +27,19 @@ use wagate_test_support::{order_update, registration, ACCOUNT, DAY, NUMBER, TO_A
 struct Recorder {
     sent: Mutex<HashMap<u64, u32>>,
     fail_next: AtomicU32,
+    /// Meta's code for refusing the next send for good (0: none).
+    refuse_next: AtomicU32,
 }
 
 impl Upstream for Recorder {
     fn send(&self, message: &StoredMessage) -> Result<String, UpstreamError> {
+        let code = self.refuse_next.swap(0, Ordering::SeqCst);
+        if code != 0 {
+            return Err(UpstreamError::Refused {
+                code,
+                reason: format!("HTTP 400, code {code}: refused"),
+            });
+        }
         if self.fail_next.load(Ordering::SeqCst) > 0 {
             self.fail_next.fetch_sub(1, Ordering::SeqCst);
             return Err(UpstreamError::Retryable("503 from upstream".into()));
@@ -605,6 +614,153 @@ fn webhook_events_apply_once_and_feed_the_rules() {
             ..
         })
     ));
+    wagate.shutdown();
+}
+
+/// A template send whose body names its template, as Meta's body does.
+fn named_template_to(i: u64, name: &str) -> Submission {
+    let body = format!(
+        r#"{{"messaging_product":"whatsapp","to":"+{}","type":"template","template":{{"name":"{name}","language":{{"code":"en_US"}},"components":[{{"type":"body","parameters":[{{"type":"text","text":"Ana"}}]}}]}}}}"#,
+        person(i).digits()
+    );
+    Submission::from_send_body(NUMBER, body.into_bytes(), None, false)
+        .unwrap()
+        .submission
+}
+
+/// Submits `send`, which Meta refuses with `code`, and waits until the refusal is settled.
+fn refused_by_meta(harness: &Harness, wagate: &Wagate, send: Submission, code: u32) {
+    // What was accepted before goes first, so that the refusal meets this send.
+    harness.clock.advance_secs(1);
+    wagate.wait_dispatched(Duration::from_secs(10));
+    harness.upstream.refuse_next.store(code, Ordering::SeqCst);
+    let (id, _) = accepted_id(&wagate.submit(send));
+    harness.clock.advance_secs(1);
+    wagate.wait_dispatched(Duration::from_secs(10));
+    let failed = wagate.message(id).unwrap().unwrap();
+    assert_eq!(failed.status, DispatchStatus::Failed, "{failed:?}");
+    assert!(failed.upstream.contains(&code.to_string()), "{failed:?}");
+}
+
+#[test]
+fn metas_synchronous_refusals_change_the_state_they_speak_of_across_a_restart() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(6);
+    wagate
+        .submit_template(wagate_rules::TemplateDefinition::new(
+            ACCOUNT,
+            "promo",
+            "en_US",
+            wagate_rules::Category::Marketing,
+            "Sale for {{1}}",
+        ))
+        .unwrap();
+    for name in ["promo", "offer"] {
+        if name == "offer" {
+            wagate
+                .submit_template(wagate_rules::TemplateDefinition::new(
+                    ACCOUNT,
+                    "offer",
+                    "en_US",
+                    wagate_rules::Category::Marketing,
+                    "Offer for {{1}}",
+                ))
+                .unwrap();
+        }
+        for status in TO_APPROVED {
+            wagate
+                .set_template_status(ACCOUNT, name, "en_US", status)
+                .unwrap();
+        }
+    }
+
+    // 131049: WhatsApp's marketing limit for this person: marketing to them waits; to others
+    // and utility to them still go.
+    refused_by_meta(&harness, &wagate, named_template_to(0, "promo"), 131_049);
+    assert!(
+        matches!(
+            wagate.submit(named_template_to(0, "promo")),
+            Ok(SubmitResult::Deferred {
+                reason: DeferReason::MarketingCooldown,
+                ..
+            })
+        ),
+        "the person's cool-down"
+    );
+    accepted_id(&wagate.submit(named_template_to(1, "promo")));
+    accepted_id(&wagate.submit(named_template_to(0, "order_update")));
+
+    // 132015: the template is paused, whatever the profile's tables would allow.
+    refused_by_meta(&harness, &wagate, named_template_to(2, "promo"), 132_015);
+    let refused_code = |result: Result<SubmitResult, SubmitError>| match result {
+        Ok(SubmitResult::Refused { code, .. }) => code,
+        other => panic!("not refused: {other:?}"),
+    };
+    assert_eq!(
+        refused_code(wagate.submit(named_template_to(3, "promo"))),
+        Some(132_015)
+    );
+
+    // 132016: disabled.
+    refused_by_meta(
+        &harness,
+        &wagate,
+        named_template_to(3, "order_update"),
+        132_016,
+    );
+    assert_eq!(
+        refused_code(wagate.submit(named_template_to(4, "order_update"))),
+        Some(132_016)
+    );
+
+    // 368 (and 131048): the number is restricted: business-initiated sends wait.
+    let before = wagate.usage(NUMBER).unwrap().restricted_until;
+    assert_eq!(before, None);
+    wagate
+        .submit_template(wagate_rules::TemplateDefinition::new(
+            ACCOUNT,
+            "notice",
+            "en_US",
+            wagate_rules::Category::Utility,
+            "Notice {{1}}",
+        ))
+        .unwrap();
+    for status in TO_APPROVED {
+        wagate
+            .set_template_status(ACCOUNT, "notice", "en_US", status)
+            .unwrap();
+    }
+    refused_by_meta(&harness, &wagate, named_template_to(4, "notice"), 368);
+    assert!(wagate.usage(NUMBER).unwrap().restricted_until.is_some());
+    assert!(matches!(
+        wagate.submit(named_template_to(5, "notice")),
+        Ok(SubmitResult::Deferred {
+            reason: DeferReason::Restricted,
+            ..
+        })
+    ));
+
+    // All of it is on disk: a restart keeps Meta's word.
+    wagate.shutdown();
+    let wagate = harness.open();
+    assert_eq!(
+        refused_code(wagate.submit(named_template_to(5, "order_update"))),
+        Some(132_016)
+    );
+    assert!(wagate.usage(NUMBER).unwrap().restricted_until.is_some());
+    assert_eq!(
+        refused_code(wagate.submit(named_template_to(5, "promo"))),
+        Some(132_015)
+    );
+    wagate.lift_restriction(NUMBER).unwrap();
+    assert!(matches!(
+        wagate.submit(named_template_to(0, "offer")),
+        Ok(SubmitResult::Deferred {
+            reason: DeferReason::MarketingCooldown,
+            ..
+        })
+    ));
+    accepted_id(&wagate.submit(named_template_to(5, "offer")));
     wagate.shutdown();
 }
 
