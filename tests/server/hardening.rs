@@ -91,8 +91,9 @@ async fn credentials_meta_refuses_leave_the_message_waiting_not_failed() -> Resu
         waiting["error"].as_str().unwrap_or("").contains("190"),
         "{waiting}"
     );
-    // Once the credentials work again (here: the next answer), it goes.
-    f.admin("/wagate/admin/clock", json!({ "advance_secs": 3 }))
+    // Once the credentials work again (here: the next answer), it goes: at the token's probe,
+    // a minute on (until then nothing is sent with a token Meta refused).
+    f.admin("/wagate/admin/clock", json!({ "advance_secs": 61 }))
         .await?;
     f.wait_message(&id, WAIT, |v| v["status"] == "sent").await?;
     f.stop()

@@ -437,6 +437,56 @@ async fn metas_synchronous_refusals_pause_the_template_and_restrict_the_number()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_meta_refuses_holds_its_sends_until_a_probe_finds_it_accepted() -> Result<()> {
+    let (mut f, ana) = Fixture::ready_for("truth-token-refused", "", 1).await?;
+    let ben = person(2);
+    f.opt_in(NUMBER_A, std::slice::from_ref(&ben)).await?;
+    let gauge = format!(r#"wagate_meta_token_refused{{number="{NUMBER_A}"}}"#);
+    let refused_gauge = |metrics: &str| {
+        metrics.lines().find_map(|line| {
+            line.strip_prefix(gauge.as_str())?
+                .trim()
+                .parse::<i64>()
+                .ok()
+        })
+    };
+
+    // Meta refuses wagate's token: the send waits (never fails) and the operator is told.
+    f.meta.script([Scripted::meta_error(
+        401,
+        190,
+        "Invalid OAuth access token - Cannot parse access token",
+    )]);
+    let first = f.send_update(&ana).await?.message_id();
+    advance(&f, 1).await?;
+    f.wait_message(&first, WAIT, |v| {
+        v["status"] == "pending" && v["error"].as_str().is_some_and(|e| e.contains("190"))
+    })
+    .await?;
+
+    // The next send is held here: Meta is not asked with a token it refused.
+    let second = f.send_update(&ben).await?.message_id();
+    advance(&f, 1).await?;
+    f.wait_message(&second, WAIT, |v| {
+        v["error"].as_str().is_some_and(|e| e.starts_with("held"))
+    })
+    .await?;
+    assert_eq!(f.meta.received().len(), 1, "Meta was asked once");
+    let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
+    assert_eq!(refused_gauge(&metrics), Some(1), "{metrics}");
+
+    // A minute on, one send probes Meta; it takes it (the token was fixed on Meta's side), and
+    // everything held goes.
+    advance(&f, 61).await?;
+    for id in [&first, &second] {
+        f.wait_message(id, WAIT, |v| v["status"] == "sent").await?;
+    }
+    let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
+    assert_eq!(refused_gauge(&metrics), Some(0), "{metrics}");
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_meta_reports_before_its_own_answer_is_uncharged_when_the_answer_lands(
 ) -> Result<()> {
     let (mut f, id) = super::sent_while_meta_holds("truth-early-failure", 16).await?;

@@ -27,6 +27,7 @@ mod meta_webhook;
 mod metrics;
 mod overrides;
 mod pass_through;
+mod refused_tokens;
 mod reply;
 mod send;
 mod state;
@@ -198,6 +199,7 @@ pub async fn serve(
     let upstream = Arc::new(MetaUpstream::new(
         &config.meta,
         config.tenant_meta_tokens(),
+        clock.clone(),
         tokio::runtime::Handle::current(),
         metrics.clone(),
     ));

@@ -136,6 +136,7 @@ pub struct Metrics {
     upstream_in_flight: Gauge,
     usage_unique_24h: Family<NumberLabels, Gauge>,
     usage_limit: Family<NumberLabels, Gauge>,
+    token_refused: Family<NumberLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -273,6 +274,12 @@ impl Metrics {
             "The number's messaging limit (unique recipients per rolling 24 h); absent when unlimited",
             usage_limit.clone(),
         );
+        let token_refused = Family::<NumberLabels, Gauge>::default();
+        registry.register(
+            "meta_token_refused",
+            "1 while Meta refuses the access token a number sends with (code 190): its sends are held until Meta accepts the token",
+            token_refused.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -309,6 +316,7 @@ impl Metrics {
             upstream_in_flight,
             usage_unique_24h,
             usage_limit,
+            token_refused,
         }
     }
 
@@ -349,6 +357,13 @@ impl Metrics {
         self.upstream_duration
             .get_or_create(&UpstreamLabels { outcome })
             .observe(took.as_secs_f64());
+    }
+
+    /// Whether Meta refuses the access token `number` sends with.
+    pub fn token_refused(&self, number: u64, refused: bool) {
+        self.token_refused
+            .get_or_create(&NumberLabels { number })
+            .set(i64::from(refused));
     }
 
     /// Records a call made to Meta on a caller's behalf: which, how it was answered, how long.

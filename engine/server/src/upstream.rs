@@ -23,8 +23,10 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use super::config::MetaConfig;
 use super::http_client::{client, exchange, HttpClient};
 use super::metrics::Metrics;
+use super::refused_tokens::RefusedTokens;
 use wagate_durable::dispatch::{HandOver, Reconciled, Upstream, UpstreamError};
 use wagate_durable::message::StoredMessage;
+use wagate_rules::clock::Clock;
 
 /// Meta's codes that mean "not now" rather than "never".
 const RETRYABLE_CODES: &[u64] = &[
@@ -71,6 +73,9 @@ impl NumberLane {
 
 pub struct MetaUpstream {
     runtime: Handle,
+    clock: Arc<dyn Clock>,
+    /// Tokens Meta refused (190): sends with them are held until a probe.
+    refused_tokens: RefusedTokens,
     client: HttpClient,
     messages_url: String,
     authorization: String,
@@ -93,15 +98,19 @@ fn pace(mps: NonZeroU32) -> Quota {
 }
 
 impl MetaUpstream {
-    /// `tenant_tokens`: numbers that send with their tenant's own access token.
+    /// `tenant_tokens`: numbers that send with their tenant's own access token. `clock`:
+    /// wagate's, for how long a token Meta refused is held.
     pub fn new(
         config: &MetaConfig,
         tenant_tokens: std::collections::HashMap<u64, String>,
+        clock: Arc<dyn Clock>,
         runtime: Handle,
         metrics: Arc<Metrics>,
     ) -> MetaUpstream {
         MetaUpstream {
             runtime,
+            clock,
+            refused_tokens: RefusedTokens::default(),
             // Every number goes to the same host (graph.facebook.com): the pool must keep as
             // many connections as may be in flight at once, or the rest reconnect per request.
             client: client(config.max_concurrency),
@@ -177,15 +186,22 @@ impl MetaUpstream {
         let _ = done.send((index, self.post(number, payload).await));
     }
 
-    /// One POST of a send to Meta, now.
+    /// One POST of a send to Meta, now; held instead while Meta refuses its access token.
     async fn post(&self, number: u64, payload: Bytes) -> Result<String, UpstreamError> {
+        let authorization = self
+            .tenant_authorization
+            .get(&number)
+            .unwrap_or(&self.authorization);
+        let now = self.clock.now().unix_secs();
+        if let Some(until) = self.refused_tokens.held_until(authorization, number, now) {
+            self.metrics.token_refused(number, true);
+            return Err(UpstreamError::Retryable(format!(
+                "held: Meta refused the access token this number sends with (code 190); no \
+                 send goes with it before unix time {until}, when one probes it"
+            )));
+        }
         let request = Request::post(format!("{}/{number}/messages", self.messages_url))
-            .header(
-                AUTHORIZATION,
-                self.tenant_authorization
-                    .get(&number)
-                    .unwrap_or(&self.authorization),
-            )
+            .header(AUTHORIZATION, authorization)
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(payload))
             // wagate's own making (a bad base URL or token in the config): fixable, so retried.
@@ -194,7 +210,23 @@ impl MetaUpstream {
         let answered = exchange(&self.client, request, self.deadline).await;
         let outcome = answered
             .map_err(|e| UpstreamError::Retryable(e.to_string()))
-            .and_then(|(status, body)| classify(status, &body));
+            .and_then(|(status, body)| {
+                if !status.is_success() && error_code(&body) == Some(190) {
+                    self.token_refused(authorization, number, now);
+                }
+                classify(status, &body)
+            });
+        if outcome.is_ok() {
+            if let Some(numbers) = self.refused_tokens.accepted(authorization) {
+                tracing::info!(
+                    ?numbers,
+                    "Meta accepts the access token again: the numbers' held sends go"
+                );
+                for number in numbers {
+                    self.metrics.token_refused(number, false);
+                }
+            }
+        }
         let label = match &outcome {
             Ok(_) => "sent",
             Err(UpstreamError::Permanent(_) | UpstreamError::Refused { .. }) => "failed",
@@ -203,6 +235,26 @@ impl MetaUpstream {
         self.metrics.upstream_took(label, started.elapsed());
         outcome
     }
+}
+
+impl MetaUpstream {
+    /// Meta refused `authorization` (190) on a send from `number`: its sends are held.
+    fn token_refused(&self, authorization: &str, number: u64, now: u64) {
+        let until = self.refused_tokens.refused(authorization, number, now);
+        self.metrics.token_refused(number, true);
+        tracing::error!(
+            number,
+            probe_at_unix = until,
+            "Meta refused the access token this number sends with (code 190, invalid or \
+             expired): its sends are held, not sent, until Meta accepts it; set \
+             meta.access_token (or the tenant's meta_access_token) and restart"
+        );
+    }
+}
+
+/// Meta's error code in an error answer's body.
+fn error_code(body: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<Value>(body).ok()?["error"]["code"].as_u64()
 }
 
 /// What Meta's answer means for the message.
