@@ -487,6 +487,69 @@ async fn a_token_meta_refuses_holds_its_sends_until_a_probe_finds_it_accepted() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metas_throttling_slows_the_pair_and_the_number_it_names() -> Result<()> {
+    let (mut f, ana) = Fixture::ready_for("truth-throttling", "", 1).await?;
+    let pair_rate = || Scripted::meta_error(400, 131_056, "(#131056) Pair rate limit hit");
+
+    // 131056 twice for the same person: Meta's suggested wait grows (1 s, then 4 s).
+    f.meta.script([pair_rate(), pair_rate()]);
+    let first = f.send_update(&ana).await?.message_id();
+    advance(&f, 1).await?;
+    f.wait_message(&first, WAIT, |v| {
+        v["attempts"] == 1 && v["status"] == "pending"
+    })
+    .await?;
+    advance(&f, 2).await?;
+    f.meta.wait_for(2, WAIT).await?;
+    f.wait_message(&first, WAIT, |v| {
+        v["attempts"] == 2 && v["status"] == "pending"
+    })
+    .await?;
+    // Another send to that person is held here, not refused by Meta a third time.
+    let second = f.send_update(&ana).await?.message_id();
+    advance(&f, 1).await?;
+    f.wait_message(&second, WAIT, |v| {
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("held: Meta refused this pair"))
+    })
+    .await?;
+    assert_eq!(f.meta.received().len(), 2);
+    // Once Meta's wait has passed, both go.
+    advance(&f, 4).await?;
+    for id in [&first, &second] {
+        f.wait_message(id, WAIT, |v| v["status"] == "sent").await?;
+    }
+
+    // 130429: the number's throughput was reached: it is paced at half the rate from now on.
+    let pace = format!(r#"wagate_upstream_pace_messages_per_second{{number="{NUMBER_A}"}}"#);
+    let paced = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(pace.as_str())?.trim().parse::<i64>().ok())
+    };
+    let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
+    assert_eq!(paced(&metrics), Some(1_000), "{metrics}");
+    f.meta.script([Scripted::meta_error(
+        400,
+        130_429,
+        "(#130429) Rate limit hit",
+    )]);
+    let third = f.send_update(&ana).await?.message_id();
+    advance(&f, 1).await?;
+    f.wait_message(&third, WAIT, |v| {
+        v["error"].as_str().is_some_and(|e| e.contains("130429"))
+    })
+    .await?;
+    let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
+    assert_eq!(paced(&metrics), Some(500), "{metrics}");
+    advance(&f, 2).await?;
+    f.wait_message(&third, WAIT, |v| v["status"] == "sent")
+        .await?;
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_meta_reports_before_its_own_answer_is_uncharged_when_the_answer_lands(
 ) -> Result<()> {
     let (mut f, id) = super::sent_while_meta_holds("truth-early-failure", 16).await?;

@@ -23,6 +23,7 @@ mod grpc_port;
 mod headers;
 mod http_client;
 mod ingest;
+mod meta_pacing;
 mod meta_webhook;
 mod metrics;
 mod overrides;

@@ -5,6 +5,9 @@
 //! Meta's answer decides what happens next: its message id (wamid) settles the message;
 //! throttling (130429, 131056), Meta's transient codes, 5xx and network errors are retried by
 //! the dispatcher with backoff; anything else is permanent and recorded with Meta's code.
+//! Meta's word on its limits is kept, not only retried: a refused token (190) holds its
+//! numbers' sends (`refused_tokens`), a refused pair (131056) is held for Meta's suggested wait
+//! and a number that reached its throughput (130429) is paced slower (`meta_pacing`).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -22,6 +25,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::config::MetaConfig;
 use super::http_client::{client, exchange, HttpClient};
+use super::meta_pacing::{PairHolds, ThroughputCaps};
 use super::metrics::Metrics;
 use super::refused_tokens::RefusedTokens;
 use wagate_durable::dispatch::{HandOver, Reconciled, Upstream, UpstreamError};
@@ -76,6 +80,10 @@ pub struct MetaUpstream {
     clock: Arc<dyn Clock>,
     /// Tokens Meta refused (190): sends with them are held until a probe.
     refused_tokens: RefusedTokens,
+    /// Pairs Meta refused for the pair rate (131056), held for Meta's suggested wait.
+    pairs: PairHolds,
+    /// Numbers Meta said reached their throughput (130429), capped.
+    caps: ThroughputCaps,
     client: HttpClient,
     messages_url: String,
     authorization: String,
@@ -111,6 +119,8 @@ impl MetaUpstream {
             runtime,
             clock,
             refused_tokens: RefusedTokens::default(),
+            pairs: PairHolds::default(),
+            caps: ThroughputCaps::default(),
             // Every number goes to the same host (graph.facebook.com): the pool must keep as
             // many connections as may be in flight at once, or the rest reconnect per request.
             client: client(config.max_concurrency),
@@ -141,23 +151,48 @@ impl MetaUpstream {
         })
     }
 
-    /// Paces `number` at `mps` from now on (registration, a throughput change).
+    /// Paces `number` at `mps` from now on (registration, a throughput change), as far as the
+    /// cap Meta's 130429 set allows.
     pub fn set_throughput(&self, number: u64, mps: u32) {
+        let mps = self.caps.capped(number, mps);
         self.lanes.insert(number, Self::lane(self.per_number, mps));
+        self.metrics.paced(number, mps);
     }
 
     /// Like [`MetaUpstream::set_throughput`], but keeps the bucket when the rate is the same.
     pub fn set_throughput_if_changed(&self, number: u64, mps: u32) {
-        if self.lanes.get(&number).is_none_or(|lane| lane.mps != mps) {
+        let capped = self.caps.capped(number, mps);
+        if self
+            .lanes
+            .get(&number)
+            .is_none_or(|lane| lane.mps != capped)
+        {
             self.set_throughput(number, mps);
         }
     }
 
     fn lane_for(&self, number: u64) -> Arc<NumberLane> {
+        if let Some(lane) = self.lanes.get(&number) {
+            return lane.clone();
+        }
+        self.set_throughput(number, DEFAULT_MPS);
         self.lanes
-            .entry(number)
-            .or_insert_with(|| Self::lane(self.per_number, DEFAULT_MPS))
-            .clone()
+            .get(&number)
+            .map(|lane| lane.clone())
+            .unwrap_or_else(|| Self::lane(self.per_number, DEFAULT_MPS))
+    }
+
+    /// Meta said `number` reached its throughput while this send was paced at `paced_at`.
+    fn throughput_reached(&self, number: u64, paced_at: u32) {
+        if let Some(slower) = self.caps.reached(number, paced_at) {
+            self.set_throughput(number, slower);
+            tracing::warn!(
+                number,
+                from_mps = paced_at,
+                to_mps = slower,
+                "Meta says the number's throughput was reached (130429): it is paced slower from now on"
+            );
+        }
     }
 
     /// Sends `payload` (the sender's request, as accepted) from `number` once the number's
@@ -166,7 +201,7 @@ impl MetaUpstream {
     async fn send_when_let(
         self: Arc<Self>,
         index: usize,
-        number: u64,
+        (number, to): (u64, u64),
         payload: Bytes,
         ready: mpsc::UnboundedSender<(usize, oneshot::Sender<bool>)>,
         done: mpsc::UnboundedSender<(usize, Result<String, UpstreamError>)>,
@@ -183,11 +218,18 @@ impl MetaUpstream {
         if gone.await != Ok(true) {
             return; // the disk refused the mark: not sent, still pending
         }
-        let _ = done.send((index, self.post(number, payload).await));
+        let _ = done.send((index, self.post(number, to, lane.mps, payload).await));
     }
 
-    /// One POST of a send to Meta, now; held instead while Meta refuses its access token.
-    async fn post(&self, number: u64, payload: Bytes) -> Result<String, UpstreamError> {
+    /// One POST of a send from `number` to `to` (paced at `paced_at` a second) to Meta, now;
+    /// held instead while Meta refuses its access token or its pair.
+    async fn post(
+        &self,
+        number: u64,
+        to: u64,
+        paced_at: u32,
+        payload: Bytes,
+    ) -> Result<String, UpstreamError> {
         let authorization = self
             .tenant_authorization
             .get(&number)
@@ -198,6 +240,12 @@ impl MetaUpstream {
             return Err(UpstreamError::Retryable(format!(
                 "held: Meta refused the access token this number sends with (code 190); no \
                  send goes with it before unix time {until}, when one probes it"
+            )));
+        }
+        if let Some(until) = self.pairs.held_until(number, to, now) {
+            return Err(UpstreamError::Retryable(format!(
+                "held: Meta refused this pair for its rate (code 131056); nothing goes to this \
+                 person from this number before unix time {until}"
             )));
         }
         let request = Request::post(format!("{}/{number}/messages", self.messages_url))
@@ -211,12 +259,18 @@ impl MetaUpstream {
         let outcome = answered
             .map_err(|e| UpstreamError::Retryable(e.to_string()))
             .and_then(|(status, body)| {
-                if !status.is_success() && error_code(&body) == Some(190) {
-                    self.token_refused(authorization, number, now);
+                match (status.is_success(), error_code(&body)) {
+                    (false, Some(190)) => self.token_refused(authorization, number, now),
+                    (false, Some(131_056)) => {
+                        self.pairs.refused(number, to, now);
+                    }
+                    (false, Some(130_429)) => self.throughput_reached(number, paced_at),
+                    _ => {}
                 }
                 classify(status, &body)
             });
         if outcome.is_ok() {
+            self.pairs.sent(number, to);
             if let Some(numbers) = self.refused_tokens.accepted(authorization) {
                 tracing::info!(
                     ?numbers,
@@ -303,13 +357,14 @@ pub(crate) struct SharedMetaUpstream(pub Arc<MetaUpstream>);
 impl Upstream for SharedMetaUpstream {
     fn send(&self, message: &StoredMessage) -> Result<String, UpstreamError> {
         let upstream = self.0.clone();
-        let (number, payload) = (message.number.0, Bytes::copy_from_slice(&message.payload));
+        let (number, to) = (message.number.0, message.to.digits());
+        let payload = Bytes::copy_from_slice(&message.payload);
         self.0.runtime.block_on(async move {
             let lane = upstream.lane_for(number);
             let _overall = upstream.in_flight.acquire().await;
             let _own = lane.in_flight.acquire().await;
             lane.wait_for_turn().await;
-            upstream.post(number, payload).await
+            upstream.post(number, to, lane.mps, payload).await
         })
     }
 
@@ -318,19 +373,24 @@ impl Upstream for SharedMetaUpstream {
     /// then go out, so a crash leaves in flight only what was under way at Meta.
     fn send_all(&self, messages: &[StoredMessage], hand_over: &mut dyn HandOver) {
         let upstream = self.0.clone();
-        // Only the number and the payload travel: copying whole records cost a second copy
+        // Only the pair and the payload travel: copying whole records cost a second copy
         // of every payload.
-        let messages: Vec<(u64, Bytes)> = messages
+        let messages: Vec<((u64, u64), Bytes)> = messages
             .iter()
-            .map(|m| (m.number.0, Bytes::copy_from_slice(&m.payload)))
+            .map(|m| {
+                (
+                    (m.number.0, m.to.digits()),
+                    Bytes::copy_from_slice(&m.payload),
+                )
+            })
             .collect();
         self.0.runtime.block_on(async move {
             let (ready, mut readies) = mpsc::unbounded_channel();
             let (done, mut dones) = mpsc::unbounded_channel();
-            for (index, (number, payload)) in messages.into_iter().enumerate() {
+            for (index, (pair, payload)) in messages.into_iter().enumerate() {
                 tokio::spawn(upstream.clone().send_when_let(
                     index,
-                    number,
+                    pair,
                     payload,
                     ready.clone(),
                     done.clone(),
