@@ -104,10 +104,10 @@ async fn other_graph_calls_pass_through_for_what_the_tenant_owns_and_are_audited
     // Meta's refusal relayed.
     f.meta
         .script([Scripted::meta_error(400, 100, "Invalid parameter")]);
-    let template = json!({ "name": "order_update", "category": "UTILITY" });
+    let template = json!({ "override_callback_uri": "https://alpha.example/hook" });
     let created = f
         .web
-        .post(&f.url("/v23.0/1/message_templates"), ALPHA, &template, &[])
+        .post(&f.url("/v23.0/1/subscribed_apps"), ALPHA, &template, &[])
         .await?;
     assert_eq!((created.status, created.code()), (400, Some(100)));
     let received = f.meta.wait_for(2, WAIT).await?;
@@ -154,4 +154,120 @@ async fn other_graph_calls_pass_through_for_what_the_tenant_owns_and_are_audited
         audited[0]
     );
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_created_through_the_cloud_api_is_linted_sent_and_known_as_pending() -> Result<()>
+{
+    // Tenant gamma refuses templates its lint faults; alpha sends them with the findings.
+    let gamma = r#"
+[[numbers]]
+id = 3001
+account = 3
+portfolio = 3
+throughput_mps = 1000
+
+[[tenants]]
+name = "gamma"
+token = "gamma-token-0123456789"
+numbers = [3001]
+block_on_template_lint = true
+"#;
+    let mut f = Fixture::start("drop-in-templates", gamma).await?;
+    let ana = person(1);
+    f.opt_in(NUMBER_A, std::slice::from_ref(&ana)).await?;
+    let create = |name: &str, body: &str| {
+        json!({ "name": name, "language": "en_US", "category": "UTILITY",
+                "components": [{ "type": "BODY", "text": body,
+                                 "example": { "body_text": [["Ana"]] } }] })
+    };
+    let meta_took = |id: &str| Scripted {
+        status: 200,
+        body: json!({ "id": id, "status": "PENDING", "category": "UTILITY" }),
+    };
+
+    let notice = create("shipping_notice", "Hi {{1}}, your parcel left.");
+    f.meta.script([meta_took("594425479261596")]);
+    let created = f
+        .web
+        .post(&f.url("/v23.0/1/message_templates"), ALPHA, &notice, &[])
+        .await?;
+    assert_eq!(created.status, 200, "{}", created.text());
+    assert_eq!(created.json()["id"], "594425479261596", "Meta's answer");
+    assert_eq!(created.json()["wagate_lint"], json!([]));
+    let received = f.meta.wait_for(1, WAIT).await?;
+    assert_eq!(received[0].path, "/v23.0/1/message_templates");
+    assert_eq!(
+        received[0].json(),
+        notice,
+        "the request as the caller wrote it"
+    );
+
+    // wagate knows it as pending: a send of it is refused as not approved (not as unknown),
+    // until Meta's verdict comes.
+    let send = template_send(&ana, "shipping_notice", &["Ana"]);
+    let early = f.send(ALPHA, NUMBER_A, &send, &[]).await?;
+    assert_eq!(
+        early.json()["error"]["wagate_reason"],
+        "template_not_approved",
+        "{}",
+        early.text()
+    );
+    let approved = account_webhook(
+        "message_template_status_update",
+        json!({ "event": "APPROVED", "message_template_id": 594425479261596_u64,
+                "message_template_name": "shipping_notice",
+                "message_template_language": "en_US" }),
+    );
+    assert_eq!(f.meta_webhook(&approved, None).await?.json()["applied"], 1);
+    let sent = f.send(ALPHA, NUMBER_A, &send, &[]).await?;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+
+    // A template the lint faults (a variable at the body's edge): alpha's goes to Meta with
+    // the findings alongside; gamma's is refused here, Meta never asked.
+    let faulty = create("code_notice", "{{1}} is your code");
+    f.meta.script([meta_took("594425479261597")]);
+    let advised = f
+        .web
+        .post(&f.url("/v23.0/1/message_templates"), ALPHA, &faulty, &[])
+        .await?;
+    assert_eq!(advised.status, 200, "{}", advised.text());
+    assert_eq!(
+        advised.json()["wagate_lint"][0]["rule"],
+        "variable_at_edge",
+        "{}",
+        advised.text()
+    );
+    let asked = f.meta.received().len();
+    let blocked = f
+        .web
+        .post(
+            &f.url("/v23.0/3/message_templates"),
+            "gamma-token-0123456789",
+            &faulty,
+            &[],
+        )
+        .await?;
+    assert_eq!(blocked.status, 400, "{}", blocked.text());
+    assert_eq!(blocked.json()["wagate_lint"][0]["rule"], "variable_at_edge");
+    assert_eq!(f.meta.received().len(), asked, "Meta was not asked");
+
+    // Another business's templates, and a malformed request: refused here.
+    let foreign = f
+        .web
+        .post(&f.url("/v23.0/3/message_templates"), ALPHA, &notice, &[])
+        .await?;
+    assert_eq!((foreign.status, foreign.code()), (400, Some(100)));
+    let malformed = f
+        .web
+        .post(
+            &f.url("/v23.0/1/message_templates"),
+            ALPHA,
+            &json!({ "name": "x", "language": "en_US", "category": "UTILITY" }),
+            &[],
+        )
+        .await?;
+    assert_eq!(malformed.status, 400, "{}", malformed.text());
+    assert_eq!(f.meta.received().len(), asked);
+    f.stop()
 }

@@ -10,7 +10,7 @@ use tracing::Instrument;
 use super::metrics::{bump, Snapshot};
 use super::reply::ApiErrorResponse;
 use super::state::App;
-use super::{admin, bulk, meta_webhook, pass_through, send};
+use super::{admin, bulk, meta_webhook, pass_through, send, templates_api};
 use wagate_cloud_api::error::ApiError;
 
 /// `/metrics` speaks OpenMetrics (counters' samples end in `_total`, histograms carry units).
@@ -25,6 +25,12 @@ const USAGE_NUMBERS_PER_SCRAPE: usize = 1_000;
 pub(crate) fn router(app: App) -> Router {
     Router::new()
         .route(send::SEND_ENDPOINT, post(send::single))
+        .route(
+            "/{version}/{waba_id}/message_templates",
+            post(templates_api::create)
+                .get(pass_through::pass_through)
+                .delete(pass_through::pass_through),
+        )
         .route("/wagate/v1/bulk", post(bulk::bulk))
         .route("/wagate/v1/messages/{id}", get(send::status))
         .route(

@@ -222,6 +222,10 @@ pub struct TenantConfig {
     /// The Meta access token this tenant's messages go with; `meta.access_token` when absent.
     #[serde(default)]
     pub meta_access_token: Option<String>,
+    /// Templates created through the Cloud API path whose lint finds what Meta's review would
+    /// reject are refused before Meta (`true`), or sent with the findings alongside (`false`).
+    #[serde(default)]
+    pub block_on_template_lint: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -25,6 +25,7 @@ const IDLE_CONNECTIONS: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GraphCall {
     ReadMark,
+    TemplateCreate,
     PassThrough,
 }
 
@@ -32,6 +33,7 @@ impl GraphCall {
     fn label(self) -> &'static str {
         match self {
             GraphCall::ReadMark => "read_mark",
+            GraphCall::TemplateCreate => "template_create",
             GraphCall::PassThrough => "pass_through",
         }
     }

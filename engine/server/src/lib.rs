@@ -32,6 +32,7 @@ mod refused_tokens;
 mod reply;
 mod send;
 mod state;
+mod templates_api;
 mod tenants;
 mod upstream;
 

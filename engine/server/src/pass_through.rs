@@ -93,14 +93,16 @@ fn owns(app: &App, tenant: &Tenant, id: &str) -> bool {
     let Ok(id) = id.parse::<u64>() else {
         return false;
     };
-    if tenant.owns(PhoneNumberId(id)) {
-        return true;
-    }
+    tenant.owns(PhoneNumberId(id)) || owns_account(app, tenant, AccountId(id))
+}
+
+/// Whether `account` is the business (WABA) of one of the tenant's numbers.
+pub(crate) fn owns_account(app: &App, tenant: &Tenant, account: AccountId) -> bool {
     let registry = app.wagate.registry();
     tenant.numbers.iter().any(|&number| {
         registry
             .number(PhoneNumberId(number))
-            .is_some_and(|state| state.account == AccountId(id))
+            .is_some_and(|state| state.account == account)
     })
 }
 

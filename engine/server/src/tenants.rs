@@ -23,6 +23,8 @@ pub struct Tenant {
     pub callback_secret: String,
     /// `Bearer` and the tenant's own Meta access token, when it has one.
     pub meta_authorization: Option<String>,
+    /// Templates whose lint finds anything are refused before Meta.
+    pub block_on_template_lint: bool,
 }
 
 impl Tenant {
@@ -59,6 +61,7 @@ impl Tenants {
                     .meta_access_token
                     .as_ref()
                     .map(|token| format!("Bearer {token}")),
+                block_on_template_lint: config.block_on_template_lint,
             });
             for number in &config.numbers {
                 by_number.insert(*number, tenant.clone());

@@ -10,8 +10,10 @@
 mod bodies;
 mod read_mark;
 mod template;
+mod template_create;
 
 pub use read_mark::ReadMark;
+pub use template_create::parse_template_create;
 
 use std::fmt;
 
