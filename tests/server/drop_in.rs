@@ -271,3 +271,66 @@ block_on_template_lint = true
     assert_eq!(f.meta.received().len(), asked);
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metas_answer_to_a_number_read_is_applied_as_metas_word() -> Result<()> {
+    let mut f = Fixture::start("drop-in-number-read", "").await?;
+    let usage_url = f.url(&format!("/wagate/admin/numbers/{NUMBER_A}/usage"));
+    let before = f.web.get(&usage_url, ADMIN).await?.json();
+    assert_ne!(before["quality"], "YELLOW", "{before}");
+    assert_ne!(before["tier"], "TIER_10K", "{before}");
+
+    // The sender reads its number; Meta says YELLOW and TIER_10K (no webhook ever said so).
+    f.meta.script([Scripted {
+        status: 200,
+        body: json!({ "id": NUMBER_A.to_string(), "quality_rating": "YELLOW",
+                      "messaging_limit_tier": "TIER_10K", "throughput": { "level": "STANDARD" },
+                      "display_phone_number": "+1 555-000-1001" }),
+    }]);
+    let read = f
+        .web
+        .get(
+            &f.url(&format!(
+                "/v23.0/{NUMBER_A}?fields=quality_rating,messaging_limit_tier,throughput"
+            )),
+            ALPHA,
+        )
+        .await?;
+    assert_eq!(read.status, 200, "{}", read.text());
+    assert_eq!(
+        read.json()["quality_rating"],
+        "YELLOW",
+        "relayed as it came"
+    );
+    let after = f.web.get(&usage_url, ADMIN).await?.json();
+    assert_eq!(after["quality"], "YELLOW", "{after}");
+    assert_eq!(after["tier"], "TIER_10K", "{after}");
+
+    // A business's number list: only the tenant's own numbers are taken from it.
+    f.meta.script([Scripted {
+        status: 200,
+        body: json!({ "data": [
+            { "id": NUMBER_A2.to_string(), "quality_rating": "RED" },
+            { "id": NUMBER_B.to_string(), "quality_rating": "RED" } ] }),
+    }]);
+    let listed = f.web.get(&f.url("/v23.0/1/phone_numbers"), ALPHA).await?;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let quality_of = |number: u64| {
+        let url = f.url(&format!("/wagate/admin/numbers/{number}/usage"));
+        let web = &f.web;
+        async move { Ok::<_, anyhow::Error>(web.get(&url, ADMIN).await?.json()["quality"].clone()) }
+    };
+    assert_eq!(quality_of(NUMBER_A2).await?, "RED");
+    assert_ne!(
+        quality_of(NUMBER_B).await?,
+        "RED",
+        "beta's number is not alpha's to change"
+    );
+
+    let metrics = metrics(&f).await?;
+    for fact in ["quality", "tier"] {
+        let line = format!(r#"wagate_meta_facts_applied_total{{fact="{fact}"}}"#);
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+    f.stop()
+}

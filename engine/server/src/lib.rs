@@ -26,6 +26,7 @@ mod ingest;
 mod meta_pacing;
 mod meta_webhook;
 mod metrics;
+mod number_reads;
 mod overrides;
 mod pass_through;
 mod refused_tokens;

@@ -75,6 +75,12 @@ pub struct GraphLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct FactLabels {
+    /// `quality`, `tier` or `throughput`.
+    pub(crate) fact: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct NumberLabels {
     pub number: u64,
 }
@@ -138,6 +144,7 @@ pub struct Metrics {
     usage_limit: Family<NumberLabels, Gauge>,
     token_refused: Family<NumberLabels, Gauge>,
     upstream_pace: Family<NumberLabels, Gauge>,
+    facts_applied: Family<FactLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -287,6 +294,12 @@ impl Metrics {
             "The rate each number's sends go to Meta at: its throughput, lowered where Meta answered 130429",
             upstream_pace.clone(),
         );
+        let facts_applied = Family::<FactLabels, Counter>::default();
+        registry.register(
+            "meta_facts_applied",
+            "Facts about numbers Meta reported that differed from wagate's state and were applied, by fact",
+            facts_applied.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -325,6 +338,7 @@ impl Metrics {
             usage_limit,
             token_refused,
             upstream_pace,
+            facts_applied,
         }
     }
 
@@ -365,6 +379,11 @@ impl Metrics {
         self.upstream_duration
             .get_or_create(&UpstreamLabels { outcome })
             .observe(took.as_secs_f64());
+    }
+
+    /// A fact about a number Meta reported, applied.
+    pub fn fact_applied(&self, fact: &'static str) {
+        self.facts_applied.get_or_create(&FactLabels { fact }).inc();
     }
 
     /// The rate `number`'s sends go to Meta at.

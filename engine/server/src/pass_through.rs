@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::body_read::read_request_body;
 use super::graph::{graph_object, GraphCall, MetaAnswer};
+use super::number_reads;
 use super::reply::{no_such_object, unknown_endpoint, ApiErrorResponse};
 use super::send::counted;
 use super::state::App;
@@ -83,7 +84,12 @@ pub(crate) async fn pass_through(
         "passed through to Meta"
     );
     match answered {
-        Ok(answer) => relay(answer),
+        Ok(answer) => {
+            if method == Method::GET && answer.status.is_success() {
+                number_reads::apply(&app, &tenant, uri.path(), &answer.body).await;
+            }
+            relay(answer)
+        }
         Err(error) => ApiErrorResponse(error, Some(1)).into_response(),
     }
 }

@@ -4,6 +4,9 @@
 pub mod admin;
 mod delivery_path;
 mod meta_refusals;
+mod number_facts;
+
+pub use number_facts::NumberFacts;
 pub mod webhook;
 
 use std::path::PathBuf;

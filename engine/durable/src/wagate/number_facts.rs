@@ -1,0 +1,57 @@
+//! A number's facts as Meta reports them when asked (`GET /{phone_number_id}`, a business's
+//! `phone_numbers`): quality rating (YELLOW included), messaging limit tier and throughput
+//! level. Meta's word: each that differs from wagate's own state is applied and written, and
+//! named in the answer so the caller can log and count it.
+
+use super::Wagate;
+use crate::admin::AdminError;
+use wagate_rules::ids::PhoneNumberId;
+use wagate_rules::quality::Quality;
+
+/// What Meta says of a number; `None` for what it did not say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NumberFacts {
+    pub quality: Option<Quality>,
+    /// Meta's tier name (`TIER_250`, `TIER_1K`, ..., `TIER_UNLIMITED`).
+    pub tier: Option<String>,
+    /// Messages a second Meta's throughput level allows (80 standard, more when high).
+    pub throughput_mps: Option<u32>,
+}
+
+impl Wagate {
+    /// Applies each of Meta's facts about `id` that differs from wagate's state; the names of
+    /// those applied (`quality`, `tier`, `throughput`).
+    pub fn apply_number_facts(
+        &self,
+        id: PhoneNumberId,
+        facts: &NumberFacts,
+    ) -> Result<Vec<&'static str>, AdminError> {
+        let mut applied = Vec::new();
+        let Some(number) = self.registry().number(id) else {
+            return Ok(applied);
+        };
+        if let Some(quality) = facts.quality.filter(|q| *q != number.quality()) {
+            self.set_number_quality(id, quality)?;
+            applied.push("quality");
+        }
+        if let Some(tier) = &facts.tier {
+            let profile = self.registry().profile();
+            let current = profile
+                .tiers
+                .get(number.scope.tier())
+                .map(|t| t.name.as_str());
+            if !current.is_some_and(|current| current.eq_ignore_ascii_case(tier)) {
+                self.set_tier(id, tier)?;
+                applied.push("tier");
+            }
+        }
+        let max = self.registry().profile().pacing.max_throughput_mps;
+        if let Some(mps) = facts.throughput_mps.map(|mps| mps.min(max)) {
+            if mps != number.throughput.messages_per_second() {
+                self.set_throughput(id, mps)?;
+                applied.push("throughput");
+            }
+        }
+        Ok(applied)
+    }
+}
