@@ -334,3 +334,71 @@ async fn metas_answer_to_a_number_read_is_applied_as_metas_word() -> Result<()> 
     }
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metas_template_list_and_deletion_bring_wagate_in_line() -> Result<()> {
+    let (mut f, ana) = Fixture::ready_for("drop-in-template-list", "", 1).await?;
+    f.approved_template("promo", "marketing", "Sale for {{1}}")
+        .await?;
+    let send = |name: &str| template_send(&ana, name, &["Ana"]);
+    let welcome = send("welcome_back");
+    let unknown = f.send(ALPHA, NUMBER_A, &welcome, &[]).await?;
+    assert_eq!(
+        unknown.json()["error"]["wagate_reason"],
+        "template_not_found",
+        "{}",
+        unknown.text()
+    );
+
+    // Meta's list: promo paused on Meta's side (no webhook said so), and a template wagate was
+    // never told of, approved.
+    f.meta.script([Scripted {
+        status: 200,
+        body: json!({ "data": [
+            { "id": "11", "name": "promo", "language": "en_US", "status": "PAUSED",
+              "category": "MARKETING",
+              "components": [{ "type": "BODY", "text": "Sale for {{1}}" }] },
+            { "id": "12", "name": "welcome_back", "language": "en_US", "status": "APPROVED",
+              "category": "UTILITY",
+              "components": [{ "type": "BODY", "text": "Welcome back {{1}}" }] } ] }),
+    }]);
+    let listed = f
+        .web
+        .get(&f.url("/v23.0/1/message_templates?limit=100"), ALPHA)
+        .await?;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert_eq!(
+        listed.json()["data"][0]["name"],
+        "promo",
+        "relayed as it came"
+    );
+    let paused = f.send(ALPHA, NUMBER_A, &send("promo"), &[]).await?;
+    assert_eq!(paused.code(), Some(132_015), "{}", paused.text());
+    let known = f.send(ALPHA, NUMBER_A, &welcome, &[]).await?;
+    assert_eq!(known.status, 200, "{}", known.text());
+
+    // Meta deletes it: so does wagate.
+    f.meta.script([Scripted {
+        status: 200,
+        body: json!({ "success": true }),
+    }]);
+    let deleted = f
+        .web
+        .request(
+            hyper::Method::DELETE,
+            &f.url("/v23.0/1/message_templates?name=welcome_back"),
+            &[("authorization", &format!("Bearer {ALPHA}"))],
+            bytes::Bytes::new(),
+        )
+        .await?;
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    let gone = f.send(ALPHA, NUMBER_A, &welcome, &[]).await?;
+    assert_eq!(gone.code(), Some(132_001), "{}", gone.text());
+
+    let metrics = metrics(&f).await?;
+    for fact in ["template_status", "template_known"] {
+        let line = format!(r#"wagate_meta_facts_applied_total{{fact="{fact}"}}"#);
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+    f.stop()
+}

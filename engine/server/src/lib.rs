@@ -33,6 +33,7 @@ mod refused_tokens;
 mod reply;
 mod send;
 mod state;
+mod template_reads;
 mod templates_api;
 mod tenants;
 mod upstream;

@@ -76,7 +76,7 @@ pub struct GraphLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct FactLabels {
-    /// `quality`, `tier` or `throughput`.
+    /// `quality`, `tier`, `throughput`, `template_status` or `template_known`.
     pub(crate) fact: &'static str,
 }
 
@@ -297,7 +297,7 @@ impl Metrics {
         let facts_applied = Family::<FactLabels, Counter>::default();
         registry.register(
             "meta_facts_applied",
-            "Facts about numbers Meta reported that differed from wagate's state and were applied, by fact",
+            "Facts about numbers and templates Meta reported that differed from wagate's state and were applied, by fact",
             facts_applied.clone(),
         );
         Metrics {

@@ -12,11 +12,11 @@ use axum::response::{IntoResponse, Response};
 
 use super::body_read::read_request_body;
 use super::graph::{graph_object, GraphCall, MetaAnswer};
-use super::number_reads;
 use super::reply::{no_such_object, unknown_endpoint, ApiErrorResponse};
 use super::send::counted;
 use super::state::App;
 use super::tenants::Tenant;
+use super::{number_reads, template_reads};
 use wagate_cloud_api::error::ApiError;
 use wagate_rules::ids::{AccountId, PhoneNumberId};
 
@@ -85,8 +85,11 @@ pub(crate) async fn pass_through(
     );
     match answered {
         Ok(answer) => {
-            if method == Method::GET && answer.status.is_success() {
-                number_reads::apply(&app, &tenant, uri.path(), &answer.body).await;
+            if answer.status.is_success() {
+                if method == Method::GET {
+                    number_reads::apply(&app, &tenant, uri.path(), &answer.body).await;
+                }
+                template_reads::apply(&app, &method, uri.path(), uri.query(), &answer.body).await;
             }
             relay(answer)
         }

@@ -157,7 +157,8 @@ fn person_of(text: &str) -> Result<Msisdn, ApiError> {
     Msisdn::parse(text).map_err(|e| ApiError::invalid_parameter(format!("wa_id {text}: {e}")))
 }
 
-fn template_status(event: &str) -> Option<TemplateStatus> {
+/// A template status as Meta words it (webhook events and the template list alike).
+pub fn template_status(event: &str) -> Option<TemplateStatus> {
     Some(match event.to_ascii_uppercase().as_str() {
         "APPROVED" | "REINSTATED" | "UNPAUSED" => TemplateStatus::Approved,
         "PENDING" | "IN_APPEAL" => TemplateStatus::InReview,
