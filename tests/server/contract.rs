@@ -75,6 +75,7 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
          json!({ "name": "greeting", "language": "en_US", "category": "MARKETING",
                  "components": [{ "type": "BODY", "text": "Hello {{1}}, welcome." }] }).to_string(), "application/json"),
         ("delete", "/v23.0/1/message_templates?name=greeting".into(), ALPHA, String::new(), ""),
+        ("post", "/wagate/admin/sync".into(), ADMIN, String::new(), ""),
         ("get", "/metrics".into(), "", String::new(), ""),
         ("get", "/healthz".into(), "", String::new(), ""),
     ];

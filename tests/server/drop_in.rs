@@ -3,7 +3,7 @@
 //! back as Meta gave them.
 
 use anyhow::Result;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::WAIT;
 use crate::support::fixture::*;
@@ -400,5 +400,87 @@ async fn metas_template_list_and_deletion_bring_wagate_in_line() -> Result<()> {
         let line = format!(r#"wagate_meta_facts_applied_total{{fact="{fact}"}}"#);
         assert!(metrics.contains(&line), "{line} in\n{metrics}");
     }
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_from_meta_brings_every_business_in_line_on_demand_and_at_start() -> Result<()> {
+    let mut f = Fixture::start("drop-in-sync", "").await?;
+    let ana = person(1);
+    f.opt_in(NUMBER_A, std::slice::from_ref(&ana)).await?;
+    let answer = |body: Value| Scripted { status: 200, body };
+    // In the order wagate asks: alpha's business 1 (templates, numbers), then beta's 2.
+    f.meta.script([
+        answer(json!({ "data": [
+            { "name": "welcome_back", "language": "en_US", "status": "APPROVED",
+              "category": "UTILITY",
+              "components": [{ "type": "BODY", "text": "Welcome back {{1}}" }] } ] })),
+        answer(json!({ "data": [{ "id": NUMBER_A.to_string(), "quality_rating": "YELLOW" }] })),
+        answer(json!({ "data": [] })),
+        answer(json!({ "data": [] })),
+    ]);
+    let synced = f.admin("/wagate/admin/sync", json!({})).await?;
+    assert_eq!(synced.status, 200, "{}", synced.text());
+    assert_eq!(synced.json(), json!({ "asked": 4, "answered": 4 }));
+    let asked: Vec<(String, Option<String>)> = f
+        .meta
+        .received()
+        .iter()
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.header("authorization").map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![
+            (
+                "/v23.0/1/message_templates?limit=1000".into(),
+                Some(bearer(META_TOKEN))
+            ),
+            (
+                "/v23.0/1/phone_numbers?limit=1000".into(),
+                Some(bearer(META_TOKEN))
+            ),
+            (
+                "/v23.0/2/message_templates?limit=1000".into(),
+                Some(bearer(BETA_META_TOKEN))
+            ),
+            (
+                "/v23.0/2/phone_numbers?limit=1000".into(),
+                Some(bearer(BETA_META_TOKEN))
+            ),
+        ]
+    );
+    let welcome = template_send(&ana, "welcome_back", &["Ana"]);
+    let sent = f.send(ALPHA, NUMBER_A, &welcome, &[]).await?;
+    assert_eq!(
+        sent.status,
+        200,
+        "a template wagate was never told of: {}",
+        sent.text()
+    );
+    let usage = f
+        .web
+        .get(
+            &f.url(&format!("/wagate/admin/numbers/{NUMBER_A}/usage")),
+            ADMIN,
+        )
+        .await?
+        .json();
+    assert_eq!(usage["quality"], "YELLOW", "{usage}");
+    f.stop()?;
+
+    // With an interval configured, a sync runs at start.
+    let mut f = Fixture::start_with(
+        "drop-in-sync-at-start",
+        "",
+        &["--meta.sync_interval_secs", "3600"],
+    )
+    .await?;
+    let asked = f.meta.wait_for(4, WAIT).await?;
+    assert!(asked.iter().all(|r| r.method == "GET"), "{asked:?}");
     f.stop()
 }

@@ -40,6 +40,13 @@ pub(crate) fn routes() -> Router<App> {
         .route("/wagate/admin/messages/in_flight", get(in_flight))
         .route("/wagate/admin/messages/{id}/settle", post(settle))
         .route("/wagate/admin/clock", get(clock).post(move_clock))
+        .route("/wagate/admin/sync", post(sync_from_meta))
+}
+
+/// Syncs from Meta now: every tenant's businesses' templates and numbers, as Meta's word.
+async fn sync_from_meta(State(app): State<App>, headers: HeaderMap) -> Answer {
+    admin_only(&app, &headers)?;
+    Ok(reply::ok(&super::meta_sync::sync(&app).await))
 }
 
 type Answer = Result<Response, ApiErrorResponse>;

@@ -155,6 +155,9 @@ pub struct MetaConfig {
     /// Upstream requests in flight at once for one number.
     pub max_concurrency_per_number: usize,
     pub request_timeout_ms: u64,
+    /// Seconds between syncs from Meta (templates and phone numbers of every tenant's
+    /// businesses, applied as Meta's word), the first at start; 0 (the default): only on demand.
+    pub sync_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -307,6 +310,7 @@ impl Default for MetaConfig {
             max_concurrency: 256,
             max_concurrency_per_number: 32,
             request_timeout_ms: 10_000,
+            sync_interval_secs: 0,
         }
     }
 }

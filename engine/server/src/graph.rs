@@ -27,6 +27,8 @@ pub(crate) enum GraphCall {
     ReadMark,
     TemplateCreate,
     PassThrough,
+    /// wagate's own reads of Meta's state (`meta_sync`).
+    Sync,
 }
 
 impl GraphCall {
@@ -34,6 +36,7 @@ impl GraphCall {
         match self {
             GraphCall::ReadMark => "read_mark",
             GraphCall::TemplateCreate => "template_create",
+            GraphCall::Sync => "sync",
             GraphCall::PassThrough => "pass_through",
         }
     }

@@ -24,6 +24,7 @@ mod headers;
 mod http_client;
 mod ingest;
 mod meta_pacing;
+mod meta_sync;
 mod meta_webhook;
 mod metrics;
 mod number_reads;
@@ -295,6 +296,13 @@ pub async fn serve(
             },
         );
     let mut grpc = tokio::spawn(grpc);
+    if app.config.meta.sync_interval_secs > 0 {
+        // Ends when the server starts closing; a sync under way then is simply dropped.
+        tokio::spawn(meta_sync::run(
+            app.clone(),
+            Duration::from_secs(app.config.meta.sync_interval_secs),
+        ));
+    }
     shutdown.await;
     // One deadline for the whole stop: each step takes what is left of it, not a grace of its
     // own.
