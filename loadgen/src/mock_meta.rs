@@ -4,6 +4,11 @@
 //! sometimes read, or failed with 131026). Injected [`Faults`] (500s, dropped connections, slow
 //! answers) exercise wagate's retries. `GET /mock/report` gives the
 //! counts; `POST /mock/inbound` makes a person write (a signed inbound webhook).
+//!
+//! It also answers the Graph reads wagate syncs from (`GET /{waba_id}/message_templates`,
+//! `GET /{waba_id}/phone_numbers`) in Meta's shapes, and lets a test change Meta's side with no
+//! webhook: `POST /mock/template_status` (`{name, language, status}`) and
+//! `POST /mock/number_quality` (`{phone_number_id, quality_rating}`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,6 +76,8 @@ struct FaultCounts {
 
 struct State {
     oracle: Mutex<Oracle>,
+    /// Each number's quality rating as Meta would report it (GREEN until a test says else).
+    qualities: Mutex<std::collections::BTreeMap<String, String>>,
     next_id: AtomicU64,
     arrivals: AtomicU64,
     faults: Faults,
@@ -240,6 +247,62 @@ async fn handle(
             state.webhooks.enqueue(messages_entry(&number, fields));
             reply(StatusCode::OK, &json!({ "success": true }))
         }
+        (Method::GET, [_version, _waba, "message_templates"]) => {
+            let oracle = state.oracle.lock().expect("oracle");
+            let data: Vec<Value> = oracle
+                .templates()
+                .iter()
+                .map(|(name, language, template)| {
+                    json!({ "name": name, "language": language, "status": template.name(),
+                            "category": "UTILITY",
+                            "components": [{ "type": "BODY", "text": "Hello {{1}}" }] })
+                })
+                .collect();
+            reply(StatusCode::OK, &json!({ "data": data }))
+        }
+        (Method::GET, [_version, _waba, "phone_numbers"]) => {
+            let qualities = state.qualities.lock().expect("qualities");
+            let data: Vec<Value> = qualities
+                .iter()
+                .map(|(id, quality)| json!({ "id": id, "quality_rating": quality }))
+                .collect();
+            reply(StatusCode::OK, &json!({ "data": data }))
+        }
+        (Method::POST, ["mock", "template_status"]) => {
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let (name, language) = (
+                json["name"].as_str().unwrap_or_default(),
+                json["language"].as_str().unwrap_or("en_US"),
+            );
+            match json["status"].as_str().and_then(TemplateState::parse) {
+                Some(template) => {
+                    state
+                        .oracle
+                        .lock()
+                        .expect("oracle")
+                        .set_template(name, language, template);
+                    reply(StatusCode::OK, &json!({ "success": true }))
+                }
+                None => reply(StatusCode::BAD_REQUEST, &meta_error(100)),
+            }
+        }
+        (Method::POST, ["mock", "number_quality"]) => {
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            match (
+                json["phone_number_id"].as_str(),
+                json["quality_rating"].as_str(),
+            ) {
+                (Some(number), Some(quality)) => {
+                    state
+                        .qualities
+                        .lock()
+                        .expect("qualities")
+                        .insert(number.to_string(), quality.to_string());
+                    reply(StatusCode::OK, &json!({ "success": true }))
+                }
+                _ => reply(StatusCode::BAD_REQUEST, &meta_error(100)),
+            }
+        }
         (Method::POST, [_version, _number, "messages"]) if is_read_mark(&body) => {
             // A read mark (and typing indicator) sends nothing: no rule of Meta's judges it.
             state.counts.read_marks.fetch_add(1, Ordering::Relaxed);
@@ -396,8 +459,15 @@ pub async fn start(config: MockMetaConfig) -> std::io::Result<MockMeta> {
             pending.clone(),
         ));
     }
+    let qualities = config
+        .rules
+        .numbers
+        .keys()
+        .map(|number| (number.clone(), "GREEN".to_string()))
+        .collect();
     let state = Arc::new(State {
         oracle: Mutex::new(oracle),
+        qualities: Mutex::new(qualities),
         next_id: AtomicU64::new(0),
         arrivals: AtomicU64::new(0),
         faults: config.faults.clone(),

@@ -67,6 +67,27 @@ pub enum TemplateState {
     Disabled,
 }
 
+impl TemplateState {
+    /// Meta's word for it (`APPROVED`, `PAUSED`, `DISABLED`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TemplateState::Approved => "APPROVED",
+            TemplateState::Paused => "PAUSED",
+            TemplateState::Disabled => "DISABLED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TemplateState> {
+        [
+            TemplateState::Approved,
+            TemplateState::Paused,
+            TemplateState::Disabled,
+        ]
+        .into_iter()
+        .find(|state| state.name().eq_ignore_ascii_case(text))
+    }
+}
+
 /// Meta's answer to one send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -179,6 +200,11 @@ impl Oracle {
             config,
             ..Oracle::default()
         }
+    }
+
+    /// The templates Meta has, with their states.
+    pub fn templates(&self) -> &[(String, String, TemplateState)] {
+        &self.templates
     }
 
     pub fn set_template(&mut self, name: &str, language: &str, state: TemplateState) {

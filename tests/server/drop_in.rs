@@ -484,3 +484,54 @@ async fn a_sync_from_meta_brings_every_business_in_line_on_demand_and_at_start()
     assert!(asked.iter().all(|r| r.method == "GET"), "{asked:?}");
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_meta_changes_on_its_side_without_a_webhook_a_sync_brings_in() -> Result<()> {
+    let (_mock, base, mut f) = with_mock_meta(
+        "drop-in-mock-sync",
+        wagate_loadgen::mock_meta::Faults::default(),
+        &[],
+    )
+    .await?;
+    let ana = person(1);
+    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    // Meta pauses the template and rates the number YELLOW, and says nothing.
+    for (path, body) in [
+        (
+            "/mock/template_status",
+            json!({ "name": "order_update", "language": "en_US", "status": "PAUSED" }),
+        ),
+        (
+            "/mock/number_quality",
+            json!({ "phone_number_id": NUMBER_A.to_string(), "quality_rating": "YELLOW" }),
+        ),
+    ] {
+        let changed = f.web.post(&format!("{base}{path}"), "", &body, &[]).await?;
+        assert_eq!(changed.status, 200, "{path}: {}", changed.text());
+    }
+    let usage_url = f.url(&format!("/wagate/admin/numbers/{NUMBER_A}/usage"));
+    assert_ne!(
+        f.web.get(&usage_url, ADMIN).await?.json()["quality"],
+        "YELLOW"
+    );
+
+    let synced = f.admin("/wagate/admin/sync", json!({})).await?;
+    assert_eq!(
+        synced.json()["answered"],
+        synced.json()["asked"],
+        "{}",
+        synced.text()
+    );
+    let refused = f.send_update(&ana).await?;
+    assert_eq!(
+        refused.code(),
+        Some(132_015),
+        "refused before Meta: {}",
+        refused.text()
+    );
+    assert_eq!(
+        f.web.get(&usage_url, ADMIN).await?.json()["quality"],
+        "YELLOW"
+    );
+    f.stop()
+}
