@@ -19,10 +19,10 @@ use wagate::durable::submission::Submission;
 use wagate::durable::{SubmitError, SubmitResult, Wagate, WagateConfig};
 use wagate::store::StoreError;
 use wagate::{
-    AccountId, ConsentChange, ConsentSource, EngineConfig, ManualClock, Message, Msisdn,
-    PhoneNumberId, Profile, SendRequest, TemplateSend, TextParam,
+    AccountId, ConsentChange, ConsentSource, EngineConfig, ManualClock, Msisdn, PhoneNumberId,
+    Profile,
 };
-use wagate_test_support::{order_update, registration, TO_APPROVED};
+use wagate_test_support::{order_update, order_update_to, registration, TO_APPROVED};
 
 const NUMBER: PhoneNumberId = PhoneNumberId(1_000);
 const ACCOUNT: AccountId = AccountId(1);
@@ -76,15 +76,7 @@ fn open(dir: &Path, clock: &ManualClock) -> Result<Wagate, wagate::durable::waga
 
 fn send(i: u64) -> Submission {
     Submission {
-        request: SendRequest {
-            number: NUMBER,
-            to: person(i),
-            message: Message::Template(TemplateSend::new(
-                "order_update",
-                "en_US",
-                vec![TextParam::positional("Ana")],
-            )),
-        },
+        request: order_update_to(NUMBER, person(i)),
         // A kilobyte a message so that the disk fills quickly.
         payload: vec![b'x'; 1_024],
         idempotency_key: None,

@@ -442,14 +442,7 @@ async fn a_token_meta_refuses_holds_its_sends_until_a_probe_finds_it_accepted() 
     let ben = person(2);
     f.opt_in(NUMBER_A, std::slice::from_ref(&ben)).await?;
     let gauge = format!(r#"wagate_meta_token_refused{{number="{NUMBER_A}"}}"#);
-    let refused_gauge = |metrics: &str| {
-        metrics.lines().find_map(|line| {
-            line.strip_prefix(gauge.as_str())?
-                .trim()
-                .parse::<i64>()
-                .ok()
-        })
-    };
+    let refused_gauge = |metrics: &str| metric_value(metrics, &gauge);
 
     // Meta refuses wagate's token: the send waits (never fails) and the operator is told.
     f.meta.script([Scripted::meta_error(
@@ -473,7 +466,7 @@ async fn a_token_meta_refuses_holds_its_sends_until_a_probe_finds_it_accepted() 
     .await?;
     assert_eq!(f.meta.received().len(), 1, "Meta was asked once");
     let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
-    assert_eq!(refused_gauge(&metrics), Some(1), "{metrics}");
+    assert_eq!(refused_gauge(&metrics), Some(1.0), "{metrics}");
 
     // A minute on, one send probes Meta; it takes it (the token was fixed on Meta's side), and
     // everything held goes.
@@ -482,7 +475,7 @@ async fn a_token_meta_refuses_holds_its_sends_until_a_probe_finds_it_accepted() 
         f.wait_message(id, WAIT, |v| v["status"] == "sent").await?;
     }
     let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
-    assert_eq!(refused_gauge(&metrics), Some(0), "{metrics}");
+    assert_eq!(refused_gauge(&metrics), Some(0.0), "{metrics}");
     f.stop()
 }
 
@@ -523,13 +516,9 @@ async fn metas_throttling_slows_the_pair_and_the_number_it_names() -> Result<()>
 
     // 130429: the number's throughput was reached: it is paced at half the rate from now on.
     let pace = format!(r#"wagate_upstream_pace_messages_per_second{{number="{NUMBER_A}"}}"#);
-    let paced = |metrics: &str| {
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(pace.as_str())?.trim().parse::<i64>().ok())
-    };
+    let paced = |metrics: &str| metric_value(metrics, &pace);
     let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
-    assert_eq!(paced(&metrics), Some(1_000), "{metrics}");
+    assert_eq!(paced(&metrics), Some(1_000.0), "{metrics}");
     f.meta.script([Scripted::meta_error(
         400,
         130_429,
@@ -542,7 +531,7 @@ async fn metas_throttling_slows_the_pair_and_the_number_it_names() -> Result<()>
     })
     .await?;
     let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
-    assert_eq!(paced(&metrics), Some(500), "{metrics}");
+    assert_eq!(paced(&metrics), Some(500.0), "{metrics}");
     advance(&f, 2).await?;
     f.wait_message(&third, WAIT, |v| v["status"] == "sent")
         .await?;

@@ -52,6 +52,19 @@ pub fn order_update(account: AccountId) -> TemplateDefinition {
     )
 }
 
+/// A send of [`order_update`] (for "Ana") from `number` to `to`.
+pub fn order_update_to(number: PhoneNumberId, to: Msisdn) -> SendRequest {
+    SendRequest {
+        number,
+        to,
+        message: Message::Template(TemplateSend::new(
+            "order_update",
+            "en_US",
+            vec![TextParam::positional("Ana")],
+        )),
+    }
+}
+
 /// The statuses a submitted template goes through, in order, to be approved.
 pub const TO_APPROVED: [TemplateStatus; 2] = [TemplateStatus::InReview, TemplateStatus::Approved];
 

@@ -407,6 +407,13 @@ impl Drop for Fixture {
     }
 }
 
+/// The value of the sample `name` (with its labels, as `/metrics` writes them) in `metrics`.
+pub(crate) fn metric_value(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+}
+
 /// The message id in a send's answer (empty when there is none).
 pub(crate) fn sent_id(body: &Value) -> String {
     body["messages"][0]["id"]

@@ -17,10 +17,12 @@ use wagate_durable::{SubmitError, SubmitResult, Wagate, WagateConfig};
 use wagate_rules::contact_events::InboundContent;
 use wagate_rules::{
     ConsentChange, ConsentSource, DeferReason, EngineConfig, InboundMessage, ManualClock, Message,
-    Msisdn, PortfolioId, Profile, Quality, SendRequest, TemplateSend, TextParam,
+    Msisdn, PortfolioId, Profile, Quality, SendRequest,
 };
 use wagate_store::StoreError;
-use wagate_test_support::{order_update, registration, ACCOUNT, DAY, NUMBER, TO_APPROVED};
+use wagate_test_support::{
+    order_update, order_update_to, registration, ACCOUNT, DAY, NUMBER, TO_APPROVED,
+};
 
 /// An upstream that remembers what it was sent (the crash test uses a real one over TCP).
 #[derive(Default)]
@@ -147,15 +149,7 @@ fn person(i: u64) -> Msisdn {
 
 fn template_to(i: u64, key: Option<&str>) -> Submission {
     Submission {
-        request: SendRequest {
-            number: NUMBER,
-            to: person(i),
-            message: Message::Template(TemplateSend::new(
-                "order_update",
-                "en_US",
-                vec![TextParam::positional("Ana")],
-            )),
-        },
+        request: order_update_to(NUMBER, person(i)),
         payload: format!(r#"{{"to":"+{}","type":"template"}}"#, person(i).digits()).into_bytes(),
         idempotency_key: key.map(str::to_string),
         queue_when_deferred: false,
