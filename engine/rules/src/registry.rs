@@ -18,7 +18,7 @@ use crate::quality::Quality;
 use crate::registered_template::{template_key_hash, LifecycleSnapshot, Template, TransitionError};
 use crate::scope::{LimitScope, ScopeSnapshot, PORTFOLIO_SCOPE_BIT};
 use crate::template::lint::{lint, LintFinding};
-use crate::template::model::TemplateDefinition;
+use crate::template::model::{Category, TemplateDefinition};
 use crate::template::status::TemplateStatus;
 
 /// Who says a template's status: an operator asks (the profile's transitions apply), Meta
@@ -551,6 +551,39 @@ impl Registry {
             StatusFrom::Operator => template.transition(rules, status, now)?,
             StatusFrom::Meta => template.apply_reported(rules, status, now),
         })
+    }
+
+    /// Meta recategorised the template (`template_category_update`): its price and the rules
+    /// for its category apply from now on; its status and history are kept. The template as
+    /// it now is.
+    pub fn set_template_category(
+        &self,
+        account: AccountId,
+        name: &str,
+        language: &str,
+        category: Category,
+    ) -> Result<Arc<Template>, RegistryError> {
+        let hash = template_key_hash(account.0, name, language);
+        let mut bucket =
+            self.templates
+                .get_mut(&hash)
+                .ok_or_else(|| RegistryError::UnknownTemplate {
+                    name: name.to_string(),
+                    language: language.to_string(),
+                })?;
+        let Some(slot) = bucket.iter_mut().find(|t| t.is(account.0, name, language)) else {
+            return Err(RegistryError::UnknownTemplate {
+                name: name.to_string(),
+                language: language.to_string(),
+            });
+        };
+        let mut definition = slot.definition.clone();
+        definition.category = category;
+        let recategorised = Arc::new(Template::restored(definition, &slot.snapshot()));
+        *slot = recategorised.clone();
+        drop(bucket);
+        self.bump();
+        Ok(recategorised)
     }
 
     pub fn set_template_quality(

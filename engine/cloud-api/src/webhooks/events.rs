@@ -17,6 +17,7 @@ use crate::json_text::{read_body, read_part, text as text_of, Text};
 use wagate_rules::contact_events::{ConsentChange, InboundContent, InboundMessage};
 use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId};
 use wagate_rules::quality::Quality;
+use wagate_rules::template::model::Category;
 use wagate_rules::template::status::TemplateStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,14 @@ pub enum WebhookEvent {
         language: String,
         quality: Quality,
     },
+    /// `template_category_update`: Meta recategorised the template (its price and the rules
+    /// for it follow the new category from now on).
+    TemplateCategory {
+        account: AccountId,
+        name: String,
+        language: String,
+        category: Category,
+    },
     /// Tier and flag news for a number (`FLAGGED`, `UNFLAGGED`, `UPGRADE`, `DOWNGRADE`, ...).
     NumberQuality {
         display_phone_number: String,
@@ -103,6 +112,15 @@ impl WebhookEvent {
             WebhookEvent::TemplateQuality { name, language, .. } => {
                 format!("message_template_quality_update {name}/{language}")
             }
+            WebhookEvent::TemplateCategory {
+                name,
+                language,
+                category,
+                ..
+            } => format!(
+                "template_category_update {name}/{language} {}",
+                category.name()
+            ),
             WebhookEvent::NumberQuality {
                 display_phone_number,
                 event,
@@ -404,6 +422,26 @@ fn change_of(
                 // Named in the log line: a status Meta added is what an operator must learn of.
                 _ => events.push(WebhookEvent::Ignored {
                     field: format!("{field} event {}", text(value, "event").unwrap_or("(none)")),
+                }),
+            }
+        }
+        "template_category_update" => {
+            let category = text(value, "new_category").and_then(Category::parse);
+            match (
+                category,
+                text(value, "message_template_name"),
+                text(value, "message_template_language"),
+            ) {
+                (Some(category), Some(name), Some(language)) => {
+                    events.push(WebhookEvent::TemplateCategory {
+                        account,
+                        name: name.to_string(),
+                        language: language.to_string(),
+                        category,
+                    })
+                }
+                _ => events.push(WebhookEvent::Ignored {
+                    field: field.to_string(),
                 }),
             }
         }

@@ -201,6 +201,20 @@ impl Wagate {
         })
     }
 
+    /// Meta recategorised the template: priced and judged as `category` from now on.
+    pub fn set_template_category(
+        &self,
+        account: AccountId,
+        name: &str,
+        language: &str,
+        category: wagate_rules::template::model::Category,
+    ) -> Result<(), AdminError> {
+        let template = self
+            .registry()
+            .set_template_category(account, name, language, category)?;
+        self.persist_template(&template)
+    }
+
     pub fn set_template_quality(
         &self,
         account: AccountId,

@@ -342,6 +342,15 @@ impl Wagate {
                     .set_template_quality(account, &name, &language, quality)
                     .is_ok()
                     .into(),
+                WebhookEvent::TemplateCategory {
+                    account,
+                    name,
+                    language,
+                    category,
+                } => self
+                    .set_template_category(account, &name, &language, category)
+                    .is_ok()
+                    .into(),
                 WebhookEvent::NumberQuality {
                     display_phone_number,
                     event,

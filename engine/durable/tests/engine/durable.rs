@@ -759,6 +759,34 @@ fn metas_synchronous_refusals_change_the_state_they_speak_of_across_a_restart() 
 }
 
 #[test]
+fn metas_recategorisation_prices_and_judges_the_template_anew_across_a_restart() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(3);
+    // The category an acceptance carries is what the ledger prices and the rules judge by.
+    let category_of = |result: Result<SubmitResult, SubmitError>| match result {
+        Ok(SubmitResult::Accepted { accepted, .. }) => (accepted.category, accepted.price_micros),
+        other => panic!("not accepted: {other:?}"),
+    };
+    let (before, _) = category_of(wagate.submit(template_to(0, None)));
+    assert_eq!(before, wagate_rules::Category::Utility);
+    let recategorised = webhook(
+        "template_category_update",
+        r#"{"message_template_id":1,"message_template_name":"order_update","message_template_language":"en_US","previous_category":"UTILITY","new_category":"MARKETING"}"#,
+    );
+    assert_eq!(wagate.apply_webhook(recategorised).unwrap().applied, 1);
+    let (after, _) = category_of(wagate.submit(template_to(1, None)));
+    assert_eq!(after, wagate_rules::Category::Marketing);
+    wagate.shutdown();
+    let wagate = harness.open();
+    assert_eq!(
+        category_of(wagate.submit(template_to(2, None))).0,
+        wagate_rules::Category::Marketing,
+        "Meta's category survives a restart"
+    );
+    wagate.shutdown();
+}
+
+#[test]
 fn statuses_move_a_sent_message_forward_only() {
     let harness = Harness::new(Profile::whatsapp_2021());
     let wagate = harness.start(1);
