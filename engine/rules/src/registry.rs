@@ -563,20 +563,16 @@ impl Registry {
         language: &str,
         category: Category,
     ) -> Result<Arc<Template>, RegistryError> {
-        let hash = template_key_hash(account.0, name, language);
-        let mut bucket =
-            self.templates
-                .get_mut(&hash)
-                .ok_or_else(|| RegistryError::UnknownTemplate {
-                    name: name.to_string(),
-                    language: language.to_string(),
-                })?;
-        let Some(slot) = bucket.iter_mut().find(|t| t.is(account.0, name, language)) else {
-            return Err(RegistryError::UnknownTemplate {
-                name: name.to_string(),
-                language: language.to_string(),
-            });
+        let unknown = || RegistryError::UnknownTemplate {
+            name: name.to_string(),
+            language: language.to_string(),
         };
+        let hash = template_key_hash(account.0, name, language);
+        let mut bucket = self.templates.get_mut(&hash).ok_or_else(unknown)?;
+        let slot = bucket
+            .iter_mut()
+            .find(|t| t.is(account.0, name, language))
+            .ok_or_else(unknown)?;
         let mut definition = slot.definition.clone();
         definition.category = category;
         let recategorised = Arc::new(Template::restored(definition, &slot.snapshot()));

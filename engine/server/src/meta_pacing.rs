@@ -17,6 +17,9 @@ use dashmap::DashMap;
 /// The longest a pair is held for one refusal (Meta's 4^k, capped).
 const PAIR_HOLD_MAX_SECS: u64 = 256;
 
+/// Held pairs kept before those long past their wait are forgotten.
+const FORGET_ABOVE: usize = 4_096;
+
 struct PairHold {
     until: u64,
     /// Refusals in a row.
@@ -45,6 +48,12 @@ impl PairHolds {
     /// Meta refused a send from `number` to `to` at `now` for the pair rate: held until when.
     pub(crate) fn refused(&self, number: u64, to: u64, now: u64) -> u64 {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if held.len() >= FORGET_ABOVE {
+            // Pairs never sent to again would stay for ever: those whose last wait ended long
+            // ago are forgotten (their next refusal starts the count again).
+            held.retain(|_, hold| now < hold.until + PAIR_HOLD_MAX_SECS);
+            self.count.store(held.len(), Ordering::Relaxed);
+        }
         let hold = held.entry((number, to)).or_insert_with(|| {
             self.count.fetch_add(1, Ordering::Relaxed);
             PairHold {
@@ -116,6 +125,22 @@ mod tests {
             pairs.refused(1, 7, 300);
         }
         assert_eq!(pairs.held_until(1, 7, 300), Some(300 + PAIR_HOLD_MAX_SECS));
+    }
+
+    #[test]
+    fn pairs_long_past_their_wait_are_forgotten_once_many_are_held() {
+        let pairs = PairHolds::default();
+        for person in 0..FORGET_ABOVE as u64 {
+            pairs.refused(1, person, 100);
+        }
+        let later = 100 + 1 + PAIR_HOLD_MAX_SECS;
+        pairs.refused(1, u64::MAX, later);
+        assert_eq!(
+            pairs.count.load(Ordering::Relaxed),
+            1,
+            "only the fresh pair is kept"
+        );
+        assert_eq!(pairs.held_until(1, u64::MAX, later), Some(later + 1));
     }
 
     #[test]
