@@ -128,6 +128,7 @@ pub fn deferral_error(reason: DeferReason, retry_after_secs: u64) -> ApiError {
             "This message was not delivered to maintain healthy ecosystem engagement",
         ),
         DeferReason::Restricted => (368, "Temporarily blocked for policies violations"),
+        DeferReason::TemplatePaused => (132_015, "Template is paused"),
         DeferReason::TierLimit => (WAGATE_TIER_LIMIT_CODE, "Messaging limit reached"),
         DeferReason::MarketingCap => (
             WAGATE_MARKETING_CAP_CODE,

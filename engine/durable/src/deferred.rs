@@ -48,13 +48,15 @@ struct JsonHeader {
 /// length as a u32 BE, whose first byte is 0 (headers are far below 16 MiB).
 const BINARY: u8 = 1;
 
-const REASONS: [DeferReason; 6] = [
+/// Each reason's byte in a record is its place here: new reasons go at the end.
+const REASONS: [DeferReason; 7] = [
     DeferReason::TierLimit,
     DeferReason::PairRate,
     DeferReason::Throughput,
     DeferReason::MarketingCap,
     DeferReason::MarketingCooldown,
     DeferReason::Restricted,
+    DeferReason::TemplatePaused,
 ];
 
 impl DeferredRecord {

@@ -65,6 +65,9 @@ pub enum DeferReason {
     MarketingCooldown,
     /// The number is restricted from business-initiated messages.
     Restricted,
+    /// A queued send's template is paused (Meta's 132015): held, decided again later, not
+    /// refused, since a pause ends.
+    TemplatePaused,
 }
 
 impl DeferReason {
@@ -75,6 +78,7 @@ impl DeferReason {
             DeferReason::Throughput => Some(130_429),
             DeferReason::MarketingCooldown => Some(131_049),
             DeferReason::Restricted => Some(368),
+            DeferReason::TemplatePaused => Some(132_015),
             DeferReason::TierLimit | DeferReason::MarketingCap => None,
         }
     }
@@ -87,6 +91,7 @@ impl DeferReason {
             DeferReason::MarketingCap => "marketing_cap",
             DeferReason::MarketingCooldown => "marketing_cooldown",
             DeferReason::Restricted => "restricted",
+            DeferReason::TemplatePaused => "template_paused",
         }
     }
 }

@@ -47,6 +47,9 @@ impl ShardCommand for Decide {
     }
 }
 
+/// How long a queued send whose template is paused waits before it is decided again.
+pub(crate) const PAUSED_RECHECK_SECS: u32 = 3_600;
+
 /// A durable send: decided, and if accepted or queued written with its message before the
 /// answer (the durable engine's own: it gives the send its id first).
 #[derive(Debug, Clone)]
@@ -78,6 +81,14 @@ impl ShardCommand for Submit {
                 let number = prepared.submission.request.number;
                 *until = shard.queue_turn(number, now).unwrap_or(*until);
             }
+        }
+        let held = prepared.released_from.is_some() && prepared.submission.queue_when_deferred;
+        if held && decision == Decision::Refused(Refusal::TemplatePaused) {
+            // A queued send whose template Meta paused is held, not refused: a pause ends.
+            decision = Decision::Deferred {
+                until: Timestamp::from_secs(now.secs().saturating_add(PAUSED_RECHECK_SECS)),
+                reason: DeferReason::TemplatePaused,
+            };
         }
         let message_id = prepared.message_id;
         if let Some(writes) = writes {

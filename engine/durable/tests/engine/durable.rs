@@ -787,6 +787,45 @@ fn metas_recategorisation_prices_and_judges_the_template_anew_across_a_restart()
 }
 
 #[test]
+fn a_queued_send_whose_template_meta_paused_is_held_until_the_template_may_go_again() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(1);
+    // Queued behind a restriction.
+    wagate.restrict_number(NUMBER).unwrap();
+    let mut send = template_to(0, None);
+    send.queue_when_deferred = true;
+    let id = match wagate.submit(send) {
+        Ok(SubmitResult::Queued { message_id, .. }) => message_id,
+        other => panic!("not queued: {other:?}"),
+    };
+    // Meta pauses the template while it waits; the restriction then ends.
+    let paused = webhook(
+        "message_template_status_update",
+        r#"{"event":"PAUSED","message_template_id":1,"message_template_name":"order_update","message_template_language":"en_US"}"#,
+    );
+    assert_eq!(wagate.apply_webhook(paused).unwrap().applied, 1);
+    wagate.lift_restriction(NUMBER).unwrap();
+    harness.clock.advance_secs(DAY + 1);
+    assert_eq!(wagate.release_due(100).unwrap(), 1);
+    let held = wagate.queued(id).unwrap().expect("held, not refused");
+    assert_eq!(held.reason, DeferReason::TemplatePaused);
+    assert_eq!(wagate.message(id).unwrap(), None, "not refused, not sent");
+
+    // Meta reinstates it: at its next turn the send goes.
+    let reinstated = webhook(
+        "message_template_status_update",
+        r#"{"event":"REINSTATED","message_template_id":1,"message_template_name":"order_update","message_template_language":"en_US"}"#,
+    );
+    assert_eq!(wagate.apply_webhook(reinstated).unwrap().applied, 1);
+    harness.clock.advance_secs(3_601);
+    assert_eq!(wagate.release_due(100).unwrap(), 1);
+    assert_eq!(wagate.queued(id).unwrap(), None);
+    wagate.wait_dispatched(Duration::from_secs(10));
+    assert_eq!(harness.upstream.count(id), 1, "sent once");
+    wagate.shutdown();
+}
+
+#[test]
 fn statuses_move_a_sent_message_forward_only() {
     let harness = Harness::new(Profile::whatsapp_2021());
     let wagate = harness.start(1);
