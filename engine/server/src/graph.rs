@@ -21,6 +21,11 @@ use wagate_rules::ids::PhoneNumberId;
 /// Connections kept to Meta for these calls: they are few next to the sends.
 const IDLE_CONNECTIONS: usize = 16;
 
+/// The most of Meta's answer read and relayed: a page of a business's templates with their
+/// components (the sync asks for up to 1,000) runs to megabytes, far beyond a send's answer;
+/// bounded so that calls in flight together hold a bounded amount.
+const MAX_ANSWER_BYTES: usize = 8 << 20;
+
 /// Which call, as the metrics name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GraphCall {
@@ -124,7 +129,7 @@ impl MetaGraph {
             .body(Full::new(body))
             .map_err(|e| unreachable_meta(format!("cannot build the request to Meta: {e}")))?;
         let started = Instant::now();
-        let answered = exchange_typed(&self.client, request, self.deadline).await;
+        let answered = exchange_typed(&self.client, request, self.deadline, MAX_ANSWER_BYTES).await;
         let took = started.elapsed();
         match answered {
             Ok((status, content_type, body)) => {

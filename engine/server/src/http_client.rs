@@ -13,7 +13,8 @@ use hyper_util::rt::TokioExecutor;
 
 pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Answers larger than this are cut off: an upstream answer is a small JSON document.
+/// Answers larger than this are cut off: an answer to a send or a forward is a small JSON
+/// document.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 pub(crate) fn client(max_idle_per_host: usize) -> HttpClient {
@@ -46,15 +47,17 @@ pub(crate) async fn exchange(
     request: Request<Full<Bytes>>,
     deadline: Duration,
 ) -> Result<(StatusCode, Bytes), ExchangeError> {
-    let (status, _, body) = exchange_typed(client, request, deadline).await?;
+    let (status, _, body) = exchange_typed(client, request, deadline, MAX_ANSWER_BYTES).await?;
     Ok((status, body))
 }
 
-/// Like [`exchange`], with the answer's content type (relayed as it came).
+/// Like [`exchange`], with the answer's content type (relayed as it came), reading at most
+/// `max_answer_bytes` of it.
 pub(crate) async fn exchange_typed(
     client: &HttpClient,
     request: Request<Full<Bytes>>,
     deadline: Duration,
+    max_answer_bytes: usize,
 ) -> Result<(StatusCode, Option<String>, Bytes), ExchangeError> {
     let work = async {
         let answer = client
@@ -67,7 +70,7 @@ pub(crate) async fn exchange_typed(
             .get(hyper::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = Limited::new(answer.into_body(), MAX_ANSWER_BYTES)
+        let body = Limited::new(answer.into_body(), max_answer_bytes)
             .collect()
             .await
             .map_err(|e| ExchangeError::Network(e.to_string()))?
