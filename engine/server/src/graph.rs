@@ -99,6 +99,15 @@ impl MetaGraph {
         .await
     }
 
+    /// The path and query of the next page of a list Meta answered (`paging.next`, a full URL
+    /// under `meta.base_url`), if there is one.
+    pub(crate) fn next_page(&self, body: &[u8]) -> Option<String> {
+        let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let next = json["paging"]["next"].as_str()?;
+        let path = next.strip_prefix(&self.base_url)?;
+        path.starts_with('/').then(|| path.to_string())
+    }
+
     /// Any call to Meta: `path_and_query` as the caller wrote it (its own version and query),
     /// with the tenant's Meta token and the caller's content type.
     #[allow(clippy::too_many_arguments)] // each is a part of the request, named at the call

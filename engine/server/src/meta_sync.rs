@@ -17,6 +17,9 @@ use super::tenants::Tenant;
 use super::{number_reads, template_reads};
 use wagate_rules::ids::PhoneNumberId;
 
+/// Pages of one list read at most in one sync (1,000 items a page).
+const MAX_PAGES: usize = 50;
+
 /// What one sync asked and what answered.
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct SyncReport {
@@ -56,34 +59,43 @@ pub(crate) async fn sync(app: &App) -> SyncReport {
         for account in accounts {
             for edge in ["message_templates", "phone_numbers"] {
                 let path = format!("/{version}/{account}/{edge}");
-                report.asked += 1;
-                let answer = app
-                    .graph
-                    .call(
-                        &app.metrics,
-                        GraphCall::Sync,
-                        &tenant,
-                        Method::GET,
-                        &format!("{path}?limit=1000"),
-                        None,
-                        Bytes::new(),
-                    )
-                    .await;
-                match answer {
-                    Ok(answer) if answer.status.is_success() => {
-                        report.answered += 1;
-                        template_reads::apply(app, &Method::GET, &path, None, &answer.body).await;
-                        number_reads::apply(app, &tenant, &path, &answer.body).await;
+                let mut page = format!("{path}?limit=1000");
+                for _ in 0..MAX_PAGES {
+                    report.asked += 1;
+                    let answer = app
+                        .graph
+                        .call(
+                            &app.metrics,
+                            GraphCall::Sync,
+                            &tenant,
+                            Method::GET,
+                            &page,
+                            None,
+                            Bytes::new(),
+                        )
+                        .await;
+                    let answer = match answer {
+                        Ok(answer) if answer.status.is_success() => answer,
+                        Ok(answer) => {
+                            tracing::warn!(
+                                tenant = %tenant.name,
+                                account,
+                                edge,
+                                status = answer.status.as_u16(),
+                                "sync from Meta: Meta refused the read"
+                            );
+                            break;
+                        }
+                        // The call logged why already.
+                        Err(_) => break,
+                    };
+                    report.answered += 1;
+                    template_reads::apply(app, &Method::GET, &path, None, &answer.body).await;
+                    number_reads::apply(app, &tenant, &path, &answer.body).await;
+                    match app.graph.next_page(&answer.body) {
+                        Some(next) => page = next,
+                        None => break,
                     }
-                    Ok(answer) => tracing::warn!(
-                        tenant = %tenant.name,
-                        account,
-                        edge,
-                        status = answer.status.as_u16(),
-                        "sync from Meta: Meta refused the read"
-                    ),
-                    // The call logged why already.
-                    Err(_) => {}
                 }
             }
         }
