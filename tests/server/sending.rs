@@ -271,14 +271,7 @@ async fn at_the_tier_limit_sends_queue_and_go_when_the_window_frees() -> Result<
     let mut f = Fixture::start("tier", "").await?;
     let people: Vec<String> = (1..=1_001).map(person).collect();
     f.ready_to_send(&people).await?;
-    let mut bulk = String::new();
-    for to in &people[..1_000] {
-        let line = json!({ "phone_number_id": NUMBER_A.to_string(),
-                           "request": template_send(to, "order_update", &["Ada"]) });
-        bulk.push_str(&line.to_string());
-        bulk.push('\n');
-    }
-    let answer = f.bulk(ALPHA, bulk).await?;
+    let answer = f.bulk(ALPHA, bulk_of(&people[..1_000])).await?;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let lines: Vec<Value> = answer
         .text()
@@ -447,15 +440,7 @@ async fn a_full_server_answers_503_with_a_retry_hint_and_recovers() -> Result<()
     let mut f = Fixture::start("backpressure", "[http]\nmax_pending_messages = 300\n").await?;
     let people: Vec<String> = (1..=200).map(person).collect();
     f.ready_to_send(&people).await?;
-    let bulk: String = people
-        .iter()
-        .map(|to| {
-            json!({ "phone_number_id": NUMBER_A.to_string(),
-                    "request": template_send(to, "order_update", &["Ada"]) })
-            .to_string()
-                + "\n"
-        })
-        .collect();
+    let bulk = bulk_of(&people);
     let too_big: String = bulk.repeat(2);
     let refused = f.bulk(ALPHA, too_big).await?;
     assert_eq!((refused.status, refused.code()), (413, Some(100)));

@@ -558,19 +558,6 @@ async fn a_failure_meta_reports_before_its_own_answer_is_uncharged_when_the_answ
     f.stop()
 }
 
-/// NDJSON for the bulk endpoint: one utility template from `NUMBER_A` to each of `people`.
-fn bulk_of(people: &[String]) -> String {
-    people
-        .iter()
-        .map(|to| {
-            json!({ "phone_number_id": NUMBER_A.to_string(),
-                    "request": template_send(to, "order_update", &["Ada"]) })
-            .to_string()
-                + "\n"
-        })
-        .collect()
-}
-
 /// Sends to `people` in bulk; returns how many were accepted.
 async fn bulk_accepted(f: &Fixture, people: &[String]) -> Result<usize> {
     let answer = f.bulk(ALPHA, bulk_of(people)).await?;

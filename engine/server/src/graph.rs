@@ -16,7 +16,11 @@ use super::http_client::{client, exchange_typed, HttpClient};
 use super::metrics::Metrics;
 use super::tenants::Tenant;
 use wagate_cloud_api::error::ApiError;
+use wagate_durable::log_limit::{admit, LogLimit};
 use wagate_rules::ids::PhoneNumberId;
+
+/// Calls Meta did not answer, logged at most once a second.
+static UNANSWERED: std::sync::Mutex<LogLimit> = std::sync::Mutex::new(LogLimit::new());
 
 /// Connections kept to Meta for these calls: they are few next to the sends.
 const IDLE_CONNECTIONS: usize = 16;
@@ -151,12 +155,16 @@ impl MetaGraph {
             }
             Err(error) => {
                 metrics.graph_took(call.label(), "unreachable", took);
-                tracing::warn!(
-                    tenant = %tenant.name,
-                    call = call.label(),
-                    %error,
-                    "a call to Meta on a caller's behalf got no answer"
-                );
+                // When Meta is down these come with every call: one line a second says how many.
+                if let Some(times) = admit(&UNANSWERED) {
+                    tracing::warn!(
+                        tenant = %tenant.name,
+                        call = call.label(),
+                        %error,
+                        times,
+                        "a call to Meta on a caller's behalf got no answer"
+                    );
+                }
                 Err(unreachable_meta(format!("Meta did not answer: {error}")))
             }
         }

@@ -414,6 +414,19 @@ pub(crate) fn metric_value(metrics: &str, name: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
 }
 
+/// NDJSON for the bulk endpoint: one utility template from `NUMBER_A` to each of `people`.
+pub(crate) fn bulk_of(people: &[String]) -> String {
+    people
+        .iter()
+        .map(|to| {
+            json!({ "phone_number_id": NUMBER_A.to_string(),
+                    "request": template_send(to, "order_update", &["Ada"]) })
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
 /// The message id in a send's answer (empty when there is none).
 pub(crate) fn sent_id(body: &Value) -> String {
     body["messages"][0]["id"]

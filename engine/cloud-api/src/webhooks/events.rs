@@ -175,6 +175,14 @@ fn person_of(text: &str) -> Result<Msisdn, ApiError> {
     Msisdn::parse(text).map_err(|e| ApiError::invalid_parameter(format!("wa_id {text}: {e}")))
 }
 
+/// The template a management event names (`message_template_name`, `..._language`).
+fn template_named(value: &Value) -> Option<(String, String)> {
+    Some((
+        text(value, "message_template_name")?.to_string(),
+        text(value, "message_template_language")?.to_string(),
+    ))
+}
+
 /// A template status as Meta words it (webhook events and the template list alike).
 pub fn template_status(event: &str) -> Option<TemplateStatus> {
     Some(match event.to_ascii_uppercase().as_str() {
@@ -405,16 +413,12 @@ fn change_of(
         }
         "message_template_status_update" => {
             let status = text(value, "event").and_then(template_status);
-            match (
-                status,
-                text(value, "message_template_name"),
-                text(value, "message_template_language"),
-            ) {
-                (Some(status), Some(name), Some(language)) => {
+            match (status, template_named(value)) {
+                (Some(status), Some((name, language))) => {
                     events.push(WebhookEvent::TemplateStatus {
                         account,
-                        name: name.to_string(),
-                        language: language.to_string(),
+                        name,
+                        language,
                         status,
                         reason: text(value, "reason").map(str::to_string),
                     })
@@ -427,16 +431,12 @@ fn change_of(
         }
         "template_category_update" => {
             let category = text(value, "new_category").and_then(Category::parse);
-            match (
-                category,
-                text(value, "message_template_name"),
-                text(value, "message_template_language"),
-            ) {
-                (Some(category), Some(name), Some(language)) => {
+            match (category, template_named(value)) {
+                (Some(category), Some((name, language))) => {
                     events.push(WebhookEvent::TemplateCategory {
                         account,
-                        name: name.to_string(),
-                        language: language.to_string(),
+                        name,
+                        language,
                         category,
                     })
                 }
@@ -447,16 +447,12 @@ fn change_of(
         }
         "message_template_quality_update" => {
             let quality = text(value, "new_quality_score").and_then(Quality::parse_meta);
-            match (
-                quality,
-                text(value, "message_template_name"),
-                text(value, "message_template_language"),
-            ) {
-                (Some(quality), Some(name), Some(language)) => {
+            match (quality, template_named(value)) {
+                (Some(quality), Some((name, language))) => {
                     events.push(WebhookEvent::TemplateQuality {
                         account,
-                        name: name.to_string(),
-                        language: language.to_string(),
+                        name,
+                        language,
                         quality,
                     })
                 }
