@@ -9,6 +9,10 @@
 //! `GET /{waba_id}/phone_numbers`) in Meta's shapes, and lets a test change Meta's side with no
 //! webhook: `POST /mock/template_status` (`{name, language, status}`) and
 //! `POST /mock/number_quality` (`{phone_number_id, quality_rating}`).
+//!
+//! Media as Meta keeps it (`media`): upload (`POST /{number}/media`, multipart), the URL of a
+//! media id (`GET /{media_id}`, checked against `phone_number_id` when given), delete, and the
+//! file itself at that URL (only with a bearer token, as Meta's media URLs ask).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +33,7 @@ use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::mock_media::{self as media, MediaStore};
 use crate::oracle::{Oracle, OracleConfig, TemplateState, Verdict};
 
 #[derive(Debug, Clone)]
@@ -75,6 +80,9 @@ struct FaultCounts {
 }
 
 struct State {
+    /// Where mock-meta listens: its media URLs point here.
+    addr: SocketAddr,
+    media: Mutex<MediaStore>,
     oracle: Mutex<Oracle>,
     /// Each number's quality rating as Meta would report it (GREEN until a test says else).
     qualities: Mutex<std::collections::BTreeMap<String, String>>,
@@ -194,6 +202,17 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let query = request.uri().query().unwrap_or("").to_string();
+    let content_type = request
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let authorized = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
     let body = request
         .into_body()
         .collect()
@@ -201,7 +220,7 @@ async fn handle(
         .map_err(std::io::Error::other)?
         .to_bytes();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    Ok(match (method, parts.as_slice()) {
+    Ok(match (method.clone(), parts.as_slice()) {
         (Method::GET, ["mock", "report"]) => {
             let report = state.oracle.lock().expect("oracle").report().clone();
             let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -218,7 +237,8 @@ async fn handle(
                          "injected": { "errors": count(&faults.errors), "dropped": count(&faults.dropped),
                                        "slow": count(&faults.slow) },
                          "statuses": { "failed": count(&faults.failed), "read": count(&faults.read) },
-                         "read_marks": count(&faults.read_marks) }),
+                         "read_marks": count(&faults.read_marks),
+                         "media_files": state.media.lock().expect("media").count() }),
             )
         }
         (Method::POST, ["mock", "inbound"]) => {
@@ -301,6 +321,52 @@ async fn handle(
                     reply(StatusCode::OK, &json!({ "success": true }))
                 }
                 _ => reply(StatusCode::BAD_REQUEST, &meta_error(100)),
+            }
+        }
+        (Method::POST, [_version, number, "media"]) => {
+            let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+            match media::upload(&content_type, body).await {
+                Ok(file) => match state.media.lock().expect("media").keep(id, number, file) {
+                    Ok(()) => reply(StatusCode::OK, &json!({ "id": id.to_string() })),
+                    Err(code) => reply(StatusCode::BAD_REQUEST, &meta_error(code)),
+                },
+                Err(code) => reply(StatusCode::BAD_REQUEST, &meta_error(code)),
+            }
+        }
+        (Method::GET, ["mock", "media", id, "file"]) => {
+            let store = state.media.lock().expect("media");
+            match store.file(id) {
+                Some(_) if !authorized => reply(StatusCode::UNAUTHORIZED, &meta_error(190)),
+                Some(file) => Response::builder()
+                    .header(hyper::header::CONTENT_TYPE, file.mime.as_str())
+                    .body(Full::new(file.bytes.clone()))
+                    .unwrap_or_else(|_| reply(StatusCode::INTERNAL_SERVER_ERROR, &meta_error(1))),
+                None => reply(StatusCode::NOT_FOUND, &meta_error(100)),
+            }
+        }
+        (Method::GET | Method::DELETE, [_version, id])
+            if state.media.lock().expect("media").file(id).is_some() =>
+        {
+            let mut store = state.media.lock().expect("media");
+            let number = query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("phone_number_id="));
+            match store.file(id) {
+                Some(file) if number.is_some_and(|n| n != file.number) => {
+                    reply(StatusCode::BAD_REQUEST, &meta_error(100))
+                }
+                Some(_) if method == Method::DELETE => {
+                    store.delete(id);
+                    reply(StatusCode::OK, &json!({ "success": true }))
+                }
+                Some(file) => reply(
+                    StatusCode::OK,
+                    &json!({ "messaging_product": "whatsapp",
+                             "url": format!("http://{}/mock/media/{id}/file", state.addr),
+                             "mime_type": file.mime, "sha256": file.sha256,
+                             "file_size": file.bytes.len(), "id": id }),
+                ),
+                None => reply(StatusCode::NOT_FOUND, &meta_error(100)),
             }
         }
         (Method::POST, [_version, _number, "messages"]) if is_read_mark(&body) => {
@@ -466,6 +532,8 @@ pub async fn start(config: MockMetaConfig) -> std::io::Result<MockMeta> {
         .map(|number| (number.clone(), "GREEN".to_string()))
         .collect();
     let state = Arc::new(State {
+        addr,
+        media: Mutex::new(MediaStore::default()),
         oracle: Mutex::new(oracle),
         qualities: Mutex::new(qualities),
         next_id: AtomicU64::new(0),

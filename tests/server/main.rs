@@ -29,6 +29,8 @@ mod grpc;
 /// The HTTP port's own HTTP/1.1 reader, over raw TCP.
 mod http1_front;
 mod lifecycle;
+/// Media through wagate's base URL: uploads streamed and checked, reads, downloads, deletes.
+mod media;
 mod sending;
 mod under_load;
 

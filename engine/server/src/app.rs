@@ -10,7 +10,7 @@ use tracing::Instrument;
 use super::metrics::{bump, Snapshot};
 use super::reply::ApiErrorResponse;
 use super::state::App;
-use super::{admin, bulk, meta_webhook, pass_through, send, templates_api};
+use super::{admin, bulk, media, media_upload, meta_webhook, pass_through, send, templates_api};
 use wagate_cloud_api::error::ApiError;
 
 /// `/metrics` speaks OpenMetrics (counters' samples end in `_total`, histograms carry units).
@@ -31,6 +31,8 @@ pub(crate) fn router(app: App) -> Router {
                 .get(pass_through::pass_through)
                 .delete(pass_through::pass_through),
         )
+        .route("/{version}/{number}/media", post(media_upload::upload))
+        .route("/wagate/v1/media/{media_id}/content", get(media::content))
         .route("/wagate/v1/bulk", post(bulk::bulk))
         .route("/wagate/v1/messages/{id}", get(send::status))
         .route(

@@ -67,6 +67,9 @@ pub struct HttpConfig {
     pub idle_timeout_secs: u64,
     /// Connections open at once; the ones beyond are answered 503 and closed at once.
     pub max_connections: usize,
+    /// Where callers reach this server (`https://wagate.example.com`), for the URLs wagate
+    /// gives out (a media file's); empty: `http://` and the request's `Host`.
+    pub public_url: String,
 }
 
 impl HttpConfig {
@@ -260,6 +263,7 @@ impl Default for HttpConfig {
             body_read_timeout_ms: 30_000,
             idle_timeout_secs: 60,
             max_connections: 10_000,
+            public_url: String::new(),
         }
     }
 }
@@ -390,6 +394,13 @@ impl ServerConfig {
                 "http.max_body_bytes_held must be at least http.max_body_bytes and http.max_bulk_bytes"
                     .into(),
             );
+        }
+        let public_url = &self.http.public_url;
+        let absolute = public_url.starts_with("http://") || public_url.starts_with("https://");
+        if !public_url.is_empty() && !absolute {
+            return invalid(format!(
+                "http.public_url must start with http:// or https://, not '{public_url}'"
+            ));
         }
         if !self.http.metrics_token.is_empty() && self.http.metrics_token.len() < 16 {
             return invalid("http.metrics_token must be at least 16 characters".into());

@@ -12,7 +12,9 @@ use http_body_util::Full;
 use hyper::Request;
 
 use super::config::MetaConfig;
-use super::http_client::{client, exchange_typed, HttpClient};
+use super::http_client::{
+    client, exchange_typed, streaming_client, HttpClient, StreamedBody, StreamingClient,
+};
 use super::metrics::Metrics;
 use super::tenants::Tenant;
 use wagate_cloud_api::error::ApiError;
@@ -38,6 +40,12 @@ pub(crate) enum GraphCall {
     PassThrough,
     /// wagate's own reads of Meta's state (`meta_sync`).
     Sync,
+    /// A file streamed to Meta (`media`).
+    MediaUpload,
+    /// A media id's URL read, or the media deleted, or its owner asked (`media`).
+    Media,
+    /// A file streamed from Meta's media URL to the caller.
+    MediaDownload,
 }
 
 impl GraphCall {
@@ -47,6 +55,9 @@ impl GraphCall {
             GraphCall::TemplateCreate => "template_create",
             GraphCall::Sync => "sync",
             GraphCall::PassThrough => "pass_through",
+            GraphCall::MediaUpload => "media_upload",
+            GraphCall::Media => "media",
+            GraphCall::MediaDownload => "media_download",
         }
     }
 }
@@ -61,6 +72,8 @@ pub(crate) struct MetaAnswer {
 
 pub(crate) struct MetaGraph {
     client: HttpClient,
+    /// For media, whose bodies stream both ways.
+    media: StreamingClient,
     /// `meta.base_url` without its final slash.
     base_url: String,
     api_version: String,
@@ -73,6 +86,7 @@ impl MetaGraph {
     pub(crate) fn new(config: &MetaConfig) -> MetaGraph {
         MetaGraph {
             client: client(IDLE_CONNECTIONS),
+            media: streaming_client(IDLE_CONNECTIONS),
             base_url: config.base_url.trim_end_matches('/').to_string(),
             api_version: config.api_version.clone(),
             authorization: format!("Bearer {}", config.access_token),
@@ -101,6 +115,83 @@ impl MetaGraph {
             body,
         )
         .await
+    }
+
+    /// The Graph API version wagate's own calls name.
+    pub(crate) fn api_version(&self) -> &str {
+        &self.api_version
+    }
+
+    /// How long Meta may take to answer a call.
+    pub(crate) fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Opens a call whose body streams (`body`, sent as it is produced) and whose answer
+    /// streams back: the head is awaited within `head_deadline`, the body is the caller's to
+    /// read. `target` is a path and query under `meta.base_url`, or a full URL Meta gave (a
+    /// media file's).
+    #[allow(clippy::too_many_arguments)] // each is a part of the request, named at the call
+    pub(crate) async fn open(
+        &self,
+        metrics: &Metrics,
+        call: GraphCall,
+        tenant: &Tenant,
+        method: Method,
+        target: &str,
+        content_type: Option<&str>,
+        body: StreamedBody,
+        head_deadline: Duration,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ApiError> {
+        let uri = if target.starts_with('/') {
+            format!("{}{target}", self.base_url)
+        } else {
+            target.to_string()
+        };
+        let mut request = Request::builder().method(method).uri(uri).header(
+            header::AUTHORIZATION,
+            tenant
+                .meta_authorization
+                .as_deref()
+                .unwrap_or(&self.authorization),
+        );
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let request = request
+            .body(body)
+            .map_err(|e| unreachable_meta(format!("cannot build the request to Meta: {e}")))?;
+        let started = Instant::now();
+        let answered = tokio::time::timeout(head_deadline, self.media.request(request)).await;
+        let took = started.elapsed();
+        match answered {
+            Ok(Ok(answer)) => {
+                metrics.graph_took(call.label(), status_class(answer.status()), took);
+                Ok(answer)
+            }
+            Ok(Err(error)) => {
+                metrics.graph_took(call.label(), "unreachable", took);
+                Err(self.unanswered(tenant, call, format!("{error:?}")))
+            }
+            Err(_) => {
+                metrics.graph_took(call.label(), "unreachable", took);
+                Err(self.unanswered(tenant, call, format!("no answer within {head_deadline:?}")))
+            }
+        }
+    }
+
+    /// Logs (at most once a second) a call Meta did not answer, and says so in Meta's shape.
+    fn unanswered(&self, tenant: &Tenant, call: GraphCall, error: String) -> ApiError {
+        if let Some(times) = admit(&UNANSWERED) {
+            tracing::warn!(
+                tenant = %tenant.name,
+                call = call.label(),
+                %error,
+                times,
+                "a call to Meta on a caller's behalf got no answer"
+            );
+        }
+        unreachable_meta(format!("Meta did not answer: {error}"))
     }
 
     /// The path and query of the next page of a list Meta answered (`paging.next`, a full URL
@@ -156,16 +247,7 @@ impl MetaGraph {
             Err(error) => {
                 metrics.graph_took(call.label(), "unreachable", took);
                 // When Meta is down these come with every call: one line a second says how many.
-                if let Some(times) = admit(&UNANSWERED) {
-                    tracing::warn!(
-                        tenant = %tenant.name,
-                        call = call.label(),
-                        %error,
-                        times,
-                        "a call to Meta on a caller's behalf got no answer"
-                    );
-                }
-                Err(unreachable_meta(format!("Meta did not answer: {error}")))
+                Err(self.unanswered(tenant, call, error.to_string()))
             }
         }
     }

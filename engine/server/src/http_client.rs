@@ -1,9 +1,11 @@
 //! The outbound HTTP client wagate shares between the Meta upstream and tenant forwarding:
-//! pooled connections, HTTP and HTTPS (rustls, the webpki roots), a deadline per request.
+//! pooled connections, HTTP and HTTPS (rustls, the webpki roots), a deadline per request; and
+//! a client whose bodies stream, for media.
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Request, StatusCode};
 use hyper_rustls::HttpsConnector;
@@ -17,7 +19,27 @@ pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 /// document.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
+/// A request body sent as it is produced (a media upload), or an answer's error.
+pub(crate) type StreamedBody = UnsyncBoxBody<Bytes, BoxError>;
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A client whose request bodies stream: media goes to Meta as the caller sends it.
+pub(crate) type StreamingClient = Client<HttpsConnector<HttpConnector>, StreamedBody>;
+
 pub(crate) fn client(max_idle_per_host: usize) -> HttpClient {
+    pooled(max_idle_per_host)
+}
+
+pub(crate) fn streaming_client(max_idle_per_host: usize) -> StreamingClient {
+    pooled(max_idle_per_host)
+}
+
+fn pooled<B>(max_idle_per_host: usize) -> Client<HttpsConnector<HttpConnector>, B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+{
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);

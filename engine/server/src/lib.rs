@@ -23,6 +23,9 @@ mod grpc_port;
 mod headers;
 mod http_client;
 mod ingest;
+mod media;
+mod media_owner;
+mod media_upload;
 mod meta_pacing;
 mod meta_sync;
 mod meta_webhook;
@@ -262,6 +265,7 @@ pub async fn serve(
         metrics,
         upstream,
         graph: graph::MetaGraph::new(&config.meta),
+        media_owners: media_owner::MediaOwners::default(),
         forwarder,
         config,
     });

@@ -1,7 +1,8 @@
 //! Every call under `/{version}/` that wagate does not answer itself goes to Meta as the caller
 //! wrote it (method, path, query, body and its type), with the tenant's Meta token instead of
 //! the caller's wagate token, and Meta's answer comes back as it came. Only for objects the
-//! tenant owns: its numbers and its businesses (the accounts of its numbers); any other id is
+//! tenant owns: its numbers, its businesses (the accounts of its numbers) and media of its numbers
+//! (`media`); any other id is
 //! answered as Meta answers an object the token may not use, and Meta is not asked. Each call
 //! is audited in the log (target `wagate::audit`): tenant, method, path, Meta's status.
 
@@ -16,7 +17,7 @@ use super::reply::{no_such_object, unknown_endpoint, ApiErrorResponse};
 use super::send::counted;
 use super::state::App;
 use super::tenants::Tenant;
-use super::{number_reads, template_reads};
+use super::{media, number_reads, template_reads};
 use wagate_cloud_api::error::ApiError;
 use wagate_rules::ids::{AccountId, PhoneNumberId};
 
@@ -51,6 +52,11 @@ pub(crate) async fn pass_through(
         }
     }
     if !owns(&app, &tenant, id) {
+        // A bare `/{version}/{id}` read or deleted may be a media id (the tenant's if Meta says so).
+        let bare = uri.path().matches('/').count() == 2;
+        if bare && matches!(method, Method::GET | Method::DELETE) {
+            return media::by_id(&app, &tenant, method, &uri, &headers, id).await;
+        }
         return counted(&app, no_such_object(id)).into_response();
     }
     let body = match read_request_body(&app, body, app.config.http.max_body_bytes).await {

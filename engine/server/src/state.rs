@@ -9,6 +9,7 @@ use super::forward::Forwarder;
 use super::graph::MetaGraph;
 use super::headers::Headers;
 use super::ingest::Ingest;
+use super::media_owner::MediaOwners;
 use super::metrics::Metrics;
 use super::reply::ApiErrorResponse;
 use super::tenants::Tenants;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub upstream: Arc<MetaUpstream>,
     /// Calls to Meta made now on a caller's behalf (read marks, the pass-through).
     pub(crate) graph: MetaGraph,
+    /// The numbers of media ids uploaded or read through wagate.
+    pub(crate) media_owners: MediaOwners,
     pub forwarder: Arc<Forwarder>,
     /// The bytes of bodies all unfinished requests hold, under `http.max_body_bytes_held`.
     pub bodies: Arc<BodyBudget>,
