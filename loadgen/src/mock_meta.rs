@@ -29,7 +29,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -273,12 +273,50 @@ async fn handle(
                 .templates()
                 .iter()
                 .map(|(name, language, template)| {
-                    json!({ "name": name, "language": language, "status": template.name(),
-                            "category": "UTILITY",
-                            "components": [{ "type": "BODY", "text": "Hello {{1}}" }] })
+                    json!({ "id": template_id(name, language),
+                            "name": name, "language": language, "status": template.name(),
+                            "category": "UTILITY", "parameter_format": "POSITIONAL",
+                            "components": [{ "type": "BODY", "text": "Hello {{1}}",
+                                             "example": { "body_text": [["Ana"]] } }] })
                 })
                 .collect();
-            reply(StatusCode::OK, &json!({ "data": data }))
+            let count = data.len();
+            reply(
+                StatusCode::OK,
+                &json!({ "data": data,
+                         "summary": { "total_count": count, "message_template_count": count,
+                                      "message_template_limit": 250,
+                                      "are_translations_complete": true } }),
+            )
+        }
+        (Method::POST, [_version, _waba, "message_templates"]) => {
+            // Meta reviews a new template later: it is pending, and not sendable, until then.
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            match (json["name"].as_str(), json["language"].as_str()) {
+                (Some(name), Some(language)) => reply(
+                    StatusCode::OK,
+                    &json!({ "id": template_id(name, language), "status": "PENDING",
+                             "category": json["category"] }),
+                ),
+                _ => reply(StatusCode::BAD_REQUEST, &meta_error(100)),
+            }
+        }
+        (Method::GET, [_version, number])
+            if state
+                .qualities
+                .lock()
+                .expect("qualities")
+                .contains_key(*number) =>
+        {
+            let quality = state.qualities.lock().expect("qualities")[*number].clone();
+            reply(
+                StatusCode::OK,
+                &json!({ "id": number, "display_phone_number": format!("+1 555-{number}"),
+                         "verified_name": "Mock Business", "quality_rating": quality,
+                         "code_verification_status": "VERIFIED", "name_status": "APPROVED",
+                         "messaging_limit_tier": "TIER_1K", "platform_type": "CLOUD_API",
+                         "throughput": { "level": "STANDARD" } }),
+            )
         }
         (Method::GET, [_version, _waba, "phone_numbers"]) => {
             let qualities = state.qualities.lock().expect("qualities");
@@ -422,6 +460,14 @@ async fn handle(
         }
         _ => reply(StatusCode::NOT_FOUND, &meta_error(100)),
     })
+}
+
+/// A template's id at Meta: stable for its name and language.
+fn template_id(name: &str, language: &str) -> String {
+    let digest = Sha256::digest(format!("{name}/{language}").as_bytes());
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(id) >> 12).to_string()
 }
 
 /// Sends the statuses of a message taken (the `arrival`th request): sent, then delivered

@@ -24,6 +24,8 @@ mod operability;
 mod contract;
 /// Meta's Cloud API through wagate's base URL: read marks and the pass-through.
 mod drop_in;
+/// A real third-party Cloud API client (pywa) against wagate, only its base URL changed.
+mod drop_in_client;
 mod from_meta;
 mod grpc;
 /// The HTTP port's own HTTP/1.1 reader, over raw TCP.

@@ -2,9 +2,10 @@
 //! and the largest file of that kind. Checked before an upload goes to Meta, so a file Meta
 //! would refuse is refused at once, before its bytes cross the network twice.
 
-/// A kind of media, as Meta names it in a send (`"type": "image"`, ...).
+/// A kind of file, as Meta names it in a send (`"type": "image"`, ...). (A template header's
+/// media is `wagate_rules::template::model::MediaKind`, a narrower set.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaKind {
+pub enum FileKind {
     Image,
     Video,
     Audio,
@@ -12,14 +13,14 @@ pub enum MediaKind {
     Sticker,
 }
 
-impl MediaKind {
+impl FileKind {
     pub fn name(self) -> &'static str {
         match self {
-            MediaKind::Image => "image",
-            MediaKind::Video => "video",
-            MediaKind::Audio => "audio",
-            MediaKind::Document => "document",
-            MediaKind::Sticker => "sticker",
+            FileKind::Image => "image",
+            FileKind::Video => "video",
+            FileKind::Audio => "audio",
+            FileKind::Document => "document",
+            FileKind::Sticker => "sticker",
         }
     }
 
@@ -28,48 +29,48 @@ impl MediaKind {
     pub fn max_bytes(self) -> u64 {
         const MB: u64 = 1024 * 1024;
         match self {
-            MediaKind::Image => 5 * MB,
-            MediaKind::Video | MediaKind::Audio => 16 * MB,
-            MediaKind::Document => 100 * MB,
-            MediaKind::Sticker => 500 * 1024,
+            FileKind::Image => 5 * MB,
+            FileKind::Video | FileKind::Audio => 16 * MB,
+            FileKind::Document => 100 * MB,
+            FileKind::Sticker => 500 * 1024,
         }
     }
 }
 
 /// The MIME types Meta takes, with their kinds.
-const TYPES: &[(&str, MediaKind)] = &[
-    ("image/jpeg", MediaKind::Image),
-    ("image/png", MediaKind::Image),
-    ("video/mp4", MediaKind::Video),
-    ("video/3gpp", MediaKind::Video),
-    ("audio/aac", MediaKind::Audio),
-    ("audio/amr", MediaKind::Audio),
-    ("audio/mpeg", MediaKind::Audio),
-    ("audio/mp4", MediaKind::Audio),
-    ("audio/ogg", MediaKind::Audio),
-    ("text/plain", MediaKind::Document),
-    ("application/pdf", MediaKind::Document),
-    ("application/msword", MediaKind::Document),
+const TYPES: &[(&str, FileKind)] = &[
+    ("image/jpeg", FileKind::Image),
+    ("image/png", FileKind::Image),
+    ("video/mp4", FileKind::Video),
+    ("video/3gpp", FileKind::Video),
+    ("audio/aac", FileKind::Audio),
+    ("audio/amr", FileKind::Audio),
+    ("audio/mpeg", FileKind::Audio),
+    ("audio/mp4", FileKind::Audio),
+    ("audio/ogg", FileKind::Audio),
+    ("text/plain", FileKind::Document),
+    ("application/pdf", FileKind::Document),
+    ("application/msword", FileKind::Document),
     (
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        MediaKind::Document,
+        FileKind::Document,
     ),
-    ("application/vnd.ms-excel", MediaKind::Document),
+    ("application/vnd.ms-excel", FileKind::Document),
     (
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        MediaKind::Document,
+        FileKind::Document,
     ),
-    ("application/vnd.ms-powerpoint", MediaKind::Document),
+    ("application/vnd.ms-powerpoint", FileKind::Document),
     (
         "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        MediaKind::Document,
+        FileKind::Document,
     ),
-    ("image/webp", MediaKind::Sticker),
+    ("image/webp", FileKind::Sticker),
 ];
 
 /// The kind of a MIME type Meta takes (parameters such as `; codecs=opus` ignored, case
 /// folded), or `None` for a type Meta refuses.
-pub fn media_kind(mime: &str) -> Option<MediaKind> {
+pub fn file_kind(mime: &str) -> Option<FileKind> {
     let essence = mime.split(';').next().unwrap_or("").trim();
     TYPES
         .iter()
@@ -87,21 +88,21 @@ mod tests {
 
     #[test]
     fn each_type_meta_takes_has_its_kind_and_limit() {
-        assert_eq!(media_kind("image/jpeg"), Some(MediaKind::Image));
-        assert_eq!(media_kind("IMAGE/PNG"), Some(MediaKind::Image));
-        assert_eq!(media_kind("audio/ogg; codecs=opus"), Some(MediaKind::Audio));
-        assert_eq!(media_kind("image/gif"), None);
-        assert_eq!(media_kind("application/x-msdownload"), None);
+        assert_eq!(file_kind("image/jpeg"), Some(FileKind::Image));
+        assert_eq!(file_kind("IMAGE/PNG"), Some(FileKind::Image));
+        assert_eq!(file_kind("audio/ogg; codecs=opus"), Some(FileKind::Audio));
+        assert_eq!(file_kind("image/gif"), None);
+        assert_eq!(file_kind("application/x-msdownload"), None);
         assert_eq!(
-            media_kind("image/jpeg").map(MediaKind::max_bytes),
+            file_kind("image/jpeg").map(FileKind::max_bytes),
             Some(5 << 20)
         );
         assert_eq!(
-            media_kind("image/webp").map(MediaKind::max_bytes),
+            file_kind("image/webp").map(FileKind::max_bytes),
             Some(500 << 10)
         );
         assert_eq!(
-            media_kind("application/pdf").map(MediaKind::max_bytes),
+            file_kind("application/pdf").map(FileKind::max_bytes),
             Some(MAX_MEDIA_BYTES)
         );
     }

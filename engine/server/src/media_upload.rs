@@ -25,7 +25,7 @@ use super::reply::{no_such_object, unknown_endpoint};
 use super::send::counted;
 use super::state::App;
 use wagate_cloud_api::error::ApiError;
-use wagate_cloud_api::media::{media_kind, MediaKind, MAX_MEDIA_BYTES};
+use wagate_cloud_api::media::{file_kind, FileKind, MAX_MEDIA_BYTES};
 use wagate_rules::ids::PhoneNumberId;
 
 /// Room for the form's other fields and part headers, beyond the largest file.
@@ -264,7 +264,7 @@ struct Pump {
     form: multer::Multipart<'static>,
     sender: Sender,
     boundary: String,
-    kind: MediaKind,
+    kind: FileKind,
     mime: String,
     fields: SmallFields,
     idle: Duration,
@@ -340,8 +340,8 @@ fn part_head(boundary: &str, name: &str, file_name: Option<&str>, mime: Option<&
 }
 
 /// The kind of a type Meta takes, or Meta's refusal of the upload.
-fn takeable(mime: &str) -> Result<MediaKind, ApiError> {
-    media_kind(mime).ok_or_else(|| {
+fn takeable(mime: &str) -> Result<FileKind, ApiError> {
+    file_kind(mime).ok_or_else(|| {
         ApiError::new(
             400,
             131_053,
