@@ -76,6 +76,12 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
                  "components": [{ "type": "BODY", "text": "Hello {{1}}, welcome." }] }).to_string(), "application/json"),
         ("delete", "/v23.0/1/message_templates?name=greeting".into(), ALPHA, String::new(), ""),
         ("post", "/wagate/admin/sync".into(), ADMIN, String::new(), ""),
+        ("post", format!("/v23.0/{NUMBER_A}/media"), ALPHA,
+         "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\
+          PNG\r\n--b\r\nContent-Disposition: form-data; name=\"messaging_product\"\r\n\r\nwhatsapp\r\n--b--\r\n".into(),
+         "multipart/form-data; boundary=b"),
+        ("get", "/v23.0/777".into(), ALPHA, String::new(), ""),
+        ("get", "/wagate/v1/media/777/content".into(), ALPHA, String::new(), ""),
         ("get", "/metrics".into(), "", String::new(), ""),
         ("get", "/healthz".into(), "", String::new(), ""),
     ];

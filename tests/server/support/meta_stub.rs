@@ -40,6 +40,9 @@ impl Received {
     }
 }
 
+/// Where the stub's media files are (not recorded: a download, not a call of the API).
+const MEDIA_FILE: &str = "/stub-media/file";
+
 /// What the stub answers next: scripted answers first, then success.
 #[derive(Debug, Clone)]
 pub(crate) struct Scripted {
@@ -145,6 +148,19 @@ async fn answer(
         .uri()
         .path_and_query()
         .map_or_else(|| request.uri().path().to_string(), |p| p.to_string());
+    let host = request
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if path.starts_with(MEDIA_FILE) {
+        // A media file, at the URL the stub's media reads give: a few bytes of PNG.
+        return Ok(Response::builder()
+            .header("content-type", "image/png")
+            .body(Full::new(Bytes::from_static(b"\x89PNG")))
+            .expect("a valid response"));
+    }
     let headers = request
         .headers()
         .iter()
@@ -163,10 +179,20 @@ async fn answer(
         });
         let read_mark = serde_json::from_slice::<Value>(&received[n].body)
             .is_ok_and(|json| json["status"] == "read");
+        let media_read =
+            received[n].method == "GET" && received[n].path.contains("phone_number_id=");
+        let upload = received[n].method == "POST" && received[n].path.ends_with("/media");
         match scripted {
             Some(s) => (s.status, s.body),
             // Meta's answer to a read mark.
             None if read_mark => (200, json!({ "success": true })),
+            None if upload => (200, json!({ "id": format!("{n}") })),
+            // Meta's answer to reading a media id: where its file is.
+            None if media_read => (
+                200,
+                json!({ "messaging_product": "whatsapp", "url": format!("http://{host}{MEDIA_FILE}"),
+                        "mime_type": "image/png", "sha256": "0", "file_size": 4, "id": "1" }),
+            ),
             None => (
                 200,
                 json!({
