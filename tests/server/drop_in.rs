@@ -560,3 +560,88 @@ async fn what_meta_changes_on_its_side_without_a_webhook_a_sync_brings_in() -> R
     );
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_the_business_blocks_through_meta_gets_nothing_until_unblocked() -> Result<()> {
+    let (mut f, ana) = Fixture::ready_for("drop-in-block", "", 1).await?;
+    let bo = person(2);
+    f.opt_in(NUMBER_A, std::slice::from_ref(&bo)).await?;
+    let block_url = f.url(&format!("/v23.0/{NUMBER_A}/block_users"));
+    let auth = bearer(ALPHA);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let asking = json!({ "messaging_product": "whatsapp", "block_users": [{ "user": ana }] });
+    f.meta.script([Scripted {
+        status: 200,
+        body: json!({ "messaging_product": "whatsapp", "block_users": {
+            "added_users": [{ "input": format!("+{ana}"), "wa_id": ana }] } }),
+    }]);
+    let blocked = f
+        .web
+        .request(
+            hyper::Method::POST,
+            &block_url,
+            &headers,
+            asking.to_string(),
+        )
+        .await?;
+    assert_eq!(blocked.status, 200, "{}", blocked.text());
+    assert_eq!(f.contact(NUMBER_A, &ana).await?["blocked"], true);
+
+    // Refused here with Meta's 130403, across a restart; Meta never asked.
+    f.stop()?;
+    f.restart()?;
+    let refused = f.send_update(&ana).await?;
+    assert_eq!(refused.code(), Some(130_403), "{}", refused.text());
+    assert_eq!(
+        refused.json()["error"]["wagate_reason"],
+        "blocked_by_business"
+    );
+    assert!(
+        !f.meta
+            .received()
+            .iter()
+            .any(|r| r.path.ends_with("/messages")),
+        "{:?}",
+        f.meta.received()
+    );
+
+    f.meta.script([Scripted {
+        status: 200,
+        body: json!({ "messaging_product": "whatsapp", "block_users": {
+            "removed_users": [{ "input": format!("+{ana}"), "wa_id": ana }] } }),
+    }]);
+    // The restarted server listens on a port of its own.
+    let block_url = f.url(&format!("/v23.0/{NUMBER_A}/block_users"));
+    let unblocked = f
+        .web
+        .request(
+            hyper::Method::DELETE,
+            &block_url,
+            &headers,
+            asking.to_string(),
+        )
+        .await?;
+    assert_eq!(unblocked.status, 200, "{}", unblocked.text());
+    let sent = f.send_update(&ana).await?;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    f.meta.wait_for(3, WAIT).await?;
+
+    // A block wagate did not know: Meta's 130403 on a send is Meta's word, applied at once.
+    f.meta.script([Scripted::meta_error(
+        400,
+        130_403,
+        "Business has blocked this user",
+    )]);
+    let first = f.send_update(&bo).await?;
+    // The number's throughput paces its sends on wagate's clock (manual here).
+    f.admin("/wagate/admin/clock", json!({ "advance_secs": 1 }))
+        .await?;
+    f.wait_message(&first.message_id(), WAIT, |v| v["status"] == "failed")
+        .await?;
+    let again = f.send_update(&bo).await?;
+    assert_eq!(again.code(), Some(130_403), "{}", again.text());
+    f.stop()
+}

@@ -56,6 +56,8 @@ pub enum FailureEffect {
     MarketingCooldown { until: Timestamp },
     /// 131026: not reachable until they write to us.
     Unreachable,
+    /// 130403: the business blocked them on this number.
+    Blocked,
     /// The code carries no rule about the person.
     None,
 }
@@ -93,4 +95,6 @@ pub struct ContactView {
     pub consent_changed_at: Option<Timestamp>,
     pub last_business_initiated: Option<Timestamp>,
     pub unreachable: bool,
+    /// The business blocked them on this number.
+    pub blocked: bool,
 }

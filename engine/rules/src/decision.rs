@@ -111,6 +111,8 @@ pub enum Refusal {
     MarketingOptedOut,
     #[error("the number cannot receive WhatsApp messages (last delivery failed with 131026)")]
     Unreachable,
+    #[error("the business blocked this person on this number (unblock them to message them)")]
+    BlockedByBusiness,
     #[error("template '{name}' does not exist in language '{language}'")]
     TemplateNotFound { name: String, language: String },
     #[error("template is {} and cannot be sent", .0.name())]
@@ -144,6 +146,7 @@ impl Refusal {
             Refusal::NoOptIn | Refusal::OptedOut => None,
             Refusal::MarketingOptedOut => Some(131_050),
             Refusal::Unreachable => Some(131_026),
+            Refusal::BlockedByBusiness => Some(130_403),
             Refusal::TemplateNotFound { .. } | Refusal::TemplateNotApproved(_) => Some(132_001),
             Refusal::TemplatePaused => Some(132_015),
             Refusal::TemplateDisabled => Some(132_016),
@@ -164,6 +167,7 @@ impl Refusal {
             Refusal::OptedOut => "opted_out",
             Refusal::MarketingOptedOut => "marketing_opted_out",
             Refusal::Unreachable => "unreachable",
+            Refusal::BlockedByBusiness => "blocked_by_business",
             Refusal::TemplateNotFound { .. } => "template_not_found",
             Refusal::TemplateNotApproved(_) => "template_not_approved",
             Refusal::TemplatePaused => "template_paused",

@@ -130,6 +130,17 @@ impl Engine {
             .delivery_failed(number, person, code, now)
     }
 
+    /// The business blocked (or unblocked) `person` on `number` (Meta's block list).
+    pub fn business_block(
+        &mut self,
+        number: PhoneNumberId,
+        person: Msisdn,
+        blocked: bool,
+    ) -> Result<(), Refusal> {
+        self.shard_of(person)
+            .business_block(number, person, blocked)
+    }
+
     /// A send that failed for good: its price and, if it took one, its recipient's slot are
     /// given back (see [`Shard::send_failed`]).
     pub fn send_failed(&mut self, failed: &FailedSend) -> Option<FailureReversal> {

@@ -10,6 +10,7 @@
 mod accept;
 mod admin;
 mod app;
+mod block_reads;
 mod body_budget;
 mod body_read;
 mod bulk;

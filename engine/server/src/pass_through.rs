@@ -17,7 +17,7 @@ use super::reply::{no_such_object, unknown_endpoint, ApiErrorResponse};
 use super::send::counted;
 use super::state::App;
 use super::tenants::Tenant;
-use super::{media, number_reads, template_reads};
+use super::{block_reads, media, number_reads, template_reads};
 use wagate_cloud_api::error::ApiError;
 use wagate_rules::ids::{AccountId, PhoneNumberId};
 
@@ -96,6 +96,7 @@ pub(crate) async fn pass_through(
                     number_reads::apply(&app, &tenant, uri.path(), &answer.body).await;
                 }
                 template_reads::apply(&app, &method, uri.path(), uri.query(), &answer.body).await;
+                block_reads::apply(&app, &tenant, &method, uri.path(), &answer.body).await;
             }
             relay(answer)
         }

@@ -1,7 +1,8 @@
 //! Meta's synchronous refusals as Meta's word. A send Meta refuses with a code that speaks of
 //! more than the message changes that state at once, as the same news in a webhook would:
 //! - the person: 131049 (WhatsApp's marketing limit for them: a cool-down), 131050 (they
-//!   stopped marketing), 131026 (unreachable until they write), applied on their shard;
+//!   stopped marketing), 131026 (unreachable until they write), 130403 (the business blocked
+//!   them: nothing more from this number until it unblocks them), applied on their shard;
 //! - the number: 368 (blocked for policy violations) and 131048 (spam rate limit) restrict it
 //!   for the profile's restriction period: business-initiated sends, queued ones included, wait;
 //!   replies inside the window go on;
@@ -65,7 +66,7 @@ impl RefusalNews {
         let mut persons = Vec::new();
         for refusal in refusals {
             let applied = match refusal.code {
-                131_049 | 131_050 | 131_026 => {
+                131_049 | 131_050 | 131_026 | 130_403 => {
                     persons.push(DeliveryFailed {
                         number: refusal.number,
                         person: refusal.to,

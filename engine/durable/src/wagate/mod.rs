@@ -33,7 +33,8 @@ use crate::metrics::DurableMetrics;
 pub use crate::open_error::OpenError;
 use crate::recovery::NEXT_ID_BLOCK;
 use crate::workers::{
-    Consent, ContactRead, DeliveryFailed, Inbound, Onward, SendFailed, ShardPool, Submit,
+    BusinessBlock, Consent, ContactRead, DeliveryFailed, Inbound, Onward, SendFailed, ShardPool,
+    Submit,
 };
 use admin::AdminError;
 use wagate_cloud_api::webhooks::events::WebhookEvent;
@@ -488,6 +489,25 @@ impl Wagate {
             person,
             code,
         })?)
+    }
+
+    /// The business blocked (`true`) or unblocked these people on `number`, as Meta's block
+    /// list says: applied on their shards and written like any change to a person.
+    pub fn business_block(
+        &self,
+        number: PhoneNumberId,
+        people: &[Msisdn],
+        blocked: bool,
+    ) -> Result<Vec<Result<(), Refusal>>, SubmitError> {
+        let commands = people
+            .iter()
+            .map(|&person| BusinessBlock {
+                number,
+                person,
+                blocked,
+            })
+            .collect();
+        Ok(self.pool.submit(commands)?)
     }
 
     /// A person's record for a number: consent, window, reachability (`None`: never seen).

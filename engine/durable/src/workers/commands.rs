@@ -168,6 +168,26 @@ impl ShardCommand for DeliveryFailed {
     }
 }
 
+/// The business blocked or unblocked a person on a number (Meta's block list).
+#[derive(Debug, Clone, Copy)]
+pub struct BusinessBlock {
+    pub number: PhoneNumberId,
+    pub person: Msisdn,
+    pub blocked: bool,
+}
+
+impl ShardCommand for BusinessBlock {
+    type Answer = Result<(), Refusal>;
+
+    fn person(&self) -> Msisdn {
+        self.person
+    }
+
+    fn run(self, shard: &mut Shard, _: Timestamp, _: Option<&mut Writes>) -> Self::Answer {
+        shard.business_block(self.number, self.person, self.blocked)
+    }
+}
+
 /// A send that failed for good: its price and its recipient's slot given back.
 #[derive(Debug, Clone)]
 pub struct SendFailed(pub FailedSend);

@@ -91,6 +91,9 @@ impl Shard {
         let table_hash = key.table_hash(person_hash);
         let existing = state.contacts.get(&key, table_hash).copied();
         let mut record = existing.unwrap_or_default();
+        if record.has(flags::BLOCKED) {
+            return Decision::Refused(Refusal::BlockedByBusiness);
+        }
         let business_initiated = !record.window_open(secs);
         if business_initiated && !is_template {
             return Decision::Refused(Refusal::OutsideServiceWindow);

@@ -175,6 +175,17 @@ impl Shard {
         .ok_or(Refusal::UnknownNumber(number))
     }
 
+    /// The business blocked (or unblocked) `person` on `number`, as Meta's block list says.
+    pub fn business_block(
+        &mut self,
+        number: PhoneNumberId,
+        person: Msisdn,
+        blocked: bool,
+    ) -> Result<(), Refusal> {
+        self.with_record(number, person, |record| record.set(flags::BLOCKED, blocked))
+            .ok_or(Refusal::UnknownNumber(number))
+    }
+
     /// A failure code from Meta for a message to `person`, turned into what it means for them.
     pub fn delivery_failed(
         &mut self,
@@ -203,6 +214,10 @@ impl Shard {
             131_026 => {
                 record.set(flags::UNREACHABLE, true);
                 FailureEffect::Unreachable
+            }
+            130_403 => {
+                record.set(flags::BLOCKED, true);
+                FailureEffect::Blocked
             }
             _ => FailureEffect::None,
         })
@@ -307,6 +322,7 @@ impl Shard {
             consent_changed_at: time(record.consent_at),
             last_business_initiated: time(last),
             unreachable: record.has(flags::UNREACHABLE),
+            blocked: record.has(flags::BLOCKED),
         })
     }
 }

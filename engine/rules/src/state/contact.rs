@@ -66,6 +66,9 @@ pub mod flags {
     /// The latest counted send to this person in the scope shared its second with another
     /// counted send, so a failure of one cannot tell which of them holds the slot.
     pub const SHARED_COUNT: u16 = 1 << 5;
+    /// The business blocked this person on this number (Meta's block list, or Meta's 130403):
+    /// nothing goes to them from it, in the window or not, until the business unblocks them.
+    pub const BLOCKED: u16 = 1 << 6;
 }
 
 /// A person's state for one key. `0` in a time field means "never".

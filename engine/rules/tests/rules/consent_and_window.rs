@@ -356,6 +356,37 @@ fn delivery_failures_feed_consent_cooldown_and_reachability() {
 }
 
 #[test]
+fn a_person_the_business_blocked_gets_nothing_from_that_number_until_unblocked() {
+    for profile in profiles() {
+        let mut f = Fixture::new(profile);
+        let (ana, ben) = (person(1), person(2));
+        for who in [ana, ben] {
+            f.opt_in(who);
+            f.inbound(who, "hi");
+        }
+        f.engine.business_block(NUMBER, ana, true).unwrap();
+        // Inside the window or not, free-form or template: 130403, as Meta would answer.
+        assert_eq!(refusal_code(&f.send_text(ana, "hello")), Some(130_403));
+        assert_eq!(
+            refusal_code(&f.send_template(ana, "order_update")),
+            Some(130_403)
+        );
+        assert!(
+            f.send_text(ben, "hello").is_accepted(),
+            "only ana is blocked"
+        );
+        f.engine.business_block(NUMBER, ana, false).unwrap();
+        assert!(f.send_text(ana, "hello again").is_accepted());
+        // Meta's own refusal for a block wagate did not know says the same.
+        assert_eq!(
+            f.engine.delivery_failed(NUMBER, ben, 130_403).unwrap(),
+            FailureEffect::Blocked
+        );
+        assert_eq!(refusal_code(&f.send_text(ben, "hello")), Some(130_403));
+    }
+}
+
+#[test]
 fn unknown_numbers_are_refused_with_code_100() {
     let mut f = Fixture::new(wagate_rules::Profile::whatsapp_2021());
     let decision = f.send_template_from(wagate_rules::PhoneNumberId(1), person(1), "promo");
