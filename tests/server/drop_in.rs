@@ -645,3 +645,130 @@ async fn a_person_the_business_blocks_through_meta_gets_nothing_until_unblocked(
     assert_eq!(again.code(), Some(130_403), "{}", again.text());
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_is_edited_read_and_deleted_by_metas_id() -> Result<()> {
+    let mut f = Fixture::start("drop-in-template-by-id", "").await?;
+    let ana = person(1);
+    f.opt_in(NUMBER_A, std::slice::from_ref(&ana)).await?;
+    let meta_says = |body: Value| Scripted { status: 200, body };
+    f.meta.script([meta_says(
+        json!({ "id": "778899", "status": "PENDING", "category": "UTILITY" }),
+    )]);
+    let created = f
+        .web
+        .post(
+            &f.url("/v23.0/1/message_templates"),
+            ALPHA,
+            &json!({ "name": "pickup_ready", "language": "en_US", "category": "UTILITY",
+                     "components": [{ "type": "BODY", "text": "Hi {{1}}, your parcel is ready.",
+                                      "example": { "body_text": [["Ana"]] } }] }),
+            &[],
+        )
+        .await?;
+    assert_eq!(created.status, 200, "{}", created.text());
+    let approve = || {
+        account_webhook(
+            "message_template_status_update",
+            json!({ "event": "APPROVED", "message_template_id": 778899_u64,
+                    "message_template_name": "pickup_ready",
+                    "message_template_language": "en_US" }),
+        )
+    };
+    assert_eq!(f.meta_webhook(&approve(), None).await?.json()["applied"], 1);
+    let send = template_send(&ana, "pickup_ready", &["Ana"]);
+    let sent = f.send(ALPHA, NUMBER_A, &send, &[]).await?;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    f.meta.wait_for(2, WAIT).await?;
+
+    // An edit by Meta's id: linted, sent to Meta, and the template is back in review here.
+    let by_id = f.url("/v23.0/778899");
+    f.meta.script([meta_says(json!({ "success": true }))]);
+    let edit = json!({ "components": [{ "type": "BODY", "text": "Hi {{1}}, your parcel waits at the desk.",
+                                        "example": { "body_text": [["Ana"]] } }] });
+    let edited = f.web.post(&by_id, ALPHA, &edit, &[]).await?;
+    assert_eq!(edited.status, 200, "{}", edited.text());
+    assert_eq!(edited.json()["success"], true);
+    assert_eq!(edited.json()["wagate_lint"], json!([]));
+    let asked = f.meta.wait_for(3, WAIT).await?;
+    assert_eq!(
+        (asked[2].method.as_str(), asked[2].path.as_str()),
+        ("POST", "/v23.0/778899")
+    );
+    let early = f.send(ALPHA, NUMBER_A, &send, &[]).await?;
+    assert_eq!(
+        early.json()["error"]["wagate_reason"],
+        "template_not_approved",
+        "{}",
+        early.text()
+    );
+    // In review, Meta takes no edit: refused here, Meta not asked.
+    let refused = f.web.post(&by_id, ALPHA, &edit, &[]).await?;
+    assert_eq!(
+        refused.json()["error"]["wagate_reason"],
+        "template_not_editable",
+        "{}",
+        refused.text()
+    );
+    // Approved again: its category stays.
+    assert_eq!(f.meta_webhook(&approve(), None).await?.json()["applied"], 1);
+    let recategorised = f
+        .web
+        .post(&by_id, ALPHA, &json!({ "category": "MARKETING" }), &[])
+        .await?;
+    assert_eq!(
+        recategorised.json()["error"]["wagate_reason"],
+        "template_not_editable"
+    );
+    assert_eq!(f.meta.received().len(), 3, "Meta was not asked");
+
+    // Another tenant cannot reach it (nor can Meta find it as media of its number); a read
+    // is Meta's word on its status.
+    f.meta
+        .script([Scripted::meta_error(400, 100, "Unsupported get request")]);
+    let foreign = f.web.get(&by_id, BETA).await?;
+    assert_eq!(foreign.code(), Some(100), "{}", foreign.text());
+    f.meta
+        .script([meta_says(json!({ "id": "778899", "status": "PAUSED" }))]);
+    let read = f.web.get(&format!("{by_id}?fields=status"), ALPHA).await?;
+    assert_eq!(read.json()["status"], "PAUSED", "{}", read.text());
+    let paused = f.send(ALPHA, NUMBER_A, &send, &[]).await?;
+    assert_eq!(paused.code(), Some(132_015), "{}", paused.text());
+
+    f.meta.script([meta_says(json!({ "success": true }))]);
+    let deleted = f
+        .web
+        .request(
+            hyper::Method::DELETE,
+            &by_id,
+            &[("authorization", &bearer(ALPHA))],
+            Vec::new(),
+        )
+        .await?;
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    let gone = f.send(ALPHA, NUMBER_A, &send, &[]).await?;
+    assert_eq!(gone.code(), Some(132_001), "{}", gone.text());
+
+    // A template typed in through the admin API learns Meta's id from Meta's webhook.
+    f.approved_template("order_update", "utility", ORDER_UPDATE)
+        .await?;
+    let flagged = account_webhook(
+        "message_template_status_update",
+        json!({ "event": "FLAGGED", "message_template_id": 5555_u64,
+                "message_template_name": "order_update", "message_template_language": "en_US" }),
+    );
+    assert_eq!(f.meta_webhook(&flagged, None).await?.json()["applied"], 1);
+    f.meta
+        .script([meta_says(json!({ "id": "5555", "status": "APPROVED" }))]);
+    let before = f.meta.received().len();
+    let read = f.web.get(&f.url("/v23.0/5555"), ALPHA).await?;
+    assert_eq!(read.json()["status"], "APPROVED", "{}", read.text());
+    let asked = f.meta.received();
+    assert_eq!(
+        asked.len(),
+        before + 1,
+        "one call, no media probe: {asked:?}"
+    );
+    assert_eq!(asked[before].path, "/v23.0/5555");
+    f.stop()
+}

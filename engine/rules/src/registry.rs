@@ -563,6 +563,29 @@ impl Registry {
         language: &str,
         category: Category,
     ) -> Result<Arc<Template>, RegistryError> {
+        self.redefine_template(account, name, language, |definition| {
+            definition.category = category;
+        })
+    }
+
+    /// The template Meta knows by `meta_id`, if wagate learned that id.
+    pub fn template_by_meta_id(&self, meta_id: u64) -> Option<Arc<Template>> {
+        self.templates.iter().find_map(|bucket| {
+            bucket
+                .iter()
+                .find(|t| t.definition.meta_id == Some(meta_id))
+                .cloned()
+        })
+    }
+
+    /// Changes a template's definition in place, its lifecycle (status, quality, history) kept.
+    pub fn redefine_template(
+        &self,
+        account: AccountId,
+        name: &str,
+        language: &str,
+        change: impl FnOnce(&mut TemplateDefinition),
+    ) -> Result<Arc<Template>, RegistryError> {
         let unknown = || RegistryError::UnknownTemplate {
             name: name.to_string(),
             language: language.to_string(),
@@ -574,12 +597,12 @@ impl Registry {
             .find(|t| t.is(account.0, name, language))
             .ok_or_else(unknown)?;
         let mut definition = slot.definition.clone();
-        definition.category = category;
-        let recategorised = Arc::new(Template::restored(definition, &slot.snapshot()));
-        *slot = recategorised.clone();
+        change(&mut definition);
+        let redefined = Arc::new(Template::restored(definition, &slot.snapshot()));
+        *slot = redefined.clone();
         drop(bucket);
         self.bump();
-        Ok(recategorised)
+        Ok(redefined)
     }
 
     pub fn set_template_quality(

@@ -38,6 +38,7 @@ mod refused_tokens;
 mod reply;
 mod send;
 mod state;
+mod template_by_id;
 mod template_reads;
 mod templates_api;
 mod tenants;

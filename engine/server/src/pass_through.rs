@@ -17,9 +17,10 @@ use super::reply::{no_such_object, unknown_endpoint, ApiErrorResponse};
 use super::send::counted;
 use super::state::App;
 use super::tenants::Tenant;
-use super::{block_reads, media, number_reads, template_reads};
+use super::{block_reads, media, number_reads, template_by_id, template_reads};
 use wagate_cloud_api::error::ApiError;
 use wagate_rules::ids::{AccountId, PhoneNumberId};
+use wagate_rules::registered_template::Template;
 
 /// The router's fallback: a Graph path goes to Meta for its owner; anything else is unknown.
 pub(crate) async fn pass_through(
@@ -51,9 +52,15 @@ pub(crate) async fn pass_through(
             tracing::Span::current().record("number", number);
         }
     }
+    let bare = uri.path().matches('/').count() == 2;
+    if bare {
+        if let Some(template) = tenant_template(&app, &tenant, id) {
+            return template_by_id::by_id(&app, &tenant, method, &uri, &headers, body, template)
+                .await;
+        }
+    }
     if !owns(&app, &tenant, id) {
         // A bare `/{version}/{id}` read or deleted may be a media id (the tenant's if Meta says so).
-        let bare = uri.path().matches('/').count() == 2;
         if bare && matches!(method, Method::GET | Method::DELETE) {
             return media::by_id(&app, &tenant, method, &uri, &headers, id).await;
         }
@@ -110,6 +117,15 @@ fn owns(app: &App, tenant: &Tenant, id: &str) -> bool {
         return false;
     };
     tenant.owns(PhoneNumberId(id)) || owns_account(app, tenant, AccountId(id))
+}
+
+/// The template of one of the tenant's businesses that Meta knows by `id`, if wagate knows it.
+fn tenant_template(app: &App, tenant: &Tenant, id: &str) -> Option<std::sync::Arc<Template>> {
+    let template = app
+        .wagate
+        .registry()
+        .template_by_meta_id(id.parse().ok()?)?;
+    owns_account(app, tenant, template.definition.account).then_some(template)
 }
 
 /// Whether `account` is the business (WABA) of one of the tenant's numbers.

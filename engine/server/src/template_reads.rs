@@ -48,12 +48,39 @@ pub(crate) async fn apply(
     }
 }
 
+/// Applies Meta's word on one known template (its status as Meta's answer names it).
+pub(crate) async fn apply_status(
+    app: &App,
+    account: AccountId,
+    name: String,
+    language: String,
+    status: TemplateStatus,
+) {
+    let told = vec![Told {
+        name,
+        language,
+        status,
+        definition: None,
+        meta_id: None,
+    }];
+    let worker = app.clone();
+    let applied = blocking(move || Ok(apply_changes(&worker, account, told)))
+        .await
+        .unwrap_or_default();
+    for (name, fact) in applied {
+        app.metrics.fact_applied(fact);
+        tracing::info!(account = account.0, template = %name, fact, "Meta's word on the template applied");
+    }
+}
+
 /// One template as Meta spoke of it: its name, language, status, and definition as JSON.
 struct Told {
     name: String,
     language: String,
     status: TemplateStatus,
     definition: Option<Vec<u8>>,
+    /// Meta's id for it, when Meta named it.
+    meta_id: Option<u64>,
 }
 
 fn listed(body: &[u8]) -> Vec<Told> {
@@ -70,6 +97,7 @@ fn listed(body: &[u8]) -> Vec<Told> {
                 language: template["language"].as_str()?.to_string(),
                 status: template_status(template["status"].as_str()?)?,
                 definition: serde_json::to_vec(template).ok(),
+                meta_id: super::templates_api::meta_id_in(template),
             })
         })
         .collect()
@@ -94,6 +122,7 @@ fn deleted(app: &App, account: AccountId, query: Option<&str>) -> Vec<Told> {
             language: t.definition.language.clone(),
             status: TemplateStatus::Deleted,
             definition: None,
+            meta_id: None,
         })
         .collect()
 }
@@ -108,18 +137,23 @@ fn apply_changes(app: &App, account: AccountId, told: Vec<Told>) -> Vec<(String,
         let current = registry
             .template(account, &told.name, &told.language)
             .map(|t| t.status(&registry.profile().templates, now));
+        if let (Some(_), Some(meta_id)) = (current, told.meta_id) {
+            // Meta's id, so that calls on `/{template_id}` find it.
+            let _ = wagate.learn_template_meta_id(account, &told.name, &told.language, meta_id);
+        }
         match current {
             Some(status) if status == told.status => continue,
             Some(_) => {}
             None => {
                 // Not known here: recorded from Meta's own definition, then given Meta's status.
-                let Some(definition) = told
+                let Some(mut definition) = told
                     .definition
                     .as_deref()
                     .and_then(|json| parse_template_create(account, json).ok())
                 else {
                     continue;
                 };
+                definition.meta_id = told.meta_id;
                 if wagate.submit_template(definition).is_err() {
                     continue;
                 }

@@ -13,15 +13,17 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::body_read::read_request_body;
-use super::graph::GraphCall;
+use super::graph::{GraphCall, MetaAnswer};
 use super::pass_through::{owns_account, relay};
 use super::reply::{self, no_such_object, ApiErrorResponse};
 use super::send::counted;
 use super::state::{blocking, App};
+use super::tenants::Tenant;
 use wagate_cloud_api::error::ApiError;
 use wagate_cloud_api::request::parse_template_create;
 use wagate_rules::ids::AccountId;
 use wagate_rules::template::lint::{lint, LintFinding};
+use wagate_rules::template::model::TemplateDefinition;
 
 /// The lint's findings as the answer names them.
 fn findings_json(findings: &[LintFinding]) -> Value {
@@ -31,6 +33,20 @@ fn findings_json(findings: &[LintFinding]) -> Value {
             .map(|f| json!({ "rule": f.rule.name(), "code": f.code, "message": f.message }))
             .collect(),
     )
+}
+
+/// The template id Meta's answer names (`"id"`, a string of digits).
+pub(crate) fn meta_id_of(body: &[u8]) -> Option<u64> {
+    meta_id_in(&serde_json::from_slice(body).ok()?)
+}
+
+/// The template id a template object of Meta's names.
+pub(crate) fn meta_id_in(json: &Value) -> Option<u64> {
+    match &json["id"] {
+        Value::String(id) => id.parse().ok(),
+        Value::Number(id) => id.as_u64(),
+        _ => None,
+    }
 }
 
 pub(crate) async fn create(
@@ -57,26 +73,10 @@ pub(crate) async fn create(
         Ok(definition) => definition,
         Err(error) => return counted(&app, error).into_response(),
     };
-    let findings = lint(&definition);
-    let wagate_lint = findings_json(&findings);
-    if tenant.block_on_template_lint {
-        if let Some(first) = findings.first() {
-            let error = ApiError::new(
-                400,
-                first.code,
-                "Template would be rejected",
-                findings
-                    .iter()
-                    .map(|f| f.message.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                "template_lint",
-            );
-            let mut answer = error.to_json(&reply::trace_id());
-            answer["wagate_lint"] = wagate_lint;
-            return reply::json(StatusCode::BAD_REQUEST, &answer);
-        }
-    }
+    let wagate_lint = match lint_gate(&tenant, &definition) {
+        Ok(findings) => findings,
+        Err(refused) => return *refused,
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -108,7 +108,9 @@ pub(crate) async fn create(
     if !answer.status.is_success() {
         return relay(answer);
     }
-    // Meta took it for review: known here as submitted from now on.
+    // Meta took it for review: known here as submitted from now on, under Meta's id.
+    let mut definition = definition;
+    definition.meta_id = meta_id_of(&answer.body);
     let (name, language) = (definition.name.clone(), definition.language.clone());
     let wagate = app.wagate.clone();
     let recorded = blocking(move || {
@@ -125,6 +127,40 @@ pub(crate) async fn create(
             "Meta took a template wagate could not record as submitted"
         );
     }
+    with_lint(answer, wagate_lint)
+}
+
+/// The lint's findings on a template about to go to Meta, as the answer names them; for a
+/// tenant with `block_on_template_lint`, a template the lint faults is refused here instead.
+pub(crate) fn lint_gate(
+    tenant: &Tenant,
+    definition: &TemplateDefinition,
+) -> Result<Value, Box<Response>> {
+    let findings = lint(definition);
+    let wagate_lint = findings_json(&findings);
+    if tenant.block_on_template_lint {
+        if let Some(first) = findings.first() {
+            let error = ApiError::new(
+                400,
+                first.code,
+                "Template would be rejected",
+                findings
+                    .iter()
+                    .map(|f| f.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                "template_lint",
+            );
+            let mut answer = error.to_json(&reply::trace_id());
+            answer["wagate_lint"] = wagate_lint;
+            return Err(Box::new(reply::json(StatusCode::BAD_REQUEST, &answer)));
+        }
+    }
+    Ok(wagate_lint)
+}
+
+/// Meta's answer with the lint's findings alongside (`wagate_lint`).
+pub(crate) fn with_lint(answer: MetaAnswer, wagate_lint: Value) -> Response {
     match serde_json::from_slice::<Value>(&answer.body) {
         Ok(Value::Object(mut meta)) => {
             meta.insert("wagate_lint".into(), wagate_lint);

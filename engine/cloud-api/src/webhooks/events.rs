@@ -57,6 +57,8 @@ pub enum WebhookEvent {
         language: String,
         status: TemplateStatus,
         reason: Option<String>,
+        /// Meta's id for the template (`message_template_id`).
+        meta_id: Option<u64>,
     },
     TemplateQuality {
         account: AccountId,
@@ -421,6 +423,7 @@ fn change_of(
                         language,
                         status,
                         reason: text(value, "reason").map(str::to_string),
+                        meta_id: value["message_template_id"].as_u64(),
                     })
                 }
                 // Named in the log line: a status Meta added is what an operator must learn of.

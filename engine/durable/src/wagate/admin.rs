@@ -215,6 +215,30 @@ impl Wagate {
         self.persist_template(&template)
     }
 
+    /// Records Meta's id for a template (written); `false` when it was already known.
+    pub fn learn_template_meta_id(
+        &self,
+        account: AccountId,
+        name: &str,
+        language: &str,
+        meta_id: u64,
+    ) -> Result<bool, AdminError> {
+        let known = self
+            .registry()
+            .template(account, name, language)
+            .is_some_and(|t| t.definition.meta_id == Some(meta_id));
+        if known {
+            return Ok(false);
+        }
+        let template =
+            self.registry()
+                .redefine_template(account, name, language, |definition| {
+                    definition.meta_id = Some(meta_id);
+                })?;
+        self.persist_template(&template)?;
+        Ok(true)
+    }
+
     pub fn set_template_quality(
         &self,
         account: AccountId,

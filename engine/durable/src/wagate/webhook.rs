@@ -322,9 +322,14 @@ impl Wagate {
                     name,
                     language,
                     status,
+                    meta_id,
                     ..
-                } => self
-                    .change_template_status(
+                } => {
+                    if let Some(meta_id) = meta_id {
+                        // Meta's id, so that calls on `/{template_id}` find the template.
+                        let _ = self.learn_template_meta_id(account, &name, &language, meta_id);
+                    }
+                    self.change_template_status(
                         account,
                         &name,
                         &language,
@@ -332,7 +337,8 @@ impl Wagate {
                         wagate_rules::registry::StatusFrom::Meta,
                     )
                     .is_ok()
-                    .into(),
+                    .into()
+                }
                 WebhookEvent::TemplateQuality {
                     account,
                     name,

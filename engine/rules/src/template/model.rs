@@ -120,6 +120,10 @@ pub struct TemplateDefinition {
     pub footer: Option<String>,
     #[serde(default)]
     pub buttons: Vec<ButtonSpec>,
+    /// Meta's id for the template, once Meta named it (its answer to the creation, its list,
+    /// its webhooks): how a call on `/{template_id}` finds it.
+    #[serde(default)]
+    pub meta_id: Option<u64>,
 }
 
 impl TemplateDefinition {
@@ -141,6 +145,7 @@ impl TemplateDefinition {
             body: body.to_string(),
             footer: None,
             buttons: Vec::new(),
+            meta_id: None,
         }
     }
 }
