@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::http::{header, Method, StatusCode};
+use axum::response::Response;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
@@ -251,6 +253,24 @@ impl MetaGraph {
             }
         }
     }
+}
+
+/// Meta's answer as it came: its status, its content type, its body.
+pub(crate) fn relay(answer: MetaAnswer) -> Response {
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = answer.status;
+    if let Some(content_type) = answer
+        .content_type
+        .and_then(|t| header::HeaderValue::from_str(&t).ok())
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    }
+    if response.status() == StatusCode::default() {
+        *response.status_mut() = StatusCode::OK;
+    }
+    response
 }
 
 fn status_class(status: StatusCode) -> &'static str {

@@ -25,6 +25,7 @@ mod headers;
 mod http_client;
 mod ingest;
 mod media;
+mod media_ids;
 mod media_owner;
 mod media_upload;
 mod meta_pacing;
@@ -33,6 +34,7 @@ mod meta_webhook;
 mod metrics;
 mod number_reads;
 mod overrides;
+mod ownership;
 mod pass_through;
 mod refused_tokens;
 mod reply;
@@ -267,7 +269,7 @@ pub async fn serve(
         metrics,
         upstream,
         graph: graph::MetaGraph::new(&config.meta),
-        media_owners: media_owner::MediaOwners::default(),
+        media_owners: media_ids::MediaOwners::default(),
         forwarder,
         config,
     });

@@ -15,9 +15,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Empty, Limited};
 
-use super::graph::{GraphCall, MetaAnswer};
+use super::graph::{relay, GraphCall, MetaAnswer};
 use super::media_owner::{owner, Owner};
-use super::pass_through::relay;
 use super::reply::ApiErrorResponse;
 use super::send::counted;
 use super::state::App;

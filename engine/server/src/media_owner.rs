@@ -3,9 +3,7 @@
 //! naming `phone_number_id` is processed by Meta only if the media was uploaded to (or received
 //! by) that number. An id is the tenant's when the caller names one of its numbers, when it was
 //! uploaded through wagate to one, or when Meta answers it for one of them (asked in turn, at
-//! most [`PROBED_NUMBERS`]); what is learned is remembered, within a bound.
-
-use dashmap::DashMap;
+//! most [`PROBED_NUMBERS`]); what is learned is remembered (`media_ids`).
 
 use super::graph::{GraphCall, MetaAnswer};
 use super::reply::no_such_object;
@@ -14,49 +12,14 @@ use super::tenants::Tenant;
 use wagate_cloud_api::error::ApiError;
 use wagate_rules::ids::PhoneNumberId;
 
-/// Media ids remembered with their numbers; past it, some are forgotten (and asked again).
-const REMEMBERED: usize = 100_000;
-
 /// A tenant's numbers asked in turn for an id wagate does not know; a tenant with more names
 /// the number (`phone_number_id`) in its call, as Meta's API allows.
 pub(crate) const PROBED_NUMBERS: usize = 16;
-
-/// The numbers of media ids learned from uploads and from Meta's answers.
-#[derive(Default)]
-pub(crate) struct MediaOwners {
-    numbers: DashMap<String, u64>,
-}
 
 /// Whose a media id is, and Meta's answer to reading it, when that is how it was learned.
 pub(crate) struct Owner {
     pub(crate) number: PhoneNumberId,
     pub(crate) read: Option<MetaAnswer>,
-}
-
-impl MediaOwners {
-    pub(crate) fn remember(&self, media_id: &str, number: PhoneNumberId) {
-        if self.numbers.len() >= REMEMBERED {
-            // Any will do: a forgotten id is asked of Meta again.
-            let some: Vec<String> = self
-                .numbers
-                .iter()
-                .take(REMEMBERED / 10)
-                .map(|entry| entry.key().clone())
-                .collect();
-            for id in some {
-                self.numbers.remove(&id);
-            }
-        }
-        self.numbers.insert(media_id.to_string(), number.0);
-    }
-
-    pub(crate) fn forget(&self, media_id: &str) {
-        self.numbers.remove(media_id);
-    }
-
-    fn known(&self, media_id: &str) -> Option<u64> {
-        self.numbers.get(media_id).map(|number| *number)
-    }
 }
 
 /// The number of the tenant's that `media_id` belongs to, by the caller's word (a

@@ -18,9 +18,8 @@ use http_body_util::{BodyExt, Limited, StreamBody};
 use hyper::body::Frame;
 use tokio::sync::mpsc;
 
-use super::graph::{graph_object, GraphCall, MetaAnswer};
+use super::graph::{graph_object, relay, GraphCall, MetaAnswer};
 use super::http_client::BoxError;
-use super::pass_through::relay;
 use super::reply::{no_such_object, unknown_endpoint};
 use super::send::counted;
 use super::state::App;

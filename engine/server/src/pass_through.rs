@@ -8,19 +8,18 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::body_read::read_request_body;
-use super::graph::{graph_object, GraphCall, MetaAnswer};
+use super::graph::{graph_object, relay, GraphCall};
+use super::ownership::{owns, tenant_template};
 use super::reply::{no_such_object, unknown_endpoint, ApiErrorResponse};
 use super::send::counted;
 use super::state::App;
-use super::tenants::Tenant;
 use super::{block_reads, media, number_reads, template_by_id, template_reads};
 use wagate_cloud_api::error::ApiError;
-use wagate_rules::ids::{AccountId, PhoneNumberId};
-use wagate_rules::registered_template::Template;
+use wagate_rules::ids::PhoneNumberId;
 
 /// The router's fallback: a Graph path goes to Meta for its owner; anything else is unknown.
 pub(crate) async fn pass_through(
@@ -109,49 +108,4 @@ pub(crate) async fn pass_through(
         }
         Err(error) => ApiErrorResponse(error, Some(1)).into_response(),
     }
-}
-
-/// Whether `id` is one of the tenant's numbers or the business (account) of one of them.
-fn owns(app: &App, tenant: &Tenant, id: &str) -> bool {
-    let Ok(id) = id.parse::<u64>() else {
-        return false;
-    };
-    tenant.owns(PhoneNumberId(id)) || owns_account(app, tenant, AccountId(id))
-}
-
-/// The template of one of the tenant's businesses that Meta knows by `id`, if wagate knows it.
-fn tenant_template(app: &App, tenant: &Tenant, id: &str) -> Option<std::sync::Arc<Template>> {
-    let template = app
-        .wagate
-        .registry()
-        .template_by_meta_id(id.parse().ok()?)?;
-    owns_account(app, tenant, template.definition.account).then_some(template)
-}
-
-/// Whether `account` is the business (WABA) of one of the tenant's numbers.
-pub(crate) fn owns_account(app: &App, tenant: &Tenant, account: AccountId) -> bool {
-    let registry = app.wagate.registry();
-    tenant.numbers.iter().any(|&number| {
-        registry
-            .number(PhoneNumberId(number))
-            .is_some_and(|state| state.account == account)
-    })
-}
-
-/// Meta's answer as it came: its status, its content type, its body.
-pub(crate) fn relay(answer: MetaAnswer) -> Response {
-    let mut response = Response::new(Body::from(answer.body));
-    *response.status_mut() = answer.status;
-    if let Some(content_type) = answer
-        .content_type
-        .and_then(|t| header::HeaderValue::from_str(&t).ok())
-    {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, content_type);
-    }
-    if response.status() == StatusCode::default() {
-        *response.status_mut() = StatusCode::OK;
-    }
-    response
 }

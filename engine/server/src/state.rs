@@ -9,7 +9,7 @@ use super::forward::Forwarder;
 use super::graph::MetaGraph;
 use super::headers::Headers;
 use super::ingest::Ingest;
-use super::media_owner::MediaOwners;
+use super::media_ids::MediaOwners;
 use super::metrics::Metrics;
 use super::reply::ApiErrorResponse;
 use super::tenants::Tenants;

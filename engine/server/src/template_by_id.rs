@@ -16,8 +16,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::body_read::read_request_body;
-use super::graph::{GraphCall, MetaAnswer};
-use super::pass_through::relay;
+use super::graph::{relay, GraphCall, MetaAnswer};
 use super::reply::ApiErrorResponse;
 use super::send::counted;
 use super::state::{blocking, App};

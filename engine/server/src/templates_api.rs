@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::body_read::read_request_body;
-use super::graph::{GraphCall, MetaAnswer};
-use super::pass_through::{owns_account, relay};
+use super::graph::{relay, GraphCall, MetaAnswer};
+use super::ownership::owns_account;
 use super::reply::{self, no_such_object, ApiErrorResponse};
 use super::send::counted;
 use super::state::{blocking, App};
