@@ -75,6 +75,24 @@ async fn a_read_mark_with_the_typing_indicator_goes_to_meta_now_judged_by_no_rul
     let not_owned = f.send(ALPHA, NUMBER_B, &mark, &[]).await?;
     assert_eq!((not_owned.status, not_owned.code()), (400, Some(100)));
     assert_eq!(f.meta.received().len(), 2);
+    // An id wagate does not know may be media of the tenant's numbers: Meta is asked for each
+    // (naming it), and says no.
+    f.meta.script([
+        Scripted::meta_error(400, 100, "Unsupported get request"),
+        Scripted::meta_error(400, 100, "Unsupported get request"),
+    ]);
+    let unknown = f.web.get(&f.url("/v23.0/999"), ALPHA).await?;
+    assert_eq!((unknown.status, unknown.code()), (400, Some(100)));
+    let asked = f.meta.received();
+    assert_eq!(asked.len(), 4, "{asked:?}");
+    assert_eq!(
+        asked[2].path,
+        format!("/v23.0/999?phone_number_id={NUMBER_A}")
+    );
+    assert_eq!(
+        asked[3].path,
+        format!("/v23.0/999?phone_number_id={NUMBER_A2}")
+    );
 
     // No send was decided; each mark Meta answered is counted by its answer.
     let metrics = metrics(&f).await?;
@@ -132,8 +150,8 @@ async fn other_graph_calls_pass_through_for_what_the_tenant_owns_and_are_audited
     // that is no Graph path: answered here, Meta never asked.
     for path in [
         format!("/v23.0/{NUMBER_B}"),
+        format!("/v23.0/{NUMBER_B}?phone_number_id={NUMBER_A}"),
         "/v23.0/2/phone_numbers".to_string(),
-        "/v23.0/999".to_string(),
     ] {
         let refused = f.web.get(&f.url(&path), ALPHA).await?;
         assert_eq!((refused.status, refused.code()), (400, Some(100)), "{path}");
@@ -722,10 +740,8 @@ async fn a_template_is_edited_read_and_deleted_by_metas_id() -> Result<()> {
     );
     assert_eq!(f.meta.received().len(), 3, "Meta was not asked");
 
-    // Another tenant cannot reach it (nor can Meta find it as media of its number); a read
-    // is Meta's word on its status.
-    f.meta
-        .script([Scripted::meta_error(400, 100, "Unsupported get request")]);
+    // Another tenant cannot reach it (a template is no media: Meta is not asked); a read is
+    // Meta's word on its status.
     let foreign = f.web.get(&by_id, BETA).await?;
     assert_eq!(foreign.code(), Some(100), "{}", foreign.text());
     f.meta

@@ -101,6 +101,15 @@ async fn an_uploaded_file_is_read_downloaded_and_deleted_by_its_owner_and_by_no_
     ] {
         assert_eq!(answer.code(), Some(100), "{}", answer.text());
     }
+    // Another kind of object named with one's own number is not media: Meta is not asked.
+    let number_b = f
+        .web
+        .get(
+            &f.url(&format!("/v23.0/{NUMBER_B}?phone_number_id={NUMBER_A}")),
+            ALPHA,
+        )
+        .await?;
+    assert_eq!(number_b.code(), Some(100), "{}", number_b.text());
     assert_eq!(mock_report(&f, &base).await?["media_files"], 1);
 
     let deleted = f

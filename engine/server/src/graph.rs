@@ -65,7 +65,7 @@ impl GraphCall {
 }
 
 /// Meta's answer, as it came.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct MetaAnswer {
     pub(crate) status: StatusCode,
     pub(crate) content_type: Option<String>,

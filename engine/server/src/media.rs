@@ -51,7 +51,7 @@ pub(crate) async fn by_id(
         Err(error) => return counted(app, error).into_response(),
     };
     let answered = if method == Method::GET {
-        read(app, tenant, uri.path(), &owner).await
+        Ok(owner.read.clone())
     } else {
         meta_media_call(app, tenant, Method::DELETE, uri.path(), &owner).await
     };
@@ -79,23 +79,6 @@ pub(crate) async fn by_id(
         body: with_wagate_url(&answer.body, &download_url(app, headers, media_id)),
         ..answer
     })
-}
-
-/// Meta's answer to reading the media's URL: the one the owner search already got, or asked now.
-async fn read(
-    app: &App,
-    tenant: &Tenant,
-    path: &str,
-    owner: &Owner,
-) -> Result<MetaAnswer, ApiError> {
-    match &owner.read {
-        Some(answer) => Ok(MetaAnswer {
-            status: answer.status,
-            content_type: answer.content_type.clone(),
-            body: answer.body.clone(),
-        }),
-        None => meta_media_call(app, tenant, Method::GET, path, owner).await,
-    }
 }
 
 /// A call on a media id, naming its number so that Meta checks the media is that number's.
@@ -169,12 +152,7 @@ async fn download(
     media_id: &str,
     named: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let owner = owner(app, tenant, media_id, named).await?;
-    let path = format!("/{}/{media_id}", app.graph.api_version());
-    let read = read(app, tenant, &path, &owner).await?;
-    if !read.status.is_success() {
-        return Ok(relay(read));
-    }
+    let read = owner(app, tenant, media_id, named).await?.read;
     let url = serde_json::from_slice::<serde_json::Value>(&read.body)
         .ok()
         .and_then(|json| json["url"].as_str().map(str::to_string))

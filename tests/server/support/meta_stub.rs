@@ -191,7 +191,8 @@ async fn answer(
             None if media_read => (
                 200,
                 json!({ "messaging_product": "whatsapp", "url": format!("http://{host}{MEDIA_FILE}"),
-                        "mime_type": "image/png", "sha256": "0", "file_size": 4, "id": "1" }),
+                        "mime_type": "image/png", "sha256": "0", "file_size": 4,
+                        "id": received[n].path.split(['/', '?']).nth(2).unwrap_or_default() }),
             ),
             None => (
                 200,
