@@ -33,6 +33,8 @@ mod http1_front;
 mod lifecycle;
 /// Media through wagate's base URL: uploads streamed and checked, reads, downloads, deletes.
 mod media;
+/// Prices from dated rate cards, on the manual clock.
+mod pricing;
 mod sending;
 mod under_load;
 

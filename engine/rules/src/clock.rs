@@ -85,6 +85,38 @@ impl std::fmt::Display for Timestamp {
     }
 }
 
+/// Days since the Unix epoch of a date written `YYYY-MM-DD` (Howard Hinnant's
+/// days-from-civil), or `None` if it is not one.
+pub fn days_of_date(text: &str) -> Option<u64> {
+    let mut parts = text.split('-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: i64 = parts.next()?.parse().ok()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    if parts.next().is_some() || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    u64::try_from(era * 146_097 + doe - 719_468).ok()
+}
+
+/// The calendar month (`year * 12 + month - 1`, UTC) of a time in Unix seconds.
+pub fn month_of(unix_secs: u64) -> u32 {
+    let z = (unix_secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year * 12 + month - 1) as u32
+}
+
 /// A source of the current time. Implementations must never go backwards.
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
@@ -197,6 +229,20 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_and_months_are_the_calendar_s() {
+        assert_eq!(days_of_date("1970-01-01"), Some(0));
+        assert_eq!(
+            days_of_date("2026-10-01").map(|d| d * 86_400),
+            Some(1_790_812_800)
+        );
+        assert_eq!(days_of_date("2024-02-29"), Some(19_782));
+        assert_eq!(days_of_date("2026-13-01"), None);
+        assert_eq!(days_of_date("2026-10"), None);
+        assert_eq!(month_of(1_790_812_800), 2026 * 12 + 9);
+        assert_eq!(month_of(1_790_812_799), 2026 * 12 + 8);
+    }
 
     #[test]
     fn compact_seconds_round_trip() {

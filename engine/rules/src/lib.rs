@@ -28,6 +28,7 @@ pub mod pacing;
 pub mod price;
 pub mod profile;
 pub mod quality;
+pub mod rate_cards;
 pub mod registered_template;
 pub mod registry;
 pub mod scope;

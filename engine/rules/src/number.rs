@@ -1,7 +1,7 @@
 //! A registered business phone number: its identity, its limit scope, quality, restriction
 //! and throughput scheduler.
 
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,10 @@ pub struct NumberState {
     pub display: u64,
     quality: AtomicU8,
     restricted_until: AtomicU32,
+    /// This calendar month's service messages (the month in the high 32 bits, the count in
+    /// the low): a card may make only the first so many of a month free. Kept in memory: after
+    /// a restart the month's count starts again, an estimate Meta's own pricing corrects.
+    service_month: AtomicU64,
 }
 
 impl NumberState {
@@ -63,7 +67,25 @@ impl NumberState {
             display,
             quality: AtomicU8::new(Quality::Unknown as u8),
             restricted_until: AtomicU32::new(0),
+            service_month: AtomicU64::new(0),
         }
+    }
+
+    /// Counts one more service message in `month` (a new month starts from one); which it is.
+    pub fn count_service_message(&self, month: u32) -> u32 {
+        let mut count = 0;
+        let _ = self
+            .service_month
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |packed| {
+                let (at, seen) = ((packed >> 32) as u32, packed as u32);
+                count = if at == month {
+                    seen.saturating_add(1)
+                } else {
+                    1
+                };
+                Some((u64::from(month) << 32) | u64::from(count))
+            });
+        count
     }
 
     pub fn snapshot(&self) -> NumberSnapshot {

@@ -32,9 +32,17 @@ impl RateCard {
         }
     }
 
-    /// The price in micro-dollars of one accepted message.
+    /// The price in micro-dollars of one accepted message. `service_count` says which service
+    /// message of its number's month this is (counting it): asked only of a card that charges
+    /// service messages beyond a monthly allowance.
     #[inline]
-    pub fn price(&self, category: Category, business_initiated: bool, to: Msisdn) -> u64 {
+    pub fn price(
+        &self,
+        category: Category,
+        business_initiated: bool,
+        to: Msisdn,
+        service_count: impl FnOnce() -> u32,
+    ) -> u64 {
         match &self.spec {
             PricingSpec::Flat {
                 business_initiated_micros,
@@ -47,10 +55,13 @@ impl RateCard {
             }
             PricingSpec::PerCategory {
                 utility_in_window_free,
+                service_free_per_number_month,
                 markets,
             } => {
                 let free = match category {
-                    Category::Service => true,
+                    Category::Service => {
+                        service_free_per_number_month.is_none_or(|free| service_count() <= free)
+                    }
                     Category::Utility => *utility_in_window_free && !business_initiated,
                     Category::Marketing | Category::Authentication => false,
                 };
@@ -60,9 +71,9 @@ impl RateCard {
                 let market = &markets[self.market_of(to)];
                 match category {
                     Category::Marketing => market.marketing_micros,
-                    Category::Utility => market.utility_micros,
+                    // Service beyond the allowance: at the utility rate.
+                    Category::Utility | Category::Service => market.utility_micros,
                     Category::Authentication => market.authentication_micros,
-                    Category::Service => 0,
                 }
             }
         }
@@ -191,50 +202,57 @@ mod tests {
 
     #[test]
     fn flat_card_charges_only_business_initiated() {
-        let card = RateCard::new(&Profile::whatsapp_2021().pricing);
+        let card = Profile::whatsapp_2021().rate_cards.at(0).clone();
         assert_eq!(
-            card.price(Category::Marketing, true, to(16_505_551_234)),
+            card.price(Category::Marketing, true, to(16_505_551_234), || 1),
             50_000
         );
         assert_eq!(
-            card.price(Category::Utility, true, to(5_511_999_990_000)),
+            card.price(Category::Utility, true, to(5_511_999_990_000), || 1),
             50_000
         );
         assert_eq!(
-            card.price(Category::Marketing, false, to(16_505_551_234)),
+            card.price(Category::Marketing, false, to(16_505_551_234), || 1),
             0
         );
-        assert_eq!(card.price(Category::Service, false, to(16_505_551_234)), 0);
+        assert_eq!(
+            card.price(Category::Service, false, to(16_505_551_234), || 1),
+            0
+        );
     }
 
     #[test]
     fn per_category_card_prices_by_country_and_category() {
-        let card = RateCard::new(&Profile::whatsapp_2025().pricing);
+        // The card of 2025-07-01 (the earliest of the profile).
+        let card = Profile::whatsapp_2025().rate_cards.at(0).clone();
         assert_eq!(
-            card.price(Category::Marketing, true, to(5_511_999_990_000)),
+            card.price(Category::Marketing, true, to(5_511_999_990_000), || 1),
             62_500
         );
         assert_eq!(
-            card.price(Category::Utility, true, to(5_511_999_990_000)),
+            card.price(Category::Utility, true, to(5_511_999_990_000), || 1),
             6_800
         );
         // Utility inside the window is free; marketing never is.
         assert_eq!(
-            card.price(Category::Utility, false, to(5_511_999_990_000)),
+            card.price(Category::Utility, false, to(5_511_999_990_000), || 1),
             0
         );
         assert_eq!(
-            card.price(Category::Marketing, false, to(16_505_551_234)),
+            card.price(Category::Marketing, false, to(16_505_551_234), || 1),
             25_000
         );
-        assert_eq!(card.price(Category::Service, false, to(16_505_551_234)), 0);
+        assert_eq!(
+            card.price(Category::Service, false, to(16_505_551_234), || 1),
+            0
+        );
         // Longest prefix wins: 212 (Morocco, Rest of Africa) over nothing; 44 falls back.
         assert_eq!(
-            card.price(Category::Authentication, true, to(212_612_345_678)),
+            card.price(Category::Authentication, true, to(212_612_345_678), || 1),
             4_000
         );
         assert_eq!(
-            card.price(Category::Marketing, true, to(447_911_123_456)),
+            card.price(Category::Marketing, true, to(447_911_123_456), || 1),
             60_400
         );
     }

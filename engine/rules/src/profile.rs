@@ -5,6 +5,7 @@
 //! (`whatsapp-2021`, the default, and `whatsapp-2025`); a provider may load its own TOML.
 //! Nothing else in the core branches on a profile's name.
 
+use crate::rate_cards::RateCards;
 use serde::Deserialize;
 
 use crate::quality::Quality;
@@ -21,6 +22,8 @@ pub enum ProfileError {
     Unknown(String),
     #[error("profile '{profile}': {problem}")]
     Invalid { profile: String, problem: String },
+    #[error("{0}")]
+    RateCard(String),
 }
 
 /// Which entity owns the unique-recipient limit.
@@ -137,11 +140,30 @@ pub struct Market {
 pub enum PricingSpec {
     /// One price for every business-initiated message; everything in the window is free.
     Flat { business_initiated_micros: u64 },
-    /// Per template message by category and recipient country; service messages are free.
+    /// Per template message by category and recipient country.
     PerCategory {
         utility_in_window_free: bool,
+        /// Service messages are free when absent; when set, free for each business number's
+        /// first this many of a calendar month, then priced at the market's utility rate.
+        #[serde(default)]
+        service_free_per_number_month: Option<u32>,
         markets: Vec<Market>,
     },
+}
+
+impl PricingSpec {
+    /// What a card must hold: a fallback market for per-category prices.
+    pub fn validate(&self) -> Result<(), String> {
+        if let PricingSpec::PerCategory { markets, .. } = self {
+            if !markets
+                .iter()
+                .any(|m| m.prefixes.iter().any(String::is_empty))
+            {
+                return Err("per-category pricing needs a fallback market (prefix \"\")".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,7 +181,9 @@ struct ProfileSpec {
     downgrade: Option<DowngradeRule>,
     pacing: PacingRules,
     templates: TemplateRulesSpec,
-    pricing: PricingSpec,
+    /// A profile file may carry its own prices for all time; otherwise its rate cards do.
+    #[serde(default)]
+    pricing: Option<PricingSpec>,
 }
 
 /// A validated policy profile.
@@ -176,7 +200,8 @@ pub struct Profile {
     pub downgrade: Option<DowngradeRule>,
     pub pacing: PacingRules,
     pub templates: TemplateRules,
-    pub pricing: PricingSpec,
+    /// Its prices, by effective date (`rate_cards`).
+    pub rate_cards: RateCards,
 }
 
 impl Profile {
@@ -252,16 +277,13 @@ impl Profile {
         if spec.service_window_secs == 0 {
             return Err(invalid("service_window_secs is 0".into()));
         }
-        if let PricingSpec::PerCategory { markets, .. } = &spec.pricing {
-            if !markets
-                .iter()
-                .any(|m| m.prefixes.iter().any(String::is_empty))
-            {
-                return Err(invalid(
-                    "per-category pricing needs a fallback market (prefix \"\")".into(),
-                ));
+        let rate_cards = match &spec.pricing {
+            Some(pricing) => {
+                pricing.validate().map_err(invalid)?;
+                RateCards::single(pricing)
             }
-        }
+            None => RateCards::embedded(&spec.name)?,
+        };
         let templates = parse_template_rules(&spec.templates).map_err(invalid)?;
         Ok(Profile {
             name: spec.name,
@@ -275,7 +297,7 @@ impl Profile {
             downgrade: spec.downgrade,
             pacing: spec.pacing,
             templates,
-            pricing: spec.pricing,
+            rate_cards,
         })
     }
 

@@ -7,7 +7,6 @@ use crate::clock::MICROS_PER_SEC;
 use crate::config::{ConfigError, ConsentKeywords, EngineConfig};
 use crate::hash::mix64;
 use crate::pacing::{MarketingCap, PairRate};
-use crate::price::RateCard;
 use crate::profile::Profile;
 use crate::registry::Registry;
 use crate::sketch::hll::{index_and_rank, shard_of_register};
@@ -24,7 +23,6 @@ pub const MAX_CAPTION_CHARS: usize = 1_024;
 pub struct Core {
     pub profile: Arc<Profile>,
     pub registry: Registry,
-    pub rate_card: RateCard,
     pub pair_rate: PairRate,
     pub marketing_cap: MarketingCap,
     pub horizon_micros: u64,
@@ -40,7 +38,6 @@ impl Core {
         let profile = Arc::new(config.profile.clone());
         Ok(Core {
             registry: Registry::new(profile.clone(), config.shards),
-            rate_card: RateCard::new(&profile.pricing),
             pair_rate: PairRate {
                 interval: profile.pacing.pair_interval_secs,
                 burst: profile.pacing.pair_burst,

@@ -123,6 +123,9 @@ pub struct EngineSection {
     /// Let wagate raise a tier itself when its projected upgrade comes due (on the exact
     /// 7-day count, after the profile's delay); off, only Meta's word raises it.
     pub apply_projected_upgrades: bool,
+    /// A directory of rate card files (`*.toml`: profile, effective_from, pricing) that
+    /// replace the embedded cards of the profile; empty: the embedded cards.
+    pub rate_cards_dir: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -290,6 +293,7 @@ impl Default for EngineSection {
             marketing_cap_per_day: 2,
             schedule_horizon_secs: 60,
             apply_projected_upgrades: false,
+            rate_cards_dir: String::new(),
         }
     }
 }

@@ -99,6 +99,36 @@ pub enum ServeError {
     Http(std::io::Error),
 }
 
+/// The rate cards of `profile` in `dir` (its `*.toml` files, each at most 1 MiB).
+fn rate_cards_from(
+    dir: &str,
+    profile: &str,
+) -> Result<wagate_rules::rate_cards::RateCards, ServeError> {
+    let unreadable = |e: std::io::Error| ServeError::Profile(format!("rate cards in {dir}: {e}"));
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        if path.extension().is_none_or(|ext| ext != "toml") {
+            continue;
+        }
+        if std::fs::metadata(&path).map_err(unreadable)?.len() > 1 << 20 {
+            return Err(ServeError::Profile(format!(
+                "{} is over 1 MiB",
+                path.display()
+            )));
+        }
+        let text = std::fs::read_to_string(&path).map_err(unreadable)?;
+        files.push((path.display().to_string(), text));
+    }
+    wagate_rules::rate_cards::RateCards::parse(
+        profile,
+        files
+            .iter()
+            .map(|(name, text)| (name.as_str(), text.as_str())),
+    )
+    .map_err(|e| ServeError::Profile(e.to_string()))
+}
+
 /// Sends released per round of the releaser.
 const RELEASE_BATCH: usize = 4_096;
 /// How often the releaser looks for queued sends that came due.
@@ -109,8 +139,16 @@ fn open_engine(
     clock: Arc<dyn Clock>,
     upstream: SharedMetaUpstream,
 ) -> Result<Wagate, ServeError> {
-    let profile = Profile::embedded(&config.engine.profile)
+    let mut profile = Profile::embedded(&config.engine.profile)
         .map_err(|e| ServeError::Profile(e.to_string()))?;
+    if !config.engine.rate_cards_dir.is_empty() {
+        profile.rate_cards = rate_cards_from(&config.engine.rate_cards_dir, &profile.name)?;
+        tracing::info!(
+            dir = %config.engine.rate_cards_dir,
+            cards = profile.rate_cards.effective_times().len(),
+            "rate cards loaded"
+        );
+    }
     let mut engine = EngineConfig::new(profile);
     engine.shards = config.engine.shards;
     engine.marketing_cap_per_day = config.engine.marketing_cap_per_day;

@@ -6,7 +6,7 @@
 //! or deferred request leaves no trace.
 
 use super::{business_consent, cached_number, cached_template, journal_note, shard_scope, Shard};
-use crate::clock::{Secs, Timestamp};
+use crate::clock::{month_of, Secs, Timestamp};
 use crate::decision::{Accepted, Decision, DeferReason, Message, Refusal, SendRequest};
 use crate::hash::mix64;
 use crate::ids::PhoneNumberId;
@@ -227,9 +227,12 @@ impl Shard {
             }
         }
         journal_note(&mut state.journal, &state.contacts, &key, table_hash);
-        let price_micros = core
-            .rate_card
-            .price(category, business_initiated, request.to);
+        let price_micros = core.profile.rate_cards.at(secs).price(
+            category,
+            business_initiated,
+            request.to,
+            || number.count_service_message(month_of(now.unix_secs())),
+        );
         state.ledger.record(number.id, category, secs, price_micros);
         Decision::Accepted(Accepted {
             category,

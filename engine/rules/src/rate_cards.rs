@@ -1,0 +1,157 @@
+//! Rate cards as data: one file per profile and effective date (`rate_cards/*.toml`, embedded;
+//! an operator's directory replaces them, `[pricing] rate_cards_dir`), each Meta's prices from
+//! that day on. The card in effect at a message's acceptance prices it, so a profile's pricing
+//! changes on its date (per-message pricing from 2025-07-01; service and in-window utility
+//! charged from 2026-10-01) with no restart and no change of code.
+
+use serde::Deserialize;
+
+use crate::clock::{days_of_date, Secs, COMPACT_EPOCH_UNIX_SECS, SECS_PER_DAY};
+use crate::price::RateCard;
+use crate::profile::{PricingSpec, ProfileError};
+
+/// The embedded cards: (file name, text).
+const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "whatsapp-2021-2021-01-01.toml",
+        include_str!("../rate_cards/whatsapp-2021-2021-01-01.toml"),
+    ),
+    (
+        "whatsapp-2025-2025-07-01.toml",
+        include_str!("../rate_cards/whatsapp-2025-2025-07-01.toml"),
+    ),
+    (
+        "whatsapp-2025-2026-10-01.toml",
+        include_str!("../rate_cards/whatsapp-2025-2026-10-01.toml"),
+    ),
+];
+
+/// One rate card file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CardFile {
+    /// The profile it prices.
+    profile: String,
+    /// `YYYY-MM-DD` (UTC): it prices messages accepted from that day on.
+    effective_from: String,
+    pricing: PricingSpec,
+}
+
+/// A profile's cards, by effective time (earliest first; the earliest also prices anything
+/// before its day).
+#[derive(Debug, Clone)]
+pub struct RateCards {
+    cards: Vec<(Secs, RateCard)>,
+}
+
+impl RateCards {
+    /// The embedded cards of `profile`.
+    pub fn embedded(profile: &str) -> Result<RateCards, ProfileError> {
+        RateCards::parse(profile, EMBEDDED.iter().copied())
+    }
+
+    /// The cards of `profile` among `files` ((name, text) pairs); the others are skipped.
+    pub fn parse<'a>(
+        profile: &str,
+        files: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<RateCards, ProfileError> {
+        let mut cards = Vec::new();
+        for (name, text) in files {
+            let invalid = |why: String| ProfileError::RateCard(format!("rate card {name}: {why}"));
+            let file: CardFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+            if file.profile != profile {
+                continue;
+            }
+            let days = days_of_date(&file.effective_from).ok_or_else(|| {
+                invalid(format!(
+                    "effective_from '{}' is not a YYYY-MM-DD date",
+                    file.effective_from
+                ))
+            })?;
+            file.pricing.validate().map_err(invalid)?;
+            let unix = days * u64::from(SECS_PER_DAY);
+            let from = Secs::try_from(unix.saturating_sub(COMPACT_EPOCH_UNIX_SECS))
+                .map_err(|_| invalid("effective_from is too late".into()))?;
+            if cards.iter().any(|(at, _)| *at == from) {
+                return Err(invalid(format!(
+                    "another card of {profile} takes effect on {}",
+                    file.effective_from
+                )));
+            }
+            cards.push((from, RateCard::new(&file.pricing)));
+        }
+        if cards.is_empty() {
+            return Err(ProfileError::RateCard(format!(
+                "no rate card prices profile {profile}"
+            )));
+        }
+        cards.sort_by_key(|(at, _)| *at);
+        Ok(RateCards { cards })
+    }
+
+    /// A single card for all time (a profile file that carries its own `[pricing]`).
+    pub fn single(spec: &PricingSpec) -> RateCards {
+        RateCards {
+            cards: vec![(0, RateCard::new(spec))],
+        }
+    }
+
+    /// The card in effect at `at`.
+    #[inline]
+    pub fn at(&self, at: Secs) -> &RateCard {
+        let index = self.cards.partition_point(|(from, _)| *from <= at);
+        &self.cards[index.saturating_sub(1)].1
+    }
+
+    /// When each card takes effect (compact seconds), earliest first.
+    pub fn effective_times(&self) -> Vec<Secs> {
+        self.cards.iter().map(|(at, _)| *at).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::ids::Msisdn;
+    use crate::template::model::Category;
+
+    fn at(date: &str) -> Secs {
+        let days = days_of_date(date).expect("date");
+        Timestamp::from_unix_secs(days * 86_400).secs()
+    }
+
+    #[test]
+    fn the_card_in_effect_prices_and_2026_10_01_charges_what_was_free() {
+        let cards = RateCards::embedded("whatsapp-2025").expect("cards");
+        let us = Msisdn::from_digits(16_505_551_234).expect("msisdn");
+        let (before, after) = (cards.at(at("2026-09-30")), cards.at(at("2026-10-01")));
+        // A utility template in the window: free, then at the utility rate.
+        assert_eq!(before.price(Category::Utility, false, us, || 1), 0);
+        assert_eq!(after.price(Category::Utility, false, us, || 1), 3_400);
+        // Service: free, then free for the number's first 1,000 of the month only.
+        assert_eq!(before.price(Category::Service, false, us, || 5_000), 0);
+        assert_eq!(after.price(Category::Service, false, us, || 1_000), 0);
+        assert_eq!(after.price(Category::Service, false, us, || 1_001), 3_400);
+        // Marketing is what it was; before the earliest card, the earliest prices.
+        assert_eq!(after.price(Category::Marketing, true, us, || 1), 25_000);
+        assert_eq!(
+            cards.at(0).price(Category::Marketing, true, us, || 1),
+            25_000
+        );
+        assert!(RateCards::embedded("whatsapp-2021").is_ok());
+        assert!(RateCards::embedded("nobody").is_err());
+    }
+
+    #[test]
+    fn a_bad_card_is_refused_with_its_name() {
+        let bad = r#"profile = "p"
+effective_from = "2026-02-30x"
+[pricing]
+model = "flat"
+business_initiated_micros = 1
+"#;
+        let error = RateCards::parse("p", [("bad.toml", bad)]).expect_err("bad date");
+        assert!(error.to_string().contains("bad.toml"), "{error}");
+    }
+}

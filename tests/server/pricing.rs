@@ -1,0 +1,125 @@
+//! Money as Meta charges it: the rate card in effect when a message is accepted prices it,
+//! cards are data an operator may replace (`engine.rate_cards_dir`), and Meta's 2026-10-01
+//! change (service messages beyond a monthly allowance per number, and utility templates in the
+//! window, charged) takes effect on its date, here on the manual clock.
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::support::fixture::*;
+
+/// 2026-10-01T00:00:00Z.
+const OCTOBER_2026: u64 = 1_790_812_800;
+
+fn card(effective_from: &str, in_window_free: bool, service_free: Option<u32>) -> String {
+    let service = service_free.map_or(String::new(), |n| {
+        format!("service_free_per_number_month = {n}\n")
+    });
+    format!(
+        r#"profile = "whatsapp-2025"
+effective_from = "{effective_from}"
+
+[pricing]
+model = "per_category"
+utility_in_window_free = {in_window_free}
+{service}
+[[pricing.markets]]
+name = "Everywhere"
+prefixes = [""]
+marketing_micros = 25000
+utility_micros = 3400
+authentication_micros = 3400
+"#
+    )
+}
+
+async fn price_of(f: &Fixture, answer: &crate::support::web::Answer) -> Result<Value> {
+    anyhow::ensure!(answer.status == 200, "{}", answer.text());
+    Ok(f.message(ALPHA, &answer.message_id()).await?.json()["price_micros"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_card_in_effect_prices_a_message_and_meta_s_2026_10_01_change_lands_on_its_date(
+) -> Result<()> {
+    let cards = fresh_dir("pricing-cards");
+    std::fs::create_dir_all(&cards)?;
+    std::fs::write(
+        cards.join("2025-07-01.toml"),
+        card("2025-07-01", true, None),
+    )?;
+    // The change, with an allowance of two service messages a month to keep the test short.
+    std::fs::write(
+        cards.join("2026-10-01.toml"),
+        card("2026-10-01", false, Some(2)),
+    )?;
+    std::fs::write(cards.join("README.txt"), "not a card")?;
+    let dir = cards.display().to_string();
+    let mut f = Fixture::start_with(
+        "pricing",
+        "",
+        &[
+            "--engine.profile",
+            "whatsapp-2025",
+            "--engine.rate_cards_dir",
+            dir.as_str(),
+        ],
+    )
+    .await?;
+    let ana = person(1);
+    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    let writes = |wamid: &str| inbound_webhook(NUMBER_A, wamid, &ana, "hello");
+    f.meta_webhook(&writes("wamid.in.1"), None).await?;
+    let text = text_send(&ana, "Thanks for writing");
+    let update = template_send(&ana, "order_update", &["Ana"]);
+
+    // Before: service free, a utility template in the window free.
+    for request in [&text, &text, &text, &update] {
+        let sent = f.send(ALPHA, NUMBER_A, request, &[]).await?;
+        assert_eq!(price_of(&f, &sent).await?, 0, "{request}");
+    }
+
+    let now = f
+        .web
+        .get(&f.url("/wagate/admin/clock"), ADMIN)
+        .await?
+        .json()["now_unix_secs"]
+        .as_u64()
+        .unwrap_or_default();
+    f.admin(
+        "/wagate/admin/clock",
+        json!({ "advance_secs": OCTOBER_2026 - now + 60 }),
+    )
+    .await?;
+    f.meta_webhook(&writes("wamid.in.2"), None).await?;
+    // From 2026-10-01: the month's first two service messages free, the third charged at the
+    // utility rate; a utility template in the window charged.
+    let mut prices = Vec::new();
+    for request in [&text, &text, &text, &update] {
+        let sent = f.send(ALPHA, NUMBER_A, request, &[]).await?;
+        prices.push(price_of(&f, &sent).await?);
+    }
+    assert_eq!(prices, vec![json!(0), json!(0), json!(3400), json!(3400)]);
+    f.stop()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_card_that_is_not_one_stops_the_start() -> Result<()> {
+    // (The message names the file: `rate_cards::tests::a_bad_card_is_refused_with_its_name`.)
+    let cards = fresh_dir("pricing-bad-card");
+    std::fs::create_dir_all(&cards)?;
+    std::fs::write(cards.join("broken.toml"), "profile = \"whatsapp-2025\"\n")?;
+    let dir = cards.display().to_string();
+    let started = Fixture::start_with(
+        "pricing-bad",
+        "",
+        &[
+            "--engine.profile",
+            "whatsapp-2025",
+            "--engine.rate_cards_dir",
+            dir.as_str(),
+        ],
+    )
+    .await;
+    assert!(started.is_err(), "a server started on a broken rate card");
+    Ok(())
+}
