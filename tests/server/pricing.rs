@@ -123,3 +123,111 @@ async fn a_rate_card_that_is_not_one_stops_the_start() -> Result<()> {
     assert!(started.is_err(), "a server started on a broken rate card");
     Ok(())
 }
+
+/// A status webhook with Meta's pricing of the message.
+fn priced(wamid: &str, status: &str, to: &str, pricing: Value) -> Value {
+    let mut webhook = status_webhook(NUMBER_A, wamid, status, to);
+    webhook["entry"][0]["changes"][0]["value"]["statuses"][0]["pricing"] = pricing;
+    webhook
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_beside_its_estimates_holds_what_meta_says_it_charged_once_per_message(
+) -> Result<()> {
+    let mut f = Fixture::start(
+        "pricing-reconciled",
+        "[engine]\nprofile = \"whatsapp-2025\"\n",
+    )
+    .await?;
+    let people: Vec<String> = (1..=3).map(person).collect();
+    f.ready_to_send(&people).await?;
+    let mut wamids = Vec::new();
+    for (i, to) in people.iter().enumerate() {
+        let sent = f.send_update(to).await?;
+        assert_eq!(price_of(&f, &sent).await?, 3_400, "the estimate");
+        // Dispatch is paced on wagate's (manual) clock.
+        f.admin("/wagate/admin/clock", json!({ "advance_secs": 1 }))
+            .await?;
+        let view = f
+            .wait_message(&sent.message_id(), super::WAIT, |v| v["status"] == "sent")
+            .await?;
+        assert_eq!(view["upstream_id"], format!("wamid.stub.{i}"));
+        wamids.push(view["upstream_id"].as_str().unwrap_or_default().to_string());
+    }
+    let regular = |category: &str| json!({ "billable": true, "pricing_model": "PMP", "type": "regular", "category": category });
+    // Meta charges the first as utility (twice told: once charged); the second is free; the
+    // third Meta prices as marketing, then it is never delivered.
+    for (webhook, applied) in [
+        (
+            priced(&wamids[0], "sent", &people[0], regular("utility")),
+            1,
+        ),
+        (
+            priced(&wamids[0], "sent", &people[0], regular("utility")),
+            0,
+        ),
+        (
+            priced(
+                &wamids[1],
+                "delivered",
+                &people[1],
+                json!({ "billable": false, "pricing_model": "PMP",
+                        "type": "free_customer_service", "category": "service" }),
+            ),
+            1,
+        ),
+        (
+            priced(&wamids[2], "sent", &people[2], regular("marketing")),
+            1,
+        ),
+    ] {
+        let answer = f.meta_webhook(&webhook, None).await?;
+        assert_eq!(answer.json()["applied"], applied, "{}", answer.text());
+    }
+    let mut failed = status_webhook(NUMBER_A, &wamids[2], "failed", &people[2]);
+    failed["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"] =
+        json!([{ "code": 131_026, "title": "Message undeliverable" }]);
+    f.meta_webhook(&failed, None).await?;
+
+    // Across a restart: the rows are on disk.
+    f.stop()?;
+    f.restart()?;
+    let ledger = f
+        .web
+        .get(&f.url("/wagate/admin/ledger"), ADMIN)
+        .await?
+        .json();
+    let row = |category: &str| {
+        ledger["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|row| row["category"] == category)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let utility = row("utility");
+    assert_eq!(
+        (
+            &utility["messages"],
+            &utility["price_micros"],
+            &utility["reconciled_messages"],
+            &utility["reconciled_micros"]
+        ),
+        (&json!(2), &json!(6_800), &json!(1), &json!(3_400)),
+        "{ledger}"
+    );
+    let service = row("service");
+    assert_eq!(
+        (
+            &service["reconciled_messages"],
+            &service["reconciled_micros"]
+        ),
+        (&json!(1), &json!(0)),
+        "{ledger}"
+    );
+    let marketing = row("marketing");
+    assert_eq!(marketing["reconciled_micros"], 0, "undelivered: {ledger}");
+    assert_eq!(marketing["reconciled_messages"], 0, "{ledger}");
+    f.stop()
+}

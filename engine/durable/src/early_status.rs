@@ -9,9 +9,12 @@ use std::collections::HashMap;
 
 use super::combine::StatusTurn;
 use super::message::Delivery;
+use super::reconcile::{charge_key, Charge, CHARGES};
 use super::sent_record::{self, message_id, SentRecord};
 use super::template_deliveries;
+use wagate_cloud_api::webhooks::events::StatusPricing;
 use wagate_rules::contact_events::FailedSend;
+use wagate_rules::rate_cards::RateCards;
 use wagate_store::keys::idempotency_key;
 use wagate_store::{Batch, Family, Store, StoreError};
 
@@ -55,6 +58,8 @@ pub(crate) struct StatusWrites {
     parked: HashMap<String, DeliveryState>,
     /// Messages this set moved to failed and uncharged: the shards take back their slots.
     failed: Vec<FailedSend>,
+    /// Meta's charges this set recorded (`None`: taken back), by wamid.
+    charged: HashMap<String, Option<Charge>>,
 }
 
 /// What recording a status did to its message.
@@ -177,8 +182,49 @@ impl StatusWrites {
         let recorded = self.advance(wamid, record, next);
         if recorded == Recorded::Moved && next.delivery == Delivery::Failed {
             self.uncharge(store, record.id)?;
+            // Meta charges no undelivered message: what its pricing said is taken back too.
+            if let Some(charge) = self.charge_for(store, wamid)? {
+                charge.book(&mut self.batch, -1);
+                self.batch.delete(CHARGES, charge_key(wamid));
+                self.charged.insert(wamid.to_string(), None);
+            }
         }
         Ok(recorded)
+    }
+
+    /// Records Meta's pricing of the message sent as `wamid`, once: its charge goes to the
+    /// reconciled ledger. False when it was recorded already, or the message failed, or it is
+    /// not settled yet (then the pricing is not kept: a gap the estimate covers).
+    pub(crate) fn reconcile(
+        &mut self,
+        store: &dyn Store,
+        wamid: &str,
+        pricing: &StatusPricing,
+        cards: &RateCards,
+        expires_at: u64,
+    ) -> Result<bool, StoreError> {
+        let Some(record) = self.sent_record(store, wamid)? else {
+            return Ok(false);
+        };
+        if record.delivery == Delivery::Failed || self.charge_for(store, wamid)?.is_some() {
+            return Ok(false);
+        }
+        let charge = Charge::of(&record, pricing, cards);
+        charge.book(&mut self.batch, 1);
+        self.batch
+            .put(CHARGES, charge_key(wamid), charge.encode(expires_at));
+        self.charged.insert(wamid.to_string(), Some(charge));
+        Ok(true)
+    }
+
+    /// Meta's charge recorded for `wamid`, this set's writes first.
+    fn charge_for(&self, store: &dyn Store, wamid: &str) -> Result<Option<Charge>, StoreError> {
+        match self.charged.get(wamid) {
+            Some(charge) => Ok(*charge),
+            None => Ok(store
+                .get(CHARGES, &charge_key(wamid))?
+                .and_then(|bytes| Charge::decode(&bytes))),
+        }
     }
 
     /// A sent message whose delivery failed for good: Meta charges nothing for it, so its

@@ -23,6 +23,7 @@ pub mod message;
 pub mod metrics;
 mod open_error;
 mod outcome;
+mod reconcile;
 mod records;
 mod recovery;
 mod release_queue;

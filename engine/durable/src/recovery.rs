@@ -228,12 +228,25 @@ pub(crate) fn restore(
     })
 }
 
-/// The ledger as stored.
+/// The ledger as stored: wagate's estimates.
 pub(crate) fn read_ledger(store: &dyn Store) -> Result<Ledger, StoreError> {
+    read_rows(store, decode_ledger_key)
+}
+
+/// What Meta charged, reconciled from its status webhooks, in the same rows.
+pub(crate) fn read_reconciled_ledger(store: &dyn Store) -> Result<Ledger, StoreError> {
+    read_rows(store, wagate_store::keys::decode_reconciled_ledger_key)
+}
+
+/// Reads a ledger row's key: (number, day, category), or `None` for another kind of row.
+type RowKey = fn(&[u8]) -> Option<(u64, u32, u8)>;
+
+/// The ledger rows whose keys `decode` reads.
+fn read_rows(store: &dyn Store, decode: RowKey) -> Result<Ledger, StoreError> {
     let mut ledger = Ledger::default();
     everything(store, Family::Ledger, |key, value| {
         if let (Some((number, day, category)), Ok(counters)) =
-            (decode_ledger_key(key), <[u8; 16]>::try_from(value))
+            (decode(key), <[u8; 16]>::try_from(value))
         {
             ledger.add_row(
                 LedgerKey {

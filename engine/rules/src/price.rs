@@ -79,6 +79,25 @@ impl RateCard {
         }
     }
 
+    /// The list price of one charged message of `category` to `to`, whatever window or
+    /// allowance would have made it free (Meta's own pricing said it is charged); a service
+    /// message is charged at the utility rate.
+    pub fn rate(&self, category: Category, to: Msisdn) -> u64 {
+        match &self.spec {
+            PricingSpec::Flat {
+                business_initiated_micros,
+            } => *business_initiated_micros,
+            PricingSpec::PerCategory { markets, .. } => {
+                let market = &markets[self.market_of(to)];
+                match category {
+                    Category::Marketing => market.marketing_micros,
+                    Category::Utility | Category::Service => market.utility_micros,
+                    Category::Authentication => market.authentication_micros,
+                }
+            }
+        }
+    }
+
     fn market_of(&self, to: Msisdn) -> usize {
         let digits = to.digits();
         let length = digits.ilog10() + 1;

@@ -20,10 +20,11 @@ use wagate_durable::admin::AdminError;
 use wagate_rules::clock::Timestamp;
 use wagate_rules::contact_events::ConsentChange;
 use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
+use wagate_rules::price::LedgerTotals;
 use wagate_rules::quality::Quality;
 use wagate_rules::registry::{NumberRegistration, RegistryError};
 use wagate_rules::state::contact::ConsentSource;
-use wagate_rules::template::model::TemplateDefinition;
+use wagate_rules::template::model::{Category, TemplateDefinition};
 use wagate_rules::template::status::TemplateStatus;
 use wagate_rules::usage::Usage;
 
@@ -529,8 +530,14 @@ async fn settle(
 async fn ledger(State(app): State<App>, headers: HeaderMap) -> Answer {
     admin_only(&app, &headers)?;
     let worker = app.clone();
-    let ledger = blocking(move || worker.wagate.ledger().map_err(store_error)).await?;
-    /// One number's messages and spend for one day and category.
+    let (estimated, reconciled) = blocking(move || {
+        let estimated = worker.wagate.ledger().map_err(store_error)?;
+        let reconciled = worker.wagate.reconciled_ledger().map_err(store_error)?;
+        Ok((estimated, reconciled))
+    })
+    .await?;
+    /// One number's messages and spend for one day and category: wagate's estimate at
+    /// acceptance, and what Meta's pricing in its status webhooks says it charged.
     #[derive(serde::Serialize)]
     struct Row {
         phone_number_id: String,
@@ -538,20 +545,37 @@ async fn ledger(State(app): State<App>, headers: HeaderMap) -> Answer {
         category: &'static str,
         messages: u64,
         price_micros: u64,
+        reconciled_messages: u64,
+        reconciled_micros: u64,
     }
     #[derive(serde::Serialize)]
     struct Ledger {
         rows: Vec<Row>,
     }
-    let rows = ledger
-        .rows()
+    let mut joined: std::collections::BTreeMap<_, (LedgerTotals, LedgerTotals)> =
+        std::collections::BTreeMap::new();
+    for (key, totals) in estimated.rows() {
+        joined
+            .entry((key.number, key.day, key.category as u8))
+            .or_default()
+            .0 = totals;
+    }
+    for (key, totals) in reconciled.rows() {
+        joined
+            .entry((key.number, key.day, key.category as u8))
+            .or_default()
+            .1 = totals;
+    }
+    let rows = joined
         .into_iter()
-        .map(|(key, totals)| Row {
-            phone_number_id: key.number.0.to_string(),
-            day: key.day,
-            category: key.category.name(),
-            messages: totals.messages,
-            price_micros: totals.micros,
+        .map(|((number, day, category), (estimate, charged))| Row {
+            phone_number_id: number.0.to_string(),
+            day,
+            category: Category::ALL[usize::from(category).min(3)].name(),
+            messages: estimate.messages,
+            price_micros: estimate.micros,
+            reconciled_messages: charged.messages,
+            reconciled_micros: charged.micros,
         })
         .collect();
     Ok(reply::ok(&Ledger { rows }))

@@ -116,6 +116,23 @@ pub fn ledger_key(number: u64, day: u32, category: u8) -> [u8; 13] {
     out
 }
 
+/// The ledger row of what Meta charged (reconciled from its status webhooks), beside the
+/// estimate's row: the same key with `R` after it.
+pub fn reconciled_ledger_key(number: u64, day: u32, category: u8) -> [u8; 14] {
+    let mut out = [0u8; 14];
+    out[..13].copy_from_slice(&ledger_key(number, day, category));
+    out[13] = b'R';
+    out
+}
+
+/// The (number, day, category) of a reconciled row's key.
+pub fn decode_reconciled_ledger_key(bytes: &[u8]) -> Option<(u64, u32, u8)> {
+    match bytes.split_last() {
+        Some((b'R', key)) => decode_ledger_key(key),
+        _ => None,
+    }
+}
+
 pub fn decode_ledger_key(bytes: &[u8]) -> Option<(u64, u32, u8)> {
     if bytes.len() != 13 {
         return None;

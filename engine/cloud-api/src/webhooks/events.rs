@@ -29,6 +29,15 @@ pub enum DeliveryStatus {
     Failed,
 }
 
+/// Meta's pricing of a message, from a status (`pricing`): whether it is charged, the
+/// pricing type (`regular`, `free_customer_service`, `free_entry_point`, ...) and category.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusPricing {
+    pub billable: bool,
+    pub kind: String,
+    pub category: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookEvent {
     /// A person wrote (or tapped a button): opens the window, may change consent.
@@ -44,6 +53,8 @@ pub enum WebhookEvent {
         recipient: Option<Msisdn>,
         errors: Vec<u32>,
         biz_opaque_callback_data: Option<String>,
+        /// What Meta charges for the message (only once, on one of its statuses).
+        pricing: Option<StatusPricing>,
     },
     /// The person stopped or resumed marketing messages in WhatsApp itself.
     UserPreference {
@@ -310,6 +321,17 @@ struct StatusItem<'a> {
     #[serde(borrow)]
     biz_opaque_callback_data: Option<Text<'a>>,
     errors: Option<Vec<StatusErrorItem>>,
+    #[serde(borrow)]
+    pricing: Option<PricingItem<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PricingItem<'a> {
+    billable: Option<bool>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<Text<'a>>,
+    #[serde(borrow)]
+    category: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -377,6 +399,17 @@ fn messages_field(
                 .map(|c| c as u32)
                 .collect(),
             biz_opaque_callback_data: text_of(&status.biz_opaque_callback_data).map(str::to_string),
+            pricing: status.pricing.as_ref().map(|pricing| {
+                let kind = text_of(&pricing.kind);
+                StatusPricing {
+                    // `billable` is slated to go: Meta's `type` says it as well.
+                    billable: pricing
+                        .billable
+                        .unwrap_or_else(|| kind.is_none_or(|kind| kind == "regular")),
+                    kind: kind.unwrap_or("regular").to_string(),
+                    category: text_of(&pricing.category).unwrap_or_default().to_string(),
+                }
+            }),
         });
     }
     Ok(number)
@@ -669,6 +702,11 @@ mod tests {
         assert!(
             matches!(&events[0], WebhookEvent::Status { biz_opaque_callback_data: Some(d), .. } if d == "campaign-42")
         );
+        assert!(matches!(
+            &events[0],
+            WebhookEvent::Status { pricing: Some(p), .. }
+                if p.billable && p.kind == "regular" && p.category == "marketing"
+        ));
     }
 
     #[test]
@@ -772,6 +810,11 @@ mod tests {
                 recipient: Some(Msisdn::from_digits(16_505_551_234).unwrap()),
                 errors: Vec::new(),
                 biz_opaque_callback_data: Some("a\"b".into()),
+                pricing: Some(StatusPricing {
+                    billable: true,
+                    kind: "regular".into(),
+                    category: String::new(),
+                }),
             }]
         );
         let [change] = &read.messages_changes[..] else {

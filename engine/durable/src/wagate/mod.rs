@@ -560,6 +560,11 @@ impl Wagate {
         recovery::read_ledger(self.store.as_ref())
     }
 
+    /// What Meta's status webhooks said it charged, in the same rows (number, day, category).
+    pub fn reconciled_ledger(&self) -> Result<Ledger, StoreError> {
+        recovery::read_reconciled_ledger(self.store.as_ref())
+    }
+
     /// Removes idempotency records past their retention (a compaction of that family only).
     pub fn purge_expired(&self) -> Result<(), StoreError> {
         self.store.purge_expired(self.clock.now().unix_secs())

@@ -295,11 +295,22 @@ impl Wagate {
                     status,
                     recipient,
                     errors,
+                    pricing,
                     ..
                 } => {
                     let error = errors.first().copied().unwrap_or(0);
                     let recorded = self.record_delivery(statuses, &wamid, status, error)?;
                     let mut fed = false;
+                    if let Some(pricing) = &pricing {
+                        let expires_at = self.clock.now().unix_secs() + self.retention_secs();
+                        fed |= statuses.reconcile(
+                            self.store.as_ref(),
+                            &wamid,
+                            pricing,
+                            &self.registry().profile().rate_cards,
+                            expires_at,
+                        )?;
+                    }
                     if let (DeliveryStatus::Failed, Some(person)) = (status, recipient) {
                         for code in errors {
                             if let Ok(effect) = self.delivery_failed(number, person, code)? {
