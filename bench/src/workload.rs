@@ -121,6 +121,7 @@ impl Action {
                 number,
                 from: person,
                 content: InboundContent::Text("is my order on its way?".into()),
+                referral: false,
             }),
             Action::Reply { number, person } | Action::ColdFreeForm { number, person } => {
                 Command::Decide(SendRequest {

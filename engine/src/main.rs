@@ -290,6 +290,7 @@ fn simulate(args: &[String]) -> Result<()> {
         number,
         from: person(0),
         content: InboundContent::Text("where is my order?".into()),
+        referral: false,
     })?;
     let answer = engine.decide(&SendRequest {
         number,
@@ -305,6 +306,7 @@ fn simulate(args: &[String]) -> Result<()> {
         number,
         from: person(1),
         content: InboundContent::Text("STOP".into()),
+        referral: false,
     })?;
     clock.advance_secs(25 * 3_600);
     let mut stopped = template("order_update");

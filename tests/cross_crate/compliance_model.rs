@@ -678,6 +678,7 @@ impl Harness {
                         number: number(n),
                         from: person(p),
                         content,
+                        referral: false,
                     })
                     .unwrap();
                 self.model.inbound(n, p, said);

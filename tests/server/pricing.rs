@@ -231,3 +231,51 @@ async fn the_ledger_beside_its_estimates_holds_what_meta_says_it_charged_once_pe
     assert_eq!(marketing["reconciled_messages"], 0, "{ledger}");
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_an_ads_referral_is_free_for_72_hours_or_as_long_as_meta_says() -> Result<()> {
+    let mut f = Fixture::start("pricing-fep", "[engine]\nprofile = \"whatsapp-2025\"\n").await?;
+    let ana = person(1);
+    f.ready_to_send(std::slice::from_ref(&ana)).await?;
+    let mut from_ad = inbound_webhook(NUMBER_A, "wamid.in.ad", &ana, "I saw your ad");
+    from_ad["entry"][0]["changes"][0]["value"]["messages"][0]["referral"] = json!({
+        "source_url": "https://fb.me/ad", "source_type": "ad", "source_id": "120",
+        "headline": "Spring sale", "ctwa_clid": "ARAk" });
+    f.meta_webhook(&from_ad, None).await?;
+    let update = template_send(&ana, "order_update", &["Ana"]);
+    let hours = |h: u64| json!({ "advance_secs": h * 3_600 });
+
+    // The reply opens the window; 30 h on, outside the customer-service window, still free.
+    let reply = f.send(ALPHA, NUMBER_A, &update, &[]).await?;
+    assert_eq!(price_of(&f, &reply).await?, 0);
+    f.admin("/wagate/admin/clock", hours(30)).await?;
+    let later = f.send(ALPHA, NUMBER_A, &update, &[]).await?;
+    assert_eq!(price_of(&f, &later).await?, 0, "inside the 72 h");
+
+    // Meta says the window runs longer (its status on a message in it): wagate follows.
+    let now = f
+        .web
+        .get(&f.url("/wagate/admin/clock"), ADMIN)
+        .await?
+        .json()["now_unix_secs"]
+        .as_u64()
+        .unwrap_or_default();
+    let mut status = priced(
+        "wamid.stub.9",
+        "sent",
+        &ana,
+        json!({ "billable": false, "pricing_model": "PMP", "type": "free_entry_point",
+                "category": "referral_conversion" }),
+    );
+    status["entry"][0]["changes"][0]["value"]["statuses"][0]["conversation"] = json!({
+        "id": "fep-1", "expiration_timestamp": (now + 90 * 3_600).to_string(),
+        "origin": { "type": "referral_conversion" } });
+    assert_eq!(f.meta_webhook(&status, None).await?.json()["applied"], 1);
+    f.admin("/wagate/admin/clock", hours(60)).await?;
+    let extended = f.send(ALPHA, NUMBER_A, &update, &[]).await?;
+    assert_eq!(price_of(&f, &extended).await?, 0, "Meta's longer window");
+    f.admin("/wagate/admin/clock", hours(31)).await?;
+    let after = f.send(ALPHA, NUMBER_A, &update, &[]).await?;
+    assert_eq!(price_of(&f, &after).await?, 3_400, "over: charged again");
+    f.stop()
+}

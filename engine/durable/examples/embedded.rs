@@ -101,6 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         number,
         from: ana,
         content: InboundContent::Text("Thanks! When does it arrive?".into()),
+        referral: false,
     })??;
     println!("inbound: window open until {}", effect.window_until);
 

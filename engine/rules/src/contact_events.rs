@@ -26,6 +26,9 @@ pub struct InboundMessage {
     pub number: PhoneNumberId,
     pub from: Msisdn,
     pub content: InboundContent,
+    /// The person came from an ad or a page's call-to-action (Meta's `referral`): the
+    /// business's reply within 24 h opens a free entry point window.
+    pub referral: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

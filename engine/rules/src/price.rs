@@ -3,8 +3,50 @@
 use crate::clock::{Secs, COMPACT_EPOCH_UNIX_SECS, SECS_PER_DAY};
 use crate::hash::MixHashMap;
 use crate::ids::{Msisdn, PhoneNumberId};
-use crate::profile::PricingSpec;
 use crate::template::model::Category;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Market {
+    pub name: String,
+    /// Country calling code prefixes; `""` matches everything (the fallback market).
+    pub prefixes: Vec<String>,
+    pub marketing_micros: u64,
+    pub utility_micros: u64,
+    pub authentication_micros: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "model", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PricingSpec {
+    /// One price for every business-initiated message; everything in the window is free.
+    Flat { business_initiated_micros: u64 },
+    /// Per template message by category and recipient country.
+    PerCategory {
+        utility_in_window_free: bool,
+        /// Service messages are free when absent; when set, free for each business number's
+        /// first this many of a calendar month, then priced at the market's utility rate.
+        #[serde(default)]
+        service_free_per_number_month: Option<u32>,
+        markets: Vec<Market>,
+    },
+}
+
+impl PricingSpec {
+    /// What a card must hold: a fallback market for per-category prices.
+    pub fn validate(&self) -> Result<(), String> {
+        if let PricingSpec::PerCategory { markets, .. } = self {
+            if !markets
+                .iter()
+                .any(|m| m.prefixes.iter().any(String::is_empty))
+            {
+                return Err("per-category pricing needs a fallback market (prefix \"\")".into());
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The rate card, with markets indexed by calling-code prefix, longest first.
 #[derive(Debug, Clone)]
@@ -213,68 +255,6 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::Profile;
-
-    fn to(digits: u64) -> Msisdn {
-        Msisdn::from_digits(digits).unwrap()
-    }
-
-    #[test]
-    fn flat_card_charges_only_business_initiated() {
-        let card = Profile::whatsapp_2021().rate_cards.at(0).clone();
-        assert_eq!(
-            card.price(Category::Marketing, true, to(16_505_551_234), || 1),
-            50_000
-        );
-        assert_eq!(
-            card.price(Category::Utility, true, to(5_511_999_990_000), || 1),
-            50_000
-        );
-        assert_eq!(
-            card.price(Category::Marketing, false, to(16_505_551_234), || 1),
-            0
-        );
-        assert_eq!(
-            card.price(Category::Service, false, to(16_505_551_234), || 1),
-            0
-        );
-    }
-
-    #[test]
-    fn per_category_card_prices_by_country_and_category() {
-        // The card of 2025-07-01 (the earliest of the profile).
-        let card = Profile::whatsapp_2025().rate_cards.at(0).clone();
-        assert_eq!(
-            card.price(Category::Marketing, true, to(5_511_999_990_000), || 1),
-            62_500
-        );
-        assert_eq!(
-            card.price(Category::Utility, true, to(5_511_999_990_000), || 1),
-            6_800
-        );
-        // Utility inside the window is free; marketing never is.
-        assert_eq!(
-            card.price(Category::Utility, false, to(5_511_999_990_000), || 1),
-            0
-        );
-        assert_eq!(
-            card.price(Category::Marketing, false, to(16_505_551_234), || 1),
-            25_000
-        );
-        assert_eq!(
-            card.price(Category::Service, false, to(16_505_551_234), || 1),
-            0
-        );
-        // Longest prefix wins: 212 (Morocco, Rest of Africa) over nothing; 44 falls back.
-        assert_eq!(
-            card.price(Category::Authentication, true, to(212_612_345_678), || 1),
-            4_000
-        );
-        assert_eq!(
-            card.price(Category::Marketing, true, to(447_911_123_456), || 1),
-            60_400
-        );
-    }
 
     #[test]
     fn ledger_sums_by_number_category_and_day() {

@@ -5,7 +5,8 @@
 //! (`whatsapp-2021`, the default, and `whatsapp-2025`); a provider may load its own TOML.
 //! Nothing else in the core branches on a profile's name.
 
-use crate::rate_cards::RateCards;
+use crate::price::PricingSpec;
+use crate::rate_cards::{RateCardError, RateCards};
 use serde::Deserialize;
 
 use crate::quality::Quality;
@@ -22,8 +23,8 @@ pub enum ProfileError {
     Unknown(String),
     #[error("profile '{profile}': {problem}")]
     Invalid { profile: String, problem: String },
-    #[error("{0}")]
-    RateCard(String),
+    #[error(transparent)]
+    RateCard(#[from] RateCardError),
 }
 
 /// Which entity owns the unique-recipient limit.
@@ -121,48 +122,6 @@ pub struct TemplateRules {
 impl TemplateRules {
     pub fn allows(&self, from: TemplateStatus, to: TemplateStatus) -> bool {
         self.allowed[from as usize][to as usize]
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Market {
-    pub name: String,
-    /// Country calling code prefixes; `""` matches everything (the fallback market).
-    pub prefixes: Vec<String>,
-    pub marketing_micros: u64,
-    pub utility_micros: u64,
-    pub authentication_micros: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "model", rename_all = "snake_case", deny_unknown_fields)]
-pub enum PricingSpec {
-    /// One price for every business-initiated message; everything in the window is free.
-    Flat { business_initiated_micros: u64 },
-    /// Per template message by category and recipient country.
-    PerCategory {
-        utility_in_window_free: bool,
-        /// Service messages are free when absent; when set, free for each business number's
-        /// first this many of a calendar month, then priced at the market's utility rate.
-        #[serde(default)]
-        service_free_per_number_month: Option<u32>,
-        markets: Vec<Market>,
-    },
-}
-
-impl PricingSpec {
-    /// What a card must hold: a fallback market for per-category prices.
-    pub fn validate(&self) -> Result<(), String> {
-        if let PricingSpec::PerCategory { markets, .. } = self {
-            if !markets
-                .iter()
-                .any(|m| m.prefixes.iter().any(String::is_empty))
-            {
-                return Err("per-category pricing needs a fallback market (prefix \"\")".into());
-            }
-        }
-        Ok(())
     }
 }
 

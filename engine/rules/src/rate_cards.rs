@@ -7,8 +7,7 @@
 use serde::Deserialize;
 
 use crate::clock::{days_of_date, Secs, COMPACT_EPOCH_UNIX_SECS, SECS_PER_DAY};
-use crate::price::RateCard;
-use crate::profile::{PricingSpec, ProfileError};
+use crate::price::{PricingSpec, RateCard};
 
 /// The embedded cards: (file name, text).
 const EMBEDDED: &[(&str, &str)] = &[
@@ -25,6 +24,11 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../rate_cards/whatsapp-2025-2026-10-01.toml"),
     ),
 ];
+
+/// A rate card that cannot be used, with the file it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RateCardError(String);
 
 /// One rate card file.
 #[derive(Debug, Deserialize)]
@@ -46,7 +50,7 @@ pub struct RateCards {
 
 impl RateCards {
     /// The embedded cards of `profile`.
-    pub fn embedded(profile: &str) -> Result<RateCards, ProfileError> {
+    pub fn embedded(profile: &str) -> Result<RateCards, RateCardError> {
         RateCards::parse(profile, EMBEDDED.iter().copied())
     }
 
@@ -54,10 +58,10 @@ impl RateCards {
     pub fn parse<'a>(
         profile: &str,
         files: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<RateCards, ProfileError> {
+    ) -> Result<RateCards, RateCardError> {
         let mut cards = Vec::new();
         for (name, text) in files {
-            let invalid = |why: String| ProfileError::RateCard(format!("rate card {name}: {why}"));
+            let invalid = |why: String| RateCardError(format!("rate card {name}: {why}"));
             let file: CardFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
             if file.profile != profile {
                 continue;
@@ -81,7 +85,7 @@ impl RateCards {
             cards.push((from, RateCard::new(&file.pricing)));
         }
         if cards.is_empty() {
-            return Err(ProfileError::RateCard(format!(
+            return Err(RateCardError(format!(
                 "no rate card prices profile {profile}"
             )));
         }
@@ -141,6 +145,67 @@ mod tests {
         );
         assert!(RateCards::embedded("whatsapp-2021").is_ok());
         assert!(RateCards::embedded("nobody").is_err());
+    }
+
+    #[test]
+    fn flat_card_charges_only_business_initiated() {
+        let card = RateCards::embedded("whatsapp-2021").unwrap().at(0).clone();
+        assert_eq!(
+            card.price(Category::Marketing, true, to(16_505_551_234), || 1),
+            50_000
+        );
+        assert_eq!(
+            card.price(Category::Utility, true, to(5_511_999_990_000), || 1),
+            50_000
+        );
+        assert_eq!(
+            card.price(Category::Marketing, false, to(16_505_551_234), || 1),
+            0
+        );
+        assert_eq!(
+            card.price(Category::Service, false, to(16_505_551_234), || 1),
+            0
+        );
+    }
+
+    #[test]
+    fn per_category_card_prices_by_country_and_category() {
+        // The card of 2025-07-01 (the earliest of the profile).
+        let card = RateCards::embedded("whatsapp-2025").unwrap().at(0).clone();
+        assert_eq!(
+            card.price(Category::Marketing, true, to(5_511_999_990_000), || 1),
+            62_500
+        );
+        assert_eq!(
+            card.price(Category::Utility, true, to(5_511_999_990_000), || 1),
+            6_800
+        );
+        // Utility inside the window is free; marketing never is.
+        assert_eq!(
+            card.price(Category::Utility, false, to(5_511_999_990_000), || 1),
+            0
+        );
+        assert_eq!(
+            card.price(Category::Marketing, false, to(16_505_551_234), || 1),
+            25_000
+        );
+        assert_eq!(
+            card.price(Category::Service, false, to(16_505_551_234), || 1),
+            0
+        );
+        // Longest prefix wins: 212 (Morocco, Rest of Africa) over nothing; 44 falls back.
+        assert_eq!(
+            card.price(Category::Authentication, true, to(212_612_345_678), || 1),
+            4_000
+        );
+        assert_eq!(
+            card.price(Category::Marketing, true, to(447_911_123_456), || 1),
+            60_400
+        );
+    }
+
+    fn to(digits: u64) -> Msisdn {
+        Msisdn::from_digits(digits).unwrap()
     }
 
     #[test]

@@ -20,7 +20,9 @@ use wagate_rules::state::contact::ContactRecord;
 use wagate_rules::state::contact_table::ContactKey;
 
 pub const CONTACT_KEY_LEN: usize = 14;
-pub const CONTACT_VALUE_LEN: usize = 32;
+pub const CONTACT_VALUE_LEN: usize = 36;
+/// A contact written before it carried the free entry point window.
+const CONTACT_VALUE_LEN_BEFORE_FEP: usize = 32;
 
 pub fn contact_key(register: u16, key: &ContactKey) -> [u8; CONTACT_KEY_LEN] {
     let mut out = [0u8; CONTACT_KEY_LEN];
@@ -67,11 +69,12 @@ pub fn encode_contact(record: &ContactRecord) -> [u8; CONTACT_VALUE_LEN] {
     }
     out[28..30].copy_from_slice(&record.flags.to_le_bytes());
     out[30] = record.consent_source;
+    out[32..36].copy_from_slice(&record.fep_until.to_le_bytes());
     out
 }
 
 pub fn decode_contact(bytes: &[u8]) -> Option<ContactRecord> {
-    if bytes.len() != CONTACT_VALUE_LEN {
+    if bytes.len() != CONTACT_VALUE_LEN && bytes.len() != CONTACT_VALUE_LEN_BEFORE_FEP {
         return None;
     }
     // The length is checked above: every slice below is exactly as long as its array.
@@ -86,6 +89,9 @@ pub fn decode_contact(bytes: &[u8]) -> Option<ContactRecord> {
     record.marketing_sends = [time(5), time(6)];
     record.flags = u16::from_le_bytes([bytes[28], bytes[29]]);
     record.consent_source = bytes[30];
+    if bytes.len() == CONTACT_VALUE_LEN {
+        record.fep_until = time(8);
+    }
     Some(record)
 }
 

@@ -158,6 +158,7 @@ impl Fixture {
                 number: NUMBER,
                 from: who,
                 content: InboundContent::Text(text.into()),
+                referral: false,
             })
             .unwrap();
     }
@@ -170,6 +171,7 @@ impl Fixture {
                 content: InboundContent::Button {
                     payload: payload.into(),
                 },
+                referral: false,
             })
             .unwrap();
     }

@@ -55,6 +55,8 @@ pub enum WebhookEvent {
         biz_opaque_callback_data: Option<String>,
         /// What Meta charges for the message (only once, on one of its statuses).
         pricing: Option<StatusPricing>,
+        /// Inside a free entry point window: when Meta says it ends (Unix seconds).
+        free_entry_until: Option<u64>,
     },
     /// The person stopped or resumed marketing messages in WhatsApp itself.
     UserPreference {
@@ -323,6 +325,14 @@ struct StatusItem<'a> {
     errors: Option<Vec<StatusErrorItem>>,
     #[serde(borrow)]
     pricing: Option<PricingItem<'a>>,
+    #[serde(borrow)]
+    conversation: Option<ConversationItem<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ConversationItem<'a> {
+    #[serde(borrow)]
+    expiration_timestamp: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -369,6 +379,7 @@ fn messages_field(
                 number,
                 from: person_of(from)?,
                 content: inbound_content(message),
+                referral: message.get("referral").is_some(),
             },
         });
     }
@@ -399,6 +410,13 @@ fn messages_field(
                 .map(|c| c as u32)
                 .collect(),
             biz_opaque_callback_data: text_of(&status.biz_opaque_callback_data).map(str::to_string),
+            free_entry_until: status
+                .pricing
+                .as_ref()
+                .filter(|pricing| text_of(&pricing.kind) == Some("free_entry_point"))
+                .and(status.conversation.as_ref())
+                .and_then(|conversation| text_of(&conversation.expiration_timestamp))
+                .and_then(|at| at.parse().ok()),
             pricing: status.pricing.as_ref().map(|pricing| {
                 let kind = text_of(&pricing.kind);
                 StatusPricing {
@@ -815,6 +833,7 @@ mod tests {
                     kind: "regular".into(),
                     category: String::new(),
                 }),
+                free_entry_until: None,
             }]
         );
         let [change] = &read.messages_changes[..] else {

@@ -17,8 +17,9 @@ use crate::early_status::{DeliveryState, Recorded, StatusWrites};
 use crate::idempotency::{IdempotencyRecord, StoredOutcome};
 use crate::message::Delivery;
 use crate::sent_record;
-use crate::workers::SendFailed;
+use crate::workers::{FreeEntryUntil, SendFailed};
 use wagate_cloud_api::webhooks::events::{DeliveryStatus, WebhookEvent};
+use wagate_rules::clock::Timestamp;
 use wagate_rules::contact_events::FailureEffect;
 use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId};
 use wagate_rules::quality::Quality;
@@ -296,11 +297,25 @@ impl Wagate {
                     recipient,
                     errors,
                     pricing,
+                    free_entry_until,
                     ..
                 } => {
                     let error = errors.first().copied().unwrap_or(0);
                     let recorded = self.record_delivery(statuses, &wamid, status, error)?;
                     let mut fed = false;
+                    if let (Some(until), Some(person)) = (free_entry_until, recipient) {
+                        // Meta's word on the person's free entry point window.
+                        let until =
+                            Timestamp::checked_from_unix_secs(until).unwrap_or(Timestamp::LATEST);
+                        fed |= self
+                            .pool
+                            .ask(FreeEntryUntil {
+                                number,
+                                person,
+                                until,
+                            })?
+                            .is_ok();
+                    }
                     if let Some(pricing) = &pricing {
                         let expires_at = self.clock.now().unix_secs() + self.retention_secs();
                         fed |= statuses.reconcile(

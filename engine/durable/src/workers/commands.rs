@@ -168,6 +168,26 @@ impl ShardCommand for DeliveryFailed {
     }
 }
 
+/// Meta says messages to a person are free until a time (a free entry point window).
+#[derive(Debug, Clone, Copy)]
+pub struct FreeEntryUntil {
+    pub number: PhoneNumberId,
+    pub person: Msisdn,
+    pub until: Timestamp,
+}
+
+impl ShardCommand for FreeEntryUntil {
+    type Answer = Result<(), Refusal>;
+
+    fn person(&self) -> Msisdn {
+        self.person
+    }
+
+    fn run(self, shard: &mut Shard, _: Timestamp, _: Option<&mut Writes>) -> Self::Answer {
+        shard.free_entry_until(self.number, self.person, self.until)
+    }
+}
+
 /// The business blocked or unblocked a person on a number (Meta's block list).
 #[derive(Debug, Clone, Copy)]
 pub struct BusinessBlock {

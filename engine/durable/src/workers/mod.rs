@@ -25,8 +25,8 @@ mod commands;
 mod parts;
 
 pub use commands::{
-    BusinessBlock, Command, Consent, ContactRead, Decide, DeliveryFailed, Inbound, Reply,
-    SendFailed, ShardCommand,
+    BusinessBlock, Command, Consent, ContactRead, Decide, DeliveryFailed, FreeEntryUntil, Inbound,
+    Reply, SendFailed, ShardCommand,
 };
 pub(crate) use commands::{Submit, Submitted};
 pub use parts::{Pending, PendingTask};

@@ -275,6 +275,7 @@ fn a_restart_restores_windows_consent_counts_sketches_templates_tiers_and_ledger
             number: NUMBER,
             from: person(1),
             content: InboundContent::Text("STOP".into()),
+            referral: false,
         })
         .unwrap()
         .unwrap();
@@ -285,6 +286,7 @@ fn a_restart_restores_windows_consent_counts_sketches_templates_tiers_and_ledger
             number: NUMBER,
             from: person(500),
             content: InboundContent::Text("hi".into()),
+            referral: false,
         })
         .unwrap()
         .unwrap();

@@ -109,6 +109,7 @@ async fn async_submitters_each_get_their_own_replies_in_order() {
                         number: NUMBER,
                         from: person(i),
                         content: InboundContent::Text("hi".into()),
+                        referral: false,
                     });
                     let reply = Command::Decide(SendRequest {
                         number: NUMBER,
@@ -162,6 +163,7 @@ fn a_persons_commands_apply_in_submission_order() {
             number: NUMBER,
             from: person(i),
             content: InboundContent::Text("hi".into()),
+            referral: false,
         }));
         batch.push(Command::Decide(SendRequest {
             number: NUMBER,

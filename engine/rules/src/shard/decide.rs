@@ -191,6 +191,7 @@ impl Shard {
             record.copy_consent(&consent);
         }
         core.pair_rate.record(record, secs);
+        let free_entry = record.free_entry_point(secs);
         if category == Category::Marketing {
             core.marketing_cap.record(record, secs);
         }
@@ -227,12 +228,16 @@ impl Shard {
             }
         }
         journal_note(&mut state.journal, &state.contacts, &key, table_hash);
-        let price_micros = core.profile.rate_cards.at(secs).price(
-            category,
-            business_initiated,
-            request.to,
-            || number.count_service_message(month_of(now.unix_secs())),
-        );
+        let price_micros = if free_entry {
+            0
+        } else {
+            core.profile
+                .rate_cards
+                .at(secs)
+                .price(category, business_initiated, request.to, || {
+                    number.count_service_message(month_of(now.unix_secs()))
+                })
+        };
         state.ledger.record(number.id, category, secs, price_micros);
         Decision::Accepted(Accepted {
             category,

@@ -150,6 +150,9 @@ impl Shard {
         self.with_record(message.number, message.from, |record| {
             record.window_until = secs + window;
             record.set(flags::UNREACHABLE, false);
+            if message.referral {
+                record.set(flags::FEP_PENDING, true);
+            }
             if let Some((change, source)) = consent {
                 apply_consent(record, change, source, secs);
             }
@@ -171,6 +174,21 @@ impl Shard {
     ) -> Result<(), Refusal> {
         self.with_record(number, person, |record| {
             apply_consent(record, change, source, now.secs())
+        })
+        .ok_or(Refusal::UnknownNumber(number))
+    }
+
+    /// Meta says messages to `person` are free until `until` (a free entry point window, which
+    /// Meta may have extended): the window here ends no sooner.
+    pub fn free_entry_until(
+        &mut self,
+        number: PhoneNumberId,
+        person: Msisdn,
+        until: Timestamp,
+    ) -> Result<(), Refusal> {
+        self.with_record(number, person, |record| {
+            record.set(flags::FEP_PENDING, false);
+            record.fep_until = record.fep_until.max(until.secs());
         })
         .ok_or(Refusal::UnknownNumber(number))
     }

@@ -69,7 +69,13 @@ pub mod flags {
     /// The business blocked this person on this number (Meta's block list, or Meta's 130403):
     /// nothing goes to them from it, in the window or not, until the business unblocks them.
     pub const BLOCKED: u16 = 1 << 6;
+    /// They came from an ad's (or a page's) referral and the business has not replied yet: its
+    /// reply inside the window opens a free entry point window.
+    pub const FEP_PENDING: u16 = 1 << 7;
 }
+
+/// A free entry point window lasts 72 h from the business's reply (Meta may say longer).
+pub const FEP_SECS: Secs = 72 * 3_600;
 
 /// A person's state for one key. `0` in a time field means "never".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -87,6 +93,9 @@ pub struct ContactRecord {
     pub marketing_cooldown_until: Secs,
     /// The two most recent marketing sends, newest first: enough for a cap of 1 or 2 a day.
     pub marketing_sends: [Secs; 2],
+    /// Messages to them are free until this (a free entry point window), as wagate opened
+    /// it or Meta said.
+    pub fep_until: Secs,
     pub flags: u16,
     pub consent_source: u8,
     _reserved: u8,
@@ -110,6 +119,19 @@ impl ContactRecord {
     #[inline]
     pub fn window_open(&self, now: Secs) -> bool {
         now < self.window_until
+    }
+
+    /// Whether a message sent now is free as inside a free entry point window: the business's
+    /// first reply after a referral, inside the window, opens one for [`FEP_SECS`].
+    #[inline]
+    pub fn free_entry_point(&mut self, now: Secs) -> bool {
+        if self.has(flags::FEP_PENDING) {
+            self.set(flags::FEP_PENDING, false);
+            if self.window_open(now) {
+                self.fep_until = self.fep_until.max(now + FEP_SECS);
+            }
+        }
+        now < self.fep_until
     }
 
     pub fn consent_source(&self) -> ConsentSource {
@@ -140,7 +162,8 @@ impl ContactRecord {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn record_is_32_bytes() {
-        assert_eq!(std::mem::size_of::<super::ContactRecord>(), 32);
+    fn record_is_36_bytes() {
+        // 32, and 4 for the free entry point window.
+        assert_eq!(std::mem::size_of::<super::ContactRecord>(), 36);
     }
 }

@@ -255,8 +255,8 @@ mod tests {
     }
 
     #[test]
-    fn slot_is_44_bytes() {
-        assert_eq!(std::mem::size_of::<Slot>(), 44);
+    fn slot_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 48);
     }
 
     #[test]

@@ -90,6 +90,7 @@ fn consent_belongs_to_the_business_across_its_numbers() {
                 number: other,
                 from: ana,
                 content: wagate_rules::InboundContent::Text("STOP".into()),
+                referral: false,
             })
             .unwrap();
         f.advance(DAY);

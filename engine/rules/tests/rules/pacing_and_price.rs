@@ -181,3 +181,58 @@ fn whatsapp_2025_charges_by_category_and_recipient_country() {
     );
     assert_eq!(ledger.rows().len(), 5);
 }
+
+#[test]
+fn a_reply_to_an_ads_referral_opens_a_free_entry_point_window_of_72_hours() {
+    for profile in [Profile::whatsapp_2021(), Profile::whatsapp_2025()] {
+        let mut f = Fixture::new(profile);
+        let (ad, plain) = (person(1), person(2));
+        for who in [ad, plain] {
+            f.opt_in(who);
+        }
+        f.engine
+            .inbound(&wagate_rules::InboundMessage {
+                number: NUMBER,
+                from: ad,
+                content: wagate_rules::InboundContent::Text("I saw your ad".into()),
+                referral: true,
+            })
+            .unwrap();
+        f.inbound(plain, "hi");
+        let price = |f: &mut Fixture, who, name| {
+            f.send_template(who, name).accepted().unwrap().price_micros
+        };
+        // The reply opens it: marketing in it is free, for the person who came from the ad.
+        assert_eq!(price(&mut f, ad, "promo"), 0);
+        // Past the 24 h window but inside the 72 h: still free (a template, as the window asks).
+        f.advance(48 * 3_600);
+        assert_eq!(price(&mut f, ad, "promo"), 0);
+        assert!(
+            price(&mut f, plain, "promo") > 0,
+            "no referral, no free window"
+        );
+        f.advance(25 * 3_600);
+        assert!(
+            price(&mut f, ad, "promo") > 0,
+            "72 h after the reply it ends"
+        );
+    }
+}
+
+#[test]
+fn a_referral_the_business_does_not_answer_within_the_window_opens_nothing() {
+    let mut f = Fixture::new(Profile::whatsapp_2025());
+    let ad = person(1);
+    f.opt_in(ad);
+    f.engine
+        .inbound(&wagate_rules::InboundMessage {
+            number: NUMBER,
+            from: ad,
+            content: wagate_rules::InboundContent::Text("I saw your ad".into()),
+            referral: true,
+        })
+        .unwrap();
+    f.advance(25 * 3_600);
+    let first = f.send_template(ad, "order_update");
+    assert!(first.accepted().unwrap().price_micros > 0, "{first:?}");
+}
