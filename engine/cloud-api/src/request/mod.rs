@@ -297,6 +297,51 @@ mod tests {
     }
 
     #[test]
+    fn every_send_type_of_metas_documentation_is_taken() {
+        // One of each type and interactive kind in the platform doc's sections 5 and 8, with
+        // the envelope's optional keys.
+        let bodies = [
+            r#""type":"text","text":{"preview_url":true,"body":"See https://example.com"}"#,
+            r#""type":"template","template":{"name":"order_update","language":{"code":"en_US"},"components":[
+               {"type":"header","parameters":[{"type":"location","location":{"latitude":"1","longitude":"2","name":"Shop","address":"Main St"}}]},
+               {"type":"body","parameters":[{"type":"text","text":"Ana"},
+                 {"type":"currency","currency":{"fallback_value":"$10.99","code":"USD","amount_1000":10990}},
+                 {"type":"date_time","date_time":{"fallback_value":"May 1, 2026"}}]},
+               {"type":"button","sub_type":"copy_code","index":"0","parameters":[{"type":"coupon_code","coupon_code":"SAVE20"}]},
+               {"type":"button","sub_type":"url","index":"1","parameters":[{"type":"text","text":"abc"}]}]}"#,
+            r#""type":"image","image":{"id":"1234567890","caption":"Receipt"}"#,
+            r#""type":"document","document":{"link":"https://example.com/inv.pdf","filename":"inv.pdf","caption":"Invoice"}"#,
+            r#""type":"video","video":{"id":"1","caption":"Tour"}"#,
+            r#""type":"audio","audio":{"link":"https://example.com/a.ogg"}"#,
+            r#""type":"sticker","sticker":{"id":"2"}"#,
+            r#""type":"location","location":{"latitude":"37.48","longitude":"-122.14","name":"HQ","address":"1 Hacker Way"}"#,
+            r#""type":"contacts","contacts":[{"name":{"formatted_name":"Ana Lima","first_name":"Ana"},"phones":[{"phone":"+16505551234","type":"CELL"}]}]"#,
+            r#""type":"reaction","reaction":{"message_id":"wamid.X","emoji":"👍"}"#,
+            r#""type":"interactive","interactive":{"type":"button","body":{"text":"Keep your 9am slot?"},"action":{"buttons":[{"type":"reply","reply":{"id":"keep","title":"Keep"}}]}}"#,
+            r#""type":"interactive","interactive":{"type":"list","body":{"text":"Pick one"},"action":{"button":"Options","sections":[{"title":"Fast","rows":[{"id":"x","title":"Express"}]}]}}"#,
+            r#""type":"interactive","interactive":{"type":"cta_url","body":{"text":"Track"},"action":{"name":"cta_url","parameters":{"display_text":"Track","url":"https://example.com"}}}"#,
+            r#""type":"interactive","interactive":{"type":"flow","body":{"text":"Book"},"action":{"name":"flow","parameters":{"flow_id":"1","flow_cta":"Book"}}}"#,
+            r#""type":"interactive","interactive":{"type":"location_request_message","body":{"text":"Where are you?"},"action":{"name":"send_location"}}"#,
+            r#""type":"interactive","interactive":{"type":"address_message","body":{"text":"Your address?"},"action":{"name":"address_message"}}"#,
+            r#""type":"interactive","interactive":{"type":"product","action":{"catalog_id":"1","product_retailer_id":"sku"}}"#,
+            r#""type":"interactive","interactive":{"type":"product_list","header":{"type":"text","text":"Picks"},"body":{"text":"For you"},"action":{"catalog_id":"1","sections":[{"title":"A","product_items":[{"product_retailer_id":"sku"}]}]}}"#,
+            r#""type":"interactive","interactive":{"type":"catalog_message","body":{"text":"Browse"},"action":{"name":"catalog_message"}}"#,
+        ];
+        for body in bodies {
+            let request = format!(
+                r#"{{"messaging_product":"whatsapp","recipient_type":"individual","to":"+16505551234",
+                "context":{{"message_id":"wamid.prev"}},"biz_opaque_callback_data":"c-1",{body}}}"#
+            );
+            let sent = parse(&request).unwrap_or_else(|e| panic!("{body}: {e}"));
+            assert_eq!(
+                sent.biz_opaque_callback_data.as_deref(),
+                Some("c-1"),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
     fn malformed_requests_get_metas_codes() {
         let cases = [
             ("not json", 100),

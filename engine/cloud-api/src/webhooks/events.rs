@@ -104,6 +104,15 @@ pub enum WebhookEvent {
     /// as a tier name (`max_daily_conversations_per_business`, or the legacy integer
     /// `max_daily_conversation_per_phone` named as its tier).
     CapabilityUpdate { account: AccountId, limit: String },
+    /// `message_template_components_update`: the template's text changed at Meta (its body,
+    /// `message_template_element`, and footer): its parameters are counted anew.
+    TemplateComponents {
+        account: AccountId,
+        name: String,
+        language: String,
+        body: String,
+        footer: Option<String>,
+    },
     /// A field or a value wagate does not act on.
     Ignored { field: String },
 }
@@ -136,6 +145,9 @@ impl WebhookEvent {
                 "template_category_update {name}/{language} {}",
                 category.name()
             ),
+            WebhookEvent::TemplateComponents { name, language, .. } => {
+                format!("message_template_components_update {name}/{language}")
+            }
             WebhookEvent::NumberQuality {
                 display_phone_number,
                 event,
@@ -492,6 +504,25 @@ fn change_of(
                         name,
                         language,
                         category,
+                    })
+                }
+                _ => events.push(WebhookEvent::Ignored {
+                    field: field.to_string(),
+                }),
+            }
+        }
+        "message_template_components_update" => {
+            match (
+                text(value, "message_template_element"),
+                template_named(value),
+            ) {
+                (Some(body), Some((name, language))) => {
+                    events.push(WebhookEvent::TemplateComponents {
+                        account,
+                        name,
+                        language,
+                        body: body.to_string(),
+                        footer: text(value, "message_template_footer").map(str::to_string),
                     })
                 }
                 _ => events.push(WebhookEvent::Ignored {

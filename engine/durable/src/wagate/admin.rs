@@ -215,6 +215,27 @@ impl Wagate {
         self.persist_template(&template)
     }
 
+    /// Meta's word on a template's text (`message_template_components_update`): its body (and
+    /// footer) from now on, so its parameters are counted anew; written, its lifecycle kept.
+    pub fn set_template_text(
+        &self,
+        account: AccountId,
+        name: &str,
+        language: &str,
+        body: String,
+        footer: Option<String>,
+    ) -> Result<(), AdminError> {
+        let template =
+            self.registry()
+                .redefine_template(account, name, language, |definition| {
+                    definition.body = body;
+                    if footer.is_some() {
+                        definition.footer = footer;
+                    }
+                })?;
+        self.persist_template(&template)
+    }
+
     /// Records Meta's id for a template (written); `false` when it was already known.
     pub fn learn_template_meta_id(
         &self,

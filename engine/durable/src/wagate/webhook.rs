@@ -383,6 +383,16 @@ impl Wagate {
                     .set_template_category(account, &name, &language, category)
                     .is_ok()
                     .into(),
+                WebhookEvent::TemplateComponents {
+                    account,
+                    name,
+                    language,
+                    body,
+                    footer,
+                } => self
+                    .set_template_text(account, &name, &language, body, footer)
+                    .is_ok()
+                    .into(),
                 WebhookEvent::NumberQuality {
                     display_phone_number,
                     event,

@@ -789,6 +789,34 @@ fn metas_recategorisation_prices_and_judges_the_template_anew_across_a_restart()
 }
 
 #[test]
+fn metas_new_template_text_counts_its_parameters_anew_across_a_restart() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(3);
+    assert!(
+        wagate.submit(template_to(0, None)).is_ok(),
+        "one parameter, as defined"
+    );
+    let changed = webhook(
+        "message_template_components_update",
+        r#"{"message_template_id":1,"message_template_name":"order_update","message_template_language":"en_US","message_template_element":"Hi {{1}}, order {{2}} shipped.","message_template_footer":"Acme"}"#,
+    );
+    assert_eq!(wagate.apply_webhook(changed).unwrap().applied, 1);
+    let refused = |result: Result<SubmitResult, SubmitError>| match result {
+        Ok(SubmitResult::Refused { code, .. }) => code,
+        other => panic!("not refused: {other:?}"),
+    };
+    assert_eq!(refused(wagate.submit(template_to(1, None))), Some(132_000));
+    wagate.shutdown();
+    let wagate = harness.open();
+    assert_eq!(
+        refused(wagate.submit(template_to(2, None))),
+        Some(132_000),
+        "Meta's text survives a restart"
+    );
+    wagate.shutdown();
+}
+
+#[test]
 fn a_queued_send_whose_template_meta_paused_is_held_until_the_template_may_go_again() {
     let harness = Harness::new(Profile::whatsapp_2021());
     let wagate = harness.start(1);
