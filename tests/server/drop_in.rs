@@ -788,3 +788,45 @@ async fn a_template_is_edited_read_and_deleted_by_metas_id() -> Result<()> {
     assert_eq!(asked[before].path, "/v23.0/5555");
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eleventh_registration_call_in_72_hours_is_refused_before_meta() -> Result<()> {
+    let mut f = Fixture::start("drop-in-registration", "").await?;
+    let call = |f: &Fixture, number: u64, edge: &str| {
+        let (web, url) = (f.web.clone(), f.url(&format!("/v23.0/{number}/{edge}")));
+        async move {
+            web.post(
+                &url,
+                ALPHA,
+                &json!({ "messaging_product": "whatsapp", "pin": "123456" }),
+                &[],
+            )
+            .await
+        }
+    };
+    for edge in ["register", "deregister"].iter().cycle().take(10) {
+        let taken = call(&f, NUMBER_A, edge).await?;
+        assert_eq!(taken.status, 200, "{}", taken.text());
+    }
+    for edge in ["register", "deregister"] {
+        let refused = call(&f, NUMBER_A, edge).await?;
+        assert_eq!(refused.code(), Some(133_016), "{}", refused.text());
+    }
+    assert_eq!(
+        f.meta.received().len(),
+        10,
+        "the eleventh never reached Meta"
+    );
+    // Another number has its own count; Meta's own 133016 is its word that the window is full.
+    f.meta
+        .script([Scripted::meta_error(400, 133_016, "rate limit exceeded")]);
+    assert_eq!(call(&f, NUMBER_A2, "register").await?.code(), Some(133_016));
+    assert_eq!(call(&f, NUMBER_A2, "register").await?.code(), Some(133_016));
+    assert_eq!(f.meta.received().len(), 11);
+    // 72 h on, the calls may go again.
+    f.admin("/wagate/admin/clock", json!({ "advance_secs": 72 * 3_600 }))
+        .await?;
+    assert_eq!(call(&f, NUMBER_A, "register").await?.status, 200);
+    assert_eq!(call(&f, NUMBER_A2, "register").await?.status, 200);
+    f.stop()
+}

@@ -37,6 +37,7 @@ mod overrides;
 mod ownership;
 mod pass_through;
 mod refused_tokens;
+mod registrations;
 mod reply;
 mod send;
 mod state;
@@ -308,6 +309,7 @@ pub async fn serve(
         upstream,
         graph: graph::MetaGraph::new(&config.meta),
         media_owners: media_ids::MediaOwners::default(),
+        registrations: registrations::RegistrationCalls::default(),
         forwarder,
         config,
     });

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use super::body_read::read_request_body;
 use super::graph::{graph_object, relay, GraphCall};
 use super::ownership::{owns, tenant_template};
+use super::registrations::registration_of;
 use super::reply::{no_such_object, unknown_endpoint, ApiErrorResponse};
 use super::send::counted;
 use super::state::App;
@@ -65,6 +66,12 @@ pub(crate) async fn pass_through(
         }
         return counted(&app, no_such_object(id)).into_response();
     }
+    let registration = registration_of(uri.path()).filter(|_| method == Method::POST);
+    if let Some(number) = registration {
+        if let Err(refused) = app.registrations.take(number, app.wagate.now().unix_secs()) {
+            return counted(&app, refused).into_response();
+        }
+    }
     let body = match read_request_body(&app, body, app.config.http.max_body_bytes).await {
         Ok(body) => body,
         Err(error) => return ApiErrorResponse::from(error).into_response(),
@@ -95,6 +102,15 @@ pub(crate) async fn pass_through(
         meta_status = status,
         "passed through to Meta"
     );
+    if let (Some(number), Ok(answer)) = (registration, &answered) {
+        let code = serde_json::from_slice::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|json| json["error"]["code"].as_u64());
+        if code == Some(133_016) {
+            // Meta's word: its window for the number is full.
+            app.registrations.full(number, app.wagate.now().unix_secs());
+        }
+    }
     match answered {
         Ok(answer) => {
             if answer.status.is_success() {

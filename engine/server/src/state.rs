@@ -11,6 +11,7 @@ use super::headers::Headers;
 use super::ingest::Ingest;
 use super::media_ids::MediaOwners;
 use super::metrics::Metrics;
+use super::registrations::RegistrationCalls;
 use super::reply::ApiErrorResponse;
 use super::tenants::Tenants;
 use super::upstream::MetaUpstream;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub(crate) graph: MetaGraph,
     /// The numbers of media ids uploaded or read through wagate.
     pub(crate) media_owners: MediaOwners,
+    /// Registration calls passed to Meta per number (Meta allows 10 in 72 h).
+    pub(crate) registrations: RegistrationCalls,
     pub forwarder: Arc<Forwarder>,
     /// The bytes of bodies all unfinished requests hold, under `http.max_body_bytes_held`.
     pub bodies: Arc<BodyBudget>,
