@@ -33,6 +33,16 @@ authentication_micros = 3400
     )
 }
 
+/// wagate's clock, in Unix seconds.
+async fn clock_now(f: &Fixture) -> Result<u64> {
+    let clock = f
+        .web
+        .get(&f.url("/wagate/admin/clock"), ADMIN)
+        .await?
+        .json();
+    Ok(clock["now_unix_secs"].as_u64().unwrap_or_default())
+}
+
 async fn price_of(f: &Fixture, answer: &crate::support::web::Answer) -> Result<Value> {
     anyhow::ensure!(answer.status == 200, "{}", answer.text());
     Ok(f.message(ALPHA, &answer.message_id()).await?.json()["price_micros"].clone())
@@ -78,13 +88,7 @@ async fn the_card_in_effect_prices_a_message_and_meta_s_2026_10_01_change_lands_
         assert_eq!(price_of(&f, &sent).await?, 0, "{request}");
     }
 
-    let now = f
-        .web
-        .get(&f.url("/wagate/admin/clock"), ADMIN)
-        .await?
-        .json()["now_unix_secs"]
-        .as_u64()
-        .unwrap_or_default();
+    let now = clock_now(&f).await?;
     f.admin(
         "/wagate/admin/clock",
         json!({ "advance_secs": OCTOBER_2026 - now + 60 }),
@@ -253,13 +257,7 @@ async fn a_reply_to_an_ads_referral_is_free_for_72_hours_or_as_long_as_meta_says
     assert_eq!(price_of(&f, &later).await?, 0, "inside the 72 h");
 
     // Meta says the window runs longer (its status on a message in it): wagate follows.
-    let now = f
-        .web
-        .get(&f.url("/wagate/admin/clock"), ADMIN)
-        .await?
-        .json()["now_unix_secs"]
-        .as_u64()
-        .unwrap_or_default();
+    let now = clock_now(&f).await?;
     let mut status = priced(
         "wamid.stub.9",
         "sent",

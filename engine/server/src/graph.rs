@@ -72,6 +72,21 @@ pub(crate) struct MetaAnswer {
     pub(crate) body: Bytes,
 }
 
+impl MetaAnswer {
+    /// The answer whose head is `head` and whose body (read) is `body`.
+    pub(crate) fn of(head: &hyper::http::response::Parts, body: Bytes) -> MetaAnswer {
+        MetaAnswer {
+            status: head.status,
+            content_type: head
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body,
+        }
+    }
+}
+
 pub(crate) struct MetaGraph {
     client: HttpClient,
     /// For media, whose bodies stream both ways.
@@ -150,17 +165,8 @@ impl MetaGraph {
         } else {
             target.to_string()
         };
-        let mut request = Request::builder().method(method).uri(uri).header(
-            header::AUTHORIZATION,
-            tenant
-                .meta_authorization
-                .as_deref()
-                .unwrap_or(&self.authorization),
-        );
-        if let Some(content_type) = content_type {
-            request = request.header(header::CONTENT_TYPE, content_type);
-        }
-        let request = request
+        let request = self
+            .request(tenant, method, &uri, content_type)
             .body(body)
             .map_err(|e| unreachable_meta(format!("cannot build the request to Meta: {e}")))?;
         let started = Instant::now();
@@ -182,6 +188,27 @@ impl MetaGraph {
         }
     }
 
+    /// A request to Meta's `uri` with the tenant's Meta token and the caller's content type.
+    fn request(
+        &self,
+        tenant: &Tenant,
+        method: Method,
+        uri: &str,
+        content_type: Option<&str>,
+    ) -> hyper::http::request::Builder {
+        let request = Request::builder().method(method).uri(uri).header(
+            header::AUTHORIZATION,
+            tenant
+                .meta_authorization
+                .as_deref()
+                .unwrap_or(&self.authorization),
+        );
+        match content_type {
+            Some(content_type) => request.header(header::CONTENT_TYPE, content_type),
+            None => request,
+        }
+    }
+
     /// Logs (at most once a second) a call Meta did not answer, and says so in Meta's shape.
     fn unanswered(&self, tenant: &Tenant, call: GraphCall, error: String) -> ApiError {
         if let Some(times) = admit(&UNANSWERED) {
@@ -194,6 +221,34 @@ impl MetaGraph {
             );
         }
         unreachable_meta(format!("Meta did not answer: {error}"))
+    }
+
+    /// A call passed through as the caller asked it: its method, path and query, and (with a
+    /// body) its content type.
+    pub(crate) async fn as_asked(
+        &self,
+        metrics: &Metrics,
+        tenant: &Tenant,
+        method: Method,
+        uri: &axum::http::Uri,
+        headers: &axum::http::HeaderMap,
+        body: Bytes,
+    ) -> Result<MetaAnswer, ApiError> {
+        let path_and_query = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| !body.is_empty());
+        self.call(
+            metrics,
+            GraphCall::PassThrough,
+            tenant,
+            method,
+            path_and_query,
+            content_type,
+            body,
+        )
+        .await
     }
 
     /// The path and query of the next page of a list Meta answered (`paging.next`, a full URL
@@ -218,20 +273,9 @@ impl MetaGraph {
         content_type: Option<&str>,
         body: Bytes,
     ) -> Result<MetaAnswer, ApiError> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("{}{path_and_query}", self.base_url))
-            .header(
-                header::AUTHORIZATION,
-                tenant
-                    .meta_authorization
-                    .as_deref()
-                    .unwrap_or(&self.authorization),
-            );
-        if let Some(content_type) = content_type {
-            request = request.header(header::CONTENT_TYPE, content_type);
-        }
-        let request = request
+        let uri = format!("{}{path_and_query}", self.base_url);
+        let request = self
+            .request(tenant, method, &uri, content_type)
             .body(Full::new(body))
             .map_err(|e| unreachable_meta(format!("cannot build the request to Meta: {e}")))?;
         let started = Instant::now();

@@ -189,15 +189,7 @@ async fn download(
             .await
             .map(|collected| collected.to_bytes())
             .unwrap_or_default();
-        return Ok(relay(MetaAnswer {
-            status: head.status,
-            content_type: head
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            body: text,
-        }));
+        return Ok(relay(MetaAnswer::of(&head, text)));
     }
     let mut response = Response::new(idle_limited(Body::new(body), DOWNLOAD_IDLE));
     *response.status_mut() = StatusCode::OK;

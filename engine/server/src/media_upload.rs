@@ -180,15 +180,7 @@ async fn upload_checked(
     .and_then(Result::ok)
     .map(|collected| collected.to_bytes())
     .unwrap_or_default();
-    let answer = MetaAnswer {
-        status: head.status,
-        content_type: head
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        body,
-    };
+    let answer = MetaAnswer::of(&head, body);
     if answer.status.is_success() {
         if let Some(id) = serde_json::from_slice::<serde_json::Value>(&answer.body)
             .ok()

@@ -8,11 +8,11 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::body_read::read_request_body;
-use super::graph::{graph_object, relay, GraphCall};
+use super::graph::{graph_object, relay};
 use super::ownership::{owns, tenant_template};
 use super::registrations::registration_of;
 use super::reply::{no_such_object, unknown_endpoint, ApiErrorResponse};
@@ -77,21 +77,9 @@ pub(crate) async fn pass_through(
         Err(error) => return ApiErrorResponse::from(error).into_response(),
     };
     let (bytes, _claim) = body.into_parts();
-    let path_and_query = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
     let answered = app
         .graph
-        .call(
-            &app.metrics,
-            GraphCall::PassThrough,
-            &tenant,
-            method.clone(),
-            path_and_query,
-            content_type,
-            bytes,
-        )
+        .as_asked(&app.metrics, &tenant, method.clone(), &uri, &headers, bytes)
         .await;
     let status = answered.as_ref().map_or(0, |answer| answer.status.as_u16());
     tracing::info!(

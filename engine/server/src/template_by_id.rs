@@ -10,13 +10,13 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::body_read::read_request_body;
-use super::graph::{relay, GraphCall, MetaAnswer};
+use super::graph::{relay, MetaAnswer};
 use super::reply::ApiErrorResponse;
 use super::send::counted;
 use super::state::{blocking, App};
@@ -52,21 +52,9 @@ pub(crate) async fn by_id(
     } else {
         (Bytes::new(), Value::Null, None)
     };
-    let path_and_query = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
     let answered = app
         .graph
-        .call(
-            &app.metrics,
-            GraphCall::PassThrough,
-            tenant,
-            method.clone(),
-            path_and_query,
-            content_type.filter(|_| method == Method::POST),
-            bytes,
-        )
+        .as_asked(&app.metrics, tenant, method.clone(), uri, headers, bytes)
         .await;
     tracing::info!(
         target: "wagate::audit",

@@ -182,6 +182,18 @@ fn whatsapp_2025_charges_by_category_and_recipient_country() {
     assert_eq!(ledger.rows().len(), 5);
 }
 
+/// `who` writes after tapping an ad (Meta's `referral`).
+fn writes_from_an_ad(f: &mut Fixture, who: Msisdn) {
+    f.engine
+        .inbound(&wagate_rules::InboundMessage {
+            number: NUMBER,
+            from: who,
+            content: wagate_rules::InboundContent::Text("I saw your ad".into()),
+            referral: true,
+        })
+        .unwrap();
+}
+
 #[test]
 fn a_reply_to_an_ads_referral_opens_a_free_entry_point_window_of_72_hours() {
     for profile in [Profile::whatsapp_2021(), Profile::whatsapp_2025()] {
@@ -190,14 +202,7 @@ fn a_reply_to_an_ads_referral_opens_a_free_entry_point_window_of_72_hours() {
         for who in [ad, plain] {
             f.opt_in(who);
         }
-        f.engine
-            .inbound(&wagate_rules::InboundMessage {
-                number: NUMBER,
-                from: ad,
-                content: wagate_rules::InboundContent::Text("I saw your ad".into()),
-                referral: true,
-            })
-            .unwrap();
+        writes_from_an_ad(&mut f, ad);
         f.inbound(plain, "hi");
         let price = |f: &mut Fixture, who, name| {
             f.send_template(who, name).accepted().unwrap().price_micros
@@ -224,14 +229,7 @@ fn a_referral_the_business_does_not_answer_within_the_window_opens_nothing() {
     let mut f = Fixture::new(Profile::whatsapp_2025());
     let ad = person(1);
     f.opt_in(ad);
-    f.engine
-        .inbound(&wagate_rules::InboundMessage {
-            number: NUMBER,
-            from: ad,
-            content: wagate_rules::InboundContent::Text("I saw your ad".into()),
-            referral: true,
-        })
-        .unwrap();
+    writes_from_an_ad(&mut f, ad);
     f.advance(25 * 3_600);
     let first = f.send_template(ad, "order_update");
     assert!(first.accepted().unwrap().price_micros > 0, "{first:?}");
