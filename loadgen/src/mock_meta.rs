@@ -362,7 +362,8 @@ async fn handle(
             }
         }
         (Method::POST, [_version, number, "media"]) => {
-            let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+            // Meta's object ids are long and never another object's: so are these.
+            let id = MEDIA_IDS_FROM + state.next_id.fetch_add(1, Ordering::Relaxed);
             match media::upload(&content_type, body).await {
                 Ok(file) => match state.media.lock().expect("media").keep(id, number, file) {
                     Ok(()) => reply(StatusCode::OK, &json!({ "id": id.to_string() })),
@@ -461,6 +462,9 @@ async fn handle(
         _ => reply(StatusCode::NOT_FOUND, &meta_error(100)),
     })
 }
+
+/// Where mock-meta's media ids start.
+const MEDIA_IDS_FROM: u64 = 900_000_000_000_000;
 
 /// A template's id at Meta: stable for its name and language.
 fn template_id(name: &str, language: &str) -> String {

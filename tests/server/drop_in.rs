@@ -350,7 +350,8 @@ async fn metas_answer_to_a_number_read_is_applied_as_metas_word() -> Result<()> 
     f.meta.script([Scripted {
         status: 200,
         body: json!({ "data": [
-            { "id": NUMBER_A2.to_string(), "quality_rating": "RED" },
+            { "id": NUMBER_A2.to_string(), "quality_rating": "RED",
+              "display_phone_number": "+1 555-000-1002" },
             { "id": NUMBER_B.to_string(), "quality_rating": "RED" } ] }),
     }]);
     let listed = f.web.get(&f.url("/v23.0/1/phone_numbers"), ALPHA).await?;
@@ -367,7 +368,20 @@ async fn metas_answer_to_a_number_read_is_applied_as_metas_word() -> Result<()> 
         "beta's number is not alpha's to change"
     );
 
-    facts_counted(&f, &["quality", "tier"]).await?;
+    facts_counted(&f, &["quality", "tier", "display"]).await?;
+
+    // The display number Meta gave (the config had none) is how its number webhooks name it,
+    // across a restart.
+    f.stop()?;
+    f.restart()?;
+    let unflagged = account_webhook(
+        "phone_number_quality_update",
+        json!({ "display_phone_number": "15550001002", "event": "UNFLAGGED",
+                "current_limit": "TIER_1K" }),
+    );
+    assert_eq!(f.meta_webhook(&unflagged, None).await?.json()["applied"], 1);
+    let url = f.url(&format!("/wagate/admin/numbers/{NUMBER_A2}/usage"));
+    assert_eq!(f.web.get(&url, ADMIN).await?.json()["quality"], "GREEN");
     f.stop()
 }
 

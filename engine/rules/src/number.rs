@@ -37,8 +37,8 @@ pub struct NumberState {
     /// Where its unique recipients are counted (itself, or its portfolio).
     pub scope: Arc<LimitScope>,
     pub throughput: ThroughputScheduler,
-    /// Digits of the display number; 0 when not given.
-    pub display: u64,
+    /// Digits of the display number; 0 when not given (Meta's read may tell it later).
+    display: AtomicU64,
     quality: AtomicU8,
     restricted_until: AtomicU32,
     /// This calendar month's service messages (the month in the high 32 bits, the count in
@@ -64,7 +64,7 @@ impl NumberState {
             portfolio,
             scope,
             throughput: ThroughputScheduler::new(throughput_mps),
-            display,
+            display: AtomicU64::new(display),
             quality: AtomicU8::new(Quality::Unknown as u8),
             restricted_until: AtomicU32::new(0),
             service_month: AtomicU64::new(0),
@@ -97,8 +97,17 @@ impl NumberState {
             quality: self.quality(),
             restricted_until: self.restricted_until(),
             throughput_mps: self.throughput.messages_per_second(),
-            display: self.display,
+            display: self.display(),
         }
+    }
+
+    /// Digits of the display number; 0 when not known.
+    pub fn display(&self) -> u64 {
+        self.display.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn store_display(&self, display: u64) {
+        self.display.store(display, Ordering::Release);
     }
 
     pub fn quality(&self) -> Quality {

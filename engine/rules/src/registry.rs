@@ -352,6 +352,23 @@ impl Registry {
         self.number(id).ok_or(RegistryError::UnknownNumber(id))
     }
 
+    /// Records the display number Meta says `id` has (its number webhooks name it so); the
+    /// number as it now is, to be written.
+    pub fn set_display(
+        &self,
+        id: PhoneNumberId,
+        display: Msisdn,
+    ) -> Result<Arc<NumberState>, RegistryError> {
+        let number = self.require_number(id)?;
+        let old = number.display();
+        if old != 0 {
+            self.by_display.remove_if(&old, |_, owner| *owner == id);
+        }
+        number.store_display(display.digits());
+        self.by_display.insert(display.digits(), id);
+        Ok(number)
+    }
+
     /// The number whose display number is `display` (as Meta's number webhooks name it).
     pub fn number_by_display(&self, display: Msisdn) -> Option<Arc<NumberState>> {
         let id = *self.by_display.get(&display.digits())?;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::state::{blocking, App};
 use super::tenants::Tenant;
 use wagate_durable::wagate::NumberFacts;
-use wagate_rules::ids::PhoneNumberId;
+use wagate_rules::ids::{Msisdn, PhoneNumberId};
 use wagate_rules::quality::Quality;
 
 /// Meta's throughput levels, in messages a second (`HIGH`: the profile's most).
@@ -31,6 +31,9 @@ fn facts_of(number: &Value, high_mps: u32) -> NumberFacts {
         quality,
         tier: number["messaging_limit_tier"].as_str().map(str::to_string),
         throughput_mps,
+        display: number["display_phone_number"]
+            .as_str()
+            .and_then(|display| Msisdn::parse(display).ok()),
     }
 }
 
@@ -109,6 +112,7 @@ mod tests {
                 quality: Some(Quality::Yellow),
                 tier: Some("TIER_10K".into()),
                 throughput_mps: Some(1_000),
+                display: None,
             }
         );
         assert_eq!(

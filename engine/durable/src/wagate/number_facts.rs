@@ -1,11 +1,12 @@
 //! A number's facts as Meta reports them when asked (`GET /{phone_number_id}`, a business's
-//! `phone_numbers`): quality rating (YELLOW included), messaging limit tier and throughput
-//! level. Meta's word: each that differs from wagate's own state is applied and written, and
+//! `phone_numbers`): quality rating (YELLOW included), messaging limit tier, throughput level
+//! and display number (which Meta's number webhooks name it by). Meta's word: each that differs from wagate's own state is applied and written, and
 //! named in the answer so the caller can log and count it.
 
+use super::admin::write_numbers;
 use super::Wagate;
 use crate::admin::AdminError;
-use wagate_rules::ids::PhoneNumberId;
+use wagate_rules::ids::{Msisdn, PhoneNumberId};
 use wagate_rules::quality::Quality;
 
 /// What Meta says of a number; `None` for what it did not say.
@@ -16,6 +17,8 @@ pub struct NumberFacts {
     pub tier: Option<String>,
     /// Messages a second Meta's throughput level allows (80 standard, more when high).
     pub throughput_mps: Option<u32>,
+    /// The number as people see it (`display_phone_number`).
+    pub display: Option<Msisdn>,
 }
 
 impl Wagate {
@@ -44,6 +47,11 @@ impl Wagate {
                 self.set_tier(id, tier)?;
                 applied.push("tier");
             }
+        }
+        if let Some(display) = facts.display.filter(|d| d.digits() != number.display()) {
+            let number = self.registry().set_display(id, display)?;
+            write_numbers(self.store.as_ref(), &[number])?;
+            applied.push("display");
         }
         let max = self.registry().profile().pacing.max_throughput_mps;
         if let Some(mps) = facts.throughput_mps.map(|mps| mps.min(max)) {
