@@ -12,7 +12,9 @@
 //!
 //! Media as Meta keeps it (`media`): upload (`POST /{number}/media`, multipart), the URL of a
 //! media id (`GET /{media_id}`, checked against `phone_number_id` when given), delete, and the
-//! file itself at that URL (only with a bearer token, as Meta's media URLs ask).
+//! file itself at that URL (only with a bearer token, as Meta's media URLs ask). Registration
+//! (`register`, `deregister`, `request_code`, `verify_code`) answers success, and 133016 past
+//! 10 register/deregister calls of a number in 72 h.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,6 +85,8 @@ struct State {
     /// Where mock-meta listens: its media URLs point here.
     addr: SocketAddr,
     media: Mutex<MediaStore>,
+    /// Each number's register/deregister calls (Unix seconds).
+    registrations: Mutex<std::collections::HashMap<String, Vec<u64>>>,
     oracle: Mutex<Oracle>,
     /// Each number's quality rating as Meta would report it (GREEN until a test says else).
     qualities: Mutex<std::collections::BTreeMap<String, String>>,
@@ -288,6 +292,25 @@ async fn handle(
                                       "message_template_limit": 250,
                                       "are_translations_complete": true } }),
             )
+        }
+        (
+            Method::POST,
+            [_version, number, edge @ ("register" | "deregister" | "request_code" | "verify_code")],
+        ) => {
+            // Registration as Meta answers it: 10 register/deregister calls a number in 72 h.
+            let counted = matches!(*edge, "register" | "deregister");
+            let now = now_us() / 1_000_000;
+            let mut calls = state.registrations.lock().expect("registrations");
+            let recent = calls.entry((*number).to_string()).or_default();
+            recent.retain(|&at| at + 72 * 3_600 > now);
+            if counted && recent.len() >= 10 {
+                reply(StatusCode::BAD_REQUEST, &meta_error(133_016))
+            } else {
+                if counted {
+                    recent.push(now);
+                }
+                reply(StatusCode::OK, &json!({ "success": true }))
+            }
         }
         (Method::POST, [_version, _waba, "message_templates"]) => {
             // Meta reviews a new template later: it is pending, and not sendable, until then.
@@ -584,6 +607,7 @@ pub async fn start(config: MockMetaConfig) -> std::io::Result<MockMeta> {
     let state = Arc::new(State {
         addr,
         media: Mutex::new(MediaStore::default()),
+        registrations: Mutex::default(),
         oracle: Mutex::new(oracle),
         qualities: Mutex::new(qualities),
         next_id: AtomicU64::new(0),

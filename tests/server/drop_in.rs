@@ -844,3 +844,31 @@ async fn the_eleventh_registration_call_in_72_hours_is_refused_before_meta() -> 
     assert_eq!(call(&f, NUMBER_A2, "register").await?.status, 200);
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_calls_reach_meta_s_registration_through_wagate() -> Result<()> {
+    let (_mock, _base, mut f) = with_mock_meta(
+        "drop-in-mock-registration",
+        wagate_loadgen::mock_meta::Faults::default(),
+        &[],
+    )
+    .await?;
+    for (edge, body) in [
+        (
+            "request_code",
+            json!({ "code_method": "SMS", "language": "en_US" }),
+        ),
+        ("verify_code", json!({ "code": "123456" })),
+        (
+            "register",
+            json!({ "messaging_product": "whatsapp", "pin": "123456" }),
+        ),
+        ("deregister", json!({})),
+    ] {
+        let url = f.url(&format!("/v23.0/{NUMBER_A}/{edge}"));
+        let answer = f.web.post(&url, ALPHA, &body, &[]).await?;
+        assert_eq!(answer.status, 200, "{edge}: {}", answer.text());
+        assert_eq!(answer.json()["success"], true, "{edge}");
+    }
+    f.stop()
+}
