@@ -277,3 +277,57 @@ async fn a_reply_to_an_ads_referral_is_free_for_72_hours_or_as_long_as_meta_says
     assert_eq!(price_of(&f, &after).await?, 3_400, "over: charged again");
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_s_pricing_before_its_answer_to_the_send_is_booked_once_the_message_is_settled(
+) -> Result<()> {
+    let (mut f, id) = crate::sent_while_meta_holds("pricing-early", 16).await?;
+    let to = person(16);
+    let pricing = json!({ "billable": true, "pricing_model": "PMP", "type": "regular", "category": "utility" });
+    let early = priced("wamid.stub.0", "sent", &to, pricing);
+    f.meta_webhook(&early, None).await?;
+    let reconciled = |ledger: &Value| {
+        ledger["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|row| row["reconciled_micros"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let ledger = f
+        .web
+        .get(&f.url("/wagate/admin/ledger"), ADMIN)
+        .await?
+        .json();
+    assert_eq!(reconciled(&ledger), 0, "not settled yet: {ledger}");
+    f.meta.release();
+    f.wait_message(&id, super::WAIT, |v| v["status"] == "sent")
+        .await?;
+    let deadline = tokio::time::Instant::now() + super::WAIT;
+    loop {
+        let ledger = f
+            .web
+            .get(&f.url("/wagate/admin/ledger"), ADMIN)
+            .await?
+            .json();
+        if reconciled(&ledger) > 0 {
+            // whatsapp-2021's card: 5 cents a charged message.
+            assert_eq!(reconciled(&ledger), 50_000, "{ledger}");
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "never booked: {ledger}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Told again once settled: nothing more.
+    f.meta_webhook(&early, None).await?;
+    let ledger = f
+        .web
+        .get(&f.url("/wagate/admin/ledger"), ADMIN)
+        .await?
+        .json();
+    assert_eq!(reconciled(&ledger), 50_000, "{ledger}");
+    f.stop()
+}

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use super::combine::StatusTurn;
 use super::message::Delivery;
-use super::reconcile::{charge_key, Charge, CHARGES};
+use super::reconcile::{charge_key, early_charge_key, Charge, CHARGES};
 use super::sent_record::{self, message_id, SentRecord};
 use super::template_deliveries;
 use wagate_cloud_api::webhooks::events::StatusPricing;
@@ -22,6 +22,16 @@ const PARKED: Family = Family::Idempotency;
 
 fn early_key(wamid: &str) -> Vec<u8> {
     idempotency_key(0, &format!("early:{wamid}"))
+}
+
+/// What pricing a status of a message not settled yet needs from the status itself: its
+/// number, recipient and time, and when the parked charge may be forgotten.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EarlyPricing {
+    pub number: wagate_rules::ids::PhoneNumberId,
+    pub to: Option<wagate_rules::ids::Msisdn>,
+    pub at: wagate_rules::clock::Timestamp,
+    pub expires_at: u64,
 }
 
 /// Where a status webhook moves a message: its delivery state and, for `Failed`, Meta's
@@ -157,6 +167,29 @@ impl StatusWrites {
         }
     }
 
+    /// Books Meta's charge parked for the message settled as sent under `wamid`, once.
+    fn take_parked_charge(&mut self, store: &dyn Store, wamid: &str) -> Result<(), StoreError> {
+        let key = early_charge_key(wamid);
+        // Kept as a charge record is (its expiry first): it becomes the message's as it is.
+        let Some(value) = store.get(PARKED, &key)? else {
+            return Ok(());
+        };
+        let Some(charge) = Charge::decode(&value) else {
+            self.batch.delete(PARKED, &key);
+            return Ok(());
+        };
+        let failed = self
+            .sent_record(store, wamid)?
+            .is_none_or(|record| record.delivery == Delivery::Failed);
+        if !failed && self.charge_for(store, wamid)?.is_none() {
+            charge.book(&mut self.batch, 1);
+            self.batch.put(CHARGES, charge_key(wamid), &value);
+            self.charged.insert(wamid.to_string(), Some(charge));
+        }
+        self.batch.delete(PARKED, &key);
+        Ok(())
+    }
+
     /// Applies what was parked for the message settled as sent under `wamid`.
     fn take_parked(&mut self, store: &dyn Store, wamid: &str) -> Result<(), StoreError> {
         let key = early_key(wamid);
@@ -168,7 +201,7 @@ impl StatusWrites {
             }
             self.batch.delete(PARKED, &key);
         }
-        Ok(())
+        self.take_parked_charge(store, wamid)
     }
 
     /// Moves a settled message's delivery state; one that fails for good is uncharged too.
@@ -201,11 +234,21 @@ impl StatusWrites {
         wamid: &str,
         pricing: &StatusPricing,
         cards: &RateCards,
-        expires_at: u64,
+        early: EarlyPricing,
     ) -> Result<bool, StoreError> {
         let Some(record) = self.sent_record(store, wamid)? else {
+            // Not settled yet: priced from the status and kept until it is.
+            if let Some(to) = early.to {
+                let charge = Charge::early(early.number, to, early.at, pricing, cards);
+                self.batch.put(
+                    PARKED,
+                    early_charge_key(wamid),
+                    charge.encode(early.expires_at),
+                );
+            }
             return Ok(false);
         };
+        let expires_at = early.expires_at;
         if record.delivery == Delivery::Failed || self.charge_for(store, wamid)?.is_some() {
             return Ok(false);
         }

@@ -7,6 +7,8 @@
 //! taken back (Meta charges no undelivered message).
 
 use wagate_cloud_api::webhooks::events::StatusPricing;
+use wagate_rules::clock::Timestamp;
+use wagate_rules::ids::{Msisdn, PhoneNumberId};
 use wagate_rules::price::unix_day;
 use wagate_rules::rate_cards::RateCards;
 use wagate_rules::template::model::Category;
@@ -19,6 +21,12 @@ pub(crate) const CHARGES: Family = Family::Idempotency;
 
 pub(crate) fn charge_key(wamid: &str) -> Vec<u8> {
     idempotency_key(0, &format!("charge:{wamid}"))
+}
+
+/// Meta's charge for a message not settled yet (its status came before Meta's answer to the
+/// send), booked when it is.
+pub(crate) fn early_charge_key(wamid: &str) -> Vec<u8> {
+    idempotency_key(0, &format!("early-charge:{wamid}"))
 }
 
 /// Meta's charge for one message, as reconciled.
@@ -43,6 +51,29 @@ impl Charge {
         Charge {
             number: record.number.0,
             day: unix_day(sent.secs()),
+            category,
+            micros,
+        }
+    }
+
+    /// Meta's word on a message not settled yet, priced from the status itself: its number,
+    /// its recipient, and the status's time for the send's.
+    pub(crate) fn early(
+        number: PhoneNumberId,
+        to: Msisdn,
+        at: Timestamp,
+        pricing: &StatusPricing,
+        cards: &RateCards,
+    ) -> Charge {
+        let category = meta_category(&pricing.category);
+        let micros = if pricing.billable {
+            cards.at(at.secs()).rate(category, to)
+        } else {
+            0
+        };
+        Charge {
+            number: number.0,
+            day: unix_day(at.secs()),
             category,
             micros,
         }
@@ -102,8 +133,6 @@ fn meta_category(category: &str) -> Category {
 mod tests {
     use super::*;
     use crate::message::Delivery;
-    use wagate_rules::clock::Timestamp;
-    use wagate_rules::ids::{Msisdn, PhoneNumberId};
 
     #[test]
     fn meta_s_pricing_is_priced_by_the_card_of_the_send_and_round_trips() {

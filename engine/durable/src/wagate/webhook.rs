@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use super::SubmitError;
 use super::Wagate;
-use crate::early_status::{DeliveryState, Recorded, StatusWrites};
+use crate::early_status::{DeliveryState, EarlyPricing, Recorded, StatusWrites};
 use crate::idempotency::{IdempotencyRecord, StoredOutcome};
 use crate::message::Delivery;
 use crate::sent_record;
@@ -317,13 +317,19 @@ impl Wagate {
                             .is_ok();
                     }
                     if let Some(pricing) = &pricing {
-                        let expires_at = self.clock.now().unix_secs() + self.retention_secs();
+                        let now = self.clock.now();
+                        let early = EarlyPricing {
+                            number,
+                            to: recipient,
+                            at: now,
+                            expires_at: now.unix_secs() + self.retention_secs(),
+                        };
                         fed |= statuses.reconcile(
                             self.store.as_ref(),
                             &wamid,
                             pricing,
                             &self.registry().profile().rate_cards,
-                            expires_at,
+                            early,
                         )?;
                     }
                     if let (DeliveryStatus::Failed, Some(person)) = (status, recipient) {
