@@ -351,7 +351,7 @@ async fn metas_answer_to_a_number_read_is_applied_as_metas_word() -> Result<()> 
         status: 200,
         body: json!({ "data": [
             { "id": NUMBER_A2.to_string(), "quality_rating": "RED",
-              "display_phone_number": "+1 555-000-1002" },
+              "display_phone_number": "+1 555-000-1002", "name_status": "PENDING_REVIEW" },
             { "id": NUMBER_B.to_string(), "quality_rating": "RED" } ] }),
     }]);
     let listed = f.web.get(&f.url("/v23.0/1/phone_numbers"), ALPHA).await?;
@@ -368,7 +368,7 @@ async fn metas_answer_to_a_number_read_is_applied_as_metas_word() -> Result<()> 
         "beta's number is not alpha's to change"
     );
 
-    facts_counted(&f, &["quality", "tier", "display"]).await?;
+    facts_counted(&f, &["quality", "tier", "display", "name_status"]).await?;
 
     // The display number Meta gave (the config had none) is how its number webhooks name it,
     // across a restart.
@@ -381,7 +381,20 @@ async fn metas_answer_to_a_number_read_is_applied_as_metas_word() -> Result<()> 
     );
     assert_eq!(f.meta_webhook(&unflagged, None).await?.json()["applied"], 1);
     let url = f.url(&format!("/wagate/admin/numbers/{NUMBER_A2}/usage"));
-    assert_eq!(f.web.get(&url, ADMIN).await?.json()["quality"], "GREEN");
+    let usage = f.web.get(&url, ADMIN).await?.json();
+    assert_eq!(usage["quality"], "GREEN", "{usage}");
+    assert_eq!(usage["name_status"], "pending", "{usage}");
+    // Meta's decision on the name, by the same display number.
+    let named = account_webhook(
+        "phone_number_name_update",
+        json!({ "display_phone_number": "15550001002", "decision": "APPROVED",
+                "requested_verified_name": "Alpha Shop" }),
+    );
+    assert_eq!(f.meta_webhook(&named, None).await?.json()["applied"], 1);
+    assert_eq!(
+        f.web.get(&url, ADMIN).await?.json()["name_status"],
+        "approved"
+    );
     f.stop()
 }
 

@@ -12,6 +12,58 @@ use crate::pacing::ThroughputScheduler;
 use crate::quality::Quality;
 use crate::scope::LimitScope;
 
+/// Where Meta's review of the number's display name stands (`name_status`, and the decision of
+/// `phone_number_name_update`). An approved name is what Meta asks for the higher template
+/// count, migrations and 555 numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum NameStatus {
+    #[default]
+    Unknown = 0,
+    Pending = 1,
+    Approved = 2,
+    Deferred = 3,
+    Rejected = 4,
+    Expired = 5,
+}
+
+impl NameStatus {
+    /// Meta's words for it (`APPROVED`, `AVAILABLE_WITHOUT_REVIEW`, `PENDING_REVIEW`,
+    /// `DECLINED`, ...); `None` for one wagate does not know.
+    pub fn parse(text: &str) -> Option<NameStatus> {
+        Some(match text.to_ascii_uppercase().as_str() {
+            "APPROVED" | "AVAILABLE_WITHOUT_REVIEW" => NameStatus::Approved,
+            "PENDING_REVIEW" | "PENDING" | "NONE" => NameStatus::Pending,
+            "DEFERRED" => NameStatus::Deferred,
+            "DECLINED" | "REJECTED" => NameStatus::Rejected,
+            "EXPIRED" => NameStatus::Expired,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NameStatus::Unknown => "unknown",
+            NameStatus::Pending => "pending",
+            NameStatus::Approved => "approved",
+            NameStatus::Deferred => "deferred",
+            NameStatus::Rejected => "rejected",
+            NameStatus::Expired => "expired",
+        }
+    }
+
+    fn from_u8(value: u8) -> NameStatus {
+        match value {
+            1 => NameStatus::Pending,
+            2 => NameStatus::Approved,
+            3 => NameStatus::Deferred,
+            4 => NameStatus::Rejected,
+            5 => NameStatus::Expired,
+            _ => NameStatus::Unknown,
+        }
+    }
+}
+
 /// What of a number is persisted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NumberSnapshot {
@@ -25,6 +77,8 @@ pub struct NumberSnapshot {
     /// Digits of the display number; 0 when not given.
     #[serde(default)]
     pub display: u64,
+    #[serde(default)]
+    pub name_status: NameStatus,
 }
 
 #[derive(Debug)]
@@ -39,6 +93,7 @@ pub struct NumberState {
     pub throughput: ThroughputScheduler,
     /// Digits of the display number; 0 when not given (Meta's read may tell it later).
     display: AtomicU64,
+    name_status: AtomicU8,
     quality: AtomicU8,
     restricted_until: AtomicU32,
     /// This calendar month's service messages (the month in the high 32 bits, the count in
@@ -65,6 +120,7 @@ impl NumberState {
             scope,
             throughput: ThroughputScheduler::new(throughput_mps),
             display: AtomicU64::new(display),
+            name_status: AtomicU8::new(NameStatus::Unknown as u8),
             quality: AtomicU8::new(Quality::Unknown as u8),
             restricted_until: AtomicU32::new(0),
             service_month: AtomicU64::new(0),
@@ -98,7 +154,16 @@ impl NumberState {
             restricted_until: self.restricted_until(),
             throughput_mps: self.throughput.messages_per_second(),
             display: self.display(),
+            name_status: self.name_status(),
         }
+    }
+
+    pub fn name_status(&self) -> NameStatus {
+        NameStatus::from_u8(self.name_status.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn store_name_status(&self, status: NameStatus) {
+        self.name_status.store(status as u8, Ordering::Release);
     }
 
     /// Digits of the display number; 0 when not known.

@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use crate::clock::Secs;
 use crate::hash::MixBuildHasher;
 use crate::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
-use crate::number::{NumberSnapshot, NumberState};
+use crate::number::{NameStatus, NumberSnapshot, NumberState};
 use crate::profile::{LimitScopeKind, Profile};
 use crate::quality::Quality;
 use crate::registered_template::{template_key_hash, LifecycleSnapshot, Template, TransitionError};
@@ -295,6 +295,7 @@ impl Registry {
             self.by_display.insert(number.display, number.id);
         }
         state.store_quality(number.quality);
+        state.store_name_status(number.name_status);
         state.restrict_until(number.restricted_until);
         self.numbers.insert(number.id, state.clone());
         self.next_index
@@ -366,6 +367,17 @@ impl Registry {
         }
         number.store_display(display.digits());
         self.by_display.insert(display.digits(), id);
+        Ok(number)
+    }
+
+    /// Records where Meta's review of `id`'s display name stands; the number, to be written.
+    pub fn set_name_status(
+        &self,
+        id: PhoneNumberId,
+        status: NameStatus,
+    ) -> Result<Arc<NumberState>, RegistryError> {
+        let number = self.require_number(id)?;
+        number.store_name_status(status);
         Ok(number)
     }
 

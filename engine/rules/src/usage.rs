@@ -38,6 +38,8 @@ pub struct Usage {
     /// How far the scope is along the profile's delivery path, while it is below the tier
     /// that path leads to (the durable engine counts deliveries; `None` elsewhere).
     pub delivery_path: Option<DeliveryPathProgress>,
+    /// Meta's review of the number's display name (the durable engine fills it in).
+    pub name_status: crate::number::NameStatus,
 }
 
 /// Unique recipients of delivered business-initiated messages within the path's days, against
@@ -92,6 +94,7 @@ impl Usage {
             restricted_until: time(Some(restricted_until).filter(|until| *until > now)),
             next_capacity_at: time(scope.next_expiry()),
             delivery_path: None,
+            name_status: crate::number::NameStatus::Unknown,
         }
     }
 }

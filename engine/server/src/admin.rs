@@ -184,6 +184,7 @@ pub(crate) struct UsageView<'a> {
     restricted_until: Option<u64>,
     next_capacity_at: Option<u64>,
     delivery_path: Option<DeliveryPathView<'a>>,
+    name_status: &'static str,
 }
 
 /// How far a number is along the delivery path to its next tier.
@@ -223,6 +224,7 @@ pub(crate) fn usage_view(id: u64, usage: &Usage) -> UsageView<'_> {
             days: path.days,
             eligible: path.eligible(),
         }),
+        name_status: usage.name_status.name(),
     }
 }
 

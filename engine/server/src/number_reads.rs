@@ -9,6 +9,7 @@ use super::state::{blocking, App};
 use super::tenants::Tenant;
 use wagate_durable::wagate::NumberFacts;
 use wagate_rules::ids::{Msisdn, PhoneNumberId};
+use wagate_rules::number::NameStatus;
 use wagate_rules::quality::Quality;
 
 /// Meta's throughput levels, in messages a second (`HIGH`: the profile's most).
@@ -34,6 +35,7 @@ fn facts_of(number: &Value, high_mps: u32) -> NumberFacts {
         display: number["display_phone_number"]
             .as_str()
             .and_then(|display| Msisdn::parse(display).ok()),
+        name_status: number["name_status"].as_str().and_then(NameStatus::parse),
     }
 }
 
@@ -113,6 +115,7 @@ mod tests {
                 tier: Some("TIER_10K".into()),
                 throughput_mps: Some(1_000),
                 display: None,
+                name_status: None,
             }
         );
         assert_eq!(

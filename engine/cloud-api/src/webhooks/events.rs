@@ -113,6 +113,11 @@ pub enum WebhookEvent {
         body: String,
         footer: Option<String>,
     },
+    /// `phone_number_name_update`: Meta's decision on the number's display name.
+    NameDecision {
+        display_phone_number: String,
+        decision: String,
+    },
     /// A field or a value wagate does not act on.
     Ignored { field: String },
 }
@@ -145,6 +150,10 @@ impl WebhookEvent {
                 "template_category_update {name}/{language} {}",
                 category.name()
             ),
+            WebhookEvent::NameDecision {
+                display_phone_number,
+                decision,
+            } => format!("phone_number_name_update {display_phone_number} {decision}"),
             WebhookEvent::TemplateComponents { name, language, .. } => {
                 format!("message_template_components_update {name}/{language}")
             }
@@ -546,6 +555,12 @@ fn change_of(
                 }),
             }
         }
+        "phone_number_name_update" => events.push(WebhookEvent::NameDecision {
+            display_phone_number: text(value, "display_phone_number")
+                .unwrap_or_default()
+                .to_string(),
+            decision: text(value, "decision").unwrap_or_default().to_string(),
+        }),
         "phone_number_quality_update" => events.push(WebhookEvent::NumberQuality {
             display_phone_number: text(value, "display_phone_number")
                 .unwrap_or_default()

@@ -524,6 +524,9 @@ impl Wagate {
     pub fn usage(&self, number: PhoneNumberId) -> Result<Usage, AdminError> {
         let mut usage = self.limit_usage(number)?;
         usage.delivery_path = self.delivery_path_progress(number)?;
+        if let Some(state) = self.registry().number(number) {
+            usage.name_status = state.name_status();
+        }
         Ok(usage)
     }
 

@@ -7,6 +7,7 @@ use super::admin::write_numbers;
 use super::Wagate;
 use crate::admin::AdminError;
 use wagate_rules::ids::{Msisdn, PhoneNumberId};
+use wagate_rules::number::NameStatus;
 use wagate_rules::quality::Quality;
 
 /// What Meta says of a number; `None` for what it did not say.
@@ -19,9 +20,18 @@ pub struct NumberFacts {
     pub throughput_mps: Option<u32>,
     /// The number as people see it (`display_phone_number`).
     pub display: Option<Msisdn>,
+    /// Meta's review of its display name (`name_status`).
+    pub name_status: Option<NameStatus>,
 }
 
 impl Wagate {
+    /// Records Meta's word on the review of `id`'s display name, written.
+    pub fn set_name_status(&self, id: PhoneNumberId, status: NameStatus) -> Result<(), AdminError> {
+        let number = self.registry().set_name_status(id, status)?;
+        write_numbers(self.store.as_ref(), &[number])?;
+        Ok(())
+    }
+
     /// Applies each of Meta's facts about `id` that differs from wagate's state; the names of
     /// those applied (`quality`, `tier`, `throughput`).
     pub fn apply_number_facts(
@@ -52,6 +62,10 @@ impl Wagate {
             let number = self.registry().set_display(id, display)?;
             write_numbers(self.store.as_ref(), &[number])?;
             applied.push("display");
+        }
+        if let Some(status) = facts.name_status.filter(|s| *s != number.name_status()) {
+            self.set_name_status(id, status)?;
+            applied.push("name_status");
         }
         let max = self.registry().profile().pacing.max_throughput_mps;
         if let Some(mps) = facts.throughput_mps.map(|mps| mps.min(max)) {

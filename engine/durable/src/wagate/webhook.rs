@@ -172,6 +172,18 @@ impl Wagate {
         }
     }
 
+    /// `phone_number_name_update`: Meta's decision on the display name of the number
+    /// registered with that display number. False when it is not known or the decision is not.
+    fn name_news(&self, display: &str, decision: &str) -> bool {
+        let number = Msisdn::parse(display)
+            .ok()
+            .and_then(|d| self.registry().number_by_display(d));
+        match (number, wagate_rules::number::NameStatus::parse(decision)) {
+            (Some(number), Some(status)) => self.set_name_status(number.id, status).is_ok(),
+            _ => false,
+        }
+    }
+
     /// `business_capability_update`: the limit Meta set for the account's business applies
     /// to the scopes of the account's numbers (under `whatsapp-2025`, their portfolio's shared
     /// scope). Meta grants the step from 250 to 2K itself, after business verification or
@@ -389,6 +401,10 @@ impl Wagate {
                     .set_template_category(account, &name, &language, category)
                     .is_ok()
                     .into(),
+                WebhookEvent::NameDecision {
+                    display_phone_number,
+                    decision,
+                } => self.name_news(&display_phone_number, &decision).into(),
                 WebhookEvent::TemplateComponents {
                     account,
                     name,
