@@ -242,6 +242,14 @@ async fn metas_template_status_is_applied_whatever_the_profiles_table_lists() ->
         ("PAUSED", 132_015, "template_paused"),
         ("DISABLED", 132_016, "template_disabled"),
         ("DELETED", 132_001, "template_not_approved"),
+        // Every other status of Meta's that forbids a send (platform doc, section 4.2).
+        ("PENDING_DELETION", 132_001, "template_not_approved"),
+        ("ARCHIVED", 132_001, "template_not_approved"),
+        ("LOCKED", 132_001, "template_not_approved"),
+        ("LIMIT_EXCEEDED", 132_001, "template_not_approved"),
+        ("REJECTED", 132_001, "template_not_approved"),
+        ("PENDING", 132_001, "template_not_approved"),
+        ("IN_APPEAL", 132_001, "template_not_approved"),
     ] {
         assert_eq!(
             template_event(&f, "order_update", event).await?["applied"],
@@ -256,6 +264,13 @@ async fn metas_template_status_is_applied_whatever_the_profiles_table_lists() ->
         let sent = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
         assert_eq!(sent.status, 200, "after {event}: {}", sent.text());
     }
+    // FLAGGED (negative feedback, at risk) still sends: only Meta's pause stops it.
+    assert_eq!(
+        template_event(&f, "order_update", "FLAGGED").await?["applied"],
+        1
+    );
+    let flagged = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
+    assert_eq!(flagged.status, 200, "flagged: {}", flagged.text());
     // An event wagate does not understand is counted and logged, not dropped in silence.
     let report = template_event(&f, "order_update", "SOMETHING_NEW").await?;
     assert_eq!(
