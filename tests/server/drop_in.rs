@@ -765,6 +765,14 @@ async fn a_template_is_edited_read_and_deleted_by_metas_id() -> Result<()> {
         recategorised.json()["error"]["wagate_reason"],
         "template_not_editable"
     );
+    // Approved again, but edited (while approved) less than a day ago: Meta takes one a day.
+    let again = f.web.post(&by_id, ALPHA, &edit, &[]).await?;
+    assert_eq!(
+        again.json()["error"]["wagate_reason"],
+        "template_edit_limit",
+        "{}",
+        again.text()
+    );
     assert_eq!(f.meta.received().len(), 3, "Meta was not asked");
 
     // Another tenant cannot reach it (a template is no media: Meta is not asked); a read is

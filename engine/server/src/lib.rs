@@ -36,6 +36,7 @@ mod number_reads;
 mod overrides;
 mod ownership;
 mod pass_through;
+mod recent_calls;
 mod refused_tokens;
 mod registrations;
 mod reply;
@@ -310,6 +311,7 @@ pub async fn serve(
         graph: graph::MetaGraph::new(&config.meta),
         media_owners: media_ids::MediaOwners::default(),
         registrations: registrations::RegistrationCalls::default(),
+        template_edits: recent_calls::RecentCalls::default(),
         forwarder,
         config,
     });

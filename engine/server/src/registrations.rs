@@ -4,19 +4,19 @@
 //! call may go; Meta's own 133016 is Meta's word that the window is full. Counted in memory:
 //! after a restart the count starts again, and Meta's answer stands where wagate forgot.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-
+use super::recent_calls::{Limit, RecentCalls};
 use wagate_cloud_api::error::ApiError;
 
 /// Calls Meta takes in the window, and the window.
-pub(crate) const MAX_CALLS: usize = 10;
-pub(crate) const WINDOW_SECS: u64 = 72 * 3_600;
+pub(crate) const LIMIT: Limit = Limit {
+    calls: 10,
+    window_secs: 72 * 3_600,
+};
 
-/// Each number's registration calls in the last 72 h (Unix seconds, oldest first).
+/// Each number's registration calls in the last 72 h.
 #[derive(Default)]
 pub(crate) struct RegistrationCalls {
-    calls: Mutex<HashMap<u64, VecDeque<u64>>>,
+    calls: RecentCalls,
 }
 
 /// Whether `path` is a registration call of a number: `/{version}/{number}/register` or
@@ -32,35 +32,24 @@ pub(crate) fn registration_of(path: &str) -> Option<u64> {
 impl RegistrationCalls {
     /// Takes one call of `number` at `now`, or refuses it as Meta would.
     pub(crate) fn take(&self, number: u64, now: u64) -> Result<(), ApiError> {
-        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        let recent = calls.entry(number).or_default();
-        while recent.front().is_some_and(|&at| at + WINDOW_SECS <= now) {
-            recent.pop_front();
-        }
-        if recent.len() >= MAX_CALLS {
-            let free_at = recent.front().map_or(now, |&at| at + WINDOW_SECS);
-            return Err(ApiError::new(
+        self.calls.take(number, now, &[LIMIT]).map_err(|free_at| {
+            ApiError::new(
                 400,
                 133_016,
                 "Account register/deregister rate limit exceeded",
                 format!(
-                    "number {number} made {MAX_CALLS} registration calls in 72 h; the next may \
-                     go at {free_at} (Unix seconds)"
+                    "number {number} made {} registration calls in 72 h; the next may go at \
+                     {free_at} (Unix seconds)",
+                    LIMIT.calls
                 ),
                 "registration_rate_limit",
-            ));
-        }
-        recent.push_back(now);
-        Ok(())
+            )
+        })
     }
 
     /// Meta answered 133016: its window for `number` is full as of `now`.
     pub(crate) fn full(&self, number: u64, now: u64) {
-        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        let recent = calls.entry(number).or_default();
-        while recent.len() < MAX_CALLS {
-            recent.push_back(now);
-        }
+        self.calls.fill(number, now, LIMIT.calls);
     }
 }
 
@@ -71,14 +60,14 @@ mod tests {
     #[test]
     fn the_eleventh_call_in_72_hours_is_refused_until_the_first_ages_out() {
         let calls = RegistrationCalls::default();
-        for i in 0..MAX_CALLS as u64 {
+        for i in 0..LIMIT.calls as u64 {
             assert!(calls.take(7, 1_000 + i).is_ok());
         }
         let refused = calls.take(7, 2_000).expect_err("eleventh");
         assert_eq!(refused.code, 133_016);
         assert!(calls.take(8, 2_000).is_ok(), "another number");
         assert!(
-            calls.take(7, 1_000 + WINDOW_SECS).is_ok(),
+            calls.take(7, 1_000 + LIMIT.window_secs).is_ok(),
             "the first aged out"
         );
         assert_eq!(registration_of("/v23.0/1001/register"), Some(1001));

@@ -11,6 +11,7 @@ use super::headers::Headers;
 use super::ingest::Ingest;
 use super::media_ids::MediaOwners;
 use super::metrics::Metrics;
+use super::recent_calls::RecentCalls;
 use super::registrations::RegistrationCalls;
 use super::reply::ApiErrorResponse;
 use super::tenants::Tenants;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub(crate) media_owners: MediaOwners,
     /// Registration calls passed to Meta per number (Meta allows 10 in 72 h).
     pub(crate) registrations: RegistrationCalls,
+    /// Edits of approved templates Meta took, by Meta's template id (1 a day, 10 in 30 days).
+    pub(crate) template_edits: RecentCalls,
     pub forwarder: Arc<Forwarder>,
     /// The bytes of bodies all unfinished requests hold, under `http.max_body_bytes_held`.
     pub bodies: Arc<BodyBudget>,

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::body_read::read_request_body;
 use super::graph::{relay, MetaAnswer};
+use super::recent_calls::Limit;
 use super::reply::ApiErrorResponse;
 use super::send::counted;
 use super::state::{blocking, App};
@@ -28,6 +29,18 @@ use wagate_cloud_api::request::parse_template_create;
 use wagate_cloud_api::webhooks::events::template_status;
 use wagate_rules::registered_template::Template;
 use wagate_rules::template::status::TemplateStatus;
+
+/// Meta's limits on editing an approved template.
+const APPROVED_EDITS: [Limit; 2] = [
+    Limit {
+        calls: 1,
+        window_secs: 86_400,
+    },
+    Limit {
+        calls: 10,
+        window_secs: 30 * 86_400,
+    },
+];
 
 pub(crate) async fn by_id(
     app: &App,
@@ -87,7 +100,12 @@ pub(crate) async fn by_id(
             relay(answer)
         }
         _ => {
-            if let Some(definition) = edited {
+            if let Some((definition, was_approved)) = edited {
+                if was_approved {
+                    let meta_id = definition.meta_id.unwrap_or_default();
+                    app.template_edits
+                        .record(meta_id, app.wagate.now().unix_secs());
+                }
                 let wagate = app.wagate.clone();
                 let recorded = blocking(move || {
                     wagate.submit_template(definition).map_err(|e| {
@@ -119,7 +137,7 @@ async fn checked_edit(
     (
         Bytes,
         Value,
-        Option<wagate_rules::template::model::TemplateDefinition>,
+        Option<(wagate_rules::template::model::TemplateDefinition, bool)>,
     ),
     Response,
 > {
@@ -163,6 +181,27 @@ async fn checked_edit(
             .into_response());
         }
     }
+    // Meta takes one edit of an approved template a day and ten in 30 days.
+    let meta_id = template.definition.meta_id.unwrap_or_default();
+    let now = app.wagate.now().unix_secs();
+    if status == TemplateStatus::Approved {
+        if let Err(free_at) = app.template_edits.check(meta_id, now, &APPROVED_EDITS) {
+            return Err(counted(
+                app,
+                ApiError::new(
+                    400,
+                    100,
+                    "Invalid parameter",
+                    format!(
+                        "an approved template is edited at most once a day and 10 times in 30 \
+                         days; the next edit may go at {free_at} (Unix seconds)"
+                    ),
+                    "template_edit_limit",
+                ),
+            )
+            .into_response());
+        }
+    }
     // The edit names what changes; the rest of the template is as it was.
     let definition = &template.definition;
     edit.entry("name")
@@ -176,7 +215,11 @@ async fn checked_edit(
         .map_err(|error| counted(app, error).into_response())?;
     edited.meta_id = definition.meta_id;
     let wagate_lint = lint_gate(tenant, &edited).map_err(|refused| *refused)?;
-    Ok((bytes, wagate_lint, Some(edited)))
+    Ok((
+        bytes,
+        wagate_lint,
+        Some((edited, status == TemplateStatus::Approved)),
+    ))
 }
 
 fn not_editable(details: String) -> ApiError {
