@@ -557,12 +557,7 @@ async fn a_sync_from_meta_brings_every_business_in_line_on_demand_and_at_start()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_meta_changes_on_its_side_without_a_webhook_a_sync_brings_in() -> Result<()> {
-    let (_mock, base, mut f) = with_mock_meta(
-        "drop-in-mock-sync",
-        wagate_loadgen::mock_meta::Faults::default(),
-        &[],
-    )
-    .await?;
+    let (_mock, base, mut f) = with_plain_mock_meta("drop-in-mock-sync").await?;
     let ana = person(1);
     f.ready_to_send(std::slice::from_ref(&ana)).await?;
     // Meta pauses the template and rates the number YELLOW, and says nothing.
@@ -868,12 +863,7 @@ async fn the_eleventh_registration_call_in_72_hours_is_refused_before_meta() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_calls_reach_meta_s_registration_through_wagate() -> Result<()> {
-    let (_mock, _base, mut f) = with_mock_meta(
-        "drop-in-mock-registration",
-        wagate_loadgen::mock_meta::Faults::default(),
-        &[],
-    )
-    .await?;
+    let (_mock, _base, mut f) = with_plain_mock_meta("drop-in-mock-registration").await?;
     for (edge, body) in [
         (
             "request_code",

@@ -53,12 +53,7 @@ async fn mock_report(f: &Fixture, base: &str) -> Result<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploaded_file_is_read_downloaded_and_deleted_by_its_owner_and_by_no_one_else(
 ) -> Result<()> {
-    let (_mock, base, mut f) = with_mock_meta(
-        "media-life",
-        wagate_loadgen::mock_meta::Faults::default(),
-        &[],
-    )
-    .await?;
+    let (_mock, base, mut f) = with_plain_mock_meta("media-life").await?;
     let file: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let uploaded = upload(&f, ALPHA, NUMBER_A, form("image/jpeg", &file, "whatsapp")).await?;
     assert_eq!(uploaded.status, 200, "{}", uploaded.text());
@@ -130,12 +125,7 @@ async fn an_uploaded_file_is_read_downloaded_and_deleted_by_its_owner_and_by_no_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_meta_would_refuse_never_reaches_meta() -> Result<()> {
-    let (_mock, base, mut f) = with_mock_meta(
-        "media-refused",
-        wagate_loadgen::mock_meta::Faults::default(),
-        &[],
-    )
-    .await?;
+    let (_mock, base, mut f) = with_plain_mock_meta("media-refused").await?;
     let small = vec![1u8; 1_000];
     let over_five_mb = vec![2u8; 5 * 1024 * 1024 + 1];
     for (body, code, reason) in [

@@ -139,7 +139,7 @@ fn apply_changes(app: &App, account: AccountId, told: Vec<Told>) -> Vec<(String,
             .map(|t| t.status(&registry.profile().templates, now));
         if let (Some(_), Some(meta_id)) = (current, told.meta_id) {
             // Meta's id, so that calls on `/{template_id}` find it.
-            let _ = wagate.learn_template_meta_id(account, &told.name, &told.language, meta_id);
+            wagate.note_template_meta_id(account, &told.name, &told.language, meta_id);
         }
         match current {
             Some(status) if status == told.status => continue,

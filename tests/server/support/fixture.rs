@@ -399,6 +399,11 @@ pub(crate) async fn with_mock_meta(
     Ok((mock, base, fixture))
 }
 
+/// [`with_mock_meta`] with no faults and no more arguments.
+pub(crate) async fn with_plain_mock_meta(name: &str) -> Result<(MockMeta, String, Fixture)> {
+    with_mock_meta(name, Faults::default(), &[]).await
+}
+
 impl Drop for Fixture {
     /// Stops the server if it still runs and removes the test's data directory.
     fn drop(&mut self) {

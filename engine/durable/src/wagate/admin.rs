@@ -236,6 +236,27 @@ impl Wagate {
         self.persist_template(&template)
     }
 
+    /// [`Wagate::learn_template_meta_id`] where Meta merely mentions the id (a list, a
+    /// webhook): a failure is logged, not the caller's to handle (the next mention tries again).
+    pub fn note_template_meta_id(
+        &self,
+        account: AccountId,
+        name: &str,
+        language: &str,
+        meta_id: u64,
+    ) {
+        if let Err(error) = self.learn_template_meta_id(account, name, language, meta_id) {
+            tracing::warn!(
+                account = account.0,
+                template = name,
+                language,
+                meta_id,
+                %error,
+                "Meta's id for a template could not be recorded"
+            );
+        }
+    }
+
     /// Records Meta's id for a template (written); `false` when it was already known.
     pub fn learn_template_meta_id(
         &self,

@@ -371,7 +371,7 @@ impl Wagate {
                 } => {
                     if let Some(meta_id) = meta_id {
                         // Meta's id, so that calls on `/{template_id}` find the template.
-                        let _ = self.learn_template_meta_id(account, &name, &language, meta_id);
+                        self.note_template_meta_id(account, &name, &language, meta_id);
                     }
                     self.change_template_status(
                         account,
