@@ -53,13 +53,17 @@ pub(crate) async fn pass_through(
         }
     }
     let bare = uri.path().matches('/').count() == 2;
-    if bare {
-        if let Some(template) = tenant_template(&app, &tenant, id) {
-            return template_by_id::by_id(&app, &tenant, method, &uri, &headers, body, template)
-                .await;
-        }
-    }
     if !owns(&app, &tenant, id) {
+        // A bare `/{version}/{id}` may be a template of the tenant's by Meta's id (no number or
+        // business id is one, so the tenant's own are passed through without looking).
+        if bare {
+            if let Some(template) = tenant_template(&app, &tenant, id) {
+                return template_by_id::by_id(
+                    &app, &tenant, method, &uri, &headers, body, template,
+                )
+                .await;
+            }
+        }
         // A bare `/{version}/{id}` read or deleted may be a media id (the tenant's if Meta says so).
         if bare && matches!(method, Method::GET | Method::DELETE) {
             return media::by_id(&app, &tenant, method, &uri, &headers, id).await;
