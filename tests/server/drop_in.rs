@@ -760,7 +760,11 @@ async fn a_template_is_edited_read_and_deleted_by_metas_id() -> Result<()> {
         recategorised.json()["error"]["wagate_reason"],
         "template_not_editable"
     );
-    // Approved again, but edited (while approved) less than a day ago: Meta takes one a day.
+    // Approved again, but edited (while approved) less than a day ago: Meta takes one a day,
+    // and a restart does not forget the edit.
+    f.stop()?;
+    f.restart()?;
+    let by_id = f.url("/v23.0/778899");
     let again = f.web.post(&by_id, ALPHA, &edit, &[]).await?;
     assert_eq!(
         again.json()["error"]["wagate_reason"],
@@ -853,6 +857,12 @@ async fn the_eleventh_registration_call_in_72_hours_is_refused_before_meta() -> 
     assert_eq!(call(&f, NUMBER_A2, "register").await?.code(), Some(133_016));
     assert_eq!(call(&f, NUMBER_A2, "register").await?.code(), Some(133_016));
     assert_eq!(f.meta.received().len(), 11);
+    // Across a restart the counts hold: still refused, still before Meta.
+    f.stop()?;
+    f.restart()?;
+    assert_eq!(call(&f, NUMBER_A, "register").await?.code(), Some(133_016));
+    assert_eq!(call(&f, NUMBER_A2, "register").await?.code(), Some(133_016));
+    assert_eq!(f.meta.received().len(), 11, "nothing more reached Meta");
     // 72 h on, the calls may go again.
     f.admin("/wagate/admin/clock", json!({ "advance_secs": 72 * 3_600 }))
         .await?;

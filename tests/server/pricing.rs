@@ -331,3 +331,142 @@ async fn meta_s_pricing_before_its_answer_to_the_send_is_booked_once_the_message
     assert_eq!(reconciled(&ledger), 50_000, "{ledger}");
     f.stop()
 }
+
+/// A card with two markets: North America (`+1`) with a utility volume tier from the
+/// month's third message, and everywhere else; two free service messages a month per number.
+const TIERED_CARD: &str = r#"profile = "whatsapp-2025"
+effective_from = "2025-07-01"
+
+[pricing]
+model = "per_category"
+utility_in_window_free = false
+service_free_per_number_month = 2
+
+[[pricing.markets]]
+name = "North America"
+prefixes = ["1"]
+marketing_micros = 25000
+utility_micros = 3400
+authentication_micros = 3400
+utility_tiers = [{ from = 3, micros = 3000 }]
+
+[[pricing.markets]]
+name = "Everywhere"
+prefixes = [""]
+marketing_micros = 60400
+utility_micros = 7700
+authentication_micros = 7700
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_tiers_and_the_service_allowance_count_the_month_across_a_restart_and_meta_s_tier_wins(
+) -> Result<()> {
+    let cards = fresh_dir("pricing-tiers-cards");
+    std::fs::create_dir_all(&cards)?;
+    std::fs::write(cards.join("2025-07-01.toml"), TIERED_CARD)?;
+    let dir = cards.display().to_string();
+    let mut f = Fixture::start_with(
+        "pricing-tiers",
+        "",
+        &[
+            "--engine.profile",
+            "whatsapp-2025",
+            "--engine.rate_cards_dir",
+            dir.as_str(),
+        ],
+    )
+    .await?;
+    // The month on wagate's clock is January 2026 (Meta's tier below names it).
+    anyhow::ensure!(
+        clock_now(&f).await? < 1_769_904_000,
+        "the fixture's clock moved"
+    );
+    let (ana, uk) = (person(1), "+447911123456".to_string());
+    f.ready_to_send(&[ana.clone(), uk.clone()]).await?;
+    f.meta_webhook(&inbound_webhook(NUMBER_A, "wamid.in.1", &ana, "hi"), None)
+        .await?;
+    let text = text_send(&ana, "Thanks for writing");
+    let mut prices = Vec::new();
+    for request in [
+        template_send(&ana, "order_update", &["Ana"]),
+        template_send(&ana, "order_update", &["Ana"]),
+        text.clone(),
+        text.clone(),
+        template_send(&uk, "order_update", &["Jo"]),
+    ] {
+        let sent = f.send(ALPHA, NUMBER_A, &request, &[]).await?;
+        prices.push(price_of(&f, &sent).await?);
+    }
+    assert_eq!(prices, [3_400, 3_400, 0, 0, 7_700].map(|p| json!(p)));
+
+    // After a restart the month goes on from the ledger: Ana's third utility message is in
+    // the tier, the number's third service message is charged (at the utility rate).
+    f.stop()?;
+    f.restart()?;
+    let third = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &template_send(&ana, "order_update", &["Ana"]),
+            &[],
+        )
+        .await?;
+    assert_eq!(
+        price_of(&f, &third).await?,
+        3_000,
+        "the tier, after a restart"
+    );
+    let third_text = f.send(ALPHA, NUMBER_A, &text, &[]).await?;
+    assert_eq!(
+        price_of(&f, &third_text).await?,
+        3_400,
+        "past the allowance"
+    );
+
+    // The ledger, per market.
+    let ledger = f
+        .web
+        .get(&f.url("/wagate/admin/ledger"), ADMIN)
+        .await?
+        .json();
+    let utility = |market: &str| {
+        ledger["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|row| row["category"] == "utility" && row["market"] == market)
+            .map(|row| (row["messages"].clone(), row["price_micros"].clone()))
+    };
+    assert_eq!(
+        utility("North America"),
+        Some((json!(3), json!(9_800))),
+        "{ledger}"
+    );
+    assert_eq!(
+        utility("Everywhere"),
+        Some((json!(1), json!(7_700))),
+        "{ledger}"
+    );
+
+    // Meta says the portfolio is in the tier of messages 1 to 2 this month: its word wins
+    // over wagate's count, and holds across a restart.
+    let tier = account_webhook(
+        "account_update",
+        json!({ "event": "VOLUME_BASED_PRICING_TIER_UPDATE", "volume_tier_info": {
+            "tier": "1:2", "pricing_category": "UTILITY", "region": "North America",
+            "effective_month": "2026-01" } }),
+    );
+    assert_eq!(f.meta_webhook(&tier, None).await?.json()["applied"], 1);
+    f.stop()?;
+    f.restart()?;
+    let after_meta = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &template_send(&ana, "order_update", &["Ana"]),
+            &[],
+        )
+        .await?;
+    assert_eq!(price_of(&f, &after_meta).await?, 3_400, "Meta's tier");
+    f.stop()
+}

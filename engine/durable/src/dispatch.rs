@@ -352,6 +352,7 @@ mod tests {
             upstream,
             store,
             StatusTurn::default(),
+            wagate_rules::rate_cards::RateCards::embedded("whatsapp-2025").expect("cards"),
             Arc::new(|_, _| {}),
             Arc::default(),
         )
@@ -409,6 +410,7 @@ mod tests {
                 business_initiated: true,
                 new_unique_recipient: true,
                 price_micros: 0,
+                market: wagate_rules::volume::MarketId::NONE,
                 send_at,
             },
             status: DispatchStatus::Pending,
@@ -439,7 +441,9 @@ mod tests {
         use crate::early_status::{DeliveryState, StatusWrites};
         let store = MemoryStore::new();
         // Meta reported it read before the stop; it was still in flight, so the status waited.
-        let mut statuses = StatusWrites::default();
+        let mut statuses = StatusWrites::new(
+            wagate_rules::rate_cards::RateCards::embedded("whatsapp-2025").expect("cards"),
+        );
         let read = DeliveryState {
             delivery: Delivery::Read,
             error: 0,
@@ -451,8 +455,13 @@ mod tests {
         statuses.flush(&store).unwrap();
         let mut in_flight = pending(7, Timestamp(0));
         in_flight.status = DispatchStatus::InFlight;
-        let (resend, _) =
-            crate::recovery::reconcile(vec![in_flight], &HasEverything, &store).unwrap();
+        let (resend, _) = crate::recovery::reconcile(
+            vec![in_flight],
+            &HasEverything,
+            &store,
+            &wagate_rules::rate_cards::RateCards::embedded("whatsapp-2025").expect("cards"),
+        )
+        .unwrap();
         assert!(resend.is_empty());
         let settled = store.get(Family::Messages, &message_key(7)).unwrap();
         let settled = StoredMessage::decode(&settled.unwrap()).unwrap();

@@ -26,12 +26,14 @@ fn early_key(wamid: &str) -> Vec<u8> {
 
 /// What pricing a status of a message not settled yet needs from the status itself: its
 /// number, recipient and time, and when the parked charge may be forgotten.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct EarlyPricing {
     pub number: wagate_rules::ids::PhoneNumberId,
     pub to: Option<wagate_rules::ids::Msisdn>,
     pub at: wagate_rules::clock::Timestamp,
     pub expires_at: u64,
+    /// The number's portfolio's volume counts: the tier Meta's charge is priced at.
+    pub volume: Option<std::sync::Arc<wagate_rules::volume::VolumeCounts>>,
 }
 
 /// Where a status webhook moves a message: its delivery state and, for `Failed`, Meta's
@@ -60,8 +62,9 @@ fn encode(expires_at: u64, state: DeliveryState) -> [u8; 13] {
 /// Delivery statuses recorded together: applied to their messages' sent records, or parked
 /// for messages not settled yet, in one synced write ([`StatusWrites::flush`]) however many
 /// there are. Several statuses of one message in one set see each other.
-#[derive(Default)]
 pub(crate) struct StatusWrites {
+    /// The ledger rows' markets are written by name on these cards.
+    cards: RateCards,
     batch: Batch,
     /// Sent records as this set leaves them, by wamid.
     sent: HashMap<String, SentRecord>,
@@ -86,6 +89,17 @@ pub(crate) enum Recorded {
 }
 
 impl StatusWrites {
+    pub(crate) fn new(cards: RateCards) -> StatusWrites {
+        StatusWrites {
+            cards,
+            batch: Batch::default(),
+            sent: HashMap::new(),
+            parked: HashMap::new(),
+            failed: Vec::new(),
+            charged: HashMap::new(),
+        }
+    }
+
     /// Records `next` for the message sent as `wamid`: applied if the message is settled,
     /// else parked until `expires_at`.
     pub(crate) fn record(
@@ -182,7 +196,7 @@ impl StatusWrites {
             .sent_record(store, wamid)?
             .is_none_or(|record| record.delivery == Delivery::Failed);
         if !failed && self.charge_for(store, wamid)?.is_none() {
-            charge.book(&mut self.batch, 1);
+            charge.book(&mut self.batch, 1, &self.cards);
             self.batch.put(CHARGES, charge_key(wamid), &value);
             self.charged.insert(wamid.to_string(), Some(charge));
         }
@@ -217,7 +231,7 @@ impl StatusWrites {
             self.uncharge(store, record.id)?;
             // Meta charges no undelivered message: what its pricing said is taken back too.
             if let Some(charge) = self.charge_for(store, wamid)? {
-                charge.book(&mut self.batch, -1);
+                charge.book(&mut self.batch, -1, &self.cards);
                 self.batch.delete(CHARGES, charge_key(wamid));
                 self.charged.insert(wamid.to_string(), None);
             }
@@ -233,13 +247,14 @@ impl StatusWrites {
         store: &dyn Store,
         wamid: &str,
         pricing: &StatusPricing,
-        cards: &RateCards,
         early: EarlyPricing,
     ) -> Result<bool, StoreError> {
+        let volume = early.volume.as_deref();
         let Some(record) = self.sent_record(store, wamid)? else {
             // Not settled yet: priced from the status and kept until it is.
             if let Some(to) = early.to {
-                let charge = Charge::early(early.number, to, early.at, pricing, cards);
+                let charge =
+                    Charge::early(early.number, to, early.at, pricing, &self.cards, volume);
                 self.batch.put(
                     PARKED,
                     early_charge_key(wamid),
@@ -252,8 +267,8 @@ impl StatusWrites {
         if record.delivery == Delivery::Failed || self.charge_for(store, wamid)?.is_some() {
             return Ok(false);
         }
-        let charge = Charge::of(&record, pricing, cards);
-        charge.book(&mut self.batch, 1);
+        let charge = Charge::of(&record, pricing, &self.cards, volume);
+        charge.book(&mut self.batch, 1, &self.cards);
         self.batch
             .put(CHARGES, charge_key(wamid), charge.encode(expires_at));
         self.charged.insert(wamid.to_string(), Some(charge));
@@ -289,7 +304,7 @@ impl StatusWrites {
             "Meta reported a delivery failed: its price and its recipient's slot are given back"
         );
         self.failed.push(message.failed_send());
-        message.uncharge(&mut self.batch);
+        message.uncharge(&mut self.batch, &self.cards);
         message.delivery = Delivery::Failed;
         self.batch.put(Family::Messages, key, message.encode());
         Ok(())
@@ -316,7 +331,7 @@ impl StatusWrites {
             }
         }
         let mut failed = self.failed;
-        failed.extend(apply_parked(store, &late)?);
+        failed.extend(apply_parked(store, &self.cards, &late)?);
         Ok(failed)
     }
 }
@@ -329,6 +344,7 @@ impl StatusWrites {
 pub(crate) fn apply_parked_in_turn(
     store: &dyn Store,
     turn: &StatusTurn,
+    cards: &RateCards,
     settled: &[String],
 ) -> Result<Vec<FailedSend>, StoreError> {
     let parked = with_parked(store, settled)?;
@@ -336,7 +352,7 @@ pub(crate) fn apply_parked_in_turn(
         return Ok(Vec::new());
     }
     let _turn = turn.take();
-    apply_parked(store, &parked)
+    apply_parked(store, cards, &parked)
 }
 
 /// Of messages settled as sent (by wamid), those with a status parked for them.
@@ -355,9 +371,10 @@ fn with_parked(store: &dyn Store, settled: &[String]) -> Result<Vec<String>, Sto
 /// shards.
 pub(crate) fn apply_parked(
     store: &dyn Store,
+    cards: &RateCards,
     settled: &[String],
 ) -> Result<Vec<FailedSend>, StoreError> {
-    let mut writes = StatusWrites::default();
+    let mut writes = StatusWrites::new(cards.clone());
     for wamid in settled {
         writes.take_parked(store, wamid)?;
     }
@@ -376,6 +393,10 @@ mod tests {
     use wagate_store::keys::message_key;
     use wagate_store::MemoryStore;
 
+    fn test_cards() -> RateCards {
+        RateCards::embedded("whatsapp-2025").expect("cards")
+    }
+
     fn state(delivery: Delivery, error: u32) -> DeliveryState {
         DeliveryState { delivery, error }
     }
@@ -388,7 +409,7 @@ mod tests {
         assert_eq!(decode(b"\0\0\0\0\0\0\0\0\x09\0\0\0\0"), None);
         let store = MemoryStore::new();
         // Within one set and across two, the furthest parked status is kept.
-        let mut writes = StatusWrites::default();
+        let mut writes = StatusWrites::new(test_cards());
         writes
             .record(&store, "wamid.x", state(Delivery::Delivered, 0), 9)
             .unwrap();
@@ -396,7 +417,7 @@ mod tests {
             .record(&store, "wamid.x", state(Delivery::Sent, 0), 9)
             .unwrap();
         writes.flush(&store).unwrap();
-        let mut writes = StatusWrites::default();
+        let mut writes = StatusWrites::new(test_cards());
         writes
             .record(&store, "wamid.x", state(Delivery::Sent, 0), 9)
             .unwrap();
@@ -419,6 +440,7 @@ mod tests {
                 business_initiated: true,
                 new_unique_recipient: true,
                 price_micros: 5_500,
+                market: wagate_rules::volume::MarketId::NONE,
                 send_at: wagate_rules::clock::Timestamp(0),
             },
             status: DispatchStatus::InFlight,
@@ -466,7 +488,7 @@ mod tests {
         settled_before_sent_records(&store, 5, "wamid.e");
         assert_eq!(message_id(&store, "wamid.e").unwrap(), Some(5));
         assert_eq!(delivery(&store, "wamid.e"), (Delivery::Sent, 0));
-        let mut writes = StatusWrites::default();
+        let mut writes = StatusWrites::new(test_cards());
         let recorded = writes
             .record(&store, "wamid.e", state(Delivery::Sent, 0), 9)
             .unwrap();
@@ -486,7 +508,7 @@ mod tests {
     fn statuses_of_one_message_in_one_write_build_on_each_other() {
         let store = MemoryStore::new();
         settled(&store, 1, "wamid.a");
-        let mut writes = StatusWrites::default();
+        let mut writes = StatusWrites::new(test_cards());
         let mut record = |delivery| {
             writes
                 .record(&store, "wamid.a", state(delivery, 0), 9)
@@ -509,7 +531,7 @@ mod tests {
     #[test]
     fn a_parked_status_lands_when_its_message_is_settled_and_is_then_gone() {
         let store = MemoryStore::new();
-        let mut writes = StatusWrites::default();
+        let mut writes = StatusWrites::new(test_cards());
         assert_eq!(
             writes
                 .record(&store, "wamid.b", state(Delivery::Failed, 131_026), 9)
@@ -528,14 +550,24 @@ mod tests {
         );
         // The parked failure is Meta's word that message 2 reached nobody: uncharged, and
         // handed back for its recipient's slot.
-        let failed = apply_parked(&store, &parked).unwrap();
+        let failed = apply_parked(&store, &test_cards(), &parked).unwrap();
         assert_eq!(failed, vec![in_flight(2).failed_send()]);
         assert!(with_parked(&store, &both).unwrap().is_empty());
         assert_eq!(delivery(&store, "wamid.b"), (Delivery::Failed, 131_026));
         let message = store.get(Family::Messages, &message_key(2)).unwrap();
         let message = StoredMessage::decode(&message.unwrap()).unwrap();
         assert_eq!(message.decision.price_micros, 0);
-        let ledger_row = wagate_store::keys::ledger_key(1, wagate_rules::price::unix_day(0), 1);
+        // In the row of its recipient's market.
+        let cards = test_cards();
+        let row = wagate_store::keys::LedgerRowKey {
+            number: 1,
+            day: wagate_rules::price::unix_day(0),
+            category: 1,
+            side: wagate_store::keys::LedgerSide::Estimate,
+            market: cards.market_name(cards.market_at(0, message.to)),
+        };
+        assert_ne!(row.market, "");
+        let ledger_row = wagate_store::keys::ledger_key(&row);
         let counters = store.get(Family::Ledger, &ledger_row).unwrap().unwrap();
         assert_eq!(
             wagate_store::add_counters(Some(&counters), &{
@@ -548,7 +580,7 @@ mod tests {
         );
         assert_eq!(store.get(PARKED, &early_key("wamid.b")).unwrap(), None);
         // Settled while the status was being parked: the flush applies it itself.
-        let mut writes = StatusWrites::default();
+        let mut writes = StatusWrites::new(test_cards());
         settled(&store, 3, "wamid.c");
         writes
             .park(&store, "wamid.c", state(Delivery::Read, 0), 9)

@@ -20,6 +20,7 @@ use crate::upstream::{backoff_micros, HandOver, Upstream, UpstreamError};
 use wagate_rules::clock::Timestamp;
 use wagate_rules::contact_events::FailedSend;
 use wagate_rules::ids::{Msisdn, PhoneNumberId};
+use wagate_rules::rate_cards::RateCards;
 use wagate_store::keys::message_key;
 use wagate_store::{Batch, Family, Store};
 
@@ -95,6 +96,7 @@ impl Lanes {
         upstream: Arc<dyn Upstream>,
         store: Arc<dyn Store>,
         turn: StatusTurn,
+        cards: RateCards,
         on_failed: OnFailed,
         live: Arc<LiveSends>,
     ) -> Lanes {
@@ -106,17 +108,22 @@ impl Lanes {
             .map(|i| {
                 let (incoming, report) = (incoming.clone(), report.clone());
                 let (upstream, store, turn) = (upstream.clone(), store.clone(), turn.clone());
+                let cards = cards.clone();
                 let on_failed = on_failed.clone();
                 let live = live.clone();
                 std::thread::Builder::new()
                     .name(format!("wagate-hand-over-{i}"))
                     .spawn(move || {
                         for work in incoming {
+                            let books = Books {
+                                store: store.as_ref(),
+                                turn: &turn,
+                                cards: &cards,
+                            };
                             let returned = hand_over(
                                 work.due,
                                 upstream.as_ref(),
-                                store.as_ref(),
-                                &turn,
+                                books,
                                 work.now,
                                 on_failed.as_ref(),
                                 &live,
@@ -154,11 +161,19 @@ impl Lanes {
 
 /// Sends `due` through the upstream, which marks each message in flight just before it goes
 /// and settles each as its answer comes (through [`Handing`]).
+/// Where a batch's outcomes are written: the store, in the statuses' turn where parked
+/// statuses apply, a failed send's reversal in its market's ledger row (`cards`).
+#[derive(Clone, Copy)]
+struct Books<'a> {
+    store: &'a dyn Store,
+    turn: &'a StatusTurn,
+    cards: &'a RateCards,
+}
+
 fn hand_over(
     mut due: Vec<StoredMessage>,
     upstream: &dyn Upstream,
-    store: &dyn Store,
-    turn: &StatusTurn,
+    books: Books<'_>,
     now: Timestamp,
     on_failed: &(dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>) + Send + Sync),
     live: &LiveSends,
@@ -173,8 +188,9 @@ fn hand_over(
         due: &due,
         marked: vec![None; due.len()],
         answered: vec![false; due.len()],
-        store,
-        turn,
+        store: books.store,
+        turn: books.turn,
+        cards: books.cards,
         now,
         on_failed,
         live,
@@ -199,6 +215,8 @@ struct Handing<'a> {
     answered: Vec<bool>,
     store: &'a dyn Store,
     turn: &'a StatusTurn,
+    /// The ledger's markets, by name, for a failed send's reversal.
+    cards: &'a RateCards,
     now: Timestamp,
     on_failed: &'a (dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>) + Send + Sync),
     live: &'a LiveSends,
@@ -295,7 +313,7 @@ impl HandOver for Handing<'_> {
                         "the upstream refused a send for good: its price and its recipient's slot are given back"
                     );
                     failed.push(message.failed_send());
-                    message.uncharge(&mut settled);
+                    message.uncharge(&mut settled, self.cards);
                     settle(message, DispatchStatus::Failed, reason, &mut settled);
                     self.returned.failed += 1;
                 }
@@ -353,9 +371,12 @@ impl HandOver for Handing<'_> {
         if written {
             // Statuses that came before this settlement were parked; they apply now.
             // (A failure here leaves them parked: the next status for the message applies them.)
-            if let Ok(late) =
-                super::early_status::apply_parked_in_turn(self.store, self.turn, &sent_wamids)
-            {
+            if let Ok(late) = super::early_status::apply_parked_in_turn(
+                self.store,
+                self.turn,
+                self.cards,
+                &sent_wamids,
+            ) {
                 failed.extend(late);
             }
             if !failed.is_empty() || !refused.is_empty() {

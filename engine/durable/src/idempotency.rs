@@ -134,6 +134,7 @@ mod tests {
                     business_initiated: true,
                     new_unique_recipient: true,
                     price_micros: 50_000,
+                    market: wagate_rules::volume::MarketId::NONE,
                     send_at: Timestamp(123),
                 },
             },

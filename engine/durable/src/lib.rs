@@ -18,6 +18,7 @@ pub mod hand_over;
 #[allow(unreachable_pub)] // public only with `testkit`
 mod hand_over;
 mod idempotency;
+mod ledger_rows;
 pub mod log_limit;
 pub mod message;
 pub mod metrics;
@@ -34,6 +35,7 @@ mod submit_batch;
 mod submit_error;
 mod template_deliveries;
 mod upstream;
+mod volume_tiers;
 pub mod wagate;
 // The shard pool is the durable engine's own; the decision benchmark and the pool's tests drive
 // it directly (`testkit`). Embedders take `Wagate`, or the rules' inline `Engine`.

@@ -3,8 +3,9 @@
 use wagate_rules::clock::Timestamp;
 use wagate_rules::decision::Accepted;
 use wagate_rules::ids::{Msisdn, PhoneNumberId};
+use wagate_rules::rate_cards::RateCards;
 use wagate_rules::template::model::Category;
-use wagate_store::keys::{Reader, Writer};
+use wagate_store::keys::{LedgerRowKey, LedgerSide, Reader, Writer};
 
 /// Where a message is on its way to the upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +137,8 @@ pub(crate) fn read_accepted(reader: &mut Reader) -> Option<Accepted> {
         business_initiated: flags & 1 != 0,
         new_unique_recipient: flags & 2 != 0,
         price_micros,
+        // Not stored: the card's market of the recipient (`RateCards::market_at`).
+        market: wagate_rules::volume::MarketId::NONE,
         send_at,
     })
 }
@@ -152,16 +155,21 @@ impl StoredMessage {
     }
 
     /// Marks this message as not charged (it failed for good: Meta charges neither refused
-    /// nor undelivered messages) and adds to `batch` the ledger's reversal of its acceptance.
-    /// Written with the failure itself, so it happens once.
-    pub fn uncharge(&mut self, batch: &mut wagate_store::Batch) {
+    /// nor undelivered messages) and adds to `batch` the ledger's reversal of its acceptance
+    /// (in its recipient's market on `cards`). Written with the failure itself, so it happens
+    /// once.
+    pub fn uncharge(&mut self, batch: &mut wagate_store::Batch, cards: &RateCards) {
+        let at = self.accepted_at.secs();
+        let row = LedgerRowKey {
+            number: self.number.0,
+            day: wagate_rules::price::unix_day(at),
+            category: self.decision.category as u8,
+            side: LedgerSide::Estimate,
+            market: cards.market_name(cards.market_at(at, self.to)),
+        };
         batch.add(
             wagate_store::Family::Ledger,
-            wagate_store::keys::ledger_key(
-                self.number.0,
-                wagate_rules::price::unix_day(self.accepted_at.secs()),
-                self.decision.category as u8,
-            ),
+            wagate_store::keys::ledger_key(&row),
             0u64.wrapping_sub(1),
             0u64.wrapping_sub(self.decision.price_micros),
         );
@@ -246,6 +254,7 @@ mod tests {
                 business_initiated: true,
                 new_unique_recipient: false,
                 price_micros: 50_000,
+                market: wagate_rules::volume::MarketId::NONE,
                 send_at: Timestamp(1_767_225_600_012_500),
             },
             status: DispatchStatus::InFlight,

@@ -9,32 +9,39 @@ use crate::submission::Prepared;
 use wagate_rules::clock::Timestamp;
 use wagate_rules::decision::Decision;
 use wagate_rules::price::unix_day;
-use wagate_store::keys::{idempotency_key, ledger_key, message_key};
+use wagate_rules::rate_cards::RateCards;
+use wagate_rules::volume::MarketId;
+use wagate_store::keys::{idempotency_key, ledger_key, message_key, LedgerRowKey, LedgerSide};
 use wagate_store::{Batch, Family};
 
-/// Ledger counts of one worker batch, summed per (number, day, category) so that a batch
-/// writes one counter update per row rather than one per message.
+/// Ledger counts of one worker batch, summed per (number, day, category, market) so that a
+/// batch writes one counter update per row rather than one per message.
 #[derive(Default)]
 pub(crate) struct LedgerDeltas {
-    rows: wagate_rules::hash::MixHashMap<(u64, u32, u8), (u64, u64)>,
+    rows: wagate_rules::hash::MixHashMap<(u64, u32, u8, MarketId), (u64, u64)>,
 }
 
 impl LedgerDeltas {
-    fn add(&mut self, number: u64, day: u32, category: u8, micros: u64) {
-        let row = self.rows.entry((number, day, category)).or_default();
+    fn add(&mut self, number: u64, day: u32, category: u8, market: MarketId, micros: u64) {
+        let row = self
+            .rows
+            .entry((number, day, category, market))
+            .or_default();
         row.0 += 1;
         row.1 += micros;
     }
 
-    /// Moves the sums into `batch`.
-    pub(crate) fn write(&mut self, batch: &mut Batch) {
-        for ((number, day, category), (messages, micros)) in self.rows.drain() {
-            batch.add(
-                Family::Ledger,
-                ledger_key(number, day, category),
-                messages,
-                micros,
-            );
+    /// Moves the sums into `batch`, each market by its name on `cards`.
+    pub(crate) fn write(&mut self, batch: &mut Batch, cards: &RateCards) {
+        for ((number, day, category, market), (messages, micros)) in self.rows.drain() {
+            let row = LedgerRowKey {
+                number,
+                day,
+                category,
+                side: LedgerSide::Estimate,
+                market: cards.market_name(market),
+            };
+            batch.add(Family::Ledger, ledger_key(&row), messages, micros);
         }
     }
 }
@@ -55,6 +62,7 @@ fn refused_release(
             business_initiated: false,
             new_unique_recipient: false,
             price_micros: 0,
+            market: wagate_rules::volume::MarketId::NONE,
             send_at: now,
         },
         status: DispatchStatus::Refused,
@@ -175,6 +183,7 @@ pub(crate) fn record_outcome(
         request.number.0,
         unix_day(now.secs()),
         accepted.category as u8,
+        accepted.market,
         accepted.price_micros,
     );
     Some(Followup::Dispatch(due))

@@ -1,18 +1,21 @@
 //! What Meta charged, beside what wagate estimated. Each message's pricing comes once in its
 //! status webhooks (`pricing`: billable, type, category); wagate prices it with the rate card
-//! in effect when it was sent, for Meta's category and the recipient's market, and adds it to
-//! the reconciled ledger rows (`reconciled_ledger_key`) of its number, day and category. A
+//! in effect when it was sent, for Meta's category and the recipient's market (at the volume
+//! tier the portfolio's month has reached), and adds it to the reconciled ledger rows
+//! (`ledger_key`, side `R`) of its number, day, category and market. A
 //! charge is recorded under `charge:<wamid>` (with an expiry, like the parked statuses), so a
 //! repeated webhook charges nothing more; a message whose delivery then fails has its charge
 //! taken back (Meta charges no undelivered message).
 
 use wagate_cloud_api::webhooks::events::StatusPricing;
+use wagate_rules::clock::month_of;
 use wagate_rules::clock::Timestamp;
 use wagate_rules::ids::{Msisdn, PhoneNumberId};
 use wagate_rules::price::unix_day;
 use wagate_rules::rate_cards::RateCards;
 use wagate_rules::template::model::Category;
-use wagate_store::keys::{idempotency_key, reconciled_ledger_key};
+use wagate_rules::volume::{MarketId, VolumeCounts};
+use wagate_store::keys::{idempotency_key, ledger_key, LedgerRowKey, LedgerSide};
 use wagate_store::{Batch, Family};
 
 use super::sent_record::SentRecord;
@@ -35,23 +38,52 @@ pub(crate) struct Charge {
     pub number: u64,
     pub day: u32,
     pub category: Category,
+    pub market: MarketId,
     pub micros: u64,
 }
 
 impl Charge {
-    /// Meta's word on a sent message: its category, and whether it is charged.
-    pub(crate) fn of(record: &SentRecord, pricing: &StatusPricing, cards: &RateCards) -> Charge {
+    /// Meta's word on a sent message: its category, and whether it is charged (at the tier
+    /// `volume`, its portfolio's counts, has reached in the month of the send).
+    pub(crate) fn of(
+        record: &SentRecord,
+        pricing: &StatusPricing,
+        cards: &RateCards,
+        volume: Option<&VolumeCounts>,
+    ) -> Charge {
+        Charge::priced(
+            record.number,
+            record.to,
+            record.send_at,
+            pricing,
+            cards,
+            volume,
+        )
+    }
+
+    fn priced(
+        number: PhoneNumberId,
+        to: Msisdn,
+        sent: Timestamp,
+        pricing: &StatusPricing,
+        cards: &RateCards,
+        volume: Option<&VolumeCounts>,
+    ) -> Charge {
         let category = meta_category(&pricing.category);
-        let sent = record.send_at;
+        let card = cards.at(sent.secs());
+        let month = month_of(sent.unix_secs());
         let micros = if pricing.billable {
-            cards.at(sent.secs()).rate(category, record.to)
+            card.rate(category, to, |market| {
+                volume.map_or(0, |counts| counts.current(market, category, month))
+            })
         } else {
             0
         };
         Charge {
-            number: record.number.0,
+            number: number.0,
             day: unix_day(sent.secs()),
             category,
+            market: card.market(to),
             micros,
         }
     }
@@ -64,54 +96,55 @@ impl Charge {
         at: Timestamp,
         pricing: &StatusPricing,
         cards: &RateCards,
+        volume: Option<&VolumeCounts>,
     ) -> Charge {
-        let category = meta_category(&pricing.category);
-        let micros = if pricing.billable {
-            cards.at(at.secs()).rate(category, to)
-        } else {
-            0
-        };
-        Charge {
-            number: number.0,
-            day: unix_day(at.secs()),
-            category,
-            micros,
-        }
+        Charge::priced(number, to, at, pricing, cards, volume)
     }
 
-    /// Adds this charge (`sign` 1) or takes it back (`sign` -1) in the reconciled rows.
-    pub(crate) fn book(&self, batch: &mut Batch, sign: i64) {
+    /// Adds this charge (`sign` 1) or takes it back (`sign` -1) in the reconciled rows, its
+    /// market by name on `cards`.
+    pub(crate) fn book(&self, batch: &mut Batch, sign: i64, cards: &RateCards) {
         let (messages, micros) = if sign >= 0 {
             (1u64, self.micros)
         } else {
             (0u64.wrapping_sub(1), 0u64.wrapping_sub(self.micros))
         };
-        batch.add(
-            Family::Ledger,
-            reconciled_ledger_key(self.number, self.day, self.category as u8),
-            messages,
-            micros,
-        );
+        let row = LedgerRowKey {
+            number: self.number,
+            day: self.day,
+            category: self.category as u8,
+            side: LedgerSide::Reconciled,
+            market: cards.market_name(self.market),
+        };
+        batch.add(Family::Ledger, ledger_key(&row), messages, micros);
     }
 
-    /// `[expiry u64 BE][number u64][day u32][category u8][micros u64]`.
-    pub(crate) fn encode(&self, expires_at: u64) -> [u8; 29] {
-        let mut out = [0u8; 29];
+    /// `[expiry u64 BE][number u64][day u32][category u8][micros u64][market u16]`; a record
+    /// written before markets were kept (29 bytes) reads as market `NONE`.
+    pub(crate) fn encode(&self, expires_at: u64) -> [u8; 31] {
+        let mut out = [0u8; 31];
         out[..8].copy_from_slice(&expires_at.to_be_bytes());
         out[8..16].copy_from_slice(&self.number.to_be_bytes());
         out[16..20].copy_from_slice(&self.day.to_be_bytes());
         out[20] = self.category as u8;
-        out[21..].copy_from_slice(&self.micros.to_be_bytes());
+        out[21..29].copy_from_slice(&self.micros.to_be_bytes());
+        out[29..].copy_from_slice(&self.market.0.to_be_bytes());
         out
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Option<Charge> {
-        let bytes: &[u8; 29] = bytes.try_into().ok()?;
+        if bytes.len() != 29 && bytes.len() != 31 {
+            return None;
+        }
+        let market = bytes.get(29..31).map_or(MarketId::NONE, |m| {
+            MarketId(u16::from_be_bytes([m[0], m[1]]))
+        });
         Some(Charge {
             number: u64::from_be_bytes(bytes[8..16].try_into().ok()?),
             day: u32::from_be_bytes(bytes[16..20].try_into().ok()?),
             category: *Category::ALL.get(usize::from(bytes[20]))?,
-            micros: u64::from_be_bytes(bytes[21..].try_into().ok()?),
+            market,
+            micros: u64::from_be_bytes(bytes[21..29].try_into().ok()?),
         })
     }
 }
@@ -156,19 +189,31 @@ mod tests {
             .into(),
             category: category.into(),
         };
-        let charged = Charge::of(&record, &pricing(true, "marketing"), &cards);
+        let charged = Charge::of(&record, &pricing(true, "marketing"), &cards, None);
         assert_eq!(
             (charged.category, charged.micros),
             (Category::Marketing, 62_500)
         );
         assert_eq!(
-            Charge::of(&record, &pricing(true, "utility"), &cards).micros,
+            Charge::of(&record, &pricing(true, "utility"), &cards, None).micros,
             6_800
         );
         assert_eq!(
-            Charge::of(&record, &pricing(false, "service"), &cards).micros,
+            Charge::of(&record, &pricing(false, "service"), &cards, None).micros,
             0
         );
         assert_eq!(Charge::decode(&charged.encode(9)), Some(charged));
+        assert_eq!(cards.market_name(charged.market), "Brazil");
+        // Past Brazil's first utility tier this month, Meta's charge is at the tier's rate.
+        let volume = VolumeCounts::new(cards.market_count());
+        let month = month_of(record.send_at.unix_secs());
+        volume.seed(charged.market, Category::Utility, month, 5_000_001);
+        assert_eq!(
+            Charge::of(&record, &pricing(true, "utility"), &cards, Some(&volume)).micros,
+            6_460
+        );
+        // A record kept before markets were: read as no market.
+        let old = &charged.encode(9)[..29];
+        assert_eq!(Charge::decode(old).map(|c| c.market), Some(MarketId::NONE));
     }
 }

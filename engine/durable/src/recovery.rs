@@ -16,13 +16,9 @@ use wagate_rules::clock::Clock;
 use wagate_rules::config::EngineConfig;
 use wagate_rules::hash::MixHashMap;
 use wagate_rules::inline_engine::Engine;
-use wagate_rules::price::{Ledger, LedgerKey, LedgerTotals};
 use wagate_rules::registry::Registry;
 use wagate_rules::sketch::hll::owned_registers;
-use wagate_rules::template::model::Category;
-use wagate_store::keys::{
-    contact_range_start, decode_contact, decode_contact_key, decode_ledger_key, registry_kind,
-};
+use wagate_store::keys::{contact_range_start, decode_contact, decode_contact_key, registry_kind};
 use wagate_store::{Batch, Family, Store, StoreError};
 
 /// The on-disk format this build reads and writes.
@@ -41,7 +37,7 @@ pub(crate) struct Restored {
     pub found_in_flight: usize,
 }
 
-fn everything(
+pub(crate) fn everything(
     store: &dyn Store,
     family: Family,
     mut visit: impl FnMut(&[u8], &[u8]),
@@ -77,6 +73,8 @@ fn restore_registry(store: &dyn Store, registry: &Registry) -> Result<(), StoreE
             Some(&registry_kind::TEMPLATE) => {
                 decode::<TemplateRecord>(value).map(|r| templates.push(r))
             }
+            // Read after the numbers: call windows by the server, volume tiers below.
+            Some(&registry_kind::CALLS | &registry_kind::VOLUME_TIER) => Ok(()),
             _ => Err(StoreError::Corrupt(format!("unknown registry key {key:?}"))),
         };
         if let Err(error) = result {
@@ -192,12 +190,16 @@ pub(crate) fn restore(
     upstream: &dyn Upstream,
 ) -> Result<Restored, OpenError> {
     check_format(store)?;
+    let now = clock.now();
     let mut engine = Engine::new(config.clone(), clock)?;
     restore_registry(store, engine.registry())?;
     restore_contacts(store, &mut engine)?;
+    crate::ledger_rows::seed_month_counts(store, engine.registry(), now)?;
+    crate::volume_tiers::restore(store, engine.registry(), now)?;
     let (mut backlog, in_flight) = read_outbox(store)?;
     let found_in_flight = in_flight.len();
-    let (resend, failed) = reconcile(in_flight, upstream, store)?;
+    let cards = engine.registry().profile().rate_cards.clone();
+    let (resend, failed) = reconcile(in_flight, upstream, store, &cards)?;
     if found_in_flight > 0 {
         tracing::warn!(
             found_in_flight,
@@ -228,42 +230,6 @@ pub(crate) fn restore(
     })
 }
 
-/// The ledger as stored: wagate's estimates.
-pub(crate) fn read_ledger(store: &dyn Store) -> Result<Ledger, StoreError> {
-    read_rows(store, decode_ledger_key)
-}
-
-/// What Meta charged, reconciled from its status webhooks, in the same rows.
-pub(crate) fn read_reconciled_ledger(store: &dyn Store) -> Result<Ledger, StoreError> {
-    read_rows(store, wagate_store::keys::decode_reconciled_ledger_key)
-}
-
-/// Reads a ledger row's key: (number, day, category), or `None` for another kind of row.
-type RowKey = fn(&[u8]) -> Option<(u64, u32, u8)>;
-
-/// The ledger rows whose keys `decode` reads.
-fn read_rows(store: &dyn Store, decode: RowKey) -> Result<Ledger, StoreError> {
-    let mut ledger = Ledger::default();
-    everything(store, Family::Ledger, |key, value| {
-        if let (Some((number, day, category)), Ok(counters)) =
-            (decode(key), <[u8; 16]>::try_from(value))
-        {
-            ledger.add_row(
-                LedgerKey {
-                    number: wagate_rules::ids::PhoneNumberId(number),
-                    category: Category::ALL[usize::from(category).min(3)],
-                    day,
-                },
-                LedgerTotals {
-                    messages: u64::from_le_bytes(counters[..8].try_into().unwrap_or_default()),
-                    micros: u64::from_le_bytes(counters[8..].try_into().unwrap_or_default()),
-                },
-            );
-        }
-    })?;
-    Ok(ledger)
-}
-
 /// Settles messages found in flight at start-up by asking the upstream; returns those to send
 /// (again or for the first time), and those whose delivery, parked before the stop, failed for
 /// good (written uncharged; their recipients' slots are the caller's to give back).
@@ -271,6 +237,7 @@ pub(crate) fn reconcile(
     in_flight: Vec<StoredMessage>,
     upstream: &dyn Upstream,
     store: &dyn Store,
+    cards: &wagate_rules::rate_cards::RateCards,
 ) -> Result<
     (
         Vec<StoredMessage>,
@@ -297,6 +264,6 @@ pub(crate) fn reconcile(
     store.write(&settled, true)?;
     // Statuses Meta sent for them before the stop were parked; nothing else applies statuses
     // yet (this runs before the engine starts).
-    let failed = crate::early_status::apply_parked(store, &sent)?;
+    let failed = crate::early_status::apply_parked(store, cards, &sent)?;
     Ok((resend, failed))
 }

@@ -4,6 +4,7 @@ use crate::clock::Timestamp;
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::template::model::{Category, MediaKind, TemplateSend};
 use crate::template::status::TemplateStatus;
+use crate::volume::MarketId;
 
 /// What is being sent. The core needs only what the rules look at; the full payload travels
 /// beside it to the upstream.
@@ -46,6 +47,10 @@ pub struct Accepted {
     /// The recipient was not yet among this scope's unique recipients of the last 24 h.
     pub new_unique_recipient: bool,
     pub price_micros: u64,
+    /// The recipient's market on the card that priced it (the ledger row it is counted in).
+    /// Not kept with a stored message: there it is the card's market of its recipient
+    /// ([`crate::rate_cards::RateCards::market_at`]).
+    pub market: MarketId,
     /// The slot the number's throughput scheduler gave the message.
     pub send_at: Timestamp,
 }

@@ -13,7 +13,8 @@
 //! - [`template`]: definitions, lint, lifecycle, send checks.
 //! - [`sketch`]: HyperLogLog and its rolling 24 h / 7-day form.
 //! - [`state`]: contact records, the contact table, expiry queues.
-//! - [`pacing`], [`price`], [`profile`], [`clock`]: rules, rate cards, policy data, time.
+//! - [`pacing`], [`price`], [`rate_cards`], [`volume`], [`profile`], [`clock`]: rules, prices
+//!   (rate cards by date, markets, monthly volume tiers), policy data, time.
 //! - [`decision`], [`contact_events`], [`usage`]: what goes in and what comes out.
 
 pub mod clock;
@@ -38,6 +39,7 @@ pub mod sketch;
 pub mod state;
 pub mod template;
 pub mod usage;
+pub mod volume;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::EngineConfig;

@@ -11,6 +11,7 @@ use crate::ids::{AccountId, PhoneNumberId, PortfolioId};
 use crate::pacing::ThroughputScheduler;
 use crate::quality::Quality;
 use crate::scope::LimitScope;
+use crate::volume::{MonthCount, VolumeCounts};
 
 /// Where Meta's review of the number's display name stands (`name_status`, and the decision of
 /// `phone_number_name_update`). An approved name is what Meta asks for the higher template
@@ -97,9 +98,19 @@ pub struct NumberState {
     quality: AtomicU8,
     restricted_until: AtomicU32,
     /// This calendar month's service messages (the month in the high 32 bits, the count in
-    /// the low): a card may make only the first so many of a month free. Kept in memory: after
-    /// a restart the month's count starts again, an estimate Meta's own pricing corrects.
-    service_month: AtomicU64,
+    /// the low): a card may make only the first so many of a month free. Kept in memory: at
+    /// start-up it is seeded from the ledger's service rows of the month.
+    service_month: MonthCount,
+    /// Its portfolio's utility and authentication messages of the month per market (shared
+    /// by the portfolio's numbers): the volume tier a message is priced at.
+    pub volume: Arc<VolumeCounts>,
+}
+
+/// What a number shares with others: its limit scope (its own or its portfolio's) and its
+/// portfolio's volume counts.
+pub struct Shared {
+    pub scope: Arc<LimitScope>,
+    pub volume: Arc<VolumeCounts>,
 }
 
 impl NumberState {
@@ -108,10 +119,11 @@ impl NumberState {
         index: u32,
         account: AccountId,
         portfolio: PortfolioId,
-        scope: Arc<LimitScope>,
+        shared: Shared,
         throughput_mps: u32,
         display: u64,
     ) -> NumberState {
+        let Shared { scope, volume } = shared;
         NumberState {
             id,
             index,
@@ -123,25 +135,19 @@ impl NumberState {
             name_status: AtomicU8::new(NameStatus::Unknown as u8),
             quality: AtomicU8::new(Quality::Unknown as u8),
             restricted_until: AtomicU32::new(0),
-            service_month: AtomicU64::new(0),
+            service_month: MonthCount::default(),
+            volume,
         }
+    }
+
+    /// Adds `messages` service messages of `month` counted before a restart (the ledger's).
+    pub fn seed_service_messages(&self, month: u32, messages: u32) {
+        self.service_month.add(month, messages);
     }
 
     /// Counts one more service message in `month` (a new month starts from one); which it is.
     pub fn count_service_message(&self, month: u32) -> u32 {
-        let mut count = 0;
-        let _ = self
-            .service_month
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |packed| {
-                let (at, seen) = ((packed >> 32) as u32, packed as u32);
-                count = if at == month {
-                    seen.saturating_add(1)
-                } else {
-                    1
-                };
-                Some((u64::from(month) << 32) | u64::from(count))
-            });
-        count
+        self.service_month.add(month, 1)
     }
 
     pub fn snapshot(&self) -> NumberSnapshot {

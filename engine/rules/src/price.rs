@@ -4,6 +4,7 @@ use crate::clock::{Secs, COMPACT_EPOCH_UNIX_SECS, SECS_PER_DAY};
 use crate::hash::MixHashMap;
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::template::model::Category;
+use crate::volume::{tiered_rate, validate_tiers, MarketId, VolumeTier};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -15,6 +16,37 @@ pub struct Market {
     pub marketing_micros: u64,
     pub utility_micros: u64,
     pub authentication_micros: u64,
+    /// Meta's monthly volume tiers: lower utility rates past a tier's first message.
+    #[serde(default)]
+    pub utility_tiers: Vec<VolumeTier>,
+    #[serde(default)]
+    pub authentication_tiers: Vec<VolumeTier>,
+}
+
+impl Market {
+    fn rate(&self, category: Category) -> u64 {
+        match category {
+            Category::Marketing => self.marketing_micros,
+            // Service beyond a monthly allowance: at the utility rate.
+            Category::Utility | Category::Service => self.utility_micros,
+            Category::Authentication => self.authentication_micros,
+        }
+    }
+
+    fn tiers(&self, category: Category) -> &[VolumeTier] {
+        match category {
+            Category::Utility => &self.utility_tiers,
+            Category::Authentication => &self.authentication_tiers,
+            Category::Marketing | Category::Service => &[],
+        }
+    }
+}
+
+/// What one accepted message costs, and the market it is counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quote {
+    pub micros: u64,
+    pub market: MarketId,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,7 +66,7 @@ pub enum PricingSpec {
 }
 
 impl PricingSpec {
-    /// What a card must hold: a fallback market for per-category prices.
+    /// What a card must hold: a fallback market for per-category prices, and rising tiers.
     pub fn validate(&self) -> Result<(), String> {
         if let PricingSpec::PerCategory { markets, .. } = self {
             if !markets
@@ -42,6 +74,10 @@ impl PricingSpec {
                 .any(|m| m.prefixes.iter().any(String::is_empty))
             {
                 return Err("per-category pricing needs a fallback market (prefix \"\")".into());
+            }
+            for market in markets {
+                validate_tiers(&market.name, &market.utility_tiers)?;
+                validate_tiers(&market.name, &market.authentication_tiers)?;
             }
         }
         Ok(())
@@ -54,89 +90,128 @@ pub struct RateCard {
     spec: PricingSpec,
     /// (prefix digit count, prefix value, market index)
     prefixes: Vec<(u32, u64, usize)>,
+    /// Each market's id among the profile's markets (`names`, interned across its cards).
+    ids: Vec<MarketId>,
 }
 
 impl RateCard {
-    pub fn new(spec: &PricingSpec) -> RateCard {
+    /// The card of `spec`, its markets interned in `names` (index 0 is [`MarketId::NONE`]'s).
+    pub fn new(spec: &PricingSpec, names: &mut Vec<String>) -> RateCard {
+        if names.is_empty() {
+            names.push(String::new());
+        }
         let mut prefixes = Vec::new();
+        let mut ids = Vec::new();
         if let PricingSpec::PerCategory { markets, .. } = spec {
             for (index, market) in markets.iter().enumerate() {
                 for prefix in &market.prefixes {
                     let value = prefix.parse::<u64>().unwrap_or(0);
                     prefixes.push((prefix.len() as u32, value, index));
                 }
+                let id = match names.iter().position(|name| *name == market.name) {
+                    Some(known) => known,
+                    None => {
+                        names.push(market.name.clone());
+                        names.len() - 1
+                    }
+                };
+                ids.push(MarketId(u16::try_from(id).unwrap_or(u16::MAX)));
             }
         }
         prefixes.sort_by_key(|p| std::cmp::Reverse(p.0));
         RateCard {
             spec: spec.clone(),
             prefixes,
+            ids,
         }
     }
 
-    /// The price in micro-dollars of one accepted message. `service_count` says which service
-    /// message of its number's month this is (counting it): asked only of a card that charges
-    /// service messages beyond a monthly allowance.
+    /// What one accepted message costs, counting it where the card needs a count: `service`
+    /// counts the number's service messages of the month (asked only of a card that charges
+    /// service beyond a monthly allowance), `volume` the portfolio's messages of the category
+    /// to the market this month (asked for utility and authentication). A message inside a
+    /// free entry point window is counted but free.
     #[inline]
-    pub fn price(
+    pub fn quote(
         &self,
         category: Category,
         business_initiated: bool,
+        free_entry: bool,
         to: Msisdn,
-        service_count: impl FnOnce() -> u32,
-    ) -> u64 {
+        service: impl FnOnce() -> u32,
+        volume: impl FnOnce(MarketId) -> u32,
+    ) -> Quote {
         match &self.spec {
             PricingSpec::Flat {
                 business_initiated_micros,
-            } => {
-                if business_initiated {
+            } => Quote {
+                micros: if business_initiated && !free_entry {
                     *business_initiated_micros
                 } else {
                     0
-                }
-            }
+                },
+                market: MarketId::NONE,
+            },
             PricingSpec::PerCategory {
                 utility_in_window_free,
                 service_free_per_number_month,
                 markets,
             } => {
-                let free = match category {
-                    Category::Service => {
-                        service_free_per_number_month.is_none_or(|free| service_count() <= free)
+                let index = self.market_of(to);
+                let (market, id) = (&markets[index], self.ids[index]);
+                let (free, count) = match category {
+                    Category::Service => (
+                        service_free_per_number_month.is_none_or(|free| service() <= free),
+                        0,
+                    ),
+                    Category::Utility => {
+                        (*utility_in_window_free && !business_initiated, volume(id))
                     }
-                    Category::Utility => *utility_in_window_free && !business_initiated,
-                    Category::Marketing | Category::Authentication => false,
+                    Category::Authentication => (false, volume(id)),
+                    Category::Marketing => (false, 0),
                 };
-                if free {
-                    return 0;
-                }
-                let market = &markets[self.market_of(to)];
-                match category {
-                    Category::Marketing => market.marketing_micros,
-                    // Service beyond the allowance: at the utility rate.
-                    Category::Utility | Category::Service => market.utility_micros,
-                    Category::Authentication => market.authentication_micros,
-                }
+                let micros = if free || free_entry {
+                    0
+                } else {
+                    tiered_rate(market.rate(category), market.tiers(category), count)
+                };
+                Quote { micros, market: id }
             }
         }
     }
 
-    /// The list price of one charged message of `category` to `to`, whatever window or
-    /// allowance would have made it free (Meta's own pricing said it is charged); a service
-    /// message is charged at the utility rate.
-    pub fn rate(&self, category: Category, to: Msisdn) -> u64 {
+    /// The price of one message Meta said it charged, `category` to `to`, whatever window or
+    /// allowance would have made it free; a service message at the utility rate, a utility or
+    /// authentication one at the tier `volume` (its count in the month) reached.
+    pub fn rate(
+        &self,
+        category: Category,
+        to: Msisdn,
+        volume: impl FnOnce(MarketId) -> u32,
+    ) -> u64 {
         match &self.spec {
             PricingSpec::Flat {
                 business_initiated_micros,
             } => *business_initiated_micros,
             PricingSpec::PerCategory { markets, .. } => {
-                let market = &markets[self.market_of(to)];
-                match category {
-                    Category::Marketing => market.marketing_micros,
-                    Category::Utility | Category::Service => market.utility_micros,
-                    Category::Authentication => market.authentication_micros,
-                }
+                let index = self.market_of(to);
+                let market = &markets[index];
+                let tiers = market.tiers(category);
+                let count = if tiers.is_empty() {
+                    0
+                } else {
+                    volume(self.ids[index])
+                };
+                tiered_rate(market.rate(category), tiers, count)
             }
+        }
+    }
+
+    /// The market `to` is priced in.
+    pub fn market(&self, to: Msisdn) -> MarketId {
+        match &self.spec {
+            PricingSpec::Flat { .. } => MarketId::NONE,
+            PricingSpec::PerCategory { .. } => self.ids[self.market_of(to)],
         }
     }
 
@@ -161,6 +236,8 @@ pub struct LedgerKey {
     pub category: Category,
     /// Days since the Unix epoch (UTC).
     pub day: u32,
+    /// The recipient's market on the card that priced it.
+    pub market: MarketId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -169,7 +246,7 @@ pub struct LedgerTotals {
     pub micros: u64,
 }
 
-/// Accepted messages and their cost, summed per number, category and day.
+/// Accepted messages and their cost, summed per number, category, day and market.
 #[derive(Debug, Default, Clone)]
 pub struct Ledger {
     rows: MixHashMap<LedgerKey, LedgerTotals>,
@@ -181,30 +258,32 @@ pub fn unix_day(at: Secs) -> u32 {
 
 impl Ledger {
     #[inline]
-    pub fn record(&mut self, number: PhoneNumberId, category: Category, at: Secs, micros: u64) {
+    pub fn record(&mut self, number: PhoneNumberId, category: Category, at: Secs, quote: Quote) {
         let totals = self
             .rows
             .entry(LedgerKey {
                 number,
                 category,
                 day: unix_day(at),
+                market: quote.market,
             })
             .or_default();
         totals.messages += 1;
-        totals.micros += micros;
+        totals.micros += quote.micros;
     }
 
     /// Takes back a message recorded by [`Ledger::record`] that Meta will not charge (it was
     /// refused or never delivered). Never below zero: a ledger since start may not hold it.
-    pub fn reverse(&mut self, number: PhoneNumberId, category: Category, at: Secs, micros: u64) {
+    pub fn reverse(&mut self, number: PhoneNumberId, category: Category, at: Secs, quote: Quote) {
         let key = LedgerKey {
             number,
             category,
             day: unix_day(at),
+            market: quote.market,
         };
         if let Some(totals) = self.rows.get_mut(&key) {
             totals.messages = totals.messages.saturating_sub(1);
-            totals.micros = totals.micros.saturating_sub(micros);
+            totals.micros = totals.micros.saturating_sub(quote.micros);
         }
     }
 
@@ -227,7 +306,7 @@ impl Ledger {
     /// Every row, sorted by number, day and category.
     pub fn rows(&self) -> Vec<(LedgerKey, LedgerTotals)> {
         let mut rows: Vec<_> = self.rows.iter().map(|(k, t)| (*k, *t)).collect();
-        rows.sort_by_key(|(k, _)| (k.number, k.day, k.category));
+        rows.sort_by_key(|(k, _)| (k.number, k.day, k.category, k.market));
         rows
     }
 
@@ -260,11 +339,25 @@ mod tests {
     fn ledger_sums_by_number_category_and_day() {
         let mut ledger = Ledger::default();
         let day0 = 2_000 * SECS_PER_DAY;
-        ledger.record(PhoneNumberId(1), Category::Marketing, day0, 50_000);
-        ledger.record(PhoneNumberId(1), Category::Marketing, day0 + 10, 50_000);
-        ledger.record(PhoneNumberId(1), Category::Utility, day0 + SECS_PER_DAY, 0);
+        let quote = |micros| Quote {
+            micros,
+            market: MarketId(1),
+        };
+        ledger.record(PhoneNumberId(1), Category::Marketing, day0, quote(50_000));
+        ledger.record(
+            PhoneNumberId(1),
+            Category::Marketing,
+            day0 + 10,
+            quote(50_000),
+        );
+        ledger.record(
+            PhoneNumberId(1),
+            Category::Utility,
+            day0 + SECS_PER_DAY,
+            quote(0),
+        );
         let mut other = Ledger::default();
-        other.record(PhoneNumberId(2), Category::Marketing, day0, 25_000);
+        other.record(PhoneNumberId(2), Category::Marketing, day0, quote(25_000));
         ledger.merge(&other);
         let marketing = ledger.sum(None, Some(Category::Marketing), Some(unix_day(day0)));
         assert_eq!(

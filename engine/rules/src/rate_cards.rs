@@ -4,10 +4,14 @@
 //! changes on its date (per-message pricing from 2025-07-01; service and in-window utility
 //! charged from 2026-10-01) with no restart and no change of code.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use crate::clock::{days_of_date, Secs, COMPACT_EPOCH_UNIX_SECS, SECS_PER_DAY};
+use crate::ids::Msisdn;
 use crate::price::{PricingSpec, RateCard};
+use crate::volume::MarketId;
 
 /// The embedded cards: (file name, text).
 const EMBEDDED: &[(&str, &str)] = &[
@@ -42,10 +46,12 @@ struct CardFile {
 }
 
 /// A profile's cards, by effective time (earliest first; the earliest also prices anything
-/// before its day).
+/// before its day). Cheap to clone: the writers of ledger rows each hold one.
 #[derive(Debug, Clone)]
 pub struct RateCards {
-    cards: Vec<(Secs, RateCard)>,
+    cards: Arc<[(Secs, RateCard)]>,
+    /// The markets of all its cards by [`MarketId`] (index 0, `""`, is `MarketId::NONE`).
+    markets: Arc<[String]>,
 }
 
 impl RateCards {
@@ -60,6 +66,7 @@ impl RateCards {
         files: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<RateCards, RateCardError> {
         let mut cards = Vec::new();
+        let mut markets = Vec::new();
         for (name, text) in files {
             let invalid = |why: String| RateCardError(format!("rate card {name}: {why}"));
             let file: CardFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
@@ -82,7 +89,7 @@ impl RateCards {
                     file.effective_from
                 )));
             }
-            cards.push((from, RateCard::new(&file.pricing)));
+            cards.push((from, RateCard::new(&file.pricing, &mut markets)));
         }
         if cards.is_empty() {
             return Err(RateCardError(format!(
@@ -90,14 +97,45 @@ impl RateCards {
             )));
         }
         cards.sort_by_key(|(at, _)| *at);
-        Ok(RateCards { cards })
+        Ok(RateCards {
+            cards: cards.into(),
+            markets: markets.into(),
+        })
     }
 
     /// A single card for all time (a profile file that carries its own `[pricing]`).
     pub fn single(spec: &PricingSpec) -> RateCards {
+        let mut markets = Vec::new();
+        let card = RateCard::new(spec, &mut markets);
         RateCards {
-            cards: vec![(0, RateCard::new(spec))],
+            cards: vec![(0, card)].into(),
+            markets: markets.into(),
         }
+    }
+
+    /// How many markets its cards name (with `MarketId::NONE`): the size of a volume count.
+    pub fn market_count(&self) -> usize {
+        self.markets.len()
+    }
+
+    /// A market's name (`""` for `MarketId::NONE` and ids no card names).
+    pub fn market_name(&self, market: MarketId) -> &str {
+        self.markets
+            .get(usize::from(market.0))
+            .map_or("", String::as_str)
+    }
+
+    /// The market called `name` (as Meta's webhooks name regions: case aside).
+    pub fn market_named(&self, name: &str) -> Option<MarketId> {
+        self.markets
+            .iter()
+            .position(|known| !known.is_empty() && known.eq_ignore_ascii_case(name))
+            .map(|index| MarketId(index as u16))
+    }
+
+    /// The market a message to `to` accepted at `at` was priced in.
+    pub fn market_at(&self, at: Secs, to: Msisdn) -> MarketId {
+        self.at(at).market(to)
     }
 
     /// The card in effect at `at`.
@@ -131,18 +169,15 @@ mod tests {
         let us = Msisdn::from_digits(16_505_551_234).expect("msisdn");
         let (before, after) = (cards.at(at("2026-09-30")), cards.at(at("2026-10-01")));
         // A utility template in the window: free, then at the utility rate.
-        assert_eq!(before.price(Category::Utility, false, us, || 1), 0);
-        assert_eq!(after.price(Category::Utility, false, us, || 1), 3_400);
+        assert_eq!(price(before, Category::Utility, false, us, 1), 0);
+        assert_eq!(price(after, Category::Utility, false, us, 1), 3_400);
         // Service: free, then free for the number's first 1,000 of the month only.
-        assert_eq!(before.price(Category::Service, false, us, || 5_000), 0);
-        assert_eq!(after.price(Category::Service, false, us, || 1_000), 0);
-        assert_eq!(after.price(Category::Service, false, us, || 1_001), 3_400);
+        assert_eq!(price(before, Category::Service, false, us, 5_000), 0);
+        assert_eq!(price(after, Category::Service, false, us, 1_000), 0);
+        assert_eq!(price(after, Category::Service, false, us, 1_001), 3_400);
         // Marketing is what it was; before the earliest card, the earliest prices.
-        assert_eq!(after.price(Category::Marketing, true, us, || 1), 25_000);
-        assert_eq!(
-            cards.at(0).price(Category::Marketing, true, us, || 1),
-            25_000
-        );
+        assert_eq!(price(after, Category::Marketing, true, us, 1), 25_000);
+        assert_eq!(price(cards.at(0), Category::Marketing, true, us, 1), 25_000);
         assert!(RateCards::embedded("whatsapp-2021").is_ok());
         assert!(RateCards::embedded("nobody").is_err());
     }
@@ -151,19 +186,19 @@ mod tests {
     fn flat_card_charges_only_business_initiated() {
         let card = RateCards::embedded("whatsapp-2021").unwrap().at(0).clone();
         assert_eq!(
-            card.price(Category::Marketing, true, to(16_505_551_234), || 1),
+            price(&card, Category::Marketing, true, to(16_505_551_234), 1),
             50_000
         );
         assert_eq!(
-            card.price(Category::Utility, true, to(5_511_999_990_000), || 1),
+            price(&card, Category::Utility, true, to(5_511_999_990_000), 1),
             50_000
         );
         assert_eq!(
-            card.price(Category::Marketing, false, to(16_505_551_234), || 1),
+            price(&card, Category::Marketing, false, to(16_505_551_234), 1),
             0
         );
         assert_eq!(
-            card.price(Category::Service, false, to(16_505_551_234), || 1),
+            price(&card, Category::Service, false, to(16_505_551_234), 1),
             0
         );
     }
@@ -173,39 +208,92 @@ mod tests {
         // The card of 2025-07-01 (the earliest of the profile).
         let card = RateCards::embedded("whatsapp-2025").unwrap().at(0).clone();
         assert_eq!(
-            card.price(Category::Marketing, true, to(5_511_999_990_000), || 1),
+            price(&card, Category::Marketing, true, to(5_511_999_990_000), 1),
             62_500
         );
         assert_eq!(
-            card.price(Category::Utility, true, to(5_511_999_990_000), || 1),
+            price(&card, Category::Utility, true, to(5_511_999_990_000), 1),
             6_800
         );
         // Utility inside the window is free; marketing never is.
         assert_eq!(
-            card.price(Category::Utility, false, to(5_511_999_990_000), || 1),
+            price(&card, Category::Utility, false, to(5_511_999_990_000), 1),
             0
         );
         assert_eq!(
-            card.price(Category::Marketing, false, to(16_505_551_234), || 1),
+            price(&card, Category::Marketing, false, to(16_505_551_234), 1),
             25_000
         );
         assert_eq!(
-            card.price(Category::Service, false, to(16_505_551_234), || 1),
+            price(&card, Category::Service, false, to(16_505_551_234), 1),
             0
         );
         // Longest prefix wins: 212 (Morocco, Rest of Africa) over nothing; 44 falls back.
         assert_eq!(
-            card.price(Category::Authentication, true, to(212_612_345_678), || 1),
+            price(
+                &card,
+                Category::Authentication,
+                true,
+                to(212_612_345_678),
+                1
+            ),
             4_000
         );
         assert_eq!(
-            card.price(Category::Marketing, true, to(447_911_123_456), || 1),
+            price(&card, Category::Marketing, true, to(447_911_123_456), 1),
             60_400
         );
     }
 
     fn to(digits: u64) -> Msisdn {
         Msisdn::from_digits(digits).unwrap()
+    }
+
+    /// The price of a message outside any free entry window, `service` being its number's
+    /// service count and every tiered count 1.
+    fn price(card: &RateCard, category: Category, business: bool, to: Msisdn, service: u32) -> u64 {
+        card.quote(category, business, false, to, || service, |_| 1)
+            .micros
+    }
+
+    #[test]
+    fn volume_tiers_lower_utility_and_authentication_by_the_month_s_count() {
+        let cards = RateCards::embedded("whatsapp-2025").expect("cards");
+        let card = cards.at(at("2026-10-01"));
+        let india = to(919_812_345_678);
+        let market = cards.market_named("india").expect("India is a market");
+        assert_eq!(cards.market_name(market), "India");
+        assert_eq!(card.market(india), market);
+        let quote = |category, count: u32| {
+            card.quote(
+                category,
+                true,
+                false,
+                india,
+                || 1,
+                |m| {
+                    assert_eq!(m, market);
+                    count
+                },
+            )
+        };
+        assert_eq!(quote(Category::Utility, 1).micros, 1_400);
+        assert_eq!(quote(Category::Utility, 25_000_001).micros, 1_330);
+        assert_eq!(quote(Category::Authentication, 75_000_001).micros, 1_190);
+        // Marketing has no tiers; a free entry window makes it free but it keeps its market.
+        assert_eq!(quote(Category::Marketing, 75_000_001).micros, 10_700);
+        let free = card.quote(Category::Marketing, true, true, india, || 1, |_| 1);
+        assert_eq!((free.micros, free.market), (0, market));
+        // Meta's charge is priced at the tier the month reached.
+        assert_eq!(card.rate(Category::Utility, india, |_| 30_000_000), 1_330);
+        // The same name is the same market on every card of the profile.
+        assert_eq!(cards.at(at("2025-08-01")).market(india), market);
+        assert_eq!(
+            RateCards::embedded("whatsapp-2021")
+                .unwrap()
+                .market_at(0, india),
+            MarketId::NONE
+        );
     }
 
     #[test]

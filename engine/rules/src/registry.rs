@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use crate::clock::Secs;
 use crate::hash::MixBuildHasher;
 use crate::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
-use crate::number::{NameStatus, NumberSnapshot, NumberState};
+use crate::number::{NameStatus, NumberSnapshot, NumberState, Shared};
 use crate::profile::{LimitScopeKind, Profile};
 use crate::quality::Quality;
 use crate::registered_template::{template_key_hash, LifecycleSnapshot, Template, TransitionError};
@@ -20,6 +20,7 @@ use crate::scope::{LimitScope, ScopeSnapshot, PORTFOLIO_SCOPE_BIT};
 use crate::template::lint::{lint, LintFinding};
 use crate::template::model::{Category, TemplateDefinition};
 use crate::template::status::TemplateStatus;
+use crate::volume::VolumeCounts;
 
 /// Who says a template's status: an operator asks (the profile's transitions apply), Meta
 /// reports a fact (applied whatever the table lists).
@@ -107,6 +108,8 @@ pub struct Registry {
     /// business, so a person's records with all of them carry the same consent.
     business_numbers: DashMap<AccountId, Arc<[u32]>, MixBuildHasher>,
     portfolios: DashMap<PortfolioId, Arc<LimitScope>, MixBuildHasher>,
+    /// Each portfolio's monthly utility and authentication volume, per market.
+    volumes: DashMap<PortfolioId, Arc<VolumeCounts>, MixBuildHasher>,
     templates: DashMap<u64, Vec<Arc<Template>>, MixBuildHasher>,
     next_index: AtomicU32,
     next_portfolio_index: AtomicU32,
@@ -123,6 +126,7 @@ impl Registry {
             by_display: DashMap::default(),
             business_numbers: DashMap::default(),
             portfolios: DashMap::default(),
+            volumes: DashMap::default(),
             templates: DashMap::default(),
             next_index: AtomicU32::new(0),
             next_portfolio_index: AtomicU32::new(0),
@@ -196,7 +200,10 @@ impl Registry {
             index,
             registration.account,
             registration.portfolio,
-            scope,
+            Shared {
+                scope,
+                volume: self.volume_of(registration.portfolio),
+            },
             throughput,
             display,
         ));
@@ -232,6 +239,22 @@ impl Registry {
                 })
                 .clone(),
         }
+    }
+
+    /// The portfolio's volume counts (made on first use, sized for the profile's markets).
+    pub fn volume_of(&self, portfolio: PortfolioId) -> Arc<VolumeCounts> {
+        self.volumes
+            .entry(portfolio)
+            .or_insert_with(|| Arc::new(VolumeCounts::new(self.profile.rate_cards.market_count())))
+            .clone()
+    }
+
+    /// The portfolio of a business (account) with a registered number.
+    pub fn portfolio_of_account(&self, account: AccountId) -> Option<PortfolioId> {
+        self.numbers
+            .iter()
+            .find(|number| number.account == account)
+            .map(|number| number.portfolio)
     }
 
     /// Whether any limit scope changed since the last call (then look with `take_dirty`).
@@ -287,7 +310,10 @@ impl Registry {
             number.index,
             number.account,
             number.portfolio,
-            limit_scope,
+            Shared {
+                scope: limit_scope,
+                volume: self.volume_of(number.portfolio),
+            },
             number.throughput_mps,
             number.display,
         ));

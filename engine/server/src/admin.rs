@@ -538,47 +538,52 @@ async fn ledger(State(app): State<App>, headers: HeaderMap) -> Answer {
         Ok((estimated, reconciled))
     })
     .await?;
-    /// One number's messages and spend for one day and category: wagate's estimate at
-    /// acceptance, and what Meta's pricing in its status webhooks says it charged.
+    /// One number's messages and spend for one day, category and market: wagate's estimate
+    /// at acceptance, and what Meta's pricing in its status webhooks says it charged.
     #[derive(serde::Serialize)]
-    struct Row {
+    struct Row<'a> {
         phone_number_id: String,
         day: u32,
         category: &'static str,
+        /// The recipients' market on the rate card (`""` under a flat card).
+        market: &'a str,
         messages: u64,
         price_micros: u64,
         reconciled_messages: u64,
         reconciled_micros: u64,
     }
     #[derive(serde::Serialize)]
-    struct Ledger {
-        rows: Vec<Row>,
+    struct Ledger<'a> {
+        rows: Vec<Row<'a>>,
     }
     let mut joined: std::collections::BTreeMap<_, (LedgerTotals, LedgerTotals)> =
         std::collections::BTreeMap::new();
     for (key, totals) in estimated.rows() {
         joined
-            .entry((key.number, key.day, key.category as u8))
+            .entry((key.number, key.day, key.category as u8, key.market))
             .or_default()
             .0 = totals;
     }
     for (key, totals) in reconciled.rows() {
         joined
-            .entry((key.number, key.day, key.category as u8))
+            .entry((key.number, key.day, key.category as u8, key.market))
             .or_default()
             .1 = totals;
     }
     let rows = joined
         .into_iter()
-        .map(|((number, day, category), (estimate, charged))| Row {
-            phone_number_id: number.0.to_string(),
-            day,
-            category: Category::ALL[usize::from(category).min(3)].name(),
-            messages: estimate.messages,
-            price_micros: estimate.micros,
-            reconciled_messages: charged.messages,
-            reconciled_micros: charged.micros,
-        })
+        .map(
+            |((number, day, category, market), (estimate, charged))| Row {
+                phone_number_id: number.0.to_string(),
+                day,
+                category: Category::ALL[usize::from(category).min(3)].name(),
+                market: app.wagate.market_name(market),
+                messages: estimate.messages,
+                price_micros: estimate.micros,
+                reconciled_messages: charged.messages,
+                reconciled_micros: charged.micros,
+            },
+        )
         .collect();
     Ok(reply::ok(&Ledger { rows }))
 }

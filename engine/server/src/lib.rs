@@ -299,6 +299,8 @@ pub async fn serve(
             .expect("spawning the releaser")
     };
     let (closing, closed) = watch::channel(false);
+    let registrations = registrations::RegistrationCalls::kept(wagate.clone());
+    let template_edits = recent_calls::RecentCalls::kept(wagate.clone(), template_by_id::EDITS_TAG);
     let app: App = Arc::new(AppState {
         closing: closed.clone(),
         bodies: body_budget::BodyBudget::new(config.http.max_body_bytes_held),
@@ -310,8 +312,8 @@ pub async fn serve(
         upstream,
         graph: graph::MetaGraph::new(&config.meta),
         media_owners: media_ids::MediaOwners::default(),
-        registrations: registrations::RegistrationCalls::default(),
-        template_edits: recent_calls::RecentCalls::default(),
+        registrations,
+        template_edits,
         forwarder,
         config,
     });
@@ -402,10 +404,12 @@ async fn finish(mut app: App, deadline: tokio::time::Instant) -> Stopped {
         ingest,
         wagate,
         forwarder,
+        registrations,
+        template_edits,
         ..
     } = state;
-    // Both hold the engine; it stops only when this is its last holder.
-    drop((forwarder, ingest));
+    // These hold the engine; it stops only when this is its last holder.
+    drop((forwarder, ingest, registrations, template_edits));
     let mut wagate = wagate;
     let wagate = loop {
         match Arc::try_unwrap(wagate) {

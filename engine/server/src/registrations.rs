@@ -1,8 +1,8 @@
 //! Meta allows a number 10 registration calls (`register`, `deregister`) in a moving 72 h, then
 //! answers 133016 and blocks the number's registration for 72 h. wagate counts the calls it
 //! passes to Meta per number and refuses the 11th itself, with Meta's code and when the next
-//! call may go; Meta's own 133016 is Meta's word that the window is full. Counted in memory:
-//! after a restart the count starts again, and Meta's answer stands where wagate forgot.
+//! call may go; Meta's own 133016 is Meta's word that the window is full. The calls are kept in
+//! the engine's store (tag [`CALLS_TAG`]): a restart counts on.
 
 use super::recent_calls::{Limit, RecentCalls};
 use wagate_cloud_api::error::ApiError;
@@ -12,6 +12,9 @@ pub(crate) const LIMIT: Limit = Limit {
     calls: 10,
     window_secs: 72 * 3_600,
 };
+
+/// The tag registration calls are kept under.
+pub(crate) const CALLS_TAG: u8 = 1;
 
 /// Each number's registration calls in the last 72 h.
 #[derive(Default)]
@@ -30,6 +33,13 @@ pub(crate) fn registration_of(path: &str) -> Option<u64> {
 }
 
 impl RegistrationCalls {
+    /// The calls kept in `wagate`'s store.
+    pub(crate) fn kept(wagate: std::sync::Arc<wagate_durable::wagate::Wagate>) -> Self {
+        RegistrationCalls {
+            calls: RecentCalls::kept(wagate, CALLS_TAG),
+        }
+    }
+
     /// Takes one call of `number` at `now`, or refuses it as Meta would.
     pub(crate) fn take(&self, number: u64, now: u64) -> Result<(), ApiError> {
         self.calls.take(number, now, &[LIMIT]).map_err(|free_at| {

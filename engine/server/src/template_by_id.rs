@@ -30,6 +30,9 @@ use wagate_cloud_api::webhooks::events::template_status;
 use wagate_rules::registered_template::Template;
 use wagate_rules::template::status::TemplateStatus;
 
+/// The tag approved templates' edits are kept under (registration calls have theirs).
+pub(crate) const EDITS_TAG: u8 = 2;
+
 /// Meta's limits on editing an approved template.
 const APPROVED_EDITS: [Limit; 2] = [
     Limit {

@@ -3,13 +3,13 @@
 //!
 //! | family | key | value |
 //! |---|---|---|
-//! | contacts | register u16, person u64, scope u32 (14 B) | `ContactRecord`, 32 B |
+//! | contacts | register u16, person u64, scope u32 (14 B) | `ContactRecord`, 36 B |
 //! | outbox | message id u64 | `StoredMessage`, pending or in flight |
 //! | messages | message id u64 | `StoredMessage`, settled (moved here from the outbox) |
 //! | idempotency | number u64, key bytes | expiry u64 BE, body hash u64, outcome |
-//! | ledger | number u64, day u32, category u8 | messages u64, micro-dollars u64 |
+//! | ledger | number u64, day u32, category u8, `E`/`R`, market name | messages u64, micro-dollars u64 |
 //! | upstream_ids | the upstream's id (wamid) bytes | message id u64 BE |
-//! | registry | kind u8, id u64 (templates: kind, hash u64, account/name/language) | JSON |
+//! | registry | kind u8, id u64 (templates: kind, hash u64, account/name/language; calls and volume tiers: see [`registry_kind`]) | JSON or as named |
 //! | meta | ASCII name | as named |
 //!
 //! Contacts lead with the person's sketch register, which is what places a person on a shard:
@@ -114,47 +114,71 @@ pub fn idempotency_key(number: u64, key: &str) -> Vec<u8> {
     out
 }
 
-pub fn ledger_key(number: u64, day: u32, category: u8) -> [u8; 13] {
-    let mut out = [0u8; 13];
-    out[..8].copy_from_slice(&number.to_be_bytes());
-    out[8..12].copy_from_slice(&day.to_be_bytes());
-    out[12] = category;
+/// Which of a ledger row's two sums a key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerSide {
+    /// wagate's estimate at acceptance.
+    Estimate,
+    /// What Meta's status webhooks said it charged.
+    Reconciled,
+}
+
+/// A ledger row's key, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerRowKey<'a> {
+    pub number: u64,
+    /// Days since the Unix epoch (UTC).
+    pub day: u32,
+    pub category: u8,
+    pub side: LedgerSide,
+    /// The market's name (`""` when the card has none, and in rows written before markets).
+    pub market: &'a str,
+}
+
+/// A ledger row: `[number u64 BE][day u32 BE][category u8][E|R][market name]`, so one number's
+/// rows sort by day. Rows written before markets were kept (`[...category]` for the estimate,
+/// `[...category]R` for the reconciled) read as rows of market `""`.
+pub fn ledger_key(row: &LedgerRowKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(14 + row.market.len());
+    out.extend_from_slice(&row.number.to_be_bytes());
+    out.extend_from_slice(&row.day.to_be_bytes());
+    out.push(row.category);
+    out.push(match row.side {
+        LedgerSide::Estimate => b'E',
+        LedgerSide::Reconciled => b'R',
+    });
+    out.extend_from_slice(row.market.as_bytes());
     out
 }
 
-/// The ledger row of what Meta charged (reconciled from its status webhooks), beside the
-/// estimate's row: the same key with `R` after it.
-pub fn reconciled_ledger_key(number: u64, day: u32, category: u8) -> [u8; 14] {
-    let mut out = [0u8; 14];
-    out[..13].copy_from_slice(&ledger_key(number, day, category));
-    out[13] = b'R';
-    out
-}
-
-/// The (number, day, category) of a reconciled row's key.
-pub fn decode_reconciled_ledger_key(bytes: &[u8]) -> Option<(u64, u32, u8)> {
-    match bytes.split_last() {
-        Some((b'R', key)) => decode_ledger_key(key),
-        _ => None,
-    }
-}
-
-pub fn decode_ledger_key(bytes: &[u8]) -> Option<(u64, u32, u8)> {
-    if bytes.len() != 13 {
+pub fn decode_ledger_key(bytes: &[u8]) -> Option<LedgerRowKey<'_>> {
+    if bytes.len() < 13 {
         return None;
     }
-    Some((
-        u64::from_be_bytes(bytes[..8].try_into().ok()?),
-        u32::from_be_bytes(bytes[8..12].try_into().ok()?),
-        bytes[12],
-    ))
+    let (side, market) = match bytes.get(13) {
+        None | Some(b'E') => (LedgerSide::Estimate, bytes.get(14..).unwrap_or_default()),
+        Some(b'R') => (LedgerSide::Reconciled, &bytes[14..]),
+        Some(_) => return None,
+    };
+    Some(LedgerRowKey {
+        number: u64::from_be_bytes(bytes[..8].try_into().ok()?),
+        day: u32::from_be_bytes(bytes[8..12].try_into().ok()?),
+        category: bytes[12],
+        side,
+        market: std::str::from_utf8(market).ok()?,
+    })
 }
 
-/// Registry record kinds: the first byte of a registry key.
 pub mod registry_kind {
     pub const NUMBER: u8 = 1;
     pub const SCOPE: u8 = 2;
     pub const TEMPLATE: u8 = 3;
+    /// Calls counted against one of Meta's moving-window limits: `[kind][limit u8][id u64]`,
+    /// the calls' Unix seconds (u64 LE each).
+    pub const CALLS: u8 = 4;
+    /// Meta's volume tier of a portfolio: `[kind][portfolio u64][category u8][market name]`,
+    /// `[month u32][from u32][to u32]` LE (`to` 0: the top tier).
+    pub const VOLUME_TIER: u8 = 5;
 }
 
 pub fn registry_key(kind: u8, id: u64) -> [u8; 9] {
@@ -294,9 +318,31 @@ mod tests {
         assert_eq!(reader.u64(), Some(u64::MAX));
         assert_eq!(reader.string().as_deref(), Some("payload"));
         assert_eq!(reader.u8(), None);
-        assert_eq!(
-            decode_ledger_key(&ledger_key(5, 20_000, 2)),
-            Some((5, 20_000, 2))
-        );
+    }
+
+    #[test]
+    fn ledger_keys_round_trip_and_rows_from_before_markets_read_as_no_market() {
+        let row = LedgerRowKey {
+            number: 5,
+            day: 20_000,
+            category: 2,
+            side: LedgerSide::Reconciled,
+            market: "Rest of Africa",
+        };
+        assert_eq!(decode_ledger_key(&ledger_key(&row)), Some(row));
+        let mut old = ledger_key(&LedgerRowKey {
+            market: "",
+            side: LedgerSide::Estimate,
+            ..row
+        });
+        old.pop();
+        let decoded = decode_ledger_key(&old).expect("old estimate row");
+        assert_eq!((decoded.side, decoded.market), (LedgerSide::Estimate, ""));
+        old.push(b'R');
+        let decoded = decode_ledger_key(&old).expect("old reconciled row");
+        assert_eq!((decoded.side, decoded.market), (LedgerSide::Reconciled, ""));
+        old.push(b'x');
+        old[13] = b'?';
+        assert_eq!(decode_ledger_key(&old), None);
     }
 }

@@ -100,6 +100,16 @@ pub enum WebhookEvent {
         event: String,
         detail: String,
     },
+    /// `account_update` `VOLUME_BASED_PRICING_TIER_UPDATE`: the portfolio's monthly volume
+    /// tier for a pricing category in a region (`tier` as Meta writes it, `"25000001:50000000"`;
+    /// `effective_month` `YYYY-MM`).
+    VolumeTier {
+        account: AccountId,
+        category: String,
+        region: String,
+        tier: String,
+        effective_month: String,
+    },
     /// `business_capability_update`: the messaging limit Meta set for the account's business,
     /// as a tier name (`max_daily_conversations_per_business`, or the legacy integer
     /// `max_daily_conversation_per_phone` named as its tier).
@@ -163,6 +173,9 @@ impl WebhookEvent {
                 ..
             } => format!("phone_number_quality_update {display_phone_number} {event}"),
             WebhookEvent::AccountUpdate { event, .. } => format!("account_update {event}"),
+            WebhookEvent::VolumeTier {
+                category, region, ..
+            } => format!("account_update VOLUME_BASED_PRICING_TIER_UPDATE {category} {region}"),
             WebhookEvent::CapabilityUpdate { limit, .. } => {
                 format!("business_capability_update {limit}")
             }
@@ -568,6 +581,17 @@ fn change_of(
             event: text(value, "event").unwrap_or_default().to_string(),
             current_limit: text(value, "current_limit").map(str::to_string),
         }),
+        "account_update" if value.get("volume_tier_info").is_some() => {
+            let info = &value["volume_tier_info"];
+            let field = |name| text(info, name).unwrap_or_default().to_string();
+            events.push(WebhookEvent::VolumeTier {
+                account,
+                category: field("pricing_category"),
+                region: field("region"),
+                tier: field("tier"),
+                effective_month: field("effective_month"),
+            })
+        }
         "account_update" => {
             let restrictions: Vec<&str> = items(value, "restriction_info")
                 .iter()
@@ -840,6 +864,23 @@ mod tests {
             parse_webhook(unknown.as_bytes()).unwrap()[0],
             WebhookEvent::Ignored { .. }
         ));
+    }
+
+    #[test]
+    fn a_volume_tier_update_is_read_as_meta_s_tier() {
+        let body = envelope(
+            "account_update",
+            r#"{"event":"VOLUME_BASED_PRICING_TIER_UPDATE","volume_tier_info":{
+              "tier":"25000001:50000000","pricing_category":"UTILITY","region":"India",
+              "effective_month":"2026-12"}}"#,
+        );
+        let events = parse_webhook(body.as_bytes()).unwrap();
+        assert!(
+            matches!(&events[..], [WebhookEvent::VolumeTier { category, region, tier, effective_month, .. }]
+                if category == "UTILITY" && region == "India" && tier == "25000001:50000000"
+                    && effective_month == "2026-12"),
+            "{events:?}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod delivery_path;
+mod kept_calls;
 mod meta_refusals;
 mod number_facts;
 
@@ -47,6 +48,7 @@ use wagate_rules::price::Ledger;
 use wagate_rules::registry::Registry;
 use wagate_rules::state::contact::ConsentSource;
 use wagate_rules::usage::Usage;
+use wagate_store::keys::LedgerSide;
 use wagate_store::keys::{deferred_key, message_key};
 use wagate_store::RocksStore;
 use wagate_store::{Family, Store, StoreError};
@@ -282,6 +284,7 @@ impl Wagate {
                 upstream,
                 store.clone(),
                 statuses_turn.clone(),
+                pool.registry().profile().rate_cards.clone(),
                 on_failed,
                 live.clone(),
             ),
@@ -560,12 +563,26 @@ impl Wagate {
 
     /// The price ledger, from disk: every accepted message since the data directory was made.
     pub fn ledger(&self) -> Result<Ledger, StoreError> {
-        recovery::read_ledger(self.store.as_ref())
+        crate::ledger_rows::read_ledger(
+            self.store.as_ref(),
+            LedgerSide::Estimate,
+            &self.registry().profile().rate_cards,
+        )
     }
 
-    /// What Meta's status webhooks said it charged, in the same rows (number, day, category).
+    /// What Meta's status webhooks said it charged, in the same rows (number, day, category,
+    /// market).
     pub fn reconciled_ledger(&self) -> Result<Ledger, StoreError> {
-        recovery::read_reconciled_ledger(self.store.as_ref())
+        crate::ledger_rows::read_ledger(
+            self.store.as_ref(),
+            LedgerSide::Reconciled,
+            &self.registry().profile().rate_cards,
+        )
+    }
+
+    /// The name of a ledger row's market.
+    pub fn market_name(&self, market: wagate_rules::volume::MarketId) -> &str {
+        self.registry().profile().rate_cards.market_name(market)
     }
 
     /// Removes idempotency records past their retention (a compaction of that family only).
@@ -665,6 +682,7 @@ impl Wagate {
                 let failed = super::early_status::apply_parked_in_turn(
                     self.store.as_ref(),
                     self.webhooks.turn(),
+                    &self.registry().profile().rate_cards,
                     &[upstream_id],
                 )?;
                 if !failed.is_empty() {

@@ -17,6 +17,7 @@ use crate::early_status::{DeliveryState, EarlyPricing, Recorded, StatusWrites};
 use crate::idempotency::{IdempotencyRecord, StoredOutcome};
 use crate::message::Delivery;
 use crate::sent_record;
+use crate::volume_tiers::MetaVolumeTier;
 use crate::workers::{FreeEntryUntil, SendFailed};
 use wagate_cloud_api::webhooks::events::{DeliveryStatus, WebhookEvent};
 use wagate_rules::clock::Timestamp;
@@ -207,6 +208,38 @@ impl Wagate {
             .collect()
     }
 
+    /// `VOLUME_BASED_PRICING_TIER_UPDATE`: Meta's monthly volume tier of the account's
+    /// portfolio in a market, applied to its counts and kept for a restart.
+    fn volume_tier_news(
+        &self,
+        account: AccountId,
+        category: &str,
+        region: &str,
+        tier: &str,
+        month: &str,
+    ) -> Result<bool, SubmitError> {
+        let registry = self.registry();
+        let Some(portfolio) = registry.portfolio_of_account(account) else {
+            return Ok(false);
+        };
+        let Some(tier) = MetaVolumeTier::read(portfolio, category, region, tier, month) else {
+            return Ok(false);
+        };
+        tier.keep(self.store.as_ref())
+            .map_err(SubmitError::Unavailable)?;
+        let applied = tier.apply(registry, self.clock.now());
+        tracing::info!(
+            account = account.0,
+            category,
+            region,
+            from = tier.from,
+            to = tier.to,
+            applied,
+            "Meta named the portfolio's volume tier"
+        );
+        Ok(applied)
+    }
+
     /// `account_update`: a restriction of business-initiated messaging or a disabled account
     /// restricts every number of the account; a reinstatement lifts it.
     fn account_news(&self, account: AccountId, event: &str, detail: &str) -> bool {
@@ -247,7 +280,7 @@ impl Wagate {
         posts: Vec<Vec<WebhookEvent>>,
     ) -> Vec<Result<WebhookReport, SubmitError>> {
         let count = posts.len();
-        let mut statuses = StatusWrites::default();
+        let mut statuses = StatusWrites::new(self.registry().profile().rate_cards.clone());
         let mut remembered_here: HashSet<String> = HashSet::new();
         let applied = posts
             .into_iter()
@@ -284,7 +317,8 @@ impl Wagate {
             // Statuses come per message: a parked or unknown one is not an operator's matter.
             let kind = (!is_status).then(|| event.kind());
             if !is_status {
-                self.flush_statuses(std::mem::take(statuses))?;
+                let cards = self.registry().profile().rate_cards.clone();
+                self.flush_statuses(std::mem::replace(statuses, StatusWrites::new(cards)))?;
                 remembered_here.clear();
             }
             let outcome = match event {
@@ -335,14 +369,9 @@ impl Wagate {
                             to: recipient,
                             at: now,
                             expires_at: now.unix_secs() + self.retention_secs(),
+                            volume: self.registry().number(number).map(|n| n.volume.clone()),
                         };
-                        fed |= statuses.reconcile(
-                            self.store.as_ref(),
-                            &wamid,
-                            pricing,
-                            &self.registry().profile().rate_cards,
-                            early,
-                        )?;
+                        fed |= statuses.reconcile(self.store.as_ref(), &wamid, pricing, early)?;
                     }
                     if let (DeliveryStatus::Failed, Some(person)) = (status, recipient) {
                         for code in errors {
@@ -430,6 +459,15 @@ impl Wagate {
                 WebhookEvent::CapabilityUpdate { account, limit } => {
                     self.capability_news(account, &limit).into()
                 }
+                WebhookEvent::VolumeTier {
+                    account,
+                    category,
+                    region,
+                    tier,
+                    effective_month,
+                } => self
+                    .volume_tier_news(account, &category, &region, &tier, &effective_month)?
+                    .into(),
                 WebhookEvent::Ignored { .. } => EventOutcome::Ignored,
             };
             match identity {

@@ -89,6 +89,8 @@ enum Control {
 
 /// What a persisted worker needs: its committer, and where committed messages go.
 struct Persist {
+    /// The ledger's markets are written by name (the profile's rate cards).
+    profile: Arc<wagate_rules::Profile>,
     durability: Arc<Durability>,
     committer: Committer,
     onward: Onward,
@@ -160,7 +162,7 @@ fn run_commands(
         mut ledger,
     } = writes;
     write_contacts(journal, &mut batch);
-    ledger.write(&mut batch);
+    ledger.write(&mut batch, &persist.profile.rate_cards);
     let onward = persist.onward.clone();
     let done = Box::new(move |result: Result<(), StoreError>| {
         if result.is_ok() {
@@ -358,6 +360,7 @@ impl ShardPool {
                 committers.push(thread);
                 shard.enable_journal();
                 Persist {
+                    profile: core.profile.clone(),
                     durability: durability.clone(),
                     committer,
                     onward: onward.clone(),

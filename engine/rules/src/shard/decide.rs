@@ -228,22 +228,22 @@ impl Shard {
             }
         }
         journal_note(&mut state.journal, &state.contacts, &key, table_hash);
-        let price_micros = if free_entry {
-            0
-        } else {
-            core.profile
-                .rate_cards
-                .at(secs)
-                .price(category, business_initiated, request.to, || {
-                    number.count_service_message(month_of(now.unix_secs()))
-                })
-        };
-        state.ledger.record(number.id, category, secs, price_micros);
+        let month = month_of(now.unix_secs());
+        let quote = core.profile.rate_cards.at(secs).quote(
+            category,
+            business_initiated,
+            free_entry,
+            request.to,
+            || number.count_service_message(month),
+            |market| number.volume.count(market, category, month),
+        );
+        state.ledger.record(number.id, category, secs, quote);
         Decision::Accepted(Accepted {
             category,
             business_initiated,
             new_unique_recipient: new_unique,
-            price_micros,
+            price_micros: quote.micros,
+            market: quote.market,
             send_at,
         })
     }

@@ -10,6 +10,7 @@ use crate::contact_events::{
 use crate::decision::Refusal;
 use crate::hash::mix64;
 use crate::ids::{Msisdn, PhoneNumberId};
+use crate::price::Quote;
 use crate::shard_context::NormalizedKeywords;
 use crate::shard_context::LIMIT_WINDOW_SECS;
 use crate::state::contact::{flags, ConsentSource, ContactRecord};
@@ -255,9 +256,13 @@ impl Shard {
         let number = cached_number(&mut state.numbers, core, failed.number)?;
         let accepted = &failed.accepted;
         let at = failed.accepted_at.secs();
+        let quote = Quote {
+            micros: accepted.price_micros,
+            market: core.profile.rate_cards.market_at(at, failed.to),
+        };
         state
             .ledger
-            .reverse(number.id, accepted.category, at, accepted.price_micros);
+            .reverse(number.id, accepted.category, at, quote);
         let mut reversal = FailureReversal {
             slot_released: false,
         };

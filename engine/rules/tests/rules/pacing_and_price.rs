@@ -179,7 +179,18 @@ fn whatsapp_2025_charges_by_category_and_recipient_country() {
             .micros,
         6_800 + 3_400
     );
-    assert_eq!(ledger.rows().len(), 5);
+    // Rows per day, category and market: utility to Brazil and to North America apart.
+    assert_eq!(ledger.rows().len(), 7);
+    let utility_markets: Vec<_> = ledger
+        .rows()
+        .into_iter()
+        .filter(|(key, _)| key.category == Category::Utility)
+        .map(|(key, totals)| (key.market, totals.messages))
+        .collect();
+    assert_eq!(utility_markets.len(), 2, "{utility_markets:?}");
+    assert!(utility_markets
+        .iter()
+        .all(|(market, _)| *market != wagate_rules::volume::MarketId::NONE));
 }
 
 /// `who` writes after tapping an ad (Meta's `referral`).
