@@ -159,15 +159,17 @@ impl RateCard {
             } => {
                 let index = self.market_of(to);
                 let (market, id) = (&markets[index], self.ids[index]);
+                // Counted only where the month's volume changes the price: one shared atomic
+                // less for every market without tiers.
+                let tiered = !market.tiers(category).is_empty();
+                let volume = || if tiered { volume(id) } else { 0 };
                 let (free, count) = match category {
                     Category::Service => (
                         service_free_per_number_month.is_none_or(|free| service() <= free),
                         0,
                     ),
-                    Category::Utility => {
-                        (*utility_in_window_free && !business_initiated, volume(id))
-                    }
-                    Category::Authentication => (false, volume(id)),
+                    Category::Utility => (*utility_in_window_free && !business_initiated, volume()),
+                    Category::Authentication => (false, volume()),
                     Category::Marketing => (false, 0),
                 };
                 let micros = if free || free_entry {

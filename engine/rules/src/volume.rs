@@ -2,8 +2,9 @@
 //! business portfolio earns in a market once its messages of the calendar month (UTC) pass a
 //! tier's first count, and the counts that place each message in its tier.
 //!
-//! The count is wagate's projection: every accepted message of the category to the market, as
-//! the ledger counts them (so a restart seeds it from the ledger's rows of the month). Meta's
+//! The count is wagate's projection: every accepted message of the category to a market with
+//! tiers, as the ledger counts them (so a restart seeds it from the ledger's rows of the
+//! month; markets without tiers are not counted, their count changes no price). Meta's
 //! `VOLUME_BASED_PRICING_TIER_UPDATE` is the fact: it moves the count into the tier Meta named,
 //! and wagate counts on from there.
 
