@@ -696,3 +696,95 @@ async fn capacity_freed_by_time_is_never_refused_on_another_shard() -> Result<()
     assert_eq!(usage(&f, NUMBER_A).await?["unique_recipients_24h"], 3);
     f.stop()
 }
+
+/// The operator's keywords in two languages, and tenant beta's own.
+const KEYWORDS: &str = r#"
+[consent.keywords.en]
+opt_out = ["STOP"]
+opt_in = ["START"]
+marketing_opt_out = ["STOP PROMOTIONS"]
+
+[consent.keywords.es]
+opt_out = ["BAJA"]
+opt_in = ["ALTA"]
+
+[tenants.keywords.pt]
+opt_out = ["PARE"]
+opt_in = ["VOLTAR"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keywords_per_language_and_tenant_match_the_whole_message_and_mean_what_they_say(
+) -> Result<()> {
+    let (mut f, ana) = Fixture::ready_for("truth-keywords", KEYWORDS, 1).await?;
+    f.approved_template("promo", "marketing", PROMO).await?;
+    let promo = template_send(&ana, "promo", &["Ada"]);
+    let update = template_send(&ana, "order_update", &["Ada"]);
+
+    // A word inside a sentence is no keyword.
+    writes(
+        &f,
+        NUMBER_A,
+        "wamid.k.1",
+        &ana,
+        "please stop sending me these",
+    )
+    .await?;
+    assert_eq!(f.send(ALPHA, NUMBER_A, &promo, &[]).await?.status, 200);
+    // "Stop promotions" withdraws marketing only, inside the window too; START resumes.
+    writes(&f, NUMBER_A, "wamid.k.2", &ana, "  Stop Promotions ").await?;
+    let refused = f.send(ALPHA, NUMBER_A, &promo, &[]).await?;
+    assert_eq!(refusal(&refused).0, Some(131_050), "{}", refused.text());
+    assert_eq!(f.send(ALPHA, NUMBER_A, &update, &[]).await?.status, 200);
+    writes(&f, NUMBER_A, "wamid.k.3", &ana, "start").await?;
+    assert_eq!(f.send(ALPHA, NUMBER_A, &promo, &[]).await?.status, 200);
+    // The Spanish list: BAJA stops everything from every number of the business.
+    writes(&f, NUMBER_A, "wamid.k.4", &ana, "baja").await?;
+    for number in [NUMBER_A, NUMBER_A2] {
+        let refused = f.send(ALPHA, number, &update, &[]).await?;
+        assert_eq!(
+            refusal(&refused).1,
+            json!("opted_out"),
+            "{}",
+            refused.text()
+        );
+    }
+    writes(&f, NUMBER_A, "wamid.k.5", &ana, "ALTA").await?;
+    assert_eq!(f.send(ALPHA, NUMBER_A, &update, &[]).await?.status, 200);
+
+    // Tenant beta reads its own list: STOP is no keyword there, PARE is.
+    let created = f
+        .admin(
+            "/wagate/admin/templates",
+            json!({ "account": 2, "name": "order_update", "language": "en_US",
+                    "category": "utility", "body": ORDER_UPDATE }),
+        )
+        .await?;
+    assert_eq!(created.status, 200, "{}", created.text());
+    for status in ["in_review", "approved"] {
+        let moved = f
+            .admin(
+                "/wagate/admin/templates/status",
+                json!({ "account": 2, "name": "order_update", "language": "en_US",
+                        "status": status }),
+            )
+            .await?;
+        assert_eq!(moved.status, 200, "{}", moved.text());
+    }
+    f.opt_in(NUMBER_B, std::slice::from_ref(&ana)).await?;
+    writes(&f, NUMBER_B, "wamid.k.6", &ana, "STOP").await?;
+    assert_eq!(
+        f.send(BETA, NUMBER_B, &update, &[]).await?.status,
+        200,
+        "STOP is not beta's word"
+    );
+    writes(&f, NUMBER_B, "wamid.k.7", &ana, "Pare").await?;
+    let refused = f.send(BETA, NUMBER_B, &update, &[]).await?;
+    assert_eq!(
+        refusal(&refused).1,
+        json!("opted_out"),
+        "{}",
+        refused.text()
+    );
+    f.stop()
+}

@@ -1,5 +1,7 @@
 //! Engine configuration: the profile plus the sender-side choices the rules leave open.
 
+use crate::keywords::KeywordError;
+pub use crate::keywords::{ConsentKeywords, NumberKeywords};
 use crate::pacing::MarketingCap;
 use crate::profile::Profile;
 
@@ -11,37 +13,8 @@ pub enum ConfigError {
     MarketingCap(u8),
     #[error("schedule_horizon_secs must be at least 1")]
     Horizon,
-}
-
-/// Keywords and button payloads that change consent when a person sends them. Matching is on
-/// the whole message, trimmed and case-insensitive.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsentKeywords {
-    pub opt_out: Vec<String>,
-    pub opt_in: Vec<String>,
-    pub opt_out_payloads: Vec<String>,
-    pub marketing_opt_out_payloads: Vec<String>,
-    pub opt_in_payloads: Vec<String>,
-}
-
-impl Default for ConsentKeywords {
-    fn default() -> Self {
-        let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect();
-        ConsentKeywords {
-            opt_out: list(&[
-                "STOP",
-                "STOP ALL",
-                "UNSUBSCRIBE",
-                "CANCEL",
-                "СТОП",
-                "ОТПИСАТЬСЯ",
-            ]),
-            opt_in: list(&["START", "SUBSCRIBE", "UNSTOP"]),
-            opt_out_payloads: list(&["UNSUBSCRIBE", "STOP"]),
-            marketing_opt_out_payloads: list(&["STOP_PROMOS", "STOP_PROMOTIONS"]),
-            opt_in_payloads: list(&["SUBSCRIBE", "START"]),
-        }
-    }
+    #[error(transparent)]
+    Keywords(#[from] KeywordError),
 }
 
 #[derive(Debug, Clone)]
@@ -53,7 +26,10 @@ pub struct EngineConfig {
     pub marketing_cap_per_day: u8,
     /// How far ahead the throughput scheduler may book a slot before a send is deferred.
     pub schedule_horizon_secs: u32,
+    /// The consent keywords of every number without a tenant's own.
     pub keywords: ConsentKeywords,
+    /// Tenants' own keywords, for their numbers.
+    pub number_keywords: Vec<NumberKeywords>,
     /// Whether wagate may raise a tier by itself when its projection comes due (after the
     /// profile's delay, on the exact 7-day count). Off, only Meta's word raises a tier.
     pub apply_projected_upgrades: bool,
@@ -67,6 +43,7 @@ impl EngineConfig {
             marketing_cap_per_day: 2,
             schedule_horizon_secs: 60,
             keywords: ConsentKeywords::default(),
+            number_keywords: Vec::new(),
             apply_projected_upgrades: false,
         }
     }
@@ -80,6 +57,10 @@ impl EngineConfig {
         }
         if self.schedule_horizon_secs == 0 {
             return Err(ConfigError::Horizon);
+        }
+        self.keywords.validate()?;
+        for tenant in &self.number_keywords {
+            tenant.keywords.validate()?;
         }
         Ok(())
     }

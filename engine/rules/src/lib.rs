@@ -24,6 +24,7 @@ pub mod decision;
 pub mod hash;
 pub mod ids;
 pub mod inline_engine;
+pub mod keywords;
 pub mod number;
 pub mod pacing;
 pub mod price;

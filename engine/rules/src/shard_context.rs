@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use crate::clock::MICROS_PER_SEC;
-use crate::config::{ConfigError, ConsentKeywords, EngineConfig};
+use crate::config::{ConfigError, EngineConfig};
 use crate::hash::mix64;
+use crate::keywords::KeywordBook;
 use crate::pacing::{MarketingCap, PairRate};
 use crate::profile::Profile;
 use crate::registry::Registry;
@@ -26,7 +27,8 @@ pub struct Core {
     pub pair_rate: PairRate,
     pub marketing_cap: MarketingCap,
     pub horizon_micros: u64,
-    pub keywords: NormalizedKeywords,
+    /// Each number's consent keywords.
+    pub keywords: KeywordBook,
     pub shards: usize,
     /// See [`EngineConfig::apply_projected_upgrades`].
     pub apply_projected_upgrades: bool,
@@ -46,7 +48,7 @@ impl Core {
                 cap: config.marketing_cap_per_day,
             },
             horizon_micros: u64::from(config.schedule_horizon_secs) * MICROS_PER_SEC,
-            keywords: NormalizedKeywords::new(&config.keywords),
+            keywords: KeywordBook::new(&config.keywords, &config.number_keywords),
             shards: config.shards,
             apply_projected_upgrades: config.apply_projected_upgrades,
             profile,
@@ -63,27 +65,4 @@ pub fn shard_of_person(person_hash: u64, shards: usize) -> usize {
 /// The shard that owns the person with these digits.
 pub fn shard_for(person_digits: u64, shards: usize) -> usize {
     shard_of_person(mix64(person_digits), shards)
-}
-
-/// Consent keywords upper-cased once, so matching is one comparison per keyword.
-#[derive(Debug, Clone)]
-pub struct NormalizedKeywords {
-    pub opt_out: Vec<String>,
-    pub opt_in: Vec<String>,
-    pub opt_out_payloads: Vec<String>,
-    pub marketing_opt_out_payloads: Vec<String>,
-    pub opt_in_payloads: Vec<String>,
-}
-
-impl NormalizedKeywords {
-    fn new(keywords: &ConsentKeywords) -> Self {
-        let upper = |list: &[String]| list.iter().map(|k| k.trim().to_uppercase()).collect();
-        NormalizedKeywords {
-            opt_out: upper(&keywords.opt_out),
-            opt_in: upper(&keywords.opt_in),
-            opt_out_payloads: upper(&keywords.opt_out_payloads),
-            marketing_opt_out_payloads: upper(&keywords.marketing_opt_out_payloads),
-            opt_in_payloads: upper(&keywords.opt_in_payloads),
-        }
-    }
 }

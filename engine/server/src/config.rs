@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::keyword_config::{self, ConsentSection, KeywordsByLanguage};
 use super::overrides::{apply_override, OverrideError};
 use wagate_durable::WagateConfig;
 use wagate_rules::clock::{Timestamp, COMPACT_EPOCH_UNIX_SECS};
@@ -36,6 +37,8 @@ pub struct ServerConfig {
     pub meta: MetaConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    /// Consent keywords by language (`[consent.keywords.en]`).
+    pub consent: ConsentSection,
     pub tenants: Vec<TenantConfig>,
     /// Numbers registered at start-up when not yet known (kept as they are when known).
     pub numbers: Vec<NumberSeed>,
@@ -235,6 +238,10 @@ pub struct TenantConfig {
     /// reject are refused before Meta (`true`), or sent with the findings alongside (`false`).
     #[serde(default)]
     pub block_on_template_lint: bool,
+    /// The tenant's own consent keywords by language, for its numbers (`[consent]`'s when
+    /// absent).
+    #[serde(default)]
+    pub keywords: KeywordsByLanguage,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -388,6 +395,17 @@ impl ServerConfig {
                     "tenant '{}': a callback_url needs a callback_secret",
                     tenant.name
                 ));
+            }
+        }
+        let mut keywords = vec![("consent.keywords".to_string(), &self.consent.keywords)];
+        keywords.extend(
+            self.tenants
+                .iter()
+                .map(|t| (format!("tenant '{}': keywords", t.name), &t.keywords)),
+        );
+        for (whose, languages) in keywords {
+            if let Err(error) = keyword_config::merged(languages).validate() {
+                return invalid(format!("{whose}: {error}"));
             }
         }
         if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
@@ -620,6 +638,14 @@ mod tests {
                       [[tenants]]\nname = \"b\"\ntoken = \"0123456789abcdeg\"\nnumbers = [1]";
         assert!(ServerConfig::load(shared, &[]).is_err());
         assert!(ServerConfig::load("", &[("http.listen".into(), "nonsense".into())]).is_err());
+        // A consent word that both stops and resumes, the operator's or a tenant's.
+        let both = "[consent.keywords.en]\nopt_out = [\"STOP\"]\nopt_in = [\"stop\"]";
+        let error = ServerConfig::load(both, &[]).unwrap_err();
+        assert!(error.to_string().contains("consent.keywords"), "{error}");
+        let tenant = "[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nnumbers = [1]\n\
+                      [tenants.keywords.pt]\nopt_out = [\"PARE\"]\nopt_in = [\" pare\"]";
+        let error = ServerConfig::load(tenant, &[]).unwrap_err();
+        assert!(error.to_string().contains("tenant 'a'"), "{error}");
     }
 
     #[test]

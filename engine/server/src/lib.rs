@@ -24,6 +24,7 @@ mod grpc_port;
 mod headers;
 mod http_client;
 mod ingest;
+pub mod keyword_config;
 mod media;
 mod media_ids;
 mod media_owner;
@@ -156,6 +157,12 @@ fn open_engine(
     engine.marketing_cap_per_day = config.engine.marketing_cap_per_day;
     engine.schedule_horizon_secs = config.engine.schedule_horizon_secs;
     engine.apply_projected_upgrades = config.engine.apply_projected_upgrades;
+    engine.keywords = keyword_config::merged(&config.consent.keywords);
+    engine.number_keywords = config
+        .tenants
+        .iter()
+        .filter_map(|t| keyword_config::of_tenant(&t.numbers, &t.keywords))
+        .collect();
     let wagate = Wagate::open(
         WagateConfig {
             engine,

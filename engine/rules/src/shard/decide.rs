@@ -228,14 +228,15 @@ impl Shard {
             }
         }
         journal_note(&mut state.journal, &state.contacts, &key, table_hash);
-        let month = month_of(now.unix_secs());
+        // The month only where a card counts by it (most decisions never ask).
+        let month = || month_of(now.unix_secs());
         let quote = core.profile.rate_cards.at(secs).quote(
             category,
             business_initiated,
             free_entry,
             request.to,
-            || number.count_service_message(month),
-            |market| number.volume.count(market, category, month),
+            || number.count_service_message(month()),
+            |market| number.volume.count(market, category, month()),
         );
         state.ledger.record(number.id, category, secs, quote);
         Decision::Accepted(Accepted {

@@ -4,50 +4,16 @@
 use super::{business_consent, cached_number, journal_note, shard_scope, share_consent, Shard};
 use crate::clock::{Secs, Timestamp, SECS_PER_DAY};
 use crate::contact_events::{
-    ConsentChange, ContactView, FailedSend, FailureEffect, FailureReversal, InboundContent,
-    InboundEffect, InboundMessage,
+    ConsentChange, ContactView, FailedSend, FailureEffect, FailureReversal, InboundEffect,
+    InboundMessage,
 };
 use crate::decision::Refusal;
 use crate::hash::mix64;
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::price::Quote;
-use crate::shard_context::NormalizedKeywords;
 use crate::shard_context::LIMIT_WINDOW_SECS;
 use crate::state::contact::{flags, ConsentSource, ContactRecord};
 use crate::state::contact_table::ContactKey;
-
-fn classify(
-    keywords: &NormalizedKeywords,
-    content: &InboundContent,
-) -> Option<(ConsentChange, ConsentSource)> {
-    let matches = |list: &[String], text: &str| {
-        let text = text.trim().to_uppercase();
-        list.contains(&text)
-    };
-    match content {
-        InboundContent::Text(text) => {
-            if matches(&keywords.opt_out, text) {
-                Some((ConsentChange::OptOut, ConsentSource::Keyword))
-            } else if matches(&keywords.opt_in, text) {
-                Some((ConsentChange::OptIn, ConsentSource::Keyword))
-            } else {
-                None
-            }
-        }
-        InboundContent::Button { payload } | InboundContent::InteractiveReply { id: payload } => {
-            if matches(&keywords.marketing_opt_out_payloads, payload) {
-                Some((ConsentChange::MarketingOptOut, ConsentSource::Button))
-            } else if matches(&keywords.opt_out_payloads, payload) {
-                Some((ConsentChange::OptOut, ConsentSource::Button))
-            } else if matches(&keywords.opt_in_payloads, payload) {
-                Some((ConsentChange::OptIn, ConsentSource::Button))
-            } else {
-                None
-            }
-        }
-        InboundContent::Other => None,
-    }
-}
 
 fn apply_consent(
     record: &mut ContactRecord,
@@ -145,7 +111,11 @@ impl Shard {
         message: &InboundMessage,
         now: Timestamp,
     ) -> Result<InboundEffect, Refusal> {
-        let consent = classify(&self.core.keywords, &message.content);
+        let consent = self
+            .core
+            .keywords
+            .of(message.number)
+            .classify(&message.content);
         let window = self.core.profile.service_window_secs;
         let secs = now.secs();
         self.with_record(message.number, message.from, |record| {

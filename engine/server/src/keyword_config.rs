@@ -1,0 +1,96 @@
+//! Consent keywords as the operator writes them: per language (`[consent.keywords.en]`,
+//! `[consent.keywords.es]`, ...) for every number, and a tenant's own (`[tenants.keywords.*]`)
+//! for its numbers. Every language's words are matched together: a person may write in any.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use wagate_rules::config::{ConsentKeywords, NumberKeywords};
+use wagate_rules::ids::PhoneNumberId;
+
+/// One language's words and button payloads (any list may be left out).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LanguageKeywords {
+    /// Withdraw everything: `STOP`, `СТОП`, `BAJA`.
+    pub opt_out: Vec<String>,
+    /// Resume: `START`.
+    pub opt_in: Vec<String>,
+    /// Withdraw marketing only: `STOP PROMOTIONS`.
+    pub marketing_opt_out: Vec<String>,
+    pub opt_out_payloads: Vec<String>,
+    pub marketing_opt_out_payloads: Vec<String>,
+    pub opt_in_payloads: Vec<String>,
+}
+
+/// Keywords by language.
+pub type KeywordsByLanguage = BTreeMap<String, LanguageKeywords>;
+
+/// `[consent]`: the keywords of every number without a tenant's own (the built-in lists, in
+/// English, Russian and Spanish, when none are given).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsentSection {
+    pub keywords: KeywordsByLanguage,
+}
+
+/// The languages' lists as one; the built-in lists when no language is given.
+pub fn merged(languages: &KeywordsByLanguage) -> ConsentKeywords {
+    if languages.is_empty() {
+        return ConsentKeywords::default();
+    }
+    let mut all = ConsentKeywords {
+        opt_out: Vec::new(),
+        opt_in: Vec::new(),
+        marketing_opt_out: Vec::new(),
+        opt_out_payloads: Vec::new(),
+        marketing_opt_out_payloads: Vec::new(),
+        opt_in_payloads: Vec::new(),
+    };
+    for words in languages.values() {
+        all.opt_out.extend_from_slice(&words.opt_out);
+        all.opt_in.extend_from_slice(&words.opt_in);
+        all.marketing_opt_out
+            .extend_from_slice(&words.marketing_opt_out);
+        all.opt_out_payloads
+            .extend_from_slice(&words.opt_out_payloads);
+        all.marketing_opt_out_payloads
+            .extend_from_slice(&words.marketing_opt_out_payloads);
+        all.opt_in_payloads
+            .extend_from_slice(&words.opt_in_payloads);
+    }
+    all
+}
+
+/// A tenant's own lists for its numbers (none when it gives no language).
+pub fn of_tenant(numbers: &[u64], languages: &KeywordsByLanguage) -> Option<NumberKeywords> {
+    (!languages.is_empty()).then(|| NumberKeywords {
+        numbers: numbers.iter().map(|n| PhoneNumberId(*n)).collect(),
+        keywords: merged(languages),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_merge_and_none_means_the_built_in_lists() {
+        assert_eq!(merged(&BTreeMap::new()), ConsentKeywords::default());
+        let section: ConsentSection = toml::from_str(
+            "[keywords.en]\nopt_out = [\"STOP\"]\nopt_in = [\"START\"]\n\
+             [keywords.es]\nopt_out = [\"BAJA\"]\nmarketing_opt_out = [\"BAJA PROMOS\"]\n",
+        )
+        .expect("valid");
+        let all = merged(&section.keywords);
+        assert_eq!(all.opt_out, ["STOP", "BAJA"]);
+        assert_eq!(all.marketing_opt_out, ["BAJA PROMOS"]);
+        assert!(all.opt_out_payloads.is_empty(), "only what was given");
+        assert!(of_tenant(&[1], &BTreeMap::new()).is_none());
+        assert_eq!(
+            of_tenant(&[1, 2], &section.keywords).map(|t| t.numbers.len()),
+            Some(2)
+        );
+        assert!(toml::from_str::<ConsentSection>("[keywords.en]\nstop = []\n").is_err());
+    }
+}
