@@ -788,3 +788,74 @@ async fn keywords_per_language_and_tenant_match_the_whole_message_and_mean_what_
     );
     f.stop()
 }
+
+/// A third tenant whose people's consent is per number.
+const PER_NUMBER: &str = r#"
+[[tenants]]
+name = "gamma"
+token = "gamma-token-0123456789"
+numbers = [3001, 3002]
+consent_scope = "number"
+
+[[numbers]]
+id = 3001
+account = 3
+portfolio = 3
+throughput_mps = 1000
+
+[[numbers]]
+id = 3002
+account = 3
+portfolio = 3
+throughput_mps = 1000
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_with_per_number_consent_keeps_each_number_s_opt_out_its_own() -> Result<()> {
+    let mut f = Fixture::start("truth-per-number", PER_NUMBER).await?;
+    let ana = person(1);
+    let created = f
+        .admin(
+            "/wagate/admin/templates",
+            json!({ "account": 3, "name": "order_update", "language": "en_US",
+                    "category": "utility", "body": ORDER_UPDATE }),
+        )
+        .await?;
+    assert_eq!(created.status, 200, "{}", created.text());
+    for status in ["in_review", "approved"] {
+        let moved = f
+            .admin(
+                "/wagate/admin/templates/status",
+                json!({ "account": 3, "name": "order_update", "language": "en_US",
+                        "status": status }),
+            )
+            .await?;
+        assert_eq!(moved.status, 200, "{}", moved.text());
+    }
+    f.opt_in(3001, std::slice::from_ref(&ana)).await?;
+    let update = template_send(&ana, "order_update", &["Ada"]);
+    const GAMMA: &str = "gamma-token-0123456789";
+    // Opted in through 3001 only: 3002 has no opt-in of its own.
+    assert_eq!(f.send(GAMMA, 3001, &update, &[]).await?.status, 200);
+    let refused = f.send(GAMMA, 3002, &update, &[]).await?;
+    assert_eq!(
+        refusal(&refused).1,
+        json!("no_opt_in"),
+        "{}",
+        refused.text()
+    );
+    // A STOP to 3002 (after its own opt-in) stops 3002 only, across a restart.
+    f.opt_in(3002, std::slice::from_ref(&ana)).await?;
+    writes(&f, 3002, "wamid.pn.1", &ana, "STOP").await?;
+    f.stop()?;
+    f.restart()?;
+    let refused = f.send(GAMMA, 3002, &update, &[]).await?;
+    assert_eq!(
+        refusal(&refused).1,
+        json!("opted_out"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(f.send(GAMMA, 3001, &update, &[]).await?.status, 200);
+    f.stop()
+}

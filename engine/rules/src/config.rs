@@ -30,6 +30,9 @@ pub struct EngineConfig {
     pub keywords: ConsentKeywords,
     /// Tenants' own keywords, for their numbers.
     pub number_keywords: Vec<NumberKeywords>,
+    /// Numbers whose people's consent is their own rather than their business's (a tenant's
+    /// per-number consent scope).
+    pub consent_per_number: Vec<crate::ids::PhoneNumberId>,
     /// Whether wagate may raise a tier by itself when its projection comes due (after the
     /// profile's delay, on the exact 7-day count). Off, only Meta's word raises a tier.
     pub apply_projected_upgrades: bool,
@@ -44,6 +47,7 @@ impl EngineConfig {
             schedule_horizon_secs: 60,
             keywords: ConsentKeywords::default(),
             number_keywords: Vec::new(),
+            consent_per_number: Vec::new(),
             apply_projected_upgrades: false,
         }
     }

@@ -68,6 +68,11 @@ impl std::hash::Hasher for MixHasher {
     }
 
     #[inline]
+    fn write_u16(&mut self, value: u16) {
+        self.write_u64(u64::from(value));
+    }
+
+    #[inline]
     fn write_u8(&mut self, value: u8) {
         self.write_u64(u64::from(value));
     }

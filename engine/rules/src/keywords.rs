@@ -126,13 +126,12 @@ impl FoldedKeywords {
 
     /// The consent change an inbound message asks for, if any.
     pub fn classify(&self, content: &InboundContent) -> Option<(ConsentChange, ConsentSource)> {
-        let is = |list: &[String], text: &str| {
-            let text = folded(text);
-            list.contains(&text)
-        };
+        // Folded once; the lists hold folded words.
+        let is = |list: &[String], text: &str| list.iter().any(|word| word == text);
         match content {
             InboundContent::Text(text) => {
                 let source = ConsentSource::Keyword;
+                let text = &folded(text);
                 if is(&self.opt_out, text) {
                     Some((ConsentChange::OptOut, source))
                 } else if is(&self.marketing_opt_out, text) {
@@ -146,6 +145,7 @@ impl FoldedKeywords {
             InboundContent::Button { payload }
             | InboundContent::InteractiveReply { id: payload } => {
                 let source = ConsentSource::Button;
+                let payload = &folded(payload);
                 if is(&self.marketing_opt_out_payloads, payload) {
                     Some((ConsentChange::MarketingOptOut, source))
                 } else if is(&self.opt_out_payloads, payload) {

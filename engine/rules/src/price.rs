@@ -232,7 +232,7 @@ impl RateCard {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LedgerKey {
     pub number: PhoneNumberId,
     pub category: Category,
@@ -246,6 +246,19 @@ pub struct LedgerKey {
 pub struct LedgerTotals {
     pub messages: u64,
     pub micros: u64,
+}
+
+impl std::hash::Hash for LedgerKey {
+    /// Two words: the number, and the day, category and market packed (a row is found on every
+    /// accepted message).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.number.0);
+        state.write_u64(
+            u64::from(self.day)
+                | u64::from(self.category as u8) << 32
+                | u64::from(self.market.0) << 40,
+        );
+    }
 }
 
 /// Accepted messages and their cost, summed per number, category, day and market.

@@ -107,6 +107,11 @@ pub struct Registry {
     /// Each business's (account's) numbers, by contact-table scope: consent belongs to the
     /// business, so a person's records with all of them carry the same consent.
     business_numbers: DashMap<AccountId, Arc<[u32]>, MixBuildHasher>,
+    /// Numbers whose people's consent is their own (a tenant chose per-number scope): kept
+    /// out of their business's shared consent.
+    /// Set once, before any number (an atomic load to read, where a `DashSet` would lock).
+    consent_per_number:
+        std::sync::OnceLock<std::collections::HashSet<PhoneNumberId, MixBuildHasher>>,
     portfolios: DashMap<PortfolioId, Arc<LimitScope>, MixBuildHasher>,
     /// Each portfolio's monthly utility and authentication volume, per market.
     volumes: DashMap<PortfolioId, Arc<VolumeCounts>, MixBuildHasher>,
@@ -125,6 +130,7 @@ impl Registry {
             numbers: DashMap::default(),
             by_display: DashMap::default(),
             business_numbers: DashMap::default(),
+            consent_per_number: std::sync::OnceLock::new(),
             portfolios: DashMap::default(),
             volumes: DashMap::default(),
             templates: DashMap::default(),
@@ -194,7 +200,7 @@ impl Registry {
             scope.set_tier(tier, 0);
         }
         let display = registration.display_phone_number.map_or(0, Msisdn::digits);
-        self.add_business_number(registration.account, index);
+        self.add_business_number(registration.account, index, registration.id);
         let number = Arc::new(NumberState::new(
             registration.id,
             index,
@@ -304,7 +310,7 @@ impl Registry {
         if let (Some(snapshot), LimitScopeKind::Number) = (scope, self.profile.limit_scope) {
             limit_scope.restore(snapshot);
         }
-        self.add_business_number(number.account, number.index);
+        self.add_business_number(number.account, number.index, number.id);
         let state = Arc::new(NumberState::new(
             number.id,
             number.index,
@@ -349,7 +355,23 @@ impl Registry {
             .collect()
     }
 
-    fn add_business_number(&self, account: AccountId, index: u32) {
+    /// Makes the consent of `numbers`' people their own, not their business's (before the
+    /// numbers are registered or restored).
+    /// Only the first call counts.
+    pub fn keep_consent_per_number(&self, numbers: impl IntoIterator<Item = PhoneNumberId>) {
+        let _ = self.consent_per_number.set(numbers.into_iter().collect());
+    }
+
+    fn consent_is_per_number(&self, id: PhoneNumberId) -> bool {
+        self.consent_per_number
+            .get()
+            .is_some_and(|numbers| numbers.contains(&id))
+    }
+
+    fn add_business_number(&self, account: AccountId, index: u32, id: PhoneNumberId) {
+        if self.consent_is_per_number(id) {
+            return;
+        }
         let mut entry = self
             .business_numbers
             .entry(account)
@@ -362,11 +384,14 @@ impl Registry {
         }
     }
 
-    /// The contact-table scopes of every number of the business `account` (its consent is
-    /// shared by all of them).
-    pub fn business_numbers(&self, account: AccountId) -> Arc<[u32]> {
+    /// The contact-table scopes of the numbers a person's consent with `number` is shared
+    /// with: every number of its business, or none when its consent is per number.
+    pub fn consent_sharers(&self, number: &NumberState) -> Arc<[u32]> {
+        if self.consent_is_per_number(number.id) {
+            return Arc::from([]);
+        }
         self.business_numbers
-            .get(&account)
+            .get(&number.account)
             .map_or_else(|| Arc::from([]), |numbers| numbers.clone())
     }
 

@@ -38,8 +38,10 @@ impl Core {
     pub fn new(config: &EngineConfig) -> Result<Core, ConfigError> {
         config.validate()?;
         let profile = Arc::new(config.profile.clone());
+        let registry = Registry::new(profile.clone(), config.shards);
+        registry.keep_consent_per_number(config.consent_per_number.iter().copied());
         Ok(Core {
-            registry: Registry::new(profile.clone(), config.shards),
+            registry,
             pair_rate: PairRate {
                 interval: profile.pacing.pair_interval_secs,
                 burst: profile.pacing.pair_burst,

@@ -242,6 +242,19 @@ pub struct TenantConfig {
     /// absent).
     #[serde(default)]
     pub keywords: KeywordsByLanguage,
+    /// Whose a person's consent is: the business's, shared by all its numbers (the default,
+    /// as WhatsApp sees it), or each number's own.
+    #[serde(default)]
+    pub consent_scope: ConsentScope,
+}
+
+/// Whose a person's consent is.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentScope {
+    #[default]
+    Business,
+    Number,
 }
 
 #[derive(Debug, Clone, Deserialize)]

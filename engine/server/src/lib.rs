@@ -163,6 +163,12 @@ fn open_engine(
         .iter()
         .filter_map(|t| keyword_config::of_tenant(&t.numbers, &t.keywords))
         .collect();
+    engine.consent_per_number = config
+        .tenants
+        .iter()
+        .filter(|t| t.consent_scope == config::ConsentScope::Number)
+        .flat_map(|t| t.numbers.iter().map(|n| PhoneNumberId(*n)))
+        .collect();
     let wagate = Wagate::open(
         WagateConfig {
             engine,

@@ -191,7 +191,7 @@ fn business_consent(
         .filter(|(scope, _)| *scope != number.index)
         .peekable();
     others.peek()?;
-    let business = core.registry.business_numbers(number.account);
+    let business = core.registry.consent_sharers(number);
     others
         .find(|(scope, _)| business.binary_search(scope).is_ok())
         .map(|(_, record)| *record)
@@ -216,7 +216,7 @@ fn share_consent(
     if others.is_empty() {
         return;
     }
-    let business = core.registry.business_numbers(number.account);
+    let business = core.registry.consent_sharers(number);
     for scope in others {
         if business.binary_search(&scope).is_err() {
             continue;

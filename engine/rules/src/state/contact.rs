@@ -3,7 +3,9 @@
 //!
 //! Consent belongs to the business (the WABA), the window to the number: every record a person
 //! has with the numbers of one business carries the same consent (a change is written to all
-//! of them, a new one takes it from another), so a decision reads one record.
+//! of them, a new one takes it from another), so a decision reads one record. A number whose
+//! tenant chose per-number scope keeps its people's consent its own
+//! (`Registry::consent_sharers`).
 
 use crate::clock::Secs;
 

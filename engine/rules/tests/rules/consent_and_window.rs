@@ -77,6 +77,54 @@ fn stop_withdraws_every_template_inside_the_window_too_until_start() {
 }
 
 #[test]
+fn a_number_with_per_number_consent_keeps_its_people_s_consent_its_own() {
+    for profile in profiles() {
+        let own = wagate_rules::PhoneNumberId(106_540_352_242_923);
+        let mut config = wagate_rules::EngineConfig::new(profile);
+        config.consent_per_number = vec![own];
+        let mut f = Fixture::with_config(config);
+        f.register(own, wagate_rules::PortfolioId(1));
+        let ana = person(1);
+        f.opt_in(ana);
+        // The business's opt-in is not the own number's, and its STOP stays its own.
+        assert_eq!(
+            f.send_template_from(own, ana, "order_update").refusal(),
+            Some(&Refusal::NoOptIn),
+            "{}",
+            f.profile_name()
+        );
+        f.engine
+            .consent(own, ana, ConsentChange::OptIn, ConsentSource::Api)
+            .unwrap();
+        f.engine
+            .inbound(&wagate_rules::InboundMessage {
+                number: own,
+                from: ana,
+                content: wagate_rules::InboundContent::Text("STOP".into()),
+                referral: false,
+            })
+            .unwrap();
+        f.advance(DAY);
+        assert!(f.send_template(ana, "order_update").is_accepted());
+        assert_eq!(
+            f.send_template_from(own, ana, "order_update").refusal(),
+            Some(&Refusal::OptedOut)
+        );
+        // And the business's STOP does not reach it.
+        f.inbound(ana, "STOP");
+        f.engine
+            .consent(own, ana, ConsentChange::OptIn, ConsentSource::Api)
+            .unwrap();
+        f.advance(DAY);
+        assert!(f.send_template_from(own, ana, "order_update").is_accepted());
+        assert_eq!(
+            f.send_template(ana, "order_update").refusal(),
+            Some(&Refusal::OptedOut)
+        );
+    }
+}
+
+#[test]
 fn consent_belongs_to_the_business_across_its_numbers() {
     for profile in profiles() {
         let mut f = Fixture::new(profile);
