@@ -23,6 +23,7 @@ use wagate::contact_events::{FailedSend, InboundContent};
 use wagate::decision::{Decision, DeferReason};
 use wagate::sketch::hll::index_and_rank;
 use wagate::template::model::Category;
+use wagate::topics::TopicSet;
 use wagate::{
     AccountId, Clock, ConsentChange, ConsentSource, Engine, EngineConfig, InboundMessage,
     ManualClock, Message, Msisdn, PhoneNumberId, Profile, Quality, SendRequest, TemplateDefinition,
@@ -112,6 +113,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(ConsentChange::OptOut),
         1 => Just(ConsentChange::MarketingOptOut),
         1 => Just(ConsentChange::MarketingOptIn),
+        1 => Just(ConsentChange::TopicsOptOut(TopicSet::UTILITY)),
+        1 => Just(ConsentChange::TopicsOptIn(TopicSet::UTILITY)),
+        1 => Just(ConsentChange::TopicsOptOut(TopicSet::AUTHENTICATION.union(TopicSet::MARKETING))),
+        1 => Just(ConsentChange::TopicsOptIn(TopicSet::AUTHENTICATION)),
     ];
     let quality = prop_oneof![
         Just(Quality::Green),
@@ -184,6 +189,8 @@ struct Consent {
     marketing_out: bool,
     /// Meta's marketing stop, until Meta's resume.
     meta_stopped: bool,
+    /// Topics withdrawn besides marketing (utility, authentication), as bits.
+    topics_out: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -330,6 +337,23 @@ impl Model {
             }
             ConsentChange::MarketingOptOut => consent.marketing_out = true,
             ConsentChange::MarketingOptIn => consent.marketing_out = false,
+            ConsentChange::TopicsOptOut(topics) => {
+                consent.marketing_out |= topics.intersects(TopicSet::MARKETING);
+                consent.topics_out |= topics.kept().0;
+            }
+            ConsentChange::TopicsOptIn(topics) => {
+                if consent.opted_out {
+                    // After a global opt-out: these topics alone.
+                    consent.opted_out = false;
+                    consent.topics_out = !TopicSet::MARKETING.0;
+                    consent.marketing_out = true;
+                }
+                if topics.intersects(TopicSet::MARKETING) {
+                    consent.marketing_out = false;
+                }
+                consent.topics_out &= !topics.kept().0;
+                consent.opted_in = true;
+            }
         }
     }
 
@@ -383,6 +407,9 @@ impl Model {
             }
             if category == Category::Marketing && (consent.marketing_out || consent.meta_stopped) {
                 return Outcome::Refused("marketing_opted_out");
+            }
+            if consent.topics_out & TopicSet::of_category(category).kept().0 != 0 {
+                return Outcome::Refused("topic_opted_out");
             }
         }
         if business_initiated {

@@ -859,3 +859,74 @@ async fn a_tenant_with_per_number_consent_keeps_each_number_s_opt_out_its_own() 
     assert_eq!(f.send(GAMMA, 3001, &update, &[]).await?.status, 200);
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_a_person_withdrew_holds_back_its_templates_through_the_admin_api() -> Result<()> {
+    let (mut f, ana) =
+        Fixture::ready_for("truth-topics", "[consent]\ntopics = [\"newsletter\"]\n", 1).await?;
+    let created = f
+        .admin(
+            "/wagate/admin/templates",
+            json!({ "account": 1, "name": "weekly", "language": "en_US",
+                    "category": "utility", "body": ORDER_UPDATE, "topic": "newsletter" }),
+        )
+        .await?;
+    assert_eq!(created.status, 200, "{}", created.text());
+    for status in ["in_review", "approved"] {
+        f.template_status("weekly", status).await?;
+    }
+    let stray = f
+        .admin(
+            "/wagate/admin/templates",
+            json!({ "account": 1, "name": "stray", "language": "en_US",
+                    "category": "utility", "body": ORDER_UPDATE, "topic": "sports" }),
+        )
+        .await?;
+    assert_eq!(stray.status, 400, "a topic nobody named: {}", stray.text());
+    let consent = |change: &str, topics: Value| {
+        json!({ "phone_number_id": NUMBER_A.to_string(), "to": ana, "change": change,
+                "topics": topics })
+    };
+    let out = f
+        .admin(
+            "/wagate/admin/contacts/consent",
+            consent("opt_out", json!(["Newsletter"])),
+        )
+        .await?;
+    assert_eq!(out.status, 200, "{}", out.text());
+    let weekly = template_send(&ana, "weekly", &["Ada"]);
+    let refused = f.send(ALPHA, NUMBER_A2, &weekly, &[]).await?;
+    assert_eq!(
+        refusal(&refused),
+        (Some(470_001), json!("topic_opted_out")),
+        "{}",
+        refused.text()
+    );
+    let update = template_send(&ana, "order_update", &["Ada"]);
+    assert_eq!(f.send(ALPHA, NUMBER_A, &update, &[]).await?.status, 200);
+    let contact = f.contact(NUMBER_A2, &ana).await?;
+    assert_eq!(
+        contact["withdrawn_topics"],
+        json!(["newsletter"]),
+        "{contact}"
+    );
+    // Across a restart; then an opt-in naming it resumes it.
+    f.stop()?;
+    f.restart()?;
+    let refused = f.send(ALPHA, NUMBER_A, &weekly, &[]).await?;
+    assert_eq!(refusal(&refused).1, json!("topic_opted_out"));
+    let unknown = f
+        .admin(
+            "/wagate/admin/contacts/consent",
+            consent("opt_out", json!(["sports"])),
+        )
+        .await?;
+    assert_eq!(unknown.status, 400, "{}", unknown.text());
+    f.admin(
+        "/wagate/admin/contacts/consent",
+        consent("opt_in", json!(["newsletter"])),
+    )
+    .await?;
+    assert_eq!(f.send(ALPHA, NUMBER_A, &weekly, &[]).await?.status, 200);
+    f.stop()
+}

@@ -75,7 +75,7 @@ impl ApiError {
 fn title_of(name: &str) -> &'static str {
     match name {
         "outside_service_window" => "Re-engagement message",
-        "no_opt_in" | "opted_out" => "Recipient has not opted in",
+        "no_opt_in" | "opted_out" | "topic_opted_out" => "Recipient has not opted in",
         "marketing_opted_out" => "Recipient stopped marketing messages",
         "unreachable" => "Message undeliverable",
         "template_not_found" | "template_not_approved" => {

@@ -15,6 +15,8 @@ pub enum ConfigError {
     Horizon,
     #[error(transparent)]
     Keywords(#[from] KeywordError),
+    #[error(transparent)]
+    Topics(#[from] crate::topics::TopicError),
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +35,9 @@ pub struct EngineConfig {
     /// Numbers whose people's consent is their own rather than their business's (a tenant's
     /// per-number consent scope).
     pub consent_per_number: Vec<crate::ids::PhoneNumberId>,
+    /// Consent topics the operator names (at most five) besides marketing, utility and
+    /// authentication.
+    pub topics: Vec<String>,
     /// Whether wagate may raise a tier by itself when its projection comes due (after the
     /// profile's delay, on the exact 7-day count). Off, only Meta's word raises a tier.
     pub apply_projected_upgrades: bool,
@@ -48,6 +53,7 @@ impl EngineConfig {
             keywords: ConsentKeywords::default(),
             number_keywords: Vec::new(),
             consent_per_number: Vec::new(),
+            topics: Vec::new(),
             apply_projected_upgrades: false,
         }
     }
@@ -63,6 +69,7 @@ impl EngineConfig {
             return Err(ConfigError::Horizon);
         }
         self.keywords.validate()?;
+        crate::topics::TopicNames::new(&self.topics)?;
         for tenant in &self.number_keywords {
             tenant.keywords.validate()?;
         }

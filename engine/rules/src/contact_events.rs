@@ -5,6 +5,7 @@ use crate::clock::Timestamp;
 use crate::decision::Accepted;
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::state::contact::ConsentSource;
+use crate::topics::TopicSet;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InboundContent {
@@ -41,6 +42,11 @@ pub enum ConsentChange {
     MarketingOptOut,
     /// Resumed marketing messages.
     MarketingOptIn,
+    /// Withdrew these topics only.
+    TopicsOptOut(TopicSet),
+    /// Opted in to these topics: after a global opt-out, to these alone (the others stay
+    /// withdrawn); otherwise these are resumed.
+    TopicsOptIn(TopicSet),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,4 +106,6 @@ pub struct ContactView {
     pub unreachable: bool,
     /// The business blocked them on this number.
     pub blocked: bool,
+    /// Every topic withdrawn (marketing included, by whoever withdrew it).
+    pub withdrawn_topics: TopicSet,
 }

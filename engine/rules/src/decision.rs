@@ -114,6 +114,8 @@ pub enum Refusal {
     OptedOut,
     #[error("the person stopped marketing messages from this business")]
     MarketingOptedOut,
+    #[error("the person withdrew consent for this template's topic")]
+    TopicOptedOut,
     #[error("the number cannot receive WhatsApp messages (last delivery failed with 131026)")]
     Unreachable,
     #[error("the business blocked this person on this number (unblock them to message them)")]
@@ -148,7 +150,7 @@ impl Refusal {
         match self {
             Refusal::UnknownNumber(_) => Some(100),
             Refusal::OutsideServiceWindow => Some(131_047),
-            Refusal::NoOptIn | Refusal::OptedOut => None,
+            Refusal::NoOptIn | Refusal::OptedOut | Refusal::TopicOptedOut => None,
             Refusal::MarketingOptedOut => Some(131_050),
             Refusal::Unreachable => Some(131_026),
             Refusal::BlockedByBusiness => Some(130_403),
@@ -171,6 +173,7 @@ impl Refusal {
             Refusal::NoOptIn => "no_opt_in",
             Refusal::OptedOut => "opted_out",
             Refusal::MarketingOptedOut => "marketing_opted_out",
+            Refusal::TopicOptedOut => "topic_opted_out",
             Refusal::Unreachable => "unreachable",
             Refusal::BlockedByBusiness => "blocked_by_business",
             Refusal::TemplateNotFound { .. } => "template_not_found",

@@ -39,6 +39,7 @@ pub mod shard_context;
 pub mod sketch;
 pub mod state;
 pub mod template;
+pub mod topics;
 pub mod usage;
 pub mod volume;
 

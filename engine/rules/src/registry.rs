@@ -20,6 +20,7 @@ use crate::scope::{LimitScope, ScopeSnapshot, PORTFOLIO_SCOPE_BIT};
 use crate::template::lint::{lint, LintFinding};
 use crate::template::model::{Category, TemplateDefinition};
 use crate::template::status::TemplateStatus;
+use crate::topics::{TopicError, TopicNames};
 use crate::volume::VolumeCounts;
 
 /// Who says a template's status: an operator asks (the profile's transitions apply), Meta
@@ -79,6 +80,8 @@ pub enum RegistryError {
     TooManyNumbers(u32),
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Topic(#[from] TopicError),
 }
 
 /// What registering a number needs.
@@ -112,6 +115,8 @@ pub struct Registry {
     /// Set once, before any number (an atomic load to read, where a `DashSet` would lock).
     consent_per_number:
         std::sync::OnceLock<std::collections::HashSet<PhoneNumberId, MixBuildHasher>>,
+    /// The operator's consent topics.
+    topic_names: std::sync::OnceLock<TopicNames>,
     portfolios: DashMap<PortfolioId, Arc<LimitScope>, MixBuildHasher>,
     /// Each portfolio's monthly utility and authentication volume, per market.
     volumes: DashMap<PortfolioId, Arc<VolumeCounts>, MixBuildHasher>,
@@ -131,6 +136,7 @@ impl Registry {
             by_display: DashMap::default(),
             business_numbers: DashMap::default(),
             consent_per_number: std::sync::OnceLock::new(),
+            topic_names: std::sync::OnceLock::new(),
             portfolios: DashMap::default(),
             volumes: DashMap::default(),
             templates: DashMap::default(),
@@ -357,6 +363,19 @@ impl Registry {
 
     /// Makes the consent of `numbers`' people their own, not their business's (before the
     /// numbers are registered or restored).
+    /// Names the operator's consent topics (before any template); only the first call counts.
+    pub fn name_topics(&self, names: TopicNames) {
+        let _ = self.topic_names.set(names);
+    }
+
+    /// The consent topics' names.
+    pub fn topic_names(&self) -> &TopicNames {
+        static BUILT_IN: std::sync::OnceLock<TopicNames> = std::sync::OnceLock::new();
+        self.topic_names
+            .get()
+            .unwrap_or_else(|| BUILT_IN.get_or_init(TopicNames::default))
+    }
+
     /// Only the first call counts.
     pub fn keep_consent_per_number(&self, numbers: impl IntoIterator<Item = PhoneNumberId>) {
         let _ = self.consent_per_number.set(numbers.into_iter().collect());
@@ -542,6 +561,15 @@ impl Registry {
         now: Secs,
     ) -> Result<(Arc<Template>, Vec<LintFinding>), RegistryError> {
         check_template_identity(&definition.name, &definition.language)?;
+        let mut definition = definition;
+        if let Some(topic) = &definition.topic {
+            self.topic_names().topic(topic)?;
+        } else {
+            // Meta knows nothing of wagate's topics: a definition from Meta keeps the one given.
+            definition.topic = self
+                .template(definition.account, &definition.name, &definition.language)
+                .and_then(|known| known.definition.topic.clone());
+        }
         let findings = lint(&definition);
         let template = Arc::new(Template::new(definition));
         let mut bucket = self.templates.entry(template.key_hash).or_default();

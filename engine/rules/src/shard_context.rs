@@ -11,6 +11,7 @@ use crate::pacing::{MarketingCap, PairRate};
 use crate::profile::Profile;
 use crate::registry::Registry;
 use crate::sketch::hll::{index_and_rank, shard_of_register};
+use crate::topics::TopicNames;
 
 /// Unique recipients are counted over a rolling 24 h, whatever the profile.
 pub const LIMIT_WINDOW_SECS: u32 = 86_400;
@@ -40,6 +41,7 @@ impl Core {
         let profile = Arc::new(config.profile.clone());
         let registry = Registry::new(profile.clone(), config.shards);
         registry.keep_consent_per_number(config.consent_per_number.iter().copied());
+        registry.name_topics(TopicNames::new(&config.topics)?);
         Ok(Core {
             registry,
             pair_rate: PairRate {

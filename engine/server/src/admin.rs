@@ -350,6 +350,11 @@ struct ConsentBody {
     to: OneOrMany,
     /// `opt_in`, `opt_out`, `marketing_opt_out` or `marketing_opt_in`.
     change: String,
+    /// With `opt_in` or `opt_out`: only these topics (marketing, utility, authentication, or
+    /// one of `consent.topics`). An opt-in naming topics after a global opt-out consents to
+    /// those alone.
+    #[serde(default)]
+    topics: Option<Vec<String>>,
 }
 
 async fn consent(State(app): State<App>, headers: HeaderMap, body: Body) -> Answer {
@@ -364,12 +369,32 @@ async fn consent(State(app): State<App>, headers: HeaderMap, body: Body) -> Answ
         .map(|to| Msisdn::parse(to))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(format!("to: {e}"))))?;
-    let change = match body.change.as_str() {
-        "opt_in" => ConsentChange::OptIn,
-        "opt_out" => ConsentChange::OptOut,
-        "marketing_opt_out" => ConsentChange::MarketingOptOut,
-        "marketing_opt_in" => ConsentChange::MarketingOptIn,
-        other => {
+    let topics = match &body.topics {
+        Some(names) if names.is_empty() => {
+            return Err(ApiError::invalid_parameter("topics: name at least one").into())
+        }
+        Some(names) => Some(
+            app.wagate
+                .registry()
+                .topic_names()
+                .topics(names.iter().map(String::as_str))
+                .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(e.to_string())))?,
+        ),
+        None => None,
+    };
+    let change = match (body.change.as_str(), topics) {
+        ("opt_in", Some(topics)) => ConsentChange::TopicsOptIn(topics),
+        ("opt_out", Some(topics)) => ConsentChange::TopicsOptOut(topics),
+        (_, Some(_)) => {
+            return Err(
+                ApiError::invalid_parameter("topics go with change opt_in or opt_out").into(),
+            )
+        }
+        ("opt_in", None) => ConsentChange::OptIn,
+        ("opt_out", None) => ConsentChange::OptOut,
+        ("marketing_opt_out", None) => ConsentChange::MarketingOptOut,
+        ("marketing_opt_in", None) => ConsentChange::MarketingOptIn,
+        (other, None) => {
             return Err(ApiError::invalid_parameter(format!(
             "change must be opt_in, opt_out, marketing_opt_out or marketing_opt_in, not '{other}'"
         ))
@@ -424,7 +449,7 @@ async fn contact(
     let time = |t: Option<Timestamp>| t.map(Timestamp::unix_secs);
     /// A person as one number of the business sees them (times in Unix seconds).
     #[derive(serde::Serialize)]
-    struct ContactAnswer {
+    struct ContactAnswer<'a> {
         phone_number_id: String,
         to: String,
         opted_in: bool,
@@ -433,6 +458,8 @@ async fn contact(
         meta_marketing_stopped: bool,
         unreachable: bool,
         blocked: bool,
+        /// Every topic withdrawn, marketing included.
+        withdrawn_topics: Vec<&'a str>,
         consent_source: &'static str,
         consent_at: Option<u64>,
         window_open: bool,
@@ -448,6 +475,11 @@ async fn contact(
         meta_marketing_stopped: view.meta_marketing_stopped,
         unreachable: view.unreachable,
         blocked: view.blocked,
+        withdrawn_topics: app
+            .wagate
+            .registry()
+            .topic_names()
+            .names(view.withdrawn_topics),
         consent_source: view.consent_source.name(),
         consent_at: time(view.consent_changed_at),
         window_open: view.window_open_until.is_some(),

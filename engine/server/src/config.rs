@@ -421,6 +421,9 @@ impl ServerConfig {
                 return invalid(format!("{whose}: {error}"));
             }
         }
+        if let Err(error) = wagate_rules::topics::TopicNames::new(&self.consent.topics) {
+            return invalid(format!("consent.topics: {error}"));
+        }
         if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
             return invalid("admin.token must be at least 16 characters".into());
         }

@@ -27,11 +27,14 @@ pub struct LanguageKeywords {
 pub type KeywordsByLanguage = BTreeMap<String, LanguageKeywords>;
 
 /// `[consent]`: the keywords of every number without a tenant's own (the built-in lists, in
-/// English, Russian and Spanish, when none are given).
+/// English, Russian and Spanish, when none are given), and the topics the operator names.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsentSection {
     pub keywords: KeywordsByLanguage,
+    /// Consent topics besides marketing, utility and authentication (at most five), e.g.
+    /// `["order_updates", "newsletter"]`: a template may name one.
+    pub topics: Vec<String>,
 }
 
 /// The languages' lists as one; the built-in lists when no language is given.

@@ -158,6 +158,7 @@ fn open_engine(
     engine.schedule_horizon_secs = config.engine.schedule_horizon_secs;
     engine.apply_projected_upgrades = config.engine.apply_projected_upgrades;
     engine.keywords = keyword_config::merged(&config.consent.keywords);
+    engine.topics = config.consent.topics.clone();
     engine.number_keywords = config
         .tenants
         .iter()

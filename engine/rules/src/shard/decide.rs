@@ -14,6 +14,7 @@ use crate::shard_context::{LIMIT_WINDOW_SECS, MAX_CAPTION_CHARS};
 use crate::state::contact::{flags, ContactRecord};
 use crate::state::contact_table::ContactKey;
 use crate::template::model::Category;
+use crate::topics::TopicSet;
 
 fn defer(until: Secs, reason: DeferReason) -> Decision {
     Decision::Deferred {
@@ -40,6 +41,8 @@ impl Shard {
             return Decision::Refused(Refusal::UnknownNumber(request.number));
         };
 
+        // The consent topics a template needs: its category's and the one it names.
+        let mut topics = TopicSet(0);
         let (category, is_template) = match &request.message {
             Message::Template(send) => {
                 let Some(template) = cached_template(
@@ -57,7 +60,16 @@ impl Shard {
                 if let Err(refusal) = template.check_send(&core.profile.templates, send, secs) {
                     return Decision::Refused(refusal);
                 }
-                (template.category(), true)
+                let category = template.category();
+                let named = template
+                    .definition
+                    .topic
+                    .as_deref()
+                    .map_or(TopicSet(0), |topic| {
+                        core.registry.topic_names().topic(topic).unwrap_or_default()
+                    });
+                topics = TopicSet::of_category(category).union(named);
+                (category, true)
             }
             Message::Text { body } => {
                 let chars = body.chars().count();
@@ -108,7 +120,7 @@ impl Shard {
                     record.copy_consent(&other);
                 }
             }
-            if let Some(refusal) = withdrawal_refusal(&record, category) {
+            if let Some(refusal) = withdrawal_refusal(&record, category, topics) {
                 return Decision::Refused(refusal);
             }
         }
@@ -254,11 +266,18 @@ impl Shard {
 /// every template, after the business's or Meta's marketing stop every marketing template.
 /// Free-form replies inside the window never get here.
 #[inline]
-fn withdrawal_refusal(consent: &ContactRecord, category: Category) -> Option<Refusal> {
+fn withdrawal_refusal(
+    consent: &ContactRecord,
+    category: Category,
+    topics: TopicSet,
+) -> Option<Refusal> {
     if consent.has(flags::OPTED_OUT) {
         Some(Refusal::OptedOut)
     } else if category == Category::Marketing && consent.marketing_withdrawn() {
         Some(Refusal::MarketingOptedOut)
+    } else if consent.has(flags::TOPICS_WITHDRAWN) && consent.withdrawn_topics().intersects(topics)
+    {
+        Some(Refusal::TopicOptedOut)
     } else {
         None
     }

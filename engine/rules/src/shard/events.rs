@@ -14,6 +14,7 @@ use crate::price::Quote;
 use crate::shard_context::LIMIT_WINDOW_SECS;
 use crate::state::contact::{flags, ConsentSource, ContactRecord};
 use crate::state::contact_table::ContactKey;
+use crate::topics::TopicSet;
 
 fn apply_consent(
     record: &mut ContactRecord,
@@ -32,6 +33,26 @@ fn apply_consent(
             record.set(flags::OPTED_IN, true);
             record.set(flags::OPTED_OUT, false);
             record.set(flags::MARKETING_OPTED_OUT, false);
+            record.set(flags::TOPICS_WITHDRAWN, false);
+        }
+        ConsentChange::TopicsOptOut(topics) => {
+            if topics.intersects(TopicSet::MARKETING) {
+                record.set(flags::MARKETING_OPTED_OUT, true);
+            }
+            record.set_topics_withdrawn(topics, true);
+        }
+        ConsentChange::TopicsOptIn(topics) => {
+            if record.has(flags::OPTED_OUT) {
+                // After a global opt-out, consent to these topics alone.
+                record.set(flags::OPTED_OUT, false);
+                record.set(flags::TOPICS_WITHDRAWN, true);
+                record.set(flags::MARKETING_OPTED_OUT, true);
+            }
+            if topics.intersects(TopicSet::MARKETING) {
+                record.set(flags::MARKETING_OPTED_OUT, false);
+            }
+            record.set_topics_withdrawn(topics, false);
+            record.set(flags::OPTED_IN, true);
         }
         ConsentChange::OptOut => {
             record.set(flags::OPTED_OUT, true);
@@ -316,6 +337,7 @@ impl Shard {
             last_business_initiated: time(last),
             unreachable: record.has(flags::UNREACHABLE),
             blocked: record.has(flags::BLOCKED),
+            withdrawn_topics: record.withdrawn_topics(),
         })
     }
 }

@@ -8,6 +8,7 @@
 //! (`Registry::consent_sharers`).
 
 use crate::clock::Secs;
+use crate::topics::TopicSet;
 
 /// Where a consent change came from; kept with its time for the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -74,6 +75,9 @@ pub mod flags {
     /// They came from an ad's (or a page's) referral and the business has not replied yet: its
     /// reply inside the window opens a free entry point window.
     pub const FEP_PENDING: u16 = 1 << 7;
+    /// Topics withdrawn (utility, authentication, the operator's named ones): a
+    /// [`TopicSet`](crate::topics::TopicSet) without marketing, shifted into the high byte.
+    pub const TOPICS_WITHDRAWN: u16 = 0xFE00;
 }
 
 /// A free entry point window lasts 72 h from the business's reply (Meta may say longer).
@@ -144,7 +148,24 @@ impl ContactRecord {
     pub const CONSENT_FLAGS: u16 = flags::OPTED_IN
         | flags::OPTED_OUT
         | flags::MARKETING_OPTED_OUT
-        | flags::META_MARKETING_STOPPED;
+        | flags::META_MARKETING_STOPPED
+        | flags::TOPICS_WITHDRAWN;
+
+    /// Every topic withdrawn, marketing included (by the business's opt-out or Meta's stop).
+    #[inline]
+    pub fn withdrawn_topics(&self) -> TopicSet {
+        let kept = TopicSet(((self.flags & flags::TOPICS_WITHDRAWN) >> 8) as u8);
+        if self.marketing_withdrawn() {
+            kept.union(TopicSet::MARKETING)
+        } else {
+            kept
+        }
+    }
+
+    /// Withdraws (`on`) or resumes `topics` other than marketing.
+    pub fn set_topics_withdrawn(&mut self, topics: TopicSet, on: bool) {
+        self.set(u16::from(topics.kept().0) << 8, on);
+    }
 
     /// Takes the business's consent (flags, time, source) from another record of the person.
     #[inline]

@@ -124,6 +124,10 @@ pub struct TemplateDefinition {
     /// its webhooks): how a call on `/{template_id}` finds it.
     #[serde(default)]
     pub meta_id: Option<u64>,
+    /// A consent topic the operator named (`consent.topics`) besides its category's: a person
+    /// who withdrew it gets none of this template.
+    #[serde(default)]
+    pub topic: Option<String>,
 }
 
 impl TemplateDefinition {
@@ -146,6 +150,7 @@ impl TemplateDefinition {
             footer: None,
             buttons: Vec::new(),
             meta_id: None,
+            topic: None,
         }
     }
 }

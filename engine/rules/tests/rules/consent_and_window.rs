@@ -77,6 +77,123 @@ fn stop_withdraws_every_template_inside_the_window_too_until_start() {
 }
 
 #[test]
+fn a_withdrawn_topic_blocks_its_templates_from_every_number_inside_the_window_too() {
+    for profile in profiles() {
+        let mut config = wagate_rules::EngineConfig::new(profile);
+        config.topics = vec!["newsletter".into()];
+        let mut f = Fixture::with_config(config);
+        let other = wagate_rules::PhoneNumberId(106_540_352_242_923);
+        f.register(other, wagate_rules::PortfolioId(1));
+        let mut weekly = wagate_rules::TemplateDefinition::new(
+            ACCOUNT,
+            "weekly",
+            "en_US",
+            wagate_rules::Category::Utility,
+            "This week, {{1}}.",
+        );
+        weekly.topic = Some("newsletter".into());
+        f.approve(weekly);
+        let ana = person(1);
+        f.opt_in(ana);
+        let topics = |f: &Fixture, names: &[&str]| {
+            f.engine
+                .registry()
+                .topic_names()
+                .topics(names.iter().copied())
+                .unwrap()
+        };
+        let newsletter = topics(&f, &["newsletter"]);
+        f.engine
+            .consent(
+                other,
+                ana,
+                ConsentChange::TopicsOptOut(newsletter),
+                ConsentSource::Api,
+            )
+            .unwrap();
+        f.inbound(ana, "hello");
+        // Inside the window, from this number: the newsletter's template is withdrawn, the
+        // other utility and marketing ones are not.
+        assert_eq!(
+            f.send_template(ana, "weekly").refusal(),
+            Some(&Refusal::TopicOptedOut),
+            "{}",
+            f.profile_name()
+        );
+        assert!(f.send_template(ana, "order_update").is_accepted());
+        assert!(f.send_template(ana, "promo").is_accepted());
+        // Withdrawing utility withdraws the newsletter's template too (its category).
+        f.engine
+            .consent(
+                NUMBER,
+                ana,
+                ConsentChange::TopicsOptIn(newsletter),
+                ConsentSource::Api,
+            )
+            .unwrap();
+        assert!(f.send_template(ana, "weekly").is_accepted());
+        let utility = topics(&f, &["utility"]);
+        f.engine
+            .consent(
+                NUMBER,
+                ana,
+                ConsentChange::TopicsOptOut(utility),
+                ConsentSource::Api,
+            )
+            .unwrap();
+        assert_eq!(
+            f.send_template_from(other, ana, "weekly").refusal(),
+            Some(&Refusal::TopicOptedOut)
+        );
+        assert!(f.send_template(ana, "login_code").is_accepted());
+        // START resumes every topic; after a STOP, an opt-in naming a topic consents to it
+        // alone.
+        f.inbound(ana, "START");
+        assert!(f.send_template(ana, "weekly").is_accepted());
+        f.inbound(ana, "STOP");
+        f.engine
+            .consent(
+                NUMBER,
+                ana,
+                ConsentChange::TopicsOptIn(newsletter.union(utility)),
+                ConsentSource::Api,
+            )
+            .unwrap();
+        assert!(f.send_template(ana, "weekly").is_accepted());
+        assert_eq!(
+            f.send_template(ana, "promo").refusal(),
+            Some(&Refusal::MarketingOptedOut)
+        );
+        assert_eq!(
+            f.send_template(ana, "login_code").refusal(),
+            Some(&Refusal::TopicOptedOut)
+        );
+        let view = f.engine.contact(other, ana).unwrap();
+        assert_eq!(
+            f.engine
+                .registry()
+                .topic_names()
+                .names(view.withdrawn_topics),
+            ["marketing", "authentication"]
+        );
+        // A template naming a topic nobody named is refused at creation.
+        let mut stray = wagate_rules::TemplateDefinition::new(
+            ACCOUNT,
+            "stray",
+            "en_US",
+            wagate_rules::Category::Utility,
+            "Hi {{1}}.",
+        );
+        stray.topic = Some("sports".into());
+        assert!(f
+            .engine
+            .registry()
+            .submit_template(stray, f.now_secs())
+            .is_err());
+    }
+}
+
+#[test]
 fn a_number_with_per_number_consent_keeps_its_people_s_consent_its_own() {
     for profile in profiles() {
         let own = wagate_rules::PhoneNumberId(106_540_352_242_923);
