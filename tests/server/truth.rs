@@ -930,3 +930,54 @@ async fn a_topic_a_person_withdrew_holds_back_its_templates_through_the_admin_ap
     assert_eq!(f.send(ALPHA, NUMBER_A, &weekly, &[]).await?.status, 200);
     f.stop()
 }
+
+/// A tenant that confirms an opt-out.
+const CONFIRMING: &str = r#"
+[[tenants]]
+name = "delta"
+token = "delta-token-0123456789"
+numbers = [4001]
+opt_out_confirmation = "You will get no more messages from us. Reply START to resume."
+
+[[numbers]]
+id = 4001
+account = 4
+portfolio = 4
+throughput_mps = 1000
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opt_out_by_keyword_is_confirmed_once_inside_the_window_it_opened() -> Result<()> {
+    let mut f = Fixture::start("truth-confirmation", CONFIRMING).await?;
+    let ana = person(1);
+    writes(&f, 4001, "wamid.c.0", &ana, "please stop the music").await?;
+    let stop = inbound_webhook(4001, "wamid.c.1", &ana, "STOP");
+    assert_eq!(f.meta_webhook(&stop, None).await?.json()["applied"], 1);
+    // Meta's retry of the same webhook is a repeat: no second confirmation.
+    assert_eq!(f.meta_webhook(&stop, None).await?.json()["repeats"], 1);
+    advance(&f, 1).await?;
+    let asked = f.meta.wait_for(1, WAIT).await?;
+    let body: Value = serde_json::from_slice(&asked[0].body)?;
+    assert_eq!(asked[0].path, "/v23.0/4001/messages");
+    assert_eq!(
+        (
+            body["type"].clone(),
+            body["text"]["body"].clone(),
+            body["to"].clone()
+        ),
+        (
+            json!("text"),
+            json!("You will get no more messages from us. Reply START to resume."),
+            json!(ana.trim_start_matches('+'))
+        )
+    );
+    let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
+    assert_eq!(
+        metric_value(&metrics, "wagate_opt_out_confirmations_total"),
+        Some(1.0),
+        "{metrics}"
+    );
+    advance(&f, 5).await?;
+    assert_eq!(f.meta.received().len(), 1, "one confirmation, nothing else");
+    f.stop()
+}

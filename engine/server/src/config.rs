@@ -246,6 +246,10 @@ pub struct TenantConfig {
     /// as WhatsApp sees it), or each number's own.
     #[serde(default)]
     pub consent_scope: ConsentScope,
+    /// Sent once to a person whose keyword or button opted them out, inside the window their
+    /// message opened (none when absent).
+    #[serde(default)]
+    pub opt_out_confirmation: Option<String>,
 }
 
 /// Whose a person's consent is.
@@ -402,6 +406,13 @@ impl ServerConfig {
             }
             if !tokens.insert(tenant.token.as_str()) || tenant.token == self.admin.token {
                 return invalid(format!("tenant '{}': the token is not unique", tenant.name));
+            }
+            let confirmation = tenant.opt_out_confirmation.as_deref().map(str::trim);
+            if confirmation.is_some_and(|text| text.is_empty() || text.chars().count() > 4_096) {
+                return invalid(format!(
+                    "tenant '{}': opt_out_confirmation must be 1 to 4,096 characters",
+                    tenant.name
+                ));
             }
             if tenant.callback_url.is_some() && tenant.callback_secret.is_empty() {
                 return invalid(format!(
@@ -662,6 +673,16 @@ mod tests {
                       [tenants.keywords.pt]\nopt_out = [\"PARE\"]\nopt_in = [\" pare\"]";
         let error = ServerConfig::load(tenant, &[]).unwrap_err();
         assert!(error.to_string().contains("tenant 'a'"), "{error}");
+        let blank = "[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nnumbers = [1]\n\
+                     opt_out_confirmation = \"  \"";
+        let error = ServerConfig::load(blank, &[]).unwrap_err();
+        assert!(
+            error.to_string().contains("opt_out_confirmation"),
+            "{error}"
+        );
+        let topics = "[consent]\ntopics = [\"utility\"]";
+        let error = ServerConfig::load(topics, &[]).unwrap_err();
+        assert!(error.to_string().contains("consent.topics"), "{error}");
     }
 
     #[test]

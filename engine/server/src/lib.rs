@@ -34,6 +34,7 @@ mod meta_sync;
 mod meta_webhook;
 mod metrics;
 mod number_reads;
+mod opt_out_confirmation;
 mod overrides;
 mod ownership;
 mod pass_through;

@@ -59,7 +59,7 @@ pub(crate) async fn receive(
     // The request's span, on the blocking thread too: the engine's logs of these events say
     // they came from Meta's webhook.
     let span = tracing::Span::current();
-    let (report, number_news) = blocking(move || {
+    let (mut report, number_news) = blocking(move || {
         let _in_request = span.enter();
         // Read once, here off the async threads: the events and the tenants' forwards are both
         // read from it.
@@ -92,6 +92,7 @@ pub(crate) async fn receive(
                 .set_throughput_if_changed(number.id.0, number.throughput.messages_per_second());
         }
     }
+    super::opt_out_confirmation::confirm(&app, std::mem::take(&mut report.opted_out)).await;
     for _ in 0..report.applied {
         bump(&app.metrics.webhooks_applied);
     }

@@ -121,6 +121,9 @@ pub struct Metrics {
     pub webhooks_applied: Counter,
     pub webhooks_repeated: Counter,
     pub webhooks_ignored: Counter,
+    /// Opt-out confirmations accepted to go, and those that could not.
+    pub opt_out_confirmations: Counter,
+    pub opt_out_confirmations_failed: Counter,
     pub webhooks_bad_signature: Counter,
     pub forwarded: Counter,
     pub connections_refused: Counter,
@@ -187,6 +190,14 @@ impl Metrics {
         );
         let released = counter("messages_released", "Queued sends decided again when due");
         let webhooks_applied = counter("webhook_events_applied", "Meta webhook events applied");
+        let opt_out_confirmations = counter(
+            "opt_out_confirmations",
+            "Confirmations accepted to go to people who opted out by keyword or button",
+        );
+        let opt_out_confirmations_failed = counter(
+            "opt_out_confirmations_failed",
+            "Opt-out confirmations that could not be accepted; each is logged",
+        );
         let webhooks_repeated =
             counter("webhook_events_repeated", "Meta webhook events seen before");
         let webhooks_ignored = counter(
@@ -315,6 +326,8 @@ impl Metrics {
             webhooks_applied,
             webhooks_repeated,
             webhooks_ignored,
+            opt_out_confirmations,
+            opt_out_confirmations_failed,
             webhooks_bad_signature,
             forwarded,
             connections_refused,

@@ -25,6 +25,8 @@ pub struct Tenant {
     pub meta_authorization: Option<String>,
     /// Templates whose lint finds anything are refused before Meta.
     pub block_on_template_lint: bool,
+    /// The text sent once to a person whose keyword opted them out.
+    pub opt_out_confirmation: Option<String>,
 }
 
 impl Tenant {
@@ -62,6 +64,7 @@ impl Tenants {
                     .as_ref()
                     .map(|token| format!("Bearer {token}")),
                 block_on_template_lint: config.block_on_template_lint,
+                opt_out_confirmation: config.opt_out_confirmation.clone(),
             });
             for number in &config.numbers {
                 by_number.insert(*number, tenant.clone());

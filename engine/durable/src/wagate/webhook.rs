@@ -21,7 +21,7 @@ use crate::volume_tiers::MetaVolumeTier;
 use crate::workers::{FreeEntryUntil, SendFailed};
 use wagate_cloud_api::webhooks::events::{DeliveryStatus, WebhookEvent};
 use wagate_rules::clock::Timestamp;
-use wagate_rules::contact_events::FailureEffect;
+use wagate_rules::contact_events::{ConsentChange, FailureEffect, InboundEffect};
 use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId};
 use wagate_rules::quality::Quality;
 use wagate_store::keys::idempotency_key;
@@ -36,6 +36,9 @@ pub struct WebhookReport {
     /// Events wagate does not act on, or that name something it does not know.
     pub ignored: usize,
     pub failure_effects: Vec<FailureEffect>,
+    /// People whose message (a keyword or button) opted them out of everything, applied now
+    /// (a repeat of Meta's is not): the number, the person, and their message's wamid.
+    pub opted_out: Vec<(PhoneNumberId, Msisdn, String)>,
 }
 
 fn identity(event: &WebhookEvent) -> Option<String> {
@@ -322,7 +325,18 @@ impl Wagate {
                 remembered_here.clear();
             }
             let outcome = match event {
-                WebhookEvent::Inbound { message, .. } => self.inbound(message)?.is_ok().into(),
+                WebhookEvent::Inbound { message, wamid } => {
+                    let (number, person) = (message.number, message.from);
+                    let effect = self.inbound(message)?;
+                    if let Ok(InboundEffect {
+                        consent: Some(ConsentChange::OptOut),
+                        ..
+                    }) = effect
+                    {
+                        report.opted_out.push((number, person, wamid));
+                    }
+                    effect.is_ok().into()
+                }
                 WebhookEvent::UserPreference {
                     number,
                     person,
