@@ -155,3 +155,137 @@ async fn sigterm_ends_open_grpc_streams_after_answering_what_they_sent() -> Resu
     drop(requests);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_people_messages_and_usage_answer_over_grpc_as_over_http() -> Result<()> {
+    use wagate::server::grpc::proto::records_client::RecordsClient;
+    use wagate::server::grpc::proto::{
+        ConsentRequest, ContactRequest, MessageRequest, UsageRequest,
+    };
+
+    let mut f = Fixture::start("grpc-records", "").await?;
+    let ana = person(1);
+    f.approved_template("order_update", "utility", ORDER_UPDATE)
+        .await?;
+    let channel = tonic::transport::Channel::from_shared(f.server().grpc.clone())?
+        .connect()
+        .await?;
+    let mut records = RecordsClient::new(channel);
+    let json_of = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+    // An error's trace id is each request's own.
+    let untraced = |mut answer: Value| {
+        if let Some(error) = answer.get_mut("error").and_then(Value::as_object_mut) {
+            error.remove("fbtrace_id");
+        }
+        answer
+    };
+
+    // Consent over gRPC, as the admin API takes it; then the person, as HTTP shows them.
+    let opt_in = json!({ "phone_number_id": NUMBER_A.to_string(), "to": [ana.clone()],
+                         "change": "opt_in" });
+    let changed = records
+        .change_consent(authorised(
+            ConsentRequest {
+                request_json: opt_in.to_string(),
+            },
+            ADMIN,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(
+        (changed.http_status, json_of(&changed.body_json)),
+        (200, json!({ "success": true, "changed": 1 }))
+    );
+    let contact = records
+        .get_contact(authorised(
+            ContactRequest {
+                phone_number_id: NUMBER_A.to_string(),
+                to: ana.clone(),
+            },
+            ADMIN,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(contact.http_status, 200);
+    let over_http = f.contact(NUMBER_A, &ana).await?;
+    assert_eq!(json_of(&contact.body_json), over_http);
+    assert_eq!(over_http["opted_in"], true);
+
+    // A message's status and a number's usage: the same answers.
+    let sent = f.send_update(&ana).await?;
+    let id = sent.message_id();
+    // Settled first, so both reads see the same state.
+    f.wait_message(&id, WAIT, |v| v["status"] == "sent").await?;
+    let message = records
+        .get_message(authorised(
+            MessageRequest {
+                message_id: id.clone(),
+            },
+            ALPHA,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(message.http_status, 200, "{}", message.body_json);
+    assert_eq!(
+        json_of(&message.body_json),
+        f.message(ALPHA, &id).await?.json()
+    );
+    let usage = records
+        .get_usage(authorised(
+            UsageRequest {
+                phone_number_id: NUMBER_A.to_string(),
+            },
+            ADMIN,
+        ))
+        .await?
+        .into_inner();
+    let usage_url = f.url(&format!("/wagate/admin/numbers/{NUMBER_A}/usage"));
+    assert_eq!(
+        json_of(&usage.body_json),
+        f.web.get(&usage_url, ADMIN).await?.json()
+    );
+
+    // The same refusals: a tenant's token is no admin's; another tenant's message is not
+    // theirs; a path trick stays one segment.
+    let not_admin = records
+        .get_usage(authorised(
+            UsageRequest {
+                phone_number_id: NUMBER_A.to_string(),
+            },
+            ALPHA,
+        ))
+        .await?
+        .into_inner();
+    let http_not_admin = f.web.get(&usage_url, ALPHA).await?;
+    assert_eq!(not_admin.http_status, u32::from(http_not_admin.status));
+    assert_eq!(
+        untraced(json_of(&not_admin.body_json)),
+        untraced(http_not_admin.json())
+    );
+    let foreign = records
+        .get_message(authorised(
+            MessageRequest {
+                message_id: id.clone(),
+            },
+            BETA,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(
+        foreign.http_status,
+        u32::from(f.message(BETA, &id).await?.status)
+    );
+    assert_ne!(foreign.http_status, 200);
+    let tricked = records
+        .get_contact(authorised(
+            ContactRequest {
+                phone_number_id: NUMBER_A.to_string(),
+                to: "../../numbers/1001/usage".into(),
+            },
+            ADMIN,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(tricked.http_status, 400, "{}", tricked.body_json);
+    f.stop()
+}

@@ -1,8 +1,9 @@
 //! # wagate-proto
 //!
-//! wagate's gRPC ingest as generated from `wagate.proto`: the `Messaging` service (one send, or
-//! many on a bidirectional stream), its server trait for `wagate serve` and its client for load
-//! generators and senders. Each request carries Meta's send request as JSON.
+//! wagate's gRPC as generated from `wagate.proto`: the `Messaging` service (one send, or many
+//! on a bidirectional stream) and the `Records` service (consent, people, messages, usage, as
+//! the HTTP API answers them), their server traits for `wagate serve` and their clients for
+//! load generators and senders. Each send carries Meta's send request as JSON.
 
 // Generated code: its items are as public and as documented as the .proto makes them.
 #![allow(unreachable_pub, clippy::all)]

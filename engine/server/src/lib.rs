@@ -21,6 +21,7 @@ mod front;
 mod graph;
 pub mod grpc;
 mod grpc_port;
+mod grpc_records;
 mod headers;
 mod http_client;
 mod ingest;
@@ -355,6 +356,12 @@ pub async fn serve(
         .add_service(
             grpc::MessagingServer::new(grpc::GrpcIngest { app: app.clone() })
                 .max_decoding_message_size(limit),
+        )
+        .add_service(
+            grpc::proto::records_server::RecordsServer::new(grpc_records::GrpcRecords::new(
+                app.clone(),
+            ))
+            .max_decoding_message_size(limit),
         )
         .serve_with_incoming_shutdown(
             grpc_port::incoming(grpc_acceptor, app.clone(), closed.clone()),

@@ -1,0 +1,140 @@
+//! The `Records` gRPC service: consent, people, messages and usage answered by the very HTTP
+//! handlers that answer them on the HTTP port (the router, called in process), so both ports
+//! give the same answers, with the same tokens, limits and errors.
+
+use axum::body::Body;
+use axum::http::{header, Method};
+use axum::Router;
+use hyper::service::Service as _;
+use hyper_util::service::TowerToHyperService;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use super::grpc::proto::records_server::Records;
+use super::grpc::proto::{
+    ConsentRequest, ContactRequest, MessageRequest, RecordAnswer, UsageRequest,
+};
+use super::state::App;
+
+/// Answers larger than this are cut off as an internal error (none comes near it).
+const MAX_ANSWER_BYTES: usize = 16 << 20;
+
+pub(crate) struct GrpcRecords {
+    router: TowerToHyperService<Router>,
+}
+
+impl GrpcRecords {
+    pub(crate) fn new(app: App) -> GrpcRecords {
+        GrpcRecords {
+            router: TowerToHyperService::new(super::app::router(app)),
+        }
+    }
+
+    /// Asks the HTTP handler of `path` with the call's authorization; its status and body.
+    async fn ask(
+        &self,
+        metadata: &MetadataMap,
+        method: Method,
+        path: String,
+        body: String,
+    ) -> Result<Response<RecordAnswer>, Status> {
+        let mut request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = metadata.get("authorization") {
+            let token = token
+                .to_str()
+                .map_err(|_| Status::unauthenticated("the authorization metadata is not text"))?;
+            request = request.header(header::AUTHORIZATION, token);
+        }
+        let request = request
+            .body(Body::from(body))
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let response = match self.router.call(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let http_status = u32::from(response.status().as_u16());
+        let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(RecordAnswer {
+            http_status,
+            body_json: String::from_utf8_lossy(&bytes).into_owned(),
+        }))
+    }
+}
+
+/// A path segment as the caller gave it, escaped so it stays one segment (dots too: `..` is
+/// never a step up).
+fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'-' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[tonic::async_trait]
+impl Records for GrpcRecords {
+    async fn change_consent(
+        &self,
+        request: Request<ConsentRequest>,
+    ) -> Result<Response<RecordAnswer>, Status> {
+        let body = request.get_ref().request_json.clone();
+        let path = "/wagate/admin/contacts/consent".to_string();
+        self.ask(request.metadata(), Method::POST, path, body).await
+    }
+
+    async fn get_contact(
+        &self,
+        request: Request<ContactRequest>,
+    ) -> Result<Response<RecordAnswer>, Status> {
+        let asked = request.get_ref();
+        let path = format!(
+            "/wagate/admin/contacts/{}/{}",
+            segment(&asked.phone_number_id),
+            segment(&asked.to)
+        );
+        self.ask(request.metadata(), Method::GET, path, String::new())
+            .await
+    }
+
+    async fn get_message(
+        &self,
+        request: Request<MessageRequest>,
+    ) -> Result<Response<RecordAnswer>, Status> {
+        let path = format!(
+            "/wagate/v1/messages/{}",
+            segment(&request.get_ref().message_id)
+        );
+        self.ask(request.metadata(), Method::GET, path, String::new())
+            .await
+    }
+
+    async fn get_usage(
+        &self,
+        request: Request<UsageRequest>,
+    ) -> Result<Response<RecordAnswer>, Status> {
+        let path = format!(
+            "/wagate/admin/numbers/{}/usage",
+            segment(&request.get_ref().phone_number_id)
+        );
+        self.ask(request.metadata(), Method::GET, path, String::new())
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_segment_stays_one_segment() {
+        assert_eq!(super::segment("+16505550001"), "+16505550001");
+        assert_eq!(super::segment("1/../usage?x"), "1%2F%2E%2E%2Fusage%3Fx");
+    }
+}
