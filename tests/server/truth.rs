@@ -981,3 +981,89 @@ async fn an_opt_out_by_keyword_is_confirmed_once_inside_the_window_it_opened() -
     assert_eq!(f.meta.received().len(), 1, "one confirmation, nothing else");
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_consent_event_is_kept_in_the_person_s_history_across_a_restart() -> Result<()> {
+    let (mut f, ana) =
+        Fixture::ready_for("truth-history", "[consent]\ntopics = [\"newsletter\"]\n", 1).await?;
+    let consent = |change: &str, topics: Option<Value>| {
+        let mut body = json!({ "phone_number_id": NUMBER_A2.to_string(), "to": ana,
+                               "change": change });
+        if let Some(topics) = topics {
+            body["topics"] = topics;
+        }
+        body
+    };
+    advance(&f, 60).await?;
+    f.admin(
+        "/wagate/admin/contacts/consent",
+        consent("opt_out", Some(json!(["newsletter"]))),
+    )
+    .await?;
+    advance(&f, 60).await?;
+    writes(&f, NUMBER_A, "wamid.h.1", &ana, "STOP").await?;
+    writes(&f, NUMBER_A, "wamid.h.2", &ana, "not a keyword").await?;
+    marketing_preference(&f, &ana, "stop").await?;
+    f.stop()?;
+    f.restart()?;
+    // The manual clock starts again at its configured instant: move it past the others.
+    advance(&f, 600).await?;
+    f.admin("/wagate/admin/contacts/consent", consent("opt_in", None))
+        .await?;
+    let url = f.url(&format!(
+        "/wagate/admin/contacts/{NUMBER_A}/{}/history",
+        ana.trim_start_matches('+')
+    ));
+    let history = f.web.get(&url, ADMIN).await?.json();
+    let events: Vec<(String, String, String, Value)> = history["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["change"].as_str().unwrap_or_default().to_string(),
+                e["source"].as_str().unwrap_or_default().to_string(),
+                e["phone_number_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                e["topics"].clone(),
+            )
+        })
+        .collect();
+    let (a, a2) = (NUMBER_A.to_string(), NUMBER_A2.to_string());
+    let event = |change: &str, source: &str, number: &str, topics: Value| {
+        (
+            change.to_string(),
+            source.to_string(),
+            number.to_string(),
+            topics,
+        )
+    };
+    assert_eq!(
+        events,
+        [
+            event("opt_in", "api", &a, json!([])),
+            event("topics_opt_out", "api", &a2, json!(["newsletter"])),
+            event("opt_out", "keyword", &a, json!([])),
+            event("marketing_opt_out", "user_preferences", &a, json!([])),
+            event("opt_in", "api", &a2, json!([])),
+        ],
+        "{history}"
+    );
+    let times: Vec<u64> = history["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["at"].as_u64())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert_eq!(times[1], START_UNIX + 60, "{times:?}");
+    // Another business's view of the same person is its own (empty).
+    let other = f.url(&format!(
+        "/wagate/admin/contacts/{NUMBER_B}/{}/history",
+        ana.trim_start_matches('+')
+    ));
+    assert_eq!(f.web.get(&other, ADMIN).await?.json()["events"], json!([]));
+    f.stop()
+}

@@ -7,6 +7,7 @@
 
 mod combine;
 mod commit;
+pub mod consent_history;
 mod deferred;
 pub mod dispatch;
 mod early_status;

@@ -49,6 +49,17 @@ pub enum ConsentChange {
     TopicsOptIn(TopicSet),
 }
 
+/// A consent change as applied, for the history (the shard notes it; the durable engine
+/// writes it with the change itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsentEvent {
+    pub number: PhoneNumberId,
+    pub person: Msisdn,
+    pub at: Timestamp,
+    pub change: ConsentChange,
+    pub source: ConsentSource,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InboundEffect {
     /// The customer-service window is now open until this moment.

@@ -37,6 +37,10 @@ pub(crate) fn routes() -> Router<App> {
         .route("/wagate/admin/templates/status", post(template_status))
         .route("/wagate/admin/contacts/consent", post(consent))
         .route("/wagate/admin/contacts/{number}/{to}", get(contact))
+        .route(
+            "/wagate/admin/contacts/{number}/{to}/history",
+            get(super::consent_history_api::history),
+        )
         .route("/wagate/admin/ledger", get(ledger))
         .route("/wagate/admin/messages/in_flight", get(in_flight))
         .route("/wagate/admin/messages/{id}/settle", post(settle))
@@ -67,7 +71,7 @@ async fn admin_json<T: DeserializeOwned>(
     })
 }
 
-fn admin_only(app: &App, headers: &HeaderMap) -> Result<(), ApiErrorResponse> {
+pub(crate) fn admin_only(app: &App, headers: &HeaderMap) -> Result<(), ApiErrorResponse> {
     bump(&app.metrics.requests);
     app.tenants.admin(headers).map_err(|e| {
         bump(&app.metrics.unauthorized);
@@ -75,7 +79,7 @@ fn admin_only(app: &App, headers: &HeaderMap) -> Result<(), ApiErrorResponse> {
     })
 }
 
-fn admin_error(error: AdminError) -> ApiErrorResponse {
+pub(crate) fn admin_error(error: AdminError) -> ApiErrorResponse {
     match error {
         AdminError::Registry(RegistryError::UnknownNumber(id)) => {
             super::reply::no_such_object(&id.0.to_string()).into()
@@ -98,7 +102,7 @@ fn parse_quality(text: &str) -> Result<Quality, ApiErrorResponse> {
     })
 }
 
-fn parse_number(text: &str) -> Result<PhoneNumberId, ApiErrorResponse> {
+pub(crate) fn parse_number(text: &str) -> Result<PhoneNumberId, ApiErrorResponse> {
     text.parse()
         .map(PhoneNumberId)
         .map_err(|_| super::reply::no_such_object(text).into())

@@ -15,6 +15,7 @@ mod body_budget;
 mod body_read;
 mod bulk;
 pub mod config;
+mod consent_history_api;
 mod descriptors;
 mod forward;
 mod front;

@@ -40,9 +40,11 @@ pub enum Family {
     Deferred,
     /// Webhooks waiting to be delivered to tenants' callbacks, by sequence number.
     Forward,
+    /// Every consent event, append-only, by (business, person, time, sequence).
+    ConsentHistory,
 }
 impl Family {
-    pub const ALL: [Family; 10] = [
+    pub const ALL: [Family; 11] = [
         Family::Meta,
         Family::Registry,
         Family::Contacts,
@@ -53,6 +55,7 @@ impl Family {
         Family::UpstreamIds,
         Family::Deferred,
         Family::Forward,
+        Family::ConsentHistory,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +70,7 @@ impl Family {
             Family::UpstreamIds => "upstream_ids",
             Family::Deferred => "deferred",
             Family::Forward => "forward",
+            Family::ConsentHistory => "consent_history",
         }
     }
 }

@@ -463,6 +463,26 @@ impl Wagate {
         })?)
     }
 
+    /// A person's consent events with the business of `number`, oldest first.
+    pub fn consent_history(
+        &self,
+        number: PhoneNumberId,
+        person: Msisdn,
+    ) -> Result<Vec<crate::consent_history::ConsentRecord>, AdminError> {
+        let account = self
+            .registry()
+            .number(number)
+            .ok_or(AdminError::Registry(
+                wagate_rules::registry::RegistryError::UnknownNumber(number),
+            ))?
+            .account;
+        Ok(crate::consent_history::read(
+            self.store.as_ref(),
+            account,
+            person,
+        )?)
+    }
+
     /// Many consent changes in one group commit (imports, set-up).
     pub fn consent_many(
         &self,

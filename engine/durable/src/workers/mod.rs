@@ -89,8 +89,9 @@ enum Control {
 
 /// What a persisted worker needs: its committer, and where committed messages go.
 struct Persist {
-    /// The ledger's markets are written by name (the profile's rate cards).
-    profile: Arc<wagate_rules::Profile>,
+    /// The ledger's markets are written by name (the profile's rate cards); consent events
+    /// under their number's business (the registry).
+    core: Arc<Core>,
     durability: Arc<Durability>,
     committer: Committer,
     onward: Onward,
@@ -162,7 +163,10 @@ fn run_commands(
         mut ledger,
     } = writes;
     write_contacts(journal, &mut batch);
-    ledger.write(&mut batch, &persist.profile.rate_cards);
+    ledger.write(&mut batch, &persist.core.profile.rate_cards);
+    let mut consent_events = Vec::new();
+    shard.drain_consent_log(&mut consent_events);
+    crate::consent_history::write(&mut batch, &consent_events, &persist.core.registry);
     let onward = persist.onward.clone();
     let done = Box::new(move |result: Result<(), StoreError>| {
         if result.is_ok() {
@@ -360,7 +364,7 @@ impl ShardPool {
                 committers.push(thread);
                 shard.enable_journal();
                 Persist {
-                    profile: core.profile.clone(),
+                    core: core.clone(),
                     durability: durability.clone(),
                     committer,
                     onward: onward.clone(),

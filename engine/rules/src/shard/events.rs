@@ -4,8 +4,8 @@
 use super::{business_consent, cached_number, journal_note, shard_scope, share_consent, Shard};
 use crate::clock::{Secs, Timestamp, SECS_PER_DAY};
 use crate::contact_events::{
-    ConsentChange, ContactView, FailedSend, FailureEffect, FailureReversal, InboundEffect,
-    InboundMessage,
+    ConsentChange, ConsentEvent, ContactView, FailedSend, FailureEffect, FailureReversal,
+    InboundEffect, InboundMessage,
 };
 use crate::decision::Refusal;
 use crate::hash::mix64;
@@ -139,21 +139,32 @@ impl Shard {
             .classify(&message.content);
         let window = self.core.profile.service_window_secs;
         let secs = now.secs();
-        self.with_record(message.number, message.from, |record| {
-            record.window_until = secs + window;
-            record.set(flags::UNREACHABLE, false);
-            if message.referral {
-                record.set(flags::FEP_PENDING, true);
-            }
-            if let Some((change, source)) = consent {
-                apply_consent(record, change, source, secs);
-            }
-            InboundEffect {
-                window_until: Timestamp::from_secs(record.window_until),
-                consent: consent.map(|(change, _)| change),
-            }
-        })
-        .ok_or(Refusal::UnknownNumber(message.number))
+        let effect = self
+            .with_record(message.number, message.from, |record| {
+                record.window_until = secs + window;
+                record.set(flags::UNREACHABLE, false);
+                if message.referral {
+                    record.set(flags::FEP_PENDING, true);
+                }
+                if let Some((change, source)) = consent {
+                    apply_consent(record, change, source, secs);
+                }
+                InboundEffect {
+                    window_until: Timestamp::from_secs(record.window_until),
+                    consent: consent.map(|(change, _)| change),
+                }
+            })
+            .ok_or(Refusal::UnknownNumber(message.number))?;
+        if let Some((change, source)) = consent {
+            self.log_consent(ConsentEvent {
+                number: message.number,
+                person: message.from,
+                at: now,
+                change,
+                source,
+            });
+        }
+        Ok(effect)
     }
 
     pub fn consent(
@@ -167,7 +178,15 @@ impl Shard {
         self.with_record(number, person, |record| {
             apply_consent(record, change, source, now.secs())
         })
-        .ok_or(Refusal::UnknownNumber(number))
+        .ok_or(Refusal::UnknownNumber(number))?;
+        self.log_consent(ConsentEvent {
+            number,
+            person,
+            at: now,
+            change,
+            source,
+        });
+        Ok(())
     }
 
     /// Meta says messages to `person` are free until `until` (a free entry point window, which
@@ -205,6 +224,15 @@ impl Shard {
         now: Timestamp,
     ) -> Result<FailureEffect, Refusal> {
         let secs = now.secs();
+        if code == 131_050 && self.core.registry.number(number).is_some() {
+            self.log_consent(ConsentEvent {
+                number,
+                person,
+                at: now,
+                change: ConsentChange::MarketingOptOut,
+                source: ConsentSource::DeliveryFailure,
+            });
+        }
         self.with_record(number, person, |record| match code {
             131_050 => {
                 apply_consent(

@@ -12,6 +12,7 @@ mod restore;
 
 use std::sync::Arc;
 
+use crate::contact_events::ConsentEvent;
 use crate::hash::MixHashMap;
 use crate::ids::{AccountId, PhoneNumberId};
 use crate::number::NumberState;
@@ -48,6 +49,8 @@ struct ShardState {
     ledger: Ledger,
     /// Contact records changed since the last drain, when the shard is persisted.
     journal: Option<Vec<(ContactKey, ContactRecord)>>,
+    /// Consent changes applied since the last drain, when the shard is persisted.
+    consent_log: Option<Vec<ConsentEvent>>,
 }
 
 pub struct Shard {
@@ -68,6 +71,7 @@ impl Shard {
                 earliest_due: u32::MAX,
                 ledger: Ledger::default(),
                 journal: None,
+                consent_log: None,
             },
             core,
         }
@@ -88,12 +92,27 @@ impl Shard {
     /// From now on, remember every contact record that changes, for [`Shard::drain_journal`].
     pub fn enable_journal(&mut self) {
         self.state.journal.get_or_insert_with(Vec::new);
+        self.state.consent_log.get_or_insert_with(Vec::new);
     }
 
     /// Hands over the contact records changed since the last call, in order of change.
     pub fn drain_journal(&mut self, into: &mut Vec<(ContactKey, ContactRecord)>) {
         if let Some(journal) = &mut self.state.journal {
             into.append(journal);
+        }
+    }
+
+    /// Moves the consent changes applied since the last call into `into` (with the journal).
+    pub fn drain_consent_log(&mut self, into: &mut Vec<ConsentEvent>) {
+        if let Some(log) = &mut self.state.consent_log {
+            into.append(log);
+        }
+    }
+
+    /// Notes an applied consent change for the history (when the shard is persisted).
+    fn log_consent(&mut self, event: ConsentEvent) {
+        if let Some(log) = &mut self.state.consent_log {
+            log.push(event);
         }
     }
 
