@@ -210,6 +210,23 @@ async fn consent_people_messages_and_usage_answer_over_grpc_as_over_http() -> Re
     let over_http = f.contact(NUMBER_A, &ana).await?;
     assert_eq!(json_of(&contact.body_json), over_http);
     assert_eq!(over_http["opted_in"], true);
+    let history = records
+        .get_consent_history(authorised(
+            ContactRequest {
+                phone_number_id: NUMBER_A.to_string(),
+                to: ana.clone(),
+            },
+            ADMIN,
+        ))
+        .await?
+        .into_inner();
+    let history_url = f.url(&format!(
+        "/wagate/admin/contacts/{NUMBER_A}/{}/history",
+        ana.trim_start_matches('+')
+    ));
+    let history_over_http = f.web.get(&history_url, ADMIN).await?.json();
+    assert_eq!(json_of(&history.body_json), history_over_http);
+    assert_eq!(history_over_http["events"][0]["change"], "opt_in");
 
     // A message's status and a number's usage: the same answers.
     let sent = f.send_update(&ana).await?;

@@ -995,11 +995,25 @@ async fn every_consent_event_is_kept_in_the_person_s_history_across_a_restart() 
         body
     };
     advance(&f, 60).await?;
-    f.admin(
-        "/wagate/admin/contacts/consent",
-        consent("opt_out", Some(json!(["newsletter"]))),
-    )
-    .await?;
+    let mut with_proof = consent("opt_out", Some(json!(["newsletter"])));
+    with_proof["source"] = json!("web_form");
+    with_proof["evidence"] = json!({ "form_url": "https://shop.example/prefs",
+        "wording": "Send me the weekly newsletter", "ip_address": "203.0.113.7" });
+    let out = f
+        .admin("/wagate/admin/contacts/consent", with_proof.clone())
+        .await?;
+    assert_eq!(out.status, 200, "{}", out.text());
+    // Proof past its cap, or of a kind nobody keeps, is refused and changes nothing.
+    let mut too_much = with_proof.clone();
+    too_much["evidence"]["wording"] = json!("x".repeat(3_000));
+    let mut unknown = with_proof.clone();
+    unknown["evidence"]["shoe_size"] = json!("44");
+    let mut made_up = with_proof;
+    made_up["source"] = json!("carrier_pigeon");
+    for refused in [too_much, unknown, made_up] {
+        let answer = f.admin("/wagate/admin/contacts/consent", refused).await?;
+        assert_eq!(answer.status, 400, "{}", answer.text());
+    }
     advance(&f, 60).await?;
     writes(&f, NUMBER_A, "wamid.h.1", &ana, "STOP").await?;
     writes(&f, NUMBER_A, "wamid.h.2", &ana, "not a keyword").await?;
@@ -1044,7 +1058,7 @@ async fn every_consent_event_is_kept_in_the_person_s_history_across_a_restart() 
         events,
         [
             event("opt_in", "api", &a, json!([])),
-            event("topics_opt_out", "api", &a2, json!(["newsletter"])),
+            event("topics_opt_out", "web_form", &a2, json!(["newsletter"])),
             event("opt_out", "keyword", &a, json!([])),
             event("marketing_opt_out", "user_preferences", &a, json!([])),
             event("opt_in", "api", &a2, json!([])),
@@ -1058,6 +1072,12 @@ async fn every_consent_event_is_kept_in_the_person_s_history_across_a_restart() 
         .filter_map(|e| e["at"].as_u64())
         .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert_eq!(
+        history["events"][1]["evidence"],
+        json!({ "form_url": "https://shop.example/prefs",
+                "wording": "Send me the weekly newsletter", "ip_address": "203.0.113.7" })
+    );
+    assert!(history["events"][0].get("evidence").is_none());
     assert_eq!(times[1], START_UNIX + 60, "{times:?}");
     // Another business's view of the same person is its own (empty).
     let other = f.url(&format!(

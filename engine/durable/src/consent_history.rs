@@ -21,13 +21,18 @@ use wagate_store::keys::{Reader, Writer};
 use wagate_store::{Batch, Family, Store, StoreError};
 
 /// One event as kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentRecord {
     pub at: Timestamp,
     pub number: PhoneNumberId,
     pub change: ConsentChange,
     pub source: ConsentSource,
+    /// The caller's proof (JSON), when the change came through the API with one.
+    pub evidence: Option<String>,
 }
+
+/// The most evidence one event keeps (its JSON's bytes); the API refuses more.
+pub const MAX_EVIDENCE_BYTES: usize = 2_048;
 
 fn sequence() -> u64 {
     static NEXT: OnceLock<AtomicU64> = OnceLock::new();
@@ -88,6 +93,9 @@ pub(crate) fn write(batch: &mut Batch, events: &[ConsentEvent], registry: &Regis
             .u8(kind)
             .u8(topics)
             .u8(event.source as u8);
+        if let Some(evidence) = &event.evidence {
+            value.bytes(evidence.as_bytes());
+        }
         batch.put(Family::ConsentHistory, key, value.bytes);
     }
 }
@@ -119,6 +127,7 @@ pub(crate) fn read(
                 number,
                 change,
                 source,
+                evidence: reader.string(),
             });
         }
         true

@@ -49,3 +49,5 @@ mod workers;
 pub use open_error::OpenError;
 pub use wagate::{admin, webhook};
 pub use wagate::{SettleOutcome, Settlement, SubmitError, SubmitResult, Wagate, WagateConfig};
+/// A consent change as [`Wagate::consent_many`] takes it.
+pub use workers::Consent;

@@ -51,13 +51,15 @@ pub enum ConsentChange {
 
 /// A consent change as applied, for the history (the shard notes it; the durable engine
 /// writes it with the change itself).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentEvent {
     pub number: PhoneNumberId,
     pub person: Msisdn,
     pub at: Timestamp,
     pub change: ConsentChange,
     pub source: ConsentSource,
+    /// The caller's proof (JSON), for a change through the API.
+    pub evidence: Option<std::sync::Arc<str>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -359,6 +359,31 @@ struct ConsentBody {
     /// those alone.
     #[serde(default)]
     topics: Option<Vec<String>>,
+    /// Where the consent was collected: `api` (the default), `web_form`, `sms`, `ivr`,
+    /// `in_person` or `paper`.
+    #[serde(default)]
+    source: Option<String>,
+    /// The proof, kept in the history with the event (at most 2,048 bytes as JSON).
+    #[serde(default)]
+    evidence: Option<Evidence>,
+}
+
+/// What a caller may keep as proof of consent.
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct Evidence {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    form_url: Option<String>,
+    /// The wording the person agreed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wording: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ip_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_agent: Option<String>,
+    /// A document's reference (a signed form, a recording).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    document: Option<String>,
 }
 
 async fn consent(State(app): State<App>, headers: HeaderMap, body: Body) -> Answer {
@@ -408,15 +433,44 @@ async fn consent(State(app): State<App>, headers: HeaderMap, body: Body) -> Answ
     if app.wagate.registry().number(number).is_none() {
         return Err(super::reply::no_such_object(&body.phone_number_id).into());
     }
+    let source = match body.source.as_deref() {
+        None => ConsentSource::Api,
+        Some(name) => ConsentSource::of_caller(name).ok_or_else(|| {
+            ApiError::invalid_parameter(format!(
+                "source must be api, web_form, sms, ivr, in_person or paper, not '{name}'"
+            ))
+        })?,
+    };
+    let evidence = match &body.evidence {
+        None => None,
+        Some(evidence) => {
+            let text = serde_json::to_string(evidence).unwrap_or_default();
+            if text.len() > wagate_durable::consent_history::MAX_EVIDENCE_BYTES {
+                return Err(ApiError::invalid_parameter(format!(
+                    "evidence is {} bytes as JSON; at most {}",
+                    text.len(),
+                    wagate_durable::consent_history::MAX_EVIDENCE_BYTES
+                ))
+                .into());
+            }
+            Some(std::sync::Arc::<str>::from(text))
+        }
+    };
     let changes = people
         .into_iter()
-        .map(|person| (number, person, change, ConsentSource::Api))
+        .map(|person| wagate_durable::Consent {
+            number,
+            person,
+            change,
+            source,
+            evidence: evidence.clone(),
+        })
         .collect();
     let worker = app.clone();
     let changed = blocking(move || {
         worker
             .wagate
-            .consent_many(changes)
+            .record_consents(changes)
             .map_err(|e| ApiErrorResponse::from(ApiError::from(&e)))
     })
     .await?;

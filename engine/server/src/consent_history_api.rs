@@ -26,6 +26,9 @@ struct Event<'a> {
     /// The topics a topic change named.
     topics: Vec<&'a str>,
     source: &'static str,
+    /// The caller's proof, as it was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidence: Option<serde_json::Value>,
 }
 
 pub(crate) async fn history(
@@ -63,6 +66,10 @@ pub(crate) async fn history(
                 change,
                 topics,
                 source: record.source.name(),
+                evidence: record
+                    .evidence
+                    .as_deref()
+                    .and_then(|text| serde_json::from_str(text).ok()),
             }
         })
         .collect();

@@ -105,6 +105,20 @@ impl Records for GrpcRecords {
             .await
     }
 
+    async fn get_consent_history(
+        &self,
+        request: Request<ContactRequest>,
+    ) -> Result<Response<RecordAnswer>, Status> {
+        let asked = request.get_ref();
+        let path = format!(
+            "/wagate/admin/contacts/{}/{}/history",
+            segment(&asked.phone_number_id),
+            segment(&asked.to)
+        );
+        self.ask(request.metadata(), Method::GET, path, String::new())
+            .await
+    }
+
     async fn get_message(
         &self,
         request: Request<MessageRequest>,

@@ -460,6 +460,7 @@ impl Wagate {
             person,
             change,
             source,
+            evidence: None,
         })?)
     }
 
@@ -488,16 +489,15 @@ impl Wagate {
         &self,
         changes: Vec<(PhoneNumberId, Msisdn, ConsentChange, ConsentSource)>,
     ) -> Result<Vec<Result<(), Refusal>>, SubmitError> {
-        let commands = changes
-            .into_iter()
-            .map(|(number, person, change, source)| Consent {
-                number,
-                person,
-                change,
-                source,
-            })
-            .collect();
-        Ok(self.pool.submit(commands)?)
+        self.record_consents(changes.into_iter().map(Consent::from).collect())
+    }
+
+    /// Many consent changes, each with its source and proof, in one group commit.
+    pub fn record_consents(
+        &self,
+        changes: Vec<Consent>,
+    ) -> Result<Vec<Result<(), Refusal>>, SubmitError> {
+        Ok(self.pool.submit(changes)?)
     }
 
     /// A delivery failure Meta reported for a message to `person` (status webhook).

@@ -128,12 +128,29 @@ impl ShardCommand for Inbound {
 }
 
 /// A consent change for a person, through one of the business's numbers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Consent {
     pub number: PhoneNumberId,
     pub person: Msisdn,
     pub change: ConsentChange,
     pub source: ConsentSource,
+    /// What the caller supplied as proof (JSON, capped), kept in the history with the event.
+    pub evidence: Option<std::sync::Arc<str>>,
+}
+
+impl From<(PhoneNumberId, Msisdn, ConsentChange, ConsentSource)> for Consent {
+    /// A change with no proof beyond its source.
+    fn from(
+        (number, person, change, source): (PhoneNumberId, Msisdn, ConsentChange, ConsentSource),
+    ) -> Consent {
+        Consent {
+            number,
+            person,
+            change,
+            source,
+            evidence: None,
+        }
+    }
 }
 
 impl ShardCommand for Consent {
@@ -144,7 +161,14 @@ impl ShardCommand for Consent {
     }
 
     fn run(self, shard: &mut Shard, now: Timestamp, _: Option<&mut Writes>) -> Self::Answer {
-        shard.consent(self.number, self.person, self.change, self.source, now)
+        shard.consent_with_evidence(
+            self.number,
+            self.person,
+            self.change,
+            self.source,
+            self.evidence,
+            now,
+        )
     }
 }
 
@@ -308,6 +332,7 @@ impl ShardCommand for Command {
                     person,
                     change,
                     source,
+                    evidence: None,
                 }
                 .run(shard, now, writes),
             ),

@@ -40,6 +40,7 @@ fn concurrent_submitters_on_two_shards_admit_exactly_the_limit() {
             person: person(i),
             change: ConsentChange::OptIn,
             source: ConsentSource::Api,
+            evidence: None,
         })
         .collect();
     let answers: Vec<Result<(), wagate_rules::Refusal>> = pool.submit(opt_ins).unwrap();

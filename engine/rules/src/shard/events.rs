@@ -162,6 +162,7 @@ impl Shard {
                 at: now,
                 change,
                 source,
+                evidence: None,
             });
         }
         Ok(effect)
@@ -175,6 +176,19 @@ impl Shard {
         source: ConsentSource,
         now: Timestamp,
     ) -> Result<(), Refusal> {
+        self.consent_with_evidence(number, person, change, source, None, now)
+    }
+
+    /// A consent change with the caller's proof, kept in the history beside it.
+    pub fn consent_with_evidence(
+        &mut self,
+        number: PhoneNumberId,
+        person: Msisdn,
+        change: ConsentChange,
+        source: ConsentSource,
+        evidence: Option<std::sync::Arc<str>>,
+        now: Timestamp,
+    ) -> Result<(), Refusal> {
         self.with_record(number, person, |record| {
             apply_consent(record, change, source, now.secs())
         })
@@ -185,6 +199,7 @@ impl Shard {
             at: now,
             change,
             source,
+            evidence,
         });
         Ok(())
     }
@@ -231,6 +246,7 @@ impl Shard {
                 at: now,
                 change: ConsentChange::MarketingOptOut,
                 source: ConsentSource::DeliveryFailure,
+                evidence: None,
             });
         }
         self.with_record(number, person, |record| match code {

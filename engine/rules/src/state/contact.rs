@@ -26,6 +26,13 @@ pub enum ConsentSource {
     UserPreferences = 4,
     /// A send failed with 131050 (the person stopped marketing messages).
     DeliveryFailure = 5,
+    /// Collected outside WhatsApp and told through the API, as the caller names it: a web
+    /// form, an SMS, an IVR call, in person, on paper.
+    WebForm = 6,
+    Sms = 7,
+    Ivr = 8,
+    InPerson = 9,
+    Paper = 10,
 }
 
 impl ConsentSource {
@@ -36,6 +43,11 @@ impl ConsentSource {
             3 => ConsentSource::Button,
             4 => ConsentSource::UserPreferences,
             5 => ConsentSource::DeliveryFailure,
+            6 => ConsentSource::WebForm,
+            7 => ConsentSource::Sms,
+            8 => ConsentSource::Ivr,
+            9 => ConsentSource::InPerson,
+            10 => ConsentSource::Paper,
             _ => ConsentSource::None,
         }
     }
@@ -48,7 +60,25 @@ impl ConsentSource {
             ConsentSource::Button => "button",
             ConsentSource::UserPreferences => "user_preferences",
             ConsentSource::DeliveryFailure => "delivery_failure",
+            ConsentSource::WebForm => "web_form",
+            ConsentSource::Sms => "sms",
+            ConsentSource::Ivr => "ivr",
+            ConsentSource::InPerson => "in_person",
+            ConsentSource::Paper => "paper",
         }
+    }
+
+    /// A source a caller of the consent API may name.
+    pub fn of_caller(name: &str) -> Option<ConsentSource> {
+        Some(match name {
+            "api" => ConsentSource::Api,
+            "web_form" => ConsentSource::WebForm,
+            "sms" => ConsentSource::Sms,
+            "ivr" => ConsentSource::Ivr,
+            "in_person" => ConsentSource::InPerson,
+            "paper" => ConsentSource::Paper,
+            _ => return None,
+        })
     }
 }
 
