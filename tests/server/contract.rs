@@ -57,6 +57,7 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
          json!({ "phone_number_id": NUMBER_A.to_string(), "to": [person(4), person(5)], "change": "opt_in" }).to_string(), "application/json"),
         ("get", format!("/wagate/admin/contacts/{NUMBER_A}/{to}"), ADMIN, String::new(), ""),
         ("get", format!("/wagate/admin/contacts/{NUMBER_A}/{to}/history"), ADMIN, String::new(), ""),
+        ("get", format!("/wagate/admin/consent/export?phone_number_id={NUMBER_A}&format=csv"), ADMIN, String::new(), ""),
         ("get", "/wagate/admin/ledger".into(), ADMIN, String::new(), ""),
         ("get", "/wagate/admin/messages/in_flight".into(), ADMIN, String::new(), ""),
         // Nothing is in flight here: the documented 409.

@@ -1087,3 +1087,70 @@ async fn every_consent_event_is_kept_in_the_person_s_history_across_a_restart() 
     assert_eq!(f.web.get(&other, ADMIN).await?.json()["events"], json!([]));
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_business_s_consent_history_exports_as_ndjson_and_csv_streamed() -> Result<()> {
+    let mut f = Fixture::start("truth-export", "").await?;
+    // Many people, so the export takes many chunks.
+    let people: Vec<String> = (1..=3_000).map(person).collect();
+    f.opt_in(NUMBER_A, &people).await?;
+    let mut proof = json!({ "phone_number_id": NUMBER_A.to_string(), "to": people[0],
+        "change": "opt_out", "source": "paper",
+        "evidence": { "document": "form 17, \"signed\"" } });
+    f.admin("/wagate/admin/contacts/consent", proof.clone())
+        .await?;
+    proof["to"] = json!(person(9_999));
+    f.admin("/wagate/admin/contacts/consent", proof).await?;
+    let export = |query: &str| f.url(&format!("/wagate/admin/consent/export?{query}"));
+
+    let ndjson = f
+        .web
+        .get(&export(&format!("phone_number_id={NUMBER_A}")), ADMIN)
+        .await?;
+    assert_eq!(ndjson.status, 200);
+    let lines: Vec<Value> = ndjson
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+        .collect();
+    assert_eq!(lines.len(), 3_002, "every event, once");
+    assert!(lines.iter().all(|l| l["change"].is_string()));
+    let paper: Vec<&Value> = lines.iter().filter(|l| l["source"] == "paper").collect();
+    assert_eq!(paper.len(), 2);
+    assert_eq!(paper[0]["evidence"]["document"], "form 17, \"signed\"");
+
+    // One person, as CSV: the header, their opt-in, their opt-out with its proof quoted.
+    let one = people[0].trim_start_matches('+');
+    let csv = f
+        .web
+        .get(
+            &export(&format!("phone_number_id={NUMBER_A}&to={one}&format=csv")),
+            ADMIN,
+        )
+        .await?
+        .text();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows[0],
+        "to,at,phone_number_id,change,topics,source,evidence"
+    );
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows[1].starts_with(&format!("{one},")) && rows[1].contains(",opt_in,,api,"));
+    assert!(
+        rows[2].ends_with(r#",opt_out,,paper,"{""document"":""form 17, \""signed\""""}""#),
+        "{csv}"
+    );
+
+    // Bad asks in Meta's error shape; another tenant's token is no admin's.
+    for (query, token, status) in [
+        (format!("phone_number_id={NUMBER_A}&format=xml"), ADMIN, 400),
+        (format!("phone_number_id={NUMBER_A}&shoe=44"), ADMIN, 400),
+        ("phone_number_id=777".to_string(), ADMIN, 400),
+        (format!("phone_number_id={NUMBER_A}"), ALPHA, 403),
+    ] {
+        let answer = f.web.get(&export(&query), token).await?;
+        assert_eq!(answer.status, status, "{query}: {}", answer.text());
+        assert!(answer.json()["error"]["code"].is_u64(), "{}", answer.text());
+    }
+    f.stop()
+}

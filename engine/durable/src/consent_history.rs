@@ -106,33 +106,56 @@ pub(crate) fn read(
     account: AccountId,
     person: Msisdn,
 ) -> Result<Vec<ConsentRecord>, StoreError> {
-    let start = person_prefix(account, person);
-    let mut end = start.to_vec();
-    end.extend_from_slice(&[0xff; 16]);
     let mut events = Vec::new();
-    store.scan(Family::ConsentHistory, &start, &end, &mut |key, value| {
-        let at = key
-            .get(16..24)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_be_bytes);
-        let mut reader = Reader::new(value);
-        let parts = (|| {
-            let number = PhoneNumberId(reader.u64()?);
-            let change = change_of(reader.u8()?, reader.u8()?)?;
-            Some((number, change, ConsentSource::from_u8(reader.u8()?)))
-        })();
-        if let (Some(at), Some((number, change, source))) = (at, parts) {
-            events.push(ConsentRecord {
-                at: Timestamp(at),
-                number,
-                change,
-                source,
-                evidence: reader.string(),
-            });
-        }
+    scan(store, account, Some(person), &mut |_, record| {
+        events.push(record);
         true
     })?;
     Ok(events)
+}
+
+/// Visits the events of a business (of one person of it, when given), person by person and
+/// each person's oldest first, until `visit` says stop; nothing is held but the one event.
+pub fn scan(
+    store: &dyn Store,
+    account: AccountId,
+    person: Option<Msisdn>,
+    visit: &mut dyn FnMut(Msisdn, ConsentRecord) -> bool,
+) -> Result<(), StoreError> {
+    let start = match person {
+        Some(person) => person_prefix(account, person).to_vec(),
+        None => account.0.to_be_bytes().to_vec(),
+    };
+    let mut end = start.clone();
+    end.extend_from_slice(&[0xff; 32]);
+    store.scan(
+        Family::ConsentHistory,
+        &start,
+        &end,
+        &mut |key, value| match decode(key, value) {
+            Some((person, record)) => visit(person, record),
+            None => true,
+        },
+    )
+}
+
+fn decode(key: &[u8], value: &[u8]) -> Option<(Msisdn, ConsentRecord)> {
+    let person = Msisdn::from_digits(u64::from_be_bytes(key.get(8..16)?.try_into().ok()?)).ok()?;
+    let at = u64::from_be_bytes(key.get(16..24)?.try_into().ok()?);
+    let mut reader = Reader::new(value);
+    let number = PhoneNumberId(reader.u64()?);
+    let change = change_of(reader.u8()?, reader.u8()?)?;
+    let source = ConsentSource::from_u8(reader.u8()?);
+    Some((
+        person,
+        ConsentRecord {
+            at: Timestamp(at),
+            number,
+            change,
+            source,
+            evidence: reader.string(),
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -41,6 +41,10 @@ pub(crate) fn routes() -> Router<App> {
             "/wagate/admin/contacts/{number}/{to}/history",
             get(super::consent_history_api::history),
         )
+        .route(
+            "/wagate/admin/consent/export",
+            get(super::consent_history_api::export),
+        )
         .route("/wagate/admin/ledger", get(ledger))
         .route("/wagate/admin/messages/in_flight", get(in_flight))
         .route("/wagate/admin/messages/{id}/settle", post(settle))

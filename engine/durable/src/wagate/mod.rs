@@ -470,18 +470,43 @@ impl Wagate {
         number: PhoneNumberId,
         person: Msisdn,
     ) -> Result<Vec<crate::consent_history::ConsentRecord>, AdminError> {
-        let account = self
-            .registry()
-            .number(number)
-            .ok_or(AdminError::Registry(
-                wagate_rules::registry::RegistryError::UnknownNumber(number),
-            ))?
-            .account;
+        let account = self.business_of(number)?;
         Ok(crate::consent_history::read(
             self.store.as_ref(),
             account,
             person,
         )?)
+    }
+
+    /// Visits the consent events of the business of `number` (of one person, when given),
+    /// person by person, oldest first, until `visit` says stop: an export that holds one
+    /// event at a time.
+    pub fn each_consent_event(
+        &self,
+        number: PhoneNumberId,
+        person: Option<Msisdn>,
+        visit: &mut dyn FnMut(Msisdn, crate::consent_history::ConsentRecord) -> bool,
+    ) -> Result<(), AdminError> {
+        let account = self.business_of(number)?;
+        Ok(crate::consent_history::scan(
+            self.store.as_ref(),
+            account,
+            person,
+            visit,
+        )?)
+    }
+
+    fn business_of(
+        &self,
+        number: PhoneNumberId,
+    ) -> Result<wagate_rules::ids::AccountId, AdminError> {
+        Ok(self
+            .registry()
+            .number(number)
+            .ok_or(AdminError::Registry(
+                wagate_rules::registry::RegistryError::UnknownNumber(number),
+            ))?
+            .account)
     }
 
     /// Many consent changes in one group commit (imports, set-up).
