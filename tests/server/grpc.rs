@@ -172,6 +172,13 @@ async fn consent_people_messages_and_usage_answer_over_grpc_as_over_http() -> Re
         .await?;
     let mut records = RecordsClient::new(channel);
     let json_of = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+    let ana_s = || ContactRequest {
+        phone_number_id: NUMBER_A.to_string(),
+        to: ana.clone(),
+    };
+    let usage_of_a = || UsageRequest {
+        phone_number_id: NUMBER_A.to_string(),
+    };
     // An error's trace id is each request's own.
     let untraced = |mut answer: Value| {
         if let Some(error) = answer.get_mut("error").and_then(Value::as_object_mut) {
@@ -197,13 +204,7 @@ async fn consent_people_messages_and_usage_answer_over_grpc_as_over_http() -> Re
         (200, json!({ "success": true, "changed": 1 }))
     );
     let contact = records
-        .get_contact(authorised(
-            ContactRequest {
-                phone_number_id: NUMBER_A.to_string(),
-                to: ana.clone(),
-            },
-            ADMIN,
-        ))
+        .get_contact(authorised(ana_s(), ADMIN))
         .await?
         .into_inner();
     assert_eq!(contact.http_status, 200);
@@ -211,13 +212,7 @@ async fn consent_people_messages_and_usage_answer_over_grpc_as_over_http() -> Re
     assert_eq!(json_of(&contact.body_json), over_http);
     assert_eq!(over_http["opted_in"], true);
     let history = records
-        .get_consent_history(authorised(
-            ContactRequest {
-                phone_number_id: NUMBER_A.to_string(),
-                to: ana.clone(),
-            },
-            ADMIN,
-        ))
+        .get_consent_history(authorised(ana_s(), ADMIN))
         .await?
         .into_inner();
     let history_url = f.url(&format!(
@@ -248,12 +243,7 @@ async fn consent_people_messages_and_usage_answer_over_grpc_as_over_http() -> Re
         f.message(ALPHA, &id).await?.json()
     );
     let usage = records
-        .get_usage(authorised(
-            UsageRequest {
-                phone_number_id: NUMBER_A.to_string(),
-            },
-            ADMIN,
-        ))
+        .get_usage(authorised(usage_of_a(), ADMIN))
         .await?
         .into_inner();
     let usage_url = f.url(&format!("/wagate/admin/numbers/{NUMBER_A}/usage"));
@@ -265,12 +255,7 @@ async fn consent_people_messages_and_usage_answer_over_grpc_as_over_http() -> Re
     // The same refusals: a tenant's token is no admin's; another tenant's message is not
     // theirs; a path trick stays one segment.
     let not_admin = records
-        .get_usage(authorised(
-            UsageRequest {
-                phone_number_id: NUMBER_A.to_string(),
-            },
-            ALPHA,
-        ))
+        .get_usage(authorised(usage_of_a(), ALPHA))
         .await?
         .into_inner();
     let http_not_admin = f.web.get(&usage_url, ALPHA).await?;

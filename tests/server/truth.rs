@@ -753,24 +753,8 @@ async fn keywords_per_language_and_tenant_match_the_whole_message_and_mean_what_
     assert_eq!(f.send(ALPHA, NUMBER_A, &update, &[]).await?.status, 200);
 
     // Tenant beta reads its own list: STOP is no keyword there, PARE is.
-    let created = f
-        .admin(
-            "/wagate/admin/templates",
-            json!({ "account": 2, "name": "order_update", "language": "en_US",
-                    "category": "utility", "body": ORDER_UPDATE }),
-        )
+    f.approved_template_of(2, "order_update", "utility", ORDER_UPDATE)
         .await?;
-    assert_eq!(created.status, 200, "{}", created.text());
-    for status in ["in_review", "approved"] {
-        let moved = f
-            .admin(
-                "/wagate/admin/templates/status",
-                json!({ "account": 2, "name": "order_update", "language": "en_US",
-                        "status": status }),
-            )
-            .await?;
-        assert_eq!(moved.status, 200, "{}", moved.text());
-    }
     f.opt_in(NUMBER_B, std::slice::from_ref(&ana)).await?;
     writes(&f, NUMBER_B, "wamid.k.6", &ana, "STOP").await?;
     assert_eq!(
@@ -814,24 +798,8 @@ throughput_mps = 1000
 async fn a_tenant_with_per_number_consent_keeps_each_number_s_opt_out_its_own() -> Result<()> {
     let mut f = Fixture::start("truth-per-number", PER_NUMBER).await?;
     let ana = person(1);
-    let created = f
-        .admin(
-            "/wagate/admin/templates",
-            json!({ "account": 3, "name": "order_update", "language": "en_US",
-                    "category": "utility", "body": ORDER_UPDATE }),
-        )
+    f.approved_template_of(3, "order_update", "utility", ORDER_UPDATE)
         .await?;
-    assert_eq!(created.status, 200, "{}", created.text());
-    for status in ["in_review", "approved"] {
-        let moved = f
-            .admin(
-                "/wagate/admin/templates/status",
-                json!({ "account": 3, "name": "order_update", "language": "en_US",
-                        "status": status }),
-            )
-            .await?;
-        assert_eq!(moved.status, 200, "{}", moved.text());
-    }
     f.opt_in(3001, std::slice::from_ref(&ana)).await?;
     let update = template_send(&ana, "order_update", &["Ada"]);
     const GAMMA: &str = "gamma-token-0123456789";

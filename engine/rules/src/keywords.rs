@@ -10,18 +10,26 @@ use crate::hash::MixHashMap;
 use crate::ids::PhoneNumberId;
 use crate::state::contact::ConsentSource;
 
-/// Keywords and button payloads that change consent, every language together (a person may
-/// write in any of them, and an opt-out means stop whichever they chose).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Keywords and button payloads that change consent: one language's as an operator writes
+/// them (a list left out is empty), or every language together (a person may write in any of
+/// them, and an opt-out means stop whichever they chose).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConsentKeywords {
     /// Withdraws everything (STOP).
+    #[serde(default)]
     pub opt_out: Vec<String>,
     /// Resumes what the business's own opt-outs withdrew (START).
+    #[serde(default)]
     pub opt_in: Vec<String>,
     /// Withdraws marketing only ("STOP PROMOTIONS").
+    #[serde(default)]
     pub marketing_opt_out: Vec<String>,
+    #[serde(default)]
     pub opt_out_payloads: Vec<String>,
+    #[serde(default)]
     pub marketing_opt_out_payloads: Vec<String>,
+    #[serde(default)]
     pub opt_in_payloads: Vec<String>,
 }
 
@@ -62,6 +70,32 @@ fn folded(word: &str) -> String {
 }
 
 impl ConsentKeywords {
+    /// No word at all.
+    pub fn none() -> ConsentKeywords {
+        ConsentKeywords {
+            opt_out: Vec::new(),
+            opt_in: Vec::new(),
+            marketing_opt_out: Vec::new(),
+            opt_out_payloads: Vec::new(),
+            marketing_opt_out_payloads: Vec::new(),
+            opt_in_payloads: Vec::new(),
+        }
+    }
+
+    /// Adds `other`'s words to these (another language's).
+    pub fn extend(&mut self, other: &ConsentKeywords) {
+        self.opt_out.extend_from_slice(&other.opt_out);
+        self.opt_in.extend_from_slice(&other.opt_in);
+        self.marketing_opt_out
+            .extend_from_slice(&other.marketing_opt_out);
+        self.opt_out_payloads
+            .extend_from_slice(&other.opt_out_payloads);
+        self.marketing_opt_out_payloads
+            .extend_from_slice(&other.marketing_opt_out_payloads);
+        self.opt_in_payloads
+            .extend_from_slice(&other.opt_in_payloads);
+    }
+
     /// Refuses an empty word, and a word (or payload) that both withdraws and resumes.
     pub fn validate(&self) -> Result<(), KeywordError> {
         let all = [
@@ -102,41 +136,41 @@ pub struct NumberKeywords {
 
 /// Lists folded once, so matching is one comparison per word.
 #[derive(Debug, Clone)]
-pub struct FoldedKeywords {
-    opt_out: Vec<String>,
-    opt_in: Vec<String>,
-    marketing_opt_out: Vec<String>,
-    opt_out_payloads: Vec<String>,
-    marketing_opt_out_payloads: Vec<String>,
-    opt_in_payloads: Vec<String>,
-}
+pub struct FoldedKeywords(ConsentKeywords);
 
 impl FoldedKeywords {
     fn new(keywords: &ConsentKeywords) -> Self {
-        let fold = |list: &[String]| list.iter().map(|w| folded(w)).collect();
-        FoldedKeywords {
-            opt_out: fold(&keywords.opt_out),
-            opt_in: fold(&keywords.opt_in),
-            marketing_opt_out: fold(&keywords.marketing_opt_out),
-            opt_out_payloads: fold(&keywords.opt_out_payloads),
-            marketing_opt_out_payloads: fold(&keywords.marketing_opt_out_payloads),
-            opt_in_payloads: fold(&keywords.opt_in_payloads),
+        let mut all = ConsentKeywords::none();
+        all.extend(keywords);
+        for list in [
+            &mut all.opt_out,
+            &mut all.opt_in,
+            &mut all.marketing_opt_out,
+            &mut all.opt_out_payloads,
+            &mut all.marketing_opt_out_payloads,
+            &mut all.opt_in_payloads,
+        ] {
+            for word in list.iter_mut() {
+                *word = folded(word);
+            }
         }
+        FoldedKeywords(all)
     }
 
     /// The consent change an inbound message asks for, if any.
     pub fn classify(&self, content: &InboundContent) -> Option<(ConsentChange, ConsentSource)> {
         // Folded once; the lists hold folded words.
         let is = |list: &[String], text: &str| list.iter().any(|word| word == text);
+        let lists = &self.0;
         match content {
             InboundContent::Text(text) => {
                 let source = ConsentSource::Keyword;
                 let text = &folded(text);
-                if is(&self.opt_out, text) {
+                if is(&lists.opt_out, text) {
                     Some((ConsentChange::OptOut, source))
-                } else if is(&self.marketing_opt_out, text) {
+                } else if is(&lists.marketing_opt_out, text) {
                     Some((ConsentChange::MarketingOptOut, source))
-                } else if is(&self.opt_in, text) {
+                } else if is(&lists.opt_in, text) {
                     Some((ConsentChange::OptIn, source))
                 } else {
                     None
@@ -146,11 +180,11 @@ impl FoldedKeywords {
             | InboundContent::InteractiveReply { id: payload } => {
                 let source = ConsentSource::Button;
                 let payload = &folded(payload);
-                if is(&self.marketing_opt_out_payloads, payload) {
+                if is(&lists.marketing_opt_out_payloads, payload) {
                     Some((ConsentChange::MarketingOptOut, source))
-                } else if is(&self.opt_out_payloads, payload) {
+                } else if is(&lists.opt_out_payloads, payload) {
                     Some((ConsentChange::OptOut, source))
-                } else if is(&self.opt_in_payloads, payload) {
+                } else if is(&lists.opt_in_payloads, payload) {
                     Some((ConsentChange::OptIn, source))
                 } else {
                     None
@@ -230,10 +264,7 @@ mod tests {
         let own = ConsentKeywords {
             opt_out: vec!["PARAR".into()],
             opt_in: vec!["VOLVER".into()],
-            marketing_opt_out: Vec::new(),
-            opt_out_payloads: Vec::new(),
-            marketing_opt_out_payloads: Vec::new(),
-            opt_in_payloads: Vec::new(),
+            ..ConsentKeywords::none()
         };
         let book = KeywordBook::new(
             &ConsentKeywords::default(),

@@ -8,23 +8,8 @@ use serde::Deserialize;
 use wagate_rules::config::{ConsentKeywords, NumberKeywords};
 use wagate_rules::ids::PhoneNumberId;
 
-/// One language's words and button payloads (any list may be left out).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LanguageKeywords {
-    /// Withdraw everything: `STOP`, `СТОП`, `BAJA`.
-    pub opt_out: Vec<String>,
-    /// Resume: `START`.
-    pub opt_in: Vec<String>,
-    /// Withdraw marketing only: `STOP PROMOTIONS`.
-    pub marketing_opt_out: Vec<String>,
-    pub opt_out_payloads: Vec<String>,
-    pub marketing_opt_out_payloads: Vec<String>,
-    pub opt_in_payloads: Vec<String>,
-}
-
 /// Keywords by language.
-pub type KeywordsByLanguage = BTreeMap<String, LanguageKeywords>;
+pub type KeywordsByLanguage = BTreeMap<String, ConsentKeywords>;
 
 /// `[consent]`: the keywords of every number without a tenant's own (the built-in lists, in
 /// English, Russian and Spanish, when none are given), and the topics the operator names.
@@ -42,25 +27,9 @@ pub fn merged(languages: &KeywordsByLanguage) -> ConsentKeywords {
     if languages.is_empty() {
         return ConsentKeywords::default();
     }
-    let mut all = ConsentKeywords {
-        opt_out: Vec::new(),
-        opt_in: Vec::new(),
-        marketing_opt_out: Vec::new(),
-        opt_out_payloads: Vec::new(),
-        marketing_opt_out_payloads: Vec::new(),
-        opt_in_payloads: Vec::new(),
-    };
+    let mut all = ConsentKeywords::none();
     for words in languages.values() {
-        all.opt_out.extend_from_slice(&words.opt_out);
-        all.opt_in.extend_from_slice(&words.opt_in);
-        all.marketing_opt_out
-            .extend_from_slice(&words.marketing_opt_out);
-        all.opt_out_payloads
-            .extend_from_slice(&words.opt_out_payloads);
-        all.marketing_opt_out_payloads
-            .extend_from_slice(&words.marketing_opt_out_payloads);
-        all.opt_in_payloads
-            .extend_from_slice(&words.opt_in_payloads);
+        all.extend(words);
     }
     all
 }

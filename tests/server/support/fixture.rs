@@ -228,10 +228,21 @@ throughput_mps = 1000
         category: &str,
         body: &str,
     ) -> Result<()> {
+        self.approved_template_of(1, name, category, body).await
+    }
+
+    /// Creates a template of `account` and moves it to `approved`.
+    pub(crate) async fn approved_template_of(
+        &self,
+        account: u64,
+        name: &str,
+        category: &str,
+        body: &str,
+    ) -> Result<()> {
         let created = self
             .admin(
                 "/wagate/admin/templates",
-                json!({ "account": 1, "name": name, "language": "en_US",
+                json!({ "account": account, "name": name, "language": "en_US",
                         "category": category, "body": body }),
             )
             .await?;
@@ -239,7 +250,16 @@ throughput_mps = 1000
             bail!("template creation failed: {}", created.text());
         }
         for status in ["in_review", "approved"] {
-            self.template_status(name, status).await?;
+            let moved = self
+                .admin(
+                    "/wagate/admin/templates/status",
+                    json!({ "account": account, "name": name, "language": "en_US",
+                            "status": status }),
+                )
+                .await?;
+            if moved.status != 200 {
+                bail!("template status failed: {}", moved.text());
+            }
         }
         Ok(())
     }
