@@ -33,6 +33,27 @@ authentication_micros = 3400
     )
 }
 
+/// A server on `whatsapp-2025` whose rate cards are `files` ((name, text) in a fresh directory).
+async fn with_cards(name: &str, files: &[(&str, &str)]) -> Result<Fixture> {
+    let cards = fresh_dir(&format!("{name}-cards"));
+    std::fs::create_dir_all(&cards)?;
+    for (file, text) in files {
+        std::fs::write(cards.join(file), text)?;
+    }
+    let dir = cards.display().to_string();
+    Fixture::start_with(
+        name,
+        "",
+        &[
+            "--engine.profile",
+            "whatsapp-2025",
+            "--engine.rate_cards_dir",
+            dir.as_str(),
+        ],
+    )
+    .await
+}
+
 /// wagate's clock, in Unix seconds.
 async fn clock_now(f: &Fixture) -> Result<u64> {
     let clock = f
@@ -51,27 +72,13 @@ async fn price_of(f: &Fixture, answer: &crate::support::web::Answer) -> Result<V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_card_in_effect_prices_a_message_and_meta_s_2026_10_01_change_lands_on_its_date(
 ) -> Result<()> {
-    let cards = fresh_dir("pricing-cards");
-    std::fs::create_dir_all(&cards)?;
-    std::fs::write(
-        cards.join("2025-07-01.toml"),
-        card("2025-07-01", true, None),
-    )?;
     // The change, with an allowance of two service messages a month to keep the test short.
-    std::fs::write(
-        cards.join("2026-10-01.toml"),
-        card("2026-10-01", false, Some(2)),
-    )?;
-    std::fs::write(cards.join("README.txt"), "not a card")?;
-    let dir = cards.display().to_string();
-    let mut f = Fixture::start_with(
+    let mut f = with_cards(
         "pricing",
-        "",
         &[
-            "--engine.profile",
-            "whatsapp-2025",
-            "--engine.rate_cards_dir",
-            dir.as_str(),
+            ("2025-07-01.toml", &card("2025-07-01", true, None)),
+            ("2026-10-01.toml", &card("2026-10-01", false, Some(2))),
+            ("README.txt", "not a card"),
         ],
     )
     .await?;
@@ -109,19 +116,9 @@ async fn the_card_in_effect_prices_a_message_and_meta_s_2026_10_01_change_lands_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_card_that_is_not_one_stops_the_start() -> Result<()> {
     // (The message names the file: `rate_cards::tests::a_bad_card_is_refused_with_its_name`.)
-    let cards = fresh_dir("pricing-bad-card");
-    std::fs::create_dir_all(&cards)?;
-    std::fs::write(cards.join("broken.toml"), "profile = \"whatsapp-2025\"\n")?;
-    let dir = cards.display().to_string();
-    let started = Fixture::start_with(
+    let started = with_cards(
         "pricing-bad",
-        "",
-        &[
-            "--engine.profile",
-            "whatsapp-2025",
-            "--engine.rate_cards_dir",
-            dir.as_str(),
-        ],
+        &[("broken.toml", "profile = \"whatsapp-2025\"\n")],
     )
     .await;
     assert!(started.is_err(), "a server started on a broken rate card");
@@ -361,21 +358,7 @@ authentication_micros = 7700
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volume_tiers_and_the_service_allowance_count_the_month_across_a_restart_and_meta_s_tier_wins(
 ) -> Result<()> {
-    let cards = fresh_dir("pricing-tiers-cards");
-    std::fs::create_dir_all(&cards)?;
-    std::fs::write(cards.join("2025-07-01.toml"), TIERED_CARD)?;
-    let dir = cards.display().to_string();
-    let mut f = Fixture::start_with(
-        "pricing-tiers",
-        "",
-        &[
-            "--engine.profile",
-            "whatsapp-2025",
-            "--engine.rate_cards_dir",
-            dir.as_str(),
-        ],
-    )
-    .await?;
+    let mut f = with_cards("pricing-tiers", &[("2025-07-01.toml", TIERED_CARD)]).await?;
     // The month on wagate's clock is January 2026 (Meta's tier below names it).
     anyhow::ensure!(
         clock_now(&f).await? < 1_769_904_000,

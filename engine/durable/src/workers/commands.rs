@@ -327,14 +327,7 @@ impl ShardCommand for Command {
                 change,
                 source,
             } => Reply::Consent(
-                Consent {
-                    number,
-                    person,
-                    change,
-                    source,
-                    evidence: None,
-                }
-                .run(shard, now, writes),
+                Consent::from((number, person, change, source)).run(shard, now, writes),
             ),
             Command::DeliveryFailed {
                 number,
