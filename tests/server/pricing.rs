@@ -386,14 +386,8 @@ async fn volume_tiers_and_the_service_allowance_count_the_month_across_a_restart
     // the tier, the number's third service message is charged (at the utility rate).
     f.stop()?;
     f.restart()?;
-    let third = f
-        .send(
-            ALPHA,
-            NUMBER_A,
-            &template_send(&ana, "order_update", &["Ana"]),
-            &[],
-        )
-        .await?;
+    let update = template_send(&ana, "order_update", &["Ana"]);
+    let third = f.send(ALPHA, NUMBER_A, &update, &[]).await?;
     assert_eq!(
         price_of(&f, &third).await?,
         3_000,
@@ -442,14 +436,7 @@ async fn volume_tiers_and_the_service_allowance_count_the_month_across_a_restart
     assert_eq!(f.meta_webhook(&tier, None).await?.json()["applied"], 1);
     f.stop()?;
     f.restart()?;
-    let after_meta = f
-        .send(
-            ALPHA,
-            NUMBER_A,
-            &template_send(&ana, "order_update", &["Ana"]),
-            &[],
-        )
-        .await?;
+    let after_meta = f.send(ALPHA, NUMBER_A, &update, &[]).await?;
     assert_eq!(price_of(&f, &after_meta).await?, 3_400, "Meta's tier");
     f.stop()
 }
