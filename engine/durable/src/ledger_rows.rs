@@ -13,7 +13,7 @@ use wagate_rules::volume::MarketId;
 use wagate_store::keys::{decode_ledger_key, LedgerRowKey, LedgerSide};
 use wagate_store::{Family, Store, StoreError};
 
-use crate::recovery::everything;
+use crate::family_scan::everything;
 
 /// One side of the ledger as stored, markets by their ids on `cards` (a market no card names
 /// any more is read as `MarketId::NONE`).

@@ -11,6 +11,7 @@ pub mod consent_history;
 mod deferred;
 pub mod dispatch;
 mod early_status;
+mod family_scan;
 pub mod forward_queue;
 // The hand-over lanes are the engine's own; the crash test reads their shape (`testkit`).
 #[cfg(feature = "testkit")]

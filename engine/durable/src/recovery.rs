@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::message::{DispatchStatus, StoredMessage};
 use super::records::{decode, NumberRecord, ScopeRecord, TemplateRecord};
+use crate::family_scan::everything;
 use crate::open_error::OpenError;
 use crate::settlement::settle;
 use crate::upstream::{Reconciled, Upstream};
@@ -35,17 +36,6 @@ pub(crate) struct Restored {
     pub next_message_id: u64,
     /// Messages the previous run left in flight (handed over, never settled).
     pub found_in_flight: usize,
-}
-
-pub(crate) fn everything(
-    store: &dyn Store,
-    family: Family,
-    mut visit: impl FnMut(&[u8], &[u8]),
-) -> Result<(), StoreError> {
-    store.scan(family, &[], &[0xff; 16], &mut |key, value| {
-        visit(key, value);
-        true
-    })
 }
 
 fn check_format(store: &dyn Store) -> Result<(), StoreError> {

@@ -9,7 +9,7 @@ use wagate_rules::template::model::Category;
 use wagate_store::keys::{registry_kind, Reader, Writer};
 use wagate_store::{Batch, Family, Store, StoreError};
 
-use crate::recovery::everything;
+use crate::family_scan::everything;
 
 /// One tier Meta named: the portfolio's messages `from..=to` of `category` to `market` in
 /// `month` (`year * 12 + month - 1`).

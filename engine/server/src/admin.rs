@@ -37,14 +37,6 @@ pub(crate) fn routes() -> Router<App> {
         .route("/wagate/admin/templates/status", post(template_status))
         .route("/wagate/admin/contacts/consent", post(consent))
         .route("/wagate/admin/contacts/{number}/{to}", get(contact))
-        .route(
-            "/wagate/admin/contacts/{number}/{to}/history",
-            get(super::consent_history_api::history),
-        )
-        .route(
-            "/wagate/admin/consent/export",
-            get(super::consent_history_api::export),
-        )
         .route("/wagate/admin/ledger", get(ledger))
         .route("/wagate/admin/messages/in_flight", get(in_flight))
         .route("/wagate/admin/messages/{id}/settle", post(settle))

@@ -10,7 +10,10 @@ use tracing::Instrument;
 use super::metrics::{bump, Snapshot};
 use super::reply::ApiErrorResponse;
 use super::state::App;
-use super::{admin, bulk, media, media_upload, meta_webhook, pass_through, send, templates_api};
+use super::{
+    admin, bulk, consent_history_api, media, media_upload, meta_webhook, pass_through, send,
+    templates_api,
+};
 use wagate_cloud_api::error::ApiError;
 
 /// `/metrics` speaks OpenMetrics (counters' samples end in `_total`, histograms carry units).
@@ -40,6 +43,14 @@ pub(crate) fn router(app: App) -> Router {
             get(meta_webhook::handshake).post(meta_webhook::receive),
         )
         .merge(admin::routes())
+        .route(
+            "/wagate/admin/contacts/{number}/{to}/history",
+            get(consent_history_api::history),
+        )
+        .route(
+            "/wagate/admin/consent/export",
+            get(consent_history_api::export),
+        )
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(pass_through::pass_through)

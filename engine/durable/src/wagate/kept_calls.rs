@@ -6,7 +6,7 @@ use wagate_store::keys::{registry_kind, Reader, Writer};
 use wagate_store::{Batch, Family, StoreError};
 
 use super::Wagate;
-use crate::recovery::everything;
+use crate::family_scan::everything;
 
 fn key(limit: u8, id: u64) -> [u8; 10] {
     let mut key = [0u8; 10];
