@@ -986,6 +986,24 @@ async fn every_consent_event_is_kept_in_the_person_s_history_across_a_restart() 
     writes(&f, NUMBER_A, "wamid.h.1", &ana, "STOP").await?;
     writes(&f, NUMBER_A, "wamid.h.2", &ana, "not a keyword").await?;
     marketing_preference(&f, &ana, "stop").await?;
+    // The person's consent names the event each part of it rests on.
+    let contact = f.contact(NUMBER_A2, &ana).await?;
+    let set_by = |topic: &str| {
+        (
+            contact["set_by"][topic]["change"].clone(),
+            contact["set_by"][topic]["source"].clone(),
+        )
+    };
+    assert_eq!(
+        set_by("all"),
+        (json!("opt_out"), json!("keyword")),
+        "{contact}"
+    );
+    assert_eq!(
+        set_by("marketing"),
+        (json!("marketing_opt_out"), json!("user_preferences"))
+    );
+    assert_eq!(set_by("newsletter"), (json!("opt_out"), json!("keyword")));
     f.stop()?;
     f.restart()?;
     // The manual clock starts again at its configured instant: move it past the others.

@@ -381,7 +381,8 @@ impl Registry {
         let _ = self.consent_per_number.set(numbers.into_iter().collect());
     }
 
-    fn consent_is_per_number(&self, id: PhoneNumberId) -> bool {
+    /// Whether the consent of `id`'s people is its own (its tenant chose per-number scope).
+    pub fn consent_is_per_number(&self, id: PhoneNumberId) -> bool {
         self.consent_per_number
             .get()
             .is_some_and(|numbers| numbers.contains(&id))

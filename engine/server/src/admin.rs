@@ -11,18 +11,18 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::admin_access::{admin_error, admin_only, parse_number};
 use super::body_read::read_request_body;
 use super::metrics::bump;
 use super::reply::{self, ApiErrorResponse};
 use super::state::{blocking, require_content_type, store_error, App};
 use wagate_cloud_api::error::ApiError;
-use wagate_durable::admin::AdminError;
 use wagate_rules::clock::Timestamp;
 use wagate_rules::contact_events::ConsentChange;
 use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
 use wagate_rules::price::LedgerTotals;
 use wagate_rules::quality::Quality;
-use wagate_rules::registry::{NumberRegistration, RegistryError};
+use wagate_rules::registry::NumberRegistration;
 use wagate_rules::state::contact::ConsentSource;
 use wagate_rules::template::model::{Category, TemplateDefinition};
 use wagate_rules::template::status::TemplateStatus;
@@ -67,41 +67,10 @@ async fn admin_json<T: DeserializeOwned>(
     })
 }
 
-pub(crate) fn admin_only(app: &App, headers: &HeaderMap) -> Result<(), ApiErrorResponse> {
-    bump(&app.metrics.requests);
-    app.tenants.admin(headers).map_err(|e| {
-        bump(&app.metrics.unauthorized);
-        e.into()
-    })
-}
-
-pub(crate) fn admin_error(error: AdminError) -> ApiErrorResponse {
-    match error {
-        AdminError::Registry(RegistryError::UnknownNumber(id)) => {
-            super::reply::no_such_object(&id.0.to_string()).into()
-        }
-        AdminError::Registry(other) => ApiError::new(
-            400,
-            100,
-            "Invalid parameter",
-            other.to_string(),
-            "registry_refused",
-        )
-        .into(),
-        AdminError::Store(store) => store_error(store),
-    }
-}
-
 fn parse_quality(text: &str) -> Result<Quality, ApiErrorResponse> {
     Quality::parse_meta(text).ok_or_else(|| {
         ApiError::invalid_parameter("quality must be GREEN, YELLOW, RED or UNKNOWN").into()
     })
-}
-
-pub(crate) fn parse_number(text: &str) -> Result<PhoneNumberId, ApiErrorResponse> {
-    text.parse()
-        .map(PhoneNumberId)
-        .map_err(|_| super::reply::no_such_object(text).into())
 }
 
 #[derive(Deserialize)]
@@ -491,13 +460,24 @@ async fn contact(
     let person = Msisdn::parse(&to)
         .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(format!("to: {e}"))))?;
     let worker = app.clone();
-    let view = blocking(move || {
-        worker
+    let (view, history) = blocking(move || {
+        let view = worker
             .wagate
             .contact(id, person)
-            .map_err(|e| ApiErrorResponse::from(ApiError::from(&e)))
+            .map_err(|e| ApiErrorResponse::from(ApiError::from(&e)))?;
+        let history = worker
+            .wagate
+            .consent_history(id, person)
+            .map_err(admin_error)?;
+        Ok((view, history))
     })
     .await?;
+    let names = app.wagate.registry().topic_names();
+    let own = app
+        .wagate
+        .registry()
+        .consent_is_per_number(id)
+        .then_some(id);
     // Never seen: no consent, no window.
     let view = view.unwrap_or_default();
     let time = |t: Option<Timestamp>| t.map(Timestamp::unix_secs);
@@ -519,6 +499,8 @@ async fn contact(
         window_open: bool,
         window_until: Option<u64>,
         last_business_initiated: Option<u64>,
+        /// For `all` and each topic, the consent event that last set it (from the history).
+        set_by: std::collections::BTreeMap<&'a str, super::consent_history_api::Event<'a>>,
     }
     Ok(reply::ok(&ContactAnswer {
         phone_number_id: number,
@@ -529,16 +511,13 @@ async fn contact(
         meta_marketing_stopped: view.meta_marketing_stopped,
         unreachable: view.unreachable,
         blocked: view.blocked,
-        withdrawn_topics: app
-            .wagate
-            .registry()
-            .topic_names()
-            .names(view.withdrawn_topics),
+        withdrawn_topics: names.names(view.withdrawn_topics),
         consent_source: view.consent_source.name(),
         consent_at: time(view.consent_changed_at),
         window_open: view.window_open_until.is_some(),
         window_until: time(view.window_open_until),
         last_business_initiated: time(view.last_business_initiated),
+        set_by: super::consent_history_api::set_by(&history, names, own),
     }))
 }
 

@@ -12,18 +12,18 @@ use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::admin::{admin_error, admin_only, parse_number};
+use super::admin_access::{admin_error, admin_only, parse_number};
 use super::reply::{self, ApiErrorResponse};
 use super::state::{blocking, App};
 use wagate_cloud_api::error::ApiError;
 use wagate_durable::consent_history::ConsentRecord;
 use wagate_rules::contact_events::ConsentChange;
 use wagate_rules::ids::Msisdn;
-use wagate_rules::topics::TopicNames;
+use wagate_rules::topics::{TopicNames, TopicSet};
 
 /// One event as answered.
 #[derive(Serialize)]
-struct Event<'a> {
+pub(crate) struct Event<'a> {
     /// Unix seconds.
     at: u64,
     phone_number_id: String,
@@ -58,6 +58,37 @@ fn described<'a>(record: &ConsentRecord, names: &'a TopicNames) -> Event<'a> {
             .as_deref()
             .and_then(|text| serde_json::from_str(text).ok()),
     }
+}
+
+/// For each topic (and `all`, the whole consent), the event that last set it: what a person's
+/// current consent rests on. Only `number`'s own events when its consent is per number.
+pub(crate) fn set_by<'a>(
+    records: &[ConsentRecord],
+    names: &'a TopicNames,
+    only: Option<wagate_rules::ids::PhoneNumberId>,
+) -> std::collections::BTreeMap<&'a str, Event<'a>> {
+    let mut latest = std::collections::BTreeMap::new();
+    for record in records {
+        if only.is_some_and(|number| number != record.number) {
+            continue;
+        }
+        let (whole, topics) = match record.change {
+            ConsentChange::OptIn | ConsentChange::OptOut => (true, TopicSet(u8::MAX)),
+            ConsentChange::MarketingOptOut | ConsentChange::MarketingOptIn => {
+                (false, TopicSet::MARKETING)
+            }
+            ConsentChange::TopicsOptOut(topics) | ConsentChange::TopicsOptIn(topics) => {
+                (false, topics)
+            }
+        };
+        if whole {
+            latest.insert("all", described(record, names));
+        }
+        for name in names.names(topics) {
+            latest.insert(name, described(record, names));
+        }
+    }
+    latest
 }
 
 fn person(to: &str) -> Result<Msisdn, ApiErrorResponse> {

@@ -9,6 +9,7 @@
 
 mod accept;
 mod admin;
+mod admin_access;
 mod app;
 mod block_reads;
 mod body_budget;
