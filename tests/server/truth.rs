@@ -1140,3 +1140,103 @@ async fn a_business_s_consent_history_exports_as_ndjson_and_csv_streamed() -> Re
     }
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_import_applies_each_good_row_wholly_and_answers_each_bad_one() -> Result<()> {
+    let mut f = Fixture::start("truth-import", "[consent]\ntopics = [\"newsletter\"]\n").await?;
+    let (ana, ben, cy) = (person(1), person(2), person(3));
+    let ndjson = [
+        json!({ "phone_number_id": NUMBER_A.to_string(), "to": ana, "change": "opt_in",
+                "source": "web_form", "evidence": { "form_url": "https://shop.example/join" } })
+        .to_string(),
+        "{ not json".to_string(),
+        // Two people, one of them no number: the row changes neither.
+        json!({ "phone_number_id": NUMBER_A.to_string(), "to": [ben, "12"], "change": "opt_in" })
+            .to_string(),
+        json!({ "phone_number_id": NUMBER_A.to_string(), "to": cy, "change": "opt_out",
+                "topics": ["sports"] })
+        .to_string(),
+        json!({ "phone_number_id": "777", "to": cy, "change": "opt_in" }).to_string(),
+        String::new(),
+        json!({ "phone_number_id": NUMBER_A.to_string(), "to": [ben, cy], "change": "opt_in",
+                "topics": ["newsletter"] })
+        .to_string(),
+    ]
+    .join("\n");
+    let import = |content_type: &'static str, body: String| {
+        let (web, url) = (f.web.clone(), f.url("/wagate/admin/consent/import"));
+        async move {
+            web.request(
+                hyper::Method::POST,
+                &url,
+                &[
+                    ("content-type", content_type),
+                    ("authorization", &format!("Bearer {ADMIN}")),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+    let answer = import("application/x-ndjson", ndjson).await?;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let lines: Vec<Value> = answer
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+        .collect();
+    let refused: Vec<u64> = lines.iter().filter_map(|l| l["line"].as_u64()).collect();
+    assert_eq!(refused, [2, 3, 4, 5], "{}", answer.text());
+    assert_eq!(
+        lines.last().cloned(),
+        Some(json!({ "applied": 2, "refused": 4 }))
+    );
+    assert_eq!(
+        f.contact(NUMBER_A, &ana).await?["consent_source"],
+        "web_form"
+    );
+    assert_eq!(
+        f.contact(NUMBER_A, &ben).await?["opted_in"],
+        true,
+        "the last row"
+    );
+    let history = f
+        .web
+        .get(
+            &f.url(&format!(
+                "/wagate/admin/contacts/{NUMBER_A}/{}/history",
+                ana.trim_start_matches('+')
+            )),
+            ADMIN,
+        )
+        .await?
+        .json();
+    assert_eq!(
+        history["events"][0]["evidence"]["form_url"],
+        "https://shop.example/join"
+    );
+
+    // CSV: the header first; a bad row answered, the good one applied.
+    let csv = format!(
+        "phone_number_id,to,change,topics,source,evidence\n\
+         {NUMBER_A},{dee},opt_out,newsletter,paper,\"{{\"\"document\"\":\"\"form 9\"\"}}\"\n\
+         {NUMBER_A},{dee},maybe,,,\n",
+        dee = person(4)
+    );
+    let answer = import("text/csv", csv).await?;
+    assert_eq!(
+        answer.text().lines().last(),
+        Some(r#"{"applied":1,"refused":1}"#),
+        "{}",
+        answer.text()
+    );
+    let dee = f.contact(NUMBER_A, &person(4)).await?;
+    assert_eq!(dee["withdrawn_topics"], json!(["newsletter"]));
+    assert_eq!(
+        import("text/csv", "to,change\n".into()).await?.status,
+        400,
+        "a CSV without its header"
+    );
+    assert_eq!(import("text/plain", String::new()).await?.status, 415);
+    f.stop()
+}

@@ -18,12 +18,10 @@ use super::reply::{self, ApiErrorResponse};
 use super::state::{blocking, require_content_type, store_error, App};
 use wagate_cloud_api::error::ApiError;
 use wagate_rules::clock::Timestamp;
-use wagate_rules::contact_events::ConsentChange;
 use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
 use wagate_rules::price::LedgerTotals;
 use wagate_rules::quality::Quality;
 use wagate_rules::registry::NumberRegistration;
-use wagate_rules::state::contact::ConsentSource;
 use wagate_rules::template::model::{Category, TemplateDefinition};
 use wagate_rules::template::status::TemplateStatus;
 use wagate_rules::usage::Usage;
@@ -35,7 +33,10 @@ pub(crate) fn routes() -> Router<App> {
         .route("/wagate/admin/numbers/{id}/quality", post(number_quality))
         .route("/wagate/admin/templates", post(create_template))
         .route("/wagate/admin/templates/status", post(template_status))
-        .route("/wagate/admin/contacts/consent", post(consent))
+        .route(
+            "/wagate/admin/contacts/consent",
+            post(super::consent_api::consent),
+        )
         .route("/wagate/admin/contacts/{number}/{to}", get(contact))
         .route("/wagate/admin/ledger", get(ledger))
         .route("/wagate/admin/messages/in_flight", get(in_flight))
@@ -302,149 +303,6 @@ async fn template_status(State(app): State<App>, headers: HeaderMap, body: Body)
     })
     .await?;
     Ok(reply::ok(&json!({ "status": now.name() })))
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConsentBody {
-    phone_number_id: String,
-    /// One person or many (an import): all are checked before any is changed.
-    to: OneOrMany,
-    /// `opt_in`, `opt_out`, `marketing_opt_out` or `marketing_opt_in`.
-    change: String,
-    /// With `opt_in` or `opt_out`: only these topics (marketing, utility, authentication, or
-    /// one of `consent.topics`). An opt-in naming topics after a global opt-out consents to
-    /// those alone.
-    #[serde(default)]
-    topics: Option<Vec<String>>,
-    /// Where the consent was collected: `api` (the default), `web_form`, `sms`, `ivr`,
-    /// `in_person` or `paper`.
-    #[serde(default)]
-    source: Option<String>,
-    /// The proof, kept in the history with the event (at most 2,048 bytes as JSON).
-    #[serde(default)]
-    evidence: Option<Evidence>,
-}
-
-/// What a caller may keep as proof of consent.
-#[derive(Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-struct Evidence {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    form_url: Option<String>,
-    /// The wording the person agreed to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    wording: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ip_address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    user_agent: Option<String>,
-    /// A document's reference (a signed form, a recording).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    document: Option<String>,
-}
-
-async fn consent(State(app): State<App>, headers: HeaderMap, body: Body) -> Answer {
-    let body: ConsentBody = admin_json(&app, &headers, body).await?;
-    let number = parse_number(&body.phone_number_id)?;
-    let people = match body.to {
-        OneOrMany::One(one) => vec![one],
-        OneOrMany::Many(many) => many,
-    };
-    let people = people
-        .iter()
-        .map(|to| Msisdn::parse(to))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(format!("to: {e}"))))?;
-    let topics = match &body.topics {
-        Some(names) if names.is_empty() => {
-            return Err(ApiError::invalid_parameter("topics: name at least one").into())
-        }
-        Some(names) => Some(
-            app.wagate
-                .registry()
-                .topic_names()
-                .topics(names.iter().map(String::as_str))
-                .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(e.to_string())))?,
-        ),
-        None => None,
-    };
-    let change = match (body.change.as_str(), topics) {
-        ("opt_in", Some(topics)) => ConsentChange::TopicsOptIn(topics),
-        ("opt_out", Some(topics)) => ConsentChange::TopicsOptOut(topics),
-        (_, Some(_)) => {
-            return Err(
-                ApiError::invalid_parameter("topics go with change opt_in or opt_out").into(),
-            )
-        }
-        ("opt_in", None) => ConsentChange::OptIn,
-        ("opt_out", None) => ConsentChange::OptOut,
-        ("marketing_opt_out", None) => ConsentChange::MarketingOptOut,
-        ("marketing_opt_in", None) => ConsentChange::MarketingOptIn,
-        (other, None) => {
-            return Err(ApiError::invalid_parameter(format!(
-            "change must be opt_in, opt_out, marketing_opt_out or marketing_opt_in, not '{other}'"
-        ))
-            .into())
-        }
-    };
-    if app.wagate.registry().number(number).is_none() {
-        return Err(super::reply::no_such_object(&body.phone_number_id).into());
-    }
-    let source = match body.source.as_deref() {
-        None => ConsentSource::Api,
-        Some(name) => ConsentSource::of_caller(name).ok_or_else(|| {
-            ApiError::invalid_parameter(format!(
-                "source must be api, web_form, sms, ivr, in_person or paper, not '{name}'"
-            ))
-        })?,
-    };
-    let evidence = match &body.evidence {
-        None => None,
-        Some(evidence) => {
-            let text = serde_json::to_string(evidence).unwrap_or_default();
-            if text.len() > wagate_durable::consent_history::MAX_EVIDENCE_BYTES {
-                return Err(ApiError::invalid_parameter(format!(
-                    "evidence is {} bytes as JSON; at most {}",
-                    text.len(),
-                    wagate_durable::consent_history::MAX_EVIDENCE_BYTES
-                ))
-                .into());
-            }
-            Some(std::sync::Arc::<str>::from(text))
-        }
-    };
-    let changes = people
-        .into_iter()
-        .map(|person| wagate_durable::Consent {
-            number,
-            person,
-            change,
-            source,
-            evidence: evidence.clone(),
-        })
-        .collect();
-    let worker = app.clone();
-    let changed = blocking(move || {
-        worker
-            .wagate
-            .record_consents(changes)
-            .map_err(|e| ApiErrorResponse::from(ApiError::from(&e)))
-    })
-    .await?;
-    if let Some(Err(refusal)) = changed.iter().find(|r| r.is_err()) {
-        return Err(ApiError::from(refusal).into());
-    }
-    Ok(reply::ok(
-        &json!({ "success": true, "changed": changed.len() }),
-    ))
 }
 
 async fn contact(

@@ -11,8 +11,8 @@ use super::metrics::{bump, Snapshot};
 use super::reply::ApiErrorResponse;
 use super::state::App;
 use super::{
-    admin, bulk, consent_history_api, media, media_upload, meta_webhook, pass_through, send,
-    templates_api,
+    admin, bulk, consent_api, consent_history_api, media, media_upload, meta_webhook, pass_through,
+    send, templates_api,
 };
 use wagate_cloud_api::error::ApiError;
 
@@ -51,6 +51,7 @@ pub(crate) fn router(app: App) -> Router {
             "/wagate/admin/consent/export",
             get(consent_history_api::export),
         )
+        .route("/wagate/admin/consent/import", post(consent_api::import))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(pass_through::pass_through)

@@ -16,6 +16,7 @@ mod body_budget;
 mod body_read;
 mod bulk;
 pub mod config;
+mod consent_api;
 mod consent_history_api;
 mod descriptors;
 mod forward;
