@@ -112,6 +112,9 @@ pub struct Registry {
     business_numbers: DashMap<AccountId, Arc<[u32]>, MixBuildHasher>,
     /// Numbers whose people's consent is their own (a tenant chose per-number scope): kept
     /// out of their business's shared consent.
+    /// Every number of each business, per-number consent or not: Meta's marketing stop is the
+    /// business's whatever the scope.
+    every_business_number: DashMap<AccountId, Arc<[u32]>, MixBuildHasher>,
     /// Set once, before any number (an atomic load to read, where a `DashSet` would lock).
     consent_per_number:
         std::sync::OnceLock<std::collections::HashSet<PhoneNumberId, MixBuildHasher>>,
@@ -136,6 +139,7 @@ impl Registry {
             by_display: DashMap::default(),
             business_numbers: DashMap::default(),
             consent_per_number: std::sync::OnceLock::new(),
+            every_business_number: DashMap::default(),
             topic_names: std::sync::OnceLock::new(),
             portfolios: DashMap::default(),
             volumes: DashMap::default(),
@@ -389,19 +393,34 @@ impl Registry {
     }
 
     fn add_business_number(&self, account: AccountId, index: u32, id: PhoneNumberId) {
-        if self.consent_is_per_number(id) {
-            return;
+        let add = |lists: &DashMap<AccountId, Arc<[u32]>, MixBuildHasher>| {
+            let mut entry = lists.entry(account).or_insert_with(|| Arc::from([]));
+            if !entry.contains(&index) {
+                let mut all = entry.to_vec();
+                all.push(index);
+                all.sort_unstable();
+                *entry = all.into();
+            }
+        };
+        add(&self.every_business_number);
+        if !self.consent_is_per_number(id) {
+            add(&self.business_numbers);
         }
-        let mut entry = self
-            .business_numbers
-            .entry(account)
-            .or_insert_with(|| Arc::from([]));
-        if !entry.contains(&index) {
-            let mut all = entry.to_vec();
-            all.push(index);
-            all.sort_unstable();
-            *entry = all.into();
-        }
+    }
+
+    /// Whether any number keeps its people's consent its own.
+    pub fn has_consent_per_number(&self) -> bool {
+        self.consent_per_number
+            .get()
+            .is_some_and(|numbers| !numbers.is_empty())
+    }
+
+    /// The contact-table scopes of every number of the business `account`, per-number consent
+    /// or not (where Meta's marketing stop goes).
+    pub fn every_number_of(&self, account: AccountId) -> Arc<[u32]> {
+        self.every_business_number
+            .get(&account)
+            .map_or_else(|| Arc::from([]), |numbers| numbers.clone())
     }
 
     /// The contact-table scopes of the numbers a person's consent with `number` is shared

@@ -21,7 +21,7 @@ use crate::registered_template::{template_key_hash, Template};
 use crate::scope::LimitScope;
 use crate::shard_context::Core;
 use crate::sketch::windowed::ShardSketch;
-use crate::state::contact::ContactRecord;
+use crate::state::contact::{flags, ContactRecord};
 use crate::state::contact_table::{ContactKey, ContactTable};
 use crate::state::expiry::ExpiryQueue;
 
@@ -211,9 +211,26 @@ fn business_consent(
         .peekable();
     others.peek()?;
     let business = core.registry.consent_sharers(number);
-    others
-        .find(|(scope, _)| business.binary_search(scope).is_ok())
-        .map(|(_, record)| *record)
+    if !core.registry.has_consent_per_number() {
+        return others
+            .find(|(scope, _)| business.binary_search(scope).is_ok())
+            .map(|(_, record)| *record);
+    }
+    // Some numbers keep consent their own: the business's consent comes from a number that
+    // shares it, and Meta's marketing stop (the business's whatever the scope) from any.
+    let every = core.registry.every_number_of(number.account);
+    let mut shared = None;
+    let mut meta_stopped = false;
+    for (scope, record) in others {
+        if business.binary_search(&scope).is_ok() && shared.is_none() {
+            shared = Some(*record);
+        }
+        meta_stopped |=
+            every.binary_search(&scope).is_ok() && record.has(flags::META_MARKETING_STOPPED);
+    }
+    let mut consent = shared.unwrap_or_default();
+    consent.set(flags::META_MARKETING_STOPPED, meta_stopped);
+    (shared.is_some() || meta_stopped).then_some(consent)
 }
 
 /// After the consent in `consent` (the person's record with `number`) changed: the same goes
@@ -236,13 +253,28 @@ fn share_consent(
         return;
     }
     let business = core.registry.consent_sharers(number);
+    let every = core
+        .registry
+        .has_consent_per_number()
+        .then(|| core.registry.every_number_of(number.account));
+    let meta_stopped = consent.has(flags::META_MARKETING_STOPPED);
     for scope in others {
-        if business.binary_search(&scope).is_err() {
-            continue;
-        }
         let key = ContactKey { person, scope };
         let hash = key.table_hash(person_hash);
-        contacts.get_or_insert(&key, hash).copy_consent(consent);
+        if business.binary_search(&scope).is_ok() {
+            contacts.get_or_insert(&key, hash).copy_consent(consent);
+        } else if every
+            .as_ref()
+            .is_some_and(|every| every.binary_search(&scope).is_ok())
+        {
+            // A number of the business whose consent is its own: Meta's stop reaches it all
+            // the same (Meta's word is the business's).
+            contacts
+                .get_or_insert(&key, hash)
+                .set(flags::META_MARKETING_STOPPED, meta_stopped);
+        } else {
+            continue;
+        }
         journal_note(journal, contacts, &key, hash);
     }
 }

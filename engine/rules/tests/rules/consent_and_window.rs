@@ -194,6 +194,60 @@ fn a_withdrawn_topic_blocks_its_templates_from_every_number_inside_the_window_to
 }
 
 #[test]
+fn metas_marketing_stop_reaches_numbers_whose_consent_is_their_own() {
+    for profile in profiles() {
+        let (own, later) = (
+            wagate_rules::PhoneNumberId(106_540_352_242_923),
+            wagate_rules::PhoneNumberId(106_540_352_242_924),
+        );
+        let mut config = wagate_rules::EngineConfig::new(profile);
+        config.consent_per_number = vec![own, later];
+        let mut f = Fixture::with_config(config);
+        f.register(own, wagate_rules::PortfolioId(1));
+        let ana = person(1);
+        f.opt_in(ana);
+        f.engine
+            .consent(own, ana, ConsentChange::OptIn, ConsentSource::Api)
+            .unwrap();
+        let meta = |f: &mut Fixture, number, change| {
+            f.engine
+                .consent(number, ana, change, ConsentSource::UserPreferences)
+                .unwrap()
+        };
+        // Meta's stop through the business's number reaches the number of its own...
+        meta(&mut f, NUMBER, ConsentChange::MarketingOptOut);
+        f.advance(DAY);
+        assert_eq!(
+            f.send_template_from(own, ana, "promo").refusal(),
+            Some(&Refusal::MarketingOptedOut),
+            "{}",
+            f.profile_name()
+        );
+        // ...Meta's resume through that one reaches the business's...
+        meta(&mut f, own, ConsentChange::MarketingOptIn);
+        f.advance(DAY);
+        assert!(f.send_template(ana, "promo").is_accepted());
+        // ...and a number of its own registered later starts under Meta's stop.
+        meta(&mut f, own, ConsentChange::MarketingOptOut);
+        f.register(later, wagate_rules::PortfolioId(1));
+        f.engine
+            .consent(later, ana, ConsentChange::OptIn, ConsentSource::Api)
+            .unwrap();
+        f.advance(DAY);
+        assert_eq!(
+            f.send_template_from(later, ana, "promo").refusal(),
+            Some(&Refusal::MarketingOptedOut)
+        );
+        assert_eq!(
+            f.send_template(ana, "promo").refusal(),
+            Some(&Refusal::MarketingOptedOut)
+        );
+        // The per-number opt-ins stay their own: the later number's did not opt in the first.
+        assert!(f.send_template_from(own, ana, "order_update").is_accepted());
+    }
+}
+
+#[test]
 fn a_number_with_per_number_consent_keeps_its_people_s_consent_its_own() {
     for profile in profiles() {
         let own = wagate_rules::PhoneNumberId(106_540_352_242_923);
