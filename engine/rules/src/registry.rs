@@ -107,15 +107,15 @@ pub struct Registry {
     numbers: DashMap<PhoneNumberId, Arc<NumberState>, MixBuildHasher>,
     /// Display numbers (digits) to ids, for Meta's `phone_number_quality_update`.
     by_display: DashMap<u64, PhoneNumberId, MixBuildHasher>,
-    /// Each business's (account's) numbers, by contact-table scope: consent belongs to the
-    /// business, so a person's records with all of them carry the same consent.
+    /// Each business's (account's) numbers that share its consent, by contact-table scope:
+    /// consent belongs to the business, so a person's records with all of them carry the same
+    /// consent (numbers whose consent is per number are left out).
     business_numbers: DashMap<AccountId, Arc<[u32]>, MixBuildHasher>,
-    /// Numbers whose people's consent is their own (a tenant chose per-number scope): kept
-    /// out of their business's shared consent.
     /// Every number of each business, per-number consent or not: Meta's marketing stop is the
     /// business's whatever the scope.
     every_business_number: DashMap<AccountId, Arc<[u32]>, MixBuildHasher>,
-    /// Set once, before any number (an atomic load to read, where a `DashSet` would lock).
+    /// Numbers whose people's consent is their own (a tenant chose per-number scope). Set once,
+    /// before any number (an atomic load to read, where a `DashSet` would lock).
     consent_per_number:
         std::sync::OnceLock<std::collections::HashSet<PhoneNumberId, MixBuildHasher>>,
     /// The operator's consent topics.

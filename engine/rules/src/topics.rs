@@ -91,15 +91,19 @@ impl TopicNames {
         })
     }
 
-    /// The topic called `name` (case aside).
+    /// The topic called `name` (case aside). Asked on each send of a template naming a topic:
+    /// compared in place, nothing allocated.
     pub fn topic(&self, name: &str) -> Result<TopicSet, TopicError> {
-        let wanted = name.trim().to_lowercase();
-        if let Some((_, topic)) = BUILT_IN.iter().find(|(n, _)| *n == wanted) {
+        let wanted = name.trim();
+        if let Some((_, topic)) = BUILT_IN
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(wanted))
+        {
             return Ok(*topic);
         }
         self.named
             .iter()
-            .position(|n| *n == wanted)
+            .position(|n| n.eq_ignore_ascii_case(wanted))
             .map(|index| TopicSet(1 << (3 + index)))
             .ok_or(TopicError::Unknown(name.to_string()))
     }

@@ -67,6 +67,7 @@ pub(crate) fn set_by<'a>(
     names: &'a TopicNames,
     only: Option<wagate_rules::ids::PhoneNumberId>,
 ) -> std::collections::BTreeMap<&'a str, Event<'a>> {
+    // The last record of each, described once at the end.
     let mut latest = std::collections::BTreeMap::new();
     for record in records {
         if only.is_some_and(|number| number != record.number) {
@@ -82,13 +83,16 @@ pub(crate) fn set_by<'a>(
             }
         };
         if whole {
-            latest.insert("all", described(record, names));
+            latest.insert("all", record);
         }
         for name in names.names(topics) {
-            latest.insert(name, described(record, names));
+            latest.insert(name, record);
         }
     }
     latest
+        .into_iter()
+        .map(|(name, record)| (name, described(record, names)))
+        .collect()
 }
 
 fn person(to: &str) -> Result<Msisdn, ApiErrorResponse> {
