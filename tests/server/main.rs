@@ -26,6 +26,8 @@ mod contract;
 mod drop_in;
 /// A real third-party Cloud API client (pywa) against wagate, only its base URL changed.
 mod drop_in_client;
+/// The right to erasure: every family scanned, the suppression list, the audit log.
+mod erasure;
 mod from_meta;
 mod grpc;
 /// The HTTP port's own HTTP/1.1 reader, over raw TCP.
@@ -37,6 +39,8 @@ mod media;
 mod pricing;
 mod sending;
 mod under_load;
+/// A message names the consent it relied on.
+mod why_sent;
 
 mod support;
 

@@ -178,6 +178,35 @@ async fn an_opt_out_stops_templates_inside_the_window_from_every_number_of_the_b
             .starts_with("opted_out"),
         "{view}"
     );
+    // Its tenant is told as Meta tells a failure: a signed `failed` status, wagate's reason.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let told = loop {
+        let found = f.sink.received().into_iter().find(|r| {
+            r.json()["entry"][0]["changes"][0]["value"]["statuses"][0]["id"]
+                == queued.message_id().as_str()
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the tenant was not told of the dropped send");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let status = &told.json()["entry"][0]["changes"][0]["value"]["statuses"][0];
+    assert_eq!(
+        (
+            status["status"].clone(),
+            status["errors"][0]["code"].clone(),
+            status["wagate_reason"].clone()
+        ),
+        (json!("failed"), json!(470_001), json!("opted_out")),
+        "{status}"
+    );
+    assert_eq!(
+        told.header("x-hub-signature-256"),
+        Some(signature(CALLBACK_SECRET, &told.body).as_str())
+    );
 
     // START to the first number: templates from the second are welcome again.
     writes(&f, NUMBER_A, "wamid.in.3", &ana, "START").await?;

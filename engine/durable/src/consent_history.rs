@@ -34,7 +34,7 @@ pub struct ConsentRecord {
 /// The most evidence one event keeps (its JSON's bytes); the API refuses more.
 pub const MAX_EVIDENCE_BYTES: usize = 2_048;
 
-fn sequence() -> u64 {
+pub(crate) fn sequence() -> u64 {
     static NEXT: OnceLock<AtomicU64> = OnceLock::new();
     NEXT.get_or_init(|| {
         let nanos = std::time::SystemTime::now()
@@ -137,6 +137,25 @@ pub fn scan(
             None => true,
         },
     )
+}
+
+/// Deletes, in `batch`, every event of `person` with `account` (an erasure); returns how many.
+pub(crate) fn delete_person(
+    store: &dyn Store,
+    batch: &mut Batch,
+    account: AccountId,
+    person: Msisdn,
+) -> Result<usize, StoreError> {
+    let start = person_prefix(account, person);
+    let mut end = start.to_vec();
+    end.extend_from_slice(&[0xff; 32]);
+    let mut deleted = 0;
+    store.scan(Family::ConsentHistory, &start, &end, &mut |key, _| {
+        batch.delete(Family::ConsentHistory, key);
+        deleted += 1;
+        true
+    })?;
+    Ok(deleted)
 }
 
 fn decode(key: &[u8], value: &[u8]) -> Option<(Msisdn, ConsentRecord)> {

@@ -412,6 +412,7 @@ mod tests {
                 price_micros: 0,
                 market: wagate_rules::volume::MarketId::NONE,
                 send_at,
+                consent_at: 0,
             },
             status: DispatchStatus::Pending,
             attempts: 0,

@@ -442,6 +442,7 @@ mod tests {
                 price_micros: 5_500,
                 market: wagate_rules::volume::MarketId::NONE,
                 send_at: wagate_rules::clock::Timestamp(0),
+                consent_at: 0,
             },
             status: DispatchStatus::InFlight,
             attempts: 1,

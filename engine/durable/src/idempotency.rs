@@ -136,6 +136,7 @@ mod tests {
                     price_micros: 50_000,
                     market: wagate_rules::volume::MarketId::NONE,
                     send_at: Timestamp(123),
+                    consent_at: 0,
                 },
             },
             StoredOutcome::Refused {

@@ -5,12 +5,14 @@
 //! an idempotency key get the original answer, accepted messages are dispatched to an
 //! [`dispatch::Upstream`] exactly once, and a restart restores everything as acknowledged.
 
+mod audit;
 mod combine;
 mod commit;
 pub mod consent_history;
 mod deferred;
 pub mod dispatch;
 mod early_status;
+pub mod erasure;
 mod family_scan;
 pub mod forward_queue;
 // The hand-over lanes are the engine's own; the crash test reads their shape (`testkit`).
@@ -35,6 +37,7 @@ mod settlement;
 pub mod submission;
 mod submit_batch;
 mod submit_error;
+mod suppression;
 mod template_deliveries;
 mod upstream;
 mod volume_tiers;
@@ -49,6 +52,9 @@ mod workers;
 
 pub use open_error::OpenError;
 pub use wagate::{admin, webhook};
-pub use wagate::{SettleOutcome, Settlement, SubmitError, SubmitResult, Wagate, WagateConfig};
+pub use wagate::{
+    DroppedSend, Released, SettleOutcome, Settlement, SubmitError, SubmitResult, Wagate,
+    WagateConfig,
+};
 /// A consent change as [`Wagate::consent_many`] takes it.
 pub use workers::Consent;

@@ -140,6 +140,8 @@ pub(crate) fn read_accepted(reader: &mut Reader) -> Option<Accepted> {
         // Not stored: the card's market of the recipient (`RateCards::market_at`).
         market: wagate_rules::volume::MarketId::NONE,
         send_at,
+        // Kept with a message (after its other fields), not in idempotency records.
+        consent_at: 0,
     })
 }
 
@@ -209,7 +211,8 @@ impl StoredMessage {
             .bytes(self.idempotency_key.as_bytes())
             .bytes(&self.payload)
             .u8(self.delivery as u8)
-            .u32(self.delivery_error);
+            .u32(self.delivery_error)
+            .u32(self.decision.consent_at);
         *out = writer.bytes;
     }
 
@@ -221,7 +224,7 @@ impl StoredMessage {
         let accepted_at = Timestamp(reader.u64()?);
         let decision = read_accepted(&mut reader)?;
         let status = DispatchStatus::from_u8(reader.u8()?)?;
-        Some(StoredMessage {
+        let mut message = StoredMessage {
             id,
             number,
             to,
@@ -234,7 +237,10 @@ impl StoredMessage {
             payload: reader.bytes()?.to_vec(),
             delivery: Delivery::from_u8(reader.u8()?)?,
             delivery_error: reader.u32()?,
-        })
+        };
+        // Messages written before it was kept end here: their consent time reads as never.
+        message.decision.consent_at = reader.u32().unwrap_or(0);
+        Some(message)
     }
 }
 
@@ -256,6 +262,7 @@ mod tests {
                 price_micros: 50_000,
                 market: wagate_rules::volume::MarketId::NONE,
                 send_at: Timestamp(1_767_225_600_012_500),
+                consent_at: 90_000,
             },
             status: DispatchStatus::InFlight,
             attempts: 2,
@@ -265,7 +272,18 @@ mod tests {
             delivery: Delivery::Delivered,
             delivery_error: 0,
         };
-        assert_eq!(StoredMessage::decode(&message.encode()), Some(message));
+        assert_eq!(
+            StoredMessage::decode(&message.encode()),
+            Some(message.clone())
+        );
+        // Written before the consent time was kept: four bytes shorter, read as never.
+        let older = message.encode();
+        let mut expected = message.clone();
+        expected.decision.consent_at = 0;
+        assert_eq!(
+            StoredMessage::decode(&older[..older.len() - 4]),
+            Some(expected)
+        );
         assert_eq!(parse_message_id(&message_id_text(77)), Some(77));
         assert_eq!(StoredMessage::decode(&[1, 2, 3]), None);
         assert!(Delivery::Sent.advances_to(Delivery::Read));

@@ -64,6 +64,7 @@ fn refused_release(
             price_micros: 0,
             market: wagate_rules::volume::MarketId::NONE,
             send_at: now,
+            consent_at: 0,
         },
         status: DispatchStatus::Refused,
         attempts: 0,

@@ -63,8 +63,14 @@ fn restore_registry(store: &dyn Store, registry: &Registry) -> Result<(), StoreE
             Some(&registry_kind::TEMPLATE) => {
                 decode::<TemplateRecord>(value).map(|r| templates.push(r))
             }
-            // Read after the numbers: call windows by the server, volume tiers below.
-            Some(&registry_kind::CALLS | &registry_kind::VOLUME_TIER) => Ok(()),
+            // Read after the numbers: call windows by the server, volume tiers below; the
+            // suppression list and unfinished erasures by `erasure`.
+            Some(
+                &registry_kind::CALLS
+                | &registry_kind::VOLUME_TIER
+                | &registry_kind::SUPPRESSED
+                | &registry_kind::ERASING,
+            ) => Ok(()),
             _ => Err(StoreError::Corrupt(format!("unknown registry key {key:?}"))),
         };
         if let Err(error) = result {

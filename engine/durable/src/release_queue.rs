@@ -51,6 +51,14 @@ impl ReleaseQueue {
         index.by_due.insert((due.0, id));
     }
 
+    /// Forgets a queued send whose record was deleted (an erasure).
+    pub fn remove(&self, id: u64) {
+        let mut index = self.index();
+        if let Some(due) = index.due_of.remove(&id) {
+            index.by_due.remove(&(due, id));
+        }
+    }
+
     /// Puts back an entry taken, unless the message was queued anew meanwhile.
     pub fn insert_if_absent(&self, due: Timestamp, id: u64) {
         let mut index = self.index();

@@ -49,6 +49,16 @@ pub enum ConsentChange {
     TopicsOptIn(TopicSet),
 }
 
+impl ConsentChange {
+    /// Whether it gives consent (to everything, marketing, or some topics).
+    pub fn is_opt_in(self) -> bool {
+        matches!(
+            self,
+            ConsentChange::OptIn | ConsentChange::MarketingOptIn | ConsentChange::TopicsOptIn(_)
+        )
+    }
+}
+
 /// A consent change as applied, for the history (the shard notes it; the durable engine
 /// writes it with the change itself).
 #[derive(Debug, Clone, PartialEq, Eq)]

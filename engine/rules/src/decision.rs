@@ -1,6 +1,6 @@
 //! A send request as the core sees it, and the typed outcome of deciding it.
 
-use crate::clock::Timestamp;
+use crate::clock::{Secs, Timestamp};
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::template::model::{Category, MediaKind, TemplateSend};
 use crate::template::status::TemplateStatus;
@@ -53,6 +53,9 @@ pub struct Accepted {
     pub market: MarketId,
     /// The slot the number's throughput scheduler gave the message.
     pub send_at: Timestamp,
+    /// When the person's consent the decision read last changed (0: never): the history's
+    /// events up to then are the consent the message relied on.
+    pub consent_at: Secs,
 }
 
 /// Why a message must wait. The state is unchanged; ask again at `until`.
@@ -142,6 +145,11 @@ pub enum Refusal {
     ButtonParameter(String),
     #[error("text has {got} characters; at most {limit}")]
     TextTooLong { limit: u32, got: usize },
+    #[error(
+        "the person was erased from this business: a re-import cannot opt them back in; a \
+         fresh opt-in says after_erasure and carries its evidence"
+    )]
+    Erased,
 }
 
 impl Refusal {
@@ -150,7 +158,7 @@ impl Refusal {
         match self {
             Refusal::UnknownNumber(_) => Some(100),
             Refusal::OutsideServiceWindow => Some(131_047),
-            Refusal::NoOptIn | Refusal::OptedOut | Refusal::TopicOptedOut => None,
+            Refusal::NoOptIn | Refusal::OptedOut | Refusal::TopicOptedOut | Refusal::Erased => None,
             Refusal::MarketingOptedOut => Some(131_050),
             Refusal::Unreachable => Some(131_026),
             Refusal::BlockedByBusiness => Some(130_403),
@@ -185,6 +193,7 @@ impl Refusal {
             Refusal::MediaType(_) => "media_type",
             Refusal::ButtonParameter(_) => "button_parameter",
             Refusal::TextTooLong { .. } => "text_too_long",
+            Refusal::Erased => "erased",
         }
     }
 }

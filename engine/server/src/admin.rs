@@ -37,7 +37,11 @@ pub(crate) fn routes() -> Router<App> {
             "/wagate/admin/contacts/consent",
             post(super::consent_api::consent),
         )
-        .route("/wagate/admin/contacts/{number}/{to}", get(contact))
+        .route(
+            "/wagate/admin/contacts/{number}/{to}",
+            get(contact).delete(super::erasure_api::erase),
+        )
+        .route("/wagate/admin/audit", get(super::erasure_api::audit))
         .route("/wagate/admin/ledger", get(ledger))
         .route("/wagate/admin/messages/in_flight", get(in_flight))
         .route("/wagate/admin/messages/{id}/settle", post(settle))

@@ -41,3 +41,10 @@ pub(crate) fn parse_number(text: &str) -> Result<PhoneNumberId, ApiErrorResponse
         .map(PhoneNumberId)
         .map_err(|_| super::reply::no_such_object(text).into())
 }
+
+/// A query that does not parse, in Meta's error shape like every other refusal.
+pub(crate) fn query_refused(
+    rejection: axum::extract::rejection::QueryRejection,
+) -> ApiErrorResponse {
+    ApiError::invalid_parameter(rejection.body_text()).into()
+}

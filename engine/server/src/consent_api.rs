@@ -53,6 +53,10 @@ struct ConsentBody {
     /// The proof, kept in the history with the event (at most 2,048 bytes as JSON).
     #[serde(default)]
     evidence: Option<Evidence>,
+    /// An opt-in the person gave after they were erased: the only one that takes an erased
+    /// person back (with evidence); any other opt-in for them is refused as `erased`.
+    #[serde(default)]
+    after_erasure: bool,
 }
 
 /// What a caller may keep as proof of consent.
@@ -152,6 +156,7 @@ fn commands(app: &App, body: ConsentBody) -> Result<Vec<Consent>, ApiError> {
             change,
             source,
             evidence: evidence.clone(),
+            after_erasure: body.after_erasure,
         })
         .collect())
 }
@@ -209,6 +214,7 @@ fn csv_row(fields: &[String]) -> Result<ConsentBody, String> {
         },
         source: Some(field(4)).filter(|s| !s.is_empty()).map(str::to_string),
         evidence,
+        after_erasure: false,
     })
 }
 

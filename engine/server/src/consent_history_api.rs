@@ -181,10 +181,7 @@ pub(crate) async fn export(
     headers: HeaderMap,
 ) -> Result<Response, ApiErrorResponse> {
     admin_only(&app, &headers)?;
-    // In Meta's error shape, like every other refusal.
-    let Query(query) = query.map_err(|rejection| {
-        ApiErrorResponse::from(ApiError::invalid_parameter(rejection.body_text()))
-    })?;
+    let Query(query) = query.map_err(super::admin_access::query_refused)?;
     let id = parse_number(&query.phone_number_id)?;
     let one = query.to.as_deref().map(person).transpose()?;
     let csv = match query.format.as_deref() {

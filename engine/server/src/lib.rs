@@ -19,6 +19,8 @@ pub mod config;
 mod consent_api;
 mod consent_history_api;
 mod descriptors;
+mod dropped_callbacks;
+mod erasure_api;
 mod forward;
 mod front;
 mod graph;
@@ -211,8 +213,14 @@ fn open_engine(
     Ok(wagate)
 }
 
-/// Re-decides queued sends as they come due, until `stop`.
-fn run_releaser(wagate: Arc<Wagate>, metrics: Arc<Metrics>, stop: Arc<AtomicBool>) {
+/// Re-decides queued sends as they come due, and finishes erasures that came due, until
+/// `stop`.
+fn run_releaser(
+    wagate: Arc<Wagate>,
+    metrics: Arc<Metrics>,
+    dropped_callbacks: dropped_callbacks::DroppedCallbacks,
+    stop: Arc<AtomicBool>,
+) {
     let mut confirmed_at = 0;
     let mut failures = wagate_durable::log_limit::LogLimit::default();
     while !stop.load(Ordering::Acquire) {
@@ -220,18 +228,40 @@ fn run_releaser(wagate: Arc<Wagate>, metrics: Arc<Metrics>, stop: Arc<AtomicBool
         let second = wagate.now().secs();
         if second != confirmed_at {
             wagate.confirm_projections();
+            if wagate.unfinished_erasures() > 0 {
+                if let Err(error) = wagate.finish_erasures() {
+                    tracing::error!(%error, "finishing an erasure failed: tried again");
+                }
+            }
             confirmed_at = second;
         }
-        match wagate.release_due(RELEASE_BATCH) {
-            Ok(0) => std::thread::sleep(RELEASE_POLL),
+        match wagate.release_due_reporting(RELEASE_BATCH) {
+            Ok(released) if released.count == 0 => std::thread::sleep(RELEASE_POLL),
             Err(error) => {
                 if let Some(times) = failures.admit() {
                     tracing::error!(%error, times, "releasing queued sends failed: tried again");
                 }
                 std::thread::sleep(RELEASE_POLL);
             }
-            Ok(count) => {
-                metrics.released.inc_by(count as u64);
+            Ok(released) => {
+                metrics.released.inc_by(released.count as u64);
+                if !released.dropped.is_empty() {
+                    metrics.queued_dropped.inc_by(released.dropped.len() as u64);
+                    // Each dropped send is in the forward queue before the next round, or
+                    // logged: its record says why either way.
+                    let told = dropped_callbacks.tell(
+                        &released.dropped,
+                        wagate.registry(),
+                        wagate.now().unix_secs(),
+                    );
+                    if let Err(error) = told {
+                        tracing::error!(
+                            %error,
+                            dropped = released.dropped.len(),
+                            "telling tenants of dropped queued sends failed"
+                        );
+                    }
+                }
             }
         }
     }
@@ -312,9 +342,10 @@ pub async fn serve(
     let stop_releasing = Arc::new(AtomicBool::new(false));
     let releaser = {
         let (wagate, metrics, stop) = (wagate.clone(), metrics.clone(), stop_releasing.clone());
+        let dropped = dropped_callbacks::DroppedCallbacks::new(forwarder.clone(), &config.tenants);
         std::thread::Builder::new()
             .name("wagate-release".into())
-            .spawn(move || run_releaser(wagate, metrics, stop))
+            .spawn(move || run_releaser(wagate, metrics, dropped, stop))
             .expect("spawning the releaser")
     };
     let (closing, closed) = watch::channel(false);

@@ -124,6 +124,8 @@ pub struct Metrics {
     /// Opt-out confirmations accepted to go, and those that could not.
     pub opt_out_confirmations: Counter,
     pub opt_out_confirmations_failed: Counter,
+    pub erasures: Counter,
+    pub queued_dropped: Counter,
     pub webhooks_bad_signature: Counter,
     pub forwarded: Counter,
     pub connections_refused: Counter,
@@ -193,6 +195,14 @@ impl Metrics {
         let opt_out_confirmations = counter(
             "opt_out_confirmations",
             "Confirmations accepted to go to people who opted out by keyword or button",
+        );
+        let queued_dropped = counter(
+            "queued_sends_dropped",
+            "Queued sends the rules refused when their turn came, each told to its tenant",
+        );
+        let erasures = counter(
+            "erasures",
+            "People erased from a business (right to erasure), each in the audit log",
         );
         let opt_out_confirmations_failed = counter(
             "opt_out_confirmations_failed",
@@ -328,6 +338,8 @@ impl Metrics {
             webhooks_ignored,
             opt_out_confirmations,
             opt_out_confirmations_failed,
+            erasures,
+            queued_dropped,
             webhooks_bad_signature,
             forwarded,
             connections_refused,

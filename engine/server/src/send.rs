@@ -521,7 +521,11 @@ pub(crate) async fn status(
     let wagate = app.wagate.clone();
     let found = blocking(move || {
         Ok(match wagate.message(message_id).map_err(store_error)? {
-            Some(message) => Some((message.number, StatusView::Message(message_view(&message)))),
+            Some(message) => {
+                let mut view = message_view(&message);
+                view.consent_relied_on = consent_relied_on(&wagate, &message)?;
+                Some((message.number, StatusView::Message(view)))
+            }
             None => wagate
                 .queued(message_id)
                 .map_err(store_error)?
@@ -587,6 +591,32 @@ pub(crate) struct MessageView {
     /// Meta's code for a failed delivery.
     #[serde(skip_serializing_if = "Option::is_none")]
     error_code: Option<u32>,
+    /// The consent the decision read, as the history's events that set it then: for `all`
+    /// (the whole consent) and each topic, the event (see the admin contact's `set_by`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consent_relied_on: Option<serde_json::Value>,
+}
+
+/// What a message's consent rested on when it was decided: the person's history with the
+/// business up to the second the consent it read last changed (`None`: it read none).
+fn consent_relied_on(
+    wagate: &wagate_durable::Wagate,
+    message: &wagate_durable::message::StoredMessage,
+) -> Result<Option<serde_json::Value>, ApiErrorResponse> {
+    let consent_at = message.decision.consent_at;
+    if consent_at == 0 {
+        return Ok(None);
+    }
+    let mut records = wagate
+        .consent_history(message.number, message.to)
+        .map_err(super::admin_access::admin_error)?;
+    records.retain(|record| record.at.secs() <= consent_at);
+    let registry = wagate.registry();
+    let own = registry
+        .consent_is_per_number(message.number)
+        .then_some(message.number);
+    let set_by = super::consent_history_api::set_by(&records, registry.topic_names(), own);
+    Ok(Some(serde_json::to_value(set_by).unwrap_or_default()))
 }
 
 pub(crate) fn message_view(message: &wagate_durable::message::StoredMessage) -> MessageView {
@@ -606,5 +636,6 @@ pub(crate) fn message_view(message: &wagate_durable::message::StoredMessage) -> 
         upstream_id: upstream.clone().filter(|_| sent),
         error: upstream.filter(|_| !sent),
         error_code: (message.delivery_error != 0).then_some(message.delivery_error),
+        consent_relied_on: None,
     }
 }

@@ -179,6 +179,12 @@ pub mod registry_kind {
     /// Meta's volume tier of a portfolio: `[kind][portfolio u64][category u8][market name]`,
     /// `[month u32][from u32][to u32]` LE (`to` 0: the top tier).
     pub const VOLUME_TIER: u8 = 5;
+    /// A person erased from a business, as a salted hash: `[kind][hash 16 bytes]`, the
+    /// erasure's Unix seconds (u64 BE).
+    pub const SUPPRESSED: u8 = 6;
+    /// An erasure not finished yet: `[kind][account u64][person u64]`, see
+    /// `wagate_durable::erasure`.
+    pub const ERASING: u8 = 7;
 }
 
 pub fn registry_key(kind: u8, id: u64) -> [u8; 9] {

@@ -42,9 +42,11 @@ pub enum Family {
     Forward,
     /// Every consent event, append-only, by (business, person, time, sequence).
     ConsentHistory,
+    /// What operators did that the law asks to be shown (erasures), by (time, sequence).
+    Audit,
 }
 impl Family {
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 12] = [
         Family::Meta,
         Family::Registry,
         Family::Contacts,
@@ -56,6 +58,7 @@ impl Family {
         Family::Deferred,
         Family::Forward,
         Family::ConsentHistory,
+        Family::Audit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +74,7 @@ impl Family {
             Family::Deferred => "deferred",
             Family::Forward => "forward",
             Family::ConsentHistory => "consent_history",
+            Family::Audit => "audit",
         }
     }
 }

@@ -35,7 +35,7 @@ pub use crate::open_error::OpenError;
 use crate::recovery::NEXT_ID_BLOCK;
 use crate::workers::{
     BusinessBlock, Consent, ContactRead, DeliveryFailed, Inbound, Onward, SendFailed, ShardPool,
-    Submit,
+    Submit, Submitted,
 };
 use admin::AdminError;
 use wagate_cloud_api::webhooks::events::WebhookEvent;
@@ -181,6 +181,24 @@ impl SubmitResult {
     }
 }
 
+/// What one round of releasing queued sends did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Released {
+    /// Queued sends decided again.
+    pub count: usize,
+    /// Those the rules refused when their turn came: dropped, never sent.
+    pub dropped: Vec<DroppedSend>,
+}
+
+/// A send wagate accepted into its queue and then dropped, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedSend {
+    pub message_id: u64,
+    pub number: PhoneNumberId,
+    pub to: Msisdn,
+    pub refusal: Refusal,
+}
+
 /// Message ids are handed out from blocks whose end is persisted first, so ids never repeat
 /// across restarts without a write per message.
 const ID_BLOCK: u64 = 1 << 20;
@@ -203,7 +221,7 @@ pub struct Wagate {
     /// Hands messages an operator returned to pending back to the dispatcher.
     redispatch: crossbeam_channel::Sender<super::message::DueMessage>,
     /// Queued sends by due time, for the releaser and status reads.
-    release: Arc<ReleaseQueue>,
+    pub(crate) release: Arc<ReleaseQueue>,
     /// Webhook POSTs applied one group at a time, in the statuses' turn.
     pub(super) webhooks: Combiner<Vec<WebhookEvent>, Result<WebhookReport, SubmitError>>,
     /// The messages this run's hand-over lanes hold.
@@ -212,6 +230,10 @@ pub struct Wagate {
     found_in_flight: usize,
     /// One operator settlement at a time: two at once could both send a message again.
     settling: Mutex<()>,
+    /// People erased, as salted hashes.
+    pub(crate) suppression: crate::suppression::Suppression,
+    /// Erasures not finished yet.
+    pub(crate) unfinished: crate::erasure::Unfinisheds,
 }
 
 impl Wagate {
@@ -247,6 +269,8 @@ impl Wagate {
         let (dispatch, incoming) = unbounded();
         let redispatch = dispatch.clone();
         let release = Arc::new(ReleaseQueue::load(store.as_ref())?);
+        let suppression = crate::suppression::Suppression::load(store.as_ref())?;
+        let unfinished = crate::erasure::Unfinisheds::load(store.as_ref())?;
         let pool = ShardPool::start_persistent(
             restored.engine,
             durability.clone(),
@@ -309,7 +333,13 @@ impl Wagate {
             live,
             found_in_flight: restored.found_in_flight,
             settling: Mutex::new(()),
+            suppression,
+            unfinished,
         };
+        // An erasure a crash interrupted is finished before anything else is served.
+        if let Err(error) = wagate.finish_erasures() {
+            tracing::error!(%error, "finishing an interrupted erasure failed: tried again later");
+        }
         Ok(wagate)
     }
 
@@ -352,6 +382,11 @@ impl Wagate {
         &self.durability
     }
 
+    /// The id the next message will take: every message so far has a lower one.
+    pub(crate) fn next_message_id(&self) -> u64 {
+        self.ids.next.load(Ordering::Acquire)
+    }
+
     /// Reserves `count` consecutive message ids and returns the first.
     pub(super) fn reserve_message_ids(&self, count: u64) -> Result<u64, StoreError> {
         let first = self.ids.next.fetch_add(count, Ordering::AcqRel);
@@ -376,9 +411,15 @@ impl Wagate {
     /// Hands queued sends due by now back to their shards, at most `limit` of them; returns
     /// how many. Each is decided again under its id: accepted, refused, or queued anew.
     pub fn release_due(&self, limit: usize) -> Result<usize, StoreError> {
+        Ok(self.release_due_reporting(limit)?.count)
+    }
+
+    /// [`Wagate::release_due`], also naming the sends the rules refused when their turn came
+    /// (an opt-out since, a template withdrawn): dropped, for their tenant to be told.
+    pub fn release_due_reporting(&self, limit: usize) -> Result<Released, StoreError> {
         let taken = self.release.take_due(self.clock.now(), limit);
         if taken.is_empty() {
-            return Ok(0);
+            return Ok(Released::default());
         }
         let mut due = Vec::with_capacity(taken.len());
         for (at, id) in &taken {
@@ -394,6 +435,15 @@ impl Wagate {
             }
         }
         let count = due.len();
+        let recipients: Vec<(PhoneNumberId, Msisdn)> = due
+            .iter()
+            .map(|record| {
+                (
+                    record.submission.request.number,
+                    record.submission.request.to,
+                )
+            })
+            .collect();
         let commands = due
             .into_iter()
             .map(|record| {
@@ -406,15 +456,34 @@ impl Wagate {
                 }))
             })
             .collect();
-        for reply in self.pool.send(commands).wait_each() {
-            if let Err(error) = reply {
-                // Records whose decision was not committed are still on disk; those that were
-                // are gone, and a later release skips them.
-                self.requeue(&taken);
-                return Err(error);
+        let mut dropped = Vec::new();
+        for (reply, (number, to)) in self
+            .pool
+            .send(commands)
+            .wait_each()
+            .into_iter()
+            .zip(recipients)
+        {
+            match reply {
+                Err(error) => {
+                    // Records whose decision was not committed are still on disk; those that
+                    // were are gone, and a later release skips them.
+                    self.requeue(&taken);
+                    return Err(error);
+                }
+                Ok(Submitted {
+                    decision: Decision::Refused(refusal),
+                    message_id,
+                }) => dropped.push(DroppedSend {
+                    message_id,
+                    number,
+                    to,
+                    refusal,
+                }),
+                Ok(_) => {}
             }
         }
-        Ok(count)
+        Ok(Released { count, dropped })
     }
 
     fn requeue(&self, taken: &[(Timestamp, u64)]) {
@@ -455,13 +524,10 @@ impl Wagate {
         change: ConsentChange,
         source: ConsentSource,
     ) -> Result<Result<(), Refusal>, SubmitError> {
-        Ok(self.pool.ask(Consent {
-            number,
-            person,
-            change,
-            source,
-            evidence: None,
-        })?)
+        Ok(self
+            .record_consents(vec![Consent::from((number, person, change, source))])?
+            .pop()
+            .expect("one answer"))
     }
 
     /// A person's consent events with the business of `number`, oldest first.
@@ -518,11 +584,74 @@ impl Wagate {
     }
 
     /// Many consent changes, each with its source and proof, in one group commit.
+    ///
+    /// An opt-in for a person erased from the business is refused ([`Refusal::Erased`])
+    /// unless it says `after_erasure` and carries evidence: a fresh opt-in, which takes them
+    /// off the suppression list.
     pub fn record_consents(
         &self,
         changes: Vec<Consent>,
     ) -> Result<Vec<Result<(), Refusal>>, SubmitError> {
-        Ok(self.pool.submit(changes)?)
+        if self.suppressed_count() == 0 {
+            return Ok(self.pool.submit(changes)?);
+        }
+        self.record_consents_past_erasures(changes)
+    }
+
+    /// [`Wagate::record_consents`] when someone was erased: each opt-in is checked against
+    /// the suppression list, and a fresh one lifts its person off it once applied.
+    fn record_consents_past_erasures(
+        &self,
+        changes: Vec<Consent>,
+    ) -> Result<Vec<Result<(), Refusal>>, SubmitError> {
+        let mut answers: Vec<Option<Result<(), Refusal>>> = vec![None; changes.len()];
+        let (mut allowed, mut lifted) = (Vec::with_capacity(changes.len()), Vec::new());
+        for (index, change) in changes.into_iter().enumerate() {
+            // The person's own act in WhatsApp (a keyword, a button, Meta's resume) is a
+            // fresh opt-in by itself.
+            let own = matches!(
+                change.source,
+                ConsentSource::Keyword | ConsentSource::Button | ConsentSource::UserPreferences
+            );
+            let erased = change.change.is_opt_in()
+                && self.registry().number(change.number).is_some_and(|n| {
+                    self.suppression
+                        .erased_at(n.account, change.person)
+                        .is_some()
+                });
+            if !erased {
+                allowed.push((index, change));
+            } else if own || (change.after_erasure && change.evidence.is_some()) {
+                let account = self.business_of(change.number).ok();
+                lifted.extend(account.map(|a| (index, self.suppression.hash(a, change.person))));
+                allowed.push((index, change));
+            } else {
+                answers[index] = Some(Err(Refusal::Erased));
+            }
+        }
+        let (indices, allowed): (Vec<usize>, Vec<Consent>) = allowed.into_iter().unzip();
+        for (index, answer) in indices.into_iter().zip(self.pool.submit(allowed)?) {
+            answers[index] = Some(answer);
+        }
+        let lifted: Vec<_> = lifted
+            .into_iter()
+            .filter(|(index, _)| matches!(answers[*index], Some(Ok(()))))
+            .map(|(_, hash)| hash)
+            .collect();
+        if !lifted.is_empty() {
+            let mut batch = wagate_store::Batch::default();
+            for hash in &lifted {
+                crate::suppression::Suppression::write_lift(&mut batch, hash);
+            }
+            self.store.write(&batch, true)?;
+            for hash in &lifted {
+                self.suppression.forget(hash);
+            }
+        }
+        Ok(answers
+            .into_iter()
+            .map(|answer| answer.expect("every change answered"))
+            .collect())
     }
 
     /// A delivery failure Meta reported for a message to `person` (status webhook).

@@ -12,7 +12,7 @@ use wagate_rules::contact_events::{
     InboundMessage,
 };
 use wagate_rules::decision::{Decision, DeferReason, Refusal, SendRequest};
-use wagate_rules::ids::{Msisdn, PhoneNumberId};
+use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId};
 use wagate_rules::shard::Shard;
 use wagate_rules::state::contact::ConsentSource;
 
@@ -136,6 +136,9 @@ pub struct Consent {
     pub source: ConsentSource,
     /// What the caller supplied as proof (JSON, capped), kept in the history with the event.
     pub evidence: Option<std::sync::Arc<str>>,
+    /// The caller says this opt-in was given after the person was erased (with evidence):
+    /// the only opt-in that takes an erased person back.
+    pub after_erasure: bool,
 }
 
 impl From<(PhoneNumberId, Msisdn, ConsentChange, ConsentSource)> for Consent {
@@ -149,6 +152,7 @@ impl From<(PhoneNumberId, Msisdn, ConsentChange, ConsentSource)> for Consent {
             change,
             source,
             evidence: None,
+            after_erasure: false,
         }
     }
 }
@@ -245,6 +249,31 @@ impl ShardCommand for SendFailed {
 
     fn run(self, shard: &mut Shard, now: Timestamp, _: Option<&mut Writes>) -> Self::Answer {
         shard.send_failed(&self.0, now)
+    }
+}
+
+/// Erases a person from a business's numbers (`forget_spent`: finishes an erasure whose
+/// counts were kept, see `Shard::forget_spent`). Answers until when counts stay kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Erase {
+    pub account: AccountId,
+    pub person: Msisdn,
+    pub forget_spent: bool,
+}
+
+impl ShardCommand for Erase {
+    type Answer = Option<Timestamp>;
+
+    fn person(&self) -> Msisdn {
+        self.person
+    }
+
+    fn run(self, shard: &mut Shard, now: Timestamp, _: Option<&mut Writes>) -> Self::Answer {
+        if self.forget_spent {
+            shard.forget_spent(self.account, self.person, now)
+        } else {
+            shard.erase(self.account, self.person, now)
+        }
     }
 }
 

@@ -25,8 +25,8 @@ mod commands;
 mod parts;
 
 pub use commands::{
-    BusinessBlock, Command, Consent, ContactRead, Decide, DeliveryFailed, FreeEntryUntil, Inbound,
-    Reply, SendFailed, ShardCommand,
+    BusinessBlock, Command, Consent, ContactRead, Decide, DeliveryFailed, Erase, FreeEntryUntil,
+    Inbound, Reply, SendFailed, ShardCommand,
 };
 pub(crate) use commands::{Submit, Submitted};
 pub use parts::{Pending, PendingTask};
@@ -119,11 +119,13 @@ pub struct Writes {
 fn write_contacts(journal: &mut Vec<(ContactKey, ContactRecord)>, batch: &mut Batch) {
     for (key, record) in journal.drain(..) {
         let register = index_and_rank(mix64(key.person)).0 as u16;
-        batch.put(
-            Family::Contacts,
-            contact_key(register, &key),
-            encode_contact(&record),
-        );
+        let key = contact_key(register, &key);
+        if record == ContactRecord::default() {
+            // Says nothing (an erased person's): the same as no record, and none is kept.
+            batch.delete(Family::Contacts, key);
+        } else {
+            batch.put(Family::Contacts, key, encode_contact(&record));
+        }
     }
 }
 

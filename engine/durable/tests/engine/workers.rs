@@ -41,6 +41,7 @@ fn concurrent_submitters_on_two_shards_admit_exactly_the_limit() {
             change: ConsentChange::OptIn,
             source: ConsentSource::Api,
             evidence: None,
+            after_erasure: false,
         })
         .collect();
     let answers: Vec<Result<(), wagate_rules::Refusal>> = pool.submit(opt_ins).unwrap();

@@ -258,6 +258,7 @@ impl Shard {
             price_micros: quote.micros,
             market: quote.market,
             send_at,
+            consent_at: consent.consent_at,
         })
     }
 }

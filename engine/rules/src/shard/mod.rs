@@ -5,6 +5,7 @@
 //! templates) it reads through atomics, caching the `Arc`s locally.
 
 mod decide;
+mod erase;
 
 mod events;
 mod limit;

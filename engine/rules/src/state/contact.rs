@@ -7,7 +7,7 @@
 //! tenant chose per-number scope keeps its people's consent its own
 //! (`Registry::consent_sharers`).
 
-use crate::clock::Secs;
+use crate::clock::{Secs, SECS_PER_DAY};
 use crate::topics::TopicSet;
 
 /// Where a consent change came from; kept with its time for the audit trail.
@@ -205,6 +205,49 @@ impl ContactRecord {
         self.consent_source = from.consent_source;
     }
 
+    /// Erasure: forgets consent, window, source and everything the person said, keeping only
+    /// what a limit Meta still applies counts (the last counted send, pair pacing, the
+    /// marketing cap) so that erasing someone never lets more through than Meta allows.
+    pub fn keep_only_counts(&mut self) {
+        *self = ContactRecord {
+            last_business_initiated: self.last_business_initiated,
+            pair_tat: self.pair_tat,
+            marketing_cooldown_until: self.marketing_cooldown_until,
+            marketing_sends: self.marketing_sends,
+            flags: self.flags & flags::SHARED_COUNT,
+            ..ContactRecord::default()
+        };
+    }
+
+    /// Until when the counts kept by [`ContactRecord::keep_only_counts`] still matter: a
+    /// counted send holds its slot 24 h, a marketing send the per-person cap 24 h.
+    pub fn counts_matter_until(&self) -> Secs {
+        let day_after = |at: Secs| {
+            if at == 0 {
+                0
+            } else {
+                at.saturating_add(SECS_PER_DAY)
+            }
+        };
+        day_after(self.last_business_initiated)
+            .max(day_after(self.marketing_sends[0]))
+            .max(self.marketing_cooldown_until)
+            .max(self.pair_tat)
+    }
+
+    /// Whether nothing but counts that no longer matter at `now` is left: such a record is the
+    /// same as none, and an erasure deletes it.
+    pub fn is_spent(&self, now: Secs) -> bool {
+        self.holds_only_counts() && self.counts_matter_until() <= now
+    }
+
+    /// Whether the record says nothing but what [`ContactRecord::keep_only_counts`] keeps.
+    pub fn holds_only_counts(&self) -> bool {
+        let mut counts = *self;
+        counts.keep_only_counts();
+        counts == *self
+    }
+
     /// Whether marketing is withdrawn, by the business's own opt-out or by Meta's stop.
     #[inline]
     pub fn marketing_withdrawn(&self) -> bool {
@@ -218,5 +261,29 @@ mod tests {
     fn record_is_36_bytes() {
         // 32, and 4 for the free entry point window.
         assert_eq!(std::mem::size_of::<super::ContactRecord>(), 36);
+    }
+
+    #[test]
+    fn an_erased_record_keeps_only_counts_and_only_while_they_matter() {
+        use super::{flags, ContactRecord};
+        let mut record = ContactRecord {
+            window_until: 500,
+            last_business_initiated: 100,
+            consent_at: 90,
+            flags: flags::OPTED_IN | flags::SHARED_COUNT | flags::FEP_PENDING,
+            consent_source: 6,
+            ..ContactRecord::default()
+        };
+        assert!(!record.holds_only_counts());
+        record.keep_only_counts();
+        assert!(record.holds_only_counts());
+        assert_eq!(
+            (record.window_until, record.consent_at, record.flags),
+            (0, 0, flags::SHARED_COUNT)
+        );
+        assert_eq!(record.counts_matter_until(), 100 + 86_400);
+        assert!(!record.is_spent(100 + 86_399), "the slot still counts");
+        assert!(record.is_spent(100 + 86_400));
+        assert!(ContactRecord::default().is_spent(0));
     }
 }

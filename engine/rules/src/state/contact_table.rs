@@ -3,7 +3,8 @@
 //! Hot file. A general hash map with power-of-two growth sits between 44 % and 88 % full, so at
 //! an unlucky size a contact costs twice its bytes. This table grows by 1.4x at 85 % load
 //! (linear probing, Lemire reduction, any capacity), keeping a 44-byte slot at 52 to 72 bytes
-//! per contact. Keys are never removed one by one; the table is rebuilt when it grows.
+//! per contact. Keys are never removed one by one; the table is rebuilt when it grows, leaving behind
+//! records that say nothing (an erased person's).
 //!
 //! A person's records with business numbers all hash to one home slot (the number is not
 //! mixed in), so they sit in one probe run: a miss for one number has walked past the
@@ -163,7 +164,10 @@ impl ContactTable {
 
     fn resize(&mut self, capacity: usize) {
         let old = std::mem::replace(&mut self.slots, vec![Slot::default(); capacity]);
-        for slot in old.into_iter().filter(|s| !s.is_empty()) {
+        // A record that says nothing (an erased person's) is the same as none: left behind.
+        let kept = |s: &Slot| !s.is_empty() && s.record != ContactRecord::default();
+        self.len = old.iter().filter(|s| kept(s)).count();
+        for slot in old.into_iter().filter(kept) {
             let key = ContactKey {
                 person: slot.person(),
                 scope: slot.scope,
@@ -231,6 +235,20 @@ mod tests {
         assert_eq!(table.heap_bytes(), capacity, "no growth after reserving");
         assert_eq!(table.get(&k, h).map(|r| r.window_until), Some(7));
         assert_eq!(table.len(), 10_001);
+    }
+
+    #[test]
+    fn a_record_that_says_nothing_is_left_behind_when_the_table_grows() {
+        let mut table = ContactTable::default();
+        let (erased, erased_hash) = key(16_505_551_234, 1);
+        let (kept, kept_hash) = key(16_505_555_678, 1);
+        table.get_or_insert(&erased, erased_hash).window_until = 7;
+        table.get_or_insert(&kept, kept_hash).window_until = 9;
+        *table.get_or_insert(&erased, erased_hash) = ContactRecord::default();
+        table.reserve(1_000);
+        assert!(table.get(&erased, erased_hash).is_none());
+        assert_eq!(table.get(&kept, kept_hash).map(|r| r.window_until), Some(9));
+        assert_eq!(table.len(), 1);
     }
 
     #[test]
