@@ -754,3 +754,56 @@ async fn a_bulk_upload_is_taken_part_by_part_as_it_arrives() -> Result<()> {
     assert_eq!(metric(&f, accepted).await?, 3);
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_import_is_applied_part_by_part_as_it_arrives() -> Result<()> {
+    let mut f = Fixture::start(
+        "hard-import-parts",
+        "[http]\nmax_bulk_bytes = 4000000\nmax_body_bytes_held = 4000000\n",
+    )
+    .await?;
+    // Rows of about 200 bytes: the first 6,000 are more than a part (1 MiB).
+    let row = |i: u64| {
+        json!({ "phone_number_id": NUMBER_A.to_string(), "to": format!("+1650{i:07}"),
+                "change": "opt_in", "source": "paper",
+                "evidence": { "document": format!("signed form {i:0>100}") } })
+        .to_string()
+            + "\n"
+    };
+    let first: String = (1..=6_000).map(row).collect();
+    let last = row(6_001);
+    let mut upload = connect(&f).await?;
+    upload
+        .write_all(
+            format!(
+                "POST /wagate/admin/consent/import HTTP/1.1\r\nHost: wagate\r\n\
+                 Authorization: Bearer {ADMIN}\r\nContent-Type: application/x-ndjson\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{first}",
+                first.len() + last.len()
+            )
+            .as_bytes(),
+        )
+        .await?;
+    // The upload pauses: its first rows are applied before the body ends.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while f.contact(NUMBER_A, "+16500000001").await?["opted_in"] != true {
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("the first rows were not applied before the body ended");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        f.contact(NUMBER_A, "+16500006001").await?["opted_in"],
+        false,
+        "the last row has not arrived"
+    );
+    upload.write_all(last.as_bytes()).await?;
+    let said = closed_by_server(&mut upload).await?;
+    assert!(said.starts_with("HTTP/1.1 200"), "{said}");
+    assert!(
+        said.trim_end().ends_with(r#"{"applied":6001,"refused":0}"#),
+        "{said}"
+    );
+    assert_eq!(f.contact(NUMBER_A, "+16500006001").await?["opted_in"], true);
+    f.stop()
+}

@@ -37,6 +37,8 @@ mod lifecycle;
 mod media;
 /// Prices from dated rate cards, on the manual clock.
 mod pricing;
+/// A send's own consent topic, however it comes.
+mod send_topics;
 mod sending;
 mod under_load;
 /// A message names the consent it relied on.

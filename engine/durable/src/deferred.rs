@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::submission::Submission;
 use wagate_rules::clock::Timestamp;
 use wagate_rules::decision::{DeferReason, SendRequest};
+use wagate_rules::topics::TopicSet;
 use wagate_store::keys::deferred_key;
 
 /// A queued send as stored: the decision request, the payload and the caller's key.
@@ -47,6 +48,8 @@ struct JsonHeader {
 /// First byte of a record in the binary format. A JSON-era record starts with its header's
 /// length as a u32 BE, whose first byte is 0 (headers are far below 16 MiB).
 const BINARY: u8 = 1;
+/// The binary format with the send's own consent topic (a byte) after the header.
+const BINARY_WITH_TOPIC: u8 = 2;
 
 /// Each reason's byte in a record is its place here: new reasons go at the end.
 const REASONS: [DeferReason; 7] = [
@@ -64,8 +67,9 @@ impl DeferredRecord {
         deferred_key(self.due.0, self.id)
     }
 
-    /// `[1][header, postcard][payload]`: the payload stays as the caller sent it. A bulk burst
-    /// queues most of its sends, so the header is compact binary rather than JSON.
+    /// `[2][header, postcard][topic u8][payload]`: the payload stays as the caller sent it. A
+    /// bulk burst queues most of its sends, so the header is compact binary rather than JSON.
+    /// (`[1][header][payload]` before sends named a topic: still read.)
     pub fn encode(&self) -> Vec<u8> {
         let header = Header {
             request: Cow::Borrowed(&self.submission.request),
@@ -80,8 +84,9 @@ impl DeferredRecord {
                 .expect("every reason is listed") as u8,
         };
         let mut out = Vec::with_capacity(128 + self.submission.payload.len());
-        out.push(BINARY);
+        out.push(BINARY_WITH_TOPIC);
         let mut out = postcard::to_extend(&header, out).expect("a send request always serialises");
+        out.push(self.submission.request.topic.0);
         out.extend_from_slice(&self.submission.payload);
         out
     }
@@ -95,8 +100,16 @@ impl DeferredRecord {
 
     pub fn decode(key: &[u8], value: &[u8]) -> Option<DeferredRecord> {
         let (due, id) = Self::key_parts(key)?;
+        let mut topic = TopicSet::default();
         let (header, payload): (Header, &[u8]) = match value.first()? {
             &BINARY => postcard::take_from_bytes(&value[1..]).ok()?,
+            &BINARY_WITH_TOPIC => {
+                let (header, rest): (Header, &[u8]) =
+                    postcard::take_from_bytes(&value[1..]).ok()?;
+                let (&byte, payload) = rest.split_first()?;
+                topic = TopicSet(byte);
+                (header, payload)
+            }
             0 => {
                 let length = u32::from_be_bytes(value.get(..4)?.try_into().ok()?) as usize;
                 let old: JsonHeader = serde_json::from_slice(value.get(4..4 + length)?).ok()?;
@@ -115,7 +128,10 @@ impl DeferredRecord {
             due,
             reason: *REASONS.get(usize::from(header.reason))?,
             submission: Submission {
-                request: header.request.into_owned(),
+                request: SendRequest {
+                    topic,
+                    ..header.request.into_owned()
+                },
                 payload: payload.to_vec(),
                 idempotency_key: header.idempotency_key.map(Cow::into_owned),
                 queue_when_deferred: true,
@@ -141,6 +157,7 @@ mod tests {
                     number: PhoneNumberId(7),
                     to: Msisdn::parse("+16505551234").unwrap(),
                     message: Message::text("hi"),
+                    topic: Default::default(),
                 },
                 payload: b"{\"binary\":\"\xff\"}".to_vec(),
                 idempotency_key: Some("k1".into()),
@@ -148,14 +165,33 @@ mod tests {
             },
         };
         let encoded = record.encode();
-        assert_eq!(encoded[0], BINARY);
+        assert_eq!(encoded[0], BINARY_WITH_TOPIC);
         let back = DeferredRecord::decode(&record.key(), &encoded).unwrap();
         assert_eq!(back, record);
+        // A send naming a topic keeps it; one written before topics reads as none.
+        let mut named = record.clone();
+        named.submission.request.topic = TopicSet(1 << 3);
+        assert_eq!(
+            DeferredRecord::decode(&named.key(), &named.encode()).as_ref(),
+            Some(&named)
+        );
+        let mut older = vec![BINARY];
+        let header = Header {
+            request: Cow::Borrowed(&named.submission.request),
+            idempotency_key: Some(Cow::Borrowed("k1")),
+            reason: 0,
+        };
+        older = postcard::to_extend(&header, older).unwrap();
+        older.extend_from_slice(&record.submission.payload);
+        assert_eq!(
+            DeferredRecord::decode(&record.key(), &older).as_ref(),
+            Some(&record)
+        );
         assert!(deferred_key(4_999_999, 99) < record.key());
         assert!(DeferredRecord::decode(&record.key(), b"\0\0\0\x09{}").is_none());
         // Cut short, or of an unknown format: not a record.
         assert!(DeferredRecord::decode(&record.key(), &encoded[..5]).is_none());
-        assert!(DeferredRecord::decode(&record.key(), b"\x02abc").is_none());
+        assert!(DeferredRecord::decode(&record.key(), b"\x03abc").is_none());
     }
 
     #[test]

@@ -68,6 +68,7 @@ impl Submission {
                     number,
                     to,
                     message,
+                    topic: Default::default(),
                 },
                 payload: body,
                 idempotency_key,

@@ -4,6 +4,7 @@ use crate::clock::{Secs, Timestamp};
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::template::model::{Category, MediaKind, TemplateSend};
 use crate::template::status::TemplateStatus;
+use crate::topics::TopicSet;
 use crate::volume::MarketId;
 
 /// What is being sent. The core needs only what the rules look at; the full payload travels
@@ -37,6 +38,11 @@ pub struct SendRequest {
     pub number: PhoneNumberId,
     pub to: Msisdn,
     pub message: Message,
+    /// A consent topic the sender names for this send (beside its template's own): a person
+    /// who withdrew it gets none of it. Kept outside the serialised form (which records of
+    /// queued sends hold), beside it.
+    #[serde(skip)]
+    pub topic: TopicSet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

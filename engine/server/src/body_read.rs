@@ -122,6 +122,61 @@ impl<'a> BodyFrames<'a> {
     }
 }
 
+/// A body cut into parts of whole lines as it arrives (NDJSON, CSV), so that it is never held
+/// whole: each part about `part_bytes` (or the rest, at the end), its bytes claimed from
+/// `http.max_body_bytes_held` as they arrive, until the caller releases them.
+pub(crate) struct LineParts<'a> {
+    frames: BodyFrames<'a>,
+    pending: bytes::BytesMut,
+    /// Where the last whole line in `pending` ends.
+    line_end: Option<usize>,
+    part_bytes: usize,
+    ended: bool,
+}
+
+impl<'a> LineParts<'a> {
+    pub(crate) fn new(frames: BodyFrames<'a>, part_bytes: usize) -> Self {
+        LineParts {
+            frames,
+            pending: bytes::BytesMut::new(),
+            line_end: None,
+            part_bytes,
+            ended: false,
+        }
+    }
+
+    /// The next part of whole lines, `None` after the last. Its bytes stay in `claim` until
+    /// the caller releases them.
+    pub(crate) async fn next(&mut self, claim: &mut Claim) -> Result<Option<Bytes>, ApiError> {
+        if self.ended {
+            return Ok(None);
+        }
+        loop {
+            let Some(data) = self.frames.next().await? else {
+                self.ended = true;
+                let rest = self.pending.split().freeze();
+                return Ok((!rest.is_empty()).then_some(rest));
+            };
+            if !claim.grow(data.len()) {
+                self.frames.drain().await;
+                return Err(bodies_full(self.frames.metrics));
+            }
+            // Only the bytes just come are looked at: a long line is not searched again for
+            // every frame of it.
+            if let Some(at) = data.iter().rposition(|&b| b == b'\n') {
+                self.line_end = Some(self.pending.len() + at + 1);
+            }
+            self.pending.extend_from_slice(&data);
+            if self.pending.len() < self.part_bytes {
+                continue;
+            }
+            if let Some(end) = self.line_end.take() {
+                return Ok(Some(self.pending.split_to(end).freeze()));
+            }
+        }
+    }
+}
+
 /// The whole body, refused in Meta's shape when larger than `limit`, late, or past
 /// `http.max_body_bytes_held` with the other requests' bodies (`claim` holds its bytes).
 pub(crate) async fn read_body(

@@ -16,13 +16,15 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::value::RawValue;
 
-use super::body_read::{bodies_full, BodyFrames};
+use super::body_read::{BodyFrames, LineParts};
 use super::metrics::bump;
 use super::reply::ApiErrorResponse;
-use super::send::{counted, on_limit_header, prepare, rejected, submit_prepared, usable_number};
+use super::send::{
+    counted, on_limit_header, prepare, rejected, send_topic, submit_prepared, usable_number,
+};
 use super::send::{Asked, Outcome};
 use super::state::{blocking, require_content_type, App};
 use super::tenants::Tenant;
@@ -43,9 +45,12 @@ struct BulkLine<'a> {
     idempotency_key: Option<String>,
     #[serde(borrow)]
     request: &'a RawValue,
+    /// A consent topic this send belongs to (beside its template's own).
+    #[serde(default, borrow)]
+    topic: Option<&'a str>,
 }
 
-/// NDJSON in (`{"phone_number_id", "idempotency_key"?, "request"}` per line, `request` being
+/// NDJSON in (`{"phone_number_id", "idempotency_key"?, "topic"?, "request"}` per line, `request` being
 /// Meta's send request), one result line per input line out, in order: `{"line", "status",
 /// "body"}` with the body the single endpoint would answer.
 pub(super) async fn bulk(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
@@ -84,38 +89,16 @@ async fn bulk_inner(
         &app.metrics,
     );
     frames.refuse_if_announced_past_limit().await?;
+    let mut parts = LineParts::new(frames, PART_BYTES);
     // The part being read and the answers so far, under `http.max_body_bytes_held`.
     let mut claim = app.bodies.claim();
     let mut answer = Answer::default();
-    let mut pending = BytesMut::new();
-    // Where the last whole line in `pending` ends.
-    let mut line_end = None;
     let stopped = loop {
-        let data = match frames.next().await {
-            Ok(Some(data)) => data,
-            Ok(None) => match answer.take(&asking, pending.split().freeze()).await {
-                Ok(()) => break None,
-                Err(why) => break Some(why),
-            },
+        let part = match parts.next(&mut claim).await {
+            Ok(Some(part)) => part,
+            Ok(None) => break None,
             Err(error) => break Some(error.into()),
         };
-        if !claim.grow(data.len()) {
-            frames.drain().await;
-            break Some(bodies_full(&app.metrics).into());
-        }
-        // Only the bytes just come are looked at: a long line is not searched again for every
-        // frame of it.
-        if let Some(at) = data.iter().rposition(|&b| b == b'\n') {
-            line_end = Some(pending.len() + at + 1);
-        }
-        pending.extend_from_slice(&data);
-        if pending.len() < PART_BYTES {
-            continue;
-        }
-        let Some(end) = line_end.take() else {
-            continue;
-        };
-        let part = pending.split_to(end).freeze();
         let taken = part.len();
         let written = answer.out.len();
         if let Err(why) = answer.take(&asking, part).await {
@@ -167,6 +150,7 @@ impl Answer {
                         body: line.request.get().as_bytes().to_vec(),
                         key: line.idempotency_key,
                         queue: *queue,
+                        topic: send_topic(app, line.topic)?,
                     })
                 })
                 .collect();

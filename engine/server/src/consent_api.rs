@@ -1,7 +1,7 @@
 //! Consent changes through the admin API: `POST /wagate/admin/contacts/consent` (one change, for
 //! one person or many, all checked before any is applied) and `POST /wagate/admin/consent/import`
 //! (many rows, NDJSON or CSV: each row applied wholly or not at all, a result line for each
-//! refused row). A row names the number, the person(s), the change, its topics, where the
+//! refused row; the body taken part by part as it arrives, never held whole). A row names the number, the person(s), the change, its topics, where the
 //! consent was collected and the proof.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::admin_access::{admin_only, parse_number};
-use super::body_read::read_request_body;
+use super::body_read::{read_request_body, BodyFrames, LineParts};
 use super::metrics::bump;
 use super::reply::{self, ApiErrorResponse};
 use super::state::{blocking, require_content_type, App};
@@ -267,91 +267,188 @@ pub(crate) async fn import(
         )
         .into());
     };
-    let bytes = read_request_body(&app, body, app.config.http.max_bulk_bytes).await?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| ApiError::invalid_parameter("an import is UTF-8 text"))?;
+    let mut frames = BodyFrames::new(
+        body,
+        app.config.http.max_bulk_bytes,
+        app.config.http.body_read_timeout(),
+        &app.metrics,
+    );
+    frames.refuse_if_announced_past_limit().await?;
+    let mut parts = LineParts::new(frames, IMPORT_PART_BYTES);
+    // The part being read and the answer so far, under `http.max_body_bytes_held`.
+    let mut claim = app.bodies.claim();
+    let mut answer = ImportAnswer::default();
+    let stopped = loop {
+        let part = match parts.next(&mut claim).await {
+            Ok(Some(part)) => part,
+            Ok(None) => break None,
+            Err(error) => break Some(ApiErrorResponse::from(error)),
+        };
+        let taken = part.len();
+        let worker = app.clone();
+        let (first_line, header_due) = (answer.lines, csv && answer.lines == 0);
+        let done = blocking(move || Ok(import_part(&worker, csv, header_due, first_line, &part)))
+            .await
+            .and_then(|done| done);
+        let written = answer.out.len();
+        match done {
+            Ok(done) => answer.add(done),
+            Err(why) => break Some(why),
+        }
+        claim.release(taken);
+        claim.hold(answer.out.len() - written);
+    };
+    match stopped {
+        Some(why) if answer.lines == 0 => Err(why),
+        Some(ApiErrorResponse(error, _)) => {
+            // Every line before is answered; the caller sends again from this one.
+            answer.out.push_str(
+                &json!({ "line": answer.lines + 1, "unread": true, "error": error.details })
+                    .to_string(),
+            );
+            answer.out.push('\n');
+            Ok(answer.into_response())
+        }
+        None => Ok(answer.into_response()),
+    }
+}
+
+/// Bytes of whole lines parsed and applied together (in group commits of [`IMPORT_BATCH`]).
+const IMPORT_PART_BYTES: usize = 1 << 20;
+
+/// An import's answer so far: a line per refused row, and the totals.
+#[derive(Default)]
+struct ImportAnswer {
+    out: String,
+    /// Lines read (blank ones too: a refused row's number is its line in the file).
+    lines: usize,
+    applied: usize,
+    refused: usize,
+}
+
+/// What one part of an import did.
+struct PartDone {
+    lines: usize,
+    applied: usize,
+    /// A line per refused row, in line order.
+    refused: Vec<serde_json::Value>,
+}
+
+impl ImportAnswer {
+    fn add(&mut self, done: PartDone) {
+        self.lines += done.lines;
+        self.applied += done.applied;
+        self.refused += done.refused.len();
+        for line in done.refused {
+            self.out.push_str(&line.to_string());
+            self.out.push('\n');
+        }
+    }
+
+    fn into_response(mut self) -> Response {
+        self.out
+            .push_str(&json!({ "applied": self.applied, "refused": self.refused }).to_string());
+        self.out.push('\n');
+        let mut response = Response::new(Body::from(self.out));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/x-ndjson"),
+        );
+        response
+    }
+}
+
+/// Checks a part's rows (a CSV's header first, when `header_due`) and applies the good ones,
+/// each wholly, in group commits of [`IMPORT_BATCH`] changes.
+fn import_part(
+    app: &App,
+    csv: bool,
+    header_due: bool,
+    first_line: usize,
+    part: &[u8],
+) -> Result<PartDone, ApiErrorResponse> {
+    let mut lines: Vec<&[u8]> = part.split(|&b| b == b'\n').collect();
+    if part.ends_with(b"\n") {
+        lines.pop();
+    }
     let mut refused = Vec::new();
     let mut rows = Vec::new();
-    let mut lines = text.lines().enumerate();
-    if csv {
-        match lines.next() {
-            Some((_, header)) if header.trim() == CSV_HEADER => {}
-            _ => {
+    for (index, line) in lines.iter().enumerate() {
+        let number = first_line + index + 1;
+        let line = std::str::from_utf8(line)
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .map_err(|_| format!("line {number} is not UTF-8"));
+        if header_due && index == 0 {
+            if line.as_deref().map(str::trim) != Ok(CSV_HEADER) {
                 return Err(ApiError::invalid_parameter(format!(
                     "a CSV import starts with the header {CSV_HEADER}"
                 ))
-                .into())
+                .into());
             }
-        }
-    }
-    for (index, line) in lines {
-        if line.trim().is_empty() {
             continue;
         }
-        let body = if csv {
-            csv_fields(line).and_then(|fields| csv_row(&fields))
-        } else {
-            serde_json::from_str::<ConsentBody>(line).map_err(|e| e.to_string())
-        };
+        let body = line.and_then(|line| {
+            if line.trim().is_empty() {
+                Ok(None)
+            } else if csv {
+                csv_fields(line)
+                    .and_then(|fields| csv_row(&fields))
+                    .map(Some)
+            } else {
+                serde_json::from_str::<ConsentBody>(line)
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+        });
         match body
             .map_err(ApiError::invalid_parameter)
-            .and_then(|b| commands(&app, b))
+            .and_then(|b| b.map(|b| commands(app, b)).transpose())
         {
-            Ok(changes) => rows.push((index + 1, changes)),
-            Err(error) => refused.push(json!({ "line": index + 1, "error": error.details })),
+            Ok(Some(changes)) => rows.push((number, changes)),
+            Ok(None) => {}
+            Err(error) => refused.push(json!({ "line": number, "error": error.details })),
         }
     }
-    let worker = app.clone();
-    let (applied, engine_refused) = blocking(move || {
-        let (mut applied, mut refusals) = (0usize, Vec::new());
-        let mut batch: Vec<(usize, Vec<Consent>)> = Vec::new();
-        let mut size = 0;
-        let mut rows = rows.into_iter().peekable();
-        while let Some(row) = rows.next() {
-            size += row.1.len();
-            batch.push(row);
-            if size >= IMPORT_BATCH || rows.peek().is_none() {
-                let lines: Vec<(usize, usize)> = batch
-                    .iter()
-                    .map(|(line, changes)| (*line, changes.len()))
-                    .collect();
-                let changes: Vec<Consent> = std::mem::take(&mut batch)
-                    .into_iter()
-                    .flat_map(|(_, c)| c)
-                    .collect();
-                let answers = worker
-                    .wagate
-                    .record_consents(changes)
-                    .map_err(|e| ApiErrorResponse::from(ApiError::from(&e)))?;
-                let mut answers = answers.into_iter();
-                for (line, count) in lines {
-                    let row: Vec<_> = answers.by_ref().take(count).collect();
-                    match row.iter().find_map(|answer| answer.as_ref().err()) {
-                        None => applied += 1,
-                        Some(refusal) => {
-                            refusals.push(json!({ "line": line, "error": refusal.to_string() }))
-                        }
-                    }
+    let mut applied = 0;
+    let mut rows = rows.into_iter().peekable();
+    let mut batch: Vec<(usize, Vec<Consent>)> = Vec::new();
+    let mut size = 0;
+    while let Some(row) = rows.next() {
+        size += row.1.len();
+        batch.push(row);
+        if size < IMPORT_BATCH && rows.peek().is_some() {
+            continue;
+        }
+        let counts: Vec<(usize, usize)> = batch
+            .iter()
+            .map(|(line, changes)| (*line, changes.len()))
+            .collect();
+        let changes: Vec<Consent> = std::mem::take(&mut batch)
+            .into_iter()
+            .flat_map(|(_, c)| c)
+            .collect();
+        let answers = app
+            .wagate
+            .record_consents(changes)
+            .map_err(|e| ApiErrorResponse::from(ApiError::from(&e)))?;
+        let mut answers = answers.into_iter();
+        for (line, count) in counts {
+            let row: Vec<_> = answers.by_ref().take(count).collect();
+            match row.iter().find_map(|answer| answer.as_ref().err()) {
+                None => applied += 1,
+                Some(refusal) => {
+                    refused.push(json!({ "line": line, "error": refusal.to_string() }))
                 }
-                size = 0;
             }
         }
-        Ok((applied, refusals))
-    })
-    .await?;
-    refused.extend(engine_refused);
-    refused.sort_by_key(|r| r["line"].as_u64());
-    let mut answer = String::new();
-    for line in &refused {
-        answer.push_str(&line.to_string());
-        answer.push('\n');
+        size = 0;
     }
-    answer.push_str(&json!({ "applied": applied, "refused": refused.len() }).to_string());
-    answer.push('\n');
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/x-ndjson")
-        .body(Body::from(answer))
-        .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(e.to_string())))
+    refused.sort_by_key(|r| r["line"].as_u64());
+    Ok(PartDone {
+        lines: lines.len(),
+        applied,
+        refused,
+    })
 }
 
 const CSV_HEADER: &str = "phone_number_id,to,change,topics,source,evidence";

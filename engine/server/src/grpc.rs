@@ -49,6 +49,7 @@ fn asked(app: &App, tenant: &Tenant, request: SendRequest) -> (u64, Result<Asked
             body: request.request_json.into_bytes(),
             key: (!request.idempotency_key.is_empty()).then_some(request.idempotency_key),
             queue: choice == super::config::OnLimit::Queue,
+            topic: super::send::send_topic(app, Some(&request.topic))?,
         })
     });
     (request.correlation, asked)

@@ -27,6 +27,7 @@ use wagate_durable::submission::{ReadSend, Submission};
 use wagate_durable::{SubmitError, SubmitResult};
 use wagate_rules::decision::Message;
 use wagate_rules::ids::{Msisdn, PhoneNumberId};
+use wagate_rules::topics::TopicSet;
 
 /// Header with which a request overrides its tenant's choice for sends that must wait.
 pub(crate) const ON_LIMIT_HEADER: &str = "x-wagate-on-limit";
@@ -332,6 +333,7 @@ pub(crate) struct SingleAsked {
     number: PhoneNumberId,
     key: Option<String>,
     queue: bool,
+    topic: TopicSet,
 }
 
 /// Counts a single-endpoint request and checks its head: the caller's token, the number,
@@ -348,11 +350,20 @@ pub(crate) fn single_head<H: Headers + ?Sized>(
     require_content_type(headers, "application/json").map_err(|e| counted(app, e))?;
     let queue = on_limit_header(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
     let key = idempotency_key(headers).map_err(|e| counted(app, e))?;
+    let topic = match headers.text(TOPIC_HEADER) {
+        None => Ok(TopicSet::default()),
+        Some(None) => Err(ApiError::invalid_parameter(
+            "X-Wagate-Topic must be visible ASCII",
+        )),
+        Some(Some(name)) => send_topic(app, Some(name)),
+    }
+    .map_err(|e| counted(app, e))?;
     Ok(SingleAsked {
         tenant,
         number,
         key,
         queue,
+        topic,
     })
 }
 
@@ -364,16 +375,18 @@ pub(crate) async fn single_decide(app: &App, asked: SingleAsked, body: Vec<u8>) 
         number,
         key,
         queue,
+        topic,
     } = asked;
     let parsed = match parse_messages(&body) {
         Ok(MessagesRequest::Send(parsed)) => parsed,
         Ok(MessagesRequest::ReadMark(_)) => return read_mark(app, &tenant, number, body).await,
         Err(error) => return refused_before_deciding(app, &error),
     };
-    let checked = checked(
+    let mut checked = checked(
         Submission::from_parsed(number, body, parsed, key, queue),
         number,
     );
+    checked.submission.request.topic = topic;
     match app.ingest.submit(vec![checked.submission]).await {
         Ok(mut answers) => {
             let result = answers.pop().expect("one answer per send");
@@ -433,6 +446,25 @@ pub(crate) struct Asked {
     pub body: Vec<u8>,
     pub key: Option<String>,
     pub queue: bool,
+    /// The consent topic the caller named for this send (none: the template's own alone).
+    pub topic: TopicSet,
+}
+
+/// The header naming a send's own consent topic (the bulk line's and gRPC's `topic`).
+pub(crate) const TOPIC_HEADER: &str = "x-wagate-topic";
+
+/// The consent topic a caller named for a send: one of the built-in topics or the operator's
+/// `consent.topics` (none when not named).
+pub(crate) fn send_topic(app: &App, name: Option<&str>) -> Result<TopicSet, ApiError> {
+    match name.map(str::trim).filter(|name| !name.is_empty()) {
+        None => Ok(TopicSet::default()),
+        Some(name) => app
+            .wagate
+            .registry()
+            .topic_names()
+            .topic(name)
+            .map_err(|e| ApiError::invalid_parameter(format!("topic: {e}"))),
+    }
 }
 
 /// Checks and decides many sends together (one ingest job, shared group commits); an outcome
@@ -461,7 +493,14 @@ pub(crate) fn prepare(app: &App, asked: Vec<Result<Asked, ApiError>>) -> Prepare
         submissions: Vec::new(),
     };
     for asked in asked {
-        match asked.and_then(|a| check(a.number, a.body, a.key, a.queue)) {
+        let checked = asked.and_then(|a| {
+            let topic = a.topic;
+            check(a.number, a.body, a.key, a.queue).map(|mut checked| {
+                checked.submission.request.topic = topic;
+                checked
+            })
+        });
+        match checked {
             Ok(Checked {
                 addressee,
                 submission,

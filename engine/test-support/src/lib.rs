@@ -62,6 +62,7 @@ pub fn order_update_to(number: PhoneNumberId, to: Msisdn) -> SendRequest {
             "en_US",
             vec![TextParam::positional("Ana")],
         )),
+        topic: Default::default(),
     }
 }
 
@@ -194,6 +195,7 @@ impl Fixture {
                 "en_US",
                 vec![TextParam::positional("Ana")],
             )),
+            topic: Default::default(),
         })
     }
 
@@ -202,6 +204,7 @@ impl Fixture {
             number: NUMBER,
             to: who,
             message: Message::text(body),
+            topic: Default::default(),
         })
     }
 

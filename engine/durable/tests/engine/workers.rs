@@ -26,6 +26,7 @@ fn template(i: u64) -> Command {
             "en_US",
             vec![TextParam::positional("x")],
         )),
+        topic: Default::default(),
     })
 }
 
@@ -117,6 +118,7 @@ async fn async_submitters_each_get_their_own_replies_in_order() {
                         number: NUMBER,
                         to: person(i),
                         message: Message::text("reply"),
+                        topic: Default::default(),
                     });
                     if inbound_first {
                         batch.extend([inbound, reply]);
@@ -160,6 +162,7 @@ fn a_persons_commands_apply_in_submission_order() {
             number: NUMBER,
             to: person(i),
             message: Message::text("early"),
+            topic: Default::default(),
         }));
         batch.push(Command::Inbound(InboundMessage {
             number: NUMBER,
@@ -171,6 +174,7 @@ fn a_persons_commands_apply_in_submission_order() {
             number: NUMBER,
             to: person(i),
             message: Message::text("reply"),
+            topic: Default::default(),
         }));
     }
     let replies = pool.submit(batch).unwrap();

@@ -68,7 +68,9 @@ impl Shard {
                     .map_or(TopicSet(0), |topic| {
                         core.registry.topic_names().topic(topic).unwrap_or_default()
                     });
-                topics = TopicSet::of_category(category).union(named);
+                topics = TopicSet::of_category(category)
+                    .union(named)
+                    .union(request.topic);
                 (category, true)
             }
             Message::Text { body } => {
