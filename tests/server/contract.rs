@@ -60,6 +60,8 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
         ("get", format!("/wagate/admin/consent/export?phone_number_id={NUMBER_A}&format=csv"), ADMIN, String::new(), ""),
         ("post", "/wagate/admin/consent/import".into(), ADMIN,
          format!("phone_number_id,to,change,topics,source,evidence\n{NUMBER_A},{},opt_in,,paper,\n", person(6)), "text/csv"),
+        ("delete", format!("/wagate/admin/contacts/{NUMBER_A}/{}?by=contract", person(5).trim_start_matches('+')), ADMIN, String::new(), ""),
+        ("get", "/wagate/admin/audit".into(), ADMIN, String::new(), ""),
         ("get", "/wagate/admin/ledger".into(), ADMIN, String::new(), ""),
         ("get", "/wagate/admin/messages/in_flight".into(), ADMIN, String::new(), ""),
         // Nothing is in flight here: the documented 409.

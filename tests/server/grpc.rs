@@ -160,7 +160,7 @@ async fn sigterm_ends_open_grpc_streams_after_answering_what_they_sent() -> Resu
 async fn consent_people_messages_and_usage_answer_over_grpc_as_over_http() -> Result<()> {
     use wagate::server::grpc::proto::records_client::RecordsClient;
     use wagate::server::grpc::proto::{
-        ConsentRequest, ContactRequest, MessageRequest, UsageRequest,
+        ConsentRequest, ContactRequest, EraseRequest, MessageRequest, UsageRequest,
     };
 
     let mut f = Fixture::start("grpc-records", "").await?;
@@ -289,5 +289,39 @@ async fn consent_people_messages_and_usage_answer_over_grpc_as_over_http() -> Re
         .await?
         .into_inner();
     assert_eq!(tricked.http_status, 400, "{}", tricked.body_json);
+
+    // Erasure over gRPC: the person is gone from the business, and the audit log says who asked.
+    let erased = records
+        .erase_person(authorised(
+            EraseRequest {
+                phone_number_id: NUMBER_A.to_string(),
+                to: ana.clone(),
+                by: "ticket 7".into(),
+            },
+            ADMIN,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(erased.http_status, 200, "{}", erased.body_json);
+    assert_eq!(json_of(&erased.body_json)["erasure"]["messages"], 1);
+    assert_eq!(f.contact(NUMBER_A, &ana).await?["opted_in"], false);
+    let audit = f
+        .web
+        .get(&f.url("/wagate/admin/audit"), ADMIN)
+        .await?
+        .json();
+    assert_eq!(audit["data"][0]["by"], "ticket 7", "{audit}");
+    let by_a_tenant = records
+        .erase_person(authorised(
+            EraseRequest {
+                phone_number_id: NUMBER_A.to_string(),
+                to: ana.clone(),
+                by: String::new(),
+            },
+            ALPHA,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(by_a_tenant.http_status, 403);
     f.stop()
 }

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::grpc::proto::records_server::Records;
 use super::grpc::proto::{
-    ConsentRequest, ContactRequest, MessageRequest, RecordAnswer, UsageRequest,
+    ConsentRequest, ContactRequest, EraseRequest, MessageRequest, RecordAnswer, UsageRequest,
 };
 use super::state::App;
 
@@ -128,6 +128,23 @@ impl Records for GrpcRecords {
             segment(&request.get_ref().message_id)
         );
         self.ask(request.metadata(), Method::GET, path, String::new())
+            .await
+    }
+
+    async fn erase_person(
+        &self,
+        request: Request<EraseRequest>,
+    ) -> Result<Response<RecordAnswer>, Status> {
+        let asked = request.get_ref();
+        let mut path = format!(
+            "/wagate/admin/contacts/{}/{}",
+            segment(&asked.phone_number_id),
+            segment(&asked.to)
+        );
+        if !asked.by.is_empty() {
+            path.push_str(&format!("?by={}", segment(&asked.by)));
+        }
+        self.ask(request.metadata(), Method::DELETE, path, String::new())
             .await
     }
 
