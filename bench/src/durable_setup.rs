@@ -86,7 +86,7 @@ pub fn template_to(i: u64, payload: Vec<u8>) -> Submission {
                 "en_US",
                 vec![TextParam::positional("Ana")],
             )),
-            topic: Default::default(),
+            options: Default::default(),
         },
         payload,
         idempotency_key: None,

@@ -128,7 +128,7 @@ impl Action {
                     number,
                     to: person,
                     message: Message::text("Yes, it arrives tomorrow before noon."),
-                    topic: Default::default(),
+                    options: Default::default(),
                 })
             }
             Action::Template {
@@ -143,7 +143,7 @@ impl Action {
                     "en_US",
                     vec![TextParam::positional("Ana")],
                 )),
-                topic: Default::default(),
+                options: Default::default(),
             }),
         }
     }

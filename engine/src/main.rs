@@ -271,7 +271,7 @@ fn simulate(args: &[String]) -> Result<()> {
             "en_US",
             vec![TextParam::positional(name)],
         )),
-        topic: Default::default(),
+        options: Default::default(),
     };
     let mut tally: BTreeMap<String, u64> = BTreeMap::new();
     let mut deferred = Vec::new();
@@ -297,7 +297,7 @@ fn simulate(args: &[String]) -> Result<()> {
         number,
         to: person(0),
         message: Message::text("It arrives tomorrow."),
-        topic: Default::default(),
+        options: Default::default(),
     });
     println!(
         "inbound opens the window until {}; free-form reply: {}",

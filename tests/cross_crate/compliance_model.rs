@@ -658,7 +658,7 @@ impl Harness {
             number: number(n),
             to: person(p),
             message,
-            topic: Default::default(),
+            options: Default::default(),
         });
         let got = outcome_of(&decision);
         let expected = self.model.decide(n, p, template);

@@ -34,6 +34,15 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
     let template = template_send(&to, "order_update", &["Ada"]);
     let sent = f.send(ALPHA, NUMBER_A, &template, &[]).await?;
     let id = sent.message_id();
+    let scheduled = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &template,
+            &[("x-wagate-send-at", &(START_UNIX + 3_600).to_string())],
+        )
+        .await?
+        .message_id();
     let bulk_line =
         json!({ "phone_number_id": NUMBER_A.to_string(), "request": template }).to_string();
     let webhook = status_webhook(NUMBER_A, "wamid.unknown", "delivered", "16505550003").to_string();
@@ -43,6 +52,9 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
         ("post", format!("/v23.0/{NUMBER_A}/messages"), ALPHA, template.to_string(), "application/json"),
         ("post", "/wagate/v1/bulk".into(), ALPHA, bulk_line + "\n", "application/x-ndjson"),
         ("get", format!("/wagate/v1/messages/{id}"), ALPHA, String::new(), ""),
+        ("get", format!("/wagate/v1/scheduled?phone_number_id={NUMBER_A}"), ALPHA, String::new(), ""),
+        ("patch", format!("/wagate/v1/messages/{scheduled}"), ALPHA, json!({ "send_at": START_UNIX + 7_200 }).to_string(), "application/json"),
+        ("delete", format!("/wagate/v1/messages/{scheduled}"), ALPHA, String::new(), ""),
         ("get", "/webhooks/meta?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=5".into(), "", String::new(), ""),
         ("post", "/webhooks/meta".into(), "", webhook, "application/json"),
         ("post", "/wagate/admin/numbers".into(), ADMIN,
@@ -136,6 +148,7 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
         let verb = match *method {
             "get" => hyper::Method::GET,
             "delete" => hyper::Method::DELETE,
+            "patch" => hyper::Method::PATCH,
             _ => hyper::Method::POST,
         };
         let answer = f

@@ -37,6 +37,8 @@ mod lifecycle;
 mod media;
 /// Prices from dated rate cards, on the manual clock.
 mod pricing;
+/// Scheduled sends, reminders, validity periods.
+mod scheduled;
 /// A send's own consent topic, however it comes.
 mod send_topics;
 mod sending;

@@ -87,20 +87,20 @@ fn title_of(name: &str) -> &'static str {
         "parameter_format" => "Parameter format does not match format in the created template",
         "media_type" => "Media upload error",
         "button_parameter" => "Parameter value is not valid",
+        "expired" => "Message expired",
         _ => "Invalid parameter",
     }
 }
 
 impl ApiError {
-    /// A refusal as decided or replayed: Meta's code when it has one, else wagate's 470001.
+    /// A refusal as decided or replayed: Meta's code when it has one, else wagate's own (470001 for
+    /// consent, 470004 for an expired send).
     pub fn refused(code: Option<u32>, name: &str, reason: &str) -> ApiError {
-        ApiError::new(
-            400,
-            code.unwrap_or(WAGATE_CONSENT_CODE),
-            title_of(name),
-            reason,
-            name,
-        )
+        let own = match name {
+            "expired" => WAGATE_EXPIRED_CODE,
+            _ => WAGATE_CONSENT_CODE,
+        };
+        ApiError::new(400, code.unwrap_or(own), title_of(name), reason, name)
     }
 }
 
@@ -117,6 +117,10 @@ pub const WAGATE_CONSENT_CODE: u32 = 470_001;
 pub const WAGATE_TIER_LIMIT_CODE: u32 = 470_002;
 /// wagate's code for the per-person marketing cap, when the caller asked not to queue.
 pub const WAGATE_MARKETING_CAP_CODE: u32 = 470_003;
+/// wagate's code for a send whose validity (`expire_at`) ended before it could go.
+pub const WAGATE_EXPIRED_CODE: u32 = 470_004;
+/// wagate's code for a scheduled send asked not to be queued (it always is).
+pub const WAGATE_SCHEDULED_CODE: u32 = 470_005;
 
 /// A deferral answered as an immediate refusal (the caller chose not to queue).
 pub fn deferral_error(reason: DeferReason, retry_after_secs: u64) -> ApiError {
@@ -129,6 +133,7 @@ pub fn deferral_error(reason: DeferReason, retry_after_secs: u64) -> ApiError {
         ),
         DeferReason::Restricted => (368, "Temporarily blocked for policies violations"),
         DeferReason::TemplatePaused => (132_015, "Template is paused"),
+        DeferReason::Scheduled => (WAGATE_SCHEDULED_CODE, "Scheduled for later"),
         DeferReason::TierLimit => (WAGATE_TIER_LIMIT_CODE, "Messaging limit reached"),
         DeferReason::MarketingCap => (
             WAGATE_MARKETING_CAP_CODE,

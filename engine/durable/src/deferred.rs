@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::submission::Submission;
 use wagate_rules::clock::Timestamp;
-use wagate_rules::decision::{DeferReason, SendRequest};
+use wagate_rules::decision::{DeferReason, SendOptions, SendRequest};
 use wagate_rules::topics::TopicSet;
 use wagate_store::keys::deferred_key;
 
@@ -50,9 +50,12 @@ struct JsonHeader {
 const BINARY: u8 = 1;
 /// The binary format with the send's own consent topic (a byte) after the header.
 const BINARY_WITH_TOPIC: u8 = 2;
+/// The binary format with the topic and the send's expiry (µs u64 LE, 0: none) after the
+/// header.
+const BINARY_WITH_OPTIONS: u8 = 3;
 
 /// Each reason's byte in a record is its place here: new reasons go at the end.
-const REASONS: [DeferReason; 7] = [
+const REASONS: [DeferReason; 8] = [
     DeferReason::TierLimit,
     DeferReason::PairRate,
     DeferReason::Throughput,
@@ -60,6 +63,7 @@ const REASONS: [DeferReason; 7] = [
     DeferReason::MarketingCooldown,
     DeferReason::Restricted,
     DeferReason::TemplatePaused,
+    DeferReason::Scheduled,
 ];
 
 impl DeferredRecord {
@@ -67,9 +71,10 @@ impl DeferredRecord {
         deferred_key(self.due.0, self.id)
     }
 
-    /// `[2][header, postcard][topic u8][payload]`: the payload stays as the caller sent it. A
-    /// bulk burst queues most of its sends, so the header is compact binary rather than JSON.
-    /// (`[1][header][payload]` before sends named a topic: still read.)
+    /// `[3][header, postcard][topic u8][expire_at µs u64 LE][payload]`: the payload stays as
+    /// the caller sent it. A bulk burst queues most of its sends, so the header is compact
+    /// binary rather than JSON. (`[1][header][payload]` before sends named a topic, and
+    /// `[2][header][topic][payload]` before they had a validity: still read.)
     pub fn encode(&self) -> Vec<u8> {
         let header = Header {
             request: Cow::Borrowed(&self.submission.request),
@@ -84,9 +89,11 @@ impl DeferredRecord {
                 .expect("every reason is listed") as u8,
         };
         let mut out = Vec::with_capacity(128 + self.submission.payload.len());
-        out.push(BINARY_WITH_TOPIC);
+        out.push(BINARY_WITH_OPTIONS);
         let mut out = postcard::to_extend(&header, out).expect("a send request always serialises");
-        out.push(self.submission.request.topic.0);
+        let options = &self.submission.request.options;
+        out.push(options.topic.0);
+        out.extend_from_slice(&options.expire_at.map_or(0, |at| at.0).to_le_bytes());
         out.extend_from_slice(&self.submission.payload);
         out
     }
@@ -100,15 +107,24 @@ impl DeferredRecord {
 
     pub fn decode(key: &[u8], value: &[u8]) -> Option<DeferredRecord> {
         let (due, id) = Self::key_parts(key)?;
-        let mut topic = TopicSet::default();
+        let mut options = SendOptions::default();
         let (header, payload): (Header, &[u8]) = match value.first()? {
             &BINARY => postcard::take_from_bytes(&value[1..]).ok()?,
             &BINARY_WITH_TOPIC => {
                 let (header, rest): (Header, &[u8]) =
                     postcard::take_from_bytes(&value[1..]).ok()?;
                 let (&byte, payload) = rest.split_first()?;
-                topic = TopicSet(byte);
+                options.topic = TopicSet(byte);
                 (header, payload)
+            }
+            &BINARY_WITH_OPTIONS => {
+                let (header, rest): (Header, &[u8]) =
+                    postcard::take_from_bytes(&value[1..]).ok()?;
+                let (&byte, rest) = rest.split_first()?;
+                options.topic = TopicSet(byte);
+                let expire_at = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
+                options.expire_at = (expire_at != 0).then_some(Timestamp(expire_at));
+                (header, &rest[8..])
             }
             0 => {
                 let length = u32::from_be_bytes(value.get(..4)?.try_into().ok()?) as usize;
@@ -129,7 +145,7 @@ impl DeferredRecord {
             reason: *REASONS.get(usize::from(header.reason))?,
             submission: Submission {
                 request: SendRequest {
-                    topic,
+                    options,
                     ..header.request.into_owned()
                 },
                 payload: payload.to_vec(),
@@ -157,7 +173,7 @@ mod tests {
                     number: PhoneNumberId(7),
                     to: Msisdn::parse("+16505551234").unwrap(),
                     message: Message::text("hi"),
-                    topic: Default::default(),
+                    options: Default::default(),
                 },
                 payload: b"{\"binary\":\"\xff\"}".to_vec(),
                 idempotency_key: Some("k1".into()),
@@ -165,12 +181,13 @@ mod tests {
             },
         };
         let encoded = record.encode();
-        assert_eq!(encoded[0], BINARY_WITH_TOPIC);
+        assert_eq!(encoded[0], BINARY_WITH_OPTIONS);
         let back = DeferredRecord::decode(&record.key(), &encoded).unwrap();
         assert_eq!(back, record);
         // A send naming a topic keeps it; one written before topics reads as none.
         let mut named = record.clone();
-        named.submission.request.topic = TopicSet(1 << 3);
+        named.submission.request.options.topic = TopicSet(1 << 3);
+        named.submission.request.options.expire_at = Some(Timestamp(9_000_000));
         assert_eq!(
             DeferredRecord::decode(&named.key(), &named.encode()).as_ref(),
             Some(&named)
@@ -191,7 +208,20 @@ mod tests {
         assert!(DeferredRecord::decode(&record.key(), b"\0\0\0\x09{}").is_none());
         // Cut short, or of an unknown format: not a record.
         assert!(DeferredRecord::decode(&record.key(), &encoded[..5]).is_none());
-        assert!(DeferredRecord::decode(&record.key(), b"\x03abc").is_none());
+        assert!(DeferredRecord::decode(&record.key(), b"\x04abc").is_none());
+        // As written with the topic alone.
+        let mut topic_only = vec![BINARY_WITH_TOPIC];
+        let header = Header {
+            request: Cow::Borrowed(&record.submission.request),
+            idempotency_key: Some(Cow::Borrowed("k1")),
+            reason: 0,
+        };
+        topic_only = postcard::to_extend(&header, topic_only).unwrap();
+        topic_only.push(1 << 3);
+        topic_only.extend_from_slice(&record.submission.payload);
+        let read = DeferredRecord::decode(&record.key(), &topic_only).unwrap();
+        assert_eq!(read.submission.request.options.topic, TopicSet(1 << 3));
+        assert_eq!(read.submission.payload, record.submission.payload);
     }
 
     #[test]

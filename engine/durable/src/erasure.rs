@@ -317,7 +317,7 @@ impl Wagate {
                 let request = &record.submission.request;
                 if theirs(request.number, request.to, record.id) {
                     batch.delete(Family::Deferred, key);
-                    self.release.remove(record.id);
+                    let _ = self.release.remove(record.id);
                     erasure.queued += 1;
                 }
             }

@@ -20,6 +20,8 @@ pub enum DispatchStatus {
     Failed = 3,
     /// Queued when the rules made it wait, then refused by them when its turn came.
     Refused = 4,
+    /// Queued (scheduled, or waiting on the rules), then cancelled by its sender.
+    Cancelled = 5,
 }
 
 impl DispatchStatus {
@@ -30,6 +32,7 @@ impl DispatchStatus {
             2 => DispatchStatus::Sent,
             3 => DispatchStatus::Failed,
             4 => DispatchStatus::Refused,
+            5 => DispatchStatus::Cancelled,
             _ => return None,
         })
     }
@@ -41,6 +44,7 @@ impl DispatchStatus {
             DispatchStatus::Sent => "sent",
             DispatchStatus::Failed => "failed",
             DispatchStatus::Refused => "refused",
+            DispatchStatus::Cancelled => "cancelled",
         }
     }
 }

@@ -51,9 +51,29 @@ fn refused_release(
     refusal: &wagate_rules::decision::Refusal,
     now: Timestamp,
 ) -> StoredMessage {
-    let request = &prepared.submission.request;
+    never_sent(
+        prepared.message_id,
+        &prepared.submission,
+        now,
+        DispatchStatus::Refused,
+        format!("{}: {refusal}", refusal.name()),
+        refusal.meta_code().unwrap_or(0),
+    )
+}
+
+/// The record of a queued send that ends without being sent (refused at its turn, cancelled):
+/// what a status read finds, with why.
+pub(crate) fn never_sent(
+    id: u64,
+    submission: &crate::submission::Submission,
+    now: Timestamp,
+    status: DispatchStatus,
+    why: String,
+    code: u32,
+) -> StoredMessage {
+    let request = &submission.request;
     StoredMessage {
-        id: prepared.message_id,
+        id,
         number: request.number,
         to: request.to,
         accepted_at: now,
@@ -66,17 +86,13 @@ fn refused_release(
             send_at: now,
             consent_at: 0,
         },
-        status: DispatchStatus::Refused,
+        status,
         attempts: 0,
-        upstream: format!("{}: {refusal}", refusal.name()),
-        idempotency_key: prepared
-            .submission
-            .idempotency_key
-            .clone()
-            .unwrap_or_default(),
+        upstream: why,
+        idempotency_key: submission.idempotency_key.clone().unwrap_or_default(),
         payload: Vec::new(),
         delivery: Delivery::None,
-        delivery_error: refusal.meta_code().unwrap_or(0),
+        delivery_error: code,
     }
 }
 

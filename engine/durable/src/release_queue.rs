@@ -51,12 +51,15 @@ impl ReleaseQueue {
         index.by_due.insert((due.0, id));
     }
 
-    /// Forgets a queued send whose record was deleted (an erasure).
-    pub fn remove(&self, id: u64) {
+    /// Takes a queued send out of the index (its record deleted, or about to be: an erasure,
+    /// its sender's cancel or new time); its due time, if it was there. Whoever takes an entry
+    /// (this, or [`ReleaseQueue::take_due`]) owns the send: it is released or withdrawn, never
+    /// both.
+    pub fn remove(&self, id: u64) -> Option<Timestamp> {
         let mut index = self.index();
-        if let Some(due) = index.due_of.remove(&id) {
-            index.by_due.remove(&(due, id));
-        }
+        let due = index.due_of.remove(&id)?;
+        index.by_due.remove(&(due, id));
+        Some(Timestamp(due))
     }
 
     /// Puts back an entry taken, unless the message was queued anew meanwhile.

@@ -68,7 +68,7 @@ impl Submission {
                     number,
                     to,
                     message,
-                    topic: Default::default(),
+                    options: Default::default(),
                 },
                 payload: body,
                 idempotency_key,

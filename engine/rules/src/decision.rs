@@ -38,11 +38,22 @@ pub struct SendRequest {
     pub number: PhoneNumberId,
     pub to: Msisdn,
     pub message: Message,
-    /// A consent topic the sender names for this send (beside its template's own): a person
-    /// who withdrew it gets none of it. Kept outside the serialised form (which records of
-    /// queued sends hold), beside it.
+    /// What the sender asked of this send beyond Meta's body. Kept outside the serialised
+    /// form (which records of queued sends hold), beside it.
     #[serde(skip)]
+    pub options: SendOptions,
+}
+
+/// A send's own options: its consent topic and when it may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SendOptions {
+    /// A consent topic the sender names (beside its template's own): a person who withdrew it
+    /// gets none of it.
     pub topic: TopicSet,
+    /// Not decided before this instant (a scheduled send, a reminder): deferred until then.
+    pub send_at: Option<Timestamp>,
+    /// Never sent from this instant on (a validity period): refused as expired, never late.
+    pub expire_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +93,8 @@ pub enum DeferReason {
     /// A queued send's template is paused (Meta's 132015): held, decided again later, not
     /// refused, since a pause ends.
     TemplatePaused,
+    /// The sender scheduled it for later (`send_at`): not decided before its time.
+    Scheduled,
 }
 
 impl DeferReason {
@@ -93,7 +106,7 @@ impl DeferReason {
             DeferReason::MarketingCooldown => Some(131_049),
             DeferReason::Restricted => Some(368),
             DeferReason::TemplatePaused => Some(132_015),
-            DeferReason::TierLimit | DeferReason::MarketingCap => None,
+            DeferReason::TierLimit | DeferReason::MarketingCap | DeferReason::Scheduled => None,
         }
     }
 
@@ -106,6 +119,7 @@ impl DeferReason {
             DeferReason::MarketingCooldown => "marketing_cooldown",
             DeferReason::Restricted => "restricted",
             DeferReason::TemplatePaused => "template_paused",
+            DeferReason::Scheduled => "scheduled",
         }
     }
 }
@@ -156,6 +170,8 @@ pub enum Refusal {
          fresh opt-in says after_erasure and carries its evidence"
     )]
     Erased,
+    #[error("the send's validity ended before it could go (expire_at): it is never sent late")]
+    Expired,
 }
 
 impl Refusal {
@@ -164,7 +180,11 @@ impl Refusal {
         match self {
             Refusal::UnknownNumber(_) => Some(100),
             Refusal::OutsideServiceWindow => Some(131_047),
-            Refusal::NoOptIn | Refusal::OptedOut | Refusal::TopicOptedOut | Refusal::Erased => None,
+            Refusal::NoOptIn
+            | Refusal::OptedOut
+            | Refusal::TopicOptedOut
+            | Refusal::Erased
+            | Refusal::Expired => None,
             Refusal::MarketingOptedOut => Some(131_050),
             Refusal::Unreachable => Some(131_026),
             Refusal::BlockedByBusiness => Some(130_403),
@@ -200,6 +220,7 @@ impl Refusal {
             Refusal::ButtonParameter(_) => "button_parameter",
             Refusal::TextTooLong { .. } => "text_too_long",
             Refusal::Erased => "erased",
+            Refusal::Expired => "expired",
         }
     }
 }

@@ -46,7 +46,7 @@ pub mod volume;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::EngineConfig;
 pub use contact_events::{ConsentChange, InboundContent, InboundMessage};
-pub use decision::{Accepted, Decision, DeferReason, Message, Refusal, SendRequest};
+pub use decision::{Accepted, Decision, DeferReason, Message, Refusal, SendOptions, SendRequest};
 pub use ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
 pub use inline_engine::Engine;
 pub use profile::Profile;

@@ -37,7 +37,13 @@ pub(crate) fn router(app: App) -> Router {
         .route("/{version}/{number}/media", post(media_upload::upload))
         .route("/wagate/v1/media/{media_id}/content", get(media::content))
         .route("/wagate/v1/bulk", post(bulk::bulk))
-        .route("/wagate/v1/messages/{id}", get(send::status))
+        .route(
+            "/wagate/v1/messages/{id}",
+            get(send::status)
+                .delete(super::queued_api::cancel)
+                .patch(super::queued_api::reschedule),
+        )
+        .route("/wagate/v1/scheduled", get(super::queued_api::list))
         .route(
             "/webhooks/meta",
             get(meta_webhook::handshake).post(meta_webhook::receive),

@@ -22,13 +22,13 @@ use serde_json::value::RawValue;
 use super::body_read::{BodyFrames, LineParts};
 use super::metrics::bump;
 use super::reply::ApiErrorResponse;
-use super::send::{
-    counted, on_limit_header, prepare, rejected, send_topic, submit_prepared, usable_number,
-};
+use super::send::{counted, on_limit_header, prepare, rejected, submit_prepared, usable_number};
 use super::send::{Asked, Outcome};
+use super::send_options::{send_options, AskedOptions, Field};
 use super::state::{blocking, require_content_type, App};
 use super::tenants::Tenant;
 use crate::config::OnLimit;
+use std::borrow::Cow;
 use wagate_cloud_api::error::ApiError;
 
 /// About how many bytes of whole lines are taken together: one check on the blocking pool and
@@ -47,7 +47,31 @@ struct BulkLine<'a> {
     request: &'a RawValue,
     /// A consent topic this send belongs to (beside its template's own).
     #[serde(default, borrow)]
-    topic: Option<&'a str>,
+    topic: Option<Cow<'a, str>>,
+    /// When it may go, and until when (see `send_options`).
+    #[serde(default, borrow)]
+    send_at: Option<Field<'a>>,
+    #[serde(default, borrow)]
+    remind_before: Option<Field<'a>>,
+    #[serde(default, borrow)]
+    event_at: Option<Field<'a>>,
+    #[serde(default, borrow)]
+    expire_at: Option<Field<'a>>,
+    #[serde(default, borrow)]
+    valid_for: Option<Field<'a>>,
+}
+
+impl<'a> BulkLine<'a> {
+    fn options(&mut self) -> AskedOptions<'a> {
+        AskedOptions {
+            topic: self.topic.take(),
+            send_at: Field::text(self.send_at.take()),
+            remind_before: Field::text(self.remind_before.take()),
+            event_at: Field::text(self.event_at.take()),
+            expire_at: Field::text(self.expire_at.take()),
+            valid_for: Field::text(self.valid_for.take()),
+        }
+    }
 }
 
 /// NDJSON in (`{"phone_number_id", "idempotency_key"?, "topic"?, "request"}` per line, `request` being
@@ -138,19 +162,22 @@ impl Answer {
         let parsing = asking.clone();
         let prepared = blocking(move || {
             let Asking { app, tenant, queue } = &*parsing;
+            let now = app.wagate.now();
             let asked = part
                 .split(|&b| b == b'\n')
                 .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
                 .map(|line| {
-                    let line = serde_json::from_slice::<BulkLine>(line).map_err(|e| {
+                    let mut line = serde_json::from_slice::<BulkLine>(line).map_err(|e| {
                         ApiError::invalid_parameter(format!("not a bulk line: {e}"))
                     })?;
+                    let number = usable_number(app, tenant, &line.phone_number_id)?;
+                    let options = send_options(app, &line.options(), now)?;
                     Ok(Asked {
-                        number: usable_number(app, tenant, &line.phone_number_id)?,
+                        number,
                         body: line.request.get().as_bytes().to_vec(),
                         key: line.idempotency_key,
                         queue: *queue,
-                        topic: send_topic(app, line.topic)?,
+                        options,
                     })
                 })
                 .collect();

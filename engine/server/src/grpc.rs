@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::ingest::Rejected;
 use super::metrics::bump;
 use super::send::{decide_many, on_limit, usable_number, AnswerBody, Asked, Outcome};
+use super::send_options::{send_options, AskedOptions};
 use super::state::App;
 use super::tenants::Tenant;
 use wagate_cloud_api::error::ApiError;
@@ -44,12 +45,22 @@ fn authorise<T>(app: &App, request: &Request<T>) -> Result<Arc<Tenant>, Status> 
 
 fn asked(app: &App, tenant: &Tenant, request: SendRequest) -> (u64, Result<Asked, ApiError>) {
     let asked = on_limit(tenant, Some(&request.on_limit)).and_then(|choice| {
+        let field = |text: &str| Some(std::borrow::Cow::Owned(text.to_string()));
+        let options = AskedOptions {
+            topic: field(&request.topic),
+            send_at: field(&request.send_at),
+            remind_before: field(&request.remind_before),
+            event_at: field(&request.event_at),
+            expire_at: field(&request.expire_at),
+            valid_for: field(&request.valid_for),
+        };
+        let options = send_options(app, &options, app.wagate.now())?;
         Ok(Asked {
             number: usable_number(app, tenant, &request.phone_number_id)?,
             body: request.request_json.into_bytes(),
             key: (!request.idempotency_key.is_empty()).then_some(request.idempotency_key),
             queue: choice == super::config::OnLimit::Queue,
-            topic: super::send::send_topic(app, Some(&request.topic))?,
+            options,
         })
     });
     (request.correlation, asked)

@@ -16,6 +16,7 @@ use super::headers::Headers;
 use super::ingest::Rejected;
 use super::metrics::bump;
 use super::reply::{self, no_such_object, overloaded, ApiErrorResponse};
+use super::send_options::{send_options, AskedOptions};
 use super::state::{blocking, require_content_type, store_error, App};
 use super::tenants::{Caller, Tenant};
 use prometheus_client::metrics::counter::Counter;
@@ -26,8 +27,8 @@ use wagate_durable::message::{message_id_text, parse_message_id};
 use wagate_durable::submission::{ReadSend, Submission};
 use wagate_durable::{SubmitError, SubmitResult};
 use wagate_rules::decision::Message;
+use wagate_rules::decision::SendOptions;
 use wagate_rules::ids::{Msisdn, PhoneNumberId};
-use wagate_rules::topics::TopicSet;
 
 /// Header with which a request overrides its tenant's choice for sends that must wait.
 pub(crate) const ON_LIMIT_HEADER: &str = "x-wagate-on-limit";
@@ -333,7 +334,7 @@ pub(crate) struct SingleAsked {
     number: PhoneNumberId,
     key: Option<String>,
     queue: bool,
-    topic: TopicSet,
+    options: SendOptions,
 }
 
 /// Counts a single-endpoint request and checks its head: the caller's token, the number,
@@ -350,20 +351,15 @@ pub(crate) fn single_head<H: Headers + ?Sized>(
     require_content_type(headers, "application/json").map_err(|e| counted(app, e))?;
     let queue = on_limit_header(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
     let key = idempotency_key(headers).map_err(|e| counted(app, e))?;
-    let topic = match headers.text(TOPIC_HEADER) {
-        None => Ok(TopicSet::default()),
-        Some(None) => Err(ApiError::invalid_parameter(
-            "X-Wagate-Topic must be visible ASCII",
-        )),
-        Some(Some(name)) => send_topic(app, Some(name)),
-    }
-    .map_err(|e| counted(app, e))?;
+    let options = AskedOptions::of_headers(headers)
+        .and_then(|asked| send_options(app, &asked, app.wagate.now()))
+        .map_err(|e| counted(app, e))?;
     Ok(SingleAsked {
         tenant,
         number,
         key,
         queue,
-        topic,
+        options,
     })
 }
 
@@ -375,7 +371,7 @@ pub(crate) async fn single_decide(app: &App, asked: SingleAsked, body: Vec<u8>) 
         number,
         key,
         queue,
-        topic,
+        options,
     } = asked;
     let parsed = match parse_messages(&body) {
         Ok(MessagesRequest::Send(parsed)) => parsed,
@@ -386,7 +382,7 @@ pub(crate) async fn single_decide(app: &App, asked: SingleAsked, body: Vec<u8>) 
         Submission::from_parsed(number, body, parsed, key, queue),
         number,
     );
-    checked.submission.request.topic = topic;
+    checked.submission.request.options = options;
     match app.ingest.submit(vec![checked.submission]).await {
         Ok(mut answers) => {
             let result = answers.pop().expect("one answer per send");
@@ -446,25 +442,9 @@ pub(crate) struct Asked {
     pub body: Vec<u8>,
     pub key: Option<String>,
     pub queue: bool,
-    /// The consent topic the caller named for this send (none: the template's own alone).
-    pub topic: TopicSet,
-}
-
-/// The header naming a send's own consent topic (the bulk line's and gRPC's `topic`).
-pub(crate) const TOPIC_HEADER: &str = "x-wagate-topic";
-
-/// The consent topic a caller named for a send: one of the built-in topics or the operator's
-/// `consent.topics` (none when not named).
-pub(crate) fn send_topic(app: &App, name: Option<&str>) -> Result<TopicSet, ApiError> {
-    match name.map(str::trim).filter(|name| !name.is_empty()) {
-        None => Ok(TopicSet::default()),
-        Some(name) => app
-            .wagate
-            .registry()
-            .topic_names()
-            .topic(name)
-            .map_err(|e| ApiError::invalid_parameter(format!("topic: {e}"))),
-    }
+    /// What the caller asked beyond Meta's body: its consent topic, when it may go and until
+    /// when.
+    pub options: SendOptions,
 }
 
 /// Checks and decides many sends together (one ingest job, shared group commits); an outcome
@@ -494,9 +474,9 @@ pub(crate) fn prepare(app: &App, asked: Vec<Result<Asked, ApiError>>) -> Prepare
     };
     for asked in asked {
         let checked = asked.and_then(|a| {
-            let topic = a.topic;
+            let options = a.options;
             check(a.number, a.body, a.key, a.queue).map(|mut checked| {
-                checked.submission.request.topic = topic;
+                checked.submission.request.options = options;
                 checked
             })
         });
@@ -569,16 +549,10 @@ pub(crate) async fn status(
                 .queued(message_id)
                 .map_err(store_error)?
                 .map(|record| {
-                    let request = &record.submission.request;
-                    let view = QueuedView {
-                        id: message_id_text(record.id),
-                        phone_number_id: request.number.0.to_string(),
-                        to: request.to.digits().to_string(),
-                        status: "queued",
-                        queued_until: record.due.unix_secs(),
-                        reason: record.reason.name(),
-                    };
-                    (request.number, StatusView::Queued(view))
+                    (
+                        record.submission.request.number,
+                        StatusView::Queued(QueuedView::of(&record)),
+                    )
                 }),
         })
     })
@@ -597,15 +571,34 @@ enum StatusView {
     Queued(QueuedView),
 }
 
-/// A send queued until the rules allow it.
+/// A send queued until its time or until the rules allow it.
 #[derive(serde::Serialize)]
-struct QueuedView {
+pub(crate) struct QueuedView {
     id: String,
     phone_number_id: String,
     to: String,
     status: &'static str,
     queued_until: u64,
+    /// `scheduled` (its sender's time), or the rule it waits on.
     reason: &'static str,
+    /// When it expires unsent (Unix seconds), if it has a validity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expire_at: Option<u64>,
+}
+
+impl QueuedView {
+    pub(crate) fn of(record: &wagate_durable::deferred::DeferredRecord) -> QueuedView {
+        let request = &record.submission.request;
+        QueuedView {
+            id: message_id_text(record.id),
+            phone_number_id: request.number.0.to_string(),
+            to: request.to.digits().to_string(),
+            status: "queued",
+            queued_until: record.due.unix_secs(),
+            reason: record.reason.name(),
+            expire_at: request.options.expire_at.map(|at| at.unix_secs()),
+        }
+    }
 }
 
 /// A message as the status endpoint and the admin API show it.

@@ -62,7 +62,7 @@ pub fn order_update_to(number: PhoneNumberId, to: Msisdn) -> SendRequest {
             "en_US",
             vec![TextParam::positional("Ana")],
         )),
-        topic: Default::default(),
+        options: Default::default(),
     }
 }
 
@@ -195,7 +195,7 @@ impl Fixture {
                 "en_US",
                 vec![TextParam::positional("Ana")],
             )),
-            topic: Default::default(),
+            options: Default::default(),
         })
     }
 
@@ -204,7 +204,7 @@ impl Fixture {
             number: NUMBER,
             to: who,
             message: Message::text(body),
-            topic: Default::default(),
+            options: Default::default(),
         })
     }
 

@@ -188,7 +188,7 @@ fn serve(wagate: Arc<Wagate>, stream: TcpStream) -> Result<()> {
                                 "en_US",
                                 vec![TextParam::positional("Ana")],
                             )),
-                            topic: Default::default(),
+                            options: Default::default(),
                         },
                         payload: format!("{key} to {who}").into_bytes(),
                         idempotency_key: Some(key.to_string()),

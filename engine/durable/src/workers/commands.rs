@@ -70,8 +70,16 @@ impl ShardCommand for Submit {
     }
 
     fn run(self, shard: &mut Shard, now: Timestamp, writes: Option<&mut Writes>) -> Submitted {
-        let prepared = self.0;
+        let mut prepared = self.0;
         let mut decision = shard.decide(&prepared.submission.request, now);
+        if let Decision::Deferred {
+            reason: DeferReason::Scheduled,
+            ..
+        } = decision
+        {
+            // Scheduled for later: always kept, whatever the sender chose for limits.
+            prepared.submission.queue_when_deferred = true;
+        }
         if let Decision::Deferred {
             until,
             reason: DeferReason::Throughput,

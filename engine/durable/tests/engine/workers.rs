@@ -26,7 +26,7 @@ fn template(i: u64) -> Command {
             "en_US",
             vec![TextParam::positional("x")],
         )),
-        topic: Default::default(),
+        options: Default::default(),
     })
 }
 
@@ -118,7 +118,7 @@ async fn async_submitters_each_get_their_own_replies_in_order() {
                         number: NUMBER,
                         to: person(i),
                         message: Message::text("reply"),
-                        topic: Default::default(),
+                        options: Default::default(),
                     });
                     if inbound_first {
                         batch.extend([inbound, reply]);
@@ -162,7 +162,7 @@ fn a_persons_commands_apply_in_submission_order() {
             number: NUMBER,
             to: person(i),
             message: Message::text("early"),
-            topic: Default::default(),
+            options: Default::default(),
         }));
         batch.push(Command::Inbound(InboundMessage {
             number: NUMBER,
@@ -174,7 +174,7 @@ fn a_persons_commands_apply_in_submission_order() {
             number: NUMBER,
             to: person(i),
             message: Message::text("reply"),
-            topic: Default::default(),
+            options: Default::default(),
         }));
     }
     let replies = pool.submit(batch).unwrap();

@@ -33,6 +33,17 @@ impl Shard {
     }
 
     pub fn decide(&mut self, request: &SendRequest, now: Timestamp) -> Decision {
+        // Its time first: a send past its validity is never sent late, one scheduled for
+        // later is not judged before then (the rules of its time apply).
+        if request.options.expire_at.is_some_and(|at| now >= at) {
+            return Decision::Refused(Refusal::Expired);
+        }
+        if let Some(send_at) = request.options.send_at.filter(|at| *at > now) {
+            return Decision::Deferred {
+                until: send_at,
+                reason: DeferReason::Scheduled,
+            };
+        }
         let core = &*self.core;
         let state = &mut self.state;
         let secs = now.secs();
@@ -70,7 +81,7 @@ impl Shard {
                     });
                 topics = TopicSet::of_category(category)
                     .union(named)
-                    .union(request.topic);
+                    .union(request.options.topic);
                 (category, true)
             }
             Message::Text { body } => {

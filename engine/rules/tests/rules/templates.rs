@@ -92,7 +92,7 @@ fn unapproved_unknown_and_rejected_templates_get_132001() {
                 "pt_BR",
                 vec![TextParam::positional("x")],
             )),
-            topic: Default::default(),
+            options: Default::default(),
         });
         assert_eq!(refusal_code(&wrong_language), Some(132_001));
         set(&f, "pending", TemplateStatus::InReview).unwrap();
@@ -337,7 +337,7 @@ fn send_checks_parameters_media_and_buttons() {
                 number: NUMBER,
                 to: ana,
                 message,
-                topic: Default::default(),
+                options: Default::default(),
             });
             assert_eq!(
                 refusal_code(&decision),
@@ -375,7 +375,7 @@ fn named_templates_need_their_names() {
             number: NUMBER,
             to: ana,
             message: send(params),
-            topic: Default::default(),
+            options: Default::default(),
         });
         assert_eq!(refusal_code(&decision), expected, "{decision:?}");
         f.advance(10);
