@@ -37,6 +37,8 @@ mod lifecycle;
 mod media;
 /// Prices from dated rate cards, on the manual clock.
 mod pricing;
+/// Quiet hours in the person's local time.
+mod quiet_hours;
 /// Scheduled sends, reminders, validity periods.
 mod scheduled;
 /// A send's own consent topic, however it comes.

@@ -121,6 +121,8 @@ pub const WAGATE_MARKETING_CAP_CODE: u32 = 470_003;
 pub const WAGATE_EXPIRED_CODE: u32 = 470_004;
 /// wagate's code for a scheduled send asked not to be queued (it always is).
 pub const WAGATE_SCHEDULED_CODE: u32 = 470_005;
+/// wagate's code for a send held by quiet hours, when the caller asked not to queue.
+pub const WAGATE_QUIET_HOURS_CODE: u32 = 470_006;
 
 /// A deferral answered as an immediate refusal (the caller chose not to queue).
 pub fn deferral_error(reason: DeferReason, retry_after_secs: u64) -> ApiError {
@@ -134,6 +136,10 @@ pub fn deferral_error(reason: DeferReason, retry_after_secs: u64) -> ApiError {
         DeferReason::Restricted => (368, "Temporarily blocked for policies violations"),
         DeferReason::TemplatePaused => (132_015, "Template is paused"),
         DeferReason::Scheduled => (WAGATE_SCHEDULED_CODE, "Scheduled for later"),
+        DeferReason::QuietHours => (
+            WAGATE_QUIET_HOURS_CODE,
+            "Outside the person's allowed hours",
+        ),
         DeferReason::TierLimit => (WAGATE_TIER_LIMIT_CODE, "Messaging limit reached"),
         DeferReason::MarketingCap => (
             WAGATE_MARKETING_CAP_CODE,

@@ -50,12 +50,13 @@ struct JsonHeader {
 const BINARY: u8 = 1;
 /// The binary format with the send's own consent topic (a byte) after the header.
 const BINARY_WITH_TOPIC: u8 = 2;
-/// The binary format with the topic and the send's expiry (µs u64 LE, 0: none) after the
-/// header.
+/// The binary format with the send's options after the header: topic u8, expiry µs u64 LE
+/// (0: none), the person's UTC offset in minutes i16 LE (`i16::MIN`: none).
 const BINARY_WITH_OPTIONS: u8 = 3;
+const NO_OFFSET: i16 = i16::MIN;
 
 /// Each reason's byte in a record is its place here: new reasons go at the end.
-const REASONS: [DeferReason; 8] = [
+const REASONS: [DeferReason; 9] = [
     DeferReason::TierLimit,
     DeferReason::PairRate,
     DeferReason::Throughput,
@@ -64,6 +65,7 @@ const REASONS: [DeferReason; 8] = [
     DeferReason::Restricted,
     DeferReason::TemplatePaused,
     DeferReason::Scheduled,
+    DeferReason::QuietHours,
 ];
 
 impl DeferredRecord {
@@ -71,7 +73,7 @@ impl DeferredRecord {
         deferred_key(self.due.0, self.id)
     }
 
-    /// `[3][header, postcard][topic u8][expire_at µs u64 LE][payload]`: the payload stays as
+    /// `[3][header, postcard][topic u8][expire_at µs u64 LE][offset i16 LE][payload]`: the payload stays as
     /// the caller sent it. A bulk burst queues most of its sends, so the header is compact
     /// binary rather than JSON. (`[1][header][payload]` before sends named a topic, and
     /// `[2][header][topic][payload]` before they had a validity: still read.)
@@ -94,6 +96,12 @@ impl DeferredRecord {
         let options = &self.submission.request.options;
         out.push(options.topic.0);
         out.extend_from_slice(&options.expire_at.map_or(0, |at| at.0).to_le_bytes());
+        out.extend_from_slice(
+            &options
+                .utc_offset_minutes
+                .unwrap_or(NO_OFFSET)
+                .to_le_bytes(),
+        );
         out.extend_from_slice(&self.submission.payload);
         out
     }
@@ -124,7 +132,9 @@ impl DeferredRecord {
                 options.topic = TopicSet(byte);
                 let expire_at = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
                 options.expire_at = (expire_at != 0).then_some(Timestamp(expire_at));
-                (header, &rest[8..])
+                let offset = i16::from_le_bytes(rest.get(8..10)?.try_into().ok()?);
+                options.utc_offset_minutes = (offset != NO_OFFSET).then_some(offset);
+                (header, &rest[10..])
             }
             0 => {
                 let length = u32::from_be_bytes(value.get(..4)?.try_into().ok()?) as usize;
@@ -188,6 +198,7 @@ mod tests {
         let mut named = record.clone();
         named.submission.request.options.topic = TopicSet(1 << 3);
         named.submission.request.options.expire_at = Some(Timestamp(9_000_000));
+        named.submission.request.options.utc_offset_minutes = Some(-270);
         assert_eq!(
             DeferredRecord::decode(&named.key(), &named.encode()).as_ref(),
             Some(&named)

@@ -35,6 +35,9 @@ pub struct EngineConfig {
     /// Numbers whose people's consent is their own rather than their business's (a tenant's
     /// per-number consent scope).
     pub consent_per_number: Vec<crate::ids::PhoneNumberId>,
+    /// Numbers whose business-initiated messages of some categories wait for the person's
+    /// allowed local hours (a tenant's quiet hours).
+    pub quiet_hours: Vec<(crate::ids::PhoneNumberId, crate::quiet_hours::QuietHours)>,
     /// Consent topics the operator names (at most five) besides marketing, utility and
     /// authentication.
     pub topics: Vec<String>,
@@ -53,6 +56,7 @@ impl EngineConfig {
             keywords: ConsentKeywords::default(),
             number_keywords: Vec::new(),
             consent_per_number: Vec::new(),
+            quiet_hours: Vec::new(),
             topics: Vec::new(),
             apply_projected_upgrades: false,
         }

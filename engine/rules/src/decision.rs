@@ -54,6 +54,9 @@ pub struct SendOptions {
     pub send_at: Option<Timestamp>,
     /// Never sent from this instant on (a validity period): refused as expired, never late.
     pub expire_at: Option<Timestamp>,
+    /// The person's own UTC offset in minutes, when the sender knows it (otherwise their
+    /// calling code's zone), for rules in local time.
+    pub utc_offset_minutes: Option<i16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +98,8 @@ pub enum DeferReason {
     TemplatePaused,
     /// The sender scheduled it for later (`send_at`): not decided before its time.
     Scheduled,
+    /// Outside the person's allowed local hours for its category (the tenant's quiet hours).
+    QuietHours,
 }
 
 impl DeferReason {
@@ -106,7 +111,10 @@ impl DeferReason {
             DeferReason::MarketingCooldown => Some(131_049),
             DeferReason::Restricted => Some(368),
             DeferReason::TemplatePaused => Some(132_015),
-            DeferReason::TierLimit | DeferReason::MarketingCap | DeferReason::Scheduled => None,
+            DeferReason::TierLimit
+            | DeferReason::MarketingCap
+            | DeferReason::Scheduled
+            | DeferReason::QuietHours => None,
         }
     }
 
@@ -120,6 +128,7 @@ impl DeferReason {
             DeferReason::Restricted => "restricted",
             DeferReason::TemplatePaused => "template_paused",
             DeferReason::Scheduled => "scheduled",
+            DeferReason::QuietHours => "quiet_hours",
         }
     }
 }

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use crate::clock::MICROS_PER_SEC;
 use crate::config::{ConfigError, EngineConfig};
-use crate::hash::mix64;
+use crate::hash::{mix64, MixHashMap};
+use crate::ids::PhoneNumberId;
 use crate::keywords::KeywordBook;
 use crate::pacing::{MarketingCap, PairRate};
 use crate::profile::Profile;
+use crate::quiet_hours::QuietHours;
 use crate::registry::Registry;
 use crate::sketch::hll::{index_and_rank, shard_of_register};
 use crate::topics::TopicNames;
@@ -33,6 +35,8 @@ pub struct Core {
     pub shards: usize,
     /// See [`EngineConfig::apply_projected_upgrades`].
     pub apply_projected_upgrades: bool,
+    /// Each number's quiet hours, where its tenant set them.
+    pub quiet_hours: MixHashMap<PhoneNumberId, QuietHours>,
 }
 
 impl Core {
@@ -55,6 +59,7 @@ impl Core {
             keywords: KeywordBook::new(&config.keywords, &config.number_keywords),
             shards: config.shards,
             apply_projected_upgrades: config.apply_projected_upgrades,
+            quiet_hours: config.quiet_hours.iter().copied().collect(),
             profile,
         })
     }

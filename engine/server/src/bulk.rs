@@ -59,6 +59,9 @@ struct BulkLine<'a> {
     expire_at: Option<Field<'a>>,
     #[serde(default, borrow)]
     valid_for: Option<Field<'a>>,
+    /// The person's own UTC offset, for quiet hours.
+    #[serde(default, borrow)]
+    time_zone: Option<Cow<'a, str>>,
 }
 
 impl<'a> BulkLine<'a> {
@@ -70,6 +73,7 @@ impl<'a> BulkLine<'a> {
             event_at: Field::text(self.event_at.take()),
             expire_at: Field::text(self.expire_at.take()),
             valid_for: Field::text(self.valid_for.take()),
+            time_zone: self.time_zone.take(),
         }
     }
 }

@@ -250,6 +250,59 @@ pub struct TenantConfig {
     /// message opened (none when absent).
     #[serde(default)]
     pub opt_out_confirmation: Option<String>,
+    /// The hours of the person's local day in which the tenant's business-initiated messages
+    /// of some categories may go (none: any hour).
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHoursConfig>,
+}
+
+/// `quiet_hours = { allowed_from = "09:00", allowed_to = "21:00", categories = ["marketing"] }`:
+/// outside those local hours such sends wait for the next allowed minute.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHoursConfig {
+    pub allowed_from: String,
+    pub allowed_to: String,
+    /// The categories held (marketing when absent).
+    #[serde(default = "marketing_only")]
+    pub categories: Vec<String>,
+}
+
+fn marketing_only() -> Vec<String> {
+    vec!["marketing".into()]
+}
+
+impl QuietHoursConfig {
+    /// The rule this config says, or why it cannot be one.
+    pub fn rule(&self) -> Result<wagate_rules::quiet_hours::QuietHours, String> {
+        let minute = |text: &str| -> Result<u16, String> {
+            let (hours, minutes) = text
+                .split_once(':')
+                .ok_or_else(|| format!("'{text}' is not HH:MM"))?;
+            match (hours.parse::<u16>(), minutes.parse::<u16>()) {
+                (Ok(h), Ok(m)) if h < 24 && m < 60 && minutes.len() == 2 => Ok(h * 60 + m),
+                _ => Err(format!("'{text}' is not HH:MM")),
+            }
+        };
+        let mut held = 0u8;
+        for name in &self.categories {
+            let category = wagate_rules::template::model::Category::ALL
+                .into_iter()
+                .find(|c| c.name() == name.as_str())
+                .filter(|c| *c != wagate_rules::template::model::Category::Service)
+                .ok_or_else(|| format!("'{name}' is not marketing, utility or authentication"))?;
+            held |= 1 << category as u8;
+        }
+        let (from, to) = (minute(&self.allowed_from)?, minute(&self.allowed_to)?);
+        if from == to {
+            return Err("allowed_from and allowed_to are the same minute".into());
+        }
+        Ok(wagate_rules::quiet_hours::QuietHours {
+            allowed_from_minute: from,
+            allowed_to_minute: to,
+            held,
+        })
+    }
 }
 
 /// Whose a person's consent is.
@@ -406,6 +459,9 @@ impl ServerConfig {
             }
             if !tokens.insert(tenant.token.as_str()) || tenant.token == self.admin.token {
                 return invalid(format!("tenant '{}': the token is not unique", tenant.name));
+            }
+            if let Some(Err(why)) = tenant.quiet_hours.as_ref().map(QuietHoursConfig::rule) {
+                return invalid(format!("tenant '{}': quiet_hours: {why}", tenant.name));
             }
             let confirmation = tenant.opt_out_confirmation.as_deref().map(str::trim);
             if confirmation.is_some_and(|text| text.is_empty() || text.chars().count() > 4_096) {
@@ -712,6 +768,32 @@ mod tests {
         assert!(error.to_string().contains("callback_url"), "{error}");
         for good in ["http://127.0.0.1:18090", "https://graph.facebook.com"] {
             assert!(ServerConfig::load("", &[("meta.base_url".into(), good.into())]).is_ok());
+        }
+    }
+
+    #[test]
+    fn quiet_hours_read_as_local_minutes_and_name_real_categories() {
+        let quiet = |from: &str, to: &str, categories: &[&str]| QuietHoursConfig {
+            allowed_from: from.into(),
+            allowed_to: to.into(),
+            categories: categories.iter().map(|c| c.to_string()).collect(),
+        };
+        let rule = quiet("09:00", "21:30", &["marketing", "utility"])
+            .rule()
+            .unwrap();
+        assert_eq!(
+            (rule.allowed_from_minute, rule.allowed_to_minute),
+            (540, 1_290)
+        );
+        assert_eq!(rule.held, 0b11);
+        for wrong in [
+            quiet("9", "21:00", &["marketing"]),
+            quiet("09:00", "24:00", &["marketing"]),
+            quiet("09:00", "09:00", &["marketing"]),
+            quiet("09:00", "21:00", &["service"]),
+            quiet("09:00", "21:00", &["promotions"]),
+        ] {
+            assert!(wrong.rule().is_err(), "{wrong:?}");
         }
     }
 }

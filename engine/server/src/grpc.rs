@@ -53,6 +53,7 @@ fn asked(app: &App, tenant: &Tenant, request: SendRequest) -> (u64, Result<Asked
             event_at: field(&request.event_at),
             expire_at: field(&request.expire_at),
             valid_for: field(&request.valid_for),
+            time_zone: field(&request.time_zone),
         };
         let options = send_options(app, &options, app.wagate.now())?;
         Ok(Asked {

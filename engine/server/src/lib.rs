@@ -173,6 +173,12 @@ fn open_engine(
         .iter()
         .filter_map(|t| keyword_config::of_tenant(&t.numbers, &t.keywords))
         .collect();
+    engine.quiet_hours = config
+        .tenants
+        .iter()
+        .filter_map(|t| Some((t, t.quiet_hours.as_ref()?.rule().ok()?)))
+        .flat_map(|(t, rule)| t.numbers.iter().map(move |n| (PhoneNumberId(*n), rule)))
+        .collect();
     engine.consent_per_number = config
         .tenants
         .iter()

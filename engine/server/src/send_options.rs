@@ -25,6 +25,8 @@ pub(crate) struct AskedOptions<'a> {
     pub event_at: Option<Cow<'a, str>>,
     pub expire_at: Option<Cow<'a, str>>,
     pub valid_for: Option<Cow<'a, str>>,
+    /// The person's own UTC offset (`+05:30`, `-04:00`, `Z`), for quiet hours.
+    pub time_zone: Option<Cow<'a, str>>,
 }
 
 impl<'a> AskedOptions<'a> {
@@ -47,6 +49,7 @@ impl<'a> AskedOptions<'a> {
             event_at: field("event-at")?,
             expire_at: field("expire-at")?,
             valid_for: field("valid-for")?,
+            time_zone: field("time-zone")?,
         })
     }
 }
@@ -145,12 +148,42 @@ pub(crate) fn send_options(
             ));
         }
     }
+    let utc_offset_minutes = present(&asked.time_zone)
+        .map(|text| {
+            parse_offset(text).ok_or_else(|| {
+                wrong(
+                    "time_zone",
+                    format!("'{text}' is not an offset like +05:30"),
+                )
+            })
+        })
+        .transpose()?;
     Ok(SendOptions {
         topic,
         // A time already past is now.
         send_at: send_at.filter(|at| *at > now),
         expire_at,
+        utc_offset_minutes,
     })
+}
+
+/// A UTC offset as RFC 3339 writes it (`Z`, `+05:30`, `-04:00`), in minutes.
+fn parse_offset(text: &str) -> Option<i16> {
+    if text.eq_ignore_ascii_case("z") {
+        return Some(0);
+    }
+    let bytes = text.as_bytes();
+    let sign = match bytes.first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    if bytes.len() != 6 || bytes[3] != b':' {
+        return None;
+    }
+    let hours: i16 = text.get(1..3)?.parse().ok()?;
+    let minutes: i16 = text.get(4..6)?.parse().ok()?;
+    (hours <= 14 && minutes < 60).then_some(sign * (hours * 60 + minutes))
 }
 
 /// The consent topic a caller named for a send: one of the built-in topics or the operator's

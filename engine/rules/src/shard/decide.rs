@@ -14,6 +14,7 @@ use crate::shard_context::{LIMIT_WINDOW_SECS, MAX_CAPTION_CHARS};
 use crate::state::contact::{flags, ContactRecord};
 use crate::state::contact_table::ContactKey;
 use crate::template::model::Category;
+use crate::time_zones::utc_offset_minutes;
 use crate::topics::TopicSet;
 
 fn defer(until: Secs, reason: DeferReason) -> Decision {
@@ -144,6 +145,21 @@ impl Shard {
             let restricted_until = number.restricted_until();
             if secs < restricted_until {
                 return defer(restricted_until, DeferReason::Restricted);
+            }
+            // Quiet hours hold what the business starts, not a reply to someone writing now.
+            if !core.quiet_hours.is_empty() {
+                if let Some(quiet) = core.quiet_hours.get(&number.id) {
+                    let offset = request
+                        .options
+                        .utc_offset_minutes
+                        .unwrap_or_else(|| utc_offset_minutes(request.to));
+                    if let Some(until) = quiet.hold_until(category, now, offset) {
+                        return Decision::Deferred {
+                            until,
+                            reason: DeferReason::QuietHours,
+                        };
+                    }
+                }
             }
         }
         if category == Category::Marketing {
