@@ -28,7 +28,7 @@ async fn told_failed(f: &Fixture, id: &str) -> Result<Value> {
     loop {
         for received in f.sink.received() {
             let status = &received.json()["entry"][0]["changes"][0]["value"]["statuses"][0];
-            if status["id"] == id {
+            if status["id"] == id && status["status"] == "failed" {
                 return Ok(status.clone());
             }
         }
@@ -196,6 +196,26 @@ async fn scheduled_sends_and_reminders_go_at_their_second_unless_moved_or_cancel
     assert_eq!(
         to_meta,
         [people[0].clone(), people[2].clone(), people[1].clone()]
+    );
+    // The tenant heard of the first one from wagate: queued (until when, why), then released.
+    let news: Vec<(String, Value)> = f
+        .sink
+        .received()
+        .iter()
+        .map(|r| r.json()["entry"][0]["changes"][0].clone())
+        .filter(|change| change["field"] == "wagate_statuses")
+        .map(|change| change["value"]["statuses"][0].clone())
+        .filter(|status| status["id"] == scheduled.message_id().as_str())
+        .map(|status| (status["status"].as_str().unwrap_or("").to_string(), status))
+        .collect();
+    let said: Vec<&str> = news.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(said, ["queued", "released"], "{news:?}");
+    assert_eq!(
+        (
+            news[0].1["queued_until"].clone(),
+            news[0].1["reason"].clone()
+        ),
+        (json!(at), json!("scheduled"))
     );
     f.stop()
 }

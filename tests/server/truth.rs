@@ -182,8 +182,8 @@ async fn an_opt_out_stops_templates_inside_the_window_from_every_number_of_the_b
     let deadline = tokio::time::Instant::now() + WAIT;
     let told = loop {
         let found = f.sink.received().into_iter().find(|r| {
-            r.json()["entry"][0]["changes"][0]["value"]["statuses"][0]["id"]
-                == queued.message_id().as_str()
+            let status = &r.json()["entry"][0]["changes"][0]["value"]["statuses"][0];
+            status["id"] == queued.message_id().as_str() && status["status"] == "failed"
         });
         if let Some(found) = found {
             break found;

@@ -83,7 +83,19 @@ pub struct MetaRefusal {
 
 /// Where sends that failed for good go once settled: the shards, which give back their price
 /// and their recipient's slot; and Meta's refusals among them, whose codes change state.
-pub type OnFailed = Arc<dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>) + Send + Sync>;
+pub type OnFailed =
+    Arc<dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>, Vec<DispatchFailure>) + Send + Sync>;
+
+/// A send the upstream refused for good, as its tenant is told: the message, and Meta's code
+/// and words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchFailure {
+    pub message_id: u64,
+    pub number: wagate_rules::ids::PhoneNumberId,
+    pub to: wagate_rules::ids::Msisdn,
+    pub code: Option<u32>,
+    pub reason: String,
+}
 
 pub struct Lanes {
     work: Option<Sender<Work>>,
@@ -175,7 +187,7 @@ fn hand_over(
     upstream: &dyn Upstream,
     books: Books<'_>,
     now: Timestamp,
-    on_failed: &(dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>) + Send + Sync),
+    on_failed: &(dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>, Vec<DispatchFailure>) + Send + Sync),
     live: &LiveSends,
 ) -> Returned {
     // Each message as it goes out: the upstream sees the attempt it is (on disk once marked;
@@ -218,7 +230,7 @@ struct Handing<'a> {
     /// The ledger's markets, by name, for a failed send's reversal.
     cards: &'a RateCards,
     now: Timestamp,
-    on_failed: &'a (dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>) + Send + Sync),
+    on_failed: &'a (dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>, Vec<DispatchFailure>) + Send + Sync),
     live: &'a LiveSends,
     returned: Returned,
 }
@@ -279,6 +291,7 @@ impl HandOver for Handing<'_> {
         let mut sent_wamids = Vec::new();
         let mut failed = Vec::new();
         let mut refused = Vec::new();
+        let mut told = Vec::new();
         let mut answered = Vec::with_capacity(outcomes.len());
         for (index, result) in outcomes {
             let Some(mut message) = self.marked.get_mut(index).and_then(Option::take) else {
@@ -293,6 +306,10 @@ impl HandOver for Handing<'_> {
                     self.returned.sent += 1;
                 }
                 Err(error @ (UpstreamError::Permanent(_) | UpstreamError::Refused { .. })) => {
+                    let code = match &error {
+                        UpstreamError::Refused { code, .. } => Some(*code),
+                        _ => None,
+                    };
                     let reason = match error {
                         UpstreamError::Refused { code, reason } => {
                             refused.push(MetaRefusal {
@@ -313,6 +330,13 @@ impl HandOver for Handing<'_> {
                         "the upstream refused a send for good: its price and its recipient's slot are given back"
                     );
                     failed.push(message.failed_send());
+                    told.push(DispatchFailure {
+                        message_id: message.id,
+                        number: message.number,
+                        to: message.to,
+                        code,
+                        reason: reason.clone(),
+                    });
                     message.uncharge(&mut settled, self.cards);
                     settle(message, DispatchStatus::Failed, reason, &mut settled);
                     self.returned.failed += 1;
@@ -380,7 +404,7 @@ impl HandOver for Handing<'_> {
                 failed.extend(late);
             }
             if !failed.is_empty() || !refused.is_empty() {
-                (self.on_failed)(failed, refused);
+                (self.on_failed)(failed, refused, told);
             }
         }
     }

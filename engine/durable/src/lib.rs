@@ -51,11 +51,12 @@ pub mod workers;
 #[allow(unreachable_pub)] // public only with `testkit`
 mod workers;
 
+pub use hand_over::DispatchFailure;
 pub use open_error::OpenError;
 pub use wagate::{admin, webhook};
 pub use wagate::{
-    DroppedSend, Released, SettleOutcome, Settlement, SubmitError, SubmitResult, Wagate,
-    WagateConfig,
+    DroppedSend, FailureListener, Released, ReleasedSend, SettleOutcome, Settlement, SubmitError,
+    SubmitResult, Wagate, WagateConfig,
 };
 /// A consent change as [`Wagate::consent_many`] takes it.
 pub use workers::Consent;

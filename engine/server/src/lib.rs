@@ -19,7 +19,6 @@ pub mod config;
 mod consent_api;
 mod consent_history_api;
 mod descriptors;
-mod dropped_callbacks;
 mod erasure_api;
 mod forward;
 mod front;
@@ -42,6 +41,7 @@ mod metrics;
 mod number_reads;
 mod opt_out_confirmation;
 mod overrides;
+mod own_callbacks;
 mod ownership;
 mod pass_through;
 mod queued_api;
@@ -226,7 +226,7 @@ fn open_engine(
 fn run_releaser(
     wagate: Arc<Wagate>,
     metrics: Arc<Metrics>,
-    dropped_callbacks: dropped_callbacks::DroppedCallbacks,
+    own_callbacks: Arc<own_callbacks::OwnCallbacks>,
     stop: Arc<AtomicBool>,
 ) {
     let mut confirmed_at = 0;
@@ -253,20 +253,28 @@ fn run_releaser(
             }
             Ok(released) => {
                 metrics.released.inc_by(released.count as u64);
-                if !released.dropped.is_empty() {
-                    metrics.queued_dropped.inc_by(released.dropped.len() as u64);
-                    // Each dropped send is in the forward queue before the next round, or
-                    // logged: its record says why either way.
-                    let told = dropped_callbacks.tell(
-                        &released.dropped,
-                        wagate.registry(),
-                        wagate.now().unix_secs(),
-                    );
+                metrics.queued_dropped.inc_by(released.dropped.len() as u64);
+                if own_callbacks.any() {
+                    let events: Vec<own_callbacks::OwnEvent> = released
+                        .dropped
+                        .iter()
+                        .map(own_callbacks::OwnEvent::dropped)
+                        .chain(
+                            released
+                                .accepted
+                                .iter()
+                                .map(own_callbacks::OwnEvent::released),
+                        )
+                        .collect();
+                    // Each is in the forward queue before the next round, or logged: the
+                    // message's record says what became of it either way.
+                    let told =
+                        own_callbacks.tell(&events, wagate.registry(), wagate.now().unix_secs());
                     if let Err(error) = told {
                         tracing::error!(
                             %error,
-                            dropped = released.dropped.len(),
-                            "telling tenants of dropped queued sends failed"
+                            events = events.len(),
+                            "telling tenants of released and dropped queued sends failed"
                         );
                     }
                 }
@@ -347,13 +355,38 @@ pub async fn serve(
     )?);
     let (stop_forwarding, forwarding_stopped) = watch::channel(false);
     let forwarding = tokio::spawn(forwarder.clone().run(forwarding_stopped));
+    let own_callbacks = Arc::new(own_callbacks::OwnCallbacks::new(
+        forwarder.clone(),
+        &config.tenants,
+    ));
+    if own_callbacks.any() {
+        // Meta never tells by webhook of a send it refused when handed over: wagate does.
+        // Both weak: the engine holds this listener, and the callbacks hold the engine.
+        let (callbacks, engine) = (Arc::downgrade(&own_callbacks), Arc::downgrade(&wagate));
+        let listening = wagate.on_dispatch_failures(Box::new(move |failures| {
+            let (Some(engine), Some(callbacks)) = (engine.upgrade(), callbacks.upgrade()) else {
+                return;
+            };
+            let events: Vec<own_callbacks::OwnEvent> = failures
+                .iter()
+                .map(own_callbacks::OwnEvent::dispatch_failed)
+                .collect();
+            let told = callbacks.tell(&events, engine.registry(), engine.now().unix_secs());
+            if let Err(error) = told {
+                tracing::error!(%error, "telling tenants of sends Meta refused failed");
+            }
+        }));
+        if listening.is_err() {
+            tracing::warn!("the engine already had a listener for dispatch failures");
+        }
+    }
     let stop_releasing = Arc::new(AtomicBool::new(false));
     let releaser = {
         let (wagate, metrics, stop) = (wagate.clone(), metrics.clone(), stop_releasing.clone());
-        let dropped = dropped_callbacks::DroppedCallbacks::new(forwarder.clone(), &config.tenants);
+        let callbacks = own_callbacks.clone();
         std::thread::Builder::new()
             .name("wagate-release".into())
-            .spawn(move || run_releaser(wagate, metrics, dropped, stop))
+            .spawn(move || run_releaser(wagate, metrics, callbacks, stop))
             .expect("spawning the releaser")
     };
     let (closing, closed) = watch::channel(false);
@@ -373,6 +406,7 @@ pub async fn serve(
         registrations,
         template_edits,
         forwarder,
+        own_callbacks,
         config,
     });
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
@@ -470,10 +504,17 @@ async fn finish(mut app: App, deadline: tokio::time::Instant) -> Stopped {
         forwarder,
         registrations,
         template_edits,
+        own_callbacks,
         ..
     } = state;
     // These hold the engine; it stops only when this is its last holder.
-    drop((forwarder, ingest, registrations, template_edits));
+    drop((
+        forwarder,
+        ingest,
+        registrations,
+        template_edits,
+        own_callbacks,
+    ));
     let mut wagate = wagate;
     let wagate = loop {
         match Arc::try_unwrap(wagate) {

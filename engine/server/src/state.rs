@@ -38,6 +38,8 @@ pub struct AppState {
     /// Edits of approved templates Meta took, by Meta's template id (1 a day, 10 in 30 days).
     pub(crate) template_edits: RecentCalls,
     pub forwarder: Arc<Forwarder>,
+    /// wagate's own news of sends, to their tenants' callbacks.
+    pub(crate) own_callbacks: Arc<super::own_callbacks::OwnCallbacks>,
     /// The bytes of bodies all unfinished requests hold, under `http.max_body_bytes_held`.
     pub bodies: Arc<BodyBudget>,
     /// Turns true when the server starts to shut down: long-lived streams end.

@@ -22,7 +22,7 @@ use super::combine::{Combiner, StatusTurn};
 use super::commit::Durability;
 use super::deferred::DeferredRecord;
 use super::dispatch::{DispatchView, Dispatcher, Upstream};
-use super::hand_over::Lanes;
+use super::hand_over::{DispatchFailure, Lanes};
 use super::idempotency::StoredOutcome;
 use super::message::{DispatchStatus, StoredMessage};
 use super::recovery;
@@ -186,8 +186,18 @@ impl SubmitResult {
 pub struct Released {
     /// Queued sends decided again.
     pub count: usize,
+    /// Those the rules accepted: on their way to the upstream.
+    pub accepted: Vec<ReleasedSend>,
     /// Those the rules refused when their turn came: dropped, never sent.
     pub dropped: Vec<DroppedSend>,
+}
+
+/// A queued send the rules accepted when its turn came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleasedSend {
+    pub message_id: u64,
+    pub number: PhoneNumberId,
+    pub to: Msisdn,
 }
 
 /// A send wagate accepted into its queue and then dropped, and why.
@@ -234,7 +244,12 @@ pub struct Wagate {
     pub(crate) suppression: crate::suppression::Suppression,
     /// Erasures not finished yet.
     pub(crate) unfinished: crate::erasure::Unfinisheds,
+    /// Told of every send the upstream refused for good (the server tells its tenant).
+    failure_listener: Arc<std::sync::OnceLock<FailureListener>>,
 }
+
+/// What hears of sends the upstream refused for good, on a dispatch lane's thread.
+pub type FailureListener = Box<dyn Fn(Vec<DispatchFailure>) + Send + Sync>;
 
 impl Wagate {
     /// Opens the RocksDB store in `config.data_dir`, restores everything in it, and starts the
@@ -287,9 +302,14 @@ impl Wagate {
             clock: clock.clone(),
             shards: pool.teller(),
         };
-        let on_failed: super::hand_over::OnFailed = Arc::new(move |failed, refused| {
+        let failure_listener: Arc<std::sync::OnceLock<FailureListener>> = Arc::default();
+        let listener = failure_listener.clone();
+        let on_failed: super::hand_over::OnFailed = Arc::new(move |failed, refused, told| {
             // Meta's word first: the same shard takes the person's news before the slot back.
             news.apply(refused);
+            if let Some(listener) = listener.get() {
+                listener(told);
+            }
             let count = failed.len();
             if count > 0 && !teller.tell(failed.into_iter().map(SendFailed).collect()) {
                 // After a stop has begun the shards are gone: those recipients stay counted
@@ -335,6 +355,7 @@ impl Wagate {
             settling: Mutex::new(()),
             suppression,
             unfinished,
+            failure_listener,
         };
         // An erasure a crash interrupted is finished before anything else is served.
         if let Err(error) = wagate.finish_erasures() {
@@ -345,6 +366,12 @@ impl Wagate {
 
     pub fn registry(&self) -> &Registry {
         self.pool.registry()
+    }
+
+    /// Sets what hears of every send the upstream refuses for good from now on (once; a
+    /// second listener is refused and returned).
+    pub fn on_dispatch_failures(&self, listener: FailureListener) -> Result<(), FailureListener> {
+        self.failure_listener.set(listener)
     }
 
     pub fn now(&self) -> Timestamp {
@@ -456,7 +483,7 @@ impl Wagate {
                 }))
             })
             .collect();
-        let mut dropped = Vec::new();
+        let (mut accepted, mut dropped) = (Vec::new(), Vec::new());
         for (reply, (number, to)) in self
             .pool
             .send(commands)
@@ -480,10 +507,22 @@ impl Wagate {
                     to,
                     refusal,
                 }),
+                Ok(Submitted {
+                    decision: Decision::Accepted(_),
+                    message_id,
+                }) => accepted.push(ReleasedSend {
+                    message_id,
+                    number,
+                    to,
+                }),
                 Ok(_) => {}
             }
         }
-        Ok(Released { count, dropped })
+        Ok(Released {
+            count,
+            accepted,
+            dropped,
+        })
     }
 
     fn requeue(&self, taken: &[(Timestamp, u64)]) {

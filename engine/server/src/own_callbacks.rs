@@ -1,0 +1,226 @@
+//! wagate's own status callbacks: what becomes of a send on wagate's side goes to its tenant's
+//! callback, signed like Meta's webhooks and through the same durable forward queue (retried,
+//! kept across restarts, each once: its identity is the message's id and the event).
+//!
+//! - A send that will never go (queued and refused by the rules when its turn came: an opt-out
+//!   since, its validity over; or refused for good by Meta when it was handed over, which Meta
+//!   never tells by webhook) reads as Meta's `statuses` webhook, status `failed`, with the
+//!   code and reason wagate would have answered, so the tenant's existing webhook code takes it
+//!   as it takes Meta's failures.
+//! - A send queued (scheduled, or waiting on the rules) and then released comes under the
+//!   field `wagate_statuses` (`queued`, `released`), which Meta-only webhook code passes over.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::config::TenantConfig;
+use super::forward::{Forward, Forwarder};
+use wagate_cloud_api::error::ApiError;
+use wagate_durable::{DispatchFailure, DroppedSend, ReleasedSend, SubmitError, SubmitResult};
+use wagate_rules::ids::{message_id_text, Msisdn, PhoneNumberId};
+use wagate_rules::registry::Registry;
+
+/// One of wagate's own events for a send, before it is addressed.
+pub(crate) struct OwnEvent {
+    pub message_id: u64,
+    pub number: PhoneNumberId,
+    pub to: Msisdn,
+    /// `failed`, `queued` or `released`.
+    pub status: &'static str,
+    /// For `failed`: Meta's or wagate's code, title, words and wagate's reason.
+    pub error: Option<ApiError>,
+    /// For `queued`: until when, and why.
+    pub queued: Option<(u64, &'static str)>,
+}
+
+impl OwnEvent {
+    pub(crate) fn dropped(send: &DroppedSend) -> OwnEvent {
+        OwnEvent {
+            message_id: send.message_id,
+            number: send.number,
+            to: send.to,
+            status: "failed",
+            error: Some(ApiError::from(&send.refusal)),
+            queued: None,
+        }
+    }
+
+    pub(crate) fn dispatch_failed(failure: &DispatchFailure) -> OwnEvent {
+        let error = ApiError::new(
+            400,
+            failure.code.unwrap_or(131_000),
+            "Message failed to send",
+            failure.reason.clone(),
+            "failed_at_dispatch",
+        );
+        OwnEvent {
+            message_id: failure.message_id,
+            number: failure.number,
+            to: failure.to,
+            status: "failed",
+            error: Some(error),
+            queued: None,
+        }
+    }
+
+    /// A send just queued (`until` Unix seconds, `reason` why), unless it was a replay.
+    pub(crate) fn queued(
+        result: &SubmitResult,
+        number: PhoneNumberId,
+        to: Msisdn,
+    ) -> Option<OwnEvent> {
+        let SubmitResult::Queued {
+            message_id,
+            until,
+            reason,
+            replayed: false,
+        } = result
+        else {
+            return None;
+        };
+        Some(OwnEvent {
+            message_id: *message_id,
+            number,
+            to,
+            status: "queued",
+            error: None,
+            queued: Some((
+                until.map_or(0, |at| at.unix_secs()),
+                reason.map_or("queued", |r| r.name()),
+            )),
+        })
+    }
+
+    pub(crate) fn released(send: &ReleasedSend) -> OwnEvent {
+        OwnEvent {
+            message_id: send.message_id,
+            number: send.number,
+            to: send.to,
+            status: "released",
+            error: None,
+            queued: None,
+        }
+    }
+}
+
+/// The webhook telling `event` as of `at` (Unix seconds), for the business `account`.
+pub(crate) fn status_webhook(event: &OwnEvent, account: u64, at: u64) -> Value {
+    let mut status = json!({
+        "id": message_id_text(event.message_id),
+        "status": event.status,
+        "timestamp": at.to_string(),
+        "recipient_id": event.to.digits().to_string(),
+    });
+    if let Some(error) = &event.error {
+        status["errors"] = json!([{
+            "code": error.code,
+            "title": error.title,
+            "message": error.title,
+            "error_data": { "details": error.details },
+        }]);
+        status["wagate_reason"] = json!(error.reason);
+    }
+    if let Some((until, reason)) = event.queued {
+        status["queued_until"] = json!(until);
+        status["reason"] = json!(reason);
+    }
+    // Failures in Meta's own field; wagate's other news where Meta-only code passes over it.
+    let field = if event.status == "failed" {
+        "messages"
+    } else {
+        "wagate_statuses"
+    };
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": account.to_string(), "changes": [{ "field": field, "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "phone_number_id": event.number.0.to_string() },
+            "statuses": [status]
+        }}]}]
+    })
+}
+
+pub(crate) struct OwnCallbacks {
+    forwarder: Arc<Forwarder>,
+    /// Number to the tenant that owns it, for tenants with a callback.
+    owners: HashMap<u64, String>,
+}
+
+impl OwnCallbacks {
+    pub(crate) fn new(forwarder: Arc<Forwarder>, tenants: &[TenantConfig]) -> OwnCallbacks {
+        let owners = tenants
+            .iter()
+            .filter(|tenant| tenant.callback_url.is_some())
+            .flat_map(|tenant| tenant.numbers.iter().map(|n| (*n, tenant.name.clone())))
+            .collect();
+        OwnCallbacks { forwarder, owners }
+    }
+
+    /// Queues a callback for each event whose tenant has a callback; returns how many.
+    pub(crate) fn tell(
+        &self,
+        events: &[OwnEvent],
+        registry: &Registry,
+        at: u64,
+    ) -> Result<usize, SubmitError> {
+        let forwards: Vec<Forward> = events
+            .iter()
+            .filter_map(|event| {
+                let tenant = self.owners.get(&event.number.0)?;
+                let account = registry.number(event.number).map_or(0, |n| n.account.0);
+                Some(Forward {
+                    tenant: tenant.clone(),
+                    body: status_webhook(event, account, at).to_string().into_bytes(),
+                    identity: format!("wagate:{}:{}", event.status, event.message_id),
+                })
+            })
+            .collect();
+        if forwards.is_empty() {
+            return Ok(0);
+        }
+        self.forwarder.enqueue(forwards)
+    }
+
+    /// Whether any tenant has a callback (nothing to tell otherwise).
+    pub(crate) fn any(&self) -> bool {
+        !self.owners.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wagate_rules::Refusal;
+
+    #[test]
+    fn a_dropped_send_reads_as_metas_failed_status_with_wagates_reason_and_news_apart() {
+        let dropped = DroppedSend {
+            message_id: 7,
+            number: PhoneNumberId(1001),
+            to: Msisdn::parse("+16505550001").unwrap(),
+            refusal: Refusal::OptedOut,
+        };
+        let body = status_webhook(&OwnEvent::dropped(&dropped), 1, 1_767_225_600);
+        let status = &body["entry"][0]["changes"][0]["value"]["statuses"][0];
+        assert_eq!(status["id"], message_id_text(7));
+        assert_eq!(status["status"], "failed");
+        assert_eq!(status["recipient_id"], "16505550001");
+        assert_eq!(status["errors"][0]["code"], 470_001);
+        assert_eq!(status["wagate_reason"], "opted_out");
+        let parsed = wagate_cloud_api::webhooks::events::parse_webhook(body.to_string().as_bytes());
+        assert!(parsed.is_ok(), "Meta's shape, read by wagate's own parser");
+        let released = ReleasedSend {
+            message_id: 8,
+            number: PhoneNumberId(1001),
+            to: dropped.to,
+        };
+        let body = status_webhook(&OwnEvent::released(&released), 1, 1_767_225_600);
+        assert_eq!(body["entry"][0]["changes"][0]["field"], "wagate_statuses");
+        assert_eq!(
+            body["entry"][0]["changes"][0]["value"]["statuses"][0]["status"],
+            "released"
+        );
+    }
+}
