@@ -684,21 +684,7 @@ async fn a_person_the_business_blocks_through_meta_gets_nothing_until_unblocked(
     let again = f.send_update(&bo).await?;
     assert_eq!(again.code(), Some(130_403), "{}", again.text());
     // Meta never tells of it by webhook: wagate tells the tenant, as Meta tells a failure.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let status = loop {
-        let found = f.sink.received().into_iter().find_map(|r| {
-            let status = r.json()["entry"][0]["changes"][0]["value"]["statuses"][0].clone();
-            (status["id"] == first.message_id().as_str()).then_some(status)
-        });
-        if let Some(status) = found {
-            break status;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the tenant was not told"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
+    let status = told_status(&f, &first.message_id(), "failed").await?;
     assert_eq!(
         (
             status["status"].clone(),

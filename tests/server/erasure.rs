@@ -9,16 +9,6 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use wagate_store::{Family, RocksStore, Store};
 
-async fn advance(f: &Fixture, secs: u64) -> Result<()> {
-    let moved = f
-        .admin("/wagate/admin/clock", json!({ "advance_secs": secs }))
-        .await?;
-    if moved.status != 200 {
-        bail!("moving the clock: {}", moved.text());
-    }
-    Ok(())
-}
-
 async fn audit(f: &Fixture) -> Result<Vec<Value>> {
     let log = f
         .web
@@ -81,11 +71,7 @@ async fn an_erased_person_leaves_every_family_and_a_re_import_cannot_bring_them_
     }
 
     // The number is restricted: a template to each of them waits in the queue.
-    let restriction = account_webhook(
-        "account_update",
-        json!({ "event": "ACCOUNT_RESTRICTION", "restriction_info": [{
-            "restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": 0 }] }),
-    );
+    let restriction = restriction_webhook();
     assert_eq!(
         f.meta_webhook(&restriction, None).await?.json()["applied"],
         1

@@ -4,21 +4,11 @@
 
 use crate::support::fixture::*;
 use crate::WAIT;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde_json::json;
 
 const NUMBER_C: u64 = 1004;
 const GAMMA: &str = "gamma-token-0123456789";
-
-async fn advance(f: &Fixture, secs: u64) -> Result<()> {
-    let moved = f
-        .admin("/wagate/admin/clock", json!({ "advance_secs": secs }))
-        .await?;
-    if moved.status != 200 {
-        bail!("moving the clock: {}", moved.text());
-    }
-    Ok(())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marketing_waits_for_the_persons_morning_in_their_own_zone() -> Result<()> {

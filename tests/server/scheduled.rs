@@ -5,38 +5,11 @@
 use crate::support::fixture::*;
 use crate::support::web::Answer;
 use crate::WAIT;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
-
-async fn advance(f: &Fixture, secs: u64) -> Result<()> {
-    let moved = f
-        .admin("/wagate/admin/clock", json!({ "advance_secs": secs }))
-        .await?;
-    if moved.status != 200 {
-        bail!("moving the clock: {}", moved.text());
-    }
-    Ok(())
-}
 
 fn status_of(answer: &Answer) -> Value {
     answer.json()["messages"][0]["message_status"].clone()
-}
-
-/// The tenant's callback got a `failed` status for `id`: its `wagate_reason`.
-async fn told_failed(f: &Fixture, id: &str) -> Result<Value> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        for received in f.sink.received() {
-            let status = &received.json()["entry"][0]["changes"][0]["value"]["statuses"][0];
-            if status["id"] == id && status["status"] == "failed" {
-                return Ok(status.clone());
-            }
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("the tenant was not told of {id}");
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,11 +228,7 @@ async fn a_send_whose_validity_ends_first_is_never_sent_and_its_tenant_is_told()
 
     // Queued by a restriction with an hour's validity: the restriction lasts a day, so it is
     // dropped at its turn, never sent late, and its tenant is told why.
-    let restriction = account_webhook(
-        "account_update",
-        json!({ "event": "ACCOUNT_RESTRICTION", "restriction_info": [{
-            "restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": 0 }] }),
-    );
+    let restriction = restriction_webhook();
     assert_eq!(
         f.meta_webhook(&restriction, None).await?.json()["applied"],
         1
@@ -283,7 +252,7 @@ async fn a_send_whose_validity_ends_first_is_never_sent_and_its_tenant_is_told()
         view["error"].as_str().unwrap_or("").starts_with("expired"),
         "{view}"
     );
-    let told = told_failed(&f, &otp.message_id()).await?;
+    let told = told_status(&f, &otp.message_id(), "failed").await?;
     assert_eq!(
         (
             told["errors"][0]["code"].clone(),
@@ -312,7 +281,7 @@ async fn a_send_whose_validity_ends_first_is_never_sent_and_its_tenant_is_told()
         .await?;
     assert_eq!(status_of(&text), "queued", "{}", text.text());
     advance(&f, 2 * 86_400).await?;
-    let told = told_failed(&f, &text.message_id()).await?;
+    let told = told_status(&f, &text.message_id(), "failed").await?;
     assert_eq!(told["wagate_reason"], "outside_service_window", "{told}");
     assert!(f.meta.received().is_empty(), "nothing reached Meta");
     f.stop()

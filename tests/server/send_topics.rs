@@ -4,18 +4,8 @@
 
 use crate::support::fixture::*;
 use crate::WAIT;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde_json::json;
-
-async fn advance(f: &Fixture, secs: u64) -> Result<()> {
-    let moved = f
-        .admin("/wagate/admin/clock", json!({ "advance_secs": secs }))
-        .await?;
-    if moved.status != 200 {
-        bail!("moving the clock: {}", moved.text());
-    }
-    Ok(())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_naming_a_topic_the_person_withdrew_is_refused_however_it_comes() -> Result<()> {
@@ -124,11 +114,7 @@ async fn a_send_naming_a_topic_the_person_withdrew_is_refused_however_it_comes()
 
     // A send queued with its topic keeps it across a restart: Ben withdraws the topic while
     // it waits, and it is refused when its turn comes.
-    let restriction = account_webhook(
-        "account_update",
-        json!({ "event": "ACCOUNT_RESTRICTION", "restriction_info": [{
-            "restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": 0 }] }),
-    );
+    let restriction = restriction_webhook();
     advance(&f, 86_400).await?;
     assert_eq!(
         f.meta_webhook(&restriction, None).await?.json()["applied"],

@@ -3,18 +3,8 @@
 
 use crate::support::fixture::*;
 use crate::WAIT;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde_json::json;
-
-async fn advance(f: &Fixture, secs: u64) -> Result<()> {
-    let moved = f
-        .admin("/wagate/admin/clock", json!({ "advance_secs": secs }))
-        .await?;
-    if moved.status != 200 {
-        bail!("moving the clock: {}", moved.text());
-    }
-    Ok(())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_names_the_consent_it_relied_on_when_it_was_decided() -> Result<()> {

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use super::headers::Headers;
 use super::state::App;
 use wagate_cloud_api::error::ApiError;
-use wagate_rules::clock::Timestamp;
+use wagate_rules::clock::{days_of_date, Timestamp};
 use wagate_rules::decision::SendOptions;
 use wagate_rules::topics::TopicSet;
 
@@ -228,14 +228,12 @@ pub(crate) fn parse_instant(text: &str) -> Result<Timestamp, String> {
     {
         return Err(wrong());
     }
-    let (year, month, day) = (number(0, 4)?, number(5, 2)?, number(8, 2)?);
+    // The date's digits are checked here; its days counted by the rules' calendar.
+    for (from, len) in [(0, 4), (5, 2), (8, 2)] {
+        number(from, len)?;
+    }
     let (hour, minute, second) = (number(11, 2)?, number(14, 2)?, number(17, 2)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    if hour > 23 || minute > 59 || second > 60 {
         return Err(wrong());
     }
     let mut at = 19;
@@ -264,14 +262,7 @@ pub(crate) fn parse_instant(text: &str) -> Result<Timestamp, String> {
         }
         _ => return Err(wrong()),
     };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = days_of_date(&text[..10]).ok_or_else(wrong)? as i64;
     let secs = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_secs;
     u64::try_from(secs)
         .ok()

@@ -460,6 +460,45 @@ pub(crate) fn sent_id(body: &Value) -> String {
         .to_string()
 }
 
+/// Moves the server's manual clock on by `secs`.
+pub(crate) async fn advance(f: &Fixture, secs: u64) -> Result<()> {
+    let moved = f
+        .admin("/wagate/admin/clock", json!({ "advance_secs": secs }))
+        .await?;
+    if moved.status != 200 {
+        bail!("moving the clock: {}", moved.text());
+    }
+    Ok(())
+}
+
+/// Meta's `account_update` restricting account 1's business-initiated messages (for 24 h).
+pub(crate) fn restriction_webhook() -> Value {
+    account_webhook(
+        "account_update",
+        json!({ "event": "ACCOUNT_RESTRICTION", "restriction_info": [{
+            "restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": 0 }] }),
+    )
+}
+
+/// Waits until the tenant's callback got a status `status` for message `id` (wagate's own or
+/// Meta's, forwarded); that status.
+pub(crate) async fn told_status(f: &Fixture, id: &str, status: &str) -> Result<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = f.sink.received().into_iter().find_map(|r| {
+            let told = r.json()["entry"][0]["changes"][0]["value"]["statuses"][0].clone();
+            (told["id"] == id && told["status"] == status).then_some(told)
+        });
+        if let Some(told) = found {
+            return Ok(told);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the tenant was not told that {id} is {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 pub(crate) fn person(i: u64) -> String {
     format!("+1650555{i:04}")
 }
