@@ -262,6 +262,26 @@ async fn a_send_whose_validity_ends_first_is_never_sent_and_its_tenant_is_told()
         "{told}"
     );
 
+    // An authentication template queued without a validity lives its TTL (10 minutes by
+    // default): the restriction outlasts it, so it is dropped too.
+    f.approved_template("login_code", "authentication", "Your code is {{1}}.")
+        .await?;
+    assert_eq!(
+        f.meta_webhook(&restriction_webhook(), None).await?.json()["applied"],
+        1
+    );
+    let code = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &template_send(&people[0], "login_code", &["123456"]),
+            &[],
+        )
+        .await?;
+    assert_eq!(status_of(&code), "queued", "{}", code.text());
+    let queued = f.message(ALPHA, &code.message_id()).await?.json();
+    assert_eq!(queued["expire_at"], START_UNIX + 86_400 + 600, "{queued}");
+
     // A free-form text scheduled past its window: judged when it comes due, refused then.
     let writes = f
         .meta_webhook(
@@ -283,6 +303,8 @@ async fn a_send_whose_validity_ends_first_is_never_sent_and_its_tenant_is_told()
     advance(&f, 2 * 86_400).await?;
     let told = told_status(&f, &text.message_id(), "failed").await?;
     assert_eq!(told["wagate_reason"], "outside_service_window", "{told}");
+    let told = told_status(&f, &code.message_id(), "failed").await?;
+    assert_eq!(told["wagate_reason"], "expired", "{told}");
     assert!(f.meta.received().is_empty(), "nothing reached Meta");
     f.stop()
 }

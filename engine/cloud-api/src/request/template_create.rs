@@ -71,6 +71,25 @@ pub fn parse_template_create(
     }
     definition.body = body_text
         .ok_or_else(|| ApiError::missing_parameter("a template needs a BODY component"))?;
+    if let Some(ttl) = json
+        .get("message_send_ttl_seconds")
+        .filter(|v| !v.is_null())
+    {
+        let (_, range) = category.ttl_secs();
+        let ttl = ttl
+            .as_u64()
+            .and_then(|ttl| u32::try_from(ttl).ok())
+            .filter(|ttl| range.contains(ttl))
+            .ok_or_else(|| {
+                ApiError::invalid_parameter(format!(
+                    "message_send_ttl_seconds for a {} template is {} to {} seconds",
+                    category.name(),
+                    range.start(),
+                    range.end()
+                ))
+            })?;
+        definition.message_send_ttl_seconds = Some(ttl);
+    }
     Ok(definition)
 }
 
@@ -130,6 +149,33 @@ fn button(button: &Value) -> Result<ButtonSpec, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_to_live_is_kept_within_its_categorys_range() {
+        let create = |category: &str, ttl: &str| {
+            let body = format!(
+                r#"{{"name":"code","language":"en_US","category":"{category}",
+                   "message_send_ttl_seconds":{ttl},
+                   "components":[{{"type":"BODY","text":"Your code is {{{{1}}}}."}}]}}"#
+            );
+            parse_template_create(AccountId(7), body.as_bytes())
+        };
+        let code = create("AUTHENTICATION", "300").unwrap();
+        assert_eq!(
+            (code.message_send_ttl_seconds, code.ttl_secs()),
+            (Some(300), 300)
+        );
+        assert_eq!(create("UTILITY", "null").unwrap().ttl_secs(), 30 * 86_400);
+        assert_eq!(create("AUTHENTICATION", "null").unwrap().ttl_secs(), 600);
+        for (category, ttl) in [
+            ("AUTHENTICATION", "901"),
+            ("UTILITY", "29"),
+            ("MARKETING", "3600"),
+            ("UTILITY", "\"600\""),
+        ] {
+            assert!(create(category, ttl).is_err(), "{category} {ttl}");
+        }
+    }
 
     #[test]
     fn metas_documented_creation_request_is_read_whole() {

@@ -72,13 +72,28 @@ impl ShardCommand for Submit {
     fn run(self, shard: &mut Shard, now: Timestamp, writes: Option<&mut Writes>) -> Submitted {
         let mut prepared = self.0;
         let mut decision = shard.decide(&prepared.submission.request, now);
-        if let Decision::Deferred {
-            reason: DeferReason::Scheduled,
-            ..
-        } = decision
-        {
-            // Scheduled for later: always kept, whatever the sender chose for limits.
-            prepared.submission.queue_when_deferred = true;
+        if let Decision::Deferred { until, reason } = decision {
+            if reason == DeferReason::Scheduled {
+                // Scheduled for later: always kept, whatever the sender chose for limits.
+                prepared.submission.queue_when_deferred = true;
+            }
+            let request = &prepared.submission.request;
+            if prepared.submission.queue_when_deferred
+                && request.options.expire_at.is_none()
+                && prepared.released_from.is_none()
+            {
+                // A queued template lives no longer than Meta would keep it (its TTL), from the
+                // moment it may go: past it, it is dropped rather than sent late.
+                if let Some(ttl) = shard.template_ttl_secs(request) {
+                    let from = if reason == DeferReason::Scheduled {
+                        until
+                    } else {
+                        now
+                    };
+                    prepared.submission.request.options.expire_at =
+                        Some(Timestamp(from.0 + u64::from(ttl) * 1_000_000));
+                }
+            }
         }
         if let Decision::Deferred {
             until,

@@ -33,6 +33,26 @@ impl Shard {
         Some(number.throughput.queue_turn(now, core.horizon_micros))
     }
 
+    /// How long a template send lives once it may go (its template's time-to-live, Meta's
+    /// `message_send_ttl_seconds`); `None` for other messages or a template wagate lacks.
+    pub fn template_ttl_secs(&mut self, request: &SendRequest) -> Option<u32> {
+        let Message::Template(send) = &request.message else {
+            return None;
+        };
+        let core = &*self.core;
+        let state = &mut self.state;
+        state.refresh_caches(core);
+        let account = cached_number(&mut state.numbers, core, request.number)?.account;
+        let template = cached_template(
+            &mut state.templates,
+            core,
+            account,
+            &send.name,
+            &send.language,
+        )?;
+        Some(template.definition.ttl_secs())
+    }
+
     pub fn decide(&mut self, request: &SendRequest, now: Timestamp) -> Decision {
         // Its time first: a send past its validity is never sent late, one scheduled for
         // later is not judged before then (the rules of its time apply).

@@ -32,6 +32,18 @@ impl Category {
         }
     }
 
+    /// Meta's time-to-live for a template of this category (`message_send_ttl_seconds`):
+    /// its default and the range a template may set, in seconds.
+    pub fn ttl_secs(self) -> (u32, std::ops::RangeInclusive<u32>) {
+        const DAY: u32 = 86_400;
+        match self {
+            Category::Authentication => (600, 30..=900),
+            Category::Utility => (30 * DAY, 30..=43_200),
+            Category::Marketing => (30 * DAY, 43_200..=30 * DAY),
+            Category::Service => (30 * DAY, 30 * DAY..=30 * DAY),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Category::Marketing => "marketing",
@@ -128,9 +140,19 @@ pub struct TemplateDefinition {
     /// who withdrew it gets none of this template.
     #[serde(default)]
     pub topic: Option<String>,
+    /// Meta's time-to-live for its messages (`message_send_ttl_seconds`); the category's
+    /// default when `None`. A send queued longer than this is dropped, never sent late.
+    #[serde(default)]
+    pub message_send_ttl_seconds: Option<u32>,
 }
 
 impl TemplateDefinition {
+    /// How long its messages live: its own time-to-live, or its category's default.
+    pub fn ttl_secs(&self) -> u32 {
+        self.message_send_ttl_seconds
+            .unwrap_or_else(|| self.category.ttl_secs().0)
+    }
+
     /// A body-only template; fill the other fields as needed.
     pub fn new(
         account: AccountId,
@@ -151,6 +173,7 @@ impl TemplateDefinition {
             buttons: Vec::new(),
             meta_id: None,
             topic: None,
+            message_send_ttl_seconds: None,
         }
     }
 }
