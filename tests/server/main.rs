@@ -35,6 +35,8 @@ mod http1_front;
 mod lifecycle;
 /// Media through wagate's base URL: uploads streamed and checked, reads, downloads, deletes.
 mod media;
+/// Sender pools: sticky, roomiest, fail-over.
+mod pools;
 /// Prices from dated rate cards, on the manual clock.
 mod pricing;
 /// Quiet hours in the person's local time.

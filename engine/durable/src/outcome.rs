@@ -160,7 +160,7 @@ pub(crate) fn record_outcome(
             };
             batch.put(
                 Family::Idempotency,
-                idempotency_key(request.number.0, key),
+                idempotency_key(prepared.key_number.0, key),
                 record.encode(),
             );
         }

@@ -89,6 +89,9 @@ pub(crate) struct Prepared {
     pub(crate) expires_at: u64,
     /// The queue record this submission is released from; whatever is decided removes it.
     pub(crate) released_from: Option<[u8; 16]>,
+    /// The number its idempotency record is kept under: the one the caller named (a send to a
+    /// pool names the pool's first, whichever number it goes from), so a retry finds it.
+    pub(crate) key_number: wagate_rules::ids::PhoneNumberId,
 }
 
 #[cfg(test)]

@@ -92,6 +92,7 @@ impl Wagate {
             Ok(first) => {
                 for (offset, (submission, body_hash)) in admitted.into_iter().enumerate() {
                     commands.push(Submit(Box::new(Prepared {
+                        key_number: submission.request.number,
                         submission,
                         message_id: first + offset as u64,
                         body_hash,

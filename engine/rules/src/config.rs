@@ -38,6 +38,8 @@ pub struct EngineConfig {
     /// Numbers whose business-initiated messages of some categories wait for the person's
     /// allowed local hours (a tenant's quiet hours).
     pub quiet_hours: Vec<(crate::ids::PhoneNumberId, crate::quiet_hours::QuietHours)>,
+    /// Sender pools by index (a send may name one instead of a number).
+    pub pools: Vec<Vec<crate::ids::PhoneNumberId>>,
     /// Consent topics the operator names (at most five) besides marketing, utility and
     /// authentication.
     pub topics: Vec<String>,
@@ -57,6 +59,7 @@ impl EngineConfig {
             number_keywords: Vec::new(),
             consent_per_number: Vec::new(),
             quiet_hours: Vec::new(),
+            pools: Vec::new(),
             topics: Vec::new(),
             apply_projected_upgrades: false,
         }

@@ -57,6 +57,9 @@ pub struct SendOptions {
     /// The person's own UTC offset in minutes, when the sender knows it (otherwise their
     /// calling code's zone), for rules in local time.
     pub utc_offset_minutes: Option<i16>,
+    /// The sender pool (its index in the registry) the send names instead of a number: the
+    /// number is picked on the person's shard before the decision, then this is cleared.
+    pub pool: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

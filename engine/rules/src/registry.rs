@@ -120,6 +120,8 @@ pub struct Registry {
         std::sync::OnceLock<std::collections::HashSet<PhoneNumberId, MixBuildHasher>>,
     /// The operator's consent topics.
     topic_names: std::sync::OnceLock<TopicNames>,
+    /// Sender pools, by index: the numbers a send addressed to the pool may go from.
+    pools: std::sync::OnceLock<Vec<Arc<[PhoneNumberId]>>>,
     portfolios: DashMap<PortfolioId, Arc<LimitScope>, MixBuildHasher>,
     /// Each portfolio's monthly utility and authentication volume, per market.
     volumes: DashMap<PortfolioId, Arc<VolumeCounts>, MixBuildHasher>,
@@ -141,6 +143,7 @@ impl Registry {
             consent_per_number: std::sync::OnceLock::new(),
             every_business_number: DashMap::default(),
             topic_names: std::sync::OnceLock::new(),
+            pools: std::sync::OnceLock::new(),
             portfolios: DashMap::default(),
             volumes: DashMap::default(),
             templates: DashMap::default(),
@@ -383,6 +386,21 @@ impl Registry {
     /// Only the first call counts.
     pub fn keep_consent_per_number(&self, numbers: impl IntoIterator<Item = PhoneNumberId>) {
         let _ = self.consent_per_number.set(numbers.into_iter().collect());
+    }
+
+    /// Keeps the sender pools (once, at start), each by its index in `pools`.
+    pub fn keep_pools(&self, pools: &[Vec<PhoneNumberId>]) {
+        let _ = self.pools.set(
+            pools
+                .iter()
+                .map(|numbers| Arc::from(numbers.as_slice()))
+                .collect(),
+        );
+    }
+
+    /// The numbers of pool `index`.
+    pub fn pool(&self, index: u16) -> Option<Arc<[PhoneNumberId]>> {
+        self.pools.get()?.get(usize::from(index)).cloned()
     }
 
     /// Whether the consent of `id`'s people is its own (its tenant chose per-number scope).

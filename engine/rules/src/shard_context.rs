@@ -45,6 +45,7 @@ impl Core {
         let profile = Arc::new(config.profile.clone());
         let registry = Registry::new(profile.clone(), config.shards);
         registry.keep_consent_per_number(config.consent_per_number.iter().copied());
+        registry.keep_pools(&config.pools);
         registry.name_topics(TopicNames::new(&config.topics)?);
         Ok(Core {
             registry,

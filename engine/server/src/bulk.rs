@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use super::body_read::{BodyFrames, LineParts};
 use super::metrics::bump;
 use super::reply::ApiErrorResponse;
-use super::send::{counted, on_limit_header, prepare, rejected, submit_prepared, usable_number};
+use super::send::{counted, on_limit_header, prepare, rejected, submit_prepared, usable_sender};
 use super::send::{Asked, Outcome};
 use super::send_options::{send_options, AskedOptions, Field};
 use super::state::{blocking, require_content_type, App};
@@ -174,8 +174,9 @@ impl Answer {
                     let mut line = serde_json::from_slice::<BulkLine>(line).map_err(|e| {
                         ApiError::invalid_parameter(format!("not a bulk line: {e}"))
                     })?;
-                    let number = usable_number(app, tenant, &line.phone_number_id)?;
-                    let options = send_options(app, &line.options(), now)?;
+                    let (number, pool) = usable_sender(app, tenant, &line.phone_number_id)?;
+                    let mut options = send_options(app, &line.options(), now)?;
+                    options.pool = pool;
                     Ok(Asked {
                         number,
                         body: line.request.get().as_bytes().to_vec(),

@@ -254,6 +254,30 @@ pub struct TenantConfig {
     /// of some categories may go (none: any hour).
     #[serde(default)]
     pub quiet_hours: Option<QuietHoursConfig>,
+    /// Sender pools of the tenant's numbers by name (`pools = { main = [1001, 1002] }`): a
+    /// send to `pool:<name>` goes from the number wagate picks.
+    #[serde(default)]
+    pub pools: std::collections::BTreeMap<String, Vec<u64>>,
+}
+
+/// The most numbers one pool holds.
+pub const MAX_POOL_NUMBERS: usize = 64;
+
+impl ServerConfig {
+    /// Every tenant's pools, in one order the engine and the tenants agree on (tenants as
+    /// configured, pools by name): (tenant index, pool name, numbers); the place is the index.
+    pub fn pools(&self) -> Vec<(usize, &str, &[u64])> {
+        self.tenants
+            .iter()
+            .enumerate()
+            .flat_map(|(index, tenant)| {
+                tenant
+                    .pools
+                    .iter()
+                    .map(move |(name, numbers)| (index, name.as_str(), numbers.as_slice()))
+            })
+            .collect()
+    }
 }
 
 /// `quiet_hours = { allowed_from = "09:00", allowed_to = "21:00", categories = ["marketing"] }`:
@@ -459,6 +483,18 @@ impl ServerConfig {
             }
             if !tokens.insert(tenant.token.as_str()) || tenant.token == self.admin.token {
                 return invalid(format!("tenant '{}': the token is not unique", tenant.name));
+            }
+            for (name, pool) in &tenant.pools {
+                if name.is_empty()
+                    || pool.is_empty()
+                    || pool.len() > MAX_POOL_NUMBERS
+                    || pool.iter().any(|n| !tenant.numbers.contains(n))
+                {
+                    return invalid(format!(
+                        "tenant '{}': pool '{name}' holds 1 to {MAX_POOL_NUMBERS} of the tenant's own numbers",
+                        tenant.name
+                    ));
+                }
             }
             if let Some(Err(why)) = tenant.quiet_hours.as_ref().map(QuietHoursConfig::rule) {
                 return invalid(format!("tenant '{}': quiet_hours: {why}", tenant.name));

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::ingest::Rejected;
 use super::metrics::bump;
-use super::send::{decide_many, on_limit, usable_number, AnswerBody, Asked, Outcome};
+use super::send::{decide_many, on_limit, usable_sender, AnswerBody, Asked, Outcome};
 use super::send_options::{send_options, AskedOptions};
 use super::state::App;
 use super::tenants::Tenant;
@@ -55,9 +55,11 @@ fn asked(app: &App, tenant: &Tenant, request: SendRequest) -> (u64, Result<Asked
             valid_for: field(&request.valid_for),
             time_zone: field(&request.time_zone),
         };
-        let options = send_options(app, &options, app.wagate.now())?;
+        let mut options = send_options(app, &options, app.wagate.now())?;
+        let (number, pool) = usable_sender(app, tenant, &request.phone_number_id)?;
+        options.pool = pool;
         Ok(Asked {
-            number: usable_number(app, tenant, &request.phone_number_id)?,
+            number,
             body: request.request_json.into_bytes(),
             key: (!request.idempotency_key.is_empty()).then_some(request.idempotency_key),
             queue: choice == super::config::OnLimit::Queue,

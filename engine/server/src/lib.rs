@@ -173,6 +173,11 @@ fn open_engine(
         .iter()
         .filter_map(|t| keyword_config::of_tenant(&t.numbers, &t.keywords))
         .collect();
+    engine.pools = config
+        .pools()
+        .into_iter()
+        .map(|(_, _, numbers)| numbers.iter().map(|n| PhoneNumberId(*n)).collect())
+        .collect();
     engine.quiet_hours = config
         .tenants
         .iter()
@@ -396,7 +401,7 @@ pub async fn serve(
         closing: closed.clone(),
         bodies: body_budget::BodyBudget::new(config.http.max_body_bytes_held),
         ingest: Ingest::new(wagate.clone(), config.http.max_pending_messages),
-        tenants: Tenants::new(&config.tenants, &config.admin.token),
+        tenants: Tenants::new(&config.tenants, &config.admin.token, &config.pools()),
         wagate,
         manual_clock,
         metrics,

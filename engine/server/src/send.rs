@@ -142,6 +142,23 @@ fn idempotency_key<H: Headers + ?Sized>(headers: &H) -> Result<Option<String>, A
     }
 }
 
+/// The sender a tenant names: one of its numbers, or `pool:<name>` (the pool's first number
+/// and the pool, whose number is picked on the person's shard).
+pub(crate) fn usable_sender(
+    app: &App,
+    tenant: &Tenant,
+    text: &str,
+) -> Result<(PhoneNumberId, Option<u16>), ApiError> {
+    match text.strip_prefix("pool:") {
+        Some(name) => tenant
+            .pools
+            .get(name)
+            .map(|(pool, first)| (*first, Some(*pool)))
+            .ok_or_else(|| no_such_object(text)),
+        None => usable_number(app, tenant, text).map(|number| (number, None)),
+    }
+}
+
 /// The number a tenant names, if it may use it and wagate knows it.
 pub(crate) fn usable_number(
     app: &App,
@@ -347,14 +364,15 @@ pub(crate) fn single_head<H: Headers + ?Sized>(
 ) -> Result<SingleAsked, ApiErrorResponse> {
     bump(&app.metrics.requests);
     let tenant = app.tenants.tenant(headers).map_err(|e| counted(app, e))?;
-    let number = usable_number(app, &tenant, number).map_err(|e| counted(app, e))?;
+    let (number, pool) = usable_sender(app, &tenant, number).map_err(|e| counted(app, e))?;
     tracing::Span::current().record("number", number.0);
     require_content_type(headers, "application/json").map_err(|e| counted(app, e))?;
     let queue = on_limit_header(&tenant, headers).map_err(|e| counted(app, e))? == OnLimit::Queue;
     let key = idempotency_key(headers).map_err(|e| counted(app, e))?;
-    let options = AskedOptions::of_headers(headers)
+    let mut options = AskedOptions::of_headers(headers)
         .and_then(|asked| send_options(app, &asked, app.wagate.now()))
         .map_err(|e| counted(app, e))?;
+    options.pool = pool;
     Ok(SingleAsked {
         tenant,
         number,

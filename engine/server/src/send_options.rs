@@ -164,6 +164,8 @@ pub(crate) fn send_options(
         send_at: send_at.filter(|at| *at > now),
         expire_at,
         utc_offset_minutes,
+        // The sender (a number or a pool) is not an option of the body: set by its reader.
+        pool: None,
     })
 }
 

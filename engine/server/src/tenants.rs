@@ -27,6 +27,9 @@ pub struct Tenant {
     pub block_on_template_lint: bool,
     /// The text sent once to a person whose keyword opted them out.
     pub opt_out_confirmation: Option<String>,
+    /// The tenant's sender pools by name: the pool's index in the engine, and its first number
+    /// (what a send names until the pool's number is picked).
+    pub pools: HashMap<String, (u16, PhoneNumberId)>,
 }
 
 impl Tenant {
@@ -48,10 +51,23 @@ pub struct Tenants {
 }
 
 impl Tenants {
-    pub fn new(configs: &[TenantConfig], admin_token: &str) -> Tenants {
+    /// The tenants of `configs`, with the pools as `ServerConfig::pools` lists them.
+    pub fn new(
+        configs: &[TenantConfig],
+        admin_token: &str,
+        pools: &[(usize, &str, &[u64])],
+    ) -> Tenants {
         let mut by_token = HashMap::new();
         let mut by_number = MixHashMap::default();
-        for config in configs {
+        for (index, config) in configs.iter().enumerate() {
+            let pools = pools
+                .iter()
+                .enumerate()
+                .filter(|(_, (tenant, _, numbers))| *tenant == index && !numbers.is_empty())
+                .map(|(at, (_, name, numbers))| {
+                    (name.to_string(), (at as u16, PhoneNumberId(numbers[0])))
+                })
+                .collect();
             let tenant = Arc::new(Tenant {
                 name: config.name.clone(),
                 label: TenantName(Arc::from(config.name.as_str())),
@@ -65,6 +81,7 @@ impl Tenants {
                     .map(|token| format!("Bearer {token}")),
                 block_on_template_lint: config.block_on_template_lint,
                 opt_out_confirmation: config.opt_out_confirmation.clone(),
+                pools,
             });
             for number in &config.numbers {
                 by_number.insert(*number, tenant.clone());

@@ -476,6 +476,7 @@ impl Wagate {
             .map(|record| {
                 Submit(Box::new(Prepared {
                     released_from: Some(record.key()),
+                    key_number: record.submission.request.number,
                     message_id: record.id,
                     submission: record.submission,
                     body_hash: 0,

@@ -71,6 +71,12 @@ impl ShardCommand for Submit {
 
     fn run(self, shard: &mut Shard, now: Timestamp, writes: Option<&mut Writes>) -> Submitted {
         let mut prepared = self.0;
+        if let Some(pool) = prepared.submission.request.options.pool.take() {
+            let person = prepared.submission.request.to;
+            if let Some(number) = shard.pick_from_pool(pool, person, now) {
+                prepared.submission.request.number = number;
+            }
+        }
         let mut decision = shard.decide(&prepared.submission.request, now);
         if let Decision::Deferred { until, reason } = decision {
             if reason == DeferReason::Scheduled {

@@ -9,6 +9,7 @@ mod erase;
 
 mod events;
 mod limit;
+mod pool;
 mod restore;
 
 use std::sync::Arc;

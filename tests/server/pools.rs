@@ -1,0 +1,125 @@
+//! Sender pools: a send to `pool:<name>` goes from the number the person last talked with,
+//! otherwise from the healthy number with the most room, never from one rated red; a retry with
+//! the same idempotency key is the same send.
+
+use crate::support::fixture::*;
+use crate::WAIT;
+use anyhow::Result;
+use serde_json::json;
+
+const NUMBER_C: u64 = 1004;
+const NUMBER_D: u64 = 1005;
+const GAMMA: &str = "gamma-token-0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_sticks_to_the_persons_number_and_passes_over_a_red_one() -> Result<()> {
+    let tenant = format!(
+        r#"
+[[tenants]]
+name = "gamma"
+token = "{GAMMA}"
+numbers = [{NUMBER_C}, {NUMBER_D}]
+pools = {{ main = [{NUMBER_C}, {NUMBER_D}] }}
+
+[[numbers]]
+id = {NUMBER_C}
+account = 3
+portfolio = 3
+throughput_mps = 1000
+
+[[numbers]]
+id = {NUMBER_D}
+account = 3
+portfolio = 3
+throughput_mps = 1000
+"#
+    );
+    let mut f = Fixture::start("pools", &tenant).await?;
+    let (xena, yuri, zoe) = (person(1), person(2), person(3));
+    let opted = f
+        .admin(
+            "/wagate/admin/contacts/consent",
+            json!({ "phone_number_id": NUMBER_C.to_string(), "to": [&xena, &yuri, &zoe],
+                    "change": "opt_in" }),
+        )
+        .await?;
+    assert_eq!(opted.status, 200, "{}", opted.text());
+    f.approved_template_of(3, "order_update", "utility", ORDER_UPDATE)
+        .await?;
+    let update = |to: &str| template_send(to, "order_update", &["Ada"]);
+    let from_number = |f: &Fixture, id: String| {
+        let (web, url) = (f.web.clone(), f.url(&format!("/wagate/v1/messages/{id}")));
+        async move {
+            let view = web.get(&url, GAMMA).await?.json();
+            anyhow::Ok(
+                view["phone_number_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+    };
+
+    // Xena wrote to the second number: the pool keeps her there.
+    let inbound = f
+        .meta_webhook(&inbound_webhook(NUMBER_D, "wamid.p.1", &xena, "hi"), None)
+        .await?;
+    assert_eq!(inbound.json()["applied"], 1);
+    let to_pool = |to: &str, key: Option<&'static str>| {
+        let (web, url, body) = (
+            f.web.clone(),
+            f.url("/v23.0/pool:main/messages"),
+            update(to),
+        );
+        async move {
+            let extra: Vec<(&str, &str)> =
+                key.map(|k| ("idempotency-key", k)).into_iter().collect();
+            web.post(&url, GAMMA, &body, &extra).await
+        }
+    };
+    let kept = to_pool(&xena, None).await?;
+    assert_eq!(kept.status, 200, "{}", kept.text());
+    assert_eq!(
+        from_number(&f, kept.message_id()).await?,
+        NUMBER_D.to_string()
+    );
+
+    // Yuri is new: the first of the roomiest; a retry is the same send.
+    let first = to_pool(&yuri, Some("yuri-1")).await?;
+    assert_eq!(
+        from_number(&f, first.message_id()).await?,
+        NUMBER_C.to_string()
+    );
+    let again = to_pool(&yuri, Some("yuri-1")).await?;
+    assert_eq!(again.message_id(), first.message_id(), "{}", again.text());
+
+    // The first number is rated red: Zoe's send fails over to the second.
+    let red = f
+        .admin(
+            &format!("/wagate/admin/numbers/{NUMBER_C}/quality"),
+            json!({ "quality": "RED" }),
+        )
+        .await?;
+    assert_eq!(red.status, 200, "{}", red.text());
+    let line = json!({ "phone_number_id": "pool:main", "request": update(&zoe) }).to_string();
+    let bulk = f.bulk(GAMMA, line).await?;
+    let zoe_id = sent_id(
+        &serde_json::from_str::<serde_json::Value>(bulk.text().lines().next().unwrap_or_default())?
+            ["body"],
+    );
+    assert_eq!(from_number(&f, zoe_id).await?, NUMBER_D.to_string());
+
+    let unknown = f
+        .web
+        .post(
+            &f.url("/v23.0/pool:other/messages"),
+            GAMMA,
+            &update(&zoe),
+            &[],
+        )
+        .await?;
+    assert_eq!((unknown.status, unknown.code()), (400, Some(100)));
+    advance(&f, 1).await?;
+    f.meta.wait_for(3, WAIT).await?;
+    f.stop()
+}
