@@ -53,6 +53,7 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
         ("post", "/wagate/v1/bulk".into(), ALPHA, bulk_line + "\n", "application/x-ndjson"),
         ("get", format!("/wagate/v1/messages/{id}"), ALPHA, String::new(), ""),
         ("get", format!("/wagate/v1/scheduled?phone_number_id={NUMBER_A}"), ALPHA, String::new(), ""),
+        ("post", "/wagate/v1/campaigns/plan".into(), ALPHA, json!({ "phone_number_id": NUMBER_A.to_string(), "audience": 5_000 }).to_string(), "application/json"),
         ("patch", format!("/wagate/v1/messages/{scheduled}"), ALPHA, json!({ "send_at": START_UNIX + 7_200 }).to_string(), "application/json"),
         ("delete", format!("/wagate/v1/messages/{scheduled}"), ALPHA, String::new(), ""),
         ("get", "/webhooks/meta?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=5".into(), "", String::new(), ""),

@@ -21,6 +21,8 @@ mod hardening;
 /// What an operator sees: logs and the values answers name.
 mod operability;
 
+/// The campaign plan before anything is sent.
+mod campaigns;
 mod contract;
 /// Meta's Cloud API through wagate's base URL: read marks and the pass-through.
 mod drop_in;

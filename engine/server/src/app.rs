@@ -45,6 +45,10 @@ pub(crate) fn router(app: App) -> Router {
         )
         .route("/wagate/v1/scheduled", get(super::queued_api::list))
         .route(
+            "/wagate/v1/campaigns/plan",
+            post(super::campaign_plan_api::plan_campaign),
+        )
+        .route(
             "/webhooks/meta",
             get(meta_webhook::handshake).post(meta_webhook::receive),
         )

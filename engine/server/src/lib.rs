@@ -15,6 +15,7 @@ mod block_reads;
 mod body_budget;
 mod body_read;
 mod bulk;
+mod campaign_plan_api;
 pub mod config;
 mod consent_api;
 mod consent_history_api;
