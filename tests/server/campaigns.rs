@@ -8,14 +8,7 @@ use serde_json::{json, Value};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plan_s_first_day_is_what_then_happens() -> Result<()> {
     let mut f = Fixture::start("campaign-plan", "").await?;
-    let usage = f
-        .web
-        .get(
-            &f.url(&format!("/wagate/admin/numbers/{NUMBER_A}/usage")),
-            ADMIN,
-        )
-        .await?
-        .json();
+    let usage = number_usage(&f, NUMBER_A).await?;
     let limit = usage["limit_24h"].as_u64().expect("a limited tier") as usize;
     let people: Vec<String> = (1..=limit as u64 + 5)
         .map(|i| format!("+1650{i:07}"))

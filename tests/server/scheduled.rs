@@ -159,15 +159,8 @@ async fn scheduled_sends_and_reminders_go_at_their_second_unless_moved_or_cancel
         .wait_message(reminder_id, WAIT, |v| v["status"] == "sent")
         .await?;
     assert_eq!(view["accepted_at"], reminder_at, "{view}");
-    let to_meta: Vec<String> = f
-        .meta
-        .wait_for(3, WAIT)
-        .await?
-        .iter()
-        .map(|r| r.json()["to"].as_str().unwrap_or_default().to_string())
-        .collect();
     assert_eq!(
-        to_meta,
+        recipients_at_meta(&f, 3).await?,
         [people[0].clone(), people[2].clone(), people[1].clone()]
     );
     // The tenant heard of the first one from wagate: queued (until when, why), then released.
@@ -245,13 +238,7 @@ async fn a_send_whose_validity_ends_first_is_never_sent_and_its_tenant_is_told()
     let listed = f.message(ALPHA, &otp.message_id()).await?.json();
     assert_eq!(listed["expire_at"], START_UNIX + 3_600, "{listed}");
     advance(&f, 86_400).await?;
-    let view = f
-        .wait_message(&otp.message_id(), WAIT, |v| v["status"] == "refused")
-        .await?;
-    assert!(
-        view["error"].as_str().unwrap_or("").starts_with("expired"),
-        "{view}"
-    );
+    refused_at_its_turn(&f, &otp.message_id(), "expired").await?;
     let told = told_status(&f, &otp.message_id(), "failed").await?;
     assert_eq!(
         (

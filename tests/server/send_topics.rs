@@ -3,7 +3,6 @@
 //! none of it, a queued send keeps its topic across a restart, an unknown topic is refused.
 
 use crate::support::fixture::*;
-use crate::WAIT;
 use anyhow::Result;
 use serde_json::json;
 
@@ -146,15 +145,6 @@ async fn a_send_naming_a_topic_the_person_withdrew_is_refused_however_it_comes()
         .await?;
     assert_eq!(withdrawn.status, 200, "{}", withdrawn.text());
     advance(&f, 86_400).await?;
-    let view = f
-        .wait_message(&queued.message_id(), WAIT, |v| v["status"] == "refused")
-        .await?;
-    assert!(
-        view["error"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("topic_opted_out"),
-        "{view}"
-    );
+    refused_at_its_turn(&f, &queued.message_id(), "topic_opted_out").await?;
     f.stop()
 }

@@ -64,13 +64,7 @@ async fn template_quality(f: &Fixture, name: &str, score: &str) -> Result<Value>
 }
 
 async fn usage(f: &Fixture, number: u64) -> Result<Value> {
-    Ok(f.web
-        .get(
-            &f.url(&format!("/wagate/admin/numbers/{number}/usage")),
-            ADMIN,
-        )
-        .await?
-        .json())
+    number_usage(f, number).await
 }
 
 /// Waits until the number's usage satisfies `done` (failures reach the shards after the
@@ -154,16 +148,7 @@ async fn an_opt_out_stops_templates_inside_the_window_from_every_number_of_the_b
     writes(&f, NUMBER_A2, "wamid.in.2", &queued_for, "stop").await?;
     // Its turn comes when the restriction's 24 h are over.
     advance(&f, 86_400).await?;
-    let view = f
-        .wait_message(&queued.message_id(), WAIT, |v| v["status"] == "refused")
-        .await?;
-    assert!(
-        view["error"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("opted_out"),
-        "{view}"
-    );
+    refused_at_its_turn(&f, &queued.message_id(), "opted_out").await?;
     // Its tenant is told as Meta tells a failure: a signed `failed` status, wagate's reason.
     let status = told_status(&f, &queued.message_id(), "failed").await?;
     assert_eq!(

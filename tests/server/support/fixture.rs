@@ -471,6 +471,39 @@ pub(crate) async fn advance(f: &Fixture, secs: u64) -> Result<()> {
     Ok(())
 }
 
+/// Waits until queued message `id` was refused when its turn came, for a reason starting
+/// with `reason`; its state.
+pub(crate) async fn refused_at_its_turn(f: &Fixture, id: &str, reason: &str) -> Result<Value> {
+    let view = f
+        .wait_message(id, Duration::from_secs(20), |v| v["status"] == "refused")
+        .await?;
+    if !view["error"].as_str().unwrap_or("").starts_with(reason) {
+        bail!("{id} was refused, but not as {reason}: {view}");
+    }
+    Ok(view)
+}
+
+/// Waits until Meta has at least `count` sends; their recipients, in order.
+pub(crate) async fn recipients_at_meta(f: &Fixture, count: usize) -> Result<Vec<String>> {
+    Ok(f.meta
+        .wait_for(count, Duration::from_secs(20))
+        .await?
+        .iter()
+        .map(|r| r.json()["to"].as_str().unwrap_or_default().to_string())
+        .collect())
+}
+
+/// The admin API's usage of `number`.
+pub(crate) async fn number_usage(f: &Fixture, number: u64) -> Result<Value> {
+    Ok(f.web
+        .get(
+            &f.url(&format!("/wagate/admin/numbers/{number}/usage")),
+            ADMIN,
+        )
+        .await?
+        .json())
+}
+
 /// Meta's `account_update` restricting account 1's business-initiated messages (for 24 h).
 pub(crate) fn restriction_webhook() -> Value {
     account_webhook(
