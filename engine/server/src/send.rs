@@ -566,10 +566,15 @@ pub(crate) async fn submit_prepared(
         submissions,
     } = prepared;
     if !submissions.is_empty() {
-        let recipients: Vec<(PhoneNumberId, Msisdn)> = submissions
-            .iter()
-            .map(|s| (s.request.number, s.request.to))
-            .collect();
+        // Kept only when some tenant hears of its queued sends.
+        let recipients: Vec<(PhoneNumberId, Msisdn)> = if app.own_callbacks.any() {
+            submissions
+                .iter()
+                .map(|s| (s.request.number, s.request.to))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let answers = app.ingest.submit(submissions).await?;
         tell_queued(app, &answers, &recipients).await;
         for ((slot, result), addressee) in slots.into_iter().zip(answers).zip(&addressees) {

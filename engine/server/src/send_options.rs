@@ -32,9 +32,9 @@ pub(crate) struct AskedOptions<'a> {
 impl<'a> AskedOptions<'a> {
     /// The options the single endpoint's headers name (`X-Wagate-<Name>`).
     pub(crate) fn of_headers<H: Headers + ?Sized>(headers: &'a H) -> Result<Self, ApiError> {
-        let field = |name: &str| -> Result<Option<Cow<'a, str>>, ApiError> {
-            let header = format!("x-wagate-{name}");
-            match headers.text(&header) {
+        // Header names written out whole: no allocation per request on the send path.
+        let field = |header: &'static str| -> Result<Option<Cow<'a, str>>, ApiError> {
+            match headers.text(header) {
                 None => Ok(None),
                 Some(Some(text)) => Ok(Some(Cow::Borrowed(text))),
                 Some(None) => Err(ApiError::invalid_parameter(format!(
@@ -43,13 +43,13 @@ impl<'a> AskedOptions<'a> {
             }
         };
         Ok(AskedOptions {
-            topic: field("topic")?,
-            send_at: field("send-at")?,
-            remind_before: field("remind-before")?,
-            event_at: field("event-at")?,
-            expire_at: field("expire-at")?,
-            valid_for: field("valid-for")?,
-            time_zone: field("time-zone")?,
+            topic: field("x-wagate-topic")?,
+            send_at: field("x-wagate-send-at")?,
+            remind_before: field("x-wagate-remind-before")?,
+            event_at: field("x-wagate-event-at")?,
+            expire_at: field("x-wagate-expire-at")?,
+            valid_for: field("x-wagate-valid-for")?,
+            time_zone: field("x-wagate-time-zone")?,
         })
     }
 }
