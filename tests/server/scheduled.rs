@@ -293,5 +293,33 @@ async fn a_send_whose_validity_ends_first_is_never_sent_and_its_tenant_is_told()
     let told = told_status(&f, &code.message_id(), "failed").await?;
     assert_eq!(told["wagate_reason"], "expired", "{told}");
     assert!(f.meta.received().is_empty(), "nothing reached Meta");
+    // Accepted, but its turn to go (its throughput slot: the second of two sent in the same
+    // instant waits for the manual clock) comes after its validity: dropped at hand-over,
+    // never sent late, its price given back.
+    let mut brief = Vec::new();
+    for who in [&people[1], &people[2]] {
+        let sent = f
+            .send(
+                ALPHA,
+                NUMBER_A,
+                &update(who),
+                &[("x-wagate-valid-for", "1")],
+            )
+            .await?;
+        assert_eq!(status_of(&sent), "accepted", "{}", sent.text());
+        brief.push(sent.message_id());
+    }
+    advance(&f, 5).await?;
+    let view = f
+        .wait_message(&brief[1], WAIT, |v| v["status"] == "failed")
+        .await?;
+    assert!(
+        view["error"].as_str().unwrap_or("").starts_with("expired"),
+        "{view}"
+    );
+    assert_eq!(view["price_micros"], 0, "{view}");
+    let told = told_status(&f, &brief[1], "failed").await?;
+    assert_eq!(told["errors"][0]["code"], 470_004, "{told}");
+    assert_eq!(recipients_at_meta(&f, 1).await?, [people[1].clone()]);
     f.stop()
 }

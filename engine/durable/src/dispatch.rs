@@ -421,6 +421,7 @@ mod tests {
             payload: b"{}".to_vec(),
             delivery: Delivery::default(),
             delivery_error: 0,
+            expire_at: None,
         }
     }
 

@@ -451,6 +451,7 @@ mod tests {
             payload: Vec::new(),
             delivery: Delivery::None,
             delivery_error: 0,
+            expire_at: None,
         }
     }
 

@@ -190,6 +190,7 @@ fn hand_over(
     on_failed: &(dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>, Vec<DispatchFailure>) + Send + Sync),
     live: &LiveSends,
 ) -> Returned {
+    let (expired, unwritten) = drop_expired(&mut due, books, now, on_failed);
     // Each message as it goes out: the upstream sees the attempt it is (on disk once marked;
     // one never marked is still pending there, as the dispatcher read it).
     for message in &mut due {
@@ -215,7 +216,53 @@ fn hand_over(
         },
     };
     upstream.send_all(&due, &mut handing);
-    handing.finish()
+    let mut returned = handing.finish();
+    returned.failed += expired;
+    returned.retries.extend(unwritten);
+    returned
+}
+
+/// Takes out of `due` the messages whose validity ended before their turn came: settled as
+/// failed, never sent (their price and recipient's slot given back, their tenant told as of a
+/// send refused for good). Returns how many, and those to try again when the store could not
+/// record them (still pending on disk).
+fn drop_expired(
+    due: &mut Vec<StoredMessage>,
+    books: Books<'_>,
+    now: Timestamp,
+    on_failed: &(dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>, Vec<DispatchFailure>) + Send + Sync),
+) -> (u64, Vec<DueMessage>) {
+    if !due.iter().any(|m| m.expire_at.is_some_and(|at| now >= at)) {
+        return (0, Vec::new());
+    }
+    let (expired, going): (Vec<_>, Vec<_>) = std::mem::take(due)
+        .into_iter()
+        .partition(|m| m.expire_at.is_some_and(|at| now >= at));
+    *due = going;
+    let (mut settled, mut failed, mut told) = (Batch::default(), Vec::new(), Vec::new());
+    let again: Vec<DueMessage> = expired.iter().map(StoredMessage::due).collect();
+    let reason = "expired: the send's validity ended before its turn came; never sent late";
+    for mut message in expired {
+        failed.push(message.failed_send());
+        told.push(DispatchFailure {
+            message_id: message.id,
+            number: message.number,
+            to: message.to,
+            code: Some(wagate_cloud_api::error::WAGATE_EXPIRED_CODE),
+            reason: reason.into(),
+        });
+        message.uncharge(&mut settled, books.cards);
+        settle(message, DispatchStatus::Failed, reason.into(), &mut settled);
+    }
+    if let Err(error) = books.store.write(&settled, false) {
+        if let Some(times) = admit(&STORE_FAILURES) {
+            tracing::error!(%error, times, "recording expired sends failed: they stay pending");
+        }
+        return (0, again);
+    }
+    let count = failed.len() as u64;
+    on_failed(failed, Vec::new(), told);
+    (count, Vec::new())
 }
 
 /// One batch's hand-over in progress: which messages went out and which were answered.

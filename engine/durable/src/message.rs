@@ -121,6 +121,8 @@ pub struct StoredMessage {
     pub delivery: Delivery,
     /// Meta's error code when delivery failed (0 otherwise).
     pub delivery_error: u32,
+    /// Never handed over from this instant on (the send's validity): dropped instead.
+    pub expire_at: Option<Timestamp>,
 }
 /// Writes an acceptance (send slot, price, category, flags): in messages and idempotency records.
 pub(crate) fn write_accepted(writer: &mut Writer, accepted: &Accepted) {
@@ -216,7 +218,8 @@ impl StoredMessage {
             .bytes(&self.payload)
             .u8(self.delivery as u8)
             .u32(self.delivery_error)
-            .u32(self.decision.consent_at);
+            .u32(self.decision.consent_at)
+            .u64(self.expire_at.map_or(0, |at| at.0));
         *out = writer.bytes;
     }
 
@@ -241,9 +244,12 @@ impl StoredMessage {
             payload: reader.bytes()?.to_vec(),
             delivery: Delivery::from_u8(reader.u8()?)?,
             delivery_error: reader.u32()?,
+            expire_at: None,
         };
-        // Messages written before it was kept end here: their consent time reads as never.
+        // Messages written before these were kept end early: their consent time reads as
+        // never, their validity as none.
         message.decision.consent_at = reader.u32().unwrap_or(0);
+        message.expire_at = reader.u64().filter(|&at| at != 0).map(Timestamp);
         Some(message)
     }
 }
@@ -275,17 +281,24 @@ mod tests {
             payload: br#"{"type":"text"}"#.to_vec(),
             delivery: Delivery::Delivered,
             delivery_error: 0,
+            expire_at: Some(Timestamp(1_767_225_660_000_000)),
         };
         assert_eq!(
             StoredMessage::decode(&message.encode()),
             Some(message.clone())
         );
-        // Written before the consent time was kept: four bytes shorter, read as never.
+        // Written before the validity was kept (8 bytes shorter), and before the consent
+        // time (4 more): read as none.
         let older = message.encode();
         let mut expected = message.clone();
+        expected.expire_at = None;
+        assert_eq!(
+            StoredMessage::decode(&older[..older.len() - 8]),
+            Some(expected.clone())
+        );
         expected.decision.consent_at = 0;
         assert_eq!(
-            StoredMessage::decode(&older[..older.len() - 4]),
+            StoredMessage::decode(&older[..older.len() - 12]),
             Some(expected)
         );
         assert_eq!(parse_message_id(&message_id_text(77)), Some(77));

@@ -93,6 +93,7 @@ pub(crate) fn never_sent(
         payload: Vec::new(),
         delivery: Delivery::None,
         delivery_error: code,
+        expire_at: None,
     }
 }
 
@@ -188,6 +189,7 @@ pub(crate) fn record_outcome(
         attempts: 0,
         upstream: String::new(),
         idempotency_key: key.unwrap_or_default(),
+        expire_at: request.options.expire_at,
         payload: prepared.submission.payload,
         delivery: Delivery::None,
         delivery_error: 0,
