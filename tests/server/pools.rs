@@ -1,6 +1,6 @@
 //! Sender pools: a send to `pool:<name>` goes from the number the person last talked with,
-//! otherwise from the healthy number with the most room, never from one rated red; a retry with
-//! the same idempotency key is the same send.
+//! otherwise from the healthy number with the most room (so new people spread over the pool),
+//! never from one rated red; a retry with the same idempotency key is the same send.
 
 use crate::support::fixture::*;
 use crate::WAIT;
@@ -36,10 +36,13 @@ throughput_mps = 1000
     );
     let mut f = Fixture::start("pools", &tenant).await?;
     let (xena, yuri, zoe) = (person(1), person(2), person(3));
+    let others: Vec<String> = (4..=7).map(person).collect();
+    let mut everyone = vec![xena.clone(), yuri.clone(), zoe.clone()];
+    everyone.extend(others.iter().cloned());
     let opted = f
         .admin(
             "/wagate/admin/contacts/consent",
-            json!({ "phone_number_id": NUMBER_C.to_string(), "to": [&xena, &yuri, &zoe],
+            json!({ "phone_number_id": NUMBER_C.to_string(), "to": everyone,
                     "change": "opt_in" }),
         )
         .await?;
@@ -93,6 +96,23 @@ throughput_mps = 1000
     let again = to_pool(&yuri, Some("yuri-1")).await?;
     assert_eq!(again.message_id(), first.message_id(), "{}", again.text());
 
+    // New people one after another: each goes from the number with more room left under its
+    // own 24 h limit (per number under whatsapp-2021), so the two take turns.
+    let mut picked = Vec::new();
+    for who in &others {
+        let sent = to_pool(who, None).await?;
+        picked.push(from_number(&f, sent.message_id()).await?);
+    }
+    assert!(picked.windows(2).all(|w| w[0] != w[1]), "{picked:?}");
+    assert_eq!(
+        picked
+            .iter()
+            .filter(|n| **n == NUMBER_C.to_string())
+            .count(),
+        2,
+        "{picked:?}"
+    );
+
     // The first number is rated red: Zoe's send fails over to the second.
     let red = f
         .admin(
@@ -120,6 +140,6 @@ throughput_mps = 1000
         .await?;
     assert_eq!((unknown.status, unknown.code()), (400, Some(100)));
     advance(&f, 1).await?;
-    f.meta.wait_for(3, WAIT).await?;
+    f.meta.wait_for(7, WAIT).await?;
     f.stop()
 }
