@@ -243,6 +243,10 @@ fn drop_expired(
     let again: Vec<DueMessage> = expired.iter().map(StoredMessage::due).collect();
     let reason = "expired: the send's validity ended before its turn came; never sent late";
     for mut message in expired {
+        tracing::warn!(
+            message_id = %super::message::message_id_text(message.id),
+            "a send's validity ended before its turn came: dropped, never sent late"
+        );
         failed.push(message.failed_send());
         told.push(DispatchFailure {
             message_id: message.id,
