@@ -270,6 +270,7 @@ fn main() -> Result<()> {
                     failed_share: one(&o, "failed-share", Some(0.0))?,
                     read_share: one(&o, "read-share", Some(0.0))?,
                 },
+                displays: Vec::new(),
             };
             let max = Duration::from_secs(one(&o, "max-secs", Some(3_600))?);
             runtime.block_on(async move {

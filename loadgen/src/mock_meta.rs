@@ -49,6 +49,9 @@ pub struct MockMetaConfig {
     pub templates: Vec<(String, String)>,
     pub rules: OracleConfig,
     pub faults: Faults,
+    /// Display numbers by phone number id: how Meta names a number in its number webhooks
+    /// (a tier upgrade is told only for the numbers listed).
+    pub displays: Vec<(String, String)>,
 }
 
 /// Faults injected into the send API, to exercise wagate's retries, and the fates of accepted
@@ -95,6 +98,35 @@ struct State {
     faults: Faults,
     counts: FaultCounts,
     webhooks: WebhookQueue,
+    /// Meta's time: the system clock, or (set by `POST /mock/clock`) a test's manual one, in
+    /// microseconds.
+    manual_us: AtomicU64,
+    displays: std::collections::HashMap<String, String>,
+}
+
+impl State {
+    fn now_us(&self) -> u64 {
+        match self.manual_us.load(Ordering::Acquire) {
+            0 => now_us(),
+            manual => manual,
+        }
+    }
+
+    /// Tells wagate of the tier upgrades due by now (`phone_number_quality_update`).
+    fn tell_upgrades(&self, oracle: &mut Oracle) {
+        for (number, limit) in oracle.due_upgrades(self.now_us()) {
+            let Some(display) = self.displays.get(&number) else {
+                continue;
+            };
+            let value = json!({ "display_phone_number": display, "event": "UPGRADE",
+                                "current_limit": crate::oracle::tier_name(limit) });
+            self.webhooks.enqueue(
+                json!({ "id": "0", "changes": [{ "field": "phone_number_quality_update",
+                                                 "value": value }] })
+                .to_string(),
+            );
+        }
+    }
 }
 
 /// Webhooks on their way to wagate, counted until wagate answered them. Each is one `entry`
@@ -245,6 +277,18 @@ async fn handle(
                          "media_files": state.media.lock().expect("media").count() }),
             )
         }
+        (Method::POST, ["mock", "clock"]) => {
+            // A test's manual clock: Meta's time from now on, and what comes due by it.
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            match json["unix_secs"].as_u64() {
+                Some(secs) if secs > 0 => {
+                    state.manual_us.store(secs * 1_000_000, Ordering::Release);
+                    state.tell_upgrades(&mut state.oracle.lock().expect("oracle"));
+                    reply(StatusCode::OK, &json!({ "success": true }))
+                }
+                _ => reply(StatusCode::BAD_REQUEST, &meta_error(100)),
+            }
+        }
         (Method::POST, ["mock", "inbound"]) => {
             let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let (number, from) = (
@@ -258,12 +302,12 @@ async fn handle(
                 .oracle
                 .lock()
                 .expect("oracle")
-                .inbound(&number, &from, now_us());
+                .inbound(&number, &from, state.now_us());
             let id = state.next_id.fetch_add(1, Ordering::Relaxed);
             let fields = json!({
                 "contacts": [{ "wa_id": from }],
                 "messages": [{ "from": from, "id": format!("wamid.in.{id}"),
-                               "timestamp": (now_us() / 1_000_000).to_string(),
+                               "timestamp": (state.now_us() / 1_000_000).to_string(),
                                "type": "text", "text": { "body": json["text"] } }]
             })
             .to_string();
@@ -299,7 +343,7 @@ async fn handle(
         ) => {
             // Registration as Meta answers it: 10 register/deregister calls a number in 72 h.
             let counted = matches!(*edge, "register" | "deregister");
-            let now = now_us() / 1_000_000;
+            let now = state.now_us() / 1_000_000;
             let mut calls = state.registrations.lock().expect("registrations");
             let recent = calls.entry((*number).to_string()).or_default();
             recent.retain(|&at| at + 72 * 3_600 > now);
@@ -454,11 +498,11 @@ async fn handle(
                 state.counts.slow.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(std::time::Duration::from_millis(faults.slow_ms)).await;
             }
-            let verdict = state
-                .oracle
-                .lock()
-                .expect("oracle")
-                .send(number, &body, now_us());
+            let verdict = {
+                let mut oracle = state.oracle.lock().expect("oracle");
+                state.tell_upgrades(&mut oracle);
+                oracle.send(number, &body, state.now_us())
+            };
             match verdict {
                 // The tier limit is Meta's to enforce later (a restriction): the send is taken.
                 Verdict::Accepted | Verdict::Violation(0) => {
@@ -510,7 +554,7 @@ fn report_fate(state: &State, number: &str, wamid: &str, to: &str, arrival: u64)
     } else {
         &["sent", "delivered"]
     };
-    let timestamp = now_us() / 1_000_000;
+    let timestamp = state.now_us() / 1_000_000;
     let recipient = to.trim_start_matches('+');
     for status in fates {
         let errors = if *status == "failed" {
@@ -615,6 +659,8 @@ pub async fn start(config: MockMetaConfig) -> std::io::Result<MockMeta> {
         faults: config.faults.clone(),
         counts: FaultCounts::default(),
         webhooks: WebhookQueue { sender, pending },
+        manual_us: AtomicU64::new(0),
+        displays: config.displays.iter().cloned().collect(),
     });
     serve_http1(listener, state, handle);
     Ok(MockMeta { addr, webhook_url })

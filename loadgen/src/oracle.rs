@@ -30,6 +30,47 @@ pub struct OracleConfig {
     /// Numbers whose throughput or tier differ from the defaults above (upgraded numbers), by
     /// phone number id.
     pub numbers: HashMap<String, NumberLimits>,
+    /// Meta raising a number's tier from its use (none: tiers never move).
+    pub upgrade: Option<UpgradeRule>,
+}
+
+/// Meta's tier upgrade as its documentation gave it before October 2025: a number whose
+/// unique recipients of business-initiated messages over the last 7 days reach twice its
+/// limit (at a quality Meta allows, which mock-meta does not lower) moves to the next tier
+/// 24 hours later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeRule {
+    /// The tiers' limits, lowest first.
+    pub ladder: Vec<u32>,
+    /// The unique recipients needed, as a multiple of the current limit.
+    pub factor: u32,
+    pub window_us: u64,
+    pub delay_us: u64,
+}
+
+impl UpgradeRule {
+    /// The 2021 rule over Meta's tiers of then (1K, 10K, 100K, unlimited).
+    pub fn whatsapp_2021() -> UpgradeRule {
+        UpgradeRule {
+            ladder: vec![250, 1_000, 10_000, 100_000, u32::MAX],
+            factor: 2,
+            window_us: 7 * DAY_US,
+            delay_us: DAY_US,
+        }
+    }
+
+    fn next(&self, limit: u32) -> Option<u32> {
+        self.ladder.iter().copied().find(|&l| l > limit)
+    }
+}
+
+/// Meta's name of a tier by its limit (`TIER_1K`, ..., `TIER_UNLIMITED`).
+pub fn tier_name(limit: u32) -> String {
+    match limit {
+        u32::MAX => "TIER_UNLIMITED".into(),
+        l if l >= 1_000 && l % 1_000 == 0 => format!("TIER_{}K", l / 1_000),
+        l => format!("TIER_{l}"),
+    }
 }
 
 /// One number's own limits.
@@ -56,6 +97,7 @@ impl Default for OracleConfig {
             pair_burst: 45,
             tier_limit: 1_000,
             numbers: HashMap::new(),
+            upgrade: None,
         }
     }
 }
@@ -134,9 +176,41 @@ struct NumberTrack {
     /// (time, person) of business-initiated sends, oldest first; the latest per person counts.
     recipients: VecDeque<(u64, Id)>,
     latest: HashMap<Id, u64>,
+    /// The same over the upgrade rule's window (only with a rule).
+    week: VecDeque<(u64, Id)>,
+    week_latest: HashMap<Id, u64>,
+    /// When the next tier comes, and its limit.
+    upgrade_at: Option<(u64, u32)>,
 }
 
 impl NumberTrack {
+    /// Counts `person` over the upgrade rule's window; the next tier's limit once the window's
+    /// unique people earn it.
+    fn count_for_upgrade(
+        &mut self,
+        rule: &UpgradeRule,
+        limit: u32,
+        person: Id,
+        now: u64,
+    ) -> Option<u32> {
+        while let Some((at, old)) = self.week.front() {
+            if at + rule.window_us > now {
+                break;
+            }
+            if self.week_latest.get(old) == Some(at) {
+                self.week_latest.remove(old);
+            }
+            self.week.pop_front();
+        }
+        self.week.push_back((now, person));
+        self.week_latest.insert(person, now);
+        let needed = u64::from(limit).saturating_mul(u64::from(rule.factor));
+        if self.upgrade_at.is_some() || (self.week_latest.len() as u64) < needed {
+            return None;
+        }
+        rule.next(limit)
+    }
+
     /// Unique people with a business-initiated send in the 24 h before `now`.
     fn uniques(&mut self, now: u64) -> usize {
         while let Some((at, person)) = self.recipients.front() {
@@ -224,6 +298,25 @@ impl Oracle {
         &self.report
     }
 
+    /// The upgrades due by `now_us`, applied: (number, its new limit), for Meta's webhook.
+    pub fn due_upgrades(&mut self, now_us: u64) -> Vec<(String, u32)> {
+        let mut due = Vec::new();
+        for (number, track) in &mut self.numbers {
+            if let Some((at, limit)) = track.upgrade_at {
+                if at <= now_us {
+                    track.upgrade_at = None;
+                    due.push((number.to_string(), limit));
+                }
+            }
+        }
+        for (number, limit) in &due {
+            let mut limits = self.config.limits(number);
+            limits.tier_limit = *limit;
+            self.config.numbers.insert(number.clone(), limits);
+        }
+        due
+    }
+
     /// Judges one send request (Meta's JSON, as received) from `number` at `at_us`.
     pub fn send(&mut self, number: &str, body: &[u8], at_us: u64) -> Verdict {
         self.report.sends += 1;
@@ -293,6 +386,13 @@ impl Oracle {
                 }
                 track.recipients.push_back((at_us, person));
                 track.latest.insert(person, at_us);
+                if let Some(rule) = &self.config.upgrade {
+                    if let Some(next) =
+                        track.count_for_upgrade(rule, limits.tier_limit, person, at_us)
+                    {
+                        track.upgrade_at = Some((at_us + rule.delay_us, next));
+                    }
+                }
             }
         } else if !in_window {
             return Verdict::Violation(131_047);
@@ -358,6 +458,49 @@ mod tests {
         oracle.set_template("hello", "en_US", TemplateState::Approved);
         oracle.set_template("paused", "en_US", TemplateState::Paused);
         oracle
+    }
+
+    #[test]
+    fn twice_the_limit_in_seven_days_earns_the_next_tier_a_day_later() {
+        let mut o = oracle(OracleConfig {
+            tier_limit: 10,
+            messages_per_second: 1_000,
+            upgrade: Some(UpgradeRule {
+                ladder: vec![10, 100],
+                ..UpgradeRule::whatsapp_2021()
+            }),
+            ..OracleConfig::default()
+        });
+        let send = |o: &mut Oracle, i: u64, at: u64| {
+            o.send("1", &template(&format!("+1650555{i:04}"), "hello"), at)
+        };
+        for i in 0..10 {
+            assert_eq!(send(&mut o, i, 0), Verdict::Accepted);
+        }
+        assert_eq!(
+            send(&mut o, 10, 1),
+            Verdict::Violation(0),
+            "the limit holds"
+        );
+        for i in 11..21 {
+            assert_eq!(send(&mut o, i, DAY_US), Verdict::Accepted);
+        }
+        assert!(
+            o.due_upgrades(2 * DAY_US - 1).is_empty(),
+            "not before a day passed"
+        );
+        assert_eq!(o.due_upgrades(2 * DAY_US), [("1".to_string(), 100)]);
+        assert!(o.due_upgrades(3 * DAY_US).is_empty(), "once");
+        for i in 30..60 {
+            assert_eq!(
+                send(&mut o, i, 2 * DAY_US),
+                Verdict::Accepted,
+                "the new limit"
+            );
+        }
+        assert_eq!(tier_name(1_000), "TIER_1K");
+        assert_eq!(tier_name(250), "TIER_250");
+        assert_eq!(tier_name(u32::MAX), "TIER_UNLIMITED");
     }
 
     #[test]

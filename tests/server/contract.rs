@@ -45,6 +45,15 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
         .message_id();
     let bulk_line =
         json!({ "phone_number_id": NUMBER_A.to_string(), "request": template }).to_string();
+    let audience = json!({ "to": to, "parameters": ["Ada"] }).to_string();
+    let campaigns =
+        format!("/wagate/v1/campaigns?phone_number_id={NUMBER_A}&template=order_update");
+    let campaign = post_bulk(&f.web, &f.url(&campaigns), ALPHA, audience.clone())
+        .await?
+        .json()["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let webhook = status_webhook(NUMBER_A, "wamid.unknown", "delivered", "16505550003").to_string();
     let signed = signature(APP_SECRET, webhook.as_bytes());
     // A request that succeeds for each documented operation.
@@ -53,6 +62,10 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
         ("post", "/wagate/v1/bulk".into(), ALPHA, bulk_line + "\n", "application/x-ndjson"),
         ("get", format!("/wagate/v1/messages/{id}"), ALPHA, String::new(), ""),
         ("get", format!("/wagate/v1/scheduled?phone_number_id={NUMBER_A}"), ALPHA, String::new(), ""),
+        ("post", campaigns.clone(), ALPHA, audience, "application/x-ndjson"),
+        ("get", "/wagate/v1/campaigns".into(), ALPHA, String::new(), ""),
+        ("get", format!("/wagate/v1/campaigns/{campaign}"), ALPHA, String::new(), ""),
+        ("post", format!("/wagate/v1/campaigns/{campaign}/start"), ALPHA, String::new(), ""),
         ("post", "/wagate/v1/campaigns/plan".into(), ALPHA, json!({ "phone_number_id": NUMBER_A.to_string(), "audience": 5_000 }).to_string(), "application/json"),
         ("patch", format!("/wagate/v1/messages/{scheduled}"), ALPHA, json!({ "send_at": START_UNIX + 7_200 }).to_string(), "application/json"),
         ("delete", format!("/wagate/v1/messages/{scheduled}"), ALPHA, String::new(), ""),
@@ -156,7 +169,13 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
             .web
             .request(verb.clone(), &f.url(path), &headers, body.clone())
             .await?;
-        let expected = if path.ends_with("/settle") { 409 } else { 200 };
+        let expected = if path.ends_with("/settle") {
+            409
+        } else if *path == campaigns {
+            201
+        } else {
+            200
+        };
         assert_eq!(
             answer.status,
             expected,

@@ -21,6 +21,8 @@ mod hardening;
 /// What an operator sees: logs and the values answers name.
 mod operability;
 
+/// Campaigns as objects: upload, plan, run over days, Meta's pause, crash, counts.
+mod campaign_runs;
 /// The campaign plan before anything is sent.
 mod campaigns;
 mod contract;

@@ -325,10 +325,13 @@ async fn what_meta_refuses_or_never_delivers_is_neither_charged_nor_counted() ->
     // Meta refuses the send outright (a parameter it does not take: nothing else changes).
     f.meta
         .script([Scripted::meta_error(400, 100, "(#100) Invalid parameter")]);
+    // Held, so that Meta's refusal cannot come before the charge at acceptance is read.
+    f.meta.hold();
     let refused = f.send_update(&ana).await?;
     assert_eq!(refused.json()["messages"][0]["message_status"], "accepted");
     let charged = ledger(&f).await?;
     assert_eq!(charged, (1, 50_000), "charged at acceptance");
+    f.meta.release();
     advance(&f, 1).await?;
     let view = f
         .wait_message(&refused.message_id(), WAIT, |v| v["status"] == "failed")

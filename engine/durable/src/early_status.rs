@@ -142,6 +142,9 @@ impl StatusWrites {
         if template_deliveries::counts(&record, next.delivery) {
             template_deliveries::record_into(&record, &mut self.batch);
         }
+        if record.campaign != 0 {
+            count_for_campaign(&mut self.batch, &record, next.delivery);
+        }
         record.delivery = next.delivery;
         if next.delivery == Delivery::Failed {
             record.error = next.error;
@@ -383,6 +386,20 @@ pub(crate) fn apply_parked(
     }
     store.write(&writes.batch, true)?;
     Ok(writes.failed)
+}
+
+/// Counts a campaign's send into each delivery state it reaches from where it was (a status
+/// Meta skipped, `read` straight after `sent`, counts the `delivered` it implies).
+fn count_for_campaign(batch: &mut Batch, record: &SentRecord, next: Delivery) {
+    if next == Delivery::Failed {
+        crate::campaigns::count_delivery(batch, record.campaign, Delivery::Failed);
+        return;
+    }
+    for state in [Delivery::Sent, Delivery::Delivered, Delivery::Read] {
+        if (record.delivery as u8) < state as u8 && state as u8 <= next as u8 {
+            crate::campaigns::count_delivery(batch, record.campaign, state);
+        }
+    }
 }
 
 #[cfg(test)]

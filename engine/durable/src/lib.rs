@@ -6,6 +6,7 @@
 //! [`dispatch::Upstream`] exactly once, and a restart restores everything as acknowledged.
 
 mod audit;
+pub mod campaigns;
 mod combine;
 mod commit;
 pub mod consent_history;
@@ -55,8 +56,8 @@ pub use hand_over::DispatchFailure;
 pub use open_error::OpenError;
 pub use wagate::{admin, webhook};
 pub use wagate::{
-    DroppedSend, FailureListener, Released, ReleasedSend, SettleOutcome, Settlement, SubmitError,
-    SubmitResult, Wagate, WagateConfig,
+    CampaignError, DroppedSend, FailureListener, Released, ReleasedSend, SettleOutcome, Settlement,
+    SubmitError, SubmitResult, Wagate, WagateConfig,
 };
 /// A consent change as [`Wagate::consent_many`] takes it.
 pub use workers::Consent;

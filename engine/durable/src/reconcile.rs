@@ -178,6 +178,7 @@ mod tests {
             number: PhoneNumberId(7),
             to: Msisdn::from_digits(5_511_999_990_000).expect("msisdn"),
             send_at: Timestamp::from_unix_secs(1_767_225_600),
+            campaign: 0,
         };
         let pricing = |billable: bool, category: &str| StatusPricing {
             billable,

@@ -5,8 +5,9 @@
 //! state from here.
 //!
 //! `[id u64][delivery u8][error u32][business-initiated u8][number u64][person u64][send
-//! slot, Unix seconds, u64]`, big-endian. A record written before it carried the delivery
-//! state is the id alone (8 bytes); its message then holds the state and is read instead.
+//! slot, Unix seconds, u64]`, big-endian, then `[campaign u64]` for a campaign's send (its
+//! delivery counted for the campaign). A record written before it carried the delivery state
+//! is the id alone (8 bytes); its message then holds the state and is read instead.
 
 use super::message::{Delivery, StoredMessage};
 use wagate_rules::clock::Timestamp;
@@ -16,6 +17,8 @@ use wagate_store::{Batch, Family, Store, StoreError};
 
 const FAMILY: Family = Family::UpstreamIds;
 const LEN: usize = 38;
+/// With the campaign it belongs to.
+const CAMPAIGN_LEN: usize = LEN + 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SentRecord {
@@ -27,6 +30,8 @@ pub(crate) struct SentRecord {
     pub number: PhoneNumberId,
     pub to: Msisdn,
     pub send_at: Timestamp,
+    /// The campaign it was sent for (0: none).
+    pub campaign: u64,
 }
 
 impl SentRecord {
@@ -40,23 +45,39 @@ impl SentRecord {
             number: message.number,
             to: message.to,
             send_at: message.decision.send_at,
+            campaign: crate::campaigns::campaign_of(&message.idempotency_key),
         }
     }
 
-    pub(crate) fn encode(&self) -> [u8; LEN] {
-        let mut out = [0u8; LEN];
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = vec![
+            0u8;
+            if self.campaign == 0 {
+                LEN
+            } else {
+                CAMPAIGN_LEN
+            }
+        ];
         out[..8].copy_from_slice(&self.id.to_be_bytes());
         out[8] = self.delivery as u8;
         out[9..13].copy_from_slice(&self.error.to_be_bytes());
         out[13] = u8::from(self.business_initiated);
         out[14..22].copy_from_slice(&self.number.0.to_be_bytes());
         out[22..30].copy_from_slice(&self.to.digits().to_be_bytes());
-        out[30..].copy_from_slice(&self.send_at.unix_secs().to_be_bytes());
+        out[30..LEN].copy_from_slice(&self.send_at.unix_secs().to_be_bytes());
+        if self.campaign != 0 {
+            out[LEN..].copy_from_slice(&self.campaign.to_be_bytes());
+        }
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<SentRecord> {
-        let bytes: &[u8; LEN] = bytes.try_into().ok()?;
+    fn decode(all: &[u8]) -> Option<SentRecord> {
+        let campaign = match all.len() {
+            LEN => 0,
+            CAMPAIGN_LEN => u64::from_be_bytes(all[LEN..].try_into().ok()?),
+            _ => return None,
+        };
+        let bytes: &[u8; LEN] = all[..LEN].try_into().ok()?;
         let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8"));
         Some(SentRecord {
             id: id_of(bytes)?,
@@ -66,6 +87,7 @@ impl SentRecord {
             number: PhoneNumberId(u64_at(14)),
             to: Msisdn::from_digits(u64_at(22)).ok()?,
             send_at: Timestamp::from_unix_secs(u64_at(30)),
+            campaign,
         })
     }
 
@@ -124,6 +146,7 @@ mod tests {
             number: PhoneNumberId(106_540_352_242_922),
             to: Msisdn::from_digits(16_505_550_001).unwrap(),
             send_at: Timestamp::from_unix_secs(1_767_225_600),
+            campaign: 0,
         };
         let bytes = record.encode();
         assert_eq!(
@@ -134,5 +157,12 @@ mod tests {
         assert_eq!(SentRecord::decode(&bytes), Some(record));
         assert_eq!(SentRecord::decode(&bytes[..37]), None);
         assert_eq!(SentRecord::decode(&7u64.to_be_bytes()), None);
+        let of_campaign = SentRecord {
+            campaign: 42,
+            ..record
+        };
+        let bytes = of_campaign.encode();
+        assert_eq!(bytes.len(), CAMPAIGN_LEN);
+        assert_eq!(SentRecord::decode(&bytes), Some(of_campaign));
     }
 }

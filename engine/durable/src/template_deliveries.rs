@@ -106,6 +106,7 @@ mod tests {
             number: PhoneNumberId(number),
             to: Msisdn::from_digits(to).unwrap(),
             send_at: Timestamp::from_unix_secs(sent_at),
+            campaign: 0,
         }
     }
 

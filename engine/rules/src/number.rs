@@ -145,6 +145,11 @@ impl NumberState {
         self.service_month.add(month, messages);
     }
 
+    /// The service messages counted in `month` so far.
+    pub fn service_messages(&self, month: u32) -> u32 {
+        self.service_month.current(month)
+    }
+
     /// Counts one more service message in `month` (a new month starts from one); which it is.
     pub fn count_service_message(&self, month: u32) -> u32 {
         self.service_month.add(month, 1)

@@ -49,6 +49,15 @@ pub(crate) fn router(app: App) -> Router {
             post(super::campaign_plan_api::plan_campaign),
         )
         .route(
+            "/wagate/v1/campaigns",
+            post(super::campaigns_api::create).get(super::campaigns_api::list),
+        )
+        .route("/wagate/v1/campaigns/{id}", get(super::campaigns_api::read))
+        .route(
+            "/wagate/v1/campaigns/{id}/{action}",
+            post(super::campaigns_api::act),
+        )
+        .route(
             "/webhooks/meta",
             get(meta_webhook::handshake).post(meta_webhook::receive),
         )

@@ -16,6 +16,7 @@ mod body_budget;
 mod body_read;
 mod bulk;
 mod campaign_plan_api;
+mod campaigns_api;
 pub mod config;
 mod consent_api;
 mod consent_history_api;
@@ -249,6 +250,7 @@ fn run_releaser(
             }
             confirmed_at = second;
         }
+        run_campaigns(&wagate, &own_callbacks, &mut failures);
         match wagate.release_due_reporting(RELEASE_BATCH) {
             Ok(released) if released.count == 0 => std::thread::sleep(RELEASE_POLL),
             Err(error) => {
@@ -288,6 +290,37 @@ fn run_releaser(
         }
     }
     tracing::info!("the releaser of queued sends stopped");
+}
+
+/// Feeds running campaigns a part each, and tells their tenants what they did.
+fn run_campaigns(
+    wagate: &Wagate,
+    own_callbacks: &own_callbacks::OwnCallbacks,
+    failures: &mut wagate_durable::log_limit::LogLimit,
+) {
+    match wagate.run_campaigns() {
+        Ok(events) if events.is_empty() => {}
+        Ok(events) => {
+            for event in &events {
+                tracing::info!(
+                    campaign = event.campaign,
+                    event = event.event,
+                    reason = event.reason.unwrap_or(""),
+                    "campaign event"
+                );
+            }
+            if let Err(error) =
+                own_callbacks.tell_campaigns(&events, wagate.registry(), wagate.now().unix_secs())
+            {
+                tracing::error!(%error, "telling tenants of campaign events failed");
+            }
+        }
+        Err(error) => {
+            if let Some(times) = failures.admit() {
+                tracing::error!(%error, times, "feeding campaigns failed: tried again");
+            }
+        }
+    }
 }
 
 /// Where the server listens (the ports actually bound, when the config asked for port 0).

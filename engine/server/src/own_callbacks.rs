@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use super::config::TenantConfig;
 use super::forward::{Forward, Forwarder};
 use wagate_cloud_api::error::ApiError;
+use wagate_durable::campaigns::CampaignEvent;
 use wagate_durable::{DispatchFailure, DroppedSend, ReleasedSend, SubmitError, SubmitResult};
 use wagate_rules::ids::{message_id_text, Msisdn, PhoneNumberId};
 use wagate_rules::registry::Registry;
@@ -142,6 +143,25 @@ pub(crate) fn status_webhook(event: &OwnEvent, account: u64, at: u64) -> Value {
     })
 }
 
+/// The webhook telling a campaign's `event` as of `at` (Unix seconds).
+pub(crate) fn campaign_webhook(event: &CampaignEvent, account: u64, at: u64) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": account.to_string(), "changes": [{ "field": "wagate_campaigns",
+            "value": {
+                "messaging_product": "whatsapp",
+                "metadata": { "phone_number_id": event.number.to_string() },
+                "campaigns": [{
+                    "id": event.campaign.to_string(),
+                    "event": event.event,
+                    "reason": event.reason,
+                    "timestamp": at.to_string(),
+                }]
+            }
+        }]}]
+    })
+}
+
 pub(crate) struct OwnCallbacks {
     forwarder: Arc<Forwarder>,
     /// Number to the tenant that owns it, for tenants with a callback.
@@ -177,6 +197,37 @@ impl OwnCallbacks {
                 })
             })
             .collect();
+        self.enqueue(forwards)
+    }
+
+    /// Queues a callback for each campaign event whose tenant has a callback (field
+    /// `wagate_campaigns`, its identity the campaign and the event's sequence).
+    pub(crate) fn tell_campaigns(
+        &self,
+        events: &[CampaignEvent],
+        registry: &Registry,
+        at: u64,
+    ) -> Result<usize, SubmitError> {
+        let forwards: Vec<Forward> = events
+            .iter()
+            .filter(|event| self.owners.get(&event.number) == Some(&event.tenant))
+            .map(|event| {
+                let account = registry
+                    .number(PhoneNumberId(event.number))
+                    .map_or(0, |n| n.account.0);
+                Forward {
+                    tenant: event.tenant.clone(),
+                    body: campaign_webhook(event, account, at)
+                        .to_string()
+                        .into_bytes(),
+                    identity: format!("wagate:campaign:{}:{}", event.campaign, event.sequence),
+                }
+            })
+            .collect();
+        self.enqueue(forwards)
+    }
+
+    fn enqueue(&self, forwards: Vec<Forward>) -> Result<usize, SubmitError> {
         if forwards.is_empty() {
             return Ok(0);
         }

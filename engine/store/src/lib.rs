@@ -44,9 +44,12 @@ pub enum Family {
     ConsentHistory,
     /// What operators did that the law asks to be shown (erasures), by (time, sequence).
     Audit,
+    /// Campaigns: each one's record, its audience by (campaign, position), and its delivery
+    /// counters, added to in place.
+    Campaigns,
 }
 impl Family {
-    pub const ALL: [Family; 12] = [
+    pub const ALL: [Family; 13] = [
         Family::Meta,
         Family::Registry,
         Family::Contacts,
@@ -59,6 +62,7 @@ impl Family {
         Family::Forward,
         Family::ConsentHistory,
         Family::Audit,
+        Family::Campaigns,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +79,7 @@ impl Family {
             Family::Forward => "forward",
             Family::ConsentHistory => "consent_history",
             Family::Audit => "audit",
+            Family::Campaigns => "campaigns",
         }
     }
 }

@@ -84,7 +84,9 @@ fn family_options(family: Family, filter_now: &Arc<AtomicU64>) -> Options {
         options.set_block_based_table_factory(&table);
     }
     match family {
-        Family::Ledger => options.set_merge_operator_associative("add_counters", merge_counters),
+        Family::Ledger | Family::Campaigns => {
+            options.set_merge_operator_associative("add_counters", merge_counters)
+        }
         Family::Idempotency => {
             let now = filter_now.clone();
             options.set_compaction_filter(

@@ -392,6 +392,17 @@ pub(crate) async fn with_mock_meta(
     faults: Faults,
     args: &[&str],
 ) -> Result<(MockMeta, String, Fixture)> {
+    with_mock_meta_upgrading(name, faults, args, None).await
+}
+
+/// [`with_mock_meta`] where mock-meta raises a number's tier under `upgrade` (and tells wagate
+/// by Meta's webhook, naming `NUMBER_A` by `DISPLAY_A`).
+pub(crate) async fn with_mock_meta_upgrading(
+    name: &str,
+    faults: Faults,
+    args: &[&str],
+    upgrade: Option<wagate_loadgen::oracle::UpgradeRule>,
+) -> Result<(MockMeta, String, Fixture)> {
     let limits = NumberLimits {
         messages_per_second: 1_000,
         tier_limit: 1_000,
@@ -406,9 +417,11 @@ pub(crate) async fn with_mock_meta(
                 .into_iter()
                 .map(|n| (n.to_string(), limits))
                 .collect(),
+            upgrade,
             ..OracleConfig::default()
         },
         faults,
+        displays: vec![(NUMBER_A.to_string(), DISPLAY_A.to_string())],
     })
     .await?;
     let base = format!("http://{}", mock.addr);

@@ -103,7 +103,7 @@ impl Stub {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Answers the held requests (with success) and stops holding.
+    /// Answers the held requests (as scripted, else with success) and stops holding.
     pub(crate) fn release(&self) {
         self.shared
             .holding

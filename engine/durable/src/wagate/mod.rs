@@ -2,11 +2,13 @@
 //! the ledger, shut down cleanly.
 
 pub mod admin;
+mod campaigns;
 mod delivery_path;
 mod kept_calls;
 mod meta_refusals;
 mod number_facts;
 
+pub use campaigns::CampaignError;
 pub use number_facts::NumberFacts;
 pub mod webhook;
 
@@ -246,6 +248,9 @@ pub struct Wagate {
     pub(crate) unfinished: crate::erasure::Unfinisheds,
     /// Told of every send the upstream refused for good (the server tells its tenant).
     failure_listener: Arc<std::sync::OnceLock<FailureListener>>,
+    /// Campaigns, and the people of the uploads under way.
+    pub(crate) campaigns: crate::campaigns::Campaigns,
+    pub(crate) campaign_uploads: crate::campaigns::Seen,
 }
 
 /// What hears of sends the upstream refused for good, on a dispatch lane's thread.
@@ -286,6 +291,7 @@ impl Wagate {
         let release = Arc::new(ReleaseQueue::load(store.as_ref())?);
         let suppression = crate::suppression::Suppression::load(store.as_ref())?;
         let unfinished = crate::erasure::Unfinisheds::load(store.as_ref())?;
+        let campaigns = crate::campaigns::Campaigns::load(store.as_ref())?;
         let pool = ShardPool::start_persistent(
             restored.engine,
             durability.clone(),
@@ -356,6 +362,8 @@ impl Wagate {
             suppression,
             unfinished,
             failure_listener,
+            campaigns,
+            campaign_uploads: Default::default(),
         };
         // An erasure a crash interrupted is finished before anything else is served.
         if let Err(error) = wagate.finish_erasures() {

@@ -325,6 +325,27 @@ impl ShardCommand for ContactRead {
     }
 }
 
+/// Screens one person of a campaign's audience (consent, block, reach, price); changes nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Screen {
+    pub number: PhoneNumberId,
+    pub person: Msisdn,
+    pub category: wagate_rules::Category,
+    pub topics: wagate_rules::topics::TopicSet,
+}
+
+impl ShardCommand for Screen {
+    type Answer = wagate_rules::shard::Screened;
+
+    fn person(&self) -> Msisdn {
+        self.person
+    }
+
+    fn run(self, shard: &mut Shard, now: Timestamp, _: Option<&mut Writes>) -> Self::Answer {
+        shard.screen(self.number, self.person, self.category, self.topics, now)
+    }
+}
+
 /// Any of the commands, so that one batch can mix them and have them applied in its order.
 #[derive(Debug, Clone)]
 pub enum Command {

@@ -26,7 +26,7 @@ mod parts;
 
 pub use commands::{
     BusinessBlock, Command, Consent, ContactRead, Decide, DeliveryFailed, Erase, FreeEntryUntil,
-    Inbound, Reply, SendFailed, ShardCommand,
+    Inbound, Reply, Screen, SendFailed, ShardCommand,
 };
 pub(crate) use commands::{Submit, Submitted};
 pub use parts::{Pending, PendingTask};

@@ -316,7 +316,7 @@ impl Shard {
 /// every template, after the business's or Meta's marketing stop every marketing template.
 /// Free-form replies inside the window never get here.
 #[inline]
-fn withdrawal_refusal(
+pub(super) fn withdrawal_refusal(
     consent: &ContactRecord,
     category: Category,
     topics: TopicSet,
@@ -336,7 +336,7 @@ fn withdrawal_refusal(
 /// What a business-initiated message (outside the window) needs besides: a person Meta can
 /// reach, and a recorded opt-in with the business.
 #[inline]
-fn opt_in_refusal(record: &ContactRecord) -> Option<Refusal> {
+pub(super) fn opt_in_refusal(record: &ContactRecord) -> Option<Refusal> {
     if record.has(flags::UNREACHABLE) {
         Some(Refusal::Unreachable)
     } else if !record.has(flags::OPTED_IN) {

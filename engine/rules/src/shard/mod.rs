@@ -11,6 +11,9 @@ mod events;
 mod limit;
 mod pool;
 mod restore;
+mod screen;
+
+pub use screen::Screened;
 
 use std::sync::Arc;
 

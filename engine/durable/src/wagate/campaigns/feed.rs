@@ -1,0 +1,199 @@
+//! Feeding running campaigns to the rules: each round, every running campaign whose start has
+//! come gets its next part, as large as the number's limit and the day's cap leave room for
+//! (so the rules accept what is fed, and the days go as planned), through the same durable
+//! path as any send. The part's outcome and the next position are written together.
+
+use wagate_rules::ids::PhoneNumberId;
+use wagate_store::{Batch, Family};
+
+use super::CampaignError;
+use crate::campaigns::keys;
+use crate::campaigns::record::{Campaign, CampaignState, PauseCause};
+use crate::campaigns::upload::read_entry;
+use crate::campaigns::CampaignEvent;
+use crate::submission::Submission;
+use crate::wagate::{SubmitResult, Wagate};
+
+/// The most people fed in one part.
+const PART: u64 = 1_024;
+
+/// What one part came to, added to the campaign's record once written.
+#[derive(Default)]
+struct PartOutcome {
+    fed: u64,
+    accepted: u64,
+    queued: u64,
+    cost_micros: u64,
+    refused: Vec<&'static str>,
+    refused_names: Vec<String>,
+}
+
+impl Wagate {
+    /// One round over the campaigns: pauses and resumes on Meta's word, then a part for each
+    /// running one. What the tenants hear of comes back.
+    pub fn run_campaigns(&self) -> Result<Vec<CampaignEvent>, CampaignError> {
+        let live: Vec<Campaign> = self
+            .campaigns
+            .lock()
+            .values()
+            .filter(|c| matches!(c.state, CampaignState::Running | CampaignState::Paused))
+            .cloned()
+            .collect();
+        let mut events = Vec::new();
+        for campaign in live {
+            self.run_one(campaign, &mut events)?;
+        }
+        Ok(events)
+    }
+
+    fn run_one(
+        &self,
+        campaign: Campaign,
+        events: &mut Vec<CampaignEvent>,
+    ) -> Result<(), CampaignError> {
+        let now = self.now().unix_secs();
+        let stops = self.meta_stops(&campaign);
+        match (campaign.state, stops) {
+            (CampaignState::Running, Some(cause)) => {
+                let _ = self.change_campaign(campaign.id, "paused", |_, c| {
+                    (c.state == CampaignState::Running).then(|| {
+                        c.state = CampaignState::Paused;
+                        c.paused_by = Some(cause);
+                        events.push(CampaignEvent::of(c, "paused", Some(cause.name())));
+                    })
+                });
+                return Ok(());
+            }
+            (CampaignState::Paused, None)
+                if campaign.spec.auto_resume
+                    && campaign
+                        .paused_by
+                        .is_some_and(|by| by != PauseCause::Operator) =>
+            {
+                let _ = self.change_campaign(campaign.id, "resumed", |_, c| {
+                    (c.state == CampaignState::Paused).then(|| {
+                        let reason = c.paused_by.map(|by| by.name());
+                        c.state = CampaignState::Running;
+                        c.paused_by = None;
+                        events.push(CampaignEvent::of(c, "resumed", reason));
+                    })
+                });
+                return Ok(());
+            }
+            (CampaignState::Running, None) if now >= campaign.spec.start_at => {}
+            _ => return Ok(()),
+        }
+        if campaign.left() == 0 {
+            let _ = self.change_campaign(campaign.id, "done", |_, c| {
+                (c.state == CampaignState::Running).then(|| {
+                    c.state = CampaignState::Done;
+                    c.finished_at = Some(now);
+                    events.push(CampaignEvent::of(c, "done", None));
+                })
+            });
+            return Ok(());
+        }
+        let size = self
+            .room_for(&campaign, now)?
+            .min(PART)
+            .min(campaign.left());
+        if size == 0 {
+            return Ok(());
+        }
+        let outcome = self.feed_part(&campaign, size)?;
+        let mut records = self.campaigns.lock();
+        let Some(current) = records.get(&campaign.id) else {
+            return Ok(());
+        };
+        let mut next = current.clone();
+        let day = if next.started_at.is_none() {
+            next.started_at = Some(now);
+            0
+        } else {
+            next.day_at(now)
+        };
+        if next.days.len() <= day {
+            next.days.resize(day + 1, 0);
+        }
+        next.days[day] += outcome.accepted;
+        next.cursor += outcome.fed;
+        next.accepted += outcome.accepted;
+        next.queued += outcome.queued;
+        next.accepted_cost_micros += outcome.cost_micros;
+        for name in outcome.refused.iter().copied() {
+            *next.refused.entry(name.to_string()).or_default() += 1;
+        }
+        for name in outcome.refused_names {
+            *next.refused.entry(name).or_default() += 1;
+        }
+        self.write_campaign(&next, Batch::default())?;
+        records.insert(next.id, next);
+        Ok(())
+    }
+
+    /// How many may be fed now: the room under the limit of the number's scope, and under
+    /// the day's cap.
+    fn room_for(&self, campaign: &Campaign, now: u64) -> Result<u64, CampaignError> {
+        let usage = self.limit_usage(PhoneNumberId(campaign.spec.number))?;
+        let room = usage.limit.map_or(u64::MAX, |limit| {
+            u64::from(limit.saturating_sub(usage.used_24h))
+        });
+        let day = if campaign.started_at.is_some() {
+            campaign.day_at(now)
+        } else {
+            0
+        };
+        let today = campaign.days.get(day).copied().unwrap_or(0);
+        let cap = campaign
+            .spec
+            .daily_cap
+            .map_or(u64::MAX, |cap| cap.saturating_sub(today));
+        Ok(room.min(cap))
+    }
+
+    /// Feeds the next `size` people of `campaign`; what the rules made of them.
+    fn feed_part(&self, campaign: &Campaign, size: u64) -> Result<PartOutcome, CampaignError> {
+        let id = campaign.id;
+        let number = PhoneNumberId(campaign.spec.number);
+        let mut submissions = Vec::with_capacity(size as usize);
+        let (start, end) = (
+            keys::audience(id, campaign.cursor),
+            keys::audience(id, campaign.cursor + size),
+        );
+        let mut unreadable = 0;
+        self.store
+            .scan(Family::Campaigns, &start, &end, &mut |key, value| {
+                let position = u64::from_be_bytes(key[9..17].try_into().expect("8 bytes"));
+                let key = Some(keys::send_key(id, position));
+                match read_entry(value).and_then(|(_, payload)| {
+                    Submission::from_send_body(number, payload.to_vec(), key, true).ok()
+                }) {
+                    Some(read) => submissions.push(read.submission),
+                    None => unreadable += 1,
+                }
+                true
+            })?;
+        let mut outcome = PartOutcome {
+            fed: submissions.len() as u64 + unreadable,
+            ..PartOutcome::default()
+        };
+        if unreadable > 0 {
+            outcome
+                .refused
+                .extend(std::iter::repeat_n("invalid", unreadable as usize));
+        }
+        for result in self.submit_many(submissions) {
+            match result? {
+                SubmitResult::Accepted { accepted, .. } => {
+                    outcome.accepted += 1;
+                    outcome.cost_micros += accepted.price_micros;
+                }
+                SubmitResult::Queued { .. } => outcome.queued += 1,
+                SubmitResult::Refused { name, .. } => outcome.refused_names.push(name),
+                // Not asked to queue never answers deferred; counted as refused if it did.
+                SubmitResult::Deferred { reason, .. } => outcome.refused.push(reason.name()),
+            }
+        }
+        Ok(outcome)
+    }
+}
