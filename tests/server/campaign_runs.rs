@@ -294,3 +294,196 @@ async fn a_campaign_s_counts_are_what_meta_saw_and_another_tenant_cannot_see_it(
     assert_eq!(done["counts"]["failed"], 0, "{done}");
     f.stop()
 }
+
+/// Moves mock-meta's clock and then wagate's to `unix` (Meta's first: what wagate sends at
+/// the new time must not reach Meta still at the old one).
+async fn both_clocks(f: &Fixture, base: &str, unix: u64) -> Result<()> {
+    let moved = f
+        .web
+        .post(
+            &format!("{base}/mock/clock"),
+            "",
+            &json!({ "unix_secs": unix }),
+            &[],
+        )
+        .await?;
+    if moved.status != 200 {
+        bail!("moving mock-meta's clock: {}", moved.text());
+    }
+    set_clock(f, unix).await
+}
+
+async fn mock_report(f: &Fixture, base: &str) -> Result<Value> {
+    Ok(f.web.get(&format!("{base}/mock/report"), "").await?.json())
+}
+
+/// Waits until mock-meta has taken exactly `count` sends.
+async fn sends_at_meta(f: &Fixture, base: &str, count: u64) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let sends = mock_report(f, base).await?["sends"].as_u64().unwrap_or(0);
+        if sends == count {
+            return Ok(());
+        }
+        if sends > count || tokio::time::Instant::now() > deadline {
+            bail!("mock-meta took {sends} sends, not {count}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until nothing of wagate's is in flight to Meta.
+async fn none_in_flight(f: &Fixture) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let url = f.url("/wagate/admin/messages/in_flight");
+        let listed = f.web.get(&url, ADMIN).await?.json();
+        if listed["messages"].as_array().is_some_and(|m| m.is_empty()) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("still in flight: {listed}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The end-to-end run under `whatsapp-2021`: 50,000 opted-in people on a `TIER_1K`
+/// number, against mock-meta judging every send by Meta's rules and raising the tier by
+/// Meta's rule of then, on one manual clock: the plan's days are what happens, the upgrade
+/// comes on the day the plan said, Meta's flag pauses it and the operator resumes it, a
+/// SIGKILL mid-day sends nobody twice, and the final counts are mock-meta's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_thousand_people_on_a_1k_number_go_as_planned_under_2021() -> Result<()> {
+    use wagate_loadgen::oracle::{NumberLimits, UpgradeRule};
+    const PEOPLE: u64 = 50_000;
+    // Meta's throughput is not what this run is about: only its tiers.
+    let limits = NumberLimits {
+        messages_per_second: 1_000_000,
+        tier_limit: 1_000,
+    };
+    let (mock, base, mut f) = with_mock_meta_upgrading(
+        "campaign-50k",
+        Default::default(),
+        &[],
+        limits,
+        Some(UpgradeRule::whatsapp_2021()),
+    )
+    .await?;
+    both_clocks(&f, &base, START_UNIX).await?;
+    let people: Vec<String> = (1..=PEOPLE).map(|i| format!("+1654{i:07}")).collect();
+    for chunk in people.chunks(10_000) {
+        f.opt_in(NUMBER_A, chunk).await?;
+    }
+    f.approved_template("order_update", "utility", ORDER_UPDATE)
+        .await?;
+    let body = people
+        .iter()
+        .map(|to| line(to))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let query = format!("phone_number_id={NUMBER_A}&template=order_update");
+    let created = create(&f, &query, body).await?;
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    let plan: Vec<u64> = created["plan"]["days"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["sends"].as_u64())
+        .collect();
+    let tiers: Vec<String> = created["plan"]["days"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["tier"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(plan.iter().sum::<u64>(), PEOPLE, "{created}");
+    assert_eq!(created["plan"]["upgrade"]["to"], "TIER_10K", "{created}");
+    let upgrade_day = created["plan"]["upgrade"]["day"].as_u64().unwrap_or(0) as usize;
+
+    act(&f, &id, "start").await?;
+    let mut cumulative = 0;
+    for (day, &sends) in plan.iter().enumerate() {
+        let day_starts = START_UNIX + day as u64 * 86_400 + 10;
+        if day == 5 {
+            // Meta flags the number overnight: nothing goes until the operator says.
+            let flagged = account_webhook(
+                "phone_number_quality_update",
+                json!({ "display_phone_number": DISPLAY_A.to_string(), "event": "FLAGGED",
+                        "current_limit": tiers[day - 1] }),
+            );
+            assert_eq!(f.meta_webhook(&flagged, None).await?.json()["applied"], 1);
+            wait_campaign(&f, &id, |v| v["state"] == "paused").await?;
+        }
+        both_clocks(&f, &base, day_starts).await?;
+        // Meta's tier that day is the plan's: the upgrade came when the plan said.
+        let usage = number_usage(&f, NUMBER_A).await?;
+        let tier = usage["tier"].clone();
+        assert_eq!(tier, json!(tiers[day]), "day {day} of {plan:?}: {usage}");
+        if day == 5 {
+            // A new day and room under the limit, but paused: nobody fed until resumed.
+            both_clocks(&f, &base, day_starts + 1).await?;
+            let paused = campaign(&f, &id).await?;
+            assert_eq!(paused["counts"]["fed"], cumulative, "{paused}");
+            assert_eq!(paused["paused_by"], "quality_dropped", "{paused}");
+            act(&f, &id, "resume").await?;
+        }
+        cumulative += sends;
+        wait_campaign(&f, &id, |v| v["counts"]["fed"] == cumulative).await?;
+        // The day's sends reach Meta at the number's pace (1,000 a second from the second
+        // they were decided in), each second's before the clocks move on: Meta stamps them
+        // in the second wagate planned them for.
+        let decided = day_starts + u64::from(day == 5);
+        let before = cumulative - sends;
+        let mut second = decided;
+        loop {
+            let due = before + sends.min(1 + 1_000 * (second - decided));
+            sends_at_meta(&f, &base, due).await?;
+            if due == cumulative {
+                break;
+            }
+            if day == 3 && second == decided + 5 {
+                // Killed mid-day with sends still due: nobody is sent twice after.
+                none_in_flight(&f).await?;
+                f.wagate.take().expect("running").kill()?;
+                f.restart()?;
+                // The server came back on a new port: Meta's webhooks follow it there.
+                mock.set_webhook_url(&f.url("/webhooks/meta"));
+                set_clock(&f, second).await?;
+            }
+            second += 1;
+            both_clocks(&f, &base, second).await?;
+        }
+        let seen = mock_report(&f, &base).await?;
+        assert_eq!(seen["violations_by_code"], json!({}), "day {day}");
+        // Meta's webhooks of the day (statuses, an upgrade) are in before the next day.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while mock_report(&f, &base).await?["webhooks_pending"] != 0 {
+            assert!(tokio::time::Instant::now() < deadline, "Meta's webhooks");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Meta's upgrade arrived while the day's sends went; the next day is on the new tier.
+        if day + 1 == upgrade_day {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while number_usage(&f, NUMBER_A).await?["tier"] != "TIER_10K" {
+                assert!(tokio::time::Instant::now() < deadline, "Meta's upgrade");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    let done = wait_campaign(&f, &id, |v| {
+        v["state"] == "done" && v["counts"]["delivered"] == PEOPLE
+    })
+    .await?;
+    let seen = mock_report(&f, &base).await?;
+    let verdicts = json!([
+        seen["accepted"],
+        seen["violations_by_code"],
+        seen["duplicates"]
+    ]);
+    assert_eq!(verdicts, json!([PEOPLE, {}, 0]), "{}", done["counts"]);
+    assert_eq!(done["counts"]["days"], json!(plan), "{done}");
+    assert_eq!(done["counts"]["accepted"], PEOPLE, "{done}");
+    assert_eq!(done["counts"]["sent"], PEOPLE, "{done}");
+    f.stop()
+}

@@ -392,21 +392,23 @@ pub(crate) async fn with_mock_meta(
     faults: Faults,
     args: &[&str],
 ) -> Result<(MockMeta, String, Fixture)> {
-    with_mock_meta_upgrading(name, faults, args, None).await
-}
-
-/// [`with_mock_meta`] where mock-meta raises a number's tier under `upgrade` (and tells wagate
-/// by Meta's webhook, naming `NUMBER_A` by `DISPLAY_A`).
-pub(crate) async fn with_mock_meta_upgrading(
-    name: &str,
-    faults: Faults,
-    args: &[&str],
-    upgrade: Option<wagate_loadgen::oracle::UpgradeRule>,
-) -> Result<(MockMeta, String, Fixture)> {
     let limits = NumberLimits {
         messages_per_second: 1_000,
         tier_limit: 1_000,
     };
+    with_mock_meta_upgrading(name, faults, args, limits, None).await
+}
+
+/// [`with_mock_meta`] with the fixture numbers' `limits` at Meta, where mock-meta raises a
+/// number's tier under `upgrade` (and tells wagate by Meta's webhook, naming `NUMBER_A` by
+/// `DISPLAY_A`).
+pub(crate) async fn with_mock_meta_upgrading(
+    name: &str,
+    faults: Faults,
+    args: &[&str],
+    limits: NumberLimits,
+    upgrade: Option<wagate_loadgen::oracle::UpgradeRule>,
+) -> Result<(MockMeta, String, Fixture)> {
     let mock = start_mock_meta(MockMetaConfig {
         listen: "127.0.0.1:0".parse()?,
         webhook_url: None,

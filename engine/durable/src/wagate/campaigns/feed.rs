@@ -24,8 +24,8 @@ struct PartOutcome {
     accepted: u64,
     queued: u64,
     cost_micros: u64,
-    refused: Vec<&'static str>,
-    refused_names: Vec<String>,
+    /// The reasons of those refused, one each.
+    refused: Vec<String>,
 }
 
 impl Wagate {
@@ -120,10 +120,7 @@ impl Wagate {
         next.accepted += outcome.accepted;
         next.queued += outcome.queued;
         next.accepted_cost_micros += outcome.cost_micros;
-        for name in outcome.refused.iter().copied() {
-            *next.refused.entry(name.to_string()).or_default() += 1;
-        }
-        for name in outcome.refused_names {
+        for name in outcome.refused {
             *next.refused.entry(name).or_default() += 1;
         }
         self.write_campaign(&next, Batch::default())?;
@@ -131,8 +128,11 @@ impl Wagate {
         Ok(())
     }
 
-    /// How many may be fed now: the room under the limit of the number's scope, and under
-    /// the day's cap.
+    /// How many may be fed now: the room under the limit of the number's scope, under the
+    /// day's cap, and no further than the plan has gone by the end of the day (a day that fell
+    /// short under Meta's limits is caught up on the next; past the plan's days, the room
+    /// alone). Meta raising the tier mid-day does not run ahead of the plan: the ramp the
+    /// business approved holds.
     fn room_for(&self, campaign: &Campaign, now: u64) -> Result<u64, CampaignError> {
         let usage = self.limit_usage(PhoneNumberId(campaign.spec.number))?;
         let room = usage.limit.map_or(u64::MAX, |limit| {
@@ -148,7 +148,14 @@ impl Wagate {
             .spec
             .daily_cap
             .map_or(u64::MAX, |cap| cap.saturating_sub(today));
-        Ok(room.min(cap))
+        let planned = &campaign.plan.sends;
+        let by_plan = if day < planned.len() {
+            let by_today: u64 = planned[..=day].iter().sum();
+            by_today.saturating_sub(campaign.cursor)
+        } else {
+            u64::MAX
+        };
+        Ok(room.min(cap).min(by_plan))
     }
 
     /// Feeds the next `size` people of `campaign`; what the rules made of them.
@@ -178,9 +185,10 @@ impl Wagate {
             ..PartOutcome::default()
         };
         if unreadable > 0 {
-            outcome
-                .refused
-                .extend(std::iter::repeat_n("invalid", unreadable as usize));
+            outcome.refused.extend(std::iter::repeat_n(
+                "invalid".to_string(),
+                unreadable as usize,
+            ));
         }
         for result in self.submit_many(submissions) {
             match result? {
@@ -189,9 +197,9 @@ impl Wagate {
                     outcome.cost_micros += accepted.price_micros;
                 }
                 SubmitResult::Queued { .. } => outcome.queued += 1,
-                SubmitResult::Refused { name, .. } => outcome.refused_names.push(name),
+                SubmitResult::Refused { name, .. } => outcome.refused.push(name),
                 // Not asked to queue never answers deferred; counted as refused if it did.
-                SubmitResult::Deferred { reason, .. } => outcome.refused.push(reason.name()),
+                SubmitResult::Deferred { reason, .. } => outcome.refused.push(reason.name().into()),
             }
         }
         Ok(outcome)
