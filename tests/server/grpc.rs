@@ -325,3 +325,77 @@ async fn consent_people_messages_and_usage_answer_over_grpc_as_over_http() -> Re
     assert_eq!(by_a_tenant.http_status, 403);
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_is_created_read_and_started_over_grpc_as_over_http() -> Result<()> {
+    use wagate::server::grpc::proto::records_client::RecordsClient;
+    use wagate::server::grpc::proto::{CampaignChange, CampaignRequest, CreateCampaignRequest};
+
+    let mut f = Fixture::start("grpc-campaigns", "").await?;
+    let people: Vec<String> = (1..=3).map(person).collect();
+    f.ready_to_send(&people[..2]).await?;
+    let channel = tonic::transport::Channel::from_shared(f.server().grpc.clone())?
+        .connect()
+        .await?;
+    let mut records = RecordsClient::new(channel);
+    let json_of = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+    let audience = format!("to,name\n{}\n", people.join(",Ada\n") + ",Ada");
+    let created = records
+        .create_campaign(authorised(
+            CreateCampaignRequest {
+                phone_number_id: NUMBER_A.to_string(),
+                template: "order_update".into(),
+                name: "spring".into(),
+                daily_cap: 100,
+                audience: audience.into_bytes(),
+                csv: true,
+                ..Default::default()
+            },
+            ALPHA,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(created.http_status, 201, "{}", created.body_json);
+    let created = json_of(&created.body_json);
+    assert_eq!(created["audience"]["eligible"], 2, "{created}");
+    assert_eq!(created["audience"]["excluded"]["no_opt_in"], 1, "{created}");
+    assert_eq!(created["daily_cap"], 100, "{created}");
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    let started = records
+        .change_campaign(authorised(
+            CampaignChange {
+                campaign_id: id.clone(),
+                action: "start".into(),
+            },
+            ALPHA,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(json_of(&started.body_json)["state"], "running");
+    let over_http = f
+        .web
+        .get(&f.url(&format!("/wagate/v1/campaigns/{id}")), ALPHA)
+        .await?
+        .json();
+    let over_grpc = records
+        .get_campaign(authorised(
+            CampaignRequest {
+                campaign_id: id.clone(),
+            },
+            ALPHA,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(json_of(&over_grpc.body_json)["state"], over_http["state"]);
+    assert_eq!(
+        json_of(&over_grpc.body_json)["audience"],
+        over_http["audience"]
+    );
+    // Another tenant's token finds nothing, as over HTTP.
+    let other = records
+        .get_campaign(authorised(CampaignRequest { campaign_id: id }, BETA))
+        .await?
+        .into_inner();
+    assert_eq!(other.http_status, 400, "{}", other.body_json);
+    f.stop()
+}

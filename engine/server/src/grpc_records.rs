@@ -1,6 +1,6 @@
-//! The `Records` gRPC service: consent, people, messages and usage answered by the very HTTP
-//! handlers that answer them on the HTTP port (the router, called in process), so both ports
-//! give the same answers, with the same tokens, limits and errors.
+//! The `Records` gRPC service: consent, people, messages, usage, erasure and campaigns answered
+//! by the very HTTP handlers that answer them on the HTTP port (the router, called in process),
+//! so both ports give the same answers, with the same tokens, limits and errors.
 
 use axum::body::Body;
 use axum::http::{header, Method};
@@ -12,7 +12,8 @@ use tonic::{Request, Response, Status};
 
 use super::grpc::proto::records_server::Records;
 use super::grpc::proto::{
-    ConsentRequest, ContactRequest, EraseRequest, MessageRequest, RecordAnswer, UsageRequest,
+    CampaignChange, CampaignRequest, ConsentRequest, ContactRequest, CreateCampaignRequest,
+    EraseRequest, MessageRequest, RecordAnswer, UsageRequest,
 };
 use super::state::App;
 
@@ -38,10 +39,29 @@ impl GrpcRecords {
         path: String,
         body: String,
     ) -> Result<Response<RecordAnswer>, Status> {
+        self.ask_with(
+            metadata,
+            method,
+            path,
+            "application/json",
+            body.into_bytes(),
+        )
+        .await
+    }
+
+    /// [`GrpcRecords::ask`] with a body of `content_type`.
+    async fn ask_with(
+        &self,
+        metadata: &MetadataMap,
+        method: Method,
+        path: String,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Response<RecordAnswer>, Status> {
         let mut request = axum::http::Request::builder()
             .method(method)
             .uri(path)
-            .header(header::CONTENT_TYPE, "application/json");
+            .header(header::CONTENT_TYPE, content_type);
         if let Some(token) = metadata.get("authorization") {
             let token = token
                 .to_str()
@@ -145,6 +165,66 @@ impl Records for GrpcRecords {
             path.push_str(&format!("?by={}", segment(&asked.by)));
         }
         self.ask(request.metadata(), Method::DELETE, path, String::new())
+            .await
+    }
+
+    async fn create_campaign(
+        &self,
+        request: Request<CreateCampaignRequest>,
+    ) -> Result<Response<RecordAnswer>, Status> {
+        let (metadata, _, asked) = request.into_parts();
+        let mut path = format!(
+            "/wagate/v1/campaigns?phone_number_id={}&template={}",
+            segment(&asked.phone_number_id),
+            segment(&asked.template)
+        );
+        for (key, value) in [
+            ("language", asked.language),
+            ("name", asked.name),
+            ("start_at", asked.start_at),
+        ] {
+            if !value.is_empty() {
+                path.push_str(&format!("&{key}={}", segment(&value)));
+            }
+        }
+        if asked.daily_cap > 0 {
+            path.push_str(&format!("&daily_cap={}", asked.daily_cap));
+        }
+        if asked.auto_resume {
+            path.push_str("&auto_resume=true");
+        }
+        let content_type = if asked.csv {
+            "text/csv"
+        } else {
+            "application/x-ndjson"
+        };
+        self.ask_with(&metadata, Method::POST, path, content_type, asked.audience)
+            .await
+    }
+
+    async fn get_campaign(
+        &self,
+        request: Request<CampaignRequest>,
+    ) -> Result<Response<RecordAnswer>, Status> {
+        let path = format!(
+            "/wagate/v1/campaigns/{}",
+            segment(&request.get_ref().campaign_id)
+        );
+        self.ask(request.metadata(), Method::GET, path, String::new())
+            .await
+    }
+
+    async fn change_campaign(
+        &self,
+        request: Request<CampaignChange>,
+    ) -> Result<Response<RecordAnswer>, Status> {
+        let asked = request.get_ref();
+        let path = format!(
+            "/wagate/v1/campaigns/{}/{}",
+            segment(&asked.campaign_id),
+            segment(&asked.action)
+        );
+        self.ask(request.metadata(), Method::POST, path, String::new())
             .await
     }
 
