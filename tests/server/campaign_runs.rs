@@ -487,3 +487,60 @@ async fn fifty_thousand_people_on_a_1k_number_go_as_planned_under_2021() -> Resu
     assert_eq!(done["counts"]["sent"], PEOPLE, "{done}");
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_s_own_quiet_hours_hold_each_person_to_their_local_morning() -> Result<()> {
+    let mut f = Fixture::start("campaign-quiet", "").await?;
+    // 00:00 UTC: 05:30 in India (held until 09:00 there, 03:30 UTC), 16:00 the day before in
+    // California (allowed).
+    let india: Vec<String> = (1..=3u64).map(|i| format!("+9198765{i:05}")).collect();
+    let california: Vec<String> = (1..=4u64).map(|i| format!("+1650{i:07}")).collect();
+    let everyone: Vec<String> = india.iter().chain(&california).cloned().collect();
+    f.ready_to_send(&everyone).await?;
+    let body = everyone
+        .iter()
+        .map(|to| line(to))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let query = format!(
+        "phone_number_id={NUMBER_A}&template=order_update&allowed_from=09:00&allowed_to=21:00"
+    );
+    let created = create(&f, &query, body).await?;
+    assert_eq!(
+        created["quiet_hours"],
+        json!({ "allowed_from": "09:00", "allowed_to": "21:00" })
+    );
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    for wrong in ["allowed_from=09:00", "allowed_from=9&allowed_to=21:00"] {
+        let url = f.url(&format!(
+            "/wagate/v1/campaigns?phone_number_id={NUMBER_A}&template=order_update&{wrong}"
+        ));
+        let refused = post_bulk(&f.web, &url, ALPHA, line(&india[0])).await?;
+        assert_eq!(refused.status, 400, "{wrong}: {}", refused.text());
+    }
+    act(&f, &id, "start").await?;
+    let fed = wait_campaign(&f, &id, |v| v["counts"]["fed"] == 7).await?;
+    assert_eq!(fed["counts"]["accepted"], 4, "{fed}");
+    assert_eq!(fed["counts"]["queued"], 3, "{fed}");
+    advance(&f, 1).await?;
+    let first = recipients_at_meta(&f, 4).await?;
+    assert!(first.iter().all(|to| to.starts_with("+1650")), "{first:?}");
+    // India's morning: the held sends go at 09:00 there, to the second.
+    let url = f.url(&format!("/wagate/v1/scheduled?phone_number_id={NUMBER_A}"));
+    let queued = f.web.get(&url, ALPHA).await?.json();
+    let due: Vec<u64> = queued["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|q| q["queued_until"].as_u64())
+        .collect();
+    assert_eq!(due, [START_UNIX + 12_600; 3], "{queued}");
+    advance(&f, 12_600 - 2).await?;
+    assert_eq!(f.meta.received().len(), 4, "not a second early");
+    advance(&f, 1).await?;
+    recipients_at_meta(&f, 5).await?;
+    advance(&f, 1).await?;
+    let all = recipients_at_meta(&f, 7).await?;
+    assert!(all[4..].iter().all(|to| to.starts_with("+91")), "{all:?}");
+    f.stop()
+}

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 use super::admin_access::query_refused;
 use super::body_read::{BodyFrames, LineParts};
+use super::config::QuietHoursConfig;
 use super::reply::{self, no_such_object, ApiErrorResponse};
 use super::send::{counted, usable_number};
 use super::send_options::parse_instant;
@@ -49,6 +50,11 @@ pub(crate) struct CreateQuery {
     daily_cap: Option<u64>,
     #[serde(default)]
     auto_resume: Option<bool>,
+    /// The campaign's own quiet hours (`HH:MM`, both or neither), in each person's local time.
+    #[serde(default)]
+    allowed_from: Option<String>,
+    #[serde(default)]
+    allowed_to: Option<String>,
 }
 
 /// Meta's error shape for what a campaign call cannot do.
@@ -112,6 +118,22 @@ pub(crate) async fn create(
             .unix_secs(),
         None => now,
     };
+    let quiet_hours = match (query.allowed_from, query.allowed_to) {
+        (None, None) => None,
+        (Some(allowed_from), Some(allowed_to)) => {
+            let rule = QuietHoursConfig {
+                allowed_from,
+                allowed_to,
+                categories: Vec::new(),
+            }
+            .rule()
+            .map_err(|why| ApiError::invalid_parameter(format!("quiet hours: {why}")))?;
+            Some([rule.allowed_from_minute, rule.allowed_to_minute])
+        }
+        _ => {
+            return Err(ApiError::invalid_parameter("give both allowed_from and allowed_to").into())
+        }
+    };
     let language = query.language.unwrap_or_else(|| "en_US".into());
     let spec = CampaignSpec {
         tenant: tenant.name.clone(),
@@ -122,6 +144,7 @@ pub(crate) async fn create(
         start_at,
         daily_cap: query.daily_cap,
         auto_resume: query.auto_resume.unwrap_or(false),
+        quiet_hours,
     };
     let worker = app.clone();
     let campaign =
@@ -356,6 +379,10 @@ async fn view(app: &App, campaign: &Campaign) -> Result<Value, ApiErrorResponse>
         "paused_by": campaign.paused_by.map(|p| p.name()),
         "auto_resume": campaign.spec.auto_resume,
         "daily_cap": campaign.spec.daily_cap,
+        "quiet_hours": campaign.spec.quiet_hours.map(|[from, to]| json!({
+            "allowed_from": format!("{:02}:{:02}", from / 60, from % 60),
+            "allowed_to": format!("{:02}:{:02}", to / 60, to % 60),
+        })),
         "created_at": campaign.created_at,
         "start_at": campaign.spec.start_at,
         "started_at": campaign.started_at,

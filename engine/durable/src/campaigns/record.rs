@@ -92,6 +92,10 @@ pub struct CampaignSpec {
     /// Resume by itself when what paused it (Meta's word) passes; the operator's pause waits
     /// for the operator either way.
     pub auto_resume: bool,
+    /// The campaign's own quiet hours: its sends go only from the first to the second minute
+    /// after midnight in each person's local time (held to the next allowed minute, queued).
+    #[serde(default)]
+    pub quiet_hours: Option<[u16; 2]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

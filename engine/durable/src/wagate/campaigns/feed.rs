@@ -4,6 +4,9 @@
 //! path as any send. The part's outcome and the next position are written together.
 
 use wagate_rules::ids::PhoneNumberId;
+use wagate_rules::quiet_hours::QuietHours;
+use wagate_rules::template::model::Category;
+use wagate_rules::time_zones::utc_offset_minutes;
 use wagate_store::{Batch, Family};
 
 use super::CampaignError;
@@ -168,6 +171,12 @@ impl Wagate {
             keys::audience(id, campaign.cursor + size),
         );
         let mut unreadable = 0;
+        let now = self.now();
+        let quiet = campaign.spec.quiet_hours.map(|[from, to]| QuietHours {
+            allowed_from_minute: from,
+            allowed_to_minute: to,
+            held: u8::MAX,
+        });
         self.store
             .scan(Family::Campaigns, &start, &end, &mut |key, value| {
                 let position = u64::from_be_bytes(key[9..17].try_into().expect("8 bytes"));
@@ -175,7 +184,16 @@ impl Wagate {
                 match read_entry(value).and_then(|(_, payload)| {
                     Submission::from_send_body(number, payload.to_vec(), key, true).ok()
                 }) {
-                    Some(read) => submissions.push(read.submission),
+                    Some(mut read) => {
+                        // The campaign's own quiet hours: held to the person's allowed minute.
+                        if let Some(quiet) = &quiet {
+                            let request = &mut read.submission.request;
+                            let offset = utc_offset_minutes(request.to);
+                            request.options.send_at =
+                                quiet.hold_until(Category::Marketing, now, offset);
+                        }
+                        submissions.push(read.submission)
+                    }
                     None => unreadable += 1,
                 }
                 true
