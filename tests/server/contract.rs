@@ -30,7 +30,9 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml"))?;
     let doc: Value = serde_yaml_ng::from_str(&text)?;
-    let (mut f, to) = Fixture::ready_for("openapi", "", 3).await?;
+    let automation =
+        "[[tenants.automations]]\nevent = \"appointment_booked\"\ntemplate = \"order_update\"\n";
+    let (mut f, to) = Fixture::ready_for("openapi", automation, 3).await?;
     let template = template_send(&to, "order_update", &["Ada"]);
     let sent = f.send(ALPHA, NUMBER_A, &template, &[]).await?;
     let id = sent.message_id();
@@ -63,6 +65,9 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
         ("get", format!("/wagate/v1/messages/{id}"), ALPHA, String::new(), ""),
         ("get", format!("/wagate/v1/scheduled?phone_number_id={NUMBER_A}"), ALPHA, String::new(), ""),
         ("post", campaigns.clone(), ALPHA, audience, "application/x-ndjson"),
+        ("post", "/wagate/v1/events".into(), BETA,
+         json!({ "event": "appointment_booked", "phone_number_id": NUMBER_B.to_string(),
+                 "to": to, "at": START_UNIX + 86_400 }).to_string(), "application/json"),
         ("get", "/wagate/v1/campaigns".into(), ALPHA, String::new(), ""),
         ("get", format!("/wagate/v1/campaigns/{campaign}"), ALPHA, String::new(), ""),
         ("post", format!("/wagate/v1/campaigns/{campaign}/start"), ALPHA, String::new(), ""),

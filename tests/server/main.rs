@@ -21,6 +21,8 @@ mod hardening;
 /// What an operator sees: logs and the values answers name.
 mod operability;
 
+/// A business's own events set its automations going.
+mod automations;
 /// Campaigns as objects: upload, plan, run over days, Meta's pause, crash, counts.
 mod campaign_runs;
 /// The campaign plan before anything is sent.

@@ -53,6 +53,7 @@ pub(crate) fn router(app: App) -> Router {
             post(super::campaigns_api::create).get(super::campaigns_api::list),
         )
         .route("/wagate/v1/campaigns/{id}", get(super::campaigns_api::read))
+        .route("/wagate/v1/events", post(super::events_api::receive))
         .route(
             "/wagate/v1/campaigns/{id}/{action}",
             post(super::campaigns_api::act),

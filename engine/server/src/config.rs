@@ -258,6 +258,27 @@ pub struct TenantConfig {
     /// send to `pool:<name>` goes from the number wagate picks.
     #[serde(default)]
     pub pools: std::collections::BTreeMap<String, Vec<u64>>,
+    /// What the tenant's own events (`POST /wagate/v1/events`) set going, as data.
+    #[serde(default)]
+    pub automations: Vec<AutomationConfig>,
+}
+
+/// `[[tenants.automations]]`: an event of the business (`event`, e.g. `appointment_booked`,
+/// with the time it is about) schedules `template` to the person, `remind_before_secs` before
+/// that time (0: at once), never after it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AutomationConfig {
+    pub event: String,
+    pub template: String,
+    #[serde(default = "english")]
+    pub language: String,
+    #[serde(default)]
+    pub remind_before_secs: u64,
+}
+
+fn english() -> String {
+    "en_US".into()
 }
 
 /// The most numbers one pool holds.
@@ -483,6 +504,16 @@ impl ServerConfig {
             }
             if !tokens.insert(tenant.token.as_str()) || tenant.token == self.admin.token {
                 return invalid(format!("tenant '{}': the token is not unique", tenant.name));
+            }
+            if let Some(automation) = tenant
+                .automations
+                .iter()
+                .find(|a| a.event.trim().is_empty() || a.template.trim().is_empty())
+            {
+                return invalid(format!(
+                    "tenant '{}': an automation needs an event and a template: {automation:?}",
+                    tenant.name
+                ));
             }
             for (name, pool) in &tenant.pools {
                 if name.is_empty()

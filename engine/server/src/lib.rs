@@ -22,6 +22,7 @@ mod consent_api;
 mod consent_history_api;
 mod descriptors;
 mod erasure_api;
+mod events_api;
 mod forward;
 mod front;
 mod graph;
