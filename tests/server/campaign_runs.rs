@@ -59,6 +59,16 @@ async fn wait_campaign(f: &Fixture, id: &str, done: impl Fn(&Value) -> bool) -> 
     }
 }
 
+/// `field` of each of a campaign's planned days.
+fn planned(view: &Value, field: &str) -> Vec<Value> {
+    view["plan"]["days"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|day| day[field].clone())
+        .collect()
+}
+
 fn accepted_on(view: &Value, day: usize) -> u64 {
     view["counts"]["days"][day].as_u64().unwrap_or(0)
 }
@@ -161,11 +171,9 @@ async fn a_campaign_is_planned_then_runs_the_days_it_planned_paused_by_meta_and_
         json!({ "no_opt_in": 5, "opted_out": 3, "duplicate": 1, "invalid": 2 }),
         "{created}"
     );
-    let plan: Vec<u64> = created["plan"]["days"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d["sends"].as_u64())
+    let plan: Vec<u64> = planned(&created, "sends")
+        .iter()
+        .filter_map(Value::as_u64)
         .collect();
     let limit = number_usage(&f, NUMBER_A).await?["limit_24h"]
         .as_u64()
@@ -385,18 +393,11 @@ async fn fifty_thousand_people_on_a_1k_number_go_as_planned_under_2021() -> Resu
     let query = format!("phone_number_id={NUMBER_A}&template=order_update");
     let created = create(&f, &query, body).await?;
     let id = created["id"].as_str().unwrap_or_default().to_string();
-    let plan: Vec<u64> = created["plan"]["days"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d["sends"].as_u64())
+    let plan: Vec<u64> = planned(&created, "sends")
+        .iter()
+        .filter_map(Value::as_u64)
         .collect();
-    let tiers: Vec<String> = created["plan"]["days"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d["tier"].as_str().map(str::to_string))
-        .collect();
+    let tiers = planned(&created, "tier");
     assert_eq!(plan.iter().sum::<u64>(), PEOPLE, "{created}");
     assert_eq!(created["plan"]["upgrade"]["to"], "TIER_10K", "{created}");
     let upgrade_day = created["plan"]["upgrade"]["day"].as_u64().unwrap_or(0) as usize;
@@ -419,7 +420,7 @@ async fn fifty_thousand_people_on_a_1k_number_go_as_planned_under_2021() -> Resu
         // Meta's tier that day is the plan's: the upgrade came when the plan said.
         let usage = number_usage(&f, NUMBER_A).await?;
         let tier = usage["tier"].clone();
-        assert_eq!(tier, json!(tiers[day]), "day {day} of {plan:?}: {usage}");
+        assert_eq!(tier, tiers[day], "day {day} of {plan:?}: {usage}");
         if day == 5 {
             // A new day and room under the limit, but paused: nobody fed until resumed.
             both_clocks(&f, &base, day_starts + 1).await?;

@@ -12,10 +12,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::admin_access::{admin_error, admin_only, parse_number};
-use super::body_read::read_request_body;
-use super::metrics::bump;
 use super::reply::{self, ApiErrorResponse};
-use super::state::{blocking, require_content_type, store_error, App};
+use super::state::{blocking, store_error, App};
 use wagate_cloud_api::error::ApiError;
 use wagate_rules::clock::Timestamp;
 use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
@@ -64,12 +62,7 @@ async fn admin_json<T: DeserializeOwned>(
     body: Body,
 ) -> Result<T, ApiErrorResponse> {
     admin_only(app, headers)?;
-    require_content_type(headers, "application/json")?;
-    let bytes = read_request_body(app, body, app.config.http.max_body_bytes).await?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        bump(&app.metrics.invalid);
-        ApiError::invalid_parameter(format!("the body does not fit this endpoint: {e}")).into()
-    })
+    super::body_read::read_json_body(app, headers, body).await
 }
 
 fn parse_quality(text: &str) -> Result<Quality, ApiErrorResponse> {

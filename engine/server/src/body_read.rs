@@ -264,3 +264,18 @@ pub(crate) fn bodies_full(metrics: &Metrics) -> ApiError {
         "bodies_full",
     )
 }
+
+/// A JSON request body read under `http.max_body_bytes` into `T`: refused in Meta's shape (and
+/// counted as invalid) when it is not `application/json` or does not fit `T`.
+pub(crate) async fn read_json_body<T: serde::de::DeserializeOwned>(
+    app: &App,
+    headers: &axum::http::HeaderMap,
+    body: Body,
+) -> Result<T, super::reply::ApiErrorResponse> {
+    super::state::require_content_type(headers, "application/json")?;
+    let bytes = read_request_body(app, body, app.config.http.max_body_bytes).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        bump(&app.metrics.invalid);
+        ApiError::invalid_parameter(format!("the body does not fit this endpoint: {e}")).into()
+    })
+}

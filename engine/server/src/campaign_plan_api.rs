@@ -10,12 +10,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::admin_access::admin_error;
-use super::body_read::read_request_body;
+use super::body_read::read_json_body;
 use super::reply::{self, ApiErrorResponse};
 use super::send::{counted, usable_number};
-use super::state::{blocking, require_content_type, App};
+use super::state::{blocking, App};
 use wagate_cloud_api::error::ApiError;
-use wagate_rules::campaign_plan::{plan, PlanStart};
 use wagate_rules::clock::SECS_PER_DAY;
 
 /// The largest audience a plan is made for.
@@ -38,11 +37,7 @@ pub(crate) async fn plan_campaign(
 ) -> Result<Response, ApiErrorResponse> {
     super::metrics::bump(&app.metrics.requests);
     let tenant = app.tenants.tenant(&headers).map_err(|e| counted(&app, e))?;
-    require_content_type(&headers, "application/json")?;
-    let bytes = read_request_body(&app, body, app.config.http.max_body_bytes).await?;
-    let asked: PlanAsked = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::invalid_parameter(format!("the body does not fit this endpoint: {e}"))
-    })?;
+    let asked: PlanAsked = read_json_body(&app, &headers, body).await?;
     let number =
         usable_number(&app, &tenant, &asked.phone_number_id).map_err(|e| counted(&app, e))?;
     if asked.audience == 0 || asked.audience > MAX_AUDIENCE {
@@ -52,42 +47,31 @@ pub(crate) async fn plan_campaign(
         return Err(ApiError::invalid_parameter("daily_cap is at least 1").into());
     }
     let worker = app.clone();
-    let usage = blocking(move || worker.wagate.usage(number).map_err(admin_error)).await?;
-    let profile = app.wagate.registry().profile();
-    let tier = profile
-        .tiers
-        .iter()
-        .position(|t| t.name == usage.tier)
-        .unwrap_or(0);
-    let planned = plan(
-        profile,
-        PlanStart {
-            audience: asked.audience,
-            tier,
-            used_24h: usage.used_24h,
-            unique_7d: usage.unique_7d_estimate,
-            quality: usage.quality,
-            daily_cap: asked.daily_cap,
-        },
-    );
+    let (usage, planned) = blocking(move || {
+        let usage = worker.wagate.usage(number).map_err(admin_error)?;
+        let planned = worker
+            .wagate
+            .plan_days(number, asked.audience, asked.daily_cap)
+            .map_err(|e| ApiErrorResponse::from(ApiError::invalid_parameter(e.to_string())))?;
+        Ok((usage, planned))
+    })
+    .await?;
     // Day 0 starts now; each next one a rolling day later.
     let now = app.wagate.now().unix_secs();
-    let days: Vec<_> = planned
-        .days
-        .iter()
+    let days: Vec<_> = (0..planned.sends.len())
         .map(|day| {
             json!({
-                "day": day.day,
-                "starts_at": now + u64::from(day.day) * u64::from(SECS_PER_DAY),
-                "tier": profile.tiers[day.tier].name,
-                "limit": day.limit,
-                "sends": day.sends,
+                "day": day,
+                "starts_at": now + day as u64 * u64::from(SECS_PER_DAY),
+                "tier": planned.tiers[day],
+                "limit": planned.limits[day],
+                "sends": planned.sends[day],
             })
         })
         .collect();
-    let upgrade = planned.upgrade_day(tier).map(
-        |day| json!({ "day": day, "to": profile.tiers[planned.days[day as usize].tier].name }),
-    );
+    let upgrade = planned
+        .upgrade_day
+        .map(|day| json!({ "day": day, "to": planned.upgrade_to }));
     Ok(reply::ok(&json!({
         "phone_number_id": number.0.to_string(),
         "tier": usage.tier,

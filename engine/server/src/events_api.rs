@@ -12,11 +12,11 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::body_read::read_request_body;
+use super::body_read::read_json_body;
 use super::reply::{self, ApiErrorResponse};
 use super::send::{counted, decide_many, rejected, usable_number, Asked};
 use super::send_options::parse_instant;
-use super::state::{require_content_type, App};
+use super::state::App;
 use wagate_cloud_api::error::ApiError;
 use wagate_rules::clock::Timestamp;
 use wagate_rules::SendOptions;
@@ -43,11 +43,7 @@ pub(crate) async fn receive(
 ) -> Result<Response, ApiErrorResponse> {
     super::metrics::bump(&app.metrics.requests);
     let tenant = app.tenants.tenant(&headers).map_err(|e| counted(&app, e))?;
-    require_content_type(&headers, "application/json")?;
-    let bytes = read_request_body(&app, body, app.config.http.max_body_bytes).await?;
-    let asked: EventBody = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::invalid_parameter(format!("the body does not fit this endpoint: {e}"))
-    })?;
+    let asked: EventBody = read_json_body(&app, &headers, body).await?;
     let number =
         usable_number(&app, &tenant, &asked.phone_number_id).map_err(|e| counted(&app, e))?;
     let at = match &asked.at {

@@ -71,6 +71,9 @@ impl PauseCause {
 pub struct PlannedDays {
     pub sends: Vec<u64>,
     pub tiers: Vec<String>,
+    /// Each day's unique-recipient limit (`None`: unlimited).
+    #[serde(default)]
+    pub limits: Vec<Option<u32>>,
     pub upgrade_day: Option<u32>,
     pub upgrade_to: Option<String>,
     pub unplaced: u64,

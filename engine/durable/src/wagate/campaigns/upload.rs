@@ -173,6 +173,7 @@ impl Wagate {
                 .iter()
                 .map(|d| profile.tiers[d.tier].name.clone())
                 .collect(),
+            limits: planned.days.iter().map(|d| d.limit).collect(),
             upgrade_day,
             upgrade_to: upgrade_day
                 .map(|day| profile.tiers[planned.days[day as usize].tier].name.clone()),
