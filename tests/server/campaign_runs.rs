@@ -17,6 +17,15 @@ fn line(to: &str) -> String {
     json!({ "to": to, "parameters": ["Ada"] }).to_string()
 }
 
+/// An NDJSON audience of `people`.
+fn audience(people: &[String]) -> String {
+    people
+        .iter()
+        .map(|to| line(to))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 async fn create(f: &Fixture, query: &str, body: String) -> Result<Value> {
     let url = f.url(&format!("/wagate/v1/campaigns?{query}"));
     let created = post_bulk(&f.web, &url, ALPHA, body).await?;
@@ -272,11 +281,7 @@ async fn a_campaign_s_counts_are_what_meta_saw_and_another_tenant_cannot_see_it(
     .await?;
     let people: Vec<String> = (1..=400u64).map(|i| format!("+1653{i:07}")).collect();
     f.ready_to_send(&people).await?;
-    let body = people
-        .iter()
-        .map(|to| line(to))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let body = audience(&people);
     let query = format!("phone_number_id={NUMBER_A}&template=order_update");
     let id = create(&f, &query, body).await?["id"]
         .as_str()
@@ -385,11 +390,7 @@ async fn fifty_thousand_people_on_a_1k_number_go_as_planned_under_2021() -> Resu
     }
     f.approved_template("order_update", "utility", ORDER_UPDATE)
         .await?;
-    let body = people
-        .iter()
-        .map(|to| line(to))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let body = audience(&people);
     let query = format!("phone_number_id={NUMBER_A}&template=order_update");
     let created = create(&f, &query, body).await?;
     let id = created["id"].as_str().unwrap_or_default().to_string();
@@ -498,11 +499,7 @@ async fn a_campaign_s_own_quiet_hours_hold_each_person_to_their_local_morning() 
     let california: Vec<String> = (1..=4u64).map(|i| format!("+1650{i:07}")).collect();
     let everyone: Vec<String> = india.iter().chain(&california).cloned().collect();
     f.ready_to_send(&everyone).await?;
-    let body = everyone
-        .iter()
-        .map(|to| line(to))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let body = audience(&everyone);
     let query = format!(
         "phone_number_id={NUMBER_A}&template=order_update&allowed_from=09:00&allowed_to=21:00"
     );
