@@ -262,6 +262,19 @@ async fn a_campaign_is_planned_then_runs_the_days_it_planned_paused_by_meta_and_
             ("done".to_string(), String::new())
         ]
     );
+    // Operators see it in /metrics too.
+    let metrics = f.web.get(&f.url("/metrics"), "").await?.text();
+    assert_eq!(
+        metric_value(&metrics, "wagate_campaigns{state=\"done\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "wagate_campaign_events_total{event=\"paused\",reason=\"quality_dropped\"}"
+        ),
+        Some(1.0)
+    );
     // Over is over.
     let url = f.url(&format!("/wagate/v1/campaigns/{id}/resume"));
     assert_eq!(f.web.post(&url, ALPHA, &json!({}), &[]).await?.status, 409);

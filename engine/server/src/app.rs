@@ -123,6 +123,7 @@ async fn metrics(
             sending_now: app.wagate.sending_now(),
             bodies_held: app.bodies.held(),
             usage,
+            campaigns: app.wagate.campaigns_by_state(),
         })
     });
     // The usage reads wait on the shard workers: bounded, like every wait.

@@ -251,7 +251,7 @@ fn run_releaser(
             }
             confirmed_at = second;
         }
-        run_campaigns(&wagate, &own_callbacks, &mut failures);
+        run_campaigns(&wagate, &metrics, &own_callbacks, &mut failures);
         match wagate.release_due_reporting(RELEASE_BATCH) {
             Ok(released) if released.count == 0 => std::thread::sleep(RELEASE_POLL),
             Err(error) => {
@@ -296,6 +296,7 @@ fn run_releaser(
 /// Feeds running campaigns a part each, and tells their tenants what they did.
 fn run_campaigns(
     wagate: &Wagate,
+    metrics: &Metrics,
     own_callbacks: &own_callbacks::OwnCallbacks,
     failures: &mut wagate_durable::log_limit::LogLimit,
 ) {
@@ -303,6 +304,13 @@ fn run_campaigns(
         Ok(events) if events.is_empty() => {}
         Ok(events) => {
             for event in &events {
+                metrics
+                    .campaign_events
+                    .get_or_create(&metrics::CampaignEventLabels {
+                        event: event.event,
+                        reason: event.reason.unwrap_or(""),
+                    })
+                    .inc();
                 tracing::info!(
                     campaign = event.campaign,
                     event = event.event,

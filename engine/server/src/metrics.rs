@@ -81,6 +81,19 @@ pub(crate) struct FactLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct StateLabels {
+    pub(crate) state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CampaignEventLabels {
+    /// `paused`, `resumed` or `done`.
+    pub(crate) event: &'static str,
+    /// Why (`quality_dropped`, ...; empty for `done`).
+    pub(crate) reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct NumberLabels {
     pub number: u64,
 }
@@ -150,6 +163,8 @@ pub struct Metrics {
     token_refused: Family<NumberLabels, Gauge>,
     upstream_pace: Family<NumberLabels, Gauge>,
     facts_applied: Family<FactLabels, Counter>,
+    campaigns: Family<StateLabels, Gauge>,
+    pub(crate) campaign_events: Family<CampaignEventLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -166,6 +181,8 @@ pub struct Snapshot {
     pub sending_now: usize,
     pub bodies_held: usize,
     pub usage: Vec<(u64, Usage)>,
+    /// Campaigns by state (every state, zeros included).
+    pub campaigns: Vec<(&'static str, u64)>,
 }
 
 impl Metrics {
@@ -236,6 +253,14 @@ impl Metrics {
         let upstream_sent = counter("upstream_sent", "Messages the upstream took");
         let upstream_failed = counter("upstream_failed", "Messages the upstream refused for good");
         let upstream_retried = counter("upstream_retried", "Upstream attempts to be retried");
+        let campaigns = Family::<StateLabels, Gauge>::default();
+        registry.register("campaigns", "Campaigns by state", campaigns.clone());
+        let campaign_events = Family::<CampaignEventLabels, Counter>::default();
+        registry.register(
+            "campaign_events",
+            "Campaigns paused, resumed and done, by why",
+            campaign_events.clone(),
+        );
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register(
             "decisions",
@@ -364,6 +389,8 @@ impl Metrics {
             token_refused,
             upstream_pace,
             facts_applied,
+            campaigns,
+            campaign_events,
         }
     }
 
@@ -470,6 +497,11 @@ impl Metrics {
                     self.usage_limit.remove(&labels);
                 }
             }
+        }
+        for (state, count) in &now.campaigns {
+            self.campaigns
+                .get_or_create(&StateLabels { state })
+                .set(to_i64(*count));
         }
         let mut out = String::new();
         // Writing to a String cannot fail.

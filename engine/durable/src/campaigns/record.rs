@@ -24,6 +24,15 @@ pub enum CampaignState {
 }
 
 impl CampaignState {
+    pub const ALL: [CampaignState; 6] = [
+        CampaignState::Uploading,
+        CampaignState::Planned,
+        CampaignState::Running,
+        CampaignState::Paused,
+        CampaignState::Cancelled,
+        CampaignState::Done,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             CampaignState::Uploading => "uploading",

@@ -79,6 +79,18 @@ impl Wagate {
         self.campaigns.lock().values().cloned().collect()
     }
 
+    /// How many campaigns are in each state (every state named, for `/metrics`).
+    pub fn campaigns_by_state(&self) -> Vec<(&'static str, u64)> {
+        let records = self.campaigns.lock();
+        CampaignState::ALL
+            .iter()
+            .map(|state| {
+                let count = records.values().filter(|c| c.state == *state).count();
+                (state.name(), count as u64)
+            })
+            .collect()
+    }
+
     /// The delivery counts of a campaign's sends so far.
     pub fn campaign_deliveries(&self, id: u64) -> Result<DeliveryCounts, StoreError> {
         let count = |what: crate::message::Delivery| -> Result<u64, StoreError> {
