@@ -72,3 +72,67 @@ async fn an_appointment_booked_schedules_its_reminder_a_day_before_once() -> Res
     assert_eq!(late["sends"][0]["body"]["error"]["code"], 470_004, "{late}");
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyword_is_answered_once_per_message_and_a_loop_stops_at_five_an_hour() -> Result<()> {
+    let config = r#"
+[[tenants.automations]]
+keyword = "menu"
+text = "1) Orders 2) Help"
+"#;
+    let mut f = Fixture::start("automations-keyword", config).await?;
+    let ana = person(1);
+    let digits = ana.trim_start_matches('+').to_string();
+    let says = |wamid: &str, text: &str| inbound_webhook(NUMBER_B, wamid, &digits, text);
+    let answers = |f: &Fixture| {
+        f.meta
+            .received()
+            .iter()
+            .filter(|r| r.json()["text"]["body"] == "1) Orders 2) Help")
+            .count()
+    };
+    assert_eq!(
+        f.meta_webhook(&says("wamid.a1", " MENU "), None)
+            .await?
+            .status,
+        200
+    );
+    let sent = f.meta.wait_for(1, crate::WAIT).await?;
+    assert_eq!(sent[0].json()["to"], digits);
+    // Meta's retry of the same message is not answered again; other words are not answered.
+    f.meta_webhook(&says("wamid.a1", " MENU "), None).await?;
+    f.meta_webhook(&says("wamid.a2", "hello"), None).await?;
+    advance(&f, 10).await?;
+    assert_eq!(answers(&f), 1);
+    // An automated party writing back again and again: five answers an hour, then held.
+    for i in 3..=9 {
+        advance(&f, 10).await?;
+        f.meta_webhook(&says(&format!("wamid.a{i}"), "menu"), None)
+            .await?;
+    }
+    advance(&f, 10).await?;
+    let deadline = tokio::time::Instant::now() + crate::WAIT;
+    while answers(&f) < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "{}", answers(&f));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let metrics = f.web.get(&f.url("/metrics"), "").await?.text();
+    assert_eq!(
+        metric_value(&metrics, "wagate_automated_replies_total"),
+        Some(5.0)
+    );
+    assert_eq!(
+        metric_value(&metrics, "wagate_automated_replies_held_total"),
+        Some(3.0)
+    );
+    assert_eq!(answers(&f), 5);
+    // An hour on, the person is answered again.
+    advance(&f, 3_600).await?;
+    f.meta_webhook(&says("wamid.a10", "Menu"), None).await?;
+    let deadline = tokio::time::Instant::now() + crate::WAIT;
+    while answers(&f) < 6 {
+        assert!(tokio::time::Instant::now() < deadline, "{}", answers(&f));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    f.stop()
+}

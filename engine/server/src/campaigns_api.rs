@@ -23,6 +23,7 @@ use super::reply::{self, no_such_object, ApiErrorResponse};
 use super::send::{counted, usable_number};
 use super::send_options::parse_instant;
 use super::state::{blocking, store_error, App};
+use super::template_body::template_body;
 use super::tenants::Tenant;
 use wagate_cloud_api::error::ApiError;
 use wagate_durable::campaigns::{AudienceLine, Campaign, CampaignSpec};
@@ -265,25 +266,6 @@ fn audience_lines(
         });
     }
     lines
-}
-
-/// The Cloud API body of one person's send: the template with its body's parameters.
-fn template_body(to: &str, template: &str, language: &str, parameters: &[String]) -> Vec<u8> {
-    let mut body = json!({
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": to,
-        "type": "template",
-        "template": { "name": template, "language": { "code": language } },
-    });
-    if !parameters.is_empty() {
-        let parameters: Vec<Value> = parameters
-            .iter()
-            .map(|text| json!({ "type": "text", "text": text }))
-            .collect();
-        body["template"]["components"] = json!([{ "type": "body", "parameters": parameters }]);
-    }
-    body.to_string().into_bytes()
 }
 
 /// The campaign `id` if the caller's tenant owns it.

@@ -263,18 +263,49 @@ pub struct TenantConfig {
     pub automations: Vec<AutomationConfig>,
 }
 
-/// `[[tenants.automations]]`: an event of the business (`event`, e.g. `appointment_booked`,
-/// with the time it is about) schedules `template` to the person, `remind_before_secs` before
-/// that time (0: at once), never after it.
+/// `[[tenants.automations]]`, rules as data, each with one trigger and one answer:
+/// - `event` (e.g. `appointment_booked`, posted to `POST /wagate/v1/events` with the time it
+///   is about) schedules `template` `remind_before_secs` before that time, never after it;
+/// - `keyword` (a person's text, button payload or interactive reply, whole, any case) answers
+///   with `text` (inside the window their message opened) or `template`, once per message and
+///   at most [`MAX_AUTOMATED_REPLIES_PER_HOUR`] a person an hour (two automations answering
+///   each other stop there).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AutomationConfig {
-    pub event: String,
-    pub template: String,
+    #[serde(default)]
+    pub event: Option<String>,
+    #[serde(default)]
+    pub keyword: Option<String>,
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
     #[serde(default = "english")]
     pub language: String,
     #[serde(default)]
     pub remind_before_secs: u64,
+}
+
+/// Loop protection: automated replies to one person from one number within an hour.
+pub const MAX_AUTOMATED_REPLIES_PER_HOUR: u32 = 5;
+
+impl AutomationConfig {
+    /// Why this automation cannot be one, if it cannot.
+    fn problem(&self) -> Option<&'static str> {
+        let filled = |v: &Option<String>| v.as_deref().is_some_and(|t| !t.trim().is_empty());
+        match (filled(&self.event), filled(&self.keyword)) {
+            (true, true) | (false, false) => return Some("give exactly one of event and keyword"),
+            _ => {}
+        }
+        match (filled(&self.template), filled(&self.text)) {
+            (true, true) | (false, false) => Some("give exactly one of template and text"),
+            (false, true) if filled(&self.event) => {
+                Some("an event's reminder is a template (it goes outside the window)")
+            }
+            _ => None,
+        }
+    }
 }
 
 fn english() -> String {
@@ -505,15 +536,12 @@ impl ServerConfig {
             if !tokens.insert(tenant.token.as_str()) || tenant.token == self.admin.token {
                 return invalid(format!("tenant '{}': the token is not unique", tenant.name));
             }
-            if let Some(automation) = tenant
+            if let Some(why) = tenant
                 .automations
                 .iter()
-                .find(|a| a.event.trim().is_empty() || a.template.trim().is_empty())
+                .find_map(AutomationConfig::problem)
             {
-                return invalid(format!(
-                    "tenant '{}': an automation needs an event and a template: {automation:?}",
-                    tenant.name
-                ));
+                return invalid(format!("tenant '{}': automations: {why}", tenant.name));
             }
             for (name, pool) in &tenant.pools {
                 if name.is_empty()

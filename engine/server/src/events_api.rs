@@ -17,6 +17,7 @@ use super::reply::{self, ApiErrorResponse};
 use super::send::{counted, decide_many, rejected, usable_number, Asked};
 use super::send_options::parse_instant;
 use super::state::App;
+use super::template_body::template_body;
 use wagate_cloud_api::error::ApiError;
 use wagate_rules::clock::Timestamp;
 use wagate_rules::SendOptions;
@@ -63,7 +64,8 @@ pub(crate) async fn receive(
         .map(|t| {
             t.automations
                 .iter()
-                .filter(|a| a.event == asked.event)
+                .filter(|a| a.event.as_deref() == Some(asked.event.as_str()))
+                .filter_map(|a| Some((a, a.template.as_deref()?)))
                 .collect()
         })
         .unwrap_or_default();
@@ -78,26 +80,12 @@ pub(crate) async fn receive(
     let sends: Vec<Result<Asked, ApiError>> = automations
         .iter()
         .enumerate()
-        .map(|(index, automation)| {
+        .map(|(index, (automation, template))| {
             let send_at = at.unix_secs().saturating_sub(automation.remind_before_secs);
-            let mut body = json!({
-                "messaging_product": "whatsapp", "recipient_type": "individual",
-                "to": asked.to, "type": "template",
-                "template": { "name": automation.template,
-                              "language": { "code": automation.language } },
-            });
-            if !asked.parameters.is_empty() {
-                let parameters: Vec<Value> = asked
-                    .parameters
-                    .iter()
-                    .map(|text| json!({ "type": "text", "text": text }))
-                    .collect();
-                body["template"]["components"] =
-                    json!([{ "type": "body", "parameters": parameters }]);
-            }
+            let body = template_body(&asked.to, template, &automation.language, &asked.parameters);
             Ok(Asked {
                 number,
-                body: body.to_string().into_bytes(),
+                body,
                 key: asked
                     .id
                     .as_ref()
@@ -118,9 +106,9 @@ pub(crate) async fn receive(
     let answers: Vec<Value> = outcomes
         .iter()
         .zip(&automations)
-        .map(|(outcome, automation)| {
+        .map(|(outcome, (automation, template))| {
             json!({
-                "template": automation.template,
+                "template": template,
                 "send_at": at.unix_secs().saturating_sub(automation.remind_before_secs),
                 "status": outcome.status,
                 "body": serde_json::from_str::<Value>(&outcome.body.to_json())

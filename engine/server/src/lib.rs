@@ -32,6 +32,7 @@ mod grpc_records;
 mod headers;
 mod http_client;
 mod ingest;
+mod keyword_automations;
 pub mod keyword_config;
 mod media;
 mod media_ids;
@@ -55,6 +56,7 @@ mod reply;
 mod send;
 mod send_options;
 mod state;
+mod template_body;
 mod template_by_id;
 mod template_reads;
 mod templates_api;
@@ -453,6 +455,7 @@ pub async fn serve(
         media_owners: media_ids::MediaOwners::default(),
         registrations,
         template_edits,
+        automated_replies: recent_calls::RecentCalls::default(),
         forwarder,
         own_callbacks,
         config,

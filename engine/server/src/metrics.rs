@@ -137,6 +137,9 @@ pub struct Metrics {
     /// Opt-out confirmations accepted to go, and those that could not.
     pub opt_out_confirmations: Counter,
     pub opt_out_confirmations_failed: Counter,
+    pub automated_replies: Counter,
+    pub automated_replies_failed: Counter,
+    pub automated_replies_held: Counter,
     pub erasures: Counter,
     pub queued_dropped: Counter,
     pub webhooks_bad_signature: Counter,
@@ -220,6 +223,18 @@ impl Metrics {
         let erasures = counter(
             "erasures",
             "People erased from a business (right to erasure), each in the audit log",
+        );
+        let automated_replies = counter(
+            "automated_replies",
+            "Keyword automations' answers accepted to go to the person",
+        );
+        let automated_replies_failed = counter(
+            "automated_replies_failed",
+            "Keyword automations' answers the rules did not accept; each is logged",
+        );
+        let automated_replies_held = counter(
+            "automated_replies_held",
+            "Keyword automations' answers held by the loop guard (5 a person an hour)",
         );
         let opt_out_confirmations_failed = counter(
             "opt_out_confirmations_failed",
@@ -363,6 +378,9 @@ impl Metrics {
             webhooks_ignored,
             opt_out_confirmations,
             opt_out_confirmations_failed,
+            automated_replies,
+            automated_replies_failed,
+            automated_replies_held,
             erasures,
             queued_dropped,
             webhooks_bad_signature,

@@ -37,6 +37,8 @@ pub struct AppState {
     pub(crate) registrations: RegistrationCalls,
     /// Edits of approved templates Meta took, by Meta's template id (1 a day, 10 in 30 days).
     pub(crate) template_edits: RecentCalls,
+    /// Automated answers per (number, person) in the last hour: the automations' loop guard.
+    pub(crate) automated_replies: RecentCalls,
     pub forwarder: Arc<Forwarder>,
     /// wagate's own news of sends, to their tenants' callbacks.
     pub(crate) own_callbacks: Arc<super::own_callbacks::OwnCallbacks>,

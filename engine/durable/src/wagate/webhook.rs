@@ -21,7 +21,7 @@ use crate::volume_tiers::MetaVolumeTier;
 use crate::workers::{FreeEntryUntil, SendFailed};
 use wagate_cloud_api::webhooks::events::{DeliveryStatus, WebhookEvent};
 use wagate_rules::clock::Timestamp;
-use wagate_rules::contact_events::{ConsentChange, FailureEffect, InboundEffect};
+use wagate_rules::contact_events::{ConsentChange, FailureEffect, InboundContent, InboundEffect};
 use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId};
 use wagate_rules::quality::Quality;
 use wagate_store::keys::idempotency_key;
@@ -39,7 +39,14 @@ pub struct WebhookReport {
     /// People whose message (a keyword or button) opted them out of everything, applied now
     /// (a repeat of Meta's is not): the number, the person, and their message's wamid.
     pub opted_out: Vec<(PhoneNumberId, Msisdn, String)>,
+    /// People whose message (a short text, a button's payload or an interactive reply's id)
+    /// was applied now and changed no consent: what a tenant's keyword automations answer
+    /// (the number, the person, the words, their message's wamid).
+    pub said: Vec<(PhoneNumberId, Msisdn, String, String)>,
 }
+
+/// Longer texts are no keyword: not kept for the automations.
+const MAX_KEYWORD_CHARS: usize = 64;
 
 fn identity(event: &WebhookEvent) -> Option<String> {
     match event {
@@ -327,13 +334,26 @@ impl Wagate {
             let outcome = match event {
                 WebhookEvent::Inbound { message, wamid } => {
                     let (number, person) = (message.number, message.from);
+                    let words = match &message.content {
+                        InboundContent::Text(text) => Some(text.trim()),
+                        InboundContent::Button { payload } => Some(payload.as_str()),
+                        InboundContent::InteractiveReply { id } => Some(id.as_str()),
+                        InboundContent::Other => None,
+                    }
+                    .filter(|w| !w.is_empty() && w.chars().count() <= MAX_KEYWORD_CHARS)
+                    .map(str::to_string);
                     let effect = self.inbound(message)?;
-                    if let Ok(InboundEffect {
-                        consent: Some(ConsentChange::OptOut),
-                        ..
-                    }) = effect
-                    {
-                        report.opted_out.push((number, person, wamid));
+                    match &effect {
+                        Ok(InboundEffect {
+                            consent: Some(ConsentChange::OptOut),
+                            ..
+                        }) => report.opted_out.push((number, person, wamid)),
+                        Ok(InboundEffect { consent: None, .. }) => {
+                            if let Some(words) = words {
+                                report.said.push((number, person, words, wamid));
+                            }
+                        }
+                        _ => {}
                     }
                     effect.is_ok().into()
                 }
