@@ -8,15 +8,13 @@
 //! automated parties answering each other stop there.
 
 use serde_json::json;
-use wagate_durable::submission::Submission;
-use wagate_durable::wagate::SubmitResult;
 use wagate_rules::hash::mix64;
 use wagate_rules::ids::{Msisdn, PhoneNumberId};
 
 use super::config::{AutomationConfig, MAX_AUTOMATED_REPLIES_PER_HOUR};
 use super::metrics::bump;
 use super::recent_calls::Limit;
-use super::state::{blocking, App};
+use super::state::App;
 use super::template_body::template_body;
 
 const LOOP_LIMIT: [Limit; 1] = [Limit {
@@ -75,22 +73,10 @@ async fn reply(
         (None, Some(template)) => template_body(&to, template, &automation.language, &[]),
         (None, None) => return,
     };
-    let worker = app.clone();
-    let sent = blocking(move || {
-        let read = Submission::from_send_body(number, body, Some(key), false)
-            .map_err(super::reply::ApiErrorResponse::from)?;
-        Ok(worker.wagate.submit(read.submission))
-    })
-    .await;
-    match sent {
-        Ok(Ok(SubmitResult::Accepted { .. })) => bump(&app.metrics.automated_replies),
-        other => {
+    match super::on_behalf::send_on_behalf(app, number, body, key).await {
+        Ok(()) => bump(&app.metrics.automated_replies),
+        Err(why) => {
             bump(&app.metrics.automated_replies_failed);
-            let why = match other {
-                Ok(Ok(result)) => format!("{result:?}"),
-                Ok(Err(error)) => error.to_string(),
-                Err(_) => "its body was refused".to_string(),
-            };
             tracing::warn!(
                 number = number.0,
                 why,

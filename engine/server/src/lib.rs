@@ -43,6 +43,7 @@ mod meta_sync;
 mod meta_webhook;
 mod metrics;
 mod number_reads;
+mod on_behalf;
 mod opt_out_confirmation;
 mod overrides;
 mod own_callbacks;

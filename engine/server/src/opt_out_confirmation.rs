@@ -4,12 +4,10 @@
 //! their message opened. Everything else stays withdrawn: the rules still refuse any template.
 
 use serde_json::json;
-use wagate_durable::submission::Submission;
-use wagate_durable::wagate::SubmitResult;
 use wagate_rules::ids::{Msisdn, PhoneNumberId};
 
 use super::metrics::bump;
-use super::state::{blocking, App};
+use super::state::App;
 
 /// Sends the owning tenant's confirmation to each person who opted out (the number, the
 /// person, their message's wamid); a failure is logged and counted, never the webhook's.
@@ -30,23 +28,11 @@ pub(crate) async fn confirm(app: &App, opted_out: Vec<(PhoneNumberId, Msisdn, St
             "text": { "body": text.trim() },
         });
         let key = format!("wagate:opt-out-confirmation:{wamid}");
-        let worker = app.clone();
-        let sent = blocking(move || {
-            let read =
-                Submission::from_send_body(number, body.to_string().into_bytes(), Some(key), false)
-                    .map_err(super::reply::ApiErrorResponse::from)?;
-            Ok(worker.wagate.submit(read.submission))
-        })
-        .await;
-        match sent {
-            Ok(Ok(SubmitResult::Accepted { .. })) => bump(&app.metrics.opt_out_confirmations),
-            other => {
+        let body = body.to_string().into_bytes();
+        match super::on_behalf::send_on_behalf(app, number, body, key).await {
+            Ok(()) => bump(&app.metrics.opt_out_confirmations),
+            Err(why) => {
                 bump(&app.metrics.opt_out_confirmations_failed);
-                let why = match other {
-                    Ok(Ok(result)) => format!("{result:?}"),
-                    Ok(Err(error)) => error.to_string(),
-                    Err(_) => "its body was refused".to_string(),
-                };
                 tracing::warn!(
                     number = number.0,
                     why,
