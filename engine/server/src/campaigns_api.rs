@@ -62,6 +62,7 @@ pub(crate) struct CreateQuery {
 fn campaign_error(error: CampaignError) -> ApiErrorResponse {
     match error {
         CampaignError::Unknown(id) => no_such_object(&id.to_string()).into(),
+        CampaignError::AudienceTooLarge(_) => ApiError::invalid_parameter(error.to_string()).into(),
         CampaignError::WrongState { .. } => ApiError::new(
             409,
             100,

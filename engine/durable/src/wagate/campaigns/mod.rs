@@ -27,6 +27,8 @@ pub enum CampaignError {
         state: CampaignState,
         action: &'static str,
     },
+    #[error("a campaign's audience is at most {0} people: upload the rest as another")]
+    AudienceTooLarge(u64),
     #[error("template '{name}' does not exist in language '{language}'")]
     UnknownTemplate { name: String, language: String },
     #[error(transparent)]

@@ -15,6 +15,10 @@ use crate::campaigns::AudienceLine;
 use crate::wagate::Wagate;
 use crate::workers::Screen;
 
+/// The most lines one campaign's audience holds: the upload keeps a set of the people seen
+/// (8 bytes a person), which this bounds.
+pub(super) const MAX_AUDIENCE: u64 = 20_000_000;
+
 impl Wagate {
     /// The category and topics of a campaign's template, which every person is screened for.
     pub(super) fn campaign_template(
@@ -48,6 +52,9 @@ impl Wagate {
                 state: campaign.state,
                 action: "uploaded to",
             });
+        }
+        if campaign.received + lines.len() as u64 > MAX_AUDIENCE {
+            return Err(CampaignError::AudienceTooLarge(MAX_AUDIENCE));
         }
         let (category, topics) = self.campaign_template(&campaign.spec)?;
         let number = PhoneNumberId(campaign.spec.number);
