@@ -7,7 +7,7 @@ use wagate_rules::ids::PhoneNumberId;
 use wagate_rules::quiet_hours::QuietHours;
 use wagate_rules::template::model::Category;
 use wagate_rules::time_zones::utc_offset_minutes;
-use wagate_store::{Batch, Family};
+use wagate_store::Family;
 
 use super::CampaignError;
 use crate::campaigns::keys;
@@ -104,30 +104,28 @@ impl Wagate {
             return Ok(());
         }
         let outcome = self.feed_part(&campaign, size)?;
-        let mut records = self.campaigns.lock();
-        let Some(current) = records.get(&campaign.id) else {
-            return Ok(());
-        };
-        let mut next = current.clone();
-        let day = if next.started_at.is_none() {
-            next.started_at = Some(now);
-            0
-        } else {
-            next.day_at(now)
-        };
-        if next.days.len() <= day {
-            next.days.resize(day + 1, 0);
-        }
-        next.days[day] += outcome.accepted;
-        next.cursor += outcome.fed;
-        next.accepted += outcome.accepted;
-        next.queued += outcome.queued;
-        next.accepted_cost_micros += outcome.cost_micros;
-        for name in outcome.refused {
-            *next.refused.entry(name).or_default() += 1;
-        }
-        self.write_campaign(&next, Batch::default())?;
-        records.insert(next.id, next);
+        // Whatever the campaign's state is now (an operator may have paused it meanwhile),
+        // what was fed is counted and the position moves past it.
+        self.change_campaign(campaign.id, "fed", |_, next| {
+            let day = if next.started_at.is_none() {
+                next.started_at = Some(now);
+                0
+            } else {
+                next.day_at(now)
+            };
+            if next.days.len() <= day {
+                next.days.resize(day + 1, 0);
+            }
+            next.days[day] += outcome.accepted;
+            next.cursor += outcome.fed;
+            next.accepted += outcome.accepted;
+            next.queued += outcome.queued;
+            next.accepted_cost_micros += outcome.cost_micros;
+            for name in outcome.refused {
+                *next.refused.entry(name).or_default() += 1;
+            }
+            Some(())
+        })?;
         Ok(())
     }
 
@@ -137,10 +135,6 @@ impl Wagate {
     /// alone). Meta raising the tier mid-day does not run ahead of the plan: the ramp the
     /// business approved holds.
     fn room_for(&self, campaign: &Campaign, now: u64) -> Result<u64, CampaignError> {
-        let usage = self.limit_usage(PhoneNumberId(campaign.spec.number))?;
-        let room = usage.limit.map_or(u64::MAX, |limit| {
-            u64::from(limit.saturating_sub(usage.used_24h))
-        });
         let day = if campaign.started_at.is_some() {
             campaign.day_at(now)
         } else {
@@ -158,7 +152,16 @@ impl Wagate {
         } else {
             u64::MAX
         };
-        Ok(room.min(cap).min(by_plan))
+        let allowed = cap.min(by_plan);
+        // The day's share fed already: the shards are not asked for the number's usage.
+        if allowed == 0 {
+            return Ok(0);
+        }
+        let usage = self.limit_usage(PhoneNumberId(campaign.spec.number))?;
+        let room = usage.limit.map_or(u64::MAX, |limit| {
+            u64::from(limit.saturating_sub(usage.used_24h))
+        });
+        Ok(room.min(allowed))
     }
 
     /// Feeds the next `size` people of `campaign`; what the rules made of them.
