@@ -66,8 +66,10 @@ impl Wagate {
             accepted_cost_micros: 0,
             events: 0,
         };
+        let mut batch = Batch::default();
+        batch.put(Family::Campaigns, keys::record(id), campaign.encode());
         let mut records = self.campaigns.lock();
-        self.write_campaign(&campaign, Batch::default())?;
+        self.store.write(&batch, true)?;
         records.insert(id, campaign.clone());
         Ok(campaign)
     }
@@ -159,29 +161,34 @@ impl Wagate {
         action: &'static str,
         change: impl FnOnce(&Wagate, &mut Campaign) -> Option<()>,
     ) -> Result<Campaign, CampaignError> {
+        self.change_campaign_with(id, action, &mut Batch::default(), |wagate, c, _| {
+            change(wagate, c)
+        })
+    }
+
+    /// [`Wagate::change_campaign`], with what `change` puts in `batch` written in the same
+    /// synced write as the record, under the lock of the records in memory.
+    fn change_campaign_with(
+        &self,
+        id: u64,
+        action: &'static str,
+        batch: &mut Batch,
+        change: impl FnOnce(&Wagate, &mut Campaign, &mut Batch) -> Option<()>,
+    ) -> Result<Campaign, CampaignError> {
         let mut records = self.campaigns.lock();
         let current = records.get(&id).ok_or(CampaignError::Unknown(id))?;
         let mut next = current.clone();
-        if change(self, &mut next).is_none() {
+        if change(self, &mut next, batch).is_none() {
             return Err(CampaignError::WrongState {
                 id,
                 state: current.state,
                 action,
             });
         }
-        self.write_campaign(&next, Batch::default())?;
+        batch.put(Family::Campaigns, keys::record(id), next.encode());
+        self.store.write(batch, true)?;
         records.insert(id, next.clone());
         Ok(next)
-    }
-
-    /// Writes `campaign`'s record with `batch`, synced.
-    fn write_campaign(&self, campaign: &Campaign, mut batch: Batch) -> Result<(), StoreError> {
-        batch.put(
-            Family::Campaigns,
-            keys::record(campaign.id),
-            campaign.encode(),
-        );
-        self.store.write(&batch, true)
     }
 
     fn quality_of(&self, number: u64) -> u8 {

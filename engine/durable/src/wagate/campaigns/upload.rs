@@ -92,37 +92,45 @@ impl Wagate {
                 })
                 .collect(),
         )?;
-        let mut records = self.campaigns.lock();
-        let mut next = records.get(&id).ok_or(CampaignError::Unknown(id))?.clone();
+        // The people kept and the record's counts in one write.
         let mut batch = Batch::default();
-        next.received += invalid + duplicates + people.len() as u64;
-        add_to(&mut next.excluded, "invalid", invalid);
-        add_to(&mut next.excluded, "duplicate", duplicates);
-        for ((to, payload), screened) in people.into_iter().zip(screened) {
-            if let Some(refusal) = screened.refusal {
-                add_to(&mut next.excluded, refusal.name(), 1);
-                continue;
+        self.change_campaign_with(id, "uploaded to", &mut batch, |_, next, batch| {
+            if next.state != CampaignState::Uploading {
+                return None;
             }
-            let mut value = Vec::with_capacity(8 + payload.len());
-            value.extend_from_slice(&to.digits().to_be_bytes());
-            value.extend_from_slice(&payload);
-            batch.put(Family::Campaigns, keys::audience(id, next.audience), value);
-            next.audience += 1;
-            next.estimated_cost_micros += screened.price_micros;
-        }
-        self.write_campaign(&next, batch)?;
-        records.insert(id, next);
+            next.received += invalid + duplicates + people.len() as u64;
+            add_to(&mut next.excluded, "invalid", invalid);
+            add_to(&mut next.excluded, "duplicate", duplicates);
+            for ((to, payload), screened) in people.into_iter().zip(screened) {
+                if let Some(refusal) = screened.refusal {
+                    add_to(&mut next.excluded, refusal.name(), 1);
+                    continue;
+                }
+                let mut value = Vec::with_capacity(8 + payload.len());
+                value.extend_from_slice(&to.digits().to_be_bytes());
+                value.extend_from_slice(&payload);
+                batch.put(Family::Campaigns, keys::audience(id, next.audience), value);
+                next.audience += 1;
+                next.estimated_cost_micros += screened.price_micros;
+            }
+            Some(())
+        })?;
         Ok(())
     }
 
-    /// Ends campaign `id`'s upload: its plan is made under the number's limits as they stand,
-    /// and it waits to be started.
-    pub fn finish_upload(&self, id: u64) -> Result<Campaign, CampaignError> {
+    /// Forgets the people seen by campaign `id`'s upload (it ended, one way or the other).
+    fn forget_upload(&self, id: u64) {
         self.campaign_uploads
             .0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
+    }
+
+    /// Ends campaign `id`'s upload: its plan is made under the number's limits as they stand,
+    /// and it waits to be started.
+    pub fn finish_upload(&self, id: u64) -> Result<Campaign, CampaignError> {
+        self.forget_upload(id);
         let campaign = self.campaign(id).ok_or(CampaignError::Unknown(id))?;
         let planned = self.plan_days(
             PhoneNumberId(campaign.spec.number),
@@ -139,11 +147,7 @@ impl Wagate {
 
     /// Drops an upload that failed part-way: the campaign is cancelled.
     pub fn abandon_upload(&self, id: u64) -> Result<Campaign, CampaignError> {
-        self.campaign_uploads
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        self.forget_upload(id);
         self.cancel_campaign(id)
     }
 
