@@ -271,6 +271,7 @@ fn main() -> Result<()> {
                     read_share: one(&o, "read-share", Some(0.0))?,
                 },
                 displays: Vec::new(),
+                accounts: Vec::new(),
             };
             let max = Duration::from_secs(one(&o, "max-secs", Some(3_600))?);
             runtime.block_on(async move {

@@ -36,7 +36,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::mock_media::{self as media, MediaStore};
-use crate::oracle::{Oracle, OracleConfig, TemplateState, Verdict};
+use crate::oracle::{Announce, Oracle, OracleConfig, TemplateState, Verdict};
 
 #[derive(Debug, Clone)]
 pub struct MockMetaConfig {
@@ -52,6 +52,9 @@ pub struct MockMetaConfig {
     /// Display numbers by phone number id: how Meta names a number in its number webhooks
     /// (a tier upgrade is told only for the numbers listed).
     pub displays: Vec<(String, String)>,
+    /// Business account (WABA) ids by phone number id, for the account webhooks (a tier told
+    /// by `business_capability_update` only for the numbers listed).
+    pub accounts: Vec<(String, String)>,
 }
 
 /// Faults injected into the send API, to exercise wagate's retries, and the fates of accepted
@@ -102,6 +105,7 @@ struct State {
     /// microseconds.
     manual_us: AtomicU64,
     displays: std::collections::HashMap<String, String>,
+    accounts: std::collections::HashMap<String, String>,
 }
 
 impl State {
@@ -112,18 +116,34 @@ impl State {
         }
     }
 
-    /// Tells wagate of the tier upgrades due by now (`phone_number_quality_update`).
+    /// Tells wagate of the tier upgrades due by now, by the webhook the upgrade rule names:
+    /// `phone_number_quality_update` (naming the number by its display number) or
+    /// `business_capability_update` (on the number's business account).
     fn tell_upgrades(&self, oracle: &mut Oracle) {
+        let Some(announce) = oracle.upgrade_rule().map(|rule| rule.announce) else {
+            return;
+        };
         for (number, limit) in oracle.due_upgrades(self.now_us()) {
-            let Some(display) = self.displays.get(&number) else {
-                continue;
+            let tier = crate::oracle::tier_name(limit);
+            let (entry, field, value) = match announce {
+                Announce::NumberQualityUpdate => {
+                    let Some(display) = self.displays.get(&number) else {
+                        continue;
+                    };
+                    let value = json!({ "display_phone_number": display, "event": "UPGRADE",
+                                        "current_limit": tier });
+                    ("0", "phone_number_quality_update", value)
+                }
+                Announce::BusinessCapabilityUpdate => {
+                    let Some(account) = self.accounts.get(&number) else {
+                        continue;
+                    };
+                    let value = json!({ "max_daily_conversations_per_business": tier });
+                    (account.as_str(), "business_capability_update", value)
+                }
             };
-            let value = json!({ "display_phone_number": display, "event": "UPGRADE",
-                                "current_limit": crate::oracle::tier_name(limit) });
             self.webhooks.enqueue(
-                json!({ "id": "0", "changes": [{ "field": "phone_number_quality_update",
-                                                 "value": value }] })
-                .to_string(),
+                json!({ "id": entry, "changes": [{ "field": field, "value": value }] }).to_string(),
             );
         }
     }
@@ -661,6 +681,7 @@ pub async fn start(config: MockMetaConfig) -> std::io::Result<MockMeta> {
         webhooks: WebhookQueue { sender, pending },
         manual_us: AtomicU64::new(0),
         displays: config.displays.iter().cloned().collect(),
+        accounts: config.accounts.iter().cloned().collect(),
     });
     serve_http1(listener, state, handle);
     Ok(MockMeta { addr, webhook_url })

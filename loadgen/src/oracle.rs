@@ -34,18 +34,44 @@ pub struct OracleConfig {
     pub upgrade: Option<UpgradeRule>,
 }
 
-/// Meta's tier upgrade as its documentation gave it before October 2025: a number whose
-/// unique recipients of business-initiated messages over the last 7 days reach twice its
-/// limit (at a quality Meta allows, which mock-meta does not lower) moves to the next tier
-/// 24 hours later.
+/// Meta raising a number's tier from its use (mock-meta never lowers the quality, so the
+/// quality condition always holds). Before October 2025: unique recipients of
+/// business-initiated messages over the last 7 days reaching twice the limit move the number
+/// to the next tier 24 hours later. Since: half the limit, 6 hours later, from 2K up; the step
+/// from 250 to 2K comes from 2,000 unique people delivered to in 30 days and Meta's review.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpgradeRule {
     /// The tiers' limits, lowest first.
     pub ladder: Vec<u32>,
-    /// The unique recipients needed, as a multiple of the current limit.
-    pub factor: u32,
+    /// The unique recipients needed: the current limit times `numerator / denominator`.
+    pub numerator: u32,
+    pub denominator: u32,
     pub window_us: u64,
     pub delay_us: u64,
+    /// The lowest limit from which usage lifts the tier.
+    pub usage_from: u32,
+    pub delivery_path: Option<DeliveryPath>,
+    /// The webhook Meta tells a new tier by.
+    pub announce: Announce,
+}
+
+/// The way up from the lowest tiers without usage: `unique` people delivered to within
+/// `window_us`, then Meta's review (`review_us`) grants the limit `grants`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryPath {
+    pub unique: u32,
+    pub window_us: u64,
+    pub review_us: u64,
+    pub grants: u32,
+}
+
+/// How Meta tells of a new tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announce {
+    /// `phone_number_quality_update` with `event: UPGRADE`, naming the number.
+    NumberQualityUpdate,
+    /// `business_capability_update`, naming the number's business account.
+    BusinessCapabilityUpdate,
 }
 
 impl UpgradeRule {
@@ -53,14 +79,51 @@ impl UpgradeRule {
     pub fn whatsapp_2021() -> UpgradeRule {
         UpgradeRule {
             ladder: vec![250, 1_000, 10_000, 100_000, u32::MAX],
-            factor: 2,
+            numerator: 2,
+            denominator: 1,
             window_us: 7 * DAY_US,
             delay_us: DAY_US,
+            usage_from: 0,
+            delivery_path: None,
+            announce: Announce::NumberQualityUpdate,
+        }
+    }
+
+    /// The rule since October 2025, with Meta's review taking `review_us` (it publishes no
+    /// figure).
+    pub fn whatsapp_2025(review_us: u64) -> UpgradeRule {
+        UpgradeRule {
+            ladder: vec![250, 2_000, 10_000, 100_000, u32::MAX],
+            numerator: 1,
+            denominator: 2,
+            window_us: 7 * DAY_US,
+            delay_us: 6 * 3_600 * SECOND_US,
+            usage_from: 2_000,
+            delivery_path: Some(DeliveryPath {
+                unique: 2_000,
+                window_us: 30 * DAY_US,
+                review_us,
+                grants: 2_000,
+            }),
+            announce: Announce::BusinessCapabilityUpdate,
         }
     }
 
     fn next(&self, limit: u32) -> Option<u32> {
         self.ladder.iter().copied().find(|&l| l > limit)
+    }
+
+    /// The limit `track` earns by now at `limit`, and when it applies.
+    fn earned(&self, track: &mut NumberTrack, limit: u32, now: u64) -> Option<(u64, u32)> {
+        let week = track.week.uniques(now, self.window_us);
+        let needed = u64::from(limit) * u64::from(self.numerator) / u64::from(self.denominator);
+        if limit >= self.usage_from && week as u64 >= needed {
+            return self.next(limit).map(|next| (now + self.delay_us, next));
+        }
+        let path = self.delivery_path?;
+        let delivered = track.delivered.uniques(now, path.window_us);
+        (limit < path.grants && delivered as u64 >= u64::from(path.unique))
+            .then_some((now + path.review_us, path.grants))
     }
 }
 
@@ -173,61 +236,51 @@ impl Report {
     }
 }
 
+/// Unique people over a rolling window: (time, person) oldest first, the latest per person
+/// counting.
 #[derive(Default)]
-struct NumberTrack {
-    second: u64,
-    in_second: u32,
-    /// (time, person) of business-initiated sends, oldest first; the latest per person counts.
-    recipients: VecDeque<(u64, Id)>,
+struct RollingUniques {
+    seen: VecDeque<(u64, Id)>,
     latest: HashMap<Id, u64>,
-    /// The same over the upgrade rule's window (only with a rule).
-    week: VecDeque<(u64, Id)>,
-    week_latest: HashMap<Id, u64>,
-    /// When the next tier comes, and its limit.
-    upgrade_at: Option<(u64, u32)>,
 }
 
-impl NumberTrack {
-    /// Counts `person` over the upgrade rule's window; the next tier's limit once the window's
-    /// unique people earn it.
-    fn count_for_upgrade(
-        &mut self,
-        rule: &UpgradeRule,
-        limit: u32,
-        person: Id,
-        now: u64,
-    ) -> Option<u32> {
-        while let Some((at, old)) = self.week.front() {
-            if at + rule.window_us > now {
-                break;
-            }
-            if self.week_latest.get(old) == Some(at) {
-                self.week_latest.remove(old);
-            }
-            self.week.pop_front();
-        }
-        self.week.push_back((now, person));
-        self.week_latest.insert(person, now);
-        let needed = u64::from(limit).saturating_mul(u64::from(rule.factor));
-        if self.upgrade_at.is_some() || (self.week_latest.len() as u64) < needed {
-            return None;
-        }
-        rule.next(limit)
-    }
-
-    /// Unique people with a business-initiated send in the 24 h before `now`.
-    fn uniques(&mut self, now: u64) -> usize {
-        while let Some((at, person)) = self.recipients.front() {
-            if at + DAY_US > now {
+impl RollingUniques {
+    /// Unique people in the `window_us` before `now`.
+    fn uniques(&mut self, now: u64, window_us: u64) -> usize {
+        while let Some((at, person)) = self.seen.front() {
+            if at + window_us > now {
                 break;
             }
             if self.latest.get(person) == Some(at) {
                 self.latest.remove(person);
             }
-            self.recipients.pop_front();
+            self.seen.pop_front();
         }
         self.latest.len()
     }
+
+    fn contains(&self, person: Id) -> bool {
+        self.latest.contains_key(&person)
+    }
+
+    fn add(&mut self, now: u64, person: Id) {
+        self.seen.push_back((now, person));
+        self.latest.insert(person, now);
+    }
+}
+
+#[derive(Default)]
+struct NumberTrack {
+    second: u64,
+    in_second: u32,
+    /// Business-initiated sends over 24 h (the tier's limit).
+    recipients: RollingUniques,
+    /// The same over the upgrade rule's window and its delivery path's (only with a rule:
+    /// mock-meta delivers whatever it accepts).
+    week: RollingUniques,
+    delivered: RollingUniques,
+    /// When the next tier comes, and its limit.
+    upgrade_at: Option<(u64, u32)>,
 }
 
 /// A phone number or number id as a number (digits only), so tracking a send allocates nothing.
@@ -302,15 +355,21 @@ impl Oracle {
         &self.report
     }
 
-    /// The upgrades due by `now_us`, applied: (number, its new limit), for Meta's webhook.
+    pub fn upgrade_rule(&self) -> Option<&UpgradeRule> {
+        self.config.upgrade.as_ref()
+    }
+
+    /// The upgrades due by `now_us`, applied in order: (number, its new limit), for Meta's
+    /// webhook. Meta judges a new tier at once, so one upgrade may bring the next one due.
     pub fn due_upgrades(&mut self, now_us: u64) -> Vec<(String, u32)> {
         let mut due = Vec::new();
+        let Some(rule) = self.config.upgrade.clone() else {
+            return due;
+        };
         for (number, track) in &mut self.numbers {
-            if let Some((at, limit)) = track.upgrade_at {
-                if at <= now_us {
-                    track.upgrade_at = None;
-                    due.push((number.to_string(), limit));
-                }
+            while let Some((at, limit)) = track.upgrade_at.filter(|&(at, _)| at <= now_us) {
+                due.push((number.to_string(), limit));
+                track.upgrade_at = rule.earned(track, limit, at);
             }
         }
         for (number, limit) in &due {
@@ -383,18 +442,16 @@ impl Oracle {
             }
             if !in_window {
                 let track = self.numbers.get_mut(&pair.0).expect("tracked above");
-                track.uniques(at_us);
-                let known = track.latest.contains_key(&person);
-                if !known && track.latest.len() >= limits.tier_limit as usize {
+                let used = track.recipients.uniques(at_us, DAY_US);
+                if !track.recipients.contains(person) && used >= limits.tier_limit as usize {
                     return Verdict::Violation(0);
                 }
-                track.recipients.push_back((at_us, person));
-                track.latest.insert(person, at_us);
+                track.recipients.add(at_us, person);
                 if let Some(rule) = &self.config.upgrade {
-                    if let Some(next) =
-                        track.count_for_upgrade(rule, limits.tier_limit, person, at_us)
-                    {
-                        track.upgrade_at = Some((at_us + rule.delay_us, next));
+                    track.week.add(at_us, person);
+                    track.delivered.add(at_us, person);
+                    if track.upgrade_at.is_none() {
+                        track.upgrade_at = rule.earned(track, limits.tier_limit, at_us);
                     }
                 }
             }
@@ -505,6 +562,50 @@ mod tests {
         assert_eq!(tier_name(1_000), "TIER_1K");
         assert_eq!(tier_name(250), "TIER_250");
         assert_eq!(tier_name(u32::MAX), "TIER_UNLIMITED");
+    }
+
+    #[test]
+    fn under_2025_deliveries_earn_2k_after_the_review_then_half_the_limit_lifts_it() {
+        let mut o = oracle(OracleConfig {
+            tier_limit: 250,
+            messages_per_second: 1_000_000,
+            upgrade: Some(UpgradeRule::whatsapp_2025(DAY_US)),
+            ..OracleConfig::default()
+        });
+        let mut next = 0;
+        let mut day = |o: &mut Oracle, n: u64, at: u64| {
+            for _ in 0..n {
+                let to = format!("+1650{next:07}");
+                next += 1;
+                assert_eq!(o.send("1", &template(&to, "hello"), at), Verdict::Accepted);
+            }
+        };
+        // 250 a day: usage never lifts 250 (only the deliveries do), 2,000 people by day 7.
+        for d in 0..8 {
+            day(&mut o, 250, d * DAY_US);
+            assert!(
+                o.due_upgrades(d * DAY_US + DAY_US - 1).is_empty(),
+                "day {d}"
+            );
+        }
+        assert_eq!(o.due_upgrades(8 * DAY_US), [("1".to_string(), 2_000)]);
+        // Judged at once on 2K: the week's 1,500 people (half is 1,000) lift it 6 hours on.
+        let six_hours = 6 * 3_600 * SECOND_US;
+        assert!(o.due_upgrades(8 * DAY_US + six_hours - 1).is_empty());
+        assert_eq!(
+            o.due_upgrades(8 * DAY_US + six_hours),
+            [("1".to_string(), 10_000)]
+        );
+        // On 10K, 5,000 people within the week (days 3 to 7 hold 1,250): 3,750 more.
+        day(&mut o, 3_749, 9 * DAY_US);
+        let later = 9 * DAY_US + six_hours;
+        assert!(o.due_upgrades(later).is_empty());
+        day(&mut o, 1, later);
+        assert!(o.due_upgrades(later + six_hours - 1).is_empty());
+        assert_eq!(
+            o.due_upgrades(later + six_hours),
+            [("1".to_string(), 100_000)]
+        );
     }
 
     #[test]

@@ -23,6 +23,8 @@ mod operability;
 
 /// A business's own events set its automations going.
 mod automations;
+/// 50,000 people over the days the plan says, under each rule set's ramp.
+mod campaign_ramps;
 /// Campaigns as objects: upload, plan, run over days, Meta's pause, crash, counts.
 mod campaign_runs;
 /// The campaign plan before anything is sent.

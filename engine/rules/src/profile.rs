@@ -72,6 +72,14 @@ pub struct DeliveryPath {
     pub unique_recipients: u32,
     /// At most [`DELIVERY_PATH_MAX_DAYS`]: how long wagate remembers a delivery.
     pub days: u32,
+    /// How long wagate assumes Meta's review takes once the count is reached, for its
+    /// projections (the campaign plan); Meta publishes no figure, and its grant decides.
+    #[serde(default = "one_day")]
+    pub review_secs: u32,
+}
+
+fn one_day() -> u32 {
+    86_400
 }
 
 /// How many days of deliveries wagate keeps for a delivery path.

@@ -401,7 +401,7 @@ pub(crate) async fn with_mock_meta(
 
 /// [`with_mock_meta`] with the fixture numbers' `limits` at Meta, where mock-meta raises a
 /// number's tier under `upgrade` (and tells wagate by Meta's webhook, naming `NUMBER_A` by
-/// `DISPLAY_A`).
+/// `DISPLAY_A` or by its account, 1).
 pub(crate) async fn with_mock_meta_upgrading(
     name: &str,
     faults: Faults,
@@ -424,6 +424,7 @@ pub(crate) async fn with_mock_meta_upgrading(
         },
         faults,
         displays: vec![(NUMBER_A.to_string(), DISPLAY_A.to_string())],
+        accounts: vec![(NUMBER_A.to_string(), "1".to_string())],
     })
     .await?;
     let base = format!("http://{}", mock.addr);

@@ -95,22 +95,30 @@ impl Wagate {
             .collect()
     }
 
-    /// The delivery counts of a campaign's sends so far.
+    /// The delivery counts of a campaign's sends so far, read together: a status that moves
+    /// a send on counts each state it passes in one write, and one scan sees one point in
+    /// time, so the counts never show a send delivered but not sent.
     pub fn campaign_deliveries(&self, id: u64) -> Result<DeliveryCounts, StoreError> {
-        let count = |what: crate::message::Delivery| -> Result<u64, StoreError> {
-            Ok(self
-                .store
-                .get(Family::Campaigns, &keys::counter(id, what as u8))?
-                .and_then(|v| v.get(..8).and_then(|b| b.try_into().ok()))
-                .map_or(0, u64::from_le_bytes))
-        };
         use crate::message::Delivery;
-        Ok(DeliveryCounts {
-            sent: count(Delivery::Sent)?,
-            delivered: count(Delivery::Delivered)?,
-            read: count(Delivery::Read)?,
-            failed: count(Delivery::Failed)?,
-        })
+        let mut counts = DeliveryCounts::default();
+        let (start, end) = (keys::counter(id, 0), keys::counter(id, u8::MAX));
+        self.store
+            .scan(Family::Campaigns, &start, &end, &mut |key, value| {
+                let count = value
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u64::from_le_bytes);
+                let slot = match key.last().map(|&what| Delivery::from_u8(what)) {
+                    Some(Some(Delivery::Sent)) => &mut counts.sent,
+                    Some(Some(Delivery::Delivered)) => &mut counts.delivered,
+                    Some(Some(Delivery::Read)) => &mut counts.read,
+                    Some(Some(Delivery::Failed)) => &mut counts.failed,
+                    _ => return true,
+                };
+                *slot = count;
+                true
+            })?;
+        Ok(counts)
     }
 
     /// Starts a planned campaign: it is fed from its start time on.

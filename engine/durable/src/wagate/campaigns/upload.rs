@@ -172,6 +172,10 @@ impl Wagate {
                 tier,
                 used_24h: usage.used_24h,
                 unique_7d: usage.unique_7d_estimate,
+                delivered_for_path: usage
+                    .delivery_path
+                    .as_ref()
+                    .map_or(0, |p| p.unique_recipients),
                 quality: usage.quality,
                 daily_cap,
             },
