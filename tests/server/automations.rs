@@ -136,3 +136,93 @@ text = "1) Orders 2) Help"
     }
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_order_update_is_followed_up_an_hour_later_once_and_never_a_follow_up() -> Result<()>
+{
+    let config = r#"
+[[tenants.automations]]
+status = "read"
+of_template = "order_update"
+template = "feedback_request"
+after_secs = 3600
+"#;
+    let mut f = Fixture::start("automations-status", config).await?;
+    let (ana, bea) = (person(1), person(2));
+    f.opt_in(NUMBER_B, &[ana.clone(), bea.clone()]).await?;
+    for (name, body) in [
+        ("order_update", "Your order {{1}} is on its way"),
+        ("feedback_request", "How did we do?"),
+        ("shipping_notice", "Shipped: {{1}}"),
+    ] {
+        f.approved_template_of(2, name, "utility", body).await?;
+    }
+    let read = |wamid: &str, to: &str| status_webhook(NUMBER_B, wamid, "read", &to[1..]);
+    let order = sent_by_beta(&f, &ana, "order_update", 1).await?;
+    let notice = sent_by_beta(&f, &bea, "shipping_notice", 2).await?;
+    // Ana read her order update: a follow-up in an hour; Bea's read of another template, and
+    // Meta's repeat of Ana's, set nothing going.
+    for webhook in [read(&order, &ana), read(&notice, &bea), read(&order, &ana)] {
+        assert_eq!(f.meta_webhook(&webhook, None).await?.status, 200);
+    }
+    let url = f.url(&format!("/wagate/v1/scheduled?phone_number_id={NUMBER_B}"));
+    let deadline = tokio::time::Instant::now() + crate::WAIT;
+    let queued = loop {
+        let queued = f.web.get(&url, BETA).await?.json();
+        if queued["data"].as_array().is_some_and(|q| !q.is_empty()) {
+            break queued;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{queued}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let due: Vec<Value> = queued["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|q| json!([q["to"], q["queued_until"]]))
+        .collect();
+    let read_at = START_UNIX + 2;
+    assert_eq!(due, [json!([&ana[1..], read_at + 3_600])], "{queued}");
+    // Not a second early; then to Ana, the follow-up's template.
+    advance(&f, 3_600 - 1).await?;
+    assert_eq!(f.meta.received().len(), 2);
+    advance(&f, 1).await?;
+    let all = f.meta.wait_for(3, crate::WAIT).await?;
+    let follow_up = all[2].json();
+    assert_eq!(
+        json!([follow_up["to"], follow_up["template"]["name"]]),
+        json!([&ana[1..], "feedback_request"])
+    );
+    // Ana reads the follow-up too: an automation's own message sets nothing more going.
+    let follow_up_wamid = "wamid.stub.2";
+    let webhook = read(follow_up_wamid, &ana);
+    assert_eq!(f.meta_webhook(&webhook, None).await?.json()["applied"], 1);
+    advance(&f, 3_600).await?;
+    let queued = f.web.get(&url, BETA).await?.json();
+    assert_eq!(queued["data"], json!([]), "{queued}");
+    assert_eq!(f.meta.received().len(), 3);
+    let metrics = f.web.get(&f.url("/metrics"), "").await?.text();
+    assert_eq!(
+        metric_value(&metrics, "wagate_automated_replies_total"),
+        Some(1.0)
+    );
+    f.stop()
+}
+
+/// Sends Beta's `template` to `to`, the `n`th send Meta takes, and waits until it is settled:
+/// its wamid.
+async fn sent_by_beta(f: &Fixture, to: &str, template: &str, n: usize) -> Result<String> {
+    let send = template_send(to, template, &["7"]);
+    let answer = f.send(BETA, NUMBER_B, &send, &[]).await?;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let id = answer.json()["messages"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    advance(f, 1).await?;
+    f.meta.wait_for(n, crate::WAIT).await?;
+    let view = f
+        .wait_message(&id, crate::WAIT, |v| v["upstream_id"].is_string())
+        .await?;
+    Ok(view["upstream_id"].as_str().unwrap_or("").to_string())
+}

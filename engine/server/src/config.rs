@@ -269,7 +269,11 @@ pub struct TenantConfig {
 /// - `keyword` (a person's text, button payload or interactive reply, whole, any case) answers
 ///   with `text` (inside the window their message opened) or `template`, once per message and
 ///   at most [`MAX_AUTOMATED_REPLIES_PER_HOUR`] a person an hour (two automations answering
-///   each other stop there).
+///   each other stop there);
+/// - `status` (`delivered`, `read` or `failed`: Meta's status of one of the tenant's messages,
+///   of `of_template` only if given) sends `template` to the person `after_secs` later, once
+///   per message; an automation's own messages never set one going, and the hourly bound
+///   above holds for these too.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AutomationConfig {
@@ -285,7 +289,20 @@ pub struct AutomationConfig {
     pub language: String,
     #[serde(default)]
     pub remind_before_secs: u64,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub of_template: Option<String>,
+    #[serde(default)]
+    pub after_secs: u64,
 }
+
+/// The statuses a `status` automation may follow.
+pub const FOLLOWED_STATUSES: [&str; 3] = ["delivered", "read", "failed"];
+
+/// The longest wait before a status's follow-up: a week (a follow-up later than that answers
+/// nothing the person remembers).
+pub const MAX_FOLLOW_UP_SECS: u64 = 7 * 86_400;
 
 /// Loop protection: automated replies to one person from one number within an hour.
 pub const MAX_AUTOMATED_REPLIES_PER_HOUR: u32 = 5;
@@ -294,15 +311,26 @@ impl AutomationConfig {
     /// Why this automation cannot be one, if it cannot.
     fn problem(&self) -> Option<&'static str> {
         let filled = |v: &Option<String>| v.as_deref().is_some_and(|t| !t.trim().is_empty());
-        match (filled(&self.event), filled(&self.keyword)) {
-            (true, true) | (false, false) => return Some("give exactly one of event and keyword"),
-            _ => {}
+        let triggers = [&self.event, &self.keyword, &self.status];
+        if triggers.into_iter().filter(|t| filled(t)).count() != 1 {
+            return Some("give exactly one of event, keyword and status");
+        }
+        if let Some(status) = self.status.as_deref().filter(|s| !s.trim().is_empty()) {
+            if !FOLLOWED_STATUSES.contains(&status) {
+                return Some("status is one of delivered, read and failed");
+            }
+            if self.after_secs > MAX_FOLLOW_UP_SECS {
+                return Some("after_secs is at most a week (604800)");
+            }
+        } else if self.of_template.is_some() || self.after_secs > 0 {
+            return Some("of_template and after_secs belong to a status automation");
         }
         match (filled(&self.template), filled(&self.text)) {
             (true, true) | (false, false) => Some("give exactly one of template and text"),
-            (false, true) if filled(&self.event) => {
-                Some("an event's reminder is a template (it goes outside the window)")
-            }
+            (false, true) if !filled(&self.keyword) => Some(
+                "an event's reminder or a status's follow-up is a template (it goes outside \
+                 the window)",
+            ),
             _ => None,
         }
     }
@@ -834,6 +862,40 @@ mod tests {
         let topics = "[consent]\ntopics = [\"utility\"]";
         let error = ServerConfig::load(topics, &[]).unwrap_err();
         assert!(error.to_string().contains("consent.topics"), "{error}");
+    }
+
+    #[test]
+    fn an_automation_has_one_trigger_and_a_status_s_follow_up_is_a_template_within_a_week() {
+        let tenant = |automation: &str| {
+            format!(
+                "[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nnumbers = [1]\n\
+                 [[tenants.automations]]\n{automation}"
+            )
+        };
+        let good = "status = \"read\"\ntemplate = \"t\"\nafter_secs = 3600";
+        assert!(ServerConfig::load(&tenant(good), &[]).is_ok());
+        for (wrong, says) in [
+            (
+                "status = \"read\"\nkeyword = \"hi\"\ntemplate = \"t\"",
+                "exactly one",
+            ),
+            (
+                "status = \"sent\"\ntemplate = \"t\"",
+                "delivered, read and failed",
+            ),
+            ("status = \"read\"\ntext = \"hi\"", "is a template"),
+            (
+                "status = \"failed\"\ntemplate = \"t\"\nafter_secs = 604801",
+                "a week",
+            ),
+            (
+                "keyword = \"hi\"\ntext = \"t\"\nafter_secs = 5",
+                "status automation",
+            ),
+        ] {
+            let error = ServerConfig::load(&tenant(wrong), &[]).unwrap_err();
+            assert!(error.to_string().contains(says), "{wrong}: {error}");
+        }
     }
 
     #[test]

@@ -4,23 +4,14 @@
 //!
 //! Once per message: Meta's retries of the webhook are not applied again, and each answer
 //! carries the message's wamid in its idempotency key. Loop protection: at most
-//! [`MAX_AUTOMATED_REPLIES_PER_HOUR`] automated answers a person an hour from a number, so two
-//! automated parties answering each other stop there.
+//! [`MAX_AUTOMATED_REPLIES_PER_HOUR`](super::config::MAX_AUTOMATED_REPLIES_PER_HOUR) automated
+//! answers a person an hour from a number, so two automated parties answering each other stop
+//! there.
 
-use serde_json::json;
-use wagate_rules::hash::mix64;
 use wagate_rules::ids::{Msisdn, PhoneNumberId};
 
-use super::config::{AutomationConfig, MAX_AUTOMATED_REPLIES_PER_HOUR};
-use super::metrics::bump;
-use super::recent_calls::Limit;
+use super::automation_send::{automation_key, held, send_automated};
 use super::state::App;
-use super::template_body::template_body;
-
-const LOOP_LIMIT: [Limit; 1] = [Limit {
-    calls: MAX_AUTOMATED_REPLIES_PER_HOUR as usize,
-    window_secs: 3_600,
-}];
 
 /// Answers what people said (the number, the person, the words, their message's wamid) where
 /// the owning tenant has a keyword automation for it; a failure is logged and counted, never
@@ -39,49 +30,11 @@ pub(crate) async fn answer(app: &App, said: Vec<(PhoneNumberId, Msisdn, String, 
             if !keyword.is_some_and(|k| k.eq_ignore_ascii_case(words)) {
                 continue;
             }
-            let now = app.wagate.now().unix_secs();
-            let pair = mix64(number.0 ^ mix64(person.digits()));
-            if app.automated_replies.take(pair, now, &LOOP_LIMIT).is_err() {
-                bump(&app.metrics.automated_replies_held);
-                tracing::warn!(
-                    number = number.0,
-                    "an automated answer was held: this person had the most an hour"
-                );
+            if held(app, number, person) {
                 continue;
             }
-            let key = format!("wagate:automation:{wamid}:{index}");
-            reply(app, number, person, automation, key).await;
-        }
-    }
-}
-
-async fn reply(
-    app: &App,
-    number: PhoneNumberId,
-    person: Msisdn,
-    automation: &AutomationConfig,
-    key: String,
-) {
-    let to = person.digits().to_string();
-    let body = match (&automation.text, &automation.template) {
-        (Some(text), _) => json!({
-            "messaging_product": "whatsapp", "recipient_type": "individual",
-            "to": to, "type": "text", "text": { "body": text.trim() },
-        })
-        .to_string()
-        .into_bytes(),
-        (None, Some(template)) => template_body(&to, template, &automation.language, &[]),
-        (None, None) => return,
-    };
-    match super::on_behalf::send_on_behalf(app, number, body, key).await {
-        Ok(()) => bump(&app.metrics.automated_replies),
-        Err(why) => {
-            bump(&app.metrics.automated_replies_failed);
-            tracing::warn!(
-                number = number.0,
-                why,
-                "an automated answer was not accepted"
-            );
+            let key = automation_key(&wamid, index);
+            send_automated(app, number, person, automation, key, Default::default()).await;
         }
     }
 }

@@ -11,6 +11,7 @@ mod accept;
 mod admin;
 mod admin_access;
 mod app;
+mod automation_send;
 mod block_reads;
 mod body_budget;
 mod body_read;
@@ -57,6 +58,7 @@ mod reply;
 mod send;
 mod send_options;
 mod state;
+mod status_automations;
 mod template_body;
 mod template_by_id;
 mod template_reads;
@@ -461,6 +463,9 @@ pub async fn serve(
         own_callbacks,
         config,
     });
+    if status_automations::any(&app) {
+        app.wagate.watch_statuses();
+    }
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
     on_listening(Listening {
         http: listener.local_addr().map_err(ServeError::Http)?,

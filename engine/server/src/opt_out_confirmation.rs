@@ -29,7 +29,7 @@ pub(crate) async fn confirm(app: &App, opted_out: Vec<(PhoneNumberId, Msisdn, St
         });
         let key = format!("wagate:opt-out-confirmation:{wamid}");
         let body = body.to_string().into_bytes();
-        match super::on_behalf::send_on_behalf(app, number, body, key).await {
+        match super::on_behalf::send_on_behalf(app, number, body, key, Default::default()).await {
             Ok(()) => bump(&app.metrics.opt_out_confirmations),
             Err(why) => {
                 bump(&app.metrics.opt_out_confirmations_failed);

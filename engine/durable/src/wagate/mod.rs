@@ -11,6 +11,7 @@ mod number_facts;
 pub use campaigns::CampaignError;
 pub use number_facts::NumberFacts;
 pub mod webhook;
+pub use webhook::MovedStatus;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -251,6 +252,9 @@ pub struct Wagate {
     /// Campaigns, and the people of the uploads under way.
     pub(crate) campaigns: crate::campaigns::Campaigns,
     pub(crate) campaign_uploads: crate::campaigns::Seen,
+    /// Whether webhook reports list the statuses that moved a message (only when something
+    /// follows them: the list costs a copy per status).
+    pub(super) watching_statuses: std::sync::atomic::AtomicBool,
 }
 
 /// What hears of sends the upstream refused for good, on a dispatch lane's thread.
@@ -364,6 +368,7 @@ impl Wagate {
             failure_listener,
             campaigns,
             campaign_uploads: Default::default(),
+            watching_statuses: Default::default(),
         };
         // An erasure a crash interrupted is finished before anything else is served.
         if let Err(error) = wagate.finish_erasures() {

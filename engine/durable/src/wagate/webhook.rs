@@ -10,6 +10,7 @@
 //! sent.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 
 use super::SubmitError;
 use super::Wagate;
@@ -43,6 +44,19 @@ pub struct WebhookReport {
     /// was applied now and changed no consent: what a tenant's keyword automations answer
     /// (the number, the person, the words, their message's wamid).
     pub said: Vec<(PhoneNumberId, Msisdn, String, String)>,
+    /// Statuses that moved a message now (a repeat or a stale one does not), listed only
+    /// while [`Wagate::watch_statuses`] is on: what a tenant's status automations follow.
+    pub moved: Vec<MovedStatus>,
+}
+
+/// A status that moved one of wagate's messages: the number, the person, Meta's id of the
+/// message and where it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedStatus {
+    pub number: PhoneNumberId,
+    pub person: Msisdn,
+    pub wamid: String,
+    pub status: DeliveryStatus,
 }
 
 /// Longer texts are no keyword: not kept for the automations.
@@ -82,6 +96,12 @@ impl From<bool> for EventOutcome {
 }
 
 impl Wagate {
+    /// From now on, webhook reports list the statuses that moved a message
+    /// ([`WebhookReport::moved`]).
+    pub fn watch_statuses(&self) {
+        self.watching_statuses.store(true, Ordering::Relaxed);
+    }
+
     /// wagate's id of the message the upstream knows as `upstream_id` (a wamid).
     pub fn message_id_of(&self, upstream_id: &str) -> Result<Option<u64>, SubmitError> {
         Ok(sent_record::message_id(self.store.as_ref(), upstream_id)?)
@@ -413,6 +433,16 @@ impl Wagate {
                                 report.failure_effects.push(effect);
                                 fed = true;
                             }
+                        }
+                    }
+                    if let (Recorded::Moved, Some(person)) = (recorded, recipient) {
+                        if self.watching_statuses.load(Ordering::Relaxed) {
+                            report.moved.push(MovedStatus {
+                                number,
+                                person,
+                                wamid,
+                                status,
+                            });
                         }
                     }
                     // Parked (not applied yet, and never if wagate did not send it) counts
