@@ -143,3 +143,96 @@ throughput_mps = 1000
     f.meta.wait_for(7, WAIT).await?;
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_pool_send_fails_over_at_release_when_its_number_went_red() -> Result<()> {
+    let tenant = format!(
+        r#"
+[[tenants]]
+name = "gamma"
+token = "{GAMMA}"
+numbers = [{NUMBER_C}, {NUMBER_D}]
+pools = {{ main = [{NUMBER_C}, {NUMBER_D}] }}
+
+[[numbers]]
+id = {NUMBER_C}
+account = 3
+portfolio = 3
+throughput_mps = 1000
+
+[[numbers]]
+id = {NUMBER_D}
+account = 3
+portfolio = 3
+throughput_mps = 1000
+"#
+    );
+    let mut f = Fixture::start("pools-release", &tenant).await?;
+    let (yuri, zoe) = (person(2), person(3));
+    let opted = f
+        .admin(
+            "/wagate/admin/contacts/consent",
+            json!({ "phone_number_id": NUMBER_C.to_string(), "to": [yuri, zoe],
+                    "change": "opt_in" }),
+        )
+        .await?;
+    assert_eq!(opted.status, 200, "{}", opted.text());
+    f.approved_template_of(3, "order_update", "utility", ORDER_UPDATE)
+        .await?;
+    let in_an_hour = (START_UNIX + 3_600).to_string();
+    let mut ids = Vec::new();
+    for who in [&yuri, &zoe] {
+        let scheduled = f
+            .web
+            .post(
+                &f.url("/v23.0/pool:main/messages"),
+                GAMMA,
+                &template_send(who, "order_update", &["Ada"]),
+                &[("x-wagate-send-at", in_an_hour.as_str())],
+            )
+            .await?;
+        assert_eq!(scheduled.status, 200, "{}", scheduled.text());
+        ids.push(scheduled.message_id());
+    }
+    let number_of = |f: &Fixture, id: String| {
+        let (web, url) = (f.web.clone(), f.url(&format!("/wagate/v1/messages/{id}")));
+        async move { anyhow::Ok(web.get(&url, GAMMA).await?.json()) }
+    };
+    // Queued on the first of the roomiest (a scheduled send takes no room until it goes).
+    let mut planned = Vec::new();
+    for id in &ids {
+        let view = number_of(&f, id.clone()).await?;
+        assert_eq!(view["status"], "queued", "{view}");
+        planned.push(view["phone_number_id"].clone());
+    }
+    assert_eq!(planned, vec![json!(NUMBER_C.to_string()); 2]);
+    // Meta rates the first number red meanwhile (an operator records what Meta said).
+    let red = f
+        .admin(
+            &format!("/wagate/admin/numbers/{NUMBER_C}/quality"),
+            json!({ "quality": "RED" }),
+        )
+        .await?;
+    assert_eq!(red.status, 200, "{}", red.text());
+    advance(&f, 3_600).await?;
+    advance(&f, 1).await?;
+    // Both go from the second number at its pace: one a second on the manual clock.
+    f.meta.wait_for(1, WAIT).await?;
+    advance(&f, 1).await?;
+    let sent = f.meta.wait_for(2, WAIT).await?;
+    // Both went from the healthy number.
+    let paths: Vec<String> = sent.iter().map(|r| r.path.clone()).collect();
+    assert!(
+        paths.iter().all(|p| p.contains(&format!("/{NUMBER_D}/"))),
+        "{paths:?}"
+    );
+    for id in ids {
+        let view = number_of(&f, id).await?;
+        assert_eq!(
+            json!([view["status"], view["phone_number_id"]]),
+            json!(["sent", NUMBER_D.to_string()]),
+            "{view}"
+        );
+    }
+    f.stop()
+}

@@ -53,7 +53,11 @@ const BINARY_WITH_TOPIC: u8 = 2;
 /// The binary format with the send's options after the header: topic u8, expiry µs u64 LE
 /// (0: none), the person's UTC offset in minutes i16 LE (`i16::MIN`: none).
 const BINARY_WITH_OPTIONS: u8 = 3;
+/// [`BINARY_WITH_OPTIONS`] and the send's sender pool after the offset, u16 LE (`u16::MAX`:
+/// none), so that its release can fail over within the pool.
+const BINARY_WITH_POOL: u8 = 4;
 const NO_OFFSET: i16 = i16::MIN;
+const NO_POOL: u16 = u16::MAX;
 
 /// Each reason's byte in a record is its place here: new reasons go at the end.
 const REASONS: [DeferReason; 9] = [
@@ -73,10 +77,11 @@ impl DeferredRecord {
         deferred_key(self.due.0, self.id)
     }
 
-    /// `[3][header, postcard][topic u8][expire_at µs u64 LE][offset i16 LE][payload]`: the payload stays as
-    /// the caller sent it. A bulk burst queues most of its sends, so the header is compact
-    /// binary rather than JSON. (`[1][header][payload]` before sends named a topic, and
-    /// `[2][header][topic][payload]` before they had a validity: still read.)
+    /// `[4][header, postcard][topic u8][expire_at µs u64 LE][offset i16 LE][pool u16 LE]
+    /// [payload]`: the payload stays as the caller sent it. A bulk burst queues most of its
+    /// sends, so the header is compact binary rather than JSON. (`[1][header][payload]` before
+    /// sends named a topic, `[2][header][topic][payload]` before they had a validity, and `[3]`
+    /// without the pool: still read.)
     pub fn encode(&self) -> Vec<u8> {
         let header = Header {
             request: Cow::Borrowed(&self.submission.request),
@@ -91,7 +96,7 @@ impl DeferredRecord {
                 .expect("every reason is listed") as u8,
         };
         let mut out = Vec::with_capacity(128 + self.submission.payload.len());
-        out.push(BINARY_WITH_OPTIONS);
+        out.push(BINARY_WITH_POOL);
         let mut out = postcard::to_extend(&header, out).expect("a send request always serialises");
         let options = &self.submission.request.options;
         out.push(options.topic.0);
@@ -102,6 +107,7 @@ impl DeferredRecord {
                 .unwrap_or(NO_OFFSET)
                 .to_le_bytes(),
         );
+        out.extend_from_slice(&options.pool.unwrap_or(NO_POOL).to_le_bytes());
         out.extend_from_slice(&self.submission.payload);
         out
     }
@@ -125,7 +131,7 @@ impl DeferredRecord {
                 options.topic = TopicSet(byte);
                 (header, payload)
             }
-            &BINARY_WITH_OPTIONS => {
+            &(format @ BINARY_WITH_OPTIONS | format @ BINARY_WITH_POOL) => {
                 let (header, rest): (Header, &[u8]) =
                     postcard::take_from_bytes(&value[1..]).ok()?;
                 let (&byte, rest) = rest.split_first()?;
@@ -134,7 +140,13 @@ impl DeferredRecord {
                 options.expire_at = (expire_at != 0).then_some(Timestamp(expire_at));
                 let offset = i16::from_le_bytes(rest.get(8..10)?.try_into().ok()?);
                 options.utc_offset_minutes = (offset != NO_OFFSET).then_some(offset);
-                (header, &rest[10..])
+                let mut rest = &rest[10..];
+                if format == BINARY_WITH_POOL {
+                    let pool = u16::from_le_bytes(rest.get(..2)?.try_into().ok()?);
+                    options.pool = (pool != NO_POOL).then_some(pool);
+                    rest = &rest[2..];
+                }
+                (header, rest)
             }
             0 => {
                 let length = u32::from_be_bytes(value.get(..4)?.try_into().ok()?) as usize;
@@ -191,7 +203,7 @@ mod tests {
             },
         };
         let encoded = record.encode();
-        assert_eq!(encoded[0], BINARY_WITH_OPTIONS);
+        assert_eq!(encoded[0], BINARY_WITH_POOL);
         let back = DeferredRecord::decode(&record.key(), &encoded).unwrap();
         assert_eq!(back, record);
         // A send naming a topic keeps it; one written before topics reads as none.
@@ -199,10 +211,23 @@ mod tests {
         named.submission.request.options.topic = TopicSet(1 << 3);
         named.submission.request.options.expire_at = Some(Timestamp(9_000_000));
         named.submission.request.options.utc_offset_minutes = Some(-270);
+        named.submission.request.options.pool = Some(3);
         assert_eq!(
             DeferredRecord::decode(&named.key(), &named.encode()).as_ref(),
             Some(&named)
         );
+        // As written before pools: no pool.
+        let mut before_pools = named.encode();
+        before_pools[0] = BINARY_WITH_OPTIONS;
+        let pool_at = before_pools.len() - named.submission.payload.len() - 2;
+        before_pools.drain(pool_at..pool_at + 2);
+        let read = DeferredRecord::decode(&named.key(), &before_pools).unwrap();
+        assert_eq!(read.submission.request.options.pool, None);
+        assert_eq!(
+            read.submission.request.options.utc_offset_minutes,
+            Some(-270)
+        );
+        assert_eq!(read.submission.payload, named.submission.payload);
         let mut older = vec![BINARY];
         let header = Header {
             request: Cow::Borrowed(&named.submission.request),
@@ -219,7 +244,7 @@ mod tests {
         assert!(DeferredRecord::decode(&record.key(), b"\0\0\0\x09{}").is_none());
         // Cut short, or of an unknown format: not a record.
         assert!(DeferredRecord::decode(&record.key(), &encoded[..5]).is_none());
-        assert!(DeferredRecord::decode(&record.key(), b"\x04abc").is_none());
+        assert!(DeferredRecord::decode(&record.key(), b"\x05abc").is_none());
         // As written with the topic alone.
         let mut topic_only = vec![BINARY_WITH_TOPIC];
         let header = Header {

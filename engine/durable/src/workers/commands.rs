@@ -71,10 +71,16 @@ impl ShardCommand for Submit {
 
     fn run(self, shard: &mut Shard, now: Timestamp, writes: Option<&mut Writes>) -> Submitted {
         let mut prepared = self.0;
-        if let Some(pool) = prepared.submission.request.options.pool.take() {
-            let person = prepared.submission.request.to;
-            if let Some(number) = shard.pick_from_pool(pool, person, now) {
-                prepared.submission.request.number = number;
+        if let Some(pool) = prepared.submission.request.options.pool {
+            // The pool stays with the send: if it is queued, its release picks again.
+            let request = &mut prepared.submission.request;
+            let picked = if prepared.released_from.is_some() {
+                shard.keep_or_pick(pool, request.number, request.to, now)
+            } else {
+                shard.pick_from_pool(pool, request.to, now)
+            };
+            if let Some(number) = picked {
+                request.number = number;
             }
         }
         let mut decision = shard.decide(&prepared.submission.request, now);

@@ -4,7 +4,9 @@
 //! Sticky first: the number the person last talked with (their latest window or counted send),
 //! since windows and history live per number. Otherwise the healthy number with the most room
 //! left under its tier. A number restricted, flagged or rated red is passed over (fail-over);
-//! when none is healthy the pool's first is used, and the rules say why it waits.
+//! when none is healthy the pool's first is used, and the rules say why it waits. A queued
+//! send keeps its pool: released, it stays on its number while that is healthy, else fails
+//! over the same way.
 
 use super::Shard;
 use crate::clock::{Secs, Timestamp};
@@ -69,5 +71,30 @@ impl Shard {
         sticky
             .or_else(roomiest)
             .or_else(|| numbers.first().map(|n| n.id))
+    }
+
+    /// For a queued send of pool `pool` released now, picked `number` when it was queued: that
+    /// number while it is still one of the pool's and healthy (the person stays where their
+    /// send was planned), else the pool's pick now (fail-over).
+    pub fn keep_or_pick(
+        &mut self,
+        pool: u16,
+        number: PhoneNumberId,
+        person: Msisdn,
+        now: Timestamp,
+    ) -> Option<PhoneNumberId> {
+        let core = &*self.core;
+        let still_good = core
+            .registry
+            .pool(pool)
+            .is_some_and(|p| p.contains(&number))
+            && core
+                .registry
+                .number(number)
+                .is_some_and(|n| healthy(&n, now.secs()));
+        if still_good {
+            return Some(number);
+        }
+        self.pick_from_pool(pool, person, now)
     }
 }
