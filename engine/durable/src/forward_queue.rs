@@ -47,6 +47,12 @@ fn decode(value: &[u8]) -> Option<(String, Vec<u8>)> {
     Some((tenant.to_string(), value[2 + length..].to_vec()))
 }
 
+/// Puts one forward for `tenant` at `seq` into `batch` (a write of the caller's own: what the
+/// tenant hears goes with what it tells of).
+pub fn put_forward(batch: &mut Batch, seq: u64, tenant: &str, body: &[u8]) {
+    batch.put(Family::Forward, seq.to_be_bytes(), encode(tenant, body));
+}
+
 impl Wagate {
     /// The queue's tail, read once at start.
     pub fn forward_queue_tail(&self) -> Result<QueueTail, StoreError> {
@@ -77,11 +83,7 @@ impl Wagate {
                 continue;
             }
             let seq = next_seq.fetch_add(1, Ordering::Relaxed);
-            batch.put(
-                Family::Forward,
-                seq.to_be_bytes(),
-                encode(&forward.tenant, &forward.body),
-            );
+            put_forward(&mut batch, seq, &forward.tenant, &forward.body);
             self.remember_into(&forward.identity, &mut batch);
             added += 1;
         }

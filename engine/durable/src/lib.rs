@@ -29,6 +29,7 @@ pub mod message;
 pub mod metrics;
 mod open_error;
 mod outcome;
+pub mod queue_fates;
 mod queued_sends;
 mod reconcile;
 mod records;

@@ -5,6 +5,7 @@
 use crate::deferred::DeferredRecord;
 use crate::idempotency::{IdempotencyRecord, StoredOutcome};
 use crate::message::{Delivery, DispatchStatus, DueMessage, StoredMessage};
+use crate::queue_fates::{QueueFate, QueuedSendFate};
 use crate::submission::Prepared;
 use wagate_rules::clock::Timestamp;
 use wagate_rules::decision::Decision;
@@ -115,11 +116,32 @@ pub(crate) fn record_outcome(
     now: Timestamp,
     batch: &mut Batch,
     ledger: &mut LedgerDeltas,
+    fates: &mut Vec<QueuedSendFate>,
 ) -> Option<Followup> {
     let request = &prepared.submission.request;
     let key = prepared.submission.idempotency_key.clone();
     if let Some(queued) = prepared.released_from {
         batch.delete(Family::Deferred, queued);
+    }
+    let fate = |fate| QueuedSendFate {
+        message_id: prepared.message_id,
+        number: request.number,
+        to: request.to,
+        at: now,
+        fate,
+    };
+    match (decision, prepared.released_from) {
+        (Decision::Deferred { until, reason }, None) if prepared.submission.queue_when_deferred => {
+            fates.push(fate(QueueFate::Queued {
+                until: *until,
+                reason: *reason,
+            }));
+        }
+        (Decision::Accepted(_), Some(_)) => fates.push(fate(QueueFate::Released)),
+        (Decision::Refused(refusal), Some(_)) => {
+            fates.push(fate(QueueFate::Dropped(refusal.clone())))
+        }
+        _ => {}
     }
     let mut queued = None;
     let outcome = match decision {

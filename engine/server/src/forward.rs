@@ -43,11 +43,31 @@ pub struct Forwarder {
     wagate: Arc<Wagate>,
     client: HttpClient,
     callbacks: HashMap<String, Callback>,
+    inbox: Arc<ForwardInbox>,
+    metrics: Arc<Metrics>,
+    deadline: Duration,
+}
+
+/// Where forwards come into the queue: the next sequence number, how many wait, and the
+/// delivery loop's wake-up. Shared with what writes forwards in writes of its own (a queued
+/// send's news, with its decision).
+pub(crate) struct ForwardInbox {
     next_seq: AtomicU64,
     backlog: AtomicU64,
     wake: Notify,
-    metrics: Arc<Metrics>,
-    deadline: Duration,
+}
+
+impl ForwardInbox {
+    /// A sequence number for one forward.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// `count` forwards were stored: deliver them.
+    pub(crate) fn added(&self, count: usize) {
+        self.backlog.fetch_add(count as u64, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
 }
 
 /// Records read per delivery round.
@@ -86,9 +106,11 @@ impl Forwarder {
             wagate,
             client: client(8),
             callbacks,
-            next_seq: AtomicU64::new(tail.last_seq.map_or(0, |l| l + 1)),
-            backlog: AtomicU64::new(tail.waiting),
-            wake: Notify::new(),
+            inbox: Arc::new(ForwardInbox {
+                next_seq: AtomicU64::new(tail.last_seq.map_or(0, |l| l + 1)),
+                backlog: AtomicU64::new(tail.waiting),
+                wake: Notify::new(),
+            }),
             metrics,
             deadline,
         })
@@ -100,15 +122,20 @@ impl Forwarder {
 
     /// Forwards waiting for their tenant.
     pub fn backlog(&self) -> u64 {
-        self.backlog.load(Ordering::Relaxed)
+        self.inbox.backlog.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn inbox(&self) -> Arc<ForwardInbox> {
+        self.inbox.clone()
     }
 
     /// Stores `forwards` not seen before, with the records that make them seen, synced.
     pub fn enqueue(&self, forwards: Vec<Forward>) -> Result<usize, SubmitError> {
-        let added = self.wagate.enqueue_forwards(forwards, &self.next_seq)?;
+        let added = self
+            .wagate
+            .enqueue_forwards(forwards, &self.inbox.next_seq)?;
         if added > 0 {
-            self.backlog.fetch_add(added as u64, Ordering::Relaxed);
-            self.wake.notify_one();
+            self.inbox.added(added);
         }
         Ok(added)
     }
@@ -199,7 +226,7 @@ impl Forwarder {
                 let done = delivered.len() as u64;
                 match self.wagate.forget_forwards(&delivered) {
                     Ok(()) => {
-                        self.backlog.fetch_sub(done, Ordering::Relaxed);
+                        self.inbox.backlog.fetch_sub(done, Ordering::Relaxed);
                     }
                     Err(error) => {
                         if let Some(times) = store_failures.admit() {
@@ -219,7 +246,7 @@ impl Forwarder {
                 .min()
                 .unwrap_or(Duration::from_secs(3600));
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.inbox.wake.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => {}
             }

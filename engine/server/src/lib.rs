@@ -268,30 +268,6 @@ fn run_releaser(
             Ok(released) => {
                 metrics.released.inc_by(released.count as u64);
                 metrics.queued_dropped.inc_by(released.dropped.len() as u64);
-                if own_callbacks.any() {
-                    let events: Vec<own_callbacks::OwnEvent> = released
-                        .dropped
-                        .iter()
-                        .map(own_callbacks::OwnEvent::dropped)
-                        .chain(
-                            released
-                                .accepted
-                                .iter()
-                                .map(own_callbacks::OwnEvent::released),
-                        )
-                        .collect();
-                    // Each is in the forward queue before the next round, or logged: the
-                    // message's record says what became of it either way.
-                    let told =
-                        own_callbacks.tell(&events, wagate.registry(), wagate.now().unix_secs());
-                    if let Err(error) = told {
-                        tracing::error!(
-                            %error,
-                            events = events.len(),
-                            "telling tenants of released and dropped queued sends failed"
-                        );
-                    }
-                }
             }
         }
     }
@@ -413,6 +389,11 @@ pub async fn serve(
         &config.tenants,
     ));
     if own_callbacks.any() {
+        // A queued send's news goes into the write that decides it.
+        let writer = own_callbacks.fate_writer(wagate.registry());
+        if wagate.on_queue_fates(Box::new(writer)).is_err() {
+            tracing::warn!("the news of queued sends already had a writer");
+        }
         // Meta never tells by webhook of a send it refused when handed over: wagate does.
         // Both weak: the engine holds this listener, and the callbacks hold the engine.
         let (callbacks, engine) = (Arc::downgrade(&own_callbacks), Arc::downgrade(&wagate));

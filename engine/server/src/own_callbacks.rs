@@ -9,6 +9,9 @@
 //!   as it takes Meta's failures.
 //! - A send queued (scheduled, or waiting on the rules) and then released comes under the
 //!   field `wagate_statuses` (`queued`, `released`), which Meta-only webhook code passes over.
+//!
+//! A queued send's news (queued, released, dropped) is written by [`QueueFateCallbacks`] into
+//! the very write that decides it (`wagate_durable::queue_fates`): both are kept or neither.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,12 +19,14 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::config::TenantConfig;
-use super::forward::{Forward, Forwarder};
+use super::forward::{Forward, ForwardInbox, Forwarder};
 use wagate_cloud_api::error::ApiError;
 use wagate_durable::campaigns::CampaignEvent;
-use wagate_durable::{DispatchFailure, DroppedSend, ReleasedSend, SubmitError, SubmitResult};
+use wagate_durable::queue_fates::{FateWriter, QueueFate, QueuedSendFate};
+use wagate_durable::{DispatchFailure, SubmitError};
 use wagate_rules::ids::{message_id_text, Msisdn, PhoneNumberId};
 use wagate_rules::registry::Registry;
+use wagate_store::Batch;
 
 /// One of wagate's own events for a send, before it is addressed.
 pub(crate) struct OwnEvent {
@@ -37,14 +42,23 @@ pub(crate) struct OwnEvent {
 }
 
 impl OwnEvent {
-    pub(crate) fn dropped(send: &DroppedSend) -> OwnEvent {
+    /// What a queued send's tenant hears of its fate: `queued` (until when and why),
+    /// `released`, or Meta's `failed` with wagate's refusal when it was dropped.
+    pub(crate) fn of_fate(fate: &QueuedSendFate) -> OwnEvent {
+        let (status, error, queued) = match &fate.fate {
+            QueueFate::Queued { until, reason } => {
+                ("queued", None, Some((until.unix_secs(), reason.name())))
+            }
+            QueueFate::Released => ("released", None, None),
+            QueueFate::Dropped(refusal) => ("failed", Some(ApiError::from(refusal)), None),
+        };
         OwnEvent {
-            message_id: send.message_id,
-            number: send.number,
-            to: send.to,
-            status: "failed",
-            error: Some(ApiError::from(&send.refusal)),
-            queued: None,
+            message_id: fate.message_id,
+            number: fate.number,
+            to: fate.to,
+            status,
+            error,
+            queued,
         }
     }
 
@@ -62,45 +76,6 @@ impl OwnEvent {
             to: failure.to,
             status: "failed",
             error: Some(error),
-            queued: None,
-        }
-    }
-
-    /// A send just queued (`until` Unix seconds, `reason` why), unless it was a replay.
-    pub(crate) fn queued(
-        result: &SubmitResult,
-        number: PhoneNumberId,
-        to: Msisdn,
-    ) -> Option<OwnEvent> {
-        let SubmitResult::Queued {
-            message_id,
-            until,
-            reason,
-            replayed: false,
-        } = result
-        else {
-            return None;
-        };
-        Some(OwnEvent {
-            message_id: *message_id,
-            number,
-            to,
-            status: "queued",
-            error: None,
-            queued: Some((
-                until.map_or(0, |at| at.unix_secs()),
-                reason.map_or("queued", |r| r.name()),
-            )),
-        })
-    }
-
-    pub(crate) fn released(send: &ReleasedSend) -> OwnEvent {
-        OwnEvent {
-            message_id: send.message_id,
-            number: send.number,
-            to: send.to,
-            status: "released",
-            error: None,
             queued: None,
         }
     }
@@ -238,6 +213,50 @@ impl OwnCallbacks {
     pub(crate) fn any(&self) -> bool {
         !self.owners.is_empty()
     }
+
+    /// What writes the tenants' news of queued sends into the writes that decide them,
+    /// addressed by the accounts `registry` gives the numbers now.
+    pub(crate) fn fate_writer(&self, registry: &Registry) -> QueueFateCallbacks {
+        let owners = self
+            .owners
+            .iter()
+            .map(|(number, tenant)| {
+                let account = registry
+                    .number(PhoneNumberId(*number))
+                    .map_or(0, |n| n.account.0);
+                (*number, (tenant.clone(), account))
+            })
+            .collect();
+        QueueFateCallbacks {
+            inbox: self.forwarder.inbox(),
+            owners,
+        }
+    }
+}
+
+/// Puts a queued send's news for its tenant (if it has a callback) into the forward queue in
+/// the same write as the decision: a crash keeps both or neither.
+pub(crate) struct QueueFateCallbacks {
+    inbox: Arc<ForwardInbox>,
+    /// Number to its tenant (with a callback) and its business account.
+    owners: HashMap<u64, (String, u64)>,
+}
+
+impl FateWriter for QueueFateCallbacks {
+    fn write(&self, fate: &QueuedSendFate, batch: &mut Batch) -> usize {
+        let Some((tenant, account)) = self.owners.get(&fate.number.0) else {
+            return 0;
+        };
+        let event = OwnEvent::of_fate(fate);
+        let body = status_webhook(&event, *account, fate.at.unix_secs()).to_string();
+        let seq = self.inbox.next_seq();
+        wagate_durable::forward_queue::put_forward(batch, seq, tenant, body.as_bytes());
+        1
+    }
+
+    fn committed(&self, count: usize) {
+        self.inbox.added(count);
+    }
 }
 
 #[cfg(test)]
@@ -247,13 +266,14 @@ mod tests {
 
     #[test]
     fn a_dropped_send_reads_as_metas_failed_status_with_wagates_reason_and_news_apart() {
-        let dropped = DroppedSend {
+        let dropped = QueuedSendFate {
             message_id: 7,
             number: PhoneNumberId(1001),
             to: Msisdn::parse("+16505550001").unwrap(),
-            refusal: Refusal::OptedOut,
+            at: wagate_rules::clock::Timestamp::from_unix_secs(1_767_225_600),
+            fate: QueueFate::Dropped(Refusal::OptedOut),
         };
-        let body = status_webhook(&OwnEvent::dropped(&dropped), 1, 1_767_225_600);
+        let body = status_webhook(&OwnEvent::of_fate(&dropped), 1, 1_767_225_600);
         let status = &body["entry"][0]["changes"][0]["value"]["statuses"][0];
         assert_eq!(status["id"], message_id_text(7));
         assert_eq!(status["status"], "failed");
@@ -262,12 +282,12 @@ mod tests {
         assert_eq!(status["wagate_reason"], "opted_out");
         let parsed = wagate_cloud_api::webhooks::events::parse_webhook(body.to_string().as_bytes());
         assert!(parsed.is_ok(), "Meta's shape, read by wagate's own parser");
-        let released = ReleasedSend {
+        let released = QueuedSendFate {
             message_id: 8,
-            number: PhoneNumberId(1001),
-            to: dropped.to,
+            fate: QueueFate::Released,
+            ..dropped
         };
-        let body = status_webhook(&OwnEvent::released(&released), 1, 1_767_225_600);
+        let body = status_webhook(&OwnEvent::of_fate(&released), 1, 1_767_225_600);
         assert_eq!(body["entry"][0]["changes"][0]["field"], "wagate_statuses");
         assert_eq!(
             body["entry"][0]["changes"][0]["value"]["statuses"][0]["status"],

@@ -15,7 +15,6 @@ use super::config::OnLimit;
 use super::headers::Headers;
 use super::ingest::Rejected;
 use super::metrics::bump;
-use super::own_callbacks::OwnEvent;
 use super::reply::{self, no_such_object, overloaded, ApiErrorResponse};
 use super::send_options::{send_options, AskedOptions};
 use super::state::{blocking, require_content_type, store_error, App};
@@ -402,13 +401,8 @@ pub(crate) async fn single_decide(app: &App, asked: SingleAsked, body: Vec<u8>) 
         number,
     );
     checked.submission.request.options = options;
-    let recipient = (
-        checked.submission.request.number,
-        checked.submission.request.to,
-    );
     match app.ingest.submit(vec![checked.submission]).await {
         Ok(mut answers) => {
-            tell_queued(app, &answers, &[recipient]).await;
             let result = answers.pop().expect("one answer per send");
             outcome(app, result, &checked.addressee)
         }
@@ -522,38 +516,6 @@ pub(crate) fn prepare(app: &App, asked: Vec<Result<Asked, ApiError>>) -> Prepare
     prepared
 }
 
-/// Tells the tenants of the sends just queued (their own callbacks), before the answer, so
-/// that "queued" comes before "released" for any send not released at once.
-async fn tell_queued(
-    app: &App,
-    answers: &[Result<SubmitResult, SubmitError>],
-    recipients: &[(PhoneNumberId, Msisdn)],
-) {
-    if !app.own_callbacks.any() {
-        return;
-    }
-    let events: Vec<OwnEvent> = answers
-        .iter()
-        .zip(recipients)
-        .filter_map(|(answer, (number, to))| OwnEvent::queued(answer.as_ref().ok()?, *number, *to))
-        .collect();
-    if events.is_empty() {
-        return;
-    }
-    let worker = app.clone();
-    let told = blocking(move || {
-        let at = worker.wagate.now().unix_secs();
-        worker
-            .own_callbacks
-            .tell(&events, worker.wagate.registry(), at)
-            .map_err(|e| ApiErrorResponse::from(ApiError::from(&e)))
-    })
-    .await;
-    if let Err(ApiErrorResponse(error, _)) = told {
-        tracing::error!(reason = %error.details, "telling tenants of queued sends failed");
-    }
-}
-
 /// [`decide_many`]'s second half: the checked sends through ingest, every outcome in order.
 pub(crate) async fn submit_prepared(
     app: &App,
@@ -566,17 +528,7 @@ pub(crate) async fn submit_prepared(
         submissions,
     } = prepared;
     if !submissions.is_empty() {
-        // Kept only when some tenant hears of its queued sends.
-        let recipients: Vec<(PhoneNumberId, Msisdn)> = if app.own_callbacks.any() {
-            submissions
-                .iter()
-                .map(|s| (s.request.number, s.request.to))
-                .collect()
-        } else {
-            Vec::new()
-        };
         let answers = app.ingest.submit(submissions).await?;
-        tell_queued(app, &answers, &recipients).await;
         for ((slot, result), addressee) in slots.into_iter().zip(answers).zip(&addressees) {
             outcomes[slot] = Some(outcome(app, result, addressee));
         }

@@ -252,6 +252,8 @@ pub struct Wagate {
     /// Campaigns, and the people of the uploads under way.
     pub(crate) campaigns: crate::campaigns::Campaigns,
     pub(crate) campaign_uploads: crate::campaigns::Seen,
+    /// What tenants hear of queued sends, written with their decisions.
+    fates: crate::queue_fates::FateWriters,
     /// Whether webhook reports list the statuses that moved a message (only when something
     /// follows them: the list costs a copy per status).
     pub(super) watching_statuses: std::sync::atomic::AtomicBool,
@@ -296,12 +298,14 @@ impl Wagate {
         let suppression = crate::suppression::Suppression::load(store.as_ref())?;
         let unfinished = crate::erasure::Unfinisheds::load(store.as_ref())?;
         let campaigns = crate::campaigns::Campaigns::load(store.as_ref())?;
+        let fates = crate::queue_fates::FateWriters::default();
         let pool = ShardPool::start_persistent(
             restored.engine,
             durability.clone(),
             Onward {
                 dispatch,
                 release: release.clone(),
+                fates: fates.clone(),
             },
         );
         let statuses_turn = StatusTurn::default();
@@ -369,6 +373,7 @@ impl Wagate {
             campaigns,
             campaign_uploads: Default::default(),
             watching_statuses: Default::default(),
+            fates,
         };
         // An erasure a crash interrupted is finished before anything else is served.
         if let Err(error) = wagate.finish_erasures() {
@@ -385,6 +390,15 @@ impl Wagate {
     /// second listener is refused and returned).
     pub fn on_dispatch_failures(&self, listener: FailureListener) -> Result<(), FailureListener> {
         self.failure_listener.set(listener)
+    }
+
+    /// Sets what writes tenants' news of queued sends (queued, released, dropped) into the
+    /// writes that decide them (once; a second writer is refused and returned).
+    pub fn on_queue_fates(
+        &self,
+        writer: Box<dyn crate::queue_fates::FateWriter>,
+    ) -> Result<(), Box<dyn crate::queue_fates::FateWriter>> {
+        self.fates.set(writer)
     }
 
     pub fn now(&self) -> Timestamp {

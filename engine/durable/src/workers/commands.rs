@@ -133,6 +133,7 @@ impl ShardCommand for Submit {
                 now,
                 &mut writes.batch,
                 &mut writes.ledger,
+                &mut writes.fates,
             ) {
                 Some(Followup::Dispatch(due)) => writes.accepted.push(due),
                 Some(Followup::Release(due)) => writes.queued.push(due),

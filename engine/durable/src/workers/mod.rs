@@ -103,6 +103,8 @@ struct Persist {
 pub struct Onward {
     pub dispatch: Sender<DueMessage>,
     pub release: Arc<ReleaseQueue>,
+    /// Writes what tenants hear of queued sends with their decisions.
+    pub fates: crate::queue_fates::FateWriters,
 }
 
 /// Where a persisted worker collects a group's writes: its commands' records, the messages
@@ -113,6 +115,7 @@ pub struct Writes {
     accepted: Vec<DueMessage>,
     queued: Vec<DueMessage>,
     ledger: LedgerDeltas,
+    fates: Vec<crate::queue_fates::QueuedSendFate>,
 }
 
 /// Puts every journaled contact record into `batch`, keyed by the register that places it.
@@ -163,7 +166,15 @@ fn run_commands(
         accepted,
         queued,
         mut ledger,
+        fates,
     } = writes;
+    let writer = persist.onward.fates.get();
+    let told: usize = writer.map_or(0, |writer| {
+        fates
+            .iter()
+            .map(|fate| writer.write(fate, &mut batch))
+            .sum()
+    });
     write_contacts(journal, &mut batch);
     ledger.write(&mut batch, &persist.core.profile.rate_cards);
     let mut consent_events = Vec::new();
@@ -177,6 +188,9 @@ fn run_commands(
             }
             for message in queued {
                 onward.release.insert(message.send_at, message.id);
+            }
+            if let Some(writer) = onward.fates.get().filter(|_| told > 0) {
+                writer.committed(told);
             }
         }
         for answers in answered {

@@ -1092,3 +1092,128 @@ fn delivered_template_messages_count_toward_the_delivery_path_across_restarts() 
     assert_eq!(wagate.usage(NUMBER).unwrap().delivery_path, None);
     wagate.shutdown();
 }
+
+/// Writes a queued send's fate as a forward whose body names it, and counts what committed.
+struct MarkFates {
+    next_seq: Arc<std::sync::atomic::AtomicU64>,
+    committed: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl wagate_durable::queue_fates::FateWriter for MarkFates {
+    fn write(
+        &self,
+        fate: &wagate_durable::queue_fates::QueuedSendFate,
+        batch: &mut wagate_store::Batch,
+    ) -> usize {
+        use wagate_durable::queue_fates::QueueFate;
+        let what = match &fate.fate {
+            QueueFate::Queued { reason, .. } => format!("queued:{}", reason.name()),
+            QueueFate::Released => "released".to_string(),
+            QueueFate::Dropped(refusal) => format!("dropped:{}", refusal.name()),
+        };
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let body = format!("{what}:{}:{}", fate.message_id, fate.number.0);
+        wagate_durable::forward_queue::put_forward(batch, seq, "acme", body.as_bytes());
+        1
+    }
+
+    fn committed(&self, count: usize) {
+        self.committed.fetch_add(count, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_queued_send_s_news_is_written_with_its_decision_once_each_and_survives_a_restart() {
+    let harness = Harness::new(Profile::whatsapp_2021());
+    let wagate = harness.start(2);
+    let committed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let marks = || MarkFates {
+        next_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        committed: committed.clone(),
+    };
+    assert!(wagate.on_queue_fates(Box::new(marks())).is_ok());
+    assert!(wagate.on_queue_fates(Box::new(marks())).is_err(), "once");
+    let told = |wagate: &Wagate| -> Vec<String> {
+        wagate
+            .oldest_forwards(100)
+            .unwrap()
+            .into_iter()
+            .map(|f| String::from_utf8(f.body).unwrap())
+            .collect()
+    };
+    // Queued behind a restriction: its news is on disk when the answer comes.
+    wagate.restrict_number(NUMBER).unwrap();
+    let queued = |i: u64| {
+        let mut send = template_to(i, None);
+        send.queue_when_deferred = true;
+        match wagate.submit(send) {
+            Ok(SubmitResult::Queued { message_id, .. }) => message_id,
+            other => panic!("not queued: {other:?}"),
+        }
+    };
+    let (kept, dropped) = (queued(0), queued(1));
+    let number = NUMBER.0;
+    assert_eq!(
+        told(&wagate),
+        [
+            format!("queued:restricted:{kept}:{number}"),
+            format!("queued:restricted:{dropped}:{number}")
+        ]
+    );
+    // The second person opts out meanwhile; Meta pauses the template. A release that holds
+    // them again (the pause) says nothing.
+    let out = wagate_rules::contact_events::ConsentChange::OptOut;
+    wagate
+        .consent(
+            NUMBER,
+            person(1),
+            out,
+            wagate_rules::state::contact::ConsentSource::Api,
+        )
+        .unwrap()
+        .unwrap();
+    let paused = webhook(
+        "message_template_status_update",
+        r#"{"event":"PAUSED","message_template_id":1,"message_template_name":"order_update","message_template_language":"en_US"}"#,
+    );
+    assert_eq!(wagate.apply_webhook(paused).unwrap().applied, 1);
+    wagate.lift_restriction(NUMBER).unwrap();
+    harness.clock.advance_secs(DAY + 1);
+    assert_eq!(wagate.release_due(100).unwrap(), 2);
+    assert_eq!(told(&wagate).len(), 2);
+    wagate.shutdown();
+
+    // After a restart (a new writer, its sequence past the queue's tail): the first released,
+    // the second dropped, once each.
+    let wagate = harness.open();
+    let tail = wagate.forward_queue_tail().unwrap();
+    let writer = MarkFates {
+        next_seq: Arc::new(std::sync::atomic::AtomicU64::new(
+            tail.last_seq.map_or(0, |s| s + 1),
+        )),
+        committed: committed.clone(),
+    };
+    assert!(wagate.on_queue_fates(Box::new(writer)).is_ok());
+    let reinstated = webhook(
+        "message_template_status_update",
+        r#"{"event":"REINSTATED","message_template_id":1,"message_template_name":"order_update","message_template_language":"en_US"}"#,
+    );
+    assert_eq!(wagate.apply_webhook(reinstated).unwrap().applied, 1);
+    harness.clock.advance_secs(3_601);
+    assert_eq!(wagate.release_due(100).unwrap(), 2);
+    let mut all = told(&wagate);
+    assert_eq!(all.len(), 4, "{all:?}");
+    all[2..].sort();
+    assert_eq!(
+        all[2..],
+        [
+            format!("dropped:opted_out:{dropped}:{number}"),
+            format!("released:{kept}:{number}")
+        ]
+    );
+    assert_eq!(committed.load(Ordering::Relaxed), 4);
+    harness.clock.advance_secs(DAY);
+    assert_eq!(wagate.release_due(100).unwrap(), 0);
+    assert_eq!(told(&wagate).len(), 4, "nothing twice");
+    wagate.shutdown();
+}
