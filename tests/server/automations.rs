@@ -193,9 +193,13 @@ after_secs = 3600
         json!([follow_up["to"], follow_up["template"]["name"]]),
         json!([&ana[1..], "feedback_request"])
     );
-    // Ana reads the follow-up too: an automation's own message sets nothing more going.
-    let follow_up_wamid = "wamid.stub.2";
-    let webhook = read(follow_up_wamid, &ana);
+    // Ana reads the follow-up too (once wagate has Meta's answer for it): an automation's own
+    // message sets nothing more going.
+    let follow_up_id = queued["data"][0]["id"].as_str().unwrap_or_default();
+    let settled = f
+        .wait_message(follow_up_id, crate::WAIT, |v| v["upstream_id"].is_string())
+        .await?;
+    let webhook = read(settled["upstream_id"].as_str().unwrap_or_default(), &ana);
     assert_eq!(f.meta_webhook(&webhook, None).await?.json()["applied"], 1);
     advance(&f, 3_600).await?;
     let queued = f.web.get(&url, BETA).await?.json();

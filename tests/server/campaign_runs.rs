@@ -297,3 +297,50 @@ async fn a_campaign_s_own_quiet_hours_hold_each_person_to_their_local_morning() 
     assert!(all[4..].iter().all(|to| to.starts_with("+91")), "{all:?}");
     f.stop()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_s_cost_is_reconciled_from_meta_s_pricing_and_takes_back_the_undelivered(
+) -> Result<()> {
+    let mut f = Fixture::start("campaign-reconciled", "").await?;
+    let people: Vec<String> = (1..=3u64).map(|i| format!("+1652{i:07}")).collect();
+    f.ready_to_send(&people).await?;
+    let query = format!("phone_number_id={NUMBER_A}&template=order_update");
+    let id = create(&f, &query, audience(&people)).await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    act(&f, &id, "start").await?;
+    wait_campaign(&f, &id, |v| v["counts"]["fed"] == 3).await?;
+    advance(&f, 1).await?;
+    let sent = f.meta.wait_for(3, crate::WAIT).await?;
+    // Meta's statuses, priced as Meta prices them.
+    let priced = |wamid: &str, status: &str, to: &str| {
+        let mut webhook = status_webhook(NUMBER_A, wamid, status, to);
+        webhook["entry"][0]["changes"][0]["value"]["statuses"][0]["pricing"] = json!({
+            "billable": true, "pricing_model": "PMP", "type": "regular", "category": "utility" });
+        webhook
+    };
+    let recipients: Vec<String> = sent
+        .iter()
+        .map(|r| r.json()["to"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for (n, to) in recipients.iter().enumerate() {
+        let webhook = priced(&format!("wamid.stub.{n}"), "sent", to);
+        assert_eq!(f.meta_webhook(&webhook, None).await?.json()["applied"], 1);
+    }
+    let priced_all = wait_campaign(&f, &id, |v| v["counts"]["priced"] == 3).await?;
+    let counts = &priced_all["counts"];
+    let estimated = counts["cost_accepted_micros"].as_u64().unwrap_or(0);
+    assert!(estimated > 0, "{priced_all}");
+    assert_eq!(counts["cost_reconciled_micros"], estimated, "{priced_all}");
+    // One never reached its person: Meta charges nothing for it.
+    let failed = status_webhook(NUMBER_A, "wamid.stub.2", "failed", &recipients[2]);
+    assert_eq!(f.meta_webhook(&failed, None).await?.json()["applied"], 1);
+    let after = wait_campaign(&f, &id, |v| v["counts"]["priced"] == 2).await?;
+    assert_eq!(
+        after["counts"]["cost_reconciled_micros"],
+        estimated / 3 * 2,
+        "{after}"
+    );
+    f.stop()
+}

@@ -227,7 +227,9 @@ throughput_mps = 1000
         "{paths:?}"
     );
     for id in ids {
-        let view = number_of(&f, id).await?;
+        let view = f
+            .wait_message(&id, WAIT, |v| v["status"] != "in_flight")
+            .await?;
         assert_eq!(
             json!([view["status"], view["phone_number_id"]]),
             json!(["sent", NUMBER_D.to_string()]),

@@ -195,11 +195,11 @@ impl StatusWrites {
             self.batch.delete(PARKED, &key);
             return Ok(());
         };
-        let failed = self
-            .sent_record(store, wamid)?
-            .is_none_or(|record| record.delivery == Delivery::Failed);
+        let record = self.sent_record(store, wamid)?;
+        let failed = record.is_none_or(|record| record.delivery == Delivery::Failed);
         if !failed && self.charge_for(store, wamid)?.is_none() {
-            charge.book(&mut self.batch, 1, &self.cards);
+            let campaign = record.map_or(0, |r| r.campaign);
+            self.book(&charge, campaign, 1);
             self.batch.put(CHARGES, charge_key(wamid), &value);
             self.charged.insert(wamid.to_string(), Some(charge));
         }
@@ -234,7 +234,7 @@ impl StatusWrites {
             self.uncharge(store, record.id)?;
             // Meta charges no undelivered message: what its pricing said is taken back too.
             if let Some(charge) = self.charge_for(store, wamid)? {
-                charge.book(&mut self.batch, -1, &self.cards);
+                self.book(&charge, record.campaign, -1);
                 self.batch.delete(CHARGES, charge_key(wamid));
                 self.charged.insert(wamid.to_string(), None);
             }
@@ -271,11 +271,20 @@ impl StatusWrites {
             return Ok(false);
         }
         let charge = Charge::of(&record, pricing, &self.cards, volume);
-        charge.book(&mut self.batch, 1, &self.cards);
+        self.book(&charge, record.campaign, 1);
         self.batch
             .put(CHARGES, charge_key(wamid), charge.encode(expires_at));
         self.charged.insert(wamid.to_string(), Some(charge));
         Ok(true)
+    }
+
+    /// Books Meta's `charge` (`sign` -1: taken back) in the reconciled ledger and, for a
+    /// campaign's send, in its reconciled cost.
+    fn book(&mut self, charge: &Charge, campaign: u64, sign: i64) {
+        charge.book(&mut self.batch, sign, &self.cards);
+        if campaign != 0 {
+            crate::campaigns::count_charge(&mut self.batch, campaign, charge.micros, sign);
+        }
     }
 
     /// Meta's charge recorded for `wamid`, this set's writes first.

@@ -393,6 +393,8 @@ async fn view(app: &App, campaign: &Campaign) -> Result<Value, ApiErrorResponse>
             "read": deliveries.read,
             "failed": deliveries.failed,
             "cost_accepted_micros": campaign.accepted_cost_micros,
+            "priced": deliveries.priced,
+            "cost_reconciled_micros": deliveries.reconciled_micros,
             "days": campaign.days,
         },
     }))

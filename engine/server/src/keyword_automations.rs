@@ -13,6 +13,14 @@ use wagate_rules::ids::{Msisdn, PhoneNumberId};
 use super::automation_send::{automation_key, held, send_automated};
 use super::state::App;
 
+/// Whether any tenant answers keywords (only then do webhook reports list what people said).
+pub(crate) fn any(app: &App) -> bool {
+    app.config
+        .tenants
+        .iter()
+        .any(|t| t.automations.iter().any(|a| a.keyword.is_some()))
+}
+
 /// Answers what people said (the number, the person, the words, their message's wamid) where
 /// the owning tenant has a keyword automation for it; a failure is logged and counted, never
 /// the webhook's.

@@ -447,6 +447,9 @@ pub async fn serve(
     if status_automations::any(&app) {
         app.wagate.watch_statuses();
     }
+    if keyword_automations::any(&app) {
+        app.wagate.watch_words();
+    }
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
     on_listening(Listening {
         http: listener.local_addr().map_err(ServeError::Http)?,

@@ -24,6 +24,9 @@ pub(crate) fn audience(id: u64, position: u64) -> [u8; 17] {
     key
 }
 
+/// The counter of Meta's charges (beside the delivery states' counters, by their bytes).
+pub(crate) const CHARGED: u8 = 0xC0;
+
 pub(crate) fn counter(id: u64, what: u8) -> [u8; 10] {
     let mut key = [COUNTER; 10];
     key[1..9].copy_from_slice(&id.to_be_bytes());

@@ -65,6 +65,10 @@ pub struct DeliveryCounts {
     pub delivered: u64,
     pub read: u64,
     pub failed: u64,
+    /// Sends Meta priced (its statuses' pricing, net of the undelivered it took back), and
+    /// what it charged for them, in micro-dollars: the cost reconciled.
+    pub priced: u64,
+    pub reconciled_micros: u64,
 }
 
 pub(crate) struct Campaigns {
@@ -114,4 +118,20 @@ impl Campaigns {
 /// Adds to a campaign's delivery counter for `what` (in a status's batch).
 pub(crate) fn count_delivery(batch: &mut Batch, campaign: u64, what: crate::message::Delivery) {
     batch.add(Family::Campaigns, keys::counter(campaign, what as u8), 1, 0);
+}
+
+/// Adds Meta's charge of one of a campaign's sends (`sign` -1: taken back) to its reconciled
+/// cost (in the status's batch).
+pub(crate) fn count_charge(batch: &mut Batch, campaign: u64, micros: u64, sign: i64) {
+    let (messages, micros) = if sign >= 0 {
+        (1, micros)
+    } else {
+        (0u64.wrapping_sub(1), 0u64.wrapping_sub(micros))
+    };
+    batch.add(
+        Family::Campaigns,
+        keys::counter(campaign, keys::CHARGED),
+        messages,
+        micros,
+    );
 }

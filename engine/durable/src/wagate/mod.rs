@@ -257,6 +257,9 @@ pub struct Wagate {
     /// Whether webhook reports list the statuses that moved a message (only when something
     /// follows them: the list costs a copy per status).
     pub(super) watching_statuses: std::sync::atomic::AtomicBool,
+    /// Whether webhook reports list what people said (only when a keyword automation listens:
+    /// the list costs a copy per short message).
+    pub(super) watching_words: std::sync::atomic::AtomicBool,
 }
 
 /// What hears of sends the upstream refused for good, on a dispatch lane's thread.
@@ -373,6 +376,7 @@ impl Wagate {
             campaigns,
             campaign_uploads: Default::default(),
             watching_statuses: Default::default(),
+            watching_words: Default::default(),
             fates,
         };
         // An erasure a crash interrupted is finished before anything else is served.

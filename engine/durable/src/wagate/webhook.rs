@@ -42,7 +42,8 @@ pub struct WebhookReport {
     pub opted_out: Vec<(PhoneNumberId, Msisdn, String)>,
     /// People whose message (a short text, a button's payload or an interactive reply's id)
     /// was applied now and changed no consent: what a tenant's keyword automations answer
-    /// (the number, the person, the words, their message's wamid).
+    /// (the number, the person, the words, their message's wamid). Listed only while
+    /// [`Wagate::watch_words`] is on.
     pub said: Vec<(PhoneNumberId, Msisdn, String, String)>,
     /// Statuses that moved a message now (a repeat or a stale one does not), listed only
     /// while [`Wagate::watch_statuses`] is on: what a tenant's status automations follow.
@@ -100,6 +101,11 @@ impl Wagate {
     /// ([`WebhookReport::moved`]).
     pub fn watch_statuses(&self) {
         self.watching_statuses.store(true, Ordering::Relaxed);
+    }
+
+    /// From now on, webhook reports list what people said ([`WebhookReport::said`]).
+    pub fn watch_words(&self) {
+        self.watching_words.store(true, Ordering::Relaxed);
     }
 
     /// wagate's id of the message the upstream knows as `upstream_id` (a wamid).
@@ -354,13 +360,14 @@ impl Wagate {
             let outcome = match event {
                 WebhookEvent::Inbound { message, wamid } => {
                     let (number, person) = (message.number, message.from);
+                    let watching = self.watching_words.load(Ordering::Relaxed);
                     let words = match &message.content {
                         InboundContent::Text(text) => Some(text.trim()),
                         InboundContent::Button { payload } => Some(payload.as_str()),
                         InboundContent::InteractiveReply { id } => Some(id.as_str()),
                         InboundContent::Other => None,
                     }
-                    .filter(|w| !w.is_empty() && w.chars().count() <= MAX_KEYWORD_CHARS)
+                    .filter(|w| watching && !w.is_empty() && w.chars().count() <= MAX_KEYWORD_CHARS)
                     .map(str::to_string);
                     let effect = self.inbound(message)?;
                     match &effect {

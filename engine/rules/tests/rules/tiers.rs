@@ -291,7 +291,11 @@ fn projected_under_2025(config: EngineConfig) -> (Fixture, Timestamp) {
         .verify_business(PortfolioId(1), f.now_secs())
         .unwrap();
     assert_eq!(f.engine.usage(NUMBER).unwrap().tier, "TIER_2K");
-    // Unknown quality does not qualify; GREEN does.
+    // RED does not qualify; GREEN does (as a number not rated yet would).
+    f.engine
+        .registry()
+        .set_number_quality(NUMBER, Quality::Red, f.now_secs())
+        .unwrap();
     campaign(&mut f, 0, 1_100);
     assert!(f
         .engine

@@ -108,6 +108,14 @@ impl Wagate {
                     .get(..8)
                     .and_then(|b| b.try_into().ok())
                     .map_or(0, u64::from_le_bytes);
+                if key.last() == Some(&keys::CHARGED) {
+                    let second = value
+                        .get(8..16)
+                        .and_then(|b| b.try_into().ok())
+                        .map_or(0, u64::from_le_bytes);
+                    (counts.priced, counts.reconciled_micros) = (count, second);
+                    return true;
+                }
                 let slot = match key.last().map(|&what| Delivery::from_u8(what)) {
                     Some(Some(Delivery::Sent)) => &mut counts.sent,
                     Some(Some(Delivery::Delivered)) => &mut counts.delivered,
