@@ -11,9 +11,9 @@ const NUMBER_C: u64 = 1004;
 const NUMBER_D: u64 = 1005;
 const GAMMA: &str = "gamma-token-0123456789";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pool_sticks_to_the_persons_number_and_passes_over_a_red_one() -> Result<()> {
-    let tenant = format!(
+/// Tenant gamma with two numbers of one business, both in its pool `main`.
+fn gamma_with_a_pool() -> String {
+    format!(
         r#"
 [[tenants]]
 name = "gamma"
@@ -33,7 +33,12 @@ account = 3
 portfolio = 3
 throughput_mps = 1000
 "#
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_sticks_to_the_persons_number_and_passes_over_a_red_one() -> Result<()> {
+    let tenant = gamma_with_a_pool();
     let mut f = Fixture::start("pools", &tenant).await?;
     let (xena, yuri, zoe) = (person(1), person(2), person(3));
     let others: Vec<String> = (4..=7).map(person).collect();
@@ -146,27 +151,7 @@ throughput_mps = 1000
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_pool_send_fails_over_at_release_when_its_number_went_red() -> Result<()> {
-    let tenant = format!(
-        r#"
-[[tenants]]
-name = "gamma"
-token = "{GAMMA}"
-numbers = [{NUMBER_C}, {NUMBER_D}]
-pools = {{ main = [{NUMBER_C}, {NUMBER_D}] }}
-
-[[numbers]]
-id = {NUMBER_C}
-account = 3
-portfolio = 3
-throughput_mps = 1000
-
-[[numbers]]
-id = {NUMBER_D}
-account = 3
-portfolio = 3
-throughput_mps = 1000
-"#
-    );
+    let tenant = gamma_with_a_pool();
     let mut f = Fixture::start("pools-release", &tenant).await?;
     let (yuri, zoe) = (person(2), person(3));
     let opted = f

@@ -525,6 +525,14 @@ fn admin_changes_are_refused_clearly_and_change_nothing() {
     wagate.shutdown();
 }
 
+/// Meta's `message_template_status_update` for `order_update`: `event`.
+fn order_update_is(event: &str) -> Vec<wagate_cloud_api::webhooks::events::WebhookEvent> {
+    let value = format!(
+        r#"{{"event":"{event}","message_template_id":1,"message_template_name":"order_update","message_template_language":"en_US"}}"#
+    );
+    webhook("message_template_status_update", &value)
+}
+
 fn webhook(field: &str, value: &str) -> Vec<wagate_cloud_api::webhooks::events::WebhookEvent> {
     let body = format!(
         r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{}","changes":[{{"field":"{field}","value":{value}}}]}}]}}"#,
@@ -831,10 +839,7 @@ fn a_queued_send_whose_template_meta_paused_is_held_until_the_template_may_go_ag
         other => panic!("not queued: {other:?}"),
     };
     // Meta pauses the template while it waits; the restriction then ends.
-    let paused = webhook(
-        "message_template_status_update",
-        r#"{"event":"PAUSED","message_template_id":1,"message_template_name":"order_update","message_template_language":"en_US"}"#,
-    );
+    let paused = order_update_is("PAUSED");
     assert_eq!(wagate.apply_webhook(paused).unwrap().applied, 1);
     wagate.lift_restriction(NUMBER).unwrap();
     harness.clock.advance_secs(DAY + 1);
@@ -844,10 +849,7 @@ fn a_queued_send_whose_template_meta_paused_is_held_until_the_template_may_go_ag
     assert_eq!(wagate.message(id).unwrap(), None, "not refused, not sent");
 
     // Meta reinstates it: at its next turn the send goes.
-    let reinstated = webhook(
-        "message_template_status_update",
-        r#"{"event":"REINSTATED","message_template_id":1,"message_template_name":"order_update","message_template_language":"en_US"}"#,
-    );
+    let reinstated = order_update_is("REINSTATED");
     assert_eq!(wagate.apply_webhook(reinstated).unwrap().applied, 1);
     harness.clock.advance_secs(3_601);
     assert_eq!(wagate.release_due(100).unwrap(), 1);
@@ -1172,10 +1174,7 @@ fn a_queued_send_s_news_is_written_with_its_decision_once_each_and_survives_a_re
         )
         .unwrap()
         .unwrap();
-    let paused = webhook(
-        "message_template_status_update",
-        r#"{"event":"PAUSED","message_template_id":1,"message_template_name":"order_update","message_template_language":"en_US"}"#,
-    );
+    let paused = order_update_is("PAUSED");
     assert_eq!(wagate.apply_webhook(paused).unwrap().applied, 1);
     wagate.lift_restriction(NUMBER).unwrap();
     harness.clock.advance_secs(DAY + 1);
@@ -1194,10 +1193,7 @@ fn a_queued_send_s_news_is_written_with_its_decision_once_each_and_survives_a_re
         committed: committed.clone(),
     };
     assert!(wagate.on_queue_fates(Box::new(writer)).is_ok());
-    let reinstated = webhook(
-        "message_template_status_update",
-        r#"{"event":"REINSTATED","message_template_id":1,"message_template_name":"order_update","message_template_language":"en_US"}"#,
-    );
+    let reinstated = order_update_is("REINSTATED");
     assert_eq!(wagate.apply_webhook(reinstated).unwrap().applied, 1);
     harness.clock.advance_secs(3_601);
     assert_eq!(wagate.release_due(100).unwrap(), 2);
