@@ -355,6 +355,7 @@ mod tests {
             wagate_rules::rate_cards::RateCards::embedded("whatsapp-2025").expect("cards"),
             Arc::new(|_, _, _| {}),
             Arc::default(),
+            Arc::default(),
         )
     }
 

@@ -16,6 +16,7 @@ use super::combine::StatusTurn;
 use super::message::{DispatchStatus, DueMessage, StoredMessage};
 use crate::log_limit::{admit, LogLimit};
 use crate::settlement::settle;
+use crate::tenant_news::{News, NewsWriters};
 use crate::upstream::{backoff_micros, HandOver, Upstream, UpstreamError};
 use wagate_rules::clock::Timestamp;
 use wagate_rules::contact_events::FailedSend;
@@ -86,16 +87,7 @@ pub struct MetaRefusal {
 pub type OnFailed =
     Arc<dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>, Vec<DispatchFailure>) + Send + Sync>;
 
-/// A send the upstream refused for good, as its tenant is told: the message, and Meta's code
-/// and words.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DispatchFailure {
-    pub message_id: u64,
-    pub number: wagate_rules::ids::PhoneNumberId,
-    pub to: wagate_rules::ids::Msisdn,
-    pub code: Option<u32>,
-    pub reason: String,
-}
+pub use crate::tenant_news::DispatchFailure;
 
 pub struct Lanes {
     work: Option<Sender<Work>>,
@@ -111,6 +103,7 @@ impl Lanes {
         cards: RateCards,
         on_failed: OnFailed,
         live: Arc<LiveSends>,
+        news: NewsWriters,
     ) -> Lanes {
         // No queue in front of the lanes: the dispatcher keeps what is not handed over in
         // send-slot order, and a batch waits there rather than behind a busy lane.
@@ -123,6 +116,7 @@ impl Lanes {
                 let cards = cards.clone();
                 let on_failed = on_failed.clone();
                 let live = live.clone();
+                let news = news.clone();
                 std::thread::Builder::new()
                     .name(format!("wagate-hand-over-{i}"))
                     .spawn(move || {
@@ -131,6 +125,7 @@ impl Lanes {
                                 store: store.as_ref(),
                                 turn: &turn,
                                 cards: &cards,
+                                news: &news,
                             };
                             let returned = hand_over(
                                 work.due,
@@ -180,6 +175,27 @@ struct Books<'a> {
     store: &'a dyn Store,
     turn: &'a StatusTurn,
     cards: &'a RateCards,
+    /// Writes what tenants hear of sends that failed for good, with their settlement.
+    news: &'a NewsWriters,
+}
+
+impl Books<'_> {
+    /// Puts the tenants' news of `told` (failed for good at `now`) into `batch`: how many.
+    fn news_of(&self, told: &[DispatchFailure], now: Timestamp, batch: &mut Batch) -> usize {
+        let Some(writer) = self.news.get() else {
+            return 0;
+        };
+        told.iter()
+            .map(|failure| writer.write(News::DispatchFailed(failure, now), batch))
+            .sum()
+    }
+
+    /// `count` records of news are durable now.
+    fn news_committed(&self, count: usize) {
+        if let (Some(writer), true) = (self.news.get(), count > 0) {
+            writer.committed(count);
+        }
+    }
 }
 
 fn hand_over(
@@ -204,6 +220,7 @@ fn hand_over(
         store: books.store,
         turn: books.turn,
         cards: books.cards,
+        books,
         now,
         on_failed,
         live,
@@ -258,12 +275,14 @@ fn drop_expired(
         message.uncharge(&mut settled, books.cards);
         settle(message, DispatchStatus::Failed, reason.into(), &mut settled);
     }
+    let news = books.news_of(&told, now, &mut settled);
     if let Err(error) = books.store.write(&settled, false) {
         if let Some(times) = admit(&STORE_FAILURES) {
             tracing::error!(%error, times, "recording expired sends failed: they stay pending");
         }
         return (0, again);
     }
+    books.news_committed(news);
     let count = failed.len() as u64;
     on_failed(failed, Vec::new(), told);
     (count, Vec::new())
@@ -280,6 +299,7 @@ struct Handing<'a> {
     turn: &'a StatusTurn,
     /// The ledger's markets, by name, for a failed send's reversal.
     cards: &'a RateCards,
+    books: Books<'a>,
     now: Timestamp,
     on_failed: &'a (dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>, Vec<DispatchFailure>) + Send + Sync),
     live: &'a LiveSends,
@@ -422,10 +442,15 @@ impl HandOver for Handing<'_> {
                 }
             }
         }
+        // The tenants' news of sends refused for good goes with their settlement.
+        let news = self.books.news_of(&told, self.now, &mut settled);
         // Not synced: a stop before this reaches the disk leaves the messages in flight, and
         // the restart asks the upstream about them.
         let written = match self.store.write(&settled, false) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.books.news_committed(news);
+                true
+            }
             Err(error) => {
                 if let Some(times) = admit(&STORE_FAILURES) {
                     tracing::error!(

@@ -5,8 +5,8 @@
 use crate::deferred::DeferredRecord;
 use crate::idempotency::{IdempotencyRecord, StoredOutcome};
 use crate::message::{Delivery, DispatchStatus, DueMessage, StoredMessage};
-use crate::queue_fates::{QueueFate, QueuedSendFate};
 use crate::submission::Prepared;
+use crate::tenant_news::{QueueFate, QueuedSendFate};
 use wagate_rules::clock::Timestamp;
 use wagate_rules::decision::Decision;
 use wagate_rules::price::unix_day;

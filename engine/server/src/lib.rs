@@ -236,12 +236,7 @@ fn open_engine(
 
 /// Re-decides queued sends as they come due, and finishes erasures that came due, until
 /// `stop`.
-fn run_releaser(
-    wagate: Arc<Wagate>,
-    metrics: Arc<Metrics>,
-    own_callbacks: Arc<own_callbacks::OwnCallbacks>,
-    stop: Arc<AtomicBool>,
-) {
+fn run_releaser(wagate: Arc<Wagate>, metrics: Arc<Metrics>, stop: Arc<AtomicBool>) {
     let mut confirmed_at = 0;
     let mut failures = wagate_durable::log_limit::LogLimit::default();
     while !stop.load(Ordering::Acquire) {
@@ -256,7 +251,7 @@ fn run_releaser(
             }
             confirmed_at = second;
         }
-        run_campaigns(&wagate, &metrics, &own_callbacks, &mut failures);
+        run_campaigns(&wagate, &metrics, &mut failures);
         match wagate.release_due_reporting(RELEASE_BATCH) {
             Ok(released) if released.count == 0 => std::thread::sleep(RELEASE_POLL),
             Err(error) => {
@@ -278,7 +273,6 @@ fn run_releaser(
 fn run_campaigns(
     wagate: &Wagate,
     metrics: &Metrics,
-    own_callbacks: &own_callbacks::OwnCallbacks,
     failures: &mut wagate_durable::log_limit::LogLimit,
 ) {
     match wagate.run_campaigns() {
@@ -298,11 +292,6 @@ fn run_campaigns(
                     reason = event.reason.unwrap_or(""),
                     "campaign event"
                 );
-            }
-            if let Err(error) =
-                own_callbacks.tell_campaigns(&events, wagate.registry(), wagate.now().unix_secs())
-            {
-                tracing::error!(%error, "telling tenants of campaign events failed");
             }
         }
         Err(error) => {
@@ -389,38 +378,18 @@ pub async fn serve(
         &config.tenants,
     ));
     if own_callbacks.any() {
-        // A queued send's news goes into the write that decides it.
-        let writer = own_callbacks.fate_writer(wagate.registry());
-        if wagate.on_queue_fates(Box::new(writer)).is_err() {
-            tracing::warn!("the news of queued sends already had a writer");
-        }
-        // Meta never tells by webhook of a send it refused when handed over: wagate does.
-        // Both weak: the engine holds this listener, and the callbacks hold the engine.
-        let (callbacks, engine) = (Arc::downgrade(&own_callbacks), Arc::downgrade(&wagate));
-        let listening = wagate.on_dispatch_failures(Box::new(move |failures| {
-            let (Some(engine), Some(callbacks)) = (engine.upgrade(), callbacks.upgrade()) else {
-                return;
-            };
-            let events: Vec<own_callbacks::OwnEvent> = failures
-                .iter()
-                .map(own_callbacks::OwnEvent::dispatch_failed)
-                .collect();
-            let told = callbacks.tell(&events, engine.registry(), engine.now().unix_secs());
-            if let Err(error) = told {
-                tracing::error!(%error, "telling tenants of sends Meta refused failed");
-            }
-        }));
-        if listening.is_err() {
-            tracing::warn!("the engine already had a listener for dispatch failures");
+        // wagate's own news goes into the write that records what it tells of.
+        let writer = own_callbacks.news_writer(wagate.registry());
+        if wagate.on_tenant_news(Box::new(writer)).is_err() {
+            tracing::warn!("the tenants' news already had a writer");
         }
     }
     let stop_releasing = Arc::new(AtomicBool::new(false));
     let releaser = {
         let (wagate, metrics, stop) = (wagate.clone(), metrics.clone(), stop_releasing.clone());
-        let callbacks = own_callbacks.clone();
         std::thread::Builder::new()
             .name("wagate-release".into())
-            .spawn(move || run_releaser(wagate, metrics, callbacks, stop))
+            .spawn(move || run_releaser(wagate, metrics, stop))
             .expect("spawning the releaser")
     };
     let (closing, closed) = watch::channel(false);

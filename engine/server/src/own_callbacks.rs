@@ -10,8 +10,9 @@
 //! - A send queued (scheduled, or waiting on the rules) and then released comes under the
 //!   field `wagate_statuses` (`queued`, `released`), which Meta-only webhook code passes over.
 //!
-//! A queued send's news (queued, released, dropped) is written by [`QueueFateCallbacks`] into
-//! the very write that decides it (`wagate_durable::queue_fates`): both are kept or neither.
+//! Each piece of news (a queued send's fate, a failure at dispatch, a campaign event) is
+//! written by [`TenantNewsCallbacks`] into the very write that records what it tells of
+//! (`wagate_durable::tenant_news`): both are kept or neither.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,11 +20,12 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::config::TenantConfig;
-use super::forward::{Forward, ForwardInbox, Forwarder};
+use super::forward::{ForwardInbox, Forwarder};
 use wagate_cloud_api::error::ApiError;
 use wagate_durable::campaigns::CampaignEvent;
-use wagate_durable::queue_fates::{FateWriter, QueueFate, QueuedSendFate};
-use wagate_durable::{DispatchFailure, SubmitError};
+use wagate_durable::tenant_news::{News, NewsWriter, QueueFate, QueuedSendFate};
+use wagate_durable::DispatchFailure;
+use wagate_rules::clock::Timestamp;
 use wagate_rules::ids::{message_id_text, Msisdn, PhoneNumberId};
 use wagate_rules::registry::Registry;
 use wagate_store::Batch;
@@ -153,70 +155,14 @@ impl OwnCallbacks {
         OwnCallbacks { forwarder, owners }
     }
 
-    /// Queues a callback for each event whose tenant has a callback; returns how many.
-    pub(crate) fn tell(
-        &self,
-        events: &[OwnEvent],
-        registry: &Registry,
-        at: u64,
-    ) -> Result<usize, SubmitError> {
-        let forwards: Vec<Forward> = events
-            .iter()
-            .filter_map(|event| {
-                let tenant = self.owners.get(&event.number.0)?;
-                let account = registry.number(event.number).map_or(0, |n| n.account.0);
-                Some(Forward {
-                    tenant: tenant.clone(),
-                    body: status_webhook(event, account, at).to_string().into_bytes(),
-                    identity: format!("wagate:{}:{}", event.status, event.message_id),
-                })
-            })
-            .collect();
-        self.enqueue(forwards)
-    }
-
-    /// Queues a callback for each campaign event whose tenant has a callback (field
-    /// `wagate_campaigns`, its identity the campaign and the event's sequence).
-    pub(crate) fn tell_campaigns(
-        &self,
-        events: &[CampaignEvent],
-        registry: &Registry,
-        at: u64,
-    ) -> Result<usize, SubmitError> {
-        let forwards: Vec<Forward> = events
-            .iter()
-            .filter(|event| self.owners.get(&event.number) == Some(&event.tenant))
-            .map(|event| {
-                let account = registry
-                    .number(PhoneNumberId(event.number))
-                    .map_or(0, |n| n.account.0);
-                Forward {
-                    tenant: event.tenant.clone(),
-                    body: campaign_webhook(event, account, at)
-                        .to_string()
-                        .into_bytes(),
-                    identity: format!("wagate:campaign:{}:{}", event.campaign, event.sequence),
-                }
-            })
-            .collect();
-        self.enqueue(forwards)
-    }
-
-    fn enqueue(&self, forwards: Vec<Forward>) -> Result<usize, SubmitError> {
-        if forwards.is_empty() {
-            return Ok(0);
-        }
-        self.forwarder.enqueue(forwards)
-    }
-
     /// Whether any tenant has a callback (nothing to tell otherwise).
     pub(crate) fn any(&self) -> bool {
         !self.owners.is_empty()
     }
 
-    /// What writes the tenants' news of queued sends into the writes that decide them,
-    /// addressed by the accounts `registry` gives the numbers now.
-    pub(crate) fn fate_writer(&self, registry: &Registry) -> QueueFateCallbacks {
+    /// What writes the tenants' news into the writes that record what it tells of, addressed
+    /// by the accounts `registry` gives the numbers now.
+    pub(crate) fn news_writer(&self, registry: &Registry) -> TenantNewsCallbacks {
         let owners = self
             .owners
             .iter()
@@ -227,29 +173,44 @@ impl OwnCallbacks {
                 (*number, (tenant.clone(), account))
             })
             .collect();
-        QueueFateCallbacks {
+        TenantNewsCallbacks {
             inbox: self.forwarder.inbox(),
             owners,
         }
     }
 }
 
-/// Puts a queued send's news for its tenant (if it has a callback) into the forward queue in
-/// the same write as the decision: a crash keeps both or neither.
-pub(crate) struct QueueFateCallbacks {
+/// Puts wagate's own news for a tenant with a callback into the forward queue, in the same
+/// write as what it tells of (`wagate_durable::tenant_news`): a crash keeps both or neither.
+pub(crate) struct TenantNewsCallbacks {
     inbox: Arc<ForwardInbox>,
     /// Number to its tenant (with a callback) and its business account.
     owners: HashMap<u64, (String, u64)>,
 }
 
-impl FateWriter for QueueFateCallbacks {
-    fn write(&self, fate: &QueuedSendFate, batch: &mut Batch) -> usize {
-        let Some((tenant, account)) = self.owners.get(&fate.number.0) else {
+impl NewsWriter for TenantNewsCallbacks {
+    fn write(&self, news: News<'_>, batch: &mut Batch) -> usize {
+        let (number, body) = match news {
+            News::QueuedSend(fate) => (
+                fate.number.0,
+                Body::Status(OwnEvent::of_fate(fate), fate.at),
+            ),
+            News::DispatchFailed(failure, at) => (
+                failure.number.0,
+                Body::Status(OwnEvent::dispatch_failed(failure), at),
+            ),
+            News::Campaign(event, at) => (event.number, Body::Campaign(event, at)),
+        };
+        let Some((tenant, account)) = self.owners.get(&number) else {
             return 0;
         };
-        let event = OwnEvent::of_fate(fate);
-        let body = status_webhook(&event, *account, fate.at.unix_secs()).to_string();
+        let body = match body {
+            Body::Status(event, at) => status_webhook(&event, *account, at.unix_secs()),
+            Body::Campaign(event, _) if event.tenant != *tenant => return 0,
+            Body::Campaign(event, at) => campaign_webhook(event, *account, at.unix_secs()),
+        };
         let seq = self.inbox.next_seq();
+        let body = body.to_string();
         wagate_durable::forward_queue::put_forward(batch, seq, tenant, body.as_bytes());
         1
     }
@@ -257,6 +218,12 @@ impl FateWriter for QueueFateCallbacks {
     fn committed(&self, count: usize) {
         self.inbox.added(count);
     }
+}
+
+/// What one piece of news reads as, before it is addressed.
+enum Body<'a> {
+    Status(OwnEvent, Timestamp),
+    Campaign(&'a CampaignEvent, Timestamp),
 }
 
 #[cfg(test)]

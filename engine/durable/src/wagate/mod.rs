@@ -253,7 +253,8 @@ pub struct Wagate {
     pub(crate) campaigns: crate::campaigns::Campaigns,
     pub(crate) campaign_uploads: crate::campaigns::Seen,
     /// What tenants hear of queued sends, written with their decisions.
-    fates: crate::queue_fates::FateWriters,
+    /// What tenants hear of wagate's own doings, written with what it tells of.
+    pub(crate) tenant_news: crate::tenant_news::NewsWriters,
     /// Whether webhook reports list the statuses that moved a message (only when something
     /// follows them: the list costs a copy per status).
     pub(super) watching_statuses: std::sync::atomic::AtomicBool,
@@ -301,14 +302,14 @@ impl Wagate {
         let suppression = crate::suppression::Suppression::load(store.as_ref())?;
         let unfinished = crate::erasure::Unfinisheds::load(store.as_ref())?;
         let campaigns = crate::campaigns::Campaigns::load(store.as_ref())?;
-        let fates = crate::queue_fates::FateWriters::default();
+        let tenant_news = crate::tenant_news::NewsWriters::default();
         let pool = ShardPool::start_persistent(
             restored.engine,
             durability.clone(),
             Onward {
                 dispatch,
                 release: release.clone(),
-                fates: fates.clone(),
+                news: tenant_news.clone(),
             },
         );
         let statuses_turn = StatusTurn::default();
@@ -348,6 +349,7 @@ impl Wagate {
                 pool.registry().profile().rate_cards.clone(),
                 on_failed,
                 live.clone(),
+                tenant_news.clone(),
             ),
             store.clone(),
             clock.clone(),
@@ -377,7 +379,7 @@ impl Wagate {
             campaign_uploads: Default::default(),
             watching_statuses: Default::default(),
             watching_words: Default::default(),
-            fates,
+            tenant_news,
         };
         // An erasure a crash interrupted is finished before anything else is served.
         if let Err(error) = wagate.finish_erasures() {
@@ -396,13 +398,32 @@ impl Wagate {
         self.failure_listener.set(listener)
     }
 
-    /// Sets what writes tenants' news of queued sends (queued, released, dropped) into the
-    /// writes that decide them (once; a second writer is refused and returned).
-    pub fn on_queue_fates(
+    /// Sets what writes tenants' news (queued sends' fates, failures at dispatch, campaign
+    /// events) into the writes that record them (once; a second writer is refused and
+    /// returned).
+    pub fn on_tenant_news(
         &self,
-        writer: Box<dyn crate::queue_fates::FateWriter>,
-    ) -> Result<(), Box<dyn crate::queue_fates::FateWriter>> {
-        self.fates.set(writer)
+        writer: Box<dyn crate::tenant_news::NewsWriter>,
+    ) -> Result<(), Box<dyn crate::tenant_news::NewsWriter>> {
+        self.tenant_news.set(writer)
+    }
+
+    /// Puts what `news`'s tenant hears into `batch`, if anyone writes news; how many records.
+    pub(crate) fn write_news(
+        &self,
+        news: crate::tenant_news::News<'_>,
+        batch: &mut wagate_store::Batch,
+    ) -> usize {
+        self.tenant_news
+            .get()
+            .map_or(0, |writer| writer.write(news, batch))
+    }
+
+    /// `count` records of news written by [`Wagate::write_news`] are durable now.
+    pub(crate) fn news_committed(&self, count: usize) {
+        if let (Some(writer), true) = (self.tenant_news.get(), count > 0) {
+            writer.committed(count);
+        }
     }
 
     pub fn now(&self) -> Timestamp {

@@ -104,7 +104,7 @@ pub struct Onward {
     pub dispatch: Sender<DueMessage>,
     pub release: Arc<ReleaseQueue>,
     /// Writes what tenants hear of queued sends with their decisions.
-    pub fates: crate::queue_fates::FateWriters,
+    pub news: crate::tenant_news::NewsWriters,
 }
 
 /// Where a persisted worker collects a group's writes: its commands' records, the messages
@@ -115,7 +115,7 @@ pub struct Writes {
     accepted: Vec<DueMessage>,
     queued: Vec<DueMessage>,
     ledger: LedgerDeltas,
-    fates: Vec<crate::queue_fates::QueuedSendFate>,
+    fates: Vec<crate::tenant_news::QueuedSendFate>,
 }
 
 /// Puts every journaled contact record into `batch`, keyed by the register that places it.
@@ -168,11 +168,11 @@ fn run_commands(
         mut ledger,
         fates,
     } = writes;
-    let writer = persist.onward.fates.get();
+    let writer = persist.onward.news.get();
     let told: usize = writer.map_or(0, |writer| {
         fates
             .iter()
-            .map(|fate| writer.write(fate, &mut batch))
+            .map(|fate| writer.write(crate::tenant_news::News::QueuedSend(fate), &mut batch))
             .sum()
     });
     write_contacts(journal, &mut batch);
@@ -189,7 +189,7 @@ fn run_commands(
             for message in queued {
                 onward.release.insert(message.send_at, message.id);
             }
-            if let Some(writer) = onward.fates.get().filter(|_| told > 0) {
+            if let Some(writer) = onward.news.get().filter(|_| told > 0) {
                 writer.committed(told);
             }
         }

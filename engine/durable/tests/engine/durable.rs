@@ -1101,13 +1101,16 @@ struct MarkFates {
     committed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl wagate_durable::queue_fates::FateWriter for MarkFates {
+impl wagate_durable::tenant_news::NewsWriter for MarkFates {
     fn write(
         &self,
-        fate: &wagate_durable::queue_fates::QueuedSendFate,
+        news: wagate_durable::tenant_news::News<'_>,
         batch: &mut wagate_store::Batch,
     ) -> usize {
-        use wagate_durable::queue_fates::QueueFate;
+        use wagate_durable::tenant_news::{News, QueueFate};
+        let News::QueuedSend(fate) = news else {
+            return 0;
+        };
         let what = match &fate.fate {
             QueueFate::Queued { reason, .. } => format!("queued:{}", reason.name()),
             QueueFate::Released => "released".to_string(),
@@ -1133,8 +1136,8 @@ fn a_queued_send_s_news_is_written_with_its_decision_once_each_and_survives_a_re
         next_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         committed: committed.clone(),
     };
-    assert!(wagate.on_queue_fates(Box::new(marks())).is_ok());
-    assert!(wagate.on_queue_fates(Box::new(marks())).is_err(), "once");
+    assert!(wagate.on_tenant_news(Box::new(marks())).is_ok());
+    assert!(wagate.on_tenant_news(Box::new(marks())).is_err(), "once");
     let told = |wagate: &Wagate| -> Vec<String> {
         wagate
             .oldest_forwards(100)
@@ -1192,7 +1195,7 @@ fn a_queued_send_s_news_is_written_with_its_decision_once_each_and_survives_a_re
         )),
         committed: committed.clone(),
     };
-    assert!(wagate.on_queue_fates(Box::new(writer)).is_ok());
+    assert!(wagate.on_tenant_news(Box::new(writer)).is_ok());
     let reinstated = order_update_is("REINSTATED");
     assert_eq!(wagate.apply_webhook(reinstated).unwrap().applied, 1);
     harness.clock.advance_secs(3_601);

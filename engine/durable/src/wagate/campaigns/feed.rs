@@ -49,6 +49,33 @@ impl Wagate {
         Ok(events)
     }
 
+    /// Moves campaign `id` by `change` (which names the event's reason, or `None` when the
+    /// campaign is not in the state to move) and tells its tenant of `event` in the same write:
+    /// both are kept or neither. A change that does not apply is nothing (another round, or
+    /// an operator, moved it first).
+    fn change_and_tell(
+        &self,
+        id: u64,
+        event: &'static str,
+        events: &mut Vec<CampaignEvent>,
+        change: impl FnOnce(&mut Campaign) -> Option<Option<&'static str>>,
+    ) {
+        let now = self.now();
+        let (mut told, mut happened) = (0, None);
+        let mut batch = wagate_store::Batch::default();
+        let changed = self.change_campaign_with(id, event, &mut batch, |wagate, c, batch| {
+            let reason = change(c)?;
+            let news = CampaignEvent::of(c, event, reason);
+            told = wagate.write_news(crate::tenant_news::News::Campaign(&news, now), batch);
+            happened = Some(news);
+            Some(())
+        });
+        if changed.is_ok() {
+            self.news_committed(told);
+            events.extend(happened);
+        }
+    }
+
     fn run_one(
         &self,
         campaign: Campaign,
@@ -58,11 +85,11 @@ impl Wagate {
         let stops = self.meta_stops(&campaign);
         match (campaign.state, stops) {
             (CampaignState::Running, Some(cause)) => {
-                let _ = self.change_campaign(campaign.id, "paused", |_, c| {
+                self.change_and_tell(campaign.id, "paused", events, |c| {
                     (c.state == CampaignState::Running).then(|| {
                         c.state = CampaignState::Paused;
                         c.paused_by = Some(cause);
-                        events.push(CampaignEvent::of(c, "paused", Some(cause.name())));
+                        Some(cause.name())
                     })
                 });
                 return Ok(());
@@ -73,12 +100,12 @@ impl Wagate {
                         .paused_by
                         .is_some_and(|by| by != PauseCause::Operator) =>
             {
-                let _ = self.change_campaign(campaign.id, "resumed", |_, c| {
+                self.change_and_tell(campaign.id, "resumed", events, |c| {
                     (c.state == CampaignState::Paused).then(|| {
                         let reason = c.paused_by.map(|by| by.name());
                         c.state = CampaignState::Running;
                         c.paused_by = None;
-                        events.push(CampaignEvent::of(c, "resumed", reason));
+                        reason
                     })
                 });
                 return Ok(());
@@ -87,11 +114,11 @@ impl Wagate {
             _ => return Ok(()),
         }
         if campaign.left() == 0 {
-            let _ = self.change_campaign(campaign.id, "done", |_, c| {
+            self.change_and_tell(campaign.id, "done", events, |c| {
                 (c.state == CampaignState::Running).then(|| {
                     c.state = CampaignState::Done;
                     c.finished_at = Some(now);
-                    events.push(CampaignEvent::of(c, "done", None));
+                    None
                 })
             });
             return Ok(());
