@@ -32,6 +32,8 @@ pub struct EngineConfig {
     pub keywords: ConsentKeywords,
     /// Tenants' own keywords, for their numbers.
     pub number_keywords: Vec<NumberKeywords>,
+    /// Tenants' automations (keywords, statuses), for their numbers.
+    pub automations: Vec<crate::automations::NumberAutomations>,
     /// Numbers whose people's consent is their own rather than their business's (a tenant's
     /// per-number consent scope).
     pub consent_per_number: Vec<crate::ids::PhoneNumberId>,
@@ -57,6 +59,7 @@ impl EngineConfig {
             schedule_horizon_secs: 60,
             keywords: ConsentKeywords::default(),
             number_keywords: Vec::new(),
+            automations: Vec::new(),
             consent_per_number: Vec::new(),
             quiet_hours: Vec::new(),
             pools: Vec::new(),

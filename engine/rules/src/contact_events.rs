@@ -72,11 +72,22 @@ pub struct ConsentEvent {
     pub evidence: Option<std::sync::Arc<str>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundEffect {
     /// The customer-service window is now open until this moment.
     pub window_until: Timestamp,
     pub consent: Option<ConsentChange>,
+    /// The keyword automations the message set going (their indices in the tenant's list),
+    /// within the loop bound, and how many the bound held.
+    pub automations: Automated,
+}
+
+/// Automations a message or a status set going, on the person's shard: those within the loop
+/// bound, and how many it held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Automated {
+    pub fired: Vec<usize>,
+    pub held: u32,
 }
 
 /// What a delivery failure code from Meta did to the person's state.

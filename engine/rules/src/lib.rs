@@ -17,6 +17,7 @@
 //!   (rate cards by date, markets, monthly volume tiers), policy data, time.
 //! - [`decision`], [`contact_events`], [`usage`]: what goes in and what comes out.
 
+pub mod automations;
 pub mod campaign_plan;
 pub mod clock;
 pub mod config;

@@ -32,6 +32,8 @@ pub struct Core {
     pub horizon_micros: u64,
     /// Each number's consent keywords.
     pub keywords: KeywordBook,
+    /// Each number's automations.
+    pub automations: crate::automations::AutomationBook,
     pub shards: usize,
     /// See [`EngineConfig::apply_projected_upgrades`].
     pub apply_projected_upgrades: bool,
@@ -58,6 +60,7 @@ impl Core {
             },
             horizon_micros: u64::from(config.schedule_horizon_secs) * MICROS_PER_SEC,
             keywords: KeywordBook::new(&config.keywords, &config.number_keywords),
+            automations: crate::automations::AutomationBook::new(&config.automations),
             shards: config.shards,
             apply_projected_upgrades: config.apply_projected_upgrades,
             quiet_hours: config.quiet_hours.iter().copied().collect(),

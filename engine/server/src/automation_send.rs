@@ -1,23 +1,16 @@
-//! What every automation's send shares: the loop bound (at most
-//! [`MAX_AUTOMATED_REPLIES_PER_HOUR`] automated sends to a person from a number an hour), the
-//! idempotency key that makes it once per message that caused it (and tells an automation's
-//! own messages apart), the body, and its outcome counted and logged.
+//! What every automation's send shares: the idempotency key that makes it once per message
+//! that caused it (and tells an automation's own messages apart), the body, and its outcome
+//! counted and logged, with the sends the loop bound held (the bound itself is the person's
+//! shard's: `wagate_rules::automations`).
 
 use serde_json::json;
-use wagate_rules::hash::mix64;
 use wagate_rules::ids::{Msisdn, PhoneNumberId};
 use wagate_rules::SendOptions;
 
-use super::config::{AutomationConfig, MAX_AUTOMATED_REPLIES_PER_HOUR};
+use super::config::AutomationConfig;
 use super::metrics::bump;
-use super::recent_calls::Limit;
 use super::state::App;
 use super::template_body::template_body;
-
-const LOOP_LIMIT: [Limit; 1] = [Limit {
-    calls: MAX_AUTOMATED_REPLIES_PER_HOUR as usize,
-    window_secs: 3_600,
-}];
 
 /// What an automation's send's idempotency key starts with.
 pub(crate) const AUTOMATION_KEY_PREFIX: &str = "wagate:automation:";
@@ -27,20 +20,18 @@ pub(crate) fn automation_key(wamid: &str, index: usize) -> String {
     format!("{AUTOMATION_KEY_PREFIX}{wamid}:{index}")
 }
 
-/// True (counted and logged) when `person` had the most automated sends from `number` this
-/// hour; otherwise this one is counted against them.
-pub(crate) fn held(app: &App, number: PhoneNumberId, person: Msisdn) -> bool {
-    let now = app.wagate.now().unix_secs();
-    let pair = mix64(number.0 ^ mix64(person.digits()));
-    if app.automated_replies.take(pair, now, &LOOP_LIMIT).is_ok() {
-        return false;
+/// Counts and logs the automated sends to a person the loop bound held (decided on their
+/// shard).
+pub(crate) fn held(app: &App, number: PhoneNumberId, count: u32) {
+    if count == 0 {
+        return;
     }
-    bump(&app.metrics.automated_replies_held);
+    app.metrics.automated_replies_held.inc_by(u64::from(count));
     tracing::warn!(
         number = number.0,
-        "an automated send was held: this person had the most an hour"
+        count,
+        "automated sends were held: this person had the most an hour"
     );
-    true
 }
 
 /// Sends `automation`'s text or template to `person` from `number` under `key`.

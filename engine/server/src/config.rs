@@ -268,7 +268,7 @@ pub struct TenantConfig {
 ///   is about) schedules `template` `remind_before_secs` before that time, never after it;
 /// - `keyword` (a person's text, button payload or interactive reply, whole, any case) answers
 ///   with `text` (inside the window their message opened) or `template`, once per message and
-///   at most [`MAX_AUTOMATED_REPLIES_PER_HOUR`] a person an hour (two automations answering
+///   at most [`MAX_AUTOMATED_PER_HOUR`] a person an hour (two automations answering
 ///   each other stop there);
 /// - `status` (`delivered`, `read` or `failed`: Meta's status of one of the tenant's messages,
 ///   of `of_template` only if given) sends `template` to the person `after_secs` later, once
@@ -304,8 +304,27 @@ pub const FOLLOWED_STATUSES: [&str; 3] = ["delivered", "read", "failed"];
 /// nothing the person remembers).
 pub const MAX_FOLLOW_UP_SECS: u64 = 7 * 86_400;
 
-/// Loop protection: automated replies to one person from one number within an hour.
-pub const MAX_AUTOMATED_REPLIES_PER_HOUR: u32 = 5;
+pub use wagate_rules::automations::MAX_AUTOMATED_PER_HOUR;
+
+impl TenantConfig {
+    /// The tenant's automations as the rules hold them for `number`: its keywords and the
+    /// statuses it follows, each by its index in the list.
+    pub fn automations_of(
+        &self,
+        number: wagate_rules::PhoneNumberId,
+    ) -> wagate_rules::automations::NumberAutomations {
+        let indexed = || self.automations.iter().enumerate();
+        wagate_rules::automations::NumberAutomations {
+            number,
+            keywords: indexed()
+                .filter_map(|(i, a)| Some((a.keyword.clone()?, i)))
+                .collect(),
+            statuses: indexed()
+                .filter_map(|(i, a)| Some((a.status.clone()?, a.of_template.clone(), i)))
+                .collect(),
+        }
+    }
+}
 
 impl AutomationConfig {
     /// Why this automation cannot be one, if it cannot.

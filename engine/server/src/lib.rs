@@ -181,6 +181,16 @@ fn open_engine(
         .iter()
         .filter_map(|t| keyword_config::of_tenant(&t.numbers, &t.keywords))
         .collect();
+    engine.automations = config
+        .tenants
+        .iter()
+        .flat_map(|t| {
+            t.numbers
+                .iter()
+                .map(move |n| t.automations_of(PhoneNumberId(*n)))
+        })
+        .filter(|n| !n.keywords.is_empty() || !n.statuses.is_empty())
+        .collect();
     engine.pools = config
         .pools()
         .into_iter()
@@ -408,16 +418,12 @@ pub async fn serve(
         media_owners: media_ids::MediaOwners::default(),
         registrations,
         template_edits,
-        automated_replies: recent_calls::RecentCalls::default(),
         forwarder,
         own_callbacks,
         config,
     });
     if status_automations::any(&app) {
         app.wagate.watch_statuses();
-    }
-    if keyword_automations::any(&app) {
-        app.wagate.watch_words();
     }
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
     on_listening(Listening {

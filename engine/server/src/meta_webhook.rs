@@ -93,7 +93,7 @@ pub(crate) async fn receive(
         }
     }
     super::opt_out_confirmation::confirm(&app, std::mem::take(&mut report.opted_out)).await;
-    super::keyword_automations::answer(&app, std::mem::take(&mut report.said)).await;
+    super::keyword_automations::answer(&app, std::mem::take(&mut report.answered)).await;
     super::status_automations::follow(&app, std::mem::take(&mut report.moved)).await;
     for _ in 0..report.applied {
         bump(&app.metrics.webhooks_applied);

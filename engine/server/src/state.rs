@@ -37,8 +37,6 @@ pub struct AppState {
     pub(crate) registrations: RegistrationCalls,
     /// Edits of approved templates Meta took, by Meta's template id (1 a day, 10 in 30 days).
     pub(crate) template_edits: RecentCalls,
-    /// Automated answers per (number, person) in the last hour: the automations' loop guard.
-    pub(crate) automated_replies: RecentCalls,
     pub forwarder: Arc<Forwarder>,
     /// wagate's own news of sends, to their tenants' callbacks.
     pub(crate) own_callbacks: Arc<super::own_callbacks::OwnCallbacks>,
@@ -46,6 +44,17 @@ pub struct AppState {
     pub bodies: Arc<BodyBudget>,
     /// Turns true when the server starts to shut down: long-lived streams end.
     pub closing: tokio::sync::watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// The config of the tenant that owns `number`.
+    pub(crate) fn tenant_config_of(
+        &self,
+        number: wagate_rules::ids::PhoneNumberId,
+    ) -> Option<&super::config::TenantConfig> {
+        let owner = self.tenants.owner(number)?;
+        self.config.tenants.iter().find(|t| t.name == owner.name)
+    }
 }
 
 pub(crate) type App = Arc<AppState>;

@@ -6,7 +6,8 @@
 //! Once per message: only a status that moved the message counts (Meta's repeats and stale
 //! statuses do not), and the follow-up is keyed by the message's wamid. Loop protection: a
 //! follow-up's or an answer's own statuses never set another going, and the hourly bound of
-//! every automation holds.
+//! every automation holds. Which automations a status sets going, within that bound, is
+//! decided on the person's shard (`wagate_rules::automations`).
 
 use wagate_cloud_api::webhooks::events::DeliveryStatus;
 use wagate_durable::wagate::MovedStatus;
@@ -14,7 +15,6 @@ use wagate_rules::clock::Timestamp;
 use wagate_rules::SendOptions;
 
 use super::automation_send::{automation_key, held, send_automated, AUTOMATION_KEY_PREFIX};
-use super::config::AutomationConfig;
 use super::state::{blocking, App};
 
 /// The automation's name of a status.
@@ -36,25 +36,21 @@ pub(crate) fn any(app: &App) -> bool {
 }
 
 /// Follows the statuses that moved a message where its owning tenant has an automation for
-/// them; a failure is logged and counted, never the webhook's.
+/// them (which ones, within the loop bound, decided on the person's shard); a failure is
+/// logged and counted, never the webhook's.
 pub(crate) async fn follow(app: &App, moved: Vec<MovedStatus>) {
     for status in moved {
         let Some(name) = status_name(status.status) else {
             continue;
         };
-        let Some(owner) = app.tenants.owner(status.number) else {
+        let Some(tenant) = app.tenant_config_of(status.number) else {
             continue;
         };
-        let Some(tenant) = app.config.tenants.iter().find(|t| t.name == owner.name) else {
-            continue;
-        };
-        let following: Vec<(usize, &AutomationConfig)> = tenant
+        if !tenant
             .automations
             .iter()
-            .enumerate()
-            .filter(|(_, a)| a.status.as_deref() == Some(name))
-            .collect();
-        if following.is_empty() {
+            .any(|a| a.status.as_deref() == Some(name))
+        {
             continue;
         }
         let Some((key, template)) = message_of(app, &status.wamid).await else {
@@ -64,21 +60,33 @@ pub(crate) async fn follow(app: &App, moved: Vec<MovedStatus>) {
             // An automation's own message: following it could loop.
             continue;
         }
-        for (index, automation) in following {
-            let of = automation.of_template.as_deref();
-            if of.is_some_and(|of| Some(of) != template.as_deref()) {
+        let (worker, number, person) = (app.clone(), status.number, status.person);
+        let decided = blocking(move || {
+            worker
+                .wagate
+                .follow_status(number, person, name, template)
+                .map_err(|e| wagate_cloud_api::error::ApiError::from(&e).into())
+        })
+        .await;
+        let automated = match decided {
+            Ok(automated) => automated,
+            Err(why) => {
+                tracing::warn!(number = number.0, error = %why.0.details, "following a status failed");
                 continue;
             }
-            if held(app, status.number, status.person) {
+        };
+        held(app, number, automated.held);
+        for index in automated.fired {
+            let Some(automation) = tenant.automations.get(index) else {
                 continue;
-            }
+            };
             let at = app.wagate.now().unix_secs() + automation.after_secs;
             let options = SendOptions {
                 send_at: (automation.after_secs > 0).then(|| Timestamp::from_unix_secs(at)),
                 ..SendOptions::default()
             };
             let key = automation_key(&status.wamid, index);
-            send_automated(app, status.number, status.person, automation, key, options).await;
+            send_automated(app, number, person, automation, key, options).await;
         }
     }
 }

@@ -258,9 +258,6 @@ pub struct Wagate {
     /// Whether webhook reports list the statuses that moved a message (only when something
     /// follows them: the list costs a copy per status).
     pub(super) watching_statuses: std::sync::atomic::AtomicBool,
-    /// Whether webhook reports list what people said (only when a keyword automation listens:
-    /// the list costs a copy per short message).
-    pub(super) watching_words: std::sync::atomic::AtomicBool,
 }
 
 /// What hears of sends the upstream refused for good, on a dispatch lane's thread.
@@ -378,7 +375,6 @@ impl Wagate {
             campaigns,
             campaign_uploads: Default::default(),
             watching_statuses: Default::default(),
-            watching_words: Default::default(),
             tenant_news,
         };
         // An erasure a crash interrupted is finished before anything else is served.
@@ -607,6 +603,24 @@ impl Wagate {
         message: InboundMessage,
     ) -> Result<Result<InboundEffect, Refusal>, SubmitError> {
         Ok(self.pool.ask(Inbound(message))?)
+    }
+
+    /// Meta's `status` (`delivered`, `read`, `failed`) of a message of `template` (if a
+    /// template) from `number` to `person`: the status automations it sets going, decided on
+    /// the person's shard within the loop bound.
+    pub fn follow_status(
+        &self,
+        number: PhoneNumberId,
+        person: Msisdn,
+        status: &'static str,
+        template: Option<String>,
+    ) -> Result<wagate_rules::contact_events::Automated, SubmitError> {
+        Ok(self.pool.ask(crate::workers::FollowStatus {
+            number,
+            person,
+            status,
+            template,
+        })?)
     }
 
     pub fn consent(

@@ -22,7 +22,7 @@ use crate::volume_tiers::MetaVolumeTier;
 use crate::workers::{FreeEntryUntil, SendFailed};
 use wagate_cloud_api::webhooks::events::{DeliveryStatus, WebhookEvent};
 use wagate_rules::clock::Timestamp;
-use wagate_rules::contact_events::{ConsentChange, FailureEffect, InboundContent, InboundEffect};
+use wagate_rules::contact_events::{Automated, ConsentChange, FailureEffect, InboundEffect};
 use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId};
 use wagate_rules::quality::Quality;
 use wagate_store::keys::idempotency_key;
@@ -40,11 +40,10 @@ pub struct WebhookReport {
     /// People whose message (a keyword or button) opted them out of everything, applied now
     /// (a repeat of Meta's is not): the number, the person, and their message's wamid.
     pub opted_out: Vec<(PhoneNumberId, Msisdn, String)>,
-    /// People whose message (a short text, a button's payload or an interactive reply's id)
-    /// was applied now and changed no consent: what a tenant's keyword automations answer
-    /// (the number, the person, the words, their message's wamid). Listed only while
-    /// [`Wagate::watch_words`] is on.
-    pub said: Vec<(PhoneNumberId, Msisdn, String, String)>,
+    /// People whose message (applied now, changing no consent) set keyword automations going
+    /// on their shard: the number, the person, their message's wamid, and the automations
+    /// (those the loop bound let go, and how many it held).
+    pub answered: Vec<(PhoneNumberId, Msisdn, String, Automated)>,
     /// Statuses that moved a message now (a repeat or a stale one does not), listed only
     /// while [`Wagate::watch_statuses`] is on: what a tenant's status automations follow.
     pub moved: Vec<MovedStatus>,
@@ -59,9 +58,6 @@ pub struct MovedStatus {
     pub wamid: String,
     pub status: DeliveryStatus,
 }
-
-/// Longer texts are no keyword: not kept for the automations.
-const MAX_KEYWORD_CHARS: usize = 64;
 
 fn identity(event: &WebhookEvent) -> Option<String> {
     match event {
@@ -101,11 +97,6 @@ impl Wagate {
     /// ([`WebhookReport::moved`]).
     pub fn watch_statuses(&self) {
         self.watching_statuses.store(true, Ordering::Relaxed);
-    }
-
-    /// From now on, webhook reports list what people said ([`WebhookReport::said`]).
-    pub fn watch_words(&self) {
-        self.watching_words.store(true, Ordering::Relaxed);
     }
 
     /// wagate's id of the message the upstream knows as `upstream_id` (a wamid).
@@ -360,29 +351,21 @@ impl Wagate {
             let outcome = match event {
                 WebhookEvent::Inbound { message, wamid } => {
                     let (number, person) = (message.number, message.from);
-                    let watching = self.watching_words.load(Ordering::Relaxed);
-                    let words = match &message.content {
-                        InboundContent::Text(text) => Some(text.trim()),
-                        InboundContent::Button { payload } => Some(payload.as_str()),
-                        InboundContent::InteractiveReply { id } => Some(id.as_str()),
-                        InboundContent::Other => None,
-                    }
-                    .filter(|w| watching && !w.is_empty() && w.chars().count() <= MAX_KEYWORD_CHARS)
-                    .map(str::to_string);
                     let effect = self.inbound(message)?;
-                    match &effect {
+                    let applied = effect.is_ok();
+                    match effect {
                         Ok(InboundEffect {
                             consent: Some(ConsentChange::OptOut),
                             ..
                         }) => report.opted_out.push((number, person, wamid)),
-                        Ok(InboundEffect { consent: None, .. }) => {
-                            if let Some(words) = words {
-                                report.said.push((number, person, words, wamid));
-                            }
+                        Ok(InboundEffect { automations, .. })
+                            if !automations.fired.is_empty() || automations.held > 0 =>
+                        {
+                            report.answered.push((number, person, wamid, automations));
                         }
                         _ => {}
                     }
-                    effect.is_ok().into()
+                    applied.into()
                 }
                 WebhookEvent::UserPreference {
                     number,

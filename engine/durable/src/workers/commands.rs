@@ -163,6 +163,35 @@ impl ShardCommand for Inbound {
     }
 }
 
+/// Meta's status of a message to a person: the status automations it sets going, on the
+/// person's shard.
+#[derive(Debug, Clone)]
+pub struct FollowStatus {
+    pub number: PhoneNumberId,
+    pub person: Msisdn,
+    /// `delivered`, `read` or `failed`.
+    pub status: &'static str,
+    pub template: Option<String>,
+}
+
+impl ShardCommand for FollowStatus {
+    type Answer = wagate_rules::contact_events::Automated;
+
+    fn person(&self) -> Msisdn {
+        self.person
+    }
+
+    fn run(self, shard: &mut Shard, now: Timestamp, _: Option<&mut Writes>) -> Self::Answer {
+        shard.follow_status(
+            self.number,
+            self.person,
+            self.status,
+            self.template.as_deref(),
+            now,
+        )
+    }
+}
+
 /// A consent change for a person, through one of the business's numbers.
 #[derive(Debug, Clone)]
 pub struct Consent {

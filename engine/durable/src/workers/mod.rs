@@ -25,8 +25,8 @@ mod commands;
 mod parts;
 
 pub use commands::{
-    BusinessBlock, Command, Consent, ContactRead, Decide, DeliveryFailed, Erase, FreeEntryUntil,
-    Inbound, Reply, Screen, SendFailed, ShardCommand,
+    BusinessBlock, Command, Consent, ContactRead, Decide, DeliveryFailed, Erase, FollowStatus,
+    FreeEntryUntil, Inbound, Reply, Screen, SendFailed, ShardCommand,
 };
 pub(crate) use commands::{Submit, Submitted};
 pub use parts::{Pending, PendingTask};

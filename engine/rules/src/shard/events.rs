@@ -152,9 +152,18 @@ impl Shard {
                 InboundEffect {
                     window_until: Timestamp::from_secs(record.window_until),
                     consent: consent.map(|(change, _)| change),
+                    automations: Default::default(),
                 }
             })
             .ok_or(Refusal::UnknownNumber(message.number))?;
+        let mut effect = effect;
+        if consent.is_none() {
+            let fired = self
+                .core
+                .automations
+                .keyword(message.number, &message.content);
+            effect.automations = self.admit_automated(message.number, message.from, fired, now);
+        }
         if let Some((change, source)) = consent {
             self.log_consent(ConsentEvent {
                 number: message.number,
@@ -166,6 +175,40 @@ impl Shard {
             });
         }
         Ok(effect)
+    }
+
+    /// Meta's `status` (`delivered`, `read`, `failed`) of a message of `template` (if a
+    /// template) from `number` to `person`: the status automations it sets going, within the
+    /// loop bound.
+    pub fn follow_status(
+        &mut self,
+        number: PhoneNumberId,
+        person: Msisdn,
+        status: &str,
+        template: Option<&str>,
+        now: Timestamp,
+    ) -> crate::contact_events::Automated {
+        let fired = self.core.automations.status(number, status, template);
+        self.admit_automated(number, person, fired, now)
+    }
+
+    /// Of the automations `fired`, those the loop bound lets go to `person` from `number`.
+    fn admit_automated(
+        &mut self,
+        number: PhoneNumberId,
+        person: Msisdn,
+        fired: Vec<usize>,
+        now: Timestamp,
+    ) -> crate::contact_events::Automated {
+        let mut automated = crate::contact_events::Automated::default();
+        for index in fired {
+            if self.state.automated.admit(number, person, now.secs()) {
+                automated.fired.push(index);
+            } else {
+                automated.held += 1;
+            }
+        }
+        automated
     }
 
     pub fn consent(

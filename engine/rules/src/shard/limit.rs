@@ -129,7 +129,8 @@ impl Shard {
             .count() as u64
     }
 
-    /// Brings every scope this shard has sent to up to `now`.
+    /// Brings every scope this shard has sent to up to `now` (and forgets automated sends an
+    /// hour old).
     pub fn tick(&mut self, now: Timestamp) {
         let state = &mut self.state;
         let mut earliest = u32::MAX;
@@ -140,5 +141,6 @@ impl Shard {
             earliest = earliest.min(part.front_due);
         }
         state.earliest_due = earliest;
+        state.automated.prune(now.secs());
     }
 }

@@ -56,6 +56,8 @@ struct ShardState {
     journal: Option<Vec<(ContactKey, ContactRecord)>>,
     /// Consent changes applied since the last drain, when the shard is persisted.
     consent_log: Option<Vec<ConsentEvent>>,
+    /// Automated sends of the last hour to this shard's persons.
+    automated: crate::automations::LoopGuard,
 }
 
 pub struct Shard {
@@ -77,6 +79,7 @@ impl Shard {
                 ledger: Ledger::default(),
                 journal: None,
                 consent_log: None,
+                automated: Default::default(),
             },
             core,
         }
