@@ -14,6 +14,7 @@
 pub mod driver;
 mod http1_wire;
 mod http_connection;
+pub mod mock_groups;
 mod mock_media;
 pub mod mock_meta;
 pub mod oracle;

@@ -35,6 +35,7 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::mock_groups::{GroupNews, Groups};
 use crate::mock_media::{self as media, MediaStore};
 use crate::oracle::{Announce, Oracle, OracleConfig, TemplateState, Verdict};
 
@@ -106,6 +107,7 @@ struct State {
     manual_us: AtomicU64,
     displays: std::collections::HashMap<String, String>,
     accounts: std::collections::HashMap<String, String>,
+    groups: Mutex<Groups>,
 }
 
 impl State {
@@ -146,6 +148,23 @@ impl State {
                 json!({ "id": entry, "changes": [{ "field": field, "value": value }] }).to_string(),
             );
         }
+    }
+}
+
+impl State {
+    /// Tells wagate of a change to a group, as Meta does: on the number's business account,
+    /// the number in the metadata, the change in the `groups` list.
+    fn tell_group(&self, news: GroupNews) {
+        let account = self.accounts.get(&news.number).map_or("0", String::as_str);
+        let display = self.displays.get(&news.number).unwrap_or(&news.number);
+        let value = json!({ "messaging_product": "whatsapp",
+                            "metadata": { "display_phone_number": display,
+                                          "phone_number_id": news.number },
+                            "groups": [news.item] });
+        self.webhooks.enqueue(
+            json!({ "id": account, "changes": [{ "field": news.field, "value": value }] })
+                .to_string(),
+        );
     }
 }
 
@@ -238,6 +257,65 @@ fn is_read_mark(body: &[u8]) -> bool {
     // Sends come by the ten thousand a second: only a body naming a status is parsed.
     body.windows(8).any(|w| w == b"\"status\"")
         && serde_json::from_slice::<Value>(body).is_ok_and(|json| json["status"] == "read")
+}
+
+/// A call on a group (`rest`: its id and what follows), as Meta's Groups API answers it.
+fn group_call(state: &State, method: &Method, rest: &[&str], body: &[u8]) -> Response<Full<Bytes>> {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let strings = |key: &str, field: Option<&str>| -> Vec<String> {
+        json[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| match field {
+                Some(field) => v[field].as_str(),
+                None => v.as_str(),
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let now = state.now_us() / 1_000_000;
+    let mut groups = state.groups.lock().expect("groups");
+    let (answer, news) = match (method, rest) {
+        (&Method::GET, [id]) => (groups.info(id), Vec::new()),
+        (&Method::DELETE, [id]) => groups
+            .delete(id, now)
+            .map_or((None, Vec::new()), |(a, n)| (Some(a), vec![n])),
+        (&Method::GET, [id, "invite_link"]) => (groups.invite_link(id, false), Vec::new()),
+        (&Method::POST, [id, "invite_link"]) => (groups.invite_link(id, true), Vec::new()),
+        (&Method::GET, [id, "join_requests"]) => (groups.join_requests(id), Vec::new()),
+        (&Method::POST | &Method::DELETE, [id, "join_requests"]) => {
+            let requests = strings("join_requests", None);
+            let approve = *method == Method::POST;
+            groups
+                .answer_join_requests(id, &requests, approve, now)
+                .map_or((None, Vec::new()), |(a, n)| (Some(a), n))
+        }
+        (&Method::DELETE, [id, "participants"]) => {
+            let people = strings("participants", Some("user"));
+            groups
+                .remove(id, &people, now)
+                .map_or((None, Vec::new()), |(a, n)| (Some(a), vec![n]))
+        }
+        _ => (None, Vec::new()),
+    };
+    drop(groups);
+    for news in news {
+        state.tell_group(news);
+    }
+    match answer {
+        Some(answer) => reply(StatusCode::OK, &answer),
+        None => reply(StatusCode::BAD_REQUEST, &meta_error(100)),
+    }
+}
+
+fn group_refused(refused: &crate::mock_groups::Refused) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(refused.status).unwrap_or(StatusCode::BAD_REQUEST);
+    reply(
+        status,
+        &json!({ "error": { "message": refused.message, "type": "OAuthException",
+                            "code": refused.code, "fbtrace_id": "mock" } }),
+    )
 }
 
 fn meta_error(code: u32) -> Value {
@@ -470,6 +548,50 @@ async fn handle(
                 None => reply(StatusCode::NOT_FOUND, &meta_error(100)),
             }
         }
+        (_, [_version, id, ..]) if state.groups.lock().expect("groups").is_group(id) => {
+            group_call(&state, &method, &parts[1..], &body)
+        }
+        (Method::POST, [_version, number, "groups"]) => {
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let now = state.now_us() / 1_000_000;
+            let created = state
+                .groups
+                .lock()
+                .expect("groups")
+                .create(number, &json, now);
+            match created {
+                Ok((answer, news)) => {
+                    state.tell_group(news);
+                    reply(StatusCode::OK, &answer)
+                }
+                Err(refused) => group_refused(&refused),
+            }
+        }
+        (Method::GET, ["mock", "groups"]) => {
+            // What Meta keeps of each group: for tests, which cannot read Meta's webhooks.
+            reply(StatusCode::OK, &state.groups.lock().expect("groups").all())
+        }
+        (Method::POST, ["mock", "group_join"]) => {
+            // A person taps a group's invite link (a test's stand-in for the WhatsApp user).
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let (link, person) = (
+                json["invite_link"].as_str().unwrap_or(""),
+                json["wa_id"].as_str().unwrap_or(""),
+            );
+            let now = state.now_us() / 1_000_000;
+            let tapped = state
+                .groups
+                .lock()
+                .expect("groups")
+                .tap_link(link, person, now);
+            match tapped {
+                Ok(news) => {
+                    state.tell_group(news);
+                    reply(StatusCode::OK, &json!({ "success": true }))
+                }
+                Err(refused) => group_refused(&refused),
+            }
+        }
         (Method::GET | Method::DELETE, [_version, id])
             if state.media.lock().expect("media").file(id).is_some() =>
         {
@@ -682,6 +804,7 @@ pub async fn start(config: MockMetaConfig) -> std::io::Result<MockMeta> {
         manual_us: AtomicU64::new(0),
         displays: config.displays.iter().cloned().collect(),
         accounts: config.accounts.iter().cloned().collect(),
+        groups: Mutex::default(),
     });
     serve_http1(listener, state, handle);
     Ok(MockMeta { addr, webhook_url })

@@ -37,6 +37,8 @@ mod drop_in_client;
 /// The right to erasure: every family scanned, the suppression list, the audit log.
 mod erasure;
 mod from_meta;
+/// Groups: mock-meta's Groups API and its webhooks.
+mod groups;
 mod grpc;
 /// The HTTP port's own HTTP/1.1 reader, over raw TCP.
 mod http1_front;
