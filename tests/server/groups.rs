@@ -1,7 +1,7 @@
 //! Groups, as far as they go: mock-meta keeps groups as Meta's Groups API does (created
 //! asynchronously, joined by invite link with approval, emptied, deleted) and tells each change
-//! to wagate by Meta's signed webhooks, which wagate takes (and, until it mirrors groups,
-//! counts as events it does not act on).
+//! to wagate by Meta's signed webhooks; wagate passes each to the tenant of the number it
+//! concerns, once (it does not mirror groups yet).
 
 use crate::support::fixture::*;
 use anyhow::Result;
@@ -52,17 +52,70 @@ async fn mock_meta_keeps_a_group_s_life_and_tells_wagate_each_change() -> Result
         .await?
         .json();
     assert_eq!(info["total_participant_count"], 1, "{info}");
-    // Meta's webhooks for the creation, the join request and the join reached wagate, signed.
+    // Meta's webhooks for the creation, the join request and the join reached wagate, signed,
+    // and went on to the number's tenant as Meta wrote them.
+    let told = |f: &Fixture| -> Vec<(String, String)> {
+        f.sink
+            .received()
+            .into_iter()
+            .map(|r| r.json()["entry"][0]["changes"][0].clone())
+            .filter(|c| c["field"].as_str().is_some_and(|f| f.starts_with("group_")))
+            .map(|c| {
+                let item = &c["value"]["groups"][0];
+                (
+                    c["field"].as_str().unwrap_or("").to_string(),
+                    item["type"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
     let deadline = tokio::time::Instant::now() + crate::WAIT;
-    loop {
-        let report = f.web.get(&format!("{base}/mock/report"), "").await?.json();
-        let metrics = f.web.get(&f.url("/metrics"), "").await?.text();
-        let ignored = metric_value(&metrics, "wagate_webhook_events_ignored_total").unwrap_or(0.0);
-        if report["webhooks_pending"] == 0 && ignored >= 3.0 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{report} {ignored}");
+    while told(&f).len() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", told(&f));
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    let mut kinds = told(&f);
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            ("group_lifecycle_update".into(), "group_create".into()),
+            (
+                "group_participants_update".into(),
+                "group_join_request_created".into()
+            ),
+            (
+                "group_participants_update".into(),
+                "group_participants_add".into()
+            ),
+        ]
+    );
+    // Meta's retry of a group webhook goes to the tenant once.
+    let delete = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "1", "changes": [{
+        "field": "group_lifecycle_update", "value": { "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550001001", "phone_number_id": NUMBER_A.to_string() },
+            "groups": [{ "timestamp": "1", "group_id": id, "type": "group_delete", "request_id": "R" }] } }] }] });
+    for _ in 0..2 {
+        assert_eq!(f.meta_webhook(&delete, None).await?.status, 200);
+    }
+    let deadline = tokio::time::Instant::now() + crate::WAIT;
+    while told(&f).len() < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", told(&f));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Nothing more comes: the forward queue is drained and the retry was not queued.
+    let deadline = tokio::time::Instant::now() + crate::WAIT;
+    loop {
+        let metrics = f.web.get(&f.url("/metrics"), "").await?.text();
+        if metric_value(&metrics, "wagate_forward_backlog") == Some(0.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the forward queue never drained"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(told(&f).len(), 4, "{:?}", told(&f));
     f.stop()
 }

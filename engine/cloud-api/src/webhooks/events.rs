@@ -647,7 +647,17 @@ pub struct MessagesChange<'a> {
     pub number: PhoneNumberId,
 }
 
-/// A webhook POST read: its events in order, and its `messages` changes as written.
+/// The fields of Meta's Groups API webhooks: each concerns one business number (its
+/// `metadata.phone_number_id`) and goes to that number's tenant as written.
+pub const GROUP_FIELDS: [&str; 4] = [
+    "group_lifecycle_update",
+    "group_participants_update",
+    "group_settings_update",
+    "group_status_update",
+];
+
+/// A webhook POST read: its events in order, and its `messages` changes (and groups' news)
+/// as written, each with the number it concerns.
 pub struct WebhookRead<'a> {
     pub events: Vec<WebhookEvent>,
     pub messages_changes: Vec<MessagesChange<'a>>,
@@ -691,6 +701,17 @@ pub fn events_of<'a>(envelope: &Envelope<'a>) -> Result<WebhookRead<'a>, ApiErro
                     change: raw,
                     number,
                 });
+            } else if GROUP_FIELDS.contains(&field) {
+                // A group's news: for the tenant of the number it concerns, as written.
+                let value: MessagesValue = read_part(value, field)?;
+                messages_changes.push(MessagesChange {
+                    account: entry.id,
+                    change: raw,
+                    number: number_in(value.metadata.as_ref())?,
+                });
+                events.push(WebhookEvent::Ignored {
+                    field: field.to_string(),
+                });
             } else {
                 let value: Value = read_part(value, field)?;
                 change_of(account, field, &value, &mut events)?;
@@ -711,6 +732,27 @@ mod tests {
         format!(
             r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","time":1739321024,"changes":[{{"field":"{field}","value":{value}}}]}}]}}"#
         )
+    }
+
+    #[test]
+    fn a_group_s_news_goes_to_the_number_it_concerns_as_written() {
+        let body = envelope(
+            "group_participants_update",
+            r#"{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001001","phone_number_id":"1001"},"groups":[{"group_id":"G1","type":"group_participants_add"}]}"#,
+        );
+        let envelope_read = parse_envelope(body.as_bytes()).unwrap();
+        let read = events_of(&envelope_read).unwrap();
+        assert_eq!(read.messages_changes.len(), 1);
+        assert_eq!(read.messages_changes[0].number, PhoneNumberId(1001));
+        assert!(read.messages_changes[0]
+            .change
+            .get()
+            .contains("group_participants_add"));
+        assert!(
+            matches!(&read.events[..], [WebhookEvent::Ignored { field }] if field == "group_participants_update")
+        );
+        let nowhere = envelope("group_lifecycle_update", r#"{"groups":[]}"#);
+        assert!(events_of(&parse_envelope(nowhere.as_bytes()).unwrap()).is_err());
     }
 
     #[test]
