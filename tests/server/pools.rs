@@ -11,6 +11,23 @@ const NUMBER_C: u64 = 1004;
 const NUMBER_D: u64 = 1005;
 const GAMMA: &str = "gamma-token-0123456789";
 
+/// A server with tenant gamma (its pool), `people` opted in to its business and its
+/// `order_update` approved.
+async fn gamma_ready(name: &str, people: &[String]) -> Result<Fixture> {
+    let f = Fixture::start(name, &gamma_with_a_pool()).await?;
+    let opted = f
+        .admin(
+            "/wagate/admin/contacts/consent",
+            json!({ "phone_number_id": NUMBER_C.to_string(), "to": people,
+                    "change": "opt_in" }),
+        )
+        .await?;
+    assert_eq!(opted.status, 200, "{}", opted.text());
+    f.approved_template_of(3, "order_update", "utility", ORDER_UPDATE)
+        .await?;
+    Ok(f)
+}
+
 /// Tenant gamma with two numbers of one business, both in its pool `main`.
 fn gamma_with_a_pool() -> String {
     format!(
@@ -38,22 +55,11 @@ throughput_mps = 1000
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_sticks_to_the_persons_number_and_passes_over_a_red_one() -> Result<()> {
-    let tenant = gamma_with_a_pool();
-    let mut f = Fixture::start("pools", &tenant).await?;
     let (xena, yuri, zoe) = (person(1), person(2), person(3));
     let others: Vec<String> = (4..=7).map(person).collect();
     let mut everyone = vec![xena.clone(), yuri.clone(), zoe.clone()];
     everyone.extend(others.iter().cloned());
-    let opted = f
-        .admin(
-            "/wagate/admin/contacts/consent",
-            json!({ "phone_number_id": NUMBER_C.to_string(), "to": everyone,
-                    "change": "opt_in" }),
-        )
-        .await?;
-    assert_eq!(opted.status, 200, "{}", opted.text());
-    f.approved_template_of(3, "order_update", "utility", ORDER_UPDATE)
-        .await?;
+    let mut f = gamma_ready("pools", &everyone).await?;
     let update = |to: &str| template_send(to, "order_update", &["Ada"]);
     let from_number = |f: &Fixture, id: String| {
         let (web, url) = (f.web.clone(), f.url(&format!("/wagate/v1/messages/{id}")));
@@ -151,19 +157,8 @@ async fn a_pool_sticks_to_the_persons_number_and_passes_over_a_red_one() -> Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_pool_send_fails_over_at_release_when_its_number_went_red() -> Result<()> {
-    let tenant = gamma_with_a_pool();
-    let mut f = Fixture::start("pools-release", &tenant).await?;
     let (yuri, zoe) = (person(2), person(3));
-    let opted = f
-        .admin(
-            "/wagate/admin/contacts/consent",
-            json!({ "phone_number_id": NUMBER_C.to_string(), "to": [yuri, zoe],
-                    "change": "opt_in" }),
-        )
-        .await?;
-    assert_eq!(opted.status, 200, "{}", opted.text());
-    f.approved_template_of(3, "order_update", "utility", ORDER_UPDATE)
-        .await?;
+    let mut f = gamma_ready("pools-release", &[yuri.clone(), zoe.clone()]).await?;
     let in_an_hour = (START_UNIX + 3_600).to_string();
     let mut ids = Vec::new();
     for who in [&yuri, &zoe] {

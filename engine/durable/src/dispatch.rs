@@ -353,7 +353,7 @@ mod tests {
             store,
             StatusTurn::default(),
             wagate_rules::rate_cards::RateCards::embedded("whatsapp-2025").expect("cards"),
-            Arc::new(|_, _, _| {}),
+            Arc::new(|_, _| {}),
             Arc::default(),
             Arc::default(),
         )

@@ -84,8 +84,7 @@ pub struct MetaRefusal {
 
 /// Where sends that failed for good go once settled: the shards, which give back their price
 /// and their recipient's slot; and Meta's refusals among them, whose codes change state.
-pub type OnFailed =
-    Arc<dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>, Vec<DispatchFailure>) + Send + Sync>;
+pub type OnFailed = Arc<dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>) + Send + Sync>;
 
 pub use crate::tenant_news::DispatchFailure;
 
@@ -203,7 +202,7 @@ fn hand_over(
     upstream: &dyn Upstream,
     books: Books<'_>,
     now: Timestamp,
-    on_failed: &(dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>, Vec<DispatchFailure>) + Send + Sync),
+    on_failed: &(dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>) + Send + Sync),
     live: &LiveSends,
 ) -> Returned {
     let (expired, unwritten) = drop_expired(&mut due, books, now, on_failed);
@@ -247,7 +246,7 @@ fn drop_expired(
     due: &mut Vec<StoredMessage>,
     books: Books<'_>,
     now: Timestamp,
-    on_failed: &(dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>, Vec<DispatchFailure>) + Send + Sync),
+    on_failed: &(dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>) + Send + Sync),
 ) -> (u64, Vec<DueMessage>) {
     if !due.iter().any(|m| m.expire_at.is_some_and(|at| now >= at)) {
         return (0, Vec::new());
@@ -284,7 +283,7 @@ fn drop_expired(
     }
     books.news_committed(news);
     let count = failed.len() as u64;
-    on_failed(failed, Vec::new(), told);
+    on_failed(failed, Vec::new());
     (count, Vec::new())
 }
 
@@ -301,7 +300,7 @@ struct Handing<'a> {
     cards: &'a RateCards,
     books: Books<'a>,
     now: Timestamp,
-    on_failed: &'a (dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>, Vec<DispatchFailure>) + Send + Sync),
+    on_failed: &'a (dyn Fn(Vec<FailedSend>, Vec<MetaRefusal>) + Send + Sync),
     live: &'a LiveSends,
     returned: Returned,
 }
@@ -480,7 +479,7 @@ impl HandOver for Handing<'_> {
                 failed.extend(late);
             }
             if !failed.is_empty() || !refused.is_empty() {
-                (self.on_failed)(failed, refused, told);
+                (self.on_failed)(failed, refused);
             }
         }
     }

@@ -57,8 +57,8 @@ pub use hand_over::DispatchFailure;
 pub use open_error::OpenError;
 pub use wagate::{admin, webhook};
 pub use wagate::{
-    CampaignError, DroppedSend, FailureListener, Released, ReleasedSend, SettleOutcome, Settlement,
-    SubmitError, SubmitResult, Wagate, WagateConfig,
+    CampaignError, DroppedSend, Released, ReleasedSend, SettleOutcome, Settlement, SubmitError,
+    SubmitResult, Wagate, WagateConfig,
 };
 /// A consent change as [`Wagate::consent_many`] takes it.
 pub use workers::Consent;

@@ -32,6 +32,7 @@ pub struct NumberAutomations {
 #[derive(Debug, Default)]
 pub struct AutomationBook {
     by_number: MixHashMap<PhoneNumberId, NumberAutomations>,
+    follows_statuses: bool,
 }
 
 fn folded(word: &str) -> String {
@@ -49,8 +50,12 @@ impl AutomationBook {
                 }
                 (n.number, n)
             })
-            .collect();
-        AutomationBook { by_number }
+            .collect::<MixHashMap<_, NumberAutomations>>();
+        let follows_statuses = by_number.values().any(|n| !n.statuses.is_empty());
+        AutomationBook {
+            by_number,
+            follows_statuses,
+        }
     }
 
     /// The keyword automations of `number` that `content` is the whole keyword of.
@@ -97,7 +102,7 @@ impl AutomationBook {
 
     /// Whether any number follows statuses (only then are they looked at).
     pub fn follows_statuses(&self) -> bool {
-        self.by_number.values().any(|n| !n.statuses.is_empty())
+        self.follows_statuses
     }
 }
 

@@ -422,9 +422,6 @@ pub async fn serve(
         own_callbacks,
         config,
     });
-    if status_automations::any(&app) {
-        app.wagate.watch_statuses();
-    }
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
     on_listening(Listening {
         http: listener.local_addr().map_err(ServeError::Http)?,

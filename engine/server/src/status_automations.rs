@@ -27,14 +27,6 @@ fn status_name(status: DeliveryStatus) -> Option<&'static str> {
     }
 }
 
-/// Whether any tenant follows statuses (only then do webhook reports list them).
-pub(crate) fn any(app: &App) -> bool {
-    app.config
-        .tenants
-        .iter()
-        .any(|t| t.automations.iter().any(|a| a.status.is_some()))
-}
-
 /// Follows the statuses that moved a message where its owning tenant has an automation for
 /// them (which ones, within the loop bound, decided on the person's shard); a failure is
 /// logged and counted, never the webhook's.

@@ -25,7 +25,7 @@ use super::combine::{Combiner, StatusTurn};
 use super::commit::Durability;
 use super::deferred::DeferredRecord;
 use super::dispatch::{DispatchView, Dispatcher, Upstream};
-use super::hand_over::{DispatchFailure, Lanes};
+use super::hand_over::Lanes;
 use super::idempotency::StoredOutcome;
 use super::message::{DispatchStatus, StoredMessage};
 use super::recovery;
@@ -247,21 +247,12 @@ pub struct Wagate {
     pub(crate) suppression: crate::suppression::Suppression,
     /// Erasures not finished yet.
     pub(crate) unfinished: crate::erasure::Unfinisheds,
-    /// Told of every send the upstream refused for good (the server tells its tenant).
-    failure_listener: Arc<std::sync::OnceLock<FailureListener>>,
     /// Campaigns, and the people of the uploads under way.
     pub(crate) campaigns: crate::campaigns::Campaigns,
     pub(crate) campaign_uploads: crate::campaigns::Seen,
-    /// What tenants hear of queued sends, written with their decisions.
     /// What tenants hear of wagate's own doings, written with what it tells of.
     pub(crate) tenant_news: crate::tenant_news::NewsWriters,
-    /// Whether webhook reports list the statuses that moved a message (only when something
-    /// follows them: the list costs a copy per status).
-    pub(super) watching_statuses: std::sync::atomic::AtomicBool,
 }
-
-/// What hears of sends the upstream refused for good, on a dispatch lane's thread.
-pub type FailureListener = Box<dyn Fn(Vec<DispatchFailure>) + Send + Sync>;
 
 impl Wagate {
     /// Opens the RocksDB store in `config.data_dir`, restores everything in it, and starts the
@@ -317,14 +308,9 @@ impl Wagate {
             clock: clock.clone(),
             shards: pool.teller(),
         };
-        let failure_listener: Arc<std::sync::OnceLock<FailureListener>> = Arc::default();
-        let listener = failure_listener.clone();
-        let on_failed: super::hand_over::OnFailed = Arc::new(move |failed, refused, told| {
+        let on_failed: super::hand_over::OnFailed = Arc::new(move |failed, refused| {
             // Meta's word first: the same shard takes the person's news before the slot back.
             news.apply(refused);
-            if let Some(listener) = listener.get() {
-                listener(told);
-            }
             let count = failed.len();
             if count > 0 && !teller.tell(failed.into_iter().map(SendFailed).collect()) {
                 // After a stop has begun the shards are gone: those recipients stay counted
@@ -371,10 +357,8 @@ impl Wagate {
             settling: Mutex::new(()),
             suppression,
             unfinished,
-            failure_listener,
             campaigns,
             campaign_uploads: Default::default(),
-            watching_statuses: Default::default(),
             tenant_news,
         };
         // An erasure a crash interrupted is finished before anything else is served.
@@ -386,12 +370,6 @@ impl Wagate {
 
     pub fn registry(&self) -> &Registry {
         self.pool.registry()
-    }
-
-    /// Sets what hears of every send the upstream refuses for good from now on (once; a
-    /// second listener is refused and returned).
-    pub fn on_dispatch_failures(&self, listener: FailureListener) -> Result<(), FailureListener> {
-        self.failure_listener.set(listener)
     }
 
     /// Sets what writes tenants' news (queued sends' fates, failures at dispatch, campaign

@@ -10,7 +10,6 @@
 //! sent.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 
 use super::SubmitError;
 use super::Wagate;
@@ -44,8 +43,8 @@ pub struct WebhookReport {
     /// on their shard: the number, the person, their message's wamid, and the automations
     /// (those the loop bound let go, and how many it held).
     pub answered: Vec<(PhoneNumberId, Msisdn, String, Automated)>,
-    /// Statuses that moved a message now (a repeat or a stale one does not), listed only
-    /// while [`Wagate::watch_statuses`] is on: what a tenant's status automations follow.
+    /// Statuses that moved a message now (a repeat or a stale one does not), listed only when
+    /// some number's automations follow statuses (the list costs a copy per status).
     pub moved: Vec<MovedStatus>,
 }
 
@@ -93,12 +92,6 @@ impl From<bool> for EventOutcome {
 }
 
 impl Wagate {
-    /// From now on, webhook reports list the statuses that moved a message
-    /// ([`WebhookReport::moved`]).
-    pub fn watch_statuses(&self) {
-        self.watching_statuses.store(true, Ordering::Relaxed);
-    }
-
     /// wagate's id of the message the upstream knows as `upstream_id` (a wamid).
     pub fn message_id_of(&self, upstream_id: &str) -> Result<Option<u64>, SubmitError> {
         Ok(sent_record::message_id(self.store.as_ref(), upstream_id)?)
@@ -426,7 +419,7 @@ impl Wagate {
                         }
                     }
                     if let (Recorded::Moved, Some(person)) = (recorded, recipient) {
-                        if self.watching_statuses.load(Ordering::Relaxed) {
+                        if self.pool.core().automations.follows_statuses() {
                             report.moved.push(MovedStatus {
                                 number,
                                 person,
