@@ -272,6 +272,7 @@ fn main() -> Result<()> {
                 },
                 displays: Vec::new(),
                 accounts: Vec::new(),
+                group_limits: Default::default(),
             };
             let max = Duration::from_secs(one(&o, "max-secs", Some(3_600))?);
             runtime.block_on(async move {

@@ -1,10 +1,13 @@
 //! mock-meta's groups, kept as Meta's Groups API keeps them: created asynchronously (the
 //! answer carries a request id; `group_lifecycle_update` brings the group id and its invite
 //! link), joined only through the invite link (at once, or by a join request the business
-//! approves or rejects when the group asks for approval), up to [`MAX_PARTICIPANTS`], people
-//! removed by the business, the link reset, the group deleted. Each change gives the webhook
-//! Meta sends for it (its field and the item of its `groups` list) for mock-meta to sign and
-//! post; the shapes follow Meta's Groups webhooks reference.
+//! approves or rejects when the group asks for approval), up to the participants the rules
+//! allow ([`GroupLimits`]: Meta's 8, or the seeds' 1,024 with people added by the business),
+//! people leaving or removed by the business, the link reset, the group deleted. Each change
+//! gives the webhook Meta sends for it (its field and the item of its `groups` list) for
+//! mock-meta to sign and post; the shapes follow Meta's Groups webhooks reference. Sends to a
+//! group are judged as Meta judges them (its group, the message types a group takes, the
+//! group's service window) and reach every participant.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +15,30 @@ use serde_json::{json, Value};
 
 /// Participants a group holds (Meta's Groups API).
 pub const MAX_PARTICIPANTS: usize = 8;
+/// A group's service window, opened by a participant's message.
+const GROUP_WINDOW_SECS: u64 = 86_400;
+/// The message types a group takes.
+const GROUP_TYPES: [&str; 7] = [
+    "text", "image", "video", "document", "audio", "sticker", "template",
+];
+
+/// The rules mock-meta keeps groups by: Meta's Groups API (the default), or the seeds' (1,024
+/// participants, people added by the business).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLimits {
+    pub max_participants: usize,
+    /// Whether the business may add people (`POST /{group}/participants`).
+    pub direct_add: bool,
+}
+
+impl Default for GroupLimits {
+    fn default() -> Self {
+        GroupLimits {
+            max_participants: MAX_PARTICIPANTS,
+            direct_add: false,
+        }
+    }
+}
 /// Groups one business number may have.
 pub const MAX_GROUPS_PER_NUMBER: usize = 10_000;
 /// The longest subject Meta takes (characters, after trimming).
@@ -27,6 +54,8 @@ struct Group {
     participants: Vec<String>,
     /// (join request id, person, when).
     join_requests: Vec<(String, String, u64)>,
+    /// When a participant last wrote in the group (Unix seconds; 0: never).
+    last_inbound: u64,
 }
 
 /// A webhook Meta sends for a change: the business number it concerns, its field and the item
@@ -58,9 +87,17 @@ fn refused(status: u16, code: u32, message: impl Into<String>) -> Refused {
 pub struct Groups {
     groups: BTreeMap<String, Group>,
     next: u64,
+    limits: GroupLimits,
 }
 
 impl Groups {
+    pub fn new(limits: GroupLimits) -> Groups {
+        Groups {
+            limits,
+            ..Groups::default()
+        }
+    }
+
     fn next_id(&mut self, prefix: &str) -> String {
         self.next += 1;
         format!("{prefix}{:012}", self.next)
@@ -117,6 +154,7 @@ impl Groups {
                 invite_link: link.clone(),
                 participants: Vec::new(),
                 join_requests: Vec::new(),
+                last_inbound: 0,
             },
         );
         let mode = if approval_required {
@@ -192,7 +230,7 @@ impl Groups {
         if g.participants.iter().any(|p| p == person) {
             return Err(refused(400, 100, "already a participant"));
         }
-        if g.participants.len() >= MAX_PARTICIPANTS {
+        if g.participants.len() >= self.limits.max_participants {
             return Err(refused(400, 131_000, "the group is full"));
         }
         let item = if g.approval_required {
@@ -241,7 +279,7 @@ impl Groups {
                                     "errors": [{ "code": 100, "message": "no such join request" }] }));
                 continue;
             };
-            if approve && g.participants.len() >= MAX_PARTICIPANTS {
+            if approve && g.participants.len() >= self.limits.max_participants {
                 failed.push(json!({ "join_request_id": request,
                                     "errors": [{ "code": 131_000, "message": "the group is full" }] }));
                 continue;
@@ -284,6 +322,122 @@ impl Groups {
                           "type": "group_participants_remove", "removed_participants": list }),
         };
         Some((json!({ "success": true }), news))
+    }
+
+    /// `POST /{group}/participants`: the business adds people, where the rules let it (the
+    /// seeds'; Meta's Groups API takes nobody this way).
+    pub fn add(
+        &mut self,
+        id: &str,
+        people: &[String],
+        now: u64,
+    ) -> Result<(Value, GroupNews), Refused> {
+        let limits = self.limits;
+        let g = self
+            .groups
+            .get_mut(id)
+            .ok_or_else(|| refused(400, 100, "no such group"))?;
+        if !limits.direct_add {
+            return Err(refused(400, 100, "people join a group by its invite link"));
+        }
+        let new: Vec<&String> = people
+            .iter()
+            .filter(|p| !g.participants.contains(p))
+            .collect();
+        if g.participants.len() + new.len() > limits.max_participants {
+            return Err(refused(400, 131_000, "the group is full"));
+        }
+        g.participants.extend(new.iter().map(|p| p.to_string()));
+        let list: Vec<Value> = new
+            .iter()
+            .map(|p| json!({ "input": p, "wa_id": p }))
+            .collect();
+        let news = GroupNews {
+            number: g.number.clone(),
+            field: "group_participants_update",
+            item: json!({ "timestamp": now.to_string(), "group_id": id, "type": "group_participants_add",
+                          "reason": "added", "added_participants": list }),
+        };
+        Ok((json!({ "success": true }), news))
+    }
+
+    /// A participant leaves (mock-meta's own call, `POST /mock/group_leave`).
+    pub fn leave(&mut self, id: &str, person: &str, now: u64) -> Option<GroupNews> {
+        let g = self.groups.get_mut(id)?;
+        let at = g.participants.iter().position(|p| p == person)?;
+        g.participants.remove(at);
+        Some(GroupNews {
+            number: g.number.clone(),
+            field: "group_participants_update",
+            item: json!({ "timestamp": now.to_string(), "group_id": id,
+                          "type": "group_participants_remove", "initiated_by": "participant",
+                          "removed_participants": [{ "wa_id": person }] }),
+        })
+    }
+
+    /// A participant writes in the group (mock-meta's own call, `POST /mock/group_message`):
+    /// the group's number, if they are in it.
+    pub fn inbound(&mut self, id: &str, person: &str, now: u64) -> Option<String> {
+        let g = self.groups.get_mut(id)?;
+        if !g.participants.iter().any(|p| p == person) {
+            return None;
+        }
+        g.last_inbound = now;
+        Some(g.number.clone())
+    }
+
+    /// A send of `number` to a group, judged as Meta judges it: the participants it reaches,
+    /// or Meta's error code.
+    pub fn send(&self, number: &str, body: &Value, now: u64) -> Result<Vec<String>, u32> {
+        let id = body["to"].as_str().unwrap_or("");
+        let g = self
+            .groups
+            .get(id)
+            .filter(|g| g.number == number)
+            .ok_or(100_u32)?;
+        let kind = body["type"].as_str().unwrap_or("text");
+        if !GROUP_TYPES.contains(&kind) {
+            return Err(131_051);
+        }
+        if kind != "template" && (g.last_inbound == 0 || now >= g.last_inbound + GROUP_WINDOW_SECS)
+        {
+            return Err(131_047);
+        }
+        Ok(g.participants.clone())
+    }
+
+    /// `POST /{group}`: a new subject or description.
+    pub fn settings(
+        &mut self,
+        id: &str,
+        body: &Value,
+        now: u64,
+    ) -> Result<(Value, GroupNews), Refused> {
+        let g = self
+            .groups
+            .get_mut(id)
+            .ok_or_else(|| refused(400, 100, "no such group"))?;
+        let mut item = json!({ "timestamp": now.to_string(), "group_id": id, "type": "group_settings_update" });
+        if let Some(subject) = body["subject"].as_str() {
+            if subject.trim().is_empty() || subject.chars().count() > MAX_SUBJECT_CHARS {
+                return Err(refused(400, 100, "subject is at most 128 characters"));
+            }
+            g.subject = subject.trim().to_string();
+            item["subject"] = json!(g.subject);
+        }
+        if let Some(description) = body["description"].as_str() {
+            if description.chars().count() > MAX_DESCRIPTION_CHARS {
+                return Err(refused(400, 100, "description is at most 2,048 characters"));
+            }
+            g.description = description.to_string();
+            item["description"] = json!(g.description);
+        }
+        let news = GroupNews {
+            number: g.number.clone(),
+            field: "group_settings_update",
+            item,
+        };
+        Ok((json!({ "success": true }), news))
     }
 
     /// `DELETE /{group}`.

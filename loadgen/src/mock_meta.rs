@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::mock_groups::{GroupNews, Groups};
+use crate::mock_groups::{GroupLimits, GroupNews, Groups};
 use crate::mock_media::{self as media, MediaStore};
 use crate::oracle::{Announce, Oracle, OracleConfig, TemplateState, Verdict};
 
@@ -56,6 +56,8 @@ pub struct MockMetaConfig {
     /// Business account (WABA) ids by phone number id, for the account webhooks (a tier told
     /// by `business_capability_update` only for the numbers listed).
     pub accounts: Vec<(String, String)>,
+    /// The rules groups are kept by (Meta's Groups API unless a test says the seeds').
+    pub group_limits: GroupLimits,
 }
 
 /// Faults injected into the send API, to exercise wagate's retries, and the fates of accepted
@@ -291,6 +293,23 @@ fn group_call(state: &State, method: &Method, rest: &[&str], body: &[u8]) -> Res
                 .answer_join_requests(id, &requests, approve, now)
                 .map_or((None, Vec::new()), |(a, n)| (Some(a), n))
         }
+        (&Method::POST, [id]) => match groups.settings(id, &json, now) {
+            Ok((answer, news)) => (Some(answer), vec![news]),
+            Err(refused) => {
+                drop(groups);
+                return group_refused(&refused);
+            }
+        },
+        (&Method::POST, [id, "participants"]) => {
+            let people = strings("participants", Some("user"));
+            match groups.add(id, &people, now) {
+                Ok((answer, news)) => (Some(answer), vec![news]),
+                Err(refused) => {
+                    drop(groups);
+                    return group_refused(&refused);
+                }
+            }
+        }
         (&Method::DELETE, [id, "participants"]) => {
             let people = strings("participants", Some("user"));
             groups
@@ -307,6 +326,72 @@ fn group_call(state: &State, method: &Method, rest: &[&str], body: &[u8]) -> Res
         Some(answer) => reply(StatusCode::OK, &answer),
         None => reply(StatusCode::BAD_REQUEST, &meta_error(100)),
     }
+}
+
+/// Whether a messages-endpoint body is a send to a group (`"recipient_type":"group"`).
+fn is_group_send(body: &[u8]) -> bool {
+    body.windows(16).any(|w| w == b"\"recipient_type\"")
+        && serde_json::from_slice::<Value>(body).is_ok_and(|json| json["recipient_type"] == "group")
+}
+
+/// A send to a group, judged as Meta judges it, counted in the report like any send: taken, it
+/// is `sent` to the group (priced in a group category) and then delivered to and read by
+/// each participant (`recipient_participant_id`).
+fn group_send(state: &State, number: &str, body: &[u8]) -> Response<Full<Bytes>> {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let now = state.now_us();
+    let judged = state
+        .groups
+        .lock()
+        .expect("groups")
+        .send(number, &json, now / 1_000_000);
+    state
+        .oracle
+        .lock()
+        .expect("oracle")
+        .count_send(now, judged.as_ref().err().copied());
+    let participants = match judged {
+        Ok(participants) => participants,
+        Err(code) => return reply(StatusCode::BAD_REQUEST, &meta_error(code)),
+    };
+    let group = json["to"].as_str().unwrap_or("");
+    let wamid = format!(
+        "wamid.mock.{}",
+        state.next_id.fetch_add(1, Ordering::Relaxed)
+    );
+    let category = match (json["type"].as_str(), json["template"]["name"].as_str()) {
+        (Some("template"), Some(name)) if name.contains("promo") => "group_marketing",
+        (Some("template"), _) => "group_utility",
+        _ => "group_service",
+    };
+    let kind = if category == "group_service" {
+        "free_group_customer_service"
+    } else {
+        "regular"
+    };
+    let timestamp = now / 1_000_000;
+    let sent = json!({ "statuses": [{ "id": wamid, "status": "sent", "timestamp": timestamp.to_string(),
+        "recipient_id": group, "recipient_type": "group",
+        "pricing": { "billable": kind == "regular", "pricing_model": "PMP", "type": kind, "category": category } }] });
+    let mut entries = vec![sent];
+    for status in ["delivered", "read"] {
+        for person in &participants {
+            entries.push(json!({ "statuses": [{ "id": wamid, "status": status,
+                "timestamp": timestamp.to_string(), "recipient_id": group,
+                "recipient_type": "group", "recipient_participant_id": person }] }));
+        }
+    }
+    for fields in entries {
+        let fields = fields.to_string();
+        state
+            .webhooks
+            .enqueue(messages_entry(number, &fields[1..fields.len() - 1]));
+    }
+    reply(
+        StatusCode::OK,
+        &json!({ "messaging_product": "whatsapp", "contacts": [{ "input": group }],
+                 "messages": [{ "id": wamid, "group_id": group }] }),
+    )
 }
 
 fn group_refused(refused: &crate::mock_groups::Refused) -> Response<Full<Bytes>> {
@@ -592,6 +677,58 @@ async fn handle(
                 Err(refused) => group_refused(&refused),
             }
         }
+        (Method::POST, ["mock", "group_leave"]) => {
+            // A participant leaves the group (anyone may, at any time).
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let now = state.now_us() / 1_000_000;
+            let left = state.groups.lock().expect("groups").leave(
+                json["group_id"].as_str().unwrap_or(""),
+                json["wa_id"].as_str().unwrap_or(""),
+                now,
+            );
+            match left {
+                Some(news) => {
+                    state.tell_group(news);
+                    reply(StatusCode::OK, &json!({ "success": true }))
+                }
+                None => reply(StatusCode::BAD_REQUEST, &meta_error(100)),
+            }
+        }
+        (Method::POST, ["mock", "group_message"]) => {
+            // A participant writes in the group: its service window opens, and wagate hears
+            // of the message as Meta tells it (the group's id on the message).
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let (group, from) = (
+                json["group_id"].as_str().unwrap_or("").to_string(),
+                json["from"].as_str().unwrap_or("").to_string(),
+            );
+            let now = state.now_us() / 1_000_000;
+            let number = state
+                .groups
+                .lock()
+                .expect("groups")
+                .inbound(&group, &from, now);
+            match number {
+                Some(number) => {
+                    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+                    let wamid = format!("wamid.in.{id}");
+                    let fields = json!({
+                        "contacts": [{ "wa_id": from }],
+                        "messages": [{ "from": from, "group_id": group, "id": wamid,
+                                       "timestamp": now.to_string(), "type": "text",
+                                       "text": { "body": json["text"] } }]
+                    })
+                    .to_string();
+                    let fields = &fields[1..fields.len() - 1];
+                    state.webhooks.enqueue(messages_entry(&number, fields));
+                    reply(StatusCode::OK, &json!({ "success": true, "id": wamid }))
+                }
+                None => reply(StatusCode::BAD_REQUEST, &meta_error(100)),
+            }
+        }
+        (Method::POST, [_version, number, "messages"]) if is_group_send(&body) => {
+            group_send(&state, number, &body)
+        }
         (Method::GET | Method::DELETE, [_version, id])
             if state.media.lock().expect("media").file(id).is_some() =>
         {
@@ -804,7 +941,7 @@ pub async fn start(config: MockMetaConfig) -> std::io::Result<MockMeta> {
         manual_us: AtomicU64::new(0),
         displays: config.displays.iter().cloned().collect(),
         accounts: config.accounts.iter().cloned().collect(),
-        groups: Mutex::default(),
+        groups: Mutex::new(Groups::new(config.group_limits)),
     });
     serve_http1(listener, state, handle);
     Ok(MockMeta { addr, webhook_url })

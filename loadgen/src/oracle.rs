@@ -380,12 +380,11 @@ impl Oracle {
         due
     }
 
-    /// Judges one send request (Meta's JSON, as received) from `number` at `at_us`.
-    pub fn send(&mut self, number: &str, body: &[u8], at_us: u64) -> Verdict {
+    /// Counts a send judged elsewhere (a group's) at `at_us`: taken, or refused with `refused`.
+    pub fn count_send(&mut self, at_us: u64, refused: Option<u32>) {
         self.report.sends += 1;
-        let verdict = self.judge(number, body, at_us);
-        match verdict {
-            Verdict::Accepted => {
+        match refused {
+            None => {
                 self.report.accepted += 1;
                 *self
                     .report
@@ -393,8 +392,18 @@ impl Oracle {
                     .entry(at_us / SECOND_US)
                     .or_default() += 1;
             }
-            Verdict::Violation(code) => *self.report.violations.entry(code).or_default() += 1,
+            Some(code) => *self.report.violations.entry(code).or_default() += 1,
         }
+    }
+
+    /// Judges one send request (Meta's JSON, as received) from `number` at `at_us`.
+    pub fn send(&mut self, number: &str, body: &[u8], at_us: u64) -> Verdict {
+        let verdict = self.judge(number, body, at_us);
+        let refused = match verdict {
+            Verdict::Accepted => None,
+            Verdict::Violation(code) => Some(code),
+        };
+        self.count_send(at_us, refused);
         verdict
     }
 

@@ -56,6 +56,13 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_string();
+    // A group of NUMBER_A, as Meta's webhook tells its creation.
+    let created = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "1", "changes": [{
+        "field": "group_lifecycle_update", "value": { "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": DISPLAY_A.to_string(), "phone_number_id": NUMBER_A.to_string() },
+            "groups": [{ "group_id": "GROUP1", "type": "group_create", "request_id": "R1",
+                         "subject": "Buyers", "invite_link": "https://chat.whatsapp.com/L1" }] } }] }] });
+    assert_eq!(f.meta_webhook(&created, None).await?.status, 200);
     let webhook = status_webhook(NUMBER_A, "wamid.unknown", "delivered", "16505550003").to_string();
     let signed = signature(APP_SECRET, webhook.as_bytes());
     // A request that succeeds for each documented operation.
@@ -64,6 +71,8 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
         ("post", "/wagate/v1/bulk".into(), ALPHA, bulk_line + "\n", "application/x-ndjson"),
         ("get", format!("/wagate/v1/messages/{id}"), ALPHA, String::new(), ""),
         ("get", format!("/wagate/v1/scheduled?phone_number_id={NUMBER_A}"), ALPHA, String::new(), ""),
+        ("get", format!("/wagate/v1/groups?phone_number_id={NUMBER_A}"), ALPHA, String::new(), ""),
+        ("get", "/wagate/v1/groups/GROUP1".into(), ALPHA, String::new(), ""),
         ("post", campaigns.clone(), ALPHA, audience, "application/x-ndjson"),
         ("post", "/wagate/v1/events".into(), BETA,
          json!({ "event": "appointment_booked", "phone_number_id": NUMBER_B.to_string(),

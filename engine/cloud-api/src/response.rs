@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use wagate_rules::ids::message_id_text;
+use wagate_rules::ids::{message_id_text, Msisdn};
 
 /// `{"messaging_product":"whatsapp","contacts":[{"input","wa_id"}],"messages":[{"id",
 /// "message_status"}]}`; `message_status` only for templates (as Meta does) or when wagate
@@ -33,12 +33,22 @@ impl Success {
     pub fn write_json(&self, out: &mut String) {
         out.push_str(r#"{"messaging_product":"whatsapp","contacts":[{"input":"#);
         push_json_string(out, &self.input);
-        let _ = write!(
-            out,
-            r#","wa_id":"{}"}}],"messages":[{{"id":"{}""#,
-            self.wa_id,
-            message_id_text(self.message_id)
-        );
+        if Msisdn::from_digits(self.wa_id).is_ok_and(Msisdn::is_group) {
+            // A group: no person's WhatsApp id; the message names the group, as Meta's does.
+            let _ = write!(
+                out,
+                r#"}}],"messages":[{{"id":"{}","group_id":"#,
+                message_id_text(self.message_id)
+            );
+            push_json_string(out, &self.input);
+        } else {
+            let _ = write!(
+                out,
+                r#","wa_id":"{}"}}],"messages":[{{"id":"{}""#,
+                self.wa_id,
+                message_id_text(self.message_id)
+            );
+        }
         if let Some(status) = self.message_status {
             let _ = write!(out, r#","message_status":"{status}""#);
         }

@@ -73,6 +73,8 @@ pub(crate) struct StatusWrites {
     failed: Vec<FailedSend>,
     /// Meta's charges this set recorded (`None`: taken back), by wamid.
     charged: HashMap<String, Option<Charge>>,
+    /// Group participants' statuses this set wrote (`groups`), by key.
+    participants: HashMap<Vec<u8>, Vec<u8>>,
 }
 
 /// What recording a status did to its message.
@@ -97,7 +99,27 @@ impl StatusWrites {
             parked: HashMap::new(),
             failed: Vec::new(),
             charged: HashMap::new(),
+            participants: HashMap::new(),
         }
+    }
+
+    /// A group participant's status as this set leaves it (its own write, else the store's).
+    pub(crate) fn participant_status(
+        &self,
+        store: &dyn Store,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.participants.get(key) {
+            Some(value) => Ok(Some(value.clone())),
+            None => store.get(wagate_store::Family::Groups, key),
+        }
+    }
+
+    /// Writes a group participant's status with this set.
+    pub(crate) fn set_participant_status(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.batch
+            .put(wagate_store::Family::Groups, key.clone(), value.clone());
+        self.participants.insert(key, value);
     }
 
     /// Records `next` for the message sent as `wamid`: applied if the message is settled,

@@ -16,6 +16,7 @@ mod early_status;
 pub mod erasure;
 mod family_scan;
 pub mod forward_queue;
+pub mod groups;
 // The hand-over lanes are the engine's own; the crash test reads their shape (`testkit`).
 #[cfg(feature = "testkit")]
 pub mod hand_over;

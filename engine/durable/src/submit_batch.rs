@@ -9,6 +9,7 @@ use super::submission::{Prepared, Submission};
 use super::wagate::{SubmitError, SubmitResult, Wagate};
 use crate::workers::{Submit, Submitted};
 use wagate_rules::clock::Timestamp;
+use wagate_rules::decision::{Decision, Refusal};
 use wagate_store::keys::idempotency_key;
 use wagate_store::{Family, StoreError};
 
@@ -62,6 +63,16 @@ impl Wagate {
         let mut admitted = Vec::with_capacity(submissions.len());
         for submission in submissions {
             let request = &submission.request;
+            if request.to.is_group() {
+                // A group's own rules first: a send breaking one is answered, nothing written.
+                if let Err(refusal) = self.screen_group(&submission) {
+                    let refused = Decision::Refused(Refusal::Group(refusal));
+                    submitted
+                        .answers
+                        .push(Some(Ok(SubmitResult::from_decision(refused, 0, false))));
+                    continue;
+                }
+            }
             let mut hash = 0;
             if let Some(key) = &submission.idempotency_key {
                 let (number, to) = (request.number.0, request.to.digits());

@@ -1,6 +1,7 @@
 //! A send request as the core sees it, and the typed outcome of deciding it.
 
 use crate::clock::{Secs, Timestamp};
+use crate::groups::GroupRefusal;
 use crate::ids::{Msisdn, PhoneNumberId};
 use crate::template::model::{Category, MediaKind, TemplateSend};
 use crate::template::status::TemplateStatus;
@@ -184,6 +185,9 @@ pub enum Refusal {
     Erased,
     #[error("the send's validity ended before it could go (expire_at): it is never sent late")]
     Expired,
+    /// A group's rule (the profile's `[groups]`).
+    #[error(transparent)]
+    Group(GroupRefusal),
 }
 
 impl Refusal {
@@ -208,6 +212,7 @@ impl Refusal {
             Refusal::MediaType(_) => Some(131_053),
             Refusal::ButtonParameter(_) => Some(131_009),
             Refusal::TextTooLong { .. } => Some(100),
+            Refusal::Group(refusal) => Some(refusal.meta_code()),
         }
     }
 
@@ -233,6 +238,7 @@ impl Refusal {
             Refusal::TextTooLong { .. } => "text_too_long",
             Refusal::Erased => "erased",
             Refusal::Expired => "expired",
+            Refusal::Group(refusal) => refusal.name(),
         }
     }
 }

@@ -58,6 +58,10 @@ impl From<Msisdn> for u64 {
     }
 }
 
+/// Group keys: `999` and 13 digits ([`Msisdn::of_group`]).
+const GROUP_KEY_BASE: u64 = 9_990_000_000_000_000;
+const GROUP_KEY_SPAN: u64 = 10_000_000_000_000;
+
 impl Msisdn {
     pub const MIN_DIGITS: usize = 8;
     pub const MAX_DIGITS: usize = 15;
@@ -93,8 +97,29 @@ impl Msisdn {
         Ok(Msisdn(value))
     }
 
-    /// Builds from digits already known to be valid E.164 (tests, load generators).
+    /// The key a group (Meta's opaque group id) is decided, paced and stored under in place of
+    /// a person: 16 digits starting 999 (a country code assigned to nobody), so that no E.164
+    /// number, at most 15 digits, is ever one, and a rate card prices it as nowhere in
+    /// particular.
+    pub fn of_group(id: &str) -> Msisdn {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in id.bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Msisdn(GROUP_KEY_BASE + crate::hash::mix64(hash) % GROUP_KEY_SPAN)
+    }
+
+    /// Whether this is a group's key ([`Msisdn::of_group`]), not a person.
+    pub fn is_group(self) -> bool {
+        self.0 >= GROUP_KEY_BASE
+    }
+
+    /// Builds from digits already known to be valid E.164 (tests, load generators), or a
+    /// group's key read back.
     pub fn from_digits(value: u64) -> Result<Self, MsisdnError> {
+        if (GROUP_KEY_BASE..GROUP_KEY_BASE + GROUP_KEY_SPAN).contains(&value) {
+            return Ok(Msisdn(value));
+        }
         let digits = value.checked_ilog10().map_or(0, |d| d as usize + 1);
         if value == 0 {
             return Err(MsisdnError::Empty);
@@ -143,5 +168,16 @@ mod tests {
             Err(MsisdnError::WrongLength(16))
         );
         assert!(Msisdn::from_digits(0).is_err());
+    }
+
+    #[test]
+    fn a_group_key_is_never_a_person_and_reads_back() {
+        let key = Msisdn::of_group("Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjA");
+        assert!(key.is_group());
+        assert_eq!(key.digits().to_string().len(), 16);
+        assert_eq!(Msisdn::from_digits(key.digits()), Ok(key));
+        assert_ne!(key, Msisdn::of_group("another group"));
+        assert!(!Msisdn::parse("+999 123 456 789 012").unwrap().is_group());
+        assert!(Msisdn::parse(&key.digits().to_string()).is_err());
     }
 }

@@ -23,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod contact_events;
 pub mod decision;
+pub mod groups;
 pub mod hash;
 pub mod ids;
 pub mod inline_engine;

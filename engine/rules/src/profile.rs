@@ -5,6 +5,7 @@
 //! (`whatsapp-2021`, the default, and `whatsapp-2025`); a provider may load its own TOML.
 //! Nothing else in the core branches on a profile's name.
 
+use crate::groups::GroupRules;
 use crate::price::PricingSpec;
 use crate::rate_cards::{RateCardError, RateCards};
 use serde::Deserialize;
@@ -148,6 +149,7 @@ struct ProfileSpec {
     downgrade: Option<DowngradeRule>,
     pacing: PacingRules,
     templates: TemplateRulesSpec,
+    groups: GroupRules,
     /// A profile file may carry its own prices for all time; otherwise its rate cards do.
     #[serde(default)]
     pricing: Option<PricingSpec>,
@@ -167,6 +169,8 @@ pub struct Profile {
     pub downgrade: Option<DowngradeRule>,
     pub pacing: PacingRules,
     pub templates: TemplateRules,
+    /// Groups: their size, joining, what they take, their window and pricing.
+    pub groups: GroupRules,
     /// Its prices, by effective date (`rate_cards`).
     pub rate_cards: RateCards,
 }
@@ -252,6 +256,7 @@ impl Profile {
             None => RateCards::embedded(&spec.name)?,
         };
         let templates = parse_template_rules(&spec.templates).map_err(invalid)?;
+        spec.groups.validate().map_err(invalid)?;
         Ok(Profile {
             name: spec.name,
             limit_scope: spec.limit_scope,
@@ -264,6 +269,7 @@ impl Profile {
             downgrade: spec.downgrade,
             pacing: spec.pacing,
             templates,
+            groups: spec.groups,
             rate_cards,
         })
     }

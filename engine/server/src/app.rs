@@ -54,6 +54,8 @@ pub(crate) fn router(app: App) -> Router {
         )
         .route("/wagate/v1/campaigns/{id}", get(super::campaigns_api::read))
         .route("/wagate/v1/events", post(super::events_api::receive))
+        .route("/wagate/v1/groups", get(super::groups_view::list))
+        .route("/wagate/v1/groups/{id}", get(super::groups_view::read))
         .route(
             "/wagate/v1/campaigns/{id}/{action}",
             post(super::campaigns_api::act),

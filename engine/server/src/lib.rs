@@ -27,6 +27,8 @@ mod events_api;
 mod forward;
 mod front;
 mod graph;
+mod groups_api;
+mod groups_view;
 pub mod grpc;
 mod grpc_port;
 mod grpc_records;

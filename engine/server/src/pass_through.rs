@@ -1,8 +1,8 @@
 //! Every call under `/{version}/` that wagate does not answer itself goes to Meta as the caller
 //! wrote it (method, path, query, body and its type), with the tenant's Meta token instead of
 //! the caller's wagate token, and Meta's answer comes back as it came. Only for objects the
-//! tenant owns: its numbers, its businesses (the accounts of its numbers) and media of its numbers
-//! (`media`); any other id is
+//! tenant owns: its numbers, its businesses (the accounts of its numbers), their groups (judged
+//! by the group rules first: `groups_api`) and media of its numbers (`media`); any other id is
 //! answered as Meta answers an object the token may not use, and Meta is not asked. Each call
 //! is audited in the log (target `wagate::audit`): tenant, method, path, Meta's status.
 
@@ -18,7 +18,7 @@ use super::registrations::registration_of;
 use super::reply::{no_such_object, unknown_endpoint, ApiErrorResponse};
 use super::send::counted;
 use super::state::App;
-use super::{block_reads, media, number_reads, template_by_id, template_reads};
+use super::{block_reads, groups_api, media, number_reads, template_by_id, template_reads};
 use wagate_cloud_api::error::ApiError;
 use wagate_rules::ids::PhoneNumberId;
 
@@ -53,7 +53,7 @@ pub(crate) async fn pass_through(
         }
     }
     let bare = uri.path().matches('/').count() == 2;
-    if !owns(&app, &tenant, id) {
+    if !owns(&app, &tenant, id) && !groups_api::owns_group(&app, &tenant, id) {
         // A bare `/{version}/{id}` may be a template of the tenant's by Meta's id (no number or
         // business id is one, so the tenant's own are passed through without looking).
         if bare {
@@ -81,6 +81,11 @@ pub(crate) async fn pass_through(
         Err(error) => return ApiErrorResponse::from(error).into_response(),
     };
     let (bytes, _claim) = body.into_parts();
+    // A group call is judged by the group rules before Meta hears of it.
+    let group_call = match groups_api::check(&app, &method, uri.path(), &bytes) {
+        Ok(followup) => followup,
+        Err(refused) => return counted(&app, refused).into_response(),
+    };
     let answered = app
         .graph
         .as_asked(&app.metrics, &tenant, method.clone(), &uri, &headers, bytes)
@@ -111,6 +116,9 @@ pub(crate) async fn pass_through(
                 }
                 template_reads::apply(&app, &method, uri.path(), uri.query(), &answer.body).await;
                 block_reads::apply(&app, &tenant, &method, uri.path(), &answer.body).await;
+                if let Some(followup) = group_call {
+                    groups_api::settle(&app, followup, &answer.body);
+                }
             }
             relay(answer)
         }

@@ -393,7 +393,20 @@ pub(crate) async fn single_decide(app: &App, asked: SingleAsked, body: Vec<u8>) 
     } = asked;
     let parsed = match parse_messages(&body) {
         Ok(MessagesRequest::Send(parsed)) => parsed,
-        Ok(MessagesRequest::ReadMark(_)) => return read_mark(app, &tenant, number, body).await,
+        Ok(MessagesRequest::ReadMark(mark)) => {
+            // Meta takes no read mark for a message written in a group.
+            if app
+                .wagate
+                .groups()
+                .is_group_message(&mark.message_id)
+                .unwrap_or(false)
+            {
+                let refused =
+                    super::groups_api::refused(wagate_rules::groups::GroupRefusal::ReadMark);
+                return Outcome::error(&counted(app, refused).0, None);
+            }
+            return read_mark(app, &tenant, number, body).await;
+        }
         Err(error) => return refused_before_deciding(app, &error),
     };
     let mut checked = checked(
@@ -561,6 +574,9 @@ pub(crate) async fn status(
             Some(message) => {
                 let mut view = message_view(&message);
                 view.consent_relied_on = consent_relied_on(&wagate, &message)?;
+                if message.to.is_group() {
+                    view.group = Some(group_view(&wagate, &message).map_err(store_error)?);
+                }
                 Some((message.number, StatusView::Message(view)))
             }
             None => wagate
@@ -645,6 +661,51 @@ pub(crate) struct MessageView {
     /// (the whole consent) and each topic, the event (see the admin contact's `set_by`).
     #[serde(skip_serializing_if = "Option::is_none")]
     consent_relied_on: Option<serde_json::Value>,
+    /// A message to a group: the group, its pricing category and each participant's status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<GroupMessageView>,
+}
+
+/// What a message to a group adds to its view.
+#[derive(serde::Serialize)]
+pub(crate) struct GroupMessageView {
+    group_id: String,
+    /// Meta's group pricing category (`group_marketing`, `group_utility`, `group_service`).
+    pricing_category: String,
+    /// Each participant's status (`recipient_participant_id`), as Meta's webhooks said.
+    participants: Vec<ParticipantStatus>,
+}
+
+#[derive(serde::Serialize)]
+struct ParticipantStatus {
+    wa_id: String,
+    status: String,
+}
+
+fn group_view(
+    wagate: &wagate_durable::Wagate,
+    message: &wagate_durable::message::StoredMessage,
+) -> Result<GroupMessageView, wagate_store::StoreError> {
+    let payload: Value = serde_json::from_slice(&message.payload).unwrap_or_default();
+    let sent = message.status == wagate_durable::message::DispatchStatus::Sent;
+    let participants = if sent {
+        wagate.groups().participant_statuses(&message.upstream)?
+    } else {
+        Vec::new()
+    };
+    Ok(GroupMessageView {
+        group_id: payload["to"].as_str().unwrap_or_default().to_string(),
+        pricing_category: wagate
+            .registry()
+            .profile()
+            .groups
+            .pricing_category(message.decision.category)
+            .to_string(),
+        participants: participants
+            .into_iter()
+            .map(|(wa_id, status)| ParticipantStatus { wa_id, status })
+            .collect(),
+    })
 }
 
 /// What a message's consent rested on when it was decided: the person's history with the
@@ -687,5 +748,6 @@ pub(crate) fn message_view(message: &wagate_durable::message::StoredMessage) -> 
         error: upstream.filter(|_| !sent),
         error_code: (message.delivery_error != 0).then_some(message.delivery_error),
         consent_relied_on: None,
+        group: None,
     }
 }

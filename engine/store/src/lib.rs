@@ -47,9 +47,12 @@ pub enum Family {
     /// Campaigns: each one's record, its audience by (campaign, position), and its delivery
     /// counters, added to in place.
     Campaigns,
+    /// Groups of the Groups API as Meta last said (and creations awaiting Meta's word), by id,
+    /// and the statuses of group messages per participant.
+    Groups,
 }
 impl Family {
-    pub const ALL: [Family; 13] = [
+    pub const ALL: [Family; 14] = [
         Family::Meta,
         Family::Registry,
         Family::Contacts,
@@ -63,6 +66,7 @@ impl Family {
         Family::ConsentHistory,
         Family::Audit,
         Family::Campaigns,
+        Family::Groups,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,6 +84,7 @@ impl Family {
             Family::ConsentHistory => "consent_history",
             Family::Audit => "audit",
             Family::Campaigns => "campaigns",
+            Family::Groups => "groups",
         }
     }
 }

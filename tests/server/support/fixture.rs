@@ -409,7 +409,7 @@ pub(crate) async fn with_mock_meta_upgrading(
     limits: NumberLimits,
     upgrade: Option<wagate_loadgen::oracle::UpgradeRule>,
 ) -> Result<(MockMeta, String, Fixture)> {
-    let mock = start_mock_meta(MockMetaConfig {
+    let config = MockMetaConfig {
         listen: "127.0.0.1:0".parse()?,
         webhook_url: None,
         app_secret: APP_SECRET.into(),
@@ -425,12 +425,24 @@ pub(crate) async fn with_mock_meta_upgrading(
         faults,
         displays: vec![(NUMBER_A.to_string(), DISPLAY_A.to_string())],
         accounts: vec![(NUMBER_A.to_string(), "1".to_string())],
-    })
-    .await?;
+        group_limits: Default::default(),
+    };
+    with_mock_meta_config(name, config, "", args).await
+}
+
+/// mock-meta as `config` says, and wagate (with `extra` configuration and `args`) sending to
+/// it and hearing its webhooks.
+pub(crate) async fn with_mock_meta_config(
+    name: &str,
+    config: MockMetaConfig,
+    extra: &str,
+    args: &[&str],
+) -> Result<(MockMeta, String, Fixture)> {
+    let mock = start_mock_meta(config).await?;
     let base = format!("http://{}", mock.addr);
     let mut all = vec!["--meta.base_url", base.as_str()];
     all.extend_from_slice(args);
-    let fixture = Fixture::start_with(name, "", &all).await?;
+    let fixture = Fixture::start_with(name, extra, &all).await?;
     mock.set_webhook_url(&fixture.url("/webhooks/meta"));
     Ok((mock, base, fixture))
 }

@@ -51,6 +51,9 @@ const TYPES: [&str; 11] = [
     "reaction",
 ];
 
+/// The longest group id wagate takes (Meta's are tens of characters).
+const MAX_GROUP_ID_BYTES: usize = 256;
+
 /// Envelope keys Meta documents whose values wagate does not read.
 const PASSED_THROUGH: [&str; 2] = ["context", "recipient_identity_key_hash"];
 
@@ -180,16 +183,26 @@ fn send_from(envelope: Envelope) -> Result<ParsedSend, ApiError> {
             )))
         }
     }
-    match text(&envelope.recipient_type).unwrap_or("individual") {
-        "individual" => {}
+    let input = required(&envelope.to, "request", "to")?;
+    let to = match text(&envelope.recipient_type).unwrap_or("individual") {
+        "individual" => {
+            Msisdn::parse(input).map_err(|e| ApiError::invalid_parameter(format!("to: {e}")))?
+        }
+        // A group's id (Meta's, opaque): decided and kept under the group's key.
+        "group" if !input.trim().is_empty() && input.len() <= MAX_GROUP_ID_BYTES => {
+            Msisdn::of_group(input)
+        }
+        "group" => {
+            return Err(ApiError::invalid_parameter(
+                "to: a group's id (its group_id) is needed",
+            ))
+        }
         other => {
             return Err(ApiError::invalid_parameter(format!(
-                "recipient_type \"{other}\" is not supported by wagate yet"
+                "recipient_type must be \"individual\" or \"group\", not \"{other}\""
             )))
         }
-    }
-    let input = required(&envelope.to, "request", "to")?;
-    let to = Msisdn::parse(input).map_err(|e| ApiError::invalid_parameter(format!("to: {e}")))?;
+    };
     let body = envelope.bodies[slot].ok_or_else(|| {
         ApiError::missing_parameter(format!("type is {kind} but request.{kind} is missing"))
     })?;
@@ -387,7 +400,11 @@ mod tests {
                 100,
             ),
             (
-                r#"{"messaging_product":"whatsapp","recipient_type":"group","to":"120363","type":"text","text":{"body":"x"}}"#,
+                r#"{"messaging_product":"whatsapp","recipient_type":"group","to":" ","type":"text","text":{"body":"x"}}"#,
+                100,
+            ),
+            (
+                r#"{"messaging_product":"whatsapp","recipient_type":"broadcast","to":"1","type":"text","text":{"body":"x"}}"#,
                 100,
             ),
         ];
@@ -397,6 +414,17 @@ mod tests {
             assert_eq!(error.http_status, 400);
             assert!(!error.details.is_empty());
         }
+    }
+
+    #[test]
+    fn a_send_to_a_group_is_kept_under_the_group_s_key_and_echoes_its_id() {
+        let sent = parse(
+            r#"{"messaging_product":"whatsapp","recipient_type":"group","to":"Y2FwaV9ncm91cDox","type":"text","text":{"body":"x"}}"#,
+        )
+        .unwrap();
+        assert!(sent.to.is_group());
+        assert_eq!(sent.to, Msisdn::of_group("Y2FwaV9ncm91cDox"));
+        assert_eq!(sent.input, "Y2FwaV9ncm91cDox");
     }
 
     #[test]

@@ -29,6 +29,27 @@ pub enum DeliveryStatus {
     Failed,
 }
 
+impl DeliveryStatus {
+    /// Meta's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Read => "read",
+            DeliveryStatus::Played => "played",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Whom a status of a group message concerns: the group, and the participant when the status
+/// is one participant's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecipient {
+    pub group: String,
+    pub participant: Option<String>,
+}
+
 /// Meta's pricing of a message, from a status (`pricing`): whether it is charged, the
 /// pricing type (`regular`, `free_customer_service`, `free_entry_point`, ...) and category.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +78,27 @@ pub enum WebhookEvent {
         pricing: Option<StatusPricing>,
         /// Inside a free entry point window: when Meta says it ends (Unix seconds).
         free_entry_until: Option<u64>,
+        /// A message sent to a group: the group (`recipient_id` with `recipient_type:
+        /// "group"`) and, for one participant's status, who (`recipient_participant_id`).
+        group: Option<GroupRecipient>,
+    },
+    /// A participant wrote in a group (a message with `group_id`): the group's own service
+    /// window opens; the person's own window does not.
+    GroupInbound {
+        number: PhoneNumberId,
+        group: String,
+        /// Meta's id of the message (read marks are not taken for it).
+        wamid: String,
+        /// When they wrote (Unix seconds, Meta's `timestamp`).
+        at: u64,
+    },
+    /// One item of a Groups API webhook (`group_lifecycle_update`,
+    /// `group_participants_update`, `group_settings_update`, `group_status_update`) about a
+    /// group of `number`, as Meta wrote it.
+    GroupChange {
+        number: PhoneNumberId,
+        field: String,
+        item: Value,
     },
     /// The person stopped or resumed marketing messages in WhatsApp itself.
     UserPreference {
@@ -138,6 +180,10 @@ impl WebhookEvent {
         match self {
             WebhookEvent::Inbound { .. } => "messages (inbound)".into(),
             WebhookEvent::Status { .. } => "messages (status)".into(),
+            WebhookEvent::GroupInbound { group, .. } => format!("messages (group {group})"),
+            WebhookEvent::GroupChange { field, item, .. } => {
+                format!("{field} {}", item["type"].as_str().unwrap_or(""))
+            }
             WebhookEvent::UserPreference { .. } => "user_preferences".into(),
             WebhookEvent::TemplateStatus {
                 name,
@@ -346,6 +392,14 @@ struct MessagesValue<'a> {
     statuses: Option<Vec<StatusItem<'a>>>,
 }
 
+/// A Groups API change's value: its number and its `groups` items (few, read as trees).
+#[derive(Deserialize)]
+struct GroupsValue<'a> {
+    #[serde(borrow)]
+    metadata: Option<Metadata<'a>>,
+    groups: Option<Vec<Value>>,
+}
+
 #[derive(Deserialize)]
 struct StatusItem<'a> {
     #[serde(borrow)]
@@ -354,6 +408,10 @@ struct StatusItem<'a> {
     status: Option<Text<'a>>,
     #[serde(borrow)]
     recipient_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    recipient_type: Option<Text<'a>>,
+    #[serde(borrow)]
+    recipient_participant_id: Option<Text<'a>>,
     #[serde(borrow)]
     biz_opaque_callback_data: Option<Text<'a>>,
     errors: Option<Vec<StatusErrorItem>>,
@@ -407,6 +465,17 @@ fn messages_field(
     for message in messages.as_array().map_or(&[][..], Vec::as_slice) {
         let from = text(message, "from")
             .ok_or_else(|| ApiError::missing_parameter("messages[].from is missing"))?;
+        if let Some(group) = text(message, "group_id") {
+            events.push(WebhookEvent::GroupInbound {
+                number,
+                group: group.to_string(),
+                wamid: text(message, "id").unwrap_or_default().to_string(),
+                at: text(message, "timestamp")
+                    .and_then(|at| at.parse().ok())
+                    .unwrap_or(0),
+            });
+            continue;
+        }
         events.push(WebhookEvent::Inbound {
             wamid: text(message, "id").unwrap_or_default().to_string(),
             message: InboundMessage {
@@ -431,11 +500,23 @@ fn messages_field(
                 continue;
             }
         };
+        let group = (text_of(&status.recipient_type) == Some("group")).then(|| GroupRecipient {
+            group: text_of(&status.recipient_id)
+                .unwrap_or_default()
+                .to_string(),
+            participant: text_of(&status.recipient_participant_id).map(str::to_string),
+        });
+        // A group's id is no person's number: a group's status names no person.
+        let recipient = match group {
+            Some(_) => None,
+            None => text_of(&status.recipient_id).map(person_of).transpose()?,
+        };
         events.push(WebhookEvent::Status {
             number,
             wamid: text_of(&status.id).unwrap_or_default().to_string(),
             status: state,
-            recipient: text_of(&status.recipient_id).map(person_of).transpose()?,
+            recipient,
+            group,
             errors: status
                 .errors
                 .iter()
@@ -702,16 +783,22 @@ pub fn events_of<'a>(envelope: &Envelope<'a>) -> Result<WebhookRead<'a>, ApiErro
                     number,
                 });
             } else if GROUP_FIELDS.contains(&field) {
-                // A group's news: for the tenant of the number it concerns, as written.
-                let value: MessagesValue = read_part(value, field)?;
+                // A group's news: applied to the group, and for the tenant of the number it
+                // concerns, as written.
+                let value: GroupsValue = read_part(value, field)?;
+                let number = number_in(value.metadata.as_ref())?;
                 messages_changes.push(MessagesChange {
                     account: entry.id,
                     change: raw,
-                    number: number_in(value.metadata.as_ref())?,
+                    number,
                 });
-                events.push(WebhookEvent::Ignored {
-                    field: field.to_string(),
-                });
+                for item in value.groups.into_iter().flatten() {
+                    events.push(WebhookEvent::GroupChange {
+                        number,
+                        field: field.to_string(),
+                        item,
+                    });
+                }
             } else {
                 let value: Value = read_part(value, field)?;
                 change_of(account, field, &value, &mut events)?;
@@ -749,10 +836,47 @@ mod tests {
             .get()
             .contains("group_participants_add"));
         assert!(
-            matches!(&read.events[..], [WebhookEvent::Ignored { field }] if field == "group_participants_update")
+            matches!(&read.events[..], [WebhookEvent::GroupChange { field, item, number }]
+                if field == "group_participants_update" && item["group_id"] == "G1"
+                    && *number == PhoneNumberId(1001))
         );
         let nowhere = envelope("group_lifecycle_update", r#"{"groups":[]}"#);
         assert!(events_of(&parse_envelope(nowhere.as_bytes()).unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_group_message_opens_the_group_s_window_and_a_group_status_names_the_participant() {
+        let body = envelope(
+            "messages",
+            r#"{"messaging_product":"whatsapp","metadata":{"phone_number_id":"1001"},
+              "messages":[{"from":"16505551234","group_id":"G1","id":"wamid.in","timestamp":"1750000000","type":"text","text":{"body":"hi"}}],
+              "statuses":[{"id":"wamid.out","status":"read","timestamp":"1750000001","recipient_id":"G1",
+                "recipient_type":"group","recipient_participant_id":"16505551235"}]}"#,
+        );
+        let read = events_of(&parse_envelope(body.as_bytes()).unwrap()).unwrap();
+        assert_eq!(
+            read.events[0],
+            WebhookEvent::GroupInbound {
+                number: PhoneNumberId(1001),
+                group: "G1".into(),
+                wamid: "wamid.in".into(),
+                at: 1_750_000_000
+            }
+        );
+        let WebhookEvent::Status {
+            recipient, group, ..
+        } = &read.events[1]
+        else {
+            panic!("{:?}", read.events[1]);
+        };
+        assert_eq!(*recipient, None);
+        assert_eq!(
+            *group,
+            Some(GroupRecipient {
+                group: "G1".into(),
+                participant: Some("16505551235".into())
+            })
+        );
     }
 
     #[test]
@@ -963,6 +1087,7 @@ mod tests {
                     category: String::new(),
                 }),
                 free_entry_until: None,
+                group: None,
             }]
         );
         let [change] = &read.messages_changes[..] else {

@@ -4,6 +4,7 @@
 pub mod admin;
 mod campaigns;
 mod delivery_path;
+mod group_sends;
 mod kept_calls;
 mod meta_refusals;
 mod number_facts;
@@ -252,6 +253,8 @@ pub struct Wagate {
     pub(crate) campaign_uploads: crate::campaigns::Seen,
     /// What tenants hear of wagate's own doings, written with what it tells of.
     pub(crate) tenant_news: crate::tenant_news::NewsWriters,
+    /// The groups of the numbers, as Meta last said.
+    pub(crate) groups: crate::groups::GroupBook,
 }
 
 impl Wagate {
@@ -290,6 +293,7 @@ impl Wagate {
         let suppression = crate::suppression::Suppression::load(store.as_ref())?;
         let unfinished = crate::erasure::Unfinisheds::load(store.as_ref())?;
         let campaigns = crate::campaigns::Campaigns::load(store.as_ref())?;
+        let groups = crate::groups::GroupBook::load(store.clone())?;
         let tenant_news = crate::tenant_news::NewsWriters::default();
         let pool = ShardPool::start_persistent(
             restored.engine,
@@ -360,12 +364,18 @@ impl Wagate {
             campaigns,
             campaign_uploads: Default::default(),
             tenant_news,
+            groups,
         };
         // An erasure a crash interrupted is finished before anything else is served.
         if let Err(error) = wagate.finish_erasures() {
             tracing::error!(%error, "finishing an interrupted erasure failed: tried again later");
         }
         Ok(wagate)
+    }
+
+    /// The groups of the numbers (Meta's Groups API), as Meta last said.
+    pub fn groups(&self) -> &crate::groups::GroupBook {
+        &self.groups
     }
 
     pub fn registry(&self) -> &Registry {

@@ -14,12 +14,15 @@ use std::collections::HashSet;
 use super::SubmitError;
 use super::Wagate;
 use crate::early_status::{DeliveryState, EarlyPricing, Recorded, StatusWrites};
+use crate::groups::GroupApplied;
 use crate::idempotency::{IdempotencyRecord, StoredOutcome};
 use crate::message::Delivery;
 use crate::sent_record;
 use crate::volume_tiers::MetaVolumeTier;
 use crate::workers::{FreeEntryUntil, SendFailed};
-use wagate_cloud_api::webhooks::events::{DeliveryStatus, WebhookEvent};
+use wagate_cloud_api::webhooks::events::{
+    DeliveryStatus, GroupRecipient, StatusPricing, WebhookEvent,
+};
 use wagate_rules::clock::Timestamp;
 use wagate_rules::contact_events::{Automated, ConsentChange, FailureEffect, InboundEffect};
 use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId};
@@ -167,6 +170,26 @@ impl Wagate {
         let next = DeliveryState { delivery, error };
         let expires_at = self.clock.now().unix_secs() + self.retention_secs();
         Ok(writes.record(self.store.as_ref(), wamid, next, expires_at)?)
+    }
+
+    /// Meta's pricing in a status, booked against wagate's estimate (in `writes`).
+    fn reconcile_status(
+        &self,
+        writes: &mut StatusWrites,
+        number: PhoneNumberId,
+        to: Option<Msisdn>,
+        wamid: &str,
+        pricing: &StatusPricing,
+    ) -> Result<bool, SubmitError> {
+        let now = self.clock.now();
+        let early = EarlyPricing {
+            number,
+            to,
+            at: now,
+            expires_at: now.unix_secs() + self.retention_secs(),
+            volume: self.registry().number(number).map(|n| n.volume.clone()),
+        };
+        Ok(writes.reconcile(self.store.as_ref(), wamid, pricing, early)?)
     }
 
     /// `phone_number_quality_update`: flags, tier changes and throughput upgrades of the number
@@ -373,6 +396,53 @@ impl Wagate {
                     )?
                     .is_ok()
                     .into(),
+                WebhookEvent::GroupInbound {
+                    group, at, wamid, ..
+                } => self.groups.inbound(&group, at, &wamid)?.into(),
+                WebhookEvent::GroupChange {
+                    number,
+                    field,
+                    item,
+                } => match self.groups.apply(number, &field, &item)? {
+                    GroupApplied::Applied => EventOutcome::Applied,
+                    GroupApplied::Repeat => EventOutcome::Repeat,
+                    GroupApplied::Ignored => EventOutcome::Ignored,
+                },
+                WebhookEvent::Status {
+                    group:
+                        Some(GroupRecipient {
+                            participant: Some(participant),
+                            ..
+                        }),
+                    wamid,
+                    status,
+                    pricing,
+                    number,
+                    ..
+                } => {
+                    // One participant's status of a group message: kept per participant; the
+                    // message moves with the furthest of them, and one participant's failure
+                    // is not the message's.
+                    let moved = self.groups.participant_status(
+                        statuses,
+                        &wamid,
+                        &participant,
+                        status.name(),
+                    )?;
+                    let mut recorded = Recorded::Behind;
+                    if status != DeliveryStatus::Failed {
+                        recorded = self.record_delivery(statuses, &wamid, status, 0)?;
+                    }
+                    let mut fed = false;
+                    if let Some(pricing) = &pricing {
+                        fed |= self.reconcile_status(statuses, number, None, &wamid, pricing)?;
+                    }
+                    match recorded {
+                        _ if moved || fed => EventOutcome::Applied,
+                        Recorded::Moved => EventOutcome::Applied,
+                        _ => EventOutcome::Repeat,
+                    }
+                }
                 WebhookEvent::Status {
                     number,
                     wamid,
@@ -400,15 +470,8 @@ impl Wagate {
                             .is_ok();
                     }
                     if let Some(pricing) = &pricing {
-                        let now = self.clock.now();
-                        let early = EarlyPricing {
-                            number,
-                            to: recipient,
-                            at: now,
-                            expires_at: now.unix_secs() + self.retention_secs(),
-                            volume: self.registry().number(number).map(|n| n.volume.clone()),
-                        };
-                        fed |= statuses.reconcile(self.store.as_ref(), &wamid, pricing, early)?;
+                        fed |=
+                            self.reconcile_status(statuses, number, recipient, &wamid, pricing)?;
                     }
                     if let (DeliveryStatus::Failed, Some(person)) = (status, recipient) {
                         for code in errors {

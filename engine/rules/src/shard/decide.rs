@@ -128,6 +128,50 @@ impl Shard {
             Message::Interactive | Message::Other => (Category::Service, false),
         };
 
+        if request.to.is_group() {
+            // A group: its participants joined it, their consent and the group's own window
+            // are checked before the shards (`Wagate::screen_group`), and it counts toward no
+            // person's limit or pacing. Left here: the templates a group takes, the number's
+            // restriction for what the business starts, a throughput slot, and the price.
+            if is_template {
+                if let Err(refusal) = core.profile.groups.check_template_category(category) {
+                    return Decision::Refused(Refusal::Group(refusal));
+                }
+                let restricted_until = number.restricted_until();
+                if secs < restricted_until {
+                    return defer(restricted_until, DeferReason::Restricted);
+                }
+            }
+            let send_at = match number.throughput.reserve(now, core.horizon_micros) {
+                Ok(slot) => slot,
+                Err(retry) => {
+                    return Decision::Deferred {
+                        until: retry,
+                        reason: DeferReason::Throughput,
+                    }
+                }
+            };
+            let month = || month_of(now.unix_secs());
+            let quote = core.profile.rate_cards.at(secs).quote(
+                category,
+                is_template,
+                false,
+                request.to,
+                || number.count_service_message(month()),
+                |market| number.volume.count(market, category, month()),
+            );
+            state.ledger.record(number.id, category, secs, quote);
+            return Decision::Accepted(Accepted {
+                category,
+                business_initiated: is_template,
+                new_unique_recipient: false,
+                price_micros: quote.micros,
+                market: quote.market,
+                send_at,
+                consent_at: 0,
+            });
+        }
+
         let person = request.to.digits();
         let person_hash = mix64(person);
         let key = ContactKey {
