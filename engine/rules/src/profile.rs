@@ -327,6 +327,8 @@ fn parse_template_rules(spec: &TemplateRulesSpec) -> Result<TemplateRules, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::groups::GroupRefusal;
+    use crate::template::model::Category;
 
     #[test]
     fn embedded_profiles_parse() {
@@ -387,5 +389,67 @@ mod tests {
             Profile::parse(&unknown_key),
             Err(ProfileError::Parse(_))
         ));
+    }
+
+    #[test]
+    fn under_2025_a_group_holds_8_joined_by_link_and_nobody_is_added() {
+        let rules = Profile::whatsapp_2025().groups;
+        assert_eq!(rules.check_room(7, 1), Ok(()));
+        assert_eq!(
+            rules.check_room(7, 2),
+            Err(GroupRefusal::Full {
+                cap: 8,
+                participants: 7,
+                joining: 2
+            })
+        );
+        assert_eq!(
+            rules.check_add(["16505550001"], |_| true),
+            Err(GroupRefusal::InviteOnly)
+        );
+        assert_eq!(rules.check_create(9_999), Ok(()));
+        assert!(rules.check_create(10_000).is_err());
+    }
+
+    #[test]
+    fn under_2021_a_group_holds_1024_and_people_are_added_with_their_opt_in_only() {
+        let rules = Profile::whatsapp_2021().groups;
+        assert_eq!(rules.check_room(1_000, 24), Ok(()));
+        assert!(rules.check_room(1_024, 1).is_err());
+        assert_eq!(
+            rules.check_add(["16505550001", "16505550002"], |p| p == "16505550001"),
+            Err(GroupRefusal::NoGroupOptIn {
+                person: "16505550002".into(),
+                topic: "groups".into()
+            })
+        );
+        assert_eq!(rules.check_add(["16505550001"], |_| true), Ok(()));
+    }
+
+    #[test]
+    fn both_profiles_take_text_media_and_text_templates_but_no_interactive_or_authentication() {
+        for rules in [
+            Profile::whatsapp_2021().groups,
+            Profile::whatsapp_2025().groups,
+        ] {
+            for kind in ["text", "image", "video", "document", "audio", "template"] {
+                assert_eq!(rules.check_message_type(kind), Ok(()), "{kind}");
+            }
+            for kind in ["interactive", "reaction", "location", "contacts"] {
+                assert!(rules.check_message_type(kind).is_err(), "{kind}");
+            }
+            assert_eq!(
+                rules.check_template_category(Category::Authentication),
+                Err(GroupRefusal::TemplateCategory(Category::Authentication))
+            );
+            assert_eq!(rules.check_template_category(Category::Marketing), Ok(()));
+            assert_eq!(
+                rules.pricing_category(Category::Marketing),
+                "group_marketing"
+            );
+            assert_eq!(rules.pricing_category(Category::Service), "group_service");
+            assert!(rules.check_text("subject", &"s".repeat(128)).is_ok());
+            assert!(rules.check_text("subject", &"s".repeat(129)).is_err());
+        }
     }
 }
