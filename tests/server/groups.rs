@@ -305,6 +305,35 @@ impl GroupsAt {
         self.f.send(ALPHA, NUMBER_A, &body, &[]).await
     }
 
+    /// Interactive messages, authentication templates and read marks of a group's messages
+    /// (`group_wamid`) are refused before Meta.
+    async fn refuses_what_a_group_does_not_take(&self, id: &str, group_wamid: &str) -> Result<()> {
+        let before = self.sends_at_meta().await?["sends"].clone();
+        let interactive = json!({ "type": "interactive", "interactive": { "type": "button",
+            "body": { "text": "Pick" }, "action": { "buttons": [{ "type": "reply",
+            "reply": { "id": "a", "title": "A" } }] } } });
+        refused_for(
+            &self.send(id, interactive).await?,
+            131_051,
+            "group_message_type",
+        );
+        refused_for(
+            &self.send(id, template("auth_code")).await?,
+            100,
+            "group_template_category",
+        );
+        let mark = json!({ "messaging_product": "whatsapp", "status": "read",
+                           "message_id": group_wamid });
+        let mark = self.f.send(ALPHA, NUMBER_A, &mark, &[]).await?;
+        refused_for(&mark, 100, "group_read_mark");
+        assert_eq!(
+            self.sends_at_meta().await?["sends"],
+            before,
+            "Meta heard nothing"
+        );
+        Ok(())
+    }
+
     async fn sends_at_meta(&self) -> Result<Value> {
         Ok(self
             .f
@@ -467,33 +496,8 @@ async fn a_group_s_whole_life_through_wagate_under_2025() -> Result<()> {
     let group_wamid = wrote.json()["id"].as_str().unwrap_or_default().to_string();
     at.wait_mirror(&id, |g| g["service_window_open"] == true)
         .await?;
-    // What a group does not take.
-    refused_for(
-        &at.send(
-            &id,
-            json!({ "type": "interactive", "interactive": { "type": "button",
-            "body": { "text": "Pick" }, "action": { "buttons": [{ "type": "reply",
-            "reply": { "id": "a", "title": "A" } }] } } }),
-        )
-        .await?,
-        131_051,
-        "group_message_type",
-    );
-    refused_for(
-        &at.send(&id, template("auth_code")).await?,
-        100,
-        "group_template_category",
-    );
-    let mark = at
-        .f
-        .send(
-            ALPHA,
-            NUMBER_A,
-            &json!({ "messaging_product": "whatsapp", "status": "read", "message_id": group_wamid }),
-            &[],
-        )
+    at.refuses_what_a_group_does_not_take(&id, &group_wamid)
         .await?;
-    refused_for(&mark, 100, "group_read_mark");
     // A text and a template go, each participant's status kept.
     for (message, pricing) in [
         (text("Welcome, all"), "group_service"),
@@ -515,6 +519,21 @@ async fn a_group_s_whole_life_through_wagate_under_2025() -> Result<()> {
         assert_eq!(view["group"]["group_id"], id.as_str());
         assert_eq!(view["group"]["pricing_category"], pricing);
     }
+    // A retry with the same key is the same send: one message, once at Meta.
+    advance(&at.f, 1).await?;
+    let mut keyed = json!({ "messaging_product": "whatsapp", "recipient_type": "group", "to": id });
+    for (key, value) in template("order_update").as_object().into_iter().flatten() {
+        keyed[key] = value.clone();
+    }
+    let key = [("idempotency-key", "group-offer-1")];
+    let first = at.f.send(ALPHA, NUMBER_A, &keyed, &key).await?;
+    let again = at.f.send(ALPHA, NUMBER_A, &keyed, &key).await?;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.message_id(), again.message_id());
+    at.f.wait_message(&first.message_id(), crate::WAIT, |v| {
+        v["delivery"] == "read"
+    })
+    .await?;
     // An opt-out means stop: while someone who withdrew is in the group, nothing goes to it.
     let out = at
         .f
@@ -593,7 +612,10 @@ async fn a_group_s_whole_life_through_wagate_under_2025() -> Result<()> {
     let report = at.sends_at_meta().await?;
     assert_eq!(report["violations"], 0, "{}", report["violations_by_code"]);
     assert_eq!(report["duplicates"], 0);
-    assert_eq!(report["accepted"], 3, "three group sends reached Meta");
+    assert_eq!(
+        report["accepted"], 4,
+        "four group sends reached Meta, each once"
+    );
     Ok(())
 }
 
@@ -663,15 +685,67 @@ async fn under_2021_people_are_added_with_their_opt_in_for_groups_up_to_1024() -
         })
         .await?;
     assert_eq!(view["group"]["pricing_category"], "group_utility");
-    // Free-form needs the group's window, under 2021 as well.
+    // Free-form needs the group's window, under 2021 as well; a participant's message opens it.
     advance(&at.f, 1).await?;
     refused_for(
         &at.send(&id, text("Hello all")).await?,
         131_047,
         "outside_group_window",
     );
+    let wrote = at
+        .mock_post(
+            "/mock/group_message",
+            json!({ "group_id": id, "from": many[0], "text": "Hi" }),
+        )
+        .await?;
+    let group_wamid = wrote.json()["id"].as_str().unwrap_or_default().to_string();
+    at.wait_mirror(&id, |g| g["service_window_open"] == true)
+        .await?;
+    at.refuses_what_a_group_does_not_take(&id, &group_wamid)
+        .await?;
     let report = at.sends_at_meta().await?;
     assert_eq!(report["violations"], 0, "{}", report["violations_by_code"]);
     assert_eq!(report["accepted"], 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_keeps_no_more_groups_than_its_profile_says_under_both() -> Result<()> {
+    for (name, text) in [
+        (
+            "whatsapp-2021",
+            include_str!("../../engine/rules/profiles/whatsapp-2021.toml"),
+        ),
+        (
+            "whatsapp-2025",
+            include_str!("../../engine/rules/profiles/whatsapp-2025.toml"),
+        ),
+    ] {
+        // The profile's own figure, as a provider's profile file may set it: two a number.
+        let dir = fresh_dir(&format!("groups-cap-profile-{name}"));
+        let file = dir.join(format!("{name}.toml"));
+        let text = text.replace("max_groups_per_number = 10000", "max_groups_per_number = 2");
+        assert!(text.contains("max_groups_per_number = 2"));
+        std::fs::write(&file, text)?;
+        let file = file.to_string_lossy().into_owned();
+        let at =
+            GroupsAt::start(&format!("groups-cap-{name}"), &file, GroupLimits::default()).await?;
+        at.create("One", "auto_approve").await?;
+        at.create("Two", "auto_approve").await?;
+        let third = at
+            .call(
+                Method::POST,
+                &format!("{NUMBER_A}/groups"),
+                json!({ "messaging_product": "whatsapp", "subject": "Three" }),
+            )
+            .await?;
+        refused_for(&third, 100, "too_many_groups");
+        let at_meta =
+            at.f.web
+                .get(&format!("{}/mock/groups", at.base), "")
+                .await?
+                .json();
+        assert_eq!(at_meta["data"].as_array().map(Vec::len), Some(2), "{name}");
+    }
     Ok(())
 }

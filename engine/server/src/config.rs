@@ -118,7 +118,8 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
-    /// `whatsapp-2021` or `whatsapp-2025`.
+    /// `whatsapp-2021` or `whatsapp-2025`, or a provider's own profile file (`*.toml`, in
+    /// their format).
     pub profile: String,
     pub shards: usize,
     pub marketing_cap_per_day: u8,

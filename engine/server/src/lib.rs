@@ -156,13 +156,26 @@ const RELEASE_BATCH: usize = 4_096;
 /// How often the releaser looks for queued sends that came due.
 const RELEASE_POLL: Duration = Duration::from_millis(20);
 
+/// The embedded profile of that name, or a provider's own profile file (a path ending in
+/// `.toml`, in the embedded profiles' format).
+fn profile_named(name: &str) -> Result<Profile, ServeError> {
+    let refused = ServeError::Profile;
+    if name.ends_with(".toml") {
+        let text = std::fs::read_to_string(name)
+            .map_err(|e| refused(format!("profile file {name}: {e}")))?;
+        let profile = Profile::parse(&text).map_err(|e| refused(e.to_string()))?;
+        tracing::info!(file = name, profile = %profile.name, "policy profile loaded from a file");
+        return Ok(profile);
+    }
+    Profile::embedded(name).map_err(|e| refused(e.to_string()))
+}
+
 fn open_engine(
     config: &ServerConfig,
     clock: Arc<dyn Clock>,
     upstream: SharedMetaUpstream,
 ) -> Result<Wagate, ServeError> {
-    let mut profile = Profile::embedded(&config.engine.profile)
-        .map_err(|e| ServeError::Profile(e.to_string()))?;
+    let mut profile = profile_named(&config.engine.profile)?;
     if !config.engine.rate_cards_dir.is_empty() {
         profile.rate_cards = rate_cards_from(&config.engine.rate_cards_dir, &profile.name)?;
         tracing::info!(
