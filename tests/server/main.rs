@@ -29,6 +29,8 @@ mod campaign_ramps;
 mod campaign_runs;
 /// The campaign plan before anything is sent.
 mod campaigns;
+/// The operator console in a real headless Chromium.
+mod console;
 mod contract;
 /// Meta's Cloud API through wagate's base URL: read marks and the pass-through.
 mod drop_in;

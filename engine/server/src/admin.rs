@@ -249,28 +249,13 @@ async fn create_template(State(app): State<App>, headers: HeaderMap, body: Body)
         account: u64,
         name: String,
         language: String,
-        lint: Vec<Finding<'a>>,
+        lint: Vec<super::admin_lists::FindingView<'a>>,
     }
-    #[derive(serde::Serialize)]
-    struct Finding<'a> {
-        rule: &'static str,
-        /// Meta's code for the rejection this would bring.
-        code: u32,
-        message: &'a str,
-    }
-    let lint = findings
-        .iter()
-        .map(|f| Finding {
-            rule: f.rule.name(),
-            code: f.code,
-            message: &f.message,
-        })
-        .collect();
     Ok(reply::ok(&Submitted {
         account: account.0,
         name,
         language,
-        lint,
+        lint: super::admin_lists::findings_view(&findings),
     }))
 }
 

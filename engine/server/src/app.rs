@@ -41,7 +41,11 @@ pub(crate) fn router(app: App) -> Router {
             "/wagate/v1/messages/{id}",
             get(send::status)
                 .delete(super::queued_api::cancel)
-                .patch(super::queued_api::reschedule),
+                .patch(super::queued_api::reschedule)
+                .route_layer(axum::middleware::from_fn_with_state(
+                    app.clone(),
+                    super::console::cookie_auth,
+                )),
         )
         .route("/wagate/v1/scheduled", get(super::queued_api::list))
         .route(
@@ -64,7 +68,20 @@ pub(crate) fn router(app: App) -> Router {
             "/webhooks/meta",
             get(meta_webhook::handshake).post(meta_webhook::receive),
         )
-        .merge(admin::routes())
+        .merge(admin_api(&app))
+        .merge(super::console::routes())
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(pass_through::pass_through)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), timed))
+        // Bodies are read with each route's own limit (see `read_body`), in Meta's error shape.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(app)
+}
+
+/// The admin API, reached with the admin token or a console session's cookie.
+fn admin_api(app: &App) -> Router<App> {
+    admin::routes()
         .route(
             "/wagate/admin/contacts/{number}/{to}/history",
             get(consent_history_api::history),
@@ -74,13 +91,19 @@ pub(crate) fn router(app: App) -> Router {
             get(consent_history_api::export),
         )
         .route("/wagate/admin/consent/import", post(consent_api::import))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .fallback(pass_through::pass_through)
-        .layer(axum::middleware::from_fn_with_state(app.clone(), timed))
-        // Bodies are read with each route's own limit (see `read_body`), in Meta's error shape.
-        .layer(DefaultBodyLimit::disable())
-        .with_state(app)
+        .route("/wagate/admin/numbers", get(super::admin_lists::numbers))
+        .route(
+            "/wagate/admin/templates",
+            get(super::admin_lists::templates),
+        )
+        .route(
+            "/wagate/admin/templates/lint",
+            post(super::admin_lists::lint_template),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            super::console::cookie_auth,
+        ))
 }
 
 /// Prometheus' scrape; with `http.metrics_token` set, only for the bearer of that token.

@@ -175,6 +175,8 @@ pub struct MetaConfig {
 pub struct AdminConfig {
     /// Bearer token of the admin API; the admin API is off while it is empty.
     pub token: String,
+    /// A token that signs in to the console to read only (`/console`); none while empty.
+    pub operator_token: String,
 }
 
 /// The server's log on standard error.

@@ -10,6 +10,7 @@
 mod accept;
 mod admin;
 mod admin_access;
+mod admin_lists;
 mod app;
 mod automation_send;
 mod block_reads;
@@ -21,6 +22,7 @@ mod campaigns_api;
 pub mod config;
 mod consent_api;
 mod consent_history_api;
+mod console;
 mod descriptors;
 mod erasure_api;
 mod events_api;
@@ -436,6 +438,7 @@ pub async fn serve(
         forwarder,
         own_callbacks,
         config,
+        console: Default::default(),
     });
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
     on_listening(Listening {

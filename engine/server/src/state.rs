@@ -44,6 +44,8 @@ pub struct AppState {
     pub bodies: Arc<BodyBudget>,
     /// Turns true when the server starts to shut down: long-lived streams end.
     pub closing: tokio::sync::watch::Receiver<bool>,
+    /// The operator console's sessions and live streams.
+    pub(crate) console: super::console::Console,
 }
 
 impl AppState {

@@ -7,3 +7,4 @@ pub(crate) mod meta_stub;
 pub(crate) mod process;
 pub(crate) mod raw_http;
 pub(crate) mod web;
+pub(crate) mod webdriver;

@@ -1,0 +1,271 @@
+// wagate's console: one page, no dependencies, every figure from wagate's own API (the admin
+// API, reached with the session cookie), live figures by server-sent events.
+"use strict";
+
+const main = document.getElementById("main");
+let session = { role: "", csrf: "" };
+let live = null;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (key === "class") node.className = value;
+    // Through the style object: the console's policy allows no inline style attribute.
+    else if (key === "style") Object.assign(node.style, value);
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== null && value !== undefined) node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+async function api(path, options) {
+  const init = Object.assign({ credentials: "same-origin", headers: {} }, options || {});
+  if (init.method && init.method !== "GET") {
+    init.headers["x-csrf-token"] = session.csrf;
+    init.headers["content-type"] = "application/json";
+  }
+  const answer = await fetch(path, init);
+  if (answer.status === 401) { window.location = "/console"; throw new Error("signed out"); }
+  const text = await answer.text();
+  let body = null;
+  try { body = JSON.parse(text); } catch (_) { body = { text }; }
+  return { status: answer.status, body };
+}
+
+function when(secs) {
+  return secs ? new Date(secs * 1000).toISOString().replace(".000Z", "Z") : "—";
+}
+
+function errorOf(answer) {
+  const e = answer.body && answer.body.error;
+  return e ? `${e.message} ${e.error_data ? e.error_data.details : ""}` : `HTTP ${answer.status}`;
+}
+
+// ---- Numbers ----------------------------------------------------------------------------
+
+function usageBar(n) {
+  const used = n.unique_recipients_24h, limit = n.limit_24h;
+  const share = limit ? Math.min(1, used / limit) : 0;
+  const bar = el("div", { class: "bar" + (limit && used >= limit ? " full" : ""), id: `usage-bar-${n.id}`,
+    role: "meter", "aria-valuemin": 0, "aria-valuemax": limit || 0, "aria-valuenow": used,
+    "aria-label": `unique recipients in 24 h on ${n.id}` });
+  bar.append(el("span", { style: { width: `${(share * 100).toFixed(1)}%` } }));
+  return bar;
+}
+
+function numberRow(n) {
+  const upgrade = n.upgrade_threshold_7d
+    ? `${n.unique_recipients_7d_estimate} / ${n.upgrade_threshold_7d}` +
+      (n.projected_upgrade_at ? ` → ${n.projected_tier} at ${when(n.projected_upgrade_at)}` : "")
+    : "—";
+  return el("tr", { id: `number-${n.id}` },
+    el("td", {}, el("a", { href: `#/numbers/${n.id}` }, n.id)),
+    el("td", {}, el("span", { class: `badge ${n.quality}` }, n.quality)),
+    el("td", {}, n.tier),
+    el("td", {}, usageBar(n), el("span", { class: "figure", id: `usage-${n.id}` },
+      `${n.unique_recipients_24h} / ${n.limit_24h === null ? "unlimited" : n.limit_24h}`)),
+    el("td", { class: "figure" }, upgrade),
+    el("td", { class: "figure" }, n.restricted_until ? `restricted until ${when(n.restricted_until)}` : "—"));
+}
+
+function updateNumbers(numbers) {
+  for (const n of numbers) {
+    const row = document.getElementById(`number-${n.id}`);
+    if (row) row.replaceWith(numberRow(n));
+  }
+}
+
+async function numbersPage() {
+  const answer = await api("/wagate/admin/numbers");
+  const rows = (answer.body.data || []).map(numberRow);
+  main.replaceChildren(el("h1", {}, "Numbers"),
+    el("table", { id: "numbers" },
+      el("thead", {}, el("tr", {}, ["Number", "Quality", "Tier", "Unique recipients, 24 h",
+        "7 days / upgrade", "Restriction"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows)));
+  watch();
+}
+
+async function numberPage(id) {
+  const answer = await api(`/wagate/admin/numbers/${encodeURIComponent(id)}/usage`);
+  if (answer.status !== 200) { main.replaceChildren(el("p", { class: "error" }, errorOf(answer))); return; }
+  const n = answer.body;
+  const facts = [["Quality", n.quality], ["Tier", n.tier], ["Limit, 24 h", n.limit_24h ?? "unlimited"],
+    ["Unique recipients, 24 h", n.unique_recipients_24h], ["Capacity frees next", when(n.next_capacity_at)],
+    ["Unique recipients, 7 days (estimate)", n.unique_recipients_7d_estimate],
+    ["Upgrade threshold, 7 days", n.upgrade_threshold_7d ?? "—"], ["Next tier", n.next_tier ?? "—"],
+    ["Projected upgrade", n.projected_upgrade_at ? `${n.projected_tier} at ${when(n.projected_upgrade_at)}` : "—"],
+    ["Restricted until", when(n.restricted_until)], ["Name status", n.name_status]];
+  main.replaceChildren(el("h1", {}, `Number ${n.id}`),
+    el("table", { id: "number" }, el("tbody", {}, el("tr", { id: `number-${n.id}` }, el("td", {}, "Usage"),
+      el("td", {}, usageBar(n), el("span", { class: "figure", id: `usage-${n.id}` },
+        `${n.unique_recipients_24h} / ${n.limit_24h ?? "unlimited"}`))),
+      facts.map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, v))))));
+  watch();
+}
+
+// Live figures: one stream for the page, closed when another page is shown.
+function watch() {
+  if (live || !window.EventSource) return;
+  live = new EventSource("/console/live");
+  live.addEventListener("usage", (event) => updateNumbers(JSON.parse(event.data)));
+}
+
+function unwatch() {
+  if (live) { live.close(); live = null; }
+}
+
+// ---- Templates --------------------------------------------------------------------------
+
+async function templatesPage() {
+  const answer = await api("/wagate/admin/templates");
+  const rows = (answer.body.data || []).map((t) => el("tr", {},
+    el("td", {}, t.account), el("td", {}, t.name), el("td", {}, t.language), el("td", {}, t.category),
+    el("td", {}, t.status), el("td", {}, t.quality)));
+  const findings = el("ul", { id: "lint", "aria-live": "polite" });
+  const result = el("p", { id: "template-result", role: "status" });
+  const field = (name, label, input) => el("div", {}, el("label", { for: `t-${name}` }, label), input);
+  const form = el("form", { id: "template-form", class: "card" },
+    el("h2", {}, "New template"),
+    el("div", { class: "inline" },
+      field("account", "Account", el("input", { id: "t-account", name: "account", inputmode: "numeric", value: "1", required: "" })),
+      field("name", "Name", el("input", { id: "t-name", name: "name", required: "" })),
+      field("language", "Language", el("input", { id: "t-language", name: "language", value: "en_US", required: "" })),
+      field("category", "Category", el("select", { id: "t-category", name: "category" },
+        ["marketing", "utility", "authentication"].map((c) => el("option", { value: c }, c))))),
+    field("body", "Body", el("textarea", { id: "t-body", name: "body", required: "" })),
+    el("h2", {}, "Lint"), findings,
+    el("button", { type: "submit", id: "template-submit" }, "Create"), result);
+  const definition = () => ({ account: Number(form.account.value), name: form.name.value,
+    language: form.language.value, category: form.category.value, body: form.body.value });
+  let pending = null;
+  const lint = async () => {
+    const asked = definition();
+    if (!asked.name || !asked.body) { findings.replaceChildren(); return; }
+    const answer = await api("/wagate/admin/templates/lint", { method: "POST", body: JSON.stringify(asked) });
+    if (answer.status !== 200) { findings.replaceChildren(el("li", { class: "error" }, errorOf(answer))); return; }
+    const list = answer.body.lint || [];
+    findings.replaceChildren(...(list.length ? list.map((f) => el("li", { class: "finding", "data-rule": f.rule },
+      `${f.rule} (#${f.code}): ${f.message}`)) : [el("li", { class: "ok" }, "No findings")]));
+  };
+  form.addEventListener("input", () => { clearTimeout(pending); pending = setTimeout(lint, 150); });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const answer = await api("/wagate/admin/templates", { method: "POST", body: JSON.stringify(definition()) });
+    result.className = answer.status === 200 ? "ok" : "error";
+    result.textContent = answer.status === 200 ? `Created ${answer.body.name} (${answer.body.language}): submitted for review`
+      : errorOf(answer);
+  });
+  main.replaceChildren(el("h1", {}, "Templates"), form,
+    el("table", { id: "templates" }, el("thead", {}, el("tr", {}, ["Account", "Name", "Language", "Category",
+      "Status", "Quality"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows)));
+}
+
+// ---- Messages and people ----------------------------------------------------------------
+
+function lookup(id, fields, show) {
+  const form = el("form", { class: "inline", id: `${id}-form` },
+    fields.map(([name, label]) => el("div", {}, el("label", { for: `${id}-${name}` }, label),
+      el("input", { id: `${id}-${name}`, name, required: "" }))),
+    el("button", { type: "submit", id: `${id}-submit` }, "Look up"));
+  const out = el("div", { id: `${id}-result` });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    out.replaceChildren(...await show(Object.fromEntries(fields.map(([name]) => [name, form[name].value.trim()]))));
+  });
+  return [form, out];
+}
+
+async function messageLife({ id }) {
+  const answer = await api(`/wagate/v1/messages/${encodeURIComponent(id)}`);
+  if (answer.status !== 200) return [el("p", { class: "error" }, errorOf(answer))];
+  const m = answer.body;
+  const steps = [
+    `decided ${when(m.accepted_at)}: ${m.category}, ${(m.price_micros / 1e6).toFixed(4)} USD estimated`,
+    `throughput slot ${when(m.send_at)}`,
+    `dispatch: ${m.status}` + (m.attempts ? ` after ${m.attempts} attempt(s)` : ""),
+    m.upstream_id ? `Meta's id ${m.upstream_id}` : null,
+    m.error ? `Meta said: ${m.error}` : null,
+    `delivery: ${m.delivery}` + (m.error_code ? ` (#${m.error_code})` : ""),
+  ].filter(Boolean);
+  const consent = m.consent_relied_on
+    ? el("table", { id: "message-consent" }, el("thead", {}, el("tr", {}, ["Topic", "Event", "When", "Through",
+        "Source"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, Object.entries(m.consent_relied_on).map(([topic, e]) => el("tr", {},
+        el("td", {}, topic), el("td", {}, e.change), el("td", {}, when(e.at)), el("td", {}, e.phone_number_id),
+        el("td", {}, e.source)))))
+    : el("p", {}, "No consent read (a reply in the window).");
+  return [el("h2", {}, `${m.id} to ${m.to} from ${m.phone_number_id}`),
+    el("ol", { class: "life", id: "message-life" }, steps.map((s) => el("li", {}, s))),
+    el("h2", {}, "Consent it relied on"), consent];
+}
+
+async function messagesPage() {
+  main.replaceChildren(el("h1", {}, "Messages"), ...lookup("message", [["id", "Message id (wagate.…)"]], messageLife));
+}
+
+async function personLife({ number, person }) {
+  const base = `/wagate/admin/contacts/${encodeURIComponent(number)}/${encodeURIComponent(person)}`;
+  const [view, history] = await Promise.all([api(base), api(`${base}/history`)]);
+  if (view.status !== 200) return [el("p", { class: "error" }, errorOf(view))];
+  const p = view.body;
+  const events = (history.body.events || []).map((e) => el("tr", {}, el("td", {}, when(e.at)),
+    el("td", {}, e.change), el("td", {}, (e.topics || []).join(", ")), el("td", {}, e.source)));
+  return [el("pre", { id: "person-view" }, JSON.stringify(p, null, 2)),
+    el("h2", {}, "Consent history"),
+    el("table", { id: "person-history" }, el("tbody", {}, events))];
+}
+
+async function peoplePage() {
+  main.replaceChildren(el("h1", {}, "People"),
+    ...lookup("person", [["number", "Phone number id"], ["person", "Person (E.164)"]], personLife));
+}
+
+// ---- Money ------------------------------------------------------------------------------
+
+async function moneyPage() {
+  const answer = await api("/wagate/admin/ledger");
+  // A row's day is days since 1970-01-01 (UTC).
+  const day = (d) => new Date(d * 86400000).toISOString().slice(0, 10);
+  const usd = (micros) => (micros / 1e6).toFixed(4);
+  const rows = (answer.body.rows || []).map((r) => el("tr", {},
+    el("td", {}, day(r.day)), el("td", {}, r.phone_number_id), el("td", {}, r.category),
+    el("td", {}, r.market || "—"), el("td", { class: "figure" }, r.messages),
+    el("td", { class: "figure" }, usd(r.price_micros)),
+    el("td", { class: "figure" }, `${usd(r.reconciled_micros)} (${r.reconciled_messages})`)));
+  main.replaceChildren(el("h1", {}, "Money"),
+    el("table", { id: "ledger" }, el("thead", {}, el("tr", {}, ["Day", "Number", "Category", "Market",
+      "Messages", "Estimated USD", "Reconciled USD"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows)));
+}
+
+// ---- Shell ------------------------------------------------------------------------------
+
+const pages = { numbers: numbersPage, templates: templatesPage, messages: messagesPage, people: peoplePage, money: moneyPage };
+
+async function route() {
+  unwatch();
+  const [, page = "numbers", id] = (window.location.hash || "#/numbers").split("/");
+  for (const link of document.querySelectorAll("header nav a")) {
+    link.toggleAttribute("aria-current", link.id === `nav-${page}`);
+    if (link.id === `nav-${page}`) link.setAttribute("aria-current", "page");
+  }
+  if (page === "numbers" && id) await numberPage(decodeURIComponent(id));
+  else await (pages[page] || numbersPage)();
+  main.focus();
+}
+
+async function start() {
+  const answer = await api("/console/session");
+  session = answer.body;
+  document.getElementById("who").textContent = `signed in: ${session.role}`;
+  document.getElementById("sign-out-csrf").value = session.csrf;
+  window.addEventListener("hashchange", route);
+  await route();
+}
+
+start();
