@@ -143,6 +143,38 @@ async fn an_operator_signs_in_watches_a_number_reads_a_message_s_life_and_lints_
             .is_some_and(|t| t.iter().any(|t| t["name"] == "shipping_note")),
         "{listed}"
     );
+    // What waits: a send scheduled for later, and a campaign with its plan.
+    let later = f
+        .send(
+            ALPHA,
+            NUMBER_A,
+            &template_send(&people[1], "order_update", &["Ada"]),
+            &[("x-wagate-send-at", &(START_UNIX + 3_600).to_string())],
+        )
+        .await?;
+    assert_eq!(later.status, 200, "{}", later.text());
+    let campaign = crate::support::fixture::post_bulk(
+        &f.web,
+        &f.url(&format!(
+            "/wagate/v1/campaigns?phone_number_id={NUMBER_A}&template=order_update&name=spring"
+        )),
+        ALPHA,
+        people
+            .iter()
+            .map(|to| json!({ "to": to, "parameters": ["Ada"] }).to_string() + "\n")
+            .collect(),
+    )
+    .await?;
+    assert_eq!(campaign.status, 201, "{}", campaign.text());
+    browser.click("#nav-queues").await?;
+    let waiting = browser
+        .wait_text("#queued", |t| t.contains(&later.message_id()))
+        .await?;
+    assert!(waiting.contains("scheduled"), "{waiting}");
+    browser
+        .wait_text("#campaigns", |t| t.contains("spring") && t.contains("of 3"))
+        .await?;
+    shoot(&browser, &f, "queues").await?;
     // A person and the money.
     browser.click("#nav-people").await?;
     browser

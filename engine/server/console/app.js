@@ -225,6 +225,41 @@ async function peoplePage() {
     ...lookup("person", [["number", "Phone number id"], ["person", "Person (E.164)"]], personLife));
 }
 
+// ---- Queues and campaigns ---------------------------------------------------------------
+
+function progress(done, of, id) {
+  const bar = el("div", { class: "bar", id, role: "meter", "aria-valuemin": 0, "aria-valuemax": of, "aria-valuenow": done });
+  bar.append(el("span", { style: { width: `${of ? Math.min(100, (100 * done) / of).toFixed(1) : 0}%` } }));
+  return bar;
+}
+
+async function queuesPage() {
+  const [numbers, campaigns] = await Promise.all([api("/wagate/admin/numbers"), api("/wagate/v1/campaigns")]);
+  const queued = await Promise.all((numbers.body.data || []).map(async (n) => {
+    const answer = await api(`/wagate/v1/scheduled?phone_number_id=${encodeURIComponent(n.id)}&limit=100`);
+    return (answer.body.data || []).map((q) => el("tr", {},
+      el("td", {}, q.id), el("td", {}, q.phone_number_id), el("td", {}, q.to), el("td", {}, q.reason),
+      el("td", {}, when(q.queued_until)), el("td", {}, q.expire_at ? when(q.expire_at) : "—")));
+  }));
+  const rows = (campaigns.body.data || []).map((c) => {
+    const planned = c.counts.planned || 0;
+    const days = (c.plan.days || []).map((d) => d.sends);
+    return el("tr", { id: `campaign-${c.id}` },
+      el("td", {}, c.name || c.id), el("td", {}, c.phone_number_id), el("td", {}, c.template.name),
+      el("td", {}, c.state + (c.paused_by ? ` (${c.paused_by})` : "")),
+      el("td", {}, progress(c.counts.accepted, planned, `campaign-progress-${c.id}`),
+        el("span", { class: "figure" }, `${c.counts.accepted} accepted, ${c.counts.delivered} delivered of ${planned}`)),
+      el("td", { class: "figure" }, `plan ${days.join(" / ")}; done ${(c.counts.days || []).join(" / ")}`));
+  });
+  main.replaceChildren(el("h1", {}, "Queues and campaigns"),
+    el("h2", {}, "Waiting"),
+    el("table", { id: "queued" }, el("thead", {}, el("tr", {}, ["Message", "Number", "To", "Waits for",
+      "Until", "Expires"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, queued.flat())),
+    el("h2", {}, "Campaigns"),
+    el("table", { id: "campaigns" }, el("thead", {}, el("tr", {}, ["Campaign", "Number", "Template", "State",
+      "Progress", "Per day (plan / done)"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows)));
+}
+
 // ---- Money ------------------------------------------------------------------------------
 
 async function moneyPage() {
@@ -245,7 +280,8 @@ async function moneyPage() {
 
 // ---- Shell ------------------------------------------------------------------------------
 
-const pages = { numbers: numbersPage, templates: templatesPage, messages: messagesPage, people: peoplePage, money: moneyPage };
+const pages = { numbers: numbersPage, templates: templatesPage, messages: messagesPage, people: peoplePage,
+  queues: queuesPage, money: moneyPage };
 
 async function route() {
   unwatch();

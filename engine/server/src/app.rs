@@ -47,14 +47,25 @@ pub(crate) fn router(app: App) -> Router {
                     super::console::cookie_auth,
                 )),
         )
-        .route("/wagate/v1/scheduled", get(super::queued_api::list))
+        .route(
+            "/wagate/v1/scheduled",
+            get(super::queued_api::list).route_layer(axum::middleware::from_fn_with_state(
+                app.clone(),
+                super::console::cookie_auth,
+            )),
+        )
         .route(
             "/wagate/v1/campaigns/plan",
             post(super::campaign_plan_api::plan_campaign),
         )
         .route(
             "/wagate/v1/campaigns",
-            post(super::campaigns_api::create).get(super::campaigns_api::list),
+            post(super::campaigns_api::create)
+                .get(super::campaigns_api::list)
+                .route_layer(axum::middleware::from_fn_with_state(
+                    app.clone(),
+                    super::console::cookie_auth,
+                )),
         )
         .route("/wagate/v1/campaigns/{id}", get(super::campaigns_api::read))
         .route("/wagate/v1/events", post(super::events_api::receive))

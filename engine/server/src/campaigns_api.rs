@@ -24,7 +24,7 @@ use super::send::{counted, usable_number};
 use super::send_options::parse_instant;
 use super::state::{blocking, store_error, App};
 use super::template_body::template_body;
-use super::tenants::Tenant;
+use super::tenants::{Caller, Tenant};
 use wagate_cloud_api::error::ApiError;
 use wagate_durable::campaigns::{AudienceLine, Campaign, CampaignSpec};
 use wagate_durable::{CampaignError, Wagate};
@@ -294,10 +294,15 @@ pub(crate) async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiErrorResponse> {
     super::metrics::bump(&app.metrics.requests);
-    let tenant = app.tenants.tenant(&headers).map_err(|e| counted(&app, e))?;
+    // A tenant its own; the admin (and the console) every tenant's.
+    let caller = app.tenants.caller(&headers).map_err(|e| counted(&app, e))?;
     let mut data = Vec::new();
     for campaign in app.wagate.campaigns() {
-        if campaign.spec.tenant == tenant.name {
+        let visible = match &caller {
+            Caller::Admin => true,
+            Caller::Tenant(tenant) => campaign.spec.tenant == tenant.name,
+        };
+        if visible {
             data.push(view(&app, &campaign).await?);
         }
     }

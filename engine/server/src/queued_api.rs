@@ -15,7 +15,7 @@ use serde_json::json;
 use super::admin_access::query_refused;
 use super::body_read::read_request_body;
 use super::reply::{self, no_such_object, ApiErrorResponse};
-use super::send::{counted, usable_number, QueuedView};
+use super::send::{counted, readable_number, QueuedView};
 use super::send_options::{send_options, AskedOptions, Field};
 use super::state::{blocking, require_content_type, store_error, App};
 use super::tenants::Caller;
@@ -40,10 +40,11 @@ pub(crate) async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiErrorResponse> {
     super::metrics::bump(&app.metrics.requests);
-    let tenant = app.tenants.tenant(&headers).map_err(|e| counted(&app, e))?;
+    // A tenant its own numbers'; the admin (and the console) any number's.
+    let caller = app.tenants.caller(&headers).map_err(|e| counted(&app, e))?;
     let Query(query) = query.map_err(query_refused)?;
     let number =
-        usable_number(&app, &tenant, &query.phone_number_id).map_err(|e| counted(&app, e))?;
+        readable_number(&app, &caller, &query.phone_number_id).map_err(|e| counted(&app, e))?;
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_LISTED {
         return Err(ApiError::invalid_parameter(format!("limit is 1 to {MAX_LISTED}")).into());

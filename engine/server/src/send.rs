@@ -171,6 +171,23 @@ pub(crate) fn usable_number(
         .ok_or_else(|| no_such_object(text))
 }
 
+/// Like [`usable_number`] for a caller that may be the admin (any registered number).
+pub(crate) fn readable_number(
+    app: &App,
+    caller: &Caller,
+    text: &str,
+) -> Result<PhoneNumberId, ApiError> {
+    match caller {
+        Caller::Tenant(tenant) => usable_number(app, tenant, text),
+        Caller::Admin => text
+            .parse::<u64>()
+            .ok()
+            .map(PhoneNumberId)
+            .filter(|&n| app.wagate.registry().number(n).is_some())
+            .ok_or_else(|| no_such_object(text)),
+    }
+}
+
 /// What an answer needs of the request: the recipient as written and whether it is a template.
 struct Addressee {
     number: PhoneNumberId,
