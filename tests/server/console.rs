@@ -101,11 +101,30 @@ async fn an_operator_signs_in_watches_a_number_reads_a_message_s_life_and_lints_
         .await?;
     assert_eq!(meter, json!("3"));
     shoot(&browser, &f, "numbers").await?;
-    // A number's own page.
+    // A number's own page: the three counted now leave the window in 24 h, in the last bar.
+    let capacity = f
+        .web
+        .get(
+            &f.url(&format!("/wagate/admin/numbers/{NUMBER_A}/capacity")),
+            ADMIN,
+        )
+        .await?
+        .json();
+    let mut expected = vec![0; 24];
+    expected[23] = 3;
+    assert_eq!(capacity["frees_by_hour"], json!(expected), "{capacity}");
     browser.click(&format!("#number-{NUMBER_A} a")).await?;
     browser
         .wait_text("h1", |t| t == format!("Number {NUMBER_A}"))
         .await?;
+    browser.find(&format!("#capacity-{NUMBER_A}")).await?;
+    let bars = browser
+        .run(
+            "arguments[1](Array.from(document.querySelectorAll('#' + arguments[0] + ' rect')).map((r) => Number(r.getAttribute('data-value'))))",
+            json!([format!("capacity-{NUMBER_A}")]),
+        )
+        .await?;
+    assert_eq!(bars, json!(expected));
     shoot(&browser, &f, "number").await?;
     // A message's life.
     browser.click("#nav-messages").await?;
@@ -175,6 +194,11 @@ async fn an_operator_signs_in_watches_a_number_reads_a_message_s_life_and_lints_
         .wait_text("#campaigns", |t| t.contains("spring") && t.contains("of 3"))
         .await?;
     shoot(&browser, &f, "queues").await?;
+    // Its time comes: released, and the page counts it.
+    advance(&f, 3_600).await?;
+    browser
+        .wait_text("#released-per-minute", |t| t.starts_with("1 in the last"))
+        .await?;
     // A person and the money.
     browser.click("#nav-people").await?;
     browser
@@ -199,6 +223,33 @@ async fn an_operator_signs_in_watches_a_number_reads_a_message_s_life_and_lints_
     assert!(browser.url().await?.ends_with("/console"));
     let after_sign_out = with_cookie(&f, Method::GET, "/console/session", &old, &[], "").await?;
     assert_eq!(after_sign_out.0, 401);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_2025_a_portfolio_s_numbers_show_the_limit_they_share() -> Result<()> {
+    let f = Fixture::start_with("console-2025", "", &["--engine.profile", "whatsapp-2025"]).await?;
+    let people: Vec<String> = (1..=2).map(|i| person(800 + i)).collect();
+    f.ready_to_send(&people).await?;
+    let browser = Browser::start(&f.dir.join("chromium")).await?;
+    sign_in(&browser, &f, ADMIN).await?;
+    let scope = browser
+        .wait_text(&format!("#number-{NUMBER_A}"), |t| {
+            t.contains("portfolio 1")
+        })
+        .await?;
+    assert!(scope.contains("TIER_250"), "{scope}");
+    for to in &people {
+        let sent = f.send_update(to).await?;
+        assert_eq!(sent.status, 200, "{}", sent.text());
+    }
+    // Sent from one number, counted on the portfolio: both its numbers show it.
+    for number in [NUMBER_A, NUMBER_A2] {
+        assert_eq!(usage_figure(&f, number).await?, "2 / 250");
+        browser
+            .wait_text(&format!("#usage-{number}"), |t| t == "2 / 250")
+            .await?;
+    }
     Ok(())
 }
 

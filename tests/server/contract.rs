@@ -89,6 +89,7 @@ async fn the_openapi_document_matches_the_running_server() -> Result<()> {
          json!({ "id": 3001, "account": 3, "portfolio": 3, "display_phone_number": "+15550003001" }).to_string(), "application/json"),
         ("get", format!("/wagate/admin/numbers/{NUMBER_A}/usage"), ADMIN, String::new(), ""),
         ("get", "/wagate/admin/numbers".into(), ADMIN, String::new(), ""),
+        ("get", format!("/wagate/admin/numbers/{NUMBER_A}/capacity"), ADMIN, String::new(), ""),
         ("get", "/wagate/admin/templates".into(), ADMIN, String::new(), ""),
         ("post", "/wagate/admin/templates/lint".into(), ADMIN,
          json!({ "account": 1, "name": "note", "language": "en_US", "category": "utility", "body": "{{1}} shipped" }).to_string(), "application/json"),

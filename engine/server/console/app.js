@@ -65,17 +65,26 @@ function numberRow(n) {
   return el("tr", { id: `number-${n.id}` },
     el("td", {}, el("a", { href: `#/numbers/${n.id}` }, n.id)),
     el("td", {}, el("span", { class: `badge ${n.quality}` }, n.quality)),
-    el("td", {}, n.tier),
-    el("td", {}, usageBar(n), el("span", { class: "figure", id: `usage-${n.id}` },
-      `${n.unique_recipients_24h} / ${n.limit_24h === null ? "unlimited" : n.limit_24h}`)),
+    el("td", {}, n.tier, el("div", { class: "figure" },
+      n.limit_scope === "portfolio" ? `portfolio ${n.portfolio_id}` : "this number")),
+    el("td", {}, usageBar(n), el("span", { class: "figure", id: `usage-${n.id}` }, usageText(n))),
     el("td", { class: "figure" }, upgrade),
     el("td", { class: "figure" }, n.restricted_until ? `restricted until ${when(n.restricted_until)}` : "—"));
 }
 
+function usageText(n) {
+  return `${n.unique_recipients_24h} / ${n.limit_24h === null ? "unlimited" : n.limit_24h}`;
+}
+
+// The numbers page's rows anew; elsewhere (a number's page) its bar and figure.
 function updateNumbers(numbers) {
   for (const n of numbers) {
     const row = document.getElementById(`number-${n.id}`);
-    if (row) row.replaceWith(numberRow(n));
+    if (row) { row.replaceWith(numberRow(n)); continue; }
+    const bar = document.getElementById(`usage-bar-${n.id}`);
+    if (bar) bar.replaceWith(usageBar(n));
+    const figure = document.getElementById(`usage-${n.id}`);
+    if (figure) figure.textContent = usageText(n);
   }
 }
 
@@ -84,13 +93,51 @@ async function numbersPage() {
   const rows = (answer.body.data || []).map(numberRow);
   main.replaceChildren(el("h1", {}, "Numbers"),
     el("table", { id: "numbers" },
-      el("thead", {}, el("tr", {}, ["Number", "Quality", "Tier", "Unique recipients, 24 h",
+      el("thead", {}, el("tr", {}, ["Number", "Quality", "Tier (where the limit lives)", "Unique recipients, 24 h",
         "7 days / upgrade", "Restriction"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows)));
   watch();
 }
 
+// A bar chart of `values` (one per hour from now) as SVG, labelled for screen readers.
+function hourChart(id, values, label) {
+  const ns = "http://www.w3.org/2000/svg";
+  const width = 720, height = 160, gap = 4, bar = width / values.length - gap;
+  const top = Math.max(1, ...values);
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("id", id);
+  svg.setAttribute("viewBox", `0 0 ${width} ${height + 20}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", label);
+  values.forEach((value, hour) => {
+    const h = Math.round((value / top) * height);
+    const rect = document.createElementNS(ns, "rect");
+    rect.setAttribute("x", hour * (bar + gap));
+    rect.setAttribute("y", height - h);
+    rect.setAttribute("width", bar);
+    rect.setAttribute("height", h);
+    rect.setAttribute("fill", "#1a5fb4");
+    rect.setAttribute("data-value", value);
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `+${hour} h: ${value}`;
+    rect.append(title);
+    svg.append(rect);
+    if (hour % 6 === 0) {
+      const text = document.createElementNS(ns, "text");
+      text.setAttribute("x", hour * (bar + gap));
+      text.setAttribute("y", height + 16);
+      text.setAttribute("font-size", "12");
+      text.setAttribute("fill", "#5b6675");
+      text.textContent = `+${hour} h`;
+      svg.append(text);
+    }
+  });
+  return svg;
+}
+
 async function numberPage(id) {
+  const capacity = await api(`/wagate/admin/numbers/${encodeURIComponent(id)}/capacity`);
+  const waiting = await api(`/wagate/v1/scheduled?phone_number_id=${encodeURIComponent(id)}&limit=100`);
   const answer = await api(`/wagate/admin/numbers/${encodeURIComponent(id)}/usage`);
   if (answer.status !== 200) { main.replaceChildren(el("p", { class: "error" }, errorOf(answer))); return; }
   const n = answer.body;
@@ -101,31 +148,61 @@ async function numberPage(id) {
     ["Projected upgrade", n.projected_upgrade_at ? `${n.projected_tier} at ${when(n.projected_upgrade_at)}` : "—"],
     ["Restricted until", when(n.restricted_until)], ["Name status", n.name_status]];
   main.replaceChildren(el("h1", {}, `Number ${n.id}`),
-    el("table", { id: "number" }, el("tbody", {}, el("tr", { id: `number-${n.id}` }, el("td", {}, "Usage"),
-      el("td", {}, usageBar(n), el("span", { class: "figure", id: `usage-${n.id}` },
-        `${n.unique_recipients_24h} / ${n.limit_24h ?? "unlimited"}`))),
-      facts.map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, v))))));
+    el("table", { id: "number" }, el("tbody", {}, el("tr", { id: `number-usage-${n.id}` },
+      el("th", { scope: "row" }, "Usage"),
+      el("td", {}, usageBar(n), el("span", { class: "figure", id: `usage-${n.id}` }, usageText(n)))),
+      facts.map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, v))))),
+    el("h2", {}, "Seven days toward the next tier"),
+    n.upgrade_threshold_7d
+      ? el("div", {}, progress(n.unique_recipients_7d_estimate, n.upgrade_threshold_7d, `upgrade-${n.id}`),
+        el("span", { class: "figure" }, `${n.unique_recipients_7d_estimate} of ${n.upgrade_threshold_7d}` +
+          (n.projected_upgrade_at ? `; ${n.projected_tier} expected ${when(n.projected_upgrade_at)}` : "")))
+      : el("p", {}, "No usage upgrade from this tier."),
+    el("h2", {}, "Capacity freeing over the next 24 h"),
+    el("p", { class: "figure" }, "Recipients counted in each hour of the last day leave the rolling 24 h an hour apart: "
+      + "the bars show how many leave in each coming hour."),
+    hourChart(`capacity-${n.id}`, capacity.body.frees_by_hour || [], `recipients leaving the window each hour on ${n.id}`),
+    el("h2", {}, "Its queue"), queuedTable("number-queued", [waiting.body.data || []]));
   watch();
 }
 
 // Live figures: one stream for the page, closed when another page is shown.
+// The queued sends released so far, sampled each second while a page watches: (ms, count).
+let releases = [];
+
 function watch() {
   if (live || !window.EventSource) return;
   live = new EventSource("/console/live");
-  live.addEventListener("usage", (event) => updateNumbers(JSON.parse(event.data)));
+  live.addEventListener("usage", (event) => {
+    const figures = JSON.parse(event.data);
+    updateNumbers(figures.numbers);
+    releases.push([Date.now(), figures.released]);
+    releases = releases.filter(([at]) => Date.now() - at <= 60000);
+    const rate = document.getElementById("released-per-minute");
+    if (rate && releases.length > 1) {
+      const [[first, from], [last, to]] = [releases[0], releases[releases.length - 1]];
+      const secs = Math.max(1, (last - first) / 1000);
+      rate.textContent = secs >= 59 ? `${to - from} in the last minute` : `${to - from} in the last ${Math.round(secs)} s`;
+    }
+  });
 }
 
 function unwatch() {
   if (live) { live.close(); live = null; }
+  releases = [];
 }
 
 // ---- Templates --------------------------------------------------------------------------
 
 async function templatesPage() {
   const answer = await api("/wagate/admin/templates");
+  const deadline = (t) => t.paused_until ? `paused until ${when(t.paused_until)}`
+    : t.disabled_unless_recovered_at ? `disabled at ${when(t.disabled_unless_recovered_at)} unless its quality recovers`
+    : "—";
   const rows = (answer.body.data || []).map((t) => el("tr", {},
     el("td", {}, t.account), el("td", {}, t.name), el("td", {}, t.language), el("td", {}, t.category),
-    el("td", {}, t.status), el("td", {}, t.quality)));
+    el("td", {}, t.status), el("td", {}, t.quality), el("td", { class: "figure" }, t.pauses),
+    el("td", { class: "figure" }, deadline(t))));
   const findings = el("ul", { id: "lint", "aria-live": "polite" });
   const result = el("p", { id: "template-result", role: "status" });
   const field = (name, label, input) => el("div", {}, el("label", { for: `t-${name}` }, label), input);
@@ -162,7 +239,7 @@ async function templatesPage() {
   });
   main.replaceChildren(el("h1", {}, "Templates"), form,
     el("table", { id: "templates" }, el("thead", {}, el("tr", {}, ["Account", "Name", "Language", "Category",
-      "Status", "Quality"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows)));
+      "Status", "Quality", "Pauses", "Deadline"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows)));
 }
 
 // ---- Messages and people ----------------------------------------------------------------
@@ -233,13 +310,20 @@ function progress(done, of, id) {
   return bar;
 }
 
+// Queued sends (lists of them, one per number) as a table: what waits and why.
+function queuedTable(id, lists) {
+  const rows = lists.flat().map((q) => el("tr", {},
+    el("td", {}, q.id), el("td", {}, q.phone_number_id), el("td", {}, q.to), el("td", {}, q.reason),
+    el("td", {}, when(q.queued_until)), el("td", {}, q.expire_at ? when(q.expire_at) : "—")));
+  return el("table", { id }, el("thead", {}, el("tr", {}, ["Message", "Number", "To", "Waits for",
+    "Until", "Expires"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows));
+}
+
 async function queuesPage() {
   const [numbers, campaigns] = await Promise.all([api("/wagate/admin/numbers"), api("/wagate/v1/campaigns")]);
   const queued = await Promise.all((numbers.body.data || []).map(async (n) => {
     const answer = await api(`/wagate/v1/scheduled?phone_number_id=${encodeURIComponent(n.id)}&limit=100`);
-    return (answer.body.data || []).map((q) => el("tr", {},
-      el("td", {}, q.id), el("td", {}, q.phone_number_id), el("td", {}, q.to), el("td", {}, q.reason),
-      el("td", {}, when(q.queued_until)), el("td", {}, q.expire_at ? when(q.expire_at) : "—")));
+    return answer.body.data || [];
   }));
   const rows = (campaigns.body.data || []).map((c) => {
     const planned = c.counts.planned || 0;
@@ -251,10 +335,11 @@ async function queuesPage() {
         el("span", { class: "figure" }, `${c.counts.accepted} accepted, ${c.counts.delivered} delivered of ${planned}`)),
       el("td", { class: "figure" }, `plan ${days.join(" / ")}; done ${(c.counts.days || []).join(" / ")}`));
   });
+  watch();
   main.replaceChildren(el("h1", {}, "Queues and campaigns"),
     el("h2", {}, "Waiting"),
-    el("table", { id: "queued" }, el("thead", {}, el("tr", {}, ["Message", "Number", "To", "Waits for",
-      "Until", "Expires"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, queued.flat())),
+    el("p", {}, "Released: ", el("span", { id: "released-per-minute", class: "figure" }, "measuring…")),
+    queuedTable("queued", queued),
     el("h2", {}, "Campaigns"),
     el("table", { id: "campaigns" }, el("thead", {}, el("tr", {}, ["Campaign", "Number", "Template", "State",
       "Progress", "Per day (plan / done)"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows)));

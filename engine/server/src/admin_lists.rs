@@ -13,6 +13,7 @@ use super::admin::usage_view;
 use super::admin_access::{admin_error, admin_only};
 use super::reply::{self, ApiErrorResponse};
 use super::state::{blocking, App};
+use wagate_rules::clock::Timestamp;
 use wagate_rules::template::lint::{lint, LintFinding};
 use wagate_rules::template::model::TemplateDefinition;
 
@@ -52,21 +53,45 @@ pub(crate) async fn numbers(
 /// Every number's usage (the first [`MAX_NUMBERS`] by id), as the admin API shows one. It
 /// waits for the shards: off the async threads.
 pub(crate) fn numbers_usage(app: &App) -> Result<Vec<serde_json::Value>, ApiErrorResponse> {
-    let mut numbers: Vec<_> = app
-        .wagate
-        .registry()
+    let registry = app.wagate.registry();
+    let mut numbers: Vec<_> = registry
         .numbers()
         .iter()
-        .map(|n| n.id)
+        .map(|n| (n.id, n.portfolio))
         .collect();
     numbers.sort();
     numbers.truncate(MAX_NUMBERS);
+    // Where the limit lives: the number (whatsapp-2021), or its portfolio, shared by its
+    // numbers (whatsapp-2025).
+    let scope = match registry.profile().limit_scope {
+        wagate_rules::profile::LimitScopeKind::Number => "number",
+        wagate_rules::profile::LimitScopeKind::Portfolio => "portfolio",
+    };
     let mut views = Vec::with_capacity(numbers.len());
-    for number in numbers {
+    for (number, portfolio) in numbers {
         let usage = app.wagate.limit_usage(number).map_err(admin_error)?;
-        views.push(serde_json::to_value(usage_view(number.0, &usage)).unwrap_or_default());
+        let mut view = serde_json::to_value(usage_view(number.0, &usage)).unwrap_or_default();
+        view["limit_scope"] = json!(scope);
+        view["portfolio_id"] = json!(portfolio.0.to_string());
+        views.push(view);
     }
     Ok(views)
+}
+
+/// `GET /wagate/admin/numbers/{id}/capacity`: how many of the number's counted recipients
+/// leave the rolling 24 h in each of the next 24 hours (when its capacity frees), from now.
+pub(crate) async fn capacity(
+    State(app): State<App>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiErrorResponse> {
+    admin_only(&app, &headers)?;
+    let number = super::admin_access::parse_number(&id)?;
+    let now = app.wagate.now().unix_secs();
+    let hours = blocking(move || app.wagate.capacity_schedule(number).map_err(admin_error)).await?;
+    Ok(reply::ok(
+        &json!({ "id": id, "from": now, "frees_by_hour": hours }),
+    ))
 }
 
 /// `GET /wagate/admin/templates`: every template wagate knows, by account, name and language.
@@ -83,9 +108,17 @@ pub(crate) async fn templates(
         .iter()
         .map(|t| {
             let d = &t.definition;
+            let life = t.snapshot();
+            // Engine seconds to Unix seconds; 0 (never) to nothing.
+            let unix = |secs: u32| (secs > 0).then(|| Timestamp::from_secs(secs).unix_secs());
+            let disabled_at = (life.flagged_since > 0 && rules.flag_recovery_secs > 0)
+                .then(|| life.flagged_since + rules.flag_recovery_secs);
             json!({ "account": d.account.0, "name": d.name, "language": d.language,
                     "category": t.category().name(), "status": t.status(rules, now).name(),
-                    "quality": t.quality().meta_name() })
+                    "quality": t.quality().meta_name(), "pauses": life.pauses,
+                    "paused_until": unix(life.paused_until).filter(|_| life.paused_until > now),
+                    "flagged_since": unix(life.flagged_since),
+                    "disabled_unless_recovered_at": disabled_at.and_then(unix) })
         })
         .collect();
     data.sort_by_key(|t| {

@@ -104,6 +104,10 @@ fn admin_api(app: &App) -> Router<App> {
         .route("/wagate/admin/consent/import", post(consent_api::import))
         .route("/wagate/admin/numbers", get(super::admin_lists::numbers))
         .route(
+            "/wagate/admin/numbers/{id}/capacity",
+            get(super::admin_lists::capacity),
+        )
+        .route(
             "/wagate/admin/templates",
             get(super::admin_lists::templates),
         )

@@ -75,7 +75,7 @@ impl Browser {
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                          "--no-first-run", "--disable-background-networking",
                          "--disable-component-update", "--disable-sync",
-                         "--window-size=1280,900",
+                         "--window-size=1280,1000",
                          format!("--user-data-dir={}", browser.profile.display())]
             }
         } } });

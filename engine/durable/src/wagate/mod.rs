@@ -807,6 +807,12 @@ impl Wagate {
         Ok(self.pool.usage(number)?)
     }
 
+    /// The number's counted recipients by the hour they leave the rolling 24 h, over the next
+    /// 24 hours: when its capacity frees (a scan of every shard's contacts).
+    pub fn capacity_schedule(&self, number: PhoneNumberId) -> Result<Vec<u64>, AdminError> {
+        Ok(self.pool.capacity_schedule(number)?)
+    }
+
     /// A stored message and its dispatch state: in the outbox until settled, then in messages,
     /// its delivery as its sent record has it once sent.
     pub fn message(&self, id: u64) -> Result<Option<StoredMessage>, StoreError> {

@@ -85,6 +85,13 @@ enum Control {
         since: wagate_rules::clock::Secs,
         reply: Sender<u64>,
     },
+    /// The shard's persons counted in a scope, by the hour of their latest counted send.
+    CountedByHour {
+        scope_key: u32,
+        from: wagate_rules::clock::Secs,
+        hours: usize,
+        reply: Sender<Vec<u64>>,
+    },
 }
 
 /// What a persisted worker needs: its committer, and where committed messages go.
@@ -290,6 +297,14 @@ fn run_control(shard: &mut Shard, core: &Core, control: Control, now: Timestamp)
         } => {
             let _ = reply.send(shard.count_counted_since(scope_key, since));
         }
+        Control::CountedByHour {
+            scope_key,
+            from,
+            hours,
+            reply,
+        } => {
+            let _ = reply.send(shard.counted_by_hour(scope_key, from, hours));
+        }
     }
 }
 
@@ -490,6 +505,36 @@ impl ShardPool {
             state.restricted_until(),
             now,
         ))
+    }
+
+    /// The number's scope's counted recipients by the hour each leaves the rolling 24 h, over
+    /// the next 24 hours (hour 0: within the coming hour). A scan of every shard's contacts.
+    pub fn capacity_schedule(&self, number: PhoneNumberId) -> Result<Vec<u64>, RegistryError> {
+        let state = self
+            .core
+            .registry
+            .number(number)
+            .ok_or(RegistryError::UnknownNumber(number))?;
+        let scope_key = state.scope.key;
+        let now = self.clock.now().secs();
+        // Counted at `t`, a recipient leaves at `t + 24 h`: the last day's hours, shifted (one
+        // counted now leaves in the last of the 24, one counted a day ago less a second in
+        // the first).
+        let from = (now + 1).saturating_sub(wagate_rules::shard_context::LIMIT_WINDOW_SECS);
+        let mut total = vec![0; 24];
+        for part in self.ask_all(|reply| {
+            Work::Control(Control::CountedByHour {
+                scope_key,
+                from,
+                hours: 24,
+                reply,
+            })
+        }) {
+            for (sum, count) in total.iter_mut().zip(part) {
+                *sum += count;
+            }
+        }
+        Ok(total)
     }
 
     /// Has every shard bring all its scopes up to now, and waits for them; then applies the

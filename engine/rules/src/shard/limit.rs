@@ -129,6 +129,23 @@ impl Shard {
             .count() as u64
     }
 
+    /// This shard's persons counted in the scope keyed `scope_key` by the hour (from `from`,
+    /// `hours` of them) of their latest counted send: when each hour's recipients leave the
+    /// rolling 24 h (a scan, for an operator's look at a number).
+    pub fn counted_by_hour(&self, scope_key: u32, from: Secs, hours: usize) -> Vec<u64> {
+        let mut counts = vec![0; hours];
+        for (key, record) in self.state.contacts.iter() {
+            let at = record.last_business_initiated;
+            if key.scope != scope_key || at == 0 || at < from {
+                continue;
+            }
+            if let Some(count) = counts.get_mut(((at - from) / 3_600) as usize) {
+                *count += 1;
+            }
+        }
+        counts
+    }
+
     /// Brings every scope this shard has sent to up to `now` (and forgets automated sends an
     /// hour old).
     pub fn tick(&mut self, now: Timestamp) {

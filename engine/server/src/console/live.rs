@@ -1,7 +1,8 @@
 //! `GET /console/live`: server-sent events for a signed-in session, a `usage` event each second
-//! with every number's usage (as `GET /wagate/admin/numbers` answers it), read from memory off
-//! the async threads. At most [`MAX_STREAMS`] at once (more are answered 503), each ended when
-//! the server shuts down: the console's cost is bounded, and nothing at all with nobody watching.
+//! with every number's usage (as `GET /wagate/admin/numbers` answers it, read from memory off
+//! the async threads) and how many queued sends were released so far. At most [`MAX_STREAMS`]
+//! at once (more are answered 503), each ended when the server shuts down: the console's cost
+//! is bounded, and nothing at all with nobody watching.
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -66,10 +67,13 @@ pub(crate) async fn live(State(app): State<App>, headers: HeaderMap) -> Response
                 tokio::task::spawn_blocking(move || crate::admin_lists::numbers_usage(&app))
                     .await
                     .ok()?;
+            // The numbers' usage, and the queued sends released so far (the page turns the
+            // count into a rate).
+            let released = place.0.metrics.released.get();
             let event = match usage {
-                Ok(numbers) => Event::default()
-                    .event("usage")
-                    .data(serde_json::Value::Array(numbers).to_string()),
+                Ok(numbers) => Event::default().event("usage").data(
+                    serde_json::json!({ "numbers": numbers, "released": released }).to_string(),
+                ),
                 Err(_) => Event::default().event("unavailable").data("{}"),
             };
             Some((Ok::<_, Infallible>(event), (place, ticks, closing)))
