@@ -14,8 +14,10 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 const OPERATOR: &str = "operator-token-0123456789";
-/// WebDriver's Enter key.
+/// WebDriver's Enter, Tab and Shift keys.
 const ENTER: &str = "\u{E007}";
+const TAB: &str = "\u{E004}";
+const SHIFT: &str = "\u{E008}";
 
 /// Where the screenshots go.
 fn shots(f: &Fixture) -> PathBuf {
@@ -100,6 +102,11 @@ async fn an_operator_signs_in_watches_a_number_reads_a_message_s_life_and_lints_
         )
         .await?;
     assert_eq!(meter, json!("3"));
+    let row = browser.text(&format!("#number-{NUMBER_A}")).await?;
+    assert!(
+        row.contains("1000/s"),
+        "the throughput it is paced at: {row}"
+    );
     shoot(&browser, &f, "numbers").await?;
     // A number's own page: the three counted now leave the window in 24 h, in the last bar.
     let capacity = f
@@ -146,6 +153,9 @@ async fn an_operator_signs_in_watches_a_number_reads_a_message_s_life_and_lints_
         .wait_text("#lint", |t| t.contains("variable_at_edge"))
         .await?;
     assert!(lint.contains("#"), "{lint}");
+    // Each template's history: order_update's review and approval.
+    let history = browser.text("#template-1-order_update-en_US").await?;
+    assert!(history.contains("2 changes"), "{history}");
     shoot(&browser, &f, "templates").await?;
     browser.click("#template-submit").await?;
     browser
@@ -250,6 +260,19 @@ async fn under_2025_a_portfolio_s_numbers_show_the_limit_they_share() -> Result<
             .wait_text(&format!("#usage-{number}"), |t| t == "2 / 250")
             .await?;
     }
+    // By keyboard alone: back through the header to Templates, and Enter.
+    let focused = || browser.run("arguments[0](document.activeElement.id)", json!([]));
+    let mut reached = false;
+    for _ in 0..12 {
+        browser.chord(&[SHIFT, TAB]).await?;
+        if focused().await? == json!("nav-templates") {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Shift+Tab never reached the Templates link");
+    browser.press(ENTER).await?;
+    browser.wait_text("h1", |t| t == "Templates").await?;
     Ok(())
 }
 

@@ -25,22 +25,54 @@ pub struct TransitionError {
     pub to: TemplateStatus,
 }
 
+/// How many of its latest changes a template keeps.
+pub const HISTORY_LEN: usize = 16;
+
+/// One change of a template's status or quality: when, and what it was then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TemplateChange {
+    pub at: Secs,
+    pub status: TemplateStatus,
+    pub quality: Quality,
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Lifecycle {
     flagged_since: Secs,
     paused_until: Secs,
     pauses: u8,
     quality: u8,
+    /// The latest changes, oldest first (`None` past the last).
+    history: [Option<TemplateChange>; HISTORY_LEN],
+}
+
+impl Lifecycle {
+    fn record(&mut self, change: TemplateChange) {
+        if self.history.iter().all(Option::is_some) {
+            self.history.rotate_left(1);
+            self.history[HISTORY_LEN - 1] = None;
+        }
+        if let Some(slot) = self.history.iter_mut().find(|c| c.is_none()) {
+            *slot = Some(change);
+        }
+    }
+
+    fn history(&self) -> Vec<TemplateChange> {
+        self.history.iter().flatten().copied().collect()
+    }
 }
 
 /// A template's lifecycle as persisted beside its definition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LifecycleSnapshot {
     pub status: TemplateStatus,
     pub flagged_since: Secs,
     pub paused_until: Secs,
     pub pauses: u8,
     pub quality: Quality,
+    /// Its latest status and quality changes, oldest first (none in records written before).
+    #[serde(default)]
+    pub history: Vec<TemplateChange>,
 }
 
 /// The identity hash of (account, name, language), used by caches and the registry.
@@ -93,13 +125,17 @@ impl Template {
     /// A template as it was persisted; time-driven transitions apply at the next read.
     pub fn restored(definition: TemplateDefinition, snapshot: &LifecycleSnapshot) -> Template {
         let template = Template::new(definition);
-        let lifecycle = Lifecycle {
+        let mut lifecycle = Lifecycle {
             flagged_since: snapshot.flagged_since,
             paused_until: snapshot.paused_until,
             pauses: snapshot.pauses,
             quality: snapshot.quality as u8,
+            history: [None; HISTORY_LEN],
         };
-        template.set(&lifecycle, snapshot.status);
+        for change in snapshot.history.iter().rev().take(HISTORY_LEN).rev() {
+            lifecycle.record(*change);
+        }
+        template.store(&lifecycle, snapshot.status);
         *template.lock() = lifecycle;
         template
     }
@@ -112,6 +148,7 @@ impl Template {
             paused_until: lifecycle.paused_until,
             pauses: lifecycle.pauses,
             quality: Quality::from_u8(lifecycle.quality),
+            history: lifecycle.history(),
         }
     }
 
@@ -153,7 +190,17 @@ impl Template {
         TemplateStatus::from_u8(self.status.load(Ordering::Acquire))
     }
 
-    fn set(&self, lifecycle: &Lifecycle, status: TemplateStatus) {
+    /// Moves to `status` at `at`, kept in the history.
+    fn set(&self, lifecycle: &mut Lifecycle, status: TemplateStatus, at: Secs) {
+        self.store(lifecycle, status);
+        lifecycle.record(TemplateChange {
+            at,
+            status,
+            quality: Quality::from_u8(lifecycle.quality),
+        });
+    }
+
+    fn store(&self, lifecycle: &Lifecycle, status: TemplateStatus) {
         let deadline = match status {
             TemplateStatus::Paused => lifecycle.paused_until,
             TemplateStatus::Flagged => lifecycle.flagged_since,
@@ -170,7 +217,8 @@ impl Template {
             TemplateStatus::Paused
                 if lifecycle.paused_until != 0 && now >= lifecycle.paused_until =>
             {
-                self.set(lifecycle, TemplateStatus::Approved);
+                let at = lifecycle.paused_until;
+                self.set(lifecycle, TemplateStatus::Approved, at);
             }
             TemplateStatus::Flagged
                 if now
@@ -178,7 +226,10 @@ impl Template {
                         .flagged_since
                         .saturating_add(rules.flag_recovery_secs) =>
             {
-                self.set(lifecycle, TemplateStatus::Disabled);
+                let at = lifecycle
+                    .flagged_since
+                    .saturating_add(rules.flag_recovery_secs);
+                self.set(lifecycle, TemplateStatus::Disabled, at);
             }
             TemplateStatus::Flagged => {
                 // The deadline stored for a flag is its start; re-arm it to the real expiry.
@@ -217,7 +268,7 @@ impl Template {
             }
             _ => to,
         };
-        self.set(&lifecycle, to);
+        self.set(&mut lifecycle, to, now);
         self.apply_deadlines(&mut lifecycle, rules, now);
         Ok(to)
     }
@@ -250,7 +301,7 @@ impl Template {
             TemplateStatus::Flagged => lifecycle.flagged_since = now,
             _ => {}
         }
-        self.set(&lifecycle, to);
+        self.set(&mut lifecycle, to, now);
         self.apply_deadlines(&mut lifecycle, rules, now);
         self.current()
     }
@@ -282,6 +333,7 @@ impl Template {
     ) -> TemplateStatus {
         let mut lifecycle = self.lock();
         self.apply_deadlines(&mut lifecycle, rules, now);
+        let quality_moved = lifecycle.quality != quality as u8;
         lifecycle.quality = quality as u8;
         let current = self.current();
         let next = match (quality, current, rules.on_red_quality) {
@@ -297,8 +349,8 @@ impl Template {
             }
             _ => current,
         };
-        if next != current {
-            self.set(&lifecycle, next);
+        if next != current || quality_moved {
+            self.set(&mut lifecycle, next, now);
             self.apply_deadlines(&mut lifecycle, rules, now);
         }
         self.current()

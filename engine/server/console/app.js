@@ -69,6 +69,7 @@ function numberRow(n) {
       n.limit_scope === "portfolio" ? `portfolio ${n.portfolio_id}` : "this number")),
     el("td", {}, usageBar(n), el("span", { class: "figure", id: `usage-${n.id}` }, usageText(n))),
     el("td", { class: "figure" }, upgrade),
+    el("td", { class: "figure" }, `${n.throughput_mps}/s`),
     el("td", { class: "figure" }, n.restricted_until ? `restricted until ${when(n.restricted_until)}` : "—"));
 }
 
@@ -94,13 +95,13 @@ async function numbersPage() {
   main.replaceChildren(el("h1", {}, "Numbers"),
     el("table", { id: "numbers" },
       el("thead", {}, el("tr", {}, ["Number", "Quality", "Tier (where the limit lives)", "Unique recipients, 24 h",
-        "7 days / upgrade", "Restriction"].map((h) => el("th", { scope: "col" }, h)))),
+        "7 days / upgrade", "Throughput", "Restriction"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows)));
   watch();
 }
 
 // A bar chart of `values` (one per hour from now) as SVG, labelled for screen readers.
-function hourChart(id, values, label) {
+function hourChart(id, values, label, first = 0) {
   const ns = "http://www.w3.org/2000/svg";
   const width = 720, height = 160, gap = 4, bar = width / values.length - gap;
   const top = Math.max(1, ...values);
@@ -119,7 +120,7 @@ function hourChart(id, values, label) {
     rect.setAttribute("fill", "#1a5fb4");
     rect.setAttribute("data-value", value);
     const title = document.createElementNS(ns, "title");
-    title.textContent = `+${hour} h: ${value}`;
+    title.textContent = `${first + hour} h: ${value}`;
     rect.append(title);
     svg.append(rect);
     if (hour % 6 === 0) {
@@ -128,7 +129,8 @@ function hourChart(id, values, label) {
       text.setAttribute("y", height + 16);
       text.setAttribute("font-size", "12");
       text.setAttribute("fill", "#5b6675");
-      text.textContent = `+${hour} h`;
+      const offset = first + hour;
+      text.textContent = `${offset < 0 ? "" : "+"}${offset} h`;
       svg.append(text);
     }
   });
@@ -158,6 +160,9 @@ async function numberPage(id) {
         el("span", { class: "figure" }, `${n.unique_recipients_7d_estimate} of ${n.upgrade_threshold_7d}` +
           (n.projected_upgrade_at ? `; ${n.projected_tier} expected ${when(n.projected_upgrade_at)}` : "")))
       : el("p", {}, "No usage upgrade from this tier."),
+    el("h2", {}, "Counted over the last 24 h"),
+    el("p", { class: "figure" }, "Unique recipients by the hour they were last counted (each stays counted 24 h)."),
+    hourChart(`counted-${n.id}`, capacity.body.frees_by_hour || [], `recipients counted each hour of the last day on ${n.id}`, -24),
     el("h2", {}, "Capacity freeing over the next 24 h"),
     el("p", { class: "figure" }, "Recipients counted in each hour of the last day leave the rolling 24 h an hour apart: "
       + "the bars show how many leave in each coming hour."),
@@ -199,10 +204,12 @@ async function templatesPage() {
   const deadline = (t) => t.paused_until ? `paused until ${when(t.paused_until)}`
     : t.disabled_unless_recovered_at ? `disabled at ${when(t.disabled_unless_recovered_at)} unless its quality recovers`
     : "—";
-  const rows = (answer.body.data || []).map((t) => el("tr", {},
+  const history = (t) => el("details", {}, el("summary", {}, `${t.history.length} changes`),
+    el("ol", { class: "figure" }, t.history.map((c) => el("li", {}, `${when(c.at)}: ${c.status}, quality ${c.quality}`))));
+  const rows = (answer.body.data || []).map((t) => el("tr", { id: `template-${t.account}-${t.name}-${t.language}` },
     el("td", {}, t.account), el("td", {}, t.name), el("td", {}, t.language), el("td", {}, t.category),
     el("td", {}, t.status), el("td", {}, t.quality), el("td", { class: "figure" }, t.pauses),
-    el("td", { class: "figure" }, deadline(t))));
+    el("td", { class: "figure" }, deadline(t)), el("td", {}, history(t))));
   const findings = el("ul", { id: "lint", "aria-live": "polite" });
   const result = el("p", { id: "template-result", role: "status" });
   const field = (name, label, input) => el("div", {}, el("label", { for: `t-${name}` }, label), input);
@@ -239,7 +246,8 @@ async function templatesPage() {
   });
   main.replaceChildren(el("h1", {}, "Templates"), form,
     el("table", { id: "templates" }, el("thead", {}, el("tr", {}, ["Account", "Name", "Language", "Category",
-      "Status", "Quality", "Pauses", "Deadline"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows)));
+      "Status", "Quality", "Pauses", "Deadline", "History"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows)));
 }
 
 // ---- Messages and people ----------------------------------------------------------------

@@ -14,6 +14,7 @@ use serde_json::json;
 use super::admin_access::{admin_error, admin_only, parse_number};
 use super::reply::{self, ApiErrorResponse};
 use super::state::{blocking, store_error, App};
+use super::usage_view::usage_view;
 use wagate_cloud_api::error::ApiError;
 use wagate_rules::clock::Timestamp;
 use wagate_rules::ids::{AccountId, Msisdn, PhoneNumberId, PortfolioId};
@@ -22,7 +23,6 @@ use wagate_rules::quality::Quality;
 use wagate_rules::registry::NumberRegistration;
 use wagate_rules::template::model::{Category, TemplateDefinition};
 use wagate_rules::template::status::TemplateStatus;
-use wagate_rules::usage::Usage;
 
 pub(crate) fn routes() -> Router<App> {
     Router::new()
@@ -128,71 +128,6 @@ async fn register_number(State(app): State<App>, headers: HeaderMap, body: Body)
     })
     .await?;
     Ok(reply::ok(&usage_view(body.id, &usage)))
-}
-
-/// A number's usage as the admin API shows it (times in Unix seconds).
-#[derive(serde::Serialize)]
-pub(crate) struct UsageView<'a> {
-    id: String,
-    tier: &'a str,
-    limit_24h: Option<u32>,
-    unique_recipients_24h: u32,
-    unique_recipients_24h_estimate: u64,
-    unique_recipients_7d_estimate: u64,
-    next_tier: Option<&'a str>,
-    upgrade_threshold_7d: Option<u64>,
-    upgrade_progress: Option<f64>,
-    projected_tier: Option<&'a str>,
-    projected_upgrade_at: Option<u64>,
-    upgraded_at: Option<u64>,
-    quality: &'static str,
-    flagged_since: Option<u64>,
-    downgrade_at: Option<u64>,
-    restricted_until: Option<u64>,
-    next_capacity_at: Option<u64>,
-    delivery_path: Option<DeliveryPathView<'a>>,
-    name_status: &'static str,
-}
-
-/// How far a number is along the delivery path to its next tier.
-#[derive(serde::Serialize)]
-pub(crate) struct DeliveryPathView<'a> {
-    tier: &'a str,
-    unique_recipients: u64,
-    threshold: u32,
-    days: u32,
-    eligible: bool,
-}
-
-pub(crate) fn usage_view(id: u64, usage: &Usage) -> UsageView<'_> {
-    let time = |t: Option<Timestamp>| t.map(Timestamp::unix_secs);
-    UsageView {
-        id: id.to_string(),
-        tier: &usage.tier,
-        limit_24h: usage.limit,
-        unique_recipients_24h: usage.used_24h,
-        unique_recipients_24h_estimate: usage.unique_24h_estimate,
-        unique_recipients_7d_estimate: usage.unique_7d_estimate,
-        next_tier: usage.next_tier.as_deref(),
-        upgrade_threshold_7d: usage.upgrade_threshold,
-        upgrade_progress: usage.upgrade_progress,
-        projected_tier: usage.projected_tier.as_deref(),
-        projected_upgrade_at: time(usage.projected_upgrade_at),
-        upgraded_at: time(usage.upgraded_at),
-        quality: usage.quality.meta_name(),
-        flagged_since: time(usage.flagged_since),
-        downgrade_at: time(usage.downgrade_at),
-        restricted_until: time(usage.restricted_until),
-        next_capacity_at: time(usage.next_capacity_at),
-        delivery_path: usage.delivery_path.as_ref().map(|path| DeliveryPathView {
-            tier: &path.tier,
-            unique_recipients: path.unique_recipients,
-            threshold: path.threshold,
-            days: path.days,
-            eligible: path.eligible(),
-        }),
-        name_status: usage.name_status.name(),
-    }
 }
 
 async fn usage(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> Answer {

@@ -9,10 +9,10 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::json;
 
-use super::admin::usage_view;
 use super::admin_access::{admin_error, admin_only};
 use super::reply::{self, ApiErrorResponse};
 use super::state::{blocking, App};
+use super::usage_view::usage_view;
 use wagate_rules::clock::Timestamp;
 use wagate_rules::template::lint::{lint, LintFinding};
 use wagate_rules::template::model::TemplateDefinition;
@@ -57,7 +57,7 @@ pub(crate) fn numbers_usage(app: &App) -> Result<Vec<serde_json::Value>, ApiErro
     let mut numbers: Vec<_> = registry
         .numbers()
         .iter()
-        .map(|n| (n.id, n.portfolio))
+        .map(|n| (n.id, n.portfolio, n.throughput.messages_per_second()))
         .collect();
     numbers.sort();
     numbers.truncate(MAX_NUMBERS);
@@ -68,11 +68,12 @@ pub(crate) fn numbers_usage(app: &App) -> Result<Vec<serde_json::Value>, ApiErro
         wagate_rules::profile::LimitScopeKind::Portfolio => "portfolio",
     };
     let mut views = Vec::with_capacity(numbers.len());
-    for (number, portfolio) in numbers {
+    for (number, portfolio, throughput) in numbers {
         let usage = app.wagate.limit_usage(number).map_err(admin_error)?;
         let mut view = serde_json::to_value(usage_view(number.0, &usage)).unwrap_or_default();
         view["limit_scope"] = json!(scope);
         view["portfolio_id"] = json!(portfolio.0.to_string());
+        view["throughput_mps"] = json!(throughput);
         views.push(view);
     }
     Ok(views)
@@ -118,7 +119,10 @@ pub(crate) async fn templates(
                     "quality": t.quality().meta_name(), "pauses": life.pauses,
                     "paused_until": unix(life.paused_until).filter(|_| life.paused_until > now),
                     "flagged_since": unix(life.flagged_since),
-                    "disabled_unless_recovered_at": disabled_at.and_then(unix) })
+                    "disabled_unless_recovered_at": disabled_at.and_then(unix),
+                    "history": life.history.iter().map(|c| json!({ "at": unix(c.at),
+                        "status": c.status.name(), "quality": c.quality.meta_name() }))
+                        .collect::<Vec<_>>() })
         })
         .collect();
     data.sort_by_key(|t| {

@@ -23,6 +23,7 @@ pub mod config;
 mod consent_api;
 mod consent_history_api;
 mod console;
+mod console_sessions;
 mod descriptors;
 mod erasure_api;
 mod events_api;
@@ -69,6 +70,7 @@ mod template_reads;
 mod templates_api;
 mod tenants;
 mod upstream;
+mod usage_view;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

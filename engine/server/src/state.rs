@@ -45,7 +45,7 @@ pub struct AppState {
     /// Turns true when the server starts to shut down: long-lived streams end.
     pub closing: tokio::sync::watch::Receiver<bool>,
     /// The operator console's sessions and live streams.
-    pub(crate) console: super::console::Console,
+    pub(crate) console: super::console_sessions::Console,
 }
 
 impl AppState {

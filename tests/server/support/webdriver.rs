@@ -169,8 +169,21 @@ impl Browser {
 
     /// Presses a key (WebDriver's code, e.g. `\u{E004}` for Tab) where the focus is.
     pub(crate) async fn press(&self, key: &str) -> Result<()> {
-        let actions = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
-            { "type": "keyDown", "value": key }, { "type": "keyUp", "value": key }] }] });
+        self.chord(&[key]).await
+    }
+
+    /// Presses `keys` together (e.g. Shift and Tab), released in reverse.
+    pub(crate) async fn chord(&self, keys: &[&str]) -> Result<()> {
+        let mut steps: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({ "type": "keyDown", "value": k }))
+            .collect();
+        steps.extend(
+            keys.iter()
+                .rev()
+                .map(|k| json!({ "type": "keyUp", "value": k })),
+        );
+        let actions = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": steps }] });
         self.session_call(Method::POST, "/actions", actions)
             .await
             .map(|_| ())

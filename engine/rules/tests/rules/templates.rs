@@ -381,3 +381,59 @@ fn named_templates_need_their_names() {
         f.advance(10);
     }
 }
+
+#[test]
+fn a_template_keeps_its_latest_status_and_quality_changes_with_their_times() {
+    let f = Fixture::new(Profile::whatsapp_2025());
+    // Red quality pauses an approved template for 3 h; the pause ends on its own.
+    let paused_at = f.now_secs();
+    assert_eq!(quality(&f, "promo", Quality::Red), TemplateStatus::Paused);
+    f.advance(3 * 3_600);
+    let template = f
+        .engine
+        .registry()
+        .template(ACCOUNT, "promo", "en_US")
+        .unwrap();
+    assert_eq!(
+        template.status(&f.engine.registry().profile().templates, f.now_secs()),
+        TemplateStatus::Approved
+    );
+    let history = template.snapshot().history;
+    let steps: Vec<(u32, TemplateStatus, Quality)> = history
+        .iter()
+        .map(|c| (c.at, c.status, c.quality))
+        .collect();
+    // The fixture's review and approval, then Meta's quality and what it did.
+    assert_eq!(
+        steps[..2].iter().map(|s| s.1).collect::<Vec<_>>(),
+        [TemplateStatus::InReview, TemplateStatus::Approved]
+    );
+    assert_eq!(
+        steps[2..],
+        [
+            (paused_at, TemplateStatus::Paused, Quality::Red),
+            // The pause's end, at its time, not when it was next read.
+            (
+                paused_at + 3 * 3_600,
+                TemplateStatus::Approved,
+                Quality::Red
+            ),
+        ]
+    );
+    // Kept across a restore, and only the latest 16.
+    for _ in 0..20 {
+        quality(&f, "promo", Quality::Green);
+        quality(&f, "promo", Quality::Yellow);
+    }
+    let snapshot = template.snapshot();
+    assert_eq!(snapshot.history.len(), 16);
+    assert_eq!(
+        snapshot.history.last().map(|c| c.quality),
+        Some(Quality::Yellow)
+    );
+    let restored = wagate_rules::registered_template::Template::restored(
+        template.definition.clone(),
+        &snapshot,
+    );
+    assert_eq!(restored.snapshot().history, snapshot.history);
+}

@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::sessions::{Role, Session};
+use crate::console_sessions::{Role, Session};
 use crate::reply::ApiErrorResponse;
 use crate::state::App;
 use crate::tenants::constant_time_eq;

@@ -7,9 +7,6 @@
 
 mod cookie_auth;
 mod live;
-mod sessions;
-
-use std::sync::atomic::AtomicUsize;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -19,9 +16,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
 
+use crate::console_sessions::{Role, Session, SESSION_TTL};
 pub(crate) use cookie_auth::cookie_auth;
 use cookie_auth::{forged, same_origin, session_id, COOKIE};
-use sessions::{Role, Session, Sessions, SESSION_TTL};
 
 use crate::state::App;
 use crate::tenants::constant_time_eq;
@@ -33,20 +30,6 @@ const STYLE: &str = include_str!("../../console/app.css");
 
 /// The most a sign-in or sign-out form may hold.
 const MAX_FORM_BYTES: usize = 4_096;
-
-/// The console's state in the server.
-#[derive(Default)]
-pub(crate) struct Console {
-    sessions: Sessions,
-    /// Live streams open now (at most `live::MAX_STREAMS`).
-    live_streams: AtomicUsize,
-}
-
-impl Console {
-    pub(crate) fn get(&self, id: &str) -> Option<Session> {
-        self.sessions.get(id)
-    }
-}
 
 pub(crate) fn routes() -> Router<App> {
     Router::new()

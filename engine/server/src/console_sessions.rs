@@ -1,10 +1,11 @@
-//! The console's sessions: who signed in (the admin token, or the read-only operator token),
-//! their CSRF token, and until when. Kept in memory (a restart signs everyone out), at most
-//! [`MAX_SESSIONS`], each for [`SESSION_TTL`] of real time; the ids and CSRF tokens are 32
-//! random bytes from the operating system.
+//! The operator console's sessions (`console`) and live streams: who signed in (the admin
+//! token, or the read-only operator token), their CSRF token, and until when. Kept in memory
+//! (a restart signs everyone out), at most [`MAX_SESSIONS`], each for [`SESSION_TTL`] of real
+//! time; the ids and CSRF tokens are 32 random bytes from the operating system.
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,20 @@ pub(crate) struct Session {
     pub(crate) role: Role,
     pub(crate) csrf: String,
     opened: Instant,
+}
+
+/// The console's state in the server: its sessions and its live streams.
+#[derive(Default)]
+pub(crate) struct Console {
+    pub(crate) sessions: Sessions,
+    /// Live streams open now (at most the console's `live::MAX_STREAMS`).
+    pub(crate) live_streams: AtomicUsize,
+}
+
+impl Console {
+    pub(crate) fn get(&self, id: &str) -> Option<Session> {
+        self.sessions.get(id)
+    }
 }
 
 #[derive(Default)]
