@@ -10,8 +10,8 @@ use anyhow::{bail, Result};
 use hyper::Method;
 use serde_json::{json, Value};
 use wagate_loadgen::mock_groups::GroupLimits;
-use wagate_loadgen::mock_meta::{MockMeta, MockMetaConfig};
-use wagate_loadgen::oracle::{NumberLimits, OracleConfig};
+use wagate_loadgen::mock_meta::MockMeta;
+use wagate_loadgen::oracle::NumberLimits;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mock_meta_keeps_a_group_s_life_and_tells_wagate_each_change() -> Result<()> {
@@ -137,28 +137,12 @@ impl GroupsAt {
     /// mock-meta keeping groups by `limits`, wagate on `profile` naming the `groups` topic,
     /// both clocks at the fixture's start.
     async fn start(name: &str, profile: &str, limits: GroupLimits) -> Result<GroupsAt> {
-        let config = MockMetaConfig {
-            listen: "127.0.0.1:0".parse()?,
-            webhook_url: None,
-            app_secret: APP_SECRET.into(),
-            templates: vec![("order_update".into(), "en_US".into())],
-            rules: OracleConfig {
-                numbers: [(
-                    NUMBER_A.to_string(),
-                    NumberLimits {
-                        messages_per_second: 1_000,
-                        tier_limit: 1_000,
-                    },
-                )]
-                .into_iter()
-                .collect(),
-                ..OracleConfig::default()
-            },
-            faults: Default::default(),
-            displays: vec![(NUMBER_A.to_string(), DISPLAY_A.to_string())],
-            accounts: vec![(NUMBER_A.to_string(), "1".to_string())],
-            group_limits: limits,
+        let limits_at_meta = NumberLimits {
+            messages_per_second: 1_000,
+            tier_limit: 1_000,
         };
+        let mut config = mock_meta_config(Default::default(), limits_at_meta, None)?;
+        config.group_limits = limits;
         let extra = "[consent]\ntopics = [\"groups\"]\n";
         let (mock, base, f) =
             with_mock_meta_config(name, config, extra, &["--engine.profile", profile]).await?;
@@ -303,6 +287,25 @@ impl GroupsAt {
             body[key] = value.clone();
         }
         self.f.send(ALPHA, NUMBER_A, &body, &[]).await
+    }
+
+    /// A free-form message is refused outside the group's window; then `from` writes in the
+    /// group and the window opens: the id of what they wrote.
+    async fn window_opened_by(&self, id: &str, from: &str) -> Result<String> {
+        refused_for(
+            &self.send(id, text("Welcome")).await?,
+            131_047,
+            "outside_group_window",
+        );
+        let wrote = self
+            .mock_post(
+                "/mock/group_message",
+                json!({ "group_id": id, "from": from, "text": "Hello?" }),
+            )
+            .await?;
+        self.wait_mirror(id, |g| g["service_window_open"] == true)
+            .await?;
+        Ok(wrote.json()["id"].as_str().unwrap_or_default().to_string())
     }
 
     /// Interactive messages, authentication templates and read marks of a group's messages
@@ -482,20 +485,7 @@ async fn a_group_s_whole_life_through_wagate_under_2025() -> Result<()> {
         .await?;
     refused_for(&added, 100, "group_invite_only");
     // Free-form only inside the group's window: nobody has written yet.
-    refused_for(
-        &at.send(&id, text("Welcome")).await?,
-        131_047,
-        "outside_group_window",
-    );
-    let wrote = at
-        .mock_post(
-            "/mock/group_message",
-            json!({ "group_id": id, "from": nine[0], "text": "Hello?" }),
-        )
-        .await?;
-    let group_wamid = wrote.json()["id"].as_str().unwrap_or_default().to_string();
-    at.wait_mirror(&id, |g| g["service_window_open"] == true)
-        .await?;
+    let group_wamid = at.window_opened_by(&id, &nine[0]).await?;
     at.refuses_what_a_group_does_not_take(&id, &group_wamid)
         .await?;
     // A text and a template go, each participant's status kept.
@@ -687,20 +677,7 @@ async fn under_2021_people_are_added_with_their_opt_in_for_groups_up_to_1024() -
     assert_eq!(view["group"]["pricing_category"], "group_utility");
     // Free-form needs the group's window, under 2021 as well; a participant's message opens it.
     advance(&at.f, 1).await?;
-    refused_for(
-        &at.send(&id, text("Hello all")).await?,
-        131_047,
-        "outside_group_window",
-    );
-    let wrote = at
-        .mock_post(
-            "/mock/group_message",
-            json!({ "group_id": id, "from": many[0], "text": "Hi" }),
-        )
-        .await?;
-    let group_wamid = wrote.json()["id"].as_str().unwrap_or_default().to_string();
-    at.wait_mirror(&id, |g| g["service_window_open"] == true)
-        .await?;
+    let group_wamid = at.window_opened_by(&id, &many[0]).await?;
     at.refuses_what_a_group_does_not_take(&id, &group_wamid)
         .await?;
     let report = at.sends_at_meta().await?;

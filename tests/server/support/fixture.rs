@@ -409,7 +409,19 @@ pub(crate) async fn with_mock_meta_upgrading(
     limits: NumberLimits,
     upgrade: Option<wagate_loadgen::oracle::UpgradeRule>,
 ) -> Result<(MockMeta, String, Fixture)> {
-    let config = MockMetaConfig {
+    let config = mock_meta_config(faults, limits, upgrade)?;
+    with_mock_meta_config(name, config, "", args).await
+}
+
+/// mock-meta's configuration for the fixture: `order_update` approved, the fixture numbers'
+/// `limits`, `faults`, Meta's upgrades under `upgrade`, `NUMBER_A` named by `DISPLAY_A` and
+/// account 1, groups kept by Meta's Groups API.
+pub(crate) fn mock_meta_config(
+    faults: Faults,
+    limits: NumberLimits,
+    upgrade: Option<wagate_loadgen::oracle::UpgradeRule>,
+) -> Result<MockMetaConfig> {
+    Ok(MockMetaConfig {
         listen: "127.0.0.1:0".parse()?,
         webhook_url: None,
         app_secret: APP_SECRET.into(),
@@ -426,8 +438,7 @@ pub(crate) async fn with_mock_meta_upgrading(
         displays: vec![(NUMBER_A.to_string(), DISPLAY_A.to_string())],
         accounts: vec![(NUMBER_A.to_string(), "1".to_string())],
         group_limits: Default::default(),
-    };
-    with_mock_meta_config(name, config, "", args).await
+    })
 }
 
 /// mock-meta as `config` says, and wagate (with `extra` configuration and `args`) sending to

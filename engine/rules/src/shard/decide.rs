@@ -9,7 +9,10 @@ use super::{business_consent, cached_number, cached_template, journal_note, shar
 use crate::clock::{month_of, Secs, Timestamp};
 use crate::decision::{Accepted, Decision, DeferReason, Message, Refusal, SendRequest};
 use crate::hash::mix64;
-use crate::ids::PhoneNumberId;
+use crate::ids::{Msisdn, PhoneNumberId};
+use crate::number::NumberState;
+use crate::price::{Ledger, Quote};
+use crate::shard_context::Core;
 use crate::shard_context::{LIMIT_WINDOW_SECS, MAX_CAPTION_CHARS};
 use crate::state::contact::{flags, ContactRecord};
 use crate::state::contact_table::ContactKey;
@@ -151,16 +154,12 @@ impl Shard {
                     }
                 }
             };
-            let month = || month_of(now.unix_secs());
-            let quote = core.profile.rate_cards.at(secs).quote(
+            let priced = Priced {
                 category,
-                is_template,
-                false,
-                request.to,
-                || number.count_service_message(month()),
-                |market| number.volume.count(market, category, month()),
-            );
-            state.ledger.record(number.id, category, secs, quote);
+                business_initiated: is_template,
+                free_entry: false,
+            };
+            let quote = priced.book(core, &mut state.ledger, number, request.to, now);
             return Decision::Accepted(Accepted {
                 category,
                 business_initiated: is_template,
@@ -333,17 +332,12 @@ impl Shard {
             }
         }
         journal_note(&mut state.journal, &state.contacts, &key, table_hash);
-        // The month only where a card counts by it (most decisions never ask).
-        let month = || month_of(now.unix_secs());
-        let quote = core.profile.rate_cards.at(secs).quote(
+        let priced = Priced {
             category,
             business_initiated,
             free_entry,
-            request.to,
-            || number.count_service_message(month()),
-            |market| number.volume.count(market, category, month()),
-        );
-        state.ledger.record(number.id, category, secs, quote);
+        };
+        let quote = priced.book(core, &mut state.ledger, number, request.to, now);
         Decision::Accepted(Accepted {
             category,
             business_initiated,
@@ -353,6 +347,44 @@ impl Shard {
             send_at,
             consent_at: consent.consent_at,
         })
+    }
+}
+
+/// What prices an accepted send.
+struct Priced {
+    category: Category,
+    business_initiated: bool,
+    free_entry: bool,
+}
+
+impl Priced {
+    /// The send's price on the card in effect at `now`, booked in the shard's ledger.
+    #[inline]
+    fn book(
+        self,
+        core: &Core,
+        ledger: &mut Ledger,
+        number: &NumberState,
+        to: Msisdn,
+        now: Timestamp,
+    ) -> Quote {
+        let Priced {
+            category,
+            business_initiated,
+            free_entry,
+        } = self;
+        // The month only where a card counts by it (most decisions never ask).
+        let month = || month_of(now.unix_secs());
+        let quote = core.profile.rate_cards.at(now.secs()).quote(
+            category,
+            business_initiated,
+            free_entry,
+            to,
+            || number.count_service_message(month()),
+            |market| number.volume.count(market, category, month()),
+        );
+        ledger.record(number.id, category, now.secs(), quote);
+        quote
     }
 }
 
