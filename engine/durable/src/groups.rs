@@ -21,6 +21,13 @@ use serde_json::Value;
 use wagate_rules::ids::PhoneNumberId;
 use wagate_store::{Batch, Family, Store, StoreError};
 
+/// How long a creation Meta has not completed counts toward the number's groups: Meta
+/// completes one within seconds; one it never completed stops counting after this.
+pub const CREATION_SECS: u64 = 86_400;
+/// How long the ids of messages written in groups are kept (for refusing read marks of them):
+/// Meta takes no read mark of a message older than this.
+pub const GROUP_MESSAGE_SECS: u64 = 30 * 86_400;
+
 /// The changes a group remembers, to apply a retry of Meta's once: groups change seldom, and
 /// Meta retries for days, not thousands of changes later.
 const REMEMBERED_CHANGES: usize = 256;
@@ -123,15 +130,31 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 impl GroupBook {
-    /// Reads the mirror from `store`.
-    pub fn load(store: Arc<dyn Store>) -> Result<GroupBook, StoreError> {
+    /// Reads the mirror from `store` at `now` (Unix seconds), forgetting what has lapsed:
+    /// creations older than [`CREATION_SECS`], group messages' ids older than
+    /// [`GROUP_MESSAGE_SECS`].
+    pub fn load(store: Arc<dyn Store>, now: u64) -> Result<GroupBook, StoreError> {
         let mut book = Book::default();
-        store.scan(Family::Groups, b"c", b"d", &mut |_, value| {
-            if let Ok(creating) = serde_json::from_slice::<Creating>(value) {
-                book.creating.insert(creating.request_id.clone(), creating);
+        let mut lapsed = Batch::default();
+        store.scan(Family::Groups, b"c", b"d", &mut |key, value| {
+            match serde_json::from_slice::<Creating>(value) {
+                Ok(creating) if creating.at + CREATION_SECS > now => {
+                    book.creating.insert(creating.request_id.clone(), creating);
+                }
+                _ => lapsed.delete(Family::Groups, key),
             }
             true
         })?;
+        store.scan(Family::Groups, b"i", b"j", &mut |key, value| {
+            let at = value.try_into().map_or(0, u64::from_be_bytes);
+            if at + GROUP_MESSAGE_SECS <= now {
+                lapsed.delete(Family::Groups, key);
+            }
+            true
+        })?;
+        if !lapsed.is_empty() {
+            store.write(&lapsed, true)?;
+        }
         store.scan(Family::Groups, b"g", b"h", &mut |_, value| {
             if let Ok(group) = serde_json::from_slice::<Group>(value) {
                 book.groups.insert(group.id.clone(), group);
@@ -155,8 +178,9 @@ impl GroupBook {
         self.book().groups.get(id).cloned()
     }
 
-    /// The groups of `number` and the creations under way for it.
-    pub fn count_of(&self, number: PhoneNumberId) -> usize {
+    /// The groups of `number` and the creations under way for it at `now` (Unix seconds; one
+    /// Meta never completed stops counting after [`CREATION_SECS`]).
+    pub fn count_of(&self, number: PhoneNumberId, now: u64) -> usize {
         let book = self.book();
         book.groups
             .values()
@@ -165,7 +189,7 @@ impl GroupBook {
             + book
                 .creating
                 .values()
-                .filter(|c| c.number == number.0)
+                .filter(|c| c.number == number.0 && c.at + CREATION_SECS > now)
                 .count()
     }
 
@@ -407,7 +431,7 @@ mod tests {
 
     fn book() -> (Arc<dyn Store>, GroupBook) {
         let store: Arc<dyn Store> = Arc::new(wagate_store::MemoryStore::default());
-        let book = GroupBook::load(store.clone()).unwrap();
+        let book = GroupBook::load(store.clone(), 1).unwrap();
         (store, book)
     }
 
@@ -424,7 +448,12 @@ mod tests {
             at: 1,
         })
         .unwrap();
-        assert_eq!(book.count_of(number), 1);
+        assert_eq!(book.count_of(number, 2), 1);
+        assert_eq!(
+            book.count_of(number, 1 + CREATION_SECS),
+            0,
+            "never completed: lapsed"
+        );
         let created = json!({ "group_id": "G1", "type": "group_create", "request_id": "R1",
                               "invite_link": "https://chat.whatsapp.com/L1" });
         let field = "group_lifecycle_update";
@@ -436,7 +465,7 @@ mod tests {
             book.apply(number, field, &created).unwrap(),
             GroupApplied::Repeat
         );
-        assert_eq!(book.count_of(number), 1, "the creation became the group");
+        assert_eq!(book.count_of(number, 2), 1, "the creation became the group");
         let participants = "group_participants_update";
         let add = json!({ "group_id": "G1", "type": "group_participants_add",
                           "added_participants": [{ "wa_id": "1650" }] });
@@ -467,7 +496,7 @@ mod tests {
         book.inbound("G1", 50, "wamid.in").unwrap();
         assert!(book.is_group_message("wamid.in").unwrap());
         assert!(!book.is_group_message("wamid.other").unwrap());
-        let reopened = GroupBook::load(store).unwrap();
+        let reopened = GroupBook::load(store.clone(), 60).unwrap();
         let group = reopened.group("G1").unwrap();
         assert_eq!(group.subject, "Buyers");
         assert_eq!(group.join_approval_mode, "approval_required");
@@ -496,7 +525,21 @@ mod tests {
             GroupApplied::Applied
         );
         assert_eq!(reopened.group("G1"), None);
-        assert_eq!(reopened.count_of(number), 0);
+        assert_eq!(reopened.count_of(number, 61), 0);
+        // A month on, the group message's id and a creation never completed are forgotten.
+        reopened
+            .creating(Creating {
+                request_id: "R2".into(),
+                number: 1001,
+                subject: "Later".into(),
+                description: String::new(),
+                join_approval_mode: "auto_approve".into(),
+                at: 100,
+            })
+            .unwrap();
+        let month = GroupBook::load(store, 50 + GROUP_MESSAGE_SECS).unwrap();
+        assert!(!month.is_group_message("wamid.in").unwrap());
+        assert!(month.book().creating.is_empty());
     }
 
     #[test]

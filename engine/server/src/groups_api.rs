@@ -82,7 +82,11 @@ pub(crate) fn check(
         let body = read();
         check_texts(rules, &body)?;
         rules
-            .check_create(app.wagate.groups().count_of(number))
+            .check_create(
+                app.wagate
+                    .groups()
+                    .count_of(number, app.wagate.now().unix_secs()),
+            )
             .map_err(refused)?;
         return Ok(Some(Followup::Create { number, body }));
     }

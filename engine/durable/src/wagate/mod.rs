@@ -293,7 +293,7 @@ impl Wagate {
         let suppression = crate::suppression::Suppression::load(store.as_ref())?;
         let unfinished = crate::erasure::Unfinisheds::load(store.as_ref())?;
         let campaigns = crate::campaigns::Campaigns::load(store.as_ref())?;
-        let groups = crate::groups::GroupBook::load(store.clone())?;
+        let groups = crate::groups::GroupBook::load(store.clone(), clock.now().unix_secs())?;
         let tenant_news = crate::tenant_news::NewsWriters::default();
         let pool = ShardPool::start_persistent(
             restored.engine,
