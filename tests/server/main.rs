@@ -29,6 +29,8 @@ mod campaign_ramps;
 mod campaign_runs;
 /// The campaign plan before anything is sent.
 mod campaigns;
+/// Cluster mode: partition leases over a real NATS JetStream cluster.
+mod cluster_leases;
 /// The operator console in a real headless Chromium.
 mod console;
 mod contract;

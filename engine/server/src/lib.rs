@@ -19,6 +19,7 @@ mod body_read;
 mod bulk;
 mod campaign_plan_api;
 mod campaigns_api;
+pub mod cluster;
 pub mod config;
 mod consent_api;
 mod consent_history_api;

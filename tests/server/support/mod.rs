@@ -4,6 +4,7 @@
 pub(crate) mod campaigns;
 pub(crate) mod fixture;
 pub(crate) mod meta_stub;
+pub(crate) mod nats;
 pub(crate) mod process;
 pub(crate) mod raw_http;
 pub(crate) mod web;
