@@ -1,6 +1,8 @@
 //! Cluster mode over NATS JetStream (docs/ARCHITECTURE.md, "Cluster mode"): so far the
-//! partitions' ownership (`leases`); the changelog, routing and hand-off follow.
+//! partitions' ownership (`leases`) and their fenced changelogs (`changelog`); the engine's
+//! group commit through the changelog, restore, routing and hand-off follow.
 
+pub mod changelog;
 pub mod leases;
 
 /// What went wrong talking to JetStream.
