@@ -509,6 +509,17 @@ async fn a_group_s_whole_life_through_wagate_under_2025() -> Result<()> {
         assert_eq!(view["group"]["group_id"], id.as_str());
         assert_eq!(view["group"]["pricing_category"], pricing);
     }
+    // Decided when asked (its participants' consent read then): never scheduled.
+    let later =
+        at.f.send(
+            ALPHA,
+            NUMBER_A,
+            &json!({ "messaging_product": "whatsapp", "recipient_type": "group", "to": id,
+                     "type": "text", "text": { "body": "Tomorrow" } }),
+            &[("x-wagate-send-at", &(START_UNIX + 86_400).to_string())],
+        )
+        .await?;
+    refused_for(&later, 100, "group_send_not_later");
     // A retry with the same key is the same send: one message, once at Meta.
     advance(&at.f, 1).await?;
     let mut keyed = json!({ "messaging_product": "whatsapp", "recipient_type": "group", "to": id });

@@ -61,11 +61,18 @@ impl Wagate {
             claimed: Vec::new(),
         };
         let mut admitted = Vec::with_capacity(submissions.len());
-        for submission in submissions {
-            let request = &submission.request;
-            if request.to.is_group() {
+        for mut submission in submissions {
+            if submission.request.to.is_group() {
                 // A group's own rules first: a send breaking one is answered, nothing written.
-                if let Err(refusal) = self.screen_group(&submission) {
+                // Its participants' consent is read now, so it is decided now: never scheduled,
+                // and, made to wait, answered so rather than queued (a queued send is released
+                // to its shard, past this screen).
+                submission.queue_when_deferred = false;
+                let screened = match submission.request.options.send_at {
+                    Some(_) => Err(wagate_rules::groups::GroupRefusal::NotLater),
+                    None => self.screen_group(&submission),
+                };
+                if let Err(refusal) = screened {
                     let refused = Decision::Refused(Refusal::Group(refusal));
                     submitted
                         .answers
@@ -73,6 +80,7 @@ impl Wagate {
                     continue;
                 }
             }
+            let request = &submission.request;
             let mut hash = 0;
             if let Some(key) = &submission.idempotency_key {
                 let (number, to) = (request.number.0, request.to.digits());

@@ -92,6 +92,8 @@ pub enum GroupRefusal {
     },
     #[error("group {0} is not one of the number's groups")]
     UnknownGroup(String),
+    #[error("a send to a group is decided when it is asked, with its participants' consent then: it cannot be scheduled or queued")]
+    NotLater,
 }
 
 impl GroupRefusal {
@@ -118,6 +120,7 @@ impl GroupRefusal {
             GroupRefusal::ParticipantWithdrew(_) => "group_participant_withdrew",
             GroupRefusal::TooLong { .. } => "group_text_too_long",
             GroupRefusal::UnknownGroup(_) => "unknown_group",
+            GroupRefusal::NotLater => "group_send_not_later",
         }
     }
 }
