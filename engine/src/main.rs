@@ -162,6 +162,20 @@ fn serve(args: &[String]) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let stopped = runtime.block_on(async move {
+        if let Some(cluster) = config.cluster.clone() {
+            // One node of a cluster: its front takes HTTP; gRPC is the standalone server's.
+            return wagate_server::cluster::node::run(
+                config,
+                |at| {
+                    println!("wagate listening on http://{}", at.http);
+                    println!("wagate cluster node {}", cluster.node_id);
+                    let _ = std::io::stdout().flush();
+                },
+                stop_signal()?,
+            )
+            .await
+            .map_err(anyhow::Error::from);
+        }
         wagate_server::serve(
             config,
             |at| {

@@ -31,6 +31,8 @@ mod campaign_runs;
 mod campaigns;
 /// Cluster mode: partition leases over a real NATS JetStream cluster.
 mod cluster_leases;
+/// Cluster mode: three nodes over three NATS servers, through crashes, a pause, a lost server.
+mod cluster_nodes;
 /// The operator console in a real headless Chromium.
 mod console;
 mod contract;

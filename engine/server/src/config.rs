@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub tenants: Vec<TenantConfig>,
     /// Numbers registered at start-up when not yet known (kept as they are when known).
     pub numbers: Vec<NumberSeed>,
+    /// Present: this server is one node of a cluster (docs/ARCHITECTURE.md, "Cluster mode").
+    pub cluster: Option<super::cluster_config::ClusterConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -568,6 +570,9 @@ impl ServerConfig {
 
     fn validate(&self) -> Result<(), ServerConfigError> {
         let invalid = |m: String| Err(ServerConfigError::Invalid(m));
+        if let Some(problem) = self.cluster.iter().flat_map(|c| c.problems()).next() {
+            return invalid(problem);
+        }
         let mut tokens = std::collections::HashSet::new();
         let mut numbers = std::collections::HashSet::new();
         for tenant in &self.tenants {

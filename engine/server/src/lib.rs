@@ -20,6 +20,7 @@ mod bulk;
 mod campaign_plan_api;
 mod campaigns_api;
 pub mod cluster;
+pub mod cluster_config;
 pub mod config;
 mod consent_api;
 mod consent_history_api;
@@ -124,6 +125,8 @@ pub enum ServeError {
     Forward(#[from] wagate_store::StoreError),
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// The rate cards of `profile` in `dir` (its `*.toml` files, each at most 1 MiB).
@@ -177,6 +180,7 @@ fn profile_named(name: &str) -> Result<Profile, ServeError> {
 
 fn open_engine(
     config: &ServerConfig,
+    store: Option<Arc<dyn wagate_store::Store>>,
     clock: Arc<dyn Clock>,
     upstream: SharedMetaUpstream,
 ) -> Result<Wagate, ServeError> {
@@ -228,17 +232,17 @@ fn open_engine(
         .filter(|t| t.consent_scope == config::ConsentScope::Number)
         .flat_map(|t| t.numbers.iter().map(|n| PhoneNumberId(*n)))
         .collect();
-    let wagate = Wagate::open(
-        WagateConfig {
-            engine,
-            data_dir: config.storage.data_dir.clone(),
-            idempotency_retention_secs: config.storage.idempotency_retention_secs,
-            sync: config.storage.sync,
-            commit_interval: std::time::Duration::from_micros(config.storage.commit_interval_us),
-        },
-        clock,
-        Arc::new(upstream),
-    )?;
+    let wagate_config = WagateConfig {
+        engine,
+        data_dir: config.storage.data_dir.clone(),
+        idempotency_retention_secs: config.storage.idempotency_retention_secs,
+        sync: config.storage.sync,
+        commit_interval: std::time::Duration::from_micros(config.storage.commit_interval_us),
+    };
+    let wagate = match store {
+        Some(store) => Wagate::open_with_store(wagate_config, store, clock, Arc::new(upstream))?,
+        None => Wagate::open(wagate_config, clock, Arc::new(upstream))?,
+    };
     for seed in &config.numbers {
         let id = PhoneNumberId(seed.id);
         if wagate.registry().number(id).is_some() {
@@ -352,6 +356,17 @@ pub async fn serve(
     on_listening: impl FnOnce(Listening),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Stopped, ServeError> {
+    serve_over(config, None, on_listening, shutdown).await
+}
+
+/// Like [`serve`], over `store` when given instead of the RocksDB store in
+/// `storage.data_dir` (a cluster partition's replicated store).
+pub async fn serve_over(
+    config: ServerConfig,
+    store: Option<Arc<dyn wagate_store::Store>>,
+    on_listening: impl FnOnce(Listening),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Stopped, ServeError> {
     let listener = bind(config.http.listen).await?;
     let grpc_listener = bind(config.grpc.listen).await?;
     let manual_clock = (config.clock.mode == ClockMode::Manual)
@@ -387,7 +402,7 @@ pub async fn serve(
     }
     let shared = SharedMetaUpstream(upstream.clone());
     let opening = config.clone();
-    let wagate = tokio::task::spawn_blocking(move || open_engine(&opening, clock, shared))
+    let wagate = tokio::task::spawn_blocking(move || open_engine(&opening, store, clock, shared))
         .await
         .expect("opening the engine does not panic")?;
     let wagate = Arc::new(wagate);

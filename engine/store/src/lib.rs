@@ -7,6 +7,7 @@
 //! serves tests; `RocksStore` (feature `rocksdb`, so that this crate alone links no RocksDB) is
 //! the product. Both pass [`conformance::check`], which any other implementation can run too.
 
+mod batch_wire;
 pub mod conformance;
 pub mod keys;
 mod memory;

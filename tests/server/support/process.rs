@@ -69,6 +69,32 @@ impl WagateProcess {
         args: &[String],
         log: Option<&Path>,
     ) -> Result<WagateProcess> {
+        Self::starting(config, args, log, true)
+    }
+
+    /// A cluster node (`[cluster]` in `config`): its front's address, no gRPC port.
+    pub(crate) fn start_node(config: &Path, args: &[String], log: &Path) -> Result<WagateProcess> {
+        Self::starting(config, args, Some(log), false)
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process.
+    pub(crate) fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()?;
+        if !status.success() {
+            bail!("kill -{signal} failed");
+        }
+        Ok(())
+    }
+
+    fn starting(
+        config: &Path,
+        args: &[String],
+        log: Option<&Path>,
+        grpc: bool,
+    ) -> Result<WagateProcess> {
         let stderr = match log {
             Some(path) => Stdio::from(
                 std::fs::OpenOptions::new()
@@ -103,6 +129,16 @@ impl WagateProcess {
         let base = base.to_string();
         line.clear();
         stdout.read_line(&mut line)?;
+        if !grpc {
+            if !line.starts_with("wagate cluster node ") {
+                bail!("wagate printed {line:?} where its node name was expected");
+            }
+            return Ok(WagateProcess {
+                base,
+                grpc: String::new(),
+                child,
+            });
+        }
         let Some(grpc) = line.trim().strip_prefix("wagate grpc listening on ") else {
             bail!("wagate printed {line:?} where the gRPC address was expected");
         };

@@ -6,6 +6,8 @@
 //! (fencing: a paused or partitioned old owner can write, so acknowledge or dispatch, nothing).
 //! A record is acknowledged only once JetStream stored it on its replicas.
 
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::context::{Context, Publish, PublishErrorKind};
 use async_nats::jetstream::stream::{Config, LastRawMessageErrorKind, Stream};
 use bytes::Bytes;
@@ -14,6 +16,16 @@ use super::ClusterError;
 
 /// The stream's name; its subjects are `wagate.cl.<partition>`.
 pub const STREAM: &str = "WAGATE_CHANGELOG";
+
+/// How long one exchange with JetStream may take before it counts as failed.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether `record` is an epoch record (a claim's), not a batch of writes.
+pub fn is_epoch(record: &[u8]) -> bool {
+    record.starts_with(EPOCH_PREFIX)
+}
+
+const EPOCH_PREFIX: &[u8] = b"epoch ";
 
 fn subject(partition: u32) -> String {
     format!("wagate.cl.{partition}")
@@ -32,6 +44,16 @@ pub struct Writer {
     pub epoch: u64,
     last: u64,
 }
+
+impl Writer {
+    /// The sequence of the last record this writer wrote (its claim, at first).
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+}
+
+/// What a replay hands each record to, with its sequence.
+pub type Apply<'a> = dyn FnMut(u64, &[u8]) -> Result<(), ClusterError> + Send + 'a;
 
 /// Why a record was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +107,9 @@ impl Changelog {
             epoch,
             last,
         };
-        let record = Bytes::from(format!("epoch {epoch}"));
+        let mut record = EPOCH_PREFIX.to_vec();
+        record.extend_from_slice(epoch.to_string().as_bytes());
+        let record = Bytes::from(record);
         self.append(&mut writer, record).await?;
         tracing::info!(
             partition,
@@ -94,6 +118,51 @@ impl Changelog {
             "claimed a partition's changelog"
         );
         Ok(writer)
+    }
+
+    /// Hands every record of `partition` up to sequence `upto` (a claim's) to `apply`, in
+    /// order, with its sequence: what restoring the partition replays. Each wait for the
+    /// next record has `WAIT`; a stream that goes quiet before `upto` is an error.
+    pub async fn replay(
+        &self,
+        partition: u32,
+        upto: u64,
+        apply: &mut Apply<'_>,
+    ) -> Result<u64, ClusterError> {
+        use futures_util::StreamExt;
+        if upto == 0 {
+            return Ok(0);
+        }
+        let consumer = self
+            .stream
+            .create_consumer(OrderedConfig {
+                filter_subject: subject(partition),
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(ClusterError::of)?;
+        let mut records = consumer.messages().await.map_err(ClusterError::of)?;
+        let mut replayed = 0;
+        loop {
+            let next = tokio::time::timeout(WAIT, records.next())
+                .await
+                .map_err(|_| ClusterError::of("the changelog went quiet during a replay"))?;
+            let Some(message) = next else {
+                return Err(ClusterError::of("the changelog ended during a replay"));
+            };
+            let message = message.map_err(ClusterError::of)?;
+            let sequence = message.info().map_err(ClusterError::of)?.stream_sequence;
+            if sequence > upto {
+                break;
+            }
+            apply(sequence, &message.payload)?;
+            replayed += 1;
+            if sequence == upto {
+                break;
+            }
+        }
+        Ok(replayed)
     }
 
     /// Appends `record` to the writer's partition; its sequence once stored on the replicas.

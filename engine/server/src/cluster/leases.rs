@@ -117,6 +117,37 @@ impl Leases {
         }
     }
 
+    /// Gives `lease` up (a hand-off): deleted only if still this node's at its revision, so
+    /// a lease already lost is left to its new holder.
+    pub async fn release(&self, lease: Lease) -> Result<(), ClusterError> {
+        self.kv
+            .delete_expect_revision(key(lease.partition), Some(lease.revision))
+            .await
+            .map_err(ClusterError::of)
+    }
+
+    /// Says this node is alive for another lease period (key `n.<node>`).
+    pub async fn announce(&self) -> Result<(), ClusterError> {
+        self.kv
+            .put(format!("n.{}", self.node), self.node.clone().into())
+            .await
+            .map(|_| ())
+            .map_err(ClusterError::of)
+    }
+
+    /// How many nodes said they were alive within the last lease period (at least 1: this).
+    pub async fn live_nodes(&self) -> Result<usize, ClusterError> {
+        use futures_util::StreamExt;
+        let mut keys = self.kv.keys().await.map_err(ClusterError::of)?;
+        let mut nodes = 0;
+        while let Some(key) = keys.next().await {
+            if key.map_err(ClusterError::of)?.starts_with("n.") {
+                nodes += 1;
+            }
+        }
+        Ok(nodes.max(1))
+    }
+
     /// Who holds `partition` now, if anyone: the node and its latest revision.
     pub async fn holder(&self, partition: u32) -> Result<Option<(String, u64)>, ClusterError> {
         let entry = self

@@ -1,9 +1,15 @@
-//! Cluster mode over NATS JetStream (docs/ARCHITECTURE.md, "Cluster mode"): so far the
-//! partitions' ownership (`leases`) and their fenced changelogs (`changelog`); the engine's
-//! group commit through the changelog, restore, routing and hand-off follow.
+//! Cluster mode over NATS JetStream (docs/ARCHITECTURE.md, "Cluster mode"): the partitions'
+//! ownership (`leases`), their fenced changelogs (`changelog`), the store that writes through
+//! them (`replicated_store`), a partition restored and served (`partition`), where a request
+//! goes (`routing`, `wire`), and the node that ties them together (`node`).
 
 pub mod changelog;
 pub mod leases;
+pub mod node;
+pub mod partition;
+pub mod replicated_store;
+pub mod routing;
+pub mod wire;
 
 /// What went wrong talking to JetStream.
 #[derive(Debug, thiserror::Error)]

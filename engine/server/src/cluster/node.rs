@@ -1,0 +1,693 @@
+//! A cluster node: `wagate serve` with a `[cluster]` section. It keeps its share of the
+//! partitions' leases (taking free ones up to its share of the live nodes, renewing what it
+//! holds, handing over the surplus when a node joins), serves each held partition with its own
+//! engine (`partition`), answers forwarded requests for them (`wagate.rq.<n>.<node>`), and
+//! runs the front: any request, on any node, goes to its partition's owner, here or over NATS
+//! request-reply, and its answer comes back as the owner gave it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use super::changelog::Changelog;
+use super::leases::{Lease, Leases};
+use super::partition::{self, Served};
+use super::routing::{PartitionMap, Route};
+use super::wire::{Answer, Forwarded};
+use super::ClusterError;
+use crate::cluster_config::ClusterConfig;
+use crate::config::ServerConfig;
+use crate::{Listening, ServeError, Stopped};
+
+/// How long a forwarded request may take, at the owner, before the front answers 503.
+const FORWARD_WAIT: Duration = Duration::from_secs(10);
+/// How often the node looks for partitions to take or hand over.
+const BALANCE_EVERY: Duration = Duration::from_millis(250);
+/// How long a partition's owner, as read from the leases, is believed without reading again.
+const OWNER_KEPT: Duration = Duration::from_millis(500);
+
+struct Node {
+    config: ServerConfig,
+    cluster: ClusterConfig,
+    map: PartitionMap,
+    client: async_nats::Client,
+    leases: Leases,
+    changelog: Arc<Changelog>,
+    /// Partitions served here.
+    served: Mutex<BTreeMap<u32, ServedEntry>>,
+    /// Who owns each partition, as last read, and when.
+    owners: Mutex<HashMap<u32, (Option<String>, Instant)>>,
+    /// Partitions lost whose engines are still stopping.
+    stopping: Arc<Mutex<std::collections::HashSet<u32>>>,
+    http: Client<HttpConnector, Full<Bytes>>,
+    cluster_runtime: tokio::runtime::Handle,
+    engines: tokio::runtime::Handle,
+}
+
+struct ServedEntry {
+    served: Served,
+    renewed: Instant,
+}
+
+/// `asked`, or an error once `limit` passed: no exchange with JetStream waits unbounded.
+async fn bounded<T>(
+    limit: Duration,
+    asked: impl std::future::Future<Output = Result<T, ClusterError>>,
+) -> Result<T, ClusterError> {
+    tokio::time::timeout(limit, asked)
+        .await
+        .unwrap_or_else(|_| Err(ClusterError::of("JetStream did not answer in time")))
+}
+
+fn subject(partition: u32, node: &str) -> String {
+    format!("wagate.rq.{partition}.{node}")
+}
+
+/// Runs this node until `shutdown` resolves; `on_listening` gets the front's address.
+pub async fn run(
+    config: ServerConfig,
+    on_listening: impl FnOnce(Listening),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Stopped, ServeError> {
+    let cluster = config.cluster.clone().unwrap_or_default();
+    let listener = TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+    // The NATS connection and the leases live on a runtime of their own: an engine thread or
+    // a handler waiting for a changelog append never starves them.
+    let cluster_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("wagate-cluster")
+        .enable_all()
+        .build()
+        .map_err(ServeError::Http)?;
+    let engines = tokio::runtime::Handle::current();
+    let starting = {
+        let (config, cluster, engines) = (config.clone(), cluster.clone(), engines.clone());
+        let handle = cluster_runtime.handle().clone();
+        cluster_runtime.spawn(async move { Node::connect(config, cluster, handle, engines).await })
+    };
+    let node = starting
+        .await
+        .map_err(|e| ServeError::Cluster(e.to_string()))?
+        .map_err(|e| ServeError::Cluster(e.to_string()))?;
+    let node = Arc::new(node);
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    cluster_runtime.spawn(node.clone().keep_leases(closed.clone()));
+    cluster_runtime.spawn(node.clone().balance_partitions(closed.clone()));
+    cluster_runtime.spawn(node.clone().answer_forwards(closed.clone()));
+    let front_at = listener.local_addr().map_err(ServeError::Http)?;
+    on_listening(Listening {
+        http: front_at,
+        grpc: front_at,
+    });
+    tracing::info!(node = %cluster.node_id, http = %front_at, partitions = cluster.partitions, "cluster node listening");
+    let front = tokio::spawn(node.clone().front(listener, closed.clone()));
+    shutdown.await;
+    let _ = closing.send(true);
+    let _ = front.await;
+    // Leaving: every partition is stopped and its lease given up, so the others take it at
+    // once rather than after the lease lapses.
+    let leaving = node.clone();
+    let left = cluster_runtime.spawn(async move { leaving.leave().await });
+    let _ = left.await;
+    cluster_runtime.shutdown_background();
+    Ok(Stopped::Cleanly)
+}
+
+impl Node {
+    async fn connect(
+        config: ServerConfig,
+        cluster: ClusterConfig,
+        cluster_runtime: tokio::runtime::Handle,
+        engines: tokio::runtime::Handle,
+    ) -> Result<Node, ClusterError> {
+        let servers: Vec<async_nats::ServerAddr> = cluster
+            .nats_url
+            .split(',')
+            .map(|url| url.trim().parse())
+            .collect::<Result<_, _>>()
+            .map_err(ClusterError::of)?;
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .request_timeout(Some(FORWARD_WAIT))
+            .retry_on_initial_connect()
+            .connect(servers)
+            .await
+            .map_err(ClusterError::of)?;
+        let lease = Duration::from_secs(cluster.lease_secs);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // JetStream may still be electing its leaders when the servers have just started.
+        let (leases, changelog) = loop {
+            let opened = async {
+                let leases = Leases::open(
+                    client.clone(),
+                    "wagate_leases",
+                    cluster.replicas,
+                    lease,
+                    &cluster.node_id,
+                )
+                .await?;
+                let changelog = Changelog::open(client.clone(), cluster.replicas).await?;
+                Ok::<_, ClusterError>((leases, changelog))
+            }
+            .await;
+            match opened {
+                Ok(opened) => break opened,
+                Err(error) if Instant::now() > deadline => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%error, "JetStream not ready yet: trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(Node {
+            map: PartitionMap::new(&cluster, &config.numbers),
+            config,
+            cluster,
+            client,
+            leases,
+            changelog: Arc::new(changelog),
+            served: Mutex::new(BTreeMap::new()),
+            owners: Mutex::new(HashMap::new()),
+            stopping: Default::default(),
+            http,
+            cluster_runtime,
+            engines,
+        })
+    }
+
+    fn lease_period(&self) -> Duration {
+        Duration::from_secs(self.cluster.lease_secs)
+    }
+
+    fn local(&self, partition: u32) -> Option<SocketAddr> {
+        let served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        served
+            .get(&partition)
+            .filter(|entry| {
+                !entry
+                    .served
+                    .fenced
+                    .load(std::sync::atomic::Ordering::Acquire)
+            })
+            .map(|entry| entry.served.http)
+    }
+
+    /// Renews what is held and stops what was lost, every third of a lease, until the node
+    /// closes. Alone in its loop: nothing slow (a take, a restore) ever delays a renewal.
+    async fn keep_leases(self: Arc<Self>, mut closed: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *closed.borrow() {
+                return;
+            }
+            self.renew_all().await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.lease_period() / 3) => {}
+                _ = closed.changed() => {}
+            }
+        }
+    }
+
+    /// Announces the node, and takes partitions up to its share of the live nodes or hands
+    /// the surplus over, until the node closes.
+    async fn balance_partitions(self: Arc<Self>, mut closed: tokio::sync::watch::Receiver<bool>) {
+        let third = self.lease_period() / 3;
+        let mut share = self.cluster.partitions as usize;
+        let mut counted = Instant::now() - third;
+        loop {
+            if *closed.borrow() {
+                return;
+            }
+            if counted.elapsed() >= third {
+                if let Err(error) = bounded(third, self.leases.announce()).await {
+                    tracing::warn!(%error, "announcing this node failed");
+                }
+                if let Ok(nodes) = bounded(third, self.leases.live_nodes()).await {
+                    share = (self.cluster.partitions as usize).div_ceil(nodes);
+                }
+                counted = Instant::now();
+            }
+            self.balance(share).await;
+            tokio::select! {
+                _ = tokio::time::sleep(BALANCE_EVERY) => {}
+                _ = closed.changed() => {}
+            }
+        }
+    }
+
+    async fn renew_all(&self) {
+        let held: Vec<(u32, Lease, bool, Instant)> = {
+            let served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+            served
+                .iter()
+                .map(|(p, e)| {
+                    let fenced = e.served.fenced.load(std::sync::atomic::Ordering::Acquire);
+                    (*p, e.served.lease, fenced, e.renewed)
+                })
+                .collect()
+        };
+        for (partition, lease, fenced, renewed) in held {
+            let kept = if fenced {
+                None
+            } else {
+                match bounded(self.lease_period() / 3, self.leases.renew(lease)).await {
+                    Ok(kept) => kept,
+                    // Unknown (a timeout, an election): kept while the lease may still run.
+                    Err(error) if renewed.elapsed() < self.lease_period() => {
+                        tracing::warn!(partition, %error, "renewing a lease failed: trying again");
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::warn!(partition, %error, "a lease ran out unrenewed");
+                        None
+                    }
+                }
+            };
+            let mut served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+            match kept {
+                Some(kept) => {
+                    if let Some(entry) = served.get_mut(&partition) {
+                        entry.served.lease = kept;
+                        entry.renewed = Instant::now();
+                    }
+                }
+                None => {
+                    tracing::warn!(partition, "lost a partition: it stops being served here");
+                    if let Some(entry) = served.remove(&partition) {
+                        self.stop_in_background(partition, entry.served);
+                    }
+                }
+            }
+        }
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_secs(self.config.http.shutdown_grace_secs.min(10))
+    }
+
+    /// Stops a lost partition's engine without holding up the renewals; the partition is
+    /// not taken again here until it stopped (its data directory is free).
+    fn stop_in_background(&self, partition: u32, served: Served) {
+        self.stopping
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(partition);
+        let grace = self.grace();
+        let stopping = self.stopping.clone();
+        self.engines.spawn(async move {
+            served.stop(grace).await;
+            stopping
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&partition);
+        });
+    }
+
+    async fn balance(&self, share: usize) {
+        let held: Vec<u32> = {
+            let served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+            served.keys().copied().collect()
+        };
+        if held.len() > share {
+            // A node joined: the highest partition goes to whoever takes it next.
+            if let Some(&partition) = held.last() {
+                self.hand_over(partition).await;
+            }
+            return;
+        }
+        if held.len() == share {
+            return;
+        }
+        // Start from a place of this node's own, so nodes starting together try different
+        // partitions first.
+        let offset = self
+            .cluster
+            .node_id
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        for i in 0..self.cluster.partitions {
+            let partition = (offset.wrapping_add(i)) % self.cluster.partitions;
+            let stopping = self
+                .stopping
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&partition);
+            if held.contains(&partition) || stopping {
+                continue;
+            }
+            match bounded(self.lease_period() / 3, self.leases.take(partition)).await {
+                Ok(Some(lease)) => {
+                    self.serve(lease).await;
+                    // One at a time: the other nodes get their turn between takes.
+                    return;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(partition, %error, "taking a partition failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn serve(&self, lease: Lease) {
+        let context = partition::Context {
+            config: &self.config,
+            changelog: self.changelog.clone(),
+            cluster: self.cluster_runtime.clone(),
+            engines: self.engines.clone(),
+        };
+        let partition = lease.partition;
+        // Renewed while it is restored, so a long restore does not lose it.
+        let restoring = partition::start(&context, lease);
+        tokio::pin!(restoring);
+        let mut lease = lease;
+        let started = loop {
+            tokio::select! {
+                started = &mut restoring => break started,
+                _ = tokio::time::sleep(self.lease_period() / 3) => {
+                    if let Ok(Some(kept)) = bounded(self.lease_period() / 3, self.leases.renew(lease)).await {
+                        lease = kept;
+                    }
+                }
+            }
+        };
+        match started {
+            Ok(mut served) => {
+                served.lease = lease;
+                let mut all = self.served.lock().unwrap_or_else(|e| e.into_inner());
+                all.insert(
+                    partition,
+                    ServedEntry {
+                        served,
+                        renewed: Instant::now(),
+                    },
+                );
+                self.owners
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&partition);
+            }
+            Err(error) => {
+                tracing::error!(partition, %error, "restoring a partition failed: giving it up");
+                let _ = self.leases.release(lease).await;
+            }
+        }
+    }
+
+    /// Stops serving `partition` and gives its lease up for another node to take.
+    async fn hand_over(&self, partition: u32) {
+        let entry = {
+            let mut served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+            served.remove(&partition)
+        };
+        if let Some(entry) = entry {
+            let lease = entry.served.lease;
+            tracing::info!(partition, "handing a partition over to another node");
+            entry.served.stop(self.grace()).await;
+            if let Err(error) = self.leases.release(lease).await {
+                tracing::warn!(partition, %error, "releasing a handed-over lease failed");
+            }
+        }
+    }
+
+    async fn leave(&self) {
+        let partitions: Vec<u32> = {
+            let served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+            served.keys().copied().collect()
+        };
+        for partition in partitions {
+            self.hand_over(partition).await;
+        }
+    }
+
+    /// Answers requests other nodes forward for partitions served here.
+    async fn answer_forwards(self: Arc<Self>, mut closed: tokio::sync::watch::Receiver<bool>) {
+        let wildcard = format!("wagate.rq.*.{}", self.cluster.node_id);
+        let mut requests = match self.client.subscribe(wildcard).await {
+            Ok(requests) => requests,
+            Err(error) => {
+                tracing::error!(%error, "cannot take forwarded requests: this node serves none");
+                return;
+            }
+        };
+        loop {
+            let message = tokio::select! {
+                message = requests.next() => message,
+                _ = closed.changed() => return,
+            };
+            let Some(message) = message else { return };
+            let node = self.clone();
+            tokio::spawn(async move {
+                let Some(reply) = message.reply.clone() else {
+                    return;
+                };
+                let partition = message
+                    .subject
+                    .split('.')
+                    .nth(2)
+                    .and_then(|p| p.parse::<u32>().ok());
+                let request = Forwarded::from_nats(message.headers.as_ref(), message.payload);
+                let answer = match (partition, request) {
+                    (Some(partition), Some(request)) => match node.local(partition) {
+                        Some(at) => node.to_engine(at, request).await,
+                        None => Answer::unavailable("this partition is moving to another node"),
+                    },
+                    _ => Answer::unavailable("a forwarded request wagate cannot read"),
+                };
+                let (headers, body) = answer.to_nats();
+                if let Err(error) = node.client.publish_with_headers(reply, headers, body).await {
+                    tracing::warn!(%error, "answering a forwarded request failed");
+                }
+            });
+        }
+    }
+
+    /// Sends `request` to the partition engine listening at `at`.
+    async fn to_engine(&self, at: SocketAddr, request: Forwarded) -> Answer {
+        let uri = format!("http://{at}{}", request.target);
+        let mut built = Request::builder().method(request.method).uri(uri);
+        if let Some(headers) = built.headers_mut() {
+            *headers = request.headers;
+        }
+        let Ok(built) = built.body(Full::new(request.body)) else {
+            return Answer::unavailable("a request wagate cannot pass on");
+        };
+        let asked = async {
+            let answer = self.http.request(built).await.map_err(ClusterError::of)?;
+            let (parts, body) = answer.into_parts();
+            let body = body.collect().await.map_err(ClusterError::of)?.to_bytes();
+            Ok::<_, ClusterError>(Answer {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        match tokio::time::timeout(FORWARD_WAIT, asked).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "a partition's engine did not answer");
+                Answer::unavailable("the partition's engine did not answer")
+            }
+            Err(_) => Answer::unavailable("the partition's engine did not answer in time"),
+        }
+    }
+
+    /// Who owns `partition`, as the leases say (read again after `OWNER_KEPT`).
+    async fn owner(&self, partition: u32, fresh: bool) -> Option<String> {
+        if !fresh {
+            let owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((owner, read)) = owners.get(&partition) {
+                if read.elapsed() < OWNER_KEPT {
+                    return owner.clone();
+                }
+            }
+        }
+        let leases = &self.leases;
+        let owner = bounded(OWNER_KEPT * 4, leases.holder(partition))
+            .await
+            .ok()
+            .flatten()
+            .map(|h| h.0);
+        self.owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(partition, (owner.clone(), Instant::now()));
+        owner
+    }
+
+    /// `request`'s answer from `partition`'s owner, wherever it is.
+    async fn to_partition(&self, partition: u32, request: &Forwarded) -> Answer {
+        if let Some(at) = self.local(partition) {
+            return self.to_engine(at, request.clone()).await;
+        }
+        for fresh in [false, true] {
+            let Some(owner) = self.owner(partition, fresh).await else {
+                continue;
+            };
+            if owner == self.cluster.node_id {
+                // Held here but not served yet (restoring): the caller tries again.
+                return Answer::unavailable("this partition is being restored");
+            }
+            let (headers, body) = request.to_nats();
+            let asked = async_nats::Request::new()
+                .headers(headers)
+                .payload(body)
+                .timeout(Some(FORWARD_WAIT));
+            match self
+                .client
+                .send_request(subject(partition, &owner), asked)
+                .await
+            {
+                Ok(message) => {
+                    return Answer::from_nats(message.headers.as_ref(), message.payload)
+                        .unwrap_or_else(|| {
+                            Answer::unavailable("the owner's answer was unreadable")
+                        })
+                }
+                Err(error) => {
+                    tracing::debug!(partition, %owner, %error, "forwarding failed");
+                }
+            }
+        }
+        Answer::unavailable("this partition has no reachable owner now: try again shortly")
+    }
+
+    async fn route(&self, request: Forwarded) -> Answer {
+        match self
+            .map
+            .route(&request.method, &request.target, &request.body)
+        {
+            Route::Node => Answer {
+                status: hyper::StatusCode::OK,
+                headers: Default::default(),
+                body: Bytes::from_static(b"ok"),
+            },
+            Route::One(partition) => self.to_partition(partition, &request).await,
+            Route::Each(partitions) => {
+                let mut last = Answer::unavailable("no partition");
+                for partition in partitions {
+                    last = self.to_partition(partition, &request).await;
+                    if !last.status.is_success() {
+                        break;
+                    }
+                }
+                last
+            }
+            Route::Any => {
+                let mut last = Answer::unavailable("no partition");
+                let mut order: Vec<u32> = self
+                    .served
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keys()
+                    .copied()
+                    .collect();
+                let others: Vec<u32> = (0..self.cluster.partitions)
+                    .filter(|p| !order.contains(p))
+                    .collect();
+                order.extend(others);
+                for partition in order {
+                    last = self.to_partition(partition, &request).await;
+                    if last.status != hyper::StatusCode::NOT_FOUND {
+                        break;
+                    }
+                }
+                last
+            }
+            Route::Refused(reason) => {
+                let body = serde_json::json!({"error": {
+                    "message": reason, "type": "OAuthException", "code": 100,
+                    "fbtrace_id": "wagate-cluster"}});
+                let mut headers = hyper::HeaderMap::new();
+                headers.insert(
+                    "content-type",
+                    hyper::http::HeaderValue::from_static("application/json"),
+                );
+                Answer {
+                    status: hyper::StatusCode::BAD_REQUEST,
+                    headers,
+                    body: Bytes::from(body.to_string()),
+                }
+            }
+        }
+    }
+
+    /// The front: every connection's requests read whole (bounded), routed, answered.
+    async fn front(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut closed: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = closed.changed() => return,
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            let node = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let node = node.clone();
+                    async move { Ok::<_, std::convert::Infallible>(node.answer(request).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let (parts, body) = request.into_parts();
+        let limit = self.config.http.max_bulk_bytes;
+        let read = tokio::time::timeout(
+            self.config.http.body_read_timeout(),
+            Limited::new(body, limit).collect(),
+        )
+        .await;
+        let answer = match read {
+            Ok(Ok(body)) => {
+                let target = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "/".to_string());
+                self.route(Forwarded {
+                    method: parts.method,
+                    target,
+                    headers: parts.headers,
+                    body: body.to_bytes(),
+                })
+                .await
+            }
+            _ => Answer::unavailable("the request's body could not be read whole in time"),
+        };
+        let mut response = Response::new(Full::new(answer.body));
+        *response.status_mut() = answer.status;
+        *response.headers_mut() = answer.headers;
+        response
+    }
+}

@@ -1,0 +1,522 @@
+//! Cluster mode end to end: three `nats-server` processes (JetStream, replication 3), three
+//! wagate nodes on loopback ports over them, mock-meta as Meta. Load goes through every node
+//! with idempotency keys while nodes are killed with SIGKILL and restarted ten times, an owner
+//! is paused past its lease and resumed, and one NATS server is killed; then every
+//! acknowledged message reached mock-meta exactly once (or is listed in flight for the
+//! operator), mock-meta saw no tier or throughput violation, and the tier limit admitted
+//! exactly its number of people, across all nodes.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::support::fixture::*;
+use crate::support::nats::NatsCluster;
+use crate::support::process::WagateProcess;
+use crate::support::web::Web;
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use wagate_loadgen::oracle::NumberLimits;
+use wagate_server::cluster_config::ClusterConfig;
+
+const PARTITIONS: u32 = 4;
+const LEASE_SECS: u64 = 4;
+/// The tier both numbers are on, at wagate and at mock-meta.
+const TIER: u32 = 250;
+/// People sent to from `NUMBER_A`: more than its tier admits.
+const PEOPLE_A: u64 = 400;
+/// People sent to from `NUMBER_B`: fewer.
+const PEOPLE_B: u64 = 150;
+/// Scheduled sends from `NUMBER_B` pending on its owner when it is paused.
+const SCHEDULED: u64 = 20;
+
+struct Cluster {
+    dir: PathBuf,
+    config: PathBuf,
+    nodes: Vec<Option<WagateProcess>>,
+    urls: Arc<Mutex<Vec<String>>>,
+}
+
+const NODE_IDS: [&str; 3] = ["a", "b", "c"];
+
+impl Cluster {
+    fn start_node(&mut self, i: usize) -> Result<()> {
+        let args = vec![
+            "--cluster.node_id".to_string(),
+            NODE_IDS[i].to_string(),
+            "--storage.data_dir".to_string(),
+            self.dir
+                .join(format!("node-{}", NODE_IDS[i]))
+                .display()
+                .to_string(),
+        ];
+        let log = self.log_of(i);
+        let node = WagateProcess::start_node(&self.config, &args, &log)?;
+        self.urls.lock().unwrap()[i] = node.base.clone();
+        self.nodes[i] = Some(node);
+        Ok(())
+    }
+
+    fn log_of(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node-{}.log", NODE_IDS[i]))
+    }
+
+    fn url(&self, i: usize, path: &str) -> String {
+        format!("{}{path}", self.urls.lock().unwrap()[i])
+    }
+
+    fn kill(&mut self, i: usize) -> Result<()> {
+        if let Some(node) = self.nodes[i].take() {
+            node.kill()?;
+        }
+        Ok(())
+    }
+}
+
+fn config_text(dir: &Path, mock: &str, nats: &str) -> String {
+    format!(
+        r#"
+[clock]
+mode = "system"
+
+[engine]
+profile = "whatsapp-2025"
+
+[http]
+shutdown_grace_secs = 5
+
+[meta]
+base_url = "{mock}"
+api_version = "v23.0"
+access_token = "{META_TOKEN}"
+app_secret = "{APP_SECRET}"
+verify_token = "verify-me"
+request_timeout_ms = 5000
+
+[admin]
+token = "{ADMIN}"
+
+[[tenants]]
+name = "alpha"
+token = "{ALPHA}"
+numbers = [{NUMBER_A}]
+# Past the tier, refused at once (not queued for tomorrow): the acknowledged count is the
+# number of people the limit admitted.
+on_limit = "refuse"
+
+[[tenants]]
+name = "beta"
+token = "{BETA}"
+numbers = [{NUMBER_B}]
+
+[[numbers]]
+id = {NUMBER_A}
+account = 1
+portfolio = 1
+tier = "TIER_250"
+throughput_mps = 80
+
+[[numbers]]
+id = {NUMBER_B}
+account = 2
+portfolio = 2
+tier = "TIER_250"
+throughput_mps = 80
+
+[cluster]
+nats_url = "{nats}"
+partitions = {PARTITIONS}
+lease_secs = {LEASE_SECS}
+replicas = 3
+
+[storage]
+data_dir = "{data}"
+"#,
+        data = dir.join("unused").display(),
+    )
+}
+
+/// Any node of the cluster, for a sender.
+#[derive(Clone)]
+struct AnyNode {
+    web: Web,
+    urls: Arc<Mutex<Vec<String>>>,
+}
+
+impl AnyNode {
+    /// Sends `body` as `token` to `path` through the nodes in turn from `start`, again with the
+    /// same idempotency key until an answer that is not "try again" comes: the answer.
+    async fn send(
+        &self,
+        start: usize,
+        path: &str,
+        token: &str,
+        body: &Value,
+        key: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Value> {
+        let (web, urls) = (&self.web, &self.urls);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        let mut attempt = start;
+        loop {
+            let url = {
+                let urls = urls.lock().unwrap();
+                format!("{}{path}", urls[attempt % urls.len()])
+            };
+            attempt += 1;
+            if let Ok(answer) = web
+                .post(
+                    &url,
+                    token,
+                    body,
+                    &[&[("idempotency-key", key)], extra].concat(),
+                )
+                .await
+            {
+                if answer.status != 503 {
+                    let mut value = answer.json();
+                    value["status"] = json!(answer.status);
+                    return Ok(value);
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("no node took {key} within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Waits until both numbers' partitions answer through node `via`; how long it took.
+async fn served_again(web: &Web, cluster: &Cluster, via: usize) -> Result<Duration> {
+    let began = tokio::time::Instant::now();
+    for (number, token) in [(NUMBER_A, ALPHA), (NUMBER_B, BETA)] {
+        loop {
+            let url = cluster.url(via, &format!("/wagate/v1/groups?phone_number_id={number}"));
+            if let Ok(answer) = web.get(&url, token).await {
+                if answer.status == 200 {
+                    break;
+                }
+            }
+            if began.elapsed() > Duration::from_secs(60) {
+                bail!("the partition of {number} was not served again within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(began.elapsed())
+}
+
+async fn report(web: &Web, mock: &str) -> Result<Value> {
+    Ok(web.get(&format!("{mock}/mock/report"), "").await?.json())
+}
+
+fn text_with_id(to: &str, id: &str) -> Value {
+    json!({ "messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+            "type": "template", "template": { "name": "order_update",
+            "language": { "code": "en_US" },
+            "components": [{ "type": "body", "parameters": [{ "type": "text", "text": id }] }] } })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kills_pauses_and_a_lost_nats_server(
+) -> Result<()> {
+    let dir = fresh_dir("cluster-nodes");
+    let mut nats = NatsCluster::start(&dir)?;
+    let nats_url = nats
+        .client_ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let limits = NumberLimits {
+        messages_per_second: 80,
+        tier_limit: TIER,
+    };
+    let mut mock_config = mock_meta_config(Default::default(), limits, None)?;
+    mock_config
+        .accounts
+        .push((NUMBER_B.to_string(), "2".to_string()));
+    let mock = wagate_loadgen::mock_meta::start(mock_config).await?;
+    let mock_url = format!("http://{}", mock.addr);
+    let config = dir.join("cluster.toml");
+    std::fs::write(&config, config_text(&dir, &mock_url, &nats_url))?;
+    let shape = ClusterConfig {
+        node_id: "x".into(),
+        partitions: PARTITIONS,
+        ..Default::default()
+    };
+    let (partition_a, partition_b) = (shape.partition_of(1), shape.partition_of(2));
+    assert_ne!(
+        partition_a, partition_b,
+        "the two portfolios need two partitions"
+    );
+    let mut cluster = Cluster {
+        dir: dir.clone(),
+        config,
+        nodes: vec![None, None, None],
+        urls: Arc::new(Mutex::new(vec![String::new(); 3])),
+    };
+    for i in 0..3 {
+        cluster.start_node(i)?;
+    }
+    let web = Web::default();
+    let any = AnyNode {
+        web: web.clone(),
+        urls: cluster.urls.clone(),
+    };
+    served_again(&web, &cluster, 0).await?;
+    mock.set_webhook_url(&cluster.url(0, "/webhooks/meta"));
+
+    // Consent and templates, through different nodes: each lands on its partition's owner.
+    let people_a: Vec<String> = (0..PEOPLE_A).map(person).collect();
+    let people_b: Vec<String> = (5_000..5_000 + PEOPLE_B + SCHEDULED).map(person).collect();
+    for (via, number, people) in [(1, NUMBER_A, &people_a), (2, NUMBER_B, &people_b)] {
+        let answer = web
+            .post(
+                &cluster.url(via, "/wagate/admin/contacts/consent"),
+                ADMIN,
+                &json!({ "phone_number_id": number.to_string(), "to": people, "change": "opt_in" }),
+                &[],
+            )
+            .await?;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+    for (via, account) in [(2, 1), (0, 2)] {
+        let created = web
+            .post(
+                &cluster.url(via, "/wagate/admin/templates"),
+                ADMIN,
+                &json!({ "account": account, "name": "order_update", "language": "en_US",
+                         "category": "utility", "body": ORDER_UPDATE }),
+                &[],
+            )
+            .await?;
+        assert_eq!(created.status, 200, "{}", created.text());
+        for status in ["in_review", "approved"] {
+            let moved = web
+                .post(
+                    &cluster.url(via, "/wagate/admin/templates/status"),
+                    ADMIN,
+                    &json!({ "account": account, "name": "order_update", "language": "en_US",
+                             "status": status }),
+                    &[],
+                )
+                .await?;
+            assert_eq!(moved.status, 200, "{}", moved.text());
+        }
+    }
+
+    // The load: every person once, by four senders through all nodes in turn.
+    let mut sends: Vec<(u64, &str, String, String)> = Vec::new();
+    for (i, to) in people_a.iter().enumerate() {
+        sends.push((NUMBER_A, ALPHA, to.clone(), format!("a-{i}")));
+    }
+    for (i, to) in people_b.iter().take(PEOPLE_B as usize).enumerate() {
+        sends.push((NUMBER_B, BETA, to.clone(), format!("b-{i}")));
+    }
+    // Interleaved, so both partitions take load all through the kills.
+    sends.sort_by_key(|s| {
+        s.3.trim_start_matches(['a', 'b', '-'])
+            .parse::<u64>()
+            .unwrap_or(0)
+    });
+    let queue = Arc::new(Mutex::new(sends));
+    let acked: Arc<Mutex<Vec<(u64, String, String)>>> = Default::default();
+    let mut senders = Vec::new();
+    for s in 0..4 {
+        let (queue, acked, any) = (queue.clone(), acked.clone(), any.clone());
+        senders.push(tokio::spawn(async move {
+            loop {
+                let Some((number, token, to, key)) = queue.lock().unwrap().pop() else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                let path = format!("/v23.0/{number}/messages");
+                let answer = any
+                    .send(s, &path, token, &text_with_id(&to, &key), &key, &[])
+                    .await?;
+                if answer["status"] == 200 {
+                    let id = answer["messages"][0]["id"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
+                    acked.lock().unwrap().push((number, key, id));
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }));
+    }
+
+    // Ten crashes while the load runs: a node killed with SIGKILL, started again at once;
+    // both numbers' partitions are served again within 10 s each time.
+    let mut failovers = Vec::new();
+    for round in 0..10 {
+        let victim = round % 3;
+        cluster.kill(victim)?;
+        cluster.start_node(victim)?;
+        let took = served_again(&web, &cluster, (victim + 1) % 3).await?;
+        failovers.push(took);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for sender in senders {
+        sender.await??;
+    }
+    eprintln!("failover times: {failovers:?}");
+    assert!(
+        failovers.iter().all(|t| *t <= Duration::from_secs(10)),
+        "a partition waited more than 10 s for a new owner: {failovers:?}"
+    );
+
+    // One NATS server dies: the changelog and the leases have two more copies; sends go on.
+    nats.kill(2);
+    let mut after = Vec::new();
+    for i in 0..10u64 {
+        let to = people_b[(PEOPLE_B + i) as usize % people_b.len()].clone();
+        let key = format!("after-nats-{i}");
+        let answer = any
+            .send(
+                i as usize,
+                &format!("/v23.0/{NUMBER_B}/messages"),
+                BETA,
+                &text_with_id(&to, &key),
+                &key,
+                &[],
+            )
+            .await?;
+        assert_eq!(answer["status"], 200, "{answer}");
+        after.push(answer);
+    }
+
+    // Fencing: scheduled sends wait on the owner of NUMBER_B's partition, which is paused
+    // past its lease. Another node takes the partition and sends them; the old owner, resumed,
+    // finds itself fenced off when it tries to mark them in flight, and sends nothing.
+    let owner = owner_of(&nats, partition_b).await?;
+    let owner_index = NODE_IDS
+        .iter()
+        .position(|n| *n == owner)
+        .context("owner is a node")?;
+    let via = (owner_index + 1) % 3;
+    let due = (std::time::SystemTime::now() + Duration::from_secs(6))
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let due_text = due.to_string();
+    for i in 0..SCHEDULED {
+        let to = &people_b[(PEOPLE_B + i) as usize];
+        let key = format!("scheduled-{i}");
+        let answer = any
+            .send(
+                via,
+                &format!("/v23.0/{NUMBER_B}/messages"),
+                BETA,
+                &text_with_id(to, &key),
+                &key,
+                &[("x-wagate-send-at", &due_text)],
+            )
+            .await?;
+        assert_eq!(answer["status"], 200, "{answer}");
+    }
+    let before_pause = report(&web, &mock_url).await?;
+    let paused = cluster.nodes[owner_index].as_ref().context("owner runs")?;
+    paused.signal("STOP")?;
+    let took = served_again(&web, &cluster, via).await?;
+    eprintln!("after the pause, served again in {took:?}");
+    // The new owner sends the scheduled ones when due.
+    let expected = before_pause["accepted"].as_u64().unwrap_or(0) + SCHEDULED;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while report(&web, &mock_url).await?["accepted"]
+        .as_u64()
+        .unwrap_or(0)
+        < expected
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the scheduled sends never went"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.nodes[owner_index]
+        .as_ref()
+        .context("owner runs")?
+        .signal("CONT")?;
+    let log = cluster.log_of(owner_index);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("fenced off") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the resumed owner never tried to write: {}",
+            text.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Everything acknowledged reached mock-meta once: wait for the dispatch to finish.
+    let acked = acked.lock().unwrap().clone();
+    let acked_a = acked.iter().filter(|a| a.0 == NUMBER_A).count() as u64;
+    let acked_b = acked.iter().filter(|a| a.0 == NUMBER_B).count() as u64;
+    assert_eq!(
+        acked_a, TIER as u64,
+        "the tier admitted exactly its limit of people from NUMBER_A, across the nodes"
+    );
+    assert_eq!(acked_b, PEOPLE_B, "every send from NUMBER_B was taken");
+    let mut in_flight = 0;
+    for (number, token) in [(NUMBER_A, ADMIN), (NUMBER_B, ADMIN)] {
+        let listed = web
+            .get(
+                &cluster.url(
+                    via,
+                    &format!("/wagate/admin/messages/in_flight?phone_number_id={number}"),
+                ),
+                token,
+            )
+            .await?;
+        assert_eq!(listed.status, 200, "{}", listed.text());
+        in_flight += listed.json()["messages"].as_array().map_or(0, |l| l.len()) as u64;
+    }
+    let total = acked_a + acked_b + 10 + SCHEDULED;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let seen = loop {
+        let seen = report(&web, &mock_url).await?;
+        let accepted = seen["accepted"].as_u64().unwrap_or(0);
+        if accepted + in_flight >= total {
+            break seen;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{seen} of {total}, {in_flight} in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("mock-meta: {seen}; acknowledged {total}; in flight for the operator {in_flight}");
+    assert_eq!(seen["duplicates"], 0, "{seen}");
+    assert_eq!(seen["violations"], 0, "{seen}");
+    assert!(seen["accepted"].as_u64().unwrap_or(0) <= total, "{seen}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Which node holds `partition`'s lease now.
+/// (Asked again while JetStream elects new leaders after a server died.)
+async fn owner_of(nats: &NatsCluster, partition: u32) -> Result<String> {
+    let client = nats.client(0).await?;
+    let jetstream = async_nats::jetstream::new(client);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let asked = async {
+            let kv = jetstream.get_key_value("wagate_leases").await?;
+            let entry = kv.get(format!("p.{partition}")).await?;
+            Ok::<_, anyhow::Error>(entry.map(|e| String::from_utf8_lossy(&e).into_owned()))
+        };
+        match asked.await {
+            Ok(Some(owner)) => return Ok(owner),
+            Ok(None) | Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Ok(None) => bail!("partition {partition} has no owner"),
+            Err(error) => return Err(error),
+        }
+    }
+}
