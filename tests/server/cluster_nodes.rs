@@ -29,6 +29,8 @@ const PEOPLE_A: u64 = 400;
 const PEOPLE_B: u64 = 150;
 /// Scheduled sends from `NUMBER_B` pending on its owner when it is paused.
 const SCHEDULED: u64 = 20;
+/// People `NUMBER_B` may send to while its partition is handed over.
+const HANDOFF: u64 = 75;
 
 struct Cluster {
     dir: PathBuf,
@@ -270,7 +272,9 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
 
     // Consent and templates, through different nodes: each lands on its partition's owner.
     let people_a: Vec<String> = (0..PEOPLE_A).map(person).collect();
-    let people_b: Vec<String> = (5_000..5_000 + PEOPLE_B + SCHEDULED).map(person).collect();
+    let people_b: Vec<String> = (5_000..5_000 + PEOPLE_B + SCHEDULED + HANDOFF)
+        .map(person)
+        .collect();
     for (via, number, people) in [(1, NUMBER_A, &people_a), (2, NUMBER_B, &people_b)] {
         let answer = web
             .post(
@@ -367,6 +371,50 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
         "a partition waited more than 10 s for a new owner: {failovers:?}"
     );
 
+    // A graceful hand-off refuses nothing: the owner of NUMBER_B's partition stops (SIGTERM)
+    // and hands its partitions over while sends go through another node, each asked once.
+    let owner = owner_of(&nats, partition_b).await?;
+    let leaving = NODE_IDS
+        .iter()
+        .position(|n| *n == owner)
+        .context("owner is a node")?;
+    let via = (leaving + 1) % 3;
+    let node = cluster.nodes[leaving].take().context("the owner runs")?;
+    let stopping = tokio::task::spawn_blocking(move || node.stop());
+    let mut handed_over = 0;
+    let mut after_stop = 0;
+    while handed_over < HANDOFF && after_stop < 30 {
+        let to = &people_b[(PEOPLE_B + SCHEDULED + handed_over) as usize];
+        let key = format!("handoff-{handed_over}");
+        let answer = web
+            .post(
+                &cluster.url(via, &format!("/v23.0/{NUMBER_B}/messages")),
+                BETA,
+                &text_with_id(to, &key),
+                &[("idempotency-key", &key)],
+            )
+            .await?;
+        assert_eq!(
+            answer.status,
+            200,
+            "refused during a hand-off: {}",
+            answer.text()
+        );
+        handed_over += 1;
+        if stopping.is_finished() {
+            after_stop += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stopped = stopping.await??;
+    assert!(stopped.success(), "the node left cleanly: {stopped}");
+    let log = std::fs::read_to_string(cluster.log_of(leaving))?;
+    assert!(
+        log.contains("handing a partition over"),
+        "the leaving node handed nothing over"
+    );
+    cluster.start_node(leaving)?;
+
     // One NATS server dies: the changelog and the leases have two more copies; sends go on.
     nats.kill(2);
     let mut after = Vec::new();
@@ -423,15 +471,26 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
     // The new owner sends the scheduled ones when due.
     let expected = before_pause["accepted"].as_u64().unwrap_or(0) + SCHEDULED;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while report(&web, &mock_url).await?["accepted"]
-        .as_u64()
-        .unwrap_or(0)
-        < expected
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the scheduled sends never went"
-        );
+    loop {
+        let seen = report(&web, &mock_url).await?;
+        if seen["accepted"].as_u64().unwrap_or(0) >= expected {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let queued = web
+                .get(
+                    &cluster.url(
+                        via,
+                        &format!("/wagate/v1/scheduled?phone_number_id={NUMBER_B}"),
+                    ),
+                    BETA,
+                )
+                .await?;
+            bail!(
+                "the scheduled sends never went: mock-meta {seen}, expected {expected}; queued {}",
+                queued.text()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     cluster.nodes[owner_index]
@@ -476,7 +535,7 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
         assert_eq!(listed.status, 200, "{}", listed.text());
         in_flight += listed.json()["messages"].as_array().map_or(0, |l| l.len()) as u64;
     }
-    let total = acked_a + acked_b + 10 + SCHEDULED;
+    let total = acked_a + acked_b + 10 + SCHEDULED + handed_over;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let seen = loop {
         let seen = report(&web, &mock_url).await?;

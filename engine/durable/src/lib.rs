@@ -27,6 +27,7 @@ mod idempotency;
 mod ledger_rows;
 pub mod log_limit;
 pub mod message;
+pub mod message_ids;
 pub mod metrics;
 mod open_error;
 mod outcome;

@@ -6,8 +6,7 @@
 //! (fencing: a paused or partitioned old owner can write, so acknowledge or dispatch, nothing).
 //! A record is acknowledged only once JetStream stored it on its replicas.
 
-use async_nats::jetstream::consumer::pull::OrderedConfig;
-use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::context::{Context, Publish, PublishErrorKind};
 use async_nats::jetstream::stream::{Config, LastRawMessageErrorKind, Stream};
 use bytes::Bytes;
@@ -50,6 +49,12 @@ impl Writer {
     pub fn last(&self) -> u64 {
         self.last
     }
+}
+
+/// Why a replay stopped: JetStream faltered (read on), or a record was refused (stop).
+enum Replay {
+    Faltered(ClusterError),
+    Refused(ClusterError),
 }
 
 /// What a replay hands each record to, with its sequence.
@@ -121,48 +126,100 @@ impl Changelog {
     }
 
     /// Hands every record of `partition` up to sequence `upto` (a claim's) to `apply`, in
-    /// order, with its sequence: what restoring the partition replays. Each wait for the
-    /// next record has `WAIT`; a stream that goes quiet before `upto` is an error.
+    /// order, with its sequence: what restoring the partition replays. Read in batches by an
+    /// ephemeral pull consumer; when JetStream falters (a leader being elected), the read
+    /// starts again after the last record applied, for up to three `WAIT`s; a record `apply`
+    /// refuses ends the replay at once. The number of records applied.
     pub async fn replay(
         &self,
         partition: u32,
         upto: u64,
         apply: &mut Apply<'_>,
     ) -> Result<u64, ClusterError> {
-        use futures_util::StreamExt;
-        if upto == 0 {
-            return Ok(0);
-        }
-        let consumer = self
-            .stream
-            .create_consumer(OrderedConfig {
-                filter_subject: subject(partition),
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(ClusterError::of)?;
-        let mut records = consumer.messages().await.map_err(ClusterError::of)?;
-        let mut replayed = 0;
-        loop {
-            let next = tokio::time::timeout(WAIT, records.next())
+        let mut next = 1;
+        let mut applied = 0;
+        let deadline = tokio::time::Instant::now() + WAIT * 3;
+        while next <= upto {
+            match self
+                .replay_from(partition, &mut next, upto, &mut applied, apply)
                 .await
-                .map_err(|_| ClusterError::of("the changelog went quiet during a replay"))?;
-            let Some(message) = next else {
-                return Err(ClusterError::of("the changelog ended during a replay"));
-            };
-            let message = message.map_err(ClusterError::of)?;
-            let sequence = message.info().map_err(ClusterError::of)?.stream_sequence;
-            if sequence > upto {
-                break;
-            }
-            apply(sequence, &message.payload)?;
-            replayed += 1;
-            if sequence == upto {
-                break;
+            {
+                Ok(()) => {}
+                Err(Replay::Refused(error)) => return Err(error),
+                Err(Replay::Faltered(error)) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(partition, next, %error, "a replay faltered: reading on");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(Replay::Faltered(error)) => return Err(error),
             }
         }
-        Ok(replayed)
+        Ok(applied)
+    }
+
+    async fn replay_from(
+        &self,
+        partition: u32,
+        next: &mut u64,
+        upto: u64,
+        applied: &mut u64,
+        apply: &mut Apply<'_>,
+    ) -> Result<(), Replay> {
+        use futures_util::StreamExt;
+        let faltered = |e| Replay::Faltered(ClusterError::of(e));
+        let consumer = tokio::time::timeout(
+            WAIT,
+            self.stream.create_consumer(pull::Config {
+                filter_subject: subject(partition),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: *next,
+                },
+                ack_policy: AckPolicy::None,
+                inactive_threshold: WAIT * 6,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(|_| faltered("creating a replay consumer timed out".to_string()))?
+        .map_err(|e| faltered(e.to_string()))?;
+        let mut idle = 0;
+        while *next <= upto {
+            let mut batch = consumer
+                .batch()
+                .max_messages(1_000)
+                .expires(std::time::Duration::from_millis(500))
+                .messages()
+                .await
+                .map_err(|e| faltered(e.to_string()))?;
+            let mut got = 0;
+            while let Some(message) = tokio::time::timeout(WAIT, batch.next())
+                .await
+                .map_err(|_| faltered("a replay batch went quiet".to_string()))?
+            {
+                let message = message.map_err(|e| faltered(e.to_string()))?;
+                let sequence = message
+                    .info()
+                    .map_err(|e| faltered(e.to_string()))?
+                    .stream_sequence;
+                if sequence > upto {
+                    *next = upto + 1;
+                    return Ok(());
+                }
+                apply(sequence, &message.payload).map_err(Replay::Refused)?;
+                *applied += 1;
+                *next = sequence + 1;
+                got += 1;
+            }
+            if got == 0 {
+                idle += 1;
+                if idle > 20 {
+                    return Err(faltered(format!(
+                        "the changelog gave nothing after sequence {} of {upto}",
+                        *next - 1
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Appends `record` to the writer's partition; its sequence once stored on the replicas.

@@ -32,6 +32,8 @@ use crate::{Listening, ServeError, Stopped};
 
 /// How long a forwarded request may take, at the owner, before the front answers 503.
 const FORWARD_WAIT: Duration = Duration::from_secs(10);
+/// How soon a request waiting for a partition's new owner looks again.
+const MOVING_RETRY: Duration = Duration::from_millis(25);
 /// How often the node looks for partitions to take or hand over.
 const BALANCE_EVERY: Duration = Duration::from_millis(250);
 /// How long a partition's owner, as read from the leases, is believed without reading again.
@@ -107,9 +109,14 @@ pub async fn run(
         .map_err(|e| ServeError::Cluster(e.to_string()))?;
     let node = Arc::new(node);
     let (closing, closed) = tokio::sync::watch::channel(false);
-    cluster_runtime.spawn(node.clone().keep_leases(closed.clone()));
+
     cluster_runtime.spawn(node.clone().balance_partitions(closed.clone()));
-    cluster_runtime.spawn(node.clone().answer_forwards(closed.clone()));
+    // Forwarded requests are answered until every partition was handed over (then each is
+    // told the partition moved), so none sent meanwhile waits for an answer that never comes.
+    let (forwards_closing, forwards_closed) = tokio::sync::watch::channel(false);
+    // Leases are renewed until then too: the partitions still to hand over stay this node's.
+    cluster_runtime.spawn(node.clone().keep_leases(forwards_closed.clone()));
+    cluster_runtime.spawn(node.clone().answer_forwards(forwards_closed));
     let front_at = listener.local_addr().map_err(ServeError::Http)?;
     on_listening(Listening {
         http: front_at,
@@ -125,6 +132,7 @@ pub async fn run(
     let leaving = node.clone();
     let left = cluster_runtime.spawn(async move { leaving.leave().await });
     let _ = left.await;
+    let _ = forwards_closing.send(true);
     cluster_runtime.shutdown_background();
     Ok(Stopped::Cleanly)
 }
@@ -471,7 +479,7 @@ impl Node {
                 let answer = match (partition, request) {
                     (Some(partition), Some(request)) => match node.local(partition) {
                         Some(at) => node.to_engine(at, request).await,
-                        None => Answer::unavailable("this partition is moving to another node"),
+                        None => Answer::moving("this partition is moving to another node"),
                     },
                     _ => Answer::unavailable("a forwarded request wagate cannot read"),
                 };
@@ -494,7 +502,15 @@ impl Node {
             return Answer::unavailable("a request wagate cannot pass on");
         };
         let asked = async {
-            let answer = self.http.request(built).await.map_err(ClusterError::of)?;
+            let answer = match self.http.request(built).await {
+                Ok(answer) => answer,
+                // Never reached the engine (it stopped: the partition is moving): another
+                // owner may take it.
+                Err(error) if error.is_connect() => {
+                    return Ok(Answer::moving("the partition's engine stopped"))
+                }
+                Err(error) => return Err(ClusterError::of(error)),
+            };
             let (parts, body) = answer.into_parts();
             let body = body.collect().await.map_err(ClusterError::of)?.to_bytes();
             Ok::<_, ClusterError>(Answer {
@@ -536,41 +552,68 @@ impl Node {
         owner
     }
 
-    /// `request`'s answer from `partition`'s owner, wherever it is.
+    /// `request`'s answer from `partition`'s owner, wherever it is. While the partition has
+    /// no owner that can take it (changing hands, being restored), the request waits for one,
+    /// up to `FORWARD_WAIT`: a hand-off refuses nothing. A request that may have reached an
+    /// owner is never sent twice.
     async fn to_partition(&self, partition: u32, request: &Forwarded) -> Answer {
+        let deadline = Instant::now() + FORWARD_WAIT;
+        let mut fresh = false;
+        loop {
+            let answer = self.try_partition(partition, request, fresh).await;
+            match answer {
+                Some(answer) if !answer.is_moving() => return answer,
+                _ if Instant::now() >= deadline => {
+                    return Answer::unavailable(
+                        "this partition has no reachable owner now: try again shortly",
+                    )
+                }
+                _ => {
+                    fresh = true;
+                    tokio::time::sleep(MOVING_RETRY).await;
+                }
+            }
+        }
+    }
+
+    /// One try: the answer, or `None` (or a moving answer) when no owner took the request.
+    async fn try_partition(
+        &self,
+        partition: u32,
+        request: &Forwarded,
+        fresh: bool,
+    ) -> Option<Answer> {
         if let Some(at) = self.local(partition) {
-            return self.to_engine(at, request.clone()).await;
+            return Some(self.to_engine(at, request.clone()).await);
         }
-        for fresh in [false, true] {
-            let Some(owner) = self.owner(partition, fresh).await else {
-                continue;
-            };
-            if owner == self.cluster.node_id {
-                // Held here but not served yet (restoring): the caller tries again.
-                return Answer::unavailable("this partition is being restored");
-            }
-            let (headers, body) = request.to_nats();
-            let asked = async_nats::Request::new()
-                .headers(headers)
-                .payload(body)
-                .timeout(Some(FORWARD_WAIT));
-            match self
-                .client
-                .send_request(subject(partition, &owner), asked)
-                .await
-            {
-                Ok(message) => {
-                    return Answer::from_nats(message.headers.as_ref(), message.payload)
-                        .unwrap_or_else(|| {
-                            Answer::unavailable("the owner's answer was unreadable")
-                        })
-                }
-                Err(error) => {
-                    tracing::debug!(partition, %owner, %error, "forwarding failed");
-                }
+        let owner = self.owner(partition, fresh).await?;
+        if owner == self.cluster.node_id {
+            // Held here but not served yet (being restored, or handed over).
+            return None;
+        }
+        let (headers, body) = request.to_nats();
+        let asked = async_nats::Request::new()
+            .headers(headers)
+            .payload(body)
+            .timeout(Some(FORWARD_WAIT));
+        match self
+            .client
+            .send_request(subject(partition, &owner), asked)
+            .await
+        {
+            Ok(message) => Some(
+                Answer::from_nats(message.headers.as_ref(), message.payload)
+                    .unwrap_or_else(|| Answer::unavailable("the owner's answer was unreadable")),
+            ),
+            // Nobody listens there: the owner is gone, nothing was taken.
+            Err(error) if error.kind() == async_nats::RequestErrorKind::NoResponders => None,
+            Err(error) => {
+                tracing::warn!(partition, %owner, %error, "forwarding to a partition's owner failed");
+                Some(Answer::unavailable(
+                    "the partition's owner did not answer in time: try again shortly",
+                ))
             }
         }
-        Answer::unavailable("this partition has no reachable owner now: try again shortly")
     }
 
     async fn route(&self, request: Forwarded) -> Answer {
@@ -607,10 +650,15 @@ impl Node {
                     .filter(|p| !order.contains(p))
                     .collect();
                 order.extend(others);
+                // Each asked once: a partition without an owner now is passed over.
                 for partition in order {
-                    last = self.to_partition(partition, &request).await;
-                    if last.status != hyper::StatusCode::NOT_FOUND {
-                        break;
+                    match self.try_partition(partition, &request, false).await {
+                        Some(answer) if answer.is_moving() => {}
+                        Some(answer) if answer.status != hyper::StatusCode::NOT_FOUND => {
+                            return answer
+                        }
+                        Some(answer) => last = answer,
+                        None => {}
                     }
                 }
                 last

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use wagate_durable::message_ids::{begin_ids_at, partition_base};
 use wagate_store::{Batch, RocksStore, Store};
 
 use super::changelog::{is_epoch, AppendError, Changelog};
@@ -99,6 +100,13 @@ pub async fn start(context: &Context<'_>, lease: Lease) -> Result<Served, Cluste
         context.cluster.clone(),
         fenced.clone(),
     ));
+    // Message ids unique across the cluster, naming their partition (written through the
+    // changelog, so every later owner counts on from it).
+    let counting = store.clone();
+    tokio::task::spawn_blocking(move || begin_ids_at(counting.as_ref(), partition_base(partition)))
+        .await
+        .map_err(ClusterError::of)?
+        .map_err(ClusterError::of)?;
     let config = partition_config(context.config, partition, &dir);
     let (stop, stopped) = oneshot::channel::<()>();
     let (listening, listens) = oneshot::channel();

@@ -11,6 +11,7 @@ use hyper::http::Method;
 
 use crate::cluster_config::ClusterConfig;
 use crate::config::NumberSeed;
+use wagate_durable::message_ids::partition_of_id;
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,7 @@ pub enum Route {
 #[derive(Debug, Clone, Default)]
 pub struct PartitionMap {
     by_id: HashMap<u64, u32>,
+    partitions: u32,
 }
 
 impl PartitionMap {
@@ -41,11 +43,20 @@ impl PartitionMap {
             by_id.insert(seed.id, partition);
             by_id.insert(seed.account, partition);
         }
-        PartitionMap { by_id }
+        PartitionMap {
+            by_id,
+            partitions: cluster.partitions,
+        }
     }
 
     fn of(&self, id: &str) -> Option<u32> {
         self.by_id.get(&id.parse::<u64>().ok()?).copied()
+    }
+
+    /// The partition whose engine gave message id `id` (`wagate.<hex>`).
+    fn of_message(&self, id: &str) -> Option<u32> {
+        let id = u64::from_str_radix(id.strip_prefix("wagate.")?, 16).ok()?;
+        partition_of_id(id).filter(|p| *p < self.partitions)
     }
 
     /// Where `method` `target` (path and query) with `body` goes.
@@ -61,6 +72,11 @@ impl PartitionMap {
             return self.bulk(body);
         }
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        if let ["wagate", "v1" | "admin", "messages", id, ..] = segments.as_slice() {
+            if let Some(partition) = self.of_message(id) {
+                return Route::One(partition);
+            }
+        }
         if let [_version, id, ..] = segments.as_slice() {
             if let Some(partition) = self.of(id) {
                 return Route::One(partition);
@@ -157,6 +173,7 @@ impl PartitionMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wagate_durable::message_ids::partition_base;
 
     fn map() -> (PartitionMap, ClusterConfig) {
         let cluster = ClusterConfig {
@@ -198,6 +215,15 @@ mod tests {
         assert_eq!(
             map.route(&Method::GET, "/wagate/v1/messages/abc", b""),
             Route::Any
+        );
+        let id = format!("wagate.{:016x}", partition_base(two) + 7);
+        assert_eq!(
+            map.route(&Method::GET, &format!("/wagate/v1/messages/{id}"), b""),
+            Route::One(two)
+        );
+        assert_eq!(
+            map.route(&post, &format!("/wagate/admin/messages/{id}/settle"), b""),
+            Route::One(two)
         );
         assert_eq!(map.route(&Method::GET, "/healthz", b""), Route::Node);
         assert_eq!(

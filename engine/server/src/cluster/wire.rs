@@ -10,6 +10,8 @@ use hyper::http::{HeaderName, HeaderValue, Method, StatusCode};
 const METHOD: &str = "Wagate-Forward-Method";
 const TARGET: &str = "Wagate-Forward-Target";
 const STATUS: &str = "Wagate-Forward-Status";
+/// On wagate's own answer that a partition is changing hands (nothing was taken).
+const MOVING: &str = "wagate-partition-moving";
 
 /// A request as the front read it: method, path with query, headers, whole body.
 #[derive(Debug, Clone)]
@@ -96,6 +98,17 @@ impl Answer {
             headers: copy_in(headers, &[STATUS]),
             body,
         })
+    }
+
+    /// The partition is changing hands and the request was not taken: a front asks again.
+    pub fn moving(message: &str) -> Answer {
+        let mut answer = Answer::unavailable(message);
+        answer.headers.insert(MOVING, HeaderValue::from_static("1"));
+        answer
+    }
+
+    pub fn is_moving(&self) -> bool {
+        self.headers.contains_key(MOVING)
     }
 
     /// wagate's own refusal in Meta's error shape: the partition has no reachable owner now.
