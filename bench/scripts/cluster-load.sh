@@ -51,16 +51,22 @@ print((x ^ (x >> 31)) % 16)')
 fi
 opt_in_single_number
 approve_template
-ticks() { for p in $(cat "$PIDS_FILE"); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'; }
-t0=$(ticks)
+# CPU ticks of the run's processes: all, and the nats-servers alone (local-cluster.sh writes
+# their pids first).
+ticks() { for p in $(head -"${1:-99}" "$PIDS_FILE"); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'; }
+NATS_PIDS=3
+[ "${STANDALONE:-0}" = 1 ] && NATS_PIDS=0
+t0=$(ticks) n0=$(ticks $NATS_PIDS)
 ${LOADGEN_BIN:-target/release/loadgen} http --target "http://127.0.0.1:$PORT" --token bench-tenant-token-00 \
   --number 2000001 --recipients 90000 --messages 90000 --max-secs 20 "$@" | tee "$DIR/summary.json"
-t1=$(ticks)
-python3 - "$DIR/summary.json" "$((t1 - t0))" "$(getconf CLK_TCK)" <<'PY'
+t1=$(ticks) n1=$(ticks $NATS_PIDS)
+[ "$NATS_PIDS" = 0 ] && n0=0 n1=0
+python3 - "$DIR/summary.json" "$((t1 - t0))" "$((n1 - n0))" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 summary = next(json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"accepted"'))
-ticks, hz = int(sys.argv[2]), int(sys.argv[3])
-print("cpu_us_per_accepted_message %.1f (all processes of the run, %d accepted)" %
-      (ticks * 1e6 / hz / max(summary["accepted"], 1), summary["accepted"]))
+ticks, nats, hz = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+per = lambda t: t * 1e6 / hz / max(summary["accepted"], 1)
+print("cpu_us_per_accepted_message %.1f (wagate %.1f, nats-servers %.1f; %d accepted)" %
+      (per(ticks), per(ticks - nats), per(nats), summary["accepted"]))
 PY
 curl -s http://127.0.0.1:18092/mock/report; echo

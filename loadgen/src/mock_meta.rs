@@ -3,7 +3,9 @@
 //! sends signed status webhooks for what it accepted to wagate (sent, then delivered and
 //! sometimes read, or failed with 131026). Injected [`Faults`] (500s, dropped connections, slow
 //! answers) exercise wagate's retries. `GET /mock/report` gives the
-//! counts; `POST /mock/inbound` makes a person write (a signed inbound webhook).
+//! counts; `POST /mock/inbound` makes a person write (a signed inbound webhook);
+//! `POST /mock/record_sends` then `GET /mock/sent?number=&to=` say what Meta took for a person
+//! (wamids and first parameters), as an operator settling a message in flight would look up.
 //!
 //! It also answers the Graph reads wagate syncs from (`GET /{waba_id}/message_templates`,
 //! `GET /{waba_id}/phone_numbers`) in Meta's shapes, and lets a test change Meta's side with no
@@ -110,6 +112,23 @@ struct State {
     displays: std::collections::HashMap<String, String>,
     accounts: std::collections::HashMap<String, String>,
     groups: Mutex<Groups>,
+    /// Each accepted send's wamid and first body parameter by (number, person's digits), once
+    /// a test asked for them (`POST /mock/record_sends`): what an operator looks up at Meta to
+    /// settle a message left in flight. Off, it costs a load run nothing.
+    sent: Mutex<Option<SentRecords>>,
+}
+
+type SentRecords = std::collections::HashMap<(String, String), Vec<(String, String)>>;
+
+/// The text of a send's first body parameter (a template's), or its text body.
+fn first_text(body: &[u8]) -> String {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let parameter = &parsed["template"]["components"][0]["parameters"][0]["text"];
+    parameter
+        .as_str()
+        .or_else(|| parsed["text"]["body"].as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 impl State {
@@ -440,6 +459,37 @@ async fn handle(
         .to_bytes();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     Ok(match (method.clone(), parts.as_slice()) {
+        (Method::POST, ["mock", "record_sends"]) => {
+            state
+                .sent
+                .lock()
+                .expect("sent")
+                .get_or_insert_with(Default::default);
+            reply_text(StatusCode::OK, "{}".to_string())
+        }
+        (Method::GET, ["mock", "sent"]) => {
+            let field = |name: &str| {
+                query
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                    .unwrap_or("")
+                    .trim_start_matches("%2B")
+                    .trim_start_matches('+')
+                    .to_string()
+            };
+            let key = (field("number"), field("to"));
+            let messages: Vec<Value> = state
+                .sent
+                .lock()
+                .expect("sent")
+                .as_ref()
+                .and_then(|sent| sent.get(&key))
+                .into_iter()
+                .flatten()
+                .map(|(id, text)| serde_json::json!({ "id": id, "text": text }))
+                .collect();
+            reply(StatusCode::OK, &serde_json::json!({ "messages": messages }))
+        }
         (Method::GET, ["mock", "report"]) => {
             let report = state.oracle.lock().expect("oracle").report().clone();
             let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -790,6 +840,12 @@ async fn handle(
                         state.next_id.fetch_add(1, Ordering::Relaxed)
                     );
                     let to = recipient(&body);
+                    if let Some(sent) = state.sent.lock().expect("sent").as_mut() {
+                        let person = to.trim_start_matches('+').to_string();
+                        sent.entry((number.to_string(), person))
+                            .or_default()
+                            .push((wamid.clone(), first_text(&body)));
+                    }
                     report_fate(&state, number, &wamid, &to, arrival);
                     let (input, wa_id) = (
                         Value::from(to.as_str()),
@@ -942,6 +998,7 @@ pub async fn start(config: MockMetaConfig) -> std::io::Result<MockMeta> {
         displays: config.displays.iter().cloned().collect(),
         accounts: config.accounts.iter().cloned().collect(),
         groups: Mutex::new(Groups::new(config.group_limits)),
+        sent: Mutex::new(None),
     });
     serve_http1(listener, state, handle);
     Ok(MockMeta { addr, webhook_url })

@@ -83,7 +83,7 @@ async fn changelog(cluster: &NatsCluster, i: usize) -> Result<Changelog> {
     let deadline = tokio::time::Instant::now() + crate::WAIT;
     loop {
         let client = cluster.client(i).await?;
-        match Changelog::open(client, 3).await {
+        match Changelog::open(client, 3, Duration::from_secs(86_400)).await {
             Ok(changelog) => return Ok(changelog),
             Err(error) if tokio::time::Instant::now() > deadline => bail!("{error}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,

@@ -4,7 +4,7 @@
 //! is paused past its lease and resumed, and one NATS server is killed; then every
 //! acknowledged message reached mock-meta exactly once (or is listed in flight for the
 //! operator), mock-meta saw no tier or throughput violation, and the tier limit admitted
-//! exactly its number of people, across all nodes.
+//! exactly its number of people, across all nodes; restores started from snapshots.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -130,6 +130,8 @@ nats_url = "{nats}"
 partitions = {PARTITIONS}
 lease_secs = {LEASE_SECS}
 replicas = 3
+# Often, so that the restores after the crashes start from snapshots.
+snapshot_secs = 2
 
 [storage]
 data_dir = "{data}"
@@ -200,8 +202,8 @@ async fn served_again(web: &Web, cluster: &Cluster, via: usize) -> Result<Durati
                     break;
                 }
             }
-            if began.elapsed() > Duration::from_secs(60) {
-                bail!("the partition of {number} was not served again within 60 s");
+            if began.elapsed() > Duration::from_secs(120) {
+                bail!("the partition of {number} was not served again within 120 s");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -268,6 +270,16 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
         urls: cluster.urls.clone(),
     };
     served_again(&web, &cluster, 0).await?;
+    // What Meta took, for settling what a crash left in flight as an operator would.
+    web.post(
+        &format!("{mock_url}/mock/record_sends"),
+        "",
+        &json!({}),
+        &[],
+    )
+    .await?;
+    // Each acknowledged message's key (the text it carries), by message id.
+    let mut keys_of: std::collections::HashMap<String, String> = Default::default();
     mock.set_webhook_url(&cluster.url(0, "/webhooks/meta"));
 
     // Consent and templates, through different nodes: each lands on its partition's owner.
@@ -400,6 +412,7 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
             "refused during a hand-off: {}",
             answer.text()
         );
+        keys_of.insert(answer.message_id(), key);
         handed_over += 1;
         if stopping.is_finished() {
             after_stop += 1;
@@ -432,6 +445,7 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
             )
             .await?;
         assert_eq!(answer["status"], 200, "{answer}");
+        keys_of.insert(sent_id(&answer), key);
         after.push(answer);
     }
 
@@ -444,7 +458,7 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
         .position(|n| *n == owner)
         .context("owner is a node")?;
     let via = (owner_index + 1) % 3;
-    let due = (std::time::SystemTime::now() + Duration::from_secs(6))
+    let due = (std::time::SystemTime::now() + Duration::from_secs(8))
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
     let due_text = due.to_string();
@@ -462,6 +476,7 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
             )
             .await?;
         assert_eq!(answer["status"], 200, "{answer}");
+        keys_of.insert(sent_id(&answer), key);
     }
     let before_pause = report(&web, &mock_url).await?;
     let paused = cluster.nodes[owner_index].as_ref().context("owner runs")?;
@@ -469,11 +484,33 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
     let took = served_again(&web, &cluster, via).await?;
     eprintln!("after the pause, served again in {took:?}");
     // The new owner sends the scheduled ones when due.
-    let expected = before_pause["accepted"].as_u64().unwrap_or(0) + SCHEDULED;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // Each scheduled send reaches Meta (mock-meta's record of what it took, by person and
+    // text), whoever sends it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
-        let seen = report(&web, &mock_url).await?;
-        if seen["accepted"].as_u64().unwrap_or(0) >= expected {
+        let mut missing = Vec::new();
+        for i in 0..SCHEDULED {
+            let to = people_b[(PEOPLE_B + i) as usize]
+                .trim_start_matches('+')
+                .to_string();
+            let at_meta = web
+                .get(
+                    &format!("{mock_url}/mock/sent?number={NUMBER_B}&to={to}"),
+                    "",
+                )
+                .await?
+                .json();
+            let key = format!("scheduled-{i}");
+            let taken = at_meta["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["text"] == key.as_str());
+            if !taken {
+                missing.push(key);
+            }
+        }
+        if missing.is_empty() {
             break;
         }
         if tokio::time::Instant::now() > deadline {
@@ -486,12 +523,13 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
                     BETA,
                 )
                 .await?;
+            let stuck = in_flight(&web, &cluster, via).await?;
             bail!(
-                "the scheduled sends never went: mock-meta {seen}, expected {expected}; queued {}",
+                "scheduled sends never went: {missing:?}; queued {}; in flight {stuck:?}; before the pause mock-meta had {before_pause}",
                 queued.text()
             );
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     cluster.nodes[owner_index]
         .as_ref()
@@ -521,40 +559,133 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
         "the tier admitted exactly its limit of people from NUMBER_A, across the nodes"
     );
     assert_eq!(acked_b, PEOPLE_B, "every send from NUMBER_B was taken");
-    let mut in_flight = 0;
-    for (number, token) in [(NUMBER_A, ADMIN), (NUMBER_B, ADMIN)] {
+    for (_, key, id) in &acked {
+        keys_of.insert(id.clone(), key.clone());
+    }
+    let total = acked_a + acked_b + 10 + SCHEDULED + handed_over;
+    // Everything acknowledged goes to Meta, but what a crash left in flight (marked, then cut
+    // off before Meta's answer was recorded): wait until the two together make the whole.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let (stuck, accepted) = loop {
+        let stuck = in_flight(&web, &cluster, via).await?;
+        let accepted = report(&web, &mock_url).await?["accepted"]
+            .as_u64()
+            .unwrap_or(0);
+        if accepted + stuck.len() as u64 >= total {
+            break (stuck, accepted);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{accepted} of {total} at mock-meta, {} in flight",
+            stuck.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The operator settles each: Meta has it (its wamid, found by the person and the text), or
+    // it is sent again.
+    let in_flight_count = stuck.len();
+    for (id, number, to) in &stuck {
+        let key = keys_of
+            .get(id)
+            .context("an in-flight message the test sent")?;
+        let at_meta = web
+            .get(
+                &format!(
+                    "{mock_url}/mock/sent?number={number}&to={}",
+                    to.trim_start_matches('+')
+                ),
+                "",
+            )
+            .await?
+            .json();
+        let wamid = at_meta["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["text"] == key.as_str())
+            .map(|m| m["id"].as_str().unwrap_or("").to_string());
+        let settlement = match wamid {
+            Some(wamid) => json!({ "upstream_id": wamid }),
+            None => json!({ "resend": true }),
+        };
+        let settled = web
+            .post(
+                &cluster.url(via, &format!("/wagate/admin/messages/{id}/settle")),
+                ADMIN,
+                &settlement,
+                &[],
+            )
+            .await?;
+        assert_eq!(settled.status, 200, "{}", settled.text());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let seen = loop {
+        let seen = report(&web, &mock_url).await?;
+        if seen["accepted"].as_u64().unwrap_or(0) >= total
+            && in_flight(&web, &cluster, via).await?.is_empty()
+        {
+            break seen;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{seen} of {total} after settling"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let in_flight = in_flight_count;
+    eprintln!("before settling, mock-meta had {accepted}");
+    eprintln!("mock-meta: {seen}; acknowledged {total}; in flight for the operator {in_flight}");
+    assert_eq!(seen["duplicates"], 0, "{seen}");
+    assert_eq!(seen["violations"], 0, "{seen}");
+    assert_eq!(
+        seen["accepted"], total,
+        "each acknowledged message once: {seen}"
+    );
+    // Restores started from snapshots (then the changelog after them), and lost nothing.
+    let logs: String = (0..3)
+        .map(|i| std::fs::read_to_string(cluster.log_of(i)).unwrap_or_default())
+        .collect();
+    assert!(
+        logs.contains("kept a partition's snapshot"),
+        "no snapshot was kept"
+    );
+    assert!(
+        logs.contains("from_snapshot=true"),
+        "no restore started from a snapshot"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The messages in flight for both numbers, as (id, number, to), through node `via`.
+async fn in_flight(web: &Web, cluster: &Cluster, via: usize) -> Result<Vec<(String, u64, String)>> {
+    let mut all = Vec::new();
+    for number in [NUMBER_A, NUMBER_B] {
         let listed = web
             .get(
                 &cluster.url(
                     via,
                     &format!("/wagate/admin/messages/in_flight?phone_number_id={number}"),
                 ),
-                token,
+                ADMIN,
             )
             .await?;
         assert_eq!(listed.status, 200, "{}", listed.text());
-        in_flight += listed.json()["messages"].as_array().map_or(0, |l| l.len()) as u64;
-    }
-    let total = acked_a + acked_b + 10 + SCHEDULED + handed_over;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let seen = loop {
-        let seen = report(&web, &mock_url).await?;
-        let accepted = seen["accepted"].as_u64().unwrap_or(0);
-        if accepted + in_flight >= total {
-            break seen;
+        for message in listed.json()["messages"].as_array().into_iter().flatten() {
+            let id = message["id"].as_str().unwrap_or("").to_string();
+            let to = message["to"].as_str().unwrap_or("").to_string();
+            all.push((id, number, to));
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{seen} of {total}, {in_flight} in flight"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    eprintln!("mock-meta: {seen}; acknowledged {total}; in flight for the operator {in_flight}");
-    assert_eq!(seen["duplicates"], 0, "{seen}");
-    assert_eq!(seen["violations"], 0, "{seen}");
-    assert!(seen["accepted"].as_u64().unwrap_or(0) <= total, "{seen}");
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    }
+    Ok(all)
+}
+
+/// The message id in a send's answer.
+fn sent_id(answer: &Value) -> String {
+    answer["messages"][0]["id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Which node holds `partition`'s lease now.

@@ -18,6 +18,11 @@ pub struct ClusterConfig {
     pub lease_secs: u64,
     /// Copies of the changelog and the leases JetStream keeps (3: one NATS server may die).
     pub replicas: usize,
+    /// How often each partition's owner keeps a snapshot of its store (0: never), so that a
+    /// restore replays only the changelog after it.
+    pub snapshot_secs: u64,
+    /// How long the changelog keeps a record: far longer than snapshots are apart.
+    pub changelog_retention_secs: u64,
 }
 
 impl Default for ClusterConfig {
@@ -28,6 +33,8 @@ impl Default for ClusterConfig {
             partitions: 16,
             lease_secs: 6,
             replicas: 3,
+            snapshot_secs: 300,
+            changelog_retention_secs: 7 * 86_400,
         }
     }
 }
@@ -51,6 +58,12 @@ impl ClusterConfig {
         }
         if self.lease_secs < 2 {
             problems.push("cluster.lease_secs must be at least 2".to_string());
+        }
+        if self.snapshot_secs > 0 && self.changelog_retention_secs < self.snapshot_secs * 10 {
+            problems.push(
+                "cluster.changelog_retention_secs must be at least ten snapshot intervals"
+                    .to_string(),
+            );
         }
         if !(1..=5).contains(&self.replicas) {
             problems.push("cluster.replicas must be 1 to 5".to_string());

@@ -165,6 +165,14 @@ pub struct SalvageReport {
 }
 
 impl RocksStore {
+    /// A consistent copy of the store in `dir` (which must not exist): RocksDB's checkpoint,
+    /// memtables flushed, files hard-linked where they can be. What cluster mode snapshots.
+    pub fn checkpoint(&self, dir: &Path) -> Result<(), StoreError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|checkpoint| checkpoint.create_checkpoint(dir))
+            .map_err(|e| classify(e, &self.path))
+    }
+
     /// Opens (or creates) the store in `path`, refusing a write-ahead log damaged before its
     /// end ([`StoreError::DamagedLog`]).
     pub fn open(path: &Path) -> Result<RocksStore, StoreError> {

@@ -34,6 +34,8 @@ fn subject(partition: u32) -> String {
 pub struct Changelog {
     jetstream: Context,
     stream: Stream,
+    /// Largest part of a record one message carries (below the server's `max_payload`).
+    part_bytes: usize,
 }
 
 /// The right to write one partition's changelog: the sequence of its last record.
@@ -57,6 +59,81 @@ enum Replay {
     Refused(ClusterError),
 }
 
+/// The tag a record's first byte carries: the whole record, a part with more to come, or its
+/// last part. (An epoch record is text, `epoch <n>`.)
+const WHOLE: u8 = b'W';
+const PART: u8 = b'P';
+const LAST_PART: u8 = b'E';
+
+/// Bytes of a record per message for a server taking `max_payload`: room left for headers.
+fn part_bytes(max_payload: usize) -> usize {
+    max_payload.saturating_sub(16 << 10).max(64 << 10)
+}
+
+/// The messages `record` is written as: one, or its parts in order.
+fn parts(record: &[u8], part_bytes: usize) -> Vec<Bytes> {
+    if record.len() < part_bytes {
+        let mut whole = Vec::with_capacity(record.len() + 1);
+        whole.push(WHOLE);
+        whole.extend_from_slice(record);
+        return vec![Bytes::from(whole)];
+    }
+    let chunks: Vec<&[u8]> = record.chunks(part_bytes).collect();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut part = Vec::with_capacity(chunk.len() + 1);
+            part.push(if i + 1 == chunks.len() {
+                LAST_PART
+            } else {
+                PART
+            });
+            part.extend_from_slice(chunk);
+            Bytes::from(part)
+        })
+        .collect()
+}
+
+/// Puts records back together from their messages, in order: a record is handed on only
+/// once its last part came; parts cut off by an epoch record (their writer was fenced before
+/// it finished, so nothing of it was acknowledged) are dropped.
+#[derive(Default)]
+struct Reassembly {
+    pending: Vec<u8>,
+}
+
+impl Reassembly {
+    /// The whole record `message` completes, if any (an epoch record is one).
+    fn take<'a>(&'a mut self, message: &'a [u8]) -> Option<&'a [u8]> {
+        match message.first() {
+            Some(&WHOLE) => {
+                self.pending.clear();
+                Some(&message[1..])
+            }
+            Some(&PART) => {
+                self.pending.extend_from_slice(&message[1..]);
+                None
+            }
+            Some(&LAST_PART) => {
+                self.pending.extend_from_slice(&message[1..]);
+                Some(&self.pending)
+            }
+            _ => {
+                self.pending.clear();
+                Some(message)
+            }
+        }
+    }
+
+    /// Ready for the next record once the last one was handed on.
+    fn handed_on(&mut self, message: &[u8]) {
+        if message.first() == Some(&LAST_PART) {
+            self.pending.clear();
+        }
+    }
+}
+
 /// What a replay hands each record to, with its sequence.
 pub type Apply<'a> = dyn FnMut(u64, &[u8]) -> Result<(), ClusterError> + Send + 'a;
 
@@ -75,18 +152,26 @@ impl Changelog {
     pub async fn open(
         client: async_nats::Client,
         replicas: usize,
+        retention: std::time::Duration,
     ) -> Result<Changelog, ClusterError> {
+        let client_max_payload = client.server_info().max_payload;
         let jetstream = async_nats::jetstream::new(client);
         let stream = jetstream
             .get_or_create_stream(Config {
                 name: STREAM.to_string(),
                 subjects: vec!["wagate.cl.>".to_string()],
                 num_replicas: replicas,
+                // Records older than this go: restores start from a snapshot far newer.
+                max_age: retention,
                 ..Default::default()
             })
             .await
             .map_err(ClusterError::of)?;
-        Ok(Changelog { jetstream, stream })
+        Ok(Changelog {
+            jetstream,
+            stream,
+            part_bytes: part_bytes(client_max_payload),
+        })
     }
 
     /// The sequence of the partition's last record (0: none).
@@ -125,7 +210,7 @@ impl Changelog {
         Ok(writer)
     }
 
-    /// Hands every record of `partition` up to sequence `upto` (a claim's) to `apply`, in
+    /// Hands every record of `partition` from sequence `from` up to `upto` (a claim's) to `apply`, in
     /// order, with its sequence: what restoring the partition replays. Read in batches by an
     /// ephemeral pull consumer; when JetStream falters (a leader being elected), the read
     /// starts again after the last record applied, for up to three `WAIT`s; a record `apply`
@@ -133,15 +218,24 @@ impl Changelog {
     pub async fn replay(
         &self,
         partition: u32,
+        from: u64,
         upto: u64,
         apply: &mut Apply<'_>,
     ) -> Result<u64, ClusterError> {
-        let mut next = 1;
+        let mut next = from.max(1);
         let mut applied = 0;
+        let mut reassembly = Reassembly::default();
         let deadline = tokio::time::Instant::now() + WAIT * 3;
         while next <= upto {
             match self
-                .replay_from(partition, &mut next, upto, &mut applied, apply)
+                .replay_from(
+                    partition,
+                    &mut next,
+                    upto,
+                    &mut applied,
+                    &mut reassembly,
+                    apply,
+                )
                 .await
             {
                 Ok(()) => {}
@@ -162,6 +256,7 @@ impl Changelog {
         next: &mut u64,
         upto: u64,
         applied: &mut u64,
+        reassembly: &mut Reassembly,
         apply: &mut Apply<'_>,
     ) -> Result<(), Replay> {
         use futures_util::StreamExt;
@@ -204,8 +299,11 @@ impl Changelog {
                     *next = upto + 1;
                     return Ok(());
                 }
-                apply(sequence, &message.payload).map_err(Replay::Refused)?;
-                *applied += 1;
+                if let Some(record) = reassembly.take(&message.payload) {
+                    apply(sequence, record).map_err(Replay::Refused)?;
+                    *applied += 1;
+                }
+                reassembly.handed_on(&message.payload);
                 *next = sequence + 1;
                 got += 1;
             }
@@ -220,6 +318,20 @@ impl Changelog {
             }
         }
         Ok(())
+    }
+
+    /// Appends `record` (a batch of writes) to the writer's partition, in parts when it is
+    /// larger than a message may be; done once every part is stored on the replicas.
+    pub async fn append_record(
+        &self,
+        writer: &mut Writer,
+        record: &[u8],
+    ) -> Result<u64, AppendError> {
+        let mut last = 0;
+        for part in parts(record, self.part_bytes) {
+            last = self.append(writer, part).await?;
+        }
+        Ok(last)
     }
 
     /// Appends `record` to the writer's partition; its sequence once stored on the replicas.
@@ -249,5 +361,43 @@ impl Changelog {
             }
             Err(error) => Err(AppendError::Cluster(ClusterError::of(error))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_split_into_parts_comes_back_whole_and_a_cut_one_is_dropped() {
+        let record: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let messages = parts(&record, 65_536);
+        assert_eq!(messages.len(), 5);
+        let mut reassembly = Reassembly::default();
+        let mut whole = Vec::new();
+        for message in &messages {
+            if let Some(done) = reassembly.take(message) {
+                whole.push(done.to_vec());
+            }
+            reassembly.handed_on(message);
+        }
+        assert_eq!(whole, vec![record.clone()]);
+        // A writer fenced after two parts: the epoch record drops them; the next is whole.
+        let small = parts(b"small", 65_536);
+        assert_eq!(small.len(), 1);
+        let mut reassembly = Reassembly::default();
+        let mut seen = Vec::new();
+        for message in [&messages[0], &messages[1]]
+            .into_iter()
+            .cloned()
+            .chain([Bytes::from_static(b"epoch 9")])
+            .chain(small)
+        {
+            if let Some(done) = reassembly.take(&message) {
+                seen.push(done.to_vec());
+            }
+            reassembly.handed_on(&message);
+        }
+        assert_eq!(seen, vec![b"epoch 9".to_vec(), b"small".to_vec()]);
     }
 }

@@ -1,6 +1,7 @@
 //! Cluster mode over NATS JetStream (docs/ARCHITECTURE.md, "Cluster mode"): the partitions'
 //! ownership (`leases`), their fenced changelogs (`changelog`), the store that writes through
-//! them (`replicated_store`), a partition restored and served (`partition`), where a request
+//! them (`replicated_store`), their snapshots (`snapshot`), a partition restored and served
+//! (`partition`), where a request
 //! goes (`routing`, `wire`), and the node that ties them together (`node`).
 
 pub mod changelog;
@@ -9,6 +10,7 @@ pub mod node;
 pub mod partition;
 pub mod replicated_store;
 pub mod routing;
+pub mod snapshot;
 pub mod wire;
 
 /// What went wrong talking to JetStream.

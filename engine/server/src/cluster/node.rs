@@ -24,6 +24,7 @@ use super::changelog::Changelog;
 use super::leases::{Lease, Leases};
 use super::partition::{self, Served};
 use super::routing::{PartitionMap, Route};
+use super::snapshot::{self, Snapshots};
 use super::wire::{Answer, Forwarded};
 use super::ClusterError;
 use crate::cluster_config::ClusterConfig;
@@ -32,6 +33,8 @@ use crate::{Listening, ServeError, Stopped};
 
 /// How long a forwarded request may take, at the owner, before the front answers 503.
 const FORWARD_WAIT: Duration = Duration::from_secs(10);
+/// The longest a partition's restore may take before the node gives the partition up.
+const RESTORE_LIMIT: Duration = Duration::from_secs(60);
 /// How soon a request waiting for a partition's new owner looks again.
 const MOVING_RETRY: Duration = Duration::from_millis(25);
 /// How often the node looks for partitions to take or hand over.
@@ -46,6 +49,7 @@ struct Node {
     client: async_nats::Client,
     leases: Leases,
     changelog: Arc<Changelog>,
+    snapshots: Arc<Snapshots>,
     /// Partitions served here.
     served: Mutex<BTreeMap<u32, ServedEntry>>,
     /// Who owns each partition, as last read, and when.
@@ -111,6 +115,9 @@ pub async fn run(
     let (closing, closed) = tokio::sync::watch::channel(false);
 
     cluster_runtime.spawn(node.clone().balance_partitions(closed.clone()));
+    if cluster.snapshot_secs > 0 {
+        cluster_runtime.spawn(node.clone().keep_snapshots(closed.clone()));
+    }
     // Forwarded requests are answered until every partition was handed over (then each is
     // told the partition moved), so none sent meanwhile waits for an answer that never comes.
     let (forwards_closing, forwards_closed) = tokio::sync::watch::channel(false);
@@ -160,7 +167,7 @@ impl Node {
         let lease = Duration::from_secs(cluster.lease_secs);
         let deadline = Instant::now() + Duration::from_secs(60);
         // JetStream may still be electing its leaders when the servers have just started.
-        let (leases, changelog) = loop {
+        let (leases, changelog, snapshots) = loop {
             let opened = async {
                 let leases = Leases::open(
                     client.clone(),
@@ -170,8 +177,11 @@ impl Node {
                     &cluster.node_id,
                 )
                 .await?;
-                let changelog = Changelog::open(client.clone(), cluster.replicas).await?;
-                Ok::<_, ClusterError>((leases, changelog))
+                let retention = Duration::from_secs(cluster.changelog_retention_secs);
+                let changelog =
+                    Changelog::open(client.clone(), cluster.replicas, retention).await?;
+                let snapshots = Snapshots::open(client.clone(), cluster.replicas).await?;
+                Ok::<_, ClusterError>((leases, changelog, snapshots))
             }
             .await;
             match opened {
@@ -195,6 +205,7 @@ impl Node {
             client,
             leases,
             changelog: Arc::new(changelog),
+            snapshots: Arc::new(snapshots),
             served: Mutex::new(BTreeMap::new()),
             owners: Mutex::new(HashMap::new()),
             stopping: Default::default(),
@@ -261,6 +272,80 @@ impl Node {
                 _ = closed.changed() => {}
             }
         }
+    }
+
+    /// Every `snapshot_secs`, a snapshot of each partition served here that changed since its
+    /// last, until the node closes.
+    async fn keep_snapshots(self: Arc<Self>, mut closed: tokio::sync::watch::Receiver<bool>) {
+        let mut covered: HashMap<u32, u64> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(self.cluster.snapshot_secs)) => {}
+                _ = closed.changed() => return,
+            }
+            let served: Vec<(u32, Arc<super::replicated_store::ReplicatedStore>)> = {
+                let served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+                served
+                    .iter()
+                    .map(|(p, e)| (*p, e.served.store.clone()))
+                    .collect()
+            };
+            for (partition, store) in served {
+                match self
+                    .snapshot(partition, store, covered.get(&partition).copied())
+                    .await
+                {
+                    Ok(Some(sequence)) => {
+                        covered.insert(partition, sequence);
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(partition, %error, "keeping a snapshot failed: tried again later")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keeps a snapshot of `partition` unless nothing changed since `covered`; its sequence.
+    async fn snapshot(
+        &self,
+        partition: u32,
+        store: Arc<super::replicated_store::ReplicatedStore>,
+        covered: Option<u64>,
+    ) -> Result<Option<u64>, ClusterError> {
+        let started = Instant::now();
+        let dir = self
+            .config
+            .storage
+            .data_dir
+            .join(format!("snapshot-{partition}"));
+        let packed = tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_dir_all(&dir);
+            let sequence = store.checkpoint(&dir).map_err(ClusterError::of)?;
+            let blob = if covered == Some(sequence) {
+                None
+            } else {
+                Some(snapshot::pack(&dir, sequence).map_err(ClusterError::of)?)
+            };
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok::<_, ClusterError>((sequence, blob))
+        })
+        .await
+        .map_err(ClusterError::of)??;
+        let (sequence, Some(blob)) = packed else {
+            return Ok(None);
+        };
+        let bytes = blob.len();
+        bounded(Duration::from_secs(60), self.snapshots.put(partition, blob)).await?;
+        tracing::info!(
+            partition,
+            sequence,
+            bytes,
+            took_ms = started.elapsed().as_millis() as u64,
+            "kept a partition's snapshot"
+        );
+        Ok(Some(sequence))
     }
 
     async fn renew_all(&self) {
@@ -382,6 +467,7 @@ impl Node {
         let context = partition::Context {
             config: &self.config,
             changelog: self.changelog.clone(),
+            snapshots: self.snapshots.clone(),
             cluster: self.cluster_runtime.clone(),
             engines: self.engines.clone(),
         };
@@ -390,9 +476,13 @@ impl Node {
         let restoring = partition::start(&context, lease);
         tokio::pin!(restoring);
         let mut lease = lease;
+        // A restore that never ends (JetStream unreachable) must not keep the lease for ever.
+        let give_up = tokio::time::sleep(RESTORE_LIMIT);
+        tokio::pin!(give_up);
         let started = loop {
             tokio::select! {
                 started = &mut restoring => break started,
+                _ = &mut give_up => break Err(ClusterError::of("the restore took too long")),
                 _ = tokio::time::sleep(self.lease_period() / 3) => {
                     if let Ok(Some(kept)) = bounded(self.lease_period() / 3, self.leases.renew(lease)).await {
                         lease = kept;

@@ -14,9 +14,10 @@ use tokio::sync::oneshot;
 use wagate_durable::message_ids::{begin_ids_at, partition_base};
 use wagate_store::{Batch, RocksStore, Store};
 
-use super::changelog::{is_epoch, AppendError, Changelog};
+use super::changelog::{is_epoch, AppendError, Changelog, WAIT};
 use super::leases::Lease;
 use super::replicated_store::ReplicatedStore;
+use super::snapshot::{self, Snapshots};
 use super::ClusterError;
 use crate::config::ServerConfig;
 
@@ -27,6 +28,8 @@ pub struct Served {
     pub http: SocketAddr,
     /// Raised once a write was refused: a newer owner exists, or the changelog failed.
     pub fenced: Arc<AtomicBool>,
+    /// Its store, for snapshots.
+    pub store: Arc<ReplicatedStore>,
     stop: Option<oneshot::Sender<()>>,
     serving: tokio::task::JoinHandle<()>,
 }
@@ -35,6 +38,7 @@ pub struct Served {
 pub struct Context<'a> {
     pub config: &'a ServerConfig,
     pub changelog: Arc<Changelog>,
+    pub snapshots: Arc<Snapshots>,
     /// The runtime that owns the NATS connection (changelog appends run there).
     pub cluster: tokio::runtime::Handle,
     /// The runtime the engines and their HTTP servers run on.
@@ -71,20 +75,48 @@ pub async fn start(context: &Context<'_>, lease: Lease) -> Result<Served, Cluste
         .data_dir
         .join(format!("partition-{partition}"));
     // The changelog is the record: whatever this node kept of the partition before is
-    // dropped and rebuilt, so it can never disagree with the partition's other owners.
-    let opening = dir.clone();
-    let local = tokio::task::spawn_blocking(move || {
+    // dropped and rebuilt (from the newest snapshot, then the changelog after it), so it can
+    // never disagree with the partition's other owners.
+    let reading = tokio::time::timeout(WAIT, context.snapshots.get(partition)).await;
+    let snapshot = match reading.unwrap_or_else(|_| Err(ClusterError::of("timed out"))) {
+        Ok(snapshot) => snapshot,
+        Err(error) => {
+            tracing::warn!(partition, %error, "reading the partition's snapshot failed: replaying all");
+            None
+        }
+    };
+    let (opening, upto) = (dir.clone(), writer.last());
+    let (local, from) = tokio::task::spawn_blocking(move || {
         let _ = std::fs::remove_dir_all(&opening);
-        RocksStore::open(&opening)
+        let mut from = 1;
+        if let Some(blob) = snapshot {
+            match snapshot::unpack(&blob, &opening) {
+                Ok(covered) if covered < upto => from = covered + 1,
+                Ok(covered) => {
+                    tracing::warn!(
+                        partition,
+                        covered,
+                        upto,
+                        "a snapshot past the claim: replaying all"
+                    );
+                    let _ = std::fs::remove_dir_all(&opening);
+                }
+                Err(error) => {
+                    tracing::warn!(partition, %error, "a damaged snapshot: replaying all");
+                    let _ = std::fs::remove_dir_all(&opening);
+                }
+            }
+        }
+        RocksStore::open(&opening).map(|local| (local, from))
     })
     .await
     .map_err(ClusterError::of)?
     .map_err(ClusterError::of)?;
-    let local: Arc<dyn Store> = Arc::new(local);
+    let local = Arc::new(local);
     let replaying = local.clone();
     let replayed = context
         .changelog
-        .replay(partition, writer.last(), &mut |_, record| {
+        .replay(partition, from, upto, &mut |_, record| {
             if is_epoch(record) {
                 return Ok(());
             }
@@ -107,6 +139,7 @@ pub async fn start(context: &Context<'_>, lease: Lease) -> Result<Served, Cluste
         .await
         .map_err(ClusterError::of)?
         .map_err(ClusterError::of)?;
+    let store_kept = store.clone();
     let config = partition_config(context.config, partition, &dir);
     let (stop, stopped) = oneshot::channel::<()>();
     let (listening, listens) = oneshot::channel();
@@ -134,6 +167,7 @@ pub async fn start(context: &Context<'_>, lease: Lease) -> Result<Served, Cluste
         partition,
         epoch = lease.epoch,
         replayed,
+        from_snapshot = from > 1,
         took_ms = started.elapsed().as_millis() as u64,
         "serving a partition"
     );
@@ -141,6 +175,7 @@ pub async fn start(context: &Context<'_>, lease: Lease) -> Result<Served, Cluste
         lease,
         http,
         fenced,
+        store: store_kept,
         stop: Some(stop),
         serving,
     })

@@ -14,13 +14,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use wagate_store::{Batch, Family, Store, StoreError};
+use wagate_store::{Batch, Family, RocksStore, Store, StoreError};
 
 use super::changelog::{AppendError, Changelog, Writer, WAIT};
 
 pub struct ReplicatedStore {
-    local: Arc<dyn Store>,
+    local: Arc<RocksStore>,
     changelog: Arc<Changelog>,
     writer: Mutex<Writer>,
     runtime: tokio::runtime::Handle,
@@ -31,7 +30,7 @@ impl ReplicatedStore {
     /// Writes of `local` go through `writer`'s partition of `changelog` first, appended on
     /// `runtime`; `fenced` is raised when a newer owner refused one.
     pub fn new(
-        local: Arc<dyn Store>,
+        local: Arc<RocksStore>,
         changelog: Arc<Changelog>,
         writer: Writer,
         runtime: tokio::runtime::Handle,
@@ -46,11 +45,25 @@ impl ReplicatedStore {
         }
     }
 
-    fn append(&self, writer: &mut Writer, record: Bytes) -> Result<(), StoreError> {
+    /// A checkpoint of the local store in `dir`, holding exactly the changelog's records up
+    /// to the sequence returned: taken under the writer's lock, so no write is half in it.
+    pub fn checkpoint(&self, dir: &std::path::Path) -> Result<u64, StoreError> {
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if self.fenced.load(Ordering::Acquire) {
+            return Err(StoreError::Io(format!(
+                "partition {} is no longer this node's: no snapshot of it",
+                writer.partition
+            )));
+        }
+        self.local.checkpoint(dir)?;
+        Ok(writer.last())
+    }
+
+    fn append(&self, writer: &mut Writer, record: Vec<u8>) -> Result<(), StoreError> {
         let (answer, answered) = std::sync::mpsc::sync_channel(1);
         let (changelog, mut moving) = (self.changelog.clone(), *writer);
         self.runtime.spawn(async move {
-            let stored = changelog.append(&mut moving, record).await;
+            let stored = changelog.append_record(&mut moving, &record).await;
             let _ = answer.send(stored.map(|_| moving));
         });
         match answered.recv_timeout(WAIT + WAIT) {
@@ -97,7 +110,7 @@ impl Store for ReplicatedStore {
         }
         let mut record = Vec::with_capacity(batch.bytes() + batch.len() * 18 + 9);
         batch.encode(&mut record);
-        self.append(&mut writer, Bytes::from(record))?;
+        self.append(&mut writer, record)?;
         // The changelog holds it on its replicas: the local copy needs no sync of its own.
         self.local.write(batch, false)
     }
