@@ -101,7 +101,7 @@ token = "{ADMIN}"
 [[tenants]]
 name = "alpha"
 token = "{ALPHA}"
-numbers = [{NUMBER_A}]
+numbers = [{NUMBER_A}, {NUMBER_A2}]
 # Past the tier, refused at once (not queued for tomorrow): the acknowledged count is the
 # number of people the limit admitted.
 on_limit = "refuse"
@@ -115,6 +115,14 @@ numbers = [{NUMBER_B}]
 id = {NUMBER_A}
 account = 1
 portfolio = 1
+tier = "TIER_250"
+throughput_mps = 80
+
+# Another business of the tenant, in a third portfolio: a bulk body spans two partitions.
+[[numbers]]
+id = {NUMBER_A2}
+account = 3
+portfolio = 3
 tier = "TIER_250"
 throughput_mps = 80
 
@@ -298,7 +306,17 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
             .await?;
         assert_eq!(answer.status, 200, "{}", answer.text());
     }
-    for (via, account) in [(2, 1), (0, 2)] {
+    let answer = web
+        .post(
+            &cluster.url(0, "/wagate/admin/contacts/consent"),
+            ADMIN,
+            &json!({ "phone_number_id": NUMBER_A2.to_string(), "to": &people_a[..2],
+                     "change": "opt_in" }),
+            &[],
+        )
+        .await?;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    for (via, account) in [(2, 1), (0, 2), (1, 3)] {
         let created = web
             .post(
                 &cluster.url(via, "/wagate/admin/templates"),
@@ -321,6 +339,55 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
                 .await?;
             assert_eq!(moved.status, 200, "{}", moved.text());
         }
+    }
+
+    // A bulk body spanning two partitions (NUMBER_A's and NUMBER_A2's portfolios): each part
+    // goes to its owner, the results come back in the caller's line order. (Its two people
+    // of NUMBER_A get the load's send later too: repeats, within the tier.)
+    let bulk_keys: Vec<(u64, String)> =
+        [(NUMBER_A, 0), (NUMBER_A2, 0), (NUMBER_A, 1), (NUMBER_A2, 1)]
+            .into_iter()
+            .map(|(number, i)| (number, format!("bulk-{number}-{i}")))
+            .collect();
+    let ndjson: Vec<String> = bulk_keys
+        .iter()
+        .enumerate()
+        .map(|(line, (number, key))| {
+            json!({ "phone_number_id": number.to_string(), "idempotency_key": key,
+                    "request": text_with_id(&people_a[line / 2], key) })
+            .to_string()
+        })
+        .collect();
+    let bulk = web
+        .request(
+            hyper::Method::POST,
+            &cluster.url(2, "/wagate/v1/bulk"),
+            &[
+                ("authorization", &format!("Bearer {ALPHA}")),
+                ("content-type", "application/x-ndjson"),
+            ],
+            ndjson.join("\n"),
+        )
+        .await?;
+    assert_eq!(bulk.status, 200, "{}", bulk.text());
+    let results: Vec<Value> = bulk
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a result line"))
+        .collect();
+    assert_eq!(results.len(), 4, "{}", bulk.text());
+    for (line, result) in results.iter().enumerate() {
+        assert_eq!(result["line"], line, "{}", bulk.text());
+        assert_eq!(result["status"], 200, "{}", bulk.text());
+        let id = sent_id(&result["body"]);
+        let raw = u64::from_str_radix(id.trim_start_matches("wagate."), 16)?;
+        let portfolio = if bulk_keys[line].0 == NUMBER_A { 1 } else { 3 };
+        assert_eq!(
+            (raw >> 40) - 1,
+            u64::from(shape.partition_of(portfolio)),
+            "line {line}'s message was taken by its number's partition: {id}"
+        );
+        keys_of.insert(id, bulk_keys[line].1.clone());
     }
 
     // The load: every person once, by four senders through all nodes in turn.
@@ -562,7 +629,7 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
     for (_, key, id) in &acked {
         keys_of.insert(id.clone(), key.clone());
     }
-    let total = acked_a + acked_b + 10 + SCHEDULED + handed_over;
+    let total = acked_a + acked_b + 10 + SCHEDULED + handed_over + results.len() as u64;
     // Everything acknowledged goes to Meta, but what a crash left in flight (marked, then cut
     // off before Meta's answer was recorded): wait until the two together make the whole.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -657,10 +724,10 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
     Ok(())
 }
 
-/// The messages in flight for both numbers, as (id, number, to), through node `via`.
+/// The messages in flight for every number, as (id, number, to), through node `via`.
 async fn in_flight(web: &Web, cluster: &Cluster, via: usize) -> Result<Vec<(String, u64, String)>> {
     let mut all = Vec::new();
-    for number in [NUMBER_A, NUMBER_B] {
+    for number in [NUMBER_A, NUMBER_A2, NUMBER_B] {
         let listed = web
             .get(
                 &cluster.url(

@@ -4,6 +4,7 @@
 //! (`partition`), where a request
 //! goes (`routing`, `wire`), and the node that ties them together (`node`).
 
+pub mod bulk_split;
 pub mod changelog;
 pub mod leases;
 pub mod node;

@@ -20,6 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use super::bulk_split;
 use super::changelog::Changelog;
 use super::leases::{Lease, Leases};
 use super::partition::{self, Served};
@@ -587,6 +588,11 @@ impl Node {
         let mut built = Request::builder().method(request.method).uri(uri);
         if let Some(headers) = built.headers_mut() {
             *headers = request.headers;
+            // The body's length is the body's own (a bulk body split for its partition is
+            // shorter); the connection is this client's.
+            for hop in ["content-length", "transfer-encoding", "connection"] {
+                headers.remove(hop);
+            }
         }
         let Ok(built) = built.body(Full::new(request.body)) else {
             return Answer::unavailable("a request wagate cannot pass on");
@@ -753,20 +759,17 @@ impl Node {
                 }
                 last
             }
-            Route::Refused(reason) => {
-                let body = serde_json::json!({"error": {
-                    "message": reason, "type": "OAuthException", "code": 100,
-                    "fbtrace_id": "wagate-cluster"}});
-                let mut headers = hyper::HeaderMap::new();
-                headers.insert(
-                    "content-type",
-                    hyper::http::HeaderValue::from_static("application/json"),
-                );
-                Answer {
-                    status: hyper::StatusCode::BAD_REQUEST,
-                    headers,
-                    body: Bytes::from(body.to_string()),
+            Route::Split(groups) => {
+                let lines = bulk_split::lines(&request.body);
+                let mut answers = Vec::with_capacity(groups.len());
+                for (partition, indices) in groups {
+                    let part = Forwarded {
+                        body: bulk_split::body_of(&lines, &indices),
+                        ..request.clone()
+                    };
+                    answers.push((indices, self.to_partition(partition, &part).await));
                 }
+                bulk_split::merge(lines.len(), answers)
             }
         }
     }

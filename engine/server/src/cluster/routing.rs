@@ -24,8 +24,9 @@ pub enum Route {
     Each(Vec<u32>),
     /// Any partition: asked in turn until one knows what was asked (not 404).
     Any,
-    /// Refused as it is, with the reason: a bulk body mixing portfolios of two partitions.
-    Refused(&'static str),
+    /// A bulk body whose lines name numbers of several partitions: each partition's lines
+    /// (their indices among the body's lines) go to its owner.
+    Split(Vec<(u32, Vec<usize>)>),
 }
 
 /// The partitions of the configured numbers and business accounts.
@@ -140,33 +141,37 @@ impl PartitionMap {
         }
     }
 
-    /// A bulk body: the partition of its lines' numbers, when they share one.
+    /// A bulk body: the partition of its lines' numbers, or each partition's lines (a line
+    /// naming no known number goes with the first partition named, whose owner answers it).
     fn bulk(&self, body: &[u8]) -> Route {
         #[derive(serde::Deserialize)]
         struct Line<'a> {
             #[serde(borrow)]
             phone_number_id: std::borrow::Cow<'a, str>,
         }
-        let mut partitions = BTreeSet::new();
-        for line in body
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.trim_ascii().is_empty())
-        {
-            let partition = serde_json::from_slice::<Line>(line)
-                .ok()
-                .and_then(|l| self.of(&l.phone_number_id));
-            if let Some(partition) = partition {
-                partitions.insert(partition);
+        let named: Vec<Option<u32>> = super::bulk_split::lines(body)
+            .iter()
+            .map(|line| {
+                serde_json::from_slice::<Line>(line)
+                    .ok()
+                    .and_then(|l| self.of(&l.phone_number_id))
+            })
+            .collect();
+        let Some(first) = named.iter().flatten().next().copied() else {
+            return Route::Any;
+        };
+        let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
+        for (i, partition) in named.iter().enumerate() {
+            let partition = partition.unwrap_or(first);
+            match groups.iter_mut().find(|(p, _)| *p == partition) {
+                Some((_, indices)) => indices.push(i),
+                None => groups.push((partition, vec![i])),
             }
         }
-        match partitions.len() {
-            0 => Route::Any,
-            1 => Route::One(*partitions.first().unwrap_or(&0)),
-            _ => Route::Refused(
-                "in cluster mode a bulk request carries the numbers of one partition: split it \
-                 by business portfolio",
-            ),
+        if groups.len() == 1 {
+            return Route::One(first);
         }
+        Route::Split(groups)
     }
 }
 
@@ -263,9 +268,9 @@ mod tests {
         let bulk = b"{\"phone_number_id\":\"101\",\"request\":{}}\n{\"phone_number_id\":\"102\",\"request\":{}}\n";
         assert_eq!(map.route(&post, "/wagate/v1/bulk", bulk), Route::One(one));
         let mixed = b"{\"phone_number_id\":\"101\",\"request\":{}}\n{\"phone_number_id\":\"201\",\"request\":{}}\n";
-        assert!(matches!(
+        assert_eq!(
             map.route(&post, "/wagate/v1/bulk", mixed),
-            Route::Refused(_)
-        ));
+            Route::Split(vec![(one, vec![0]), (two, vec![1])])
+        );
     }
 }
