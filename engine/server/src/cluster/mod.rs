@@ -14,6 +14,13 @@ pub mod routing;
 pub mod snapshot;
 pub mod wire;
 
+/// `mutex`'s guard, also after a thread panicked holding it: the maps it guards (partitions
+/// served, owners read, a changelog writer) stay whole, since every change to them is one
+/// insert or remove.
+pub(crate) fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What went wrong talking to JetStream.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

@@ -27,7 +27,7 @@ use super::partition::{self, Served};
 use super::routing::{PartitionMap, Route};
 use super::snapshot::{self, Snapshots};
 use super::wire::{Answer, Forwarded};
-use super::ClusterError;
+use super::{locked, ClusterError};
 use crate::cluster_config::ClusterConfig;
 use crate::config::ServerConfig;
 use crate::{Listening, ServeError, Stopped};
@@ -221,15 +221,10 @@ impl Node {
     }
 
     fn local(&self, partition: u32) -> Option<SocketAddr> {
-        let served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        let served = locked(&self.served);
         served
             .get(&partition)
-            .filter(|entry| {
-                !entry
-                    .served
-                    .fenced
-                    .load(std::sync::atomic::Ordering::Acquire)
-            })
+            .filter(|entry| !entry.served.is_fenced())
             .map(|entry| entry.served.http)
     }
 
@@ -285,7 +280,7 @@ impl Node {
                 _ = closed.changed() => return,
             }
             let served: Vec<(u32, Arc<super::replicated_store::ReplicatedStore>)> = {
-                let served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+                let served = locked(&self.served);
                 served
                     .iter()
                     .map(|(p, e)| (*p, e.served.store.clone()))
@@ -351,11 +346,11 @@ impl Node {
 
     async fn renew_all(&self) {
         let held: Vec<(u32, Lease, bool, Instant)> = {
-            let served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+            let served = locked(&self.served);
             served
                 .iter()
                 .map(|(p, e)| {
-                    let fenced = e.served.fenced.load(std::sync::atomic::Ordering::Acquire);
+                    let fenced = e.served.is_fenced();
                     (*p, e.served.lease, fenced, e.renewed)
                 })
                 .collect()
@@ -377,7 +372,7 @@ impl Node {
                     }
                 }
             };
-            let mut served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+            let mut served = locked(&self.served);
             match kept {
                 Some(kept) => {
                     if let Some(entry) = served.get_mut(&partition) {
@@ -402,24 +397,18 @@ impl Node {
     /// Stops a lost partition's engine without holding up the renewals; the partition is
     /// not taken again here until it stopped (its data directory is free).
     fn stop_in_background(&self, partition: u32, served: Served) {
-        self.stopping
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(partition);
+        locked(&self.stopping).insert(partition);
         let grace = self.grace();
         let stopping = self.stopping.clone();
         self.engines.spawn(async move {
             served.stop(grace).await;
-            stopping
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&partition);
+            locked(&stopping).remove(&partition);
         });
     }
 
     async fn balance(&self, share: usize) {
         let held: Vec<u32> = {
-            let served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+            let served = locked(&self.served);
             served.keys().copied().collect()
         };
         if held.len() > share {
@@ -441,11 +430,7 @@ impl Node {
             .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
         for i in 0..self.cluster.partitions {
             let partition = (offset.wrapping_add(i)) % self.cluster.partitions;
-            let stopping = self
-                .stopping
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&partition);
+            let stopping = locked(&self.stopping).contains(&partition);
             if held.contains(&partition) || stopping {
                 continue;
             }
@@ -494,7 +479,7 @@ impl Node {
         match started {
             Ok(mut served) => {
                 served.lease = lease;
-                let mut all = self.served.lock().unwrap_or_else(|e| e.into_inner());
+                let mut all = locked(&self.served);
                 all.insert(
                     partition,
                     ServedEntry {
@@ -502,10 +487,7 @@ impl Node {
                         renewed: Instant::now(),
                     },
                 );
-                self.owners
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&partition);
+                locked(&self.owners).remove(&partition);
             }
             Err(error) => {
                 tracing::error!(partition, %error, "restoring a partition failed: giving it up");
@@ -517,7 +499,7 @@ impl Node {
     /// Stops serving `partition` and gives its lease up for another node to take.
     async fn hand_over(&self, partition: u32) {
         let entry = {
-            let mut served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+            let mut served = locked(&self.served);
             served.remove(&partition)
         };
         if let Some(entry) = entry {
@@ -532,7 +514,7 @@ impl Node {
 
     async fn leave(&self) {
         let partitions: Vec<u32> = {
-            let served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+            let served = locked(&self.served);
             served.keys().copied().collect()
         };
         for partition in partitions {
@@ -628,7 +610,7 @@ impl Node {
     /// Who owns `partition`, as the leases say (read again after `OWNER_KEPT`).
     async fn owner(&self, partition: u32, fresh: bool) -> Option<String> {
         if !fresh {
-            let owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+            let owners = locked(&self.owners);
             if let Some((owner, read)) = owners.get(&partition) {
                 if read.elapsed() < OWNER_KEPT {
                     return owner.clone();
@@ -641,10 +623,7 @@ impl Node {
             .ok()
             .flatten()
             .map(|h| h.0);
-        self.owners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(partition, (owner.clone(), Instant::now()));
+        locked(&self.owners).insert(partition, (owner.clone(), Instant::now()));
         owner
     }
 
@@ -735,13 +714,7 @@ impl Node {
             }
             Route::Any => {
                 let mut last = Answer::unavailable("no partition");
-                let mut order: Vec<u32> = self
-                    .served
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .keys()
-                    .copied()
-                    .collect();
+                let mut order: Vec<u32> = locked(&self.served).keys().copied().collect();
                 let others: Vec<u32> = (0..self.cluster.partitions)
                     .filter(|p| !order.contains(p))
                     .collect();

@@ -182,6 +182,11 @@ pub async fn start(context: &Context<'_>, lease: Lease) -> Result<Served, Cluste
 }
 
 impl Served {
+    /// Whether a write was refused: the partition may no longer be served here.
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Stops the partition's engine (open requests finish; its grace bounds the wait).
     pub async fn stop(mut self, grace: Duration) {
         if let Some(stop) = self.stop.take() {

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use wagate_store::{Batch, Family, RocksStore, Store, StoreError};
 
 use super::changelog::{AppendError, Changelog, Writer, WAIT};
+use super::locked;
 
 pub struct ReplicatedStore {
     local: Arc<RocksStore>,
@@ -48,7 +49,7 @@ impl ReplicatedStore {
     /// A checkpoint of the local store in `dir`, holding exactly the changelog's records up
     /// to the sequence returned: taken under the writer's lock, so no write is half in it.
     pub fn checkpoint(&self, dir: &std::path::Path) -> Result<u64, StoreError> {
-        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let writer = locked(&self.writer);
         if self.fenced.load(Ordering::Acquire) {
             return Err(StoreError::Io(format!(
                 "partition {} is no longer this node's: no snapshot of it",
@@ -101,7 +102,7 @@ impl Store for ReplicatedStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut writer = locked(&self.writer);
         if self.fenced.load(Ordering::Acquire) {
             return Err(StoreError::Io(format!(
                 "partition {} is no longer this node's to write",
