@@ -163,11 +163,11 @@ fn serve(args: &[String]) -> Result<()> {
         .context("starting the async runtime")?;
     let stopped = runtime.block_on(async move {
         if let Some(cluster) = config.cluster.clone() {
-            // One node of a cluster: its front takes HTTP; gRPC is the standalone server's.
+            // One node of a cluster: its fronts take HTTP and gRPC for every partition.
             return wagate_server::cluster::node::run(
                 config,
                 |at| {
-                    println!("wagate listening on http://{}", at.http);
+                    print_listening(at);
                     println!("wagate cluster node {}", cluster.node_id);
                     let _ = std::io::stdout().flush();
                 },
@@ -179,8 +179,7 @@ fn serve(args: &[String]) -> Result<()> {
         wagate_server::serve(
             config,
             |at| {
-                println!("wagate listening on http://{}", at.http);
-                println!("wagate grpc listening on http://{}", at.grpc);
+                print_listening(at);
                 let _ = std::io::stdout().flush();
             },
             stop_signal()?,
@@ -208,6 +207,12 @@ fn serve(args: &[String]) -> Result<()> {
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
 /// the future is first polled, so a signal right after start-up is never the default kill.
+/// The lines a supervisor or a test reads to find the ports.
+fn print_listening(at: wagate_server::Listening) {
+    println!("wagate listening on http://{}", at.http);
+    println!("wagate grpc listening on http://{}", at.grpc);
+}
+
 fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

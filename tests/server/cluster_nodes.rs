@@ -37,6 +37,8 @@ struct Cluster {
     config: PathBuf,
     nodes: Vec<Option<WagateProcess>>,
     urls: Arc<Mutex<Vec<String>>>,
+    /// Each node's gRPC port.
+    grpc: Vec<String>,
 }
 
 const NODE_IDS: [&str; 3] = ["a", "b", "c"];
@@ -55,6 +57,7 @@ impl Cluster {
         let log = self.log_of(i);
         let node = WagateProcess::start_node(&self.config, &args, &log)?;
         self.urls.lock().unwrap()[i] = node.base.clone();
+        self.grpc[i] = node.grpc.clone();
         self.nodes[i] = Some(node);
         Ok(())
     }
@@ -268,6 +271,7 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
         config,
         nodes: vec![None, None, None],
         urls: Arc::new(Mutex::new(vec![String::new(); 3])),
+        grpc: vec![String::new(); 3],
     };
     for i in 0..3 {
         cluster.start_node(i)?;
@@ -389,6 +393,13 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
         );
         keys_of.insert(id, bulk_keys[line].1.clone());
     }
+
+    // gRPC through a node that does not own the partitions asked: a send, the same send again
+    // (its idempotency key, on the owner), a stream spanning two partitions answered in the
+    // caller's order, a record read, and a stranger refused by the owner's engine.
+    let grpc_keys = grpc_through_a_front(&cluster, &nats, &shape, &people_a).await?;
+    let grpc_sent = grpc_keys.len() as u64;
+    keys_of.extend(grpc_keys);
 
     // The load: every person once, by four senders through all nodes in turn.
     let mut sends: Vec<(u64, &str, String, String)> = Vec::new();
@@ -629,7 +640,7 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
     for (_, key, id) in &acked {
         keys_of.insert(id.clone(), key.clone());
     }
-    let total = acked_a + acked_b + 10 + SCHEDULED + handed_over + results.len() as u64;
+    let total = acked_a + acked_b + 10 + SCHEDULED + handed_over + results.len() as u64 + grpc_sent;
     // Everything acknowledged goes to Meta, but what a crash left in flight (marked, then cut
     // off before Meta's answer was recorded): wait until the two together make the whole.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -708,6 +719,27 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
         seen["accepted"], total,
         "each acknowledged message once: {seen}"
     );
+    // A node's /metrics: its own (forwards, changelog appends, restores) and those of the
+    // partition engines it serves, each sample labelled with its partition.
+    let metrics = web.get(&cluster.url(via, "/metrics"), "").await?;
+    assert_eq!(metrics.status, 200, "{}", metrics.text());
+    let text = metrics.text();
+    for wanted in [
+        "wagate_cluster_forwards_total{via=\"local\",answer=\"answered\"}",
+        "wagate_cluster_changelog_appends_total{outcome=\"stored\"}",
+        "wagate_cluster_changelog_append_duration_seconds_bucket",
+        "wagate_cluster_restores_total{outcome=\"served\"}",
+        "wagate_cluster_partitions_served ",
+        "wagate_http_requests_total{partition=\"",
+    ] {
+        assert!(text.contains(wanted), "/metrics lacks {wanted}: {text}");
+    }
+    assert_eq!(
+        text.matches("# TYPE wagate_http_requests counter").count(),
+        1
+    );
+    assert!(text.ends_with("# EOF\n"));
+
     // Restores started from snapshots (then the changelog after them), and lost nothing.
     let logs: String = (0..3)
         .map(|i| std::fs::read_to_string(cluster.log_of(i)).unwrap_or_default())
@@ -776,4 +808,142 @@ async fn owner_of(nats: &NatsCluster, partition: u32) -> Result<String> {
             Err(error) => return Err(error),
         }
     }
+}
+
+/// gRPC sends and a record read through the node that owns neither `NUMBER_A`'s nor
+/// `NUMBER_A2`'s partition (or the one that owns fewest); each accepted send's (message id,
+/// key).
+async fn grpc_through_a_front(
+    cluster: &Cluster,
+    nats: &NatsCluster,
+    shape: &ClusterConfig,
+    people_a: &[String],
+) -> Result<Vec<(String, String)>> {
+    use wagate::server::grpc::proto::messaging_client::MessagingClient;
+    use wagate::server::grpc::proto::records_client::RecordsClient;
+    use wagate::server::grpc::proto::{MessageRequest, SendRequest};
+
+    let (partition_a, partition_a2) = (shape.partition_of(1), shape.partition_of(3));
+    let owners = [
+        owner_of(nats, partition_a).await?,
+        owner_of(nats, partition_a2).await?,
+    ];
+    let via = (0..3)
+        .find(|i| !owners.contains(&NODE_IDS[*i].to_string()))
+        .unwrap_or_else(|| (0..3).find(|i| owners[1] != NODE_IDS[*i]).unwrap_or(0));
+    let channel = tonic::transport::Channel::from_shared(cluster.grpc[via].clone())?
+        .connect()
+        .await?;
+    let mut client = MessagingClient::new(channel.clone());
+    let send = |correlation: u64, number: u64, to: &str, key: &str| SendRequest {
+        correlation,
+        phone_number_id: number.to_string(),
+        request_json: text_with_id(to, key).to_string(),
+        idempotency_key: key.to_string(),
+        ..SendRequest::default()
+    };
+    let partition_of_id = |id: &str| -> Result<u32> {
+        let raw = u64::from_str_radix(id.trim_start_matches("wagate."), 16)?;
+        Ok(((raw >> 40) - 1) as u32)
+    };
+    let mut sent = Vec::new();
+
+    let first = client
+        .send(authorised(
+            send(1, NUMBER_A2, &people_a[0], "grpc-0"),
+            ALPHA,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(
+        (first.correlation, first.http_status),
+        (1, 200),
+        "{first:?}"
+    );
+    assert_eq!(
+        partition_of_id(&first.message_id)?,
+        partition_a2,
+        "{first:?}"
+    );
+    let again = client
+        .send(authorised(
+            send(2, NUMBER_A2, &people_a[0], "grpc-0"),
+            ALPHA,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(
+        again.message_id, first.message_id,
+        "a retry with the same key gets the first answer, through the front: {again:?}"
+    );
+    sent.push((first.message_id.clone(), "grpc-0".to_string()));
+
+    let stranger = client
+        .send(tonic::Request::new(send(
+            3,
+            NUMBER_A2,
+            &people_a[1],
+            "grpc-x",
+        )))
+        .await
+        .expect_err("no token");
+    assert_eq!(
+        stranger.code(),
+        tonic::Code::Unauthenticated,
+        "{stranger:?}"
+    );
+
+    let streamed = [
+        (NUMBER_A, 0, "grpc-s-0"),
+        (NUMBER_A2, 1, "grpc-s-1"),
+        (NUMBER_A, 1, "grpc-s-2"),
+        (NUMBER_A2, 0, "grpc-s-3"),
+    ];
+    let requests: Vec<SendRequest> = streamed
+        .iter()
+        .enumerate()
+        .map(|(i, (number, person, key))| send(10 + i as u64, *number, &people_a[*person], key))
+        .collect();
+    let mut results = client
+        .send_stream(authorised(tokio_stream::iter(requests), ALPHA))
+        .await?
+        .into_inner();
+    let mut answered = Vec::new();
+    while let Some(result) = results.message().await? {
+        answered.push(result);
+    }
+    assert_eq!(answered.len(), streamed.len(), "{answered:?}");
+    for (i, (result, (number, _, key))) in answered.iter().zip(streamed).enumerate() {
+        assert_eq!(
+            result.correlation,
+            10 + i as u64,
+            "in the caller's order: {answered:?}"
+        );
+        assert_eq!(result.http_status, 200, "{result:?}");
+        let wanted = if number == NUMBER_A {
+            partition_a
+        } else {
+            partition_a2
+        };
+        assert_eq!(partition_of_id(&result.message_id)?, wanted, "{result:?}");
+        sent.push((result.message_id.clone(), key.to_string()));
+    }
+
+    let mut records = RecordsClient::new(channel);
+    let read = records
+        .get_message(authorised(
+            MessageRequest {
+                message_id: first.message_id.clone(),
+            },
+            ALPHA,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(read.http_status, 200, "{}", read.body_json);
+    assert!(
+        read.body_json.contains(&first.message_id),
+        "{}",
+        read.body_json
+    );
+    Ok(sent)
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use prometheus_client::metrics::counter::Counter;
+
 use super::metrics::bump;
-use super::state::App;
 use wagate_durable::log_limit::LogLimit;
 
 const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
@@ -43,6 +44,8 @@ pub(crate) struct Acceptor {
     refusal: &'static [u8],
     backoff: Duration,
     refusals: LogLimit,
+    /// Counts the connections refused.
+    refused: Counter,
 }
 
 impl Acceptor {
@@ -51,6 +54,7 @@ impl Acceptor {
         limits: ConnectionCap,
         port: &'static str,
         refusal: &'static [u8],
+        refused: Counter,
     ) -> Acceptor {
         Acceptor {
             listener,
@@ -59,19 +63,20 @@ impl Acceptor {
             refusal,
             backoff: ACCEPT_BACKOFF_FIRST,
             refusals: LogLimit::default(),
+            refused,
         }
     }
 
     /// The next connection, with its place under the cap. Cancel-safe: a connection is never
     /// accepted and then lost.
-    pub(crate) async fn next(&mut self, app: &App) -> (TcpStream, OwnedSemaphorePermit) {
+    pub(crate) async fn next(&mut self) -> (TcpStream, OwnedSemaphorePermit) {
         loop {
             match self.listener.accept().await {
                 Ok((stream, _)) => {
                     self.backoff = ACCEPT_BACKOFF_FIRST;
                     match self.limits.open.clone().try_acquire_owned() {
                         Ok(permit) => return (stream, permit),
-                        Err(_) => self.refuse(app, stream),
+                        Err(_) => self.refuse(stream),
                     }
                 }
                 Err(error) if is_connection_error(&error) => {}
@@ -90,12 +95,12 @@ impl Acceptor {
 
     /// Tells the connection why without waiting (a new socket's send buffer takes it) and
     /// closes it.
-    fn refuse(&mut self, app: &App, stream: TcpStream) {
+    fn refuse(&mut self, stream: TcpStream) {
         if !self.refusal.is_empty() {
             let _ = stream.try_write(self.refusal);
         }
         drop(stream);
-        bump(&app.metrics.connections_refused);
+        bump(&self.refused);
         if let Some(refused) = self.refusals.admit() {
             tracing::warn!(
                 refused,

@@ -67,7 +67,7 @@ pub(crate) async fn serve(
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let (stream, permit) = tokio::select! {
-            accepted = acceptor.next(&app) => accepted,
+            accepted = acceptor.next() => accepted,
             _ = closed.changed() => break,
             // Finished connections are reaped as they go, so the set holds only open ones.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,

@@ -6,10 +6,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
@@ -18,28 +18,24 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use super::accept::Acceptor;
-use super::metrics::{bump, Metrics};
-use super::state::App;
+use super::metrics::bump;
 
 /// The connections tonic serves, until `closed` turns true.
-pub(super) fn incoming(
+pub(crate) fn incoming(
     mut acceptor: Acceptor,
-    app: App,
+    (first, idle): (Duration, Duration),
+    timed_out: Counter,
     mut closed: watch::Receiver<bool>,
 ) -> ReceiverStream<std::io::Result<IdleCut>> {
     let (give, taken) = mpsc::channel(16);
-    let (first, idle) = (
-        app.config.http.header_read_timeout(),
-        app.config.http.idle_timeout(),
-    );
     tokio::spawn(async move {
         loop {
             let (stream, permit) = tokio::select! {
-                accepted = acceptor.next(&app) => accepted,
+                accepted = acceptor.next() => accepted,
                 _ = closed.changed() => return,
                 _ = give.closed() => return,
             };
-            let connection = IdleCut::new(stream, permit, first, idle, app.metrics.clone());
+            let connection = IdleCut::new(stream, permit, first, idle, timed_out.clone());
             if give.send(Ok(connection)).await.is_err() {
                 return;
             }
@@ -50,11 +46,11 @@ pub(super) fn incoming(
 
 /// A TCP connection that fails its reads once no byte has moved for its time, holding its
 /// place under the connection cap while open.
-pub(super) struct IdleCut {
+pub(crate) struct IdleCut {
     stream: TcpStream,
     idle: Duration,
     due: Pin<Box<Sleep>>,
-    metrics: Arc<Metrics>,
+    timed_out: Counter,
     _open: OwnedSemaphorePermit,
 }
 
@@ -64,13 +60,13 @@ impl IdleCut {
         open: OwnedSemaphorePermit,
         first: Duration,
         idle: Duration,
-        metrics: Arc<Metrics>,
+        timed_out: Counter,
     ) -> IdleCut {
         IdleCut {
             stream,
             idle,
             due: Box::pin(tokio::time::sleep(first)),
-            metrics,
+            timed_out,
             _open: open,
         }
     }
@@ -96,7 +92,7 @@ impl AsyncRead for IdleCut {
             }
             Poll::Pending => match self.due.as_mut().poll(cx) {
                 Poll::Ready(()) => {
-                    bump(&self.metrics.connections_timed_out);
+                    bump(&self.timed_out);
                     Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()))
                 }
                 Poll::Pending => Poll::Pending,

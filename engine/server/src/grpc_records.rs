@@ -1,10 +1,13 @@
 //! The `Records` gRPC service: consent, people, messages, usage, erasure and campaigns answered
-//! by the very HTTP handlers that answer them on the HTTP port (the router, called in process),
-//! so both ports give the same answers, with the same tokens, limits and errors.
+//! by the very HTTP handlers that answer them on the HTTP port, so both ports give the same
+//! answers, with the same tokens, limits and errors. Each call becomes its HTTP twin, which an
+//! [`HttpTwin`] answers: the standalone server's router called in process ([`RouterTwin`]), or
+//! a cluster node's front, which routes it to its partition's owner like any HTTP request.
 
 use axum::body::Body;
 use axum::http::{header, Method};
 use axum::Router;
+use bytes::Bytes;
 use hyper::service::Service as _;
 use hyper_util::service::TowerToHyperService;
 use tonic::metadata::MetadataMap;
@@ -20,15 +23,44 @@ use super::state::App;
 /// Answers larger than this are cut off as an internal error (none comes near it).
 const MAX_ANSWER_BYTES: usize = 16 << 20;
 
-pub(crate) struct GrpcRecords {
-    router: TowerToHyperService<Router>,
+/// What answers a call's HTTP twin.
+#[tonic::async_trait]
+pub(crate) trait HttpTwin: Send + Sync + 'static {
+    /// `request`'s HTTP status and body.
+    async fn answer(&self, request: hyper::Request<Bytes>) -> Result<(u16, Bytes), Status>;
 }
 
-impl GrpcRecords {
-    pub(crate) fn new(app: App) -> GrpcRecords {
-        GrpcRecords {
-            router: TowerToHyperService::new(super::app::router(app)),
-        }
+/// The standalone server's HTTP handlers: its router, called in process.
+pub(crate) struct RouterTwin(TowerToHyperService<Router>);
+
+impl RouterTwin {
+    pub(crate) fn new(app: App) -> RouterTwin {
+        RouterTwin(TowerToHyperService::new(super::app::router(app)))
+    }
+}
+
+#[tonic::async_trait]
+impl HttpTwin for RouterTwin {
+    async fn answer(&self, request: hyper::Request<Bytes>) -> Result<(u16, Bytes), Status> {
+        let response = match self.0.call(request.map(Body::from)).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok((status, bytes))
+    }
+}
+
+pub(crate) struct GrpcRecords<T> {
+    twin: T,
+}
+
+impl<T: HttpTwin> GrpcRecords<T> {
+    pub(crate) fn new(twin: T) -> GrpcRecords<T> {
+        GrpcRecords { twin }
     }
 
     /// Asks the HTTP handler of `path` with the call's authorization; its status and body.
@@ -69,18 +101,11 @@ impl GrpcRecords {
             request = request.header(header::AUTHORIZATION, token);
         }
         let request = request
-            .body(Body::from(body))
+            .body(Bytes::from(body))
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let response = match self.router.call(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        };
-        let http_status = u32::from(response.status().as_u16());
-        let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES)
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let (http_status, bytes) = self.twin.answer(request).await?;
         Ok(Response::new(RecordAnswer {
-            http_status,
+            http_status: u32::from(http_status),
             body_json: String::from_utf8_lossy(&bytes).into_owned(),
         }))
     }
@@ -101,7 +126,7 @@ fn segment(text: &str) -> String {
 }
 
 #[tonic::async_trait]
-impl Records for GrpcRecords {
+impl<T: HttpTwin> Records for GrpcRecords<T> {
     async fn change_consent(
         &self,
         request: Request<ConsentRequest>,

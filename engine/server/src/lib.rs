@@ -466,9 +466,20 @@ pub async fn serve_over(
     let mut closed_for_grpc = closed.clone();
     // One cap for both ports: they draw file descriptors from one process.
     let cap = accept::ConnectionCap::new(app.config.http.max_connections);
-    let http_acceptor =
-        accept::Acceptor::new(listener, cap.clone(), "http", front::TOO_MANY_CONNECTIONS);
-    let grpc_acceptor = accept::Acceptor::new(grpc_listener, cap, "grpc", b"");
+    let http_acceptor = accept::Acceptor::new(
+        listener,
+        cap.clone(),
+        "http",
+        front::TOO_MANY_CONNECTIONS,
+        app.metrics.connections_refused.clone(),
+    );
+    let grpc_acceptor = accept::Acceptor::new(
+        grpc_listener,
+        cap,
+        "grpc",
+        b"",
+        app.metrics.connections_refused.clone(),
+    );
     let server = tokio::spawn(front::serve(
         http_acceptor,
         app.clone(),
@@ -484,12 +495,20 @@ pub async fn serve_over(
         )
         .add_service(
             grpc::proto::records_server::RecordsServer::new(grpc_records::GrpcRecords::new(
-                app.clone(),
+                grpc_records::RouterTwin::new(app.clone()),
             ))
             .max_decoding_message_size(limit),
         )
         .serve_with_incoming_shutdown(
-            grpc_port::incoming(grpc_acceptor, app.clone(), closed.clone()),
+            grpc_port::incoming(
+                grpc_acceptor,
+                (
+                    app.config.http.header_read_timeout(),
+                    app.config.http.idle_timeout(),
+                ),
+                app.metrics.connections_timed_out.clone(),
+                closed.clone(),
+            ),
             async move {
                 let _ = closed_for_grpc.changed().await;
             },

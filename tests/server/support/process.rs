@@ -69,12 +69,12 @@ impl WagateProcess {
         args: &[String],
         log: Option<&Path>,
     ) -> Result<WagateProcess> {
-        Self::starting(config, args, log, true)
+        Self::starting(config, args, log, false)
     }
 
-    /// A cluster node (`[cluster]` in `config`): its front's address, no gRPC port.
+    /// A cluster node (`[cluster]` in `config`): its fronts' addresses.
     pub(crate) fn start_node(config: &Path, args: &[String], log: &Path) -> Result<WagateProcess> {
-        Self::starting(config, args, Some(log), false)
+        Self::starting(config, args, Some(log), true)
     }
 
     /// Sends `signal` (`STOP`, `CONT`, ...) to the process.
@@ -93,7 +93,7 @@ impl WagateProcess {
         config: &Path,
         args: &[String],
         log: Option<&Path>,
-        grpc: bool,
+        node: bool,
     ) -> Result<WagateProcess> {
         let stderr = match log {
             Some(path) => Stdio::from(
@@ -129,24 +129,18 @@ impl WagateProcess {
         let base = base.to_string();
         line.clear();
         stdout.read_line(&mut line)?;
-        if !grpc {
-            if !line.starts_with("wagate cluster node ") {
-                bail!("wagate printed {line:?} where its node name was expected");
-            }
-            return Ok(WagateProcess {
-                base,
-                grpc: String::new(),
-                child,
-            });
-        }
         let Some(grpc) = line.trim().strip_prefix("wagate grpc listening on ") else {
             bail!("wagate printed {line:?} where the gRPC address was expected");
         };
-        Ok(WagateProcess {
-            base,
-            grpc: grpc.to_string(),
-            child,
-        })
+        let grpc = grpc.to_string();
+        if node {
+            line.clear();
+            stdout.read_line(&mut line)?;
+            if !line.starts_with("wagate cluster node ") {
+                bail!("wagate printed {line:?} where its node name was expected");
+            }
+        }
+        Ok(WagateProcess { base, grpc, child })
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

@@ -2,12 +2,16 @@
 //! ownership (`leases`), their fenced changelogs (`changelog`), the store that writes through
 //! them (`replicated_store`), their snapshots (`snapshot`), a partition restored and served
 //! (`partition`), where a request
-//! goes (`routing`, `wire`), and the node that ties them together (`node`).
+//! goes (`routing`, `wire`, `grpc_wire`, `grpc_front`), and the node that ties them together
+//! (`node`, with its metrics in `node_metrics`).
 
 pub mod bulk_split;
 pub mod changelog;
+pub mod grpc_front;
+pub mod grpc_wire;
 pub mod leases;
 pub mod node;
+pub mod node_metrics;
 pub mod partition;
 pub mod replicated_store;
 pub mod routing;

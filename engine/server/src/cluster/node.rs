@@ -2,17 +2,21 @@
 //! partitions' leases (taking free ones up to its share of the live nodes, renewing what it
 //! holds, handing over the surplus when a node joins), serves each held partition with its own
 //! engine (`partition`), answers forwarded requests for them (`wagate.rq.<n>.<node>`), and
-//! runs the front: any request, on any node, goes to its partition's owner, here or over NATS
-//! request-reply, and its answer comes back as the owner gave it.
+//! runs the fronts: any request, on any node, HTTP or gRPC (`grpc_front`), goes to its
+//! partition's owner, here or over NATS request-reply, and its answer comes back as the owner
+//! gave it. The HTTP front is bounded as the standalone server's port is: at most
+//! `http.max_connections` open, a head within `header_read_timeout_ms` (and a kept-alive
+//! connection closed after `idle_timeout_secs` without one), a body within
+//! `body_read_timeout_ms` and under `http.max_body_bytes_held` with every other held.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -22,12 +26,17 @@ use tokio::net::TcpListener;
 
 use super::bulk_split;
 use super::changelog::Changelog;
+use super::grpc_front::{self, Partitions, PortBounds};
+use super::grpc_wire;
 use super::leases::{Lease, Leases};
+use super::node_metrics::NodeMetrics;
 use super::partition::{self, Served};
 use super::routing::{PartitionMap, Route};
 use super::snapshot::{self, Snapshots};
 use super::wire::{Answer, Forwarded};
 use super::{locked, ClusterError};
+use crate::accept::{Acceptor, ConnectionCap};
+use crate::body_budget::{BodyBudget, Claim};
 use crate::cluster_config::ClusterConfig;
 use crate::config::ServerConfig;
 use crate::{Listening, ServeError, Stopped};
@@ -60,6 +69,16 @@ struct Node {
     http: Client<HttpConnector, Full<Bytes>>,
     cluster_runtime: tokio::runtime::Handle,
     engines: tokio::runtime::Handle,
+    metrics: Arc<NodeMetrics>,
+    /// The bytes of request bodies the front holds, under `http.max_body_bytes_held`.
+    bodies: Arc<BodyBudget>,
+}
+
+/// A partition's engine served here.
+#[derive(Clone)]
+struct EngineAt {
+    http: SocketAddr,
+    grpc: tonic::transport::Channel,
 }
 
 struct ServedEntry {
@@ -88,12 +107,13 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Stopped, ServeError> {
     let cluster = config.cluster.clone().unwrap_or_default();
-    let listener = TcpListener::bind(config.http.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: config.http.listen,
-            source,
-        })?;
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Listen { addr, source })
+    };
+    let listener = bind(config.http.listen).await?;
+    let grpc_listener = bind(config.grpc.listen).await?;
     // The NATS connection and the leases live on a runtime of their own: an engine thread or
     // a handler waiting for a changelog append never starves them.
     let cluster_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -126,15 +146,41 @@ pub async fn run(
     cluster_runtime.spawn(node.clone().keep_leases(forwards_closed.clone()));
     cluster_runtime.spawn(node.clone().answer_forwards(forwards_closed));
     let front_at = listener.local_addr().map_err(ServeError::Http)?;
+    let grpc_at = grpc_listener.local_addr().map_err(ServeError::Http)?;
     on_listening(Listening {
         http: front_at,
-        grpc: front_at,
+        grpc: grpc_at,
     });
-    tracing::info!(node = %cluster.node_id, http = %front_at, partitions = cluster.partitions, "cluster node listening");
-    let front = tokio::spawn(node.clone().front(listener, closed.clone()));
+    tracing::info!(node = %cluster.node_id, http = %front_at, grpc = %grpc_at, partitions = cluster.partitions, "cluster node listening");
+    // One cap for both ports, as on a standalone server.
+    let cap = ConnectionCap::new(node.config.http.max_connections);
+    let http = &node.config.http;
+    let bounds = PortBounds {
+        cap: cap.clone(),
+        first_bytes: http.header_read_timeout(),
+        idle: http.idle_timeout(),
+        max_message_bytes: http.max_body_bytes + 4_096,
+        refused: node.metrics.connections_refused.clone(),
+        timed_out: node.metrics.connections_timed_out.clone(),
+    };
+    let grpc_front = tokio::spawn(grpc_front::serve(
+        node.clone(),
+        grpc_listener,
+        bounds,
+        closed.clone(),
+    ));
+    let acceptor = Acceptor::new(
+        listener,
+        cap,
+        "http",
+        crate::front::TOO_MANY_CONNECTIONS,
+        node.metrics.connections_refused.clone(),
+    );
+    let front = tokio::spawn(node.clone().front(acceptor, closed.clone()));
     shutdown.await;
     let _ = closing.send(true);
     let _ = front.await;
+    let _ = grpc_front.await;
     // Leaving: every partition is stopped and its lease given up, so the others take it at
     // once rather than after the lease lapses.
     let leaving = node.clone();
@@ -196,6 +242,7 @@ impl Node {
         };
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let config_bodies = config.http.max_body_bytes_held;
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
@@ -213,6 +260,8 @@ impl Node {
             http,
             cluster_runtime,
             engines,
+            metrics: Arc::new(NodeMetrics::new()),
+            bodies: BodyBudget::new(config_bodies),
         })
     }
 
@@ -220,12 +269,19 @@ impl Node {
         Duration::from_secs(self.cluster.lease_secs)
     }
 
-    fn local(&self, partition: u32) -> Option<SocketAddr> {
-        let served = locked(&self.served);
+    fn local(&self, partition: u32) -> Option<EngineAt> {
+        self.local_of(&locked(&self.served), partition)
+    }
+
+    /// `partition`'s engine among those `served`, unless fenced.
+    fn local_of(&self, served: &BTreeMap<u32, ServedEntry>, partition: u32) -> Option<EngineAt> {
         served
             .get(&partition)
             .filter(|entry| !entry.served.is_fenced())
-            .map(|entry| entry.served.http)
+            .map(|entry| EngineAt {
+                http: entry.served.http,
+                grpc: entry.served.grpc.clone(),
+            })
     }
 
     /// Renews what is held and stops what was lost, every third of a lease, until the node
@@ -293,9 +349,11 @@ impl Node {
                 {
                     Ok(Some(sequence)) => {
                         covered.insert(partition, sequence);
+                        NodeMetrics::count(&self.metrics.snapshots, "kept");
                     }
                     Ok(None) => {}
                     Err(error) => {
+                        NodeMetrics::count(&self.metrics.snapshots, "failed");
                         tracing::warn!(partition, %error, "keeping a snapshot failed: tried again later")
                     }
                 }
@@ -334,6 +392,7 @@ impl Node {
         };
         let bytes = blob.len();
         bounded(Duration::from_secs(60), self.snapshots.put(partition, blob)).await?;
+        self.metrics.snapshot_bytes.inc_by(bytes as u64);
         tracing::info!(
             partition,
             sequence,
@@ -360,9 +419,14 @@ impl Node {
                 None
             } else {
                 match bounded(self.lease_period() / 3, self.leases.renew(lease)).await {
-                    Ok(kept) => kept,
+                    Ok(kept) => {
+                        let outcome = if kept.is_some() { "kept" } else { "lost" };
+                        NodeMetrics::count(&self.metrics.lease_renewals, outcome);
+                        kept
+                    }
                     // Unknown (a timeout, an election): kept while the lease may still run.
                     Err(error) if renewed.elapsed() < self.lease_period() => {
+                        NodeMetrics::count(&self.metrics.lease_renewals, "failed");
                         tracing::warn!(partition, %error, "renewing a lease failed: trying again");
                         continue;
                     }
@@ -456,8 +520,10 @@ impl Node {
             snapshots: self.snapshots.clone(),
             cluster: self.cluster_runtime.clone(),
             engines: self.engines.clone(),
+            metrics: self.metrics.clone(),
         };
         let partition = lease.partition;
+        let taken = Instant::now();
         // Renewed while it is restored, so a long restore does not lose it.
         let restoring = partition::start(&context, lease);
         tokio::pin!(restoring);
@@ -476,6 +542,11 @@ impl Node {
                 }
             }
         };
+        let outcome = if started.is_ok() { "served" } else { "failed" };
+        NodeMetrics::count(&self.metrics.restores, outcome);
+        self.metrics
+            .restore_duration
+            .observe(taken.elapsed().as_secs_f64());
         match started {
             Ok(mut served) => {
                 served.lease = lease;
@@ -505,6 +576,7 @@ impl Node {
         if let Some(entry) = entry {
             let lease = entry.served.lease;
             tracing::info!(partition, "handing a partition over to another node");
+            self.metrics.hand_overs.inc();
             entry.served.stop(self.grace()).await;
             if let Err(error) = self.leases.release(lease).await {
                 tracing::warn!(partition, %error, "releasing a handed-over lease failed");
@@ -564,9 +636,17 @@ impl Node {
         }
     }
 
-    /// Sends `request` to the partition engine listening at `at`.
-    async fn to_engine(&self, at: SocketAddr, request: Forwarded) -> Answer {
-        let uri = format!("http://{at}{}", request.target);
+    /// Sends `request` to the partition engine at `at` (a gRPC call to its gRPC port).
+    async fn to_engine(&self, at: EngineAt, request: Forwarded) -> Answer {
+        if grpc_wire::is_call(&request) {
+            let asked = grpc_wire::ask_engine(at.grpc, request);
+            return tokio::time::timeout(FORWARD_WAIT, asked)
+                .await
+                .unwrap_or_else(|_| {
+                    Answer::unavailable("the partition's engine did not answer in time")
+                });
+        }
+        let uri = format!("http://{}{}", at.http, request.target);
         let mut built = Request::builder().method(request.method).uri(uri);
         if let Some(headers) = built.headers_mut() {
             *headers = request.headers;
@@ -658,8 +738,17 @@ impl Node {
         request: &Forwarded,
         fresh: bool,
     ) -> Option<Answer> {
+        let started = Instant::now();
+        let outcome = |answer: &Answer| match answer {
+            _ if answer.is_moving() => "moving",
+            _ if answer.status == hyper::StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            _ => "answered",
+        };
         if let Some(at) = self.local(partition) {
-            return Some(self.to_engine(at, request.clone()).await);
+            let answer = self.to_engine(at, request.clone()).await;
+            let took = started.elapsed();
+            self.metrics.forwarded("local", outcome(&answer), took);
+            return Some(answer);
         }
         let owner = self.owner(partition, fresh).await?;
         if owner == self.cluster.node_id {
@@ -676,10 +765,13 @@ impl Node {
             .send_request(subject(partition, &owner), asked)
             .await
         {
-            Ok(message) => Some(
-                Answer::from_nats(message.headers.as_ref(), message.payload)
-                    .unwrap_or_else(|| Answer::unavailable("the owner's answer was unreadable")),
-            ),
+            Ok(message) => {
+                let answer = Answer::from_nats(message.headers.as_ref(), message.payload)
+                    .unwrap_or_else(|| Answer::unavailable("the owner's answer was unreadable"));
+                let took = started.elapsed();
+                self.metrics.forwarded("nats", outcome(&answer), took);
+                Some(answer)
+            }
             // Nobody listens there: the owner is gone, nothing was taken.
             Err(error) if error.kind() == async_nats::RequestErrorKind::NoResponders => None,
             Err(error) => {
@@ -747,61 +839,186 @@ impl Node {
         }
     }
 
-    /// The front: every connection's requests read whole (bounded), routed, answered.
+    /// The HTTP front: every connection's requests read whole (bounded), routed, answered.
     async fn front(
         self: Arc<Self>,
-        listener: TcpListener,
+        mut acceptor: Acceptor,
         mut closed: tokio::sync::watch::Receiver<bool>,
     ) {
+        let http = &self.config.http;
+        // A head must come whole in time, which also ends a kept-alive connection left idle
+        // that long.
+        let head_within = http.header_read_timeout().max(http.idle_timeout());
         loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
+            let (stream, open) = tokio::select! {
+                accepted = acceptor.next() => accepted,
                 _ = closed.changed() => return,
             };
-            let Ok((stream, _)) = accepted else { continue };
             let node = self.clone();
             tokio::spawn(async move {
+                let _open = open;
                 let service = hyper::service::service_fn(move |request| {
                     let node = node.clone();
                     async move { Ok::<_, std::convert::Infallible>(node.answer(request).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
+                    .header_read_timeout(head_within)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
         }
     }
 
+    /// `body` read whole within the body deadline, each byte claimed from the bound on bodies
+    /// held (the claim held until the request is answered); or the refusal.
+    async fn read_body(&self, body: Incoming) -> Result<(Bytes, Claim), Answer> {
+        let limit = self.config.http.max_bulk_bytes;
+        let mut claim = self.bodies.claim();
+        let reading = async {
+            let mut body = body;
+            let mut read = BytesMut::new();
+            while let Some(frame) = body.frame().await {
+                let Ok(frame) = frame else {
+                    return Err(Answer::error(
+                        hyper::StatusCode::BAD_REQUEST,
+                        100,
+                        "the request's body could not be read",
+                        "body_unreadable",
+                    ));
+                };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if read.len() + data.len() > limit {
+                    return Err(Answer::error(
+                        hyper::StatusCode::PAYLOAD_TOO_LARGE,
+                        100,
+                        &format!("the request's body is larger than {limit} bytes"),
+                        "body_too_large",
+                    ));
+                }
+                if !claim.grow(data.len()) {
+                    self.metrics.bodies_refused.inc();
+                    return Err(Answer::unavailable(
+                        "the server holds as many request bodies as it may: try again shortly",
+                    ));
+                }
+                read.extend_from_slice(&data);
+            }
+            Ok(read.freeze())
+        };
+        match tokio::time::timeout(self.config.http.body_read_timeout(), reading).await {
+            Ok(Ok(body)) => Ok((body, claim)),
+            Ok(Err(refused)) => Err(refused),
+            Err(_) => {
+                self.metrics.connections_timed_out.inc();
+                Err(Answer::error(
+                    hyper::StatusCode::REQUEST_TIMEOUT,
+                    100,
+                    "the request's body did not come whole in time",
+                    "body_timeout",
+                ))
+            }
+        }
+    }
+
+    /// `/metrics`: the node's own, then those of every partition engine it serves (with
+    /// `http.metrics_token` set, only for its bearer, as on a standalone server).
+    async fn metrics_answer(&self, request: Forwarded) -> Answer {
+        let wanted = &self.config.http.metrics_token;
+        if !wanted.is_empty() {
+            let given = request
+                .headers
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim);
+            if !given.is_some_and(|token| crate::tenants::constant_time_eq(token, wanted)) {
+                return Answer::error(
+                    hyper::StatusCode::UNAUTHORIZED,
+                    190,
+                    "/metrics needs the http.metrics_token as a Bearer token",
+                    "unauthorized",
+                );
+            }
+        }
+        let engines: Vec<(u32, EngineAt)> = {
+            let served = locked(&self.served);
+            served
+                .keys()
+                .filter_map(|p| Some((*p, self.local_of(&served, *p)?)))
+                .collect()
+        };
+        self.metrics.partitions_served.set(engines.len() as i64);
+        let mut texts = Vec::with_capacity(engines.len());
+        for (partition, at) in engines {
+            let answer = self.to_engine(at, request.clone()).await;
+            if answer.status.is_success() {
+                texts.push((
+                    partition,
+                    String::from_utf8_lossy(&answer.body).into_owned(),
+                ));
+            }
+        }
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
+        );
+        Answer {
+            status: hyper::StatusCode::OK,
+            headers,
+            body: Bytes::from(self.metrics.render(&texts)),
+        }
+    }
+
     async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let (parts, body) = request.into_parts();
-        let limit = self.config.http.max_bulk_bytes;
-        let read = tokio::time::timeout(
-            self.config.http.body_read_timeout(),
-            Limited::new(body, limit).collect(),
-        )
-        .await;
-        let answer = match read {
-            Ok(Ok(body)) => {
+        let answer = match self.read_body(body).await {
+            Ok((body, _held)) => {
                 let target = parts
                     .uri
                     .path_and_query()
                     .map(|p| p.as_str().to_string())
                     .unwrap_or_else(|| "/".to_string());
-                self.route(Forwarded {
+                let request = Forwarded {
                     method: parts.method,
                     target,
                     headers: parts.headers,
-                    body: body.to_bytes(),
-                })
-                .await
+                    body,
+                };
+                if request.method == hyper::Method::GET && parts.uri.path() == "/metrics" {
+                    self.metrics_answer(request).await
+                } else {
+                    self.route(request).await
+                }
             }
-            _ => Answer::unavailable("the request's body could not be read whole in time"),
+            Err(refused) => refused,
         };
         let mut response = Response::new(Full::new(answer.body));
         *response.status_mut() = answer.status;
         *response.headers_mut() = answer.headers;
         response
+    }
+}
+
+#[tonic::async_trait]
+impl Partitions for Node {
+    fn partition_of_number(&self, id: &str) -> u32 {
+        // A number no partition has: any engine answers so; one here saves a hop.
+        self.map
+            .of(id)
+            .unwrap_or_else(|| locked(&self.served).keys().next().copied().unwrap_or(0))
+    }
+
+    async fn to_partition(&self, partition: u32, request: &Forwarded) -> Answer {
+        Node::to_partition(self, partition, request).await
+    }
+
+    async fn route(&self, request: Forwarded) -> Answer {
+        Node::route(self, request).await
     }
 }

@@ -16,6 +16,7 @@ use wagate_store::{Batch, RocksStore, Store};
 
 use super::changelog::{is_epoch, AppendError, Changelog, WAIT};
 use super::leases::Lease;
+use super::node_metrics::NodeMetrics;
 use super::replicated_store::ReplicatedStore;
 use super::snapshot::{self, Snapshots};
 use super::ClusterError;
@@ -26,6 +27,8 @@ pub struct Served {
     pub lease: Lease,
     /// Where its engine listens (loopback).
     pub http: SocketAddr,
+    /// Its engine's gRPC port (loopback), connected when first asked.
+    pub grpc: tonic::transport::Channel,
     /// Raised once a write was refused: a newer owner exists, or the changelog failed.
     pub fenced: Arc<AtomicBool>,
     /// Its store, for snapshots.
@@ -43,6 +46,7 @@ pub struct Context<'a> {
     pub cluster: tokio::runtime::Handle,
     /// The runtime the engines and their HTTP servers run on.
     pub engines: tokio::runtime::Handle,
+    pub metrics: Arc<NodeMetrics>,
 }
 
 /// The config of `partition`'s engine: the node's, on loopback ports, in its own directory,
@@ -131,6 +135,7 @@ pub async fn start(context: &Context<'_>, lease: Lease) -> Result<Served, Cluste
         writer,
         context.cluster.clone(),
         fenced.clone(),
+        context.metrics.clone(),
     ));
     // Message ids unique across the cluster, naming their partition (written through the
     // changelog, so every later owner counts on from it).
@@ -148,7 +153,7 @@ pub async fn start(context: &Context<'_>, lease: Lease) -> Result<Served, Cluste
             config,
             Some(store),
             |at| {
-                let _ = listening.send(at.http);
+                let _ = listening.send(at);
             },
             async move {
                 let _ = stopped.await;
@@ -159,10 +164,18 @@ pub async fn start(context: &Context<'_>, lease: Lease) -> Result<Served, Cluste
             tracing::error!(partition, %error, "a partition's engine stopped with an error");
         }
     });
-    let http = tokio::time::timeout(Duration::from_secs(60), listens)
+    let at = tokio::time::timeout(Duration::from_secs(60), listens)
         .await
         .map_err(|_| ClusterError::of("the partition's engine did not start within 60 s"))?
         .map_err(|_| ClusterError::of("the partition's engine failed to start"))?;
+    // Its connection's tasks run beside the engines, off the cluster's runtime.
+    let grpc = {
+        let _engines = context.engines.enter();
+        tonic::transport::Endpoint::from_shared(format!("http://{}", at.grpc))
+            .map_err(ClusterError::of)?
+            .connect_timeout(Duration::from_secs(2))
+            .connect_lazy()
+    };
     tracing::info!(
         partition,
         epoch = lease.epoch,
@@ -173,7 +186,8 @@ pub async fn start(context: &Context<'_>, lease: Lease) -> Result<Served, Cluste
     );
     Ok(Served {
         lease,
-        http,
+        http: at.http,
+        grpc,
         fenced,
         store: store_kept,
         stop: Some(stop),

@@ -18,6 +18,7 @@ use wagate_store::{Batch, Family, RocksStore, Store, StoreError};
 
 use super::changelog::{AppendError, Changelog, Writer, WAIT};
 use super::locked;
+use super::node_metrics::NodeMetrics;
 
 pub struct ReplicatedStore {
     local: Arc<RocksStore>,
@@ -25,6 +26,7 @@ pub struct ReplicatedStore {
     writer: Mutex<Writer>,
     runtime: tokio::runtime::Handle,
     fenced: Arc<AtomicBool>,
+    metrics: Arc<NodeMetrics>,
 }
 
 impl ReplicatedStore {
@@ -36,6 +38,7 @@ impl ReplicatedStore {
         writer: Writer,
         runtime: tokio::runtime::Handle,
         fenced: Arc<AtomicBool>,
+        metrics: Arc<NodeMetrics>,
     ) -> ReplicatedStore {
         ReplicatedStore {
             local,
@@ -43,6 +46,7 @@ impl ReplicatedStore {
             writer: Mutex::new(writer),
             runtime,
             fenced,
+            metrics,
         }
     }
 
@@ -67,7 +71,18 @@ impl ReplicatedStore {
             let stored = changelog.append_record(&mut moving, &record).await;
             let _ = answer.send(stored.map(|_| moving));
         });
-        match answered.recv_timeout(WAIT + WAIT) {
+        let started = std::time::Instant::now();
+        let answer = answered.recv_timeout(WAIT + WAIT);
+        let outcome = match &answer {
+            Ok(Ok(_)) => "stored",
+            Ok(Err(AppendError::Fenced(_))) => "fenced",
+            _ => "failed",
+        };
+        NodeMetrics::count(&self.metrics.appends, outcome);
+        self.metrics
+            .append_duration
+            .observe(started.elapsed().as_secs_f64());
+        match answer {
             Ok(Ok(moved)) => {
                 *writer = moved;
                 Ok(())

@@ -50,7 +50,8 @@ impl PartitionMap {
         }
     }
 
-    fn of(&self, id: &str) -> Option<u32> {
+    /// The partition of number or business account `id`, when configured.
+    pub fn of(&self, id: &str) -> Option<u32> {
         self.by_id.get(&id.parse::<u64>().ok()?).copied()
     }
 
@@ -74,7 +75,8 @@ impl PartitionMap {
         }
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         if let ["wagate", "v1" | "admin", "messages", id, ..] = segments.as_slice() {
-            if let Some(partition) = self.of_message(id) {
+            // As written, or escaped (a gRPC `GetMessage`'s twin escapes its dots).
+            if let Some(partition) = self.of_message(&super::grpc_wire::unescape(id)) {
                 return Route::One(partition);
             }
         }
@@ -228,6 +230,11 @@ mod tests {
         );
         assert_eq!(
             map.route(&post, &format!("/wagate/admin/messages/{id}/settle"), b""),
+            Route::One(two)
+        );
+        let escaped = id.replace('.', "%2E");
+        assert_eq!(
+            map.route(&Method::GET, &format!("/wagate/v1/messages/{escaped}"), b""),
             Route::One(two)
         );
         assert_eq!(map.route(&Method::GET, "/healthz", b""), Route::Node);

@@ -113,20 +113,29 @@ impl Answer {
 
     /// wagate's own refusal in Meta's error shape: the partition has no reachable owner now.
     pub fn unavailable(message: &str) -> Answer {
+        let mut answer = Answer::error(StatusCode::SERVICE_UNAVAILABLE, 2, message, "unavailable");
+        answer
+            .headers
+            .insert("retry-after", HeaderValue::from_static("1"));
+        answer
+    }
+
+    /// The node's own refusal of a request, in Meta's error shape with wagate's `reason`.
+    pub fn error(status: StatusCode, code: u32, message: &str, reason: &str) -> Answer {
         let body = serde_json::json!({
             "error": {
                 "message": message,
                 "type": "OAuthException",
-                "code": 2,
+                "code": code,
                 "error_subcode": 2_494_010,
                 "fbtrace_id": "wagate-cluster",
+                "wagate_reason": reason,
             }
         });
         let mut headers = hyper::HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/json"));
-        headers.insert("retry-after", HeaderValue::from_static("1"));
         Answer {
-            status: StatusCode::SERVICE_UNAVAILABLE,
+            status,
             headers,
             body: Bytes::from(body.to_string()),
         }
