@@ -42,6 +42,8 @@ struct Cluster {
 }
 
 const NODE_IDS: [&str; 3] = ["a", "b", "c"];
+/// A number of tenant alpha that is in no node's `[[numbers]]`: registered at run time.
+const NUMBER_REGISTERED: u64 = 1003;
 
 impl Cluster {
     fn start_node(&mut self, i: usize) -> Result<()> {
@@ -104,7 +106,7 @@ token = "{ADMIN}"
 [[tenants]]
 name = "alpha"
 token = "{ALPHA}"
-numbers = [{NUMBER_A}, {NUMBER_A2}]
+numbers = [{NUMBER_A}, {NUMBER_A2}, {NUMBER_REGISTERED}]
 # Past the tier, refused at once (not queued for tomorrow): the acknowledged count is the
 # number of people the limit admitted.
 on_limit = "refuse"
@@ -401,6 +403,24 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
     let grpc_sent = grpc_keys.len() as u64;
     keys_of.extend(grpc_keys);
 
+    // A number registered at run time through one node (portfolio 3, NUMBER_A2's business),
+    // a person's consent for it through another: every node routes it (sent from after the
+    // crashes, below).
+    let registered = web
+        .post(
+            &cluster.url(0, "/wagate/admin/numbers"),
+            ADMIN,
+            &json!({ "id": NUMBER_REGISTERED, "account": 3, "portfolio": 3, "tier": "TIER_250" }),
+            &[],
+        )
+        .await?;
+    assert_eq!(registered.status, 200, "{}", registered.text());
+    let opt_in = json!({ "phone_number_id": NUMBER_REGISTERED.to_string(),
+                         "to": [people_a[0].clone()], "change": "opt_in" });
+    let consent_url = cluster.url(2, "/wagate/admin/contacts/consent");
+    let answer = until_ok(|| web.post(&consent_url, ADMIN, &opt_in, &[])).await?;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+
     // The load: every person once, by four senders through all nodes in turn.
     let mut sends: Vec<(u64, &str, String, String)> = Vec::new();
     for (i, to) in people_a.iter().enumerate() {
@@ -460,6 +480,21 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
         failovers.iter().all(|t| *t <= Duration::from_secs(10)),
         "a partition waited more than 10 s for a new owner: {failovers:?}"
     );
+
+    // The number registered at run time is routed by every node, restarted or not, to the
+    // partition that kept it through the crashes.
+    let send_url = cluster.url(1, &format!("/v23.0/{NUMBER_REGISTERED}/messages"));
+    let body = text_with_id(&people_a[0], "registered-0");
+    let key = [("idempotency-key", "registered-0")];
+    let answer = until_ok(|| web.post(&send_url, ALPHA, &body, &key)).await?;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let id = answer.message_id();
+    assert_eq!(
+        (u64::from_str_radix(id.trim_start_matches("wagate."), 16)? >> 40) - 1,
+        u64::from(shape.partition_of(3)),
+        "{id}"
+    );
+    keys_of.insert(id, "registered-0".to_string());
 
     // A graceful hand-off refuses nothing: the owner of NUMBER_B's partition stops (SIGTERM)
     // and hands its partitions over while sends go through another node, each asked once.
@@ -640,7 +675,9 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
     for (_, key, id) in &acked {
         keys_of.insert(id.clone(), key.clone());
     }
-    let total = acked_a + acked_b + 10 + SCHEDULED + handed_over + results.len() as u64 + grpc_sent;
+    // The gRPC sends, and the one from the number registered at run time.
+    let total =
+        acked_a + acked_b + 10 + SCHEDULED + handed_over + results.len() as u64 + grpc_sent + 1;
     // Everything acknowledged goes to Meta, but what a crash left in flight (marked, then cut
     // off before Meta's answer was recorded): wait until the two together make the whole.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -720,8 +757,14 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
         "each acknowledged message once: {seen}"
     );
     // A node's /metrics: its own (forwards, changelog appends, restores) and those of the
-    // partition engines it serves, each sample labelled with its partition.
-    let metrics = web.get(&cluster.url(via, "/metrics"), "").await?;
+    // partition engines it serves, each sample labelled with its partition. Asked of the
+    // node that sent the scheduled sends (it wrote their in-flight marks).
+    let owner = owner_of(&nats, partition_b).await?;
+    let owner_index = NODE_IDS
+        .iter()
+        .position(|n| *n == owner)
+        .context("owner is a node")?;
+    let metrics = web.get(&cluster.url(owner_index, "/metrics"), "").await?;
     assert_eq!(metrics.status, 200, "{}", metrics.text());
     let text = metrics.text();
     for wanted in [
@@ -946,4 +989,21 @@ async fn grpc_through_a_front(
         read.body_json
     );
     Ok(sent)
+}
+
+/// `ask`'s answer once it is 200, asked again (bounded) while a node has yet to learn what
+/// another was told (a number registered a moment ago); the last answer otherwise.
+async fn until_ok<F, Fut>(mut ask: F) -> Result<crate::support::web::Answer>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<crate::support::web::Answer>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = ask().await?;
+        if answer.status == 200 || tokio::time::Instant::now() > deadline {
+            return Ok(answer);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

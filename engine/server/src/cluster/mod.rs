@@ -2,7 +2,8 @@
 //! ownership (`leases`), their fenced changelogs (`changelog`), the store that writes through
 //! them (`replicated_store`), their snapshots (`snapshot`), a partition restored and served
 //! (`partition`), where a request
-//! goes (`routing`, `wire`, `grpc_wire`, `grpc_front`), and the node that ties them together
+//! goes (`routing`, `wire`, `grpc_wire`, `grpc_front`, with numbers registered at run time in
+//! `number_directory`), and the node that ties them together
 //! (`node`, with its metrics in `node_metrics`).
 
 pub mod bulk_split;
@@ -12,6 +13,7 @@ pub mod grpc_wire;
 pub mod leases;
 pub mod node;
 pub mod node_metrics;
+pub mod number_directory;
 pub mod partition;
 pub mod replicated_store;
 pub mod routing;
@@ -23,6 +25,11 @@ pub mod wire;
 /// insert or remove.
 pub(crate) fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `lock`'s write guard, also after a thread panicked holding it (each change is one insert).
+pub(crate) fn locked_write<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What went wrong talking to JetStream.

@@ -30,6 +30,7 @@ use super::grpc_front::{self, Partitions, PortBounds};
 use super::grpc_wire;
 use super::leases::{Lease, Leases};
 use super::node_metrics::NodeMetrics;
+use super::number_directory::NumberDirectory;
 use super::partition::{self, Served};
 use super::routing::{PartitionMap, Route};
 use super::snapshot::{self, Snapshots};
@@ -60,6 +61,8 @@ struct Node {
     leases: Leases,
     changelog: Arc<Changelog>,
     snapshots: Arc<Snapshots>,
+    /// Numbers registered at run time, for every node's routing.
+    numbers: NumberDirectory,
     /// Partitions served here.
     served: Mutex<BTreeMap<u32, ServedEntry>>,
     /// Who owns each partition, as last read, and when.
@@ -136,6 +139,10 @@ pub async fn run(
     let (closing, closed) = tokio::sync::watch::channel(false);
 
     cluster_runtime.spawn(node.clone().balance_partitions(closed.clone()));
+    {
+        let (node, closed) = (node.clone(), closed.clone());
+        cluster_runtime.spawn(async move { node.numbers.watch(node.map.learned(), closed).await });
+    }
     if cluster.snapshot_secs > 0 {
         cluster_runtime.spawn(node.clone().keep_snapshots(closed.clone()));
     }
@@ -214,7 +221,7 @@ impl Node {
         let lease = Duration::from_secs(cluster.lease_secs);
         let deadline = Instant::now() + Duration::from_secs(60);
         // JetStream may still be electing its leaders when the servers have just started.
-        let (leases, changelog, snapshots) = loop {
+        let (leases, changelog, snapshots, numbers) = loop {
             let opened = async {
                 let leases = Leases::open(
                     client.clone(),
@@ -228,7 +235,8 @@ impl Node {
                 let changelog =
                     Changelog::open(client.clone(), cluster.replicas, retention).await?;
                 let snapshots = Snapshots::open(client.clone(), cluster.replicas).await?;
-                Ok::<_, ClusterError>((leases, changelog, snapshots))
+                let numbers = NumberDirectory::open(client.clone(), cluster.replicas).await?;
+                Ok::<_, ClusterError>((leases, changelog, snapshots, numbers))
             }
             .await;
             match opened {
@@ -254,6 +262,7 @@ impl Node {
             leases,
             changelog: Arc::new(changelog),
             snapshots: Arc::new(snapshots),
+            numbers,
             served: Mutex::new(BTreeMap::new()),
             owners: Mutex::new(HashMap::new()),
             stopping: Default::default(),
@@ -793,7 +802,13 @@ impl Node {
                 headers: Default::default(),
                 body: Bytes::from_static(b"ok"),
             },
-            Route::One(partition) => self.to_partition(partition, &request).await,
+            Route::One(partition) => {
+                let answer = self.to_partition(partition, &request).await;
+                if answer.status.is_success() {
+                    self.registered(partition, &request).await;
+                }
+                answer
+            }
             Route::Each(partitions) => {
                 let mut last = Answer::unavailable("no partition");
                 for partition in partitions {
@@ -835,6 +850,41 @@ impl Node {
                     answers.push((indices, self.to_partition(partition, &part).await));
                 }
                 bulk_split::merge(lines.len(), answers)
+            }
+        }
+    }
+
+    /// After a number's registration its partition took: kept for every node's routing (here
+    /// at once). A failure is logged; the number is then routed only here until registered
+    /// again (the registration is idempotent).
+    async fn registered(&self, partition: u32, request: &Forwarded) {
+        if self
+            .map
+            .registration(&request.method, &request.target, &request.body)
+            .is_none()
+        {
+            return;
+        }
+        let parsed: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let (Some(id), Some(account)) = (parsed["id"].as_u64(), parsed["account"].as_u64()) else {
+            return;
+        };
+        {
+            let learned = self.map.learned();
+            let mut learned = super::locked_write(&learned);
+            learned.insert(id, partition);
+            learned.insert(account, partition);
+        }
+        let keeping = bounded(FORWARD_WAIT, self.numbers.record(id, account, partition));
+        match keeping.await {
+            Ok(()) => tracing::info!(
+                number = id,
+                account,
+                partition,
+                "registered a number for every node's routing"
+            ),
+            Err(error) => {
+                tracing::warn!(number = id, partition, %error, "keeping a registered number for the other nodes failed: register it again")
             }
         }
     }

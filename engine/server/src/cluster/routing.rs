@@ -9,9 +9,13 @@ use std::collections::{BTreeSet, HashMap};
 
 use hyper::http::Method;
 
+use super::number_directory::Learned;
 use crate::cluster_config::ClusterConfig;
 use crate::config::NumberSeed;
 use wagate_durable::message_ids::partition_of_id;
+
+/// The admin API's registration of a number.
+pub const REGISTER_NUMBER: &str = "/wagate/admin/numbers";
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,10 +33,13 @@ pub enum Route {
     Split(Vec<(u32, Vec<usize>)>),
 }
 
-/// The partitions of the configured numbers and business accounts.
+/// The partitions of the configured numbers and business accounts, and of those registered
+/// at run time (`learned`, from `number_directory`).
 #[derive(Debug, Clone, Default)]
 pub struct PartitionMap {
     by_id: HashMap<u64, u32>,
+    learned: Learned,
+    cluster: ClusterConfig,
     partitions: u32,
 }
 
@@ -46,13 +53,35 @@ impl PartitionMap {
         }
         PartitionMap {
             by_id,
+            learned: Learned::default(),
+            cluster: cluster.clone(),
             partitions: cluster.partitions,
         }
     }
 
-    /// The partition of number or business account `id`, when configured.
+    /// The ids registered at run time, kept up to date by the node.
+    pub fn learned(&self) -> Learned {
+        self.learned.clone()
+    }
+
+    /// The partition of number or business account `id`, configured or registered.
     pub fn of(&self, id: &str) -> Option<u32> {
-        self.by_id.get(&id.parse::<u64>().ok()?).copied()
+        let id = id.parse::<u64>().ok()?;
+        if let Some(partition) = self.by_id.get(&id) {
+            return Some(*partition);
+        }
+        let learned = self.learned.read().unwrap_or_else(|e| e.into_inner());
+        learned.get(&id).copied()
+    }
+
+    /// A number registered at run time: the partition of the portfolio its body names.
+    pub fn registration(&self, method: &Method, path: &str, body: &[u8]) -> Option<u32> {
+        let path = path.split_once('?').map_or(path, |(path, _)| path);
+        if method != Method::POST || path != REGISTER_NUMBER {
+            return None;
+        }
+        let parsed = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+        Some(self.cluster.partition_of(parsed["portfolio"].as_u64()?))
     }
 
     /// The partition whose engine gave message id `id` (`wagate.<hex>`).
@@ -73,10 +102,18 @@ impl PartitionMap {
         if path == "/wagate/v1/bulk" {
             return self.bulk(body);
         }
+        if let Some(partition) = self.registration(method, path, body) {
+            return Route::One(partition);
+        }
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         if let ["wagate", "v1" | "admin", "messages", id, ..] = segments.as_slice() {
             // As written, or escaped (a gRPC `GetMessage`'s twin escapes its dots).
             if let Some(partition) = self.of_message(&super::grpc_wire::unescape(id)) {
+                return Route::One(partition);
+            }
+        }
+        if let ["wagate", "admin", "numbers" | "contacts", id, ..] = segments.as_slice() {
+            if let Some(partition) = self.of(id) {
                 return Route::One(partition);
             }
         }
@@ -238,6 +275,25 @@ mod tests {
             Route::One(two)
         );
         assert_eq!(map.route(&Method::GET, "/healthz", b""), Route::Node);
+        // A number registered at run time: to its portfolio's partition, then known by id.
+        let registered = br#"{"id":301,"account":701,"portfolio":2}"#;
+        assert_eq!(
+            map.route(&post, "/wagate/admin/numbers", registered),
+            Route::One(two)
+        );
+        assert_eq!(
+            map.route(&Method::GET, "/wagate/admin/numbers/301/usage", b""),
+            Route::Any
+        );
+        assert_eq!(
+            map.route(&Method::GET, "/wagate/admin/contacts/101/+1555", b""),
+            Route::One(one)
+        );
+        map.learned().write().unwrap().insert(301, two);
+        assert_eq!(
+            map.route(&Method::GET, "/wagate/admin/numbers/301/usage", b""),
+            Route::One(two)
+        );
         assert_eq!(
             map.route(
                 &post,

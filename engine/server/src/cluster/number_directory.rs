@@ -1,0 +1,93 @@
+//! Numbers registered at run time (`POST /wagate/admin/numbers` through a front), so every
+//! node's front routes them: the front that saw the registration answered keeps the number's and
+//! its business account's partition in a replicated JetStream KV bucket (`wagate_numbers`,
+//! `n.<id>` and `a.<account>`, no expiry), and every node watches the bucket into the routing
+//! map's learned ids. `[[numbers]]` stay the first word; the bucket adds what the config lacks.
+//! A node learns a registration within the watch's delivery (milliseconds); a request for it
+//! meanwhile is asked of the partitions in turn, as any request naming no known number is.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_nats::jetstream::kv::{Config, Operation, Store};
+use futures_util::StreamExt;
+
+use super::ClusterError;
+
+/// Ids learned from the bucket: number or business account → partition.
+pub type Learned = Arc<RwLock<HashMap<u64, u32>>>;
+
+pub struct NumberDirectory {
+    kv: Store,
+}
+
+impl NumberDirectory {
+    /// Opens (creating it if need be) the bucket with `replicas` copies.
+    pub async fn open(client: async_nats::Client, replicas: usize) -> Result<Self, ClusterError> {
+        let jetstream = async_nats::jetstream::new(client);
+        let kv = match jetstream.get_key_value("wagate_numbers").await {
+            Ok(kv) => kv,
+            Err(_) => jetstream
+                .create_key_value(Config {
+                    bucket: "wagate_numbers".to_string(),
+                    history: 1,
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(ClusterError::of)?,
+        };
+        Ok(NumberDirectory { kv })
+    }
+
+    /// Keeps number `id` of business account `account` in `partition`.
+    pub async fn record(&self, id: u64, account: u64, partition: u32) -> Result<(), ClusterError> {
+        let value = bytes::Bytes::from(partition.to_string());
+        for key in [format!("n.{id}"), format!("a.{account}")] {
+            self.kv
+                .put(key, value.clone())
+                .await
+                .map_err(ClusterError::of)?;
+        }
+        Ok(())
+    }
+
+    /// Fills `learned` with every id kept, then with each one kept later, until `closed`; a
+    /// watch that ends (a NATS server lost) is opened again.
+    pub async fn watch(&self, learned: Learned, mut closed: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let watching = match self.kv.watch_with_history(">").await {
+                Ok(watching) => watching,
+                Err(error) => {
+                    tracing::warn!(%error, "watching registered numbers failed: trying again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = closed.changed() => return,
+                    }
+                }
+            };
+            tokio::pin!(watching);
+            loop {
+                let entry = tokio::select! {
+                    entry = watching.next() => entry,
+                    _ = closed.changed() => return,
+                };
+                let Some(Ok(entry)) = entry else { break };
+                if entry.operation != Operation::Put {
+                    continue;
+                }
+                let id = entry
+                    .key
+                    .split_once('.')
+                    .and_then(|(_, id)| id.parse::<u64>().ok());
+                let partition = std::str::from_utf8(&entry.value)
+                    .ok()
+                    .and_then(|p| p.parse::<u32>().ok());
+                if let (Some(id), Some(partition)) = (id, partition) {
+                    super::locked_write(&learned).insert(id, partition);
+                }
+            }
+        }
+    }
+}
