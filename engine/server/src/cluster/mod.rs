@@ -1,6 +1,6 @@
 //! Cluster mode over NATS JetStream (docs/ARCHITECTURE.md, "Cluster mode"): the partitions'
 //! ownership (`leases`), their fenced changelogs (`changelog`), the store that writes through
-//! them (`replicated_store`), their snapshots (`snapshot`), a partition restored and served
+//! them (`replicated_store`, concurrent writers' batches combined by `write_group`), their snapshots (`snapshot`), a partition restored and served
 //! (`partition`), where a request
 //! goes (`routing`, `wire`, `grpc_wire`, `grpc_front`, with numbers registered at run time in
 //! `number_directory`), and the node that ties them together
@@ -19,6 +19,7 @@ pub mod replicated_store;
 pub mod routing;
 pub mod snapshot;
 pub mod wire;
+pub mod write_group;
 
 /// `mutex`'s guard, also after a thread panicked holding it: the maps it guards (partitions
 /// served, owners read, a changelog writer) stay whole, since every change to them is one

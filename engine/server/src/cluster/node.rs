@@ -99,6 +99,15 @@ async fn bounded<T>(
         .unwrap_or_else(|_| Err(ClusterError::of("JetStream did not answer in time")))
 }
 
+/// How a forwarded request ended, for the metrics.
+fn outcome_of(answer: &Answer) -> &'static str {
+    match answer {
+        _ if answer.is_moving() => "moving",
+        _ if answer.status == hyper::StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "answered",
+    }
+}
+
 fn subject(partition: u32, node: &str) -> String {
     format!("wagate.rq.{partition}.{node}")
 }
@@ -630,6 +639,7 @@ impl Node {
                     .nth(2)
                     .and_then(|p| p.parse::<u32>().ok());
                 let request = Forwarded::from_nats(message.headers.as_ref(), message.payload);
+                let started = Instant::now();
                 let answer = match (partition, request) {
                     (Some(partition), Some(request)) => match node.local(partition) {
                         Some(at) => node.to_engine(at, request).await,
@@ -637,6 +647,9 @@ impl Node {
                     },
                     _ => Answer::unavailable("a forwarded request wagate cannot read"),
                 };
+                let took = started.elapsed();
+                node.metrics
+                    .forwarded("from_node", outcome_of(&answer), took);
                 let (headers, body) = answer.to_nats();
                 if let Err(error) = node.client.publish_with_headers(reply, headers, body).await {
                     tracing::warn!(%error, "answering a forwarded request failed");
@@ -748,11 +761,7 @@ impl Node {
         fresh: bool,
     ) -> Option<Answer> {
         let started = Instant::now();
-        let outcome = |answer: &Answer| match answer {
-            _ if answer.is_moving() => "moving",
-            _ if answer.status == hyper::StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-            _ => "answered",
-        };
+        let outcome = outcome_of;
         if let Some(at) = self.local(partition) {
             let answer = self.to_engine(at, request.clone()).await;
             let took = started.elapsed();

@@ -16,7 +16,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ForwardLabels {
-    /// `local` (this node's engine) or `nats` (the owner's node).
+    /// `local` (from this node's front to its own engine), `nats` (from this node's front to
+    /// the owner's node) or `from_node` (another node's request, answered by an engine here).
     pub via: &'static str,
     /// `answered`, `moving` (the partition changed hands: asked again) or `unavailable`.
     pub answer: &'static str,

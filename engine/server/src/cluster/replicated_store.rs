@@ -7,7 +7,9 @@
 //! C3). Reads are the local store's.
 //!
 //! Writes are applied in the changelog's order: one at a time, under a lock held across the
-//! append and the local write, so a replay yields the same state. The append runs on the
+//! append and the local write, so a replay yields the same state. The batches of writers that
+//! come while an append is under way go together in the next (`write_group`): one round trip
+//! for all of them. The append runs on the
 //! cluster's own runtime (which owns the NATS connection), so an engine thread or an async
 //! handler blocked here never starves it.
 
@@ -19,6 +21,11 @@ use wagate_store::{Batch, Family, RocksStore, Store, StoreError};
 use super::changelog::{AppendError, Changelog, Writer, WAIT};
 use super::locked;
 use super::node_metrics::NodeMetrics;
+use super::write_group::WriteGroup;
+
+/// At most this many bytes of writers' batches go in one append (a record past a NATS message's
+/// size is written in parts, each a round trip).
+const GROUP_MAX_BYTES: usize = 4 << 20;
 
 pub struct ReplicatedStore {
     local: Arc<RocksStore>,
@@ -27,6 +34,7 @@ pub struct ReplicatedStore {
     runtime: tokio::runtime::Handle,
     fenced: Arc<AtomicBool>,
     metrics: Arc<NodeMetrics>,
+    group: WriteGroup,
 }
 
 impl ReplicatedStore {
@@ -47,6 +55,7 @@ impl ReplicatedStore {
             runtime,
             fenced,
             metrics,
+            group: WriteGroup::new(GROUP_MAX_BYTES),
         }
     }
 
@@ -117,18 +126,7 @@ impl Store for ReplicatedStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut writer = locked(&self.writer);
-        if self.fenced.load(Ordering::Acquire) {
-            return Err(StoreError::Io(format!(
-                "partition {} is no longer this node's to write",
-                writer.partition
-            )));
-        }
-        let mut record = Vec::with_capacity(batch.bytes() + batch.len() * 18 + 9);
-        batch.encode(&mut record);
-        self.append(&mut writer, record)?;
-        // The changelog holds it on its replicas: the local copy needs no sync of its own.
-        self.local.write(batch, false)
+        self.group.write(batch, &|combined| self.commit(combined))
     }
 
     fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -151,5 +149,24 @@ impl Store for ReplicatedStore {
 
     fn estimate_keys(&self, family: Family) -> Option<u64> {
         self.local.estimate_keys(family)
+    }
+}
+
+impl ReplicatedStore {
+    /// `batch` (one writer's, or several combined) appended to the changelog, then applied
+    /// to the local store.
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut writer = locked(&self.writer);
+        if self.fenced.load(Ordering::Acquire) {
+            return Err(StoreError::Io(format!(
+                "partition {} is no longer this node's to write",
+                writer.partition
+            )));
+        }
+        let mut record = Vec::with_capacity(batch.bytes() + batch.len() * 18 + 9);
+        batch.encode(&mut record);
+        self.append(&mut writer, record)?;
+        // The changelog holds it on its replicas: the local copy needs no sync of its own.
+        self.local.write(batch, false)
     }
 }
