@@ -2,7 +2,7 @@
 # A three-node wagate cluster on this machine: three `nats-server` processes (JetStream, one
 # cluster, replication 3) and three `wagate serve` nodes over them, each on the embedded
 # defaults plus a [cluster] section. Fronts: http://127.0.0.1:18090 (node a), :18095 (b),
-# :18096 (c); any of them takes any request.
+# :18096 (c), their gRPC ports :18190, :18195, :18196; any of them takes any request.
 #   bash bench/scripts/local-cluster.sh [DIR]          (DIR: /tmp/wagate-cluster, emptied)
 # Env: EXTRA_CONFIG=FILE appended to every node's config (tenants, numbers, [meta]);
 # PARTITIONS (16), LEASE_SECS (6), WAGATE_BIN (target/release/wagate). It runs until Ctrl-C or
@@ -44,10 +44,12 @@ done
 } > "$DIR/wagate.toml"
 
 PORTS=(18090 18095 18096)
+GRPC_PORTS=(18190 18195 18196)
 NODES=(a b c)
 for i in 0 1 2; do
   "$WAGATE_BIN" serve --config "$DIR/wagate.toml" --cluster.node_id "${NODES[$i]}" \
     --storage.data_dir "$DIR/node-${NODES[$i]}" --http.listen "127.0.0.1:${PORTS[$i]}" \
+    --grpc.listen "127.0.0.1:${GRPC_PORTS[$i]}" \
     > "$DIR/node-${NODES[$i]}.out" 2> "$DIR/node-${NODES[$i]}.log" &
   echo $! >> "$DIR/pids"
 done
@@ -56,7 +58,7 @@ for i in 0 1 2; do
     kill -0 $(tail -3 "$DIR/pids") 2>/dev/null || { cat "$DIR"/node-*.log >&2; exit 1; }
     sleep 0.2
   done
-  echo "node ${NODES[$i]}: http://127.0.0.1:${PORTS[$i]}  (log $DIR/node-${NODES[$i]}.log)"
+  echo "node ${NODES[$i]}: http://127.0.0.1:${PORTS[$i]}, gRPC 127.0.0.1:${GRPC_PORTS[$i]}  (log $DIR/node-${NODES[$i]}.log)"
 done
 if [ "${DETACH:-0}" = 1 ]; then
   exit 0

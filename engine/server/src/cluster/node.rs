@@ -134,6 +134,27 @@ pub async fn run(
         .enable_all()
         .build()
         .map_err(ServeError::Http)?;
+    let ran = run_on(
+        &cluster_runtime,
+        (config, cluster),
+        (listener, grpc_listener),
+        on_listening,
+        shutdown,
+    )
+    .await;
+    // Dropping a runtime from async code panics, on the way out of an error too.
+    cluster_runtime.shutdown_background();
+    ran
+}
+
+/// [`run`] with the node's cluster runtime.
+async fn run_on(
+    cluster_runtime: &tokio::runtime::Runtime,
+    (config, cluster): (ServerConfig, ClusterConfig),
+    (listener, grpc_listener): (TcpListener, TcpListener),
+    on_listening: impl FnOnce(Listening),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Stopped, ServeError> {
     let engines = tokio::runtime::Handle::current();
     let starting = {
         let (config, cluster, engines) = (config.clone(), cluster.clone(), engines.clone());
@@ -203,7 +224,6 @@ pub async fn run(
     let left = cluster_runtime.spawn(async move { leaving.leave().await });
     let _ = left.await;
     let _ = forwards_closing.send(true);
-    cluster_runtime.shutdown_background();
     Ok(Stopped::Cleanly)
 }
 

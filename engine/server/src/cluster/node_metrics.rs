@@ -46,6 +46,8 @@ pub struct NodeMetrics {
     pub forwards: Family<ForwardLabels, Counter>,
     pub forward_duration: Histograms<ForwardLabels>,
     pub appends: Family<OutcomeLabels, Counter>,
+    /// Writers' batches, fewer appends when concurrent ones go together (`write_group`).
+    pub batches: Counter,
     pub append_duration: Histogram,
     pub restores: Family<OutcomeLabels, Counter>,
     pub restore_duration: Histogram,
@@ -91,6 +93,12 @@ impl NodeMetrics {
             "changelog_appends",
             "Batches written to a partition's changelog (stored, fenced or failed)",
             appends.clone(),
+        );
+        let batches = Counter::default();
+        registry.register(
+            "changelog_batches",
+            "Writers' batches written through the changelog (several may share an append)",
+            batches.clone(),
         );
         let append_duration = latency();
         registry.register_with_unit(
@@ -155,6 +163,7 @@ impl NodeMetrics {
             forwards,
             forward_duration,
             appends,
+            batches,
             append_duration,
             restores,
             restore_duration,

@@ -54,40 +54,75 @@ impl NumberDirectory {
     }
 
     /// Fills `learned` with every id kept, then with each one kept later, until `closed`; a
-    /// watch that ends (a NATS server lost) is opened again.
+    /// watch that ends (a NATS server lost) is opened again, after a pause.
     pub async fn watch(&self, learned: Learned, mut closed: tokio::sync::watch::Receiver<bool>) {
+        let mut first = true;
         loop {
-            let watching = match self.kv.watch_with_history(">").await {
+            if !first {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = closed.changed() => return,
+                }
+            }
+            first = false;
+            // The watch of what comes next opens first, then what is kept is read: nothing
+            // kept in between is missed (read twice at worst). A watch "with history" is no
+            // use here: on an empty bucket it ends at once.
+            let watching = match self.kv.watch_all().await {
                 Ok(watching) => watching,
                 Err(error) => {
                     tracing::warn!(%error, "watching registered numbers failed: trying again");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                        _ = closed.changed() => return,
-                    }
+                    continue;
                 }
             };
+            if let Err(error) = self.read_all(&learned).await {
+                tracing::warn!(%error, "reading registered numbers failed: trying again");
+                continue;
+            }
             tokio::pin!(watching);
             loop {
                 let entry = tokio::select! {
                     entry = watching.next() => entry,
                     _ = closed.changed() => return,
                 };
-                let Some(Ok(entry)) = entry else { break };
-                if entry.operation != Operation::Put {
-                    continue;
-                }
-                let id = entry
-                    .key
-                    .split_once('.')
-                    .and_then(|(_, id)| id.parse::<u64>().ok());
-                let partition = std::str::from_utf8(&entry.value)
-                    .ok()
-                    .and_then(|p| p.parse::<u32>().ok());
-                if let (Some(id), Some(partition)) = (id, partition) {
-                    super::locked_write(&learned).insert(id, partition);
+                match entry {
+                    Some(Ok(entry)) if entry.operation == Operation::Put => {
+                        learn(&learned, &entry.key, &entry.value)
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, "watching registered numbers failed: watching again");
+                        break;
+                    }
+                    None => break,
                 }
             }
         }
+    }
+
+    /// Every id kept now, into `learned`.
+    async fn read_all(&self, learned: &Learned) -> Result<(), ClusterError> {
+        let keys = self.kv.keys().await.map_err(ClusterError::of)?;
+        tokio::pin!(keys);
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(ClusterError::of)?;
+            if let Some(value) = self.kv.get(&key).await.map_err(ClusterError::of)? {
+                learn(learned, &key, &value);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Keeps `n.<id>` or `a.<id>` = partition in `learned`.
+fn learn(learned: &Learned, key: &str, value: &[u8]) {
+    let id = key
+        .split_once('.')
+        .and_then(|(_, id)| id.parse::<u64>().ok());
+    let partition = std::str::from_utf8(value)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok());
+    if let (Some(id), Some(partition)) = (id, partition) {
+        super::locked_write(learned).insert(id, partition);
     }
 }

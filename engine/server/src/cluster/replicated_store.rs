@@ -126,6 +126,7 @@ impl Store for ReplicatedStore {
         if batch.is_empty() {
             return Ok(());
         }
+        self.metrics.batches.inc();
         self.group.write(batch, &|combined| self.commit(combined))
     }
 
