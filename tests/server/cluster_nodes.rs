@@ -386,11 +386,10 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
         assert_eq!(result["line"], line, "{}", bulk.text());
         assert_eq!(result["status"], 200, "{}", bulk.text());
         let id = sent_id(&result["body"]);
-        let raw = u64::from_str_radix(id.trim_start_matches("wagate."), 16)?;
         let portfolio = if bulk_keys[line].0 == NUMBER_A { 1 } else { 3 };
         assert_eq!(
-            (raw >> 40) - 1,
-            u64::from(shape.partition_of(portfolio)),
+            partition_of_id(&id)?,
+            shape.partition_of(portfolio),
             "line {line}'s message was taken by its number's partition: {id}"
         );
         keys_of.insert(id, bulk_keys[line].1.clone());
@@ -489,11 +488,7 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
     let answer = until_ok(|| web.post(&send_url, ALPHA, &body, &key)).await?;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let id = answer.message_id();
-    assert_eq!(
-        (u64::from_str_radix(id.trim_start_matches("wagate."), 16)? >> 40) - 1,
-        u64::from(shape.partition_of(3)),
-        "{id}"
-    );
+    assert_eq!(partition_of_id(&id)?, shape.partition_of(3), "{id}");
     keys_of.insert(id, "registered-0".to_string());
 
     // A graceful hand-off refuses nothing: the owner of NUMBER_B's partition stops (SIGTERM)
@@ -886,10 +881,6 @@ async fn grpc_through_a_front(
         idempotency_key: key.to_string(),
         ..SendRequest::default()
     };
-    let partition_of_id = |id: &str| -> Result<u32> {
-        let raw = u64::from_str_radix(id.trim_start_matches("wagate."), 16)?;
-        Ok(((raw >> 40) - 1) as u32)
-    };
     let mut sent = Vec::new();
 
     let first = client
@@ -1007,4 +998,11 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The partition whose engine gave message id `id` (`wagate.<hex>`, ids from
+/// `(partition + 1) << 40`).
+fn partition_of_id(id: &str) -> Result<u32> {
+    let raw = u64::from_str_radix(id.trim_start_matches("wagate."), 16)?;
+    Ok(u32::try_from((raw >> 40).saturating_sub(1))?)
 }

@@ -29,6 +29,13 @@ pub(crate) fn bump(counter: &Counter) {
     counter.inc();
 }
 
+/// A counter registered in `registry` as `name`.
+pub(crate) fn registered_counter(registry: &mut Registry, name: &str, help: &str) -> Counter {
+    let counter = Counter::default();
+    registry.register(name, help, counter.clone());
+    counter
+}
+
 /// A tenant's name as a label value, shared (cloned per decision without allocating).
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct TenantName(pub Arc<str>);
@@ -193,11 +200,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         // Help texts end without a period: prometheus-client adds one.
         let mut registry = Registry::with_prefix("wagate");
-        let mut counter = |name: &str, help: &str| {
-            let counter = Counter::default();
-            registry.register(name, help, counter.clone());
-            counter
-        };
+        let mut counter = |name: &str, help: &str| registered_counter(&mut registry, name, help);
         let requests = counter("http_requests", "Send, bulk, webhook and admin requests");
         let accepted = counter("messages_accepted", "Sends accepted and made durable");
         let queued = counter("messages_queued", "Sends queued until the rules allow them");

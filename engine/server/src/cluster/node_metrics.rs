@@ -14,6 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::metrics::registered_counter;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ForwardLabels {
     /// `local` (from this node's front to its own engine), `nats` (from this node's front to
@@ -139,11 +141,7 @@ impl NodeMetrics {
             "Lease renewals (kept, lost or failed)",
             lease_renewals.clone(),
         );
-        let mut counter = |name: &str, help: &str| {
-            let counter = Counter::default();
-            registry.register(name, help, counter.clone());
-            counter
-        };
+        let mut counter = |name: &str, help: &str| registered_counter(&mut registry, name, help);
         let hand_overs = counter("hand_overs", "Partitions handed over to another node");
         let connections_refused = counter(
             "connections_refused",
