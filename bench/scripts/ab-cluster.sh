@@ -46,17 +46,4 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done | tee "$LINES"
 echo "medians:"
-python3 - "$LINES" <<'PY'
-import re, statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    m = re.match(r"(\w+) (\w+) (\d+)/s p99 ([\d.]+) ms cpu ([\d.?]+)", line)
-    if m:
-        runs.setdefault((m[1], m[2]), []).append((int(m[3]), float(m[4]), m[5]))
-for (mode, side), values in sorted(runs.items()):
-    rates = [v[0] for v in values]
-    p99s = [v[1] for v in values]
-    cpus = [float(v[2]) for v in values if v[2] != '?']
-    print(f"{mode} {side}: {statistics.median(rates):.0f}/s (runs {rates}), p99 {statistics.median(p99s):.1f} ms (runs {p99s}), "
-          f"cpu {statistics.median(cpus) if cpus else '?'} us/msg")
-PY
+python3 bench/scripts/medians.py "$LINES"

@@ -57,15 +57,4 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done | tee "$WORK/lines"
 echo "medians (A = $BASE, B = working tree):"
-python3 - "$WORK/lines" <<'EOF'
-import re, statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    m = re.match(r"(\w+) (A|B) (\d+)/s p99 ([\d.]+) ms", line)
-    if m:
-        runs.setdefault((m[1], m[2]), []).append((int(m[3]), float(m[4])))
-for (mode, side), values in sorted(runs.items()):
-    rates = [v[0] for v in values]
-    p99s = [v[1] for v in values]
-    print(f"{mode} {side}: {statistics.median(rates):.0f}/s (runs {rates}), p99 {statistics.median(p99s):.1f} ms (runs {p99s})")
-EOF
+python3 bench/scripts/medians.py "$WORK/lines"
