@@ -939,6 +939,11 @@ async fn grpc_through_a_front(
         .enumerate()
         .map(|(i, (number, person, key))| send(10 + i as u64, *number, &people_a[*person], key))
         .collect();
+    let refused = client
+        .send_stream(tonic::Request::new(tokio_stream::iter(requests.clone())))
+        .await
+        .expect_err("a stream without a token is refused as it opens");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
     let mut results = client
         .send_stream(authorised(tokio_stream::iter(requests), ALPHA))
         .await?

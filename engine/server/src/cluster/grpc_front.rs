@@ -27,6 +27,7 @@ use crate::grpc::proto::messaging_server::{Messaging, MessagingServer};
 use crate::grpc::proto::records_server::RecordsServer;
 use crate::grpc::proto::{SendRequest, SendResult};
 use crate::grpc_records::{GrpcRecords, HttpTwin};
+use crate::tenants::Tenants;
 
 /// Requests of one stream sent on together at most.
 const STREAM_BATCH: usize = 1_024;
@@ -50,6 +51,8 @@ pub(crate) struct PortBounds {
     pub(crate) max_message_bytes: usize,
     pub(crate) refused: Counter,
     pub(crate) timed_out: Counter,
+    /// The tenants, so a stream without a sender's token is refused as it opens.
+    pub(crate) tenants: Arc<Tenants>,
 }
 
 /// Serves `listener` until `closed` turns true.
@@ -71,6 +74,7 @@ pub(crate) async fn serve(
         .add_service(
             MessagingServer::new(FrontMessaging {
                 partitions: partitions.clone(),
+                tenants: bounds.tenants,
             })
             .max_decoding_message_size(bounds.max_message_bytes),
         )
@@ -111,6 +115,7 @@ impl HttpTwin for FrontTwin {
 
 struct FrontMessaging {
     partitions: Arc<dyn Partitions>,
+    tenants: Arc<Tenants>,
 }
 
 type ResultStream = Pin<Box<dyn Stream<Item = Result<SendResult, Status>> + Send>>;
@@ -139,6 +144,10 @@ impl Messaging for FrontMessaging {
         request: Request<Streaming<SendRequest>>,
     ) -> Result<Response<ResultStream>, Status> {
         let (metadata, _, mut incoming) = request.into_parts();
+        // Refused as it opens, as on a standalone server (each part's owner asks again).
+        if let Err(refused) = self.tenants.tenant(&metadata.clone().into_headers()) {
+            return Err(Status::unauthenticated(refused.details));
+        }
         let (results, outgoing) = mpsc::channel::<Result<SendResult, Status>>(STREAM_BATCH);
         let partitions = self.partitions.clone();
         tokio::spawn(async move {

@@ -199,6 +199,11 @@ async fn run_on(
         max_message_bytes: http.max_body_bytes + 4_096,
         refused: node.metrics.connections_refused.clone(),
         timed_out: node.metrics.connections_timed_out.clone(),
+        tenants: Arc::new(crate::tenants::Tenants::new(
+            &node.config.tenants,
+            &node.config.admin.token,
+            &node.config.pools(),
+        )),
     };
     let grpc_front = tokio::spawn(grpc_front::serve(
         node.clone(),
