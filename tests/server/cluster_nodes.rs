@@ -91,6 +91,8 @@ profile = "whatsapp-2025"
 
 [http]
 shutdown_grace_secs = 5
+# Small, so the test sends a body past it to a node's front.
+max_bulk_bytes = 1048576
 
 [meta]
 base_url = "{mock}"
@@ -751,6 +753,22 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
         seen["accepted"], total,
         "each acknowledged message once: {seen}"
     );
+    // A node's front takes the standalone port's limits: a body past `max_bulk_bytes` is
+    // refused in Meta's shape, before any partition sees it.
+    let too_large = web
+        .request(
+            hyper::Method::POST,
+            &cluster.url(0, "/wagate/v1/bulk"),
+            &[
+                ("authorization", &format!("Bearer {ALPHA}")),
+                ("content-type", "application/x-ndjson"),
+            ],
+            "x".repeat(3 << 20),
+        )
+        .await?;
+    assert_eq!(too_large.status, 413, "{}", too_large.text());
+    assert_eq!(too_large.json()["error"]["wagate_reason"], "body_too_large");
+
     // A node's /metrics: its own (forwards, changelog appends, restores) and those of the
     // partition engines it serves, each sample labelled with its partition. Asked of the
     // node that sent the scheduled sends (it wrote their in-flight marks).

@@ -46,6 +46,8 @@ use crate::{Listening, ServeError, Stopped};
 const FORWARD_WAIT: Duration = Duration::from_secs(10);
 /// The longest a partition's restore may take before the node gives the partition up.
 const RESTORE_LIMIT: Duration = Duration::from_secs(60);
+/// Past a body's limit, how much more of it is read (and dropped) before the 413.
+const DRAIN_BEYOND_LIMIT: usize = 16 << 20;
 /// How soon a request waiting for a partition's new owner looks again.
 const MOVING_RETRY: Duration = Duration::from_millis(25);
 /// How often the node looks for partitions to take or hand over.
@@ -962,6 +964,7 @@ impl Node {
         let reading = async {
             let mut body = body;
             let mut read = BytesMut::new();
+            let mut past_limit = 0;
             while let Some(frame) = body.frame().await {
                 let Ok(frame) = frame else {
                     return Err(Answer::error(
@@ -974,13 +977,14 @@ impl Node {
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };
-                if read.len() + data.len() > limit {
-                    return Err(Answer::error(
-                        hyper::StatusCode::PAYLOAD_TOO_LARGE,
-                        100,
-                        &format!("the request's body is larger than {limit} bytes"),
-                        "body_too_large",
-                    ));
+                if past_limit > 0 || read.len() + data.len() > limit {
+                    // Read past and dropped (up to a bound) so that the client, still
+                    // sending, gets the 413 rather than a reset connection.
+                    past_limit += data.len();
+                    if past_limit > DRAIN_BEYOND_LIMIT {
+                        break;
+                    }
+                    continue;
                 }
                 if !claim.grow(data.len()) {
                     self.metrics.bodies_refused.inc();
@@ -989,6 +993,14 @@ impl Node {
                     ));
                 }
                 read.extend_from_slice(&data);
+            }
+            if past_limit > 0 {
+                return Err(Answer::error(
+                    hyper::StatusCode::PAYLOAD_TOO_LARGE,
+                    100,
+                    &format!("the request's body is larger than {limit} bytes"),
+                    "body_too_large",
+                ));
             }
             Ok(read.freeze())
         };
