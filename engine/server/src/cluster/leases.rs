@@ -41,20 +41,14 @@ impl Leases {
         lease: Duration,
         node: &str,
     ) -> Result<Leases, ClusterError> {
-        let jetstream = async_nats::jetstream::new(client);
-        let kv = match jetstream.get_key_value(bucket).await {
-            Ok(kv) => kv,
-            Err(_) => jetstream
-                .create_key_value(Config {
-                    bucket: bucket.to_string(),
-                    history: 1,
-                    max_age: lease,
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(ClusterError::of)?,
+        let config = Config {
+            bucket: bucket.to_string(),
+            history: 1,
+            max_age: lease,
+            num_replicas: replicas,
+            ..Default::default()
         };
+        let kv = super::open_kv(client, config).await?;
         Ok(Leases {
             kv,
             node: node.to_string(),

@@ -33,6 +33,31 @@ pub(crate) fn locked_write<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockW
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `asked`, or an error once `limit` passed: no exchange with JetStream waits unbounded.
+pub(crate) async fn bounded<T>(
+    limit: std::time::Duration,
+    asked: impl std::future::Future<Output = Result<T, ClusterError>>,
+) -> Result<T, ClusterError> {
+    tokio::time::timeout(limit, asked)
+        .await
+        .unwrap_or_else(|_| Err(ClusterError::of("JetStream did not answer in time")))
+}
+
+/// The KV bucket `config` names, created as `config` says when it does not exist yet.
+pub(crate) async fn open_kv(
+    client: async_nats::Client,
+    config: async_nats::jetstream::kv::Config,
+) -> Result<async_nats::jetstream::kv::Store, ClusterError> {
+    let jetstream = async_nats::jetstream::new(client);
+    match jetstream.get_key_value(&config.bucket).await {
+        Ok(kv) => Ok(kv),
+        Err(_) => jetstream
+            .create_key_value(config)
+            .await
+            .map_err(ClusterError::of),
+    }
+}
+
 /// What went wrong talking to JetStream.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

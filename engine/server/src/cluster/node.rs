@@ -35,7 +35,7 @@ use super::partition::{self, Served};
 use super::routing::{PartitionMap, Route};
 use super::snapshot::{self, Snapshots};
 use super::wire::{Answer, Forwarded};
-use super::{locked, ClusterError};
+use super::{bounded, locked, ClusterError};
 use crate::accept::{Acceptor, ConnectionCap};
 use crate::body_budget::{BodyBudget, Claim};
 use crate::cluster_config::ClusterConfig;
@@ -89,16 +89,6 @@ struct EngineAt {
 struct ServedEntry {
     served: Served,
     renewed: Instant,
-}
-
-/// `asked`, or an error once `limit` passed: no exchange with JetStream waits unbounded.
-async fn bounded<T>(
-    limit: Duration,
-    asked: impl std::future::Future<Output = Result<T, ClusterError>>,
-) -> Result<T, ClusterError> {
-    tokio::time::timeout(limit, asked)
-        .await
-        .unwrap_or_else(|_| Err(ClusterError::of("JetStream did not answer in time")))
 }
 
 /// How a forwarded request ended, for the metrics.

@@ -13,7 +13,10 @@ use std::time::Duration;
 use async_nats::jetstream::kv::{Config, Operation, Store};
 use futures_util::StreamExt;
 
-use super::ClusterError;
+use super::{bounded, ClusterError};
+
+/// The longest one exchange with JetStream (opening a watch, reading the bucket) may take.
+const JETSTREAM_WAIT: Duration = Duration::from_secs(10);
 
 /// Ids learned from the bucket: number or business account → partition.
 pub type Learned = Arc<RwLock<HashMap<u64, u32>>>;
@@ -25,19 +28,13 @@ pub struct NumberDirectory {
 impl NumberDirectory {
     /// Opens (creating it if need be) the bucket with `replicas` copies.
     pub async fn open(client: async_nats::Client, replicas: usize) -> Result<Self, ClusterError> {
-        let jetstream = async_nats::jetstream::new(client);
-        let kv = match jetstream.get_key_value("wagate_numbers").await {
-            Ok(kv) => kv,
-            Err(_) => jetstream
-                .create_key_value(Config {
-                    bucket: "wagate_numbers".to_string(),
-                    history: 1,
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(ClusterError::of)?,
+        let config = Config {
+            bucket: "wagate_numbers".to_string(),
+            history: 1,
+            num_replicas: replicas,
+            ..Default::default()
         };
+        let kv = super::open_kv(client, config).await?;
         Ok(NumberDirectory { kv })
     }
 
@@ -68,14 +65,15 @@ impl NumberDirectory {
             // The watch of what comes next opens first, then what is kept is read: nothing
             // kept in between is missed (read twice at worst). A watch "with history" is no
             // use here: on an empty bucket it ends at once.
-            let watching = match self.kv.watch_all().await {
+            let opening = async { self.kv.watch_all().await.map_err(ClusterError::of) };
+            let watching = match bounded(JETSTREAM_WAIT, opening).await {
                 Ok(watching) => watching,
                 Err(error) => {
                     tracing::warn!(%error, "watching registered numbers failed: trying again");
                     continue;
                 }
             };
-            if let Err(error) = self.read_all(&learned).await {
+            if let Err(error) = bounded(JETSTREAM_WAIT, self.read_all(&learned)).await {
                 tracing::warn!(%error, "reading registered numbers failed: trying again");
                 continue;
             }
