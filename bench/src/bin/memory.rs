@@ -24,7 +24,7 @@ fn main() -> anyhow::Result<()> {
     }
     let after = resident_bytes()?;
     let records = prepared.engine.contacts() as u64;
-    let heap = prepared.engine.heap_bytes() as u64;
+    let heap = prepared.engine.heap_bytes();
     println!("contacts (records held): {records}");
     println!("events: {events}, sends accepted: {accepted}");
     println!(
@@ -36,9 +36,13 @@ fn main() -> anyhow::Result<()> {
         "resident bytes per contact: {:.1}",
         (after - before) as f64 / records as f64
     );
+    let per_contact = |bytes: usize| bytes as f64 / records as f64;
     println!(
-        "engine heap bytes per contact (table, expiry queues, sketches): {:.1}",
-        heap as f64 / records as f64
+        "engine heap bytes per contact: {:.1} (contact table {:.1}, expiry queues {:.1}, sketches {:.1})",
+        per_contact(heap.total()),
+        per_contact(heap.contacts),
+        per_contact(heap.expiry),
+        per_contact(heap.sketches)
     );
     Ok(())
 }

@@ -218,7 +218,7 @@ impl Engine {
     }
 
     /// Heap bytes held by the shards' contact tables, expiry queues and sketches.
-    pub fn heap_bytes(&self) -> usize {
+    pub fn heap_bytes(&self) -> crate::shard::HeapBytes {
         self.shards.iter().map(Shard::heap_bytes).sum()
     }
 

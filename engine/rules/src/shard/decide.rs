@@ -178,7 +178,7 @@ impl Shard {
             scope: number.index,
         };
         let table_hash = key.table_hash(person_hash);
-        let existing = state.contacts.get(&key, table_hash).copied();
+        let existing = state.contacts.get(&key, table_hash);
         let mut record = existing.unwrap_or_default();
         if record.has(flags::BLOCKED) {
             return Decision::Refused(Refusal::BlockedByBusiness);
@@ -290,31 +290,35 @@ impl Shard {
 
         // Commit: from here on nothing can refuse.
         let consent = record;
-        let record = state.contacts.get_or_insert(&key, table_hash);
-        if existing.is_none() {
-            record.copy_consent(&consent);
-        }
-        core.pair_rate.record(record, secs);
-        let free_entry = record.free_entry_point(secs);
-        if category == Category::Marketing {
-            core.marketing_cap.record(record, secs);
-        }
-        if business_initiated {
-            // A failure of the send that took the slot gives it back only if no other counted
-            // send shares its second (see `Shard::send_failed`).
-            let count_in = |counted: &mut ContactRecord| {
-                counted.last_business_initiated = secs;
-                counted.set(flags::SHARED_COUNT, !new_unique && last_counted == secs);
-            };
-            if scope.key == number.index {
+        // A failure of the send that took the slot gives it back only if no other counted
+        // send shares its second (see `Shard::send_failed`).
+        let count_in = |counted: &mut ContactRecord| {
+            counted.last_business_initiated = secs;
+            counted.set(flags::SHARED_COUNT, !new_unique && last_counted == secs);
+        };
+        let counted_here = business_initiated && scope.key == number.index;
+        let free_entry = state.contacts.update(&key, table_hash, |record| {
+            if existing.is_none() {
+                record.copy_consent(&consent);
+            }
+            core.pair_rate.record(record, secs);
+            let free_entry = record.free_entry_point(secs);
+            if category == Category::Marketing {
+                core.marketing_cap.record(record, secs);
+            }
+            if counted_here {
                 count_in(record);
-            } else {
+            }
+            free_entry
+        });
+        if business_initiated {
+            if !counted_here {
                 let scope_key = ContactKey {
                     person,
                     scope: scope.key,
                 };
                 let scope_hash = scope_key.table_hash(person_hash);
-                count_in(state.contacts.get_or_insert(&scope_key, scope_hash));
+                state.contacts.update(&scope_key, scope_hash, count_in);
                 journal_note(&mut state.journal, &state.contacts, &scope_key, scope_hash);
             }
             let part = shard_scope(&mut state.scopes, scope, state.index, core.shards);

@@ -74,7 +74,7 @@ impl Shard {
                 scope,
             };
             let hash = key.table_hash(person_hash);
-            let Some(&before) = state.contacts.get(&key, hash) else {
+            let Some(before) = state.contacts.get(&key, hash) else {
                 continue;
             };
             let mut after = before;
@@ -87,7 +87,7 @@ impl Shard {
                 kept_until = kept_until.max(after.counts_matter_until());
             }
             if after != before {
-                *state.contacts.get_or_insert(&key, hash) = after;
+                state.contacts.put(&key, hash, after);
                 journal_note(&mut state.journal, &state.contacts, &key, hash);
             }
         }

@@ -101,13 +101,14 @@ impl Shard {
             Some(_) => None,
             None => business_consent(&state.contacts, core, number, person, person_hash),
         };
-        let record = state.contacts.get_or_insert(&key, hash);
-        if let Some(other) = inherited {
-            record.copy_consent(&other);
-        }
-        let before = *record;
-        let result = change(record);
-        let after = *record;
+        let (before, result, after) = state.contacts.update(&key, hash, |record| {
+            if let Some(other) = inherited {
+                record.copy_consent(&other);
+            }
+            let before = *record;
+            let result = change(record);
+            (before, result, *record)
+        });
         journal_note(&mut state.journal, &state.contacts, &key, hash);
         let consent_changed = (before.flags ^ after.flags) & ContactRecord::CONSENT_FLAGS != 0
             || before.consent_at != after.consent_at
@@ -371,8 +372,7 @@ impl Shard {
         part.expiry.forget(at, person);
         state
             .contacts
-            .get_or_insert(&key, hash)
-            .last_business_initiated = 0;
+            .update(&key, hash, |counted| counted.last_business_initiated = 0);
         journal_note(&mut state.journal, &state.contacts, &key, hash);
         part.republish(&state.contacts, state.index);
         scope.release(1);
@@ -396,10 +396,7 @@ impl Shard {
                 person: person.digits(),
                 scope,
             };
-            state
-                .contacts
-                .get(&key, key.table_hash(mix64(key.person)))
-                .copied()
+            state.contacts.get(&key, key.table_hash(mix64(key.person)))
         };
         // Never seen through this number: what they gave the business through another.
         let record = match lookup(number.index) {

@@ -6,6 +6,7 @@
 
 mod decide;
 mod erase;
+mod heap;
 
 mod events;
 mod limit;
@@ -13,6 +14,7 @@ mod pool;
 mod restore;
 mod screen;
 
+pub use heap::HeapBytes;
 pub use screen::Screened;
 
 use std::sync::Arc;
@@ -125,14 +127,16 @@ impl Shard {
     }
 
     /// Heap bytes of the contact table, expiry queues and sketches (for memory reports).
-    pub fn heap_bytes(&self) -> usize {
-        let scopes: usize = self
-            .state
-            .scopes
-            .values()
-            .map(|s| s.expiry.heap_bytes() + s.sketch.heap_bytes())
-            .sum();
-        self.state.contacts.heap_bytes() + scopes
+    pub fn heap_bytes(&self) -> HeapBytes {
+        let mut bytes = HeapBytes {
+            contacts: self.state.contacts.heap_bytes(),
+            ..HeapBytes::default()
+        };
+        for scope in self.state.scopes.values() {
+            bytes.expiry += scope.expiry.heap_bytes();
+            bytes.sketches += scope.sketch.heap_bytes();
+        }
+        bytes
     }
 }
 
@@ -147,7 +151,7 @@ fn journal_note(
 ) {
     if let Some(journal) = journal {
         if let Some(record) = contacts.get(key, hash) {
-            journal.push((*key, *record));
+            journal.push((*key, record));
         }
     }
 }
@@ -222,7 +226,7 @@ fn business_consent(
     if !core.registry.has_consent_per_number() {
         return others
             .find(|(scope, _)| business.binary_search(scope).is_ok())
-            .map(|(_, record)| *record);
+            .map(|(_, record)| record);
     }
     // Some numbers keep consent their own: the business's consent comes from a number that
     // shares it, and Meta's marketing stop (the business's whatever the scope) from any.
@@ -231,7 +235,7 @@ fn business_consent(
     let mut meta_stopped = false;
     for (scope, record) in others {
         if business.binary_search(&scope).is_ok() && shared.is_none() {
-            shared = Some(*record);
+            shared = Some(record);
         }
         meta_stopped |=
             every.binary_search(&scope).is_ok() && record.has(flags::META_MARKETING_STOPPED);
@@ -270,16 +274,16 @@ fn share_consent(
         let key = ContactKey { person, scope };
         let hash = key.table_hash(person_hash);
         if business.binary_search(&scope).is_ok() {
-            contacts.get_or_insert(&key, hash).copy_consent(consent);
+            contacts.update(&key, hash, |record| record.copy_consent(consent));
         } else if every
             .as_ref()
             .is_some_and(|every| every.binary_search(&scope).is_ok())
         {
             // A number of the business whose consent is its own: Meta's stop reaches it all
             // the same (Meta's word is the business's).
-            contacts
-                .get_or_insert(&key, hash)
-                .set(flags::META_MARKETING_STOPPED, meta_stopped);
+            contacts.update(&key, hash, |record| {
+                record.set(flags::META_MARKETING_STOPPED, meta_stopped)
+            });
         } else {
             continue;
         }

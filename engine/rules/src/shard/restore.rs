@@ -23,7 +23,7 @@ impl Shard {
     /// Puts a persisted record back (before [`Shard::rebuild_limits`]).
     pub fn restore_contact(&mut self, key: ContactKey, record: ContactRecord) {
         let hash = key.table_hash(mix64(key.person));
-        *self.state.contacts.get_or_insert(&key, hash) = record;
+        self.state.contacts.put(&key, hash, record);
     }
 
     /// Rebuilds this shard's share of every scope from the restored records: recipients whose

@@ -54,7 +54,6 @@ impl Shard {
         let mut record = state
             .contacts
             .get(&key, key.table_hash(hash))
-            .copied()
             .or_else(|| business_consent(&state.contacts, core, number, digits, hash))
             .unwrap_or_default();
         let secs = now.secs();

@@ -134,7 +134,7 @@ pub struct ContactRecord {
     pub fep_until: Secs,
     pub flags: u16,
     pub consent_source: u8,
-    _reserved: u8,
+    pub(crate) _reserved: u8,
 }
 
 impl ContactRecord {

@@ -2,16 +2,21 @@
 //!
 //! Hot file. A general hash map with power-of-two growth sits between 44 % and 88 % full, so at
 //! an unlucky size a contact costs twice its bytes. This table grows by 1.4x at 85 % load
-//! (linear probing, Lemire reduction, any capacity), keeping a 44-byte slot at 52 to 72 bytes
+//! (linear probing, Lemire reduction, any capacity), keeping a 40-byte slot at 47 to 66 bytes
 //! per contact. Keys are never removed one by one; the table is rebuilt when it grows, leaving behind
 //! records that say nothing (an erased person's).
+//!
+//! A slot keeps the record's common fields (28 bytes); the two times that are rare (a free
+//! entry point window, Meta's marketing cool-down) live in a side map, looked up only when the
+//! slot's flag says it has them. Records go in and out whole, by value (`get`, `update`).
 //!
 //! A person's records with business numbers all hash to one home slot (the number is not
 //! mixed in), so they sit in one probe run: a miss for one number has walked past the
 //! person's records with the others already, which is where the business's consent is found
 //! (`ContactTable::numbers_of`). Portfolio records mix their scope in, staying out of the run.
 
-use crate::hash::{mix64, reduce};
+use crate::clock::Secs;
+use crate::hash::{mix64, reduce, MixHashMap};
 use crate::scope::PORTFOLIO_SCOPE_BIT;
 use crate::state::contact::ContactRecord;
 
@@ -41,14 +46,96 @@ fn number_home_hash(person_hash: u64) -> u64 {
     mix64(person_hash)
 }
 
-/// Person digits split in two halves so that the slot aligns to 4 bytes (44, not 48).
+/// A record's fields but the rare times: 28 bytes.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+struct StoredRecord {
+    window_until: Secs,
+    last_business_initiated: Secs,
+    pair_tat: Secs,
+    consent_at: Secs,
+    marketing_sends: [Secs; 2],
+    flags: u16,
+    consent_source: u8,
+    /// [`HAS_RARE_TIMES`] when the side map holds this key's rare times.
+    table_bits: u8,
+}
+
+const HAS_RARE_TIMES: u8 = 1;
+
+/// The times few records ever hold, kept beside the table.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct RareTimes {
+    fep_until: Secs,
+    marketing_cooldown_until: Secs,
+}
+
+impl RareTimes {
+    #[inline]
+    fn of(record: &ContactRecord) -> RareTimes {
+        RareTimes {
+            fep_until: record.fep_until,
+            marketing_cooldown_until: record.marketing_cooldown_until,
+        }
+    }
+
+    #[inline]
+    fn is_none(&self) -> bool {
+        self.fep_until == 0 && self.marketing_cooldown_until == 0
+    }
+}
+
+impl StoredRecord {
+    #[inline]
+    fn of(record: &ContactRecord, has_rare_times: bool) -> StoredRecord {
+        StoredRecord {
+            window_until: record.window_until,
+            last_business_initiated: record.last_business_initiated,
+            pair_tat: record.pair_tat,
+            consent_at: record.consent_at,
+            marketing_sends: record.marketing_sends,
+            flags: record.flags,
+            consent_source: record.consent_source,
+            table_bits: if has_rare_times { HAS_RARE_TIMES } else { 0 },
+        }
+    }
+
+    #[inline]
+    fn has_rare_times(&self) -> bool {
+        self.table_bits & HAS_RARE_TIMES != 0
+    }
+
+    #[inline]
+    fn with(&self, rare: RareTimes) -> ContactRecord {
+        ContactRecord {
+            window_until: self.window_until,
+            last_business_initiated: self.last_business_initiated,
+            pair_tat: self.pair_tat,
+            consent_at: self.consent_at,
+            marketing_cooldown_until: rare.marketing_cooldown_until,
+            marketing_sends: self.marketing_sends,
+            fep_until: rare.fep_until,
+            flags: self.flags,
+            consent_source: self.consent_source,
+            _reserved: 0,
+        }
+    }
+
+    /// Whether the record says nothing (an erased person's): the same as none.
+    #[inline]
+    fn says_nothing(&self) -> bool {
+        *self == StoredRecord::default()
+    }
+}
+
+/// Person digits split in two halves so that the slot aligns to 4 bytes (40, not 48).
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
 struct Slot {
     person_low: u32,
     person_high: u32,
     scope: u32,
-    record: ContactRecord,
+    record: StoredRecord,
 }
 
 impl Slot {
@@ -66,6 +153,14 @@ impl Slot {
     fn holds(&self, key: &ContactKey) -> bool {
         self.person() == key.person && self.scope == key.scope
     }
+
+    #[inline]
+    fn key(&self) -> ContactKey {
+        ContactKey {
+            person: self.person(),
+            scope: self.scope,
+        }
+    }
 }
 
 const MAX_LOAD_PERCENT: usize = 85;
@@ -75,6 +170,7 @@ const MIN_CAPACITY: usize = 64;
 pub struct ContactTable {
     slots: Vec<Slot>,
     len: usize,
+    rare: MixHashMap<ContactKey, RareTimes>,
 }
 
 impl Default for ContactTable {
@@ -82,6 +178,7 @@ impl Default for ContactTable {
         ContactTable {
             slots: vec![Slot::default(); MIN_CAPACITY],
             len: 0,
+            rare: MixHashMap::default(),
         }
     }
 }
@@ -104,7 +201,20 @@ impl ContactTable {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot>()
+        // A side-map entry: its key, its times, and hashbrown's control byte.
+        let rare_entry = std::mem::size_of::<(ContactKey, RareTimes)>() + 1;
+        self.slots.capacity() * std::mem::size_of::<Slot>() + self.rare.capacity() * rare_entry
+    }
+
+    /// The whole record in `slot`.
+    #[inline]
+    fn record_at(&self, slot: &Slot) -> ContactRecord {
+        let rare = if slot.record.has_rare_times() {
+            self.rare.get(&slot.key()).copied().unwrap_or_default()
+        } else {
+            RareTimes::default()
+        };
+        slot.record.with(rare)
     }
 
     #[inline]
@@ -127,13 +237,50 @@ impl ContactTable {
     }
 
     #[inline]
-    pub fn get(&self, key: &ContactKey, hash: u64) -> Option<&ContactRecord> {
-        self.find(key, hash).ok().map(|i| &self.slots[i].record)
+    pub fn get(&self, key: &ContactKey, hash: u64) -> Option<ContactRecord> {
+        self.find(key, hash)
+            .ok()
+            .map(|i| self.record_at(&self.slots[i]))
     }
 
-    /// The record for `key`, inserting an empty one if there is none.
+    /// Changes the record for `key` (an empty one if there is none) and returns what `change`
+    /// returns.
     #[inline]
-    pub fn get_or_insert(&mut self, key: &ContactKey, hash: u64) -> &mut ContactRecord {
+    pub fn update<R>(
+        &mut self,
+        key: &ContactKey,
+        hash: u64,
+        change: impl FnOnce(&mut ContactRecord) -> R,
+    ) -> R {
+        let index = self.slot_for(key, hash);
+        let mut record = self.record_at(&self.slots[index]);
+        let result = change(&mut record);
+        self.store(index, key, &record);
+        result
+    }
+
+    /// Sets the record for `key`.
+    #[inline]
+    pub fn put(&mut self, key: &ContactKey, hash: u64, record: ContactRecord) {
+        let index = self.slot_for(key, hash);
+        self.store(index, key, &record);
+    }
+
+    #[inline]
+    fn store(&mut self, index: usize, key: &ContactKey, record: &ContactRecord) {
+        let rare = RareTimes::of(record);
+        let had_rare = self.slots[index].record.has_rare_times();
+        if !rare.is_none() {
+            self.rare.insert(*key, rare);
+        } else if had_rare {
+            self.rare.remove(key);
+        }
+        self.slots[index].record = StoredRecord::of(record, !rare.is_none());
+    }
+
+    /// The slot holding `key`, taken (with an empty record) if there is none.
+    #[inline]
+    fn slot_for(&mut self, key: &ContactKey, hash: u64) -> usize {
         debug_assert!(key.person != 0, "person digits are never zero");
         let index = match self.find(key, hash) {
             Ok(index) => index,
@@ -149,13 +296,13 @@ impl ContactTable {
                     person_low: key.person as u32,
                     person_high: (key.person >> 32) as u32,
                     scope: key.scope,
-                    record: ContactRecord::default(),
+                    record: StoredRecord::default(),
                 };
                 self.len += 1;
                 index
             }
         };
-        &mut self.slots[index].record
+        index
     }
 
     fn grow(&mut self) {
@@ -165,13 +312,11 @@ impl ContactTable {
     fn resize(&mut self, capacity: usize) {
         let old = std::mem::replace(&mut self.slots, vec![Slot::default(); capacity]);
         // A record that says nothing (an erased person's) is the same as none: left behind.
-        let kept = |s: &Slot| !s.is_empty() && s.record != ContactRecord::default();
+        // Its rare times, if any, say something, and its flag is set then.
+        let kept = |s: &Slot| !s.is_empty() && !s.record.says_nothing();
         self.len = old.iter().filter(|s| kept(s)).count();
         for slot in old.into_iter().filter(kept) {
-            let key = ContactKey {
-                person: slot.person(),
-                scope: slot.scope,
-            };
+            let key = slot.key();
             let hash = key.table_hash(mix64(key.person));
             // Keys are unique: each finds a free slot in the new table.
             let (Ok(index) | Err(index)) = self.find(&key, hash);
@@ -186,7 +331,7 @@ impl ContactTable {
         &self,
         person: u64,
         person_hash: u64,
-    ) -> impl Iterator<Item = (u32, &ContactRecord)> + '_ {
+    ) -> impl Iterator<Item = (u32, ContactRecord)> + '_ {
         let capacity = self.slots.len();
         let home = reduce(number_home_hash(person_hash), capacity);
         (home..capacity)
@@ -194,20 +339,15 @@ impl ContactTable {
             .map(move |index| &self.slots[index])
             .take_while(|slot| !slot.is_empty())
             .filter(move |slot| slot.person() == person && slot.scope & PORTFOLIO_SCOPE_BIT == 0)
-            .map(|slot| (slot.scope, &slot.record))
+            .map(|slot| (slot.scope, self.record_at(slot)))
     }
 
     /// Every key and record, in table order.
-    pub fn iter(&self) -> impl Iterator<Item = (ContactKey, &ContactRecord)> {
-        self.slots.iter().filter(|s| !s.is_empty()).map(|s| {
-            (
-                ContactKey {
-                    person: s.person(),
-                    scope: s.scope,
-                },
-                &s.record,
-            )
-        })
+    pub fn iter(&self) -> impl Iterator<Item = (ContactKey, ContactRecord)> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| (s.key(), self.record_at(s)))
     }
 }
 
@@ -225,12 +365,12 @@ mod tests {
     fn reserving_makes_room_without_changing_contents() {
         let mut table = ContactTable::default();
         let (k, h) = key(16_505_551_234, 1);
-        table.get_or_insert(&k, h).window_until = 7;
+        table.update(&k, h, |r| r.window_until = 7);
         table.reserve(10_000);
         let capacity = table.heap_bytes();
         for i in 0..10_000u64 {
             let (k, h) = key(20_000_000_000 + i, 2);
-            table.get_or_insert(&k, h);
+            table.update(&k, h, |_| ());
         }
         assert_eq!(table.heap_bytes(), capacity, "no growth after reserving");
         assert_eq!(table.get(&k, h).map(|r| r.window_until), Some(7));
@@ -242,9 +382,9 @@ mod tests {
         let mut table = ContactTable::default();
         let (erased, erased_hash) = key(16_505_551_234, 1);
         let (kept, kept_hash) = key(16_505_555_678, 1);
-        table.get_or_insert(&erased, erased_hash).window_until = 7;
-        table.get_or_insert(&kept, kept_hash).window_until = 9;
-        *table.get_or_insert(&erased, erased_hash) = ContactRecord::default();
+        table.update(&erased, erased_hash, |r| r.window_until = 7);
+        table.update(&kept, kept_hash, |r| r.window_until = 9);
+        table.put(&erased, erased_hash, ContactRecord::default());
         table.reserve(1_000);
         assert!(table.get(&erased, erased_hash).is_none());
         assert_eq!(table.get(&kept, kept_hash).map(|r| r.window_until), Some(9));
@@ -257,11 +397,11 @@ mod tests {
         let ana = 16_505_551_234;
         for scope in [3, 7, PORTFOLIO_SCOPE_BIT | 1, 12] {
             let (k, h) = key(ana, scope);
-            table.get_or_insert(&k, h).window_until = scope;
+            table.update(&k, h, |r| r.window_until = scope);
         }
         for i in 0..20_000u64 {
             let (k, h) = key(20_000_000_000 + i, (i % 5) as u32);
-            table.get_or_insert(&k, h);
+            table.update(&k, h, |_| ());
         }
         let mut found: Vec<(u32, u32)> = table
             .numbers_of(ana, mix64(ana))
@@ -273,8 +413,39 @@ mod tests {
     }
 
     #[test]
-    fn slot_is_48_bytes() {
-        assert_eq!(std::mem::size_of::<Slot>(), 48);
+    fn rare_times_live_beside_the_table_and_only_while_set() {
+        let mut table = ContactTable::default();
+        let (ana, ana_hash) = key(16_505_551_234, 1);
+        table.update(&ana, ana_hash, |r| {
+            r.fep_until = 900;
+            r.marketing_cooldown_until = 800;
+        });
+        assert_eq!(table.rare.len(), 1);
+        for i in 0..5_000u64 {
+            let (k, h) = key(20_000_000_000 + i, 2);
+            table.update(&k, h, |r| r.window_until = 5);
+        }
+        let record = table.get(&ana, ana_hash).unwrap();
+        assert_eq!(
+            (record.fep_until, record.marketing_cooldown_until),
+            (900, 800)
+        );
+        assert_eq!(table.iter().filter(|(_, r)| r.fep_until != 0).count(), 1);
+        // Only rare times: still a record that says something, kept through growth.
+        table.reserve(20_000);
+        assert!(table.get(&ana, ana_hash).is_some());
+        table.update(&ana, ana_hash, |r| {
+            r.fep_until = 0;
+            r.marketing_cooldown_until = 0;
+        });
+        assert!(table.rare.is_empty(), "cleared times leave the side map");
+        table.reserve(40_000);
+        assert!(table.get(&ana, ana_hash).is_none(), "nothing left to say");
+    }
+
+    #[test]
+    fn slot_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 40);
     }
 
     #[test]
@@ -285,8 +456,7 @@ mod tests {
             let person = 10_000_000_000 + (i * 7_919) % 30_011;
             let scope = (i % 3) as u32;
             let (k, h) = key(person, scope);
-            let record = table.get_or_insert(&k, h);
-            record.window_until += 1;
+            table.update(&k, h, |record| record.window_until += 1);
             *model.entry((person, scope)).or_insert(0u32) += 1;
         }
         assert_eq!(table.len(), model.len());
@@ -296,7 +466,7 @@ mod tests {
         }
         assert!(table.get(&key(99, 0).0, key(99, 0).1).is_none());
         assert_eq!(table.iter().count(), model.len());
-        let load = table.len() as f64 / (table.heap_bytes() / 44) as f64;
+        let load = table.len() as f64 / (table.heap_bytes() / size_of::<Slot>()) as f64;
         assert!((0.55..=0.85).contains(&load), "load {load}");
     }
 }
