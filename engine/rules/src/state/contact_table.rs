@@ -282,7 +282,7 @@ impl ContactTable {
     #[inline]
     fn slot_for(&mut self, key: &ContactKey, hash: u64) -> usize {
         debug_assert!(key.person != 0, "person digits are never zero");
-        let index = match self.find(key, hash) {
+        match self.find(key, hash) {
             Ok(index) => index,
             Err(mut index) => {
                 if (self.len + 1) * 100 > self.slots.len() * MAX_LOAD_PERCENT {
@@ -301,8 +301,7 @@ impl ContactTable {
                 self.len += 1;
                 index
             }
-        };
-        index
+        }
     }
 
     fn grow(&mut self) {
