@@ -1,4 +1,5 @@
 //! Unique-recipient sketches: HyperLogLog registers and their rolling-window form.
 
 pub mod hll;
+mod views;
 pub mod windowed;

@@ -12,13 +12,15 @@
 //! covers between 24 h and 25 h (168 h and 169 h) of history. Admission at the limit never uses
 //! this estimate; it uses the exact per-contact last send (see `state::expiry`).
 //!
-//! Memory per (shard, scope): two views of one byte per owned register (64 KiB each on one
-//! shard), plus a bucket per active hour that is sparse (4 bytes per distinct recipient that
+//! Memory per (shard, scope): the two views, sparse (4 bytes per register set) until they
+//! would outgrow two arrays of one byte per owned register (64 KiB each on one shard; see
+//! `views`), plus a bucket per active hour that is sparse (4 bytes per distinct recipient that
 //! hour) until it would outgrow a dense register array.
 
 use std::collections::VecDeque;
 
-use super::hll::{index_and_rank, owned_registers, SharedHistogram, BINS};
+use super::hll::{index_and_rank, owned_registers, SharedHistogram};
+use super::views::Views;
 use crate::clock::{Secs, SECS_PER_HOUR};
 
 pub const DAY_HOURS: u32 = 24;
@@ -92,17 +94,13 @@ impl HourBucket {
         }
     }
 
-    fn merge_into(&self, view: &mut [u8]) {
+    /// Raises `views` to this hour's registers: the week view, and the day view if `in_day`.
+    fn merge_into(&self, views: &mut Views, in_day: bool) {
         match &self.registers {
-            Registers::Dense(registers) => {
-                for (slot, value) in view.iter_mut().zip(registers.iter()) {
-                    *slot = (*slot).max(*value);
-                }
-            }
+            Registers::Dense(registers) => views.raise_all(registers, in_day),
             Registers::Sparse { entries, .. } => {
                 for entry in entries {
-                    let (index, rank) = ((entry >> 8) as usize, *entry as u8);
-                    view[index] = view[index].max(rank);
+                    views.raise((entry >> 8) as usize, *entry as u8, in_day);
                 }
             }
         }
@@ -125,21 +123,12 @@ fn compact(entries: &mut Vec<u32>) {
     entries.truncate(write);
 }
 
-fn histogram(view: &[u8]) -> [u32; BINS] {
-    let mut counts = [0u32; BINS];
-    for value in view {
-        counts[usize::from(*value)] += 1;
-    }
-    counts
-}
-
 /// One shard's share of one scope's rolling sketches.
 #[derive(Debug)]
 pub struct ShardSketch {
     first_register: usize,
     buckets: VecDeque<HourBucket>,
-    day_view: Box<[u8]>,
-    week_view: Box<[u8]>,
+    views: Views,
     view_hour: u32,
 }
 
@@ -149,8 +138,7 @@ impl ShardSketch {
         ShardSketch {
             first_register: owned.start,
             buckets: VecDeque::new(),
-            day_view: vec![0; owned.len()].into_boxed_slice(),
-            week_view: vec![0; owned.len()].into_boxed_slice(),
+            views: Views::new(owned.len()),
             view_hour: 0,
         }
     }
@@ -164,19 +152,19 @@ impl ShardSketch {
         if self.buckets.back().is_none_or(|b| b.hour != hour) {
             self.buckets.push_back(HourBucket::new(hour));
         }
-        let owned = self.day_view.len();
+        let owned = self.views.owned();
         if let Some(bucket) = self.buckets.back_mut() {
             bucket.insert(local, rank, owned);
         }
-        for (view, histogram) in [
-            (&mut self.day_view, &shared.day),
-            (&mut self.week_view, &shared.week),
-        ] {
-            let old = view[local];
-            if rank > old {
-                view[local] = rank;
-                histogram.moved(old, rank);
-            }
+        let (day, week) = self.views.get(local);
+        if rank > day {
+            shared.day.moved(day, rank);
+        }
+        if rank > week {
+            shared.week.moved(week, rank);
+        }
+        if rank > day || rank > week {
+            self.views.set(local, day.max(rank), week.max(rank));
         }
     }
 
@@ -195,26 +183,22 @@ impl ShardSketch {
             self.buckets.pop_front();
         }
         let day_start = hour.saturating_sub(DAY_HOURS);
-        let mut day = vec![0u8; self.day_view.len()].into_boxed_slice();
-        let mut week = vec![0u8; self.week_view.len()].into_boxed_slice();
+        let mut views = Views::new(self.views.owned());
+        if self
+            .buckets
+            .iter()
+            .any(|b| matches!(b.registers, Registers::Dense(_)))
+        {
+            views.make_dense();
+        }
         for bucket in &self.buckets {
-            bucket.merge_into(&mut week);
-            if bucket.hour >= day_start {
-                bucket.merge_into(&mut day);
-            }
+            bucket.merge_into(&mut views, bucket.hour >= day_start);
         }
-        if day != self.day_view {
-            shared
-                .day
-                .apply_difference(&histogram(&self.day_view), &histogram(&day));
-            self.day_view = day;
-        }
-        if week != self.week_view {
-            shared
-                .week
-                .apply_difference(&histogram(&self.week_view), &histogram(&week));
-            self.week_view = week;
-        }
+        let (day_before, week_before) = self.views.histograms();
+        let (day_after, week_after) = views.histograms();
+        shared.day.apply_difference(&day_before, &day_after);
+        shared.week.apply_difference(&week_before, &week_after);
+        self.views = views;
     }
 
     /// Bytes this sketch holds on the heap (views and buckets).
@@ -227,7 +211,7 @@ impl ShardSketch {
                 Registers::Sparse { entries, .. } => entries.capacity() * 4,
             })
             .sum();
-        self.day_view.len() + self.week_view.len() + buckets
+        self.views.heap_bytes() + buckets
     }
 }
 
