@@ -100,6 +100,9 @@ fn restore_registry(store: &dyn Store, registry: &Registry) -> Result<(), StoreE
     Ok(())
 }
 
+/// Records handed to a shard's table at a time while restoring (see `Shard::restore_contacts`).
+const RESTORE_BATCH: usize = 256;
+
 /// Loads every shard's contacts in parallel (one key range each), then rebuilds the limits.
 fn restore_contacts(store: &dyn Store, engine: &mut Engine) -> Result<usize, StoreError> {
     let now = engine.now();
@@ -128,12 +131,17 @@ fn restore_contacts(store: &dyn Store, engine: &mut Engine) -> Result<usize, Sto
                     );
                     let mut loaded = 0;
                     let mut corrupt = None;
+                    let mut batch = Vec::with_capacity(RESTORE_BATCH);
                     store.scan(Family::Contacts, &start, &end, &mut |key, value| match (
                         decode_contact_key(key),
                         decode_contact(value),
                     ) {
                         (Some((_, key)), Some(record)) => {
-                            shard.restore_contact(key, record);
+                            batch.push((key, record));
+                            if batch.len() == RESTORE_BATCH {
+                                shard.restore_contacts(&batch);
+                                batch.clear();
+                            }
                             loaded += 1;
                             true
                         }
@@ -145,6 +153,7 @@ fn restore_contacts(store: &dyn Store, engine: &mut Engine) -> Result<usize, Sto
                     if let Some(error) = corrupt {
                         return Err(error);
                     }
+                    shard.restore_contacts(&batch);
                     shard.rebuild_limits(scopes, now);
                     Ok(loaded)
                 })

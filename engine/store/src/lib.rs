@@ -312,4 +312,10 @@ pub trait Store: Send + Sync {
     fn estimate_keys(&self, _family: Family) -> Option<u64> {
         None
     }
+
+    /// Makes everything written durable without its log (RocksDB: flushes every memtable), so
+    /// that the next open has no log to replay. For a clean stop.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

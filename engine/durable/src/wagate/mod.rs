@@ -885,6 +885,18 @@ impl Wagate {
         // The dispatcher stops once every sender of its input is gone.
         drop(self.redispatch);
         self.dispatcher.join();
+        // Everything is written: flushed now, the next start replays no log (a crash's
+        // start replays at most the store's bound on its logs).
+        let flushing = std::time::Instant::now();
+        match self.store.flush() {
+            Ok(()) => tracing::info!(
+                seconds = flushing.elapsed().as_secs_f64(),
+                "store flushed at shutdown"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "store not flushed at shutdown; the next start replays its log")
+            }
+        }
     }
 
     /// Messages handed to the upstream by an earlier run and never settled: after a crash,
