@@ -6,7 +6,8 @@
 #   bash bench/scripts/ab-load.sh BASE_REV [ROUNDS] [RATE]     (ROUNDS: 3, RATE: 25000)
 # MODES (env) chooses the runs (default "single bulk half"). Odd rounds run A then B, even
 # rounds B then A, so that neither side always follows the other. Prints one line per run and
-# the medians.
+# the medians. With A_BIN and B_BIN (two builds of wagate already made), nothing is built and
+# BASE_REV only names A in the output.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BASE=${1:?usage: ab-load.sh BASE_REV [ROUNDS] [RATE]}
@@ -14,18 +15,24 @@ ROUNDS=${2:-3}
 RATE=${3:-25000}
 TARGET=$PWD/target
 WORK=$(mktemp -d)
-git worktree add -f --detach "$WORK/base" "$BASE" >/dev/null
-trap 'git worktree remove --force "$WORK/base"; rm -rf "$WORK"' EXIT
+if [ -n "${A_BIN:-}" ] && [ -n "${B_BIN:-}" ]; then
+  trap 'rm -rf "$WORK"' EXIT
+  cp "$A_BIN" "$WORK/A-wagate"
+  cp "$B_BIN" "$WORK/B-wagate"
+else
+  git worktree add -f --detach "$WORK/base" "$BASE" >/dev/null
+  trap 'git worktree remove --force "$WORK/base"; rm -rf "$WORK"' EXIT
 
-# The working tree first, then the base in its worktree (sharing the target directory, so only
-# the workspace's crates compile again), then the working tree's sources touched: cargo keeps
-# one fingerprint per crate, and the base's build would otherwise pass for the tree's.
-cargo build -q --release --workspace --all-targets
-cp target/release/wagate "$WORK/B-wagate"
-(cd "$WORK/base" && CARGO_TARGET_DIR=$TARGET cargo build -q --release -p wagate --bin wagate)
-cp "$TARGET/release/wagate" "$WORK/A-wagate"
-find engine bench loadgen tests -name '*.rs' -exec touch {} +
-cargo build -q --release --workspace --all-targets
+  # The working tree first, then the base in its worktree (sharing the target directory, so only
+  # the workspace's crates compile again), then the working tree's sources touched: cargo keeps
+  # one fingerprint per crate, and the base's build would otherwise pass for the tree's.
+  cargo build -q --release --workspace --all-targets
+  cp target/release/wagate "$WORK/B-wagate"
+  (cd "$WORK/base" && CARGO_TARGET_DIR=$TARGET cargo build -q --release -p wagate --bin wagate)
+  cp "$TARGET/release/wagate" "$WORK/A-wagate"
+  find engine bench loadgen tests -name '*.rs' -exec touch {} +
+  cargo build -q --release --workspace --all-targets
+fi
 
 run() {
   local side=$1 mode=$2 log="$WORK/$1-$2-$3.log"

@@ -415,6 +415,11 @@ mod tests {
         std::fs::remove_dir_all(dir).ok();
     }
 
+    /// The bytes of the write-ahead logs in `dir`.
+    fn log_bytes(dir: &Path) -> u64 {
+        wal_files(dir).iter().map(|(_, size)| size).sum()
+    }
+
     #[test]
     fn quiet_families_do_not_keep_the_write_ahead_logs_of_busy_ones() {
         let dir = tempdir();
@@ -431,7 +436,7 @@ mod tests {
         }
         // Flushes run in the background, so the bound may be passed by a log or two; all
         // 24 MiB were kept before.
-        let logs: u64 = wal_files(&dir).iter().map(|(_, size)| size).sum();
+        let logs = log_bytes(&dir);
         assert!(
             logs <= 3 * MAX_TOTAL_WAL_BYTES,
             "{logs} bytes of logs kept (bound {MAX_TOTAL_WAL_BYTES})"
@@ -452,10 +457,10 @@ mod tests {
         batch.put(Family::Contacts, b"person", &value);
         batch.put(Family::Registry, b"number", b"once");
         store.write(&batch, true).unwrap();
-        let logs = || -> u64 { wal_files(&dir).iter().map(|(_, size)| size).sum() };
-        assert!(logs() > 1 << 20, "written to the log first");
+        assert!(log_bytes(&dir) > 1 << 20, "written to the log first");
         store.flush().unwrap();
-        assert!(logs() < 1 << 10, "{} bytes of log after the flush", logs());
+        let logs = log_bytes(&dir);
+        assert!(logs < 1 << 10, "{logs} bytes of log after the flush");
         drop(store);
         let store = RocksStore::open(&dir).unwrap();
         assert_eq!(store.get(Family::Contacts, b"person").unwrap(), Some(value));
