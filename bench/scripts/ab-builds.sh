@@ -32,15 +32,7 @@ for round in $(seq 1 "$ROUNDS"); do
       esac
       log="$WORK/$name-$mode-$round.log"
       WAGATE_BIN="$WORK/$name-wagate" bash bench/scripts/server-load.sh "${args[@]}" >"$log" 2>&1 || true
-      python3 - "$log" "$name" "$mode" <<'PY'
-import json, sys
-log, name, mode = sys.argv[1:]
-summary = next((json.loads(l) for l in open(log) if l.startswith('{"accepted"') and '"latency_us"' in l), None)
-if summary is None:
-    print(f"{mode} {name} no summary (see {log})")
-else:
-    print(f"{mode} {name} {summary['messages_per_second']:.0f}/s p99 {summary['latency_us']['p99'] / 1000:.1f} ms")
-PY
+      python3 bench/scripts/run-line.py "$log" "$mode" "$name"
     done
   done
 done | tee "$WORK/lines"

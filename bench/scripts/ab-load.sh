@@ -38,15 +38,7 @@ run() {
   local side=$1 mode=$2 log="$WORK/$1-$2-$3.log"
   shift 3
   WAGATE_BIN="$WORK/$side-wagate" bash bench/scripts/server-load.sh "$@" >"$log" 2>&1 || true
-  python3 - "$log" "$side" "$mode" <<'EOF'
-import json, sys
-log, side, mode = sys.argv[1:]
-summary = next((json.loads(l) for l in open(log) if l.startswith('{"accepted"') and '"latency_us"' in l), None)
-if summary is None:
-    print(f"{mode} {side} no summary (see {log})")
-else:
-    print(f"{mode} {side} {summary['messages_per_second']:.0f}/s p99 {summary['latency_us']['p99'] / 1000:.1f} ms")
-EOF
+  python3 bench/scripts/run-line.py "$log" "$mode" "$side"
 }
 
 MODES=${MODES:-single bulk half}
