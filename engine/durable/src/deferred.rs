@@ -83,22 +83,26 @@ impl DeferredRecord {
     /// sends named a topic, `[2][header][topic][payload]` before they had a validity, and `[3]`
     /// without the pool: still read.)
     pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + self.submission.payload.len());
+        Self::encode_into(self.reason, &self.submission, &mut out);
+        out
+    }
+
+    /// [`DeferredRecord::encode`] of a send queued for `reason`, appended to `out`: a queued
+    /// send's record is written from the submission in place, without a copy of its payload.
+    pub fn encode_into(reason: DeferReason, submission: &Submission, out: &mut Vec<u8>) {
         let header = Header {
-            request: Cow::Borrowed(&self.submission.request),
-            idempotency_key: self
-                .submission
-                .idempotency_key
-                .as_deref()
-                .map(Cow::Borrowed),
+            request: Cow::Borrowed(&submission.request),
+            idempotency_key: submission.idempotency_key.as_deref().map(Cow::Borrowed),
             reason: REASONS
                 .iter()
-                .position(|r| *r == self.reason)
+                .position(|r| *r == reason)
                 .expect("every reason is listed") as u8,
         };
-        let mut out = Vec::with_capacity(128 + self.submission.payload.len());
         out.push(BINARY_WITH_POOL);
-        let mut out = postcard::to_extend(&header, out).expect("a send request always serialises");
-        let options = &self.submission.request.options;
+        *out = postcard::to_extend(&header, std::mem::take(out))
+            .expect("a send request always serialises");
+        let options = &submission.request.options;
         out.push(options.topic.0);
         out.extend_from_slice(&options.expire_at.map_or(0, |at| at.0).to_le_bytes());
         out.extend_from_slice(
@@ -108,8 +112,7 @@ impl DeferredRecord {
                 .to_le_bytes(),
         );
         out.extend_from_slice(&options.pool.unwrap_or(NO_POOL).to_le_bytes());
-        out.extend_from_slice(&self.submission.payload);
-        out
+        out.extend_from_slice(&submission.payload);
     }
 
     /// The (due time, message id) a record's key names.

@@ -12,7 +12,9 @@ use wagate_rules::decision::Decision;
 use wagate_rules::price::unix_day;
 use wagate_rules::rate_cards::RateCards;
 use wagate_rules::volume::MarketId;
-use wagate_store::keys::{idempotency_key, ledger_key, message_key, LedgerRowKey, LedgerSide};
+use wagate_store::keys::{
+    deferred_key, idempotency_key, ledger_key, message_key, LedgerRowKey, LedgerSide,
+};
 use wagate_store::{Batch, Family};
 
 /// Ledger counts of one worker batch, summed per (number, day, category, market) so that a
@@ -155,13 +157,10 @@ pub(crate) fn record_outcome(
             reason: refusal.to_string(),
         },
         Decision::Deferred { until, reason } if prepared.submission.queue_when_deferred => {
-            let record = DeferredRecord {
-                id: prepared.message_id,
-                due: *until,
-                reason: *reason,
-                submission: prepared.submission.clone(),
-            };
-            batch.put(Family::Deferred, record.key(), record.encode());
+            let record_key = deferred_key(until.0, prepared.message_id);
+            batch.put_encoded(Family::Deferred, &record_key, |out| {
+                DeferredRecord::encode_into(*reason, &prepared.submission, out)
+            });
             queued = Some(Followup::Release(DueMessage {
                 send_at: *until,
                 id: prepared.message_id,

@@ -5,19 +5,32 @@
 //!
 //! Built from one scan at start-up; afterwards fed by the shard workers once a commit that
 //! queued something is durable, and drained by the releaser.
+//!
+//! Both halves are ordered maps, not a hash map: ids are handed out in order and most sends are
+//! queued for a time after the ones before them, so a burst of queued sends appends at the
+//! maps' right edges, where a hash map doubled and rehashed (page faults over its whole table)
+//! as a bulk upload queued millions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use super::deferred::DeferredRecord;
 use wagate_rules::clock::Timestamp;
-use wagate_rules::hash::MixHashMap;
 use wagate_store::{Family, Store, StoreError};
 
 #[derive(Default)]
 struct Index {
     by_due: BTreeSet<(u64, u64)>,
-    due_of: MixHashMap<u64, u64>,
+    due_of: BTreeMap<u64, u64>,
+}
+
+impl Index {
+    fn insert(&mut self, due: Timestamp, id: u64) {
+        if let Some(old) = self.due_of.insert(id, due.0) {
+            self.by_due.remove(&(old, id));
+        }
+        self.by_due.insert((due.0, id));
+    }
 }
 
 #[derive(Default)]
@@ -28,14 +41,16 @@ pub struct ReleaseQueue {
 impl ReleaseQueue {
     /// The index of every record in `store`'s `deferred` family (one scan, at start-up).
     pub fn load(store: &dyn Store) -> Result<ReleaseQueue, StoreError> {
-        let queue = ReleaseQueue::default();
+        let mut index = Index::default();
         store.scan(Family::Deferred, &[], &[0xff; 17], &mut |key, _| {
             if let Some((due, id)) = DeferredRecord::key_parts(key) {
-                queue.insert(due, id);
+                index.insert(due, id);
             }
             true
         })?;
-        Ok(queue)
+        Ok(ReleaseQueue {
+            index: Mutex::new(index),
+        })
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -44,11 +59,15 @@ impl ReleaseQueue {
 
     /// A record written under (`due`, `id`); a message queued again replaces its old entry.
     pub fn insert(&self, due: Timestamp, id: u64) {
+        self.index().insert(due, id);
+    }
+
+    /// [`ReleaseQueue::insert`] for each of a commit's queued sends, under one lock.
+    pub fn insert_all(&self, entries: impl IntoIterator<Item = (Timestamp, u64)>) {
         let mut index = self.index();
-        if let Some(old) = index.due_of.insert(id, due.0) {
-            index.by_due.remove(&(old, id));
+        for (due, id) in entries {
+            index.insert(due, id);
         }
-        index.by_due.insert((due.0, id));
     }
 
     /// Takes a queued send out of the index (its record deleted, or about to be: an erasure,
@@ -65,7 +84,7 @@ impl ReleaseQueue {
     /// Puts back an entry taken, unless the message was queued anew meanwhile.
     pub fn insert_if_absent(&self, due: Timestamp, id: u64) {
         let mut index = self.index();
-        if let std::collections::hash_map::Entry::Vacant(entry) = index.due_of.entry(id) {
+        if let std::collections::btree_map::Entry::Vacant(entry) = index.due_of.entry(id) {
             entry.insert(due.0);
             index.by_due.insert((due.0, id));
         }

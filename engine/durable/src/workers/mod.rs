@@ -193,8 +193,10 @@ fn run_commands(
             for message in accepted {
                 let _ = onward.dispatch.send(message);
             }
-            for message in queued {
-                onward.release.insert(message.send_at, message.id);
+            if !queued.is_empty() {
+                onward
+                    .release
+                    .insert_all(queued.iter().map(|message| (message.send_at, message.id)));
             }
             if let Some(writer) = onward.news.get().filter(|_| told > 0) {
                 writer.committed(told);
