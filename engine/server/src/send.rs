@@ -516,9 +516,9 @@ pub(crate) struct Prepared {
 pub(crate) fn prepare(app: &App, asked: Vec<Result<Asked, ApiError>>) -> Prepared {
     let mut prepared = Prepared {
         outcomes: Vec::with_capacity(asked.len()),
-        slots: Vec::new(),
-        addressees: Vec::new(),
-        submissions: Vec::new(),
+        slots: Vec::with_capacity(asked.len()),
+        addressees: Vec::with_capacity(asked.len()),
+        submissions: Vec::with_capacity(asked.len()),
     };
     for asked in asked {
         let checked = asked.and_then(|a| {
