@@ -163,6 +163,14 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// An empty batch with room for `writes` writes of `bytes` bytes of keys and values in all.
+    pub fn with_capacity(bytes: usize, writes: usize) -> Batch {
+        Batch {
+            data: Vec::with_capacity(bytes),
+            entries: Vec::with_capacity(writes),
+        }
+    }
+
     fn push(&mut self, family: Family, kind: Kind, key: &[u8], value: &[u8]) {
         let start = self.data.len() as u32;
         self.data.extend_from_slice(key);

@@ -15,6 +15,7 @@
 //! them to its shard's committer (`commit::Committer`) (written on the worker's thread when small, by the
 //! committer thread when large); the replies are released only once those writes are synced.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -102,7 +103,14 @@ struct Persist {
     durability: Arc<Durability>,
     committer: Committer,
     onward: Onward,
+    /// Bytes of writes per command in the last group: the next group's batch is made that big
+    /// at once (grown by doubling, a group of queued sends was copied over ten times).
+    bytes_per_command: Cell<usize>,
 }
+
+/// The most a group's batch is sized ahead for one command (a larger send still fits: the
+/// batch grows).
+const BYTES_AHEAD_PER_COMMAND: usize = 4 << 10;
 
 /// Where the durable engine's committed work goes next: accepted messages to the dispatcher,
 /// queued ones to the releaser's index.
@@ -116,13 +124,25 @@ pub struct Onward {
 
 /// Where a persisted worker collects a group's writes: its commands' records, the messages
 /// to dispatch or queue once they are durable, and the ledger's counts.
-#[derive(Default)]
 pub struct Writes {
     batch: Batch,
     accepted: Vec<DueMessage>,
     queued: Vec<DueMessage>,
     ledger: LedgerDeltas,
     fates: Vec<crate::tenant_news::QueuedSendFate>,
+}
+
+impl Writes {
+    /// Room for `commands` commands' writes at `bytes_per_command`, and their messages.
+    fn sized(commands: usize, bytes_per_command: usize) -> Writes {
+        Writes {
+            batch: Batch::with_capacity(commands * bytes_per_command, commands),
+            accepted: Vec::with_capacity(commands),
+            queued: Vec::with_capacity(commands),
+            ledger: LedgerDeltas::default(),
+            fates: Vec::with_capacity(commands),
+        }
+    }
 }
 
 /// Puts every journaled contact record into `batch`, keyed by the register that places it.
@@ -161,8 +181,8 @@ fn run_commands(
         }
         return;
     }
-    let mut writes = Writes::default();
     let commands: usize = group.iter().map(|part| part.len()).sum();
+    let mut writes = Writes::sized(commands, persist.bytes_per_command.get());
     let answered: Vec<Box<dyn Answers>> = group
         .into_iter()
         .map(|part| part.run(shard, now, Some(&mut writes)))
@@ -183,6 +203,9 @@ fn run_commands(
             .sum()
     });
     write_contacts(journal, &mut batch);
+    persist
+        .bytes_per_command
+        .set((batch.bytes() / commands.max(1)).min(BYTES_AHEAD_PER_COMMAND));
     ledger.write(&mut batch, &persist.core.profile.rate_cards);
     let mut consent_events = Vec::new();
     shard.drain_consent_log(&mut consent_events);
@@ -401,6 +424,7 @@ impl ShardPool {
                     durability: durability.clone(),
                     committer,
                     onward: onward.clone(),
+                    bytes_per_command: Cell::new(0),
                 }
             });
             let (sender, receiver) = bounded(QUEUE_BATCHES);

@@ -24,7 +24,7 @@ use crate::hash::MixHashMap;
 use crate::ids::{AccountId, PhoneNumberId};
 use crate::number::NumberState;
 use crate::price::Ledger;
-use crate::registered_template::{template_key_hash, Template};
+use crate::registered_template::Template;
 use crate::scope::LimitScope;
 use crate::shard_context::Core;
 use crate::sketch::windowed::ShardSketch;
@@ -187,6 +187,25 @@ fn cached_number<'a>(
     }
 }
 
+/// The shard's cache key for a template: the name and language a word at a time, their
+/// lengths mixed in so that no two pairs read alike. (The registry's `template_key_hash` goes a
+/// byte at a time, and names templates on disk, so it stays as it is; this one is only ever in
+/// memory.) A collision costs a registry look-up: [`Template::is`] settles which one it is.
+fn template_cache_key(account: u64, name: &str, language: &str) -> u64 {
+    let lengths = (name.len() as u64) << 32 | language.len() as u64;
+    let mut hash = crate::hash::mix64(account ^ crate::hash::mix64(lengths));
+    for chunk in name
+        .as_bytes()
+        .chunks(8)
+        .chain(language.as_bytes().chunks(8))
+    {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        hash = crate::hash::mix64(hash ^ u64::from_le_bytes(word));
+    }
+    hash
+}
+
 #[inline]
 fn cached_template<'a>(
     cache: &'a mut MixHashMap<u64, Arc<Template>>,
@@ -195,7 +214,7 @@ fn cached_template<'a>(
     name: &str,
     language: &str,
 ) -> Option<&'a Arc<Template>> {
-    let hash = template_key_hash(account.0, name, language);
+    let hash = template_cache_key(account.0, name, language);
     let hit = cache
         .get(&hash)
         .is_some_and(|t| t.is(account.0, name, language));
