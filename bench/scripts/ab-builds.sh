@@ -5,6 +5,10 @@
 # the medians.
 #   bash bench/scripts/ab-builds.sh ROUNDS NAME=BINARY NAME=BINARY...
 # e.g. ab-builds.sh 2 before=/tmp/wagate-e6a2df3 now=target/release/wagate
+# A name's runs may also configure the bench tenant: TOML_<name> is added to its table (one
+# capability on against the same build with it off), e.g.
+#   TOML_callbacks='callback_url = "http://127.0.0.1:18099/hook"' \
+#     ab-builds.sh 3 off=target/release/wagate callbacks=target/release/wagate
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:?usage: ab-builds.sh ROUNDS NAME=BINARY...}
@@ -31,7 +35,9 @@ for round in $(seq 1 "$ROUNDS"); do
         bulk) args=(--concurrency 8 --batch 1000 --messages 2000000 --max-secs 15) ;;
       esac
       log="$WORK/$name-$mode-$round.log"
-      WAGATE_BIN="$WORK/$name-wagate" bash bench/scripts/server-load.sh "${args[@]}" >"$log" 2>&1 || true
+      toml_of="TOML_$name"
+      BENCH_TENANT_TOML="${!toml_of:-}" WAGATE_BIN="$WORK/$name-wagate" \
+        bash bench/scripts/server-load.sh "${args[@]}" >"$log" 2>&1 || true
       python3 bench/scripts/run-line.py "$log" "$mode" "$name"
     done
   done

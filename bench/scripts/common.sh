@@ -30,6 +30,7 @@ token = "$ADMIN_TOKEN"
 name = "bench"
 token = "bench-tenant-token-00"
 numbers = [$(IFS=,; echo "$*")]
+${BENCH_TENANT_TOML:-}
 TOML
     for n in "$@"; do
       printf '[[numbers]]\nid = %s\naccount = 1\nportfolio = 1\ntier = "TIER_100K"\nthroughput_mps = %s\n' "$n" "$mps"
