@@ -22,6 +22,7 @@ use tracing::Instrument;
 use super::config::TenantConfig;
 use super::http_client::{client, exchange, HttpClient};
 use super::metrics::{bump, Metrics};
+use super::own_status::body_to_deliver;
 use wagate_cloud_api::webhooks::signature::sign;
 pub(crate) use wagate_durable::forward_queue::Forward;
 use wagate_durable::forward_queue::QueuedForward;
@@ -146,6 +147,7 @@ impl Forwarder {
             // The tenant's callback was removed from the config: nothing to deliver to.
             return Ok(());
         };
+        let body = body_to_deliver(body);
         let signature = sign(callback.secret.as_bytes(), &body);
         let request = Request::post(&callback.url)
             .header(CONTENT_TYPE, "application/json")
@@ -181,6 +183,7 @@ impl Forwarder {
                 }
             };
             let now = Instant::now();
+            let head_full = records.len() == ROUND;
             let due: Vec<_> = records
                 .into_iter()
                 .filter(|queued| waiting.get(&queued.seq).is_none_or(|w| w.next <= now))
@@ -245,8 +248,19 @@ impl Forwarder {
                 .map(|w| w.next.saturating_duration_since(Instant::now()))
                 .min()
                 .unwrap_or(Duration::from_secs(3600));
+            // A full round read and nothing delivered: the oldest forwards all wait out their
+            // backoff, and what is added comes after them, out of the next read's reach, so only
+            // their backoff or a stop ends the wait. (Waking on every commit re-read the same
+            // round each time: with a callback down, half the CPU of a bulk upload.)
+            let woken = async {
+                if head_full {
+                    std::future::pending().await
+                } else {
+                    self.inbox.wake.notified().await
+                }
+            };
             tokio::select! {
-                _ = self.inbox.wake.notified() => {}
+                _ = woken => {}
                 _ = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => {}
             }

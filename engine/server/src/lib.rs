@@ -55,6 +55,7 @@ mod on_behalf;
 mod opt_out_confirmation;
 mod overrides;
 mod own_callbacks;
+mod own_status;
 mod ownership;
 mod pass_through;
 mod queued_api;

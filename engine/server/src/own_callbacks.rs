@@ -12,7 +12,9 @@
 //!
 //! Each piece of news (a queued send's fate, a failure at dispatch, a campaign event) is
 //! written by [`TenantNewsCallbacks`] into the very write that records what it tells of
-//! (`wagate_durable::tenant_news`): both are kept or neither.
+//! (`wagate_durable::tenant_news`): both are kept or neither. A send's news is kept in the
+//! forward queue in its compact form and written out as Meta's webhook when it is delivered
+//! (`own_status`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,104 +23,13 @@ use serde_json::{json, Value};
 
 use super::config::TenantConfig;
 use super::forward::{ForwardInbox, Forwarder};
-use wagate_cloud_api::error::ApiError;
+use super::own_status::{OwnEvent, StoredStatus};
 use wagate_durable::campaigns::CampaignEvent;
-use wagate_durable::tenant_news::{News, NewsWriter, QueueFate, QueuedSendFate};
-use wagate_durable::DispatchFailure;
+use wagate_durable::tenant_news::{News, NewsWriter};
 use wagate_rules::clock::Timestamp;
-use wagate_rules::ids::{message_id_text, Msisdn, PhoneNumberId};
+use wagate_rules::ids::PhoneNumberId;
 use wagate_rules::registry::Registry;
 use wagate_store::Batch;
-
-/// One of wagate's own events for a send, before it is addressed.
-pub(crate) struct OwnEvent {
-    pub message_id: u64,
-    pub number: PhoneNumberId,
-    pub to: Msisdn,
-    /// `failed`, `queued` or `released`.
-    pub status: &'static str,
-    /// For `failed`: Meta's or wagate's code, title, words and wagate's reason.
-    pub error: Option<ApiError>,
-    /// For `queued`: until when, and why.
-    pub queued: Option<(u64, &'static str)>,
-}
-
-impl OwnEvent {
-    /// What a queued send's tenant hears of its fate: `queued` (until when and why),
-    /// `released`, or Meta's `failed` with wagate's refusal when it was dropped.
-    pub(crate) fn of_fate(fate: &QueuedSendFate) -> OwnEvent {
-        let (status, error, queued) = match &fate.fate {
-            QueueFate::Queued { until, reason } => {
-                ("queued", None, Some((until.unix_secs(), reason.name())))
-            }
-            QueueFate::Released => ("released", None, None),
-            QueueFate::Dropped(refusal) => ("failed", Some(ApiError::from(refusal)), None),
-        };
-        OwnEvent {
-            message_id: fate.message_id,
-            number: fate.number,
-            to: fate.to,
-            status,
-            error,
-            queued,
-        }
-    }
-
-    pub(crate) fn dispatch_failed(failure: &DispatchFailure) -> OwnEvent {
-        let error = ApiError::new(
-            400,
-            failure.code.unwrap_or(131_000),
-            "Message failed to send",
-            failure.reason.clone(),
-            "failed_at_dispatch",
-        );
-        OwnEvent {
-            message_id: failure.message_id,
-            number: failure.number,
-            to: failure.to,
-            status: "failed",
-            error: Some(error),
-            queued: None,
-        }
-    }
-}
-
-/// The webhook telling `event` as of `at` (Unix seconds), for the business `account`.
-pub(crate) fn status_webhook(event: &OwnEvent, account: u64, at: u64) -> Value {
-    let mut status = json!({
-        "id": message_id_text(event.message_id),
-        "status": event.status,
-        "timestamp": at.to_string(),
-        "recipient_id": event.to.digits().to_string(),
-    });
-    if let Some(error) = &event.error {
-        status["errors"] = json!([{
-            "code": error.code,
-            "title": error.title,
-            "message": error.title,
-            "error_data": { "details": error.details },
-        }]);
-        status["wagate_reason"] = json!(error.reason);
-    }
-    if let Some((until, reason)) = event.queued {
-        status["queued_until"] = json!(until);
-        status["reason"] = json!(reason);
-    }
-    // Failures in Meta's own field; wagate's other news where Meta-only code passes over it.
-    let field = if event.status == "failed" {
-        "messages"
-    } else {
-        "wagate_statuses"
-    };
-    json!({
-        "object": "whatsapp_business_account",
-        "entry": [{ "id": account.to_string(), "changes": [{ "field": field, "value": {
-            "messaging_product": "whatsapp",
-            "metadata": { "phone_number_id": event.number.0.to_string() },
-            "statuses": [status]
-        }}]}]
-    })
-}
 
 /// The webhook telling a campaign's `event` as of `at` (Unix seconds).
 pub(crate) fn campaign_webhook(event: &CampaignEvent, account: u64, at: u64) -> Value {
@@ -205,13 +116,14 @@ impl NewsWriter for TenantNewsCallbacks {
             return 0;
         };
         let body = match body {
-            Body::Status(event, at) => status_webhook(&event, *account, at.unix_secs()),
+            Body::Status(event, at) => StoredStatus::of(&event, *account, at.unix_secs()).encode(),
             Body::Campaign(event, _) if event.tenant != *tenant => return 0,
-            Body::Campaign(event, at) => campaign_webhook(event, *account, at.unix_secs()),
+            Body::Campaign(event, at) => campaign_webhook(event, *account, at.unix_secs())
+                .to_string()
+                .into_bytes(),
         };
         let seq = self.inbox.next_seq();
-        let body = body.to_string();
-        wagate_durable::forward_queue::put_forward(batch, seq, tenant, body.as_bytes());
+        wagate_durable::forward_queue::put_forward(batch, seq, tenant, &body);
         1
     }
 
@@ -224,41 +136,4 @@ impl NewsWriter for TenantNewsCallbacks {
 enum Body<'a> {
     Status(OwnEvent, Timestamp),
     Campaign(&'a CampaignEvent, Timestamp),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use wagate_rules::Refusal;
-
-    #[test]
-    fn a_dropped_send_reads_as_metas_failed_status_with_wagates_reason_and_news_apart() {
-        let dropped = QueuedSendFate {
-            message_id: 7,
-            number: PhoneNumberId(1001),
-            to: Msisdn::parse("+16505550001").unwrap(),
-            at: wagate_rules::clock::Timestamp::from_unix_secs(1_767_225_600),
-            fate: QueueFate::Dropped(Refusal::OptedOut),
-        };
-        let body = status_webhook(&OwnEvent::of_fate(&dropped), 1, 1_767_225_600);
-        let status = &body["entry"][0]["changes"][0]["value"]["statuses"][0];
-        assert_eq!(status["id"], message_id_text(7));
-        assert_eq!(status["status"], "failed");
-        assert_eq!(status["recipient_id"], "16505550001");
-        assert_eq!(status["errors"][0]["code"], 470_001);
-        assert_eq!(status["wagate_reason"], "opted_out");
-        let parsed = wagate_cloud_api::webhooks::events::parse_webhook(body.to_string().as_bytes());
-        assert!(parsed.is_ok(), "Meta's shape, read by wagate's own parser");
-        let released = QueuedSendFate {
-            message_id: 8,
-            fate: QueueFate::Released,
-            ..dropped
-        };
-        let body = status_webhook(&OwnEvent::of_fate(&released), 1, 1_767_225_600);
-        assert_eq!(body["entry"][0]["changes"][0]["field"], "wagate_statuses");
-        assert_eq!(
-            body["entry"][0]["changes"][0]["value"]["statuses"][0]["status"],
-            "released"
-        );
-    }
 }
