@@ -82,10 +82,18 @@ pub(crate) struct StoredStatus<'a> {
     number: u64,
     to: Msisdn,
     status: Cow<'a, str>,
-    /// For `failed`: the code, title, words and wagate's reason.
-    error: Option<(u32, Cow<'a, str>, Cow<'a, str>, Cow<'a, str>)>,
+    error: Option<StoredError<'a>>,
     /// For `queued`: until when, and why.
     queued: Option<(u64, Cow<'a, str>)>,
+}
+
+/// For `failed`: Meta's or wagate's code, title, words and wagate's reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredError<'a> {
+    code: u32,
+    title: Cow<'a, str>,
+    details: Cow<'a, str>,
+    reason: Cow<'a, str>,
 }
 
 impl<'a> StoredStatus<'a> {
@@ -98,13 +106,11 @@ impl<'a> StoredStatus<'a> {
             number: event.number.0,
             to: event.to,
             status: Cow::Borrowed(event.status),
-            error: event.error.as_ref().map(|error| {
-                (
-                    error.code,
-                    Cow::Borrowed(error.title.as_str()),
-                    Cow::Borrowed(error.details.as_str()),
-                    Cow::Borrowed(error.reason.as_str()),
-                )
+            error: event.error.as_ref().map(|error| StoredError {
+                code: error.code,
+                title: Cow::Borrowed(error.title.as_str()),
+                details: Cow::Borrowed(error.details.as_str()),
+                reason: Cow::Borrowed(error.reason.as_str()),
             }),
             queued: event
                 .queued
@@ -124,15 +130,17 @@ impl<'a> StoredStatus<'a> {
             status: &self.status,
             timestamp: self.at.to_string(),
             recipient_id: self.to.digits().to_string(),
-            errors: self.error.as_ref().map(|(code, title, details, _)| {
+            errors: self.error.as_ref().map(|error| {
                 [OwnError {
-                    code: *code,
-                    title,
-                    message: title,
-                    error_data: ErrorData { details },
+                    code: error.code,
+                    title: &error.title,
+                    message: &error.title,
+                    error_data: ErrorData {
+                        details: &error.details,
+                    },
                 }]
             }),
-            wagate_reason: self.error.as_ref().map(|(_, _, _, reason)| reason.as_ref()),
+            wagate_reason: self.error.as_ref().map(|error| error.reason.as_ref()),
             queued_until: self.queued.as_ref().map(|(until, _)| *until),
             reason: self.queued.as_ref().map(|(_, reason)| reason.as_ref()),
         };
