@@ -177,7 +177,10 @@ pub(crate) fn body_to_deliver(stored: Vec<u8>) -> Vec<u8> {
     match stored.split_first() {
         Some((&STORED_STATUS, fields)) => match postcard::from_bytes::<StoredStatus>(fields) {
             Ok(status) => status.webhook().into_bytes(),
-            Err(_) => stored,
+            Err(error) => {
+                tracing::warn!(%error, "a kept status did not read: delivered as it was stored");
+                stored
+            }
         },
         _ => stored,
     }
