@@ -116,7 +116,7 @@ impl NewsWriter for TenantNewsCallbacks {
             return 0;
         };
         let body = match body {
-            Body::Status(event, at) => StoredStatus::of(&event, *account, at.unix_secs()).encode(),
+            Body::Status(event, at) => StoredStatus::of(event, *account, at.unix_secs()).encode(),
             Body::Campaign(event, _) if event.tenant != *tenant => return 0,
             Body::Campaign(event, at) => campaign_webhook(event, *account, at.unix_secs())
                 .to_string()

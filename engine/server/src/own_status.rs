@@ -20,17 +20,38 @@ use wagate_rules::ids::{message_id_text, Msisdn, PhoneNumberId};
 /// body (JSON), so the two kinds share the queue.
 const STORED_STATUS: u8 = 0;
 
-/// One of wagate's own events for a send, before it is addressed.
+/// One of wagate's own events for a send, before it is addressed: what the forward queue keeps
+/// of it, behind the business and the time ([`StoredStatus`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct OwnEvent {
-    pub message_id: u64,
-    pub number: PhoneNumberId,
-    pub to: Msisdn,
+    message_id: u64,
+    number: PhoneNumberId,
+    to: Msisdn,
     /// `failed`, `queued` or `released`.
-    pub status: &'static str,
+    status: Cow<'static, str>,
     /// For `failed`: Meta's or wagate's code, title, words and wagate's reason.
-    pub error: Option<ApiError>,
+    error: Option<OwnFailure>,
     /// For `queued`: until when, and why.
-    pub queued: Option<(u64, &'static str)>,
+    queued: Option<(u64, Cow<'static, str>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct OwnFailure {
+    code: u32,
+    title: String,
+    details: String,
+    reason: String,
+}
+
+impl From<ApiError> for OwnFailure {
+    fn from(error: ApiError) -> OwnFailure {
+        OwnFailure {
+            code: error.code,
+            title: error.title,
+            details: error.details,
+            reason: error.reason,
+        }
+    }
 }
 
 impl OwnEvent {
@@ -38,17 +59,19 @@ impl OwnEvent {
     /// `released`, or Meta's `failed` with wagate's refusal when it was dropped.
     pub(crate) fn of_fate(fate: &QueuedSendFate) -> OwnEvent {
         let (status, error, queued) = match &fate.fate {
-            QueueFate::Queued { until, reason } => {
-                ("queued", None, Some((until.unix_secs(), reason.name())))
-            }
+            QueueFate::Queued { until, reason } => (
+                "queued",
+                None,
+                Some((until.unix_secs(), Cow::Borrowed(reason.name()))),
+            ),
             QueueFate::Released => ("released", None, None),
-            QueueFate::Dropped(refusal) => ("failed", Some(ApiError::from(refusal)), None),
+            QueueFate::Dropped(refusal) => ("failed", Some(ApiError::from(refusal).into()), None),
         };
         OwnEvent {
             message_id: fate.message_id,
             number: fate.number,
             to: fate.to,
-            status,
+            status: Cow::Borrowed(status),
             error,
             queued,
         }
@@ -66,8 +89,8 @@ impl OwnEvent {
             message_id: failure.message_id,
             number: failure.number,
             to: failure.to,
-            status: "failed",
-            error: Some(error),
+            status: Cow::Borrowed("failed"),
+            error: Some(error.into()),
             queued: None,
         }
     }
@@ -75,47 +98,16 @@ impl OwnEvent {
 
 /// A send's news as the forward queue keeps it: the event, when, and for which business.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct StoredStatus<'a> {
+pub(crate) struct StoredStatus {
     account: u64,
     at: u64,
-    message_id: u64,
-    number: u64,
-    to: Msisdn,
-    status: Cow<'a, str>,
-    error: Option<StoredError<'a>>,
-    /// For `queued`: until when, and why.
-    queued: Option<(u64, Cow<'a, str>)>,
+    event: OwnEvent,
 }
 
-/// For `failed`: Meta's or wagate's code, title, words and wagate's reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct StoredError<'a> {
-    code: u32,
-    title: Cow<'a, str>,
-    details: Cow<'a, str>,
-    reason: Cow<'a, str>,
-}
-
-impl<'a> StoredStatus<'a> {
+impl StoredStatus {
     /// `event` as of `at` (Unix seconds), for the business `account`.
-    pub(crate) fn of(event: &'a OwnEvent, account: u64, at: u64) -> StoredStatus<'a> {
-        StoredStatus {
-            account,
-            at,
-            message_id: event.message_id,
-            number: event.number.0,
-            to: event.to,
-            status: Cow::Borrowed(event.status),
-            error: event.error.as_ref().map(|error| StoredError {
-                code: error.code,
-                title: Cow::Borrowed(error.title.as_str()),
-                details: Cow::Borrowed(error.details.as_str()),
-                reason: Cow::Borrowed(error.reason.as_str()),
-            }),
-            queued: event
-                .queued
-                .map(|(until, reason)| (until, Cow::Borrowed(reason))),
-        }
+    pub(crate) fn of(event: OwnEvent, account: u64, at: u64) -> StoredStatus {
+        StoredStatus { account, at, event }
     }
 
     /// The record: [`STORED_STATUS`], then the fields (postcard).
@@ -125,12 +117,13 @@ impl<'a> StoredStatus<'a> {
 
     /// Meta's status webhook telling it.
     pub(crate) fn webhook(&self) -> String {
+        let event = &self.event;
         let status = OwnStatus {
-            id: message_id_text(self.message_id),
-            status: &self.status,
+            id: message_id_text(event.message_id),
+            status: &event.status,
             timestamp: self.at.to_string(),
-            recipient_id: self.to.digits().to_string(),
-            errors: self.error.as_ref().map(|error| {
+            recipient_id: event.to.digits().to_string(),
+            errors: event.error.as_ref().map(|error| {
                 [OwnError {
                     code: error.code,
                     title: &error.title,
@@ -140,12 +133,12 @@ impl<'a> StoredStatus<'a> {
                     },
                 }]
             }),
-            wagate_reason: self.error.as_ref().map(|error| error.reason.as_ref()),
-            queued_until: self.queued.as_ref().map(|(until, _)| *until),
-            reason: self.queued.as_ref().map(|(_, reason)| reason.as_ref()),
+            wagate_reason: event.error.as_ref().map(|error| error.reason.as_str()),
+            queued_until: event.queued.as_ref().map(|(until, _)| *until),
+            reason: event.queued.as_ref().map(|(_, reason)| reason.as_ref()),
         };
         // Failures in Meta's own field; wagate's other news where Meta-only code passes over it.
-        let field = if self.status == "failed" {
+        let field = if event.status == "failed" {
             "messages"
         } else {
             "wagate_statuses"
@@ -159,7 +152,7 @@ impl<'a> StoredStatus<'a> {
                     value: StatusValue {
                         messaging_product: "whatsapp",
                         metadata: Metadata {
-                            phone_number_id: self.number.to_string(),
+                            phone_number_id: event.number.0.to_string(),
                         },
                         statuses: [status],
                     },
@@ -254,7 +247,7 @@ mod tests {
     use wagate_rules::{DeferReason, Refusal};
 
     /// The event kept in the forward queue, then written out for delivery.
-    fn kept_and_delivered(event: &OwnEvent) -> String {
+    fn kept_and_delivered(event: OwnEvent) -> String {
         let kept = StoredStatus::of(event, 1, 1_767_225_600).encode();
         let delivered = String::from_utf8(body_to_deliver(kept.clone())).unwrap();
         assert!(
@@ -275,7 +268,7 @@ mod tests {
             at: wagate_rules::clock::Timestamp::from_unix_secs(1_767_225_600),
             fate: QueueFate::Dropped(Refusal::OptedOut),
         };
-        let written = kept_and_delivered(&OwnEvent::of_fate(&dropped));
+        let written = kept_and_delivered(OwnEvent::of_fate(&dropped));
         let body: Value = serde_json::from_str(&written).unwrap();
         let status = &body["entry"][0]["changes"][0]["value"]["statuses"][0];
         assert_eq!(status["id"], message_id_text(7));
@@ -291,7 +284,7 @@ mod tests {
             ..dropped
         };
         let body: Value =
-            serde_json::from_str(&kept_and_delivered(&OwnEvent::of_fate(&released))).unwrap();
+            serde_json::from_str(&kept_and_delivered(OwnEvent::of_fate(&released))).unwrap();
         assert_eq!(body["entry"][0]["changes"][0]["field"], "wagate_statuses");
         let status = &body["entry"][0]["changes"][0]["value"]["statuses"][0];
         assert_eq!(status["status"], "released");
@@ -305,7 +298,7 @@ mod tests {
             ..dropped
         };
         let body: Value =
-            serde_json::from_str(&kept_and_delivered(&OwnEvent::of_fate(&queued))).unwrap();
+            serde_json::from_str(&kept_and_delivered(OwnEvent::of_fate(&queued))).unwrap();
         let status = &body["entry"][0]["changes"][0]["value"]["statuses"][0];
         assert_eq!(status["status"], "queued");
         assert_eq!(status["queued_until"], 1_767_229_200);
