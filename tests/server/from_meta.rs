@@ -4,6 +4,7 @@
 use crate::support::fixture::*;
 use anyhow::Result;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 use super::{sent_while_meta_holds, WAIT};
 
@@ -367,5 +368,105 @@ async fn forwarding_to_a_tenant_is_retried_and_survives_a_restart() -> Result<()
         last["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"],
         "are you there?"
     );
+    f.stop()
+}
+
+/// Meta's `messages` webhook for `number` with one inbound text per id in `ids`, each in a
+/// change of its own (each change is one forward).
+fn inbound_changes(number: u64, ids: std::ops::Range<u64>) -> Value {
+    let changes: Vec<Value> = ids
+        .map(|i| {
+            json!({ "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": { "display_phone_number": "15550001001",
+                              "phone_number_id": number.to_string() },
+                "contacts": [{ "profile": { "name": "Ada" }, "wa_id": "16505550009" }],
+                "messages": [{ "from": "16505550009", "id": format!("wamid.in.{i}"),
+                               "timestamp": START_UNIX.to_string(),
+                               "type": "text", "text": { "body": format!("n{i}") } }]
+            }})
+        })
+        .collect();
+    json!({ "object": "whatsapp_business_account",
+            "entry": [{ "id": "1", "changes": changes }] })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_whose_callback_is_down_holds_back_no_other_tenant_s_forwards() -> Result<()> {
+    use crate::support::meta_stub::{Scripted, Stub};
+    const NUMBER_G: u64 = 3001;
+    let gamma_sink = Stub::start().await?;
+    let gamma = format!(
+        r#"
+[[tenants]]
+name = "gamma"
+token = "gamma-token-0123456789"
+numbers = [{NUMBER_G}]
+callback_url = "{}/hook"
+callback_secret = "gamma-callback-secret"
+
+[[numbers]]
+id = {NUMBER_G}
+account = 3
+portfolio = 3
+throughput_mps = 1000
+"#,
+        gamma_sink.url()
+    );
+    let mut f = Fixture::start("forward-fairness", &gamma).await?;
+    // Alpha's callback fails every request: a backlog longer than a whole delivery round.
+    let failing = || Scripted {
+        status: 500,
+        body: json!({}),
+    };
+    f.sink.script((0..100_000).map(|_| failing()));
+    const BACKLOG: u64 = 1_500;
+    for chunk in (0..BACKLOG).step_by(300) {
+        let webhook = inbound_changes(NUMBER_A, chunk..chunk + 300);
+        assert_eq!(f.meta_webhook(&webhook, None).await?.status, 200);
+    }
+    f.sink.wait_for(256, WAIT).await?;
+    // Gamma's forward, queued behind all of alpha's, reaches gamma while alpha is down.
+    let hello = inbound_webhook(NUMBER_G, "wamid.in.gamma", "16505550009", "hello gamma");
+    assert_eq!(f.meta_webhook(&hello, None).await?.status, 200);
+    let got = gamma_sink.wait_for(1, WAIT).await?;
+    assert_eq!(
+        got[0].json()["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"],
+        "hello gamma"
+    );
+    assert_eq!(
+        got[0].header("x-hub-signature-256"),
+        Some(signature("gamma-callback-secret", &got[0].body).as_str())
+    );
+    // Alpha comes back: every one of its forwards arrives, and none waits any more.
+    f.sink.clear_script();
+    let text_of = |r: &crate::support::meta_stub::Received| {
+        r.json()["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut arrived = std::collections::BTreeSet::new();
+    let mut seen = 0;
+    while (arrived.len() as u64) < BACKLOG {
+        let received = f.sink.wait_for(seen + 1, Duration::from_secs(60)).await?;
+        arrived.extend(received[seen..].iter().map(text_of));
+        seen = received.len();
+    }
+    let expected: std::collections::BTreeSet<String> =
+        (0..BACKLOG).map(|i| format!("n{i}")).collect();
+    assert_eq!(arrived, expected);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let metrics = f.web.get(&f.url("/metrics"), ADMIN).await?.text();
+        if metric_value(&metrics, "wagate_forward_backlog") == Some(0.0) {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "a backlog stays: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     f.stop()
 }

@@ -71,8 +71,10 @@ impl ForwardInbox {
     }
 }
 
-/// Records read per delivery round.
+/// Records read per delivery round, all tenants together.
 const ROUND: usize = 1_024;
+/// Records read per tenant in a round: the rest of the round goes to the next tenants in turn.
+const PER_TENANT: usize = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// A stable identity for a piece of a webhook (its canonical JSON).
@@ -161,16 +163,66 @@ impl Forwarder {
         }
     }
 
+    /// Reads this round's forwards: tenants in turn from `turn`, each not parked its oldest
+    /// [`PER_TENANT`], [`ROUND`] in all. Returns each read tenant's head, and how many tenants
+    /// were passed (read or parked), for the next round's turn.
+    fn read_round(
+        &self,
+        turn: usize,
+        parked: &HashMap<String, Instant>,
+        now: Instant,
+    ) -> Result<(Vec<TenantHead>, usize), StoreError> {
+        let tenants = self.wagate.forward_tenants()?;
+        let count = tenants.len();
+        let mut heads = Vec::new();
+        let (mut read, mut passed) = (0, 0);
+        for tenant in tenants
+            .into_iter()
+            .cycle()
+            .skip(turn % count.max(1))
+            .take(count)
+        {
+            if read >= ROUND {
+                break;
+            }
+            passed += 1;
+            if parked.get(&tenant).is_some_and(|until| *until > now) {
+                continue;
+            }
+            let limit = PER_TENANT.min(ROUND - read);
+            let records = self.wagate.oldest_forwards_of(&tenant, limit)?;
+            read += records.len();
+            heads.push(TenantHead {
+                full: records.len() == limit,
+                tenant,
+                records,
+            });
+        }
+        Ok((heads, passed))
+    }
+
     /// Delivers until `stop` turns true; what is not delivered by then stays on disk.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut waiting: HashMap<u64, Waiting> = HashMap::new();
+        // Tenants whose oldest forwards all wait out their backoff, until the first of them is
+        // due: not read again before (a callback down with a backlog would otherwise be
+        // re-read on every wake-up, and stand in front of every other tenant's forwards).
+        let mut parked: HashMap<String, Instant> = HashMap::new();
+        let mut turn = 0usize;
         let (mut failures, mut store_failures) = (LogLimit::default(), LogLimit::default());
         while !*stop.borrow() {
+            let now = Instant::now();
+            parked.retain(|_, until| *until > now);
             let forwarder = self.clone();
-            let records =
-                tokio::task::spawn_blocking(move || forwarder.wagate.oldest_forwards(ROUND)).await;
-            let records = match records {
-                Ok(Ok(records)) => records,
+            let parked_now = parked.clone();
+            let read =
+                tokio::task::spawn_blocking(move || forwarder.read_round(turn, &parked_now, now))
+                    .await;
+            let heads = match read {
+                Ok(Ok((heads, passed))) => {
+                    turn = turn.wrapping_add(passed);
+                    heads
+                }
                 Ok(Err(error)) => {
                     if let Some(times) = store_failures.admit() {
                         tracing::error!(%error, times, "reading the forwards to deliver failed");
@@ -182,13 +234,25 @@ impl Forwarder {
                     Vec::new()
                 }
             };
-            let now = Instant::now();
-            let head_full = records.len() == ROUND;
-            let due: Vec<_> = records
-                .into_iter()
-                .filter(|queued| waiting.get(&queued.seq).is_none_or(|w| w.next <= now))
-                .collect();
-            let mut delivered = Vec::new();
+            let is_due = |seq: &u64| waiting.get(seq).is_none_or(|w| w.next <= now);
+            let mut due = Vec::new();
+            for head in heads {
+                let (ready, held): (Vec<_>, Vec<_>) =
+                    head.records.into_iter().partition(|q| is_due(&q.seq));
+                if head.full && ready.is_empty() {
+                    // Its full head waits: what is added comes after it, out of reach until
+                    // the first of the head is due.
+                    let until = held
+                        .iter()
+                        .filter_map(|q| waiting.get(&q.seq))
+                        .map(|w| w.next)
+                        .min()
+                        .unwrap_or(now);
+                    parked.insert(head.tenant, until);
+                }
+                due.extend(ready);
+            }
+            let mut delivered: Vec<(String, u64)> = Vec::new();
             let mut tasks = tokio::task::JoinSet::new();
             for QueuedForward { seq, tenant, body } in due {
                 let forwarder = self.clone();
@@ -221,13 +285,16 @@ impl Forwarder {
                     entry.next = Instant::now() + backoff.min(MAX_BACKOFF);
                 } else {
                     waiting.remove(&seq);
-                    delivered.push(seq);
+                    delivered.push((tenant, seq));
                     bump(&self.metrics.forwarded);
                 }
             }
             if !delivered.is_empty() {
                 let done = delivered.len() as u64;
-                match self.wagate.forget_forwards(&delivered) {
+                let keys = delivered
+                    .iter()
+                    .map(|(tenant, seq)| (tenant.as_str(), *seq));
+                match self.wagate.forget_forwards(keys) {
                     Ok(()) => {
                         self.inbox.backlog.fetch_sub(done, Ordering::Relaxed);
                     }
@@ -248,22 +315,21 @@ impl Forwarder {
                 .map(|w| w.next.saturating_duration_since(Instant::now()))
                 .min()
                 .unwrap_or(Duration::from_secs(3600));
-            // A full round read and nothing delivered: the oldest forwards all wait out their
-            // backoff, and what is added comes after them, out of the next read's reach, so only
-            // their backoff or a stop ends the wait. (Waking on every commit re-read the same
-            // round each time: with a callback down, half the CPU of a bulk upload.)
-            let woken = async {
-                if head_full {
-                    std::future::pending().await
-                } else {
-                    self.inbox.wake.notified().await
-                }
-            };
+            // Nothing delivered: what was read waits out its backoff. A wake-up (forwards
+            // added) reads again, parked tenants aside; the first backoff or a stop ends the
+            // wait too.
             tokio::select! {
-                _ = woken => {}
+                _ = self.inbox.wake.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => {}
             }
         }
     }
+}
+
+/// One tenant's oldest forwards, read in one round; `full` when there may be more behind.
+struct TenantHead {
+    tenant: String,
+    records: Vec<QueuedForward>,
+    full: bool,
 }

@@ -1128,6 +1128,54 @@ impl wagate_durable::tenant_news::NewsWriter for MarkFates {
 }
 
 #[test]
+fn forwards_an_earlier_version_queued_move_to_their_tenant_s_range_at_open_once_each() {
+    use wagate_store::{Batch, Family, Store};
+    let harness = Harness::new(Profile::whatsapp_2021());
+    harness.open().shutdown();
+    // The queue as an earlier version wrote it: the sequence number alone as the key, the
+    // tenant (length-prefixed) in the value; one record no version could read.
+    let store = wagate_store::RocksStore::open(&harness.dir).unwrap();
+    let mut batch = Batch::default();
+    let legacy = |tenant: &str, body: &str| {
+        let mut value = (tenant.len() as u16).to_be_bytes().to_vec();
+        value.extend_from_slice(tenant.as_bytes());
+        value.extend_from_slice(body.as_bytes());
+        value
+    };
+    for seq in 0..5_000u64 {
+        let tenant = if seq % 2 == 0 { "acme" } else { "zeta" };
+        batch.put(
+            Family::Forward,
+            seq.to_be_bytes(),
+            legacy(tenant, &format!("b{seq}")),
+        );
+    }
+    batch.put(Family::Forward, 5_000u64.to_be_bytes(), b"\x00\x09ab");
+    store.write(&batch, true).unwrap();
+    drop(store);
+
+    let wagate = harness.open();
+    let tail = wagate.forward_queue_tail().unwrap();
+    assert_eq!((tail.last_seq, tail.waiting), (Some(4_999), 5_000));
+    assert_eq!(wagate.forward_tenants().unwrap(), ["acme", "zeta"]);
+    let acme = wagate.oldest_forwards_of("acme", 10_000).unwrap();
+    let seqs: Vec<u64> = acme.iter().map(|f| f.seq).collect();
+    assert_eq!(seqs, (0..5_000).step_by(2).collect::<Vec<_>>(), "in order");
+    assert!(acme
+        .iter()
+        .all(|f| f.tenant == "acme" && f.body == format!("b{}", f.seq).as_bytes()));
+    assert_eq!(wagate.oldest_forwards_of("zeta", 3).unwrap()[2].body, b"b5");
+    // Forgotten by tenant and sequence; opened again, nothing moves twice.
+    wagate.forget_forwards([("acme", 0), ("zeta", 1)]).unwrap();
+    wagate.shutdown();
+    let wagate = harness.open();
+    let tail = wagate.forward_queue_tail().unwrap();
+    assert_eq!((tail.last_seq, tail.waiting), (Some(4_999), 4_998));
+    assert_eq!(wagate.oldest_forwards_of("acme", 1).unwrap()[0].seq, 2);
+    wagate.shutdown();
+}
+
+#[test]
 fn a_queued_send_s_news_is_written_with_its_decision_once_each_and_survives_a_restart() {
     let harness = Harness::new(Profile::whatsapp_2021());
     let wagate = harness.start(2);
@@ -1140,7 +1188,7 @@ fn a_queued_send_s_news_is_written_with_its_decision_once_each_and_survives_a_re
     assert!(wagate.on_tenant_news(Box::new(marks())).is_err(), "once");
     let told = |wagate: &Wagate| -> Vec<String> {
         wagate
-            .oldest_forwards(100)
+            .oldest_forwards_of("acme", 100)
             .unwrap()
             .into_iter()
             .map(|f| String::from_utf8(f.body).unwrap())
