@@ -31,6 +31,7 @@ pub mod message_ids;
 pub mod metrics;
 mod open_error;
 mod outcome;
+mod payload_packing;
 mod queued_sends;
 mod reconcile;
 mod records;
