@@ -1,5 +1,6 @@
 //! An accepted message as stored: what to send, when, at what price, and how dispatch went.
 
+use crate::payload_packing;
 use wagate_rules::clock::Timestamp;
 use wagate_rules::decision::Accepted;
 use wagate_rules::ids::{Msisdn, PhoneNumberId};
@@ -215,11 +216,21 @@ impl StoredMessage {
             .u32(self.attempts)
             .bytes(self.upstream.as_bytes())
             .bytes(self.idempotency_key.as_bytes())
-            .bytes(&self.payload)
+            .u32(0);
+        // The payload packed where it can be (see `payload_packing`), after its length.
+        let start = writer.bytes.len();
+        let packed = payload_packing::pack_into(&self.payload, &mut writer.bytes);
+        if !packed {
+            writer.bytes.extend_from_slice(&self.payload);
+        }
+        let length = (writer.bytes.len() - start) as u32;
+        writer.bytes[start - 4..start].copy_from_slice(&length.to_le_bytes());
+        writer
             .u8(self.delivery as u8)
             .u32(self.delivery_error)
             .u32(self.decision.consent_at)
-            .u64(self.expire_at.map_or(0, |at| at.0));
+            .u64(self.expire_at.map_or(0, |at| at.0))
+            .u8(u8::from(packed));
         *out = writer.bytes;
     }
 
@@ -229,28 +240,37 @@ impl StoredMessage {
         let number = PhoneNumberId(reader.u64()?);
         let to = Msisdn::from_digits(reader.u64()?).ok()?;
         let accepted_at = Timestamp(reader.u64()?);
-        let decision = read_accepted(&mut reader)?;
+        let mut decision = read_accepted(&mut reader)?;
         let status = DispatchStatus::from_u8(reader.u8()?)?;
-        let mut message = StoredMessage {
+        let attempts = reader.u32()?;
+        let upstream = reader.string()?;
+        let idempotency_key = reader.string()?;
+        let payload = reader.bytes()?;
+        let delivery = Delivery::from_u8(reader.u8()?)?;
+        let delivery_error = reader.u32()?;
+        // Messages written before these were kept end early: their consent time reads as
+        // never, their validity as none, their payload as written (not packed).
+        decision.consent_at = reader.u32().unwrap_or(0);
+        let expire_at = reader.u64().filter(|&at| at != 0).map(Timestamp);
+        let payload = match reader.u8() {
+            Some(1) => payload_packing::unpack(payload),
+            _ => payload.to_vec(),
+        };
+        Some(StoredMessage {
             id,
             number,
             to,
             accepted_at,
             decision,
             status,
-            attempts: reader.u32()?,
-            upstream: reader.string()?,
-            idempotency_key: reader.string()?,
-            payload: reader.bytes()?.to_vec(),
-            delivery: Delivery::from_u8(reader.u8()?)?,
-            delivery_error: reader.u32()?,
-            expire_at: None,
-        };
-        // Messages written before these were kept end early: their consent time reads as
-        // never, their validity as none.
-        message.decision.consent_at = reader.u32().unwrap_or(0);
-        message.expire_at = reader.u64().filter(|&at| at != 0).map(Timestamp);
-        Some(message)
+            attempts,
+            upstream,
+            idempotency_key,
+            payload,
+            delivery,
+            delivery_error,
+            expire_at,
+        })
     }
 }
 
@@ -283,14 +303,27 @@ mod tests {
             delivery_error: 0,
             expire_at: Some(Timestamp(1_767_225_660_000_000)),
         };
-        assert_eq!(
-            StoredMessage::decode(&message.encode()),
-            Some(message.clone())
+        let written = message.encode();
+        assert_eq!(StoredMessage::decode(&written), Some(message.clone()));
+        assert_eq!(written.last(), Some(&1), "packed");
+        // A payload holding a code byte is kept as written.
+        let mut raw = message.clone();
+        raw.payload = b"{\"to\":\"\x02\"}".to_vec();
+        let kept = raw.encode();
+        assert_eq!(kept.last(), Some(&0));
+        assert_eq!(StoredMessage::decode(&kept), Some(raw));
+        // Written before packing (a payload as written, one byte shorter), before the
+        // validity was kept (8 more), and before the consent time (4 more): read as such.
+        let mut plain = message.clone();
+        plain.payload = br#"{"kind":1}"#.to_vec();
+        let older = plain.encode();
+        assert!(
+            older.windows(10).any(|w| w == plain.payload),
+            "nothing to pack"
         );
-        // Written before the validity was kept (8 bytes shorter), and before the consent
-        // time (4 more): read as none.
-        let older = message.encode();
-        let mut expected = message.clone();
+        let older = &older[..older.len() - 1];
+        assert_eq!(StoredMessage::decode(older), Some(plain.clone()));
+        let mut expected = plain.clone();
         expected.expire_at = None;
         assert_eq!(
             StoredMessage::decode(&older[..older.len() - 8]),
