@@ -173,7 +173,7 @@ async fn run_on(
     let (forwards_closing, forwards_closed) = tokio::sync::watch::channel(false);
     // Leases are renewed until then too: the partitions still to hand over stay this node's.
     cluster_runtime.spawn(node.clone().keep_leases(forwards_closed.clone()));
-    cluster_runtime.spawn(node.clone().answer_forwards(forwards_closed));
+    let answering = cluster_runtime.spawn(node.clone().answer_forwards(forwards_closed));
     let front_at = listener.local_addr().map_err(ServeError::Http)?;
     let grpc_at = grpc_listener.local_addr().map_err(ServeError::Http)?;
     on_listening(Listening {
@@ -221,6 +221,9 @@ async fn run_on(
     let left = cluster_runtime.spawn(async move { leaving.leave().await });
     let _ = left.await;
     let _ = forwards_closing.send(true);
+    // The answers already given (each "moved", now) must reach their askers before the process
+    // ends: one lost leaves its asker waiting out its whole timeout instead of retrying.
+    let _ = answering.await;
     Ok(Stopped::Cleanly)
 }
 
@@ -639,14 +642,16 @@ impl Node {
                 return;
             }
         };
+        let mut answering = tokio::task::JoinSet::new();
         loop {
             let message = tokio::select! {
                 message = requests.next() => message,
-                _ = closed.changed() => return,
+                Some(_) = answering.join_next(), if !answering.is_empty() => continue,
+                _ = closed.changed() => break,
             };
-            let Some(message) = message else { return };
+            let Some(message) = message else { break };
             let node = self.clone();
-            tokio::spawn(async move {
+            answering.spawn(async move {
                 let Some(reply) = message.reply.clone() else {
                     return;
                 };
@@ -672,6 +677,22 @@ impl Node {
                     tracing::warn!(%error, "answering a forwarded request failed");
                 }
             });
+        }
+        // No new request is taken (the subscription goes with `requests`); those taken are
+        // answered, and the answers written to the server, each within its own bound.
+        drop(requests);
+        let answered = async { while answering.join_next().await.is_some() {} };
+        if tokio::time::timeout(FORWARD_WAIT, answered).await.is_err() {
+            tracing::warn!("forwarded requests still unanswered when this node left");
+        }
+        match tokio::time::timeout(Duration::from_secs(5), self.client.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the last answers to forwarded requests may be lost")
+            }
+            Err(_) => tracing::warn!(
+                "the last answers to forwarded requests may be lost: NATS took too long"
+            ),
         }
     }
 
