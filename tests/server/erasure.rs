@@ -70,6 +70,14 @@ async fn an_erased_person_leaves_every_family_and_a_re_import_cannot_bring_them_
             .await?;
     }
 
+    // The tenant's callback is down: what it is told about them waits in the forward queue
+    // (the news of the queued sends below, kept in wagate's own form, and their messages).
+    let failing = || crate::support::meta_stub::Scripted {
+        status: 500,
+        body: json!({}),
+    };
+    f.sink.script((0..100_000).map(|_| failing()));
+
     // The number is restricted: a template to each of them waits in the queue.
     let restriction = restriction_webhook();
     assert_eq!(
@@ -88,10 +96,14 @@ async fn an_erased_person_leaves_every_family_and_a_re_import_cannot_bring_them_
         queued.push(answer.message_id());
     }
 
-    // Then they write (a webhook for the tenant, a window with the number).
+    // Then they write (a webhook for the tenant, a window with the number; Meta names them
+    // by their digits alone).
     for (who, wamid) in [(&ana, "wamid.in.1"), (&ben, "wamid.in.2")] {
         let inbound = f
-            .meta_webhook(&inbound_webhook(NUMBER_A, wamid, who, "hello"), None)
+            .meta_webhook(
+                &inbound_webhook(NUMBER_A, wamid, &digits(who), "hello"),
+                None,
+            )
             .await?;
         assert_eq!(inbound.json()["applied"], 1, "{}", inbound.text());
     }
@@ -110,6 +122,9 @@ async fn an_erased_person_leaves_every_family_and_a_re_import_cannot_bring_them_
     assert!(erasure["history_events"].as_u64() >= Some(2), "{erasure}");
     assert_eq!(erasure["messages"], 1, "{erasure}");
     assert_eq!(erasure["queued"], 1, "{erasure}");
+    // The news of the queued send and the message they wrote, not yet told the tenant.
+    assert_eq!(erasure["forwards"], 2, "{erasure}");
+    f.sink.clear_script();
     let gone = f.message(ADMIN, &queued[0]).await?;
     assert_eq!(gone.json()["error"]["wagate_reason"], "unknown_object");
     // The template counted toward the 24 h limit: Meta still counts it, so the count stays.

@@ -324,13 +324,19 @@ impl Wagate {
         })?;
         let digits = format!("\"{}\"", unfinished.person.digits());
         let ids: Vec<String> = numbers.iter().map(|n| format!("\"{}\"", n.0)).collect();
+        let news = self.tenant_news.get();
         everything(store, Family::Forward, |key, value| {
             let mentions = |needle: &str| {
                 value
                     .windows(needle.len())
                     .any(|window| window == needle.as_bytes())
             };
-            if mentions(&digits) && ids.iter().any(|id| mentions(id)) {
+            // A send's own news is kept in the writer's form, not as JSON: it says whom.
+            let named = match news.and_then(|writer| writer.about(value)) {
+                Some((number, to)) => to == unfinished.person && numbers.contains(&number),
+                None => mentions(&digits) && ids.iter().any(|id| mentions(id)),
+            };
+            if named {
                 batch.delete(Family::Forward, key);
                 erasure.forwards += 1;
             }

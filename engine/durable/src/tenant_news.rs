@@ -67,6 +67,11 @@ pub trait NewsWriter: Send + Sync {
     fn write(&self, news: News<'_>, batch: &mut Batch) -> usize;
     /// `count` records put by [`NewsWriter::write`] are durable now.
     fn committed(&self, count: usize);
+    /// The number and person a record this writer put is about, when it keeps news in a form
+    /// of its own (not Meta's JSON), so that erasing the person finds it too.
+    fn about(&self, _record: &[u8]) -> Option<(PhoneNumberId, Msisdn)> {
+        None
+    }
 }
 
 /// The writer, once the server sets it (none: nobody hears).

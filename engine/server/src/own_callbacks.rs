@@ -130,6 +130,10 @@ impl NewsWriter for TenantNewsCallbacks {
     fn committed(&self, count: usize) {
         self.inbox.added(count);
     }
+
+    fn about(&self, record: &[u8]) -> Option<(PhoneNumberId, wagate_rules::ids::Msisdn)> {
+        super::own_status::about(record)
+    }
 }
 
 /// What one piece of news reads as, before it is addressed.

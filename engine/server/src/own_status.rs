@@ -163,6 +163,17 @@ impl StoredStatus {
     }
 }
 
+/// The number and person a kept status is about (`None` for any other body): what erasing the
+/// person looks for in the forward queue.
+pub(crate) fn about(stored: &[u8]) -> Option<(PhoneNumberId, Msisdn)> {
+    match stored.split_first() {
+        Some((&STORED_STATUS, fields)) => postcard::from_bytes::<StoredStatus>(fields)
+            .ok()
+            .map(|status| (status.event.number, status.event.to)),
+        _ => None,
+    }
+}
+
 /// A forward's body as it goes to the tenant: a kept status written out as Meta's webhook,
 /// any other body (a webhook of Meta's, a campaign's news) as it was stored. A kept status that
 /// does not read (never written by this version) goes as it is, for the tenant to see.
@@ -245,6 +256,22 @@ mod tests {
     use super::*;
     use serde_json::Value;
     use wagate_rules::{DeferReason, Refusal};
+
+    #[test]
+    fn a_kept_status_says_whom_it_is_about_and_nothing_else_does() {
+        let fate = QueuedSendFate {
+            message_id: 7,
+            number: PhoneNumberId(1001),
+            to: Msisdn::parse("+16505550001").unwrap(),
+            at: wagate_rules::clock::Timestamp::from_unix_secs(1_767_225_600),
+            fate: QueueFate::Released,
+        };
+        let kept = StoredStatus::of(OwnEvent::of_fate(&fate), 1, 1_767_225_600).encode();
+        assert_eq!(about(&kept), Some((fate.number, fate.to)));
+        assert_eq!(about(br#"{"object":"whatsapp_business_account"}"#), None);
+        assert_eq!(about(&kept[..3]), None, "cut short");
+        assert_eq!(about(b""), None);
+    }
 
     /// The event kept in the forward queue, then written out for delivery.
     fn kept_and_delivered(event: OwnEvent) -> String {
