@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::support::fixture::*;
 use crate::support::nats::NatsCluster;
 use crate::support::process::WagateProcess;
-use crate::support::web::Web;
+use crate::support::web::{Answer, Web};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use wagate_loadgen::oracle::NumberLimits;
@@ -723,14 +723,8 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
             Some(wamid) => json!({ "upstream_id": wamid }),
             None => json!({ "resend": true }),
         };
-        let settled = web
-            .post(
-                &cluster.url(via, &format!("/wagate/admin/messages/{id}/settle")),
-                ADMIN,
-                &settlement,
-                &[],
-            )
-            .await?;
+        let url = cluster.url(via, &format!("/wagate/admin/messages/{id}/settle"));
+        let settled = as_operator(&web, &url, Some(&settlement)).await?;
         assert_eq!(settled.status, 200, "{}", settled.text());
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -820,15 +814,11 @@ async fn a_three_node_cluster_keeps_every_acknowledged_message_once_through_kill
 async fn in_flight(web: &Web, cluster: &Cluster, via: usize) -> Result<Vec<(String, u64, String)>> {
     let mut all = Vec::new();
     for number in [NUMBER_A, NUMBER_A2, NUMBER_B] {
-        let listed = web
-            .get(
-                &cluster.url(
-                    via,
-                    &format!("/wagate/admin/messages/in_flight?phone_number_id={number}"),
-                ),
-                ADMIN,
-            )
-            .await?;
+        let url = cluster.url(
+            via,
+            &format!("/wagate/admin/messages/in_flight?phone_number_id={number}"),
+        );
+        let listed = as_operator(web, &url, None).await?;
         assert_eq!(listed.status, 200, "{}", listed.text());
         for message in listed.json()["messages"].as_array().into_iter().flatten() {
             let id = message["id"].as_str().unwrap_or("").to_string();
@@ -837,6 +827,23 @@ async fn in_flight(web: &Web, cluster: &Cluster, via: usize) -> Result<Vec<(Stri
         }
     }
     Ok(all)
+}
+
+/// An admin request (a GET, or a POST of `body`) as an operator makes it: a partition whose
+/// owner was just paused or fenced off has none for a moment, the node answers 503 "try again
+/// shortly", and the operator tries again (for at most 60 s), as a sender does.
+async fn as_operator(web: &Web, url: &str, body: Option<&Value>) -> Result<Answer> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = match body {
+            Some(body) => web.post(url, ADMIN, body, &[]).await?,
+            None => web.get(url, ADMIN).await?,
+        };
+        if answer.status != 503 || tokio::time::Instant::now() > deadline {
+            return Ok(answer);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The message id in a send's answer.
