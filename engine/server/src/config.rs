@@ -367,6 +367,10 @@ fn english() -> String {
 /// The most numbers one pool holds.
 pub const MAX_POOL_NUMBERS: usize = 64;
 
+/// The longest tenant name: the name keys the tenant's waiting forwards (in two bytes of
+/// length) and labels its metrics.
+pub const MAX_TENANT_NAME_BYTES: usize = 256;
+
 impl ServerConfig {
     /// Every tenant's pools, in one order the engine and the tenants agree on (tenants as
     /// configured, pools by name): (tenant index, pool name, numbers); the place is the index.
@@ -575,7 +579,22 @@ impl ServerConfig {
         }
         let mut tokens = std::collections::HashSet::new();
         let mut numbers = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
         for tenant in &self.tenants {
+            // A tenant's name keys what is kept for it (its forwards wait under it, its
+            // metrics are labelled with it): one of a kind, and short.
+            if tenant.name.is_empty() || tenant.name.len() > MAX_TENANT_NAME_BYTES {
+                return invalid(format!(
+                    "tenant '{}': a name is 1 to {MAX_TENANT_NAME_BYTES} bytes",
+                    tenant.name.chars().take(64).collect::<String>()
+                ));
+            }
+            if !names.insert(tenant.name.as_str()) {
+                return invalid(format!(
+                    "tenant '{}': another tenant has this name",
+                    tenant.name
+                ));
+            }
             if let Some(number) = tenant.numbers.iter().find(|n| !numbers.insert(**n)) {
                 return invalid(format!(
                     "tenant '{}': number {number} already belongs to another tenant",
@@ -870,6 +889,28 @@ mod tests {
         let shared = "[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nnumbers = [1]\n\
                       [[tenants]]\nname = \"b\"\ntoken = \"0123456789abcdeg\"\nnumbers = [1]";
         assert!(ServerConfig::load(shared, &[]).is_err());
+        let same_name = "[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nnumbers = [1]\n\
+                         [[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdeg\"\nnumbers = [2]";
+        let error = ServerConfig::load(same_name, &[]).unwrap_err();
+        assert!(
+            error.to_string().contains("another tenant has this name"),
+            "{error}"
+        );
+        for name in [String::new(), "n".repeat(MAX_TENANT_NAME_BYTES + 1)] {
+            let named = format!(
+                "[[tenants]]\nname = \"{name}\"\ntoken = \"0123456789abcdef\"\nnumbers = [1]"
+            );
+            let error = ServerConfig::load(&named, &[]).unwrap_err();
+            assert!(
+                error.to_string().contains("a name is 1 to 256 bytes"),
+                "{error}"
+            );
+        }
+        let longest = format!(
+            "[[tenants]]\nname = \"{}\"\ntoken = \"0123456789abcdef\"\nnumbers = [1]",
+            "n".repeat(MAX_TENANT_NAME_BYTES)
+        );
+        assert!(ServerConfig::load(&longest, &[]).is_ok());
         assert!(ServerConfig::load("", &[("http.listen".into(), "nonsense".into())]).is_err());
         // A consent word that both stops and resumes, the operator's or a tenant's.
         let both = "[consent.keywords.en]\nopt_out = [\"STOP\"]\nopt_in = [\"stop\"]";
