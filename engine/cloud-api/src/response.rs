@@ -20,9 +20,15 @@ pub struct Success {
 }
 
 impl Success {
-    pub fn accepted(input: &str, wa_id: u64, message_id: u64, template: bool) -> Success {
+    /// `input` taken as it comes (a send's own, moved: no copy per answer).
+    pub fn accepted(
+        input: impl Into<String>,
+        wa_id: u64,
+        message_id: u64,
+        template: bool,
+    ) -> Success {
         Success {
-            input: input.to_string(),
+            input: input.into(),
             wa_id,
             message_id,
             message_status: template.then_some("accepted"),

@@ -40,7 +40,9 @@ const PART_BYTES: usize = 256 << 10;
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BulkLine<'a> {
-    phone_number_id: String,
+    /// Borrowed from the line (a number's digits hold no escape): one allocation fewer a line.
+    #[serde(borrow)]
+    phone_number_id: Cow<'a, str>,
     #[serde(default)]
     idempotency_key: Option<String>,
     #[serde(borrow)]

@@ -10,9 +10,11 @@ use crate::json_text::{read_part, required, Text};
 use wagate_rules::decision::Message;
 use wagate_rules::template::model::MediaKind;
 
+/// A text send's body as written (read at its key in the envelope's pass, or from the body
+/// kept as written).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TextBody<'a> {
+pub(super) struct TextBody<'a> {
     #[serde(borrow)]
     body: Option<Text<'a>>,
     #[serde(rename = "preview_url")]
@@ -20,7 +22,11 @@ struct TextBody<'a> {
 }
 
 pub(super) fn parse_text(raw: &RawValue) -> Result<Message, ApiError> {
-    let text: TextBody = read_part(raw, "text")?;
+    text_message(read_part(raw, "text")?)
+}
+
+/// The message of a text send, from its body read.
+pub(super) fn text_message(text: TextBody) -> Result<Message, ApiError> {
     let body = required(&text.body, "text", "body")?;
     if body.trim().is_empty() {
         return Err(ApiError::missing_parameter("text.body is empty"));

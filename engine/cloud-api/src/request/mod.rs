@@ -5,7 +5,10 @@
 //! Only the fields Meta documents are accepted; an unknown one is refused (code 100), as Meta
 //! refuses it, so a typo never reaches the upstream. The request is read straight into typed
 //! parts, strings borrowed from the body, with no intermediate JSON tree: every accepted send
-//! is read once here, so this is on the hot path of ingest.
+//! is read once here, so this is on the hot path of ingest. The template and text bodies (what
+//! nearly every send is) are read typed at their key, in the same pass as the envelope; only a
+//! body that fails to read so is read again, each type's body kept as written until its type
+//! is known, so that what is refused, and in which order, is the same either way.
 
 mod bodies;
 mod read_mark;
@@ -51,13 +54,18 @@ const TYPES: [&str; 11] = [
     "reaction",
 ];
 
+/// The slots of the bodies read eagerly, in [`TYPES`].
+const TEXT_SLOT: usize = 0;
+const TEMPLATE_SLOT: usize = 1;
+
 /// The longest group id wagate takes (Meta's are tens of characters).
 const MAX_GROUP_ID_BYTES: usize = 256;
 
 /// Envelope keys Meta documents whose values wagate does not read.
 const PASSED_THROUGH: [&str; 2] = ["context", "recipient_identity_key_hash"];
 
-/// The request's top level, with each message type's body kept unread until the type is known.
+/// The request's top level, with each message type's body kept unread until the type is known
+/// (or, read eagerly, the template and text bodies read at their keys).
 #[derive(Default)]
 struct Envelope<'a> {
     messaging_product: Option<Text<'a>>,
@@ -70,17 +78,54 @@ struct Envelope<'a> {
     message_id: Option<Text<'a>>,
     typing_indicator: Option<&'a RawValue>,
     bodies: [Option<&'a RawValue>; TYPES.len()],
+    /// The template and text bodies, read typed at their keys (by an eager read only; kept
+    /// apart from `bodies` so that the envelope stays small to build and move).
+    template: Option<template::TemplateBody<'a>>,
+    text: Option<bodies::TextBody<'a>>,
     /// The first key Meta does not document, refused once the type is known to be supported.
     unexpected: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for Envelope<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(EnvelopeVisitor)
+        deserializer.deserialize_map(EnvelopeVisitor { eager: false })
     }
 }
 
-struct EnvelopeVisitor;
+/// An envelope whose template and text bodies are read typed at their keys: one pass over the
+/// request where the other reads these bodies twice (once to keep them, once to read them).
+struct EagerEnvelope<'a>(Envelope<'a>);
+
+impl<'de> Deserialize<'de> for EagerEnvelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(EnvelopeVisitor { eager: true })
+            .map(EagerEnvelope)
+    }
+}
+
+/// Reads a messages endpoint body: in one pass, or, if that fails, kept part by part as
+/// written, which is what says why (a template that does not read is no error when the type is
+/// another, and an unknown type or key is said before a malformed body).
+fn read_envelope(body: &[u8]) -> Result<Envelope<'_>, ApiError> {
+    match serde_json::from_slice::<EagerEnvelope>(body) {
+        Ok(EagerEnvelope(envelope)) => Ok(envelope),
+        Err(_) => read_body(body),
+    }
+}
+
+struct EnvelopeVisitor {
+    eager: bool,
+}
+
+impl Envelope<'_> {
+    /// Whether the body of the type in `slot` of [`TYPES`] was given, read or kept.
+    fn has_body(&self, slot: usize) -> bool {
+        self.bodies[slot].is_some()
+            || (slot == TEMPLATE_SLOT && self.template.is_some())
+            || (slot == TEXT_SLOT && self.text.is_some())
+    }
+}
 
 impl<'de> Visitor<'de> for EnvelopeVisitor {
     type Value = Envelope<'de>;
@@ -102,6 +147,14 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                 "message_id" => &mut envelope.message_id,
                 "typing_indicator" => {
                     envelope.typing_indicator = Some(map.next_value()?);
+                    continue;
+                }
+                "template" if self.eager => {
+                    envelope.template = Some(map.next_value()?);
+                    continue;
+                }
+                "text" if self.eager => {
+                    envelope.text = Some(map.next_value()?);
                     continue;
                 }
                 other => {
@@ -135,7 +188,7 @@ pub enum MessagesRequest {
 
 /// Parses a body of the messages endpoint: a send or a read mark.
 pub fn parse_messages(body: &[u8]) -> Result<MessagesRequest, ApiError> {
-    let envelope: Envelope = read_body(body)?;
+    let envelope = read_envelope(body)?;
     if envelope.status.is_some() {
         return read_mark::parse(&envelope).map(MessagesRequest::ReadMark);
     }
@@ -145,7 +198,7 @@ pub fn parse_messages(body: &[u8]) -> Result<MessagesRequest, ApiError> {
 /// Parses a send request body (bulk lines, gRPC and embedders send; a read mark is refused:
 /// it is no send, and goes to the messages endpoint).
 pub fn parse_send(body: &[u8]) -> Result<ParsedSend, ApiError> {
-    let envelope: Envelope = read_body(body)?;
+    let envelope = read_envelope(body)?;
     if envelope.status.is_some() {
         return Err(ApiError::invalid_parameter(
             "a read mark (request.status) is not a send: post it to /{phone_number_id}/messages",
@@ -203,17 +256,25 @@ fn send_from(envelope: Envelope) -> Result<ParsedSend, ApiError> {
             )))
         }
     };
-    let body = envelope.bodies[slot].ok_or_else(|| {
-        ApiError::missing_parameter(format!("type is {kind} but request.{kind} is missing"))
-    })?;
-    let message = match kind {
-        "text" => bodies::parse_text(body)?,
-        "template" => Message::Template(template::parse_template(body)?),
-        "image" => bodies::parse_media(body, MediaKind::Image)?,
-        "document" => bodies::parse_media(body, MediaKind::Document)?,
-        "video" => bodies::parse_media(body, MediaKind::Video)?,
-        "interactive" => bodies::parse_interactive(body)?,
-        _ => Message::Other,
+    let message = match (envelope.template, envelope.text) {
+        (Some(read), _) if slot == TEMPLATE_SLOT => {
+            Message::Template(template::template_send(read)?)
+        }
+        (_, Some(read)) if slot == TEXT_SLOT => bodies::text_message(read)?,
+        _ => {
+            let body = envelope.bodies[slot].ok_or_else(|| {
+                ApiError::missing_parameter(format!("type is {kind} but request.{kind} is missing"))
+            })?;
+            match kind {
+                "text" => bodies::parse_text(body)?,
+                "template" => Message::Template(template::parse_template(body)?),
+                "image" => bodies::parse_media(body, MediaKind::Image)?,
+                "document" => bodies::parse_media(body, MediaKind::Document)?,
+                "video" => bodies::parse_media(body, MediaKind::Video)?,
+                "interactive" => bodies::parse_interactive(body)?,
+                _ => Message::Other,
+            }
+        }
     };
     let biz_opaque_callback_data = text(&envelope.biz_opaque_callback_data);
     if biz_opaque_callback_data.is_some_and(|d| d.chars().count() > 512) {
@@ -482,6 +543,43 @@ mod tests {
         assert!(
             error.details.starts_with("text: unknown field `bold`"),
             "{error:?}"
+        );
+    }
+
+    /// The one-pass read answers as the read that keeps each body as written until its type
+    /// is known: the same send, or the same error (code and words), whichever key order, and
+    /// whatever the other type's body holds.
+    #[test]
+    fn the_one_pass_read_answers_as_the_read_of_bodies_kept_as_written() {
+        let template = r#"{"name":"order_update","language":{"code":"en_US"},"components":[{"type":"body","parameters":[{"type":"text","text":"Ana"}]}]}"#;
+        let bodies = [
+            format!(r#"{{"messaging_product":"whatsapp","to":"+16505551234","type":"template","template":{template}}}"#),
+            format!(r#"{{"template":{template},"type":"template","to":"+16505551234","messaging_product":"whatsapp"}}"#),
+            // Another type's body that does not read is no error: it is never read.
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"text","text":{"body":"x"},"template":{"colour":1}}"#.to_string(),
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"template","text":{"bold":true},"template":{"name":"t","language":{"code":"en"}}}"#.to_string(),
+            // Which error is said first: the unknown type, the unknown key, the product.
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"fax","template":{"colour":1}}"#.to_string(),
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"template","template":{"colour":1},"colour":"red"}"#.to_string(),
+            r#"{"messaging_product":"sms","to":"+16505551234","type":"template","template":{"name":7}}"#.to_string(),
+            // A malformed body of the send's own type, in each place.
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"template","template":{"name":"t","language":{"code":"en"},"components":[{"type":"body","parameters":[{"type":"text","text":5}]}]}}"#.to_string(),
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"template","template":{"name":"t","language":"en"}}"#.to_string(),
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"text","text":{"body":["x"]}}"#.to_string(),
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"text","text":{"body":"x","bold":true}}"#.to_string(),
+            // The same key twice: the last one counts, read either way.
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"text","text":{"body":1},"text":{"body":"y"}}"#.to_string(),
+            // Not JSON after the body, and escapes inside it.
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"text","text":{"body":"x"}"#.to_string(),
+            r#"{"messaging_product":"whatsapp","to":"+16505551234","type":"text","text":{"body":"\u00e9\n"}}"#.to_string(),
+        ];
+        for body in &bodies {
+            let kept = read_body(body.as_bytes()).and_then(send_from);
+            assert_eq!(parse(body), kept, "{body}");
+        }
+        assert_eq!(
+            (TYPES[TEXT_SLOT], TYPES[TEMPLATE_SLOT]),
+            ("text", "template")
         );
     }
 }

@@ -60,10 +60,9 @@ pub(super) fn parse(envelope: &Envelope) -> Result<ReadMark, ApiError> {
             envelope.biz_opaque_callback_data.is_some(),
         ),
     ];
-    let body_key = TYPES
-        .iter()
-        .zip(&envelope.bodies)
-        .find_map(|(kind, body)| body.map(|_| *kind));
+    let body_key = (0..TYPES.len())
+        .find(|slot| envelope.has_body(*slot))
+        .map(|slot| TYPES[slot]);
     if let Some(key) = sent_keys
         .iter()
         .find_map(|(key, given)| given.then_some(*key))

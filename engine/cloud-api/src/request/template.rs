@@ -13,9 +13,11 @@ use wagate_rules::template::model::{
     ButtonParam, ButtonParamValue, HeaderParam, MediaKind, TemplateSend, TextParam,
 };
 
+/// A template send's body as written: read typed at its key in the envelope's pass, or from
+/// the body kept as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TemplateBody<'a> {
+pub(super) struct TemplateBody<'a> {
     #[serde(borrow)]
     name: Option<Text<'a>>,
     #[serde(borrow)]
@@ -160,7 +162,11 @@ impl ComponentKind {
 }
 
 pub(super) fn parse_template(raw: &RawValue) -> Result<TemplateSend, ApiError> {
-    let template: TemplateBody = read_part(raw, "template")?;
+    template_send(read_part(raw, "template")?)
+}
+
+/// What the rules check of a template send, from its body read.
+pub(super) fn template_send(template: TemplateBody) -> Result<TemplateSend, ApiError> {
     let name = required(&template.name, "template", "name")?;
     let language = template
         .language
