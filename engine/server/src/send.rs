@@ -227,7 +227,9 @@ fn checked(read: ReadSend, number: PhoneNumberId) -> Checked {
     }
 }
 
-fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Addressee) -> Outcome {
+/// The answer for one send; `parsed` is the send's own, its recipient as written moved into the
+/// answer.
+fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: Addressee) -> Outcome {
     let metrics = &app.metrics;
     // Counted once as what it was, or as a replay of an earlier answer.
     let counted = |replayed: bool, counter: &Counter, outcome: &'static str| {
@@ -241,9 +243,9 @@ fn outcome(app: &App, result: Result<SubmitResult, SubmitError>, parsed: &Addres
             metrics.decided(&tenant.label, parsed.number.0, outcome);
         }
     };
-    let template = parsed.template;
+    let (template, to) = (parsed.template, parsed.to.digits());
     let success = |id: u64, status: Option<&'static str>| {
-        let mut success = Success::accepted(&parsed.input, parsed.to.digits(), id, template);
+        let mut success = Success::accepted(parsed.input, to, id, template);
         success.message_status = status.or(success.message_status);
         Outcome {
             status: 200,
@@ -434,7 +436,7 @@ pub(crate) async fn single_decide(app: &App, asked: SingleAsked, body: Vec<u8>) 
     match app.ingest.submit(vec![checked.submission]).await {
         Ok(mut answers) => {
             let result = answers.pop().expect("one answer per send");
-            outcome(app, result, &checked.addressee)
+            outcome(app, result, checked.addressee)
         }
         Err(why) => rejected(app, why).into(),
     }
@@ -559,7 +561,7 @@ pub(crate) async fn submit_prepared(
     } = prepared;
     if !submissions.is_empty() {
         let answers = app.ingest.submit(submissions).await?;
-        for ((slot, result), addressee) in slots.into_iter().zip(answers).zip(&addressees) {
+        for ((slot, result), addressee) in slots.into_iter().zip(answers).zip(addressees) {
             outcomes[slot] = Some(outcome(app, result, addressee));
         }
     }
