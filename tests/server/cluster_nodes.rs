@@ -833,17 +833,17 @@ async fn in_flight(web: &Web, cluster: &Cluster, via: usize) -> Result<Vec<(Stri
 /// owner was just paused or fenced off has none for a moment, the node answers 503 "try again
 /// shortly", and the operator tries again (for at most 60 s), as a sender does.
 async fn as_operator(web: &Web, url: &str, body: Option<&Value>) -> Result<Answer> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let answer = match body {
-            Some(body) => web.post(url, ADMIN, body, &[]).await?,
-            None => web.get(url, ADMIN).await?,
-        };
-        if answer.status != 503 || tokio::time::Instant::now() > deadline {
-            return Ok(answer);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    asked_until(
+        Duration::from_secs(60),
+        |status| status != 503,
+        || async {
+            match body {
+                Some(body) => web.post(url, ADMIN, body, &[]).await,
+                None => web.get(url, ADMIN).await,
+            }
+        },
+    )
+    .await
 }
 
 /// The message id in a send's answer.
@@ -1018,15 +1018,29 @@ async fn grpc_through_a_front(
 
 /// `ask`'s answer once it is 200, asked again (bounded) while a node has yet to learn what
 /// another was told (a number registered a moment ago); the last answer otherwise.
-async fn until_ok<F, Fut>(mut ask: F) -> Result<crate::support::web::Answer>
+async fn until_ok<F, Fut>(ask: F) -> Result<Answer>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<crate::support::web::Answer>>,
+    Fut: std::future::Future<Output = Result<Answer>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    asked_until(Duration::from_secs(10), |status| status == 200, ask).await
+}
+
+/// `ask`'s first answer whose status is `final_status`, asked again every 50 ms for at most
+/// `within`; the last answer otherwise.
+async fn asked_until<F, Fut>(
+    within: Duration,
+    final_status: impl Fn(u16) -> bool,
+    mut ask: F,
+) -> Result<Answer>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Answer>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let answer = ask().await?;
-        if answer.status == 200 || tokio::time::Instant::now() > deadline {
+        if final_status(answer.status) || tokio::time::Instant::now() > deadline {
             return Ok(answer);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
