@@ -257,15 +257,20 @@ mod tests {
     use serde_json::Value;
     use wagate_rules::{DeferReason, Refusal};
 
-    #[test]
-    fn a_kept_status_says_whom_it_is_about_and_nothing_else_does() {
-        let fate = QueuedSendFate {
+    /// What befell queued send 7, from number 1001 to +16505550001.
+    fn fate_of_send_7(fate: QueueFate) -> QueuedSendFate {
+        QueuedSendFate {
             message_id: 7,
             number: PhoneNumberId(1001),
             to: Msisdn::parse("+16505550001").unwrap(),
             at: wagate_rules::clock::Timestamp::from_unix_secs(1_767_225_600),
-            fate: QueueFate::Released,
-        };
+            fate,
+        }
+    }
+
+    #[test]
+    fn a_kept_status_says_whom_it_is_about_and_nothing_else_does() {
+        let fate = fate_of_send_7(QueueFate::Released);
         let kept = StoredStatus::of(OwnEvent::of_fate(&fate), 1, 1_767_225_600).encode();
         assert_eq!(about(&kept), Some((fate.number, fate.to)));
         assert_eq!(about(br#"{"object":"whatsapp_business_account"}"#), None);
@@ -288,13 +293,7 @@ mod tests {
 
     #[test]
     fn a_kept_status_is_delivered_as_metas_webhook_a_dropped_send_as_metas_failed_status() {
-        let dropped = QueuedSendFate {
-            message_id: 7,
-            number: PhoneNumberId(1001),
-            to: Msisdn::parse("+16505550001").unwrap(),
-            at: wagate_rules::clock::Timestamp::from_unix_secs(1_767_225_600),
-            fate: QueueFate::Dropped(Refusal::OptedOut),
-        };
+        let dropped = fate_of_send_7(QueueFate::Dropped(Refusal::OptedOut));
         let written = kept_and_delivered(OwnEvent::of_fate(&dropped));
         let body: Value = serde_json::from_str(&written).unwrap();
         let status = &body["entry"][0]["changes"][0]["value"]["statuses"][0];
