@@ -4,10 +4,12 @@
 //! (`partition`), where a request
 //! goes (`routing`, `wire`, `grpc_wire`, `grpc_front`, with numbers registered at run time in
 //! `number_directory`), and the node that ties them together
-//! (`node`, with its metrics in `node_metrics`).
+//! (`node`, with its metrics in `node_metrics`, and `engine_stopped` telling a partition
+//! engine that stopped from one that failed).
 
 pub mod bulk_split;
 pub mod changelog;
+pub(crate) mod engine_stopped;
 pub mod grpc_front;
 pub mod grpc_wire;
 pub mod leases;
@@ -58,15 +60,30 @@ pub(crate) async fn open_kv(
     }
 }
 
-/// What went wrong talking to JetStream.
+/// What went wrong talking to JetStream, or to a partition's engine.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("NATS JetStream: {0}")]
     JetStream(String),
+    #[error("the partition's engine: {0}")]
+    Engine(String),
 }
 
 impl ClusterError {
     pub(crate) fn of(error: impl std::fmt::Display) -> ClusterError {
         ClusterError::JetStream(error.to_string())
+    }
+
+    /// A request to a partition's engine that failed, with each cause under it (the HTTP
+    /// client's own words are only its kind, "client error (SendRequest)").
+    pub(crate) fn engine(error: &(dyn std::error::Error + 'static)) -> ClusterError {
+        let mut text = error.to_string();
+        let mut cause = error.source();
+        while let Some(error) = cause {
+            text.push_str(": ");
+            text.push_str(&error.to_string());
+            cause = error.source();
+        }
+        ClusterError::Engine(text)
     }
 }

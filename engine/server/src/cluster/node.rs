@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 
 use super::bulk_split;
 use super::changelog::Changelog;
+use super::engine_stopped::closed_unanswered;
 use super::grpc_front::{self, Partitions, PortBounds};
 use super::grpc_wire;
 use super::leases::{Lease, Leases};
@@ -664,7 +665,7 @@ impl Node {
                 let started = Instant::now();
                 let answer = match (partition, request) {
                     (Some(partition), Some(request)) => match node.local(partition) {
-                        Some(at) => node.to_engine(at, request).await,
+                        Some(at) => node.to_engine(partition, at, request).await,
                         None => Answer::moving("this partition is moving to another node"),
                     },
                     _ => Answer::unavailable("a forwarded request wagate cannot read"),
@@ -696,8 +697,8 @@ impl Node {
         }
     }
 
-    /// Sends `request` to the partition engine at `at` (a gRPC call to its gRPC port).
-    async fn to_engine(&self, at: EngineAt, request: Forwarded) -> Answer {
+    /// Sends `request` to `partition`'s engine at `at` (a gRPC call to its gRPC port).
+    async fn to_engine(&self, partition: u32, at: EngineAt, request: Forwarded) -> Answer {
         if grpc_wire::is_call(&request) {
             let asked = grpc_wire::ask_engine(at.grpc, request);
             return tokio::time::timeout(FORWARD_WAIT, asked)
@@ -707,6 +708,10 @@ impl Node {
                 });
         }
         let uri = format!("http://{}{}", at.http, request.target);
+        // Asked again of another owner, a keyed request finds its own answer there (its key's
+        // record moves with the partition); an unkeyed one would be taken twice had the engine
+        // taken it.
+        let keyed = request.headers.contains_key("idempotency-key");
         let mut built = Request::builder().method(request.method).uri(uri);
         if let Some(headers) = built.headers_mut() {
             *headers = request.headers;
@@ -727,10 +732,25 @@ impl Node {
                 Err(error) if error.is_connect() => {
                     return Ok(Answer::moving("the partition's engine stopped"))
                 }
-                Err(error) => return Err(ClusterError::of(error)),
+                // Its connection closed with the request unanswered as the partition left
+                // this node (handed over, lost, fenced): a stopping engine closes the
+                // connections that hold no request in hand, and the request met one of them,
+                // so another owner may take it. A request the engine had in hand is answered
+                // before its connection closes, within the stop's grace; past the grace it is
+                // cut off, taken or not, which is why only a keyed request is asked again.
+                Err(error)
+                    if keyed && closed_unanswered(&error) && self.local(partition).is_none() =>
+                {
+                    return Ok(Answer::moving("the partition's engine stopped"))
+                }
+                Err(error) => return Err(ClusterError::engine(&error)),
             };
             let (parts, body) = answer.into_parts();
-            let body = body.collect().await.map_err(ClusterError::of)?.to_bytes();
+            let body = body
+                .collect()
+                .await
+                .map_err(|error| ClusterError::engine(&error))?
+                .to_bytes();
             Ok::<_, ClusterError>(Answer {
                 status: parts.status,
                 headers: parts.headers,
@@ -801,7 +821,7 @@ impl Node {
         let started = Instant::now();
         let outcome = outcome_of;
         if let Some(at) = self.local(partition) {
-            let answer = self.to_engine(at, request.clone()).await;
+            let answer = self.to_engine(partition, at, request.clone()).await;
             let took = started.elapsed();
             self.metrics.forwarded("local", outcome(&answer), took);
             return Some(answer);
@@ -1060,7 +1080,7 @@ impl Node {
         self.metrics.partitions_served.set(engines.len() as i64);
         let mut texts = Vec::with_capacity(engines.len());
         for (partition, at) in engines {
-            let answer = self.to_engine(at, request.clone()).await;
+            let answer = self.to_engine(partition, at, request.clone()).await;
             if answer.status.is_success() {
                 texts.push((
                     partition,
