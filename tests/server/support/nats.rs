@@ -14,15 +14,23 @@ pub(crate) struct NatsCluster {
     pub(crate) client_ports: Vec<u16>,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// `count` loopback ports free now, all different: each held until all are chosen (a port let
+/// go at once may be handed out again by the next bind, and two servers given one port make a
+/// cluster of two, too few for three replicas).
+fn free_ports(count: usize) -> Result<Vec<u16>> {
+    let held: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()?;
+    held.iter()
+        .map(|listener| Ok(listener.local_addr()?.port()))
+        .collect()
 }
 
 impl NatsCluster {
     /// Three servers of cluster `wagate` under `dir`.
     pub(crate) fn start(dir: &Path) -> Result<NatsCluster> {
-        let clients: Vec<u16> = (0..3).map(|_| free_port()).collect::<Result<_>>()?;
-        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect::<Result<_>>()?;
+        let ports = free_ports(6)?;
+        let (clients, routes) = (ports[..3].to_vec(), ports[3..].to_vec());
         let all_routes = routes
             .iter()
             .map(|p| format!("nats-route://127.0.0.1:{p}"))
@@ -43,11 +51,13 @@ impl NatsCluster {
                     routes[i]
                 ),
             )?;
+            // Its own words kept beside its store: why a server would not start or join.
+            let log = std::fs::File::create(dir.join(format!("n{i}.log")))?;
             let server = Command::new("nats-server")
                 .arg("-c")
                 .arg(&config)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(log)
                 .spawn()
                 .context("nats-server (Debian's nats-server) is needed for cluster mode's tests")?;
             servers.push(Some(server));
