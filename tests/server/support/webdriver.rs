@@ -5,6 +5,7 @@
 //! script, wait for a condition, take a screenshot.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -38,10 +39,12 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium session.
     pub(crate) async fn start(profile: &Path) -> Result<Browser> {
         let port = free_port()?;
+        // A process group of its own, so that the browser it starts goes with it.
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .context("chromedriver (Debian's chromium-driver) is needed for the console's tests")?;
         let mut browser = Browser {
@@ -253,6 +256,14 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The whole group: killed alone, chromedriver left its Chromium running (dozens of
+        // processes after a few runs of the suite).
+        // `-s KILL --` before the group's negative id: procps' kill reads `-KILL -<id>` as
+        // the signal and a group named by the id's first digit.
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--"])
+            .arg(format!("-{}", self.driver.id()))
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
