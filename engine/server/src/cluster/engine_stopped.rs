@@ -46,45 +46,56 @@ mod tests {
             .map(drop)
     }
 
-    #[tokio::test]
-    async fn a_connection_closed_unanswered_is_told_from_an_answer_cut_short() {
-        // Closed with the request read and no answer: what a stopping engine does to a
-        // connection holding no request in hand.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut read = [0u8; 1024];
-            let _ = socket.read(&mut read).await;
-        });
-        let error = ask(address).await.expect_err("no answer");
-        assert!(closed_unanswered(&error), "{error:?}");
-
-        // Reset with the request unread.
+    /// A loopback engine that takes one connection and does `then` with it: its address.
+    async fn engine_that<F, Fut>(then: F) -> std::net::SocketAddr
+    where
+        F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let (socket, _) = listener.accept().await.unwrap();
+            then(socket).await;
+        });
+        address
+    }
+
+    /// Reads what the request sent (enough of it for these tests).
+    async fn read_request(socket: &mut tokio::net::TcpStream) {
+        let mut read = [0u8; 1024];
+        let _ = socket.read(&mut read).await;
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_unanswered_is_told_from_an_answer_cut_short() {
+        // Closed with the request read and no answer: what a stopping engine does to a
+        // connection holding no request in hand.
+        let address =
+            engine_that(|mut socket| async move { read_request(&mut socket).await }).await;
+        let error = ask(address).await.expect_err("no answer");
+        assert!(closed_unanswered(&error), "{error:?}");
+
+        // Reset with the request unread.
+        let address = engine_that(|socket| async move {
             // A linger of zero resets the connection on drop, at once: nothing blocks, which
             // is what the deprecation warns of.
             #[allow(deprecated)]
             socket.set_linger(Some(Duration::ZERO)).unwrap();
-        });
+        })
+        .await;
         let error = ask(address).await.expect_err("reset");
         assert!(closed_unanswered(&error), "{error:?}");
 
         // An answer begun and cut short is an engine that failed part way, not one that
         // stopped: the request may have been taken.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut read = [0u8; 1024];
-            let _ = socket.read(&mut read).await;
+        let address = engine_that(|mut socket| async move {
+            read_request(&mut socket).await;
             let _ = socket
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"mess")
                 .await;
-        });
+        })
+        .await;
         let answered = ask(address).await;
         assert!(answered.is_ok(), "the head came: {answered:?}");
 
