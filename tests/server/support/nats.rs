@@ -2,7 +2,6 @@
 //! processes on loopback ports, JetStream on each (its store in the test's directory), routed
 //! to one another; any one may be killed. Stopped when dropped.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -14,22 +13,10 @@ pub(crate) struct NatsCluster {
     pub(crate) client_ports: Vec<u16>,
 }
 
-/// `count` loopback ports free now, all different: each held until all are chosen (a port let
-/// go at once may be handed out again by the next bind, and two servers given one port make a
-/// cluster of two, too few for three replicas).
-fn free_ports(count: usize) -> Result<Vec<u16>> {
-    let held: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<_>>()?;
-    held.iter()
-        .map(|listener| Ok(listener.local_addr()?.port()))
-        .collect()
-}
-
 impl NatsCluster {
     /// Three servers of cluster `wagate` under `dir`.
     pub(crate) fn start(dir: &Path) -> Result<NatsCluster> {
-        let ports = free_ports(6)?;
+        let ports = super::free_ports(6)?;
         let (clients, routes) = (ports[..3].to_vec(), ports[3..].to_vec());
         let all_routes = routes
             .iter()

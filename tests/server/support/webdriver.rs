@@ -4,7 +4,6 @@
 //! dropped. Only what the console's tests use: open a page, find, click, type, read, run a
 //! script, wait for a condition, take a screenshot.
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,14 +30,10 @@ pub(crate) struct Browser {
 #[derive(Clone)]
 pub(crate) struct Element(String);
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 impl Browser {
     /// Starts chromedriver and a headless Chromium session.
     pub(crate) async fn start(profile: &Path) -> Result<Browser> {
-        let port = free_port()?;
+        let port = super::free_ports(1)?[0];
         // A process group of its own, so that the browser it starts goes with it.
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
